@@ -1,0 +1,56 @@
+"""Typed errors raised by the zoo library.
+
+Every error carries a message that says what went wrong and what to do next; the
+CLI prints ``str(error)`` as one line and exits non-zero.
+"""
+
+from __future__ import annotations
+
+
+class ZooError(Exception):
+    """Base class of every error the zoo raises on purpose."""
+
+    exit_code = 1
+
+
+class UnknownModelError(ZooError, KeyError):
+    """A model, family or weights name that the registry does not know."""
+
+    def __init__(self, message: str, suggestions: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.suggestions = list(suggestions or [])
+
+    def __str__(self) -> str:  # KeyError would otherwise repr() the message
+        return str(self.args[0])
+
+
+class NoPretrainedWeightsError(ZooError):
+    """The architecture has no weights entry matching the request."""
+
+
+class ManifestError(ZooError):
+    """The weights manifest is malformed or inconsistent."""
+
+
+class WeightsVerificationError(ZooError):
+    """A weights file failed its sha256 or size check and could not be repaired."""
+
+
+class WeightsNotFoundError(ZooError):
+    """No copy of a weights file could be found or downloaded."""
+
+
+class OfflineError(WeightsNotFoundError):
+    """Offline mode (or no network) with the weights not in any local cache."""
+
+
+class WeightsFormatError(ZooError):
+    """A weights file is in a format the zoo refuses (for example pickle) or does not fit the model."""
+
+
+class DataError(ZooError):
+    """A dataset could not be found, read or understood."""
+
+
+class InputError(ZooError):
+    """Bad user input to a model: wrong shape, unreadable image, empty text."""

@@ -1,0 +1,344 @@
+"""The public Python API: ``load``, ``build``, ``list_models``, ``info``, ``pull`` and ``verify``.
+
+This is the one loader path: build the model, resolve the weights files,
+verify them, load them and adapt the model to the request. Nothing else in the
+package opens weight files.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import inspect
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from zoo import registry as _registry
+from zoo.errors import (
+    InputError,
+    NoPretrainedWeightsError,
+    UnknownModelError,
+    WeightsFormatError,
+)
+from zoo.manifest import WeightsEntry, load_manifest
+from zoo.resolve import check_file, find_local, resolve_files
+
+SAFE_WEIGHT_SUFFIXES = (".weights.h5", ".keras")
+PICKLE_SUFFIXES = (".pt", ".pth", ".pkl", ".pickle", ".bin", ".ckpt", ".joblib", ".npy")
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """Read-only metadata of one architecture and all of its weights entries.
+
+    Attributes:
+        architecture: Canonical architecture name.
+        display_name: Human-readable name.
+        family: Family name.
+        paper: Short citation.
+        paper_url: Link to the paper.
+        task: The model's task.
+        description: One line on the variant.
+        default_weights: ``"arch.tag"`` of the default weights, or ``None``.
+        weights: Every weights entry of the architecture.
+    """
+
+    architecture: str
+    display_name: str
+    family: str
+    paper: str
+    paper_url: str
+    task: str
+    description: str
+    default_weights: str | None
+    weights: tuple[WeightsEntry, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the metadata as plain JSON data."""
+        d = {k: v for k, v in vars(self).items() if k != "weights"}
+        d["weights"] = {w.name: w.to_dict() for w in self.weights}
+        return d
+
+
+def _entries_for(arch: str) -> list[WeightsEntry]:
+    return sorted(
+        (e for e in load_manifest().values() if e.architecture == arch),
+        key=lambda e: (not e.default, e.tag),
+    )
+
+
+def list_weights(name: str) -> list[str]:
+    """Return the ``"arch.tag"`` names of every weights entry of an architecture, default first."""
+    return [e.name for e in _entries_for(_registry.get_spec(name).name)]
+
+
+def list_models(
+    pattern: str | None = None, *, task: str | None = None, pretrained: bool | None = None
+) -> list[str]:
+    """List architectures, or weights names, matching an fnmatch pattern.
+
+    Args:
+        pattern: Wildcard such as ``"resnet*"`` or ``"*.mnist"`` (case-insensitive).
+        task: Keep only models of this task (see ``zoo.registry.TASKS``).
+        pretrained: ``None`` lists architectures; ``True`` lists weights names
+            (``"arch.tag"``); ``False`` lists architectures without any weights.
+
+    Returns:
+        Sorted names.
+    """
+    specs = _registry.list_architectures(task=task)
+    pat = pattern.lower() if pattern else None
+    entries = load_manifest()
+    with_weights = {e.architecture for e in entries.values()}
+    if pretrained:
+        names = sorted(e.name for e in entries.values() if e.architecture in {s.name for s in specs})
+    else:
+        names = [s.name for s in specs if pretrained is None or s.name not in with_weights]
+    if pat is None:
+        return names
+    families = {s.name: s.family for s in specs}
+    return [
+        n
+        for n in names
+        if fnmatch.fnmatch(n, pat) or fnmatch.fnmatch(families.get(n.split(".")[0], ""), pat)
+    ]
+
+
+def info(name: str) -> ModelInfo:
+    """Return the read-only metadata of an architecture (a ``.tag`` part is ignored)."""
+    spec = _registry.get_spec(name)
+    entries = _entries_for(spec.name)
+    default = next((e.name for e in entries if e.default), None)
+    return ModelInfo(
+        architecture=spec.name,
+        display_name=spec.display_name,
+        family=spec.family,
+        paper=spec.paper,
+        paper_url=spec.paper_url,
+        task=spec.task,
+        description=spec.description,
+        default_weights=default,
+        weights=tuple(entries),
+    )
+
+
+def weights_entry(name: str, weights: str = "default") -> WeightsEntry:
+    """Return the manifest entry that ``name`` (and an optional tag in ``weights``) selects.
+
+    Raises:
+        UnknownModelError: Unknown architecture or tag.
+        NoPretrainedWeightsError: The architecture has no weights entry.
+    """
+    spec = _registry.get_spec(name)
+    _, name_tag = _registry.split_name(name)
+    tag = name_tag if weights == "default" else weights
+    norm = _registry.normalize
+    if name_tag and weights not in ("default", None) and norm(name_tag) != norm(weights):
+        raise UnknownModelError(f"{name!r} names tag {name_tag!r} but weights={weights!r}; give one")
+    entries = _entries_for(spec.name)
+    if not entries:
+        raise NoPretrainedWeightsError(
+            f"{spec.name} has no pretrained weights yet; build it with zoo.load({spec.name!r}, "
+            "weights=None) or train it (see tools/train.py)"
+        )
+    if tag is None or tag == "default":
+        default = next((e for e in entries if e.default), None)
+        if default is None:
+            raise NoPretrainedWeightsError(
+                f"{spec.name} has no default weights; choose one of {[e.name for e in entries]}"
+            )
+        return default
+    for entry in entries:
+        if _registry.normalize(entry.tag) == _registry.normalize(tag):
+            return entry
+    tags = [e.tag for e in entries]
+    close = _registry.suggest(tag, tags)
+    hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+    raise UnknownModelError(
+        f"{spec.name} has no weights tagged {tag!r}.{hint} Available: {', '.join(tags)}", close
+    )
+
+
+def _call_builder(spec: _registry.ModelSpec, kwargs: dict[str, Any]) -> Any:
+    params = inspect.signature(spec.builder).parameters
+    unknown = [k for k in kwargs if k not in params]
+    if unknown:
+        raise InputError(
+            f"{spec.name} does not take {', '.join(map(repr, unknown))}; "
+            f"it takes {', '.join(params)}"
+        )
+    return spec.builder(**kwargs)
+
+
+def build(name: str, **kwargs: Any) -> Any:
+    """Build an architecture with random weights.
+
+    Args:
+        name: Architecture, family or alias name (a ``.tag`` part is ignored).
+        **kwargs: Keyword arguments of the builder (``num_classes``, ``input_shape``...).
+
+    Returns:
+        A fresh ``keras.Model``.
+    """
+    return _call_builder(_registry.get_spec(name), kwargs)
+
+
+def pull(name: str, weights: str = "default") -> dict[str, Path]:
+    """Return verified local paths of a weights entry's files, downloading them if needed."""
+    return resolve_files(weights_entry(name, weights))
+
+
+def _entry_kwargs(spec: _registry.ModelSpec, entry: WeightsEntry) -> dict[str, Any]:
+    params = inspect.signature(spec.builder).parameters
+    kwargs = dict(entry.builder_kwargs)
+    if "num_classes" in params and entry.num_classes is not None:
+        kwargs.setdefault("num_classes", entry.num_classes)
+    if "input_shape" in params and entry.input_shape is not None:
+        kwargs.setdefault("input_shape", tuple(entry.input_shape))
+    return kwargs
+
+
+def _load_file(model: Any, path: Path) -> None:
+    """Load a user's own weights file of a safe format into ``model``."""
+    name = path.name.lower()
+    if name.endswith(PICKLE_SUFFIXES):
+        raise WeightsFormatError(
+            f"{path.name}: refusing a pickle-based format, which can run code; "
+            "convert it to .weights.h5 or safetensors first"
+        )
+    if not name.endswith(SAFE_WEIGHT_SUFFIXES):
+        raise WeightsFormatError(
+            f"{path.name}: unsupported weights file; use a Keras .weights.h5 or .keras file"
+        )
+    if not path.is_file():
+        raise WeightsFormatError(f"weights file {path} does not exist")
+    try:
+        model.load_weights(str(path))
+    except Exception as exc:  # Keras raises ValueError, OSError or KeyError on bad files
+        raise WeightsFormatError(
+            f"{path.name} does not fit {model.name}: {str(exc).splitlines()[0]}"
+        ) from exc
+
+
+def _load_entry(model: Any, entry: WeightsEntry, paths: dict[str, Path]) -> None:
+    if entry.converter:
+        from zoo import converters
+
+        converters.get(entry.converter)(model, paths, entry)
+        return
+    weights_files = [f for f in entry.files if f.format == "keras.weights.h5"]
+    if len(weights_files) != 1:
+        raise WeightsFormatError(f"{entry.name}: expected one .weights.h5 file or a converter")
+    _load_file(model, paths[weights_files[0].filename])
+
+
+def load(
+    name: str,
+    weights: str | os.PathLike[str] | None = "default",
+    *,
+    num_classes: int | None = None,
+    include_top: bool = True,
+    input_shape: tuple[int, ...] | None = None,
+    **builder_kwargs: Any,
+) -> Any:
+    """Build a model and load verified pretrained weights into it.
+
+    Args:
+        name: ``"arch"``, ``"arch.tag"``, a family name (``"resnet"``) or an alias;
+            case, ``-``, ``_`` and spaces do not matter.
+        weights: ``"default"``, a tag (``"mnist"``), ``None`` for random
+            initialisation, or a path to a local ``.weights.h5`` / ``.keras`` file.
+        num_classes: New number of classes; a different value from the weights'
+            replaces the ``head`` layer and keeps every backbone weight.
+        include_top: ``False`` drops the classifier and returns features.
+        input_shape: Input shape ``(H, W, C)``; a different channel count adapts the
+            first layer's kernels.
+        **builder_kwargs: Other builder arguments (``pooling="avg"``...).
+
+    Returns:
+        A ready ``keras.Model``.
+
+    Raises:
+        UnknownModelError: Unknown name or tag.
+        NoPretrainedWeightsError: No weights for the architecture (use ``weights=None``).
+        WeightsVerificationError: A file failed its sha256 or size check.
+        OfflineError: Weights not cached and the Hub unreachable.
+    """
+    spec = _registry.get_spec(name)
+    params = inspect.signature(spec.builder).parameters
+    request = dict(builder_kwargs)
+    if "include_top" in params:
+        request["include_top"] = include_top
+    elif not include_top:
+        raise InputError(f"{spec.name} has no classifier top to remove")
+    for key, value in (("num_classes", num_classes), ("input_shape", input_shape)):
+        if value is not None:
+            request[key] = tuple(value) if key == "input_shape" else value
+
+    local_file = weights is not None and (
+        isinstance(weights, os.PathLike) or os.sep in str(weights) or Path(str(weights)).is_file()
+    )
+    if weights is None or local_file:
+        model = _call_builder(spec, request)
+        if local_file:
+            _load_file(model, Path(weights))
+        return model
+
+    entry = weights_entry(name, str(weights))
+    source_kwargs = _entry_kwargs(spec, entry)
+    if "include_top" in params:
+        source_kwargs["include_top"] = True
+    target_kwargs = {**source_kwargs, **request}
+    paths = resolve_files(entry)
+    source = _call_builder(spec, source_kwargs)
+    _load_entry(source, entry, paths)
+    if target_kwargs == source_kwargs:
+        return source
+
+    from zoo.transfer import transfer_weights
+
+    target = _call_builder(spec, target_kwargs)
+    skip = ("head",) if target_kwargs.get("num_classes") != source_kwargs.get("num_classes") else ()
+    transfer_weights(source, target, skip=skip)
+    return target
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    """The outcome of re-hashing one local file of a weights entry."""
+
+    weights: str
+    filename: str
+    status: str  # "ok", "bad" or "missing"
+    path: str | None
+    detail: str = ""
+
+
+def verify(names: list[str] | None = None) -> list[VerifyResult]:
+    """Re-hash packaged or cached files against the manifest, without downloading.
+
+    Args:
+        names: Weights or architecture names; ``None`` checks every entry.
+
+    Returns:
+        One result per file; ``status`` is ``"ok"``, ``"bad"`` or ``"missing"``
+        (not packaged here and not in the cache).
+    """
+    manifest = load_manifest()
+    if names:
+        entries = [weights_entry(n) for n in names]
+    else:
+        entries = [manifest[k] for k in sorted(manifest)]
+    results = []
+    for entry in entries:
+        for file in entry.files:
+            path = find_local(entry, file)
+            if path is None:
+                results.append(VerifyResult(entry.name, file.filename, "missing", None,
+                                            f"run 'zoo pull {entry.name}'"))
+                continue
+            problem = check_file(path, file)
+            results.append(VerifyResult(entry.name, file.filename, "bad" if problem else "ok",
+                                        str(path), problem or ""))
+    return results

@@ -1,0 +1,398 @@
+"""The weights manifest: one strictly validated record per weights entry.
+
+The manifest is data written by tools (``tools/`` scripts call
+:func:`write_manifest`); nothing edits it by hand. Records are keyed by
+``"arch.tag"`` and the file is written with sorted keys for clean diffs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from zoo.errors import ManifestError
+
+SCHEMA_VERSION = 1
+PACKAGE_DIR = Path(__file__).resolve().parent
+_HEX40 = re.compile(r"^[0-9a-f]{40}$")
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+_NAME = re.compile(r"^[a-z0-9_]+\.[a-z0-9_]+$")
+
+FORMATS = ("keras.weights.h5", "safetensors", "tf-checkpoint", "config", "vocab", "npz")
+SOURCE_TYPES = ("package", "hf", "python-package")
+
+
+def _check_keys(where: str, record: dict[str, Any], required: set[str], optional: set[str]) -> None:
+    if not isinstance(record, dict):
+        raise ManifestError(f"{where}: expected an object, got {type(record).__name__}")
+    missing = required - record.keys()
+    unknown = record.keys() - required - optional
+    if missing:
+        raise ManifestError(f"{where}: missing keys {sorted(missing)}")
+    if unknown:
+        raise ManifestError(f"{where}: unknown keys {sorted(unknown)}")
+
+
+def _frozen(value: Any) -> Any:
+    """Return a read-only deep copy of JSON data (dicts become mapping proxies, lists tuples)."""
+    if isinstance(value, dict):
+        return MappingProxyType({k: _frozen(v) for k, v in value.items()})
+    if isinstance(value, list | tuple):
+        return tuple(_frozen(v) for v in value)
+    return value
+
+
+def _thawed(value: Any) -> Any:
+    """Return plain JSON data from :func:`_frozen` data."""
+    if isinstance(value, MappingProxyType | dict):
+        return {k: _thawed(v) for k, v in value.items()}
+    if isinstance(value, tuple | list):
+        return [_thawed(v) for v in value]
+    return value
+
+
+@dataclass(frozen=True)
+class WeightsFile:
+    """One file of a weights entry.
+
+    Attributes:
+        filename: File name (relative to the source location).
+        sha256: Lower-case hex sha256 of the whole file.
+        size: Size in bytes.
+        format: One of :data:`FORMATS`.
+        sha256_source: ``"computed"`` when this project hashed the file itself,
+            ``"hub-lfs"`` when the hash is the Hub's LFS sha256 at the pinned revision.
+    """
+
+    filename: str
+    sha256: str
+    size: int
+    format: str
+    sha256_source: str = "computed"
+
+    @classmethod
+    def from_dict(cls, where: str, d: dict[str, Any]) -> WeightsFile:
+        """Validate a manifest ``files`` item; ``where`` names it in errors."""
+        _check_keys(where, d, {"filename", "sha256", "size", "format"}, {"sha256_source"})
+        if not _HEX64.match(str(d["sha256"])):
+            raise ManifestError(f"{where}: sha256 must be 64 lower-case hex digits")
+        if not isinstance(d["size"], int) or d["size"] <= 0:
+            raise ManifestError(f"{where}: size must be a positive integer")
+        if d["format"] not in FORMATS:
+            raise ManifestError(f"{where}: format must be one of {FORMATS}")
+        if "/" in d["filename"] or d["filename"].startswith("."):
+            raise ManifestError(f"{where}: filename must be a plain file name")
+        src = d.get("sha256_source", "computed")
+        if src not in ("computed", "hub-lfs"):
+            raise ManifestError(f"{where}: sha256_source must be 'computed' or 'hub-lfs'")
+        return cls(d["filename"], d["sha256"], d["size"], d["format"], src)
+
+
+@dataclass(frozen=True)
+class WeightsSource:
+    """Where the files of a weights entry can be found.
+
+    Attributes:
+        type: ``"package"`` (a folder inside the installed ``zoo`` package),
+            ``"hf"`` (a Hugging Face Hub repo at a pinned revision) or
+            ``"python-package"`` (a folder inside another installed Python package).
+        path: Folder for ``package`` / ``python-package`` sources.
+        repo_id: Hub repo for ``hf`` sources.
+        revision: Full 40-hex commit for ``hf`` sources.
+        subfolder: Optional folder inside the Hub repo.
+        package: Import name of the other Python package.
+        pip: The pip requirement that installs that package.
+    """
+
+    type: str
+    path: str | None = None
+    repo_id: str | None = None
+    revision: str | None = None
+    subfolder: str | None = None
+    package: str | None = None
+    pip: str | None = None
+
+    @classmethod
+    def from_dict(cls, where: str, d: dict[str, Any]) -> WeightsSource:
+        """Validate a manifest ``sources`` item; ``where`` names it in errors."""
+        kind = d.get("type") if isinstance(d, dict) else None
+        if kind == "package":
+            _check_keys(where, d, {"type", "path"}, set())
+        elif kind == "hf":
+            _check_keys(where, d, {"type", "repo_id", "revision"}, {"subfolder"})
+            if not _HEX40.match(str(d["revision"])):
+                raise ManifestError(f"{where}: revision must be a full 40-hex commit sha")
+        elif kind == "python-package":
+            _check_keys(where, d, {"type", "package", "path", "pip"}, set())
+        else:
+            raise ManifestError(f"{where}: source type must be one of {SOURCE_TYPES}")
+        return cls(**d)
+
+    def describe(self) -> str:
+        """Return a one-line human description of the source."""
+        if self.type == "hf":
+            sub = f"/{self.subfolder}" if self.subfolder else ""
+            return f"hf://{self.repo_id}{sub}@{self.revision}"
+        if self.type == "python-package":
+            return f"python package {self.package} ({self.pip})"
+        return f"packaged zoo/{self.path}"
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A metric this project measured, with the command that measured it."""
+
+    name: str
+    value: float
+    split: str
+    command: str
+    dataset: str
+    higher_is_better: bool
+
+    @classmethod
+    def from_dict(cls, where: str, d: dict[str, Any]) -> Metric:
+        """Validate a manifest ``metrics`` item; ``where`` names it in errors."""
+        _check_keys(where, d, {"name", "value", "split", "command", "dataset", "higher_is_better"}, set())
+        if not isinstance(d["value"], int | float):
+            raise ManifestError(f"{where}: value must be a number")
+        return cls(**d)
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A published number to compare against, with its citation."""
+
+    name: str
+    value: float
+    citation: str
+    note: str = ""
+
+    @classmethod
+    def from_dict(cls, where: str, d: dict[str, Any]) -> Reference:
+        """Validate a manifest ``references`` item; ``where`` names it in errors."""
+        _check_keys(where, d, {"name", "value", "citation"}, {"note"})
+        return cls(**d)
+
+
+_REQUIRED = {
+    "architecture", "tag", "default", "description", "files", "sources", "builder_kwargs",
+    "input_shape", "num_classes", "labels", "preprocessing", "dataset", "metrics",
+    "references", "num_params", "license", "recipe",
+}
+_OPTIONAL = {"converter", "golden", "library_versions", "notes"}
+
+
+@dataclass(frozen=True)
+class WeightsEntry:
+    """One weights entry of the manifest: everything needed to load and trust a set of weights.
+
+    Attributes mirror the manifest keys; mappings and lists are read-only.
+    """
+
+    name: str
+    architecture: str
+    tag: str
+    default: bool
+    description: str
+    files: tuple[WeightsFile, ...]
+    sources: tuple[WeightsSource, ...]
+    builder_kwargs: MappingProxyType
+    input_shape: tuple[int | None, ...] | None
+    num_classes: int | None
+    labels: tuple[str, ...] | None
+    preprocessing: MappingProxyType
+    dataset: MappingProxyType
+    metrics: tuple[Metric, ...]
+    references: tuple[Reference, ...]
+    num_params: int
+    license: str
+    recipe: MappingProxyType
+    converter: str | None = None
+    golden: MappingProxyType | None = None
+    library_versions: MappingProxyType | None = None
+    notes: str = ""
+
+    @classmethod
+    def from_dict(cls, name: str, d: dict[str, Any]) -> WeightsEntry:
+        """Validate one manifest record and return it as a read-only entry."""
+        where = f"manifest entry {name!r}"
+        _check_keys(where, d, _REQUIRED, _OPTIONAL)
+        if not _NAME.match(name) or name != f"{d['architecture']}.{d['tag']}":
+            raise ManifestError(f"{where}: key must be '<architecture>.<tag>' in lower case")
+        if not isinstance(d["default"], bool):
+            raise ManifestError(f"{where}: default must be true or false")
+        if not d["files"] or not d["sources"]:
+            raise ManifestError(f"{where}: needs at least one file and one source")
+        _check_keys(f"{where} dataset", d["dataset"], {"name", "split"}, {"notes"})
+        _check_keys(f"{where} recipe", d["recipe"], {"command"}, {"notes"})
+        if d["labels"] is not None and d["num_classes"] != len(d["labels"]):
+            raise ManifestError(f"{where}: labels must have num_classes entries")
+        if "golden" in d:
+            _check_keys(f"{where} golden", d["golden"], {"filename", "sha256", "size", "atol"}, set())
+        return cls(
+            name=name,
+            architecture=d["architecture"],
+            tag=d["tag"],
+            default=d["default"],
+            description=d["description"],
+            files=tuple(
+                WeightsFile.from_dict(f"{where} files[{i}]", f) for i, f in enumerate(d["files"])
+            ),
+            sources=tuple(
+                WeightsSource.from_dict(f"{where} sources[{i}]", s)
+                for i, s in enumerate(d["sources"])
+            ),
+            builder_kwargs=_frozen(d["builder_kwargs"]),
+            input_shape=None if d["input_shape"] is None else tuple(d["input_shape"]),
+            num_classes=d["num_classes"],
+            labels=None if d["labels"] is None else tuple(d["labels"]),
+            preprocessing=_frozen(d["preprocessing"]),
+            dataset=_frozen(d["dataset"]),
+            metrics=tuple(
+                Metric.from_dict(f"{where} metrics[{i}]", m) for i, m in enumerate(d["metrics"])
+            ),
+            references=tuple(
+                Reference.from_dict(f"{where} references[{i}]", r)
+                for i, r in enumerate(d["references"])
+            ),
+            num_params=d["num_params"],
+            license=d["license"],
+            recipe=_frozen(d["recipe"]),
+            converter=d.get("converter"),
+            golden=_frozen(d["golden"]) if "golden" in d else None,
+            library_versions=_frozen(d["library_versions"]) if "library_versions" in d else None,
+            notes=d.get("notes", ""),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the record as plain JSON data (the inverse of :meth:`from_dict`)."""
+        d: dict[str, Any] = {
+            "architecture": self.architecture,
+            "tag": self.tag,
+            "default": self.default,
+            "description": self.description,
+            "files": [
+                {k: v for k, v in vars(f).items() if not (k == "sha256_source" and v == "computed")}
+                for f in self.files
+            ],
+            "sources": [{k: v for k, v in vars(s).items() if v is not None} for s in self.sources],
+            "builder_kwargs": _thawed(self.builder_kwargs),
+            "input_shape": None if self.input_shape is None else list(self.input_shape),
+            "num_classes": self.num_classes,
+            "labels": None if self.labels is None else list(self.labels),
+            "preprocessing": _thawed(self.preprocessing),
+            "dataset": _thawed(self.dataset),
+            "metrics": [vars(m) for m in self.metrics],
+            "references": [
+                {k: v for k, v in vars(r).items() if not (k == "note" and not v)}
+                for r in self.references
+            ],
+            "num_params": self.num_params,
+            "license": self.license,
+            "recipe": _thawed(self.recipe),
+        }
+        if self.converter is not None:
+            d["converter"] = self.converter
+        if self.golden is not None:
+            d["golden"] = _thawed(self.golden)
+        if self.library_versions is not None:
+            d["library_versions"] = _thawed(self.library_versions)
+        if self.notes:
+            d["notes"] = self.notes
+        return d
+
+    def metric(self, name: str) -> Metric | None:
+        """Return the measured metric called ``name``, if any."""
+        return next((m for m in self.metrics if m.name == name), None)
+
+    @property
+    def total_size(self) -> int:
+        """Total size in bytes of the entry's files."""
+        return sum(f.size for f in self.files)
+
+
+def parse_manifest(data: dict[str, Any]) -> dict[str, WeightsEntry]:
+    """Validate a whole manifest document and return its entries keyed by name.
+
+    Raises:
+        ManifestError: On unknown or missing keys, bad values, or two defaults for one architecture.
+    """
+    _check_keys("manifest", data, {"schema_version", "weights"}, set())
+    if data["schema_version"] != SCHEMA_VERSION:
+        raise ManifestError(
+            f"manifest schema_version {data['schema_version']} is not {SCHEMA_VERSION}; "
+            "upgrade zoo or regenerate the manifest with its tools"
+        )
+    entries = {name: WeightsEntry.from_dict(name, rec) for name, rec in data["weights"].items()}
+    defaults: dict[str, str] = {}
+    for entry in entries.values():
+        if entry.default:
+            if entry.architecture in defaults:
+                raise ManifestError(
+                    f"architecture {entry.architecture!r} has two default weights: "
+                    f"{defaults[entry.architecture]!r} and {entry.name!r}"
+                )
+            defaults[entry.architecture] = entry.name
+    return entries
+
+
+def manifest_path() -> Path:
+    """Return the path of the manifest: ``ZOO_MANIFEST`` if set, else the packaged copy."""
+    override = os.environ.get("ZOO_MANIFEST")
+    if override:
+        return Path(override)
+    return PACKAGE_DIR / "weights_manifest.json"
+
+
+@lru_cache(maxsize=4)
+def _load_cached(path: str, mtime_ns: int) -> dict[str, WeightsEntry]:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh)
+    except FileNotFoundError as exc:
+        raise ManifestError(f"weights manifest not found at {path}; reinstall zoo") from exc
+    except json.JSONDecodeError as exc:
+        raise ManifestError(f"weights manifest {path} is not valid JSON: {exc}") from exc
+    return parse_manifest(data)
+
+
+def load_manifest(path: str | os.PathLike[str] | None = None) -> dict[str, WeightsEntry]:
+    """Return every weights entry of the manifest, keyed by ``"arch.tag"``."""
+    p = Path(path) if path is not None else manifest_path()
+    try:
+        mtime = p.stat().st_mtime_ns
+    except OSError:
+        mtime = 0
+    return _load_cached(str(p), mtime)
+
+
+def dumps_manifest(entries: dict[str, WeightsEntry]) -> str:
+    """Serialise entries as the canonical, sorted manifest text."""
+    doc = {
+        "schema_version": SCHEMA_VERSION,
+        "weights": {name: entries[name].to_dict() for name in sorted(entries)},
+    }
+    return json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def write_manifest(entries: dict[str, WeightsEntry], path: str | os.PathLike[str]) -> None:
+    """Validate and atomically write the manifest (for tools; never edit it by hand)."""
+    text = dumps_manifest(entries)
+    parse_manifest(json.loads(text))
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".manifest-", suffix=".json")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _load_cached.cache_clear()

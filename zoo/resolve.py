@@ -1,0 +1,212 @@
+"""Find, download and verify the files of a weights entry.
+
+Resolution order for every file: a copy packaged inside the installed ``zoo``
+package, a copy inside another installed Python package, the Hugging Face cache,
+then ``huggingface_hub.hf_hub_download`` at the pinned revision. Every copy is
+checked against the manifest's size and sha256 before its path is returned;
+a bad cached or downloaded copy is removed and downloaded once more.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from zoo.errors import (
+    OfflineError,
+    WeightsNotFoundError,
+    WeightsVerificationError,
+)
+from zoo.manifest import PACKAGE_DIR, WeightsEntry, WeightsFile, WeightsSource
+
+log = logging.getLogger(__name__)
+
+_CHUNK = 1 << 20
+# (path, size, mtime_ns, inode) of files already verified in this process.
+_verified: dict[tuple[str, int, int, int], str] = {}
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """Return the hex sha256 of a file, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def check_file(path: Path, expected: WeightsFile) -> str | None:
+    """Return ``None`` when ``path`` matches the expected size and sha256, else the reason."""
+    try:
+        st = path.stat()
+    except OSError as exc:
+        return f"cannot read {path}: {exc.strerror}"
+    if st.st_size != expected.size:
+        return f"size {st.st_size} bytes, expected {expected.size}"
+    key = (str(path), st.st_size, st.st_mtime_ns, st.st_ino)
+    if _verified.get(key) == expected.sha256:
+        return None
+    actual = sha256_file(path)
+    if actual != expected.sha256:
+        return f"sha256 {actual[:12]}..., expected {expected.sha256[:12]}..."
+    _verified[key] = actual
+    return None
+
+
+def _package_path(source: WeightsSource, file: WeightsFile) -> Path | None:
+    if source.type == "package":
+        root = PACKAGE_DIR
+    else:
+        spec = importlib.util.find_spec(source.package)
+        if spec is None or not spec.submodule_search_locations:
+            return None
+        root = Path(list(spec.submodule_search_locations)[0])
+    candidate = root / (source.path or "") / file.filename
+    return candidate if candidate.is_file() else None
+
+
+def _hub_filename(source: WeightsSource, file: WeightsFile) -> str:
+    return f"{source.subfolder}/{file.filename}" if source.subfolder else file.filename
+
+
+def _remove_cached(path: Path) -> None:
+    """Remove a bad Hugging Face cache copy: the snapshot link and the blob it points to."""
+    try:
+        blob = path.resolve()
+        path.unlink(missing_ok=True)
+        if blob != path:
+            blob.unlink(missing_ok=True)
+    except OSError as exc:  # a read-only cache: leave it, the caller reports the failure
+        log.warning("could not remove bad cached copy %s: %s", path, exc)
+
+
+def _fetch_command(entry: WeightsEntry) -> str:
+    return f"zoo pull {entry.name}"
+
+
+def _download(entry: WeightsEntry, source: WeightsSource, file: WeightsFile, force: bool) -> Path:
+    import huggingface_hub
+    from huggingface_hub import errors as hf_errors
+
+    filename = _hub_filename(source, file)
+    where = f"{source.repo_id}@{source.revision[:12]} file {filename!r}"
+    try:
+        return Path(
+            huggingface_hub.hf_hub_download(
+                source.repo_id,
+                filename,
+                revision=source.revision,
+                force_download=force,
+            )
+        )
+    except hf_errors.RevisionNotFoundError as exc:
+        raise WeightsNotFoundError(
+            f"{entry.name}: revision {source.revision} not found in Hub repo {source.repo_id}"
+        ) from exc
+    except hf_errors.RepositoryNotFoundError as exc:
+        raise WeightsNotFoundError(
+            f"{entry.name}: Hub repo {source.repo_id} not found (or needs a token: set HF_TOKEN)"
+        ) from exc
+    except hf_errors.EntryNotFoundError as exc:
+        raise WeightsNotFoundError(f"{entry.name}: {where} not found on the Hub") from exc
+    except (hf_errors.LocalEntryNotFoundError, hf_errors.OfflineModeIsEnabled) as exc:
+        raise OfflineError(
+            f"{entry.name}: not cached and the Hub cannot be reached "
+            f"(offline or no network) for {source.repo_id}@{source.revision[:12]}; "
+            f"on a connected machine run '{_fetch_command(entry)}' with the same HF_HOME, "
+            "or unset HF_HUB_OFFLINE"
+        ) from exc
+    except (hf_errors.HfHubHTTPError, OSError, ValueError) as exc:
+        raise WeightsNotFoundError(
+            f"{entry.name}: download of {where} failed: {exc}".splitlines()[0]
+        ) from exc
+
+
+def _resolve_hub(entry: WeightsEntry, source: WeightsSource, file: WeightsFile) -> Path:
+    import huggingface_hub
+
+    cached = huggingface_hub.try_to_load_from_cache(
+        source.repo_id, _hub_filename(source, file), revision=source.revision
+    )
+    if isinstance(cached, str):
+        path = Path(cached)
+        problem = check_file(path, file)
+        if problem is None:
+            return path
+        log.warning("%s: cached %s is bad (%s); downloading again", entry.name, file.filename, problem)
+        _remove_cached(path)
+    problem = ""
+    for attempt in range(2):
+        path = _download(entry, source, file, force=attempt > 0)
+        problem = check_file(path, file)
+        if problem is None:
+            return path
+        log.warning("%s: downloaded %s is bad (%s)", entry.name, file.filename, problem)
+        _remove_cached(path)
+    raise WeightsVerificationError(
+        f"{entry.name}: {file.filename} from {source.describe()} failed verification twice "
+        f"({problem}); the bad copy was removed. Check HF_ENDPOINT or retry '{_fetch_command(entry)}'"
+    )
+
+
+def resolve_file(entry: WeightsEntry, file: WeightsFile) -> Path:
+    """Return a verified local path of one file of ``entry``, downloading it if needed.
+
+    Raises:
+        WeightsVerificationError: When no copy passes the sha256 and size check.
+        OfflineError: When offline (or the Hub is unreachable) and nothing is cached.
+        WeightsNotFoundError: When the file exists nowhere.
+    """
+    errors: list[str] = []
+    corrupted = False
+    for source in sorted(entry.sources, key=lambda s: s.type == "hf"):
+        if source.type == "hf":
+            return _resolve_hub(entry, source, file)
+        path = _package_path(source, file)
+        if path is None:
+            if source.type == "python-package":
+                errors.append(f"install it with 'pip install {source.pip}'")
+            continue
+        problem = check_file(path, file)
+        if problem is None:
+            return path
+        corrupted = True
+        errors.append(f"{path} is corrupted ({problem}): reinstall the package that holds it")
+    detail = "; ".join(errors) or "no source holds it"
+    raise (WeightsVerificationError if corrupted else WeightsNotFoundError)(
+        f"{entry.name}: no verified copy of {file.filename}: {detail}"
+    )
+
+
+def resolve_files(
+    entry: WeightsEntry, *, on_file: Callable[[WeightsFile, Path], None] | None = None
+) -> dict[str, Path]:
+    """Return verified local paths of every file of ``entry``, keyed by file name."""
+    paths: dict[str, Path] = {}
+    for file in entry.files:
+        paths[file.filename] = resolve_file(entry, file)
+        if on_file is not None:
+            on_file(file, paths[file.filename])
+    return paths
+
+
+def find_local(entry: WeightsEntry, file: WeightsFile) -> Path | None:
+    """Return the local copy of ``file`` (packaged or cached) without downloading, or ``None``."""
+    for source in sorted(entry.sources, key=lambda s: s.type == "hf"):
+        if source.type == "hf":
+            import huggingface_hub
+
+            cached = huggingface_hub.try_to_load_from_cache(
+                source.repo_id, _hub_filename(source, file), revision=source.revision
+            )
+            if isinstance(cached, str):
+                return Path(cached)
+        else:
+            path = _package_path(source, file)
+            if path is not None:
+                return path
+    return None

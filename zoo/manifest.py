@@ -386,7 +386,7 @@ def write_manifest(entries: dict[str, WeightsEntry], path: str | os.PathLike[str
     """Validate and atomically write the manifest (for tools; never edit it by hand)."""
     text = dumps_manifest(entries)
     parse_manifest(json.loads(text))
-    path = Path(path)
+    path = Path(path).resolve()  # write through the packaged symlink, never replace it
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".manifest-", suffix=".json")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
@@ -396,3 +396,58 @@ def write_manifest(entries: dict[str, WeightsEntry], path: str | os.PathLike[str
         Path(tmp).unlink(missing_ok=True)
         raise
     _load_cached.cache_clear()
+
+
+def repo_manifest_path() -> Path:
+    """Return the top-level ``weights_manifest.json`` of a source checkout (for tools)."""
+    return PACKAGE_DIR.parent / "weights_manifest.json"
+
+
+def file_record(path: str | os.PathLike[str], format: str) -> dict[str, Any]:
+    """Return the manifest ``files`` item of a local file: name, sha256, size and format."""
+    from zoo.resolve import sha256_file
+
+    p = Path(path)
+    return {"filename": p.name, "sha256": sha256_file(p), "size": p.stat().st_size, "format": format}
+
+
+def library_versions() -> dict[str, str]:
+    """Return the versions of the libraries that produce weights, for the manifest."""
+    from importlib import metadata
+
+    versions = {}
+    for dist in ("keras", "tensorflow", "numpy", "zoo"):
+        try:
+            versions[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def upsert_entries(
+    records: dict[str, dict[str, Any]], path: str | os.PathLike[str] | None = None
+) -> dict[str, WeightsEntry]:
+    """Add or replace manifest records and write the manifest (the tools' only way in).
+
+    A record marked ``default`` clears the default flag of the architecture's other entries.
+
+    Args:
+        records: Records keyed by ``"arch.tag"``, in manifest form.
+        path: Manifest to update; defaults to the checkout's top-level manifest.
+
+    Returns:
+        The full, validated set of entries that was written.
+    """
+    target = Path(path) if path is not None else repo_manifest_path()
+    entries = dict(load_manifest(target)) if target.exists() else {}
+    for name, record in records.items():
+        entry = WeightsEntry.from_dict(name, record)
+        if entry.default:
+            for other in list(entries.values()):
+                if other.architecture == entry.architecture and other.name != name and other.default:
+                    entries[other.name] = WeightsEntry.from_dict(
+                        other.name, {**other.to_dict(), "default": False}
+                    )
+        entries[name] = entry
+    write_manifest(entries, target)
+    return entries

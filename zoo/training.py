@@ -1,0 +1,122 @@
+"""Training machinery shared by the recipe tool and fine-tuning: schedules, resumable fit, curves."""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import keras
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
+    """One-cycle learning rate: linear warm-up to ``max_lr``, then cosine decay to ``max_lr / final_div``.
+
+    Args:
+        max_lr: Peak learning rate.
+        total_steps: Number of optimizer steps of the whole run.
+        pct_start: Fraction of the steps spent warming up.
+        div: ``max_lr / div`` is the starting learning rate.
+        final_div: ``max_lr / final_div`` is the final learning rate.
+    """
+
+    def __init__(
+        self, max_lr: float, total_steps: int, pct_start: float = 0.25,
+        div: float = 25.0, final_div: float = 1e4,
+    ) -> None:
+        self.max_lr = float(max_lr)
+        self.total_steps = int(total_steps)
+        self.pct_start = float(pct_start)
+        self.div = float(div)
+        self.final_div = float(final_div)
+
+    def __call__(self, step: Any) -> Any:
+        """Return the learning rate at optimizer step ``step``."""
+        ops = keras.ops
+        step = ops.cast(step, "float32")
+        warm = max(1.0, self.total_steps * self.pct_start)
+        start, peak, end = self.max_lr / self.div, self.max_lr, self.max_lr / self.final_div
+        up = start + (peak - start) * ops.minimum(step / warm, 1.0)
+        t = ops.clip((step - warm) / max(1.0, self.total_steps - warm), 0.0, 1.0)
+        down = end + (peak - end) * 0.5 * (1.0 + ops.cos(math.pi * t))
+        return ops.where(step < warm, up, down)
+
+    def get_config(self) -> dict[str, Any]:
+        """Return the constructor arguments."""
+        return {
+            "max_lr": self.max_lr, "total_steps": self.total_steps, "pct_start": self.pct_start,
+            "div": self.div, "final_div": self.final_div,
+        }
+
+
+def resumable_fit(
+    model: keras.Model,
+    train: Any,
+    *,
+    epochs: int,
+    validation: Any = None,
+    checkpoint_dir: str | os.PathLike[str] | None = None,
+    save_every_steps: int | None = None,
+    callbacks: list[keras.callbacks.Callback] | None = None,
+    verbose: int | str = "auto",
+) -> keras.callbacks.History:
+    """``model.fit`` that resumes after an interruption.
+
+    With ``checkpoint_dir`` set, ``keras.callbacks.BackupAndRestore`` keeps the
+    model, optimizer and epoch (and, with ``save_every_steps``, the step inside an
+    epoch) so that running the same call again continues where it stopped. The
+    backup is deleted when training completes.
+
+    Args:
+        model: A compiled model.
+        train: Training ``tf.data.Dataset``.
+        epochs: Total number of epochs.
+        validation: Optional validation dataset.
+        checkpoint_dir: Folder for the backup; ``None`` disables resuming.
+        save_every_steps: Also back up every N steps (for long epochs).
+        callbacks: Extra callbacks.
+        verbose: Passed to ``fit``.
+
+    Returns:
+        The ``History`` of the run (of the resumed part after a resume).
+    """
+    cbs = list(callbacks or [])
+    if checkpoint_dir is not None:
+        Path(checkpoint_dir).mkdir(parents=True, exist_ok=True)
+        cbs.append(
+            keras.callbacks.BackupAndRestore(
+                str(checkpoint_dir), save_freq=save_every_steps or "epoch", delete_checkpoint=True
+            )
+        )
+    return model.fit(train, validation_data=validation, epochs=epochs, callbacks=cbs, verbose=verbose)
+
+
+def plot_history(history: dict[str, list[float]], path: str | os.PathLike[str], title: str = "") -> Path:
+    """Write a PNG of training curves (one panel per metric, train and validation together)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    metrics = [k for k in history if not k.startswith("val_") and k != "learning_rate"]
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.5 * len(metrics), 3.5), squeeze=False)
+    for ax, name in zip(axes[0], metrics, strict=True):
+        epochs = range(1, len(history[name]) + 1)
+        ax.plot(epochs, history[name], label="train")
+        if f"val_{name}" in history:
+            ax.plot(epochs, history[f"val_{name}"], label="validation")
+        ax.set_xlabel("epoch")
+        ax.set_title(name)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    out = Path(path)
+    tmp = out.with_name(f".{out.name}.tmp.png")
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    os.replace(tmp, out)
+    return out

@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))  # make tests/hubserver.py importable
+
+
+# --- local Hugging Face Hub (olah) -----------------------------------------------------
+@pytest.fixture(scope="session")
+def local_hub(tmp_path_factory):
+    """A running olah server (one per session). Add repos with ``local_hub.add_repo``."""
+    try:
+        import olah  # noqa: F401
+    except ImportError as e:
+        pytest.skip(f"olah is not importable ({e}); install the dev extra: pip install -e '.[dev]'")
+    from hubserver import LocalHub
+
+    hub = LocalHub(tmp_path_factory.mktemp("localhub"))
+    hub.start()
+    yield hub
+    hub.stop()
+
+
+@pytest.fixture
+def hf_env(local_hub, tmp_path, monkeypatch):
+    """Point the (already imported) huggingface_hub at ``local_hub`` with an empty cache.
+
+    Yields ``HfEnv(endpoint, hf_home, cache_dir)``; ``hf_env.set_offline(monkeypatch)``
+    toggles HF_HUB_OFFLINE in-process. The server is (re)started if a test stopped it.
+    """
+    from hubserver import point_hf_hub_at
+
+    local_hub.start()
+    yield point_hf_hub_at(monkeypatch, local_hub.endpoint, tmp_path / "hf_home")
+    local_hub.start()  # leave the shared server running for the next test
+    import huggingface_hub
+
+    huggingface_hub.close_session()  # drop keep-alive connections to this test's endpoints
+
+
+@pytest.fixture
+def hf_fast_retries(monkeypatch):
+    """Skip huggingface_hub's retry sleeps (~23 s when the Hub is down and nothing is cached)."""
+    from hubserver import disable_hf_retry_sleep
+
+    disable_hf_retry_sleep(monkeypatch)

@@ -26,8 +26,6 @@ from zoo.manifest import PACKAGE_DIR, WeightsEntry, WeightsFile, WeightsSource
 log = logging.getLogger(__name__)
 
 _CHUNK = 1 << 20
-# (path, size, mtime_ns, inode) of files already verified in this process.
-_verified: dict[tuple[str, int, int, int], str] = {}
 
 
 def sha256_file(path: str | os.PathLike[str]) -> str:
@@ -47,13 +45,9 @@ def check_file(path: Path, expected: WeightsFile) -> str | None:
         return f"cannot read {path}: {exc.strerror}"
     if st.st_size != expected.size:
         return f"size {st.st_size} bytes, expected {expected.size}"
-    key = (str(path), st.st_size, st.st_mtime_ns, st.st_ino)
-    if _verified.get(key) == expected.sha256:
-        return None
     actual = sha256_file(path)
     if actual != expected.sha256:
         return f"sha256 {actual[:12]}..., expected {expected.sha256[:12]}..."
-    _verified[key] = actual
     return None
 
 
@@ -111,19 +105,30 @@ def _download(entry: WeightsEntry, source: WeightsSource, file: WeightsFile, for
         raise WeightsNotFoundError(
             f"{entry.name}: Hub repo {source.repo_id} not found (or needs a token: set HF_TOKEN)"
         ) from exc
-    except hf_errors.EntryNotFoundError as exc:
-        raise WeightsNotFoundError(f"{entry.name}: {where} not found on the Hub") from exc
     except (hf_errors.LocalEntryNotFoundError, hf_errors.OfflineModeIsEnabled) as exc:
+        endpoint = huggingface_hub.constants.ENDPOINT
+        repo = f"{source.repo_id}@{source.revision[:12]}"
+        if huggingface_hub.constants.HF_HUB_OFFLINE:
+            raise OfflineError(
+                f"{entry.name}: offline (HF_HUB_OFFLINE=1) and {repo} is not cached; "
+                f"on a connected machine run '{_fetch_command(entry)}' with the same HF_HOME, "
+                "or unset HF_HUB_OFFLINE"
+            ) from exc
+        cause = exc.__cause__
+        if isinstance(cause, hf_errors.HfHubHTTPError) and cause.response is not None:
+            raise WeightsNotFoundError(
+                f"{entry.name}: the Hub at {endpoint} answered HTTP {cause.response.status_code} "
+                f"for {where}; check that revision {source.revision} exists in {source.repo_id}"
+            ) from exc
         raise OfflineError(
-            f"{entry.name}: not cached and the Hub cannot be reached "
-            f"(offline or no network) for {source.repo_id}@{source.revision[:12]}; "
-            f"on a connected machine run '{_fetch_command(entry)}' with the same HF_HOME, "
-            "or unset HF_HUB_OFFLINE"
+            f"{entry.name}: {repo} is not cached and the Hub at {endpoint} cannot be reached; "
+            f"connect (or set HF_ENDPOINT to a mirror) and run '{_fetch_command(entry)}'"
         ) from exc
-    except (hf_errors.HfHubHTTPError, OSError, ValueError) as exc:
-        raise WeightsNotFoundError(
-            f"{entry.name}: download of {where} failed: {exc}".splitlines()[0]
-        ) from exc
+    except hf_errors.EntryNotFoundError as exc:  # after its subclass LocalEntryNotFoundError
+        raise WeightsNotFoundError(f"{entry.name}: {where} not found on the Hub") from exc
+    except Exception as exc:  # HTTP, transport and file-system errors of any client version
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise WeightsNotFoundError(f"{entry.name}: download of {where} failed: {first}") from exc
 
 
 def _resolve_hub(entry: WeightsEntry, source: WeightsSource, file: WeightsFile) -> Path:

@@ -1,0 +1,406 @@
+"""BERT encoders (Devlin et al. 2018) in the compact sizes of Turc et al. 2019.
+
+One configurable encoder, :func:`bert_encoder`, and registered sizes:
+``bert_tiny`` (L2/H128), ``bert_mini`` (L4/H256, the family default),
+``bert_small`` (L4/H512), ``bert_medium`` (L8/H512) and ``minilm_l6`` (the
+configuration of sentence-transformers' all-MiniLM-L6-v2, L6/H384).
+
+The encoder is the original post-LayerNorm BERT: word + position + token-type
+embeddings, LayerNorm (eps 1e-12), dropout; then per layer self-attention with
+separate query/key/value projections, output projection, dropout, residual and
+LayerNorm, an exact (erf) GELU feed-forward block, dropout, residual and
+LayerNorm; and the pooler, a tanh ``Dense`` on the ``[CLS]`` position.
+
+Layer names are Hugging Face ``BertModel`` module paths with ``.`` replaced by
+``_``: ``embeddings_word_embeddings``, ``embeddings_LayerNorm``,
+``encoder_layer_0_attention_self_query``, ``encoder_layer_0_attention_output_dense``,
+``encoder_layer_0_intermediate_dense``, ``encoder_layer_0_output_LayerNorm``,
+``pooler_dense`` and so on. Dense kernels are the transposed PyTorch weights;
+LayerNorm ``weight``/``bias`` are ``gamma``/``beta``. A sequence-classification
+head (``include_top=True``) is ``classifier_dropout``, ``pre_logits`` and
+``head`` (Hugging Face's ``classifier``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from zoo._lazy import keras
+from zoo.models._common import classifier_head
+from zoo.registry import register_model
+
+_PAPER = (
+    "Devlin et al. 2018, BERT: Pre-training of Deep Bidirectional Transformers for "
+    "Language Understanding"
+)
+_PAPER_URL = "https://arxiv.org/abs/1810.04805"
+_COMPACT_PAPER = (
+    "Turc et al. 2019, Well-Read Students Learn Better: On the Importance of "
+    "Pre-training Compact Models"
+)
+_COMPACT_PAPER_URL = "https://arxiv.org/abs/1908.08962"
+
+
+def bert_encoder(
+    *,
+    num_layers: int,
+    hidden_size: int,
+    num_heads: int,
+    intermediate_size: int,
+    vocab_size: int = 30522,
+    max_position_embeddings: int = 512,
+    type_vocab_size: int = 2,
+    hidden_dropout: float = 0.1,
+    attention_dropout: float = 0.1,
+    layer_norm_epsilon: float = 1e-12,
+    include_top: bool = False,
+    num_classes: int = 2,
+    classifier_activation: str | None = None,
+    name: str = "bert",
+) -> keras.Model:
+    """Build a BERT encoder of any size.
+
+    Args:
+        num_layers: Number of transformer layers (L).
+        hidden_size: Width of the hidden states (H).
+        num_heads: Number of attention heads (A); must divide ``hidden_size``.
+        intermediate_size: Width of the feed-forward block (usually 4H).
+        vocab_size: Size of the WordPiece vocabulary.
+        max_position_embeddings: Longest sequence the position table covers.
+        type_vocab_size: Number of segment (token type) ids.
+        hidden_dropout: Dropout rate on embeddings and sublayer outputs, and of
+            ``classifier_dropout``.
+        attention_dropout: Dropout rate on the attention probabilities.
+        layer_norm_epsilon: Epsilon of every LayerNorm.
+        include_top: Add a sequence-classification head on ``pooled_output``.
+        num_classes: Size of the ``head`` layer when ``include_top``.
+        classifier_activation: Activation of ``head``; ``None`` gives logits.
+        name: Name of the returned model.
+
+    Returns:
+        An uncompiled ``keras.Model`` whose inputs are a dict of int32
+        ``input_ids``, ``token_type_ids`` and ``attention_mask`` (each
+        ``(batch, seq_len)``, any ``seq_len`` up to ``max_position_embeddings``;
+        mask 1 for tokens, 0 for padding). Without a top its outputs are a dict of
+        ``sequence_output`` ``(batch, seq_len, H)`` and ``pooled_output``
+        ``(batch, H)``; with a top the output is ``(batch, num_classes)`` logits.
+    """
+    from zoo.models._layers import PositionEmbedding, ScaledDotProductAttention, TakeToken
+
+    if hidden_size % num_heads:
+        raise ValueError(f"hidden_size {hidden_size} is not divisible by num_heads {num_heads}")
+    init = keras.initializers.TruncatedNormal(stddev=0.02)
+
+    def dense(units: int, layer_name: str, activation: str | None = None) -> Any:
+        return keras.layers.Dense(
+            units, activation=activation, kernel_initializer=init, name=layer_name
+        )
+
+    def layer_norm(layer_name: str) -> Any:
+        return keras.layers.LayerNormalization(epsilon=layer_norm_epsilon, name=layer_name)
+
+    inputs = {
+        key: keras.Input(shape=(None,), dtype="int32", name=key)
+        for key in ("input_ids", "token_type_ids", "attention_mask")
+    }
+    words = keras.layers.Embedding(
+        vocab_size, hidden_size, embeddings_initializer=init, name="embeddings_word_embeddings"
+    )(inputs["input_ids"])
+    positions = PositionEmbedding(
+        max_position_embeddings,
+        hidden_size,
+        embeddings_initializer=init,
+        name="embeddings_position_embeddings",
+    )(inputs["input_ids"])
+    types = keras.layers.Embedding(
+        type_vocab_size,
+        hidden_size,
+        embeddings_initializer=init,
+        name="embeddings_token_type_embeddings",
+    )(inputs["token_type_ids"])
+    x = keras.layers.Add(name="embeddings_add")([words, positions, types])
+    x = layer_norm("embeddings_LayerNorm")(x)
+    x = keras.layers.Dropout(hidden_dropout, name="embeddings_dropout")(x)
+
+    for index in range(num_layers):
+        prefix = f"encoder_layer_{index}"
+        query = dense(hidden_size, f"{prefix}_attention_self_query")(x)
+        key = dense(hidden_size, f"{prefix}_attention_self_key")(x)
+        value = dense(hidden_size, f"{prefix}_attention_self_value")(x)
+        context = ScaledDotProductAttention(
+            num_heads, dropout=attention_dropout, name=f"{prefix}_attention_self"
+        )([query, key, value, inputs["attention_mask"]])
+        attn = dense(hidden_size, f"{prefix}_attention_output_dense")(context)
+        attn = keras.layers.Dropout(hidden_dropout, name=f"{prefix}_attention_output_dropout")(
+            attn
+        )
+        attn = keras.layers.Add(name=f"{prefix}_attention_output_add")([attn, x])
+        x = layer_norm(f"{prefix}_attention_output_LayerNorm")(attn)
+        ffn = dense(intermediate_size, f"{prefix}_intermediate_dense", activation="gelu")(x)
+        ffn = dense(hidden_size, f"{prefix}_output_dense")(ffn)
+        ffn = keras.layers.Dropout(hidden_dropout, name=f"{prefix}_output_dropout")(ffn)
+        ffn = keras.layers.Add(name=f"{prefix}_output_add")([ffn, x])
+        x = layer_norm(f"{prefix}_output_LayerNorm")(ffn)
+
+    sequence_output = keras.layers.Identity(name="sequence_output")(x)
+    cls = TakeToken(0, name="pooler_first_token")(sequence_output)
+    pooled_output = dense(hidden_size, "pooler_dense", activation="tanh")(cls)
+    if include_top:
+        y = keras.layers.Dropout(hidden_dropout, name="classifier_dropout")(pooled_output)
+        outputs: Any = classifier_head(y, num_classes, activation=classifier_activation)
+    else:
+        outputs = {"sequence_output": sequence_output, "pooled_output": pooled_output}
+    return keras.Model(inputs, outputs, name=name)
+
+
+@register_model(
+    family="bert",
+    display_name="BERT-Tiny",
+    paper=_COMPACT_PAPER,
+    paper_url=_COMPACT_PAPER_URL,
+    task="text-embedding",
+    description="Compact BERT encoder L=2, H=128, A=2 (4.4M parameters).",
+)
+def bert_tiny(
+    *,
+    include_top: bool = False,
+    num_classes: int = 2,
+    vocab_size: int = 30522,
+    hidden_dropout: float = 0.1,
+    attention_dropout: float = 0.1,
+    classifier_activation: str | None = None,
+) -> keras.Model:
+    """Build BERT-Tiny: 2 layers, hidden size 128, 2 heads, feed-forward 512.
+
+    4,385,920 parameters including the pooler (the encoder of Google's
+    ``bert_uncased_L-2_H-128_A-2``).
+
+    Args:
+        include_top: Add dropout, ``pre_logits`` and ``head`` on ``pooled_output``.
+        num_classes: Size of the ``head`` layer when ``include_top``.
+        vocab_size: Size of the WordPiece vocabulary.
+        hidden_dropout: Dropout rate on embeddings, sublayer outputs and the head.
+        attention_dropout: Dropout rate on the attention probabilities.
+        classifier_activation: Activation of ``head``; ``None`` gives logits.
+
+    Returns:
+        An uncompiled ``keras.Model`` named ``"bert_tiny"``; see
+        :func:`bert_encoder` for its inputs and outputs.
+    """
+    return bert_encoder(
+        num_layers=2,
+        hidden_size=128,
+        num_heads=2,
+        intermediate_size=512,
+        vocab_size=vocab_size,
+        hidden_dropout=hidden_dropout,
+        attention_dropout=attention_dropout,
+        include_top=include_top,
+        num_classes=num_classes,
+        classifier_activation=classifier_activation,
+        name="bert_tiny",
+    )
+
+
+@register_model(
+    family="bert",
+    display_name="BERT-Mini",
+    paper=_COMPACT_PAPER,
+    paper_url=_COMPACT_PAPER_URL,
+    task="text-embedding",
+    family_default=True,
+    description="Compact BERT encoder L=4, H=256, A=4 (11.2M parameters).",
+)
+def bert_mini(
+    *,
+    include_top: bool = False,
+    num_classes: int = 2,
+    vocab_size: int = 30522,
+    hidden_dropout: float = 0.1,
+    attention_dropout: float = 0.1,
+    classifier_activation: str | None = None,
+) -> keras.Model:
+    """Build BERT-Mini: 4 layers, hidden size 256, 4 heads, feed-forward 1024.
+
+    The BERT family default. 11,170,560 parameters including the pooler (the
+    encoder of Google's ``bert_uncased_L-4_H-256_A-4``).
+
+    Args:
+        include_top: Add dropout, ``pre_logits`` and ``head`` on ``pooled_output``.
+        num_classes: Size of the ``head`` layer when ``include_top``.
+        vocab_size: Size of the WordPiece vocabulary.
+        hidden_dropout: Dropout rate on embeddings, sublayer outputs and the head.
+        attention_dropout: Dropout rate on the attention probabilities.
+        classifier_activation: Activation of ``head``; ``None`` gives logits.
+
+    Returns:
+        An uncompiled ``keras.Model`` named ``"bert_mini"``; see
+        :func:`bert_encoder` for its inputs and outputs.
+    """
+    return bert_encoder(
+        num_layers=4,
+        hidden_size=256,
+        num_heads=4,
+        intermediate_size=1024,
+        vocab_size=vocab_size,
+        hidden_dropout=hidden_dropout,
+        attention_dropout=attention_dropout,
+        include_top=include_top,
+        num_classes=num_classes,
+        classifier_activation=classifier_activation,
+        name="bert_mini",
+    )
+
+
+@register_model(
+    family="bert",
+    display_name="BERT-Small",
+    paper=_COMPACT_PAPER,
+    paper_url=_COMPACT_PAPER_URL,
+    task="text-embedding",
+    description="Compact BERT encoder L=4, H=512, A=8 (28.8M parameters).",
+)
+def bert_small(
+    *,
+    include_top: bool = False,
+    num_classes: int = 2,
+    vocab_size: int = 30522,
+    hidden_dropout: float = 0.1,
+    attention_dropout: float = 0.1,
+    classifier_activation: str | None = None,
+) -> keras.Model:
+    """Build BERT-Small: 4 layers, hidden size 512, 8 heads, feed-forward 2048.
+
+    28,763,648 parameters including the pooler (the encoder of Google's
+    ``bert_uncased_L-4_H-512_A-8``).
+
+    Args:
+        include_top: Add dropout, ``pre_logits`` and ``head`` on ``pooled_output``.
+        num_classes: Size of the ``head`` layer when ``include_top``.
+        vocab_size: Size of the WordPiece vocabulary.
+        hidden_dropout: Dropout rate on embeddings, sublayer outputs and the head.
+        attention_dropout: Dropout rate on the attention probabilities.
+        classifier_activation: Activation of ``head``; ``None`` gives logits.
+
+    Returns:
+        An uncompiled ``keras.Model`` named ``"bert_small"``; see
+        :func:`bert_encoder` for its inputs and outputs.
+    """
+    return bert_encoder(
+        num_layers=4,
+        hidden_size=512,
+        num_heads=8,
+        intermediate_size=2048,
+        vocab_size=vocab_size,
+        hidden_dropout=hidden_dropout,
+        attention_dropout=attention_dropout,
+        include_top=include_top,
+        num_classes=num_classes,
+        classifier_activation=classifier_activation,
+        name="bert_small",
+    )
+
+
+@register_model(
+    family="bert",
+    display_name="BERT-Medium",
+    paper=_COMPACT_PAPER,
+    paper_url=_COMPACT_PAPER_URL,
+    task="text-embedding",
+    description="Compact BERT encoder L=8, H=512, A=8 (41.4M parameters).",
+)
+def bert_medium(
+    *,
+    include_top: bool = False,
+    num_classes: int = 2,
+    vocab_size: int = 30522,
+    hidden_dropout: float = 0.1,
+    attention_dropout: float = 0.1,
+    classifier_activation: str | None = None,
+) -> keras.Model:
+    """Build BERT-Medium: 8 layers, hidden size 512, 8 heads, feed-forward 2048.
+
+    41,373,184 parameters including the pooler (the encoder of Google's
+    ``bert_uncased_L-8_H-512_A-8``).
+
+    Args:
+        include_top: Add dropout, ``pre_logits`` and ``head`` on ``pooled_output``.
+        num_classes: Size of the ``head`` layer when ``include_top``.
+        vocab_size: Size of the WordPiece vocabulary.
+        hidden_dropout: Dropout rate on embeddings, sublayer outputs and the head.
+        attention_dropout: Dropout rate on the attention probabilities.
+        classifier_activation: Activation of ``head``; ``None`` gives logits.
+
+    Returns:
+        An uncompiled ``keras.Model`` named ``"bert_medium"``; see
+        :func:`bert_encoder` for its inputs and outputs.
+    """
+    return bert_encoder(
+        num_layers=8,
+        hidden_size=512,
+        num_heads=8,
+        intermediate_size=2048,
+        vocab_size=vocab_size,
+        hidden_dropout=hidden_dropout,
+        attention_dropout=attention_dropout,
+        include_top=include_top,
+        num_classes=num_classes,
+        classifier_activation=classifier_activation,
+        name="bert_medium",
+    )
+
+
+@register_model(
+    family="bert",
+    display_name="MiniLM-L6",
+    paper=(
+        "Wang et al. 2020, MiniLM: Deep Self-Attention Distillation for Task-Agnostic "
+        "Compression of Pre-Trained Transformers"
+    ),
+    paper_url="https://arxiv.org/abs/2002.10957",
+    task="text-embedding",
+    aliases=("all_minilm_l6_v2",),
+    description="BERT encoder in the all-MiniLM-L6-v2 configuration: L=6, H=384, A=12.",
+)
+def minilm_l6(
+    *,
+    include_top: bool = False,
+    num_classes: int = 2,
+    vocab_size: int = 30522,
+    hidden_dropout: float = 0.1,
+    attention_dropout: float = 0.1,
+    classifier_activation: str | None = None,
+) -> keras.Model:
+    """Build a 6-layer MiniLM encoder: hidden size 384, 12 heads, feed-forward 1536.
+
+    The ``BertModel`` configuration of sentence-transformers' all-MiniLM-L6-v2
+    (uncased WordPiece vocabulary of 30522, 512 positions): 22,713,216
+    parameters including the pooler. Sentence embeddings in that model are the
+    attention-mask-weighted mean of ``sequence_output``, L2-normalised; the
+    pooler is unused there but kept so checkpoints load completely.
+
+    Args:
+        include_top: Add dropout, ``pre_logits`` and ``head`` on ``pooled_output``.
+        num_classes: Size of the ``head`` layer when ``include_top``.
+        vocab_size: Size of the WordPiece vocabulary.
+        hidden_dropout: Dropout rate on embeddings, sublayer outputs and the head.
+        attention_dropout: Dropout rate on the attention probabilities.
+        classifier_activation: Activation of ``head``; ``None`` gives logits.
+
+    Returns:
+        An uncompiled ``keras.Model`` named ``"minilm_l6"``; see
+        :func:`bert_encoder` for its inputs and outputs.
+    """
+    return bert_encoder(
+        num_layers=6,
+        hidden_size=384,
+        num_heads=12,
+        intermediate_size=1536,
+        vocab_size=vocab_size,
+        hidden_dropout=hidden_dropout,
+        attention_dropout=attention_dropout,
+        include_top=include_top,
+        num_classes=num_classes,
+        classifier_activation=classifier_activation,
+        name="minilm_l6",
+    )

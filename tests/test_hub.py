@@ -148,6 +148,8 @@ def test_cli_pull_and_verify(hub_model, hf_env):
     result = runner.invoke(cli, ["verify", "lenet5.hub", "--json"])
     assert result.exit_code == 0 and '"status": "ok"' in result.output
     blob = next(p for p in (hf_env.cache_dir).rglob("blobs/*"))
-    blob.write_bytes(blob.read_bytes()[:-1] + b"\0")
+    data = bytearray(blob.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    blob.write_bytes(bytes(data))
     result = runner.invoke(cli, ["verify", "lenet5.hub"])
     assert result.exit_code == 1 and "failed verification" in result.output

@@ -1,0 +1,174 @@
+"""Train a recipe from tools/recipes.py, package its weights and record it in the manifest.
+
+Usage:
+    python tools/train.py lenet5.mnist [--epochs N] [--no-manifest]
+
+The run resumes from runs/NAME/backup if it was interrupted. Weights go to
+zoo/pretrained/NAME/, curves to runs/NAME/curves.png, and the manifest record
+(files, sha256, size, metric measured by zoo.evaluate, command, versions) is
+written through zoo.manifest.upsert_entries.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import math
+import os
+import shlex
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools"))
+
+from recipes import RECIPES  # noqa: E402
+
+
+def build_dataset(recipe: dict, split: str, *, train: bool, data_dir: str | None):
+    import zoo.data
+
+    augment = None
+    if train and recipe.get("augment"):
+        aug = recipe["augment"]
+        if "random_shift" in aug:
+            augment = functools.partial(zoo.data.random_crop_with_padding, padding=aug["random_shift"])
+        elif aug.get("name"):
+            augment = aug["name"]
+    return zoo.data.load(
+        recipe["dataset"], split, batch_size=recipe["batch_size"], shuffle=train,
+        seed=recipe["seed"], preprocessing=recipe["preprocessing"], augment=augment,
+        as_supervised=True, drop_remainder=train, data_dir=data_dir,
+    )
+
+
+def make_optimizer(recipe: dict, total_steps: int):
+    import keras
+
+    from zoo.training import OneCycle
+
+    opt = recipe["optimizer"]
+    schedule = OneCycle(opt["max_lr"], total_steps)
+    if opt["name"] == "adamw":
+        return keras.optimizers.AdamW(schedule, weight_decay=opt["weight_decay"])
+    if opt["name"] == "sgd":
+        return keras.optimizers.SGD(schedule, momentum=opt.get("momentum", 0.9), nesterov=True,
+                                    weight_decay=opt.get("weight_decay"))
+    raise SystemExit(f"unknown optimizer {opt['name']}")
+
+
+def package_record(name: str, recipe: dict, folder: Path, files: list[Path], golden: Path,
+                   num_params: int, metrics: list[dict], command: str) -> dict:
+    from zoo.manifest import file_record, library_versions
+
+    return {
+        "architecture": recipe["architecture"],
+        "tag": name.split(".", 1)[1],
+        "default": True,
+        "description": recipe["description"],
+        "files": [file_record(f, "keras.weights.h5") for f in files],
+        "sources": [{"type": "package", "path": folder.relative_to(ROOT / "zoo").as_posix()}],
+        "builder_kwargs": recipe["builder_kwargs"],
+        "input_shape": recipe["input_shape"],
+        "num_classes": len(recipe["labels"]),
+        "labels": recipe["labels"],
+        "preprocessing": recipe["preprocessing"],
+        "dataset": {"name": recipe["dataset"], "split": recipe["eval_split"],
+                    "notes": recipe.get("dataset_notes", "")},
+        "metrics": metrics,
+        "references": recipe["references"],
+        "num_params": num_params,
+        "license": recipe["license"],
+        "recipe": {"command": command, "notes": json.dumps(
+            {k: recipe[k] for k in ("epochs", "batch_size", "optimizer", "augment", "seed")}, sort_keys=True)},
+        "golden": {**file_record(golden, "npz"), "atol": 1e-4},
+        "library_versions": library_versions(),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description="Train a zoo recipe and package its weights.")
+    parser.add_argument("name", choices=sorted(RECIPES))
+    parser.add_argument("--epochs", type=int, help="override the recipe's epochs (not for packaging)")
+    parser.add_argument("--data-dir", help="data directory (default: ZOO_DATA_DIR)")
+    parser.add_argument("--no-manifest", action="store_true", help="train and evaluate only")
+    args = parser.parse_args()
+
+    import keras
+    import numpy as np
+
+    import zoo
+    import zoo.data
+    from zoo.evaluate import evaluate
+    from zoo.manifest import file_record, upsert_entries
+    from zoo.training import plot_history, resumable_fit
+
+    recipe = dict(RECIPES[args.name])
+    if args.epochs:
+        recipe["epochs"] = args.epochs
+    keras.utils.set_random_seed(recipe["seed"])
+    run_dir = ROOT / "runs" / args.name
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+    train = build_dataset(recipe, "train", train=True, data_dir=args.data_dir)
+    n_train = zoo.data.info(recipe["dataset"]).splits["train"]
+    steps = recipe["epochs"] * (n_train // recipe["batch_size"])
+    model = zoo.build(recipe["architecture"], num_classes=len(recipe["labels"]),
+                      input_shape=tuple(recipe["input_shape"]), **recipe["builder_kwargs"])
+    model.compile(
+        optimizer=make_optimizer(recipe, steps),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+        jit_compile=True,
+    )
+    start = time.time()
+    history = resumable_fit(model, train, epochs=recipe["epochs"],
+                            checkpoint_dir=run_dir / "backup", verbose=2)
+    print(f"trained in {time.time() - start:.0f} s")
+    plot_history(history.history, run_dir / "curves.png", title=args.name)
+    (run_dir / "history.json").write_text(json.dumps(history.history))
+
+    folder = ROOT / "zoo" / "pretrained" / args.name
+    folder.mkdir(parents=True, exist_ok=True)
+    weights = folder / f"{args.name}.weights.h5"
+    tmp = folder / f".{args.name}.tmp.weights.h5"
+    model.save_weights(tmp)
+    os.replace(tmp, weights)
+
+    test = build_dataset(recipe, recipe["eval_split"], train=False, data_dir=args.data_dir)
+    x, _ = next(iter(test))
+    x = np.asarray(x[:8])
+    golden = folder / f"{args.name}.golden.npz"
+    np.savez(golden, inputs=x, outputs=np.asarray(model(x, training=False)))
+
+    command = "python tools/train.py " + shlex.quote(args.name) + (
+        f" --epochs {args.epochs}" if args.epochs else "")
+    if args.no_manifest:
+        from zoo.evaluate import classification_metrics
+
+        print(classification_metrics(model, test))
+        return 0
+    record = package_record(args.name, recipe, folder, [weights], golden, model.count_params(),
+                            [], command)
+    upsert_entries({args.name: record})
+    measured = evaluate(args.name, data_dir=args.data_dir)
+    print(f"{args.name}: {measured}")
+    metric_name, higher = recipe["primary_metric"]
+    names = [metric_name] + [k for k in ("top1_accuracy",) if k != metric_name]
+    record["metrics"] = [
+        {"name": k, "value": round(float(measured[k]), 4), "split": recipe["eval_split"],
+         "dataset": recipe["dataset"], "command": f"zoo evaluate {args.name}",
+         "higher_is_better": k != "top1_error"}
+        for k in names
+    ]
+    del higher
+    upsert_entries({args.name: record})
+    assert file_record(weights, "keras.weights.h5")["sha256"] == record["files"][0]["sha256"]
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

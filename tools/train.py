@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-import math
 import os
 import shlex
 import sys
@@ -83,7 +82,8 @@ def package_record(name: str, recipe: dict, folder: Path, files: list[Path], gol
         "num_params": num_params,
         "license": recipe["license"],
         "recipe": {"command": command, "notes": json.dumps(
-            {k: recipe[k] for k in ("epochs", "batch_size", "optimizer", "augment", "seed")}, sort_keys=True)},
+            {k: recipe[k] for k in ("epochs", "batch_size", "optimizer", "augment", "seed")},
+            sort_keys=True)},
         "golden": {**file_record(golden, "npz"), "atol": 1e-4},
         "library_versions": library_versions(),
     }

@@ -219,6 +219,40 @@ def verify_cmd(names: tuple[str, ...], as_json: bool) -> None:
         )
 
 
+@cli.command("evaluate")
+@click.argument("name")
+@click.option("--data", help="Dataset: a name, tfds:NAME[:SPLIT] or a folder (default: the manifest's).")
+@click.option("--split", help="Split to evaluate (default: the manifest's).")
+@click.option("--data-dir", type=click.Path(file_okay=False), help="Data directory (default: ZOO_DATA_DIR).")
+@click.option("--batch-size", default=256, show_default=True, type=click.IntRange(min=1))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def evaluate_cmd(name: str, data: str | None, split: str | None, data_dir: str | None,
+                 batch_size: int, as_json: bool) -> None:
+    """Measure pretrained weights on their dataset and compare with the manifest.
+
+    \b
+    Examples:
+      zoo evaluate lenet5
+      ZOO_DATA_DIR=../shared/data zoo evaluate lenet5.mnist --json
+    """
+    from zoo import api
+    from zoo.evaluate import evaluate
+
+    entry = api.weights_entry(name)
+    result = evaluate(entry.name, data=data, split=split, data_dir=data_dir, batch_size=batch_size)
+    recorded = {m.name: m.value for m in entry.metrics}
+    if as_json:
+        _echo_json({"weights": entry.name, "measured": result, "manifest": recorded})
+        return
+    click.echo(f"{entry.name} on {data or entry.dataset['name']} ({split or entry.dataset['split']}), "
+               f"{int(result.get('num_examples', 0))} examples")
+    for key, value in result.items():
+        if key == "num_examples":
+            continue
+        note = f"   (manifest: {recorded[key]:.4g})" if key in recorded else ""
+        click.echo(f"  {key:<16} {value:.4g}{note}")
+
+
 def main() -> None:
     """Entry point of the ``zoo`` console script."""
     cli(prog_name="zoo")

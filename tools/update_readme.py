@@ -34,21 +34,15 @@ def _fmt_reference(entry) -> str:
 def model_table() -> str:
     manifest = load_manifest()
     lines = [
-        "| model | architectures | task | paper | pretrained weights |",
+        "| architecture | model | task | paper | pretrained weights (default first) |",
         "|---|---|---|---|---|",
     ]
-    families: dict[str, list] = {}
     for name in zoo.list_models():
         info = zoo.info(name)
-        families.setdefault(info.family, []).append(info)
-    for family in sorted(families):
-        infos = families[family]
-        first = next((i for i in infos if i.weights), infos[0])
-        archs = ", ".join(f"`{i.architecture}`" for i in infos)
-        weights = ", ".join(f"`{w.name}`" for i in infos for w in i.weights) or "-"
+        weights = ", ".join(f"`{w.name}`" for w in info.weights) or "-"
         lines.append(
-            f"| {first.display_name.split('-')[0] if len(infos) > 1 else first.display_name} "
-            f"| {archs} | {first.task} | [{first.paper.split(',')[0]}]({first.paper_url}) | {weights} |"
+            f"| `{info.architecture}` | {info.display_name} | {info.task} "
+            f"| [{info.paper.split(',')[0]}]({info.paper_url}) | {weights} |"
         )
     lines += [
         "",

@@ -90,7 +90,9 @@ def resumable_fit(
                 str(checkpoint_dir), save_freq=save_every_steps or "epoch", delete_checkpoint=True
             )
         )
-    return model.fit(train, validation_data=validation, epochs=epochs, callbacks=cbs, verbose=verbose)
+    return model.fit(
+        train, validation_data=validation, epochs=epochs, callbacks=cbs, verbose=verbose, shuffle=False
+    )
 
 
 def plot_history(history: dict[str, list[float]], path: str | os.PathLike[str], title: str = "") -> Path:

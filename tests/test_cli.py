@@ -1,0 +1,72 @@
+"""The CLI: JSON output, one-line errors with exit codes, and no TensorFlow import for listings."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from zoo.cli import cli
+
+
+def run(*args):
+    return CliRunner().invoke(cli, list(args))
+
+
+@pytest.mark.parametrize("argv", [["list"], ["info", "lenet5"], ["--help"], ["list", "--pretrained"]])
+def test_listing_commands_do_not_import_tensorflow(argv):
+    code = (
+        "import sys; from zoo.cli import cli\n"
+        f"try:\n    cli({argv!r}, prog_name='zoo')\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+        "heavy = sorted(m for m in ('tensorflow', 'keras', 'tensorflow_datasets') if m in sys.modules)\n"
+        "assert not heavy, heavy"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_python_dash_m_entry_point():
+    proc = subprocess.run([sys.executable, "-m", "zoo", "list", "lenet*"], capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0 and "lenet5" in proc.stdout
+
+
+def test_list_json_has_display_names_and_papers():
+    result = run("list", "--json")
+    assert result.exit_code == 0
+    rows = json.loads(result.output)
+    names = {r["architecture"] for r in rows}
+    assert "lenet5" in names
+    assert all(r["display_name"] and r["paper_url"].startswith("http") for r in rows)
+
+
+def test_list_wildcard_and_task_filter():
+    out = run("list", "LENET*", "--task", "image-classification").output
+    assert "lenet5" in out
+    assert run("list", "--task", "juggling").exit_code == 1
+
+
+def test_info_json():
+    data = json.loads(run("info", "LeNet-5", "--json").output)
+    assert data["architecture"] == "lenet5" and data["family"] == "lenet"
+
+
+def test_unknown_name_is_one_line_and_exit_1():
+    result = CliRunner().invoke(cli, ["info", "lenett"])
+    assert result.exit_code == 1
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Did you mean" in lines[0] and "Traceback" not in result.output
+
+
+def test_usage_errors_exit_2():
+    assert run("list", "--bogus").exit_code == 2
+    assert run("pull").exit_code == 2
+
+
+def test_every_command_has_examples_in_help():
+    assert "Examples:" in run("--help").output
+    for name in cli.commands:
+        assert "Examples:" in run(name, "--help").output, name

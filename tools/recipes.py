@@ -17,7 +17,7 @@ RECIPES: dict[str, dict] = {
         "labels": MNIST_LABELS,
         "input_shape": [32, 32, 1],
         "preprocessing": {
-            "type": "image", "color_mode": "grayscale", "resize": None, "interpolation": "bilinear",
+            "type": "image", "color_mode": "grayscale", "resize": [28, 28], "interpolation": "bilinear",
             "center_crop": None, "pad_to": [32, 32], "scale": 1 / 255, "mean": None, "std": None,
         },
         "augment": {"random_shift": 2},

@@ -115,6 +115,10 @@ class DCGAN(keras.Model):
             if g_optimizer is not None
             else keras.optimizers.Adam(2e-4, beta_1=0.5)
         )
+        # Create the optimizer variables now, so that a saved ``.keras`` file always
+        # holds (and reloads) the full optimizer state.
+        self.d_optimizer.build(self.discriminator.trainable_variables)
+        self.g_optimizer.build(self.generator.trainable_variables)
 
     def get_compile_config(self) -> dict[str, Any]:
         """Return the two optimizers' configs so a saved ``.keras`` file recompiles."""
@@ -133,9 +137,6 @@ class DCGAN(keras.Model):
             d_optimizer=keras.saving.deserialize_keras_object(config["d_optimizer"]),
             g_optimizer=keras.saving.deserialize_keras_object(config["g_optimizer"]),
         )
-        # Create the optimizer variables now so that saved optimizer state loads.
-        self.d_optimizer.build(self.discriminator.trainable_variables)
-        self.g_optimizer.build(self.generator.trainable_variables)
 
     @property
     def metrics(self) -> list[Any]:

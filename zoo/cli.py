@@ -253,6 +253,31 @@ def evaluate_cmd(name: str, data: str | None, split: str | None, data_dir: str |
         click.echo(f"  {key:<16} {value:.4g}{note}")
 
 
+@cli.command("predict")
+@click.argument("name")
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--top-k", "-k", default=5, show_default=True, type=click.IntRange(min=1))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def predict_cmd(name: str, inputs: tuple[str, ...], top_k: int, as_json: bool) -> None:
+    """Classify image files with pretrained weights; print the top-k labels.
+
+    \b
+    Examples:
+      zoo predict lenet5 digit.png
+      zoo predict lenet5 a.png b.png --top-k 3 --json
+    """
+    from zoo.predict import predict
+
+    results = predict(name, list(inputs), top_k=top_k)
+    if as_json:
+        _echo_json([r.to_dict() for r in results])
+        return
+    for r in results:
+        click.echo(r.input)
+        for label, p in zip(r.labels, r.probabilities, strict=True):
+            click.echo(f"  {p:7.2%}  {label}")
+
+
 def main() -> None:
     """Entry point of the ``zoo`` console script."""
     cli(prog_name="zoo")

@@ -1,0 +1,132 @@
+"""Run pretrained classifiers on user files: read, preprocess as the manifest says, decode labels."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from zoo.errors import InputError
+from zoo.manifest import WeightsEntry
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Top-k labels of one input, most probable first."""
+
+    input: str
+    labels: tuple[str, ...]
+    probabilities: tuple[float, ...]
+    indices: tuple[int, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the prediction as plain JSON data."""
+        return {
+            "input": self.input,
+            "top": [
+                {"label": lab, "index": i, "probability": p}
+                for lab, i, p in zip(self.labels, self.indices, self.probabilities, strict=True)
+            ],
+        }
+
+
+def read_image(path: str | os.PathLike[str], color_mode: str = "rgb") -> Any:
+    """Read an image file into a uint8 array ``(H, W, C)`` with 1 (grayscale) or 3 channels.
+
+    Raises:
+        InputError: When the file is missing, empty, not an image, corrupt or too large.
+    """
+    import numpy as np
+    from PIL import Image, UnidentifiedImageError
+
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"{p}: no such file")
+    if p.stat().st_size == 0:
+        raise InputError(f"{p}: the file is empty")
+    try:
+        with Image.open(p) as img:
+            img.load()
+            img = img.convert("L" if color_mode == "grayscale" else "RGB")
+            array = np.asarray(img, dtype=np.uint8)
+    except Image.DecompressionBombError as exc:
+        raise InputError(f"{p}: image is too large to read safely ({exc})") from exc
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise InputError(f"{p}: not a readable image ({exc})") from exc
+    return array[..., None] if array.ndim == 2 else array
+
+
+def _probabilities(model: Any, outputs: Any) -> Any:
+    import numpy as np
+
+    out = np.asarray(outputs, dtype=np.float64)
+    head = next((layer for layer in model.layers if layer.name == "head"), None)
+    activation = getattr(getattr(head, "activation", None), "__name__", "linear")
+    if activation == "softmax":
+        return out
+    out = out - out.max(axis=-1, keepdims=True)
+    exp = np.exp(out)
+    return exp / exp.sum(axis=-1, keepdims=True)
+
+
+def predict_images(
+    model: Any, entry: WeightsEntry, paths: list[str | os.PathLike[str]], *, top_k: int = 5
+) -> list[Prediction]:
+    """Classify image files with a model and its weights entry's preprocessing and labels.
+
+    Images whose size differs from the model's input are resized to it first
+    when the entry's preprocessing has no resize of its own.
+    """
+    import numpy as np
+
+    import zoo.data
+
+    spec = dict(entry.preprocessing)
+    if spec.get("type") != "image":
+        raise InputError(f"{entry.name} does not take images")
+    transform = zoo.data.image_transform(spec)
+    want = tuple(model.input_shape[1:3])
+    batch = []
+    for path in paths:
+        x = np.asarray(transform(read_image(path, spec["color_mode"])))
+        if None not in want and x.shape[:2] != want:
+            raise InputError(
+                f"{path}: after preprocessing the image is {x.shape[0]}x{x.shape[1]}, "
+                f"the model needs {want[0]}x{want[1]}"
+            )
+        batch.append(x)
+    probs = _probabilities(model, model.predict(np.stack(batch), verbose=0))
+    labels = entry.labels or tuple(str(i) for i in range(probs.shape[-1]))
+    k = max(1, min(top_k, probs.shape[-1]))
+    results = []
+    for path, row in zip(paths, probs, strict=True):
+        order = np.argsort(-row)[:k]
+        results.append(Prediction(
+            input=str(path),
+            labels=tuple(labels[i] for i in order),
+            probabilities=tuple(float(row[i]) for i in order),
+            indices=tuple(int(i) for i in order),
+        ))
+    return results
+
+
+def predict(
+    name: str, inputs: list[str | os.PathLike[str]], *, top_k: int = 5
+) -> list[Prediction]:
+    """Load verified weights by name and return the top-k labels of each input file.
+
+    Args:
+        name: Weights or architecture name (``"lenet5"``, ``"efficientnet_lite0"``).
+        inputs: Image file paths.
+        top_k: How many labels per input.
+
+    Returns:
+        One :class:`Prediction` per input, in order.
+    """
+    from zoo.api import load, weights_entry
+
+    if not inputs:
+        raise InputError("give at least one input file")
+    entry = weights_entry(name)
+    return predict_images(load(entry.name), entry, list(inputs), top_k=top_k)

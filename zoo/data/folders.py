@@ -1,0 +1,430 @@
+"""User data on disk: image folders, text folders, CSV and JSONL files.
+
+Scanning is pure Python (plus Pillow to read image headers); the TensorFlow
+pipeline is built in :mod:`zoo.data.pipeline`.
+
+Layouts (detected, in this order):
+
+* a ``.csv``/``.tsv``/``.jsonl`` file: one split, ``"train"``;
+* a folder holding ``<split>.csv``/``.tsv``/``.jsonl`` files (``train.csv``,
+  ``test.jsonl``, ...): one split per file;
+* ``root/<split>/<label>/...`` when every sub-folder of ``root`` is named like a
+  split (``train``, ``test``, ``validation``, ``val``, ``valid``, ``dev``) and
+  holds only folders;
+* ``root/<label>/...`` otherwise: one split, ``"train"`` (``kfold=(k, i)`` gives
+  cross-validation splits).
+
+Class folders are searched recursively. Image files (PNG, JPEG, GIF, BMP) make
+an image dataset; ``.txt`` files (one example per file) make a text dataset,
+whichever kind has more files. Label names are the class folder names sorted
+(the union over all splits, so label ids agree between splits). Hidden files
+are ignored.
+
+Bad input: a missing path or a root without usable files raises
+:class:`~zoo.errors.DataError`; class folders without usable files are skipped
+with one :class:`DataWarning`; unreadable, non-image or unsupported files (and
+malformed CSV/JSONL rows) are skipped and counted in ONE :class:`DataWarning`
+per scan (``warnings.warn``, so they can be filtered or turned into errors).
+The scan reads image headers only; an image whose body turns out corrupt when
+decoded is dropped from the pipeline with a TensorFlow log warning.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from zoo.data.catalog import SPLIT_ALIASES
+from zoo.errors import DataError
+
+__all__ = ["DataWarning", "FolderData", "scan", "SPLIT_NAMES"]
+
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".gif", ".bmp"})
+TEXT_SUFFIXES = frozenset({".txt"})
+TABLE_SUFFIXES = frozenset({".csv", ".tsv", ".jsonl"})
+_PIL_FORMATS = frozenset({"PNG", "JPEG", "GIF", "BMP", "MPO"})
+
+#: Folder names recognised as splits, and the canonical split each one means.
+SPLIT_NAMES = SPLIT_ALIASES
+
+
+class DataWarning(UserWarning):
+    """Something in the user's data was skipped (unreadable files, empty class folders)."""
+
+
+@dataclass
+class FolderData:
+    """The result of scanning user data.
+
+    Attributes:
+        root: The folder or file scanned.
+        kind: ``"image"`` or ``"text"``.
+        layout: ``"flat"``, ``"split"`` or ``"table"``.
+        label_names: Sorted class names (empty for unlabelled tables).
+        splits: Canonical split name -> ``(items, labels)``: image paths or texts,
+            and int label ids (``-1`` for unlabelled rows).
+        image_sizes: ``(height, width)`` of every image, for image data.
+        skipped: ``(path or row, reason)`` of every skipped item.
+    """
+
+    root: Path
+    kind: str
+    layout: str
+    label_names: tuple[str, ...]
+    splits: dict[str, tuple[list[str], list[int]]]
+    image_sizes: set[tuple[int, int]] = field(default_factory=set)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def labelled(self) -> bool:
+        """Whether the examples carry labels."""
+        return bool(self.label_names)
+
+    def uniform_size(self) -> tuple[int, int] | None:
+        """The common ``(height, width)`` of all images, or ``None`` when they differ."""
+        return next(iter(self.image_sizes)) if len(self.image_sizes) == 1 else None
+
+
+def _visible(path: Path) -> bool:
+    return not path.name.startswith(".")
+
+
+def _files_under(folder: Path) -> list[Path]:
+    out: list[Path] = []
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        out.extend(Path(dirpath) / f for f in sorted(filenames) if not f.startswith("."))
+    return out
+
+
+def _image_header(path: Path) -> tuple[tuple[int, int] | None, str]:
+    """Return ``((height, width), "")`` for a supported image, else ``(None, reason)``."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            fmt = image.format or "?"
+            width, height = image.size
+    except UnidentifiedImageError:
+        return None, "not an image"
+    except (OSError, ValueError, SyntaxError) as err:
+        return None, f"unreadable ({type(err).__name__})"
+    if fmt not in _PIL_FORMATS:
+        return None, f"unsupported format {fmt}"
+    if width < 1 or height < 1:
+        return None, "empty image"
+    return (height, width), ""
+
+
+def _read_text_file(path: Path) -> str | None:
+    try:
+        raw = path.read_bytes()
+    except OSError:
+        return None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")
+
+
+def _warn(message: str) -> None:
+    warnings.warn(message, DataWarning, stacklevel=4)
+
+
+def _report_skipped(root: Path, skipped: list[tuple[str, str]]) -> None:
+    if not skipped:
+        return
+    reasons: dict[str, int] = {}
+    for _, reason in skipped:
+        reasons[reason] = reasons.get(reason, 0) + 1
+    summary = ", ".join(f"{n} {r}" for r, n in sorted(reasons.items()))
+    examples = ", ".join(item for item, _ in skipped[:3])
+    _warn(
+        f"skipped {len(skipped)} file(s)/row(s) under {str(root)!r} ({summary}); "
+        f"e.g. {examples}"
+    )
+
+
+def _detect_split_layout(root: Path, subdirs: list[Path]) -> bool:
+    if not subdirs or not all(d.name.lower() in SPLIT_NAMES for d in subdirs):
+        return False
+    for split_dir in subdirs:
+        entries = [e for e in split_dir.iterdir() if _visible(e)]
+        if not entries or not all(e.is_dir() for e in entries):
+            return False
+    return True
+
+
+def _classify_kind(paths: list[Path]) -> str:
+    images = sum(p.suffix.lower() in IMAGE_SUFFIXES for p in paths)
+    texts = sum(p.suffix.lower() in TEXT_SUFFIXES for p in paths)
+    return "text" if texts > images else "image"
+
+
+def _scan_folders(root: Path) -> FolderData:
+    subdirs = sorted(d for d in root.iterdir() if d.is_dir() and _visible(d))
+    if _detect_split_layout(root, subdirs):
+        layout = "split"
+        split_dirs: dict[str, Path] = {}
+        for d in subdirs:
+            canonical = SPLIT_NAMES[d.name.lower()]
+            if canonical in split_dirs:
+                raise DataError(
+                    f"{str(root)!r} has two folders for split {canonical!r}: "
+                    f"{split_dirs[canonical].name!r} and {d.name!r}; keep one"
+                )
+            split_dirs[canonical] = d
+    else:
+        layout = "flat"
+        split_dirs = {"train": root}
+
+    # split -> class name -> files
+    tree: dict[str, dict[str, list[Path]]] = {}
+    loose: list[Path] = []
+    for split, folder in split_dirs.items():
+        classes: dict[str, list[Path]] = {}
+        for entry in sorted(folder.iterdir()):
+            if not _visible(entry):
+                continue
+            if entry.is_dir():
+                classes[entry.name] = _files_under(entry)
+            else:
+                loose.append(entry)
+        tree[split] = classes
+    if not any(tree.values()):
+        raise DataError(
+            f"{str(root)!r} has no class folders: put examples in root/<label>/ "
+            "(or root/<split>/<label>/), or pass a CSV/JSONL file"
+        )
+    all_files = [p for classes in tree.values() for files in classes.values() for p in files]
+    kind = _classify_kind(all_files)
+    suffixes = IMAGE_SUFFIXES if kind == "image" else TEXT_SUFFIXES
+
+    skipped: list[tuple[str, str]] = [(str(p), "file outside any class folder") for p in loose]
+    sizes: set[tuple[int, int]] = set()
+    kept: dict[str, dict[str, list[str]]] = {}
+    for split, classes in tree.items():
+        kept[split] = {}
+        for label, files in classes.items():
+            good: list[str] = []
+            for path in files:
+                if path.suffix.lower() not in suffixes:
+                    skipped.append((str(path), f"not a {kind} file"))
+                    continue
+                if kind == "image":
+                    size, reason = _image_header(path)
+                    if size is None:
+                        skipped.append((str(path), reason))
+                        continue
+                    sizes.add(size)
+                    good.append(str(path))
+                else:
+                    text = _read_text_file(path)
+                    if text is None:
+                        skipped.append((str(path), "unreadable"))
+                        continue
+                    good.append(text)
+            kept[split][label] = good
+
+    label_names = tuple(sorted({lab for c in kept.values() for lab, items in c.items() if items}))
+    empty = sorted(
+        {
+            str(split_dirs[s] / lab)
+            for s, c in kept.items()
+            for lab, items in c.items()
+            if not items and lab not in label_names
+        }
+    )
+    _report_skipped(root, skipped)
+    if empty:
+        _warn(
+            f"skipped {len(empty)} class folder(s) without usable {kind} files under "
+            f"{str(root)!r}: {', '.join(empty[:5])}{' ...' if len(empty) > 5 else ''}"
+        )
+    if not label_names:
+        raise DataError(
+            f"no usable {kind} files found under {str(root)!r}"
+            + (f" ({len(skipped)} skipped: see the warning)" if skipped else "")
+            + "; put PNG/JPEG/GIF/BMP images (or .txt files) in root/<label>/ folders"
+        )
+    index = {name: i for i, name in enumerate(label_names)}
+    splits: dict[str, tuple[list[str], list[int]]] = {}
+    for split, classes in kept.items():
+        items: list[str] = []
+        labels: list[int] = []
+        for label in sorted(classes):
+            if not classes[label]:
+                continue
+            items.extend(classes[label])
+            labels.extend([index[label]] * len(classes[label]))
+        splits[split] = (items, labels)
+    return FolderData(root, kind, layout, label_names, splits, sizes, skipped)
+
+
+# ---------------------------------------------------------------------------
+# CSV / JSONL
+# ---------------------------------------------------------------------------
+
+
+def _table_rows(path: Path) -> tuple[list[dict[str, Any]], list[str], int]:
+    """Return ``(rows, columns, bad_row_count)`` of a CSV/TSV/JSONL file."""
+    suffix = path.suffix.lower()
+    text = _read_text_file(path)
+    if text is None:
+        raise DataError(f"cannot read {str(path)!r}: check its permissions")
+    if suffix == ".jsonl":
+        rows: list[dict[str, Any]] = []
+        bad = 0
+        columns: dict[str, None] = {}
+        for line in text.splitlines():
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                bad += 1
+                continue
+            if not isinstance(row, dict):
+                bad += 1
+                continue
+            rows.append(row)
+            columns.update(dict.fromkeys(row))
+        return rows, list(columns), bad
+    try:
+        reader = csv.DictReader(text.splitlines(), delimiter="\t" if suffix == ".tsv" else ",")
+        rows = [dict(r) for r in reader]
+        columns = list(reader.fieldnames or [])
+    except csv.Error as err:
+        raise DataError(f"{str(path)!r} is not valid CSV ({err}); fix the file") from err
+    return rows, columns, 0
+
+
+def _is_int_label(value: Any) -> bool:
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return value >= 0
+    return isinstance(value, str) and value.strip().isdigit()
+
+
+def _scan_tables(
+    root: Path, files: dict[str, Path], text_column: str, label_column: str | None
+) -> FolderData:
+    raw: dict[str, list[tuple[str, Any]]] = {}
+    skipped: list[tuple[str, str]] = []
+    for split, path in files.items():
+        rows, columns, bad = _table_rows(path)
+        skipped.extend((f"{path.name} (malformed row)", "malformed row") for _ in range(bad))
+        missing = [c for c in (text_column, label_column) if c is not None and c not in columns]
+        if missing:
+            raise DataError(
+                f"{str(path)!r} has no column(s) {missing}; its columns are {columns}. "
+                "Pass text_column=/label_column= to name yours"
+            )
+        good: list[tuple[str, Any]] = []
+        for number, row in enumerate(rows, 1):
+            text = row.get(text_column)
+            label = row.get(label_column) if label_column is not None else None
+            if not isinstance(text, str):
+                skipped.append((f"{path.name} row {number}", f"missing {text_column}"))
+                continue
+            if label_column is not None and (label is None or str(label).strip() == ""):
+                skipped.append((f"{path.name} row {number}", f"missing {label_column}"))
+                continue
+            good.append((text, label))
+        raw[split] = good
+    _report_skipped(root, skipped)
+    if not any(raw.values()):
+        raise DataError(
+            f"no usable rows in {str(root)!r}; each row needs a {text_column!r} "
+            + (f"and a {label_column!r} value" if label_column else "value")
+        )
+    label_names: tuple[str, ...] = ()
+    splits: dict[str, tuple[list[str], list[int]]] = {}
+    if label_column is None:
+        for split, good in raw.items():
+            splits[split] = ([t for t, _ in good], [-1] * len(good))
+    else:
+        values = [lab for good in raw.values() for _, lab in good]
+        if all(_is_int_label(v) for v in values):
+            top = max(int(v) for v in values)
+            label_names = tuple(str(i) for i in range(top + 1))
+            to_id = {str(i): i for i in range(top + 1)}
+        else:
+            label_names = tuple(sorted({str(v).strip() for v in values}))
+            to_id = {name: i for i, name in enumerate(label_names)}
+        for split, good in raw.items():
+            splits[split] = (
+                [t for t, _ in good],
+                [to_id[str(lab).strip()] for _, lab in good],
+            )
+    layout = "table"
+    return FolderData(root, "text", layout, label_names, splits, set(), skipped)
+
+
+def _table_files(root: Path) -> dict[str, Path]:
+    found: dict[str, Path] = {}
+    for path in sorted(root.iterdir()):
+        if path.is_file() and path.suffix.lower() in TABLE_SUFFIXES and _visible(path):
+            split = SPLIT_NAMES.get(path.stem.lower(), path.stem.lower())
+            if split in found:
+                raise DataError(
+                    f"{str(root)!r} has two files for split {split!r}: "
+                    f"{found[split].name!r} and {path.name!r}; keep one"
+                )
+            found[split] = path
+    return found
+
+
+def scan(
+    path: str | os.PathLike[str],
+    *,
+    text_column: str = "text",
+    label_column: str | None = "label",
+) -> FolderData:
+    """Scan user data at ``path`` (see the module docstring for layouts).
+
+    Args:
+        path: A folder, or a CSV/TSV/JSONL file.
+        text_column: Column holding the text in CSV/JSONL data.
+        label_column: Column holding the label, or ``None`` for unlabelled rows.
+
+    Returns:
+        The examples, labels and label names found.
+
+    Raises:
+        DataError: If the path is missing, of an unknown kind, or holds no usable data.
+    """
+    root = Path(path).expanduser()
+    if not root.exists():
+        raise DataError(
+            f"data path {str(root)!r} does not exist; pass a folder of "
+            "<label>/ sub-folders, a CSV/JSONL file, or a dataset name"
+        )
+    root = root.resolve()
+    try:
+        return _scan(root, text_column, label_column)
+    except PermissionError as err:
+        raise DataError(
+            f"cannot read {err.filename or str(root)!r}: permission denied; fix its permissions"
+        ) from err
+
+
+def _scan(root: Path, text_column: str, label_column: str | None) -> FolderData:
+    if root.is_file():
+        if root.suffix.lower() not in TABLE_SUFFIXES:
+            raise DataError(
+                f"{str(root)!r} is not a folder or a .csv/.tsv/.jsonl file; "
+                "put image or .txt examples in <label>/ sub-folders"
+            )
+        return _scan_tables(root, {"train": root}, text_column, label_column)
+    tables = _table_files(root)
+    has_dirs = any(d.is_dir() and _visible(d) for d in root.iterdir())
+    if tables and not has_dirs:
+        return _scan_tables(root, tables, text_column, label_column)
+    return _scan_folders(root)

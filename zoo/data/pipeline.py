@@ -1,0 +1,710 @@
+"""``zoo.data.load``: one entry point from a name or path to a fast ``tf.data`` pipeline.
+
+Element convention (the same for the local copies and the tensorflow-datasets
+fallback, so the two give identical ``element_spec``):
+
+* image classification: ``{"image": uint8 (H, W, C), "label": int64 ()}``;
+* text classification: ``{"text": string (), "label": int64 ()}``;
+* language modelling (``tiny_shakespeare``): ``{"text": string ()}``, one element
+  holding the whole split;
+* ``as_supervised=True``: the tuple ``(input, label)`` instead of the dict.
+
+With a ``preprocessing`` spec or callable, the ``"image"`` / ``"text"`` value is
+replaced by its transform (float32 image, or int32 token ids).
+
+Pipeline order: source (encoded bytes / arrays) -> shuffle (when not caching)
+-> parallel decode (CIFAR-10 with a batch size and no cache: batched first, then
+decoded a batch per ``map`` call; user image folders: files that fail to decode despite a
+good header are dropped with a TensorFlow log warning, which makes the
+cardinality unknown) -> cache -> shuffle (when caching) -> augment -> preprocess
+-> batch -> tuple -> prefetch; images with a static shape are batched before
+augmentation and image preprocessing, which then run once per batch
+(vectorised). Every ``map`` uses ``num_parallel_calls=AUTOTUNE``
+and keeps element order deterministic, so a given ``seed`` always gives the same
+order and the same augmentations.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from zoo._lazy import tf
+from zoo.data import catalog, folders
+from zoo.data._paths import resolve_data_dir
+from zoo.data.augment import get_augment, is_builtin
+from zoo.data.catalog import DatasetInfo, NamedDataset
+from zoo.data.preprocessing import make_transform
+from zoo.data.tfds_source import PREFIX, TfdsRef, is_tfds_string, load_tfds, parse_tfds, tfds_info
+from zoo.errors import DataError
+
+__all__ = ["load", "info", "kfold"]
+
+_SOURCES = ("auto", "local", "tfds")
+_COLOR_CHANNELS = {"rgb": 3, "grayscale": 1}
+#: Largest shuffle buffer used by default for already-decoded elements.
+DECODED_SHUFFLE_BUFFER = 10_000
+
+
+@dataclass
+class _Source:
+    """A dataset before shuffling, decoding and batching."""
+
+    ds: Any
+    info: DatasetInfo
+    input_key: str
+    label_key: str | None
+    decode: Callable[[Any], Any] | None = None
+    size: int | None = None
+    cheap_elements: bool = True  # encoded bytes / paths / small arrays: full-size shuffle ok
+    base_dir: Path | None = None
+    skip_decode_errors: bool = False
+    decode_batch: Callable[[Any], Any] | None = None  # decodes a whole batch of encoded elements
+
+
+# ---------------------------------------------------------------------------
+# Named datasets
+# ---------------------------------------------------------------------------
+
+
+def _jpeg_decoder(shape: tuple[int, int, int]) -> Callable[[Any], Any]:
+    def decode_one(data: Any) -> Any:
+        image = tf.io.decode_jpeg(data, channels=shape[-1], dct_method="INTEGER_ACCURATE")
+        return tf.ensure_shape(image, shape)
+
+    return decode_one
+
+
+def _image_decoder(shape: tuple[int, int, int]) -> Callable[[Any], Any]:
+    decode_one = _jpeg_decoder(shape)
+
+    def decode(element: Any) -> Any:
+        return {"image": decode_one(element["image"]), "label": element["label"]}
+
+    return decode
+
+
+def _batch_image_decoder(shape: tuple[int, int, int]) -> Callable[[Any], Any]:
+    """Decode a whole batch of JPEGs in one ``map`` call (half the CPU of per-image maps)."""
+    decode_one = _jpeg_decoder(shape)
+    signature = tf.TensorSpec(shape, tf.uint8)
+
+    def decode(batch: Any) -> Any:
+        images = tf.map_fn(
+            decode_one, batch["image"], fn_output_signature=signature, parallel_iterations=16
+        )
+        return {"image": images, "label": batch["label"]}
+
+    return decode
+
+
+def _named_local(
+    entry: NamedDataset, split: str, data_dir: Path, kfold: tuple[int, int] | None
+) -> _Source:
+    name = entry.info.name
+    info = dataclasses.replace(entry.info, location=str(data_dir))
+    if name in ("mnist", "fashion_mnist"):
+        folder = "mnist" if name == "mnist" else "fashion-mnist"
+        images, labels = catalog.mnist_like(data_dir, folder, split)
+        ds = tf.data.Dataset.from_tensor_slices({"image": images, "label": labels})
+        return _Source(ds, info, "image", "label", size=len(labels))
+    if name == "cifar10":
+        jpegs, labels = catalog.cifar10_jpegs(data_dir, split)
+        ds = tf.data.Dataset.from_tensor_slices({"image": jpegs, "label": labels})
+        return _Source(
+            ds,
+            info,
+            "image",
+            "label",
+            _image_decoder((32, 32, 3)),
+            len(labels),
+            decode_batch=_batch_image_decoder((32, 32, 3)),
+        )
+    if name == "tiny_shakespeare":
+        text = catalog.shakespeare_text(data_dir, split)
+        ds = tf.data.Dataset.from_tensors({"text": tf.constant(text.encode("utf-8"))})
+        return _Source(ds, info, "text", None, size=1)
+    if name == "mr":
+        texts, labels = catalog.mr_examples(data_dir, split, kfold)
+        if kfold is not None:
+            info = dataclasses.replace(info, splits=catalog.mr_split_sizes(data_dir, kfold))
+        ds = tf.data.Dataset.from_tensor_slices(
+            {"text": tf.constant(texts, tf.string), "label": labels}
+        )
+        return _Source(ds, info, "text", "label", size=len(labels))
+    raise AssertionError(f"no local reader for {name}")  # pragma: no cover
+
+
+def _join_texts(ds: Any) -> Any:
+    texts = ds.map(lambda x: x["text"])
+    joined = texts.reduce(tf.constant("", tf.string), lambda acc, text: acc + text)
+    return tf.data.Dataset.from_tensors({"text": joined})
+
+
+def _named_tfds(entry: NamedDataset, split: str) -> _Source:
+    name = entry.info.name
+    assert entry.tfds_name is not None
+    ref = TfdsRef(entry.tfds_name)
+    info = dataclasses.replace(entry.info, location=PREFIX + entry.tfds_name)
+    if name == "tiny_shakespeare":
+        expr = "train" if split == "train" else "validation+test"
+        ds, _ = load_tfds(ref, expr)
+        return _Source(_join_texts(ds), info, "text", None, size=1)
+    ds, _ = load_tfds(ref, split)
+    ds = ds.map(
+        lambda x: {"image": x["image"], "label": tf.cast(x["label"], tf.int64)},
+        num_parallel_calls=tf.data.AUTOTUNE,
+    )
+    return _Source(ds, info, "image", "label", size=_cardinality(ds), cheap_elements=False)
+
+
+def _named(
+    entry: NamedDataset,
+    split: str | None,
+    data_dir: Path | None,
+    source: str,
+    kfold: tuple[int, int] | None,
+) -> _Source:
+    split = catalog.canonical_split(entry, split or "train")
+    if kfold is not None and not entry.kfold:
+        raise DataError(
+            f"dataset {entry.info.name!r} has official splits; kfold=(k, i) is only for "
+            "datasets without one (mr, or a flat folder of your own)"
+        )
+    if kfold is not None:
+        _check_kfold(kfold)
+    local = entry.has_local(data_dir)
+    if source == "local" or (source == "auto" and local):
+        if not local:
+            where = str(data_dir) if data_dir is not None else "(no data directory set)"
+            raise DataError(
+                f"no local copy of {entry.info.name!r} in {where}: expected "
+                f"{', '.join(entry.local_files)} there; set ZOO_DATA_DIR or data_dir="
+            )
+        assert data_dir is not None
+        return _named_local(entry, split, data_dir, kfold)
+    if entry.tfds_name is None:
+        where = f"in {data_dir}" if data_dir is not None else "(ZOO_DATA_DIR is not set)"
+        raise DataError(
+            f"dataset {entry.info.name!r} is not in tensorflow-datasets and no local copy was "
+            f"found {where}: put {' and '.join(entry.local_files)} under the data directory "
+            "(set ZOO_DATA_DIR or pass data_dir=)"
+        )
+    if kfold is not None:
+        raise DataError(f"kfold is only available for the local copy of {entry.info.name!r}")
+    return _named_tfds(entry, split)
+
+
+# ---------------------------------------------------------------------------
+# tfds:NAME and user data
+# ---------------------------------------------------------------------------
+
+
+def _cardinality(ds: Any) -> int | None:
+    n = int(ds.cardinality())
+    return n if n >= 0 else None
+
+
+def _generic_tfds(ref: TfdsRef, split: str | None) -> _Source:
+    if ref.split and split and ref.split != split:
+        raise DataError(
+            f"conflicting splits: {str(ref)!r} names {ref.split!r} but split={split!r}; "
+            "give the split once"
+        )
+    split = ref.split or split or "train"
+    ds, tinfo = load_tfds(ref, split)
+    fields = tfds_info(ref, tinfo)
+    spec = ds.element_spec
+    keys = list(spec) if isinstance(spec, dict) else []
+    supervised = fields["supervised_keys"]
+    input_key = (
+        supervised[0]
+        if supervised
+        else ("image" if "image" in keys else "text" if "text" in keys else keys[0] if keys else "")
+    )
+    task = "image-classification" if input_key == "image" else "text-classification"
+    info = DatasetInfo(task=task, **fields)
+    label_key = supervised[1] if supervised else None
+    return _Source(ds, info, input_key, label_key, size=_cardinality(ds), cheap_elements=False)
+
+
+def _folder_info(data: folders.FolderData, color_mode: str, size: Any) -> DatasetInfo:
+    labelled = data.labelled
+    if data.kind == "image":
+        channels = _COLOR_CHANNELS[color_mode]
+        shape = (*size, channels) if size else (None, None, channels)
+        features = {"image": f"uint8 {shape}"}
+        task = "image-classification"
+    else:
+        features = {"text": "string ()"}
+        task = "text-classification"
+    if labelled:
+        features["label"] = f"int64 () in [0, {len(data.label_names)})"
+    return DatasetInfo(
+        name=str(data.root),
+        task=task,
+        splits={k: len(v[1]) for k, v in data.splits.items()},
+        label_names=data.label_names,
+        features=features,
+        supervised_keys=((next(iter(features))), "label") if labelled else None,
+        source=f"user data ({data.layout} layout)",
+        location=str(data.root),
+        notes=f"{len(data.skipped)} file(s)/row(s) skipped while scanning" if data.skipped else "",
+    )
+
+
+def _folder_decoder(
+    channels: int, size: tuple[int, int] | None, image_size: tuple[int, int] | None
+) -> Callable[[Any], Any]:
+    def decode(element: Any) -> Any:
+        raw = tf.io.read_file(element["image"])
+        image = tf.cond(
+            tf.io.is_jpeg(raw),
+            lambda: tf.io.decode_jpeg(raw, channels=channels, dct_method="INTEGER_ACCURATE"),
+            lambda: tf.io.decode_image(raw, channels=channels, expand_animations=False),
+        )
+        if image_size is not None:
+            image = tf.image.resize(image, image_size, antialias=True)
+            image = tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
+            image = tf.ensure_shape(image, (*image_size, channels))
+        elif size is not None:
+            image = tf.ensure_shape(image, (*size, channels))
+        else:
+            image = tf.ensure_shape(image, (None, None, channels))
+        return {"image": image, "label": element["label"]}
+
+    return decode
+
+
+def _folder(
+    path: Path,
+    split: str | None,
+    *,
+    kfold: tuple[int, int] | None,
+    image_size: tuple[int, int] | None,
+    color_mode: str,
+    text_column: str,
+    label_column: str | None,
+) -> _Source:
+    if color_mode not in _COLOR_CHANNELS:
+        raise DataError(f"color_mode must be 'rgb' or 'grayscale', got {color_mode!r}")
+    if image_size is not None:
+        image_size = _check_image_size(image_size)
+    data = folders.scan(path, text_column=text_column, label_column=label_column)
+    size = image_size or data.uniform_size()
+    info = _folder_info(data, color_mode, size)
+    wanted = (split or "train").strip().lower()
+    wanted = folders.SPLIT_NAMES.get(wanted, wanted)
+    if kfold is not None:
+        if len(data.splits) != 1 or "train" not in data.splits:
+            raise DataError(
+                f"{str(data.root)!r} already has splits {sorted(data.splits)}; kfold=(k, i) "
+                "is only for data without splits"
+            )
+        if wanted not in ("train", "test"):
+            raise DataError(f"with kfold, split must be 'train' or 'test', got {split!r}")
+        _check_kfold(kfold)
+        items, labels = data.splits["train"]
+        train, test = catalog.fold_indices(len(items), kfold[0], kfold[1], seed=0)
+        index = train if wanted == "train" else test
+        items = [items[i] for i in index]
+        labels = [labels[i] for i in index]
+        info = dataclasses.replace(info, splits={"train": len(train), "test": len(test)})
+    else:
+        if wanted not in data.splits:
+            raise DataError(
+                f"{str(data.root)!r} has no split {split!r}; its splits are "
+                f"{', '.join(sorted(data.splits))}"
+                + (" (use kfold=(k, i) to hold out a test fold)" if data.layout == "flat" else "")
+            )
+        items, labels = data.splits[wanted]
+    labels_tensor = tf.constant(labels, tf.int64, shape=[len(labels)])
+    items_tensor = tf.constant(items, tf.string, shape=[len(items)])
+    if data.kind == "image":
+        ds = tf.data.Dataset.from_tensor_slices({"image": items_tensor, "label": labels_tensor})
+        decoder = _folder_decoder(_COLOR_CHANNELS[color_mode], size, image_size)
+        return _Source(
+            ds,
+            info,
+            "image",
+            "label",
+            decoder,
+            len(items),
+            base_dir=data.root,
+            skip_decode_errors=True,
+        )
+    elements = {"text": items_tensor}
+    if data.labelled:
+        elements["label"] = labels_tensor
+    ds = tf.data.Dataset.from_tensor_slices(elements)
+    label_key = "label" if data.labelled else None
+    return _Source(ds, info, "text", label_key, size=len(items), base_dir=data.root)
+
+
+# ---------------------------------------------------------------------------
+# Argument checks
+# ---------------------------------------------------------------------------
+
+
+def _check_kfold(kfold: Any) -> tuple[int, int]:
+    if (
+        not isinstance(kfold, (tuple, list))
+        or len(kfold) != 2
+        or not all(isinstance(v, int) and not isinstance(v, bool) for v in kfold)
+    ):
+        raise DataError(f"kfold must be a (k, fold) pair of integers, got {kfold!r}")
+    k, fold = kfold
+    if k < 2 or not 0 <= fold < k:
+        raise DataError(f"kfold=(k, fold) needs k >= 2 and 0 <= fold < k, got {kfold!r}")
+    return k, fold
+
+
+def _check_image_size(image_size: Any) -> tuple[int, int]:
+    if isinstance(image_size, int) and not isinstance(image_size, bool):
+        image_size = (image_size, image_size)
+    if (
+        not isinstance(image_size, (tuple, list))
+        or len(image_size) != 2
+        or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in image_size)
+    ):
+        raise DataError(f"image_size must be (height, width) positive ints, got {image_size!r}")
+    return int(image_size[0]), int(image_size[1])
+
+
+def _is_path_like(name: Any) -> bool:
+    """Whether ``name`` means a path rather than a dataset name.
+
+    ``PathLike`` objects and strings with a separator, a leading ``.``/``~`` or a
+    table suffix are paths; a bare word is a path only when it is not a dataset
+    name and exists (so a folder called ``mnist`` in the working directory does
+    not shadow the named dataset: write ``./mnist``).
+    """
+    if isinstance(name, os.PathLike):
+        return True
+    if not isinstance(name, str):
+        return False
+    if (
+        os.sep in name
+        or "/" in name
+        or name.startswith((".", "~"))
+        or name.lower().endswith(tuple(folders.TABLE_SUFFIXES))
+    ):
+        return True
+    return catalog.lookup_named(name) is None and Path(name).exists()
+
+
+def _source(
+    name: Any,
+    split: str | None,
+    *,
+    data_dir: Any,
+    source: str,
+    kfold: tuple[int, int] | None,
+    image_size: Any,
+    color_mode: str,
+    text_column: str,
+    label_column: str | None,
+) -> _Source:
+    if source not in _SOURCES:
+        raise DataError(f"source must be one of {list(_SOURCES)}, got {source!r}")
+    if not isinstance(name, (str, os.PathLike)):
+        raise DataError(f"dataset must be a name, 'tfds:NAME' or a path, got {type(name).__name__}")
+    if isinstance(name, str) and not name.strip():
+        raise DataError("empty dataset name: pass a name such as 'mnist', 'tfds:NAME' or a path")
+    if is_tfds_string(name):
+        if kfold is not None:
+            raise DataError("kfold=(k, i) is not available for tfds: datasets")
+        return _generic_tfds(parse_tfds(name), split)
+    if isinstance(name, str) and not _is_path_like(name):
+        entry = catalog.get_named(name)
+        return _named(entry, split, resolve_data_dir(data_dir), source, kfold)
+    return _folder(
+        Path(name),
+        split,
+        kfold=kfold,
+        image_size=image_size,
+        color_mode=color_mode,
+        text_column=text_column,
+        label_column=label_column,
+    )
+
+
+# ---------------------------------------------------------------------------
+# The pipeline
+# ---------------------------------------------------------------------------
+
+
+def _map_key(key: str, fn: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    def apply(element: Any) -> Any:
+        out = dict(element)
+        out[key] = fn(element[key])
+        return out
+
+    return apply
+
+
+def _preprocess_fn(preprocessing: Any, src: _Source) -> Callable[[Any], Any]:
+    if callable(preprocessing):
+        return preprocessing
+    if not isinstance(preprocessing, dict):
+        raise DataError(
+            f"preprocessing must be a spec dict or a callable, got {type(preprocessing).__name__}"
+        )
+    try:
+        transform = make_transform(preprocessing, base_dir=src.base_dir)
+    except (ValueError, NotImplementedError) as err:
+        raise DataError(f"invalid preprocessing spec: {err}") from err
+    wanted = "image" if src.input_key == "image" else "text"
+    if preprocessing["type"] != wanted:
+        raise DataError(
+            f"a {preprocessing['type']!r} preprocessing spec cannot prepare the "
+            f"{src.input_key!r} inputs of {src.info.name!r}"
+        )
+    return transform
+
+
+def _batch(ds: Any, src: _Source, batch_size: int, drop_remainder: bool) -> Any:
+    spec = ds.element_spec
+    top = spec if isinstance(spec, dict) else {}
+    flat = tf.nest.flatten(spec)
+    if all(isinstance(s, tf.TensorSpec) and s.shape.is_fully_defined() for s in flat):
+        return ds.batch(
+            batch_size,
+            drop_remainder=drop_remainder,
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=True,
+        )
+    image = top.get(src.input_key)
+    if isinstance(image, tf.TensorSpec) and image.shape.rank == 3:
+        if not image.shape.is_fully_defined():
+            raise DataError(
+                f"cannot batch images of different sizes from {src.info.name!r}: pass "
+                "image_size=(H, W) (user folders) or a preprocessing spec with resize [H, W] "
+                "or center_crop, or leave batch_size=None"
+            )
+    try:
+        return ds.padded_batch(batch_size, drop_remainder=drop_remainder)
+    except (TypeError, ValueError) as err:
+        raise DataError(
+            f"cannot batch the elements of {src.info.name!r} ({err}); "
+            "leave batch_size=None and batch them yourself"
+        ) from err
+
+
+def load(
+    name: str | os.PathLike[str],
+    split: str | None = None,
+    *,
+    batch_size: int | None = None,
+    shuffle: bool = False,
+    seed: int = 0,
+    shuffle_buffer: int | None = None,
+    preprocessing: dict[str, Any] | Callable[[Any], Any] | None = None,
+    augment: str | Callable[[Any, Any], Any] | None = None,
+    cache: bool | str = False,
+    drop_remainder: bool = False,
+    as_supervised: bool = False,
+    data_dir: str | os.PathLike[str] | None = None,
+    source: str = "auto",
+    kfold: tuple[int, int] | None = None,
+    image_size: int | tuple[int, int] | None = None,
+    color_mode: str = "rgb",
+    text_column: str = "text",
+    label_column: str | None = "label",
+    with_info: bool = False,
+) -> Any:
+    """Load a dataset as a ``tf.data.Dataset``.
+
+    Args:
+        name: A named dataset (``"mnist"``, ``"fashion_mnist"``, ``"cifar10"``,
+            ``"tiny_shakespeare"``, ``"mr"``; case and ``-``/``_`` forgiven),
+            ``"tfds:NAME[/CONFIG][:SPLIT]"`` for any tensorflow-datasets dataset,
+            or a path: an image/text folder (``root/<label>/*`` or
+            ``root/<split>/<label>/*``) or a CSV/TSV/JSONL file or folder of them.
+        split: The split (default ``"train"``; ``"val"``/``"dev"`` mean ``"validation"``).
+        batch_size: Batch this many elements (``None``: unbatched). Variable-length
+            token ids are padded with 0.
+        shuffle: Shuffle (seeded by ``seed``, reshuffled each epoch).
+        seed: Seed of the shuffle and of ``augment``.
+        shuffle_buffer: Shuffle buffer size; default: the whole split for sources
+            held as encoded bytes or small arrays, else at most 10,000.
+        preprocessing: A preprocessing spec (see :mod:`zoo.data.preprocessing`) or
+            a callable, applied to the ``"image"``/``"text"`` value.
+        augment: ``"cifar"`` (pad-4 random crop + flip), ``"flip"``, or a callable
+            ``(image, seed) -> image``; applied to uint8 images before preprocessing.
+        cache: ``True`` caches decoded elements in memory, a string caches them to
+            that file prefix; augmentation and preprocessing run after the cache.
+        drop_remainder: Drop the last partial batch.
+        as_supervised: Yield ``(input, label)`` tuples instead of dicts.
+        data_dir: Directory of local copies of named datasets; overrides ``ZOO_DATA_DIR``.
+        source: For named datasets: ``"auto"`` (local copy if present, else
+            tensorflow-datasets), ``"local"`` or ``"tfds"``.
+        kfold: ``(k, i)``: use fold ``i`` of a fixed k-fold split as ``"test"`` and
+            the rest as ``"train"`` (``mr`` and user data without splits).
+        image_size: User image folders only: resize every image to ``(H, W)``
+            (bilinear, antialiased, rounded back to uint8).
+        color_mode: User image folders only: ``"rgb"`` or ``"grayscale"``.
+        text_column: CSV/JSONL only: the text column.
+        label_column: CSV/JSONL only: the label column, or ``None`` for unlabelled rows.
+        with_info: Also return the :class:`DatasetInfo`.
+
+    Returns:
+        The dataset, or ``(dataset, info)`` with ``with_info=True``.
+
+    Raises:
+        DataError: On an unknown name, a missing or empty path, a bad split,
+            ``tfds:`` string or argument, or a checksum mismatch.
+    """
+    if batch_size is not None and (
+        not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1
+    ):
+        raise DataError(f"batch_size must be a positive integer or None, got {batch_size!r}")
+    if shuffle_buffer is not None and (not isinstance(shuffle_buffer, int) or shuffle_buffer < 1):
+        raise DataError(f"shuffle_buffer must be a positive integer, got {shuffle_buffer!r}")
+    src = _source(
+        name,
+        split,
+        data_dir=data_dir,
+        source=source,
+        kfold=kfold,
+        image_size=image_size,
+        color_mode=color_mode,
+        text_column=text_column,
+        label_column=label_column,
+    )
+    if as_supervised and src.label_key is None:
+        raise DataError(f"{src.info.name!r} has no labels: as_supervised=True needs them")
+    transform = _preprocess_fn(preprocessing, src) if preprocessing is not None else None
+    augment_fn = None
+    if augment is not None:
+        if src.input_key != "image":
+            raise DataError(f"augment applies to images; {src.info.name!r} has no 'image' input")
+        try:
+            augment_fn = get_augment(augment)
+        except ValueError as err:
+            raise DataError(str(err)) from err
+
+    autotune = tf.data.AUTOTUNE
+    ds = src.ds
+    size = src.size
+    if shuffle_buffer is None:
+        full = size if size is not None else DECODED_SHUFFLE_BUFFER
+        shuffle_buffer = full if src.cheap_elements else min(full, DECODED_SHUFFLE_BUFFER)
+    shuffle_buffer = max(1, shuffle_buffer)
+    if shuffle and not cache:
+        ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    key = src.input_key
+    # Whole-batch (vectorised) augmentation and image preprocessing when the images have a
+    # static shape: one op per batch instead of one per image.
+    batch_ops_ok = (augment is None or is_builtin(augment)) and (
+        transform is None or isinstance(preprocessing, dict)
+    )
+    if batch_size is not None and src.decode_batch is not None and not cache and batch_ops_ok:
+        ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+        ds = ds.map(src.decode_batch, num_parallel_calls=autotune, deterministic=True)
+        vectorised = True
+    else:
+        if src.decode is not None:
+            ds = ds.map(src.decode, num_parallel_calls=autotune, deterministic=True)
+            if src.skip_decode_errors:
+                # Files whose header looked fine but whose body is corrupt: drop them (TF logs
+                # a warning per file) rather than failing mid-epoch. Cardinality becomes unknown.
+                ds = ds.ignore_errors(log_warning=True)
+        if cache:
+            ds = ds.cache("" if cache is True else str(cache))
+            if shuffle:
+                ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+        input_shape = ds.element_spec[key].shape
+        vectorised = (
+            batch_size is not None
+            and batch_ops_ok
+            and input_shape.rank == 3
+            and input_shape.is_fully_defined()
+        )
+        if vectorised:
+            ds = _batch(ds, src, batch_size, drop_remainder)
+    if augment_fn is not None:
+        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+        ds = tf.data.Dataset.zip((ds, seeds)).map(
+            lambda element, s: {**element, key: augment_fn(element[key], s)},
+            num_parallel_calls=autotune,
+            deterministic=True,
+        )
+    if transform is not None:
+        ds = ds.map(_map_key(key, transform), num_parallel_calls=autotune, deterministic=True)
+    if batch_size is not None and not vectorised:
+        ds = _batch(ds, src, batch_size, drop_remainder)
+    if as_supervised:
+        label = src.label_key
+        ds = ds.map(lambda element: (element[key], element[label]), num_parallel_calls=autotune)
+    ds = ds.prefetch(autotune)
+    return (ds, src.info) if with_info else ds
+
+
+def kfold(
+    name: str | os.PathLike[str], k: int = 10, fold: int = 0, **kwargs: Any
+) -> tuple[Any, Any]:
+    """Return ``(train, test)`` datasets of fold ``fold`` of a fixed ``k``-fold split.
+
+    Args:
+        name: ``"mr"`` or a path to user data without splits.
+        k: Number of folds.
+        fold: Which fold is the test set (``0 <= fold < k``).
+        **kwargs: Passed to :func:`load` (``shuffle`` applies to both datasets).
+
+    Returns:
+        ``(train_dataset, test_dataset)``.
+    """
+    train = load(name, "train", kfold=(k, fold), **kwargs)
+    test = load(name, "test", kfold=(k, fold), **kwargs)
+    return train, test
+
+
+def info(
+    name: str | os.PathLike[str],
+    *,
+    data_dir: str | os.PathLike[str] | None = None,
+    text_column: str = "text",
+    label_column: str | None = "label",
+) -> DatasetInfo:
+    """Describe a dataset without building a pipeline.
+
+    For named datasets this is pure Python (no TensorFlow import); ``tfds:``
+    names ask tensorflow-datasets; paths are scanned.
+
+    Args:
+        name: As for :func:`load`.
+        data_dir: Directory of local copies of named datasets.
+        text_column: CSV/JSONL only: the text column.
+        label_column: CSV/JSONL only: the label column.
+
+    Returns:
+        The :class:`DatasetInfo`; ``location`` says where :func:`load` would read it.
+
+    Raises:
+        DataError: As :func:`load` does.
+    """
+    if is_tfds_string(name):
+        ref = parse_tfds(str(name))
+        fields = tfds_info(ref)
+        features = fields.get("features", {})
+        task = "image-classification" if "image" in features else "text-classification"
+        return DatasetInfo(task=task, **fields)
+    if isinstance(name, str) and name.strip() and not _is_path_like(name):
+        entry = catalog.get_named(name)
+        root = resolve_data_dir(data_dir)
+        if entry.has_local(root):
+            location: str | None = str(root)
+        elif entry.tfds_name:
+            location = PREFIX + entry.tfds_name
+        else:
+            location = None
+        return dataclasses.replace(entry.info, location=location)
+    if not isinstance(name, (str, os.PathLike)) or not str(name).strip():
+        raise DataError(f"dataset must be a name, 'tfds:NAME' or a path, got {name!r}")
+    data = folders.scan(Path(name), text_column=text_column, label_column=label_column)
+    return _folder_info(data, "rgb", data.uniform_size())

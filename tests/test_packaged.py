@@ -1,0 +1,84 @@
+"""Every packaged weights entry loads, matches its golden outputs and its recorded metadata."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import zoo
+from zoo.manifest import PACKAGE_DIR, load_manifest
+
+DATA_DIR = Path(os.environ.get("ZOO_DATA_DIR") or Path(__file__).resolve().parents[2] / "shared" / "data")
+PACKAGED = sorted(
+    name for name, e in load_manifest().items() if any(s.type == "package" for s in e.sources)
+)
+
+
+@pytest.mark.parametrize("name", PACKAGED)
+def test_packaged_entry_matches_golden_and_param_count(name):
+    entry = zoo.weights_entry(name)
+    model = zoo.load(name)
+    assert model.count_params() == entry.num_params
+    assert entry.golden is not None, f"{name} must keep a golden input/output pair"
+    folder = PACKAGE_DIR / next(s.path for s in entry.sources if s.type == "package")
+    with np.load(folder / entry.golden["filename"], allow_pickle=False) as golden:
+        out = np.asarray(model(golden["inputs"], training=False))
+        np.testing.assert_allclose(out, golden["outputs"], atol=entry.golden["atol"])
+
+
+def test_packaged_files_are_small_enough_for_a_wheel():
+    for name in PACKAGED:
+        assert zoo.weights_entry(name).total_size < 20 * 2**20, name
+
+
+@pytest.mark.skipif(not (DATA_DIR / "mnist").is_dir(), reason=f"MNIST not found under {DATA_DIR}")
+def test_lenet5_classifies_real_mnist_test_images(tmp_path):
+    import zoo.data
+
+    test = zoo.data.load("mnist", "test", data_dir=DATA_DIR)
+    images, labels = [], []
+    for element in test.take(500):
+        images.append(element["image"].numpy())
+        labels.append(int(element["label"]))
+    model = zoo.load("lenet5")
+    entry = zoo.weights_entry("lenet5")
+    # The first ten through the CLI's path: PNG files on disk.
+    from PIL import Image
+
+    from zoo.predict import predict_images
+
+    paths = []
+    for i in range(10):
+        paths.append(tmp_path / f"digit{i}.png")
+        Image.fromarray(images[i][..., 0]).save(paths[-1])
+    preds = predict_images(model, entry, paths, top_k=1)
+    assert [int(p.labels[0]) for p in preds] == labels[:10]
+    spec = zoo.data.image_transform(dict(entry.preprocessing))
+    logits = model.predict(np.stack([spec(x) for x in images]), verbose=0)
+    accuracy = float(np.mean(np.argmax(logits, -1) == np.array(labels)))
+    assert accuracy >= 0.99
+
+
+def test_predict_cli_on_a_digit(tmp_path):
+    from click.testing import CliRunner
+    from PIL import Image
+
+    from zoo.cli import cli
+
+    if not (DATA_DIR / "mnist").is_dir():
+        pytest.skip(f"MNIST not found under {DATA_DIR}")
+    import zoo.data
+
+    element = next(iter(zoo.data.load("mnist", "test", data_dir=DATA_DIR)))
+    path = tmp_path / "seven.png"
+    Image.fromarray(element["image"].numpy()[..., 0]).save(path)
+    result = CliRunner().invoke(cli, ["predict", "lenet5", str(path), "--top-k", "2", "--json"])
+    assert result.exit_code == 0, result.output
+    assert '"label": "7"' in result.output.split("},")[0]
+    bad = tmp_path / "empty.png"
+    bad.write_bytes(b"")
+    result = CliRunner().invoke(cli, ["predict", "lenet5", str(bad)])
+    assert result.exit_code == 1 and "empty" in result.output

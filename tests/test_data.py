@@ -597,3 +597,50 @@ def _spec(shape, dtype):
     import tensorflow as tf
 
     return tf.TensorSpec(shape=shape, dtype=getattr(tf, dtype))
+
+
+def test_partial_of_a_helper_runs_per_batch():
+    import functools
+
+    from zoo.data.augment import is_builtin
+
+    assert is_builtin("cifar") and is_builtin(zd.cifar_augment)
+    assert is_builtin(functools.partial(zd.random_crop_with_padding, padding=2))
+    assert not is_builtin(lambda image, seed: image)
+
+
+@needs_data
+def test_lenet_style_training_pipeline(data_dir):
+    import functools
+
+    spec = {**LENET, "resize": [28, 28]}
+    shift = functools.partial(zd.random_crop_with_padding, padding=2)
+    ds = zd.load("mnist", "train", batch_size=256, shuffle=True, seed=1, preprocessing=spec,
+                 augment=shift, as_supervised=True, drop_remainder=True)
+    assert ds.element_spec[0].shape == (256, 32, 32, 1)
+    assert int(ds.cardinality()) == 60000 // 256
+    images, labels = next(iter(ds))
+    assert 0.0 <= float(images.numpy().min()) and float(images.numpy().max()) <= 1.0 + 1e-6
+    assert labels.dtype.name == "int64"
+
+
+def test_incomplete_local_copy_warns_and_falls_back(tmp_path):
+    (tmp_path / "mnist").mkdir()
+    (tmp_path / "mnist" / "train-images-idx3-ubyte.gz").write_bytes(b"")
+    with _mock_tfds(num_examples=3), pytest.warns(zd.DataWarning, match="incomplete local copy"):
+        ds, info = zd.load("mnist", data_dir=tmp_path, with_info=True)
+    assert info.location == "tfds:mnist"
+
+
+def test_corrupt_idx_file_is_a_data_error(tmp_path):
+    import gzip
+
+    folder = tmp_path / "mnist"
+    folder.mkdir()
+    for name in ("train-images-idx3-ubyte.gz", "t10k-images-idx3-ubyte.gz"):
+        with gzip.open(folder / name, "wb") as handle:
+            handle.write(b"\x00\x00\x08\x03" + (2).to_bytes(4, "big") + (28).to_bytes(4, "big") * 2)
+    for name in ("train-labels-idx1-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
+        (folder / name).write_bytes(b"not gzip")
+    with pytest.raises(DataError, match="truncated or padded"):
+        zd.load("mnist", "test", data_dir=tmp_path)

@@ -10,6 +10,7 @@ seeded pipeline is reproducible while every epoch sees new crops and flips.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -117,6 +118,8 @@ def flip_augment(images: Any, seed: Any) -> Any:
     return random_flip_left_right(images, seed)
 
 
+_BATCHABLE = (random_flip_left_right, random_crop_with_padding, cifar_augment, flip_augment)
+
 #: Augmentations ``zoo.data.load(augment=NAME)`` accepts by name.
 AUGMENTATIONS: dict[str, Callable[[Any, Any], Any]] = {
     "cifar": cifar_augment,
@@ -125,8 +128,16 @@ AUGMENTATIONS: dict[str, Callable[[Any, Any], Any]] = {
 
 
 def is_builtin(augment: Any) -> bool:
-    """Whether ``augment`` is one of :data:`AUGMENTATIONS` (which accept whole batches)."""
-    return isinstance(augment, str) or augment in AUGMENTATIONS.values()
+    """Whether ``augment`` is a helper of this module (or a ``functools.partial`` of one).
+
+    These accept whole batches, so :func:`zoo.data.load` applies them once per
+    batch; other callables are applied image by image.
+    """
+    if isinstance(augment, str):
+        return True
+    if isinstance(augment, functools.partial):
+        augment = augment.func
+    return augment in _BATCHABLE
 
 
 def get_augment(augment: str | Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:

@@ -12,22 +12,33 @@ fallback, so the two give identical ``element_spec``):
 With a ``preprocessing`` spec or callable, the ``"image"`` / ``"text"`` value is
 replaced by its transform (float32 image, or int32 token ids).
 
-Pipeline order: source (encoded bytes / arrays) -> shuffle (when not caching)
--> parallel decode (CIFAR-10 with a batch size and no cache: batched first, then
-decoded a batch per ``map`` call; user image folders: files that fail to decode despite a
-good header are dropped with a TensorFlow log warning, which makes the
-cardinality unknown) -> cache -> shuffle (when caching) -> augment -> preprocess
--> batch -> tuple -> prefetch; images with a static shape are batched before
-augmentation and image preprocessing, which then run once per batch
-(vectorised). Every ``map`` uses ``num_parallel_calls=AUTOTUNE``
-and keeps element order deterministic, so a given ``seed`` always gives the same
-order and the same augmentations.
+Pipeline stages, in order (every ``map`` uses ``num_parallel_calls=AUTOTUNE``
+and keeps element order deterministic, so a given ``seed`` always gives the
+same order and the same augmentations):
+
+1. source: encoded JPEG bytes, file paths or in-memory arrays (cheap elements);
+2. shuffle, seeded, reshuffled each epoch (here only when not caching: shuffling
+   cheap elements lets the buffer span the whole split);
+3. parallel decode. CIFAR-10 with a ``batch_size`` and no cache is batched
+   first and decoded a whole batch per ``map`` call (half the CPU per image).
+   User image folders drop files that fail to decode despite a good header,
+   with a TensorFlow log warning (their cardinality is then unknown);
+4. ``cache`` of decoded elements, then the shuffle when caching;
+5. batch: before augmentation and preprocessing when the images have a static
+   shape and these are built-in augmentations / spec dicts, which then run once
+   per batch (vectorised); otherwise after them. Variable-length token ids are
+   padded with 0;
+6. augment (uint8 images, stateless seeds from ``tf.data.Dataset.random(seed)``);
+7. preprocess (spec or callable);
+8. ``(input, label)`` tuples with ``as_supervised=True``;
+9. ``prefetch(AUTOTUNE)``.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -178,6 +189,15 @@ def _named(
     if kfold is not None:
         _check_kfold(kfold)
     local = entry.has_local(data_dir)
+    if not local and source == "auto" and data_dir is not None:
+        present = [f for f in entry.local_files if (data_dir / f).is_file()]
+        if present:
+            warnings.warn(
+                f"incomplete local copy of {entry.info.name!r} in {data_dir} (has "
+                f"{', '.join(present)}; needs {', '.join(entry.local_files)}): not using it",
+                folders.DataWarning,
+                stacklevel=4,
+            )
     if source == "local" or (source == "auto" and local):
         if not local:
             where = str(data_dir) if data_dir is not None else "(no data directory set)"
@@ -219,12 +239,16 @@ def _generic_tfds(ref: TfdsRef, split: str | None) -> _Source:
     ds, tinfo = load_tfds(ref, split)
     fields = tfds_info(ref, tinfo)
     spec = ds.element_spec
-    keys = list(spec) if isinstance(spec, dict) else []
+    if not isinstance(spec, dict) or not spec:
+        raise DataError(
+            f"{str(ref)!r} does not yield a dict of features; use tfds.load for it directly"
+        )
+    keys = list(spec)
     supervised = fields["supervised_keys"]
     input_key = (
         supervised[0]
         if supervised
-        else ("image" if "image" in keys else "text" if "text" in keys else keys[0] if keys else "")
+        else ("image" if "image" in keys else "text" if "text" in keys else keys[0])
     )
     task = "image-classification" if input_key == "image" else "text-classification"
     info = DatasetInfo(task=task, **fields)
@@ -618,12 +642,13 @@ def load(
             ds = ds.cache("" if cache is True else str(cache))
             if shuffle:
                 ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
-        input_shape = ds.element_spec[key].shape
+        input_spec = ds.element_spec[key]
         vectorised = (
             batch_size is not None
             and batch_ops_ok
-            and input_shape.rank == 3
-            and input_shape.is_fully_defined()
+            and isinstance(input_spec, tf.TensorSpec)
+            and input_spec.shape.rank == 3
+            and input_spec.shape.is_fully_defined()
         )
         if vectorised:
             ds = _batch(ds, src, batch_size, drop_remainder)

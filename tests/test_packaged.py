@@ -82,3 +82,13 @@ def test_predict_cli_on_a_digit(tmp_path):
     bad.write_bytes(b"")
     result = CliRunner().invoke(cli, ["predict", "lenet5", str(bad)])
     assert result.exit_code == 1 and "empty" in result.output
+
+
+def test_verify_cli_checks_golden_outputs():
+    from click.testing import CliRunner
+
+    from zoo.cli import cli
+
+    result = CliRunner().invoke(cli, ["verify", "lenet5", "--golden", "--json"])
+    assert result.exit_code == 0, result.output
+    assert "golden outputs max |diff|" in result.output

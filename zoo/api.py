@@ -21,7 +21,7 @@ from zoo.errors import (
     UnknownModelError,
     WeightsFormatError,
 )
-from zoo.manifest import WeightsEntry, load_manifest
+from zoo.manifest import PACKAGE_DIR, WeightsEntry, WeightsFile, load_manifest
 from zoo.resolve import check_file, find_local, resolve_files
 
 SAFE_WEIGHT_SUFFIXES = (".weights.h5", ".keras")
@@ -315,11 +315,32 @@ class VerifyResult:
     detail: str = ""
 
 
-def verify(names: list[str] | None = None) -> list[VerifyResult]:
+def _check_golden(entry: WeightsEntry) -> VerifyResult:
+    """Load the entry and compare its outputs on the golden inputs with the recorded outputs."""
+    import numpy as np
+
+    golden = entry.golden
+    source = next(s for s in entry.sources if s.type == "package")
+    path = PACKAGE_DIR / source.path / golden["filename"]
+    problem = check_file(path, WeightsFile(golden["filename"], golden["sha256"], golden["size"], "npz"))
+    if problem:
+        return VerifyResult(entry.name, golden["filename"], "bad", str(path), problem)
+    with np.load(path, allow_pickle=False) as data:
+        inputs, expected = data["inputs"], data["outputs"]
+    out = np.asarray(load(entry.name)(inputs, training=False))
+    diff = float(np.max(np.abs(out - expected)))
+    status = "ok" if diff <= golden["atol"] else "bad"
+    return VerifyResult(entry.name, golden["filename"], status, str(path),
+                        f"golden outputs max |diff| {diff:.2e} (atol {golden['atol']:g})")
+
+
+def verify(names: list[str] | None = None, *, golden: bool = False) -> list[VerifyResult]:
     """Re-hash packaged or cached files against the manifest, without downloading.
 
     Args:
         names: Weights or architecture names; ``None`` checks every entry.
+        golden: Also load each entry that keeps a golden input/output pair and
+            check that the model reproduces the recorded outputs (imports TensorFlow).
 
     Returns:
         One result per file; ``status`` is ``"ok"``, ``"bad"`` or ``"missing"``
@@ -341,4 +362,7 @@ def verify(names: list[str] | None = None) -> list[VerifyResult]:
             problem = check_file(path, file)
             results.append(VerifyResult(entry.name, file.filename, "bad" if problem else "ok",
                                         str(path), problem or ""))
+        files_ok = all(r.status == "ok" for r in results if r.weights == entry.name)
+        if golden and entry.golden is not None and files_ok:
+            results.append(_check_golden(entry))
     return results

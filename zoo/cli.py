@@ -190,8 +190,10 @@ def pull_cmd(names: tuple[str, ...], as_json: bool) -> None:
 
 @cli.command("verify")
 @click.argument("names", nargs=-1)
+@click.option("--golden", is_flag=True,
+              help="Also run each model on its golden inputs and compare with the recorded outputs.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def verify_cmd(names: tuple[str, ...], as_json: bool) -> None:
+def verify_cmd(names: tuple[str, ...], golden: bool, as_json: bool) -> None:
     """Re-hash packaged and cached weights against the manifest (no downloads).
 
     Exits 1 when any file is corrupted; files not downloaded yet are reported as missing.
@@ -199,11 +201,12 @@ def verify_cmd(names: tuple[str, ...], as_json: bool) -> None:
     \b
     Examples:
       zoo verify
+      zoo verify lenet5 --golden
       zoo verify lenet5 --json
     """
     from zoo import api
 
-    results = api.verify(list(names) or None)
+    results = api.verify(list(names) or None, golden=golden)
     if as_json:
         _echo_json([vars(r) for r in results])
     else:

@@ -162,9 +162,13 @@ def test_wrong_revision(hf_env, hf_fast_retries, repo):
     repo_id, _ = repo
     # Unknown 40-hex sha: olah crashes (HTTP 500; the real Hub answers 404 RevisionNotFound),
     # hf_hub_download retries 5x with back-off, then LocalEntryNotFoundError from the 500.
-    with pytest.raises(LocalEntryNotFoundError) as exc:
+    # Under load the 500 sometimes resets the connection instead, surfacing as a raw transport error.
+    with pytest.raises(Exception) as exc:
         hf_hub_download(repo_id, "small.txt", revision=BAD_SHA)
-    assert exc.value.__cause__.response.status_code == 500
+    if isinstance(exc.value, LocalEntryNotFoundError):
+        assert exc.value.__cause__.response.status_code == 500
+    else:
+        assert type(exc.value).__module__.startswith("httpx"), repr(exc.value)
     huggingface_hub.close_session()  # olah's 500s can leave a dead keep-alive connection
     # Unknown branch/tag name: olah answers 401 RepoNotFound
     with pytest.raises(RepositoryNotFoundError):

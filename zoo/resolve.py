@@ -87,7 +87,7 @@ def _download(entry: WeightsEntry, source: WeightsSource, file: WeightsFile, for
     from huggingface_hub import errors as hf_errors
 
     filename = _hub_filename(source, file)
-    where = f"{source.repo_id}@{source.revision[:12]} file {filename!r}"
+    where = f"{source.repo_id}@{source.revision} file {filename!r}"
     try:
         return Path(
             huggingface_hub.hf_hub_download(
@@ -128,7 +128,10 @@ def _download(entry: WeightsEntry, source: WeightsSource, file: WeightsFile, for
         raise WeightsNotFoundError(f"{entry.name}: {where} not found on the Hub") from exc
     except Exception as exc:  # HTTP, transport and file-system errors of any client version
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise WeightsNotFoundError(f"{entry.name}: download of {where} failed: {first}") from exc
+        raise WeightsNotFoundError(
+            f"{entry.name}: download of {where} failed ({first}); check HF_ENDPOINT, the repo and "
+            f"the revision, then retry '{_fetch_command(entry)}'"
+        ) from exc
 
 
 def _resolve_hub(entry: WeightsEntry, source: WeightsSource, file: WeightsFile) -> Path:

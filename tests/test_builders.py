@@ -30,7 +30,7 @@ EXPECTED_PARAMS = {
     # LeNet-5 as documented in zoo/models/lenet.py.
     "lenet5": 61_706,
     # torchvision's published counts (torchvision.models docs, 1000 classes).
-    "alexnet": 61_100_840,
+    "alexnet_imagenet": 61_100_840,
     "vgg11": 132_863_336,
     "vgg11_bn": 132_868_840,
     "vgg13": 133_047_848,
@@ -87,7 +87,7 @@ EXPECTED_PARAMS = {
 
 # ImageNet-size networks: building, saving and running them takes seconds and GBs.
 SLOW = {
-    "alexnet",
+    "alexnet_imagenet",
     "vgg11", "vgg11_bn", "vgg13", "vgg13_bn", "vgg16", "vgg16_bn", "vgg19", "vgg19_bn",
     "resnet50", "resnet101", "resnet152",
     "bert_medium",
@@ -278,7 +278,7 @@ QUICK_CLASSIFIERS = {"lenet5", "alexnet_cifar", "vgg11_cifar", "resnet20", "resn
 def test_classifier_options(name):
     """``include_top=False`` gives the trunk's feature map, ``pooling`` a vector."""
     spec = registry()[name]
-    small = {"alexnet": (127, 127, 3)}.get(name)  # smaller inputs keep the slow tests quicker
+    small = {"alexnet_imagenet": (127, 127, 3)}.get(name)  # smaller inputs keep the slow tests quicker
     trunk = spec.builder(include_top=False, input_shape=small)
     assert len(trunk.output_shape) == 4
     channels = trunk.output_shape[-1]
@@ -310,7 +310,7 @@ def test_cifar_trunk_shapes():
 @pytest.mark.slow
 def test_imagenet_trunk_shapes():
     expected = {
-        "alexnet": (None, 6, 6, 256),
+        "alexnet_imagenet": (None, 6, 6, 256),
         "vgg16": (None, 7, 7, 512),
         "resnet18": (None, 7, 7, 512),
         "resnet50": (None, 7, 7, 2048),
@@ -323,7 +323,7 @@ def test_imagenet_trunk_shapes():
 @pytest.mark.slow
 def test_imagenet_heads_accept_other_input_sizes():
     """Adaptive average pooling lets AlexNet and VGG classify non-224 images, like torchvision."""
-    for name, size in (("alexnet", 96), ("vgg11", 64)):
+    for name, size in (("alexnet_imagenet", 96), ("vgg11", 64)):
         model = registry()[name].builder(input_shape=(size, size, 3), num_classes=5)
         assert _trainable(model) == EXPECTED_PARAMS[name] - 995 * 4097
         x = np.zeros((1, size, size, 3), dtype="float32")
@@ -578,7 +578,7 @@ def test_keras_files_load_in_a_fresh_process(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["alexnet", "vgg11_bn", "resnet18", "resnet50"])
+@pytest.mark.parametrize("name", ["alexnet_imagenet", "vgg11_bn", "resnet18", "resnet50"])
 def test_parameter_layout_matches_torchvision(name):
     """Every torchvision parameter maps onto a Keras weight of the same size by name."""
     torchvision = pytest.importorskip("torchvision")

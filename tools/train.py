@@ -130,6 +130,7 @@ def main() -> int:
     import zoo.data
     from zoo.evaluate import evaluate
     from zoo.manifest import file_record, upsert_entries
+    from zoo.models._common import count_parameters
 
     recipe = dict(RECIPES[args.name])
     if args.epochs:
@@ -164,7 +165,7 @@ def main() -> int:
 
         print(classification_metrics(model, test))
         return 0
-    record = package_record(args.name, recipe, folder, [weights], golden, model.count_params(),
+    record = package_record(args.name, recipe, folder, [weights], golden, count_parameters(model),
                             [], command)
     upsert_entries({args.name: record})
     measured = evaluate(args.name, data_dir=args.data_dir)

@@ -148,6 +148,9 @@ def _lookup_table() -> dict[str, str]:
             table[normalize(spec.family)] = spec.name
     for spec in specs.values():
         for key in (spec.name, spec.display_name, *spec.aliases):
+            taken = table.get(normalize(key))
+            if taken is not None and taken != spec.name:
+                raise ValueError(f"name {key!r} of {spec.name!r} is already taken by {taken!r}")
             table[normalize(key)] = spec.name
     return table
 

@@ -115,3 +115,13 @@ def torch_flatten(x: Any, name: str = "flatten") -> Any:
     """
     x = keras.layers.Permute((3, 1, 2), name=f"{name}_nchw")(x)
     return keras.layers.Flatten(name=name)(x)
+
+
+def count_parameters(model: Any) -> int:
+    """Count parameters as torchvision and the papers do: trainable weights of the unfrozen model.
+
+    ``model.count_params()`` also counts batch-norm moving statistics, which are buffers.
+    """
+    import math
+
+    return int(sum(math.prod(w.shape) for w in model.trainable_weights))

@@ -34,13 +34,13 @@ _PAPER_URL = (
 
 @register_model(
     family="alexnet",
-    display_name="AlexNet",
+    display_name="AlexNet (ImageNet)",
     paper=_PAPER,
     paper_url=_PAPER_URL,
     task="image-classification",
     description="ImageNet AlexNet in torchvision's single-tower layout (61.1M parameters).",
 )
-def alexnet(
+def alexnet_imagenet(
     *,
     include_top: bool = True,
     num_classes: int = 1000,
@@ -76,7 +76,7 @@ def alexnet(
         classifier_activation: Activation of ``head``; ``None`` gives logits.
 
     Returns:
-        An uncompiled ``keras.Model`` named ``"alexnet"``.
+        An uncompiled ``keras.Model`` named ``"alexnet_imagenet"``.
     """
     check_pooling(pooling)
     inputs = keras.Input(shape=tuple(input_shape or (224, 224, 3)), name="image")
@@ -105,7 +105,7 @@ def alexnet(
         outputs = classifier_head(x, num_classes, activation=classifier_activation)
     else:
         outputs = global_pool(x, pooling)
-    return keras.Model(inputs, outputs, name="alexnet")
+    return keras.Model(inputs, outputs, name="alexnet_imagenet")
 
 
 @register_model(

@@ -1,0 +1,160 @@
+"""Commands about the catalogue and weights files: list, info, pull, verify."""
+
+from __future__ import annotations
+
+import click
+
+from zoo.cli._app import cli, echo_json, human_size, table
+from zoo.errors import ZooError
+
+
+@cli.command("list")
+@click.argument("pattern", required=False)
+@click.option("--task", help="Only models of this task, e.g. image-classification.")
+@click.option("--pretrained", is_flag=True, help="List weights entries (arch.tag) instead.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def list_cmd(pattern: str | None, task: str | None, pretrained: bool, as_json: bool) -> None:
+    """List architectures (or, with --pretrained, weights) matching PATTERN.
+
+    \b
+    Examples:
+      zoo list
+      zoo list 'vgg*' --task image-classification
+      zoo list --pretrained '*.mnist' --json
+    """
+    from zoo import api
+
+    if pretrained:
+        names = api.list_models(pattern, task=task, pretrained=True)
+        entries = [api.weights_entry(n) for n in names]
+        data = [
+            {
+                "name": e.name,
+                "default": e.default,
+                "dataset": e.dataset["name"],
+                "metrics": {m.name: m.value for m in e.metrics},
+                "size": e.total_size,
+                "num_params": e.num_params,
+            }
+            for e in entries
+        ]
+        if as_json:
+            echo_json(data)
+            return
+        rows = [
+            [d["name"], "yes" if d["default"] else "", d["dataset"],
+             ", ".join(f"{k}={v:g}" for k, v in d["metrics"].items()), human_size(d["size"])]
+            for d in data
+        ]
+        click.echo(table(rows, ["weights", "default", "dataset", "metrics", "size"]))
+        return
+
+    infos = [api.info(n) for n in api.list_models(pattern, task=task)]
+    if as_json:
+        echo_json([{**i.to_dict(), "weights": [w.name for w in i.weights]} for i in infos])
+        return
+    if not infos:
+        click.echo("No models match.", err=True)
+        return
+    rows = [
+        [i.architecture, i.display_name, i.task,
+         ", ".join(w.tag + ("*" if w.default else "") for w in i.weights) or "-",
+         i.paper_url]
+        for i in infos
+    ]
+    click.echo(table(rows, ["name", "model", "task", "weights", "paper"]))
+
+
+@cli.command("info")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def info_cmd(name: str, as_json: bool) -> None:
+    """Show an architecture's metadata and every weights entry.
+
+    \b
+    Examples:
+      zoo info lenet5
+      zoo info "LeNet-5" --json
+    """
+    from zoo import api
+
+    i = api.info(name)
+    if as_json:
+        echo_json(i.to_dict())
+        return
+    click.echo(f"{i.display_name} ({i.architecture}, family {i.family})")
+    click.echo(f"  task:   {i.task}")
+    click.echo(f"  paper:  {i.paper} <{i.paper_url}>")
+    if i.description:
+        click.echo(f"  about:  {i.description}")
+    if not i.weights:
+        click.echo("  weights: none (zoo.load(name, weights=None) builds it untrained)")
+    for w in i.weights:
+        click.echo(f"  weights {w.name}{' (default)' if w.default else ''}: {w.description}")
+        click.echo(f"    dataset {w.dataset['name']} ({w.dataset['split']}), "
+                   f"{w.num_params:,} parameters, {human_size(w.total_size)}, license {w.license}")
+        for m in w.metrics:
+            click.echo(f"    measured {m.name} = {m.value:g} on {m.dataset} {m.split}")
+        for r in w.references:
+            click.echo(f"    reference {r.name} = {r.value:g} ({r.citation})")
+        for s in w.sources:
+            click.echo(f"    source {s.describe()}")
+
+
+@cli.command("pull")
+@click.argument("names", nargs=-1, required=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def pull_cmd(names: tuple[str, ...], as_json: bool) -> None:
+    """Download (if needed) and verify the weights of NAMES; print local paths.
+
+    \b
+    Examples:
+      zoo pull lenet5
+      zoo pull bert-mini resnet50.tv_in1k --json
+    """
+    from zoo import api
+
+    result = {}
+    for name in names:
+        entry = api.weights_entry(name)
+        result[entry.name] = {k: str(v) for k, v in api.pull(entry.name).items()}
+    if as_json:
+        echo_json(result)
+        return
+    for name, files in result.items():
+        for filename, path in files.items():
+            click.echo(f"{name}  {filename}  {path}")
+
+
+@cli.command("verify")
+@click.argument("names", nargs=-1)
+@click.option("--golden", is_flag=True,
+              help="Also run each model on its golden inputs and compare with the recorded outputs.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def verify_cmd(names: tuple[str, ...], golden: bool, as_json: bool) -> None:
+    """Re-hash packaged and cached weights against the manifest (no downloads).
+
+    Exits 1 when any file is corrupted; files not downloaded yet are reported as missing.
+
+    \b
+    Examples:
+      zoo verify
+      zoo verify lenet5 --golden
+      zoo verify lenet5 --json
+    """
+    from zoo import api
+
+    results = api.verify(list(names) or None, golden=golden)
+    if as_json:
+        echo_json([vars(r) for r in results])
+    else:
+        rows = [[r.weights, r.filename, r.status.upper(), r.detail or (r.path or "")]
+                for r in results]
+        click.echo(table(rows, ["weights", "file", "status", "detail"]))
+    bad = [r for r in results if r.status == "bad"]
+    if bad:
+        raise ZooError(
+            f"{len(bad)} file(s) failed verification: "
+            + ", ".join(f"{r.weights}/{r.filename}" for r in bad)
+            + "; delete them and run 'zoo pull NAME' again"
+        )

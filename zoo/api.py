@@ -304,6 +304,26 @@ def load(
     return target
 
 
+def load_keras(path: str | os.PathLike[str]) -> Any:
+    """Load a whole ``.keras`` model file (e.g. from ``zoo finetune``) in Keras safe mode.
+
+    Safe mode refuses Lambda layers and any other serialised code; the zoo's own
+    custom layers are registered first so that zoo models load in a fresh process.
+    """
+    import keras
+
+    from zoo.models._common import register_custom_objects
+
+    p = Path(path)
+    if not p.is_file() or not p.name.endswith(".keras"):
+        raise WeightsFormatError(f"{p}: expected an existing .keras file")
+    register_custom_objects()
+    try:
+        return keras.saving.load_model(str(p), safe_mode=True)
+    except Exception as exc:  # Keras raises ValueError, TypeError or OSError on bad files
+        raise WeightsFormatError(f"{p.name} could not be loaded safely: {str(exc).splitlines()[0]}") from exc
+
+
 @dataclass(frozen=True)
 class VerifyResult:
     """The outcome of re-hashing one local file of a weights entry."""

@@ -25,8 +25,8 @@ _HEX40 = re.compile(r"^[0-9a-f]{40}$")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _NAME = re.compile(r"^[a-z0-9_]+\.[a-z0-9_]+$")
 
-FORMATS = ("keras.weights.h5", "safetensors", "tf-checkpoint", "config", "vocab", "npz")
-SOURCE_TYPES = ("package", "hf", "python-package")
+FORMATS = ("keras.weights.h5", "keras", "safetensors", "tf-checkpoint", "config", "vocab", "npz")
+SOURCE_TYPES = ("package", "hf", "python-package", "local")
 
 
 def _check_keys(where: str, record: dict[str, Any], required: set[str], optional: set[str]) -> None:
@@ -101,8 +101,9 @@ class WeightsSource:
 
     Attributes:
         type: ``"package"`` (a folder inside the installed ``zoo`` package),
-            ``"hf"`` (a Hugging Face Hub repo at a pinned revision) or
-            ``"python-package"`` (a folder inside another installed Python package).
+            ``"hf"`` (a Hugging Face Hub repo at a pinned revision),
+            ``"python-package"`` (a folder inside another installed Python package) or
+            ``"local"`` (a folder on disk, as in the card ``zoo finetune`` writes).
         path: Folder for ``package`` / ``python-package`` sources.
         repo_id: Hub repo for ``hf`` sources.
         revision: Full 40-hex commit for ``hf`` sources.
@@ -131,6 +132,8 @@ class WeightsSource:
                 raise ManifestError(f"{where}: revision must be a full 40-hex commit sha")
         elif kind == "python-package":
             _check_keys(where, d, {"type", "package", "path", "pip"}, set())
+        elif kind == "local":
+            _check_keys(where, d, {"type", "path"}, set())
         else:
             raise ManifestError(f"{where}: source type must be one of {SOURCE_TYPES}")
         return cls(**d)
@@ -142,6 +145,8 @@ class WeightsSource:
             return f"hf://{self.repo_id}{sub}@{self.revision}"
         if self.type == "python-package":
             return f"python package {self.package} ({self.pip})"
+        if self.type == "local":
+            return f"local folder {self.path}"
         return f"packaged zoo/{self.path}"
 
 

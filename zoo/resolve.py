@@ -54,6 +54,9 @@ def check_file(path: Path, expected: WeightsFile) -> str | None:
 def _package_path(source: WeightsSource, file: WeightsFile) -> Path | None:
     if source.type == "package":
         root = PACKAGE_DIR
+    elif source.type == "local":
+        root = Path(source.path or ".")
+        return root / file.filename if (root / file.filename).is_file() else None
     else:
         spec = importlib.util.find_spec(source.package)
         if spec is None or not spec.submodule_search_locations:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from zoo.errors import WeightsFormatError
+from zoo.errors import InputError, WeightsFormatError
 
 
 def iter_weight_layers(model: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
@@ -80,3 +83,471 @@ def transfer_weights(source: Any, target: Any, *, skip: tuple[str, ...] = ()) ->
         layer.set_weights(values)
         copied.append(path)
     return copied
+
+
+# --------------------------------------------------------------------------------------
+# Feature extraction
+# --------------------------------------------------------------------------------------
+
+
+def _find_layer(model: Any, name: str) -> Any:
+    """Return the layer called ``name``, or the last layer of the stage whose names start with it."""
+    names = [layer.name for layer in model.layers]
+    if name in names:
+        return model.get_layer(name)
+    stage = [layer for layer in model.layers if layer.name.startswith(f"{name}_")]
+    if stage:
+        return stage[-1]
+    from zoo.registry import suggest
+
+    close = suggest(name, names)
+    hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
+    raise InputError(f"{model.name} has no layer or stage {name!r}{hint}")
+
+
+def _symbolic_output(model: Any, path: str) -> Any:
+    """The symbolic output of ``path`` (``"layer"`` or ``"submodel/layer"``) in ``model``'s graph."""
+    import keras
+
+    head, _, rest = path.partition("/")
+    layer = _find_layer(model, head)
+    if not rest:
+        return layer.output
+    if not isinstance(layer, keras.Model):
+        raise InputError(f"{head!r} is not a nested model, so {path!r} does not exist")
+    inner = keras.Model(layer.inputs, _symbolic_output(layer, rest))
+    outer_inputs = layer._inbound_nodes[0].input_tensors if model is not layer else layer.inputs
+    if len(outer_inputs) == 1:
+        outer_inputs = outer_inputs[0]
+    return inner(outer_inputs)
+
+
+def default_feature_layers(model: Any) -> list[str]:
+    """The layer a functional model's features come from by default: ``pre_logits``, else the penultimate."""
+    names = [layer.name for layer in model.layers]
+    if "pre_logits" in names:
+        return ["pre_logits"]
+    return [model.layers[-2].name] if len(model.layers) > 1 else [model.layers[-1].name]
+
+
+def feature_extractor(model: Any, layers: str | list[str] | None = None) -> Any:
+    """Return a model mapping the inputs of ``model`` to the outputs of named layers.
+
+    Args:
+        model: A functional ``keras.Model``, or a VAE / DCGAN object (whose
+            encoder latents / discriminator features are used).
+        layers: A layer name, a stage prefix (``"layer3"`` gives the last layer of
+            ResNet stage 3), ``"submodel/layer"`` for nested models, or a list of
+            these. ``None`` uses :func:`default_feature_layers`.
+
+    Returns:
+        A ``keras.Model`` with one output per requested layer (a single tensor
+        when one layer is asked for).
+    """
+    import keras
+
+    encoder = getattr(model, "encoder", None)
+    if isinstance(encoder, keras.Model):  # a VAE: features are the latent means
+        return feature_extractor(encoder, layers or ["z_mean"])
+    discriminator = getattr(model, "discriminator", None)
+    if isinstance(discriminator, keras.Model):  # a DCGAN: the discriminator's penultimate layer
+        return feature_extractor(discriminator, layers or [discriminator.layers[-2].name])
+    requested = [layers] if isinstance(layers, str) else list(layers or default_feature_layers(model))
+    outputs = [_symbolic_output(model, path) for path in requested]
+    return keras.Model(model.inputs, outputs[0] if len(outputs) == 1 else outputs,
+                       name=f"{model.name}_features")
+
+
+# --------------------------------------------------------------------------------------
+# Cached features
+# --------------------------------------------------------------------------------------
+
+
+def weights_fingerprint(model: Any) -> str:
+    """sha256 of a model's weight values (names, shapes and bytes), for cache keys."""
+    import hashlib
+
+    import numpy as np
+
+    digest = hashlib.sha256()
+    for var in model.weights:
+        value = np.ascontiguousarray(np.asarray(var))
+        digest.update(f"{var.path}:{value.dtype}:{value.shape};".encode())
+        digest.update(value.tobytes())
+    return digest.hexdigest()
+
+
+def feature_cache_dir() -> Path:
+    """Where cached features live: ``ZOO_CACHE_DIR/features`` or ``~/.cache/zoo/features``."""
+    root = os.environ.get("ZOO_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "zoo"
+    )
+    return Path(root) / "features"
+
+
+def _batches(dataset: Any) -> Iterator[tuple[Any, Any]]:
+    """Yield ``(inputs, labels-or-None)`` numpy batches from a batched dataset."""
+    import numpy as np
+
+    for element in dataset:
+        if isinstance(element, tuple | list) and len(element) == 2:
+            x, y = element
+            yield x, np.asarray(y)
+        elif isinstance(element, dict) and "label" in element:
+            yield {k: v for k, v in element.items() if k != "label"}, np.asarray(element["label"])
+        else:
+            yield element, None
+
+
+def _update_digest(digest: Any, value: Any) -> None:
+    import numpy as np
+
+    if isinstance(value, dict):
+        for key in sorted(value):
+            digest.update(key.encode())
+            _update_digest(digest, value[key])
+    else:
+        array = np.ascontiguousarray(np.asarray(value))
+        digest.update(f"{array.dtype}:{array.shape};".encode())
+        digest.update(array.tobytes())
+
+
+def extract_features(
+    model: Any,
+    dataset: Any,
+    *,
+    layers: str | list[str] | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    use_cache: bool = True,
+) -> tuple[Any, Any]:
+    """Compute features of a whole dataset once and cache them on disk.
+
+    The cache key is the sha256 of the model's weights, the requested layers and
+    a sha256 fingerprint of the data itself (every input and label is hashed
+    while streaming, so changed data never hits a stale cache). A cache hit reads
+    the data but never runs the model.
+
+    Args:
+        model: Any zoo model (see :func:`feature_extractor`).
+        dataset: A batched ``tf.data.Dataset`` (or iterable) of ``(x, y)``,
+            ``{"...": x, "label": y}`` or unlabelled inputs. It must not shuffle.
+        layers: Feature layers (default: ``pre_logits`` or the model's natural features).
+        cache_dir: Cache folder (default :func:`feature_cache_dir`).
+        use_cache: ``False`` always recomputes and does not write the cache.
+
+    Returns:
+        ``(features, labels)`` as NumPy arrays; ``labels`` is ``None`` without labels.
+        With several layers, ``features`` is a list.
+    """
+    import hashlib
+
+    import numpy as np
+
+    extractor = feature_extractor(model, layers)
+    inputs, labels = [], []
+    digest = hashlib.sha256()
+    for x, y in _batches(dataset):
+        _update_digest(digest, x)
+        if y is not None:
+            _update_digest(digest, y)
+            labels.append(y)
+        inputs.append(x)
+    if not inputs:
+        raise InputError("extract_features got an empty dataset")
+    key_parts = [weights_fingerprint(extractor), ",".join(extractor.output_names)
+                 if hasattr(extractor, "output_names") else "", digest.hexdigest()]
+    key = hashlib.sha256("|".join(key_parts).encode()).hexdigest()[:32]
+    folder = Path(cache_dir) if cache_dir is not None else feature_cache_dir()
+    path = folder / f"{model.name}-{key}.npz"
+    if use_cache and path.is_file():
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                feats = [data[k] for k in sorted(data.files) if k.startswith("features_")]
+                cached_labels = data["labels"] if "labels" in data.files else None
+            return (feats[0] if len(feats) == 1 else feats), cached_labels
+        except (OSError, ValueError, KeyError):
+            path.unlink(missing_ok=True)  # a damaged cache entry: recompute it
+    outputs: list[list[Any]] = []
+    for x in inputs:
+        out = extractor(x, training=False)
+        out = out if isinstance(out, list | tuple) else [out]
+        if not outputs:
+            outputs = [[] for _ in out]
+        for store, value in zip(outputs, out, strict=True):
+            store.append(np.asarray(value))
+    feats = [np.concatenate(o) for o in outputs]
+    all_labels = np.concatenate(labels) if labels else None
+    if use_cache:
+        folder.mkdir(parents=True, exist_ok=True)
+        arrays = {f"features_{i:02d}": f for i, f in enumerate(feats)}
+        if all_labels is not None:
+            arrays["labels"] = all_labels
+        _atomic_savez(path, arrays)
+    return (feats[0] if len(feats) == 1 else feats), all_labels
+
+
+def _atomic_savez(path: Path, arrays: dict[str, Any]) -> None:
+    import tempfile
+
+    import numpy as np
+
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".npz")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            np.savez(fh, **arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+# --------------------------------------------------------------------------------------
+# Fine-tuning
+# --------------------------------------------------------------------------------------
+
+STRATEGIES = ("two_phase", "head", "full")
+
+
+@dataclass
+class FineTuneResult:
+    """What :func:`fine_tune` returns.
+
+    Attributes:
+        model: The trained model. For ``"head"`` and ``"two_phase"`` it calls a
+            nested ``backbone`` model with ``training=False`` and then ``head``.
+        history: Metric name -> per-epoch values over all phases, with ``phase``
+            giving the phase of each epoch.
+    """
+
+    model: Any
+    history: dict[str, list[float]] = field(default_factory=dict)
+
+
+def split_backbone(model: Any) -> tuple[Any, Any]:
+    """Return ``(backbone, head)``: the model up to ``pre_logits``, and its ``head`` layer."""
+    import keras
+
+    names = [layer.name for layer in model.layers]
+    if "pre_logits" not in names or "head" not in names:
+        raise InputError(
+            f"{model.name} has no 'pre_logits' and 'head' layers; load it with include_top=True"
+        )
+    backbone = keras.Model(model.inputs, model.get_layer("pre_logits").output, name="backbone")
+    return backbone, model.get_layer("head")
+
+
+def backbone_blocks(backbone: Any) -> list[list[Any]]:
+    """Group a backbone's weighted layers into blocks, bottom to top.
+
+    Torchvision-style residual blocks (``layer3_1_*``) form one block; a batch
+    norm joins the layer before it; any other weighted layer is its own block.
+    """
+    import re
+
+    import keras
+
+    blocks: list[list[Any]] = []
+    keys: list[str] = []
+    for layer in backbone.layers:
+        if not layer.weights:
+            continue
+        match = re.match(r"^(layer\d+_\d+)_", layer.name)
+        key = match.group(1) if match else layer.name
+        joins = blocks and (
+            (match and keys[-1] == key)
+            or (not match and isinstance(layer, keras.layers.BatchNormalization))
+        )
+        if joins:
+            blocks[-1].append(layer)
+        else:
+            blocks.append([layer])
+            keys.append(key)
+    return blocks
+
+
+def _default_loss(model: Any) -> Any:
+    import keras
+
+    head = next((la for la in model.layers if la.name == "head"), None)
+    activation = getattr(getattr(head, "activation", None), "__name__", "linear")
+    return keras.losses.SparseCategoricalCrossentropy(from_logits=activation != "softmax")
+
+
+def _phase_callbacks(
+    phase_dir: Path | None, patience: int | None, has_val: bool, save_every_steps: int | None
+) -> list[Any]:
+    import keras
+
+    cbs: list[Any] = []
+    if patience is not None and has_val:
+        cbs.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience,
+                                                 restore_best_weights=True))
+    if phase_dir is not None:
+        phase_dir.mkdir(parents=True, exist_ok=True)
+        cbs.append(keras.callbacks.BackupAndRestore(str(phase_dir / "backup"),
+                                                    save_freq=save_every_steps or "epoch"))
+    return cbs
+
+
+def _run_phase(
+    model: Any, name: str, train: Any, val: Any, *, epochs: int, lr: float, loss: Any,
+    metrics: list[Any], checkpoint_dir: Path | None, patience: int | None,
+    save_every_steps: int | None, verbose: Any,
+) -> dict[str, list[float]]:
+    import json
+
+    import keras
+
+    phase_dir = checkpoint_dir / name if checkpoint_dir is not None else None
+    done = phase_dir / "done.weights.h5" if phase_dir is not None else None
+    if done is not None and done.is_file():  # finished before an interruption: reuse it
+        model.load_weights(done)
+        return json.loads((phase_dir / "history.json").read_text())
+    model.compile(optimizer=keras.optimizers.Adam(lr), loss=loss, metrics=metrics)
+    history = model.fit(
+        train, validation_data=val, epochs=epochs, shuffle=False, verbose=verbose,
+        callbacks=_phase_callbacks(phase_dir, patience, val is not None, save_every_steps),
+    ).history
+    if done is not None:
+        tmp = phase_dir / ".done.tmp.weights.h5"
+        model.save_weights(tmp)
+        (phase_dir / "history.json").write_text(json.dumps(history))
+        os.replace(tmp, done)
+    return {k: [float(v) for v in vals] for k, vals in history.items()}
+
+
+def fine_tune(
+    model: Any,
+    train: Any,
+    val: Any = None,
+    *,
+    strategy: str = "two_phase",
+    epochs: int | tuple[int, int] = 10,
+    learning_rate: float = 1e-3,
+    fine_tune_learning_rate: float | None = None,
+    unfreeze: int | str = 2,
+    head_dropout: float = 0.0,
+    patience: int | None = 3,
+    checkpoint_dir: str | os.PathLike[str] | None = None,
+    save_every_steps: int | None = None,
+    loss: Any = None,
+    metrics: list[Any] | None = None,
+    verbose: Any = "auto",
+) -> FineTuneResult:
+    """Fine-tune a classifier the way the Keras transfer-learning guide prescribes.
+
+    ``"two_phase"``: phase 1 trains only the head, with the backbone frozen and
+    called with ``training=False`` (so batch norm stays in inference mode);
+    phase 2 unfreezes the top ``unfreeze`` blocks (or ``"all"``) and recompiles
+    at ``fine_tune_learning_rate`` (default ``learning_rate / 10``), the backbone
+    still in inference mode. ``"head"`` runs phase 1 only; ``"full"`` trains the
+    whole model as built, batch norm included. Each phase stops early on
+    ``val_loss`` and restores its best weights; with ``checkpoint_dir`` an
+    interrupted run resumes where it stopped. Call it inside a
+    ``tf.distribute.Strategy`` scope (where the model was built) to distribute.
+
+    Args:
+        model: A classifier with ``pre_logits`` and ``head`` layers (e.g. from
+            ``zoo.load(name, num_classes=N)``).
+        train: Batched training dataset of ``(x, y)``.
+        val: Batched validation dataset, or ``None``.
+        strategy: One of :data:`STRATEGIES`.
+        epochs: Total epochs (split evenly over two phases) or ``(phase1, phase2)``.
+        learning_rate: Adam learning rate of phase 1 (and of ``"full"``).
+        fine_tune_learning_rate: Adam learning rate of phase 2.
+        unfreeze: Number of top backbone blocks to unfreeze in phase 2, or ``"all"``.
+        head_dropout: Dropout rate added before the head in the composed model.
+        patience: Early-stopping patience in epochs (``None`` disables it).
+        checkpoint_dir: Folder for resumable checkpoints.
+        save_every_steps: Also checkpoint every N steps (resume inside an epoch).
+        loss: Loss (default: sparse categorical cross-entropy matching the head).
+        metrics: Metrics (default: accuracy).
+        verbose: Passed to ``fit``.
+
+    Returns:
+        A :class:`FineTuneResult`.
+    """
+    import keras
+
+    if strategy not in STRATEGIES:
+        raise InputError(f"strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
+    if isinstance(epochs, int):
+        epochs = (epochs, 0) if strategy != "two_phase" else (max(1, epochs // 2), epochs - epochs // 2)
+    loss = loss or _default_loss(model)
+    metrics = metrics or ["accuracy"]
+    ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
+    common = {"loss": loss, "metrics": metrics, "checkpoint_dir": ckpt, "patience": patience,
+              "save_every_steps": save_every_steps, "verbose": verbose}
+
+    if strategy == "full":
+        history = _run_phase(model, "full", train, val, epochs=epochs[0], lr=learning_rate, **common)
+        return FineTuneResult(model, {**history, "phase": ["full"] * len(history.get("loss", []))})
+
+    backbone, head = split_backbone(model)
+    inputs = keras.tree.map_structure(
+        lambda t: keras.Input(shape=t.shape[1:], dtype=t.dtype, name=t.name.split(":")[0]),
+        model.input,
+    )
+    x = backbone(inputs, training=False)
+    if head_dropout:
+        x = keras.layers.Dropout(head_dropout, name="head_dropout")(x)
+    composed = keras.Model(inputs, head(x), name=model.name)
+
+    backbone.trainable = False
+    history = _run_phase(composed, "phase1", train, val, epochs=epochs[0], lr=learning_rate, **common)
+    merged = {k: list(v) for k, v in history.items()}
+    merged["phase"] = ["head"] * len(history.get("loss", []))
+    if strategy == "two_phase" and epochs[1] > 0:
+        backbone.trainable = True
+        blocks = backbone_blocks(backbone)
+        keep = len(blocks) if unfreeze == "all" else int(unfreeze)
+        for block in blocks[: max(0, len(blocks) - keep)]:
+            for layer in block:
+                layer.trainable = False
+        history = _run_phase(composed, "phase2", train, val, epochs=epochs[1],
+                             lr=fine_tune_learning_rate or learning_rate / 10, **common)
+        for k, v in history.items():
+            merged.setdefault(k, []).extend(v)
+        merged["phase"] += ["fine-tune"] * len(history.get("loss", []))
+    return FineTuneResult(composed, merged)
+
+
+def extract_to_file(
+    name: str,
+    data: str,
+    out: str | os.PathLike[str],
+    *,
+    split: str = "train",
+    layers: list[str] | None = None,
+    batch_size: int = 256,
+    data_dir: str | None = None,
+) -> tuple[Path, dict[str, tuple[int, ...]]]:
+    """Extract features of a dataset with pretrained weights and write them to an ``.npz``.
+
+    The entry's preprocessing is used (resized to the model's input when the data
+    differs in size); features go through the on-disk cache of :func:`extract_features`.
+
+    Returns:
+        The written path and the shape of each stored array.
+    """
+    import zoo.data
+    from zoo import api
+    from zoo.finetune import adapt_preprocessing
+
+    entry = api.weights_entry(name)
+    model = api.load(entry.name)
+    spec = dict(entry.preprocessing)
+    probe = zoo.data.load(data, split, preprocessing=spec, as_supervised=True, data_dir=data_dir)
+    produced = tuple(next(iter(probe))[0].shape[0:2])
+    spec = adapt_preprocessing(spec, produced, tuple(model.input_shape[1:3]))
+    dataset = zoo.data.load(data, split, preprocessing=spec, as_supervised=True,
+                            batch_size=batch_size, data_dir=data_dir)
+    feats, labels = extract_features(model, dataset, layers=layers)
+    feats = feats if isinstance(feats, list) else [feats]
+    arrays = {f"features_{i:02d}" if len(feats) > 1 else "features": f for i, f in enumerate(feats)}
+    if labels is not None:
+        arrays["labels"] = labels
+    path = Path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _atomic_savez(path, arrays)
+    return path, {k: tuple(v.shape) for k, v in arrays.items()}

@@ -1,0 +1,258 @@
+"""Transfer learning: feature extractors, cached features, two-phase fine-tuning, `zoo finetune`."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import zoo
+from zoo.errors import InputError, WeightsFormatError
+from zoo.transfer import (
+    backbone_blocks,
+    extract_features,
+    feature_extractor,
+    fine_tune,
+    split_backbone,
+)
+
+DATA_DIR = Path(os.environ.get("ZOO_DATA_DIR") or Path(__file__).resolve().parents[2] / "shared" / "data")
+
+
+@pytest.fixture(scope="module")
+def digits_folder(tmp_path_factory):
+    """scikit-learn's bundled handwritten digits (1,797 real 8x8 scans) as a user image folder."""
+    sklearn_datasets = pytest.importorskip("sklearn.datasets")
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("digits")
+    digits = sklearn_datasets.load_digits()
+    for i, (image, label) in enumerate(zip(digits.images, digits.target, strict=True)):
+        (root / str(label)).mkdir(exist_ok=True)
+        Image.fromarray((image * 16).clip(0, 255).astype(np.uint8)).save(root / str(label) / f"{i}.png")
+    return root
+
+
+def _random_data(n=64, shape=(32, 32, 3), classes=3, batch=16, seed=0):
+    import tensorflow as tf
+
+    rng = np.random.default_rng(seed)
+    x = rng.random((n, *shape), dtype=np.float32)
+    y = rng.integers(0, classes, n)
+    return tf.data.Dataset.from_tensor_slices((x, y)).batch(batch)
+
+
+def test_feature_extractor_layers_stages_and_nested_models():
+    model = zoo.build("resnet20")
+    extractor = feature_extractor(model, ["layer1", "layer3", "pre_logits"])
+    assert [tuple(o.shape) for o in extractor.outputs] == [(None, 32, 32, 16), (None, 8, 8, 64),
+                                                         (None, 64)]
+    dcgan = zoo.build("dcgan")
+    disc = dcgan.discriminator
+    nested = feature_extractor(dcgan, [disc.layers[-2].name])
+    assert nested.output.shape[-1] == disc.layers[-2].output.shape[-1]
+    vae = zoo.build("vae")
+    assert feature_extractor(vae).output.shape[-1] == vae.latent_dim
+    with pytest.raises(InputError, match="no layer or stage"):
+        feature_extractor(model, "layer9")
+
+
+def test_feature_extractor_reaches_into_a_nested_submodel():
+    import keras
+
+    inner = zoo.build("lenet5")
+    inputs = keras.Input((32, 32, 1))
+    outer = keras.Model(inputs, keras.layers.Dense(2, name="new_head")(inner(inputs)), name="outer")
+    extractor = feature_extractor(outer, ["lenet5/c5", "lenet5/pre_logits", "new_head"])
+    x = np.random.default_rng(0).random((2, 32, 32, 1), dtype=np.float32)
+    c5, pre, out = extractor(x)
+    np.testing.assert_allclose(pre, keras.Model(inner.inputs, inner.get_layer("pre_logits").output)(x),
+                               atol=1e-6)
+    assert c5.shape == (2, 1, 1, 120) and out.shape == (2, 2)
+
+
+class SpyExtractor:
+    """Wraps the real extractor and counts forward passes."""
+
+    calls = 0
+
+    def __init__(self, real):
+        self.real = real
+
+    def __getattr__(self, name):
+        return getattr(self.real, name)
+
+    def __call__(self, *args, **kwargs):
+        SpyExtractor.calls += 1
+        return self.real(*args, **kwargs)
+
+
+def test_extract_features_is_cached_by_weights_and_data(tmp_path, monkeypatch):
+    import zoo.transfer as transfer
+
+    real = transfer.feature_extractor
+    monkeypatch.setattr(transfer, "feature_extractor", lambda *a, **k: SpyExtractor(real(*a, **k)))
+    model = zoo.build("lenet5")
+    data = _random_data(shape=(32, 32, 1), classes=10)
+    SpyExtractor.calls = 0
+    f1, y1 = extract_features(model, data, cache_dir=tmp_path)
+    first = SpyExtractor.calls
+    f2, y2 = extract_features(model, data, cache_dir=tmp_path)
+    assert first > 0 and SpyExtractor.calls == first, "a cache hit must not run the backbone"
+    np.testing.assert_array_equal(f1, f2)
+    np.testing.assert_array_equal(y1, y2)
+    assert f1.shape == (64, 84)
+    extract_features(model, _random_data(shape=(32, 32, 1), classes=10, seed=1), cache_dir=tmp_path)
+    assert SpyExtractor.calls > first, "other data must miss the cache"
+    calls = SpyExtractor.calls
+    model.get_layer("c1").kernel.assign(model.get_layer("c1").kernel * 0.5)
+    extract_features(model, data, cache_dir=tmp_path)
+    assert SpyExtractor.calls > calls, "other weights must miss the cache"
+    for cached in tmp_path.glob("*.npz"):  # a damaged entry is recomputed, not trusted
+        cached.write_bytes(b"garbage")
+    f3, _ = extract_features(model, data, cache_dir=tmp_path)
+    assert f3.shape == (64, 84)
+
+
+def test_backbone_blocks_group_residual_blocks_and_batch_norm():
+    backbone, head = split_backbone(zoo.build("resnet20"))
+    blocks = backbone_blocks(backbone)
+    assert [layer.name for layer in blocks[0]] == ["conv1", "bn1"]
+    assert [layer.name for layer in blocks[-1]] == ["layer3_2_conv1", "layer3_2_bn1",
+                                                   "layer3_2_conv2", "layer3_2_bn2"]
+    assert head.name == "head"
+
+
+def test_phase_one_keeps_batch_norm_statistics_frozen():
+    model = zoo.build("resnet20", num_classes=3)
+    bn_before = {la.name: [np.array(w) for w in la.weights]
+                 for la in model.layers if "bn" in la.name}
+    head_before = np.array(model.get_layer("head").kernel)
+    data = _random_data()
+    result = fine_tune(model, data, data, strategy="head", epochs=2, verbose=0)
+    for name, weights in bn_before.items():
+        for before, after in zip(weights, model.get_layer(name).weights, strict=True):
+            np.testing.assert_array_equal(before, np.array(after), err_msg=name)
+    assert not np.array_equal(head_before, np.array(model.get_layer("head").kernel))
+    assert result.history["phase"] == ["head", "head"]
+
+
+def test_two_phase_unfreezes_only_the_top_blocks():
+    model = zoo.build("resnet20", num_classes=3)
+    data = _random_data()
+    low = np.array(model.get_layer("layer1_0_conv1").kernel)
+    top = np.array(model.get_layer("layer3_2_conv2").kernel)
+    result = fine_tune(model, data, data, epochs=(1, 1), unfreeze=1, verbose=0, patience=None)
+    np.testing.assert_array_equal(low, np.array(model.get_layer("layer1_0_conv1").kernel))
+    assert not np.array_equal(top, np.array(model.get_layer("layer3_2_conv2").kernel))
+    assert result.history["phase"] == ["head", "fine-tune"]
+
+
+def test_load_keras_refuses_lambda_layers(tmp_path):
+    import keras
+
+    inputs = keras.Input((2,))
+    model = keras.Model(inputs, keras.layers.Lambda(lambda t: t * 2)(inputs))
+    path = tmp_path / "lambda.keras"
+    model.save(path)
+    with pytest.raises(WeightsFormatError, match="could not be loaded safely"):
+        zoo.load_keras(path)
+
+
+def _finetune_cmd(data, out, *extra):
+    return [sys.executable, "-m", "zoo", "finetune", "lenet5", "--data", str(data), "--out", str(out),
+            "--max-train", "200", "--batch-size", "32", "--lr", "3e-3", *extra]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (DATA_DIR / "mnist").is_dir(), reason=f"no MNIST under {DATA_DIR}")
+def test_pretrained_backbone_beats_training_from_scratch(digits_folder, tmp_path):
+    """LeNet-5's MNIST weights, fine-tuned on 200 real scikit-learn digits, beat random init."""
+    from zoo.finetune import finetune
+
+    common = {"epochs": 6, "strategy": "full", "batch_size": 32, "learning_rate": 3e-3,
+              "max_train": 200, "verbose": 0}
+    scores = {"pretrained": [], "scratch": []}
+    for seed in (0, 1):
+        for kind, weights in (("pretrained", "default"), ("scratch", None)):
+            summary = finetune("lenet5", str(digits_folder), tmp_path / f"{kind}{seed}", seed=seed,
+                               weights=weights, **common)
+            scores[kind].append(summary["metrics"]["top1_accuracy"])
+    print("fine-tuned vs scratch validation accuracy:", scores)
+    assert min(scores["pretrained"]) > max(scores["scratch"])
+
+
+@pytest.mark.slow
+def test_finetune_killed_mid_epoch_resumes_and_writes_a_valid_folder(digits_folder, tmp_path):
+    out = tmp_path / "run"
+    cmd = _finetune_cmd(digits_folder, out, "--epochs", "6", "--save-every-steps", "2",
+                        "--strategy", "full")
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    backup = out / "checkpoints" / "full" / "backup"
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if backup.is_dir() and any(backup.rglob("*.json")):
+            break
+        time.sleep(0.2)
+    assert proc.poll() is None, "the run finished before it could be interrupted: " + proc.stdout.read()
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (out / "model.keras").exists()
+    resumed = subprocess.run(cmd + ["--json"], capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    summary = json.loads(resumed.stdout[resumed.stdout.index("{"):])
+    assert summary["metrics"]["top1_accuracy"] > 50
+    model = zoo.load_keras(out / "model.keras")
+    assert model.output_shape == (None, 10)
+    card = json.loads((out / "card.json").read_text())
+    from zoo.manifest import WeightsEntry
+    from zoo.resolve import check_file
+
+    entry = WeightsEntry.from_dict("lenet5.finetuned", card)
+    assert check_file(out / "model.keras", entry.files[0]) is None
+    assert (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not list(out.glob(".*")), "no temporary files are left behind"
+
+
+MIRRORED_SCRIPT = r"""
+import json, sys
+import numpy as np, tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+import keras, zoo
+from zoo.finetune import get_strategy
+from zoo.transfer import fine_tune
+rng = np.random.default_rng(0)
+x = rng.random((256, 32, 32, 1), dtype=np.float32)
+y = (x[:, :16].mean(axis=(1, 2, 3)) > x[:, 16:].mean(axis=(1, 2, 3))).astype("int64")
+train = tf.data.Dataset.from_tensor_slices((x[:192], y[:192])).batch(32)
+val = tf.data.Dataset.from_tensor_slices((x[192:], y[192:])).batch(32)
+strategy = get_strategy(sys.argv[1])
+keras.utils.set_random_seed(0)
+with strategy.scope():
+    model = zoo.load("lenet5", num_classes=2)
+    result = fine_tune(model, train, val, strategy="full", epochs=4, patience=None, verbose=0)
+print(json.dumps({"replicas": strategy.num_replicas_in_sync, "val_loss": result.history["val_loss"],
+                  "val_accuracy": result.history["val_accuracy"]}))
+"""
+
+
+@pytest.mark.slow
+def test_mirrored_strategy_matches_a_single_device():
+    runs = {}
+    for mode in ("none", "mirrored"):
+        proc = subprocess.run([sys.executable, "-c", MIRRORED_SCRIPT, mode], capture_output=True,
+                              text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        runs[mode] = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert runs["none"]["replicas"] == 1 and runs["mirrored"]["replicas"] == 2
+    print(runs)
+    np.testing.assert_allclose(runs["mirrored"]["val_loss"], runs["none"]["val_loss"], rtol=0.05,
+                               atol=0.02)

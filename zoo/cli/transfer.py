@@ -1,0 +1,87 @@
+"""Commands that take a zoo model to a new task: finetune, extract."""
+
+from __future__ import annotations
+
+import click
+
+from zoo.cli._app import cli, echo_json
+
+
+@cli.command("finetune")
+@click.argument("name")
+@click.option("--data", required=True,
+              help="A folder (root/<label>/* or root/<split>/<label>/*), tfds:NAME, or a named dataset.")
+@click.option("--out", required=True, type=click.Path(file_okay=False),
+              help="Output folder; rerunning into it resumes an interrupted run.")
+@click.option("--epochs", default=10, show_default=True, type=click.IntRange(min=1))
+@click.option("--strategy", type=click.Choice(["two_phase", "head", "full"]), default="two_phase",
+              show_default=True)
+@click.option("--distribute", type=click.Choice(["none", "mirrored", "multiworker"]), default="none",
+              show_default=True, help="tf.distribute strategy (multiworker reads TF_CONFIG).")
+@click.option("--batch-size", default=64, show_default=True, type=click.IntRange(min=1))
+@click.option("--lr", "learning_rate", default=1e-3, show_default=True, type=float)
+@click.option("--unfreeze", default="2", show_default=True,
+              help="Top backbone blocks to unfreeze in phase 2, or 'all'.")
+@click.option("--max-train", type=click.IntRange(min=1), help="Use a fixed subset of N training examples.")
+@click.option("--max-val", type=click.IntRange(min=1), help="Use a fixed subset of N validation examples.")
+@click.option("--from-scratch", is_flag=True, help="Start from random weights (a baseline).")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--save-every-steps", type=click.IntRange(min=1),
+              help="Also checkpoint every N steps, so a run killed mid-epoch resumes there.")
+@click.option("--data-dir", type=click.Path(file_okay=False), help="Data directory (default: ZOO_DATA_DIR).")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
+def finetune_cmd(name: str, data: str, out: str, epochs: int, strategy: str, distribute: str,
+                 batch_size: int, learning_rate: float, unfreeze: str, max_train: int | None,
+                 max_val: int | None, from_scratch: bool, seed: int, save_every_steps: int | None,
+                 data_dir: str | None, as_json: bool) -> None:
+    """Fine-tune NAME on a dataset; write model.keras, card.json and curves.png to --out.
+
+    \b
+    Examples:
+      zoo finetune lenet5 --data ./digits --out ./mine
+      zoo finetune lenet5 --data fashion_mnist --epochs 6 --max-train 2000 --out ./fashion
+      zoo finetune resnet --data ./photos --strategy head --distribute mirrored --out ./photos-model
+    """
+    from zoo.finetune import finetune
+
+    summary = finetune(
+        name, data, out, epochs=epochs, strategy=strategy, distribute=distribute,
+        batch_size=batch_size, learning_rate=learning_rate,
+        unfreeze="all" if unfreeze == "all" else int(unfreeze), max_train=max_train,
+        max_val=max_val, seed=seed, data_dir=data_dir,
+        weights=None if from_scratch else "default", save_every_steps=save_every_steps,
+        verbose=0 if as_json else 2,
+    )
+    if as_json:
+        echo_json(summary)
+        return
+    m = summary["metrics"]
+    click.echo(f"validation top-1 accuracy {m['top1_accuracy']:.2f}% on {int(m['num_examples'])} examples")
+    for key in ("model", "card", "curves"):
+        click.echo(f"  {key:<7} {summary[key]}")
+
+
+@cli.command("extract")
+@click.argument("name")
+@click.option("--data", required=True, help="A named dataset, tfds:NAME or a folder.")
+@click.option("--split", default="train", show_default=True)
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Output .npz file.")
+@click.option("--layer", "layers", multiple=True, help="Layer or stage to read (repeatable).")
+@click.option("--batch-size", default=256, show_default=True, type=click.IntRange(min=1))
+@click.option("--data-dir", type=click.Path(file_okay=False), help="Data directory (default: ZOO_DATA_DIR).")
+def extract_cmd(name: str, data: str, split: str, out: str, layers: tuple[str, ...], batch_size: int,
+                data_dir: str | None) -> None:
+    """Compute features of a dataset with a pretrained model and save them as .npz.
+
+    Features are cached, keyed by the weights' sha256 and the data's fingerprint.
+
+    \b
+    Examples:
+      zoo extract lenet5 --data mnist --split test --out mnist-test.npz
+      zoo extract resnet20 --data ./photos --layer layer2 --layer pre_logits --out feats.npz
+    """
+    from zoo.transfer import extract_to_file
+
+    path, shapes = extract_to_file(name, data, out, split=split, layers=list(layers) or None,
+                                   batch_size=batch_size, data_dir=data_dir)
+    click.echo(f"wrote {path}: " + ", ".join(f"{k} {v}" for k, v in shapes.items()))

@@ -89,9 +89,9 @@ class SpyExtractor:
     def __getattr__(self, name):
         return getattr(self.real, name)
 
-    def __call__(self, *args, **kwargs):
+    def predict_on_batch(self, *args, **kwargs):
         SpyExtractor.calls += 1
-        return self.real(*args, **kwargs)
+        return self.real.predict_on_batch(*args, **kwargs)
 
 
 def test_extract_features_is_cached_by_weights_and_data(tmp_path, monkeypatch):

@@ -269,7 +269,7 @@ def extract_features(
             path.unlink(missing_ok=True)  # a damaged cache entry: recompute it
     outputs: list[list[Any]] = []
     for x in inputs:
-        out = extractor(x, training=False)
+        out = extractor.predict_on_batch(x)  # the compiled predict function, not eager calls
         out = out if isinstance(out, list | tuple) else [out]
         if not outputs:
             outputs = [[] for _ in out]

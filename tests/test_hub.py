@@ -153,3 +153,57 @@ def test_cli_pull_and_verify(hub_model, hf_env):
     blob.write_bytes(bytes(data))
     result = runner.invoke(cli, ["verify", "lenet5.hub"])
     assert result.exit_code == 1 and "failed verification" in result.output
+
+
+# --- third-party files verified against the Hub's own hashes (sha256_source "hub") ---------
+
+
+@pytest.fixture
+def third_party(local_hub, hf_env, weights_bytes, tmp_path, monkeypatch):
+    """A repo with an LFS weights file and a plain-git text file, recorded without hashes."""
+    repo_id = f"third-party/lenet5-{uuid.uuid4().hex[:8]}"
+    notes = b"config of a third-party checkpoint\n"
+    revision = local_hub.add_repo(repo_id, {weights_bytes.name: weights_bytes.read_bytes(),
+                                            "notes.txt": notes}, lfs=[weights_bytes.name])
+    record = lenet_record(weights_bytes, tag="hub", sources=[
+        {"type": "hf", "repo_id": repo_id, "revision": revision}])
+    record["files"] = [
+        {"filename": weights_bytes.name, "sha256": None, "size": None, "format": "keras.weights.h5",
+         "sha256_source": "hub"},
+        {"filename": "notes.txt", "sha256": None, "size": None, "format": "config",
+         "sha256_source": "hub"},
+    ]
+    manifest = write_manifest_file(tmp_path / "third.json", {"lenet5.hub": record})
+    monkeypatch.setenv("ZOO_MANIFEST", str(manifest))
+    return local_hub, repo_id, weights_bytes
+
+
+def test_hub_hashes_verify_downloads_and_offline_cache_hits(third_party, hf_env, monkeypatch):
+    hub, repo_id, weights = third_party
+    paths = zoo.pull("lenet5.hub")
+    assert paths[weights.name].read_bytes() == weights.read_bytes()
+    hub.stop()
+    hf_env.set_offline(monkeypatch)
+    assert zoo.load("lenet5.hub").count_params() == 61706
+    results = zoo.verify(["lenet5.hub"])
+    assert [r.status for r in results] == ["ok", "ok"]
+    blob = paths["notes.txt"].resolve()
+    blob.write_bytes(b"tampered config of a third-party checkpoint\n")
+    assert {r.filename: r.status for r in zoo.verify(["lenet5.hub"])}["notes.txt"] == "bad"
+    with pytest.raises(OfflineError):  # the bad copy is removed, and offline it cannot come back
+        zoo.pull("lenet5.hub")
+    assert not blob.exists()
+
+
+def test_hub_hashes_reject_a_tampered_lfs_object(third_party, hf_env):
+    hub, repo_id, weights = third_party
+    from hubserver import sha256_of
+
+    obj = hub.lfs_object_path(repo_id, sha256_of(weights))
+    data = bytearray(obj.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    obj.write_bytes(bytes(data))
+    with pytest.raises(WeightsVerificationError, match="LFS sha256"):
+        zoo.pull("lenet5.hub")
+    leftovers = [p for p in hf_env.cache_dir.rglob("*") if p.is_file() and p.stat().st_size > 1000]
+    assert leftovers == []

@@ -22,7 +22,7 @@ from zoo.errors import (
     WeightsFormatError,
 )
 from zoo.manifest import PACKAGE_DIR, WeightsEntry, WeightsFile, load_manifest
-from zoo.resolve import check_file, find_local, resolve_files
+from zoo.resolve import check_file, find_local, resolve_files, verify_local_copy
 
 SAFE_WEIGHT_SUFFIXES = (".weights.h5", ".keras")
 PICKLE_SUFFIXES = (".pt", ".pth", ".pkl", ".pickle", ".bin", ".ckpt", ".joblib", ".npy")
@@ -379,7 +379,7 @@ def verify(names: list[str] | None = None, *, golden: bool = False) -> list[Veri
                 results.append(VerifyResult(entry.name, file.filename, "missing", None,
                                             f"run 'zoo pull {entry.name}'"))
                 continue
-            problem = check_file(path, file)
+            problem = verify_local_copy(entry, file, path)
             results.append(VerifyResult(entry.name, file.filename, "bad" if problem else "ok",
                                         str(path), problem or ""))
         files_ok = all(r.status == "ok" for r in results if r.weights == entry.name)

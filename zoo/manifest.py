@@ -64,16 +64,19 @@ class WeightsFile:
 
     Attributes:
         filename: File name (relative to the source location).
-        sha256: Lower-case hex sha256 of the whole file.
-        size: Size in bytes.
+        sha256: Lower-case hex sha256 of the whole file (may be ``None`` for ``"hub"``).
+        size: Size in bytes (may be ``None`` for ``"hub"``).
         format: One of :data:`FORMATS`.
-        sha256_source: ``"computed"`` when this project hashed the file itself,
-            ``"hub-lfs"`` when the hash is the Hub's LFS sha256 at the pinned revision.
+        sha256_source: ``"computed"`` when this project hashed the file itself;
+            ``"hub"`` for third-party files whose hash could not be obtained here:
+            a download is checked against the Hub's own metadata at the pinned
+            revision (the LFS sha256, or the git blob sha1 of small files), and a
+            cached copy against the content hash its cache blob is named after.
     """
 
     filename: str
-    sha256: str
-    size: int
+    sha256: str | None
+    size: int | None
     format: str
     sha256_source: str = "computed"
 
@@ -81,17 +84,18 @@ class WeightsFile:
     def from_dict(cls, where: str, d: dict[str, Any]) -> WeightsFile:
         """Validate a manifest ``files`` item; ``where`` names it in errors."""
         _check_keys(where, d, {"filename", "sha256", "size", "format"}, {"sha256_source"})
-        if not _HEX64.match(str(d["sha256"])):
+        src = d.get("sha256_source", "computed")
+        if src not in ("computed", "hub"):
+            raise ManifestError(f"{where}: sha256_source must be 'computed' or 'hub'")
+        optional = src == "hub"
+        if not (optional and d["sha256"] is None) and not _HEX64.match(str(d["sha256"])):
             raise ManifestError(f"{where}: sha256 must be 64 lower-case hex digits")
-        if not isinstance(d["size"], int) or d["size"] <= 0:
+        if not (optional and d["size"] is None) and (not isinstance(d["size"], int) or d["size"] <= 0):
             raise ManifestError(f"{where}: size must be a positive integer")
         if d["format"] not in FORMATS:
             raise ManifestError(f"{where}: format must be one of {FORMATS}")
         if "/" in d["filename"] or d["filename"].startswith("."):
             raise ManifestError(f"{where}: filename must be a plain file name")
-        src = d.get("sha256_source", "computed")
-        if src not in ("computed", "hub-lfs"):
-            raise ManifestError(f"{where}: sha256_source must be 'computed' or 'hub-lfs'")
         return cls(d["filename"], d["sha256"], d["size"], d["format"], src)
 
 
@@ -320,7 +324,7 @@ class WeightsEntry:
     @property
     def total_size(self) -> int:
         """Total size in bytes of the entry's files."""
-        return sum(f.size for f in self.files)
+        return sum(f.size or 0 for f in self.files)
 
 
 def parse_manifest(data: dict[str, Any]) -> dict[str, WeightsEntry]:

@@ -37,18 +37,83 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
     return digest.hexdigest()
 
 
+def git_blob_sha1(path: str | os.PathLike[str]) -> str:
+    """Return the git blob id (sha1 of ``"blob <size>\\0"`` + content) of a file."""
+    size = os.path.getsize(path)
+    digest = hashlib.sha1(f"blob {size}\0".encode())
+    with open(path, "rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def check_file(path: Path, expected: WeightsFile) -> str | None:
-    """Return ``None`` when ``path`` matches the expected size and sha256, else the reason."""
+    """Return ``None`` when ``path`` matches the expected size and sha256, else the reason.
+
+    Unknown expectations (``None``, allowed for ``sha256_source="hub"``) are skipped
+    here; :func:`check_hub_file` covers those.
+    """
     try:
         st = path.stat()
     except OSError as exc:
         return f"cannot read {path}: {exc.strerror}"
-    if st.st_size != expected.size:
+    if expected.size is not None and st.st_size != expected.size:
         return f"size {st.st_size} bytes, expected {expected.size}"
-    actual = sha256_file(path)
-    if actual != expected.sha256:
-        return f"sha256 {actual[:12]}..., expected {expected.sha256[:12]}..."
+    if expected.sha256 is not None:
+        actual = sha256_file(path)
+        if actual != expected.sha256:
+            return f"sha256 {actual[:12]}..., expected {expected.sha256[:12]}..."
     return None
+
+
+def check_hub_file(path: Path, expected: WeightsFile, digest: str, size: int | None) -> str | None:
+    """Check a Hub file against the Hub's own hash: a 64-hex LFS sha256 or a 40-hex git blob sha1."""
+    problem = check_file(path, expected)
+    if problem:
+        return problem
+    if size is not None and path.stat().st_size != size:
+        return f"size {path.stat().st_size} bytes, the Hub says {size}"
+    actual = sha256_file(path) if len(digest) == 64 else git_blob_sha1(path)
+    if actual != digest:
+        kind = "LFS sha256" if len(digest) == 64 else "git blob sha1"
+        return f"{kind} {actual[:12]}..., the Hub says {digest[:12]}..."
+    return None
+
+
+def _hub_metadata(entry: WeightsEntry, source: WeightsSource, file: WeightsFile) -> tuple[str, int]:
+    """The Hub's hash and size of a file at the pinned revision (LFS sha256, else git blob sha1)."""
+    import huggingface_hub
+
+    api = huggingface_hub.HfApi(endpoint=huggingface_hub.constants.ENDPOINT)
+    try:
+        infos = api.get_paths_info(source.repo_id, [_hub_filename(source, file)],
+                                   revision=source.revision)
+    except Exception as exc:  # any client or transport error: nothing to verify against
+        raise WeightsVerificationError(
+            f"{entry.name}: cannot read the Hub's hash of {file.filename} to verify it ({exc}); "
+            f"retry '{_fetch_command(entry)}' when the Hub is reachable"
+        ) from exc
+    if not infos:
+        raise WeightsVerificationError(f"{entry.name}: the Hub lists no {file.filename} at "
+                                       f"{source.repo_id}@{source.revision}")
+    info = infos[0]
+    lfs = getattr(info, "lfs", None)
+    if lfs is not None:
+        return lfs.sha256, lfs.size
+    return info.blob_id, info.size
+
+
+def _verify_hub_copy(entry: WeightsEntry, source: WeightsSource, file: WeightsFile, path: Path,
+                     *, fresh: bool) -> str | None:
+    if file.sha256_source != "hub":
+        return check_file(path, file)
+    if fresh:
+        digest, size = _hub_metadata(entry, source, file)
+    else:  # the cache names each blob after the content hash verified when it was downloaded
+        digest, size = path.resolve().name, None
+        if len(digest) not in (40, 64):
+            return f"cache blob {digest!r} is not named after a content hash"
+    return check_hub_file(path, file, digest, size)
 
 
 def _package_path(source: WeightsSource, file: WeightsFile) -> Path | None:
@@ -145,7 +210,7 @@ def _resolve_hub(entry: WeightsEntry, source: WeightsSource, file: WeightsFile) 
     )
     if isinstance(cached, str):
         path = Path(cached)
-        problem = check_file(path, file)
+        problem = _verify_hub_copy(entry, source, file, path, fresh=False)
         if problem is None:
             return path
         log.warning("%s: cached %s is bad (%s); downloading again", entry.name, file.filename, problem)
@@ -153,7 +218,11 @@ def _resolve_hub(entry: WeightsEntry, source: WeightsSource, file: WeightsFile) 
     problem = ""
     for attempt in range(2):
         path = _download(entry, source, file, force=attempt > 0)
-        problem = check_file(path, file)
+        try:
+            problem = _verify_hub_copy(entry, source, file, path, fresh=True)
+        except WeightsVerificationError:
+            _remove_cached(path)
+            raise
         if problem is None:
             return path
         log.warning("%s: downloaded %s is bad (%s)", entry.name, file.filename, problem)
@@ -203,6 +272,14 @@ def resolve_files(
         if on_file is not None:
             on_file(file, paths[file.filename])
     return paths
+
+
+def verify_local_copy(entry: WeightsEntry, file: WeightsFile, path: Path) -> str | None:
+    """Check a packaged or cached copy without network access; ``None`` when it is good."""
+    hub = next((s for s in entry.sources if s.type == "hf"), None)
+    if file.sha256_source == "hub" and hub is not None:
+        return _verify_hub_copy(entry, hub, file, path, fresh=False)
+    return check_file(path, file)
 
 
 def find_local(entry: WeightsEntry, file: WeightsFile) -> Path | None:

@@ -261,6 +261,8 @@ def _resize(image: Any, size: Any, method: str) -> Any:
         new_w = tf.cast(tf.round(width * factor), tf.int32)
         out = tf.image.resize(image, tf.stack([new_h, new_w]), method=method, antialias=antialias)
         return out
+    if tuple(image.shape[-3:-1]) == tuple(size):  # statically a no-op: keep graphs (and exports) lean
+        return image
     return tf.image.resize(image, list(size), method=method, antialias=antialias)
 
 

@@ -172,6 +172,12 @@ def export(
         raise InputError(f"quantize must be float16 or int8, got {quantize!r}")
     if quantize and fmt != "tflite":
         raise InputError("quantisation is only available for --format tflite")
+    if fmt == "onnx":
+        import importlib.util
+
+        missing = [m for m in ("tf2onnx", "onnxruntime") if importlib.util.find_spec(m) is None]
+        if missing:
+            raise ExportError(f"ONNX export needs {' and '.join(missing)}: pip install 'zoo[export]'")
     entry = api.weights_entry(name)
     if entry.preprocessing.get("type") != "image":
         raise InputError(f"export of {entry.preprocessing.get('type')} models is not supported yet")

@@ -13,7 +13,6 @@ import json
 import os
 import shlex
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -79,14 +78,24 @@ def _pipeline(data: str, spec: dict[str, Any], *, split: dict[str, Any], batch_s
     if limit:
         ds = ds.shuffle(100_000, seed=seed, reshuffle_each_iteration=False).take(limit)
     ds = ds.cache()
-    if train:
-        ds = ds.shuffle(10_000 if not limit else limit, seed=seed)
+    if train:  # each epoch's order is a function of (seed, epoch): a resumed run sees the same batches
+        buffer = 10_000 if not limit else limit
+        # Count once (this fills the cache): with a known length, checkpoints land inside epochs.
+        count = int(ds.reduce(tf.constant(0, tf.int64), lambda n, *_: n + 1))
+        ds = ds.apply(tf.data.experimental.assert_cardinality(count))
+
+        def epoch_batches(epoch: int) -> Any:
+            order = ds.shuffle(buffer, seed=seed * 1_000_003 + epoch, reshuffle_each_iteration=False)
+            return order.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+        return epoch_batches
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
 def _atomic_write(path: Path, write: Any) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
-    os.close(fd)
+    # A fixed temporary name: a run killed while writing leaves at most this one file, which
+    # the resumed run overwrites and renames.
+    tmp = str(path.with_name(f".{path.name}.tmp{path.suffix}"))
     try:
         write(tmp)
         os.replace(tmp, path)

@@ -31,29 +31,43 @@ class Prediction:
         }
 
 
+_SIXTEEN_BIT = ("I;16", "I;16B", "I;16L", "I;16N", "I")  # Pillow modes of 16/32-bit greyscale
+
+
 def read_image(path: str | os.PathLike[str], color_mode: str = "rgb") -> Any:
     """Read an image file into a uint8 array ``(H, W, C)`` with 1 (grayscale) or 3 channels.
+
+    Any channel layout Pillow reads is converted (alpha dropped, palette expanded, CMYK to
+    RGB); 16-bit greyscale is scaled to 8 bits rather than clipped. Images over Pillow's
+    decompression-bomb limit (``PIL.Image.MAX_IMAGE_PIXELS``) are refused.
 
     Raises:
         InputError: When the file is missing, empty, not an image, corrupt or too large.
     """
+    import warnings
+
     import numpy as np
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
     p = Path(path)
-    if not p.is_file():
-        raise InputError(f"{p}: no such file")
+    if not p.is_file():  # a folder, a pipe or a device would fail or block in open()
+        raise InputError(f"{p}: {'not a regular file' if p.exists() else 'no such file'}")
     if p.stat().st_size == 0:
         raise InputError(f"{p}: the file is empty")
     try:
-        with Image.open(p) as img:
-            img.load()
-            img = img.convert("L" if color_mode == "grayscale" else "RGB")
-            array = np.asarray(img, dtype=np.uint8)
-    except Image.DecompressionBombError as exc:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(p) as img:
+                img.load()
+                if img.mode in _SIXTEEN_BIT:
+                    wide = np.asarray(img).astype(np.float64)
+                    img = Image.fromarray(np.round(np.clip(wide, 0, 65535) / 257).astype(np.uint8))
+                img = img.convert("L" if color_mode == "grayscale" else "RGB")
+                array = np.asarray(img, dtype=np.uint8)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise InputError(f"{p}: image is too large to read safely ({exc})") from exc
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise InputError(f"{p}: not a readable image ({exc})") from exc
+    except Exception as exc:  # Pillow raises OSError, SyntaxError, ValueError, EOFError, ... on bad files
+        raise InputError(f"{p}: not a readable image ({type(exc).__name__}: {exc})") from exc
     return array[..., None] if array.ndim == 2 else array
 
 

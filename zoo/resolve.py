@@ -9,10 +9,12 @@ a bad cached or downloaded copy is removed and downloaded once more.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import importlib.util
 import logging
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -60,7 +62,10 @@ def check_file(path: Path, expected: WeightsFile) -> str | None:
     if expected.size is not None and st.st_size != expected.size:
         return f"size {st.st_size} bytes, expected {expected.size}"
     if expected.sha256 is not None:
-        actual = sha256_file(path)
+        try:
+            actual = sha256_file(path)
+        except OSError as exc:
+            return f"cannot read {path}: {exc.strerror}"
         if actual != expected.sha256:
             return f"sha256 {actual[:12]}..., expected {expected.sha256[:12]}..."
     return None
@@ -71,9 +76,12 @@ def check_hub_file(path: Path, expected: WeightsFile, digest: str, size: int | N
     problem = check_file(path, expected)
     if problem:
         return problem
-    if size is not None and path.stat().st_size != size:
-        return f"size {path.stat().st_size} bytes, the Hub says {size}"
-    actual = sha256_file(path) if len(digest) == 64 else git_blob_sha1(path)
+    try:
+        if size is not None and path.stat().st_size != size:
+            return f"size {path.stat().st_size} bytes, the Hub says {size}"
+        actual = sha256_file(path) if len(digest) == 64 else git_blob_sha1(path)
+    except OSError as exc:
+        return f"cannot read {path}: {exc.strerror}"
     if actual != digest:
         kind = "LFS sha256" if len(digest) == 64 else "git blob sha1"
         return f"{kind} {actual[:12]}..., the Hub says {digest[:12]}..."
@@ -110,9 +118,13 @@ def _verify_hub_copy(entry: WeightsEntry, source: WeightsSource, file: WeightsFi
     if fresh:
         digest, size = _hub_metadata(entry, source, file)
     else:  # the cache names each blob after the content hash verified when it was downloaded
-        digest, size = path.resolve().name, None
+        blob = path.resolve()
+        digest, size = blob.name, None
         if len(digest) not in (40, 64):
             return f"cache blob {digest!r} is not named after a content hash"
+        blobs = _repo_blobs(path)
+        if blobs is not None and blob.parent != blobs.resolve():
+            return f"the cache link points outside its repo, at {blob}"
     return check_hub_file(path, file, digest, size)
 
 
@@ -135,19 +147,166 @@ def _hub_filename(source: WeightsSource, file: WeightsFile) -> str:
     return f"{source.subfolder}/{file.filename}" if source.subfolder else file.filename
 
 
-def _remove_cached(path: Path) -> None:
-    """Remove a bad Hugging Face cache copy: the snapshot link and the blob it points to."""
+def _repo_blobs(path: Path) -> Path | None:
+    """The ``blobs`` folder of the cache repo that a snapshot path belongs to, if it is one."""
+    for parent in path.parents:
+        if parent.parent.name == "snapshots":
+            return parent.parent.parent / "blobs"
+    return None
+
+
+def _blob_intact(blob: Path) -> bool:
+    """Whether a cache blob still holds the content its name (LFS sha256 or git blob sha1) says."""
+    name = blob.name
+    if len(name) not in (40, 64) or any(c not in "0123456789abcdef" for c in name):
+        return False
+    try:
+        return (sha256_file(blob) if len(name) == 64 else git_blob_sha1(blob)) == name
+    except OSError:
+        return False
+
+
+def _remove_cached(path: Path, *, fresh: bool = False) -> None:
+    """Remove a bad Hugging Face cache copy: the snapshot link, and the blob when it is bad.
+
+    Only a blob inside this repo's own ``blobs`` folder is ever deleted: a snapshot link that
+    was made to point elsewhere (a user's file, another repo's blob) loses the link only. A
+    cached blob that still matches its own content hash is a good copy of some other file and
+    is kept too; a ``fresh`` download that failed verification is removed even then.
+    """
     try:
         blob = path.resolve()
         path.unlink(missing_ok=True)
-        if blob != path:
+        if blob == path:
+            return
+        blobs = _repo_blobs(path)
+        if blobs is None or blob.parent != blobs.resolve():
+            log.warning("%s pointed outside its cache repo, at %s: removed the link only", path, blob)
+            return
+        if fresh or not _blob_intact(blob):
             blob.unlink(missing_ok=True)
     except OSError as exc:  # a read-only cache: leave it, the caller reports the failure
         log.warning("could not remove bad cached copy %s: %s", path, exc)
 
 
+def _sweep_partials(path: Path) -> None:
+    """Delete ``<blob>.*.incomplete`` leftovers of killed downloads of a verified blob.
+
+    huggingface_hub writes each download to a process-unique temporary file and deletes it
+    on errors, but a killed process leaves it behind for good. They are only deleted while
+    holding huggingface_hub's own lock of that blob, so no download in progress loses its file.
+    """
+    blob = path.resolve()
+    blobs = _repo_blobs(path)
+    if blobs is None or blob.parent != blobs.resolve():
+        return
+    partials = list(blobs.glob(f"{blob.name}.*.incomplete"))
+    if not partials:
+        return
+    from huggingface_hub.utils import WeakFileLock
+
+    lock = blobs.parent.parent / ".locks" / blobs.parent.name / f"{blob.name}.lock"
+    try:
+        with WeakFileLock(lock, timeout=0.1):
+            for partial in partials:
+                partial.unlink(missing_ok=True)
+    except Exception as exc:  # a download in progress holds the lock, or a read-only cache
+        log.debug("left partial downloads of %s: %s", blob.name, exc)
+
+
 def _fetch_command(entry: WeightsEntry) -> str:
     return f"zoo pull {entry.name}"
+
+
+#: Seconds before the one retry of a download that failed transiently (HTTP 5xx, dropped link).
+RETRY_DELAY = 1.0
+
+_DISK_FULL = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC), errno.EFBIG}
+_NOT_WRITABLE = {errno.EROFS, errno.EACCES, errno.EPERM}
+
+
+def _http_status(exc: BaseException) -> int | None:
+    status = getattr(getattr(exc, "response", None), "status_code", None)
+    return status if isinstance(status, int) else None
+
+
+def _is_transport_error(exc: BaseException) -> bool:
+    """A failed connection, read or timeout of any HTTP client (httpx, httpx2, requests, sockets)."""
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    return bool(names & {"TransportError", "ConnectionError", "Timeout", "TimeoutError"})
+
+
+def _transient(exc: BaseException) -> bool:
+    """Whether a failed download is worth one more try: a server error or a dropped connection.
+
+    huggingface_hub already retries its metadata request and resumes dropped bodies, but it
+    does not retry a body request answered with HTTP 5xx, nor a connection reset mid-body.
+    """
+    status = _http_status(exc)
+    return status >= 500 if status is not None else _is_transport_error(exc)
+
+
+def _download_error(entry: WeightsEntry, source: WeightsSource, filename: str,
+                    exc: BaseException) -> Exception:
+    """The typed zoo error, with the next step, for a download that raised ``exc``."""
+    import huggingface_hub
+    from huggingface_hub import errors as hf_errors
+
+    endpoint = huggingface_hub.constants.ENDPOINT
+    cache = huggingface_hub.constants.HF_HUB_CACHE
+    where = f"{source.repo_id}@{source.revision} file {filename!r}"
+    retry = f"retry '{_fetch_command(entry)}'"
+    if isinstance(exc, hf_errors.RevisionNotFoundError):
+        return WeightsNotFoundError(
+            f"{entry.name}: revision {source.revision} not found in Hub repo {source.repo_id}")
+    if isinstance(exc, hf_errors.RepositoryNotFoundError):
+        return WeightsNotFoundError(
+            f"{entry.name}: Hub repo {source.repo_id} not found (or needs a token: set HF_TOKEN)")
+    if isinstance(exc, (hf_errors.LocalEntryNotFoundError, hf_errors.OfflineModeIsEnabled)):
+        repo = f"{source.repo_id}@{source.revision[:12]}"
+        if huggingface_hub.constants.HF_HUB_OFFLINE:
+            return OfflineError(
+                f"{entry.name}: offline (HF_HUB_OFFLINE=1) and {repo} is not cached; "
+                f"on a connected machine run '{_fetch_command(entry)}' with the same HF_HOME, "
+                "or unset HF_HUB_OFFLINE")
+        status = _http_status(exc.__cause__) if exc.__cause__ is not None else None
+        if status is not None and status >= 500:
+            return WeightsNotFoundError(
+                f"{entry.name}: the Hub at {endpoint} answered HTTP {status} (a server error) for "
+                f"{where}; {retry} later, and if it persists check that revision "
+                f"{source.revision} exists in {source.repo_id}")
+        if status is not None:
+            return WeightsNotFoundError(
+                f"{entry.name}: the Hub at {endpoint} answered HTTP {status} for {where}; check "
+                f"that revision {source.revision} exists in {source.repo_id}")
+        return OfflineError(
+            f"{entry.name}: {repo} is not cached and the Hub at {endpoint} cannot be reached; "
+            f"connect (or set HF_ENDPOINT to a mirror) and run '{_fetch_command(entry)}'")
+    if isinstance(exc, hf_errors.EntryNotFoundError):  # after its subclass LocalEntryNotFoundError
+        return WeightsNotFoundError(f"{entry.name}: {where} not found on the Hub")
+    first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    status = _http_status(exc)
+    if status is not None and status >= 500:
+        return WeightsNotFoundError(
+            f"{entry.name}: the Hub at {endpoint} answered HTTP {status} (a server error) while "
+            f"sending {where}, twice; {retry} later")
+    if _is_transport_error(exc):
+        return OfflineError(
+            f"{entry.name}: the connection to the Hub at {endpoint} failed while downloading "
+            f"{where} ({first}); check the network (or set HF_ENDPOINT to a mirror) and {retry}")
+    if isinstance(exc, OSError) and exc.errno in _DISK_FULL:
+        return WeightsNotFoundError(
+            f"{entry.name}: no room to save {where} in the Hugging Face cache at {cache} "
+            f"({exc.strerror}); free space there, or point HF_HUB_CACHE (or HF_HOME) at a disk "
+            f"with room, then {retry}")
+    if isinstance(exc, OSError) and exc.errno in _NOT_WRITABLE:
+        return WeightsNotFoundError(
+            f"{entry.name}: cannot write {where} into the Hugging Face cache at {cache} "
+            f"({exc.strerror}); make it writable, or point HF_HUB_CACHE (or HF_HOME) at a "
+            f"writable folder, then {retry}")
+    return WeightsNotFoundError(  # HTTP, transport and file-system errors of any client version
+        f"{entry.name}: download of {where} failed ({first}); check HF_ENDPOINT, the repo and "
+        f"the revision, then {retry}")
 
 
 def _download(entry: WeightsEntry, source: WeightsSource, file: WeightsFile, force: bool) -> Path:
@@ -155,51 +314,26 @@ def _download(entry: WeightsEntry, source: WeightsSource, file: WeightsFile, for
     from huggingface_hub import errors as hf_errors
 
     filename = _hub_filename(source, file)
-    where = f"{source.repo_id}@{source.revision} file {filename!r}"
-    try:
-        return Path(
-            huggingface_hub.hf_hub_download(
-                source.repo_id,
-                filename,
-                revision=source.revision,
-                force_download=force,
+    give_up = (hf_errors.RevisionNotFoundError, hf_errors.RepositoryNotFoundError,
+               hf_errors.EntryNotFoundError, hf_errors.OfflineModeIsEnabled)
+    for attempt in range(2):
+        try:
+            return Path(
+                huggingface_hub.hf_hub_download(
+                    source.repo_id,
+                    filename,
+                    revision=source.revision,
+                    force_download=force,
+                )
             )
-        )
-    except hf_errors.RevisionNotFoundError as exc:
-        raise WeightsNotFoundError(
-            f"{entry.name}: revision {source.revision} not found in Hub repo {source.repo_id}"
-        ) from exc
-    except hf_errors.RepositoryNotFoundError as exc:
-        raise WeightsNotFoundError(
-            f"{entry.name}: Hub repo {source.repo_id} not found (or needs a token: set HF_TOKEN)"
-        ) from exc
-    except (hf_errors.LocalEntryNotFoundError, hf_errors.OfflineModeIsEnabled) as exc:
-        endpoint = huggingface_hub.constants.ENDPOINT
-        repo = f"{source.repo_id}@{source.revision[:12]}"
-        if huggingface_hub.constants.HF_HUB_OFFLINE:
-            raise OfflineError(
-                f"{entry.name}: offline (HF_HUB_OFFLINE=1) and {repo} is not cached; "
-                f"on a connected machine run '{_fetch_command(entry)}' with the same HF_HOME, "
-                "or unset HF_HUB_OFFLINE"
-            ) from exc
-        cause = exc.__cause__
-        if isinstance(cause, hf_errors.HfHubHTTPError) and cause.response is not None:
-            raise WeightsNotFoundError(
-                f"{entry.name}: the Hub at {endpoint} answered HTTP {cause.response.status_code} "
-                f"for {where}; check that revision {source.revision} exists in {source.repo_id}"
-            ) from exc
-        raise OfflineError(
-            f"{entry.name}: {repo} is not cached and the Hub at {endpoint} cannot be reached; "
-            f"connect (or set HF_ENDPOINT to a mirror) and run '{_fetch_command(entry)}'"
-        ) from exc
-    except hf_errors.EntryNotFoundError as exc:  # after its subclass LocalEntryNotFoundError
-        raise WeightsNotFoundError(f"{entry.name}: {where} not found on the Hub") from exc
-    except Exception as exc:  # HTTP, transport and file-system errors of any client version
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise WeightsNotFoundError(
-            f"{entry.name}: download of {where} failed ({first}); check HF_ENDPOINT, the repo and "
-            f"the revision, then retry '{_fetch_command(entry)}'"
-        ) from exc
+        except Exception as exc:  # translated into a typed zoo error below
+            if attempt == 0 and not isinstance(exc, give_up) and _transient(exc):
+                log.warning("%s: download of %s failed (%s); retrying once", entry.name, filename,
+                            str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+                time.sleep(RETRY_DELAY)
+                continue
+            raise _download_error(entry, source, filename, exc) from exc
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _resolve_hub(entry: WeightsEntry, source: WeightsSource, file: WeightsFile) -> Path:
@@ -212,6 +346,7 @@ def _resolve_hub(entry: WeightsEntry, source: WeightsSource, file: WeightsFile) 
         path = Path(cached)
         problem = _verify_hub_copy(entry, source, file, path, fresh=False)
         if problem is None:
+            _sweep_partials(path)
             return path
         log.warning("%s: cached %s is bad (%s); downloading again", entry.name, file.filename, problem)
         _remove_cached(path)
@@ -221,12 +356,13 @@ def _resolve_hub(entry: WeightsEntry, source: WeightsSource, file: WeightsFile) 
         try:
             problem = _verify_hub_copy(entry, source, file, path, fresh=True)
         except WeightsVerificationError:
-            _remove_cached(path)
+            _remove_cached(path, fresh=True)
             raise
         if problem is None:
+            _sweep_partials(path)
             return path
         log.warning("%s: downloaded %s is bad (%s)", entry.name, file.filename, problem)
-        _remove_cached(path)
+        _remove_cached(path, fresh=True)
     raise WeightsVerificationError(
         f"{entry.name}: {file.filename} from {source.describe()} failed verification twice "
         f"({problem}); the bad copy was removed. Check HF_ENDPOINT or retry '{_fetch_command(entry)}'"

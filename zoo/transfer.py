@@ -373,20 +373,69 @@ def _default_loss(model: Any) -> Any:
     return keras.losses.SparseCategoricalCrossentropy(from_logits=activation != "softmax")
 
 
-def _phase_callbacks(
-    phase_dir: Path | None, patience: int | None, has_val: bool, save_every_steps: int | None
-) -> list[Any]:
-    import keras
+def _atomic_json(path: Path, data: Any) -> None:
+    import json
 
-    cbs: list[Any] = []
-    if patience is not None and has_val:
-        cbs.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience,
-                                                 restore_best_weights=True))
-    if phase_dir is not None:
-        phase_dir.mkdir(parents=True, exist_ok=True)
-        cbs.append(keras.callbacks.BackupAndRestore(str(phase_dir / "backup"),
-                                                    save_freq=save_every_steps or "epoch"))
-    return cbs
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w") as fh:
+        json.dump(data, fh)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+class _PhaseState:
+    """The resumable state of one training phase in ``phase_dir``, always consistent on disk.
+
+    ``state.json`` (replaced atomically, written last) names the checkpoint it describes:
+    the weights with the optimizer (``ckpt-E-S.weights.h5``), the running metric totals of
+    the current epoch and the early-stopping best weights (``ckpt-E-S.npz``), the position
+    (epoch ``E``, step ``S`` within it), the history of the finished epochs and the
+    early-stopping counters. Files of older checkpoints are deleted after it moves on, so a
+    kill at any moment leaves the previous or the next checkpoint whole.
+    """
+
+    def __init__(self, phase_dir: Path) -> None:
+        self.dir = phase_dir
+        self.path = phase_dir / "state.json"
+
+    def load(self) -> dict[str, Any] | None:
+        import json
+
+        try:
+            state = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return None
+        if not (self.dir / state.get("weights", "-")).is_file():
+            return None
+        return state
+
+    def save(self, model: Any, state: dict[str, Any], arrays: dict[str, Any]) -> None:
+        import numpy as np
+
+        stem = f"ckpt-{state['epoch']}-{state['step']}"
+        tmp = self.dir / f".{stem}.tmp.weights.h5"
+        model.save_weights(tmp)
+        os.replace(tmp, self.dir / f"{stem}.weights.h5")
+        tmp = self.dir / f".{stem}.tmp.npz"
+        with open(tmp, "wb") as fh:
+            np.savez(fh, **arrays)
+        os.replace(tmp, self.dir / f"{stem}.npz")
+        _atomic_json(self.path, {**state, "weights": f"{stem}.weights.h5", "arrays": f"{stem}.npz"})
+        self.prune(keep=stem)
+
+    def prune(self, keep: str | None = None) -> None:
+        for old in self.dir.glob("ckpt-*"):
+            if keep is None or not old.name.startswith(f"{keep}."):
+                old.unlink(missing_ok=True)
+        for tmp in self.dir.glob(".ckpt-*"):
+            tmp.unlink(missing_ok=True)
+
+
+def _metric_values(model: Any) -> list[Any]:
+    import numpy as np
+
+    return [np.array(v) for m in model.metrics for v in m.variables]
 
 
 def _run_phase(
@@ -394,9 +443,20 @@ def _run_phase(
     metrics: list[Any], checkpoint_dir: Path | None, patience: int | None,
     save_every_steps: int | None, verbose: Any,
 ) -> dict[str, list[float]]:
+    """Train one phase epoch by epoch; with ``checkpoint_dir``, resumably and exactly.
+
+    Each epoch is one ``fit`` call on ``train(epoch)`` (or ``train`` itself when it is not
+    callable). A resumed run restores the weights, the optimizer, the position inside the
+    epoch, the epoch's running metrics and the early-stopping state, and skips the batches
+    of the interrupted epoch that were already trained on, so with a deterministic
+    ``train(epoch)`` it ends with the same weights as an uninterrupted run. Early stopping
+    follows ``keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience,
+    restore_best_weights=True)``.
+    """
     import json
 
     import keras
+    import numpy as np
 
     phase_dir = checkpoint_dir / name if checkpoint_dir is not None else None
     done = phase_dir / "done.weights.h5" if phase_dir is not None else None
@@ -404,16 +464,103 @@ def _run_phase(
         model.load_weights(done)
         return json.loads((phase_dir / "history.json").read_text())
     model.compile(optimizer=keras.optimizers.Adam(lr), loss=loss, metrics=metrics)
-    history = model.fit(
-        train, validation_data=val, epochs=epochs, shuffle=False, verbose=verbose,
-        callbacks=_phase_callbacks(phase_dir, patience, val is not None, save_every_steps),
-    ).history
+    store = None
+    if phase_dir is not None:
+        phase_dir.mkdir(parents=True, exist_ok=True)
+        store = _PhaseState(phase_dir)
+    stopping = patience is not None and val is not None
+    state = store.load() if store is not None else None
+    history: dict[str, list[float]] = {}
+    es: dict[str, Any] = {"best": None, "wait": 0, "best_epoch": 0}
+    best_weights: list[Any] | None = None
+    start_epoch, start_step, metric_values = 0, 0, None
+    if state is not None:
+        model.optimizer.build(model.trainable_variables)
+        model.load_weights(phase_dir / state["weights"])
+        with np.load(phase_dir / state["arrays"], allow_pickle=False) as arrays:
+            count = int(arrays["count"])
+            metric_values = [arrays[f"metric_{i}"] for i in range(int(arrays["metrics"]))]
+            best_weights = [arrays[f"best_{i}"] for i in range(count)] if count else None
+        start_epoch, start_step = int(state["epoch"]), int(state["step"])
+        history, es = state["history"], state["early_stopping"]
+
+    def checkpoint(epoch: int, step: int, values: list[Any] | None) -> None:
+        if store is None:
+            return
+        arrays = {"count": len(best_weights or []), "metrics": len(values or [])}
+        arrays.update({f"best_{i}": w for i, w in enumerate(best_weights or [])})
+        arrays.update({f"metric_{i}": v for i, v in enumerate(values or [])})
+        store.save(model, {"epoch": epoch, "step": step, "history": history, "early_stopping": es,
+                           "steps_per_epoch": lengths["steps"]}, arrays)
+
+    class StepCheckpoint(keras.callbacks.Callback):
+        def __init__(self, epoch: int, first_step: int, restore: list[Any] | None) -> None:
+            super().__init__()
+            self.epoch, self.first_step, self.restore = epoch, first_step, restore
+            self.steps = first_step
+
+        def on_train_batch_begin(self, batch: int, logs: Any = None) -> None:
+            # Saved before a step rather than after one, and only when the epoch's length is
+            # known: a saved position always has a batch left (a resumed epoch is never empty).
+            # Keras calls this once more past the end of a dataset of unknown cardinality.
+            step = self.first_step + batch
+            length = lengths.get("steps")
+            if batch and save_every_steps and step % save_every_steps == 0 and length and step < length:
+                checkpoint(self.epoch, step, _metric_values(self.model))
+
+        def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
+            self.steps = self.first_step + batch + 1
+            if batch == 0 and self.restore:  # the metrics exist now: add the earlier steps' totals
+                variables = [v for m in self.model.metrics for v in m.variables]
+                for variable, value in zip(variables, self.restore, strict=True):
+                    variable.assign_add(value)
+
+        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+            self.model.stop_training = True  # one epoch per fit call
+
+    stopped = False
+    lengths: dict[str, int] = {"steps": state.get("steps_per_epoch", 0) if state else 0}
+    for epoch in range(start_epoch, epochs):
+        data = train(epoch) if callable(train) else train
+        known = int(data.cardinality()) if hasattr(data, "cardinality") else -1
+        if known >= 0:
+            lengths["steps"] = known
+        skip = start_step if epoch == start_epoch else 0
+        if skip:
+            data = data.skip(skip)
+        restore = metric_values if epoch == start_epoch and skip else None
+        steps = StepCheckpoint(epoch, skip, restore)
+        logs = model.fit(
+            data, validation_data=val, epochs=epochs, initial_epoch=epoch, shuffle=False,
+            verbose=verbose, callbacks=[steps],
+        ).history
+        lengths["steps"] = lengths["steps"] or steps.steps  # learnt from a whole epoch
+        for key, values in logs.items():
+            history.setdefault(key, []).append(float(values[-1]))
+        if stopping and "val_loss" in logs:
+            current = float(logs["val_loss"][-1])
+            if best_weights is None:
+                best_weights = model.get_weights()
+                es["best_epoch"] = epoch
+            es["wait"] += 1
+            if es["best"] is None or current < es["best"]:
+                es.update(best=current, best_epoch=epoch, wait=0)
+                best_weights = model.get_weights()
+            elif es["wait"] >= patience and epoch > 0:
+                stopped = True
+        checkpoint(epoch + 1, 0, None)
+        if stopped:
+            break
+    if stopping and best_weights is not None:
+        model.set_weights(best_weights)
     if done is not None:
         tmp = phase_dir / ".done.tmp.weights.h5"
         model.save_weights(tmp)
-        (phase_dir / "history.json").write_text(json.dumps(history))
+        _atomic_json(phase_dir / "history.json", history)
         os.replace(tmp, done)
-    return {k: [float(v) for v in vals] for k, vals in history.items()}
+        store.prune()
+        store.path.unlink(missing_ok=True)
+    return history
 
 
 def fine_tune(
@@ -449,7 +596,9 @@ def fine_tune(
     Args:
         model: A classifier with ``pre_logits`` and ``head`` layers (e.g. from
             ``zoo.load(name, num_classes=N)``).
-        train: Batched training dataset of ``(x, y)``.
+        train: Batched training dataset of ``(x, y)``, or a function ``epoch -> dataset``
+            giving each epoch's batches in a deterministic order; with it, a run
+            interrupted mid-epoch resumes to the same weights as an uninterrupted run.
         val: Batched validation dataset, or ``None``.
         strategy: One of :data:`STRATEGIES`.
         epochs: Total epochs (split evenly over two phases) or ``(phase1, phase2)``.
@@ -458,7 +607,7 @@ def fine_tune(
         unfreeze: Number of top backbone blocks to unfreeze in phase 2, or ``"all"``.
         head_dropout: Dropout rate added before the head in the composed model.
         patience: Early-stopping patience in epochs (``None`` disables it).
-        checkpoint_dir: Folder for resumable checkpoints.
+        checkpoint_dir: Folder for resumable checkpoints (written atomically).
         save_every_steps: Also checkpoint every N steps (resume inside an epoch).
         loss: Loss (default: sparse categorical cross-entropy matching the head).
         metrics: Metrics (default: accuracy).

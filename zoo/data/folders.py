@@ -14,7 +14,10 @@ Layouts (detected, in this order):
 * ``root/<label>/...`` otherwise: one split, ``"train"`` (``kfold=(k, i)`` gives
   cross-validation splits).
 
-Class folders are searched recursively. Image files (PNG, JPEG, GIF, BMP) make
+Class folders are searched recursively, following symbolic links that stay inside
+the data folder; a link that leads out of it (a file or a folder) is skipped and counted
+in the scan's one :class:`DataWarning`, and a folder reached twice through links (a
+loop) is read once. Image files (PNG, JPEG, GIF, BMP) make
 an image dataset; ``.txt`` files (one example per file) make a text dataset,
 whichever kind has more files. Label names are the class folder names sorted
 (the union over all splits, so label ids agree between splits). Hidden files
@@ -26,7 +29,9 @@ with one :class:`DataWarning`; unreadable, non-image or unsupported files (and
 malformed CSV/JSONL rows) are skipped and counted in ONE :class:`DataWarning`
 per scan (``warnings.warn``, so they can be filtered or turned into errors).
 The scan reads image headers only; an image whose body turns out corrupt when
-decoded is dropped from the pipeline with a TensorFlow log warning.
+decoded is dropped from the pipeline with a TensorFlow log warning. Images over Pillow's
+decompression-bomb limit (``PIL.Image.MAX_IMAGE_PIXELS``) are skipped as too large.
+Nothing in a CSV/JSONL row is ever used as a path: texts and labels are plain strings.
 """
 
 from __future__ import annotations
@@ -94,11 +99,31 @@ def _visible(path: Path) -> bool:
     return not path.name.startswith(".")
 
 
-def _files_under(folder: Path) -> list[Path]:
+def _inside(path: Path, root: Path) -> bool:
+    """Whether ``path``, with every symbolic link followed, is ``root`` or under it."""
+    return Path(os.path.realpath(path)).is_relative_to(root)
+
+
+def _files_under(folder: Path, root: Path, skipped: list[tuple[str, str]]) -> list[Path]:
+    """Visible files under ``folder``; links out of ``root`` go to ``skipped``, loops are cut."""
     out: list[Path] = []
+    seen = {os.path.realpath(folder)}
     for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        out.extend(Path(dirpath) / f for f in sorted(filenames) if not f.startswith("."))
+        keep = []
+        for d in sorted(d for d in dirnames if not d.startswith(".")):
+            real = os.path.realpath(os.path.join(dirpath, d))
+            if not Path(real).is_relative_to(root):
+                skipped.append((os.path.join(dirpath, d), "link out of the data folder"))
+            elif real not in seen:  # a link back to a folder already read: a loop, or a duplicate
+                seen.add(real)
+                keep.append(d)
+        dirnames[:] = keep
+        for f in sorted(f for f in filenames if not f.startswith(".")):
+            path = Path(dirpath) / f
+            if _inside(path, root):
+                out.append(path)
+            else:
+                skipped.append((str(path), "link out of the data folder"))
     return out
 
 
@@ -107,12 +132,16 @@ def _image_header(path: Path) -> tuple[tuple[int, int] | None, str]:
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(path) as image:
-            fmt = image.format or "?"
-            width, height = image.size
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                fmt = image.format or "?"
+                width, height = image.size
     except UnidentifiedImageError:
         return None, "not an image"
-    except (OSError, ValueError, SyntaxError) as err:
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        return None, "too large (over PIL.Image.MAX_IMAGE_PIXELS)"
+    except Exception as err:  # Pillow raises OSError, ValueError, SyntaxError, EOFError, ... on bad files
         return None, f"unreadable ({type(err).__name__})"
     if fmt not in _PIL_FORMATS:
         return None, f"unsupported format {fmt}"
@@ -126,8 +155,13 @@ def _read_text_file(path: Path) -> str | None:
         raw = path.read_bytes()
     except OSError:
         return None
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):  # UTF-16 with a byte-order mark
+        try:
+            return raw.decode("utf-16")
+        except UnicodeDecodeError:
+            pass
     try:
-        return raw.decode("utf-8")
+        return raw.decode("utf-8-sig")  # a UTF-8 byte-order mark (Excel's CSV) is not text
     except UnicodeDecodeError:
         return raw.decode("latin-1")
 
@@ -167,7 +201,13 @@ def _classify_kind(paths: list[Path]) -> str:
 
 
 def _scan_folders(root: Path) -> FolderData:
-    subdirs = sorted(d for d in root.iterdir() if d.is_dir() and _visible(d))
+    outside: list[tuple[str, str]] = []
+    subdirs = []
+    for d in sorted(d for d in root.iterdir() if d.is_dir() and _visible(d)):
+        if _inside(d, root):
+            subdirs.append(d)
+        else:
+            outside.append((str(d), "link out of the data folder"))
     if _detect_split_layout(root, subdirs):
         layout = "split"
         split_dirs: dict[str, Path] = {}
@@ -191,8 +231,10 @@ def _scan_folders(root: Path) -> FolderData:
         for entry in sorted(folder.iterdir()):
             if not _visible(entry):
                 continue
-            if entry.is_dir():
-                classes[entry.name] = _files_under(entry)
+            if not _inside(entry, root):
+                outside.append((str(entry), "link out of the data folder"))
+            elif entry.is_dir():
+                classes[entry.name] = _files_under(entry, root, outside)
             else:
                 loose.append(entry)
         tree[split] = classes
@@ -206,6 +248,7 @@ def _scan_folders(root: Path) -> FolderData:
     suffixes = IMAGE_SUFFIXES if kind == "image" else TEXT_SUFFIXES
 
     skipped: list[tuple[str, str]] = [(str(p), "file outside any class folder") for p in loose]
+    skipped.extend(dict.fromkeys(outside))  # a root-level link is seen twice in a flat layout
     sizes: set[tuple[int, int]] = set()
     kept: dict[str, dict[str, list[str]]] = {}
     for split, classes in tree.items():
@@ -286,7 +329,7 @@ def _table_rows(path: Path) -> tuple[list[dict[str, Any]], list[str], int]:
                 continue
             try:
                 row = json.loads(line)
-            except json.JSONDecodeError:
+            except (ValueError, RecursionError):  # malformed, too deeply nested, huge numbers
                 bad += 1
                 continue
             if not isinstance(row, dict):
@@ -313,10 +356,11 @@ def _is_int_label(value: Any) -> bool:
 
 
 def _scan_tables(
-    root: Path, files: dict[str, Path], text_column: str, label_column: str | None
+    root: Path, files: dict[str, Path], text_column: str, label_column: str | None,
+    skipped_links: list[tuple[str, str]] | None = None,
 ) -> FolderData:
     raw: dict[str, list[tuple[str, Any]]] = {}
-    skipped: list[tuple[str, str]] = []
+    skipped: list[tuple[str, str]] = list(skipped_links or [])
     for split, path in files.items():
         rows, columns, bad = _table_rows(path)
         skipped.extend((f"{path.name} (malformed row)", "malformed row") for _ in range(bad))
@@ -367,10 +411,15 @@ def _scan_tables(
     return FolderData(root, "text", layout, label_names, splits, set(), skipped)
 
 
-def _table_files(root: Path) -> dict[str, Path]:
+def _table_files(root: Path) -> tuple[dict[str, Path], list[tuple[str, str]]]:
+    """The ``<split>.csv``/``.tsv``/``.jsonl`` files of ``root``, and the links out of it skipped."""
     found: dict[str, Path] = {}
+    outside: list[tuple[str, str]] = []
     for path in sorted(root.iterdir()):
         if path.is_file() and path.suffix.lower() in TABLE_SUFFIXES and _visible(path):
+            if not _inside(path, root):
+                outside.append((str(path), "link out of the data folder"))
+                continue
             split = SPLIT_NAMES.get(path.stem.lower(), path.stem.lower())
             if split in found:
                 raise DataError(
@@ -378,7 +427,7 @@ def _table_files(root: Path) -> dict[str, Path]:
                     f"{found[split].name!r} and {path.name!r}; keep one"
                 )
             found[split] = path
-    return found
+    return found, outside
 
 
 def scan(
@@ -423,8 +472,8 @@ def _scan(root: Path, text_column: str, label_column: str | None) -> FolderData:
                 "put image or .txt examples in <label>/ sub-folders"
             )
         return _scan_tables(root, {"train": root}, text_column, label_column)
-    tables = _table_files(root)
+    tables, outside = _table_files(root)
     has_dirs = any(d.is_dir() and _visible(d) for d in root.iterdir())
     if tables and not has_dirs:
-        return _scan_tables(root, tables, text_column, label_column)
+        return _scan_tables(root, tables, text_column, label_column, outside)
     return _scan_folders(root)

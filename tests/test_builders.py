@@ -80,9 +80,12 @@ EXPECTED_PARAMS = {
     # + 5*5*128*64 + BN 128 + 5*5*64+1 = 2,280,897; discriminator 5*5*64+64 +
     # 5*5*64*128 + BN 256 + 5*5*128*256 + BN 512 + 12544+1 = 1,038,977.
     "dcgan": 3_319_874,
-    # VAE (28x28x1, latent 32): encoder 320 + 18,496 + 3136*256+256 + 2*(256*32+32) =
-    # 838,336; decoder 32*256+256 + 256*3136+3136 + 36,928 + 18,464 + 289 = 870,081.
-    "vae": 1_708_417,
+    # VAE (28x28x1, latent 32, residual blocks of two 3x3 convs): encoder conv1 5*5*32+32 +
+    # res1 2*(9*32*32+32) + conv2 9*32*64+64 + res2 2*(9*64*64+64) + reduce 64*16+16 +
+    # dense 784*512+512 + 2*(512*32+32) = 547,472; decoder dense 32*512+512 + project
+    # 512*784+784 + expand 9*16*64+64 + res1 73,856 + deconv1 16*64*32+32 + res2 18,496 +
+    # deconv2 16*32*32+32 + logits 9*32+1 = 570,225.
+    "vae": 1_117_697,
 }
 
 # ImageNet-size networks: building, saving and running them takes seconds and GBs.

@@ -2,11 +2,16 @@
 
 Usage:
     python tools/train.py lenet5.mnist [--epochs N] [--no-manifest]
+    python tools/train.py vae.mnist
+    python tools/train.py dcgan.mnist
+    python tools/train.py vae.mnist --record-only    # re-measure the packaged weights
 
 The run resumes from runs/NAME/backup if it was interrupted. Weights go to
 zoo/pretrained/NAME/, curves to runs/NAME/curves.png, and the manifest record
-(files, sha256, size, metric measured by zoo.evaluate, command, versions) is
-written through zoo.manifest.upsert_entries.
+(files, sha256, size, metrics measured by zoo.evaluate, command, versions) is
+written through zoo.manifest.upsert_entries. Classifiers, VAEs and GANs differ
+in how they are compiled and in their golden pair (VAE: fixed-binarised test
+images -> reconstruction logits; GAN: seeded latent vectors -> images).
 """
 
 from __future__ import annotations
@@ -59,11 +64,21 @@ def make_optimizer(recipe: dict, total_steps: int):
     raise SystemExit(f"unknown optimizer {opt['name']}")
 
 
+HIGHER_IS_BETTER = {"top1_accuracy": True, "top1_error": False, "nll_nats": False, "elbo_nats": False,
+                    "fid_lenet5": False, "fid_lenet5_real_vs_real": False, "confident_fraction": True,
+                    "class_coverage_entropy": True, "class_share_ratio": False}
+
+
 def package_record(name: str, recipe: dict, folder: Path, files: list[Path], golden: Path,
                    num_params: int, metrics: list[dict], command: str) -> dict:
     from zoo.manifest import file_record, library_versions
 
-    return {
+    kind = recipe.get("kind", "classifier")
+    labels = recipe["labels"]
+    hyper = ["epochs", "batch_size", "optimizer", "augment", "seed"]
+    if kind == "vae":
+        hyper += ["dynamic_binarization", "kl_warmup_epochs"]
+    record = {
         "architecture": recipe["architecture"],
         "tag": name.split(".", 1)[1],
         "default": True,
@@ -72,8 +87,8 @@ def package_record(name: str, recipe: dict, folder: Path, files: list[Path], gol
         "sources": [{"type": "package", "path": folder.relative_to(ROOT / "zoo").as_posix()}],
         "builder_kwargs": recipe["builder_kwargs"],
         "input_shape": recipe["input_shape"],
-        "num_classes": len(recipe["labels"]),
-        "labels": recipe["labels"],
+        "num_classes": None if labels is None else len(labels),
+        "labels": labels,
         "preprocessing": recipe["preprocessing"],
         "dataset": {"name": recipe["dataset"], "split": recipe["eval_split"],
                     "notes": recipe.get("dataset_notes", "")},
@@ -82,12 +97,60 @@ def package_record(name: str, recipe: dict, folder: Path, files: list[Path], gol
         "num_params": num_params,
         "license": recipe["license"],
         "recipe": {"command": command, "notes": json.dumps(
-            {k: recipe[k] for k in ("epochs", "batch_size", "optimizer", "augment", "seed")},
-            sort_keys=True)},
+            {k: recipe[k] for k in hyper}, sort_keys=True)},
         "golden": {**{k: v for k, v in file_record(golden, "npz").items() if k != "format"},
-                   "atol": 1e-4},
+                   "atol": recipe.get("golden_atol", 1e-4)},
         "library_versions": library_versions(),
     }
+    if recipe.get("notes"):
+        record["notes"] = recipe["notes"]
+    return record
+
+
+def build_model(recipe: dict):
+    import zoo
+
+    if recipe.get("kind", "classifier") == "classifier":
+        return zoo.build(recipe["architecture"], num_classes=len(recipe["labels"]),
+                         input_shape=tuple(recipe["input_shape"]), **recipe["builder_kwargs"])
+    return zoo.build(recipe["architecture"], **recipe["builder_kwargs"])
+
+
+def compile_generative(model, recipe: dict, steps_per_epoch: int) -> None:
+    import keras
+
+    from zoo.training import OneCycle
+
+    opt = recipe["optimizer"]
+    if recipe["kind"] == "vae":
+        model.dynamic_binarization = recipe["dynamic_binarization"]
+        model.kl_warmup_steps = recipe["kl_warmup_epochs"] * steps_per_epoch
+        schedule = OneCycle(opt["max_lr"], recipe["epochs"] * steps_per_epoch, pct_start=opt["pct_start"])
+        model.compile(optimizer=keras.optimizers.Adam(schedule), jit_compile=False)
+    elif recipe["kind"] == "dcgan":
+        model.compile(d_optimizer=keras.optimizers.Adam(opt["lr"], beta_1=opt["beta_1"]),
+                      g_optimizer=keras.optimizers.Adam(opt["lr"], beta_1=opt["beta_1"]),
+                      jit_compile=False)
+    else:
+        raise SystemExit(f"unknown recipe kind {recipe['kind']}")
+
+
+def golden_pair(model, recipe: dict, data_dir: str | None):
+    """Return the golden inputs and the model's outputs on them."""
+    import numpy as np
+
+    kind = recipe.get("kind", "classifier")
+    if kind == "dcgan":
+        x = np.random.default_rng(0).standard_normal((8, model.latent_dim)).astype("float32")
+    else:
+        test = build_dataset(recipe, recipe["eval_split"], train=False, data_dir=data_dir)
+        x, _ = next(iter(test))
+        x = np.asarray(x[:8])
+        if kind == "vae":
+            from zoo.generative_metrics import binarize
+
+            x = binarize(x, seed=0)
+    return x, np.asarray(model(x, training=False))
 
 
 def train_model(model, recipe: dict, name: str, run_dir: Path, data_dir: str | None) -> None:
@@ -98,19 +161,31 @@ def train_model(model, recipe: dict, name: str, run_dir: Path, data_dir: str | N
 
     train = build_dataset(recipe, "train", train=True, data_dir=data_dir)
     n_train = zoo.data.info(recipe["dataset"]).splits["train"]
-    steps = recipe["epochs"] * (n_train // recipe["batch_size"])
-    model.compile(
-        optimizer=make_optimizer(recipe, steps),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=["accuracy"],
-        jit_compile=True,
-    )
+    steps_per_epoch = n_train // recipe["batch_size"]
+    if recipe.get("kind", "classifier") == "classifier":
+        model.compile(
+            optimizer=make_optimizer(recipe, recipe["epochs"] * steps_per_epoch),
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            metrics=["accuracy"],
+            jit_compile=True,
+        )
+    else:
+        compile_generative(model, recipe, steps_per_epoch)
     start = time.time()
     history = resumable_fit(model, train, epochs=recipe["epochs"],
                             checkpoint_dir=run_dir / "backup", verbose=2)
-    print(f"trained in {time.time() - start:.0f} s")
+    print(f"trained in {time.time() - start:.0f} s", flush=True)
     plot_history(history.history, run_dir / "curves.png", title=name)
     (run_dir / "history.json").write_text(json.dumps(history.history))
+
+
+def save_packaged_weights(model, recipe: dict, path: Path) -> None:
+    """Write only the model's own variables (no optimizer state) atomically to ``path``."""
+    fresh = build_model(recipe)
+    fresh.set_weights(model.get_weights())
+    tmp = path.with_name(f".{path.name.removesuffix('.weights.h5')}.tmp.weights.h5")
+    fresh.save_weights(tmp)
+    os.replace(tmp, path)
 
 
 def main() -> int:
@@ -126,13 +201,12 @@ def main() -> int:
     import keras
     import numpy as np
 
-    import zoo
-    import zoo.data
-    from zoo.evaluate import evaluate
+    from zoo.evaluate import evaluate, evaluate_model
     from zoo.manifest import file_record, upsert_entries
     from zoo.models._common import count_parameters
 
     recipe = dict(RECIPES[args.name])
+    kind = recipe.get("kind", "classifier")
     if args.epochs:
         recipe["epochs"] = args.epochs
     keras.utils.set_random_seed(recipe["seed"])
@@ -141,41 +215,56 @@ def main() -> int:
 
     folder = ROOT / "zoo" / "pretrained" / args.name
     weights = folder / f"{args.name}.weights.h5"
-    model = zoo.build(recipe["architecture"], num_classes=len(recipe["labels"]),
-                      input_shape=tuple(recipe["input_shape"]), **recipe["builder_kwargs"])
+    model = build_model(recipe)
     if args.record_only:
         model.load_weights(weights)
     else:
         train_model(model, recipe, args.name, run_dir, args.data_dir)
         folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / f".{args.name}.tmp.weights.h5"
-        model.save_weights(tmp)
-        os.replace(tmp, weights)
+        if kind == "classifier":  # the packaged lenet5.mnist file was written this way
+            tmp = folder / f".{args.name}.tmp.weights.h5"
+            model.save_weights(tmp)
+            os.replace(tmp, weights)
+        else:
+            save_packaged_weights(model, recipe, weights)
+            model = build_model(recipe)  # measure exactly what was packaged
+            model.load_weights(weights)
 
-    test = build_dataset(recipe, recipe["eval_split"], train=False, data_dir=args.data_dir)
-    x, _ = next(iter(test))
-    x = np.asarray(x[:8])
+    x, outputs = golden_pair(model, recipe, args.data_dir)
     golden = folder / f"{args.name}.golden.npz"
-    np.savez(golden, inputs=x, outputs=np.asarray(model(x, training=False)))
+    np.savez(golden, inputs=x, outputs=outputs)
 
     command = "python tools/train.py " + shlex.quote(args.name) + (
         f" --epochs {args.epochs}" if args.epochs else "")
     if args.no_manifest:
-        from zoo.evaluate import classification_metrics
+        if kind == "classifier":
+            from zoo.evaluate import classification_metrics
 
-        print(classification_metrics(model, test))
+            test = build_dataset(recipe, recipe["eval_split"], train=False, data_dir=args.data_dir)
+            print(classification_metrics(model, test))
+        else:
+            record = package_record(args.name, recipe, folder, [weights], golden,
+                                    count_parameters(model), [], command)
+            from zoo.manifest import WeightsEntry
+
+            entry = WeightsEntry.from_dict(args.name, record)
+            print(evaluate_model(model, entry, data_dir=args.data_dir))
         return 0
     record = package_record(args.name, recipe, folder, [weights], golden, count_parameters(model),
                             [], command)
     upsert_entries({args.name: record})
+    start = time.time()
     measured = evaluate(args.name, data_dir=args.data_dir)
-    print(f"{args.name}: {measured}")
-    metric_name, _ = recipe["primary_metric"]
-    names = [metric_name] + [k for k in ("top1_accuracy",) if k != metric_name]
+    print(f"{args.name}: {measured} (evaluated in {time.time() - start:.0f} s)", flush=True)
+    if kind == "classifier":
+        metric_name, _ = recipe["primary_metric"]
+        names = [metric_name] + [k for k in ("top1_accuracy",) if k != metric_name]
+    else:
+        names = recipe["metric_names"]
     record["metrics"] = [
         {"name": k, "value": round(float(measured[k]), 4), "split": recipe["eval_split"],
          "dataset": recipe["dataset"], "command": f"zoo evaluate {args.name}",
-         "higher_is_better": k != "top1_error"}
+         "higher_is_better": HIGHER_IS_BETTER[k]}
         for k in names
     ]
     upsert_entries({args.name: record})

@@ -1,7 +1,18 @@
-"""Measure a weights entry's metric the way the manifest records it.
+"""Measure a weights entry's metrics the way the manifest records them.
 
 ``zoo evaluate NAME`` and ``tools/train.py`` both call :func:`evaluate`, so the
-number in the manifest is reproduced by the same code that produced it.
+numbers in the manifest are reproduced by the same code that produced them.
+The measurement depends on the architecture's task:
+
+* ``image-classification``: top-1 accuracy and error on the entry's split.
+* ``image-generation``: the protocols of :mod:`zoo.generative_metrics`, with
+  the constants below. A VAE gets its importance-sampled test negative
+  log-likelihood and ELBO on the test images binarised once with
+  ``numpy.random.default_rng(BINARIZATION_SEED)``; every generative model gets
+  the LeNet-5 Frechet distance, confident fraction and class coverage of
+  as many samples (latent seed ``SAMPLE_SEED``) as there are test images, and
+  the real-vs-real floor of the same distance (the first ``len(test)``
+  training images against the test images).
 """
 
 from __future__ import annotations
@@ -11,6 +22,15 @@ from typing import Any
 
 from zoo.errors import InputError
 from zoo.manifest import WeightsEntry
+
+#: Importance samples per test image of the VAE likelihood (Burda et al. use 5000).
+IS_NUM_SAMPLES = 1000
+#: Seed of the latent noise of the importance sampler.
+IS_SEED = 0
+#: Seed of the fixed Bernoulli binarisation of the test images.
+BINARIZATION_SEED = 0
+#: Seed of the latent vectors of the generated images scored by ``fid_lenet5``.
+SAMPLE_SEED = 0
 
 
 def classification_metrics(model: Any, dataset: Any) -> dict[str, float]:
@@ -52,10 +72,16 @@ def evaluate_model(
         Metric name -> value.
     """
     import zoo.data
+    from zoo import registry
 
     if entry.preprocessing.get("type") != "image":
         raise InputError(f"{entry.name}: evaluation of {entry.preprocessing.get('type')} models "
                          "is not available yet")
+    task = registry.get_spec(entry.architecture).task
+    if task == "image-generation":
+        return generation_metrics(model, entry, data=data, split=split, data_dir=data_dir)
+    if task != "image-classification":
+        raise InputError(f"{entry.name}: evaluation of {task} models is not available yet")
     dataset = zoo.data.load(
         str(data or entry.dataset["name"]),
         split or entry.dataset["split"],
@@ -65,6 +91,72 @@ def evaluate_model(
         data_dir=data_dir,
     )
     return classification_metrics(model, dataset)
+
+
+def _images(name: str, split: str, data_dir: str | os.PathLike[str] | None) -> Any:
+    """Return every image of a split as one uint8 array ``(n, H, W, C)``, in dataset order."""
+    import numpy as np
+
+    import zoo.data
+
+    batches = [np.asarray(x) for x, _ in zoo.data.load(
+        name, split, batch_size=10000, as_supervised=True, data_dir=data_dir)]
+    if not batches:
+        raise InputError(f"{name} {split} is empty")
+    return np.concatenate(batches)
+
+
+def generation_metrics(
+    model: Any,
+    entry: WeightsEntry,
+    *,
+    data: str | os.PathLike[str] | None = None,
+    split: str | None = None,
+    data_dir: str | os.PathLike[str] | None = None,
+    num_samples: int = IS_NUM_SAMPLES,
+    progress: bool = True,
+) -> dict[str, float]:
+    """Measure a VAE or DCGAN with the protocols of :mod:`zoo.generative_metrics`.
+
+    Args:
+        model: A zoo VAE (``encode``/``sample``) or DCGAN (``generate``).
+        entry: Its weights entry (dataset, split and preprocessing).
+        data: Another dataset of 28x28 grey images.
+        split: Split to use; defaults to the entry's split.
+        data_dir: Data directory for named datasets (overrides ``ZOO_DATA_DIR``).
+        num_samples: Importance samples per image of the VAE likelihood.
+        progress: Show progress on stderr.
+
+    Returns:
+        ``fid_lenet5``, ``fid_lenet5_real_vs_real``, ``confident_fraction``,
+        ``class_coverage_entropy``, ``class_share_ratio`` and ``num_examples``; for a
+        VAE also ``nll_nats``, ``elbo_nats`` and ``num_samples``.
+    """
+    import zoo.data
+    from zoo import generative
+    from zoo import generative_metrics as gm
+
+    name = str(data or entry.dataset["name"])
+    real = _images(name, split or entry.dataset["split"], data_dir)
+    if real.shape[1:] != (28, 28, 1):
+        raise InputError(f"{name}: the LeNet-5 features need 28x28 grey images, got {real.shape[1:]}")
+    extractor = gm.FeatureExtractor()
+    results: dict[str, float] = {}
+    if hasattr(model, "encode"):
+        inputs = zoo.data.image_transform(dict(entry.preprocessing))(real)
+        binary = gm.binarize(inputs, seed=BINARIZATION_SEED)
+        nll = gm.importance_sampled_nll(model, binary, num_samples=num_samples, seed=IS_SEED,
+                                        progress=progress)
+        results.update(nll_nats=nll["nll_nats"], elbo_nats=nll["elbo_nats"],
+                       num_samples=float(num_samples))
+    generated = generative.generate(model, real.shape[0], seed=SAMPLE_SEED)
+    quality = gm.sample_quality(generated, real, extractor)
+    quality.pop("class_shares")
+    results.update(quality)
+    train = _images(name, "train", data_dir)[: real.shape[0]]
+    results["fid_lenet5_real_vs_real"] = gm.sample_quality(train, real, extractor)["fid_lenet5"]
+    results["num_examples"] = float(real.shape[0])
+    return results
 
 
 def evaluate(
@@ -85,7 +177,8 @@ def evaluate(
         batch_size: Evaluation batch size.
 
     Returns:
-        Metric name -> value, e.g. ``{"top1_accuracy": 99.2, "top1_error": 0.8, ...}``.
+        Metric name -> value, e.g. ``{"top1_accuracy": 99.2, "top1_error": 0.8, ...}``
+        (see :func:`generation_metrics` for the generative models).
     """
     from zoo.api import load, weights_entry
 

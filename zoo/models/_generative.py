@@ -37,6 +37,14 @@ def _latents(seed: int | None, n: int, latent_dim: int) -> np.ndarray:
     return rng.standard_normal((n, latent_dim)).astype("float32")
 
 
+def _batched(fn: Any, x: np.ndarray, batch_size: int = 512) -> Any:
+    """Apply ``fn`` to ``x`` in batches (bounded memory) and concatenate the NumPy results."""
+    outs = [fn(x[i:i + batch_size]) for i in range(0, max(len(x), 1), batch_size)]
+    if isinstance(outs[0], tuple):
+        return tuple(np.concatenate(parts) for parts in zip(*outs, strict=True))
+    return np.concatenate(outs)
+
+
 def _lerp_latents(a: np.ndarray, b: np.ndarray, steps: int, spherical: bool) -> np.ndarray:
     """Return ``steps`` latent vectors from ``a`` to ``b`` (both ends included)."""
     if steps < 2:
@@ -206,7 +214,7 @@ class DCGAN(keras.Model):
         return self._images(_lerp_latents(a, b, steps, spherical))
 
     def _images(self, z: np.ndarray) -> np.ndarray:
-        images = ops.convert_to_numpy(self.generator(z, training=False))
+        images = _batched(lambda b: ops.convert_to_numpy(self.generator(b, training=False)), z)
         return np.clip((images.astype("float32") + 1.0) / 2.0, 0.0, 1.0)
 
     def get_config(self) -> dict[str, Any]:
@@ -232,24 +240,40 @@ class VAE(keras.Model):
     """A variational autoencoder with a Bernoulli decoder for binarised images.
 
     Calling the model encodes images to the posterior mean and returns the
-    decoder's Bernoulli logits. ``fit`` minimises the negative ELBO (summed over
-    pixels, averaged over the batch) using the reparameterisation trick; input
-    pixels should be in ``[0, 1]``, ideally binarised. Labels, if the dataset
-    yields any, are ignored.
+    decoder's Bernoulli logits (deterministic, so it serves golden tests). ``fit``
+    minimises the negative ELBO (summed over pixels, averaged over the batch)
+    using the reparameterisation trick; input pixels should be in ``[0, 1]``,
+    binarised, or grey levels with ``dynamic_binarization=True``. Labels, if the
+    dataset yields any, are ignored. The ``loss`` metric is always the full
+    negative ELBO, also while the KL term is warmed up.
 
     Args:
         encoder: Functional model from images to ``[z_mean, z_log_var]``.
         decoder: Functional model from ``(latent_dim,)`` to per-pixel logits.
         latent_dim: Size of the latent vector.
+        kl_warmup_steps: Scale the KL term of the training loss by
+            ``min(1, step / kl_warmup_steps)`` (0: no warm-up).
+        dynamic_binarization: In ``train_step``, replace each pixel value ``p`` by
+            a fresh Bernoulli(``p``) sample at every step, so every epoch sees a new
+            binarisation of the grey-level training images.
     """
 
     def __init__(
-        self, encoder: keras.Model, decoder: keras.Model, latent_dim: int, **kwargs: Any
+        self,
+        encoder: keras.Model,
+        decoder: keras.Model,
+        latent_dim: int,
+        *,
+        kl_warmup_steps: int = 0,
+        dynamic_binarization: bool = False,
+        **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.encoder = encoder
         self.decoder = decoder
         self.latent_dim = int(latent_dim)
+        self.kl_warmup_steps = int(kl_warmup_steps)
+        self.dynamic_binarization = bool(dynamic_binarization)
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction_loss")
         self.kl_tracker = keras.metrics.Mean(name="kl_loss")
@@ -265,16 +289,46 @@ class VAE(keras.Model):
         """The loss trackers, reset by Keras at the start of every epoch."""
         return [self.loss_tracker, self.reconstruction_tracker, self.kl_tracker]
 
+    @staticmethod
+    def _bernoulli_nll(x: Any, logits: Any) -> Any:
+        """Return ``-log p(x | logits)`` summed over all but the first axis (stable BCE)."""
+        per_pixel = ops.maximum(logits, 0.0) - logits * x + ops.log1p(ops.exp(-ops.abs(logits)))
+        return ops.sum(ops.reshape(per_pixel, (ops.shape(per_pixel)[0], -1)), axis=-1)
+
     def _elbo_terms(self, x: Any, eps: Any, training: bool) -> tuple[Any, Any]:
         """Return per-example reconstruction NLL and KL divergence (in nats)."""
         z_mean, z_log_var = self.encoder(x, training=training)
         z = z_mean + ops.exp(0.5 * z_log_var) * eps
         logits = self.decoder(z, training=training)
-        # Bernoulli log-likelihood: -BCE with logits, summed over pixels.
-        per_pixel = ops.maximum(logits, 0.0) - logits * x + ops.log1p(ops.exp(-ops.abs(logits)))
-        reconstruction = ops.sum(ops.reshape(per_pixel, (ops.shape(x)[0], -1)), axis=-1)
+        reconstruction = self._bernoulli_nll(x, logits)
         kl = -0.5 * ops.sum(1.0 + z_log_var - ops.square(z_mean) - ops.exp(z_log_var), axis=-1)
         return reconstruction, kl
+
+    def log_importance_weights(self, x: Any, eps: Any) -> Any:
+        """Return ``log p(x|z) + log p(z) - log q(z|x)`` for ``z = mean + std * eps``.
+
+        The building block of the importance-sampled likelihood
+        (:func:`zoo.generative_metrics.importance_sampled_nll`): averaging the
+        weights over ``k`` samples estimates the ELBO, their log-mean-exp ``log p(x)``.
+
+        Args:
+            x: Binary images ``(n, H, W, C)``.
+            eps: Standard normal noise ``(k, n, latent_dim)``.
+
+        Returns:
+            A ``(k, n)`` tensor of log weights, in nats.
+        """
+        x = ops.cast(x, self.compute_dtype)
+        z_mean, z_log_var = self.encoder(x, training=False)
+        k, n = ops.shape(eps)[0], ops.shape(eps)[1]
+        z = z_mean[None] + ops.exp(0.5 * z_log_var)[None] * eps
+        logits = self.decoder(ops.reshape(z, (k * n, self.latent_dim)), training=False)
+        targets = ops.reshape(ops.broadcast_to(x[None], (k, *ops.shape(x))), ops.shape(logits))
+        log_px_z = -ops.reshape(self._bernoulli_nll(targets, logits), (k, n))
+        log_2pi = float(np.log(2.0 * np.pi))
+        log_pz = -0.5 * ops.sum(ops.square(z) + log_2pi, axis=-1)
+        log_qz = -0.5 * ops.sum(ops.square(eps) + z_log_var[None] + log_2pi, axis=-1)
+        return log_px_z + log_pz - log_qz
 
     def _update(self, reconstruction: Any, kl: Any) -> dict[str, Any]:
         self.loss_tracker.update_state(reconstruction + kl)
@@ -287,10 +341,16 @@ class VAE(keras.Model):
         tf = _require_tensorflow()
         x = data[0] if isinstance(data, (tuple, list)) else data
         x = ops.cast(x, self.compute_dtype)
+        if self.dynamic_binarization:
+            x = ops.cast(tf.random.uniform(ops.shape(x)) < x, self.compute_dtype)
         eps = tf.random.normal((ops.shape(x)[0], self.latent_dim))
+        beta = 1.0
+        if self.kl_warmup_steps > 0:
+            step = ops.cast(self.optimizer.iterations + 1, "float32")
+            beta = ops.minimum(1.0, step / float(self.kl_warmup_steps))
         with tf.GradientTape() as tape:
             reconstruction, kl = self._elbo_terms(x, eps, training=True)
-            loss = ops.mean(reconstruction + kl)
+            loss = ops.mean(reconstruction + beta * kl)
         weights = self.trainable_weights
         self.optimizer.apply_gradients(zip(tape.gradient(loss, weights), weights, strict=True))
         return self._update(reconstruction, kl)
@@ -322,13 +382,18 @@ class VAE(keras.Model):
 
     def encode(self, x: Any) -> tuple[np.ndarray, np.ndarray]:
         """Return the posterior ``(mean, log_var)`` of images ``x``, each ``(n, latent_dim)``."""
-        z_mean, z_log_var = self.encoder(np.asarray(x, dtype="float32"), training=False)
-        return ops.convert_to_numpy(z_mean), ops.convert_to_numpy(z_log_var)
+        def run(batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            z_mean, z_log_var = self.encoder(batch, training=False)
+            return ops.convert_to_numpy(z_mean), ops.convert_to_numpy(z_log_var)
+
+        return _batched(run, np.asarray(x, dtype="float32"))
 
     def decode(self, z: Any) -> np.ndarray:
         """Return pixel probabilities ``(n, H, W, C)`` for latent vectors ``z``."""
-        logits = self.decoder(np.asarray(z, dtype="float32"), training=False)
-        return ops.convert_to_numpy(ops.sigmoid(logits))
+        def run(batch: np.ndarray) -> np.ndarray:
+            return ops.convert_to_numpy(ops.sigmoid(self.decoder(batch, training=False)))
+
+        return _batched(run, np.asarray(z, dtype="float32"))
 
     def sample(self, n: int = 16, seed: int | None = None) -> np.ndarray:
         """Decode ``n`` latent vectors drawn from the prior into pixel probabilities.
@@ -343,12 +408,13 @@ class VAE(keras.Model):
         return self.decode(_latents(seed, n, self.latent_dim))
 
     def interpolate(self, a: Any, b: Any, steps: int = 8, *, spherical: bool = False) -> np.ndarray:
-        """Decode a path between two images (or two latent vectors).
+        """Decode a path between two images, two latent vectors or two seeds.
 
         Args:
-            a: An image ``(H, W, C)`` (encoded to its posterior mean) or a latent
-                vector ``(latent_dim,)``.
-            b: The other end, in the same form as ``a``.
+            a: An image ``(H, W, C)`` (encoded to its posterior mean), a latent
+                vector ``(latent_dim,)``, or an integer seed (the latent vector that
+                :meth:`sample` draws with ``n=1`` and that seed).
+            b: The other end, in any of the same forms.
             steps: Number of images, both ends included.
             spherical: Interpolate along the great circle instead of a straight line.
 
@@ -357,6 +423,9 @@ class VAE(keras.Model):
         """
         ends = []
         for end in (a, b):
+            if isinstance(end, (int, np.integer)) and not isinstance(end, bool):
+                ends.append(_latents(int(end), 1, self.latent_dim)[0])
+                continue
             end = np.asarray(end, dtype="float32")
             if end.shape != (self.latent_dim,):
                 end = self.encode(end[None])[0][0]
@@ -370,6 +439,8 @@ class VAE(keras.Model):
             "encoder": keras.saving.serialize_keras_object(self.encoder),
             "decoder": keras.saving.serialize_keras_object(self.decoder),
             "latent_dim": self.latent_dim,
+            "kl_warmup_steps": self.kl_warmup_steps,
+            "dynamic_binarization": self.dynamic_binarization,
         }
 
     @classmethod

@@ -1,0 +1,37 @@
+"""Commands of the generative models: sample."""
+
+from __future__ import annotations
+
+import click
+
+from zoo.cli._app import cli
+
+
+@cli.command("sample")
+@click.argument("name")
+@click.option("--out", "-o", required=True, type=click.Path(dir_okay=False),
+              help="PNG file to write (replaced atomically).")
+@click.option("--n", "-n", "n", default=64, show_default=True, type=click.IntRange(1, 4096),
+              help="Number of images (with --interpolate: n // steps walks).")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the latent vectors.")
+@click.option("--interpolate", is_flag=True,
+              help="One latent walk per row, from seed+2r to seed+2r+1.")
+@click.option("--steps", default=8, show_default=True, type=click.IntRange(2, 64),
+              help="Images per walk with --interpolate.")
+@click.option("--scale", default=2, show_default=True, type=click.IntRange(1, 8),
+              help="Upscale each image by this integer factor.")
+def sample_cmd(name: str, out: str, n: int, seed: int, interpolate: bool, steps: int,
+               scale: int) -> None:
+    """Draw images from a pretrained generative model and save them as a PNG grid.
+
+    \b
+    Examples:
+      zoo sample dcgan --out digits.png
+      zoo sample vae.mnist --n 100 --seed 3 --out vae.png
+      zoo sample dcgan --interpolate --n 64 --out walks.png   (8 walks of 8 steps)
+    """
+    from zoo.generative import sample_png
+
+    path = sample_png(name, out, n=n, seed=seed, interpolate=interpolate, steps=steps, scale=scale)
+    what = f"{max(1, n // steps)} latent walks of {steps} images" if interpolate else f"{n} samples"
+    click.echo(f"wrote {what} to {path}")

@@ -6,7 +6,7 @@ models, so ``zoo list``, ``zoo info`` and ``zoo --help`` stay fast. Each module
 here holds one group of commands.
 """
 
-from zoo.cli import generation, inference, transfer, weights  # noqa: F401  (registers the commands)
+from zoo.cli import deploy, generation, inference, transfer, weights  # noqa: F401  (registers the commands)
 from zoo.cli._app import cli, main
 
 __all__ = ["cli", "main"]

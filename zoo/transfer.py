@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -385,7 +386,7 @@ def _atomic_json(path: Path, data: Any) -> None:
 
 
 class _PhaseState:
-    """The resumable state of one training phase in ``phase_dir``, always consistent on disk.
+    """The resumable state of one training phase in ``<phase_dir>/backup``, always consistent on disk.
 
     ``state.json`` (replaced atomically, written last) names the checkpoint it describes:
     the weights with the optimizer (``ckpt-E-S.weights.h5``), the running metric totals of
@@ -395,9 +396,9 @@ class _PhaseState:
     kill at any moment leaves the previous or the next checkpoint whole.
     """
 
-    def __init__(self, phase_dir: Path) -> None:
-        self.dir = phase_dir
-        self.path = phase_dir / "state.json"
+    def __init__(self, folder: Path) -> None:
+        self.dir = folder
+        self.path = folder / "state.json"
 
     def load(self) -> dict[str, Any] | None:
         import json
@@ -413,6 +414,7 @@ class _PhaseState:
     def save(self, model: Any, state: dict[str, Any], arrays: dict[str, Any]) -> None:
         import numpy as np
 
+        self.dir.mkdir(parents=True, exist_ok=True)
         stem = f"ckpt-{state['epoch']}-{state['step']}"
         tmp = self.dir / f".{stem}.tmp.weights.h5"
         model.save_weights(tmp)
@@ -467,7 +469,7 @@ def _run_phase(
     store = None
     if phase_dir is not None:
         phase_dir.mkdir(parents=True, exist_ok=True)
-        store = _PhaseState(phase_dir)
+        store = _PhaseState(phase_dir / "backup")
     stopping = patience is not None and val is not None
     state = store.load() if store is not None else None
     history: dict[str, list[float]] = {}
@@ -476,8 +478,8 @@ def _run_phase(
     start_epoch, start_step, metric_values = 0, 0, None
     if state is not None:
         model.optimizer.build(model.trainable_variables)
-        model.load_weights(phase_dir / state["weights"])
-        with np.load(phase_dir / state["arrays"], allow_pickle=False) as arrays:
+        model.load_weights(store.dir / state["weights"])
+        with np.load(store.dir / state["arrays"], allow_pickle=False) as arrays:
             count = int(arrays["count"])
             metric_values = [arrays[f"metric_{i}"] for i in range(int(arrays["metrics"]))]
             best_weights = [arrays[f"best_{i}"] for i in range(count)] if count else None
@@ -560,6 +562,8 @@ def _run_phase(
         os.replace(tmp, done)
         store.prune()
         store.path.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            store.dir.rmdir()
     return history
 
 

@@ -61,7 +61,7 @@ def _progress(out: Path) -> int:
             done = (index + 1) * (EPOCHS // 2) * STEPS
             continue
         try:
-            state = json.loads((folder / "state.json").read_text())
+            state = json.loads((folder / "backup" / "state.json").read_text())
         except (OSError, ValueError):
             return done if index else -1
         return index * (EPOCHS // 2) * STEPS + state["epoch"] * STEPS + state["step"]
@@ -133,8 +133,8 @@ def test_finetune_killed_at_random_points_resumes_to_the_same_result(digits_fold
         diff = max(float(np.max(np.abs(x - y))) for x, y in pairs)
         assert diff <= ATOL, f"final weights differ by {diff}"
         _check_outputs_whole(resumed_out)
-        leftovers = [p.relative_to(resumed_out) for p in resumed_out.rglob("*")
-                     if p.name.startswith(".") or p.name.startswith("ckpt-") or p.name == "state.json"]
+        leftovers = [p.relative_to(resumed_out) for p in resumed_out.rglob("*") if p.name.startswith(".")
+                     or p.name.startswith("ckpt-") or p.name in ("state.json", "backup")]
         assert leftovers == [], f"temporary or checkpoint files left: {leftovers}"
         case.outcome = (f"top-1 {got['metrics']['top1_accuracy']:.2f}% both; history equal; "
                         f"max |weight diff| {diff:.1e}")

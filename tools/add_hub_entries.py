@@ -78,8 +78,9 @@ def hub_record(arch: str, converter: str, repo_id: str, revision: str, num_param
         "references": [{
             "name": "top1_accuracy", "value": top1,
             "citation": f"torchvision model documentation, {weights_enum}",
-            "note": (f"reported by the source for torchvision's original ImageNet weights ({origin}, "
-                     "which timm converted), evaluated at 224x224 after a 256 resize; not measured here"),
+            "note": (f"reported by the source: torchvision's figure for {weights_enum}, its original "
+                     f"ImageNet weights (timm converted the release file {origin}), at 224x224 after "
+                     "a 256 resize; not measured here"),
         }],
         "num_params": num_params,
         "license": "BSD-3-Clause",

@@ -289,7 +289,7 @@ def _download_error(entry: WeightsEntry, source: WeightsSource, filename: str,
     if status is not None and status >= 500:
         return WeightsNotFoundError(
             f"{entry.name}: the Hub at {endpoint} answered HTTP {status} (a server error) while "
-            f"sending {where}, twice; {retry} later")
+            f"sending {where}, also on a second try; {retry} later")
     if _is_transport_error(exc):
         return OfflineError(
             f"{entry.name}: the connection to the Hub at {endpoint} failed while downloading "

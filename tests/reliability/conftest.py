@@ -44,6 +44,8 @@ REFERENCES = [
      "test": "tests/test_hub.py::test_server_down_with_nothing_cached"},
     {"name": "`.keras` file with a Lambda layer refused in safe mode", "category": "hostile input",
      "test": "tests/test_transfer.py::test_load_keras_refuses_lambda_layers"},
+    {"name": "`.pth` refused as pickle; weights of another head size refused", "category": "hostile input",
+     "test": "tests/test_api.py::test_random_init_and_local_file"},
 ]
 
 

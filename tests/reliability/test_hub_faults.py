@@ -284,6 +284,7 @@ def test_cache_not_writable_for_this_user(state, published, hf_env, user_data, r
                 assert "Permission denied" in last, last
                 case.outcome = "WeightsNotFoundError (permission denied)"
     finally:
+        subprocess.run(["chmod", "-R", "u+w", str(home)], check=False)
         subprocess.run(["rm", "-rf", str(home)], check=False)
 
 

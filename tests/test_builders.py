@@ -27,6 +27,8 @@ pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:Depreca
 # torch's ``sum(p.numel() for p in model.parameters())`` counts; Keras'
 # ``count_params()`` also counts the (non-trainable) batch norm moving statistics.
 EXPECTED_PARAMS = {
+    # EfficientNet-Lite0: 4,652,008 trainable (count_params() 4,694,024 with BN moving stats).
+    "efficientnet_lite0": 4_652_008,
     # LeNet-5 as documented in zoo/models/lenet.py.
     "lenet5": 61_706,
     # torchvision's published counts (torchvision.models docs, 1000 classes).
@@ -188,6 +190,7 @@ def test_expected_family_defaults():
         "alexnet": "alexnet_cifar",
         "bert": "bert_mini",
         "dcgan": "dcgan",
+        "efficientnet": "efficientnet_lite0",
         "lenet": "lenet5",
         "lstm": "lstm_charlm",
         "resnet": "resnet20",

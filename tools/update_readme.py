@@ -51,7 +51,8 @@ def model_table() -> str:
     ]
     for name in sorted(manifest):
         e = manifest[name]
-        size = f"{e.total_size / 1e6:.2f} MB"
+        known = all(f.size is not None for f in e.files)
+        size = f"{e.total_size / 1e6:.2f} MB" if known else "on the Hub"
         lines.append(
             f"| `{e.name}`{' (default)' if e.default else ''} | {e.num_params:,} | {size} "
             f"| {_fmt_metric(e)} | {_fmt_reference(e)} | `{e.recipe['command']}` |"

@@ -43,7 +43,8 @@ def list_cmd(pattern: str | None, task: str | None, pretrained: bool, as_json: b
             return
         rows = [
             [d["name"], "yes" if d["default"] else "", d["dataset"],
-             ", ".join(f"{k}={v:g}" for k, v in d["metrics"].items()), human_size(d["size"])]
+             ", ".join(f"{k}={v:g}" for k, v in d["metrics"].items()),
+             human_size(d["size"]) if d["size"] else "on the Hub"]
             for d in data
         ]
         click.echo(table(rows, ["weights", "default", "dataset", "metrics", "size"]))

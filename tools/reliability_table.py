@@ -29,6 +29,11 @@ def human_bytes(n: int) -> str:
     return f"{n} B"  # pragma: no cover
 
 
+def cell(text: str) -> str:
+    """Text safe inside a Markdown table cell."""
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
 def render(results: dict) -> str:
     cases = results["cases"]
     ran = [c for c in cases if not c.get("skipped")]
@@ -71,7 +76,7 @@ def render(results: dict) -> str:
         for c in by_cat[cat]:
             if not FUZZ.match(c["name"]):
                 mark = "" if c["survived"] else " **(not survived)**"
-                lines.append(f"| {cat} | {c['name']} | {c['outcome']}{mark} |")
+                lines.append(f"| {cat} | {cell(c['name'])} | {cell(c['outcome'])}{mark} |")
         if fuzz:
             read = sum(c["outcome"] == "read" for c in fuzz)
             lines.append(f"| {cat} | `read_image` fuzz: {len(fuzz)} seeded mutations (bit flips, "

@@ -98,7 +98,19 @@ class Recorder:
             "environment": {"python": platform.python_version(), "platform": sys.platform,
                             "euid": os.geteuid() if hasattr(os, "geteuid") else None},
         }
-        path.write_text(json.dumps(data, indent=2) + "\n")
+        path.write_text(dump_results(data))
+
+
+def dump_results(data: dict) -> str:
+    """JSON with one case (and one reference) per line: small diffs between runs."""
+    parts = []
+    for key, value in data.items():
+        if isinstance(value, list):
+            rows = ",\n".join("    " + json.dumps(item, sort_keys=True) for item in value)
+            parts.append(f'  "{key}": [\n{rows}\n  ]')
+        else:
+            parts.append(f"  {json.dumps(key)}: {json.dumps(value, sort_keys=True)}")
+    return "{\n" + ",\n".join(parts) + "\n}\n"
 
 
 @pytest.fixture(scope="session")

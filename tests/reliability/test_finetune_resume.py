@@ -137,4 +137,4 @@ def test_finetune_killed_at_random_points_resumes_to_the_same_result(digits_fold
                      or p.name.startswith("ckpt-") or p.name in ("state.json", "backup")]
         assert leftovers == [], f"temporary or checkpoint files left: {leftovers}"
         case.outcome = (f"top-1 {got['metrics']['top1_accuracy']:.2f}% both; history equal; "
-                        f"max |weight diff| {diff:.1e}")
+                        f"largest weight difference {diff:.1e}")

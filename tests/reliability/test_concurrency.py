@@ -78,7 +78,7 @@ class Watcher(threading.Thread):
                 for blob in self.blobs.iterdir():
                     if ".incomplete" not in blob.name:
                         self.check(blob)
-            time.sleep(0.002)
+            time.sleep(0.01)
 
 
 def test_eight_processes_load_the_same_uncached_model(published, hf_env, user_data, record, tmp_path):

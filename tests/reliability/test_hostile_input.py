@@ -32,7 +32,7 @@ from click.testing import CliRunner
 
 import zoo
 from zoo.data.folders import DataWarning
-from zoo.errors import DataError, InputError, WeightsFormatError, ZooError
+from zoo.errors import DataError, InputError, WeightsFormatError
 
 CAT = "hostile input"
 FUZZ_CASES = 300
@@ -482,7 +482,3 @@ def test_wrong_weights_files_are_a_clear_error(case_name, weights_files, tmp_pat
             zoo.load("lenet5", weights=path, **kwargs)
         assert "\n" not in str(err.value) and path.name in str(err.value)
         case.outcome = "WeightsFormatError"
-
-
-def test_all_errors_are_zoo_errors():
-    assert all(issubclass(e, ZooError) for e in (InputError, DataError, WeightsFormatError))

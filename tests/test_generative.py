@@ -276,6 +276,9 @@ def test_image_grid_and_atomic_png(tmp_path):
     path = generative.save_png(grid, tmp_path / "grid.png")
     assert np.array_equal(np.asarray(Image.open(path)), grid)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["grid.png"]
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask
     with pytest.raises(InputError):
         generative.save_png(grid, tmp_path / "missing" / "grid.png")
     with pytest.raises(InputError):

@@ -74,6 +74,10 @@ def evaluate_model(
     import zoo.data
     from zoo import registry
 
+    if entry.preprocessing.get("type") == "text":
+        from zoo.evaluate_text import evaluate_text
+
+        return evaluate_text(model, entry, data=data, split=split, data_dir=data_dir, batch_size=batch_size)
     if entry.preprocessing.get("type") != "image":
         raise InputError(f"{entry.name}: evaluation of {entry.preprocessing.get('type')} models "
                          "is not available yet")

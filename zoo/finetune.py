@@ -1,5 +1,9 @@
 """``zoo finetune`` as a library call: data in, a ready model folder out.
 
+Image classifiers go through :func:`zoo.transfer.fine_tune`; BERT text models
+(entries with WordPiece preprocessing) through :func:`finetune_text`, which
+tokenises with the entry's vocabulary and pads each batch to its longest text.
+
 The folder holds ``model.keras`` (loads with :func:`zoo.load_keras` in safe
 mode), ``card.json`` (a record in the weights manifest's format, with the metric
 measured on the validation split) and ``curves.png``. Checkpoints under
@@ -160,8 +164,15 @@ def finetune(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     spec_entry = api.weights_entry(name)  # preprocessing comes from the pretrained entry
+    if spec_entry.preprocessing.get("type") == "text":
+        return finetune_text(
+            name, data, out, epochs=epochs, strategy=strategy, distribute=distribute,
+            batch_size=batch_size, learning_rate=learning_rate, unfreeze=unfreeze,
+            max_train=max_train, max_val=max_val, seed=seed, data_dir=data_dir, weights=weights,
+            save_every_steps=save_every_steps, verbose=verbose,
+        )
     if spec_entry.preprocessing.get("type") != "image":
-        raise InputError(f"zoo finetune supports image classifiers for now; {name} is not one")
+        raise InputError(f"zoo finetune supports image and text classifiers; {name} is neither")
     train_split, val_split, info = _splits(data, data_dir)
     num_classes = len(info.label_names)
     keras.utils.set_random_seed(seed)
@@ -230,3 +241,293 @@ def finetune(
                                                                          sort_keys=True)))
     return {"model": str(model_path), "card": str(card_path), "curves": str(curves),
             "metrics": metrics, "history": result.history}
+
+
+# --------------------------------------------------------------------------------------
+# Text: BERT encoders with a sequence-classification head
+# --------------------------------------------------------------------------------------
+
+#: Encoder layers train at ``learning_rate / ENCODER_LR_DIVISOR`` (5e-5 for the default 1e-3).
+ENCODER_LR_DIVISOR = 20
+
+
+def wordpiece_spec(entry: Any, paths: dict[str, Path] | None = None) -> dict[str, Any]:
+    """Return the entry's WordPiece preprocessing spec with its vocab as a verified local path."""
+    from zoo import api
+
+    spec = dict(entry.preprocessing)
+    if spec.get("type") != "text" or spec.get("tokenizer") != "wordpiece":
+        raise InputError(f"{entry.name} has no WordPiece preprocessing")
+    if isinstance(spec["vocab"], str):
+        paths = paths if paths is not None else api.pull(entry.name)
+        if spec["vocab"] not in paths:
+            raise InputError(f"{entry.name}: its vocabulary {spec['vocab']!r} is not one of its files")
+        spec["vocab"] = str(paths[spec["vocab"]])
+    return spec
+
+
+def text_dataset(data: str, spec: dict[str, Any], *, split: str = "train",
+                 kfold: tuple[int, int] | None = None, batch_size: int = 32, shuffle: bool = False,
+                 seed: int = 0, limit: int | None = None, data_dir: str | None = None) -> Any:
+    """Batches ``(bert_inputs, label)`` of a labelled text dataset, each padded to its longest text.
+
+    Args:
+        data: Named dataset (``"mr"``), ``tfds:NAME`` or a text folder / CSV.
+        spec: A WordPiece text spec with a local vocab path (see :func:`wordpiece_spec`).
+        split: Split to read.
+        kfold: ``(k, i)`` for datasets without splits.
+        batch_size: Batch size.
+        shuffle: Reshuffle every epoch (seeded).
+        seed: Seed of the shuffle and of the ``limit`` subset.
+        limit: Keep a fixed random subset of this many examples.
+        data_dir: Data directory for named datasets.
+    """
+    import tensorflow as tf
+
+    import zoo.data
+    from zoo.text import bert_inputs
+
+    ds = zoo.data.load(data, split, kfold=kfold, preprocessing=spec, as_supervised=True,
+                       data_dir=data_dir)
+    if limit:
+        ds = ds.shuffle(100_000, seed=seed, reshuffle_each_iteration=False).take(limit)
+    ds = ds.cache()
+    if shuffle:
+        ds = ds.shuffle(100_000, seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size)
+    return ds.map(lambda ids, y: (bert_inputs(ids), y), num_parallel_calls=tf.data.AUTOTUNE,
+                  deterministic=True).prefetch(tf.data.AUTOTUNE)
+
+
+def bert_blocks(model: Any) -> list[list[Any]]:
+    """Group a BERT classifier's weighted layers bottom to top: embeddings, each encoder layer, pooler.
+
+    The ``head`` is not part of any block.
+    """
+    import re
+
+    blocks: dict[str, list[Any]] = {}
+    for layer in model.layers:
+        if not layer.weights or layer.name == "head":
+            continue
+        match = re.match(r"^(embeddings|encoder_layer_\d+|pooler)", layer.name)
+        key = match.group(1) if match else layer.name
+        blocks.setdefault(key, []).append(layer)
+    return list(blocks.values())
+
+
+def set_trainable_top(model: Any, unfreeze: int | str) -> int:
+    """Make the ``head`` and the top ``unfreeze`` blocks of :func:`bert_blocks` trainable, freeze the rest.
+
+    ``unfreeze`` counts the pooler as a block: ``3`` trains the pooler and the two
+    top encoder layers; ``"all"`` trains everything. Returns the number of blocks trained.
+    """
+    blocks = bert_blocks(model)
+    keep = len(blocks) if unfreeze == "all" else max(0, min(int(unfreeze), len(blocks)))
+    for index, block in enumerate(blocks):
+        for layer in block:
+            layer.trainable = index >= len(blocks) - keep
+    model.get_layer("head").trainable = True
+    return keep
+
+
+def _text_phase(model: Any, name: str, train: Any, val: Any, *, epochs: int, lr: float,
+                steps_per_epoch: int, checkpoint_dir: Path | None, save_every_steps: int | None,
+                verbose: Any, weight_decay: float = 0.01, warmup: float = 0.1) -> dict[str, list[float]]:
+    """Train one phase with AdamW (warm-up then cosine decay, clipnorm 1), resumably."""
+    import keras
+
+    from zoo.training import OneCycle
+
+    phase_dir = checkpoint_dir / name if checkpoint_dir is not None else None
+    done = phase_dir / "done.weights.h5" if phase_dir is not None else None
+    if done is not None and done.is_file():  # finished before an interruption: reuse it
+        model.load_weights(done)
+        return json.loads((phase_dir / "history.json").read_text())
+    schedule = OneCycle(lr, max(1, epochs * steps_per_epoch), pct_start=warmup)
+    optimizer = keras.optimizers.AdamW(schedule, weight_decay=weight_decay, clipnorm=1.0)
+    optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
+    model.compile(optimizer=optimizer,
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=["accuracy"])
+    callbacks = []
+    if phase_dir is not None:
+        phase_dir.mkdir(parents=True, exist_ok=True)
+        callbacks.append(keras.callbacks.BackupAndRestore(str(phase_dir / "backup"),
+                                                          save_freq=save_every_steps or "epoch"))
+    history = model.fit(train, validation_data=val, epochs=epochs, shuffle=False, verbose=verbose,
+                        callbacks=callbacks).history
+    history = {k: [float(v) for v in vals] for k, vals in history.items()}
+    if done is not None:
+        tmp = phase_dir / ".done.tmp.weights.h5"
+        model.save_weights(tmp)
+        (phase_dir / "history.json").write_text(json.dumps(history))
+        os.replace(tmp, done)
+    return history
+
+
+def fine_tune_text(model: Any, train: Any, val: Any = None, *, strategy: str = "two_phase",
+                   epochs: int | tuple[int, int] = 3, learning_rate: float = 1e-3,
+                   encoder_learning_rate: float | None = None, unfreeze: int | str = "all",
+                   steps_per_epoch: int, checkpoint_dir: str | os.PathLike[str] | None = None,
+                   save_every_steps: int | None = None, verbose: Any = "auto") -> dict[str, list[float]]:
+    """Fine-tune a BERT classifier (``include_top=True``) in place.
+
+    ``"head"`` trains only the ``head`` at ``learning_rate``; ``"full"`` trains the
+    top ``unfreeze`` blocks (see :func:`set_trainable_top`; ``"all"``: the whole
+    model) and the head at ``encoder_learning_rate``; ``"two_phase"`` runs
+    ``"head"`` then ``"full"``. Each phase uses AdamW (weight decay 0.01, none on
+    biases and LayerNorms), 10% linear warm-up then cosine decay, gradient
+    clipping at norm 1, a fixed number of epochs (no early stopping, so a
+    validation split is never used to pick weights), and resumes from
+    ``checkpoint_dir`` after an interruption.
+
+    Args:
+        model: A zoo BERT model with a classification top.
+        train: Batched ``(inputs, label)`` dataset, reshuffled each epoch.
+        val: Batched validation dataset or ``None``.
+        strategy: ``"two_phase"``, ``"head"`` or ``"full"``.
+        epochs: Total epochs, or ``(head_epochs, encoder_epochs)`` for ``"two_phase"``
+            (an int gives the head phase one epoch).
+        learning_rate: Peak learning rate of the head phase.
+        encoder_learning_rate: Peak learning rate when encoder layers train
+            (default ``learning_rate / ENCODER_LR_DIVISOR``).
+        unfreeze: Blocks trained with the encoder learning rate.
+        steps_per_epoch: Batches per epoch (for the schedule).
+        checkpoint_dir: Folder for resumable checkpoints.
+        save_every_steps: Also checkpoint every N steps.
+        verbose: Passed to ``fit``.
+
+    Returns:
+        The merged history, with a ``phase`` entry per epoch.
+    """
+    strategies = ("two_phase", "head", "full")
+    if strategy not in strategies:
+        raise InputError(f"strategy must be one of {', '.join(strategies)}, got {strategy!r}")
+    if isinstance(epochs, int):
+        epochs = {"head": (epochs, 0), "full": (0, epochs)}.get(
+            strategy, (1, max(1, epochs - 1)) if epochs > 1 else (0, 1))
+    encoder_lr = encoder_learning_rate or learning_rate / ENCODER_LR_DIVISOR
+    ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
+    common = {"steps_per_epoch": steps_per_epoch, "checkpoint_dir": ckpt,
+              "save_every_steps": save_every_steps, "verbose": verbose}
+    merged: dict[str, list[Any]] = {"phase": []}
+    for phase, n, lr, top in (("head", epochs[0], learning_rate, 0),
+                              ("encoder", epochs[1], encoder_lr, unfreeze)):
+        if n <= 0:
+            continue
+        set_trainable_top(model, top)
+        history = _text_phase(model, phase, train, val, epochs=n, lr=lr, **common)
+        for k, v in history.items():
+            merged.setdefault(k, []).extend(v)
+        merged["phase"] += [phase] * len(history.get("loss", []))
+    for layer in model.layers:
+        layer.trainable = True
+    return merged
+
+
+def finetune_text(
+    name: str,
+    data: str,
+    out: str | os.PathLike[str],
+    *,
+    epochs: int = 3,
+    strategy: str = "two_phase",
+    distribute: str | None = None,
+    batch_size: int = 32,
+    learning_rate: float = 1e-3,
+    unfreeze: int | str = "all",
+    max_train: int | None = None,
+    max_val: int | None = None,
+    seed: int = 0,
+    data_dir: str | None = None,
+    weights: str | None = "default",
+    save_every_steps: int | None = None,
+    verbose: Any = "auto",
+) -> dict[str, Any]:
+    """Fine-tune a BERT entry as a text classifier and write a ready model folder.
+
+    Texts are tokenised with the entry's vocabulary (its preprocessing spec,
+    truncation included) and each batch is padded to its longest text. The
+    classifier is the builders' top (dropout, ``pre_logits``, ``head`` on the
+    pooled ``[CLS]`` output), with a fresh head. See :func:`fine_tune_text` for
+    the strategies; the arguments are those of :func:`finetune`.
+
+    Returns:
+        A summary: output paths, the validation metric and the history.
+    """
+    import math
+
+    import keras
+
+    from zoo import api
+    from zoo.evaluate_text import text_classification_metrics
+    from zoo.manifest import WeightsEntry, file_record, library_versions
+    from zoo.models._common import count_parameters
+    from zoo.training import plot_history
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    entry = api.weights_entry(name)
+    spec = wordpiece_spec(entry)
+    train_split, val_split, info = _splits(data, data_dir)
+    num_classes = len(info.label_names)
+    keras.utils.set_random_seed(seed)
+    with get_strategy(distribute).scope():
+        if weights is None:
+            model = api.load(entry.architecture, weights=None, include_top=True,
+                             num_classes=num_classes)
+        else:
+            model = api.load(entry.name, include_top=True, num_classes=num_classes)
+            head = model.get_layer("head")  # always a fresh head for a new task
+            head.kernel.assign(head.kernel_initializer(head.kernel.shape))
+            head.bias.assign(keras.ops.zeros(head.bias.shape))
+        kw = {"spec": spec, "batch_size": batch_size, "seed": seed, "data_dir": data_dir}
+        train = text_dataset(data, split=train_split["split"], kfold=train_split.get("kfold"),
+                             shuffle=True, limit=max_train, **kw)
+        val = text_dataset(data, split=val_split["split"], kfold=val_split.get("kfold"),
+                           limit=max_val, **kw)
+        n_train = info.splits.get(train_split["split"]) or sum(1 for _ in train.unbatch())
+        steps = math.ceil((min(n_train, max_train) if max_train else n_train) / batch_size)
+        history = fine_tune_text(model, train, val, strategy=strategy, epochs=epochs,
+                                 learning_rate=learning_rate, unfreeze=unfreeze, steps_per_epoch=steps,
+                                 checkpoint_dir=out / "checkpoints", save_every_steps=save_every_steps,
+                                 verbose=verbose)
+    metrics = text_classification_metrics(model, val)
+    model_path = out / "model.keras"
+    _atomic_write(model_path, lambda tmp: model.save(tmp))
+    curves = out / "curves.png"
+    plot_history({k: v for k, v in history.items() if k != "phase"}, curves, title=f"{name} on {data}")
+    command = "zoo finetune " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if (
+        len(sys.argv) > 1 and sys.argv[1] == "finetune") else f"zoo.finetune({name!r}, {data!r})"
+    card = {
+        "architecture": entry.architecture,
+        "tag": "finetuned",
+        "default": False,
+        "description": f"{entry.name} fine-tuned on {data} ({strategy})",
+        "files": [file_record(model_path, "keras")],
+        "sources": [{"type": "local", "path": str(out.resolve())}],
+        "builder_kwargs": dict(entry.builder_kwargs),
+        "input_shape": None,
+        "num_classes": num_classes,
+        "labels": list(info.label_names),
+        "preprocessing": dict(entry.preprocessing),
+        "dataset": {"name": str(data), "split": val_split["split"],
+                    "notes": f"validation subset {max_val}" if max_val else ""},
+        "metrics": [{"name": "top1_accuracy", "value": round(metrics["top1_accuracy"], 4),
+                     "split": val_split["split"], "dataset": str(data), "command": command,
+                     "higher_is_better": True}],
+        "references": [],
+        "num_params": count_parameters(model),
+        "license": entry.license,
+        "recipe": {"command": command, "notes": json.dumps(
+            {"base": entry.name, "epochs": epochs, "strategy": strategy, "batch_size": batch_size,
+             "learning_rate": learning_rate, "unfreeze": unfreeze, "max_train": max_train,
+             "seed": seed, "distribute": distribute or "none"}, sort_keys=True)},
+        "library_versions": library_versions(),
+    }
+    WeightsEntry.from_dict(f"{entry.architecture}.finetuned", card)  # validate the card
+    card_path = out / "card.json"
+    _atomic_write(card_path, lambda tmp: Path(tmp).write_text(json.dumps(card, indent=2, sort_keys=True)))
+    return {"model": str(model_path), "card": str(card_path), "curves": str(curves),
+            "metrics": metrics, "history": history}

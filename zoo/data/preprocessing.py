@@ -444,17 +444,50 @@ def text_transform(
     Returns:
         A function mapping a scalar ``tf.string`` to int32 ids: shape
         ``(max_length,)`` when ``max_length`` is set, ``(None,)`` otherwise.
+        ``wordpiece`` gives BERT ids, ``[CLS] ... [SEP]`` included (see
+        :class:`zoo.text.WordPieceTokenizer`; ``lowercase`` also strips accents,
+        as for uncased BERT vocabularies), truncated to ``max_length``; the
+        tokeniser runs in Python through ``tf.py_function``.
 
     Raises:
         ValueError: If the spec is invalid or its vocab file unreadable.
-        NotImplementedError: For the ``wordpiece`` tokenizer (a later issue).
     """
     validate_preprocessing(spec)
     if spec["type"] != "text":
         raise ValueError(f"text_transform needs a text spec, got type {spec['type']!r}")
     tokenizer = spec["tokenizer"]
     if tokenizer == "wordpiece":
-        raise NotImplementedError("the wordpiece tokenizer is not implemented yet")
+        import numpy as np
+
+        from zoo.errors import InputError
+        from zoo.text import MAX_POSITIONS, WordPieceTokenizer
+
+        vocab = spec["vocab"]
+        if vocab is None:
+            raise ValueError("the wordpiece tokenizer needs a vocab: a vocab.txt filename or a token list")
+        if isinstance(vocab, str):
+            path = Path(vocab).expanduser()
+            vocab = Path(base_dir) / path if not path.is_absolute() and base_dir is not None else path
+        try:
+            wordpiece = WordPieceTokenizer(vocab, lowercase=spec["lowercase"])
+        except InputError as err:
+            raise ValueError(str(err)) from err
+        max_length = spec["max_length"]
+
+        def ids_of(text: Any) -> Any:
+            value = text.numpy()
+            value = value.decode("utf-8") if isinstance(value, bytes) else str(value)
+            return np.asarray(wordpiece.ids([value], max_length=max_length or MAX_POSITIONS)[0][0], np.int32)
+
+        def encode(text: Any) -> Any:
+            ids = tf.py_function(ids_of, [tf.convert_to_tensor(text, tf.string)], tf.int32)
+            ids.set_shape([None])
+            if max_length is not None:
+                ids = tf.pad(ids, [[0, max_length - tf.shape(ids)[0]]])
+                ids = tf.ensure_shape(ids, [max_length])
+            return ids
+
+        return encode
     vocab = _load_vocab(spec["vocab"], base_dir)
     if tokenizer == "word" and vocab is None:
         raise ValueError("the word tokenizer needs a vocab: build one with build_vocab/text_spec")

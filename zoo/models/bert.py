@@ -359,7 +359,7 @@ def bert_medium(
     ),
     paper_url="https://arxiv.org/abs/2002.10957",
     task="text-embedding",
-    aliases=("all_minilm_l6_v2",),
+    aliases=("minilm", "all_minilm_l6_v2"),
     description="BERT encoder in the all-MiniLM-L6-v2 configuration: L=6, H=384, A=12.",
 )
 def minilm_l6(

@@ -1,0 +1,61 @@
+"""Measure BERT text classifiers the way the manifest records them.
+
+``zoo evaluate NAME`` reaches :func:`evaluate_text` for entries with text
+preprocessing; ``tools/train_text.py`` calls the same function, so the number
+in the manifest is reproduced by the code that produced it. Texts are
+tokenised with the entry's own vocabulary and truncation, each batch padded to
+its longest text, and the model runs in inference mode.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from zoo.errors import InputError
+from zoo.manifest import WeightsEntry
+
+
+def text_classification_metrics(model: Any, dataset: Any) -> dict[str, float]:
+    """Top-1 accuracy and error (percent) of ``model`` on a batched ``(inputs, label)`` dataset."""
+    from zoo.evaluate import classification_metrics
+
+    return classification_metrics(model, dataset)
+
+
+def evaluate_text(
+    model: Any,
+    entry: WeightsEntry,
+    *,
+    data: str | os.PathLike[str] | None = None,
+    split: str | None = None,
+    data_dir: str | os.PathLike[str] | None = None,
+    batch_size: int = 256,
+) -> dict[str, float]:
+    """Evaluate a text classifier on the entry's dataset (or ``data``) with the entry's tokeniser.
+
+    Args:
+        model: A BERT classifier (``include_top=True``).
+        entry: Its weights entry (labels, dataset, split, WordPiece preprocessing).
+        data: Another labelled text dataset with the same labels.
+        split: Split to use; defaults to the entry's (for ``mr``, ``"test"`` is
+            fold 0 of zoo.data's fixed 10-fold split).
+        data_dir: Data directory for named datasets (overrides ``ZOO_DATA_DIR``).
+        batch_size: Evaluation batch size.
+
+    Returns:
+        ``top1_accuracy``, ``top1_error`` (percent) and ``num_examples``.
+
+    Raises:
+        InputError: For entries without labels (text encoders: nothing to classify).
+    """
+    from zoo.finetune import text_dataset, wordpiece_spec
+
+    if entry.num_classes is None:
+        raise InputError(f"{entry.name} is a text encoder without labels; evaluate a classifier "
+                         "fine-tuned on it (e.g. zoo finetune NAME --data mr)")
+    spec = wordpiece_spec(entry)
+    dataset = text_dataset(str(data or entry.dataset["name"]), spec,
+                           split=split or entry.dataset["split"], batch_size=batch_size,
+                           data_dir=None if data_dir is None else str(data_dir))
+    return text_classification_metrics(model, dataset)

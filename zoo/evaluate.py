@@ -69,11 +69,17 @@ def evaluate_model(
         batch_size: Evaluation batch size.
 
     Returns:
-        Metric name -> value.
+        Metric name -> value (for character language models, whose preprocessing
+        is a ``char`` text spec: ``nats_per_char``, ``bits_per_char`` and
+        ``num_chars`` from :func:`zoo.charlm.evaluate_charlm`).
     """
     import zoo.data
     from zoo import registry
 
+    if entry.preprocessing.get("type") == "text" and entry.preprocessing.get("tokenizer") == "char":
+        from zoo.charlm import evaluate_charlm
+
+        return evaluate_charlm(model, entry, data=data, split=split, data_dir=data_dir, batch_size=batch_size)
     if entry.preprocessing.get("type") == "text":
         from zoo.evaluate_text import evaluate_text
 

@@ -19,11 +19,17 @@ Layer names are Hugging Face ``BertModel`` module paths with ``.`` replaced by
 LayerNorm ``weight``/``bias`` are ``gamma``/``beta``. A sequence-classification
 head (``include_top=True``) is ``classifier_dropout``, ``pre_logits`` and
 ``head`` (Hugging Face's ``classifier``).
+
+Every registered size is one row of :data:`_VARIANTS`; :func:`_make_builder`
+turns a row into a registered, documented, keyword-only builder function that is
+also a module attribute (``zoo.models.bert.bert_mini``).
 """
 
 from __future__ import annotations
 
-from typing import Any
+import textwrap
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 from zoo._lazy import keras
 from zoo.models._common import classifier_head
@@ -153,254 +159,129 @@ def bert_encoder(
     return keras.Model(inputs, outputs, name=name)
 
 
-@register_model(
-    family="bert",
-    display_name="BERT-Tiny",
-    paper=_COMPACT_PAPER,
-    paper_url=_COMPACT_PAPER_URL,
-    task="text-embedding",
-    description="Compact BERT encoder L=2, H=128, A=2 (4.4M parameters).",
+_MINILM_PAPER = (
+    "Wang et al. 2020, MiniLM: Deep Self-Attention Distillation for Task-Agnostic "
+    "Compression of Pre-Trained Transformers"
 )
-def bert_tiny(
-    *,
-    include_top: bool = False,
-    num_classes: int = 2,
-    vocab_size: int = 30522,
-    hidden_dropout: float = 0.1,
-    attention_dropout: float = 0.1,
-    classifier_activation: str | None = None,
-) -> keras.Model:
-    """Build BERT-Tiny: 2 layers, hidden size 128, 2 heads, feed-forward 512.
-
-    4,385,920 parameters including the pooler (the encoder of Google's
-    ``bert_uncased_L-2_H-128_A-2``).
-
-    Args:
-        include_top: Add dropout, ``pre_logits`` and ``head`` on ``pooled_output``.
-        num_classes: Size of the ``head`` layer when ``include_top``.
-        vocab_size: Size of the WordPiece vocabulary.
-        hidden_dropout: Dropout rate on embeddings, sublayer outputs and the head.
-        attention_dropout: Dropout rate on the attention probabilities.
-        classifier_activation: Activation of ``head``; ``None`` gives logits.
-
-    Returns:
-        An uncompiled ``keras.Model`` named ``"bert_tiny"``; see
-        :func:`bert_encoder` for its inputs and outputs.
-    """
-    return bert_encoder(
-        num_layers=2,
-        hidden_size=128,
-        num_heads=2,
-        intermediate_size=512,
-        vocab_size=vocab_size,
-        hidden_dropout=hidden_dropout,
-        attention_dropout=attention_dropout,
-        include_top=include_top,
-        num_classes=num_classes,
-        classifier_activation=classifier_activation,
-        name="bert_tiny",
-    )
+_MINILM_PAPER_URL = "https://arxiv.org/abs/2002.10957"
 
 
-@register_model(
-    family="bert",
-    display_name="BERT-Mini",
-    paper=_COMPACT_PAPER,
-    paper_url=_COMPACT_PAPER_URL,
-    task="text-embedding",
-    family_default=True,
-    description="Compact BERT encoder L=4, H=256, A=4 (11.2M parameters).",
-)
-def bert_mini(
-    *,
-    include_top: bool = False,
-    num_classes: int = 2,
-    vocab_size: int = 30522,
-    hidden_dropout: float = 0.1,
-    attention_dropout: float = 0.1,
-    classifier_activation: str | None = None,
-) -> keras.Model:
-    """Build BERT-Mini: 4 layers, hidden size 256, 4 heads, feed-forward 1024.
+class _Variant(NamedTuple):
+    """One registered size: L, H, A, feed-forward width, parameter count and origin."""
 
-    The BERT family default. 11,170,560 parameters including the pooler (the
-    encoder of Google's ``bert_uncased_L-4_H-256_A-4``).
-
-    Args:
-        include_top: Add dropout, ``pre_logits`` and ``head`` on ``pooled_output``.
-        num_classes: Size of the ``head`` layer when ``include_top``.
-        vocab_size: Size of the WordPiece vocabulary.
-        hidden_dropout: Dropout rate on embeddings, sublayer outputs and the head.
-        attention_dropout: Dropout rate on the attention probabilities.
-        classifier_activation: Activation of ``head``; ``None`` gives logits.
-
-    Returns:
-        An uncompiled ``keras.Model`` named ``"bert_mini"``; see
-        :func:`bert_encoder` for its inputs and outputs.
-    """
-    return bert_encoder(
-        num_layers=4,
-        hidden_size=256,
-        num_heads=4,
-        intermediate_size=1024,
-        vocab_size=vocab_size,
-        hidden_dropout=hidden_dropout,
-        attention_dropout=attention_dropout,
-        include_top=include_top,
-        num_classes=num_classes,
-        classifier_activation=classifier_activation,
-        name="bert_mini",
-    )
+    name: str
+    display_name: str
+    num_layers: int  # L
+    hidden_size: int  # H
+    num_heads: int  # A
+    intermediate_size: int
+    params: str  # parameters including the pooler, as documented
+    minilm: bool = False  # sentence-transformers' all-MiniLM-L6-v2, not a Turc et al. size
+    family_default: bool = False
+    aliases: tuple[str, ...] = ()
 
 
-@register_model(
-    family="bert",
-    display_name="BERT-Small",
-    paper=_COMPACT_PAPER,
-    paper_url=_COMPACT_PAPER_URL,
-    task="text-embedding",
-    description="Compact BERT encoder L=4, H=512, A=8 (28.8M parameters).",
-)
-def bert_small(
-    *,
-    include_top: bool = False,
-    num_classes: int = 2,
-    vocab_size: int = 30522,
-    hidden_dropout: float = 0.1,
-    attention_dropout: float = 0.1,
-    classifier_activation: str | None = None,
-) -> keras.Model:
-    """Build BERT-Small: 4 layers, hidden size 512, 8 heads, feed-forward 2048.
-
-    28,763,648 parameters including the pooler (the encoder of Google's
-    ``bert_uncased_L-4_H-512_A-8``).
-
-    Args:
-        include_top: Add dropout, ``pre_logits`` and ``head`` on ``pooled_output``.
-        num_classes: Size of the ``head`` layer when ``include_top``.
-        vocab_size: Size of the WordPiece vocabulary.
-        hidden_dropout: Dropout rate on embeddings, sublayer outputs and the head.
-        attention_dropout: Dropout rate on the attention probabilities.
-        classifier_activation: Activation of ``head``; ``None`` gives logits.
-
-    Returns:
-        An uncompiled ``keras.Model`` named ``"bert_small"``; see
-        :func:`bert_encoder` for its inputs and outputs.
-    """
-    return bert_encoder(
-        num_layers=4,
-        hidden_size=512,
-        num_heads=8,
-        intermediate_size=2048,
-        vocab_size=vocab_size,
-        hidden_dropout=hidden_dropout,
-        attention_dropout=attention_dropout,
-        include_top=include_top,
-        num_classes=num_classes,
-        classifier_activation=classifier_activation,
-        name="bert_small",
-    )
-
-
-@register_model(
-    family="bert",
-    display_name="BERT-Medium",
-    paper=_COMPACT_PAPER,
-    paper_url=_COMPACT_PAPER_URL,
-    task="text-embedding",
-    description="Compact BERT encoder L=8, H=512, A=8 (41.4M parameters).",
-)
-def bert_medium(
-    *,
-    include_top: bool = False,
-    num_classes: int = 2,
-    vocab_size: int = 30522,
-    hidden_dropout: float = 0.1,
-    attention_dropout: float = 0.1,
-    classifier_activation: str | None = None,
-) -> keras.Model:
-    """Build BERT-Medium: 8 layers, hidden size 512, 8 heads, feed-forward 2048.
-
-    41,373,184 parameters including the pooler (the encoder of Google's
-    ``bert_uncased_L-8_H-512_A-8``).
-
-    Args:
-        include_top: Add dropout, ``pre_logits`` and ``head`` on ``pooled_output``.
-        num_classes: Size of the ``head`` layer when ``include_top``.
-        vocab_size: Size of the WordPiece vocabulary.
-        hidden_dropout: Dropout rate on embeddings, sublayer outputs and the head.
-        attention_dropout: Dropout rate on the attention probabilities.
-        classifier_activation: Activation of ``head``; ``None`` gives logits.
-
-    Returns:
-        An uncompiled ``keras.Model`` named ``"bert_medium"``; see
-        :func:`bert_encoder` for its inputs and outputs.
-    """
-    return bert_encoder(
-        num_layers=8,
-        hidden_size=512,
-        num_heads=8,
-        intermediate_size=2048,
-        vocab_size=vocab_size,
-        hidden_dropout=hidden_dropout,
-        attention_dropout=attention_dropout,
-        include_top=include_top,
-        num_classes=num_classes,
-        classifier_activation=classifier_activation,
-        name="bert_medium",
-    )
-
-
-@register_model(
-    family="bert",
-    display_name="MiniLM-L6",
-    paper=(
-        "Wang et al. 2020, MiniLM: Deep Self-Attention Distillation for Task-Agnostic "
-        "Compression of Pre-Trained Transformers"
+_VARIANTS = (
+    _Variant("bert_tiny", "BERT-Tiny", 2, 128, 2, 512, "4,385,920"),
+    _Variant("bert_mini", "BERT-Mini", 4, 256, 4, 1024, "11,170,560", family_default=True),
+    _Variant("bert_small", "BERT-Small", 4, 512, 8, 2048, "28,763,648"),
+    _Variant("bert_medium", "BERT-Medium", 8, 512, 8, 2048, "41,373,184"),
+    _Variant(
+        "minilm_l6", "MiniLM-L6", 6, 384, 12, 1536, "22,713,216", minilm=True,
+        aliases=("minilm", "all_minilm_l6_v2"),
     ),
-    paper_url="https://arxiv.org/abs/2002.10957",
-    task="text-embedding",
-    aliases=("minilm", "all_minilm_l6_v2"),
-    description="BERT encoder in the all-MiniLM-L6-v2 configuration: L=6, H=384, A=12.",
 )
-def minilm_l6(
-    *,
-    include_top: bool = False,
-    num_classes: int = 2,
-    vocab_size: int = 30522,
-    hidden_dropout: float = 0.1,
-    attention_dropout: float = 0.1,
-    classifier_activation: str | None = None,
-) -> keras.Model:
-    """Build a 6-layer MiniLM encoder: hidden size 384, 12 heads, feed-forward 1536.
 
-    The ``BertModel`` configuration of sentence-transformers' all-MiniLM-L6-v2
-    (uncased WordPiece vocabulary of 30522, 512 positions): 22,713,216
-    parameters including the pooler. Sentence embeddings in that model are the
-    attention-mask-weighted mean of ``sequence_output``, L2-normalised; the
-    pooler is unused there but kept so checkpoints load completely.
+_DOC = """Build {display_name}: {num_layers} layers, hidden size {hidden_size}, {num_heads} heads, \
+feed-forward {intermediate_size}.
 
-    Args:
-        include_top: Add dropout, ``pre_logits`` and ``head`` on ``pooled_output``.
-        num_classes: Size of the ``head`` layer when ``include_top``.
-        vocab_size: Size of the WordPiece vocabulary.
-        hidden_dropout: Dropout rate on embeddings, sublayer outputs and the head.
-        attention_dropout: Dropout rate on the attention probabilities.
-        classifier_activation: Activation of ``head``; ``None`` gives logits.
+{about}
 
-    Returns:
-        An uncompiled ``keras.Model`` named ``"minilm_l6"``; see
-        :func:`bert_encoder` for its inputs and outputs.
-    """
-    return bert_encoder(
-        num_layers=6,
-        hidden_size=384,
-        num_heads=12,
-        intermediate_size=1536,
-        vocab_size=vocab_size,
-        hidden_dropout=hidden_dropout,
-        attention_dropout=attention_dropout,
-        include_top=include_top,
-        num_classes=num_classes,
-        classifier_activation=classifier_activation,
-        name="minilm_l6",
-    )
+Args:
+    include_top: Add dropout, ``pre_logits`` and ``head`` on ``pooled_output``.
+    num_classes: Size of the ``head`` layer when ``include_top``.
+    vocab_size: Size of the WordPiece vocabulary.
+    hidden_dropout: Dropout rate on embeddings, sublayer outputs and the head.
+    attention_dropout: Dropout rate on the attention probabilities.
+    classifier_activation: Activation of ``head``; ``None`` gives logits.
+
+Returns:
+    An uncompiled ``keras.Model`` named ``"{name}"``; see
+    :func:`bert_encoder` for its inputs and outputs.
+"""
+_COMPACT_ABOUT = (
+    "{params} parameters including the pooler (the encoder of Google's "
+    "``bert_uncased_L-{num_layers}_H-{hidden_size}_A-{num_heads}``)."
+)
+_MINILM_ABOUT = (
+    "The ``BertModel`` configuration of sentence-transformers' all-MiniLM-L6-v2 "
+    "(uncased WordPiece vocabulary of 30522, 512 positions): {params} parameters "
+    "including the pooler. Sentence embeddings in that model are the "
+    "attention-mask-weighted mean of ``sequence_output``, L2-normalised; the "
+    "pooler is unused there but kept so checkpoints load completely."
+)
+
+
+def _docstring(v: _Variant) -> str:
+    """Return the Google-style docstring of a variant's builder."""
+    about = (_MINILM_ABOUT if v.minilm else _COMPACT_ABOUT).format(**v._asdict())
+    if v.family_default:
+        about = f"The BERT family default. {about}"
+    about = textwrap.fill(about, 76, break_long_words=False, break_on_hyphens=False)
+    return _DOC.format(**v._asdict(), about=about)
+
+
+def _description(v: _Variant) -> str:
+    """Return the one-line registry description of a variant."""
+    shape = f"L={v.num_layers}, H={v.hidden_size}, A={v.num_heads}"
+    if v.minilm:
+        return f"BERT encoder in the all-MiniLM-L6-v2 configuration: {shape}."
+    millions = int(v.params.replace(",", "")) / 1e6
+    return f"Compact BERT encoder {shape} ({millions:.1f}M parameters)."
+
+
+def _make_builder(v: _Variant) -> Callable[..., keras.Model]:
+    """Create, document and register the builder function of one size."""
+
+    def builder(
+        *,
+        include_top: bool = False,
+        num_classes: int = 2,
+        vocab_size: int = 30522,
+        hidden_dropout: float = 0.1,
+        attention_dropout: float = 0.1,
+        classifier_activation: str | None = None,
+    ) -> keras.Model:
+        return bert_encoder(
+            num_layers=v.num_layers,
+            hidden_size=v.hidden_size,
+            num_heads=v.num_heads,
+            intermediate_size=v.intermediate_size,
+            vocab_size=vocab_size,
+            hidden_dropout=hidden_dropout,
+            attention_dropout=attention_dropout,
+            include_top=include_top,
+            num_classes=num_classes,
+            classifier_activation=classifier_activation,
+            name=v.name,
+        )
+
+    builder.__name__ = builder.__qualname__ = v.name
+    builder.__doc__ = _docstring(v)
+    return register_model(
+        family="bert",
+        display_name=v.display_name,
+        paper=_MINILM_PAPER if v.minilm else _COMPACT_PAPER,
+        paper_url=_MINILM_PAPER_URL if v.minilm else _COMPACT_PAPER_URL,
+        task="text-embedding",
+        family_default=v.family_default,
+        aliases=v.aliases,
+        description=_description(v),
+    )(builder)
+
+
+for _v in _VARIANTS:
+    globals()[_v.name] = _make_builder(_v)
+del _v
+
+__all__ = ["bert_encoder", *(v.name for v in _VARIANTS)]

@@ -16,11 +16,16 @@ Padding follows PyTorch: strided convolutions and the stem's max pooling pad
 explicitly (``<name>_pad`` layers) and use ``"valid"``; stride-1 3x3
 convolutions use ``"same"``, which pads identically. Batch norm uses PyTorch's
 eps 1e-5 and momentum 0.1 (Keras ``momentum=0.9``).
+
+Every variant is one row of :data:`_VARIANTS`; :func:`_make_builder` turns a row
+into a registered, documented, keyword-only builder function that is also a
+module attribute (``zoo.models.resnet.resnet50``).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 from zoo._lazy import keras
 from zoo.models._common import (
@@ -37,16 +42,131 @@ _PAPER = "He et al. 2015, Deep Residual Learning for Image Recognition"
 _PAPER_URL = "https://arxiv.org/abs/1512.03385"
 
 
+
+class _Variant(NamedTuple):
+    """One registered ResNet: its name, input kind, blocks per stage and parameter count."""
+
+    name: str
+    depth: int
+    cifar: bool
+    blocks: tuple[int, ...]  # residual blocks per stage
+    bottleneck: bool
+    params: str  # trainable parameters with the default ``num_classes``, as documented
+    paper_params: str = ""  # the paper's rounded count (CIFAR networks, table 6)
+    family_default: bool = False
+
+
+_VARIANTS = (
+    _Variant("resnet18", 18, False, (2, 2, 2, 2), False, "11,689,512"),
+    _Variant("resnet34", 34, False, (3, 4, 6, 3), False, "21,797,672"),
+    _Variant("resnet50", 50, False, (3, 4, 6, 3), True, "25,557,032"),
+    _Variant("resnet101", 101, False, (3, 4, 23, 3), True, "44,549,160"),
+    _Variant("resnet152", 152, False, (3, 8, 36, 3), True, "60,192,808"),
+    _Variant("resnet20", 20, True, (3, 3, 3), False, "269,722", "0.27M", family_default=True),
+    _Variant("resnet32", 32, True, (5, 5, 5), False, "464,154", "0.46M"),
+    _Variant("resnet44", 44, True, (7, 7, 7), False, "658,586", "0.66M"),
+    _Variant("resnet56", 56, True, (9, 9, 9), False, "853,018", "0.85M"),
+    _Variant("resnet110", 110, True, (18, 18, 18), False, "1,727,962", "1.7M"),
+)
+
+_IMAGENET_DOC = """Build ResNet-{depth} exactly as torchvision's ``{name}``{version}.
+
+{block_kind} blocks ``{blocks_list}``: {params} parameters with 1000 classes.
+
+Args:
+    include_top: Keep global average pooling and the ``head``. Without them
+        the output is the ``layer4`` feature map (7x7x{channels} at 224 input), or a
+        vector with ``pooling``.
+    num_classes: Size of the ``head`` layer.
+    input_shape: ``(H, W, 3)``; defaults to ``(224, 224, 3)``.
+    pooling: ``None``, ``"avg"`` or ``"max"``; used when ``include_top=False``.
+    classifier_activation: Activation of ``head``; ``None`` gives logits.
+
+Returns:
+    An uncompiled ``keras.Model`` named ``"{name}"``.
+"""
+
+_CIFAR_DOC = """Build the CIFAR-10 ResNet-{depth} of He et al., section 4.2{default}.
+
+A 3x3 convolution with 16 filters, three stages of ``n = {n}`` basic blocks
+with 16, 32 and 64 filters (the last two start with stride 2), global average
+pooling and ``head``. Shortcuts are option A: identity, subsampled and padded
+with zero channels where the stage changes. {params} parameters with 10
+classes (the paper's {paper_params}).
+
+Args:
+    include_top: Keep global average pooling and the ``head``. Without them
+        the output is the last stage's feature map (8x8x64 at 32x32 input), or
+        a vector with ``pooling``.
+    num_classes: Size of the ``head`` layer.
+    input_shape: ``(H, W, C)``; defaults to ``(32, 32, 3)``.
+    pooling: ``None``, ``"avg"`` or ``"max"``; used when ``include_top=False``.
+    classifier_activation: Activation of ``head``; ``None`` gives logits.
+
+Returns:
+    An uncompiled ``keras.Model`` named ``"{name}"``.
+"""
+
+
+def _docstring(v: _Variant) -> str:
+    """Return the Google-style docstring of a variant's builder."""
+    if v.cifar:
+        default = " (the family default)" if v.family_default else ""
+        return _CIFAR_DOC.format(**v._asdict(), n=v.blocks[0], default=default)
+    return _IMAGENET_DOC.format(
+        **v._asdict(),
+        version=" (v1.5)" if v.bottleneck else "",
+        block_kind="Bottleneck" if v.bottleneck else "Basic",
+        blocks_list=list(v.blocks),
+        channels=2048 if v.bottleneck else 512,
+    )
+
+
+def _description(v: _Variant) -> str:
+    """Return the one-line registry description of a variant."""
+    if v.cifar:
+        return (
+            f"CIFAR-10 ResNet-{v.depth} (n={v.blocks[0]}, option-A shortcuts, "
+            f"{v.paper_params} parameters)."
+        )
+    version = " (v1.5)" if v.bottleneck else ""
+    return f"ImageNet ResNet-{v.depth}{version} in torchvision's layout ({v.params} parameters)."
+
+
 def _kaiming_fan_out() -> Any:
     """Return torchvision's ResNet convolution initializer (Kaiming normal, fan-out)."""
     return keras.initializers.VarianceScaling(2.0, mode="fan_out", distribution="untruncated_normal")
 
 
-def _basic_block(
-    x: Any, planes: int, stride: int, prefix: str, *, projection: bool, init: Any
-) -> Any:
+def _shortcut(x: Any, filters: int, stride: int, prefix: str, *, kind: str, init: Any) -> Any:
+    """Return a block's shortcut branch: ``"identity"``, ``"projection"`` or ``"zero_pad"``.
+
+    ``"projection"`` is torchvision's ``downsample``: a strided 1x1 convolution
+    (``<prefix>_downsample_0``) and its batch norm (``<prefix>_downsample_1``).
+    ``"zero_pad"`` is option A of the CIFAR networks, named after the widely used
+    PyTorch port (Idelbayev's ``pytorch_resnet_cifar10``): ``x[:, ::2, ::2, :]`` (a
+    1x1 max pooling with stride 2, layer ``<prefix>_shortcut_pool``) padded with
+    zero channels on each side (a :class:`zoo.models._layers.ChannelZeroPad`,
+    layer ``<prefix>_shortcut_pad``): no parameters and no ``Lambda`` layer.
+    """
+    if kind == "identity":
+        return x
+    if kind == "projection":
+        x = torch_conv2d(
+            x, filters, 1, strides=stride, use_bias=False, kernel_initializer=init,
+            name=f"{prefix}_downsample_0",
+        )
+        return torch_batch_norm(f"{prefix}_downsample_1")(x)
+    from zoo.models._layers import ChannelZeroPad
+
+    if stride != 1:
+        x = keras.layers.MaxPooling2D(1, strides=stride, name=f"{prefix}_shortcut_pool")(x)
+    extra = filters - x.shape[-1]
+    return ChannelZeroPad(extra // 2, extra - extra // 2, name=f"{prefix}_shortcut_pad")(x)
+
+
+def _basic_block(x: Any, planes: int, stride: int, prefix: str, *, shortcut: str, init: Any) -> Any:
     """Apply torchvision's ``BasicBlock`` (two 3x3 convolutions, expansion 1)."""
-    shortcut = x
     out = torch_conv2d(
         x, planes, 3, strides=stride, padding=1, use_bias=False,
         kernel_initializer=init, name=f"{prefix}_conv1",
@@ -58,21 +178,15 @@ def _basic_block(
         name=f"{prefix}_conv2",
     )
     out = torch_batch_norm(f"{prefix}_bn2")(out)
-    if projection:
-        shortcut = torch_conv2d(
-            x, planes, 1, strides=stride, use_bias=False, kernel_initializer=init,
-            name=f"{prefix}_downsample_0",
-        )
-        shortcut = torch_batch_norm(f"{prefix}_downsample_1")(shortcut)
-    out = keras.layers.Add(name=f"{prefix}_add")([out, shortcut])
+    skip = _shortcut(x, planes, stride, prefix, kind=shortcut, init=init)
+    out = keras.layers.Add(name=f"{prefix}_add")([out, skip])
     return keras.layers.ReLU(name=f"{prefix}_relu2")(out)
 
 
 def _bottleneck_block(
-    x: Any, planes: int, stride: int, prefix: str, *, projection: bool, init: Any
+    x: Any, planes: int, stride: int, prefix: str, *, shortcut: str, init: Any
 ) -> Any:
     """Apply torchvision's ``Bottleneck`` (1x1, strided 3x3, 1x1; expansion 4)."""
-    shortcut = x
     out = torch_conv2d(
         x, planes, 1, use_bias=False, kernel_initializer=init, name=f"{prefix}_conv1"
     )
@@ -88,280 +202,33 @@ def _bottleneck_block(
         out, planes * 4, 1, use_bias=False, kernel_initializer=init, name=f"{prefix}_conv3"
     )
     out = torch_batch_norm(f"{prefix}_bn3")(out)
-    if projection:
-        shortcut = torch_conv2d(
-            x, planes * 4, 1, strides=stride, use_bias=False, kernel_initializer=init,
-            name=f"{prefix}_downsample_0",
-        )
-        shortcut = torch_batch_norm(f"{prefix}_downsample_1")(shortcut)
-    out = keras.layers.Add(name=f"{prefix}_add")([out, shortcut])
+    skip = _shortcut(x, planes * 4, stride, prefix, kind=shortcut, init=init)
+    out = keras.layers.Add(name=f"{prefix}_add")([out, skip])
     return keras.layers.ReLU(name=f"{prefix}_relu3")(out)
 
 
-def _resnet_imagenet(
-    name: str,
-    bottleneck: bool,
-    blocks: tuple[int, int, int, int],
-    *,
-    include_top: bool,
-    num_classes: int,
-    input_shape: tuple[int, int, int] | None,
-    pooling: str | None,
-    classifier_activation: str | None,
-) -> keras.Model:
-    """Build a torchvision-layout ImageNet ResNet."""
-    check_pooling(pooling)
-    init = _kaiming_fan_out()
-    block_fn = _bottleneck_block if bottleneck else _basic_block
-    expansion = 4 if bottleneck else 1
-    inputs = keras.Input(shape=tuple(input_shape or (224, 224, 3)), name="image")
-    x = torch_conv2d(
-        inputs, 64, 7, strides=2, padding=3, use_bias=False, kernel_initializer=init,
-        name="conv1",
-    )
-    x = torch_batch_norm("bn1")(x)
-    x = keras.layers.ReLU(name="relu")(x)
-    x = torch_max_pool2d(x, 3, strides=2, padding=1, name="maxpool")
-    channels = 64
-    for stage, (planes, count) in enumerate(zip((64, 128, 256, 512), blocks, strict=True), start=1):
+def _stages(x: Any, widths: tuple[int, ...], v: _Variant, *, init: Any) -> Any:
+    """Apply the residual stages ``layer1``, ``layer2``, ...; every stage after the first halves H, W.
+
+    A block whose input and output shapes differ gets a projection shortcut
+    (ImageNet) or an option-A zero-padding shortcut (CIFAR); the others an identity.
+    """
+    block_fn = _bottleneck_block if v.bottleneck else _basic_block
+    expansion = 4 if v.bottleneck else 1
+    channels = x.shape[-1]
+    for stage, (planes, count) in enumerate(zip(widths, v.blocks, strict=True), start=1):
         for index in range(count):
             stride = 2 if stage > 1 and index == 0 else 1
-            projection = index == 0 and (stride != 1 or channels != planes * expansion)
-            x = block_fn(
-                x, planes, stride, f"layer{stage}_{index}", projection=projection, init=init
-            )
+            shortcut = "identity"
+            if stride != 1 or channels != planes * expansion:
+                shortcut = "zero_pad" if v.cifar else "projection"
+            x = block_fn(x, planes, stride, f"layer{stage}_{index}", shortcut=shortcut, init=init)
             channels = planes * expansion
-    if include_top:
-        x = keras.layers.GlobalAveragePooling2D(name="avgpool")(x)
-        outputs = classifier_head(x, num_classes, activation=classifier_activation)
-    else:
-        outputs = global_pool(x, pooling)
-    return keras.Model(inputs, outputs, name=name)
+    return x
 
 
-
-@register_model(
-    family="resnet",
-    display_name="ResNet-18",
-    paper=_PAPER,
-    paper_url=_PAPER_URL,
-    task="image-classification",
-    description="ImageNet ResNet-18 in torchvision's layout (11,689,512 parameters).",
-)
-def resnet18(
-    *,
-    include_top: bool = True,
-    num_classes: int = 1000,
-    input_shape: tuple[int, int, int] | None = None,
-    pooling: str | None = None,
-    classifier_activation: str | None = None,
-) -> keras.Model:
-    """Build ResNet-18 exactly as torchvision's ``resnet18``.
-
-    Basic blocks ``[2, 2, 2, 2]``: 11,689,512 parameters with 1000 classes.
-
-    Args:
-        include_top: Keep global average pooling and the ``head``. Without them
-            the output is the ``layer4`` feature map (7x7x512 at 224 input), or a
-            vector with ``pooling``.
-        num_classes: Size of the ``head`` layer.
-        input_shape: ``(H, W, 3)``; defaults to ``(224, 224, 3)``.
-        pooling: ``None``, ``"avg"`` or ``"max"``; used when ``include_top=False``.
-        classifier_activation: Activation of ``head``; ``None`` gives logits.
-
-    Returns:
-        An uncompiled ``keras.Model`` named ``"resnet18"``.
-    """
-    return _resnet_imagenet(
-        "resnet18",
-        False,
-        (2, 2, 2, 2),
-        include_top=include_top,
-        num_classes=num_classes,
-        input_shape=input_shape,
-        pooling=pooling,
-        classifier_activation=classifier_activation,
-    )
-
-
-@register_model(
-    family="resnet",
-    display_name="ResNet-34",
-    paper=_PAPER,
-    paper_url=_PAPER_URL,
-    task="image-classification",
-    description="ImageNet ResNet-34 in torchvision's layout (21,797,672 parameters).",
-)
-def resnet34(
-    *,
-    include_top: bool = True,
-    num_classes: int = 1000,
-    input_shape: tuple[int, int, int] | None = None,
-    pooling: str | None = None,
-    classifier_activation: str | None = None,
-) -> keras.Model:
-    """Build ResNet-34 exactly as torchvision's ``resnet34``.
-
-    Basic blocks ``[3, 4, 6, 3]``: 21,797,672 parameters with 1000 classes.
-
-    Args:
-        include_top: Keep global average pooling and the ``head``. Without them
-            the output is the ``layer4`` feature map (7x7x512 at 224 input), or a
-            vector with ``pooling``.
-        num_classes: Size of the ``head`` layer.
-        input_shape: ``(H, W, 3)``; defaults to ``(224, 224, 3)``.
-        pooling: ``None``, ``"avg"`` or ``"max"``; used when ``include_top=False``.
-        classifier_activation: Activation of ``head``; ``None`` gives logits.
-
-    Returns:
-        An uncompiled ``keras.Model`` named ``"resnet34"``.
-    """
-    return _resnet_imagenet(
-        "resnet34",
-        False,
-        (3, 4, 6, 3),
-        include_top=include_top,
-        num_classes=num_classes,
-        input_shape=input_shape,
-        pooling=pooling,
-        classifier_activation=classifier_activation,
-    )
-
-
-@register_model(
-    family="resnet",
-    display_name="ResNet-50",
-    paper=_PAPER,
-    paper_url=_PAPER_URL,
-    task="image-classification",
-    description="ImageNet ResNet-50 (v1.5) in torchvision's layout (25,557,032 parameters).",
-)
-def resnet50(
-    *,
-    include_top: bool = True,
-    num_classes: int = 1000,
-    input_shape: tuple[int, int, int] | None = None,
-    pooling: str | None = None,
-    classifier_activation: str | None = None,
-) -> keras.Model:
-    """Build ResNet-50 exactly as torchvision's ``resnet50`` (v1.5).
-
-    Bottleneck blocks ``[3, 4, 6, 3]``: 25,557,032 parameters with 1000 classes.
-
-    Args:
-        include_top: Keep global average pooling and the ``head``. Without them
-            the output is the ``layer4`` feature map (7x7x2048 at 224 input), or a
-            vector with ``pooling``.
-        num_classes: Size of the ``head`` layer.
-        input_shape: ``(H, W, 3)``; defaults to ``(224, 224, 3)``.
-        pooling: ``None``, ``"avg"`` or ``"max"``; used when ``include_top=False``.
-        classifier_activation: Activation of ``head``; ``None`` gives logits.
-
-    Returns:
-        An uncompiled ``keras.Model`` named ``"resnet50"``.
-    """
-    return _resnet_imagenet(
-        "resnet50",
-        True,
-        (3, 4, 6, 3),
-        include_top=include_top,
-        num_classes=num_classes,
-        input_shape=input_shape,
-        pooling=pooling,
-        classifier_activation=classifier_activation,
-    )
-
-
-@register_model(
-    family="resnet",
-    display_name="ResNet-101",
-    paper=_PAPER,
-    paper_url=_PAPER_URL,
-    task="image-classification",
-    description="ImageNet ResNet-101 (v1.5) in torchvision's layout (44,549,160 parameters).",
-)
-def resnet101(
-    *,
-    include_top: bool = True,
-    num_classes: int = 1000,
-    input_shape: tuple[int, int, int] | None = None,
-    pooling: str | None = None,
-    classifier_activation: str | None = None,
-) -> keras.Model:
-    """Build ResNet-101 exactly as torchvision's ``resnet101`` (v1.5).
-
-    Bottleneck blocks ``[3, 4, 23, 3]``: 44,549,160 parameters with 1000 classes.
-
-    Args:
-        include_top: Keep global average pooling and the ``head``. Without them
-            the output is the ``layer4`` feature map (7x7x2048 at 224 input), or a
-            vector with ``pooling``.
-        num_classes: Size of the ``head`` layer.
-        input_shape: ``(H, W, 3)``; defaults to ``(224, 224, 3)``.
-        pooling: ``None``, ``"avg"`` or ``"max"``; used when ``include_top=False``.
-        classifier_activation: Activation of ``head``; ``None`` gives logits.
-
-    Returns:
-        An uncompiled ``keras.Model`` named ``"resnet101"``.
-    """
-    return _resnet_imagenet(
-        "resnet101",
-        True,
-        (3, 4, 23, 3),
-        include_top=include_top,
-        num_classes=num_classes,
-        input_shape=input_shape,
-        pooling=pooling,
-        classifier_activation=classifier_activation,
-    )
-
-
-@register_model(
-    family="resnet",
-    display_name="ResNet-152",
-    paper=_PAPER,
-    paper_url=_PAPER_URL,
-    task="image-classification",
-    description="ImageNet ResNet-152 (v1.5) in torchvision's layout (60,192,808 parameters).",
-)
-def resnet152(
-    *,
-    include_top: bool = True,
-    num_classes: int = 1000,
-    input_shape: tuple[int, int, int] | None = None,
-    pooling: str | None = None,
-    classifier_activation: str | None = None,
-) -> keras.Model:
-    """Build ResNet-152 exactly as torchvision's ``resnet152`` (v1.5).
-
-    Bottleneck blocks ``[3, 8, 36, 3]``: 60,192,808 parameters with 1000 classes.
-
-    Args:
-        include_top: Keep global average pooling and the ``head``. Without them
-            the output is the ``layer4`` feature map (7x7x2048 at 224 input), or a
-            vector with ``pooling``.
-        num_classes: Size of the ``head`` layer.
-        input_shape: ``(H, W, 3)``; defaults to ``(224, 224, 3)``.
-        pooling: ``None``, ``"avg"`` or ``"max"``; used when ``include_top=False``.
-        classifier_activation: Activation of ``head``; ``None`` gives logits.
-
-    Returns:
-        An uncompiled ``keras.Model`` named ``"resnet152"``.
-    """
-    return _resnet_imagenet(
-        "resnet152",
-        True,
-        (3, 8, 36, 3),
-        include_top=include_top,
-        num_classes=num_classes,
-        input_shape=input_shape,
-        pooling=pooling,
-        classifier_activation=classifier_activation,
-    )
-
-
-def _resnet_cifar(
-    depth: int,
+def _resnet(
+    v: _Variant,
     *,
     include_top: bool,
     num_classes: int,
@@ -369,280 +236,80 @@ def _resnet_cifar(
     pooling: str | None,
     classifier_activation: str | None,
 ) -> keras.Model:
-    """Build a CIFAR ResNet of ``depth = 6n + 2`` layers with option-A shortcuts.
+    """Build the ResNet described by one row of :data:`_VARIANTS`.
 
-    Layer names follow the widely used PyTorch port (Idelbayev's
-    ``pytorch_resnet_cifar10``): ``conv1``, ``bn1``, ``layer{1,2,3}_{i}_conv1``,
-    ``..._bn1``, ``..._conv2``, ``..._bn2``; its ``linear`` is ``head``. An option-A
-    shortcut is ``x[:, ::2, ::2, :]`` (a 1x1 max pooling with stride 2, layer
-    ``..._shortcut_pool``) padded with ``planes // 4`` zero channels on each side
-    (a :class:`zoo.models._layers.ChannelZeroPad`, layer ``..._shortcut_pad``):
-    no parameters and no ``Lambda`` layer.
+    ImageNet networks have torchvision's stem (7x7/2 convolution, batch norm, ReLU,
+    3x3/2 max pooling) and four stages of 64 ... 512 planes. CIFAR networks of
+    ``depth = 6n + 2`` layers have a 3x3 convolution with 16 filters, batch norm and
+    ReLU, then three stages of ``n`` basic blocks with 16, 32 and 64 filters; their
+    layer names follow Idelbayev's ``pytorch_resnet_cifar10`` (its ``linear`` is
+    ``head``).
     """
-    from zoo.models._layers import ChannelZeroPad
-
     check_pooling(pooling)
-    if (depth - 2) % 6:
-        raise ValueError(f"CIFAR ResNet depth must be 6n + 2, got {depth}")
-    blocks = (depth - 2) // 6
-    init = "he_normal"
-    inputs = keras.Input(shape=tuple(input_shape or (32, 32, 3)), name="image")
-    x = torch_conv2d(
-        inputs, 16, 3, padding=1, use_bias=False, kernel_initializer=init, name="conv1"
+    inputs = keras.Input(
+        shape=tuple(input_shape or ((32, 32, 3) if v.cifar else (224, 224, 3))), name="image"
     )
+    if v.cifar:
+        init: Any = "he_normal"
+        x = torch_conv2d(
+            inputs, 16, 3, padding=1, use_bias=False, kernel_initializer=init, name="conv1"
+        )
+        widths: tuple[int, ...] = (16, 32, 64)
+    else:
+        init = _kaiming_fan_out()
+        x = torch_conv2d(
+            inputs, 64, 7, strides=2, padding=3, use_bias=False, kernel_initializer=init,
+            name="conv1",
+        )
+        widths = (64, 128, 256, 512)
     x = torch_batch_norm("bn1")(x)
     x = keras.layers.ReLU(name="relu")(x)
-    channels = 16
-    for stage, planes in enumerate((16, 32, 64), start=1):
-        for index in range(blocks):
-            prefix = f"layer{stage}_{index}"
-            stride = 2 if stage > 1 and index == 0 else 1
-            shortcut = x
-            out = torch_conv2d(
-                x, planes, 3, strides=stride, padding=1, use_bias=False,
-                kernel_initializer=init, name=f"{prefix}_conv1",
-            )
-            out = torch_batch_norm(f"{prefix}_bn1")(out)
-            out = keras.layers.ReLU(name=f"{prefix}_relu1")(out)
-            out = torch_conv2d(
-                out, planes, 3, padding=1, use_bias=False, kernel_initializer=init,
-                name=f"{prefix}_conv2",
-            )
-            out = torch_batch_norm(f"{prefix}_bn2")(out)
-            if stride != 1 or channels != planes:
-                if stride != 1:
-                    shortcut = keras.layers.MaxPooling2D(
-                        1, strides=stride, name=f"{prefix}_shortcut_pool"
-                    )(shortcut)
-                extra = planes - channels
-                shortcut = ChannelZeroPad(
-                    extra // 2, extra - extra // 2, name=f"{prefix}_shortcut_pad"
-                )(shortcut)
-            out = keras.layers.Add(name=f"{prefix}_add")([out, shortcut])
-            x = keras.layers.ReLU(name=f"{prefix}_relu2")(out)
-            channels = planes
+    if not v.cifar:
+        x = torch_max_pool2d(x, 3, strides=2, padding=1, name="maxpool")
+    x = _stages(x, widths, v, init=init)
     if include_top:
         x = keras.layers.GlobalAveragePooling2D(name="avgpool")(x)
         outputs = classifier_head(x, num_classes, activation=classifier_activation)
     else:
         outputs = global_pool(x, pooling)
-    return keras.Model(inputs, outputs, name=f"resnet{depth}")
+    return keras.Model(inputs, outputs, name=v.name)
 
 
-@register_model(
-    family="resnet",
-    display_name="ResNet-20",
-    paper=_PAPER,
-    paper_url=_PAPER_URL,
-    task="image-classification",
-    family_default=True,
-    description="CIFAR-10 ResNet-20 (n=3, option-A shortcuts, 0.27M parameters).",
-)
-def resnet20(
-    *,
-    include_top: bool = True,
-    num_classes: int = 10,
-    input_shape: tuple[int, int, int] | None = None,
-    pooling: str | None = None,
-    classifier_activation: str | None = None,
-) -> keras.Model:
-    """Build the CIFAR-10 ResNet-20 of He et al., section 4.2 (the family default).
+def _make_builder(v: _Variant) -> Callable[..., keras.Model]:
+    """Create, document and register the builder function of one variant."""
 
-    A 3x3 convolution with 16 filters, three stages of ``n = 3`` basic blocks
-    with 16, 32 and 64 filters (the last two start with stride 2), global average
-    pooling and ``head``. Shortcuts are option A: identity, subsampled and padded
-    with zero channels where the stage changes. 269,722 parameters with 10
-    classes (the paper's 0.27M).
+    def builder(
+        *,
+        include_top: bool = True,
+        num_classes: int = 10 if v.cifar else 1000,
+        input_shape: tuple[int, int, int] | None = None,
+        pooling: str | None = None,
+        classifier_activation: str | None = None,
+    ) -> keras.Model:
+        return _resnet(
+            v,
+            include_top=include_top,
+            num_classes=num_classes,
+            input_shape=input_shape,
+            pooling=pooling,
+            classifier_activation=classifier_activation,
+        )
 
-    Args:
-        include_top: Keep global average pooling and the ``head``. Without them
-            the output is the last stage's feature map (8x8x64 at 32x32 input), or
-            a vector with ``pooling``.
-        num_classes: Size of the ``head`` layer.
-        input_shape: ``(H, W, C)``; defaults to ``(32, 32, 3)``.
-        pooling: ``None``, ``"avg"`` or ``"max"``; used when ``include_top=False``.
-        classifier_activation: Activation of ``head``; ``None`` gives logits.
-
-    Returns:
-        An uncompiled ``keras.Model`` named ``"resnet20"``.
-    """
-    return _resnet_cifar(
-        20,
-        include_top=include_top,
-        num_classes=num_classes,
-        input_shape=input_shape,
-        pooling=pooling,
-        classifier_activation=classifier_activation,
-    )
+    builder.__name__ = builder.__qualname__ = v.name
+    builder.__doc__ = _docstring(v)
+    return register_model(
+        family="resnet",
+        display_name=f"ResNet-{v.depth}",
+        paper=_PAPER,
+        paper_url=_PAPER_URL,
+        task="image-classification",
+        family_default=v.family_default,
+        description=_description(v),
+    )(builder)
 
 
-@register_model(
-    family="resnet",
-    display_name="ResNet-32",
-    paper=_PAPER,
-    paper_url=_PAPER_URL,
-    task="image-classification",
-    description="CIFAR-10 ResNet-32 (n=5, option-A shortcuts, 0.46M parameters).",
-)
-def resnet32(
-    *,
-    include_top: bool = True,
-    num_classes: int = 10,
-    input_shape: tuple[int, int, int] | None = None,
-    pooling: str | None = None,
-    classifier_activation: str | None = None,
-) -> keras.Model:
-    """Build the CIFAR-10 ResNet-32 of He et al., section 4.2.
+for _v in _VARIANTS:
+    globals()[_v.name] = _make_builder(_v)
+del _v
 
-    Three stages of ``n = 5`` basic blocks with 16, 32 and 64 filters and option-A
-    shortcuts: 464,154 parameters with 10 classes (the paper's 0.46M).
-
-    Args:
-        include_top: Keep global average pooling and the ``head``. Without them
-            the output is the last stage's feature map (8x8x64 at 32x32 input), or
-            a vector with ``pooling``.
-        num_classes: Size of the ``head`` layer.
-        input_shape: ``(H, W, C)``; defaults to ``(32, 32, 3)``.
-        pooling: ``None``, ``"avg"`` or ``"max"``; used when ``include_top=False``.
-        classifier_activation: Activation of ``head``; ``None`` gives logits.
-
-    Returns:
-        An uncompiled ``keras.Model`` named ``"resnet32"``.
-    """
-    return _resnet_cifar(
-        32,
-        include_top=include_top,
-        num_classes=num_classes,
-        input_shape=input_shape,
-        pooling=pooling,
-        classifier_activation=classifier_activation,
-    )
-
-
-@register_model(
-    family="resnet",
-    display_name="ResNet-44",
-    paper=_PAPER,
-    paper_url=_PAPER_URL,
-    task="image-classification",
-    description="CIFAR-10 ResNet-44 (n=7, option-A shortcuts, 0.66M parameters).",
-)
-def resnet44(
-    *,
-    include_top: bool = True,
-    num_classes: int = 10,
-    input_shape: tuple[int, int, int] | None = None,
-    pooling: str | None = None,
-    classifier_activation: str | None = None,
-) -> keras.Model:
-    """Build the CIFAR-10 ResNet-44 of He et al., section 4.2.
-
-    Three stages of ``n = 7`` basic blocks with 16, 32 and 64 filters and option-A
-    shortcuts: 658,586 parameters with 10 classes (the paper's 0.66M).
-
-    Args:
-        include_top: Keep global average pooling and the ``head``. Without them
-            the output is the last stage's feature map (8x8x64 at 32x32 input), or
-            a vector with ``pooling``.
-        num_classes: Size of the ``head`` layer.
-        input_shape: ``(H, W, C)``; defaults to ``(32, 32, 3)``.
-        pooling: ``None``, ``"avg"`` or ``"max"``; used when ``include_top=False``.
-        classifier_activation: Activation of ``head``; ``None`` gives logits.
-
-    Returns:
-        An uncompiled ``keras.Model`` named ``"resnet44"``.
-    """
-    return _resnet_cifar(
-        44,
-        include_top=include_top,
-        num_classes=num_classes,
-        input_shape=input_shape,
-        pooling=pooling,
-        classifier_activation=classifier_activation,
-    )
-
-
-@register_model(
-    family="resnet",
-    display_name="ResNet-56",
-    paper=_PAPER,
-    paper_url=_PAPER_URL,
-    task="image-classification",
-    description="CIFAR-10 ResNet-56 (n=9, option-A shortcuts, 0.85M parameters).",
-)
-def resnet56(
-    *,
-    include_top: bool = True,
-    num_classes: int = 10,
-    input_shape: tuple[int, int, int] | None = None,
-    pooling: str | None = None,
-    classifier_activation: str | None = None,
-) -> keras.Model:
-    """Build the CIFAR-10 ResNet-56 of He et al., section 4.2.
-
-    Three stages of ``n = 9`` basic blocks with 16, 32 and 64 filters and option-A
-    shortcuts: 853,018 parameters with 10 classes (the paper's 0.85M).
-
-    Args:
-        include_top: Keep global average pooling and the ``head``. Without them
-            the output is the last stage's feature map (8x8x64 at 32x32 input), or
-            a vector with ``pooling``.
-        num_classes: Size of the ``head`` layer.
-        input_shape: ``(H, W, C)``; defaults to ``(32, 32, 3)``.
-        pooling: ``None``, ``"avg"`` or ``"max"``; used when ``include_top=False``.
-        classifier_activation: Activation of ``head``; ``None`` gives logits.
-
-    Returns:
-        An uncompiled ``keras.Model`` named ``"resnet56"``.
-    """
-    return _resnet_cifar(
-        56,
-        include_top=include_top,
-        num_classes=num_classes,
-        input_shape=input_shape,
-        pooling=pooling,
-        classifier_activation=classifier_activation,
-    )
-
-
-@register_model(
-    family="resnet",
-    display_name="ResNet-110",
-    paper=_PAPER,
-    paper_url=_PAPER_URL,
-    task="image-classification",
-    description="CIFAR-10 ResNet-110 (n=18, option-A shortcuts, 1.7M parameters).",
-)
-def resnet110(
-    *,
-    include_top: bool = True,
-    num_classes: int = 10,
-    input_shape: tuple[int, int, int] | None = None,
-    pooling: str | None = None,
-    classifier_activation: str | None = None,
-) -> keras.Model:
-    """Build the CIFAR-10 ResNet-110 of He et al., section 4.2.
-
-    Three stages of ``n = 18`` basic blocks with 16, 32 and 64 filters and option-A
-    shortcuts: 1,727,962 parameters with 10 classes (the paper's 1.7M).
-
-    Args:
-        include_top: Keep global average pooling and the ``head``. Without them
-            the output is the last stage's feature map (8x8x64 at 32x32 input), or
-            a vector with ``pooling``.
-        num_classes: Size of the ``head`` layer.
-        input_shape: ``(H, W, C)``; defaults to ``(32, 32, 3)``.
-        pooling: ``None``, ``"avg"`` or ``"max"``; used when ``include_top=False``.
-        classifier_activation: Activation of ``head``; ``None`` gives logits.
-
-    Returns:
-        An uncompiled ``keras.Model`` named ``"resnet110"``.
-    """
-    return _resnet_cifar(
-        110,
-        include_top=include_top,
-        num_classes=num_classes,
-        input_shape=input_shape,
-        pooling=pooling,
-        classifier_activation=classifier_activation,
-    )
+__all__ = [v.name for v in _VARIANTS]

@@ -483,6 +483,21 @@ def test_lstm_options():
     assert trunk.output_shape == (None, 128)
 
 
+def test_lstm_max_pooling_ignores_padding():
+    """Max-over-time pooling skips padded steps: the output does not depend on batch padding."""
+    clf = registry()["lstm_classifier"].builder(vocab_size=50, embed_dim=8, units=4, pooling="max",
+                                                 embedding_dropout=0.3)
+    ids = np.array([[3, 4, 5]], dtype="int32")
+    short = _np(clf(ids))
+    for pad in (1, 20):
+        np.testing.assert_array_equal(_np(clf(np.pad(ids, [[0, 0], [0, pad]]))), short)
+    mixed = _np(clf(np.array([[3, 4, 5, 0], [7, 0, 0, 0]], dtype="int32")))
+    np.testing.assert_allclose(mixed[:1], short, atol=1e-6)
+    np.testing.assert_allclose(mixed[1:], _np(clf(np.array([[7]], dtype="int32"))), atol=1e-6)
+    with pytest.raises(ValueError, match="pooling"):
+        registry()["lstm_classifier"].builder(pooling="mean")
+
+
 def test_dcgan_trains_generates_and_interpolates():
     gan = registry()["dcgan"].builder()
     gan.compile()

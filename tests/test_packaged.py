@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import zoo
+from zoo.api import read_golden
 from zoo.manifest import PACKAGE_DIR, load_manifest
 from zoo.models._common import count_parameters
 
@@ -25,9 +26,9 @@ def test_packaged_entry_matches_golden_and_param_count(name):
     assert count_parameters(model) == entry.num_params
     assert entry.golden is not None, f"{name} must keep a golden input/output pair"
     folder = PACKAGE_DIR / next(s.path for s in entry.sources if s.type == "package")
-    with np.load(folder / entry.golden["filename"], allow_pickle=False) as golden:
-        out = np.asarray(model(golden["inputs"], training=False))
-        np.testing.assert_allclose(out, golden["outputs"], atol=entry.golden["atol"])
+    inputs, outputs = read_golden(folder / entry.golden["filename"])
+    np.testing.assert_allclose(np.asarray(model(inputs, training=False)), outputs,
+                               atol=entry.golden["atol"])
 
 
 def test_packaged_files_are_small_enough_for_a_wheel():

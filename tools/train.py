@@ -55,9 +55,11 @@ def make_optimizer(recipe: dict, total_steps: int):
     from zoo.training import OneCycle
 
     opt = recipe["optimizer"]
-    schedule = OneCycle(opt["max_lr"], total_steps)
+    schedule = OneCycle(opt["max_lr"], total_steps, pct_start=opt.get("pct_start", 0.25))
     if opt["name"] == "adamw":
         return keras.optimizers.AdamW(schedule, weight_decay=opt["weight_decay"])
+    if opt["name"] == "adam":
+        return keras.optimizers.Adam(schedule)
     if opt["name"] == "sgd":
         return keras.optimizers.SGD(schedule, momentum=opt.get("momentum", 0.9), nesterov=True,
                                     weight_decay=opt.get("weight_decay"))
@@ -76,6 +78,8 @@ def package_record(name: str, recipe: dict, folder: Path, files: list[Path], gol
     kind = recipe.get("kind", "classifier")
     labels = recipe["labels"]
     hyper = ["epochs", "batch_size", "optimizer", "augment", "seed"]
+    if kind == "text_classifier":
+        hyper += ["vocab", "embedding_init"]
     if kind == "vae":
         hyper += ["dynamic_binarization", "kl_warmup_epochs"]
     record = {
@@ -83,13 +87,13 @@ def package_record(name: str, recipe: dict, folder: Path, files: list[Path], gol
         "tag": name.split(".", 1)[1],
         "default": True,
         "description": recipe["description"],
-        "files": [file_record(f, "keras.weights.h5") for f in files],
+        "files": [file_record(f, "vocab" if f.suffix == ".txt" else "keras.weights.h5") for f in files],
         "sources": [{"type": "package", "path": folder.relative_to(ROOT / "zoo").as_posix()}],
         "builder_kwargs": recipe["builder_kwargs"],
         "input_shape": recipe["input_shape"],
         "num_classes": None if labels is None else len(labels),
         "labels": labels,
-        "preprocessing": recipe["preprocessing"],
+        "preprocessing": recipe.get("packaged_preprocessing", recipe["preprocessing"]),
         "dataset": {"name": recipe["dataset"], "split": recipe["eval_split"],
                     "notes": recipe.get("dataset_notes", "")},
         "metrics": metrics,
@@ -110,9 +114,13 @@ def package_record(name: str, recipe: dict, folder: Path, files: list[Path], gol
 def build_model(recipe: dict):
     import zoo
 
-    if recipe.get("kind", "classifier") == "classifier":
+    kind = recipe.get("kind", "classifier")
+    if kind == "classifier":
         return zoo.build(recipe["architecture"], num_classes=len(recipe["labels"]),
                          input_shape=tuple(recipe["input_shape"]), **recipe["builder_kwargs"])
+    if kind == "text_classifier":
+        return zoo.build(recipe["architecture"], num_classes=len(recipe["labels"]),
+                         **recipe["builder_kwargs"])
     return zoo.build(recipe["architecture"], **recipe["builder_kwargs"])
 
 
@@ -162,21 +170,83 @@ def train_model(model, recipe: dict, name: str, run_dir: Path, data_dir: str | N
     train = build_dataset(recipe, "train", train=True, data_dir=data_dir)
     n_train = zoo.data.info(recipe["dataset"]).splits["train"]
     steps_per_epoch = n_train // recipe["batch_size"]
-    if recipe.get("kind", "classifier") == "classifier":
+    if recipe.get("kind", "classifier") in ("classifier", "text_classifier"):
         model.compile(
             optimizer=make_optimizer(recipe, recipe["epochs"] * steps_per_epoch),
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
             metrics=["accuracy"],
-            jit_compile=True,
+            jit_compile=recipe.get("jit_compile", True),
         )
     else:
         compile_generative(model, recipe, steps_per_epoch)
+    validation = None
+    if recipe.get("monitor_eval_split"):  # curves only: the number of epochs is fixed
+        validation = build_dataset(recipe, recipe["eval_split"], train=False, data_dir=data_dir)
+    log = run_dir / "log.csv"
+    if not (run_dir / "backup").exists():
+        log.unlink(missing_ok=True)  # a fresh run, not a resumed one
     start = time.time()
-    history = resumable_fit(model, train, epochs=recipe["epochs"],
-                            checkpoint_dir=run_dir / "backup", verbose=2)
+    resumable_fit(model, train, epochs=recipe["epochs"], validation=validation,
+                  checkpoint_dir=run_dir / "backup", verbose=2,
+                  callbacks=[keras.callbacks.CSVLogger(str(log), append=True)])
     print(f"trained in {time.time() - start:.0f} s", flush=True)
-    plot_history(history.history, run_dir / "curves.png", title=name)
-    (run_dir / "history.json").write_text(json.dumps(history.history))
+    history = read_log(log)
+    plot_history(history, run_dir / "curves.png", title=name)
+    (run_dir / "history.json").write_text(json.dumps(history))
+
+
+def read_log(path: Path) -> dict[str, list[float]]:
+    """Read the CSVLogger file of a run (all its resumed parts) as a history dict."""
+    import csv
+
+    with open(path, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    history = {k: [float("nan") if r[k] in ("", "NA") else float(r[k]) for r in rows]
+               for k in (rows[0] if rows else {}) if k != "epoch"}
+    return {k: v for k, v in history.items() if any(x == x for x in v)}  # drop all-NaN columns
+
+
+def prepare_text_recipe(recipe: dict, folder: Path, data_dir: str | None) -> list[str]:
+    """Build the word vocabulary from the training split and write it as ``folder/vocab.txt``.
+
+    The recipe's preprocessing gets the vocabulary inline (for training); the
+    packaged record points at ``vocab.txt``. Returns the vocabulary.
+    """
+    import zoo.data
+    from zoo.data.preprocessing import build_vocab
+
+    texts = [e["text"].numpy().decode("utf-8")
+             for e in zoo.data.load(recipe["dataset"], "train", data_dir=data_dir)]
+    spec = recipe["preprocessing"]
+    vocab = build_vocab(texts, spec["tokenizer"], lowercase=spec["lowercase"],
+                        min_count=recipe["vocab"]["min_count"])
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / ".vocab.txt.tmp"
+    tmp.write_text("".join(f"{token}\n" for token in vocab), encoding="utf-8")
+    os.replace(tmp, folder / "vocab.txt")
+    recipe["packaged_preprocessing"] = {**spec, "vocab": "vocab.txt"}
+    recipe["preprocessing"] = {**spec, "vocab": vocab}
+    recipe["builder_kwargs"] = {**recipe["builder_kwargs"], "vocab_size": len(vocab)}
+    return vocab
+
+
+def init_word_embeddings(model, vocab: list[str], init: dict) -> None:
+    """Set the ``embedding`` rows of ``vocab``'s words from a pretrained sentence encoder.
+
+    Each word is encoded on its own by ``init["from"]`` (for all-MiniLM-L6-v2: masked
+    mean pooling of its last layer, L2-normalised), and the vectors are scaled to
+    standard deviation ``init["std"]``. The padding and unknown rows stay zero.
+    """
+    import numpy as np
+
+    import zoo.text
+
+    specials = init["skip_first"]
+    vectors = np.zeros((len(vocab), model.get_layer("embedding").output_dim), "float32")
+    vectors[specials:] = np.asarray(zoo.text.encode(vocab[specials:], model=init["from"],
+                                                    batch_size=256))
+    vectors[specials:] *= init["std"] / vectors[specials:].std()
+    model.get_layer("embedding").set_weights([vectors])
 
 
 def save_packaged_weights(model, recipe: dict, path: Path) -> None:
@@ -215,20 +285,21 @@ def main() -> int:
 
     folder = ROOT / "zoo" / "pretrained" / args.name
     weights = folder / f"{args.name}.weights.h5"
+    files = [weights]
+    if kind == "text_classifier":
+        vocab = prepare_text_recipe(recipe, folder, args.data_dir)
+        files.append(folder / "vocab.txt")
     model = build_model(recipe)
     if args.record_only:
         model.load_weights(weights)
     else:
+        if recipe.get("embedding_init"):
+            init_word_embeddings(model, vocab, recipe["embedding_init"])
         train_model(model, recipe, args.name, run_dir, args.data_dir)
         folder.mkdir(parents=True, exist_ok=True)
-        if kind == "classifier":  # the packaged lenet5.mnist file was written this way
-            tmp = folder / f".{args.name}.tmp.weights.h5"
-            model.save_weights(tmp)
-            os.replace(tmp, weights)
-        else:
-            save_packaged_weights(model, recipe, weights)
-            model = build_model(recipe)  # measure exactly what was packaged
-            model.load_weights(weights)
+        save_packaged_weights(model, recipe, weights)
+        model = build_model(recipe)  # measure exactly what was packaged
+        model.load_weights(weights)
 
     x, outputs = golden_pair(model, recipe, args.data_dir)
     golden = folder / f"{args.name}.golden.npz"
@@ -237,26 +308,26 @@ def main() -> int:
     command = "python tools/train.py " + shlex.quote(args.name) + (
         f" --epochs {args.epochs}" if args.epochs else "")
     if args.no_manifest:
-        if kind == "classifier":
+        if kind in ("classifier", "text_classifier"):
             from zoo.evaluate import classification_metrics
 
             test = build_dataset(recipe, recipe["eval_split"], train=False, data_dir=args.data_dir)
             print(classification_metrics(model, test))
         else:
-            record = package_record(args.name, recipe, folder, [weights], golden,
+            record = package_record(args.name, recipe, folder, files, golden,
                                     count_parameters(model), [], command)
             from zoo.manifest import WeightsEntry
 
             entry = WeightsEntry.from_dict(args.name, record)
             print(evaluate_model(model, entry, data_dir=args.data_dir))
         return 0
-    record = package_record(args.name, recipe, folder, [weights], golden, count_parameters(model),
+    record = package_record(args.name, recipe, folder, files, golden, count_parameters(model),
                             [], command)
     upsert_entries({args.name: record})
     start = time.time()
     measured = evaluate(args.name, data_dir=args.data_dir)
     print(f"{args.name}: {measured} (evaluated in {time.time() - start:.0f} s)", flush=True)
-    if kind == "classifier":
+    if kind in ("classifier", "text_classifier"):
         metric_name, _ = recipe["primary_metric"]
         names = [metric_name] + [k for k in ("top1_accuracy",) if k != metric_name]
     else:

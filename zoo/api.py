@@ -335,6 +335,21 @@ class VerifyResult:
     detail: str = ""
 
 
+def read_golden(path: str | os.PathLike[str]) -> tuple[Any, Any]:
+    """Read a golden ``.npz``: ``(inputs, outputs)``.
+
+    The inputs are the array ``inputs``, or for models with named inputs (BERT's
+    ``input_ids``, ``token_type_ids``, ``attention_mask``) a dict of every other array.
+    """
+    import numpy as np
+
+    with np.load(path, allow_pickle=False) as data:
+        outputs = data["outputs"]
+        if "inputs" in data.files:
+            return data["inputs"], outputs
+        return {k: data[k] for k in data.files if k != "outputs"}, outputs
+
+
 def _check_golden(entry: WeightsEntry) -> VerifyResult:
     """Load the entry and compare its outputs on the golden inputs with the recorded outputs."""
     import numpy as np
@@ -345,8 +360,7 @@ def _check_golden(entry: WeightsEntry) -> VerifyResult:
     problem = check_file(path, WeightsFile(golden["filename"], golden["sha256"], golden["size"], "npz"))
     if problem:
         return VerifyResult(entry.name, golden["filename"], "bad", str(path), problem)
-    with np.load(path, allow_pickle=False) as data:
-        inputs, expected = data["inputs"], data["outputs"]
+    inputs, expected = read_golden(path)
     out = np.asarray(load(entry.name)(inputs, training=False))
     diff = float(np.max(np.abs(out - expected)))
     status = "ok" if diff <= golden["atol"] else "bad"

@@ -1,10 +1,10 @@
-"""Measure BERT text classifiers the way the manifest records them.
+"""Measure text classifiers (BERT and LSTM) the way the manifest records them.
 
 ``zoo evaluate NAME`` reaches :func:`evaluate_text` for entries with text
-preprocessing; ``tools/train_text.py`` calls the same function, so the number
-in the manifest is reproduced by the code that produced it. Texts are
-tokenised with the entry's own vocabulary and truncation, each batch padded to
-its longest text, and the model runs in inference mode.
+preprocessing; ``tools/train_text.py`` and ``tools/train.py`` call the same
+function, so the number in the manifest is reproduced by the code that produced
+it. Texts are tokenised with the entry's own vocabulary and truncation, each
+batch padded to its longest text, and the model runs in inference mode.
 """
 
 from __future__ import annotations
@@ -35,8 +35,8 @@ def evaluate_text(
     """Evaluate a text classifier on the entry's dataset (or ``data``) with the entry's tokeniser.
 
     Args:
-        model: A BERT classifier (``include_top=True``).
-        entry: Its weights entry (labels, dataset, split, WordPiece preprocessing).
+        model: A text classifier (``include_top=True``): BERT, or an LSTM on word ids.
+        entry: Its weights entry (labels, dataset, split, text preprocessing).
         data: Another labelled text dataset with the same labels.
         split: Split to use; defaults to the entry's (for ``mr``, ``"test"`` is
             fold 0 of zoo.data's fixed 10-fold split).
@@ -49,13 +49,18 @@ def evaluate_text(
     Raises:
         InputError: For entries without labels (text encoders: nothing to classify).
     """
-    from zoo.finetune import text_dataset, wordpiece_spec
+    import zoo.data
+    from zoo.finetune import local_text_spec, text_dataset
 
     if entry.num_classes is None:
         raise InputError(f"{entry.name} is a text encoder without labels; evaluate a classifier "
                          "fine-tuned on it (e.g. zoo finetune NAME --data mr)")
-    spec = wordpiece_spec(entry)
-    dataset = text_dataset(str(data or entry.dataset["name"]), spec,
-                           split=split or entry.dataset["split"], batch_size=batch_size,
-                           data_dir=None if data_dir is None else str(data_dir))
+    spec = local_text_spec(entry)
+    name, split = str(data or entry.dataset["name"]), split or entry.dataset["split"]
+    data_dir = None if data_dir is None else str(data_dir)
+    if spec["tokenizer"] == "wordpiece":
+        dataset = text_dataset(name, spec, split=split, batch_size=batch_size, data_dir=data_dir)
+    else:
+        dataset = zoo.data.load(name, split, batch_size=batch_size, preprocessing=spec,
+                                as_supervised=True, data_dir=data_dir)
     return text_classification_metrics(model, dataset)

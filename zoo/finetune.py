@@ -251,19 +251,26 @@ def finetune(
 ENCODER_LR_DIVISOR = 20
 
 
-def wordpiece_spec(entry: Any, paths: dict[str, Path] | None = None) -> dict[str, Any]:
-    """Return the entry's WordPiece preprocessing spec with its vocab as a verified local path."""
+def local_text_spec(entry: Any, paths: dict[str, Path] | None = None) -> dict[str, Any]:
+    """Return the entry's text preprocessing spec with a vocab file replaced by its verified local path."""
     from zoo import api
 
     spec = dict(entry.preprocessing)
-    if spec.get("type") != "text" or spec.get("tokenizer") != "wordpiece":
-        raise InputError(f"{entry.name} has no WordPiece preprocessing")
-    if isinstance(spec["vocab"], str):
+    if spec.get("type") != "text":
+        raise InputError(f"{entry.name} has no text preprocessing")
+    if isinstance(spec.get("vocab"), str):
         paths = paths if paths is not None else api.pull(entry.name)
         if spec["vocab"] not in paths:
             raise InputError(f"{entry.name}: its vocabulary {spec['vocab']!r} is not one of its files")
         spec["vocab"] = str(paths[spec["vocab"]])
     return spec
+
+
+def wordpiece_spec(entry: Any, paths: dict[str, Path] | None = None) -> dict[str, Any]:
+    """Return the entry's WordPiece preprocessing spec with its vocab as a verified local path."""
+    if entry.preprocessing.get("type") != "text" or entry.preprocessing.get("tokenizer") != "wordpiece":
+        raise InputError(f"{entry.name} has no WordPiece preprocessing")
+    return local_text_spec(entry, paths)
 
 
 def text_dataset(data: str, spec: dict[str, Any], *, split: str = "train",

@@ -191,3 +191,33 @@ class ScaledDotProductAttention(keras.layers.Layer):
     def get_config(self) -> dict[str, Any]:
         """Return the layer config."""
         return {**super().get_config(), "num_heads": self.num_heads, "dropout": self.dropout}
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class MaskedGlobalMaxPooling1D(keras.layers.Layer):
+    """Maximum over time of ``(batch, T, C)`` inputs, skipping masked (padding) steps.
+
+    ``keras.layers.GlobalMaxPooling1D`` ignores masks, so zero outputs at padded
+    steps would win over negative values and the result would depend on how much
+    padding a batch has. A sequence with every step masked pools to zeros.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.supports_masking = True
+
+    def call(self, inputs: Any, mask: Any = None) -> Any:
+        """Return ``(batch, C)`` maxima over the unmasked steps."""
+        if mask is None:
+            return ops.max(inputs, axis=1)
+        keep = ops.expand_dims(ops.cast(mask, "bool"), -1)
+        pooled = ops.max(ops.where(keep, inputs, ops.full_like(inputs, float("-inf"))), axis=1)
+        return ops.where(ops.any(keep, axis=1), pooled, ops.zeros_like(pooled))
+
+    def compute_mask(self, inputs: Any, mask: Any = None) -> Any:
+        """The pooled vector carries no time mask."""
+        return None
+
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
+        """``(batch, C)``."""
+        return (input_shape[0], input_shape[2])

@@ -85,14 +85,20 @@ def lstm_classifier(
     bidirectional: bool = True,
     max_length: int | None = None,
     dropout: float = 0.5,
+    pooling: str = "last",
+    embedding_dropout: float = 0.0,
     classifier_activation: str | None = None,
 ) -> keras.Model:
     """Build an LSTM text classifier.
 
     ``embedding`` (``mask_zero=True``: id 0 is padding and is skipped by the
-    LSTM) -> ``lstm`` (wrapped in ``Bidirectional`` when ``bidirectional``; its
-    final state, ``2 * units`` wide when bidirectional) -> ``dropout`` ->
-    ``pre_logits`` -> ``head``. With the defaults it has 2,659,074 parameters.
+    LSTM) -> ``embedding_dropout`` (``SpatialDropout1D``, whole embedding
+    channels, when ``embedding_dropout > 0``) -> ``lstm`` (wrapped in
+    ``Bidirectional`` when ``bidirectional``; ``2 * units`` wide when
+    bidirectional) -> its final state (``pooling="last"``) or the maximum over
+    the unpadded time steps of its outputs (``pooling="max"``, layer ``max_pool``)
+    -> ``dropout`` -> ``pre_logits`` -> ``head``. With the defaults it has
+    2,659,074 parameters.
 
     Args:
         include_top: Keep dropout and the classifier head. Without them the output
@@ -104,18 +110,28 @@ def lstm_classifier(
         bidirectional: Read the sequence in both directions.
         max_length: Fixed sequence length, or ``None`` for any length.
         dropout: Dropout rate before the head.
+        pooling: ``"last"`` (the LSTM's final state) or ``"max"`` (max over time).
+        embedding_dropout: Rate of ``SpatialDropout1D`` on the embeddings.
         classifier_activation: Activation of ``head``; ``None`` gives logits.
 
     Returns:
         An uncompiled ``keras.Model`` named ``"lstm_classifier"`` mapping
         ``(batch, T)`` int ids to ``(batch, num_classes)`` logits.
     """
+    if pooling not in ("last", "max"):
+        raise ValueError(f"pooling must be 'last' or 'max', got {pooling!r}")
     inputs = keras.Input(shape=(max_length,), dtype="int32", name="tokens")
     x = keras.layers.Embedding(vocab_size, embed_dim, mask_zero=True, name="embedding")(inputs)
-    lstm = keras.layers.LSTM(units, name="lstm")
+    if embedding_dropout:
+        x = keras.layers.SpatialDropout1D(embedding_dropout, name="embedding_dropout")(x)
+    lstm = keras.layers.LSTM(units, return_sequences=pooling == "max", name="lstm")
     if bidirectional:
         lstm = keras.layers.Bidirectional(lstm, name="bidirectional")
     x = lstm(x)
+    if pooling == "max":
+        from zoo.models._layers import MaskedGlobalMaxPooling1D
+
+        x = MaskedGlobalMaxPooling1D(name="max_pool")(x)
     if include_top:
         x = keras.layers.Dropout(dropout, name="dropout")(x)
         outputs = classifier_head(x, num_classes, activation=classifier_activation)

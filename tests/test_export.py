@@ -47,6 +47,9 @@ def test_quantised_tflite_states_its_accuracy_change(tmp_path, quantize):
     print(quantize, m)
     assert m["num_examples"] == 10000
     assert abs(m["tflite_top1_accuracy"] - m["keras_top1_accuracy"]) <= 0.5
+    # strict JSON for --json: int8 has no output tolerance, and NaN is not JSON
+    json.dumps(result.to_dict(), allow_nan=False)
+    assert (result.tolerance is None) == (quantize == "int8")
 
 
 def test_export_cli_json(tmp_path):

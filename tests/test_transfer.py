@@ -256,3 +256,25 @@ def test_mirrored_strategy_matches_a_single_device():
     print(runs)
     np.testing.assert_allclose(runs["mirrored"]["val_loss"], runs["none"]["val_loss"], rtol=0.05,
                                atol=0.02)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (DATA_DIR / "text" / "rt-polarity").is_dir(), reason=f"MR not found under {DATA_DIR}")
+def test_finetune_lstm_text_classifier_writes_a_folder_with_its_vocabulary(tmp_path):
+    """``zoo finetune`` takes a word-level LSTM classifier to a text dataset with its own vocabulary."""
+    from zoo.finetune import finetune
+    from zoo.manifest import WeightsEntry
+    from zoo.resolve import check_file
+
+    out = tmp_path / "lstm"
+    summary = finetune("lstm_classifier.mr", "mr", out, epochs=2, strategy="two_phase", unfreeze="all",
+                       max_train=1000, max_val=300, data_dir=str(DATA_DIR), verbose=0)
+    assert summary["metrics"]["num_examples"] == 300
+    assert summary["metrics"]["top1_accuracy"] > 70  # starts from the packaged MR classifier
+    card = json.loads((out / "card.json").read_text())
+    entry = WeightsEntry.from_dict("lstm_classifier.finetuned", card)
+    assert entry.preprocessing["vocab"] == "vocab.txt" and entry.input_shape is None
+    for record in entry.files:
+        assert check_file(out / record.filename, record) is None
+    model = zoo.load_keras(out / "model.keras")
+    assert model.get_layer("backbone").get_layer("max_pool").__class__.__name__ == "MaskedGlobalMaxPooling1D"

@@ -208,4 +208,93 @@ RECIPES: dict[str, dict] = {
         ],
         "primary_metric": ("top1_accuracy", True),
     },
+    "lstm_charlm.shakespeare": {
+        "kind": "charlm",
+        "architecture": "lstm_charlm",
+        "builder_kwargs": {"embed_dim": 64, "units": 512, "num_layers": 2, "dropout": 0.3},
+        "dataset": "tiny_shakespeare",
+        "eval_split": "validation",
+        "labels": None,
+        "input_shape": None,
+        "preprocessing": None,  # the training text's 65 characters, filled in by tools/train.py
+        "augment": None,
+        "sequence_length": 128,
+        "epochs": 30,
+        "batch_size": 64,
+        "optimizer": {"name": "adam", "max_lr": 2e-3, "pct_start": 0.05, "clipnorm": 1.0},
+        "seed": 0,
+        "monitor_eval_split": True,
+        "description": (
+            "Two-layer LSTM (512 units) character-level language model trained on Tiny "
+            "Shakespeare; zoo.charlm.generate samples text from it."
+        ),
+        "license": "Apache-2.0",
+        "dataset_notes": (
+            "Tiny Shakespeare (Karpathy's char-rnn corpus, 1,115,394 characters): trained on the first "
+            "90% (zoo.data 'train', 1,003,854 characters), measured on the last 10% ('validation', "
+            "111,540 characters). Training windows of 128 characters at a fresh random offset every "
+            "epoch. Fixed number of epochs: the validation text never picks weights."
+        ),
+        "notes": (
+            "nats_per_char: mean next-character cross-entropy over the validation text, windows of "
+            "256 characters every 128 with each scored character given at least 128 characters of "
+            "context (zoo.charlm.evaluate_nats_per_char); bits_per_char = nats_per_char / ln 2."
+        ),
+        "references": [
+            {"name": "nats_per_char", "value": 1.4697,
+             "citation": "nanoGPT README, 6-layer character-level transformer on this split"},
+        ],
+        "metric_names": ["nats_per_char", "bits_per_char"],
+        "golden_atol": 1e-4,
+    },
+    "vgg11_cifar.cifar10": {
+        "architecture": "vgg11_cifar",
+        "builder_kwargs": {},
+        "dataset": "cifar10",
+        "eval_split": "test",
+        "labels": CIFAR10_LABELS,
+        "input_shape": [32, 32, 3],
+        "preprocessing": CIFAR10_RGB,
+        "augment": {"name": "cifar"},
+        "monitor_eval_split": True,
+        "jit_compile": False,
+        "epochs": 40,
+        "batch_size": 128,
+        "optimizer": {"name": "sgd", "max_lr": 0.1, "momentum": 0.9, "weight_decay": 5e-3,
+                      "pct_start": 0.15},
+        "seed": 0,
+        "description": "VGG-11 with batch norm for CIFAR-10 (512-unit classifier), one-cycle SGD.",
+        "license": "Apache-2.0",
+        "dataset_notes": CIFAR10_NOTES,
+        "references": [
+            {"name": "top1_error", "value": 7.8,
+             "citation": "reported for VGG-11 with batch norm on CIFAR-10"},
+        ],
+        "primary_metric": ("top1_error", False),
+    },
+    "alexnet_cifar.cifar10": {
+        "architecture": "alexnet_cifar",
+        "builder_kwargs": {},
+        "dataset": "cifar10",
+        "eval_split": "test",
+        "labels": CIFAR10_LABELS,
+        "input_shape": [32, 32, 3],
+        "preprocessing": CIFAR10_RGB,
+        "augment": {"name": "cifar"},
+        "monitor_eval_split": True,
+        "jit_compile": False,
+        "epochs": 40,
+        "batch_size": 128,
+        "optimizer": {"name": "sgd", "max_lr": 0.05, "momentum": 0.9, "weight_decay": 5e-3,
+                      "pct_start": 0.15},
+        "seed": 0,
+        "description": "AlexNet-style CIFAR-10 network with batch norm trained with one-cycle SGD.",
+        "license": "Apache-2.0",
+        "dataset_notes": CIFAR10_NOTES,
+        "references": [
+            {"name": "top1_error", "value": 11.0,
+             "citation": "Krizhevsky et al. 2012 / cuda-convnet CIFAR-10 net with augmentation"},
+        ],
+        "primary_metric": ("top1_error", False),
+    },
 }

@@ -32,8 +32,18 @@ sys.path.insert(0, str(ROOT / "tools"))
 from recipes import RECIPES  # noqa: E402
 
 
-def build_dataset(recipe: dict, split: str, *, train: bool, data_dir: str | None):
+def build_dataset(recipe: dict, split: str, *, train: bool, data_dir: str | None,
+                  initial_epoch: int = 0):
     import zoo.data
+
+    if recipe.get("kind") == "charlm":
+        import zoo.charlm
+
+        text = zoo.charlm.load_text(recipe["dataset"], split, data_dir=data_dir)
+        return zoo.charlm.sequence_dataset(
+            text, vocab=recipe["preprocessing"]["vocab"], sequence_length=recipe["sequence_length"],
+            batch_size=recipe["batch_size"], shuffle=train, seed=recipe["seed"],
+            initial_epoch=initial_epoch)
 
     augment = None
     if train and recipe.get("augment"):
@@ -59,14 +69,15 @@ def make_optimizer(recipe: dict, total_steps: int):
     if opt["name"] == "adamw":
         return keras.optimizers.AdamW(schedule, weight_decay=opt["weight_decay"])
     if opt["name"] == "adam":
-        return keras.optimizers.Adam(schedule)
+        return keras.optimizers.Adam(schedule, clipnorm=opt.get("clipnorm"))
     if opt["name"] == "sgd":
         return keras.optimizers.SGD(schedule, momentum=opt.get("momentum", 0.9), nesterov=True,
                                     weight_decay=opt.get("weight_decay"))
     raise SystemExit(f"unknown optimizer {opt['name']}")
 
 
-HIGHER_IS_BETTER = {"top1_accuracy": True, "top1_error": False, "nll_nats": False, "elbo_nats": False,
+HIGHER_IS_BETTER = {"nats_per_char": False, "bits_per_char": False, "top1_accuracy": True,
+                    "top1_error": False, "nll_nats": False, "elbo_nats": False,
                     "fid_lenet5": False, "fid_lenet5_real_vs_real": False, "confident_fraction": True,
                     "class_coverage_entropy": True, "class_share_ratio": False}
 
@@ -80,6 +91,8 @@ def package_record(name: str, recipe: dict, folder: Path, files: list[Path], gol
     hyper = ["epochs", "batch_size", "optimizer", "augment", "seed"]
     if kind == "text_classifier":
         hyper += ["vocab", "embedding_init"]
+    if kind == "charlm":
+        hyper += ["sequence_length"]
     if kind == "vae":
         hyper += ["dynamic_binarization", "kl_warmup_epochs"]
     record = {
@@ -121,6 +134,8 @@ def build_model(recipe: dict):
     if kind == "text_classifier":
         return zoo.build(recipe["architecture"], num_classes=len(recipe["labels"]),
                          **recipe["builder_kwargs"])
+    if kind == "charlm":
+        return zoo.build(recipe["architecture"], **recipe["builder_kwargs"])
     return zoo.build(recipe["architecture"], **recipe["builder_kwargs"])
 
 
@@ -150,6 +165,9 @@ def golden_pair(model, recipe: dict, data_dir: str | None):
     kind = recipe.get("kind", "classifier")
     if kind == "dcgan":
         x = np.random.default_rng(0).standard_normal((8, model.latent_dim)).astype("float32")
+    elif kind == "charlm":
+        windows = build_dataset(recipe, recipe["eval_split"], train=False, data_dir=data_dir)
+        x = np.asarray(next(iter(windows))[0][:4, :64])
     else:
         test = build_dataset(recipe, recipe["eval_split"], train=False, data_dir=data_dir)
         x, _ = next(iter(test))
@@ -167,10 +185,22 @@ def train_model(model, recipe: dict, name: str, run_dir: Path, data_dir: str | N
     import zoo.data
     from zoo.training import plot_history, resumable_fit
 
-    train = build_dataset(recipe, "train", train=True, data_dir=data_dir)
-    n_train = zoo.data.info(recipe["dataset"]).splits["train"]
-    steps_per_epoch = n_train // recipe["batch_size"]
-    if recipe.get("kind", "classifier") in ("classifier", "text_classifier"):
+    log = run_dir / "log.csv"
+    if not (run_dir / "backup").exists():
+        log.unlink(missing_ok=True)  # a fresh run, not a resumed one
+    done_epochs = len(read_log(log).get("loss", [])) if log.exists() else 0
+    train = build_dataset(recipe, "train", train=True, data_dir=data_dir, initial_epoch=done_epochs)
+    if recipe.get("kind") == "charlm":
+        steps_per_epoch = int(train.cardinality())
+    else:
+        steps_per_epoch = zoo.data.info(recipe["dataset"]).splits["train"] // recipe["batch_size"]
+    if recipe.get("kind", "classifier") == "charlm":
+        model.compile(
+            optimizer=make_optimizer(recipe, recipe["epochs"] * steps_per_epoch),
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            jit_compile=recipe.get("jit_compile", False),
+        )
+    elif recipe.get("kind", "classifier") in ("classifier", "text_classifier"):
         model.compile(
             optimizer=make_optimizer(recipe, recipe["epochs"] * steps_per_epoch),
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -182,9 +212,6 @@ def train_model(model, recipe: dict, name: str, run_dir: Path, data_dir: str | N
     validation = None
     if recipe.get("monitor_eval_split"):  # curves only: the number of epochs is fixed
         validation = build_dataset(recipe, recipe["eval_split"], train=False, data_dir=data_dir)
-    log = run_dir / "log.csv"
-    if not (run_dir / "backup").exists():
-        log.unlink(missing_ok=True)  # a fresh run, not a resumed one
     start = time.time()
     resumable_fit(model, train, epochs=recipe["epochs"], validation=validation,
                   checkpoint_dir=run_dir / "backup", verbose=2,
@@ -289,6 +316,13 @@ def main() -> int:
     if kind == "text_classifier":
         vocab = prepare_text_recipe(recipe, folder, args.data_dir)
         files.append(folder / "vocab.txt")
+    elif kind == "charlm":
+        import zoo.charlm
+
+        vocab = zoo.charlm.char_vocab(zoo.charlm.load_text(recipe["dataset"], "train",
+                                                           data_dir=args.data_dir))
+        recipe["preprocessing"] = zoo.charlm.char_spec(vocab)
+        recipe["builder_kwargs"] = {**recipe["builder_kwargs"], "vocab_size": len(vocab)}
     model = build_model(recipe)
     if args.record_only:
         model.load_weights(weights)

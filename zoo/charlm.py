@@ -753,12 +753,26 @@ def next_char_probabilities(
     return probs / probs.sum()
 
 
+def _resolve_vocab(model: Any, vocab: Sequence[str] | str | None) -> Sequence[str]:
+    """The vocab itself, or the char vocab of the named (or the model's default) weights."""
+    if vocab is not None and not isinstance(vocab, str):
+        return vocab
+    from zoo import api
+
+    name = vocab if vocab is not None else getattr(model, "name", "")
+    entry = api.weights_entry(name)
+    spec = entry.preprocessing
+    if spec.get("tokenizer") != "char" or not isinstance(spec.get("vocab"), list):
+        raise InputError(f"{entry.name} has no character vocabulary; pass vocab=[...] explicitly")
+    return spec["vocab"]
+
+
 def generate(
     model: Any,
     prompt: str,
     n_chars: int,
     *,
-    vocab: Sequence[str],
+    vocab: Sequence[str] | str | None = None,
     temperature: float = 1.0,
     seed: int | None = None,
     top_k: int | None = None,
@@ -781,7 +795,10 @@ def generate(
         model: A character model (``(batch, T)`` ids -> ``(batch, T, len(vocab))`` logits).
         prompt: At least one character, all in ``vocab``.
         n_chars: Number of characters to generate (``>= 0``).
-        vocab: The character vocabulary the model was trained with.
+        vocab: The character vocabulary the model was trained with, or the name of
+            the weights whose vocabulary it is; ``None`` takes the vocabulary of the
+            default weights of the model's architecture (``model.name``, e.g.
+            ``"lstm_charlm"`` for ``zoo.load("lstm")``).
         temperature: Softmax temperature; 0 is greedy (argmax) decoding.
         seed: Sampling seed; ``None`` draws a fresh one.
         top_k: Sample only among the ``top_k`` most likely characters (``None``: all).
@@ -797,7 +814,7 @@ def generate(
             ``n_chars < 0``, ``temperature < 0``, ``top_k < 1`` or a model whose
             output size is not ``len(vocab)``.
     """
-    vocab = _check_vocab(vocab)
+    vocab = _check_vocab(_resolve_vocab(model, vocab))
     if not isinstance(prompt, str) or not prompt:
         raise InputError("prompt must be a non-empty string: the model needs at least one character "
                          "to start from")

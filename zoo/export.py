@@ -33,7 +33,7 @@ class ExportResult:
     quantize: str | None
     preprocessing: bool
     max_abs_diff: float
-    tolerance: float
+    tolerance: float | None  # None for int8: its outputs are compared through top-1 agreement
     size_bytes: int
     metrics: dict[str, Any] = field(default_factory=dict)
 
@@ -226,7 +226,7 @@ def export(
     tolerance = {None: 1e-4, "float16": 5e-2, "int8": None}[quantize]
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file()) if out.is_dir() else (
         out.stat().st_size)
-    result = ExportResult(str(out), fmt, quantize, preprocessing, diff, tolerance or float("nan"), size)
+    result = ExportResult(str(out), fmt, quantize, preprocessing, diff, tolerance, size)
     if quantize:
         agree = float(np.mean(np.argmax(got, -1) == np.argmax(expected, -1)))
         result.metrics["top1_agreement_on_samples"] = agree

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -90,10 +91,10 @@ def _pipeline(data: str, spec: dict[str, Any], *, split: dict[str, Any], batch_s
 
         def epoch_batches(epoch: int) -> Any:
             order = ds.shuffle(buffer, seed=seed * 1_000_003 + epoch, reshuffle_each_iteration=False)
-            return order.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+            return order.padded_batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
         return epoch_batches
-    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    return ds.padded_batch(batch_size).prefetch(tf.data.AUTOTUNE)  # token ids padded with 0
 
 
 def _atomic_write(path: Path, write: Any) -> None:
@@ -164,14 +165,15 @@ def finetune(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     spec_entry = api.weights_entry(name)  # preprocessing comes from the pretrained entry
-    if spec_entry.preprocessing.get("type") == "text":
+    kind = spec_entry.preprocessing.get("type")
+    if kind == "text" and spec_entry.preprocessing.get("tokenizer") == "wordpiece":
         return finetune_text(
             name, data, out, epochs=epochs, strategy=strategy, distribute=distribute,
             batch_size=batch_size, learning_rate=learning_rate, unfreeze=unfreeze,
             max_train=max_train, max_val=max_val, seed=seed, data_dir=data_dir, weights=weights,
             save_every_steps=save_every_steps, verbose=verbose,
         )
-    if spec_entry.preprocessing.get("type") != "image":
+    if kind not in ("image", "text") or spec_entry.num_classes is None:
         raise InputError(f"zoo finetune supports image and text classifiers; {name} is neither")
     train_split, val_split, info = _splits(data, data_dir)
     num_classes = len(info.label_names)
@@ -179,18 +181,22 @@ def finetune(
 
     with get_strategy(distribute).scope():
         if weights is None:
+            shape = {} if kind == "text" else {"input_shape": spec_entry.input_shape}
             model = api.load(spec_entry.architecture, weights=None, num_classes=num_classes,
-                             input_shape=spec_entry.input_shape)
+                             **shape, **dict(spec_entry.builder_kwargs))
         else:
             model = api.load(spec_entry.name, num_classes=num_classes)
             head = model.get_layer("head")  # always a fresh head for a new task
             head.kernel.assign(head.kernel_initializer(head.kernel.shape))
             head.bias.assign(np.zeros(head.bias.shape, "float32"))
-        input_hw = tuple(model.input_shape[1:3])
-        probe = _pipeline(data, dict(spec_entry.preprocessing), split=val_split, batch_size=1,
-                          limit=None, seed=seed, train=False, data_dir=data_dir)
-        produced = tuple(next(iter(probe))[0].shape[1:3])
-        spec = adapt_preprocessing(dict(spec_entry.preprocessing), produced, input_hw)
+        if kind == "text":  # word/char ids with the entry's own vocabulary
+            spec = local_text_spec(spec_entry)
+        else:
+            input_hw = tuple(model.input_shape[1:3])
+            probe = _pipeline(data, dict(spec_entry.preprocessing), split=val_split, batch_size=1,
+                              limit=None, seed=seed, train=False, data_dir=data_dir)
+            produced = tuple(next(iter(probe))[0].shape[1:3])
+            spec = adapt_preprocessing(dict(spec_entry.preprocessing), produced, input_hw)
         train = _pipeline(data, spec, split=train_split, batch_size=batch_size, limit=max_train,
                           seed=seed, train=True, data_dir=data_dir)
         val = _pipeline(data, spec, split=val_split, batch_size=batch_size, limit=max_val,
@@ -203,6 +209,12 @@ def finetune(
     metrics = classification_metrics(result.model, val)
     model_path = out / "model.keras"
     _atomic_write(model_path, lambda tmp: result.model.save(tmp))
+    files = [file_record(model_path, "keras")]
+    if kind == "text" and isinstance(spec.get("vocab"), str):  # the folder carries its vocabulary
+        vocab_path = out / "vocab.txt"
+        _atomic_write(vocab_path, lambda tmp: shutil.copyfile(spec["vocab"], tmp))
+        spec = {**spec, "vocab": "vocab.txt"}
+        files.append(file_record(vocab_path, "vocab"))
     curves = out / "curves.png"
     plot_history({k: v for k, v in result.history.items() if k != "phase"}, curves,
                  title=f"{name} on {data}")
@@ -213,10 +225,10 @@ def finetune(
         "tag": "finetuned",
         "default": False,
         "description": f"{spec_entry.name} fine-tuned on {data} ({strategy})",
-        "files": [file_record(model_path, "keras")],
+        "files": files,
         "sources": [{"type": "local", "path": str(out.resolve())}],
         "builder_kwargs": dict(spec_entry.builder_kwargs),
-        "input_shape": list(model.input_shape[1:]),
+        "input_shape": None if kind == "text" else list(model.input_shape[1:]),
         "num_classes": num_classes,
         "labels": list(info.label_names),
         "preprocessing": spec,

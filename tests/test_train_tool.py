@@ -1,0 +1,59 @@
+"""tools/train.py end to end on real data with shrunken recipes: the recipe kinds train, save and measure."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA_DIR = Path(os.environ.get("ZOO_DATA_DIR") or ROOT.parent / "shared" / "data")
+
+
+def _train_tool():
+    sys.path.insert(0, str(ROOT / "tools"))
+    spec = importlib.util.spec_from_file_location("zoo_train_tool", ROOT / "tools" / "train.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _run(monkeypatch, tmp_path, tool, name: str, recipe: dict, capsys) -> str:
+    monkeypatch.setattr(tool, "ROOT", tmp_path)
+    monkeypatch.setitem(tool.RECIPES, name, recipe)
+    monkeypatch.setattr(sys, "argv", ["train.py", name, "--no-manifest", "--data-dir", str(DATA_DIR)])
+    assert tool.main() == 0
+    folder = tmp_path / "zoo" / "pretrained" / name
+    assert (folder / f"{name}.weights.h5").is_file() and (folder / f"{name}.golden.npz").is_file()
+    assert (tmp_path / "runs" / name / "curves.png").is_file()
+    assert not (tmp_path / "runs" / name / "backup").exists()  # removed once training completes
+    return capsys.readouterr().out
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (DATA_DIR / "text" / "tinyshakespeare.txt").is_file(),
+                    reason=f"Tiny Shakespeare not found under {DATA_DIR}")
+def test_charlm_recipe_trains_and_measures_nats_per_char(monkeypatch, tmp_path, capsys):
+    tool = _train_tool()
+    recipe = {**tool.RECIPES["lstm_charlm.shakespeare"], "epochs": 1, "batch_size": 64,
+              "builder_kwargs": {"embed_dim": 8, "units": 32, "num_layers": 1, "dropout": 0.0},
+              "optimizer": {"name": "adam", "max_lr": 1e-2, "pct_start": 0.1, "clipnorm": 1.0}}
+    out = _run(monkeypatch, tmp_path, tool, "lstm_charlm.smoke", recipe, capsys)
+    nats = float(out.split("'nats_per_char': ")[1].split(",")[0])
+    assert nats < 3.5, out  # uniform over 65 characters is 4.17
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (DATA_DIR / "text" / "rt-polarity").is_dir(), reason=f"MR not found under {DATA_DIR}")
+def test_text_classifier_recipe_writes_vocab_and_beats_chance(monkeypatch, tmp_path, capsys):
+    tool = _train_tool()
+    recipe = {**tool.RECIPES["lstm_classifier.mr"], "epochs": 1, "embedding_init": None,
+              "builder_kwargs": {"embed_dim": 16, "units": 8, "pooling": "max"}}
+    out = _run(monkeypatch, tmp_path, tool, "lstm_classifier.smoke", recipe, capsys)
+    vocab = (tmp_path / "zoo" / "pretrained" / "lstm_classifier.smoke" / "vocab.txt").read_text().split("\n")
+    assert vocab[:2] == ["[PAD]", "[UNK]"] and len(vocab) > 5000
+    accuracy = float(out.split("'top1_accuracy': ")[1].split(",")[0])
+    assert accuracy > 55, out

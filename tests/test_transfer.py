@@ -121,6 +121,20 @@ def test_extract_features_is_cached_by_weights_and_data(tmp_path, monkeypatch):
     assert f3.shape == (64, 84)
 
 
+def test_extract_features_streams_datasets_and_refuses_shuffled_ones(tmp_path):
+    """A tf.data input is read twice (hash, then model), a one-shot iterator once; shuffling is refused."""
+    model = zoo.build("lenet5")
+    data = _random_data(shape=(32, 32, 1), classes=10)
+    streamed, labels = extract_features(model, data, use_cache=False)
+    once, once_labels = extract_features(model, iter(list(data)), use_cache=False)
+    np.testing.assert_allclose(streamed, once, atol=1e-6)
+    np.testing.assert_array_equal(labels, once_labels)
+    shuffled = data.unbatch().shuffle(64, seed=0, reshuffle_each_iteration=True).batch(16)
+    with pytest.raises(InputError, match="second pass"):
+        extract_features(model, shuffled, cache_dir=tmp_path)
+    assert not list(tmp_path.glob("*.npz")), "nothing is cached from inconsistent data"
+
+
 def test_backbone_blocks_group_residual_blocks_and_batch_norm():
     backbone, head = split_backbone(zoo.build("resnet20"))
     blocks = backbone_blocks(backbone)

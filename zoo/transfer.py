@@ -245,6 +245,9 @@ def extract_features(
     import numpy as np
 
     extractor = feature_extractor(model, layers)
+    # A re-iterable dataset (tf.data, a list) is read twice, hashing first and running the model
+    # second, so inputs never pile up in memory; a one-shot iterator is kept in memory instead.
+    reiterable = iter(dataset) is not dataset
     inputs, labels = [], []
     digest = hashlib.sha256()
     for x, y in _batches(dataset):
@@ -252,11 +255,12 @@ def extract_features(
         if y is not None:
             _update_digest(digest, y)
             labels.append(y)
-        inputs.append(x)
+        inputs.append(None if reiterable else x)
     if not inputs:
         raise InputError("extract_features got an empty dataset")
+    data_digest = digest.hexdigest()
     key_parts = [weights_fingerprint(extractor), ",".join(extractor.output_names)
-                 if hasattr(extractor, "output_names") else "", digest.hexdigest()]
+                 if hasattr(extractor, "output_names") else "", data_digest]
     key = hashlib.sha256("|".join(key_parts).encode()).hexdigest()[:32]
     folder = Path(cache_dir) if cache_dir is not None else feature_cache_dir()
     path = folder / f"{model.name}-{key}.npz"
@@ -269,13 +273,21 @@ def extract_features(
         except (OSError, ValueError, KeyError):
             path.unlink(missing_ok=True)  # a damaged cache entry: recompute it
     outputs: list[list[Any]] = []
-    for x in inputs:
+    again = hashlib.sha256()
+    for x, y in (_batches(dataset) if reiterable else ((x, None) for x in inputs)):
+        if reiterable:
+            _update_digest(again, x)
+            if y is not None:
+                _update_digest(again, y)
         out = extractor.predict_on_batch(x)  # the compiled predict function, not eager calls
         out = out if isinstance(out, list | tuple) else [out]
         if not outputs:
             outputs = [[] for _ in out]
         for store, value in zip(outputs, out, strict=True):
             store.append(np.asarray(value))
+    if reiterable and again.hexdigest() != data_digest:
+        raise InputError("extract_features read different data on a second pass: the dataset "
+                         "shuffles or augments; pass one with a fixed order and no augmentation")
     feats = [np.concatenate(o) for o in outputs]
     all_labels = np.concatenate(labels) if labels else None
     if use_cache:

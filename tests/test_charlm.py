@@ -286,3 +286,46 @@ def test_evaluate_model_dispatches_char_entries(vocab, data_dir, monkeypatch):
     monkeypatch.setattr(evaluate_text, "evaluate_text", lambda *a, **k: calls.append(k) or {"ok": 1.0})
     assert evaluate_model(object(), _entry(vocab, "wordpiece"), data_dir=data_dir) == {"ok": 1.0}
     assert len(calls) == 1
+
+
+def test_generate_cli_from_a_registered_char_model(trained, vocab, tmp_path, monkeypatch):
+    """``zoo generate`` loads verified weights by name, takes their vocabulary, and is seeded."""
+    import json
+
+    from click.testing import CliRunner
+
+    from tests._records import write_manifest_file
+    from zoo.cli import cli
+    from zoo.manifest import file_record
+    from zoo.models._common import count_parameters
+
+    folder = tmp_path / "charlm"
+    folder.mkdir()
+    weights = folder / "tiny.weights.h5"
+    trained.save_weights(weights)
+    record = {
+        "architecture": "lstm_charlm", "tag": "tiny", "default": True, "description": "test weights",
+        "files": [file_record(weights, "keras.weights.h5")],
+        "sources": [{"type": "local", "path": str(folder)}],
+        "builder_kwargs": {"units": 32, "num_layers": 1, "embed_dim": 16}, "input_shape": None,
+        "num_classes": None, "labels": None, "preprocessing": charlm.char_spec(vocab),
+        "dataset": {"name": "tiny_shakespeare", "split": "validation"}, "metrics": [], "references": [],
+        "num_params": count_parameters(trained), "license": "MIT", "recipe": {"command": "pytest"},
+    }
+    runner = CliRunner()
+    wrong = runner.invoke(cli, ["generate", "lenet5", "-p", "x"])  # the real manifest: not a char model
+    assert wrong.exit_code == 1 and "no character vocabulary" in wrong.output
+    manifest = write_manifest_file(tmp_path / "m.json", {"lstm_charlm.tiny": record})
+    monkeypatch.setenv("ZOO_MANIFEST", str(manifest))
+    args = ["generate", "lstm_charlm.tiny", "--prompt", "ROMEO:", "-n", "40", "--seed", "3", "--json"]
+    first, again = runner.invoke(cli, args), runner.invoke(cli, args)
+    assert first.exit_code == 0, first.output
+    text = json.loads(first.output)["text"]
+    assert text == json.loads(again.output)["text"] and len(text) == 40 and set(text) <= set(vocab)
+    assert text == charlm.generate(trained, "ROMEO:", 40, vocab=vocab, seed=3, temperature=0.8)
+    assert charlm.generate(trained, "ROMEO:", 40, vocab="lstm_charlm.tiny", seed=3, temperature=0.8) == text
+    assert charlm.generate(trained, "ROMEO:", 40, seed=3, temperature=0.8) == text  # by model.name
+    plain = runner.invoke(cli, ["generate", "lstm", "-p", "ROMEO:", "-n", "10", "-t", "0"])
+    assert plain.exit_code == 0 and plain.output.startswith("ROMEO:")
+    bad = runner.invoke(cli, ["generate", "lstm", "-p", "ROMEO€", "-n", "5"])
+    assert bad.exit_code == 1 and "€" in bad.output

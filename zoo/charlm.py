@@ -38,6 +38,7 @@ from zoo._lazy import keras, np, tf
 from zoo.errors import InputError
 
 __all__ = [
+    "generate_text",
     "DEFAULT_SEQUENCE_LENGTH",
     "DEFAULT_BURN_IN",
     "char_vocab",
@@ -762,9 +763,9 @@ def _resolve_vocab(model: Any, vocab: Sequence[str] | str | None) -> Sequence[st
     name = vocab if vocab is not None else getattr(model, "name", "")
     entry = api.weights_entry(name)
     spec = entry.preprocessing
-    if spec.get("tokenizer") != "char" or not isinstance(spec.get("vocab"), list):
+    if spec.get("tokenizer") != "char" or not isinstance(spec.get("vocab"), (list, tuple)):
         raise InputError(f"{entry.name} has no character vocabulary; pass vocab=[...] explicitly")
-    return spec["vocab"]
+    return list(spec["vocab"])
 
 
 def generate(
@@ -855,3 +856,37 @@ def generate(
             context_length = fixed
         out = _window_sampler(model, context_length)(prompt_ids, n_chars, key, temp, k)
     return decode(np.asarray(out), vocab)
+
+
+def generate_text(
+    name: str,
+    prompt: str,
+    n_chars: int,
+    *,
+    temperature: float = 1.0,
+    seed: int | None = None,
+    top_k: int | None = None,
+) -> str:
+    """Load a pretrained character model by name and sample ``n_chars`` characters after ``prompt``.
+
+    Args:
+        name: Weights or architecture name (``"lstm"``, ``"lstm_charlm.shakespeare"``).
+        prompt: At least one character of the model's vocabulary.
+        n_chars: Number of characters to generate.
+        temperature: Softmax temperature; 0 is greedy.
+        seed: Sampling seed; ``None`` draws a fresh one.
+        top_k: Sample among the ``top_k`` most likely characters only.
+
+    Returns:
+        The generated characters (without the prompt).
+
+    Raises:
+        InputError: When the weights are not a character model, or on bad arguments.
+    """
+    from zoo import api
+
+    entry = api.weights_entry(name)
+    vocab = _resolve_vocab(None, entry.name)
+    return generate(api.load(entry.name), prompt, n_chars, vocab=vocab, temperature=temperature,
+                    seed=seed, top_k=top_k)
+

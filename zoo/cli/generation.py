@@ -1,10 +1,10 @@
-"""Commands of the generative models: sample."""
+"""Commands of the generative models: sample (images) and generate (text)."""
 
 from __future__ import annotations
 
 import click
 
-from zoo.cli._app import cli
+from zoo.cli._app import cli, echo_json
 
 
 @cli.command("sample")
@@ -35,3 +35,33 @@ def sample_cmd(name: str, out: str, n: int, seed: int, interpolate: bool, steps:
     path = sample_png(name, out, n=n, seed=seed, interpolate=interpolate, steps=steps, scale=scale)
     what = f"{max(1, n // steps)} latent walks of {steps} images" if interpolate else f"{n} samples"
     click.echo(f"wrote {what} to {path}")
+
+
+@cli.command("generate")
+@click.argument("name")
+@click.option("--prompt", "-p", required=True, help="Text to continue (in the model's vocabulary).")
+@click.option("--n-chars", "-n", "n_chars", default=500, show_default=True, type=click.IntRange(0, 100_000),
+              help="Number of characters to generate.")
+@click.option("--temperature", "-t", default=0.8, show_default=True, type=click.FloatRange(0),
+              help="Softmax temperature; 0 is greedy.")
+@click.option("--top-k", type=click.IntRange(1), help="Sample among the k most likely characters only.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Sampling seed.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON object instead of plain text.")
+def generate_cmd(name: str, prompt: str, n_chars: int, temperature: float, top_k: int | None,
+                 seed: int, as_json: bool) -> None:
+    """Continue a prompt with a pretrained character language model.
+
+    \b
+    Examples:
+      zoo generate lstm --prompt "ROMEO:" --n-chars 300
+      zoo generate lstm_charlm.shakespeare -p "First Citizen:" -t 0.5 --seed 7 --json
+    """
+    from zoo.charlm import generate_text
+
+    text = generate_text(name, prompt, n_chars, temperature=temperature, seed=seed, top_k=top_k)
+    if as_json:
+        echo_json({"name": name, "prompt": prompt, "text": text, "temperature": temperature,
+                   "seed": seed, "top_k": top_k})
+        return
+    click.echo(prompt + text)
+

@@ -164,7 +164,7 @@ def hf_bert_model():
     """Hugging Face's BertModel class, or skip. A broken torchvision install is hidden from transformers."""
     for name in ("torch", "transformers"):
         if importlib.util.find_spec(name) is None:
-            pytest.skip(f"parity with Hugging Face needs {name}: pip install -e '.[parity]'")
+            pytest.skip(f"parity with Hugging Face needs {name}: pip install -e '.[bert-parity]'")
     try:
         import torchvision  # noqa: F401  (transformers imports it when it is installed)
     except Exception:
@@ -189,9 +189,9 @@ def hf_bert_model():
 
 
 def hf_outputs(state: dict[str, np.ndarray], config: dict, inputs: dict[str, np.ndarray]):
+    BertModel, BertConfig = hf_bert_model()  # skips without torch and transformers
     import torch
 
-    BertModel, BertConfig = hf_bert_model()
     model = BertModel(BertConfig(**config, hidden_act="gelu", layer_norm_eps=1e-12)).eval()
     tensors = {k: torch.from_numpy(v) for k, v in state.items() if k != "embeddings.position_ids"}
     missing, unexpected = model.load_state_dict(tensors,

@@ -16,13 +16,6 @@ from zoo.errors import InputError
 from zoo.manifest import WeightsEntry
 
 
-def text_classification_metrics(model: Any, dataset: Any) -> dict[str, float]:
-    """Top-1 accuracy and error (percent) of ``model`` on a batched ``(inputs, label)`` dataset."""
-    from zoo.evaluate import classification_metrics
-
-    return classification_metrics(model, dataset)
-
-
 def evaluate_text(
     model: Any,
     entry: WeightsEntry,
@@ -50,6 +43,7 @@ def evaluate_text(
         InputError: For entries without labels (text encoders: nothing to classify).
     """
     import zoo.data
+    from zoo.evaluate import classification_metrics
     from zoo.finetune import local_text_spec, text_dataset
 
     if entry.num_classes is None:
@@ -63,4 +57,4 @@ def evaluate_text(
     else:
         dataset = zoo.data.load(name, split, batch_size=batch_size, preprocessing=spec,
                                 as_supervised=True, data_dir=data_dir)
-    return text_classification_metrics(model, dataset)
+    return classification_metrics(model, dataset)

@@ -109,6 +109,72 @@ def _atomic_write(path: Path, write: Any) -> None:
         raise
 
 
+def _reset_head(model: Any) -> None:
+    """Re-initialise the ``head`` layer: a new task always starts from a fresh head."""
+    import keras
+
+    head = model.get_layer("head")
+    head.kernel.assign(head.kernel_initializer(head.kernel.shape))
+    head.bias.assign(keras.ops.zeros(head.bias.shape))
+
+
+def _write_folder(out: Path, *, name: str, data: str, entry: Any, model: Any, history: dict[str, Any],
+                  metrics: dict[str, float], spec: dict[str, Any], labels: list[str],
+                  val_split: dict[str, Any], max_val: int | None, settings: dict[str, Any]) -> dict[str, Any]:
+    """Write ``model.keras``, ``curves.png`` and the ``card.json`` of a fine-tuned model, atomically.
+
+    A text spec whose vocabulary is a file gets that file copied into the folder
+    (``vocab.txt``), so the card names only files that are there. ``settings`` are
+    the run's arguments, recorded in the card's recipe notes.
+    """
+    from zoo.manifest import WeightsEntry, file_record, library_versions
+    from zoo.models._common import count_parameters
+    from zoo.training import plot_history
+
+    model_path = out / "model.keras"
+    _atomic_write(model_path, lambda tmp: model.save(tmp))
+    files = [file_record(model_path, "keras")]
+    text = spec.get("type") == "text"
+    if text and isinstance(spec.get("vocab"), str):
+        vocab_path = out / "vocab.txt"
+        _atomic_write(vocab_path, lambda tmp: shutil.copyfile(spec["vocab"], tmp))
+        spec = {**spec, "vocab": "vocab.txt"}
+        files.append(file_record(vocab_path, "vocab"))
+    curves = out / "curves.png"
+    plot_history({k: v for k, v in history.items() if k != "phase"}, curves, title=f"{name} on {data}")
+    command = "zoo finetune " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if (
+        len(sys.argv) > 1 and sys.argv[1] == "finetune") else f"zoo.finetune({name!r}, {data!r})"
+    card = {
+        "architecture": entry.architecture,
+        "tag": "finetuned",
+        "default": False,
+        "description": f"{entry.name} fine-tuned on {data} ({settings['strategy']})",
+        "files": files,
+        "sources": [{"type": "local", "path": str(out.resolve())}],
+        "builder_kwargs": dict(entry.builder_kwargs),
+        "input_shape": None if text else list(model.input_shape[1:]),
+        "num_classes": len(labels),
+        "labels": list(labels),
+        "preprocessing": spec,
+        "dataset": {"name": str(data), "split": val_split["split"],
+                    "notes": f"validation subset {max_val}" if max_val else ""},
+        "metrics": [{"name": "top1_accuracy", "value": round(metrics["top1_accuracy"], 4),
+                     "split": val_split["split"], "dataset": str(data), "command": command,
+                     "higher_is_better": True}],
+        "references": [],
+        "num_params": count_parameters(model),
+        "license": entry.license,
+        "recipe": {"command": command, "notes": json.dumps({"base": entry.name, **settings},
+                                                           sort_keys=True)},
+        "library_versions": library_versions(),
+    }
+    WeightsEntry.from_dict(f"{entry.architecture}.finetuned", card)  # validate the card
+    card_path = out / "card.json"
+    _atomic_write(card_path, lambda tmp: Path(tmp).write_text(json.dumps(card, indent=2, sort_keys=True)))
+    return {"model": str(model_path), "card": str(card_path), "curves": str(curves),
+            "metrics": metrics, "history": history}
+
+
 def finetune(
     name: str,
     data: str,
@@ -153,13 +219,9 @@ def finetune(
         A summary: output paths, the validation metric and the history.
     """
     import keras
-    import numpy as np
 
     from zoo import api
     from zoo.evaluate import classification_metrics
-    from zoo.manifest import WeightsEntry, file_record, library_versions
-    from zoo.models._common import count_parameters
-    from zoo.training import plot_history
     from zoo.transfer import fine_tune
 
     out = Path(out)
@@ -186,9 +248,7 @@ def finetune(
                              **shape, **dict(spec_entry.builder_kwargs))
         else:
             model = api.load(spec_entry.name, num_classes=num_classes)
-            head = model.get_layer("head")  # always a fresh head for a new task
-            head.kernel.assign(head.kernel_initializer(head.kernel.shape))
-            head.bias.assign(np.zeros(head.bias.shape, "float32"))
+            _reset_head(model)
         if kind == "text":  # word/char ids with the entry's own vocabulary
             spec = local_text_spec(spec_entry)
         else:
@@ -207,52 +267,13 @@ def finetune(
                            verbose=verbose)
 
     metrics = classification_metrics(result.model, val)
-    model_path = out / "model.keras"
-    _atomic_write(model_path, lambda tmp: result.model.save(tmp))
-    files = [file_record(model_path, "keras")]
-    if kind == "text" and isinstance(spec.get("vocab"), str):  # the folder carries its vocabulary
-        vocab_path = out / "vocab.txt"
-        _atomic_write(vocab_path, lambda tmp: shutil.copyfile(spec["vocab"], tmp))
-        spec = {**spec, "vocab": "vocab.txt"}
-        files.append(file_record(vocab_path, "vocab"))
-    curves = out / "curves.png"
-    plot_history({k: v for k, v in result.history.items() if k != "phase"}, curves,
-                 title=f"{name} on {data}")
-    command = "zoo finetune " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if (
-        len(sys.argv) > 1 and sys.argv[1] == "finetune") else f"zoo.finetune({name!r}, {data!r})"
-    card = {
-        "architecture": spec_entry.architecture,
-        "tag": "finetuned",
-        "default": False,
-        "description": f"{spec_entry.name} fine-tuned on {data} ({strategy})",
-        "files": files,
-        "sources": [{"type": "local", "path": str(out.resolve())}],
-        "builder_kwargs": dict(spec_entry.builder_kwargs),
-        "input_shape": None if kind == "text" else list(model.input_shape[1:]),
-        "num_classes": num_classes,
-        "labels": list(info.label_names),
-        "preprocessing": spec,
-        "dataset": {"name": str(data), "split": val_split["split"],
-                    "notes": f"validation subset {max_val}" if max_val else ""},
-        "metrics": [{"name": "top1_accuracy", "value": round(metrics["top1_accuracy"], 4),
-                     "split": val_split["split"], "dataset": str(data), "command": command,
-                     "higher_is_better": True}],
-        "references": [],
-        "num_params": count_parameters(result.model),
-        "license": spec_entry.license,
-        "recipe": {"command": command, "notes": json.dumps(
-            {"base": spec_entry.name, "epochs": epochs, "strategy": strategy,
-             "batch_size": batch_size, "learning_rate": learning_rate, "unfreeze": unfreeze,
-             "max_train": max_train, "seed": seed, "distribute": distribute or "none"},
-            sort_keys=True)},
-        "library_versions": library_versions(),
-    }
-    WeightsEntry.from_dict(f"{spec_entry.architecture}.finetuned", card)  # validate the card
-    card_path = out / "card.json"
-    _atomic_write(card_path, lambda tmp: Path(tmp).write_text(json.dumps(card, indent=2,
-                                                                         sort_keys=True)))
-    return {"model": str(model_path), "card": str(card_path), "curves": str(curves),
-            "metrics": metrics, "history": result.history}
+    settings = {"epochs": epochs, "strategy": strategy, "batch_size": batch_size,
+                "learning_rate": learning_rate, "unfreeze": unfreeze, "max_train": max_train,
+                "seed": seed, "distribute": distribute or "none"}
+    return _write_folder(out, name=name, data=data, entry=spec_entry, model=result.model,
+                         history=result.history, metrics=metrics, spec=spec,
+                         labels=list(info.label_names), val_split=val_split, max_val=max_val,
+                         settings=settings)
 
 
 # --------------------------------------------------------------------------------------
@@ -480,10 +501,7 @@ def finetune_text(
     import keras
 
     from zoo import api
-    from zoo.evaluate_text import text_classification_metrics
-    from zoo.manifest import WeightsEntry, file_record, library_versions
-    from zoo.models._common import count_parameters
-    from zoo.training import plot_history
+    from zoo.evaluate import classification_metrics
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -498,9 +516,7 @@ def finetune_text(
                              num_classes=num_classes)
         else:
             model = api.load(entry.name, include_top=True, num_classes=num_classes)
-            head = model.get_layer("head")  # always a fresh head for a new task
-            head.kernel.assign(head.kernel_initializer(head.kernel.shape))
-            head.bias.assign(keras.ops.zeros(head.bias.shape))
+            _reset_head(model)
         kw = {"spec": spec, "batch_size": batch_size, "seed": seed, "data_dir": data_dir}
         train = text_dataset(data, split=train_split["split"], kfold=train_split.get("kfold"),
                              shuffle=True, limit=max_train, **kw)
@@ -512,41 +528,10 @@ def finetune_text(
                                  learning_rate=learning_rate, unfreeze=unfreeze, steps_per_epoch=steps,
                                  checkpoint_dir=out / "checkpoints", save_every_steps=save_every_steps,
                                  verbose=verbose)
-    metrics = text_classification_metrics(model, val)
-    model_path = out / "model.keras"
-    _atomic_write(model_path, lambda tmp: model.save(tmp))
-    curves = out / "curves.png"
-    plot_history({k: v for k, v in history.items() if k != "phase"}, curves, title=f"{name} on {data}")
-    command = "zoo finetune " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if (
-        len(sys.argv) > 1 and sys.argv[1] == "finetune") else f"zoo.finetune({name!r}, {data!r})"
-    card = {
-        "architecture": entry.architecture,
-        "tag": "finetuned",
-        "default": False,
-        "description": f"{entry.name} fine-tuned on {data} ({strategy})",
-        "files": [file_record(model_path, "keras")],
-        "sources": [{"type": "local", "path": str(out.resolve())}],
-        "builder_kwargs": dict(entry.builder_kwargs),
-        "input_shape": None,
-        "num_classes": num_classes,
-        "labels": list(info.label_names),
-        "preprocessing": dict(entry.preprocessing),
-        "dataset": {"name": str(data), "split": val_split["split"],
-                    "notes": f"validation subset {max_val}" if max_val else ""},
-        "metrics": [{"name": "top1_accuracy", "value": round(metrics["top1_accuracy"], 4),
-                     "split": val_split["split"], "dataset": str(data), "command": command,
-                     "higher_is_better": True}],
-        "references": [],
-        "num_params": count_parameters(model),
-        "license": entry.license,
-        "recipe": {"command": command, "notes": json.dumps(
-            {"base": entry.name, "epochs": epochs, "strategy": strategy, "batch_size": batch_size,
-             "learning_rate": learning_rate, "unfreeze": unfreeze, "max_train": max_train,
-             "seed": seed, "distribute": distribute or "none"}, sort_keys=True)},
-        "library_versions": library_versions(),
-    }
-    WeightsEntry.from_dict(f"{entry.architecture}.finetuned", card)  # validate the card
-    card_path = out / "card.json"
-    _atomic_write(card_path, lambda tmp: Path(tmp).write_text(json.dumps(card, indent=2, sort_keys=True)))
-    return {"model": str(model_path), "card": str(card_path), "curves": str(curves),
-            "metrics": metrics, "history": history}
+    metrics = classification_metrics(model, val)
+    settings = {"epochs": epochs, "strategy": strategy, "batch_size": batch_size,
+                "learning_rate": learning_rate, "unfreeze": unfreeze, "max_train": max_train,
+                "seed": seed, "distribute": distribute or "none"}
+    return _write_folder(out, name=name, data=data, entry=entry, model=model, history=history,
+                         metrics=metrics, spec=spec, labels=list(info.label_names),
+                         val_split=val_split, max_val=max_val, settings=settings)

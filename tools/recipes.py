@@ -227,6 +227,7 @@ RECIPES: dict[str, dict] = {
         "preprocessing": None,  # the training text's 65 characters, filled in by tools/train.py
         "augment": None,
         "sequence_length": 128,
+        "jit_compile": False,
         "epochs": 30,
         "batch_size": 64,
         "optimizer": {"name": "adam", "max_lr": 2e-3, "pct_start": 0.05, "clipnorm": 1.0},

@@ -134,8 +134,6 @@ def build_model(recipe: dict):
     if kind == "text_classifier":
         return zoo.build(recipe["architecture"], num_classes=len(recipe["labels"]),
                          **recipe["builder_kwargs"])
-    if kind == "charlm":
-        return zoo.build(recipe["architecture"], **recipe["builder_kwargs"])
     return zoo.build(recipe["architecture"], **recipe["builder_kwargs"])
 
 
@@ -190,21 +188,16 @@ def train_model(model, recipe: dict, name: str, run_dir: Path, data_dir: str | N
         log.unlink(missing_ok=True)  # a fresh run, not a resumed one
     done_epochs = len(read_log(log).get("loss", [])) if log.exists() else 0
     train = build_dataset(recipe, "train", train=True, data_dir=data_dir, initial_epoch=done_epochs)
-    if recipe.get("kind") == "charlm":
+    kind = recipe.get("kind", "classifier")
+    if kind == "charlm":
         steps_per_epoch = int(train.cardinality())
     else:
         steps_per_epoch = zoo.data.info(recipe["dataset"]).splits["train"] // recipe["batch_size"]
-    if recipe.get("kind", "classifier") == "charlm":
+    if kind in ("classifier", "text_classifier", "charlm"):
         model.compile(
             optimizer=make_optimizer(recipe, recipe["epochs"] * steps_per_epoch),
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-            jit_compile=recipe.get("jit_compile", False),
-        )
-    elif recipe.get("kind", "classifier") in ("classifier", "text_classifier"):
-        model.compile(
-            optimizer=make_optimizer(recipe, recipe["epochs"] * steps_per_epoch),
-            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-            metrics=["accuracy"],
+            metrics=[] if kind == "charlm" else ["accuracy"],
             jit_compile=recipe.get("jit_compile", True),
         )
     else:

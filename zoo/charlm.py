@@ -886,7 +886,6 @@ def generate_text(
     from zoo import api
 
     entry = api.weights_entry(name)
-    vocab = _resolve_vocab(None, entry.name)
-    return generate(api.load(entry.name), prompt, n_chars, vocab=vocab, temperature=temperature,
+    return generate(api.load(entry.name), prompt, n_chars, vocab=entry.name, temperature=temperature,
                     seed=seed, top_k=top_k)
 

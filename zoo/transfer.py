@@ -200,17 +200,21 @@ def _batches(dataset: Any) -> Iterator[tuple[Any, Any]]:
             yield element, None
 
 
-def _update_digest(digest: Any, value: Any) -> None:
+def _update_digest(digest: Any, *values: Any) -> None:
+    """Hash arrays (or dicts of them) with their dtypes and shapes; ``None`` values are skipped."""
     import numpy as np
 
-    if isinstance(value, dict):
-        for key in sorted(value):
-            digest.update(key.encode())
-            _update_digest(digest, value[key])
-    else:
-        array = np.ascontiguousarray(np.asarray(value))
-        digest.update(f"{array.dtype}:{array.shape};".encode())
-        digest.update(array.tobytes())
+    for value in values:
+        if value is None:
+            continue
+        if isinstance(value, dict):
+            for key in sorted(value):
+                digest.update(key.encode())
+                _update_digest(digest, value[key])
+        else:
+            array = np.ascontiguousarray(np.asarray(value))
+            digest.update(f"{array.dtype}:{array.shape};".encode())
+            digest.update(array.tobytes())
 
 
 def extract_features(
@@ -248,15 +252,16 @@ def extract_features(
     # A re-iterable dataset (tf.data, a list) is read twice, hashing first and running the model
     # second, so inputs never pile up in memory; a one-shot iterator is kept in memory instead.
     reiterable = iter(dataset) is not dataset
-    inputs, labels = [], []
+    inputs, labels, batches = [], [], 0
     digest = hashlib.sha256()
     for x, y in _batches(dataset):
-        _update_digest(digest, x)
+        _update_digest(digest, x, y)
         if y is not None:
-            _update_digest(digest, y)
             labels.append(y)
-        inputs.append(None if reiterable else x)
-    if not inputs:
+        if not reiterable:
+            inputs.append(x)
+        batches += 1
+    if not batches:
         raise InputError("extract_features got an empty dataset")
     data_digest = digest.hexdigest()
     key_parts = [weights_fingerprint(extractor), ",".join(extractor.output_names)
@@ -276,9 +281,7 @@ def extract_features(
     again = hashlib.sha256()
     for x, y in (_batches(dataset) if reiterable else ((x, None) for x in inputs)):
         if reiterable:
-            _update_digest(again, x)
-            if y is not None:
-                _update_digest(again, y)
+            _update_digest(again, x, y)
         out = extractor.predict_on_batch(x)  # the compiled predict function, not eager calls
         out = out if isinstance(out, list | tuple) else [out]
         if not outputs:

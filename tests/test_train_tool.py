@@ -57,3 +57,27 @@ def test_text_classifier_recipe_writes_vocab_and_beats_chance(monkeypatch, tmp_p
     assert vocab[:2] == ["[PAD]", "[UNK]"] and len(vocab) > 5000
     accuracy = float(out.split("'top1_accuracy': ")[1].split(",")[0])
     assert accuracy > 55, out
+
+
+def test_float16_storage_halves_the_file_and_loads_into_float32(tmp_path):
+    import h5py
+    import numpy as np
+
+    import zoo
+
+    tool = _train_tool()
+    model = zoo.build("lenet5", num_classes=10)
+    path = tmp_path / "lenet5.weights.h5"
+    model.save_weights(path)
+    before = path.stat().st_size
+    tool.store_as_float16(path)
+    with h5py.File(path) as fh:
+        dtypes = set()
+        fh.visititems(lambda n, o: dtypes.add(str(o.dtype)) if isinstance(o, h5py.Dataset) else None)
+    assert dtypes == {"float16"}
+    assert path.stat().st_size < 0.6 * before
+    loaded = zoo.build("lenet5", num_classes=10)
+    loaded.load_weights(path)
+    for want, got in zip(model.get_weights(), loaded.get_weights(), strict=True):
+        assert got.dtype == np.float32
+        np.testing.assert_allclose(got, want.astype(np.float16).astype(np.float32), rtol=0, atol=0)

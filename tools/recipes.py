@@ -37,7 +37,8 @@ CIFAR10_NOTES = (
 )
 
 def cifar10_recipe(architecture: str, *, epochs: int, max_lr: float, description: str,
-                   references: list[dict], monitor: bool = True) -> dict:
+                   references: list[dict], monitor: bool = True,
+                   storage_dtype: str = "float32") -> dict:
     """A CIFAR-10 classifier recipe: standard augmentation, one-cycle SGD with Nesterov momentum."""
     return {
         "architecture": architecture,
@@ -62,6 +63,7 @@ def cifar10_recipe(architecture: str, *, epochs: int, max_lr: float, description
         "dataset_notes": CIFAR10_NOTES,
         "references": references,
         "primary_metric": ("top1_error", False),
+        "storage_dtype": storage_dtype,
     }
 
 
@@ -228,6 +230,7 @@ RECIPES: dict[str, dict] = {
         "augment": None,
         "sequence_length": 128,
         "jit_compile": False,
+        "storage_dtype": "float16",
         "epochs": 30,
         "batch_size": 64,
         "optimizer": {"name": "adam", "max_lr": 2e-3, "pct_start": 0.05, "clipnorm": 1.0},
@@ -257,13 +260,13 @@ RECIPES: dict[str, dict] = {
         "golden_atol": 1e-4,
     },
     "vgg11_cifar.cifar10": cifar10_recipe(
-        "vgg11_cifar", epochs=40, max_lr=0.1,
+        "vgg11_cifar", epochs=40, max_lr=0.1, storage_dtype="float16",
         description="VGG-11 with batch norm for CIFAR-10 (512-unit classifier), one-cycle SGD.",
         references=[{"name": "top1_error", "value": 7.8,
                      "citation": "reported for VGG-11 with batch norm on CIFAR-10"}],
     ),
     "alexnet_cifar.cifar10": cifar10_recipe(
-        "alexnet_cifar", epochs=40, max_lr=0.05,
+        "alexnet_cifar", epochs=30, max_lr=0.05, storage_dtype="float16",
         description="AlexNet-style CIFAR-10 network with batch norm trained with one-cycle SGD.",
         references=[{"name": "top1_error", "value": 11.0,
                      "citation": "Krizhevsky et al. 2012 / cuda-convnet CIFAR-10 net with augmentation"}],

@@ -89,6 +89,8 @@ def package_record(name: str, recipe: dict, folder: Path, files: list[Path], gol
     kind = recipe.get("kind", "classifier")
     labels = recipe["labels"]
     hyper = ["epochs", "batch_size", "optimizer", "augment", "seed"]
+    if recipe.get("storage_dtype", "float32") != "float32":
+        hyper += ["storage_dtype"]
     if kind == "text_classifier":
         hyper += ["vocab", "embedding_init"]
     if kind == "charlm":
@@ -270,11 +272,42 @@ def init_word_embeddings(model, vocab: list[str], init: dict) -> None:
 
 
 def save_packaged_weights(model, recipe: dict, path: Path) -> None:
-    """Write only the model's own variables (no optimizer state) atomically to ``path``."""
+    """Write only the model's own variables (no optimizer state) atomically to ``path``.
+
+    With ``recipe["storage_dtype"] == "float16"`` the float32 arrays are stored as
+    float16, which halves the file; Keras casts them back to the float32 variables
+    on load, and the metrics are measured on the loaded copy.
+    """
     fresh = build_model(recipe)
     fresh.set_weights(model.get_weights())
     tmp = path.with_name(f".{path.name.removesuffix('.weights.h5')}.tmp.weights.h5")
     fresh.save_weights(tmp)
+    if recipe.get("storage_dtype") == "float16":
+        store_as_float16(tmp)
+    elif recipe.get("storage_dtype") not in (None, "float32"):
+        raise SystemExit(f"unknown storage_dtype {recipe['storage_dtype']!r}")
+    os.replace(tmp, path)
+
+
+def store_as_float16(path: Path) -> None:
+    """Rewrite a ``.weights.h5`` file with its float32 arrays stored as float16."""
+    import h5py
+    import numpy as np
+
+    def copy(src, dst) -> None:
+        dst.attrs.update(src.attrs)
+        for key, item in src.items():
+            if isinstance(item, h5py.Group):
+                copy(item, dst.create_group(key))
+            else:
+                data = item[()]
+                if getattr(data, "dtype", None) == np.float32:
+                    data = data.astype(np.float16)
+                dst.create_dataset(key, data=data).attrs.update(item.attrs)
+
+    tmp = path.with_name(path.name + ".f16")
+    with h5py.File(path, "r") as src, h5py.File(tmp, "w") as dst:
+        copy(src, dst)
     os.replace(tmp, path)
 
 

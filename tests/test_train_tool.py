@@ -81,3 +81,26 @@ def test_float16_storage_halves_the_file_and_loads_into_float32(tmp_path):
     for want, got in zip(model.get_weights(), loaded.get_weights(), strict=True):
         assert got.dtype == np.float32
         np.testing.assert_allclose(got, want.astype(np.float16).astype(np.float32), rtol=0, atol=0)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (DATA_DIR / "mnist").is_dir(), reason=f"MNIST not found under {DATA_DIR}")
+def test_mixed_bfloat16_recipe_packages_float16_weights_measured_in_float32(monkeypatch, tmp_path, capsys):
+    import h5py
+
+    import zoo
+
+    tool = _train_tool()
+    recipe = {**tool.RECIPES["lenet5.mnist"], "epochs": 1, "precision": "mixed_bfloat16",
+              "storage_dtype": "float16"}
+    out = _run(monkeypatch, tmp_path, tool, "lenet5.smoke", recipe, capsys)
+    accuracy = float(out.split("'top1_accuracy': ")[1].split(",")[0])
+    assert accuracy > 95, out
+    path = tmp_path / "zoo" / "pretrained" / "lenet5.smoke" / "lenet5.smoke.weights.h5"
+    with h5py.File(path) as fh:
+        dtypes = set()
+        fh.visititems(lambda n, o: dtypes.add(str(o.dtype)) if isinstance(o, h5py.Dataset) else None)
+    assert dtypes == {"float16"}
+    model = zoo.build("lenet5", num_classes=10)  # the global policy is float32 again
+    model.load_weights(path)
+    assert {w.dtype for w in model.weights} == {"float32"}

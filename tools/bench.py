@@ -224,6 +224,46 @@ def bench_training(quick: bool) -> None:
             t_naive / t_recipe, f"{n / t_recipe:,.0f} vs {n / t_naive:,.0f} images/s")
 
 
+def bench_recipe_compute(quick: bool) -> None:
+    """Each CIFAR-10 recipe's compile setting against the other float32 / bfloat16 / XLA choices."""
+    import keras
+    import numpy as np
+    from recipes import RECIPES
+
+    import zoo
+
+    print("Recipe compute", flush=True)
+    steps = 4 if quick else 8
+    rng = np.random.default_rng(0)
+    x = rng.random((128 * steps, 32, 32, 3), dtype=np.float32)
+    y = rng.integers(0, 10, 128 * steps)
+
+    def step_time(arch: str, policy: str, jit: bool) -> float:
+        keras.mixed_precision.set_global_policy(policy)
+        try:
+            m = zoo.build(arch, num_classes=10)
+            m.compile(keras.optimizers.SGD(0.01, momentum=0.9, nesterov=True),
+                      keras.losses.SparseCategoricalCrossentropy(from_logits=True), jit_compile=jit)
+            m.fit(x[:256], y[:256], batch_size=128, verbose=0)
+            return best_time(lambda: m.fit(x, y, batch_size=128, verbose=0), 2) / steps
+        finally:
+            keras.mixed_precision.set_global_policy("float32")
+
+    def label(policy: str, jit: bool) -> str:
+        return ("bfloat16" if "bfloat16" in policy else "float32") + (" + XLA" if jit else "")
+
+    choices = [("float32", False), ("float32", True), ("mixed_bfloat16", False)]
+    for name in ("resnet20.cifar10",) if quick else (
+            "resnet20.cifar10", "vgg11_cifar.cifar10", "alexnet_cifar.cifar10"):
+        recipe = RECIPES[name]
+        ours = (recipe["precision"], recipe["jit_compile"])
+        t_ours = step_time(recipe["architecture"], *ours)
+        for other in (c for c in choices if c != ours):
+            t_other = step_time(recipe["architecture"], *other)
+            row("training", f"{name} training step (batch 128): recipe's {label(*ours)} vs "
+                f"{label(*other)}", t_other / t_ours, f"{t_ours * 1000:.0f} ms vs {t_other * 1000:.0f} ms")
+
+
 def resnet_flops(model) -> float:
     """Multiply-adds x 2 of the convolution and dense layers of one forward pass."""
     import math
@@ -280,6 +320,7 @@ def main() -> int:
         bench_inference(tmp, args.quick)
         bench_feature_cache()
         bench_training(args.quick)
+        bench_recipe_compute(args.quick)
         bench_flops(args.quick)
     cpu = f"{os.cpu_count()} CPU cores, {platform.processor() or platform.machine()}"
     lines = [

@@ -89,8 +89,8 @@ def package_record(name: str, recipe: dict, folder: Path, files: list[Path], gol
     kind = recipe.get("kind", "classifier")
     labels = recipe["labels"]
     hyper = ["epochs", "batch_size", "optimizer", "augment", "seed"]
-    if recipe.get("storage_dtype", "float32") != "float32":
-        hyper += ["storage_dtype"]
+    hyper += [k for k, plain in (("precision", "float32"), ("storage_dtype", "float32"))
+              if recipe.get(k, plain) != plain]
     if kind == "text_classifier":
         hyper += ["vocab", "embedding_init"]
     if kind == "charlm":
@@ -195,6 +195,10 @@ def train_model(model, recipe: dict, name: str, run_dir: Path, data_dir: str | N
         steps_per_epoch = int(train.cardinality())
     else:
         steps_per_epoch = zoo.data.info(recipe["dataset"]).splits["train"] // recipe["batch_size"]
+    if model.compute_dtype != "float32" and len(model.outputs) == 1:
+        # Mixed precision: the loss gets float32 logits; the layers (and weights) stay shared.
+        logits = keras.layers.Activation("linear", dtype="float32", name="float32_logits")
+        model = keras.Model(model.inputs, logits(model.outputs[0]), name=model.name)
     if kind in ("classifier", "text_classifier", "charlm"):
         model.compile(
             optimizer=make_optimizer(recipe, recipe["epochs"] * steps_per_epoch),
@@ -349,13 +353,18 @@ def main() -> int:
                                                            data_dir=args.data_dir))
         recipe["preprocessing"] = zoo.charlm.char_spec(vocab)
         recipe["builder_kwargs"] = {**recipe["builder_kwargs"], "vocab_size": len(vocab)}
-    model = build_model(recipe)
     if args.record_only:
+        model = build_model(recipe)
         model.load_weights(weights)
     else:
-        if recipe.get("embedding_init"):
-            init_word_embeddings(model, vocab, recipe["embedding_init"])
-        train_model(model, recipe, args.name, run_dir, args.data_dir)
+        keras.mixed_precision.set_global_policy(recipe.get("precision", "float32"))
+        try:
+            model = build_model(recipe)
+            if recipe.get("embedding_init"):
+                init_word_embeddings(model, vocab, recipe["embedding_init"])
+            train_model(model, recipe, args.name, run_dir, args.data_dir)
+        finally:
+            keras.mixed_precision.set_global_policy("float32")  # package and measure in float32
         folder.mkdir(parents=True, exist_ok=True)
         save_packaged_weights(model, recipe, weights)
         model = build_model(recipe)  # measure exactly what was packaged

@@ -288,8 +288,6 @@ def save_packaged_weights(model, recipe: dict, path: Path) -> None:
     fresh.save_weights(tmp)
     if recipe.get("storage_dtype") == "float16":
         store_as_float16(tmp)
-    elif recipe.get("storage_dtype") not in (None, "float32"):
-        raise SystemExit(f"unknown storage_dtype {recipe['storage_dtype']!r}")
     os.replace(tmp, path)
 
 
@@ -336,6 +334,8 @@ def main() -> int:
     kind = recipe.get("kind", "classifier")
     if args.epochs:
         recipe["epochs"] = args.epochs
+    if recipe.get("storage_dtype", "float32") not in ("float32", "float16"):  # before hours of training
+        raise SystemExit(f"unknown storage_dtype {recipe['storage_dtype']!r}: use float32 or float16")
     keras.utils.set_random_seed(recipe["seed"])
     run_dir = ROOT / "runs" / args.name
     run_dir.mkdir(parents=True, exist_ok=True)

@@ -31,6 +31,30 @@ def test_packaged_entry_matches_golden_and_param_count(name):
                                atol=entry.golden["atol"])
 
 
+# Issue 6: these families load trained weights with no network.
+OFFLINE_DEFAULTS = {
+    "resnet": "resnet20.cifar10",
+    "alexnet": "alexnet_cifar.cifar10",
+    "lstm": "lstm_charlm.shakespeare",
+}
+
+
+@pytest.mark.parametrize("family", sorted(OFFLINE_DEFAULTS))
+def test_family_default_is_packaged_and_loads_offline(family, monkeypatch):
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    entry = zoo.weights_entry(family)
+    assert entry.name == OFFLINE_DEFAULTS[family]
+    assert [s.type for s in entry.sources] == ["package"]
+    folder = PACKAGE_DIR / entry.sources[0].path
+    inputs, outputs = read_golden(folder / entry.golden["filename"])
+    model = zoo.load(family)
+    np.testing.assert_allclose(np.asarray(model(inputs, training=False)), outputs,
+                               atol=entry.golden["atol"])
+
+
 def test_packaged_files_are_small_enough_for_a_wheel():
     for name in PACKAGED:
         assert zoo.weights_entry(name).total_size < 20 * 2**20, name

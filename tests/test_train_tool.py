@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import sys
 from pathlib import Path
@@ -104,3 +105,39 @@ def test_mixed_bfloat16_recipe_packages_float16_weights_measured_in_float32(monk
     model = zoo.build("lenet5", num_classes=10)  # the global policy is float32 again
     model.load_weights(path)
     assert {w.dtype for w in model.weights} == {"float32"}
+
+
+def _trained_here() -> dict[str, dict]:
+    """Manifest records that ``python tools/train.py NAME`` wrote (no ``--epochs`` override)."""
+    records = json.loads((ROOT / "weights_manifest.json").read_text())["weights"]
+    return {name: r for name, r in records.items()
+            if r.get("recipe", {}).get("command") == f"python tools/train.py {name}"}
+
+
+@pytest.mark.parametrize("name", sorted(_trained_here()))
+def test_manifest_record_matches_its_recipe(name):
+    """A recipe edited after its weights were trained must be re-run (or re-recorded)."""
+    tool = _train_tool()
+    record = _trained_here()[name]
+    recipe = tool.RECIPES[name]
+    assert json.loads(record["recipe"]["notes"]) == json.loads(
+        json.dumps(tool.recipe_hyperparameters(recipe)))
+    assert record["architecture"] == recipe["architecture"]
+    assert record["description"] == recipe["description"]
+    assert record["references"] == recipe["references"]
+    assert record.get("notes") == recipe.get("notes")
+    assert record["dataset"]["notes"] == recipe.get("dataset_notes", "")
+    assert recipe["builder_kwargs"].items() <= record["builder_kwargs"].items()
+
+
+def test_resuming_with_a_changed_recipe_is_refused(tmp_path):
+    tool = _train_tool()
+    recipe = dict(tool.RECIPES["lenet5.mnist"])
+    run_dir = tmp_path / "runs" / "lenet5.mnist"
+    (run_dir / "backup").mkdir(parents=True)
+    kept = {k: v for k, v in recipe.items() if k not in tool.DOCUMENTATION_KEYS}
+    (run_dir / "recipe.json").write_text(json.dumps(kept, sort_keys=True, default=str))
+    (run_dir / "log.csv").write_text("epoch,loss\n0,1.0\n")
+    with pytest.raises(SystemExit, match="changed since"):
+        tool.train_model(None, {**recipe, "epochs": recipe["epochs"] + 1}, "lenet5.mnist", run_dir, None)
+    assert (run_dir / "log.csv").read_text() == "epoch,loss\n0,1.0\n"  # the run is left as it was

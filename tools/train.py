@@ -82,12 +82,13 @@ HIGHER_IS_BETTER = {"nats_per_char": False, "bits_per_char": False, "top1_accura
                     "class_coverage_entropy": True, "class_share_ratio": False}
 
 
-def package_record(name: str, recipe: dict, folder: Path, files: list[Path], golden: Path,
-                   num_params: int, metrics: list[dict], command: str) -> dict:
-    from zoo.manifest import file_record, library_versions
+# Recipe keys that only describe the weights; editing them does not stop a run from resuming.
+DOCUMENTATION_KEYS = frozenset({"description", "references", "notes", "dataset_notes", "license"})
 
+
+def recipe_hyperparameters(recipe: dict) -> dict:
+    """The training settings of a recipe that its manifest record keeps (``recipe.notes``)."""
     kind = recipe.get("kind", "classifier")
-    labels = recipe["labels"]
     hyper = ["epochs", "batch_size", "optimizer", "augment", "seed"]
     hyper += [k for k, plain in (("precision", "float32"), ("storage_dtype", "float32"))
               if recipe.get(k, plain) != plain]
@@ -97,6 +98,14 @@ def package_record(name: str, recipe: dict, folder: Path, files: list[Path], gol
         hyper += ["sequence_length"]
     if kind == "vae":
         hyper += ["dynamic_binarization", "kl_warmup_epochs"]
+    return {k: recipe[k] for k in hyper}
+
+
+def package_record(name: str, recipe: dict, folder: Path, files: list[Path], golden: Path,
+                   num_params: int, metrics: list[dict], command: str) -> dict:
+    from zoo.manifest import file_record, library_versions
+
+    labels = recipe["labels"]
     record = {
         "architecture": recipe["architecture"],
         "tag": name.split(".", 1)[1],
@@ -115,8 +124,8 @@ def package_record(name: str, recipe: dict, folder: Path, files: list[Path], gol
         "references": recipe["references"],
         "num_params": num_params,
         "license": recipe["license"],
-        "recipe": {"command": command, "notes": json.dumps(
-            {k: recipe[k] for k in hyper}, sort_keys=True)},
+        "recipe": {"command": command, "notes": json.dumps(recipe_hyperparameters(recipe),
+                                                            sort_keys=True)},
         "golden": {**{k: v for k, v in file_record(golden, "npz").items() if k != "format"},
                    "atol": recipe.get("golden_atol", 1e-4)},
         "library_versions": library_versions(),
@@ -186,8 +195,18 @@ def train_model(model, recipe: dict, name: str, run_dir: Path, data_dir: str | N
     from zoo.training import plot_history, resumable_fit
 
     log = run_dir / "log.csv"
+    settings = run_dir / "recipe.json"
+    current = json.dumps({k: v for k, v in recipe.items() if k not in DOCUMENTATION_KEYS},
+                         sort_keys=True, default=str)
     if not (run_dir / "backup").exists():
         log.unlink(missing_ok=True)  # a fresh run, not a resumed one
+    elif settings.exists() and settings.read_text() != current:
+        raise SystemExit(
+            f"{name}: the recipe (or --epochs) changed since {run_dir} was checkpointed; resuming "
+            f"would mix two trainings. Restore the old settings to resume, or delete "
+            f"{run_dir / 'backup'} to start again"
+        )
+    settings.write_text(current)
     done_epochs = len(read_log(log).get("loss", [])) if log.exists() else 0
     train = build_dataset(recipe, "train", train=True, data_dir=data_dir, initial_epoch=done_epochs)
     kind = recipe.get("kind", "classifier")

@@ -36,6 +36,7 @@ OFFLINE_DEFAULTS = {
     "resnet": "resnet20.cifar10",
     "alexnet": "alexnet_cifar.cifar10",
     "lstm": "lstm_charlm.shakespeare",
+    "vgg": "vgg11_cifar.cifar10",
 }
 
 

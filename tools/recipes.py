@@ -275,6 +275,13 @@ RECIPES: dict[str, dict] = {
         description="VGG-11 with batch norm for CIFAR-10 (512-unit classifier), one-cycle SGD.",
         references=[{"name": "top1_error", "value": 7.8,
                      "citation": "reported for VGG-11 with batch norm on CIFAR-10"}],
+        notes=(
+            "Misses the zoo's 7.5% error target (11.27% measured). Like AlexNet it does not "
+            "underfit: over the last 8 epochs training accuracy on augmented images rose from "
+            "93.2% to 98.1% while test accuracy rose only from 86.6% to 88.8% "
+            "(runs/vgg11_cifar.cifar10/log.csv). The run is 40 epochs (about 140 s each on two "
+            "cores); longer schedules and stronger regularization were not tried."
+        ),
     ),
     "alexnet_cifar.cifar10": cifar10_recipe(
         "alexnet_cifar", epochs=30, max_lr=0.05, precision="mixed_bfloat16",

@@ -42,6 +42,14 @@ def hf_env(local_hub, tmp_path, monkeypatch):
 
 
 @pytest.fixture
+def offline(monkeypatch):
+    """HF_HUB_OFFLINE on for this test: only packaged or cached weights can load."""
+    from hubserver import set_hf_offline
+
+    set_hf_offline(monkeypatch)
+
+
+@pytest.fixture
 def hf_fast_retries(monkeypatch):
     """Skip huggingface_hub's retry sleeps (~23 s when the Hub is down and nothing is cached)."""
     from hubserver import disable_hf_retry_sleep

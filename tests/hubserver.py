@@ -445,11 +445,16 @@ class HfEnv:
     cache_dir: Path
 
     def set_offline(self, monkeypatch: Any, offline: bool = True) -> None:
-        """Toggle HF_HUB_OFFLINE in-process (constants are read at import time)."""
-        from huggingface_hub import constants
+        """Toggle HF_HUB_OFFLINE in-process (see :func:`set_hf_offline`)."""
+        set_hf_offline(monkeypatch, offline)
 
-        monkeypatch.setattr(constants, "HF_HUB_OFFLINE", offline)
-        monkeypatch.setenv("HF_HUB_OFFLINE", "1" if offline else "0")
+
+def set_hf_offline(monkeypatch: Any, offline: bool = True) -> None:
+    """Toggle HF_HUB_OFFLINE in-process (constants are read at import time) and for subprocesses."""
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", offline)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1" if offline else "0")
 
 
 def point_hf_hub_at(monkeypatch: Any, endpoint: str, hf_home: Path) -> HfEnv:

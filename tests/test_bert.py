@@ -510,14 +510,6 @@ def test_bert_mini_google_record_is_pinned_and_hub_verified():
 # --------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def offline(monkeypatch):
-    from huggingface_hub import constants
-
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-
-
 @needs_minilm
 def test_minilm_cosine_offline(offline):
     import zoo.text

@@ -19,16 +19,20 @@ PACKAGED = sorted(
 )
 
 
+def _assert_matches_golden(model, entry) -> None:
+    assert entry.golden is not None, f"{entry.name} must keep a golden input/output pair"
+    folder = PACKAGE_DIR / next(s.path for s in entry.sources if s.type == "package")
+    inputs, outputs = read_golden(folder / entry.golden["filename"])
+    np.testing.assert_allclose(np.asarray(model(inputs, training=False)), outputs,
+                               atol=entry.golden["atol"])
+
+
 @pytest.mark.parametrize("name", PACKAGED)
 def test_packaged_entry_matches_golden_and_param_count(name):
     entry = zoo.weights_entry(name)
     model = zoo.load(name)
     assert count_parameters(model) == entry.num_params
-    assert entry.golden is not None, f"{name} must keep a golden input/output pair"
-    folder = PACKAGE_DIR / next(s.path for s in entry.sources if s.type == "package")
-    inputs, outputs = read_golden(folder / entry.golden["filename"])
-    np.testing.assert_allclose(np.asarray(model(inputs, training=False)), outputs,
-                               atol=entry.golden["atol"])
+    _assert_matches_golden(model, entry)
 
 
 # Issue 6: these families load trained weights with no network.
@@ -41,19 +45,11 @@ OFFLINE_DEFAULTS = {
 
 
 @pytest.mark.parametrize("family", sorted(OFFLINE_DEFAULTS))
-def test_family_default_is_packaged_and_loads_offline(family, monkeypatch):
-    from huggingface_hub import constants
-
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+def test_family_default_is_packaged_and_loads_offline(family, offline):
     entry = zoo.weights_entry(family)
     assert entry.name == OFFLINE_DEFAULTS[family]
     assert [s.type for s in entry.sources] == ["package"]
-    folder = PACKAGE_DIR / entry.sources[0].path
-    inputs, outputs = read_golden(folder / entry.golden["filename"])
-    model = zoo.load(family)
-    np.testing.assert_allclose(np.asarray(model(inputs, training=False)), outputs,
-                               atol=entry.golden["atol"])
+    _assert_matches_golden(zoo.load(family), entry)
 
 
 def test_packaged_files_are_small_enough_for_a_wheel():

@@ -86,6 +86,12 @@ HIGHER_IS_BETTER = {"nats_per_char": False, "bits_per_char": False, "top1_accura
 DOCUMENTATION_KEYS = frozenset({"description", "references", "notes", "dataset_notes", "license"})
 
 
+def resume_settings(recipe: dict) -> str:
+    """What a checkpointed run must keep to resume: the recipe without its documentation keys."""
+    return json.dumps({k: v for k, v in recipe.items() if k not in DOCUMENTATION_KEYS},
+                      sort_keys=True, default=str)
+
+
 def recipe_hyperparameters(recipe: dict) -> dict:
     """The training settings of a recipe that its manifest record keeps (``recipe.notes``)."""
     kind = recipe.get("kind", "classifier")
@@ -196,8 +202,7 @@ def train_model(model, recipe: dict, name: str, run_dir: Path, data_dir: str | N
 
     log = run_dir / "log.csv"
     settings = run_dir / "recipe.json"
-    current = json.dumps({k: v for k, v in recipe.items() if k not in DOCUMENTATION_KEYS},
-                         sort_keys=True, default=str)
+    current = resume_settings(recipe)
     if not (run_dir / "backup").exists():
         log.unlink(missing_ok=True)  # a fresh run, not a resumed one
     elif settings.exists() and settings.read_text() != current:

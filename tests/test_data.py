@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import subprocess
 import sys
@@ -103,27 +102,47 @@ def test_fashion_mnist_real(data_dir):
 
 
 @needs_data
-def test_cifar10_real_matches_pil(data_dir):
+def test_cifar10_is_the_lossless_copy_in_official_order(data_dir):
     from PIL import Image
 
     ds, info = zd.load("cifar10", "test", batch_size=2500, with_info=True)
     assert info.label_names[0] == "airplane" and info.num_classes == 10
-    assert "JPEG re-encoded" in info.notes
+    assert "original 8-bit pixels" in info.notes
     images = np.concatenate([b["image"].numpy() for b in ds])
     labels = np.concatenate([b["label"].numpy() for b in ds])
     assert images.shape == (10000, 32, 32, 3) and images.dtype == np.uint8
+    assert hashlib.sha256(images.tobytes()).hexdigest() == catalog.CIFAR10_PIXELS_SHA256["test"]
+    assert labels[:10].tolist() == [3, 8, 8, 0, 6, 6, 1, 6, 3, 1]  # the official test order
     assert np.bincount(labels).tolist() == [1000] * 10
-    assert labels[0] == 0 and np.all(np.diff(labels) >= 0)  # rows sorted by class
-    mean = images.reshape(-1, 3).mean(0) / 255
-    np.testing.assert_allclose(mean, [0.4942, 0.4851, 0.4504], atol=0.01)
-    jpegs, _ = catalog.cifar10_jpegs(SHARED, "test")
+    # image 1000*k + j sits in file k at grid row j // 40, column j % 40
     for i in (0, 4321, 9999):
-        reference = np.asarray(Image.open(io.BytesIO(jpegs[i])).convert("RGB"))
-        np.testing.assert_array_equal(images[i], reference)
-    train = zd.load("cifar10", "train")
-    assert int(train.cardinality()) == 50000
-    _, train_labels = catalog.cifar10_jpegs(SHARED, "train")
+        k, j = divmod(i, 1000)
+        grid = np.asarray(Image.open(SHARED / "cifar10-lossless" / f"test-{k:02d}.webp").convert("RGB"))
+        row, col = divmod(j, 40)
+        np.testing.assert_array_equal(images[i], grid[row * 32 : row * 32 + 32, col * 32 : col * 32 + 32])
+    train_images, train_labels = catalog.cifar10_arrays(SHARED, "train")
     assert np.bincount(train_labels).tolist() == [5000] * 10
+    np.testing.assert_allclose(
+        train_images.reshape(-1, 3).mean(0) / 255, [0.4914, 0.4822, 0.4465], atol=5e-5
+    )
+    assert int(zd.load("cifar10", "train").cardinality()) == 50000
+
+
+def test_cifar10_refuses_pixels_that_are_not_the_original(tmp_path):
+    from PIL import Image
+
+    if not (SHARED / "cifar10-lossless").is_dir():
+        pytest.skip("no lossless CIFAR-10 copy")
+    folder = tmp_path / "cifar10-lossless"
+    folder.mkdir()
+    for f in catalog.cifar10_files():
+        if f.split("/")[1].startswith("test") or f.endswith(".npz"):
+            (tmp_path / f).write_bytes((SHARED / f).read_bytes())
+    grid = np.array(Image.open(folder / "test-03.webp").convert("RGB"))
+    grid[5, 5] ^= 1  # one pixel, one level: still a valid lossless WebP
+    Image.fromarray(grid).save(folder / "test-03.webp", lossless=True)
+    with pytest.raises(DataError, match="not the original pixels"):
+        catalog.cifar10_arrays(tmp_path, "test")
 
 
 @needs_data

@@ -14,9 +14,8 @@ A multinomial logistic regression (scikit-learn, L2, C picked on a held-out
 fifth of the training subset) is fitted on ``--train-per-class`` images of each
 class of the training split and scored on the whole test split.
 
-The shared CIFAR-10 copy is a JPEG re-encoding of the original images (see
-../shared/data/README.md), so numbers differ slightly from the PNG/pickle
-originals. ``--record`` adds the test accuracy to the manifest record of
+CIFAR-10 is zoo.data's lossless copy: the original pixels, official test order.
+``--record`` adds the test accuracy to the manifest record of
 ``efficientnet_lite0.in1k`` as a measured metric, with the exact command.
 """
 
@@ -28,7 +27,6 @@ import shlex
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,30 +34,20 @@ WEIGHTS = "efficientnet_lite0.in1k"
 C_GRID = (0.001, 0.003, 0.01, 0.03)
 
 
-def decode(jpegs: Any) -> Any:
-    """Decode JPEG bytes with PIL (the decoder the shared data's README names as exact)."""
-    import io
-
-    import numpy as np
-    from PIL import Image
-
-    return np.stack([np.asarray(Image.open(io.BytesIO(b)).convert("RGB")) for b in jpegs])
-
-
 def cifar_subset(data_dir: Path, split: str, per_class: int | None, seed: int):
     """Decoded uint8 images and labels of a split; ``per_class`` images of each class, seeded."""
     import numpy as np
 
-    from zoo.data.catalog import cifar10_jpegs
+    from zoo.data.catalog import cifar10_arrays
 
-    jpegs, labels = cifar10_jpegs(data_dir, split)
+    images, labels = cifar10_arrays(data_dir, split)
     index = np.arange(len(labels))
     if per_class is not None:
         rng = np.random.default_rng(seed)
         index = np.sort(np.concatenate([
             rng.choice(np.flatnonzero(labels == c), per_class, replace=False) for c in range(10)
         ]))
-    return decode(jpegs[index]), labels[index]
+    return images[index], labels[index]
 
 
 def probe_model(size: int):

@@ -59,6 +59,13 @@ def build_dataset(recipe: dict, split: str, *, train: bool, data_dir: str | None
     )
 
 
+def one_hot_labels(ds, depth: int):
+    """Map ``(x, class index)`` batches to ``(x, one-hot)`` (label smoothing needs one-hot labels)."""
+    import tensorflow as tf
+
+    return ds.map(lambda x, y: (x, tf.one_hot(y, depth)), num_parallel_calls=tf.data.AUTOTUNE)
+
+
 def make_optimizer(recipe: dict, total_steps: int):
     import keras
 
@@ -96,6 +103,7 @@ def recipe_hyperparameters(recipe: dict) -> dict:
     """The training settings of a recipe that its manifest record keeps (``recipe.notes``)."""
     kind = recipe.get("kind", "classifier")
     hyper = ["epochs", "batch_size", "optimizer", "augment", "seed"]
+    hyper += [k for k in ("label_smoothing",) if k in recipe]
     hyper += [k for k, plain in (("precision", "float32"), ("storage_dtype", "float32"))
               if recipe.get(k, plain) != plain]
     if kind == "text_classifier":
@@ -105,6 +113,25 @@ def recipe_hyperparameters(recipe: dict) -> dict:
     if kind == "vae":
         hyper += ["dynamic_binarization", "kl_warmup_epochs"]
     return {k: recipe[k] for k in hyper}
+
+
+def training_cost(name: str, recipe: dict) -> dict:
+    """Wall time and training images per second of the run, from its log (every resumed part).
+
+    Returns an empty dict when the log has no epoch times (runs older than the timer).
+    """
+    log = ROOT / "runs" / name / "log.csv"
+    seconds = read_log(log).get("epoch_seconds", []) if log.exists() else []
+    if len(seconds) != recipe["epochs"] or any(s != s for s in seconds):
+        return {}
+    if recipe.get("kind", "classifier") != "classifier":
+        return {"wall_time_s": round(sum(seconds))}
+    import zoo.data
+
+    images = zoo.data.info(recipe["dataset"]).splits["train"] // recipe["batch_size"] * recipe["batch_size"]
+    # the epoch time includes the validation pass when the recipe monitors the eval split
+    return {"wall_time_s": round(sum(seconds)),
+            "images_per_second": round(images * len(seconds) / sum(seconds), 1)}
 
 
 def package_record(name: str, recipe: dict, folder: Path, files: list[Path], golden: Path,
@@ -131,7 +158,8 @@ def package_record(name: str, recipe: dict, folder: Path, files: list[Path], gol
         "num_params": num_params,
         "license": recipe["license"],
         "recipe": {"command": command, "notes": json.dumps(recipe_hyperparameters(recipe),
-                                                            sort_keys=True)},
+                                                            sort_keys=True),
+                   **training_cost(name, recipe)},
         "golden": {**{k: v for k, v in file_record(golden, "npz").items() if k != "format"},
                    "atol": recipe.get("golden_atol", 1e-4)},
         "library_versions": library_versions(),
@@ -198,7 +226,7 @@ def train_model(model, recipe: dict, name: str, run_dir: Path, data_dir: str | N
     import keras
 
     import zoo.data
-    from zoo.training import plot_history, resumable_fit
+    from zoo.training import EpochTimer, plot_history, resumable_fit
 
     log = run_dir / "log.csv"
     settings = run_dir / "recipe.json"
@@ -224,9 +252,14 @@ def train_model(model, recipe: dict, name: str, run_dir: Path, data_dir: str | N
         logits = keras.layers.Activation("linear", dtype="float32", name="float32_logits")
         model = keras.Model(model.inputs, logits(model.outputs[0]), name=model.name)
     if kind in ("classifier", "text_classifier", "charlm"):
+        if recipe.get("label_smoothing"):
+            loss = keras.losses.CategoricalCrossentropy(
+                from_logits=True, label_smoothing=recipe["label_smoothing"])
+        else:
+            loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
         model.compile(
             optimizer=make_optimizer(recipe, recipe["epochs"] * steps_per_epoch),
-            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            loss=loss,
             metrics=[] if kind == "charlm" else ["accuracy"],
             jit_compile=recipe.get("jit_compile", True),
         )
@@ -235,10 +268,14 @@ def train_model(model, recipe: dict, name: str, run_dir: Path, data_dir: str | N
     validation = None
     if recipe.get("monitor_eval_split"):  # curves only: the number of epochs is fixed
         validation = build_dataset(recipe, recipe["eval_split"], train=False, data_dir=data_dir)
+    if recipe.get("label_smoothing"):
+        train = one_hot_labels(train, len(recipe["labels"]))
+        if validation is not None:
+            validation = one_hot_labels(validation, len(recipe["labels"]))
     start = time.time()
     resumable_fit(model, train, epochs=recipe["epochs"], validation=validation,
                   checkpoint_dir=run_dir / "backup", verbose=2,
-                  callbacks=[keras.callbacks.CSVLogger(str(log), append=True)])
+                  callbacks=[EpochTimer(), keras.callbacks.CSVLogger(str(log), append=True)])
     print(f"trained in {time.time() - start:.0f} s", flush=True)
     history = read_log(log)
     plot_history(history, run_dir / "curves.png", title=name)

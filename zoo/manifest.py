@@ -240,7 +240,9 @@ class WeightsEntry:
         if not d["files"] or not d["sources"]:
             raise ManifestError(f"{where}: needs at least one file and one source")
         _check_keys(f"{where} dataset", d["dataset"], {"name", "split"}, {"notes"})
-        _check_keys(f"{where} recipe", d["recipe"], {"command"}, {"notes"})
+        _check_keys(
+            f"{where} recipe", d["recipe"], {"command"}, {"notes", "wall_time_s", "images_per_second"}
+        )
         if d["labels"] is not None and d["num_classes"] != len(d["labels"]):
             raise ManifestError(f"{where}: labels must have num_classes entries")
         if "golden" in d:

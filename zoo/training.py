@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +96,20 @@ def resumable_fit(
     )
 
 
+class EpochTimer(keras.callbacks.Callback):
+    """Add each epoch's wall time, in seconds, to its logs as ``epoch_seconds``.
+
+    Put it before ``CSVLogger`` so the time lands in the log file.
+    """
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:  # noqa: D102
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:  # noqa: D102
+        if logs is not None:
+            logs["epoch_seconds"] = time.perf_counter() - self._start
+
+
 def plot_history(history: dict[str, list[float]], path: str | os.PathLike[str], title: str = "") -> Path:
     """Write a PNG of training curves (one panel per metric, train and validation together)."""
     import matplotlib
@@ -102,7 +117,9 @@ def plot_history(history: dict[str, list[float]], path: str | os.PathLike[str], 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    metrics = [k for k in history if not k.startswith("val_") and k != "learning_rate"]
+    metrics = [
+        k for k in history if not k.startswith("val_") and k not in ("learning_rate", "epoch_seconds")
+    ]
     fig, axes = plt.subplots(1, len(metrics), figsize=(4.5 * len(metrics), 3.5), squeeze=False)
     for ax, name in zip(axes[0], metrics, strict=True):
         epochs = range(1, len(history[name]) + 1)

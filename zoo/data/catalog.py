@@ -7,7 +7,7 @@ Local layout under the data directory (``ZOO_DATA_DIR`` or ``data_dir=``)::
 
     mnist/{train,t10k}-{images-idx3,labels-idx1}-ubyte.gz
     fashion-mnist/{train,t10k}-{images-idx3,labels-idx1}-ubyte.gz
-    cifar10/cifar10-jpeg.npz
+    cifar10-lossless/{train-00..49,test-00..09}.webp, cifar10-lossless/labels.npz
     text/tinyshakespeare.txt
     text/rt-polarity/rt-polarity.{pos,neg}
 """
@@ -178,41 +178,85 @@ def _idx_pair(data_dir: str, folder: str, split: str) -> tuple[Any, Any]:
     return images, labels
 
 
-@functools.lru_cache(maxsize=4)
-def _cifar_npz(data_dir: str, split: str) -> tuple[Any, Any, Any]:
-    path = verify_file(Path(data_dir), "cifar10/cifar10-jpeg.npz")
+#: sha256 of the decoded uint8 (N, 32, 32, 3) C-order arrays of CIFAR-10's original pixels
+#: (train = data_batch_1..5, test = test_batch, in the official order).
+CIFAR10_PIXELS_SHA256 = {
+    "train": "47af8b02cfcfb6cdf3dbbd1969ad7f1b70f4413f6f80f437b020ee4e5bc8304a",
+    "test": "f9b1e2130bab680db56eb06d886f7f1ad0f1183907ceff4659d1735c890f5b04",
+}
+CIFAR10_FOLDER = "cifar10-lossless"
+_CIFAR_SHARDS = {"train": 50, "test": 10}
+_GRID_ROWS, _GRID_COLS = 25, 40  # each lossless WebP holds 1,000 images as a 25 x 40 grid
+
+
+def cifar10_files() -> tuple[str, ...]:
+    """The relative paths of the lossless CIFAR-10 copy under the data directory."""
+    shards = tuple(
+        f"{CIFAR10_FOLDER}/{split}-{k:02d}.webp" for split, n in _CIFAR_SHARDS.items() for k in range(n)
+    )
+    return (f"{CIFAR10_FOLDER}/labels.npz", *shards)
+
+
+def _decode_grid(path: Path) -> Any:
+    from PIL import Image
+
     try:
-        with np.load(path) as archive:
-            blob = archive[f"{split}_jpeg"]
-            offsets = archive[f"{split}_offsets"].astype(np.int64)
-            labels = archive[f"{split}_labels"].astype(np.int64)
+        with Image.open(path) as image:
+            grid = np.asarray(image.convert("RGB"))
+    except OSError as err:
+        raise DataError(f"cannot decode {str(path)!r}: {err}; replace it with a good copy") from err
+    if grid.shape != (_GRID_ROWS * 32, _GRID_COLS * 32, 3):
+        raise DataError(f"{str(path)!r} is {grid.shape[1]}x{grid.shape[0]}, not a 1280x800 grid")
+    # (rows, 32, cols, 32, 3) -> (rows, cols, 32, 32, 3): row-major image order
+    cells = grid.reshape(_GRID_ROWS, 32, _GRID_COLS, 32, 3).transpose(0, 2, 1, 3, 4)
+    return cells.reshape(-1, 32, 32, 3)
+
+
+@functools.lru_cache(maxsize=2)
+def _cifar_pixels(data_dir: str, split: str) -> tuple[Any, Any]:
+    import hashlib
+
+    root = Path(data_dir)
+    labels_path = verify_file(root, f"{CIFAR10_FOLDER}/labels.npz")
+    try:
+        with np.load(labels_path) as archive:
+            labels = archive[f"y_{split}"].astype(np.int64)
     except (OSError, KeyError, ValueError) as err:
-        raise DataError(f"cannot read {str(path)!r}: {err}; replace it with a good copy") from err
-    if len(offsets) != len(labels) + 1 or offsets[0] != 0 or offsets[-1] != len(blob):
-        raise DataError(f"{str(path)!r}: {split} offsets do not match the JPEG buffer")
-    return blob, offsets, labels
+        raise DataError(f"cannot read {str(labels_path)!r}: {err}; replace it with a good copy") from err
+    shards = [
+        _decode_grid(verify_file(root, f"{CIFAR10_FOLDER}/{split}-{k:02d}.webp"))
+        for k in range(_CIFAR_SHARDS[split])
+    ]
+    images = np.ascontiguousarray(np.concatenate(shards))
+    digest = hashlib.sha256(images.tobytes()).hexdigest()
+    if digest != CIFAR10_PIXELS_SHA256[split] or len(images) != len(labels):
+        raise DataError(
+            f"the decoded CIFAR-10 {split} pixels under {str(root / CIFAR10_FOLDER)!r} have sha256 "
+            f"{digest}, not the original pixels' {CIFAR10_PIXELS_SHA256[split]}: replace the "
+            "folder with a good copy"
+        )
+    images.flags.writeable = False
+    labels.flags.writeable = False
+    return images, labels
 
 
-def cifar10_jpegs(data_dir: Path, split: str) -> tuple[Any, Any]:
-    """Return CIFAR-10's JPEG files of ``split`` as an object array of bytes, and the labels.
+def cifar10_arrays(data_dir: Path, split: str) -> tuple[Any, Any]:
+    """Return CIFAR-10's original pixels and labels of ``split``, in the official order.
+
+    The lossless WebP grids are decoded with Pillow and the decoded array is
+    checked against the published sha256 of the original pixels.
 
     Args:
         data_dir: The data directory root.
         split: ``"train"`` or ``"test"``.
 
     Returns:
-        ``(jpegs, labels)``: a NumPy object array of ``bytes`` and int64 labels.
+        ``(images, labels)``: read-only uint8 (N, 32, 32, 3) and int64 (N,) arrays.
+
+    Raises:
+        DataError: If a file is missing or corrupt, or the pixels are not the original ones.
     """
-    return _cifar_split_bytes(str(data_dir), split)
-
-
-@functools.lru_cache(maxsize=4)
-def _cifar_split_bytes(data_dir: str, split: str) -> tuple[Any, Any]:
-    blob, offsets, labels = _cifar_npz(data_dir, split)
-    raw = blob.tobytes()
-    jpegs = np.empty(len(labels), dtype=object)
-    jpegs[:] = [raw[offsets[i] : offsets[i + 1]] for i in range(len(labels))]
-    return jpegs, labels
+    return _cifar_pixels(str(data_dir), split)
 
 
 def mnist_like(data_dir: Path, folder: str, split: str) -> tuple[Any, Any]:
@@ -410,14 +454,14 @@ NAMED_DATASETS: dict[str, NamedDataset] = {
             license="research use",
             homepage="https://www.cs.toronto.edu/~kriz/cifar.html",
             notes=(
-                "The local CIFAR-10 copy is JPEG re-encoded (not bit-exact with the original "
-                "pickles: per-channel std about 0.002 lower), decoded with "
-                "tf.io.decode_jpeg(dct_method='INTEGER_ACCURATE'), which matches PIL exactly; "
-                "the zoo's evaluations use this copy. Its rows are sorted by class: shuffle "
-                "for training. tfds' extra 'id' feature is dropped so both sources match."
+                "The local copy holds the original 8-bit pixels in the official order "
+                "(cifar10-lossless/: lossless WebP grids; the decoded arrays are checked against "
+                "the published sha256 of the original pixels). The zoo's evaluations use the "
+                "official test split in this order. tfds' extra 'id' feature is dropped so both "
+                "sources match."
             ),
         ),
-        local_files=("cifar10/cifar10-jpeg.npz",),
+        local_files=cifar10_files(),
         tfds_name="cifar10",
         aliases=("cifar", "cifar_10"),
     ),

@@ -16,13 +16,11 @@ Pipeline stages, in order (every ``map`` uses ``num_parallel_calls=AUTOTUNE``
 and keeps element order deterministic, so a given ``seed`` always gives the
 same order and the same augmentations):
 
-1. source: encoded JPEG bytes, file paths or in-memory arrays (cheap elements);
+1. source: file paths or in-memory uint8 arrays (cheap elements);
 2. shuffle, seeded, reshuffled each epoch (here only when not caching: shuffling
    cheap elements lets the buffer span the whole split);
-3. parallel decode. CIFAR-10 with a ``batch_size`` and no cache is batched
-   first and decoded a whole batch per ``map`` call (half the CPU per image).
-   User image folders drop files that fail to decode despite a good header,
-   with a TensorFlow log warning (their cardinality is then unknown);
+3. parallel decode of encoded elements. User image folders drop files that
+   fail to decode despite a good header, with a TensorFlow log warning (their cardinality is then unknown);
 4. ``cache`` of decoded elements, then the shuffle when caching;
 5. batch: before augmentation and preprocessing when the images have a static
    shape and these are built-in augmentations / spec dicts, which then run once
@@ -82,37 +80,6 @@ class _Source:
 # ---------------------------------------------------------------------------
 
 
-def _jpeg_decoder(shape: tuple[int, int, int]) -> Callable[[Any], Any]:
-    def decode_one(data: Any) -> Any:
-        image = tf.io.decode_jpeg(data, channels=shape[-1], dct_method="INTEGER_ACCURATE")
-        return tf.ensure_shape(image, shape)
-
-    return decode_one
-
-
-def _image_decoder(shape: tuple[int, int, int]) -> Callable[[Any], Any]:
-    decode_one = _jpeg_decoder(shape)
-
-    def decode(element: Any) -> Any:
-        return {"image": decode_one(element["image"]), "label": element["label"]}
-
-    return decode
-
-
-def _batch_image_decoder(shape: tuple[int, int, int]) -> Callable[[Any], Any]:
-    """Decode a whole batch of JPEGs in one ``map`` call (half the CPU of per-image maps)."""
-    decode_one = _jpeg_decoder(shape)
-    signature = tf.TensorSpec(shape, tf.uint8)
-
-    def decode(batch: Any) -> Any:
-        images = tf.map_fn(
-            decode_one, batch["image"], fn_output_signature=signature, parallel_iterations=16
-        )
-        return {"image": images, "label": batch["label"]}
-
-    return decode
-
-
 def _named_local(
     entry: NamedDataset, split: str, data_dir: Path, kfold: tuple[int, int] | None
 ) -> _Source:
@@ -124,17 +91,9 @@ def _named_local(
         ds = tf.data.Dataset.from_tensor_slices({"image": images, "label": labels})
         return _Source(ds, info, "image", "label", size=len(labels))
     if name == "cifar10":
-        jpegs, labels = catalog.cifar10_jpegs(data_dir, split)
-        ds = tf.data.Dataset.from_tensor_slices({"image": jpegs, "label": labels})
-        return _Source(
-            ds,
-            info,
-            "image",
-            "label",
-            _image_decoder((32, 32, 3)),
-            len(labels),
-            decode_batch=_batch_image_decoder((32, 32, 3)),
-        )
+        images, labels = catalog.cifar10_arrays(data_dir, split)
+        ds = tf.data.Dataset.from_tensor_slices({"image": images, "label": labels})
+        return _Source(ds, info, "image", "label", size=len(labels))
     if name == "tiny_shakespeare":
         text = catalog.shakespeare_text(data_dir, split)
         ds = tf.data.Dataset.from_tensors({"text": tf.constant(text.encode("utf-8"))})

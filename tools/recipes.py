@@ -188,7 +188,7 @@ RECIPES: dict[str, dict] = {
         "golden_atol": 1e-4,
     },
     "resnet20.cifar10": cifar10_recipe(
-        "resnet20", epochs=30, max_lr=0.1, label_smoothing=0.1,
+        "resnet20", epochs=35, max_lr=0.1, label_smoothing=0.1,
         description=(
             "CIFAR-10 ResNet-20 (He et al. 2015, option-A shortcuts) trained on the original pixels "
             "with one-cycle SGD and label smoothing."

@@ -54,3 +54,22 @@ class DataError(ZooError):
 
 class InputError(ZooError):
     """Bad user input to a model: wrong shape, unreadable image, empty text."""
+
+
+class TrainingError(ZooError):
+    """Training failed, for example its loss became NaN or infinite; nothing was written as a result."""
+
+
+def check_finite_history(history: dict, where: str = "training") -> None:
+    """Raise :class:`TrainingError` when a Keras history holds a non-finite loss."""
+    import math
+
+    for key, values in history.items():
+        if not key.endswith("loss"):
+            continue
+        for epoch, value in enumerate(values if isinstance(values, list | tuple) else [values], 1):
+            if not math.isfinite(float(value)):
+                raise TrainingError(
+                    f"{where} diverged: {key} became {float(value)} in epoch {epoch}; lower the "
+                    "learning rate (--lr) and run again (nothing was saved as a result)"
+                )

@@ -124,12 +124,6 @@ def run_onnx(path: str | os.PathLike[str], x: Any) -> Any:
     return session.run(None, {session.get_inputs()[0].name: x})[0]
 
 
-def _replace(tmp: Path, out: Path) -> None:
-    if out.is_dir():
-        shutil.rmtree(out)
-    os.replace(tmp, out)
-
-
 def export(
     name: str,
     fmt: str,
@@ -140,6 +134,7 @@ def export(
     samples: int = 32,
     data_dir: str | None = None,
     evaluate: bool = False,
+    overwrite: bool = False,
 ) -> ExportResult:
     """Export pretrained weights to ``fmt`` at ``out`` and check the result against Keras.
 
@@ -154,16 +149,20 @@ def export(
         data_dir: Data directory (overrides ``ZOO_DATA_DIR``).
         evaluate: Also measure a quantised TFLite model's metric on the entry's test data
             next to the Keras model's (image classifiers).
+        overwrite: Replace an earlier export that zoo wrote at ``out`` (never anything else:
+            see :mod:`zoo.outputs`).
 
     Returns:
         An :class:`ExportResult`; float formats must match within 1e-4.
 
     Raises:
         ExportError: When the exported model's outputs differ beyond the tolerance.
+        OutputError: When ``out`` holds anything that zoo did not write, or an earlier
+            export without ``overwrite``.
     """
     import numpy as np
 
-    from zoo import api
+    from zoo import api, outputs
     from zoo.inference import predict_fn
 
     if fmt not in FORMATS:
@@ -178,6 +177,10 @@ def export(
         missing = [m for m in ("tf2onnx", "onnxruntime") if importlib.util.find_spec(m) is None]
         if missing:
             raise ExportError(f"ONNX export needs {' and '.join(missing)}: pip install 'zoo[export]'")
+    if fmt == "savedmodel":  # before any work: never a path holding the user's files
+        out = outputs.check_folder_target(out, overwrite)
+    else:
+        out = outputs.check_file_target(out, overwrite)
     entry = api.weights_entry(name)
     if entry.preprocessing.get("type") != "image":
         raise InputError(f"export of {entry.preprocessing.get('type')} models is not supported yet")
@@ -192,26 +195,28 @@ def export(
     feed = raw if preprocessing else model_inputs
     raw_shape = tuple(raw.shape[1:])
 
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}.") as tmpdir:
+    inputs = {"weights": entry.name, "format": fmt, "quantize": quantize, "preprocessing": preprocessing}
+    command = f"zoo export {entry.name} --format {fmt}"
+    import tensorflow as tf
+
+    with tempfile.TemporaryDirectory(prefix="zoo-export-") as tmpdir:
         tmp = Path(tmpdir)
         saved = tmp / "saved_model"
-        import tensorflow as tf
-
         _write_savedmodel(model, spec, raw_shape, saved)
         if fmt == "savedmodel":
             loaded = tf.saved_model.load(str(saved))
             got = np.asarray(loaded.serve(tf.constant(feed)))
-            _replace(saved, out)
+            _check(got, expected, quantize, fmt)
+            _move_savedmodel(saved, out, command=command, inputs=inputs, overwrite=overwrite)
         elif fmt == "tflite":
             calibration = _raw_samples(entry, 200, data_dir, split="train") if quantize == "int8" else None
             if calibration is not None and not preprocessing:
                 calibration = np.asarray(transform(calibration))
             blob = _tflite_bytes(saved, quantize, calibration)
             got = run_tflite(blob, feed)
-            (tmp / "model.tflite").write_bytes(blob)
-            _replace(tmp / "model.tflite", out)
+            _check(got, expected, quantize, fmt)
+            with outputs.output_file(out, overwrite=overwrite, command=command) as part:
+                part.write_bytes(blob)
         else:
             import tf2onnx
 
@@ -221,7 +226,9 @@ def export(
             tf2onnx.convert.from_function(loaded.serve, input_signature=signature, opset=17,
                                           output_path=str(path))
             got = run_onnx(path, feed)
-            _replace(path, out)
+            _check(got, expected, quantize, fmt)
+            with outputs.output_file(out, overwrite=overwrite, command=command) as part:
+                shutil.copyfile(path, part)
     diff = float(np.max(np.abs(np.asarray(got, np.float32) - expected)))
     tolerance = {None: 1e-4, "float16": 5e-2, "int8": None}[quantize]
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file()) if out.is_dir() else (
@@ -232,10 +239,35 @@ def export(
         result.metrics["top1_agreement_on_samples"] = agree
     if evaluate and fmt == "tflite":
         result.metrics.update(_compare_on_test(entry, model, out, preprocessing, data_dir))
+    return result
+
+
+def _check(got: Any, expected: Any, quantize: str | None, fmt: str) -> None:
+    """Refuse (before anything is written) an export whose outputs differ from Keras'."""
+    import numpy as np
+
+    diff = float(np.max(np.abs(np.asarray(got, np.float32) - expected)))
+    tolerance = {None: 1e-4, "float16": 5e-2, "int8": None}[quantize]
     if tolerance is not None and diff > tolerance:
         raise ExportError(f"exported {fmt} model differs from Keras by {diff:.3g} (> {tolerance:g}); "
-                          f"the file at {out} should not be used")
-    return result
+                          "nothing was written")
+
+
+def _move_savedmodel(saved: Path, out: Path, **kwargs: Any) -> None:
+    """Move a SavedModel built in a private temporary folder to ``out`` (same file system first)."""
+    from zoo import outputs
+
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=".zoo-tmp-"))
+    except OSError as exc:
+        raise outputs.OutputError(f"cannot write {out}: {exc.strerror or exc}") from exc
+    try:
+        built = staging / out.name
+        shutil.copytree(saved, built)
+        outputs.replace_folder(built, out, **kwargs)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)  # the zoo's own staging folder
 
 
 def _compare_on_test(entry: Any, model: Any, path: Path, preprocessing: bool,

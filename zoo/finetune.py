@@ -21,7 +21,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from zoo.errors import DataError, InputError
+from zoo import outputs
+from zoo.errors import DataError, InputError, check_finite_history
 
 DISTRIBUTE = ("none", "mirrored", "multiworker")
 
@@ -97,16 +98,64 @@ def _pipeline(data: str, spec: dict[str, Any], *, split: dict[str, Any], batch_s
     return ds.padded_batch(batch_size).prefetch(tf.data.AUTOTUNE)  # token ids padded with 0
 
 
-def _atomic_write(path: Path, write: Any) -> None:
-    # A fixed temporary name: a run killed while writing leaves at most this one file, which
-    # the resumed run overwrites and renames.
-    tmp = str(path.with_name(f".{path.name}.tmp{path.suffix}"))
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def _data_fingerprint(data: str, data_dir: str | None) -> dict[str, Any]:
+    """What identifies the training data: a folder's files (names, sizes, times) or a dataset name."""
+    import hashlib
+
+    folder = Path(os.path.expanduser(str(data)))
+    if folder.is_dir():
+        digest = hashlib.sha256()
+        count = 0
+        for root, dirs, names in os.walk(folder):
+            dirs.sort()
+            for name in sorted(names):
+                path = Path(root) / name
+                try:
+                    stat = path.stat()
+                except OSError:
+                    continue
+                rel = path.relative_to(folder).as_posix().encode("utf-8", "surrogateescape")
+                digest.update(rel + f"\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+                count += 1
+        return {"folder": str(folder.resolve()), "files": count, "sha256": digest.hexdigest()}
+    from zoo.data import resolve_data_dir
+
+    return {"dataset": str(data), "data_dir": str(resolve_data_dir(data_dir) or "")}
+
+
+def check_settings(*, epochs: int, batch_size: int, learning_rate: float, unfreeze: int | str,
+                   max_train: int | None, max_val: int | None, seed: int, strategy: str,
+                   save_every_steps: int | None) -> None:
+    """Refuse settings that cannot train, with a message that says what to pass instead."""
+    import math
+
+    def whole(value: Any, low: int, high: int, what: str) -> None:
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise InputError(f"{what} must be a whole number from {low} to {high}, got {value!r}")
+
+    whole(epochs, 1, 10_000, "epochs")
+    whole(batch_size, 1, 65_536, "batch_size")
+    whole(seed, 0, 2**32 - 1, "seed")
+    for value, what in ((max_train, "max_train"), (max_val, "max_val"),
+                        (save_every_steps, "save_every_steps")):
+        if value is not None:
+            whole(value, 1, 2**31 - 1, what)
+    if unfreeze != "all":
+        whole(unfreeze, 0, 10_000, "unfreeze (or 'all')")
+    if isinstance(learning_rate, bool) or not isinstance(learning_rate, int | float) or not (
+            math.isfinite(learning_rate) and 0 < learning_rate <= 10):
+        raise InputError(f"learning rate must be a finite number in (0, 10], got {learning_rate!r}")
+    strategies = ("two_phase", "head", "full")
+    if strategy not in strategies:
+        raise InputError(f"strategy must be one of {', '.join(strategies)}, got {strategy!r}")
+
+
+def _check_classes(labels: list[str] | tuple[str, ...] | None, data: str) -> None:
+    if not labels or len(labels) < 2:
+        raise DataError(
+            f"{data!r} has {len(labels or [])} class(es); fine-tuning a classifier needs at least 2 "
+            "(one sub-folder per class)"
+        )
 
 
 def _reset_head(model: Any) -> None:
@@ -118,7 +167,7 @@ def _reset_head(model: Any) -> None:
     head.bias.assign(keras.ops.zeros(head.bias.shape))
 
 
-def _write_folder(out: Path, *, name: str, data: str, entry: Any, model: Any, history: dict[str, Any],
+def _write_folder(folder: Any, *, name: str, data: str, entry: Any, model: Any, history: dict[str, Any],
                   metrics: dict[str, float], spec: dict[str, Any], labels: list[str],
                   val_split: dict[str, Any], max_val: int | None, settings: dict[str, Any]) -> dict[str, Any]:
     """Write ``model.keras``, ``curves.png`` and the ``card.json`` of a fine-tuned model, atomically.
@@ -131,17 +180,21 @@ def _write_folder(out: Path, *, name: str, data: str, entry: Any, model: Any, hi
     from zoo.models._common import count_parameters
     from zoo.training import plot_history
 
+    out = folder.path
     model_path = out / "model.keras"
-    _atomic_write(model_path, lambda tmp: model.save(tmp))
+    with folder.write("model.keras") as tmp:
+        model.save(tmp)
     files = [file_record(model_path, "keras")]
     text = spec.get("type") == "text"
     if text and isinstance(spec.get("vocab"), str):
         vocab_path = out / "vocab.txt"
-        _atomic_write(vocab_path, lambda tmp: shutil.copyfile(spec["vocab"], tmp))
+        with folder.write("vocab.txt") as tmp:
+            shutil.copyfile(spec["vocab"], tmp)
         spec = {**spec, "vocab": "vocab.txt"}
         files.append(file_record(vocab_path, "vocab"))
     curves = out / "curves.png"
-    plot_history({k: v for k, v in history.items() if k != "phase"}, curves, title=f"{name} on {data}")
+    with folder.write("curves.png") as tmp:
+        plot_history({k: v for k, v in history.items() if k != "phase"}, tmp, title=f"{name} on {data}")
     command = "zoo finetune " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if (
         len(sys.argv) > 1 and sys.argv[1] == "finetune") else f"zoo.finetune({name!r}, {data!r})"
     card = {
@@ -170,7 +223,8 @@ def _write_folder(out: Path, *, name: str, data: str, entry: Any, model: Any, hi
     }
     WeightsEntry.from_dict(f"{entry.architecture}.finetuned", card)  # validate the card
     card_path = out / "card.json"
-    _atomic_write(card_path, lambda tmp: Path(tmp).write_text(json.dumps(card, indent=2, sort_keys=True)))
+    with folder.write("card.json") as tmp:
+        Path(tmp).write_text(json.dumps(card, indent=2, sort_keys=True))
     return {"model": str(model_path), "card": str(card_path), "curves": str(curves),
             "metrics": metrics, "history": history}
 
@@ -193,8 +247,14 @@ def finetune(
     weights: str | None = "default",
     save_every_steps: int | None = None,
     verbose: Any = "auto",
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """Fine-tune a zoo model on a dataset and write a ready model folder.
+
+    ``out`` follows :mod:`zoo.outputs`: a new or empty folder becomes the zoo's;
+    rerunning with the same data and settings resumes the run in it; other data or
+    settings are refused unless ``overwrite``, which replaces only the zoo's own files
+    there. A non-finite loss stops the run with :class:`zoo.errors.TrainingError`.
 
     Args:
         name: Zoo model or weights name (``"lenet5"``, ``"resnet20.cifar10"``).
@@ -214,18 +274,13 @@ def finetune(
         weights: Starting weights (``"default"``, a tag, or ``None`` to train from scratch).
         save_every_steps: Checkpoint every N steps as well as every epoch.
         verbose: Passed to ``fit``.
+        overwrite: Replace the zoo's own earlier output in ``out`` made from other inputs.
 
     Returns:
         A summary: output paths, the validation metric and the history.
     """
-    import keras
-
     from zoo import api
-    from zoo.evaluate import classification_metrics
-    from zoo.transfer import fine_tune
 
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     spec_entry = api.weights_entry(name)  # preprocessing comes from the pretrained entry
     kind = spec_entry.preprocessing.get("type")
     if kind == "text" and spec_entry.preprocessing.get("tokenizer") == "wordpiece":
@@ -233,12 +288,38 @@ def finetune(
             name, data, out, epochs=epochs, strategy=strategy, distribute=distribute,
             batch_size=batch_size, learning_rate=learning_rate, unfreeze=unfreeze,
             max_train=max_train, max_val=max_val, seed=seed, data_dir=data_dir, weights=weights,
-            save_every_steps=save_every_steps, verbose=verbose,
+            save_every_steps=save_every_steps, verbose=verbose, overwrite=overwrite,
         )
     if kind not in ("image", "text") or spec_entry.num_classes is None:
         raise InputError(f"zoo finetune supports image and text classifiers; {name} is neither")
+    settings = {"epochs": epochs, "strategy": strategy, "batch_size": batch_size,
+                "learning_rate": learning_rate, "unfreeze": unfreeze, "max_train": max_train,
+                "seed": seed, "distribute": distribute or "none"}
+    check_settings(max_val=max_val, save_every_steps=save_every_steps, **{
+        k: v for k, v in settings.items() if k != "distribute"})
     train_split, val_split, info = _splits(data, data_dir)
+    _check_classes(info.label_names, data)
+    inputs = {"base": spec_entry.name, "weights": weights, "data": _data_fingerprint(data, data_dir),
+              "max_val": max_val, **settings}
+    with outputs.output_folder(out, command="finetune", inputs=inputs, overwrite=overwrite) as folder:
+        return _finetune_image(folder, name, data, spec_entry, kind, train_split, val_split, info,
+                               settings=settings, weights=weights, max_val=max_val,
+                               data_dir=data_dir, save_every_steps=save_every_steps, verbose=verbose)
+
+
+def _finetune_image(folder: Any, name: str, data: str, spec_entry: Any, kind: str, train_split: dict,
+                    val_split: dict, info: Any, *, settings: dict[str, Any], weights: str | None,
+                    max_val: int | None, data_dir: str | None, save_every_steps: int | None,
+                    verbose: Any) -> dict[str, Any]:
+    import keras
+
+    from zoo import api
+    from zoo.evaluate import classification_metrics
+    from zoo.transfer import fine_tune
+
     num_classes = len(info.label_names)
+    seed, batch_size, distribute = settings["seed"], settings["batch_size"], settings["distribute"]
+    max_train = settings["max_train"]
     keras.utils.set_random_seed(seed)
 
     with get_strategy(distribute).scope():
@@ -261,16 +342,13 @@ def finetune(
                           seed=seed, train=True, data_dir=data_dir)
         val = _pipeline(data, spec, split=val_split, batch_size=batch_size, limit=max_val,
                         seed=seed, train=False, data_dir=data_dir)
-        result = fine_tune(model, train, val, strategy=strategy, epochs=epochs,
-                           learning_rate=learning_rate, unfreeze=unfreeze,
-                           checkpoint_dir=out / "checkpoints", save_every_steps=save_every_steps,
-                           verbose=verbose)
+        result = fine_tune(model, train, val, strategy=settings["strategy"], epochs=settings["epochs"],
+                           learning_rate=settings["learning_rate"], unfreeze=settings["unfreeze"],
+                           checkpoint_dir=folder.own_dir("checkpoints"),
+                           save_every_steps=save_every_steps, verbose=verbose)
 
     metrics = classification_metrics(result.model, val)
-    settings = {"epochs": epochs, "strategy": strategy, "batch_size": batch_size,
-                "learning_rate": learning_rate, "unfreeze": unfreeze, "max_train": max_train,
-                "seed": seed, "distribute": distribute or "none"}
-    return _write_folder(out, name=name, data=data, entry=spec_entry, model=result.model,
+    return _write_folder(folder, name=name, data=data, entry=spec_entry, model=result.model,
                          history=result.history, metrics=metrics, spec=spec,
                          labels=list(info.label_names), val_split=val_split, max_val=max_val,
                          settings=settings)
@@ -395,9 +473,11 @@ def _text_phase(model: Any, name: str, train: Any, val: Any, *, epochs: int, lr:
         phase_dir.mkdir(parents=True, exist_ok=True)
         callbacks.append(keras.callbacks.BackupAndRestore(str(phase_dir / "backup"),
                                                           save_freq=save_every_steps or "epoch"))
+    callbacks.append(keras.callbacks.TerminateOnNaN())
     history = model.fit(train, validation_data=val, epochs=epochs, shuffle=False, verbose=verbose,
                         callbacks=callbacks).history
     history = {k: [float(v) for v in vals] for k, vals in history.items()}
+    check_finite_history(history)
     if done is not None:
         tmp = phase_dir / ".done.tmp.weights.h5"
         model.save_weights(tmp)
@@ -484,6 +564,7 @@ def finetune_text(
     weights: str | None = "default",
     save_every_steps: int | None = None,
     verbose: Any = "auto",
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """Fine-tune a BERT entry as a text classifier and write a ready model folder.
 
@@ -496,6 +577,30 @@ def finetune_text(
     Returns:
         A summary: output paths, the validation metric and the history.
     """
+    from zoo import api
+
+    settings = {"epochs": epochs, "strategy": strategy, "batch_size": batch_size,
+                "learning_rate": learning_rate, "unfreeze": unfreeze, "max_train": max_train,
+                "seed": seed, "distribute": distribute or "none"}
+    check_settings(max_val=max_val, save_every_steps=save_every_steps, **{
+        k: v for k, v in settings.items() if k != "distribute"})
+    entry = api.weights_entry(name)
+    spec = wordpiece_spec(entry)
+    train_split, val_split, info = _splits(data, data_dir)
+    _check_classes(info.label_names, data)
+    num_classes = len(info.label_names)
+    inputs = {"base": entry.name, "weights": weights, "data": _data_fingerprint(data, data_dir),
+              "max_val": max_val, **settings}
+    with outputs.output_folder(out, command="finetune", inputs=inputs, overwrite=overwrite) as folder:
+        return _finetune_text_in(folder, name, data, entry, spec, train_split, val_split, info,
+                                 num_classes, settings, weights=weights, max_val=max_val,
+                                 data_dir=data_dir, save_every_steps=save_every_steps, verbose=verbose)
+
+
+def _finetune_text_in(folder: Any, name: str, data: str, entry: Any, spec: dict, train_split: dict,
+                      val_split: dict, info: Any, num_classes: int, settings: dict[str, Any], *,
+                      weights: str | None, max_val: int | None, data_dir: str | None,
+                      save_every_steps: int | None, verbose: Any) -> dict[str, Any]:
     import math
 
     import keras
@@ -503,12 +608,8 @@ def finetune_text(
     from zoo import api
     from zoo.evaluate import classification_metrics
 
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    entry = api.weights_entry(name)
-    spec = wordpiece_spec(entry)
-    train_split, val_split, info = _splits(data, data_dir)
-    num_classes = len(info.label_names)
+    seed, batch_size, max_train = settings["seed"], settings["batch_size"], settings["max_train"]
+    distribute = settings["distribute"]
     keras.utils.set_random_seed(seed)
     with get_strategy(distribute).scope():
         if weights is None:
@@ -524,14 +625,12 @@ def finetune_text(
                            limit=max_val, **kw)
         n_train = info.splits.get(train_split["split"]) or sum(1 for _ in train.unbatch())
         steps = math.ceil((min(n_train, max_train) if max_train else n_train) / batch_size)
-        history = fine_tune_text(model, train, val, strategy=strategy, epochs=epochs,
-                                 learning_rate=learning_rate, unfreeze=unfreeze, steps_per_epoch=steps,
-                                 checkpoint_dir=out / "checkpoints", save_every_steps=save_every_steps,
-                                 verbose=verbose)
+        history = fine_tune_text(model, train, val, strategy=settings["strategy"],
+                                 epochs=settings["epochs"], learning_rate=settings["learning_rate"],
+                                 unfreeze=settings["unfreeze"], steps_per_epoch=steps,
+                                 checkpoint_dir=folder.own_dir("checkpoints"),
+                                 save_every_steps=save_every_steps, verbose=verbose)
     metrics = classification_metrics(model, val)
-    settings = {"epochs": epochs, "strategy": strategy, "batch_size": batch_size,
-                "learning_rate": learning_rate, "unfreeze": unfreeze, "max_train": max_train,
-                "seed": seed, "distribute": distribute or "none"}
-    return _write_folder(out, name=name, data=data, entry=entry, model=model, history=history,
+    return _write_folder(folder, name=name, data=data, entry=entry, model=model, history=history,
                          metrics=metrics, spec=spec, labels=list(info.label_names),
                          val_split=val_split, max_val=max_val, settings=settings)

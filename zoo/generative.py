@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -99,28 +98,25 @@ def image_grid(images: Any, cols: int | None = None, *, pad: int = 2, scale: int
     return grid[..., 0] if c == 1 else grid
 
 
-def save_png(picture: np.ndarray, path: str | os.PathLike[str]) -> Path:
-    """Write a uint8 picture as a PNG atomically (a temporary file renamed into place)."""
+def save_png(picture: np.ndarray, path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
+    """Write a uint8 picture as a PNG atomically (see :mod:`zoo.outputs` for the rules).
+
+    Args:
+        picture: ``(H, W)`` or ``(H, W, 3)`` uint8 array.
+        path: The PNG file; its folder must exist.
+        overwrite: Replace a PNG that zoo wrote there earlier (never any other file).
+
+    Returns:
+        The path written.
+    """
     from PIL import Image
 
-    out = Path(path)
-    if not out.parent.is_dir():
-        raise InputError(f"cannot write {out}: folder {out.parent} does not exist")
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".png")
-    try:
-        with os.fdopen(fd, "wb") as fh:
+    from zoo import outputs
+
+    with outputs.output_file(path, overwrite=overwrite, command="zoo sample") as tmp:
+        with open(tmp, "wb") as fh:
             Image.fromarray(picture).save(fh, format="PNG")
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 is not what a user expects of a picture
-        os.replace(tmp, out)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        raise InputError(f"cannot write {out}: {exc.strerror or exc}") from exc
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return out
+    return Path(path)
 
 
 def sample_png(
@@ -132,6 +128,7 @@ def sample_png(
     interpolate: bool = False,
     steps: int = 8,
     scale: int = 2,
+    overwrite: bool = False,
 ) -> Path:
     """Load a pretrained generative model and write a PNG grid of its samples.
 
@@ -143,11 +140,12 @@ def sample_png(
         interpolate: Draw latent walks (see :func:`interpolations`), one per row.
         steps: Images per walk.
         scale: Integer upscaling of each image.
+        overwrite: Replace a PNG that zoo wrote at ``out`` earlier (never any other file).
 
     Returns:
         The path written.
     """
-    from zoo import registry
+    from zoo import outputs, registry
     from zoo.api import load, weights_entry
 
     spec = registry.get_spec(name)
@@ -159,12 +157,11 @@ def sample_png(
         )
     if not out or Path(out).suffix.lower() != ".png":
         raise InputError(f"output file must end in .png, got {str(out)!r}")
-    if not Path(out).parent.is_dir():
-        raise InputError(f"cannot write {out}: folder {Path(out).parent} does not exist")
+    outputs.check_file_target(out, overwrite)  # before any work
     model = load(weights_entry(name).name)
     if interpolate:
         images = interpolations(model, max(1, n // steps), steps, seed)
         picture = image_grid(images, cols=steps, scale=scale)
     else:
         picture = image_grid(generate(model, n, seed), scale=scale)
-    return save_png(picture, out)
+    return save_png(picture, out, overwrite=overwrite)

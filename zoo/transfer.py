@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from zoo.errors import InputError, WeightsFormatError
+from zoo.errors import InputError, WeightsFormatError, check_finite_history
 
 
 def iter_weight_layers(model: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
@@ -180,10 +180,9 @@ def weights_fingerprint(model: Any) -> str:
 
 def feature_cache_dir() -> Path:
     """Where cached features live: ``ZOO_CACHE_DIR/features`` or ``~/.cache/zoo/features``."""
-    root = os.environ.get("ZOO_CACHE_DIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "zoo"
-    )
-    return Path(root) / "features"
+    from zoo.outputs import cache_root
+
+    return cache_root() / "features"
 
 
 def _batches(dataset: Any) -> Iterator[tuple[Any, Any]]:
@@ -549,8 +548,9 @@ def _run_phase(
         steps = StepCheckpoint(epoch, skip, restore)
         logs = model.fit(
             data, validation_data=val, epochs=epochs, initial_epoch=epoch, shuffle=False,
-            verbose=verbose, callbacks=[steps],
+            verbose=verbose, callbacks=[steps, keras.callbacks.TerminateOnNaN()],
         ).history
+        check_finite_history(logs)
         lengths["steps"] = lengths["steps"] or steps.steps  # learnt from a whole epoch
         for key, values in logs.items():
             history.setdefault(key, []).append(float(values[-1]))
@@ -689,19 +689,24 @@ def extract_to_file(
     layers: list[str] | None = None,
     batch_size: int = 256,
     data_dir: str | None = None,
+    overwrite: bool = False,
 ) -> tuple[Path, dict[str, tuple[int, ...]]]:
     """Extract features of a dataset with pretrained weights and write them to an ``.npz``.
 
     The entry's preprocessing is used (resized to the model's input when the data
     differs in size); features go through the on-disk cache of :func:`extract_features`.
+    ``out`` follows :mod:`zoo.outputs`: a new file, or with ``overwrite`` one zoo wrote.
 
     Returns:
         The written path and the shape of each stored array.
     """
+    import numpy as np
+
     import zoo.data
-    from zoo import api
+    from zoo import api, outputs
     from zoo.finetune import adapt_preprocessing
 
+    outputs.check_file_target(out, overwrite)  # before any work
     entry = api.weights_entry(name)
     model = api.load(entry.name)
     spec = dict(entry.preprocessing)
@@ -715,7 +720,7 @@ def extract_to_file(
     arrays = {f"features_{i:02d}" if len(feats) > 1 else "features": f for i, f in enumerate(feats)}
     if labels is not None:
         arrays["labels"] = labels
-    path = Path(out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_savez(path, arrays)
-    return path, {k: tuple(v.shape) for k, v in arrays.items()}
+    with outputs.output_file(out, overwrite=overwrite, command=f"zoo extract {entry.name}") as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, **arrays)
+    return Path(out), {k: tuple(v.shape) for k, v in arrays.items()}

@@ -17,9 +17,11 @@ from zoo.cli._app import cli, echo_json, human_size
 @click.option("--evaluate", is_flag=True,
               help="Quantised TFLite: measure top-1 on the entry's test data beside Keras.")
 @click.option("--data-dir", type=click.Path(file_okay=False), help="Data directory (default: ZOO_DATA_DIR).")
+@click.option("--overwrite", is_flag=True,
+              help="Replace zoo's own earlier output at --out (never files zoo did not write).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def export_cmd(name: str, fmt: str, out: str, quantize: str | None, no_preprocessing: bool,
-               evaluate: bool, data_dir: str | None, as_json: bool) -> None:
+               evaluate: bool, data_dir: str | None, overwrite: bool, as_json: bool) -> None:
     """Export pretrained weights as a SavedModel, TFLite or ONNX model, checked against Keras.
 
     \b
@@ -31,7 +33,7 @@ def export_cmd(name: str, fmt: str, out: str, quantize: str | None, no_preproces
     from zoo.export import export
 
     result = export(name, fmt, out, quantize=quantize, preprocessing=not no_preprocessing,
-                    data_dir=data_dir, evaluate=evaluate)
+                    data_dir=data_dir, evaluate=evaluate, overwrite=overwrite)
     if as_json:
         echo_json(result.to_dict())
         return

@@ -10,7 +10,7 @@ from zoo.cli._app import cli, echo_json
 @cli.command("sample")
 @click.argument("name")
 @click.option("--out", "-o", required=True, type=click.Path(dir_okay=False),
-              help="PNG file to write (replaced atomically).")
+              help="PNG file to write (a new file; see --overwrite).")
 @click.option("--n", "-n", "n", default=64, show_default=True, type=click.IntRange(1, 4096),
               help="Number of images (with --interpolate: n // steps walks).")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the latent vectors.")
@@ -20,8 +20,10 @@ from zoo.cli._app import cli, echo_json
               help="Images per walk with --interpolate.")
 @click.option("--scale", default=2, show_default=True, type=click.IntRange(1, 8),
               help="Upscale each image by this integer factor.")
+@click.option("--overwrite", is_flag=True,
+              help="Replace zoo's own earlier output at --out (never files zoo did not write).")
 def sample_cmd(name: str, out: str, n: int, seed: int, interpolate: bool, steps: int,
-               scale: int) -> None:
+               scale: int, overwrite: bool) -> None:
     """Draw images from a pretrained generative model and save them as a PNG grid.
 
     \b
@@ -32,7 +34,8 @@ def sample_cmd(name: str, out: str, n: int, seed: int, interpolate: bool, steps:
     """
     from zoo.generative import sample_png
 
-    path = sample_png(name, out, n=n, seed=seed, interpolate=interpolate, steps=steps, scale=scale)
+    path = sample_png(name, out, n=n, seed=seed, interpolate=interpolate, steps=steps, scale=scale,
+                      overwrite=overwrite)
     what = f"{max(1, n // steps)} latent walks of {steps} images" if interpolate else f"{n} samples"
     click.echo(f"wrote {what} to {path}")
 

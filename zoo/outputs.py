@@ -188,8 +188,7 @@ def _check_file_target(path: Path, overwrite: bool, option: str) -> None:
         return
     if not overwrite:
         raise OutputError(
-            f"{path} already exists; choose another path, or pass {option} to replace a file "
-            "that zoo wrote"
+            f"{path} already exists; choose another path, or pass {option} to replace a file that zoo wrote"
         )
     if path.is_symlink() or not _wrote_file(path):
         raise OutputError(
@@ -373,9 +372,7 @@ class OwnedFolder:
         dirs = self.marker.setdefault("dirs", [])
         if rel not in dirs:
             if path.exists() or path.is_symlink():
-                raise OutputError(
-                    f"{path} was not made by zoo; move it away or choose another output folder"
-                )
+                raise OutputError(f"{path} was not made by zoo; move it away or choose another output folder")
             dirs.append(rel)
             self._save_marker()
         try:
@@ -464,8 +461,7 @@ def output_folder(
                 folder.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise _io_error(folder, exc) from exc
-            marker = {"zoo_output": 1, "command": command, "inputs": inputs, "files": {},
-                      "created": _now()}
+            marker = {"zoo_output": 1, "command": command, "inputs": inputs, "files": {}, "created": _now()}
         elif marker.get("command") == command and marker.get("inputs") == inputs:
             resumed = True
         elif not overwrite:
@@ -556,10 +552,16 @@ def replace_folder(
     built, target = Path(built), _absolute(path)
     files = {
         p.relative_to(built).as_posix(): sha256_file(p)
-        for p in sorted(built.rglob("*")) if p.is_file() and p.name != MARKER
+        for p in sorted(built.rglob("*"))
+        if p.is_file() and p.name != MARKER
     }
-    marker = {"zoo_output": 1, "command": command, "inputs": json.loads(json.dumps(inputs, default=str)),
-              "files": files, "created": _now()}
+    marker = {
+        "zoo_output": 1,
+        "command": command,
+        "inputs": json.loads(json.dumps(inputs, default=str)),
+        "files": files,
+        "created": _now(),
+    }
     (built / MARKER).write_text(json.dumps(marker, indent=2, sort_keys=True), encoding="utf-8")
     with _lock(target):
         check_folder_target(target, overwrite, option)

@@ -24,6 +24,7 @@ import numpy as np
 import pytest
 
 from tests.test_transfer import digits_folder  # noqa: F401  (a fixture: real digits as PNGs)
+from zoo.outputs import MARKER
 
 pytestmark = pytest.mark.slow
 
@@ -40,15 +41,43 @@ ATOL = 1e-5
 
 
 def _command(data: Path, out: Path) -> list[str]:
-    return [sys.executable, "-m", "zoo", "finetune", "lenet5", "--data", str(data), "--out", str(out),
-            "--epochs", str(EPOCHS), "--max-train", str(TRAIN), "--batch-size", str(BATCH), "--lr", "3e-3",
-            "--save-every-steps", str(EVERY), "--seed", "0", "--json"]
+    return [
+        sys.executable,
+        "-m",
+        "zoo",
+        "finetune",
+        "lenet5",
+        "--data",
+        str(data),
+        "--out",
+        str(out),
+        "--epochs",
+        str(EPOCHS),
+        "--max-train",
+        str(TRAIN),
+        "--batch-size",
+        str(BATCH),
+        "--lr",
+        "3e-3",
+        "--save-every-steps",
+        str(EVERY),
+        "--seed",
+        "0",
+        "--json",
+    ]
 
 
 def _env() -> dict[str, str]:
     env = dict(os.environ)
-    env.update({"TF_CPP_MIN_LOG_LEVEL": "3", "TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1",
-                "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"})
+    env.update(
+        {
+            "TF_CPP_MIN_LOG_LEVEL": "3",
+            "TF_NUM_INTRAOP_THREADS": "1",
+            "TF_NUM_INTEROP_THREADS": "1",
+            "OMP_NUM_THREADS": "1",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
     return env
 
 
@@ -83,23 +112,36 @@ def _check_outputs_whole(out: Path) -> None:
 
 
 def _summary(stdout: str) -> dict:
-    return json.loads(stdout[stdout.index("{"):])
+    return json.loads(stdout[stdout.index("{") :])
 
 
 def test_finetune_killed_at_random_points_resumes_to_the_same_result(digits_folder, tmp_path, record):  # noqa: F811
     import zoo
 
     reference_out, resumed_out = tmp_path / "reference", tmp_path / "resumed"
-    reference = subprocess.Popen(_command(digits_folder, reference_out), env=_env(), stdout=subprocess.PIPE,
-                                 stderr=subprocess.PIPE, text=True)
+    reference = subprocess.Popen(
+        _command(digits_folder, reference_out),
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     rng = random.Random(SEED)
     targets = sorted(rng.sample(range(1, TOTAL - EVERY), KILLS))
     watch = [digits_folder]
     for number, target in enumerate(targets, 1):
-        with record.case(f"fine-tuning SIGKILLed at step {target} of {TOTAL} (kill {number}), then rerun",
-                         "fine-tuning", watch=watch) as case:
-            proc = subprocess.Popen(_command(digits_folder, resumed_out), env=_env(), stdout=subprocess.PIPE,
-                                    stderr=subprocess.PIPE, text=True)
+        with record.case(
+            f"fine-tuning SIGKILLed at step {target} of {TOTAL} (kill {number}), then rerun",
+            "fine-tuning",
+            watch=watch,
+        ) as case:
+            proc = subprocess.Popen(
+                _command(digits_folder, resumed_out),
+                env=_env(),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
             deadline = time.monotonic() + 400
             while _progress(resumed_out) < target and proc.poll() is None:
                 assert time.monotonic() < deadline, "no progress"
@@ -113,10 +155,12 @@ def test_finetune_killed_at_random_points_resumes_to_the_same_result(digits_fold
             assert not (resumed_out / "card.json").exists()
             case.outcome = f"killed at step >= {reached}; outputs absent or whole"
 
-    with record.case(f"fine-tuning resumed after {KILLS} kills matches the uninterrupted run", "fine-tuning",
-                     watch=watch) as case:
-        final = subprocess.run(_command(digits_folder, resumed_out), env=_env(), capture_output=True,
-                               text=True, timeout=600)
+    with record.case(
+        f"fine-tuning resumed after {KILLS} kills matches the uninterrupted run", "fine-tuning", watch=watch
+    ) as case:
+        final = subprocess.run(
+            _command(digits_folder, resumed_out), env=_env(), capture_output=True, text=True, timeout=600
+        )
         assert final.returncode == 0, final.stderr[-3000:]
         ref_out, ref_err = reference.communicate(timeout=600)
         assert reference.returncode == 0, ref_err[-3000:]
@@ -133,8 +177,14 @@ def test_finetune_killed_at_random_points_resumes_to_the_same_result(digits_fold
         diff = max(float(np.max(np.abs(x - y))) for x, y in pairs)
         assert diff <= ATOL, f"final weights differ by {diff}"
         _check_outputs_whole(resumed_out)
-        leftovers = [p.relative_to(resumed_out) for p in resumed_out.rglob("*") if p.name.startswith(".")
-                     or p.name.startswith("ckpt-") or p.name in ("state.json", "backup")]
+        leftovers = [
+            p.relative_to(resumed_out)
+            for p in resumed_out.rglob("*")
+            if p.name != MARKER
+            and (p.name.startswith(".") or p.name.startswith("ckpt-") or p.name in ("state.json", "backup"))
+        ]
         assert leftovers == [], f"temporary or checkpoint files left: {leftovers}"
-        case.outcome = (f"top-1 {got['metrics']['top1_accuracy']:.2f}% both; history equal; "
-                        f"largest weight difference {diff:.1e}")
+        case.outcome = (
+            f"top-1 {got['metrics']['top1_accuracy']:.2f}% both; history equal; "
+            f"largest weight difference {diff:.1e}"
+        )

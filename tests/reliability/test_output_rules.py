@@ -1,0 +1,589 @@
+"""The output rules (zoo.outputs) for every command that writes: export, finetune, extract, sample.
+
+Each case runs the real CLI in-process on careless or hostile ``--out`` targets and checks:
+
+* every pre-existing user byte survives (the recorder hashes the watched trees before and after);
+* the command never calls a delete or a replace on a path that existed before it ran: a guard on
+  ``os.remove``/``os.unlink``/``os.rmdir``/``os.replace``/``os.rename``/``shutil.rmtree`` blocks such
+  a call (raising ``PermissionError``) and fails the case;
+* a refusal is one ``Error:`` line and a non-zero exit, never a traceback.
+
+Categories: output ownership (rule 1), resume means same inputs (rule 2), validation at the
+boundary (rule 3), training fails loudly (rule 4), data read as people see it (rule 5, classes),
+and outputs are locked (rule 9).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from tests.test_transfer import digits_folder  # noqa: F401  (a fixture: real digits as PNGs)
+
+OWN, RESUME, VALID, LOUD, DATA, LOCK = (
+    "outputs: ownership",
+    "outputs: resume means same inputs",
+    "validation at the boundary",
+    "training fails loudly",
+    "data as people see it",
+    "outputs: locks",
+)
+
+
+class DeleteGuard:
+    """Block and record deletes or replacements of paths that existed before the command ran."""
+
+    def __init__(self, protected_roots: list[Path], extra: list[Path] = ()) -> None:
+        self.protected: set[str] = set()
+        for root in protected_roots:
+            root = Path(root)
+            self.protected.add(os.path.abspath(root))
+            if root.is_dir() and not root.is_symlink():
+                for p in root.rglob("*"):
+                    self.protected.add(os.path.abspath(p))
+        self.protected.update(os.path.abspath(p) for p in extra)
+        self.violations: list[str] = []
+
+    def _hit(self, path: object, *, tree: bool = False) -> bool:
+        if isinstance(path, int):
+            return False
+        p = os.path.abspath(os.fspath(path))
+        if p in self.protected:
+            return True
+        return tree and any(q.startswith(p.rstrip("/") + "/") for q in self.protected)
+
+    @contextlib.contextmanager
+    def active(self, monkeypatch: pytest.MonkeyPatch) -> Iterator[DeleteGuard]:
+        real = {name: getattr(os, name) for name in ("remove", "unlink", "rmdir", "replace", "rename")}
+        real_rmtree = shutil.rmtree
+
+        def guarded(name: str, index: int):
+            def call(*args, **kwargs):
+                if kwargs.get("dir_fd") is None and self._hit(args[index], tree=name == "rmdir"):
+                    self.violations.append(f"os.{name}({args[index]!s})")
+                    raise PermissionError(f"test guard: {name} of a pre-existing path {args[index]}")
+                return real[name](*args, **kwargs)
+
+            return call
+
+        def rmtree(path, *args, **kwargs):
+            if self._hit(path, tree=True):
+                self.violations.append(f"shutil.rmtree({path!s})")
+                raise PermissionError(f"test guard: rmtree of a pre-existing path {path}")
+            return real_rmtree(path, *args, **kwargs)
+
+        with monkeypatch.context() as m:
+            for name in ("remove", "unlink", "rmdir"):
+                m.setattr(os, name, guarded(name, 0))
+            for name in ("replace", "rename"):
+                m.setattr(os, name, guarded(name, 1))
+            m.setattr(shutil, "rmtree", rmtree)
+            yield self
+
+
+def run_cli(args: list[str]):
+    from zoo.cli import cli
+
+    return CliRunner().invoke(cli, args, catch_exceptions=True)
+
+
+def assert_one_line_refusal(result, *, contains: str = "") -> None:
+    text = result.output
+    assert result.exit_code in (1, 2), f"exit {result.exit_code}: {text[-800:]} {result.exception!r}"
+    assert isinstance(result.exception, SystemExit), f"raw exception {result.exception!r}: {text[-800:]}"
+    assert "Traceback" not in text
+    errors = [line for line in text.splitlines() if line.startswith("Error")]
+    assert len(errors) == 1, text
+    assert contains.lower() in errors[0].lower(), errors[0]
+
+
+def fill_user_folder(folder: Path) -> Path:
+    """A folder of the user's own files, including names a zoo command might write."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "notes.txt").write_text("my notes\n")
+    (folder / "model.keras").write_bytes(b"my own model " * 100)
+    (folder / "curves.png").write_bytes(b"\x89PNG my picture")
+    (folder / "saved_model.pb").write_bytes(b"mine")
+    (folder / "sub").mkdir(exist_ok=True)
+    (folder / "sub" / "deep.bin").write_bytes(os.urandom(2048))
+    return folder
+
+
+@pytest.fixture
+def sandbox(tmp_path, monkeypatch):
+    """A fake home with user files, a user folder as the working directory, an isolated zoo cache."""
+    home = fill_user_folder(tmp_path / "home")
+    work = fill_user_folder(tmp_path / "work")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("ZOO_CACHE_DIR", str(tmp_path / "zoo-cache"))
+    monkeypatch.chdir(work)
+    return {"home": home, "work": work, "root": tmp_path}
+
+
+# --------------------------------------------------------------------------------------
+# Rule 1: ownership of outputs
+# --------------------------------------------------------------------------------------
+
+COMMANDS = {
+    "export savedmodel": (["export", "lenet5", "--format", "savedmodel"], "folder"),
+    "export tflite": (["export", "lenet5", "--format", "tflite"], ".tflite"),
+    "export onnx": (["export", "lenet5", "--format", "onnx"], ".onnx"),
+    "finetune": (
+        ["finetune", "lenet5", "--data", "{digits}", "--epochs", "1", "--max-train", "64"],
+        "folder",
+    ),
+    "extract": (["extract", "lenet5", "--data", "{digits}", "--split", "train"], ".npz"),
+    "sample": (["sample", "dcgan", "--n", "4"], ".png"),
+}
+
+TARGETS = [
+    "the root folder /",
+    "the home folder ~",
+    "the working folder .",
+    "the input data folder",
+    "a folder of user files",
+    "a user file with the output's name",
+    "a symlink to a user file",
+    "a user file, with --overwrite",
+    "a folder of user files, with --overwrite",
+    "the home folder ~, with --overwrite",
+]
+
+
+def _target(sandbox: dict, digits: Path, which: str, suffix: str) -> tuple[str, list[Path], bool]:
+    """Return (--out value, folders to watch, --overwrite)."""
+    work, home = sandbox["work"], sandbox["home"]
+    overwrite = which.endswith("--overwrite")
+    if which.startswith("the root folder"):
+        return "/", [work, home], overwrite
+    if which.startswith("the home folder"):
+        return "~", [home], overwrite
+    if which.startswith("the working folder"):
+        return ".", [work], overwrite
+    if which.startswith("the input data folder"):
+        return str(digits), [digits], overwrite
+    if which.startswith("a folder of user files"):
+        return str(work / "sub"), [work], overwrite
+    name = "model" + (suffix if suffix != "folder" else "")
+    user_file = work / name
+    user_file.write_bytes(b"the user's own " + name.encode())
+    if which.startswith("a symlink"):
+        link = work / f"link-{name}"
+        link.symlink_to(user_file)
+        return str(link), [work], overwrite
+    return str(user_file), [work], overwrite
+
+
+@pytest.mark.parametrize("which", TARGETS)
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_out_never_touches_user_files(command, which, sandbox, digits_folder, record, monkeypatch):  # noqa: F811
+    args, suffix = COMMANDS[command]
+    out, watch, overwrite = _target(sandbox, digits_folder, which, suffix)
+    argv = (
+        [a.format(digits=digits_folder) for a in args]
+        + ["--out", out]
+        + (["--overwrite"] if overwrite else [])
+    )
+    guard = DeleteGuard(watch, extra=[Path("/"), *Path("/").iterdir()])
+    with record.case(f"zoo {command} --out {which}", OWN, watch=watch) as case:
+        with guard.active(monkeypatch):
+            result = run_cli(argv)
+        assert guard.violations == [], guard.violations
+        assert_one_line_refusal(result)
+        case.outcome = result.output.strip().splitlines()[-1][:200]
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_a_new_path_is_written_and_only_zoo_output_is_replaced(
+    command,
+    sandbox,
+    digits_folder,  # noqa: F811
+    record,
+    monkeypatch,
+):
+    args, suffix = COMMANDS[command]
+    argv = [a.format(digits=digits_folder) for a in args]
+    out = sandbox["root"] / "outputs" / ("result" if suffix == "folder" else f"result{suffix}")
+    out.parent.mkdir()
+    watch = [sandbox["work"], digits_folder]
+    with record.case(
+        f"zoo {command} into a new path, then again with and without --overwrite", OWN, watch=watch
+    ) as case:
+        guard = DeleteGuard(watch)
+        with guard.active(monkeypatch):
+            first = run_cli([*argv, "--out", str(out)])
+            assert first.exit_code == 0, first.output[-2000:]
+            assert out.exists()
+            again = run_cli([*argv, "--out", str(out)])
+            if command == "finetune":  # same data and settings: the finished run is reused
+                assert again.exit_code == 0, again.output[-2000:]
+            else:
+                assert_one_line_refusal(again, contains="--overwrite")
+                replaced = run_cli([*argv, "--out", str(out), "--overwrite"])
+                assert replaced.exit_code == 0, replaced.output[-2000:]
+        assert guard.violations == []
+        leftovers = [p.name for p in out.parent.iterdir() if p.name != out.name]
+        assert leftovers == [], f"temporary files left beside the output: {leftovers}"
+        case.outcome = "written, refused without --overwrite, replaced with it; nothing left over"
+
+
+def test_user_file_dropped_into_a_zoo_folder_survives_overwrite(
+    sandbox,
+    digits_folder,  # noqa: F811
+    record,
+    monkeypatch,
+):
+    out = sandbox["root"] / "ft"
+    base = ["finetune", "lenet5", "--data", str(digits_folder), "--max-train", "64", "--out", str(out)]
+    first = run_cli([*base, "--epochs", "1"])
+    assert first.exit_code == 0, first.output[-2000:]
+    mine = out / "my-notes.txt"
+    mine.write_text("written by the user into the zoo's folder\n")
+    (out / "model.keras").write_bytes((out / "model.keras").read_bytes() + b"user edit")
+    with record.case(
+        "user files inside a zoo output folder survive finetune --overwrite",
+        OWN,
+        watch=[mine, out / "model.keras"],
+    ) as case:
+        guard = DeleteGuard([mine, out / "model.keras"])
+        with guard.active(monkeypatch):
+            result = run_cli([*base, "--epochs", "2", "--overwrite"])
+        assert guard.violations == []
+        assert_one_line_refusal(result, contains="not written by zoo")
+        case.outcome = "refused: a changed model.keras is the user's now"
+    (out / "model.keras").unlink()
+    with record.case(
+        "a user's note inside a zoo output folder survives finetune --overwrite", OWN, watch=[mine]
+    ) as case:
+        guard = DeleteGuard([mine])
+        with guard.active(monkeypatch):
+            result = run_cli([*base, "--epochs", "2", "--overwrite"])
+        assert guard.violations == []
+        assert result.exit_code == 0, result.output[-2000:]
+        assert mine.read_text().startswith("written by the user")
+        case.outcome = "re-trained; the note is untouched"
+
+
+def test_empty_folder_is_adopted(sandbox, record):
+    target = sandbox["root"] / "empty"
+    target.mkdir()
+    with record.case("zoo export savedmodel into an empty folder the user made", OWN, watch=[]) as case:
+        result = run_cli(["export", "lenet5", "--format", "savedmodel", "--out", str(target)])
+        assert result.exit_code == 0, result.output[-2000:]
+        assert (target / "saved_model.pb").is_file() and (target / ".zoo-output.json").is_file()
+        case.outcome = "written into it, with the zoo's marker"
+
+
+# --------------------------------------------------------------------------------------
+# Rule 2: resume means the same inputs
+# --------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def finished_finetune(digits_folder, tmp_path_factory):  # noqa: F811
+    root = tmp_path_factory.mktemp("resume")
+    data = root / "data"
+    shutil.copytree(digits_folder, data)
+    out = root / "out"
+    env = {"ZOO_CACHE_DIR": str(root / "cache")}
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        result = run_cli(_finetune_args(data, out))
+        assert result.exit_code == 0, result.output[-2000:]
+    finally:
+        for k, v in old.items():
+            os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
+    return {"data": data, "out": out, "cache": root / "cache"}
+
+
+def _finetune_args(data: Path, out: Path, **changes: str) -> list[str]:
+    options = {
+        "--epochs": "1",
+        "--max-train": "64",
+        "--lr": "0.001",
+        "--seed": "0",
+        "--batch-size": "64",
+        "--strategy": "two_phase",
+        **changes,
+    }
+    return [
+        "finetune",
+        "lenet5",
+        "--data",
+        str(data),
+        "--out",
+        str(out),
+        *[x for kv in options.items() for x in kv],
+    ]
+
+
+RESUME_CHANGES = {
+    "more epochs": {"--epochs": "2"},
+    "another learning rate": {"--lr": "0.01"},
+    "another seed": {"--seed": "1"},
+    "another batch size": {"--batch-size": "32"},
+    "another strategy": {"--strategy": "head"},
+    "another subset size": {"--max-train": "32"},
+}
+
+
+@pytest.mark.parametrize("change", sorted(RESUME_CHANGES))
+def test_rerun_with_other_settings_is_refused(change, finished_finetune, record, monkeypatch):
+    monkeypatch.setenv("ZOO_CACHE_DIR", str(finished_finetune["cache"]))
+    out = finished_finetune["out"]
+    with record.case(f"finetune rerun into a finished folder with {change}", RESUME, watch=[out]) as case:
+        result = run_cli(_finetune_args(finished_finetune["data"], out, **RESUME_CHANGES[change]))
+        assert_one_line_refusal(result, contains="--overwrite")
+        case.outcome = result.output.strip().splitlines()[-1][:200]
+
+
+def test_rerun_with_changed_data_is_refused(finished_finetune, record, monkeypatch):
+    monkeypatch.setenv("ZOO_CACHE_DIR", str(finished_finetune["cache"]))
+    data, out = finished_finetune["data"], finished_finetune["out"]
+    extra = data / "3" / "added-by-user.png"
+    shutil.copyfile(next((data / "5").glob("*.png")), extra)
+    try:
+        with record.case(
+            "finetune rerun into a finished folder after the data changed (same labels)",
+            RESUME,
+            watch=[out, data],
+        ) as case:
+            result = run_cli(_finetune_args(data, out))
+            assert_one_line_refusal(result, contains="data")
+            case.outcome = result.output.strip().splitlines()[-1][:200]
+    finally:
+        extra.unlink()
+
+
+def test_rerun_with_the_same_inputs_reuses_the_run(finished_finetune, record, monkeypatch):
+    monkeypatch.setenv("ZOO_CACHE_DIR", str(finished_finetune["cache"]))
+    out = finished_finetune["out"]
+    card = (out / "card.json").read_text()
+    with record.case("finetune rerun with the same data and settings", RESUME, watch=[]) as case:
+        result = run_cli(_finetune_args(finished_finetune["data"], out))
+        assert result.exit_code == 0, result.output[-2000:]
+        assert '"top1_accuracy"' in (out / "card.json").read_text()
+        assert (out / "card.json").read_text().count("top1_accuracy") == card.count("top1_accuracy")
+        case.outcome = "finished run reused; same card"
+
+
+# --------------------------------------------------------------------------------------
+# Rule 3: validation at the boundary
+# --------------------------------------------------------------------------------------
+
+FT = ["finetune", "lenet5", "--data", "mnist", "--out", "never-written"]
+BAD_OPTIONS = {
+    "finetune --lr nan": [*FT, "--lr", "nan"],
+    "finetune --lr inf": [*FT, "--lr", "inf"],
+    "finetune --lr -1": [*FT, "--lr", "-1"],
+    "finetune --lr 0": [*FT, "--lr", "0"],
+    "finetune --lr abc": [*FT, "--lr", "abc"],
+    "finetune --lr 1e9": [*FT, "--lr", "1e9"],
+    "finetune --seed -1": [*FT, "--seed", "-1"],
+    "finetune --seed 2**40": [*FT, "--seed", str(2**40)],
+    "finetune --seed abc": [*FT, "--seed", "abc"],
+    "finetune --batch-size 0": [*FT, "--batch-size", "0"],
+    "finetune --batch-size -5": [*FT, "--batch-size", "-5"],
+    "finetune --batch-size 10**9": [*FT, "--batch-size", str(10**9)],
+    "finetune --epochs 0": [*FT, "--epochs", "0"],
+    "finetune --epochs -3": [*FT, "--epochs", "-3"],
+    "finetune --epochs 1.5": [*FT, "--epochs", "1.5"],
+    "finetune --epochs 10**7": [*FT, "--epochs", str(10**7)],
+    "finetune --unfreeze abc": [*FT, "--unfreeze", "abc"],
+    "finetune --unfreeze -1": [*FT, "--unfreeze", "-1"],
+    "finetune --unfreeze 1.5": [*FT, "--unfreeze", "1.5"],
+    "finetune --max-train 0": [*FT, "--max-train", "0"],
+    "finetune --max-val -1": [*FT, "--max-val", "-1"],
+    "finetune --save-every-steps 0": [*FT, "--save-every-steps", "0"],
+    "finetune --strategy magic": [*FT, "--strategy", "magic"],
+    "finetune --distribute everywhere": [*FT, "--distribute", "everywhere"],
+    "finetune without --out": ["finetune", "lenet5", "--data", "mnist"],
+    "finetune without --data": ["finetune", "lenet5", "--out", "x"],
+    "finetune of an unknown model": ["finetune", "no-such-net", "--data", "mnist", "--out", "x"],
+    "finetune of a generative model": ["finetune", "vae", "--data", "mnist", "--out", "x"],
+    "export --format zip": ["export", "lenet5", "--format", "zip", "--out", "x.zip"],
+    "export --quantize int4": ["export", "lenet5", "--format", "tflite", "--quantize", "int4", "--out", "x"],
+    "export --quantize with onnx": [
+        "export",
+        "lenet5",
+        "--format",
+        "onnx",
+        "--quantize",
+        "int8",
+        "--out",
+        "x",
+    ],
+    "export without --format": ["export", "lenet5", "--out", "x"],
+    "export of an unknown model": ["export", "no-such-net", "--format", "onnx", "--out", "x.onnx"],
+    "export --out ''": ["export", "lenet5", "--format", "onnx", "--out", ""],
+    "sample --n 0": ["sample", "dcgan", "--n", "0", "--out", "x.png"],
+    "sample --n 10**6": ["sample", "dcgan", "--n", str(10**6), "--out", "x.png"],
+    "sample --scale 0": ["sample", "dcgan", "--scale", "0", "--out", "x.png"],
+    "sample --steps 1": ["sample", "dcgan", "--interpolate", "--steps", "1", "--out", "x.png"],
+    "sample --out without .png": ["sample", "dcgan", "--out", "x.jpg"],
+    "sample of a classifier": ["sample", "lenet5", "--out", "x.png"],
+    "sample --out into a missing folder": ["sample", "dcgan", "--out", "missing/x.png"],
+    "extract --batch-size 0": ["extract", "lenet5", "--data", "mnist", "--batch-size", "0", "--out", "x.npz"],
+    "extract --out into a missing folder": ["extract", "lenet5", "--data", "mnist", "--out", "missing/f.npz"],
+    "predict --top-k 0": ["predict", "lenet5", "--top-k", "0", "x.png"],
+    "predict of a missing file": ["predict", "lenet5", "no-such-file.png"],
+    "evaluate --batch-size 0": ["evaluate", "lenet5", "--batch-size", "0"],
+    "generate --temperature -1": ["generate", "lstm", "--prompt", "a", "--temperature", "-1"],
+    "generate --n-chars -5": ["generate", "lstm", "--prompt", "a", "--n-chars", "-5"],
+    "generate --top-k 0": ["generate", "lstm", "--prompt", "a", "--top-k", "0"],
+    "info of an unknown model": ["info", "no-such-net"],
+}
+
+
+@pytest.mark.parametrize("case_name", sorted(BAD_OPTIONS))
+def test_bad_option_is_one_line_and_writes_nothing(case_name, sandbox, record, monkeypatch):
+    watch = [sandbox["work"], sandbox["home"]]
+    before = sorted(p.name for p in sandbox["work"].iterdir())
+    with record.case(f"zoo {case_name}", VALID, watch=watch) as case:
+        guard = DeleteGuard(watch)
+        with guard.active(monkeypatch):
+            result = run_cli(BAD_OPTIONS[case_name])
+        assert guard.violations == []
+        assert_one_line_refusal(result)
+        assert sorted(p.name for p in sandbox["work"].iterdir()) == before, "a refused command wrote files"
+        case.outcome = result.output.strip().splitlines()[-1][:200]
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [
+        ("learning_rate", float("nan")),
+        ("learning_rate", float("inf")),
+        ("learning_rate", -1e-3),
+        ("seed", -1),
+        ("batch_size", 0),
+        ("epochs", 0),
+        ("unfreeze", "some"),
+        ("max_train", 0),
+        ("strategy", "magic"),
+        ("epochs", True),
+    ],
+)
+def test_finetune_api_checks_its_arguments(setting, value, sandbox, record):
+    import zoo.finetune
+    from zoo.errors import InputError
+
+    kwargs = {
+        "epochs": 1,
+        "batch_size": 8,
+        "learning_rate": 1e-3,
+        "unfreeze": 2,
+        "max_train": None,
+        "max_val": None,
+        "seed": 0,
+        "strategy": "two_phase",
+        "save_every_steps": None,
+        setting: value,
+    }
+    with record.case(f"zoo.finetune.check_settings({setting}={value!r})", VALID, watch=[]) as case:
+        with pytest.raises(InputError):
+            zoo.finetune.check_settings(**kwargs)
+        case.outcome = "InputError"
+
+
+# --------------------------------------------------------------------------------------
+# Rule 4: training fails loudly
+# --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("strategy", ["head", "full"])
+def test_diverging_fine_tune_raises_and_writes_nothing(strategy, tmp_path, record):
+    import tensorflow as tf
+
+    import zoo
+    from zoo.errors import TrainingError
+    from zoo.transfer import fine_tune
+
+    rng = np.random.default_rng(0)
+    x = rng.random((64, 32, 32, 1), dtype=np.float32)
+    x[5, 3, 3, 0] = np.nan  # one corrupt pixel: the loss becomes NaN
+    y = rng.integers(0, 2, 64)
+    train = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)
+    model = zoo.load("lenet5", num_classes=2)
+    with record.case(f"fine_tune ({strategy}) on data holding a NaN pixel", LOUD, watch=[]) as case:
+        with pytest.raises(TrainingError, match="diverged"):
+            fine_tune(
+                model,
+                train,
+                train,
+                strategy=strategy,
+                epochs=1,
+                patience=None,
+                checkpoint_dir=tmp_path / "ckpt",
+                verbose=0,
+            )
+        assert not list((tmp_path / "ckpt").rglob("done.weights.h5"))
+        case.outcome = "TrainingError; no finished phase recorded"
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+def test_non_finite_history_is_an_error(value, record):
+    from zoo.errors import TrainingError, check_finite_history
+
+    with record.case(f"a loss of {value} in the history", LOUD, watch=[]) as case:
+        check_finite_history({"loss": [1.0, 0.5], "val_loss": [0.4, 0.3], "accuracy": [float("nan")]})
+        with pytest.raises(TrainingError):
+            check_finite_history({"loss": [1.0, value]})
+        case.outcome = "TrainingError"
+
+
+# --------------------------------------------------------------------------------------
+# Rule 5: classes
+# --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("layout", ["one class folder", "no class folders"])
+def test_finetune_needs_two_classes(layout, digits_folder, sandbox, record):  # noqa: F811
+    data = sandbox["root"] / "data"
+    if layout == "one class folder":
+        shutil.copytree(digits_folder / "4", data / "4")
+    else:
+        data.mkdir()
+        for p in list((digits_folder / "4").glob("*.png"))[:20]:
+            shutil.copyfile(p, data / p.name)
+    out = sandbox["root"] / "never"
+    with record.case(f"finetune on a folder with {layout}", DATA, watch=[data]) as case:
+        result = run_cli(["finetune", "lenet5", "--data", str(data), "--out", str(out)])
+        assert_one_line_refusal(result)
+        assert not out.exists()
+        case.outcome = result.output.strip().splitlines()[-1][:200]
+
+
+# --------------------------------------------------------------------------------------
+# Rule 9: outputs are locked
+# --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_an_output_another_command_is_writing_is_refused(command, sandbox, digits_folder, record):  # noqa: F811
+    from filelock import FileLock
+
+    from zoo.outputs import cache_root
+
+    args, suffix = COMMANDS[command]
+    out = sandbox["root"] / ("busy" if suffix == "folder" else f"busy{suffix}")
+    key = hashlib.sha1(str(out).encode()).hexdigest()
+    (cache_root() / "locks").mkdir(parents=True, exist_ok=True)
+    holder = FileLock(str(cache_root() / "locks" / f"{key}.lock"))
+    with record.case(
+        f"zoo {command} while another zoo command writes the same --out", LOCK, watch=[sandbox["work"]]
+    ) as case:
+        with holder:
+            result = run_cli([*[a.format(digits=digits_folder) for a in args], "--out", str(out)])
+        assert_one_line_refusal(result, contains="another zoo command")
+        assert not out.exists()
+        case.outcome = result.output.strip().splitlines()[-1][:200]

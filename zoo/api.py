@@ -233,12 +233,28 @@ def _load_entry(model: Any, entry: WeightsEntry, paths: dict[str, Path]) -> None
     _load_file(model, paths[weights_files[0].filename])
 
 
+#: Suffixes that make a ``weights`` string a file path rather than a tag.
+WEIGHTS_SUFFIXES = (".h5", ".keras", ".safetensors", ".npz", ".pth", ".pt", ".bin", ".pkl", ".pickle", ".ckpt")
+
+
+def is_weights_path(weights: str | os.PathLike[str]) -> bool:
+    """Whether ``weights`` names a file: a ``Path``, a string with a separator or a weights suffix.
+
+    A bare word (``"default"``, ``"mnist"``) is always a tag, even when a file of that
+    name exists in the working directory.
+    """
+    if isinstance(weights, os.PathLike):
+        return True
+    text = str(weights)
+    return "/" in text or os.sep in text or text.lower().endswith(WEIGHTS_SUFFIXES)
+
+
 def load(
     name: str,
     weights: str | os.PathLike[str] | None = "default",
     *,
     num_classes: int | None = None,
-    include_top: bool = True,
+    include_top: bool | None = None,
     input_shape: tuple[int, ...] | None = None,
     **builder_kwargs: Any,
 ) -> Any:
@@ -249,9 +265,13 @@ def load(
             case, ``-``, ``_`` and spaces do not matter.
         weights: ``"default"``, a tag (``"mnist"``), ``None`` for random
             initialisation, or a path to a local ``.weights.h5`` / ``.keras`` file.
+            A bare word is always a tag; a path must be explicit: a ``Path``, a
+            string with a folder separator, or a weights file suffix.
         num_classes: New number of classes; a different value from the weights'
             replaces the ``head`` layer and keeps every backbone weight.
-        include_top: ``False`` drops the classifier and returns features.
+        include_top: ``False`` drops the classifier and returns features; ``True``
+            adds one. ``None`` (the default) keeps what the weights have (with
+            ``weights=None``: the builder's default).
         input_shape: Input shape ``(H, W, C)``; a different channel count adapts the
             first layer's kernels.
         **builder_kwargs: Other builder arguments (``pooling="avg"``...).
@@ -268,17 +288,15 @@ def load(
     spec = _registry.get_spec(name)
     params = inspect.signature(spec.builder).parameters
     request = dict(builder_kwargs)
-    if "include_top" in params:
-        request["include_top"] = include_top
-    elif not include_top:
+    if include_top is not None and "include_top" in params:
+        request["include_top"] = bool(include_top)
+    elif include_top is False:
         raise InputError(f"{spec.name} has no classifier top to remove")
     for key, value in (("num_classes", num_classes), ("input_shape", input_shape)):
         if value is not None:
             request[key] = tuple(value) if key == "input_shape" else value
 
-    local_file = weights is not None and (
-        isinstance(weights, os.PathLike) or os.sep in str(weights) or Path(str(weights)).is_file()
-    )
+    local_file = weights is not None and is_weights_path(weights)
     if weights is None or local_file:
         model = _call_builder(spec, request)
         if local_file:
@@ -287,8 +305,8 @@ def load(
 
     entry = weights_entry(name, str(weights))
     source_kwargs = _entry_kwargs(spec, entry)
-    if "include_top" in params:
-        source_kwargs["include_top"] = True
+    if "include_top" in params:  # the weights' own form: with a classifier when they have one
+        source_kwargs["include_top"] = entry.num_classes is not None
     target_kwargs = {**source_kwargs, **request}
     paths = resolve_files(entry)
     source = _call_builder(spec, source_kwargs)

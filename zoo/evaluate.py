@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from zoo.errors import InputError
+from zoo.errors import DataError, InputError
 from zoo.manifest import WeightsEntry
 
 #: Importance samples per test image of the VAE likelihood (Burda et al. use 5000).
@@ -92,15 +92,53 @@ def evaluate_model(
         return generation_metrics(model, entry, data=data, split=split, data_dir=data_dir)
     if task != "image-classification":
         raise InputError(f"{entry.name}: evaluation of {task} models is not available yet")
+    name = str(data or entry.dataset["name"])
+    mapping = None
+    if data is not None:
+        info = zoo.data.info(name, data_dir=data_dir)
+        if split is None:
+            splits = list(info.splits)
+            split = entry.dataset["split"] if entry.dataset["split"] in splits or len(splits) != 1 else splits[0]
+        mapping = label_mapping(info.label_names, entry.labels, name, entry.name)
     dataset = zoo.data.load(
-        str(data or entry.dataset["name"]),
+        name,
         split or entry.dataset["split"],
         batch_size=batch_size,
         preprocessing=dict(entry.preprocessing),
         as_supervised=True,
         data_dir=data_dir,
     )
+    if mapping is not None:
+        import tensorflow as tf
+
+        table = tf.constant(mapping, tf.int64)
+        dataset = dataset.map(lambda x, y: (x, tf.gather(table, tf.cast(y, tf.int64))))
     return classification_metrics(model, dataset)
+
+
+def label_mapping(data_labels: Any, model_labels: Any, data: str, weights: str) -> list[int] | None:
+    """Map a dataset's class indices to the model's by label name (``None`` when they already agree).
+
+    A folder's classes are numbered 0..n-1 in name order; a model's are in its own
+    order, so folders ``3/`` and ``8/`` must be scored as the model's classes 3 and 8.
+
+    Raises:
+        DataError: When a class of the data is not one of the model's labels.
+    """
+    data_labels, model_labels = list(data_labels or []), list(model_labels or [])
+    if not data_labels or not model_labels:
+        raise DataError(f"{data}: cannot match its classes to {weights}'s labels (one of them has no names)")
+    if data_labels == model_labels:
+        return None
+    unknown = [n for n in data_labels if n not in model_labels]
+    if unknown:
+        shown = ", ".join(repr(n) for n in unknown[:5])
+        raise DataError(
+            f"{data}: classes {shown} are not labels of {weights} ({', '.join(model_labels[:12])}"
+            f"{', ...' if len(model_labels) > 12 else ''}); name the class folders after the model's "
+            "labels, or fine-tune the model on these classes first"
+        )
+    return [model_labels.index(n) for n in data_labels]
 
 
 def _images(name: str, split: str, data_dir: str | os.PathLike[str] | None) -> Any:

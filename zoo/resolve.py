@@ -309,9 +309,44 @@ def _download_error(entry: WeightsEntry, source: WeightsSource, filename: str,
         f"the revision, then {retry}")
 
 
+#: Seconds to wait for a TCP connection to the Hub before calling it unreachable.
+CONNECT_TIMEOUT = 5.0
+
+
+def _check_hub_reachable(entry: WeightsEntry, source: WeightsSource) -> None:
+    """Fail at once, in one line, when the Hub's host cannot be resolved or connected to.
+
+    huggingface_hub retries an unreachable Hub five times with back-off (about 25 s)
+    before it gives up; one connection attempt tells the same thing in at most
+    :data:`CONNECT_TIMEOUT` seconds.
+    """
+    import socket
+    from urllib.parse import urlsplit
+
+    import huggingface_hub
+
+    if huggingface_hub.constants.HF_HUB_OFFLINE:
+        return  # huggingface_hub raises its own offline error, translated by the caller
+    endpoint = huggingface_hub.constants.ENDPOINT
+    parts = urlsplit(endpoint)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parts.hostname or "", port), timeout=CONNECT_TIMEOUT):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise OfflineError(
+            f"{entry.name}: {source.repo_id}@{source.revision[:12]} is not cached and the Hub at "
+            f"{endpoint} cannot be reached ({reason}); connect to the network, or set HF_ENDPOINT "
+            "to a reachable mirror, then load it again"
+        ) from exc
+
+
 def _download(entry: WeightsEntry, source: WeightsSource, file: WeightsFile, force: bool) -> Path:
     import huggingface_hub
     from huggingface_hub import errors as hf_errors
+
+    _check_hub_reachable(entry, source)
 
     filename = _hub_filename(source, file)
     give_up = (hf_errors.RevisionNotFoundError, hf_errors.RepositoryNotFoundError,

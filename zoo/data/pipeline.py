@@ -175,7 +175,15 @@ def _named(
         )
     if kfold is not None:
         raise DataError(f"kfold is only available for the local copy of {entry.info.name!r}")
-    return _named_tfds(entry, split)
+    try:
+        return _named_tfds(entry, split)
+    except DataError as err:
+        where = f"in {data_dir}" if data_dir is not None else "because ZOO_DATA_DIR is not set"
+        raise DataError(
+            f"no local copy of {entry.info.name!r} was found {where}: set ZOO_DATA_DIR (or pass "
+            f"data_dir=) to the folder holding {', '.join(entry.local_files[:3])}"
+            f"{' ...' if len(entry.local_files) > 3 else ''}; the fallback also failed: {err}"
+        ) from err
 
 
 # ---------------------------------------------------------------------------

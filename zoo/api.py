@@ -234,7 +234,9 @@ def _load_entry(model: Any, entry: WeightsEntry, paths: dict[str, Path]) -> None
 
 
 #: Suffixes that make a ``weights`` string a file path rather than a tag.
-WEIGHTS_SUFFIXES = (".h5", ".keras", ".safetensors", ".npz", ".pth", ".pt", ".bin", ".pkl", ".pickle", ".ckpt")
+WEIGHTS_SUFFIXES = (
+    ".h5", ".keras", ".safetensors", ".npz", ".pth", ".pt", ".bin", ".pkl", ".pickle", ".ckpt",
+)
 
 
 def is_weights_path(weights: str | os.PathLike[str]) -> bool:
@@ -271,7 +273,8 @@ def load(
             replaces the ``head`` layer and keeps every backbone weight.
         include_top: ``False`` drops the classifier and returns features; ``True``
             adds one. ``None`` (the default) keeps what the weights have (with
-            ``weights=None``: the builder's default).
+            ``weights=None``: the builder's default), or adds one when
+            ``num_classes`` is given.
         input_shape: Input shape ``(H, W, C)``; a different channel count adapts the
             first layer's kernels.
         **builder_kwargs: Other builder arguments (``pooling="avg"``...).
@@ -288,6 +291,8 @@ def load(
     spec = _registry.get_spec(name)
     params = inspect.signature(spec.builder).parameters
     request = dict(builder_kwargs)
+    if include_top is None and num_classes is not None:
+        include_top = True  # asking for a number of classes asks for a classifier
     if include_top is not None and "include_top" in params:
         request["include_top"] = bool(include_top)
     elif include_top is False:

@@ -98,7 +98,8 @@ def evaluate_model(
         info = zoo.data.info(name, data_dir=data_dir)
         if split is None:
             splits = list(info.splits)
-            split = entry.dataset["split"] if entry.dataset["split"] in splits or len(splits) != 1 else splits[0]
+            own = entry.dataset["split"]
+            split = own if own in splits or len(splits) != 1 else splits[0]
         mapping = label_mapping(info.label_names, entry.labels, name, entry.name)
     dataset = zoo.data.load(
         name,

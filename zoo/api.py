@@ -213,12 +213,47 @@ def _load_file(model: Any, path: Path) -> None:
         )
     if not path.is_file():
         raise WeightsFormatError(f"weights file {path} does not exist")
+    if name.endswith(".h5"):
+        _check_h5_arrays(path, model)
     try:
         model.load_weights(str(path))
     except Exception as exc:  # Keras raises ValueError, OSError or KeyError on bad files
         raise WeightsFormatError(
             f"{path.name} does not fit {model.name}: {str(exc).splitlines()[0]}"
         ) from exc
+    import numpy as np
+
+    for variable in model.weights:
+        value = np.asarray(variable)
+        if value.dtype.kind == "f" and not np.all(np.isfinite(value)):
+            raise WeightsFormatError(
+                f"{path.name}: {variable.path} holds NaN or infinite values; these weights are "
+                "broken (a diverged training?): use another file"
+            )
+
+
+def _check_h5_arrays(path: Path, model: Any) -> None:
+    """Refuse an HDF5 weights file holding integer arrays where the model has only float weights."""
+    import h5py
+
+    if any(getattr(v, "dtype", "float32").startswith(("int", "uint")) for v in model.weights):
+        return  # the model keeps integer state: dtypes alone cannot tell
+    found: list[str] = []
+
+    def visit(name: str, item: Any) -> None:
+        if isinstance(item, h5py.Dataset) and item.dtype.kind in "iub" and item.size > 1:
+            found.append(name)
+
+    try:
+        with h5py.File(path, "r") as handle:
+            handle.visititems(visit)
+    except OSError as exc:
+        raise WeightsFormatError(f"{path.name}: not a readable HDF5 weights file ({exc})") from exc
+    if found:
+        raise WeightsFormatError(
+            f"{path.name}: {found[0]} holds integers, but every weight of {model.name} is a float; "
+            "this is not a weights file of this model"
+        )
 
 
 def _load_entry(model: Any, entry: WeightsEntry, paths: dict[str, Path]) -> None:

@@ -38,7 +38,8 @@ def read_image(path: str | os.PathLike[str], color_mode: str = "rgb") -> Any:
     """Read an image file into a uint8 array ``(H, W, C)`` with 1 (grayscale) or 3 channels.
 
     Any channel layout Pillow reads is converted (alpha dropped, palette expanded, CMYK to
-    RGB); 16-bit greyscale is scaled to 8 bits rather than clipped. Images over Pillow's
+    RGB); the EXIF orientation is applied; 16-bit greyscale is scaled to 8 bits rather than
+    clipped, and float images from [0, 1] (or from 0 to their maximum) to 0..255. Images over Pillow's
     decompression-bomb limit (``PIL.Image.MAX_IMAGE_PIXELS``) are refused.
 
     Raises:
@@ -47,7 +48,7 @@ def read_image(path: str | os.PathLike[str], color_mode: str = "rgb") -> Any:
     import warnings
 
     import numpy as np
-    from PIL import Image
+    from PIL import Image, ImageOps
 
     p = Path(path)
     if not p.is_file():  # a folder, a pipe or a device would fail or block in open()
@@ -59,7 +60,12 @@ def read_image(path: str | os.PathLike[str], color_mode: str = "rgb") -> Any:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(p) as img:
                 img.load()
-                if img.mode in _SIXTEEN_BIT:
+                img = ImageOps.exif_transpose(img)  # as a phone or viewer shows it
+                if img.mode == "F":  # float images: [0, 1] is the convention, else their own range
+                    values = np.nan_to_num(np.asarray(img, dtype=np.float64))
+                    top = 1.0 if values.max(initial=0.0) <= 1.0 else values.max()
+                    img = Image.fromarray(np.round(np.clip(values / top, 0, 1) * 255).astype(np.uint8))
+                elif img.mode in _SIXTEEN_BIT:
                     wide = np.asarray(img).astype(np.float64)
                     img = Image.fromarray(np.round(np.clip(wide, 0, 65535) / 257).astype(np.uint8))
                 img = img.convert("L" if color_mode == "grayscale" else "RGB")
@@ -85,12 +91,19 @@ def _probabilities(model: Any, outputs: Any) -> Any:
 
 
 def predict_images(
-    model: Any, entry: WeightsEntry, paths: list[str | os.PathLike[str]], *, top_k: int = 5
+    model: Any,
+    entry: WeightsEntry,
+    paths: list[str | os.PathLike[str]],
+    *,
+    top_k: int = 5,
+    batch_size: int = 32,
 ) -> list[Prediction]:
     """Classify image files with a model and its weights entry's preprocessing and labels.
 
     Images whose size differs from the model's input are resized to it first
-    when the entry's preprocessing has no resize of its own.
+    when the entry's preprocessing has no resize of its own. Files are decoded
+    and classified ``batch_size`` at a time, so peak memory does not grow with
+    the number of inputs.
     """
     import numpy as np
 
@@ -101,27 +114,29 @@ def predict_images(
         raise InputError(f"{entry.name} does not take images")
     transform = zoo.data.image_transform(spec)
     want = tuple(model.input_shape[1:3])
-    batch = []
-    for path in paths:
-        x = np.asarray(transform(read_image(path, spec["color_mode"])))
-        if None not in want and x.shape[:2] != want:
-            raise InputError(
-                f"{path}: after preprocessing the image is {x.shape[0]}x{x.shape[1]}, "
-                f"the model needs {want[0]}x{want[1]}"
-            )
-        batch.append(x)
-    probs = _probabilities(model, model.predict(np.stack(batch), verbose=0))
-    labels = entry.labels or tuple(str(i) for i in range(probs.shape[-1]))
-    k = max(1, min(top_k, probs.shape[-1]))
     results = []
-    for path, row in zip(paths, probs, strict=True):
-        order = np.argsort(-row)[:k]
-        results.append(Prediction(
-            input=str(path),
-            labels=tuple(labels[i] for i in order),
-            probabilities=tuple(float(row[i]) for i in order),
-            indices=tuple(int(i) for i in order),
-        ))
+    for start in range(0, len(paths), batch_size):  # fixed-size batches: memory does not grow with inputs
+        chunk = paths[start : start + batch_size]
+        batch = []
+        for path in chunk:
+            x = np.asarray(transform(read_image(path, spec["color_mode"])))
+            if None not in want and x.shape[:2] != want:
+                raise InputError(
+                    f"{path}: after preprocessing the image is {x.shape[0]}x{x.shape[1]}, "
+                    f"the model needs {want[0]}x{want[1]}"
+                )
+            batch.append(x)
+        probs = _probabilities(model, model.predict_on_batch(np.stack(batch)))
+        labels = entry.labels or tuple(str(i) for i in range(probs.shape[-1]))
+        k = max(1, min(top_k, probs.shape[-1]))
+        for path, row in zip(chunk, probs, strict=True):
+            order = np.argsort(-row)[:k]
+            results.append(Prediction(
+                input=str(path),
+                labels=tuple(labels[i] for i in order),
+                probabilities=tuple(float(row[i]) for i in order),
+                indices=tuple(int(i) for i in order),
+            ))
     return results
 
 

@@ -587,3 +587,164 @@ def test_an_output_another_command_is_writing_is_refused(command, sandbox, digit
         assert_one_line_refusal(result, contains="another zoo command")
         assert not out.exists()
         case.outcome = result.output.strip().splitlines()[-1][:200]
+
+
+# --------------------------------------------------------------------------------------
+# Rule 5: data read as people see it
+# --------------------------------------------------------------------------------------
+
+
+def test_exif_orientation_and_float_images_are_read_as_shown(tmp_path, record):
+    from PIL import Image
+
+    from zoo.predict import read_image
+
+    top_white = np.zeros((20, 10), np.uint8)
+    top_white[:5] = 255
+    for orientation, white_at_top in ((1, True), (3, False), (6, None), (8, None)):
+        image = Image.fromarray(top_white)
+        exif = image.getexif()
+        exif[0x0112] = orientation
+        path = tmp_path / f"o{orientation}.jpg"
+        image.save(path, exif=exif, quality=95)
+        with record.case(f"JPEG with EXIF orientation {orientation}", DATA, watch=[path]) as case:
+            pixels = read_image(path, "grayscale")[..., 0]
+            if white_at_top is None:  # rotated a quarter turn: the bright band is a column now
+                assert pixels.shape == (10, 20)
+            else:
+                assert (pixels[:5].mean() > 200) == white_at_top and pixels.shape == (20, 10)
+            case.outcome = f"shape {pixels.shape}, as a viewer shows it"
+    ramp = np.linspace(0, 1, 100, dtype=np.float32).reshape(10, 10)
+    for name, values in (("float TIFF in [0, 1]", ramp), ("float TIFF in [0, 4000]", ramp * 4000)):
+        path = tmp_path / f"{name.replace(' ', '_')}.tif"
+        Image.fromarray(values, mode="F").save(path)
+        with record.case(name, DATA, watch=[path]) as case:
+            pixels = read_image(path, "grayscale")
+            assert pixels.max() == 255 and pixels.min() == 0 and abs(pixels.mean() - 127.5) < 1
+            case.outcome = "scaled to 0..255"
+
+
+@pytest.fixture(scope="module")
+def mnist_folder(tmp_path_factory):
+    """Real MNIST test 3s and 8s in folders named after the digits."""
+    from PIL import Image
+
+    from zoo.data import catalog
+
+    shared = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+    if not (shared / "mnist").is_dir():
+        pytest.skip("no shared MNIST copy")
+    images, labels = catalog.mnist_like(shared, "mnist", "test")
+    root = tmp_path_factory.mktemp("mnist38")
+    for digit in (3, 8):
+        (root / str(digit)).mkdir()
+        for i in np.flatnonzero(labels == digit)[:60]:
+            Image.fromarray(images[i, ..., 0]).save(root / str(digit) / f"{i}.png")
+    return root
+
+
+def test_evaluate_on_a_folder_matches_class_names_to_labels(mnist_folder, tmp_path, record):
+    import json
+
+    with record.case(
+        "zoo evaluate lenet5 on folders 3/ and 8/ of real MNIST digits", DATA, watch=[mnist_folder]
+    ) as case:
+        result = run_cli(["evaluate", "lenet5", "--data", str(mnist_folder), "--json"])
+        assert result.exit_code == 0, result.output[-2000:]
+        measured = json.loads(result.output[result.output.index("{") :])["measured"]
+        assert measured["top1_accuracy"] > 95 and measured["num_examples"] == 120
+        case.outcome = f"top-1 {measured['top1_accuracy']:.1f}% (folder names matched to labels)"
+    renamed = tmp_path / "renamed"
+    shutil.copytree(mnist_folder / "3", renamed / "three")
+    shutil.copytree(mnist_folder / "8", renamed / "8")
+    with record.case(
+        "zoo evaluate lenet5 on a folder whose class names are not its labels", DATA, watch=[renamed]
+    ) as case:
+        result = run_cli(["evaluate", "lenet5", "--data", str(renamed)])
+        assert_one_line_refusal(result, contains="'three'")
+        case.outcome = result.output.strip().splitlines()[-1][:200]
+
+
+# --------------------------------------------------------------------------------------
+# Rule 6: bounded memory
+# --------------------------------------------------------------------------------------
+
+
+def test_predict_streams_fixed_size_batches(mnist_folder, record, monkeypatch):
+    import zoo
+    from zoo.predict import predict_images
+
+    paths = sorted(mnist_folder.rglob("*.png")) * 3
+    model = zoo.load("lenet5")
+    sizes: list[int] = []
+    real = model.predict_on_batch
+    monkeypatch.setattr(model, "predict_on_batch", lambda x: sizes.append(len(x)) or real(x))
+    with record.case(
+        f"zoo predict on {len(paths)} files decodes at most 32 at a time",
+        "bounded memory",
+        watch=[mnist_folder],
+    ) as case:
+        results = predict_images(model, zoo.weights_entry("lenet5"), paths, top_k=1)
+        assert len(results) == len(paths) and max(sizes) <= 32
+        assert [r.input for r in results] == [str(p) for p in paths]
+        case.outcome = f"{len(sizes)} batches of at most {max(sizes)}"
+
+
+# --------------------------------------------------------------------------------------
+# Rule 7: weights are sane
+# --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("damage", ["a NaN", "an infinity", "integer kernels"])
+def test_broken_user_weights_are_refused(damage, tmp_path, record):
+    import h5py
+
+    import zoo
+    from zoo.errors import WeightsFormatError
+
+    path = tmp_path / "mine.weights.h5"
+    zoo.load("lenet5").save_weights(path)
+    with h5py.File(path, "r+") as handle:
+        names: list[str] = []
+        handle.visititems(lambda n, item: names.append(n) if isinstance(item, h5py.Dataset) else None)
+        values = handle[names[0]][()]
+        if damage == "integer kernels":
+            del handle[names[0]]
+            handle.create_dataset(names[0], data=(values * 100).astype("int32"))
+        else:
+            values.flat[3] = np.nan if damage == "a NaN" else np.inf
+            handle[names[0]][...] = values
+    with record.case(f"user weights file with {damage}", "weights are sane", watch=[path]) as case:
+        with pytest.raises(WeightsFormatError):
+            zoo.load("lenet5", weights=path)
+        case.outcome = "WeightsFormatError"
+
+
+@pytest.mark.parametrize("word", ["default", "mnist"])
+def test_a_bare_word_is_a_tag_even_when_such_a_file_exists(word, sandbox, record):
+    import zoo
+
+    (sandbox["work"] / word).write_bytes(b"not weights")
+    with record.case(
+        f"zoo.load('lenet5', weights={word!r}) with a file {word!r} in the working folder",
+        VALID,
+        watch=[sandbox["work"]],
+    ) as case:
+        model = zoo.load("lenet5", weights=word)
+        assert model.output_shape == (None, 10)
+        case.outcome = "loaded the packaged weights (a tag)"
+
+
+# --------------------------------------------------------------------------------------
+# Rule 10: errors point at the fix
+# --------------------------------------------------------------------------------------
+
+
+def test_missing_data_directory_names_zoo_data_dir(sandbox, record, monkeypatch):
+    monkeypatch.delenv("ZOO_DATA_DIR", raising=False)
+    with record.case(
+        "zoo evaluate lenet5 with ZOO_DATA_DIR unset", "errors point at the fix", watch=[sandbox["work"]]
+    ) as case:
+        result = run_cli(["evaluate", "lenet5"])
+        assert_one_line_refusal(result, contains="ZOO_DATA_DIR")
+        case.outcome = result.output.strip().splitlines()[-1][:200]

@@ -79,10 +79,12 @@ def _pipeline(data: str, spec: dict[str, Any], *, split: dict[str, Any], batch_s
 
     import zoo.data
 
+    # A subset is drawn from the shuffled file names or arrays, before anything is decoded, and
+    # only the subset is cached: memory follows --max-train, not the size of the data.
     ds = zoo.data.load(data, split["split"], kfold=split.get("kfold"), preprocessing=spec,
-                       as_supervised=True, data_dir=data_dir)
+                       as_supervised=True, data_dir=data_dir, shuffle=bool(limit), seed=seed)
     if limit:
-        ds = ds.shuffle(100_000, seed=seed, reshuffle_each_iteration=False).take(limit)
+        ds = ds.take(limit)
     ds = ds.cache()
     if train:  # each epoch's order is a function of (seed, epoch): a resumed run sees the same batches
         buffer = 10_000 if not limit else limit
@@ -406,9 +408,9 @@ def text_dataset(data: str, spec: dict[str, Any], *, split: str = "train",
     from zoo.text import bert_inputs
 
     ds = zoo.data.load(data, split, kfold=kfold, preprocessing=spec, as_supervised=True,
-                       data_dir=data_dir)
+                       data_dir=data_dir, shuffle=bool(limit), seed=seed)
     if limit:
-        ds = ds.shuffle(100_000, seed=seed, reshuffle_each_iteration=False).take(limit)
+        ds = ds.take(limit)  # drawn before tokenising: only the subset is cached
     ds = ds.cache()
     if shuffle:
         ds = ds.shuffle(100_000, seed=seed, reshuffle_each_iteration=True)

@@ -182,6 +182,15 @@ def export(
     else:
         out = outputs.check_file_target(out, overwrite)
     entry = api.weights_entry(name)
+    from zoo import registry
+
+    task = registry.get_spec(entry.architecture).task
+    if task != "image-classification":
+        raise InputError(
+            f"{entry.name} is not an image classifier (its task: {task}); zoo export handles image "
+            "classifiers so far "
+            "(export of text and generative models is not available yet)"
+        )
     if entry.preprocessing.get("type") != "image":
         raise InputError(f"export of {entry.preprocessing.get('type')} models is not supported yet")
     model = api.load(entry.name)

@@ -153,9 +153,16 @@ def predict(
     Returns:
         One :class:`Prediction` per input, in order.
     """
+    from zoo import registry
     from zoo.api import load, weights_entry
 
     if not inputs:
         raise InputError("give at least one input file")
     entry = weights_entry(name)
+    task = registry.get_spec(entry.architecture).task
+    if task != "image-classification":
+        hint = {"image-generation": f"draw images with `zoo sample {entry.name} --out grid.png`",
+                "language-modeling": f"continue text with `zoo generate {entry.name} --prompt TEXT`"}.get(
+            task, "zoo predict classifies images with an image-classification model")
+        raise InputError(f"{entry.name} is not an image classifier (its task: {task}); {hint}")
     return predict_images(load(entry.name), entry, list(inputs), top_k=top_k)

@@ -441,6 +441,11 @@ BAD_OPTIONS = {
     "generate --n-chars -5": ["generate", "lstm", "--prompt", "a", "--n-chars", "-5"],
     "generate --top-k 0": ["generate", "lstm", "--prompt", "a", "--top-k", "0"],
     "info of an unknown model": ["info", "no-such-net"],
+    "predict with a generative model": ["predict", "vae", "x.png"],
+    "predict with a language model": ["predict", "lstm", "x.png"],
+    "predict with a sentence encoder": ["predict", "minilm", "x.png"],
+    "export of a generative model": ["export", "vae", "--format", "onnx", "--out", "v.onnx"],
+    "export of a language model": ["export", "lstm", "--format", "savedmodel", "--out", "lm"],
 }
 
 
@@ -748,3 +753,32 @@ def test_missing_data_directory_names_zoo_data_dir(sandbox, record, monkeypatch)
         result = run_cli(["evaluate", "lenet5"])
         assert_one_line_refusal(result, contains="ZOO_DATA_DIR")
         case.outcome = result.output.strip().splitlines()[-1][:200]
+
+
+def test_class_folder_names_that_are_not_utf8_train(digits_folder, sandbox, record):  # noqa: F811
+    import json
+
+    data = sandbox["root"] / "names"
+    odd = os.fsdecode(b"\xff\xfe-digits")
+    shutil.copytree(digits_folder / "1", data / odd)
+    shutil.copytree(digits_folder / "7", data / "seven")
+    out = sandbox["root"] / "ft-names"
+    with record.case("finetune on class folders whose names are not UTF-8", DATA, watch=[data]) as case:
+        result = run_cli(
+            [
+                "finetune",
+                "lenet5",
+                "--data",
+                str(data),
+                "--epochs",
+                "1",
+                "--max-train",
+                "64",
+                "--out",
+                str(out),
+            ]
+        )
+        assert result.exit_code == 0, result.output[-2000:]
+        labels = json.loads((out / "card.json").read_text())["labels"]
+        assert sorted(labels) == sorted([odd, "seven"])
+        case.outcome = "trained; the card keeps the folder names"

@@ -314,6 +314,8 @@ def _folder(
             )
         items, labels = data.splits[wanted]
     labels_tensor = tf.constant(labels, tf.int64, shape=[len(labels)])
+    if data.kind == "image":  # file names as the OS gives them (bytes): names need not be UTF-8
+        items = [os.fsencode(item) if isinstance(item, str | os.PathLike) else item for item in items]
     items_tensor = tf.constant(items, tf.string, shape=[len(items)])
     if data.kind == "image":
         ds = tf.data.Dataset.from_tensor_slices({"image": items_tensor, "label": labels_tensor})

@@ -7,6 +7,13 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))  # make tests/hubserver.py importable
 
+# The zoo's own cache (feature cache, output ledger, locks, sha256 pins) stays out of the user's
+# home during tests; subprocesses inherit it.
+if "ZOO_CACHE_DIR" not in os.environ:
+    import tempfile
+
+    os.environ["ZOO_CACHE_DIR"] = tempfile.mkdtemp(prefix="zoo-test-cache-")
+
 
 # --- local Hugging Face Hub (olah) -----------------------------------------------------
 @pytest.fixture(scope="session")

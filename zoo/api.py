@@ -10,6 +10,7 @@ from __future__ import annotations
 import fnmatch
 import inspect
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,15 @@ from zoo.errors import (
     WeightsFormatError,
 )
 from zoo.manifest import PACKAGE_DIR, WeightsEntry, WeightsFile, load_manifest
-from zoo.resolve import check_file, find_local, resolve_files, verify_local_copy
+from zoo.resolve import (
+    check_file,
+    find_local,
+    pinned_sha256,
+    private_verified_copies,
+    resolve_files,
+    sha256_file,
+    verify_local_copy,
+)
 
 SAFE_WEIGHT_SUFFIXES = (".weights.h5", ".keras")
 PICKLE_SUFFIXES = (".pt", ".pth", ".pkl", ".pickle", ".bin", ".ckpt", ".joblib", ".npy")
@@ -350,7 +359,9 @@ def load(
     target_kwargs = {**source_kwargs, **request}
     paths = resolve_files(entry)
     source = _call_builder(spec, source_kwargs)
-    _load_entry(source, entry, paths)
+    with tempfile.TemporaryDirectory(prefix="zoo-load-") as private:
+        # load the bytes that were hashed, not a path another process could change meanwhile
+        _load_entry(source, entry, private_verified_copies(entry, paths, Path(private)))
     if target_kwargs == source_kwargs:
         return source
 
@@ -452,8 +463,16 @@ def verify(names: list[str] | None = None, *, golden: bool = False) -> list[Veri
                                             f"run 'zoo pull {entry.name}'"))
                 continue
             problem = verify_local_copy(entry, file, path)
+            detail = problem or ""
+            if problem is None and file.sha256 is None:  # no hash from a source the project trusts
+                pin = pinned_sha256(entry, file)
+                if pin is not None and sha256_file(path) != pin:
+                    problem = detail = f"differs from the sha256 pinned on first use ({pin[:12]}...)"
+                else:
+                    detail = ("no published sha256: matches the Hub's hash"
+                              + (" and the sha256 pinned on first use" if pin else "; pinned on first load"))
             results.append(VerifyResult(entry.name, file.filename, "bad" if problem else "ok",
-                                        str(path), problem or ""))
+                                        str(path), detail))
         files_ok = all(r.status == "ok" for r in results if r.weights == entry.name)
         if golden and entry.golden is not None and files_ok:
             results.append(_check_golden(entry))

@@ -469,3 +469,94 @@ def find_local(entry: WeightsEntry, file: WeightsFile) -> Path | None:
             if path is not None:
                 return path
     return None
+
+
+# --------------------------------------------------------------------------------------
+# Loading from what was hashed
+# --------------------------------------------------------------------------------------
+
+
+def _pins_path() -> Path:
+    from zoo.outputs import cache_root
+
+    return cache_root() / "pins.json"
+
+
+def _pin_key(entry: WeightsEntry, file: WeightsFile) -> str:
+    hub = next((s for s in entry.sources if s.type == "hf"), None)
+    where = f"{hub.repo_id}@{hub.revision}" if hub is not None else "package"
+    return f"{entry.name}/{file.filename}@{where}"
+
+
+def pinned_sha256(entry: WeightsEntry, file: WeightsFile) -> str | None:
+    """The sha256 recorded on first use of a file whose manifest publishes none (else ``None``)."""
+    import json
+
+    try:
+        pins = json.loads(_pins_path().read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    value = pins.get(_pin_key(entry, file)) if isinstance(pins, dict) else None
+    return value if isinstance(value, str) else None
+
+
+def _pin(entry: WeightsEntry, file: WeightsFile, digest: str) -> None:
+    import json
+
+    from filelock import FileLock
+
+    path = _pins_path()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(path) + ".lock", timeout=30):
+            try:
+                pins = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                pins = {}
+            pins.setdefault(_pin_key(entry, file), digest)
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(pins, indent=1, sort_keys=True), encoding="utf-8")
+            os.replace(tmp, path)
+    except OSError as exc:
+        log.warning("%s: could not record the sha256 of %s (%s)", entry.name, file.filename, exc)
+    else:
+        log.warning(
+            "%s: the manifest publishes no sha256 for %s; recorded %s... on first use and will "
+            "enforce it from now on", entry.name, file.filename, digest[:12],
+        )
+
+
+def private_verified_copies(entry: WeightsEntry, paths: dict[str, Path], folder: Path) -> dict[str, Path]:
+    """Copy each resolved file into ``folder`` while hashing it, and check the hash of those bytes.
+
+    The copies are what gets loaded, so the bytes loaded are exactly the bytes
+    hashed, whatever happens to the cached file meanwhile. A file whose manifest
+    publishes no sha256 is checked against the sha256 recorded on its first use
+    (trust on first use); on first use that hash is recorded.
+
+    Raises:
+        WeightsVerificationError: When a copy's bytes differ from the expected sha256.
+    """
+    copies: dict[str, Path] = {}
+    for file in entry.files:
+        source = paths[file.filename]
+        target = folder / file.filename
+        target.parent.mkdir(parents=True, exist_ok=True)
+        digest = hashlib.sha256()
+        with open(source, "rb") as src, open(target, "wb") as dst:
+            while chunk := src.read(_CHUNK):
+                digest.update(chunk)
+                dst.write(chunk)
+        actual = digest.hexdigest()
+        expected = file.sha256 or pinned_sha256(entry, file)
+        if expected is None:
+            _pin(entry, file, actual)
+        elif actual != expected:
+            what = "the manifest's" if file.sha256 else "the one recorded on first use"
+            raise WeightsVerificationError(
+                f"{entry.name}: the bytes of {file.filename} read for loading have sha256 "
+                f"{actual[:12]}..., not {what} {expected[:12]}...; nothing was loaded. Run "
+                f"'zoo verify' and '{_fetch_command(entry)}' to replace the copy at {source}"
+            )
+        copies[file.filename] = target
+    return copies

@@ -782,3 +782,53 @@ def test_class_folder_names_that_are_not_utf8_train(digits_folder, sandbox, reco
         labels = json.loads((out / "card.json").read_text())["labels"]
         assert sorted(labels) == sorted([odd, "seven"])
         case.outcome = "trained; the card keeps the folder names"
+
+
+# --------------------------------------------------------------------------------------
+# Rule 8: verified means verified
+# --------------------------------------------------------------------------------------
+
+
+def test_loaded_bytes_are_the_hashed_bytes(sandbox, tmp_path, record):
+    import zoo
+    from zoo.errors import WeightsVerificationError
+    from zoo.resolve import private_verified_copies, resolve_files
+
+    entry = zoo.weights_entry("lenet5")
+    good = resolve_files(entry)
+    tampered = tmp_path / "tampered.weights.h5"
+    data = bytearray(good[entry.files[0].filename].read_bytes())
+    data[-100] ^= 0xFF
+    tampered.write_bytes(bytes(data))
+    with record.case(
+        "a weights file changed after it was verified is not loaded", "verified means verified", watch=[]
+    ) as case:
+        copies = private_verified_copies(entry, good, tmp_path / "ok")
+        assert copies[entry.files[0].filename].read_bytes() == good[entry.files[0].filename].read_bytes()
+        with pytest.raises(WeightsVerificationError, match="nothing was loaded"):
+            private_verified_copies(entry, {entry.files[0].filename: tampered}, tmp_path / "bad")
+        case.outcome = "the private copy's own bytes are hashed; a changed file is refused"
+
+
+def test_files_without_a_published_sha256_are_pinned_on_first_use(sandbox, tmp_path, record):
+    import zoo
+    from zoo.errors import WeightsVerificationError
+    from zoo.resolve import pinned_sha256, private_verified_copies
+
+    entry = zoo.weights_entry("resnet50.tv_in1k")
+    file = entry.files[0]
+    assert file.sha256 is None
+    first, other = tmp_path / "first.safetensors", tmp_path / "other.safetensors"
+    first.write_bytes(b"first copy" * 1000)
+    other.write_bytes(b"other copy" * 1000)
+    with record.case(
+        "a mirror's different file for an entry without a published sha256",
+        "verified means verified",
+        watch=[first],
+    ) as case:
+        private_verified_copies(entry, {file.filename: first}, tmp_path / "a")
+        assert pinned_sha256(entry, file) is not None
+        with pytest.raises(WeightsVerificationError, match="first use"):
+            private_verified_copies(entry, {file.filename: other}, tmp_path / "b")
+        private_verified_copies(entry, {file.filename: first}, tmp_path / "c")
+        case.outcome = "pinned on first use; a different file is refused afterwards"

@@ -100,6 +100,10 @@ def info_cmd(name: str, as_json: bool) -> None:
             click.echo(f"    reference {r.name} = {r.value:g} ({r.citation})")
         for s in w.sources:
             click.echo(f"    source {s.describe()}")
+        unpublished = [f.filename for f in w.files if not f.sha256]
+        if unpublished:
+            click.echo(f"    sha256: none published for {', '.join(unpublished)}; checked against the "
+                       "Hub's own hash, then pinned on first use and enforced")
 
 
 @cli.command("pull")

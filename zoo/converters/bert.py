@@ -496,8 +496,13 @@ def tf_checkpoint_converter(model: Any, paths: dict[str, Path], entry: Any) -> N
             tmp.cleanup()
 
 
-def _base_files(entry: Any, deltas: list[Path]) -> tuple[list[Path], dict[str, Any] | None]:
-    """Resolve the base entry that delta files name in their metadata: its safetensors and config."""
+def _base_files(
+    entry: Any, deltas: list[Path], own_folder: str | os.PathLike[str]
+) -> tuple[list[Path], dict[str, Any] | None]:
+    """Resolve the base entry that delta files name in their metadata: its safetensors and config.
+
+    The base's files are copied (and hashed) into ``own_folder``, which the caller removes.
+    """
     from zoo import api
 
     bases = {read_safetensors(p)[1].get("zoo_base") for p in deltas} - {None}
@@ -508,7 +513,10 @@ def _base_files(entry: Any, deltas: list[Path]) -> tuple[list[Path], dict[str, A
     base = api.weights_entry(bases.pop())
     if base.name == entry.name:
         raise WeightsFormatError(f"{entry.name}: names itself as its base")
-    base_paths = api.pull(base.name)
+    from zoo.resolve import private_verified_copies
+
+    folder = Path(own_folder) / "base"  # beside the caller's private copies, removed with them
+    base_paths = private_verified_copies(base, api.pull(base.name), folder)  # load what was hashed
     return _files(base, base_paths, "safetensors"), _config(base, base_paths)
 
 
@@ -522,9 +530,12 @@ def hf_safetensors_converter(model: Any, paths: dict[str, Path], entry: Any) -> 
     own = _files(entry, paths, "safetensors")
     if not own:
         raise WeightsFormatError(f"{entry.name}: no safetensors file")
-    base_files, base_config = _base_files(entry, own)
-    config = _config(entry, paths) or base_config
-    try:
-        load_hf_safetensors(model, [*base_files, *own], config, fresh_head=_fresh_head(entry))
-    except WeightsFormatError as exc:
-        raise WeightsFormatError(f"{entry.name}: {exc}") from exc
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="zoo-load-base-") as private:
+        base_files, base_config = _base_files(entry, own, private)
+        config = _config(entry, paths) or base_config
+        try:
+            load_hf_safetensors(model, [*base_files, *own], config, fresh_head=_fresh_head(entry))
+        except WeightsFormatError as exc:
+            raise WeightsFormatError(f"{entry.name}: {exc}") from exc

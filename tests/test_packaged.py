@@ -52,9 +52,22 @@ def test_family_default_is_packaged_and_loads_offline(family, offline):
     _assert_matches_golden(zoo.load(family), entry)
 
 
+#: Everything packaged in the wheel must stay under PyPI's default 100 MB file limit. Weights files
+#: compress little (the 92 MB of packaged files made an 88.1 MB wheel), so the packaged files get a
+#: budget of 95 MB; a new entry that does not fit goes to the Hub at a pinned revision (or to a
+#: Python package of its own), as the ImageNet weights do.
+WHEEL_BUDGET = 95 * 10**6
+
+
 def test_packaged_files_are_small_enough_for_a_wheel():
+    total = 0
     for name in PACKAGED:
-        assert zoo.weights_entry(name).total_size < 20 * 2**20, name
+        size = zoo.weights_entry(name).total_size
+        assert size < 20 * 2**20, name
+        total += size
+    folder = Path(zoo.__file__).parent / "pretrained"
+    extras = sum(p.stat().st_size for p in folder.glob("*") if p.is_file())
+    assert total + extras < WHEEL_BUDGET, f"packaged weights take {total + extras:,} bytes"
 
 
 @pytest.mark.skipif(not (DATA_DIR / "mnist").is_dir(), reason=f"MNIST not found under {DATA_DIR}")

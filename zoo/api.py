@@ -224,6 +224,8 @@ def _load_file(model: Any, path: Path) -> None:
         raise WeightsFormatError(f"weights file {path} does not exist")
     if name.endswith(".h5"):
         _check_h5_arrays(path, model)
+    elif name.endswith(".keras"):
+        check_keras_archive(path)
     try:
         model.load_weights(str(path))
     except Exception as exc:  # Keras raises ValueError, OSError or KeyError on bad files
@@ -386,11 +388,67 @@ def load_keras(path: str | os.PathLike[str]) -> Any:
     p = Path(path)
     if not p.is_file() or not p.name.endswith(".keras"):
         raise WeightsFormatError(f"{p}: expected an existing .keras file")
+    check_keras_archive(p)
     register_custom_objects()
     try:
         return keras.saving.load_model(str(p), safe_mode=True)
     except Exception as exc:  # Keras raises ValueError, TypeError or OSError on bad files
         raise WeightsFormatError(f"{p.name} could not be loaded safely: {str(exc).splitlines()[0]}") from exc
+
+
+#: Limits checked before a ``.keras`` archive is inflated or its model built.
+MAX_ARCHIVE_MEMBER_BYTES = 4 * 2**30
+MAX_INFLATION_RATIO = 100
+MAX_CONFIG_BYTES = 16 * 2**20
+MAX_LAYER_SIZE = 2**20  # units, filters, embedding rows... of any one layer
+_SIZE_KEYS = frozenset({"units", "filters", "input_dim", "output_dim", "num_heads", "key_dim",
+                        "value_dim", "intermediate_size", "hidden_size", "vocab_size"})
+
+
+def check_keras_archive(path: Path) -> None:
+    """Refuse a ``.keras`` file that would inflate or build far beyond its size, before loading it.
+
+    Raises:
+        WeightsFormatError: For a file that is not a zip archive, a member that inflates past
+            :data:`MAX_ARCHIVE_MEMBER_BYTES` or more than :data:`MAX_INFLATION_RATIO` times its
+            compressed size, or a layer configured larger than :data:`MAX_LAYER_SIZE`.
+    """
+    import json
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+            for member in members:
+                big = member.file_size > MAX_ARCHIVE_MEMBER_BYTES
+                bomb = member.file_size > 64 * 2**20 and (
+                    member.file_size > MAX_INFLATION_RATIO * max(member.compress_size, 1))
+                if big or bomb:
+                    raise WeightsFormatError(
+                        f"{path.name}: its member {member.filename} inflates to {member.file_size:,} "
+                        f"bytes from {member.compress_size:,}; refusing to unpack it"
+                    )
+            config = next((m for m in members if m.filename == "config.json"), None)
+            if config is None or config.file_size > MAX_CONFIG_BYTES:
+                raise WeightsFormatError(f"{path.name}: no readable config.json; not a Keras model file")
+            data = json.loads(archive.read(config))
+    except (zipfile.BadZipFile, OSError, ValueError, UnicodeDecodeError) as exc:
+        raise WeightsFormatError(f"{path.name}: not a readable .keras archive ({exc})") from exc
+
+    def walk(node: Any, where: str) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key in _SIZE_KEYS and isinstance(value, int) and value > MAX_LAYER_SIZE:
+                    raise WeightsFormatError(
+                        f"{path.name}: {where or 'its config'} asks for {key}={value:,}, more than "
+                        f"{MAX_LAYER_SIZE:,}; refusing to build it"
+                    )
+                walk(value, node.get("name", where) if isinstance(node.get("name"), str) else where)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item, where)
+
+    walk(data, "")
 
 
 @dataclass(frozen=True)

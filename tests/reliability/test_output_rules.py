@@ -832,3 +832,43 @@ def test_files_without_a_published_sha256_are_pinned_on_first_use(sandbox, tmp_p
             private_verified_copies(entry, {file.filename: other}, tmp_path / "b")
         private_verified_copies(entry, {file.filename: first}, tmp_path / "c")
         case.outcome = "pinned on first use; a different file is refused afterwards"
+
+
+def _keras_archive_variant(tmp_path: Path, variant: str) -> Path:
+    import json
+    import zipfile
+
+    import keras
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, name="dense")])
+    source = tmp_path / "small.keras"
+    model.save(source)
+    with zipfile.ZipFile(source) as archive:
+        members = {n: archive.read(n) for n in archive.namelist()}
+    if variant == "a 3,000,000-unit layer":
+        members["config.json"] = (
+            json.dumps(json.loads(members["config.json"])).replace('"units": 3', '"units": 3000000').encode()
+        )
+    elif variant == "a weights member that inflates to 1 GiB":
+        members["model.weights.h5"] = b"\0" * 2**30
+    elif variant == "no config":
+        members.pop("config.json")
+    path = tmp_path / f"{variant.replace(' ', '_').replace(',', '')}.keras"
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return path
+
+
+@pytest.mark.parametrize(
+    "variant", ["a 3,000,000-unit layer", "a weights member that inflates to 1 GiB", "no config"]
+)
+def test_keras_files_are_checked_before_they_inflate(variant, tmp_path, record):
+    import zoo
+    from zoo.errors import WeightsFormatError
+
+    path = _keras_archive_variant(tmp_path, variant)
+    with record.case(f"a small .keras file with {variant}", "bounded memory", watch=[path]) as case:
+        with pytest.raises(WeightsFormatError):
+            zoo.load_keras(path)
+        case.outcome = "refused before unpacking or building"

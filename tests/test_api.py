@@ -118,8 +118,7 @@ def test_head_swap_keeps_backbone(packaged):
     model = zoo.load("lenet5", num_classes=3)
     assert model.get_layer("head").units == 3
     for name in ("c1", "c3", "c5", "f6"):
-        for a, b in zip(model.get_layer(name).get_weights(), base.get_layer(name).get_weights(),
-                        strict=True):
+        for a, b in zip(model.get_layer(name).get_weights(), base.get_layer(name).get_weights(), strict=True):
             np.testing.assert_array_equal(a, b)
 
 

@@ -34,10 +34,24 @@ needs_minilm = pytest.mark.skipif(
 )
 needs_mr = pytest.mark.skipif(not HAS_MR, reason=f"MR (text/rt-polarity) not found under {DATA_DIR}")
 
-BERT_MINI = {"vocab_size": 30522, "hidden_size": 256, "num_hidden_layers": 4, "num_attention_heads": 4,
-             "intermediate_size": 1024, "max_position_embeddings": 512, "type_vocab_size": 2}
-SMALL = {"vocab_size": 120, "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4,
-         "intermediate_size": 48, "max_position_embeddings": 40, "type_vocab_size": 2}
+BERT_MINI = {
+    "vocab_size": 30522,
+    "hidden_size": 256,
+    "num_hidden_layers": 4,
+    "num_attention_heads": 4,
+    "intermediate_size": 1024,
+    "max_position_embeddings": 512,
+    "type_vocab_size": 2,
+}
+SMALL = {
+    "vocab_size": 120,
+    "hidden_size": 32,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "intermediate_size": 48,
+    "max_position_embeddings": 40,
+    "type_vocab_size": 2,
+}
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
 
@@ -50,8 +64,28 @@ def _tool(name):
 
 def toy_vocab(size: int) -> list[str]:
     """A WordPiece vocabulary: specials, a few words, letters and ##letters, then [unusedN] filler."""
-    words = ["the", "a", "man", "is", "eating", "food", "bread", "movie", "good", "bad", "un", "##aff",
-             "##able", ".", ",", "!", "'", "s", "##s", "##ing"]
+    words = [
+        "the",
+        "a",
+        "man",
+        "is",
+        "eating",
+        "food",
+        "bread",
+        "movie",
+        "good",
+        "bad",
+        "un",
+        "##aff",
+        "##able",
+        ".",
+        ",",
+        "!",
+        "'",
+        "s",
+        "##s",
+        "##ing",
+    ]
     letters = [chr(c) for c in range(ord("a"), ord("z") + 1)]
     tokens = SPECIALS + words + [c for c in letters if c not in words] + ["##" + c for c in letters]
     tokens = list(dict.fromkeys(tokens))
@@ -114,8 +148,12 @@ def write_google_checkpoint(folder: Path, variables: dict[str, np.ndarray]) -> P
     folder.mkdir(parents=True, exist_ok=True)
     prefix = folder / "bert_model.ckpt"
     names = sorted(variables)
-    tf.raw_ops.SaveV2(prefix=str(prefix), tensor_names=names, shape_and_slices=[""] * len(names),
-                      tensors=[tf.constant(variables[n]) for n in names])
+    tf.raw_ops.SaveV2(
+        prefix=str(prefix),
+        tensor_names=names,
+        shape_and_slices=[""] * len(names),
+        tensors=[tf.constant(variables[n]) for n in names],
+    )
     return prefix
 
 
@@ -142,9 +180,14 @@ def small_model(config: dict = SMALL, **kwargs):
     from zoo.models.bert import bert_encoder
 
     return bert_encoder(
-        num_layers=config["num_hidden_layers"], hidden_size=config["hidden_size"],
-        num_heads=config["num_attention_heads"], intermediate_size=config["intermediate_size"],
-        vocab_size=config["vocab_size"], max_position_embeddings=config["max_position_embeddings"], **kwargs)
+        num_layers=config["num_hidden_layers"],
+        hidden_size=config["hidden_size"],
+        num_heads=config["num_attention_heads"],
+        intermediate_size=config["intermediate_size"],
+        vocab_size=config["vocab_size"],
+        max_position_embeddings=config["max_position_embeddings"],
+        **kwargs,
+    )
 
 
 def random_inputs(vocab: int, batch: int = 3, seq: int = 11, seed: int = 1) -> dict[str, np.ndarray]:
@@ -169,6 +212,7 @@ def hf_bert_model():
         import torchvision  # noqa: F401  (transformers imports it when it is installed)
     except Exception:
         real = importlib.util.find_spec
+
         def hide(n, *a, **k):
             return None if n.split(".")[0] == "torchvision" else real(n, *a, **k)
 
@@ -194,8 +238,7 @@ def hf_outputs(state: dict[str, np.ndarray], config: dict, inputs: dict[str, np.
 
     model = BertModel(BertConfig(**config, hidden_act="gelu", layer_norm_eps=1e-12)).eval()
     tensors = {k: torch.from_numpy(v) for k, v in state.items() if k != "embeddings.position_ids"}
-    missing, unexpected = model.load_state_dict(tensors,
-                                                strict=False)
+    missing, unexpected = model.load_state_dict(tensors, strict=False)
     assert not unexpected and set(missing) <= {"embeddings.position_ids"}, (missing, unexpected)
     with torch.no_grad():
         out = model(**{k: torch.from_numpy(v.astype(np.int64)) for k, v in inputs.items()})
@@ -220,7 +263,17 @@ def test_wordpiece_splits_lowercases_strips_accents_and_adds_specials(toy_vocab_
     tok = WordPieceTokenizer(toy_vocab_file)
     assert tok.vocab_size == SMALL["vocab_size"]
     assert tok.tokenize("The MAN is Éating unaffable [MASK] food!") == [
-        "the", "man", "is", "eating", "un", "##aff", "##able", "[MASK]", "food", "!"]
+        "the",
+        "man",
+        "is",
+        "eating",
+        "un",
+        "##aff",
+        "##able",
+        "[MASK]",
+        "food",
+        "!",
+    ]
     assert tok.tokenize("xyz") == ["x", "##y", "##z"]
     assert tok.tokenize("xyz€ a") == ["[UNK]", "a"]  # a word with an unknown character is one [UNK]
     batch = tok(["a man", "the movie is good ."])
@@ -265,8 +318,13 @@ def test_wordpiece_text_transform_in_tf_data(toy_vocab_file):
     import zoo.data
     from zoo.text import WordPieceTokenizer, bert_inputs
 
-    spec = {"type": "text", "tokenizer": "wordpiece", "vocab": toy_vocab_file.name, "max_length": 12,
-            "lowercase": True}
+    spec = {
+        "type": "text",
+        "tokenizer": "wordpiece",
+        "vocab": toy_vocab_file.name,
+        "max_length": 12,
+        "lowercase": True,
+    }
     encode = zoo.data.text_transform(spec, base_dir=toy_vocab_file.parent)
     texts = ["The man is eating bread.", "A good movie!"]
     ds = tf.data.Dataset.from_tensor_slices(texts).map(encode).batch(2)
@@ -274,8 +332,9 @@ def test_wordpiece_text_transform_in_tf_data(toy_vocab_file):
     expected = WordPieceTokenizer(toy_vocab_file)(texts, max_length=12, padding="max_length")
     np.testing.assert_array_equal(ids, expected["input_ids"])
     trimmed = bert_inputs(tf.constant(ids))
-    np.testing.assert_array_equal(trimmed["attention_mask"].numpy(),
-                                  expected["attention_mask"][:, : trimmed["attention_mask"].shape[1]])
+    np.testing.assert_array_equal(
+        trimmed["attention_mask"].numpy(), expected["attention_mask"][:, : trimmed["attention_mask"].shape[1]]
+    )
     unbounded = zoo.data.text_transform({**spec, "vocab": str(toy_vocab_file), "max_length": None})
     assert unbounded(tf.constant("a man")).shape == (4,)
 
@@ -319,10 +378,12 @@ def test_tf_checkpoint_fills_every_weight_exactly(small_ckpt):
     filled = cb.load_tf_checkpoint(model, prefix, SMALL)
     assert sorted(filled) == sorted(la.name for la in model.layers if la.weights)
     layer = model.get_layer("encoder_layer_1_intermediate_dense")
-    np.testing.assert_array_equal(layer.kernel.numpy(),
-                                  variables["bert/encoder/layer_1/intermediate/dense/kernel"])
-    np.testing.assert_array_equal(model.get_layer("embeddings_LayerNorm").gamma.numpy(),
-                                  variables["bert/embeddings/LayerNorm/gamma"])
+    np.testing.assert_array_equal(
+        layer.kernel.numpy(), variables["bert/encoder/layer_1/intermediate/dense/kernel"]
+    )
+    np.testing.assert_array_equal(
+        model.get_layer("embeddings_LayerNorm").gamma.numpy(), variables["bert/embeddings/LayerNorm/gamma"]
+    )
 
 
 def test_hf_state_round_trip_with_prefix_and_buffers(small_ckpt, tmp_path):
@@ -349,21 +410,31 @@ def test_hf_state_round_trip_with_prefix_and_buffers(small_ckpt, tmp_path):
 def test_legacy_layernorm_names_are_accepted(small_ckpt):
     variables, _ = small_ckpt
     state = google_to_hf_names(variables)
-    legacy = {k.replace("LayerNorm.weight", "LayerNorm.gamma").replace("LayerNorm.bias", "LayerNorm.beta"): v
-              for k, v in state.items()}
+    legacy = {
+        k.replace("LayerNorm.weight", "LayerNorm.gamma").replace("LayerNorm.bias", "LayerNorm.beta"): v
+        for k, v in state.items()
+    }
     layers = cb.convert_hf_state(legacy)
-    np.testing.assert_array_equal(layers["embeddings_LayerNorm"][0],
-                                  variables["bert/embeddings/LayerNorm/gamma"])
+    np.testing.assert_array_equal(
+        layers["embeddings_LayerNorm"][0], variables["bert/embeddings/LayerNorm/gamma"]
+    )
 
 
-@pytest.mark.parametrize("mutate, message", [
-    (lambda v: v.pop("bert/encoder/layer_1/output/dense/bias"),
-     "lacks 'bert/encoder/layer_1/output/dense/bias'"),
-    (lambda v: v.update({"bert/encoder/layer_0/attention/self/rotary": np.zeros(3, np.float32)}),
-     "cannot place: bert/encoder/layer_0/attention/self/rotary"),
-    (lambda v: v.update({"bert/pooler/dense/bias": np.zeros(31, np.float32)}), r"pooler_dense.*\(31,\)"),
-    (lambda v: [v.pop(k) for k in list(v) if "/layer_1/" in k], "no weights for"),
-])
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (
+            lambda v: v.pop("bert/encoder/layer_1/output/dense/bias"),
+            "lacks 'bert/encoder/layer_1/output/dense/bias'",
+        ),
+        (
+            lambda v: v.update({"bert/encoder/layer_0/attention/self/rotary": np.zeros(3, np.float32)}),
+            "cannot place: bert/encoder/layer_0/attention/self/rotary",
+        ),
+        (lambda v: v.update({"bert/pooler/dense/bias": np.zeros(31, np.float32)}), r"pooler_dense.*\(31,\)"),
+        (lambda v: [v.pop(k) for k in list(v) if "/layer_1/" in k], "no weights for"),
+    ],
+)
 def test_tf_conversion_is_strict(small_ckpt, mutate, message):
     variables, _ = small_ckpt
     bad = dict(variables)
@@ -377,12 +448,15 @@ def test_tf_conversion_is_strict(small_ckpt, mutate, message):
         np.testing.assert_array_equal(old, w.numpy())  # nothing assigned on failure
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"num_attention_heads": 2}, "num_attention_heads"),
-    ({"hidden_size": 64}, "hidden_size"),
-    ({"hidden_act": "gelu_new"}, "exact GELU"),
-    ({"position_embedding_type": "relative_key"}, "absolute"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"num_attention_heads": 2}, "num_attention_heads"),
+        ({"hidden_size": 64}, "hidden_size"),
+        ({"hidden_act": "gelu_new"}, "exact GELU"),
+        ({"position_embedding_type": "relative_key"}, "absolute"),
+    ],
+)
 def test_config_must_agree(small_ckpt, change, message):
     _, prefix = small_ckpt
     with pytest.raises(WeightsFormatError, match=message):
@@ -395,8 +469,11 @@ def test_mixed_prefixes_and_classifier_heads(small_ckpt):
     mixed = {**state, "bert.pooler.dense.bias": state["pooler.dense.bias"]}
     with pytest.raises(WeightsFormatError, match="mixes"):
         cb.convert_hf_state(mixed)
-    with_head = {**state, "classifier.weight": np.ones((3, 32), np.float32),
-                 "classifier.bias": np.arange(3, dtype=np.float32)}
+    with_head = {
+        **state,
+        "classifier.weight": np.ones((3, 32), np.float32),
+        "classifier.bias": np.arange(3, dtype=np.float32),
+    }
     model = small_model(include_top=True, num_classes=3)
     cb.assign_weights(model, cb.convert_hf_state(with_head))
     np.testing.assert_array_equal(model.get_layer("head").bias.numpy(), [0, 1, 2])
@@ -443,13 +520,22 @@ def google_repo_files(tmp_path_factory):
     folder = tmp_path_factory.mktemp("google_bert_mini")
     variables = google_variables(BERT_MINI, seed=11)
     write_google_checkpoint(folder, variables)
-    config = {**BERT_MINI, "hidden_act": "gelu", "hidden_dropout_prob": 0.1,
-              "attention_probs_dropout_prob": 0.1, "initializer_range": 0.02}
+    config = {
+        **BERT_MINI,
+        "hidden_act": "gelu",
+        "hidden_dropout_prob": 0.1,
+        "attention_probs_dropout_prob": 0.1,
+        "initializer_range": 0.02,
+    }
     (folder / "config.json").write_text(json.dumps(config, indent=2))
     (folder / "vocab.txt").write_text("\n".join(toy_vocab(30522)) + "\n", encoding="utf-8")
     files = {p.name: p for p in folder.iterdir()}
-    assert sorted(files) == ["bert_model.ckpt.data-00000-of-00001", "bert_model.ckpt.index",
-                             "config.json", "vocab.txt"]
+    assert sorted(files) == [
+        "bert_model.ckpt.data-00000-of-00001",
+        "bert_model.ckpt.index",
+        "config.json",
+        "vocab.txt",
+    ]
     return files, variables
 
 
@@ -472,15 +558,18 @@ def test_bert_mini_loads_from_the_hub_end_to_end(google_on_hub, hf_env):
     variables = google_on_hub
     encoder = zoo.load("bert-mini", include_top=False)
     assert all(str(p).startswith(str(hf_env.cache_dir)) for p in zoo.pull("bert-mini").values())
-    np.testing.assert_array_equal(encoder.get_layer("encoder_layer_3_output_dense").kernel.numpy(),
-                                  variables["bert/encoder/layer_3/output/dense/kernel"])
+    np.testing.assert_array_equal(
+        encoder.get_layer("encoder_layer_3_output_dense").kernel.numpy(),
+        variables["bert/encoder/layer_3/output/dense/kernel"],
+    )
     batch = tokenizer_for("bert-mini")(["The man is eating bread.", "a good movie"])
     out = encoder(batch, training=False)
     assert out["sequence_output"].shape == (2, batch["input_ids"].shape[1], 256)
     classifier = zoo.load("bert_mini.google", num_classes=3)
     assert classifier(batch, training=False).shape == (2, 3)
-    np.testing.assert_array_equal(classifier.get_layer("pooler_dense").kernel.numpy(),
-                                  variables["bert/pooler/dense/kernel"])
+    np.testing.assert_array_equal(
+        classifier.get_layer("pooler_dense").kernel.numpy(), variables["bert/pooler/dense/kernel"]
+    )
     assert [r.status for r in zoo.verify(["bert_mini.google"])] == ["ok"] * 4
 
 
@@ -498,10 +587,16 @@ def test_bert_mini_google_record_is_pinned_and_hub_verified():
     entry = zoo.weights_entry("bert-mini")
     assert entry.name == "bert_mini.google" and entry.converter == "bert_tf_checkpoint"
     source = entry.sources[0]
-    assert (source.repo_id, source.revision) == ("google/bert_uncased_L-4_H-256_A-4",
-                                                 "97ab79c05ace0bf33f8fbb235d73301f5702ed95")
-    assert {f.filename for f in entry.files} == {"bert_model.ckpt.data-00000-of-00001",
-                                                 "bert_model.ckpt.index", "config.json", "vocab.txt"}
+    assert (source.repo_id, source.revision) == (
+        "google/bert_uncased_L-4_H-256_A-4",
+        "97ab79c05ace0bf33f8fbb235d73301f5702ed95",
+    )
+    assert {f.filename for f in entry.files} == {
+        "bert_model.ckpt.data-00000-of-00001",
+        "bert_model.ckpt.index",
+        "config.json",
+        "vocab.txt",
+    }
     assert all(f.sha256_source == "hub" for f in entry.files) and "sha256_source" in entry.notes
 
 
@@ -515,8 +610,9 @@ def test_minilm_cosine_offline(offline):
     import zoo.text
 
     assert zoo.weights_entry("minilm").name == "minilm_l6.sentence"
-    emb = zoo.text.encode(["A man is eating food.", "A man is eating a piece of bread.",
-                           "A man is eating food."])
+    emb = zoo.text.encode(
+        ["A man is eating food.", "A man is eating a piece of bread.", "A man is eating food."]
+    )
     assert emb.shape == (3, 384) and emb.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5)
     assert abs(float(emb[0] @ emb[1]) - 0.755) <= 0.005
@@ -528,8 +624,11 @@ def test_sentence_encoder_batches_by_length_and_keeps_order(offline):
     from zoo.text import SentenceEncoder
 
     encoder = SentenceEncoder.from_pretrained("minilm")
-    sentences = ["short", "a much longer sentence about a man eating a piece of bread " * 3,
-                 "medium length one"]
+    sentences = [
+        "short",
+        "a much longer sentence about a man eating a piece of bread " * 3,
+        "medium length one",
+    ]
     together = encoder.encode(sentences, batch_size=2)
     alone = np.stack([encoder.encode([s])[0] for s in sentences])
     np.testing.assert_allclose(together, alone, atol=1e-5)
@@ -546,8 +645,13 @@ def test_minilm_matches_hugging_face_bert(offline):
     tensors, _ = cb.read_safetensors(paths["model.safetensors"])
     config = json.loads(paths["config.json"].read_text())
     sizes = {k: config[k] for k in (*cb.CONFIG_SIZES, "num_attention_heads")}
-    batch = tokenizer_for("minilm")(["A man is eating food.", "A man is eating a piece of bread.",
-                                     "Résumé of a naïve café owner, who doesn't like tokenisers!"])
+    batch = tokenizer_for("minilm")(
+        [
+            "A man is eating food.",
+            "A man is eating a piece of bread.",
+            "Résumé of a naïve café owner, who doesn't like tokenisers!",
+        ]
+    )
     seq, pooled = hf_outputs(cb.strip_hf_prefix(tensors), sizes, batch)
     out = zoo.load("minilm", include_top=False)(batch, training=False)
     diff = float(np.max(np.abs(np.asarray(out["sequence_output"]) - seq)))
@@ -587,8 +691,9 @@ def test_packaged_mr_classifier_is_a_small_delta_over_minilm(offline):
     model = zoo.load("minilm_l6.mr")
     with np.load(folder / entry.golden["filename"]) as golden:
         inputs = {k: golden[k] for k in ("input_ids", "token_type_ids", "attention_mask")}
-        np.testing.assert_allclose(np.asarray(model(inputs, training=False)), golden["outputs"],
-                                   atol=entry.golden["atol"])
+        np.testing.assert_allclose(
+            np.asarray(model(inputs, training=False)), golden["outputs"], atol=entry.golden["atol"]
+        )
     accuracy = entry.metric("top1_accuracy")
     assert accuracy is not None and accuracy.value >= 81.5 and accuracy.command == "zoo evaluate minilm_l6.mr"
 
@@ -608,8 +713,15 @@ def test_mr_accuracy_is_reproduced(offline):
 
 @pytest.fixture
 def tiny_text_entry(tmp_path, monkeypatch, toy_vocab_file):
-    config = {**SMALL, "vocab_size": 120, "hidden_size": 128, "num_attention_heads": 2,
-              "intermediate_size": 512, "num_hidden_layers": 2, "max_position_embeddings": 512}
+    config = {
+        **SMALL,
+        "vocab_size": 120,
+        "hidden_size": 128,
+        "num_attention_heads": 2,
+        "intermediate_size": 512,
+        "num_hidden_layers": 2,
+        "max_position_embeddings": 512,
+    }
     folder = tmp_path / "tiny"
     write_google_checkpoint(folder, google_variables(config, seed=5))
     (folder / "config.json").write_text(json.dumps(config))
@@ -619,7 +731,10 @@ def tiny_text_entry(tmp_path, monkeypatch, toy_vocab_file):
     formats = {"config.json": "config", "vocab.txt": "vocab"}
     record = _tool("add_bert_entries").bert_mini_google()
     record.update(
-        architecture="bert_tiny", tag="test", builder_kwargs={"vocab_size": 120}, num_params=0,
+        architecture="bert_tiny",
+        tag="test",
+        builder_kwargs={"vocab_size": 120},
+        num_params=0,
         files=[file_record(p, formats.get(p.name, "tf-checkpoint")) for p in sorted(folder.iterdir())],
         sources=[{"type": "local", "path": str(folder)}],
     )
@@ -637,10 +752,30 @@ def test_finetune_cli_trains_a_text_classifier(tiny_text_entry, tmp_path):
     from zoo.cli import cli
 
     out = tmp_path / "out"
-    result = CliRunner().invoke(cli, [
-        "finetune", "bert_tiny.test", "--data", "mr", "--out", str(out), "--epochs", "2",
-        "--max-train", "64", "--max-val", "32", "--batch-size", "16", "--data-dir", str(DATA_DIR),
-        "--unfreeze", "all", "--json"])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "finetune",
+            "bert_tiny.test",
+            "--data",
+            "mr",
+            "--out",
+            str(out),
+            "--epochs",
+            "2",
+            "--max-train",
+            "64",
+            "--max-val",
+            "32",
+            "--batch-size",
+            "16",
+            "--data-dir",
+            str(DATA_DIR),
+            "--unfreeze",
+            "all",
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.output
     summary = json.loads(result.output)
     assert summary["metrics"]["num_examples"] == 32

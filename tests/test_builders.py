@@ -93,8 +93,17 @@ EXPECTED_PARAMS = {
 # ImageNet-size networks: building, saving and running them takes seconds and GBs.
 SLOW = {
     "alexnet_imagenet",
-    "vgg11", "vgg11_bn", "vgg13", "vgg13_bn", "vgg16", "vgg16_bn", "vgg19", "vgg19_bn",
-    "resnet50", "resnet101", "resnet152",
+    "vgg11",
+    "vgg11_bn",
+    "vgg13",
+    "vgg13_bn",
+    "vgg16",
+    "vgg16_bn",
+    "vgg19",
+    "vgg19_bn",
+    "resnet50",
+    "resnet101",
+    "resnet152",
     "bert_medium",
 }
 
@@ -123,7 +132,7 @@ def _free_memory():
 def _bert_inputs(batch: int = 2, seq: int = 12, vocab: int = 30522, seed: int = 0):
     rng = np.random.default_rng(seed)
     mask = np.ones((batch, seq), dtype="int32")
-    mask[-1, seq - 3:] = 0
+    mask[-1, seq - 3 :] = 0
     return {
         "input_ids": rng.integers(0, vocab, (batch, seq)).astype("int32"),
         "token_type_ids": (np.arange(seq)[None, :] >= seq // 2).astype("int32").repeat(batch, 0),
@@ -136,8 +145,10 @@ def _sample_inputs(spec, model, batch: int):
     rng = np.random.default_rng(0)
     if spec.family == "dcgan":
         z = rng.standard_normal((batch, model.latent_dim)).astype("float32")
-        return z, lambda m: [m.generator(z, training=False), m.discriminator(
-            m.generator(z, training=False), training=False)]
+        return z, lambda m: [
+            m.generator(z, training=False),
+            m.discriminator(m.generator(z, training=False), training=False),
+        ]
     if spec.family == "vae":
         x = (rng.random((batch, 28, 28, 1)) > 0.5).astype("float32")
         return x, lambda m: list(m.encoder(x, training=False)) + [m(x, training=False)]
@@ -213,8 +224,7 @@ def test_registry_does_not_import_keras():
 
 
 def test_cifar_resnet_counts_round_to_the_paper():
-    paper = {"resnet20": 0.27, "resnet32": 0.46, "resnet44": 0.66, "resnet56": 0.85,
-             "resnet110": 1.7}
+    paper = {"resnet20": 0.27, "resnet32": 0.46, "resnet44": 0.66, "resnet56": 0.85, "resnet110": 1.7}
     for name, millions in paper.items():
         digits = 1 if millions >= 1 else 2
         assert round(EXPECTED_PARAMS[name] / 1e6, digits) == millions, name
@@ -348,19 +358,21 @@ def _torch_conv(x, kernel, stride, pad):
     y = np.zeros((x.shape[0], out, out, kernel.shape[-1]), dtype="float64")
     for i in range(out):
         for j in range(out):
-            patch = x[:, i * stride:i * stride + k, j * stride:j * stride + k, :]
+            patch = x[:, i * stride : i * stride + k, j * stride : j * stride + k, :]
             y[:, i, j] = np.einsum("nhwc,hwco->no", patch, kernel)
     return y
 
 
-@pytest.mark.parametrize("kernel,stride,pad,size", [(3, 2, 1, 8), (7, 2, 3, 12), (3, 1, 1, 6),
-                                                    (11, 4, 2, 23), (5, 1, 2, 7)])
+@pytest.mark.parametrize(
+    "kernel,stride,pad,size", [(3, 2, 1, 8), (7, 2, 3, 12), (3, 1, 1, 6), (11, 4, 2, 23), (5, 1, 2, 7)]
+)
 def test_torch_conv2d_matches_pytorch_padding(kernel, stride, pad, size):
     from zoo.models._common import torch_conv2d
 
     inputs = keras.Input((size, size, 2))
-    model = keras.Model(inputs, torch_conv2d(inputs, 3, kernel, strides=stride, padding=pad,
-                                             use_bias=False, name="conv"))
+    model = keras.Model(
+        inputs, torch_conv2d(inputs, 3, kernel, strides=stride, padding=pad, use_bias=False, name="conv")
+    )
     x = np.random.default_rng(0).standard_normal((1, size, size, 2)).astype("float32")
     expected = _torch_conv(x, model.get_layer("conv").kernel.numpy(), stride, pad)
     np.testing.assert_allclose(_np(model(x)), expected, rtol=1e-4, atol=1e-4)
@@ -369,8 +381,17 @@ def test_torch_conv2d_matches_pytorch_padding(kernel, stride, pad, size):
 def test_torchvision_style_layer_names():
     resnet = registry()["resnet18"].builder()
     names = {layer.name for layer in resnet.layers}
-    for expected in ("conv1", "bn1", "layer1_0_conv1", "layer1_0_bn2", "layer2_0_downsample_0",
-                     "layer2_0_downsample_1", "layer4_1_conv2", "pre_logits", "head"):
+    for expected in (
+        "conv1",
+        "bn1",
+        "layer1_0_conv1",
+        "layer1_0_bn2",
+        "layer2_0_downsample_0",
+        "layer2_0_downsample_1",
+        "layer4_1_conv2",
+        "pre_logits",
+        "head",
+    ):
         assert expected in names
     assert "layer1_0_downsample_0" not in names
     bn = resnet.get_layer("bn1")
@@ -378,7 +399,11 @@ def test_torchvision_style_layer_names():
     keras.backend.clear_session()
     vgg = registry()["vgg11_cifar"].builder()
     assert [vgg.get_layer(f"features_{i}").__class__.__name__ for i in range(4)] == [
-        "Conv2D", "BatchNormalization", "ReLU", "MaxPooling2D"]
+        "Conv2D",
+        "BatchNormalization",
+        "ReLU",
+        "MaxPooling2D",
+    ]
 
 
 def test_option_a_shortcuts_are_parameter_free():
@@ -410,8 +435,11 @@ def _numpy_bert(model, inputs, num_layers, num_heads):
     erf = np.vectorize(math.erf)
     ids, types, mask = (inputs[k] for k in ("input_ids", "token_type_ids", "attention_mask"))
     seq = ids.shape[1]
-    x = (w["embeddings_word_embeddings"][0][ids] + w["embeddings_position_embeddings"][0][:seq]
-         + w["embeddings_token_type_embeddings"][0][types])
+    x = (
+        w["embeddings_word_embeddings"][0][ids]
+        + w["embeddings_position_embeddings"][0][:seq]
+        + w["embeddings_token_type_embeddings"][0][types]
+    )
     x = _layer_norm(x, *w["embeddings_LayerNorm"])
     bias = (1.0 - mask[:, None, None, :]) * -10000.0
     for i in range(num_layers):
@@ -430,8 +458,7 @@ def _numpy_bert(model, inputs, num_layers, num_heads):
         probs = np.exp(scores - scores.max(-1, keepdims=True))
         probs /= probs.sum(-1, keepdims=True)
         ctx = (probs @ v).transpose(0, 2, 1, 3).reshape(x.shape)
-        x = _layer_norm(dense(ctx, "attention_output_dense") + x,
-                        *w[p + "attention_output_LayerNorm"])
+        x = _layer_norm(dense(ctx, "attention_output_dense") + x, *w[p + "attention_output_LayerNorm"])
         h = dense(x, "intermediate_dense")
         h = 0.5 * h * (1.0 + erf(h / math.sqrt(2.0)))
         x = _layer_norm(dense(h, "output_dense") + x, *w[p + "output_LayerNorm"])
@@ -442,8 +469,7 @@ def _numpy_bert(model, inputs, num_layers, num_heads):
 def test_bert_matches_a_numpy_reference():
     model = registry()["bert_tiny"].builder()
     rng = np.random.default_rng(3)
-    model.set_weights([rng.normal(0.0, 0.1, v.shape).astype("float32")
-                       for v in model.get_weights()])
+    model.set_weights([rng.normal(0.0, 0.1, v.shape).astype("float32") for v in model.get_weights()])
     inputs = _bert_inputs(batch=2, seq=9)
     out = model(inputs, training=False)
     sequence, pooled = _numpy_bert(model, inputs, num_layers=2, num_heads=2)
@@ -456,8 +482,7 @@ def test_bert_padding_does_not_change_real_tokens():
     inputs = _bert_inputs(batch=1, seq=8)
     inputs["attention_mask"][:] = 1
     short = _np(model(inputs, training=False)["sequence_output"])
-    padded = {k: np.concatenate([v, np.zeros((1, 4), dtype="int32")], axis=1)
-              for k, v in inputs.items()}
+    padded = {k: np.concatenate([v, np.zeros((1, 4), dtype="int32")], axis=1) for k, v in inputs.items()}
     long = _np(model(padded, training=False)["sequence_output"])
     np.testing.assert_allclose(long[:, :8], short, atol=1e-5)
 
@@ -485,8 +510,9 @@ def test_lstm_options():
 
 def test_lstm_max_pooling_ignores_padding():
     """Max-over-time pooling skips padded steps: the output does not depend on batch padding."""
-    clf = registry()["lstm_classifier"].builder(vocab_size=50, embed_dim=8, units=4, pooling="max",
-                                                 embedding_dropout=0.3)
+    clf = registry()["lstm_classifier"].builder(
+        vocab_size=50, embed_dim=8, units=4, pooling="max", embedding_dropout=0.3
+    )
     ids = np.array([[3, 4, 5]], dtype="int32")
     short = _np(clf(ids))
     for pad in (1, 20):
@@ -532,8 +558,7 @@ def test_vae_trains_and_exposes_its_api():
     history = vae.fit(x, batch_size=8, epochs=1, verbose=0)
     assert {"loss", "reconstruction_loss", "kl_loss"} <= set(history.history)
     result = vae.evaluate(x, verbose=0, return_dict=True)
-    assert result["loss"] == pytest.approx(result["reconstruction_loss"] + result["kl_loss"],
-                                           rel=1e-4)
+    assert result["loss"] == pytest.approx(result["reconstruction_loss"] + result["kl_loss"], rel=1e-4)
     mean, log_var = vae.encode(x[:4])
     assert mean.shape == log_var.shape == (4, 32)
     probs = vae.decode(mean)
@@ -569,8 +594,10 @@ def test_keras_file_round_trip(name, tmp_path):
 
 def test_compiled_dcgan_keras_file_keeps_its_optimizers(tmp_path):
     gan = registry()["dcgan"].builder()
-    gan.compile(d_optimizer=keras.optimizers.Adam(1e-4, beta_1=0.5),
-                g_optimizer=keras.optimizers.Adam(3e-4, beta_1=0.5))
+    gan.compile(
+        d_optimizer=keras.optimizers.Adam(1e-4, beta_1=0.5),
+        g_optimizer=keras.optimizers.Adam(3e-4, beta_1=0.5),
+    )
     gan.save(tmp_path / "gan.keras")
     loaded = keras.saving.load_model(tmp_path / "gan.keras")
     assert float(loaded.d_optimizer.learning_rate) == pytest.approx(1e-4)
@@ -617,6 +644,9 @@ def test_parameter_layout_matches_torchvision(name):
         if layer_name in ("fc", "classifier_6"):
             layer_name = "head"
         layer = model.get_layer(layer_name)
-        weight = layer.weights[suffix[kind]] if isinstance(
-            layer, keras.layers.BatchNormalization) else layer.weights[0 if kind == "weight" else 1]
+        weight = (
+            layer.weights[suffix[kind]]
+            if isinstance(layer, keras.layers.BatchNormalization)
+            else layer.weights[0 if kind == "weight" else 1]
+        )
         assert math.prod(weight.shape) == tensor.numel(), key

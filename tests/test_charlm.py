@@ -25,8 +25,10 @@ LOG65 = math.log(65)
 def data_dir():
     root = resolve_data_dir()
     if root is None or not (root / "text" / "tinyshakespeare.txt").is_file():
-        pytest.skip("Tiny Shakespeare not found: set ZOO_DATA_DIR to the shared data directory "
-                    "(the one holding text/tinyshakespeare.txt)")
+        pytest.skip(
+            "Tiny Shakespeare not found: set ZOO_DATA_DIR to the shared data directory "
+            "(the one holding text/tinyshakespeare.txt)"
+        )
     return root
 
 
@@ -60,10 +62,13 @@ def trained(train_text, vocab):
     import keras
 
     model = _tiny_model()
-    model.compile(optimizer=keras.optimizers.Adam(1e-2),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    ds = charlm.sequence_dataset(train_text[:200_000], vocab=vocab, sequence_length=64, batch_size=32,
-                                 shuffle=True, seed=0)
+    model.compile(
+        optimizer=keras.optimizers.Adam(1e-2),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
+    ds = charlm.sequence_dataset(
+        train_text[:200_000], vocab=vocab, sequence_length=64, batch_size=32, shuffle=True, seed=0
+    )
     model.fit(ds, epochs=2, verbose=0, shuffle=False)
     return model
 
@@ -78,8 +83,13 @@ def test_vocab_spec_and_encoding(train_text, valid_text, vocab):
     assert len(vocab) == 65 and vocab == sorted(vocab) and vocab[:2] == ["\n", " "]
     assert set(valid_text) <= set(vocab)
     spec = charlm.char_spec(vocab)
-    assert spec == {"type": "text", "tokenizer": "char", "vocab": vocab, "max_length": None,
-                    "lowercase": False}
+    assert spec == {
+        "type": "text",
+        "tokenizer": "char",
+        "vocab": vocab,
+        "max_length": None,
+        "lowercase": False,
+    }
     ids = charlm.encode(train_text, vocab)
     assert ids.dtype == np.int32 and ids.shape == (len(train_text),)
     assert charlm.decode(ids[:500], vocab) == train_text[:500]
@@ -126,9 +136,11 @@ def _starts(x, y, ids, length):
 def test_shuffled_windows_fresh_each_epoch_and_reproducible(train_text, vocab):
     text, length = train_text[:10_000], 50
     ids = charlm.encode(text, vocab)
+
     def windows(**kwargs):
-        return charlm.sequence_dataset(text, vocab=vocab, sequence_length=length, batch_size=8, shuffle=True,
-                                       **{"seed": 7, **kwargs})
+        return charlm.sequence_dataset(
+            text, vocab=vocab, sequence_length=length, batch_size=8, shuffle=True, **{"seed": 7, **kwargs}
+        )
 
     ds = windows()
     assert int(ds.cardinality()) == ((10_000 - length) // length) // 8
@@ -174,8 +186,9 @@ def test_nats_per_char_matches_a_direct_computation(valid_text, vocab):
         total += float(loss.sum() if j == 0 else loss[burn_in:].sum())
         if start + length >= len(ids) - 1:
             break
-    result = charlm.evaluate_nats_per_char(model, text, vocab=vocab, sequence_length=length,
-                                           burn_in=burn_in, batch_size=3)
+    result = charlm.evaluate_nats_per_char(
+        model, text, vocab=vocab, sequence_length=length, burn_in=burn_in, batch_size=3
+    )
     assert result["num_chars"] == 299
     assert result["nats_per_char"] == pytest.approx(total / 299, rel=1e-5)
     assert result["bits_per_char"] == pytest.approx(result["nats_per_char"] / math.log(2))
@@ -215,8 +228,9 @@ def test_step_path_matches_full_model(trained, vocab):
         logits, states = stepper.step(tf.constant(batch[:, t]), states)
         np.testing.assert_allclose(logits.numpy(), full[:, t], atol=1e-5)
     # The traced sampling loop and the full-model sliding window draw the same text for a seed.
-    assert charlm.generate(trained, "ROMEO:", 40, vocab=vocab, seed=5, method="step") == \
-        charlm.generate(trained, "ROMEO:", 40, vocab=vocab, seed=5, method="window")
+    assert charlm.generate(trained, "ROMEO:", 40, vocab=vocab, seed=5, method="step") == charlm.generate(
+        trained, "ROMEO:", 40, vocab=vocab, seed=5, method="window"
+    )
 
 
 def test_generate(trained, vocab):
@@ -259,19 +273,42 @@ def test_bad_inputs(trained, vocab, train_text):
 
 
 def _entry(vocab, tokenizer="char"):
-    spec = charlm.char_spec(vocab) if tokenizer == "char" else {
-        "type": "text", "tokenizer": "wordpiece", "vocab": "vocab.txt", "max_length": 64, "lowercase": True}
+    spec = (
+        charlm.char_spec(vocab)
+        if tokenizer == "char"
+        else {
+            "type": "text",
+            "tokenizer": "wordpiece",
+            "vocab": "vocab.txt",
+            "max_length": 64,
+            "lowercase": True,
+        }
+    )
     arch = "lstm_charlm" if tokenizer == "char" else "bert_mini"
-    return WeightsEntry.from_dict(f"{arch}.test", {
-        "architecture": arch, "tag": "test", "default": False, "description": "test weights",
-        "files": [{"filename": "model.weights.h5", "sha256": "0" * 64, "size": 1,
-                   "format": "keras.weights.h5"}],
-        "sources": [{"type": "package", "path": "pretrained/none"}],
-        "builder_kwargs": {"units": 32, "num_layers": 1, "embed_dim": 16}, "input_shape": [None],
-        "num_classes": None, "labels": None, "preprocessing": spec,
-        "dataset": {"name": "tiny_shakespeare", "split": "validation"}, "metrics": [], "references": [],
-        "num_params": 1, "license": "MIT", "recipe": {"command": "pytest"},
-    })
+    return WeightsEntry.from_dict(
+        f"{arch}.test",
+        {
+            "architecture": arch,
+            "tag": "test",
+            "default": False,
+            "description": "test weights",
+            "files": [
+                {"filename": "model.weights.h5", "sha256": "0" * 64, "size": 1, "format": "keras.weights.h5"}
+            ],
+            "sources": [{"type": "package", "path": "pretrained/none"}],
+            "builder_kwargs": {"units": 32, "num_layers": 1, "embed_dim": 16},
+            "input_shape": [None],
+            "num_classes": None,
+            "labels": None,
+            "preprocessing": spec,
+            "dataset": {"name": "tiny_shakespeare", "split": "validation"},
+            "metrics": [],
+            "references": [],
+            "num_params": 1,
+            "license": "MIT",
+            "recipe": {"command": "pytest"},
+        },
+    )
 
 
 def test_evaluate_model_dispatches_char_entries(vocab, data_dir, monkeypatch):
@@ -304,13 +341,23 @@ def test_generate_cli_from_a_registered_char_model(trained, vocab, tmp_path, mon
     weights = folder / "tiny.weights.h5"
     trained.save_weights(weights)
     record = {
-        "architecture": "lstm_charlm", "tag": "tiny", "default": True, "description": "test weights",
+        "architecture": "lstm_charlm",
+        "tag": "tiny",
+        "default": True,
+        "description": "test weights",
         "files": [file_record(weights, "keras.weights.h5")],
         "sources": [{"type": "local", "path": str(folder)}],
-        "builder_kwargs": {"units": 32, "num_layers": 1, "embed_dim": 16}, "input_shape": None,
-        "num_classes": None, "labels": None, "preprocessing": charlm.char_spec(vocab),
-        "dataset": {"name": "tiny_shakespeare", "split": "validation"}, "metrics": [], "references": [],
-        "num_params": count_parameters(trained), "license": "MIT", "recipe": {"command": "pytest"},
+        "builder_kwargs": {"units": 32, "num_layers": 1, "embed_dim": 16},
+        "input_shape": None,
+        "num_classes": None,
+        "labels": None,
+        "preprocessing": charlm.char_spec(vocab),
+        "dataset": {"name": "tiny_shakespeare", "split": "validation"},
+        "metrics": [],
+        "references": [],
+        "num_params": count_parameters(trained),
+        "license": "MIT",
+        "recipe": {"command": "pytest"},
     }
     runner = CliRunner()
     wrong = runner.invoke(cli, ["generate", "lenet5", "-p", "x"])  # the real manifest: not a char model

@@ -29,8 +29,9 @@ def test_listing_commands_do_not_import_tensorflow(argv):
 
 
 def test_python_dash_m_entry_point():
-    proc = subprocess.run([sys.executable, "-m", "zoo", "list", "lenet*"], capture_output=True,
-                          text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "zoo", "list", "lenet*"], capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0 and "lenet5" in proc.stdout
 
 

@@ -122,9 +122,7 @@ def test_cifar10_is_the_lossless_copy_in_official_order(data_dir):
         np.testing.assert_array_equal(images[i], grid[row * 32 : row * 32 + 32, col * 32 : col * 32 + 32])
     train_images, train_labels = catalog.cifar10_arrays(SHARED, "train")
     assert np.bincount(train_labels).tolist() == [5000] * 10
-    np.testing.assert_allclose(
-        train_images.reshape(-1, 3).mean(0) / 255, [0.4914, 0.4822, 0.4465], atol=5e-5
-    )
+    np.testing.assert_allclose(train_images.reshape(-1, 3).mean(0) / 255, [0.4914, 0.4822, 0.4465], atol=5e-5)
     assert int(zd.load("cifar10", "train").cardinality()) == 50000
 
 
@@ -301,7 +299,6 @@ def test_tfds_string_loading(no_data_dir):
             zd.load("tfds:mnsit")
 
 
-
 def test_tfds_failures_become_data_errors(no_data_dir, monkeypatch):
     tfds = pytest.importorskip("tensorflow_datasets")
 
@@ -331,8 +328,17 @@ def test_parse_tfds_valid(text, expected):
 
 @pytest.mark.parametrize(
     "text",
-    ["tfds:", "tfds:mnist:", "tfds:/sst2", "tfds:glue/", "tfds:Mnist!", "tfds:mnist:3.0.1",
-     "tfds:mnist:train[:10%", "tfds:mnist:tr ain", "mnist"],
+    [
+        "tfds:",
+        "tfds:mnist:",
+        "tfds:/sst2",
+        "tfds:glue/",
+        "tfds:Mnist!",
+        "tfds:mnist:3.0.1",
+        "tfds:mnist:train[:10%",
+        "tfds:mnist:tr ain",
+        "mnist",
+    ],
 )
 def test_parse_tfds_invalid(text):
     with pytest.raises(DataError, match="tfds"):
@@ -431,8 +437,7 @@ def test_augment_helpers():
     out = zd.cifar_augment(image, seed)
     assert out.shape == image.shape and out.dtype == tf.uint8
     np.testing.assert_array_equal(out, zd.cifar_augment(image, seed))
-    crops = {zd.random_crop_with_padding(image, tf.constant([i, 0]), 2).numpy().tobytes()
-             for i in range(20)}
+    crops = {zd.random_crop_with_padding(image, tf.constant([i, 0]), 2).numpy().tobytes() for i in range(20)}
     assert len(crops) > 5
     flips = [zd.random_flip_left_right(image, tf.constant([i, 7])).numpy() for i in range(20)]
     assert any(np.array_equal(f, image.numpy()[:, ::-1]) for f in flips)
@@ -474,15 +479,32 @@ LENET = {
 
 def test_validate_preprocessing_accepts_good_specs():
     validate_preprocessing(LENET)
-    validate_preprocessing({**LENET, "color_mode": "rgb", "resize": 256, "center_crop": [224, 224],
-                            "pad_to": None, "mean": [0.485, 0.456, 0.406],
-                            "std": [0.229, 0.224, 0.225], "interpolation": "bicubic"})
+    validate_preprocessing(
+        {
+            **LENET,
+            "color_mode": "rgb",
+            "resize": 256,
+            "center_crop": [224, 224],
+            "pad_to": None,
+            "mean": [0.485, 0.456, 0.406],
+            "std": [0.229, 0.224, 0.225],
+            "interpolation": "bicubic",
+        }
+    )
     validate_preprocessing({**LENET, "resize": [28, 28], "mean": [0.1307], "std": [0.3081]})
     for tokenizer in ("char", "word", "wordpiece"):
-        validate_preprocessing({"type": "text", "tokenizer": tokenizer, "vocab": None,
-                                "max_length": 128, "lowercase": True})
-    validate_preprocessing({"type": "text", "tokenizer": "wordpiece", "vocab": "vocab.txt",
-                            "max_length": None, "lowercase": False})
+        validate_preprocessing(
+            {"type": "text", "tokenizer": tokenizer, "vocab": None, "max_length": 128, "lowercase": True}
+        )
+    validate_preprocessing(
+        {
+            "type": "text",
+            "tokenizer": "wordpiece",
+            "vocab": "vocab.txt",
+            "max_length": None,
+            "lowercase": False,
+        }
+    )
 
 
 @pytest.mark.parametrize(
@@ -515,16 +537,26 @@ def test_validate_preprocessing_rejects_bad_image_specs(change, message):
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
-        ({"type": "text", "tokenizer": "bpe", "vocab": None, "max_length": 1, "lowercase": True},
-         "tokenizer"),
-        ({"type": "text", "tokenizer": "char", "vocab": ["a", "a"], "max_length": None,
-          "lowercase": True}, "duplicate"),
-        ({"type": "text", "tokenizer": "char", "vocab": [1, 2], "max_length": None,
-          "lowercase": True}, "vocab"),
-        ({"type": "text", "tokenizer": "char", "vocab": None, "max_length": 0,
-          "lowercase": True}, "max_length"),
-        ({"type": "text", "tokenizer": "char", "vocab": None, "max_length": None,
-          "lowercase": "yes"}, "lowercase"),
+        (
+            {"type": "text", "tokenizer": "bpe", "vocab": None, "max_length": 1, "lowercase": True},
+            "tokenizer",
+        ),
+        (
+            {"type": "text", "tokenizer": "char", "vocab": ["a", "a"], "max_length": None, "lowercase": True},
+            "duplicate",
+        ),
+        (
+            {"type": "text", "tokenizer": "char", "vocab": [1, 2], "max_length": None, "lowercase": True},
+            "vocab",
+        ),
+        (
+            {"type": "text", "tokenizer": "char", "vocab": None, "max_length": 0, "lowercase": True},
+            "max_length",
+        ),
+        (
+            {"type": "text", "tokenizer": "char", "vocab": None, "max_length": None, "lowercase": "yes"},
+            "lowercase",
+        ),
         ({"type": "text", "tokenizer": "char", "vocab": None, "max_length": None}, "missing"),
         ("not a dict", "dict"),
     ],
@@ -545,8 +577,15 @@ def test_image_transform_order_and_values():
 
     rgb = np.zeros((40, 60, 3), np.uint8)
     rgb[..., 0], rgb[..., 1], rgb[..., 2] = 255, 128, 0
-    spec = {**LENET, "color_mode": "rgb", "resize": 20, "center_crop": [16, 16], "pad_to": [18, 18],
-            "mean": [0.5, 0.5, 0.5], "std": [0.5, 0.25, 0.5]}
+    spec = {
+        **LENET,
+        "color_mode": "rgb",
+        "resize": 20,
+        "center_crop": [16, 16],
+        "pad_to": [18, 18],
+        "mean": [0.5, 0.5, 0.5],
+        "std": [0.5, 0.25, 0.5],
+    }
     out = zd.image_transform(spec)(rgb).numpy()
     assert out.shape == (18, 18, 3)
     np.testing.assert_allclose(out[9, 9], [1.0, (128 / 255 - 0.5) / 0.25, -1.0], atol=1e-5)
@@ -556,8 +595,9 @@ def test_image_transform_order_and_values():
     np.testing.assert_allclose(gray[0, 0, 0], expected, atol=2 / 255)
     batch = zd.image_transform({**spec, "resize": [24, 30]})(np.stack([rgb, rgb]))
     assert batch.shape == (2, 18, 18, 3)
-    up = zd.image_transform({**LENET, "color_mode": "rgb", "pad_to": None, "resize": [2, 2],
-                             "interpolation": "nearest"})(np.arange(4, dtype=np.uint8).reshape(2, 2, 1))
+    up = zd.image_transform(
+        {**LENET, "color_mode": "rgb", "pad_to": None, "resize": [2, 2], "interpolation": "nearest"}
+    )(np.arange(4, dtype=np.uint8).reshape(2, 2, 1))
     assert up.shape == (2, 2, 3)
     np.testing.assert_allclose(up.numpy()[..., 0] * 255, [[0, 1], [2, 3]], atol=1e-4)
 
@@ -587,8 +627,7 @@ def test_text_transforms_char_and_word():
 
 def test_text_transform_vocab_file(tmp_path):
     (tmp_path / "vocab.txt").write_text("[PAD]\n[UNK]\nhi\nthere\n", encoding="utf-8")
-    spec = {"type": "text", "tokenizer": "word", "vocab": "vocab.txt", "max_length": None,
-            "lowercase": False}
+    spec = {"type": "text", "tokenizer": "word", "vocab": "vocab.txt", "max_length": None, "lowercase": False}
     assert zd.text_transform(spec, base_dir=tmp_path)("hi you there").numpy().tolist() == [2, 1, 3]
     with pytest.raises(ValueError, match="cannot read vocab"):
         zd.text_transform(spec, base_dir=tmp_path / "elsewhere")
@@ -634,8 +673,17 @@ def test_lenet_style_training_pipeline(data_dir):
 
     spec = {**LENET, "resize": [28, 28]}
     shift = functools.partial(zd.random_crop_with_padding, padding=2)
-    ds = zd.load("mnist", "train", batch_size=256, shuffle=True, seed=1, preprocessing=spec,
-                 augment=shift, as_supervised=True, drop_remainder=True)
+    ds = zd.load(
+        "mnist",
+        "train",
+        batch_size=256,
+        shuffle=True,
+        seed=1,
+        preprocessing=spec,
+        augment=shift,
+        as_supervised=True,
+        drop_remainder=True,
+    )
     assert ds.element_spec[0].shape == (256, 32, 32, 1)
     assert int(ds.cardinality()) == 60000 // 256
     images, labels = next(iter(ds))

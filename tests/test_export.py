@@ -41,8 +41,9 @@ def test_exported_files_take_raw_images(tmp_path):
 @pytest.mark.skipif(not (DATA_DIR / "mnist").is_dir(), reason=f"no MNIST under {DATA_DIR}")
 @pytest.mark.parametrize("quantize", ["float16", "int8"])
 def test_quantised_tflite_states_its_accuracy_change(tmp_path, quantize):
-    result = export("lenet5", "tflite", tmp_path / "q.tflite", quantize=quantize, evaluate=True,
-                    data_dir=DATA_DIR)
+    result = export(
+        "lenet5", "tflite", tmp_path / "q.tflite", quantize=quantize, evaluate=True, data_dir=DATA_DIR
+    )
     m = result.metrics
     print(quantize, m)
     assert m["num_examples"] == 10000
@@ -56,12 +57,14 @@ def test_export_cli_json(tmp_path):
     import zoo.cli.deploy  # noqa: F401  (registers the command)
     from zoo.cli import cli
 
-    result = CliRunner().invoke(cli, ["export", "lenet5", "--format", "onnx", "--out",
-                                      str(tmp_path / "x.onnx"), "--json"])
+    result = CliRunner().invoke(
+        cli, ["export", "lenet5", "--format", "onnx", "--out", str(tmp_path / "x.onnx"), "--json"]
+    )
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["max_abs_diff"] <= 1e-4
-    bad = CliRunner().invoke(cli, ["export", "lenet5", "--format", "onnx", "--quantize", "int8",
-                                   "--out", str(tmp_path / "y.onnx")])
+    bad = CliRunner().invoke(
+        cli, ["export", "lenet5", "--format", "onnx", "--quantize", "int8", "--out", str(tmp_path / "y.onnx")]
+    )
     assert bad.exit_code == 1 and "only available for --format tflite" in bad.output
 
 

@@ -22,8 +22,10 @@ from zoo.models._generative import VAE
 
 DATA_DIR = Path(os.environ.get("ZOO_DATA_DIR") or Path(__file__).resolve().parents[2] / "shared" / "data")
 PACKAGED = set(load_manifest())
-needs = {name: pytest.mark.skipif(name not in PACKAGED, reason=f"{name} is not packaged yet")
-         for name in ("vae.mnist", "dcgan.mnist", "lenet5.mnist")}
+needs = {
+    name: pytest.mark.skipif(name not in PACKAGED, reason=f"{name} is not packaged yet")
+    for name in ("vae.mnist", "dcgan.mnist", "lenet5.mnist")
+}
 needs_mnist = pytest.mark.skipif(not (DATA_DIR / "mnist").is_dir(), reason=f"no MNIST under {DATA_DIR}")
 
 
@@ -57,8 +59,9 @@ def test_vae_api_shapes_and_determinism(small_vae):
     np.testing.assert_allclose(walk[0], small_vae.sample(1, seed=4)[0], atol=1e-6)
     np.testing.assert_allclose(walk[-1], small_vae.sample(1, seed=9)[0], atol=1e-6)
     assert small_vae.interpolate(x[0], x[1], steps=3).shape == (3, 28, 28, 1)
-    np.testing.assert_allclose(small_vae.interpolate(x[0], x[1], steps=3)[0],
-                               small_vae.decode(mean[:1])[0], atol=1e-5)
+    np.testing.assert_allclose(
+        small_vae.interpolate(x[0], x[1], steps=3)[0], small_vae.decode(mean[:1])[0], atol=1e-5
+    )
     # call() is the deterministic reconstruction used by golden tests
     logits = keras.ops.convert_to_numpy(small_vae(x, training=False))
     np.testing.assert_allclose(logits, keras.ops.convert_to_numpy(small_vae(x, training=False)))
@@ -74,7 +77,8 @@ def test_vae_trains_with_dynamic_binarization_and_kl_warmup(small_vae):
     history = vae.fit(grey, batch_size=8, epochs=1, verbose=0).history
     assert np.isfinite(history["loss"][0])
     assert history["loss"][0] == pytest.approx(
-        history["reconstruction_loss"][0] + history["kl_loss"][0], rel=1e-4)
+        history["reconstruction_loss"][0] + history["kl_loss"][0], rel=1e-4
+    )
     config = vae.get_config()
     assert config["dynamic_binarization"] is True and config["kl_warmup_steps"] == 10
     clone = VAE.from_config(config)
@@ -111,11 +115,13 @@ def test_generative_helpers_dispatch(small_vae, small_gan):
 
 def test_log_mean_exp_is_stable_and_exact():
     values = np.array([[0.1, -2.0], [1.5, -3.0], [0.3, -1.0]])
-    np.testing.assert_allclose(gm.log_mean_exp(values, axis=0),
-                               np.log(np.mean(np.exp(values), axis=0)), rtol=1e-12)
+    np.testing.assert_allclose(
+        gm.log_mean_exp(values, axis=0), np.log(np.mean(np.exp(values), axis=0)), rtol=1e-12
+    )
     np.testing.assert_allclose(gm.log_mean_exp(np.array([1000.0, 1000.0])), 1000.0)
-    np.testing.assert_allclose(gm.log_mean_exp(np.array([-1000.0, -1000.0 + math.log(3)])),
-                               -1000.0 + math.log(2.0))
+    np.testing.assert_allclose(
+        gm.log_mean_exp(np.array([-1000.0, -1000.0 + math.log(3)])), -1000.0 + math.log(2.0)
+    )
     assert gm.log_mean_exp(np.array([-np.inf, 0.0])) == pytest.approx(-math.log(2))
 
 
@@ -124,13 +130,19 @@ def _tiny_vae(mean, log_var, weight, bias):
     latent = len(mean)
     images = keras.Input((2, 2, 1))
     flat = keras.layers.Flatten()(images)
-    heads = [keras.layers.Dense(latent, kernel_initializer="zeros",
-                                bias_initializer=keras.initializers.Constant(v))(flat)
-             for v in (mean, log_var)]
+    heads = [
+        keras.layers.Dense(
+            latent, kernel_initializer="zeros", bias_initializer=keras.initializers.Constant(v)
+        )(flat)
+        for v in (mean, log_var)
+    ]
     encoder = keras.Model(images, heads)
     z = keras.Input((latent,))
-    logits = keras.layers.Dense(4, kernel_initializer=keras.initializers.Constant(weight),
-                                bias_initializer=keras.initializers.Constant(bias))(z)
+    logits = keras.layers.Dense(
+        4,
+        kernel_initializer=keras.initializers.Constant(weight),
+        bias_initializer=keras.initializers.Constant(bias),
+    )(z)
     decoder = keras.Model(z, keras.layers.Reshape((2, 2, 1))(logits))
     return VAE(encoder, decoder, latent)
 
@@ -298,8 +310,10 @@ def test_zoo_sample_writes_a_png(name, tmp_path):
     CliRunner().invoke(cli, ["sample", name, "--n", "16", "--seed", "1", "--out", str(out)])
     assert np.array_equal(np.asarray(Image.open(out)), first)  # seeded
     walk = tmp_path / "walk.png"
-    result = CliRunner().invoke(cli, ["sample", name, "--interpolate", "--n", "12", "--steps", "6",
-                                      "--scale", "1", "--out", str(walk)])
+    result = CliRunner().invoke(
+        cli,
+        ["sample", name, "--interpolate", "--n", "12", "--steps", "6", "--scale", "1", "--out", str(walk)],
+    )
     assert result.exit_code == 0, result.output
     assert Image.open(walk).size == (6 * 30 + 2, 2 * 30 + 2)
 

@@ -36,16 +36,19 @@ class HubModel:
         self.use()
 
     def use(self, *, repo_id=None, revision=None, record_file=None):
-        source = {"type": "hf", "repo_id": repo_id or self.repo_id,
-                  "revision": revision or self.revision}
+        source = {"type": "hf", "repo_id": repo_id or self.repo_id, "revision": revision or self.revision}
         record = lenet_record(record_file or self.file, tag="hub", sources=[source])
-        manifest = write_manifest_file(self.tmp_path / f"m-{uuid.uuid4().hex[:6]}.json",
-                                       {"lenet5.hub": record})
+        manifest = write_manifest_file(
+            self.tmp_path / f"m-{uuid.uuid4().hex[:6]}.json", {"lenet5.hub": record}
+        )
         self.monkeypatch.setenv("ZOO_MANIFEST", str(manifest))
 
     def cached_files(self, cache_dir):
-        return sorted(p for p in cache_dir.rglob("*") if p.is_file() and p.name.endswith(".h5")
-                      or p.parent.name == "blobs")
+        return sorted(
+            p
+            for p in cache_dir.rglob("*")
+            if p.is_file() and p.name.endswith(".h5") or p.parent.name == "blobs"
+        )
 
 
 @pytest.fixture
@@ -167,15 +170,23 @@ def third_party(local_hub, hf_env, weights_bytes, tmp_path, monkeypatch):
     """A repo with an LFS weights file and a plain-git text file, recorded without hashes."""
     repo_id = f"third-party/lenet5-{uuid.uuid4().hex[:8]}"
     notes = b"config of a third-party checkpoint\n"
-    revision = local_hub.add_repo(repo_id, {weights_bytes.name: weights_bytes.read_bytes(),
-                                            "notes.txt": notes}, lfs=[weights_bytes.name])
-    record = lenet_record(weights_bytes, tag="hub", sources=[
-        {"type": "hf", "repo_id": repo_id, "revision": revision}])
+    revision = local_hub.add_repo(
+        repo_id,
+        {weights_bytes.name: weights_bytes.read_bytes(), "notes.txt": notes},
+        lfs=[weights_bytes.name],
+    )
+    record = lenet_record(
+        weights_bytes, tag="hub", sources=[{"type": "hf", "repo_id": repo_id, "revision": revision}]
+    )
     record["files"] = [
-        {"filename": weights_bytes.name, "sha256": None, "size": None, "format": "keras.weights.h5",
-         "sha256_source": "hub"},
-        {"filename": "notes.txt", "sha256": None, "size": None, "format": "config",
-         "sha256_source": "hub"},
+        {
+            "filename": weights_bytes.name,
+            "sha256": None,
+            "size": None,
+            "format": "keras.weights.h5",
+            "sha256_source": "hub",
+        },
+        {"filename": "notes.txt", "sha256": None, "size": None, "format": "config", "sha256_source": "hub"},
     ]
     manifest = write_manifest_file(tmp_path / "third.json", {"lenet5.hub": record})
     monkeypatch.setenv("ZOO_MANIFEST", str(manifest))

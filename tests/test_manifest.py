@@ -49,8 +49,12 @@ def test_unknown_keys_are_rejected_at_every_level(weights_file):
     record = lenet_record(weights_file)
     for place in (record, record["files"][0], record["sources"][0], record["dataset"]):
         bad = copy.deepcopy(record)
-        target = {id(record): bad, id(record["files"][0]): bad["files"][0],
-                  id(record["sources"][0]): bad["sources"][0], id(record["dataset"]): bad["dataset"]}
+        target = {
+            id(record): bad,
+            id(record["files"][0]): bad["files"][0],
+            id(record["sources"][0]): bad["sources"][0],
+            id(record["dataset"]): bad["dataset"],
+        }
         target[id(place)]["surprise"] = 1
         with pytest.raises(ManifestError, match="unknown keys"):
             parse_manifest(doc(bad))
@@ -75,10 +79,13 @@ def test_bad_values_are_rejected(weights_file, mutate, message):
 
 
 def test_two_defaults_for_one_architecture_are_rejected(weights_file):
-    data = {"schema_version": 1, "weights": {
-        "lenet5.a": lenet_record(weights_file, tag="a"),
-        "lenet5.b": lenet_record(weights_file, tag="b"),
-    }}
+    data = {
+        "schema_version": 1,
+        "weights": {
+            "lenet5.a": lenet_record(weights_file, tag="a"),
+            "lenet5.b": lenet_record(weights_file, tag="b"),
+        },
+    }
     with pytest.raises(ManifestError, match="two default"):
         parse_manifest(data)
 

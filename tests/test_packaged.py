@@ -14,17 +14,14 @@ from zoo.manifest import PACKAGE_DIR, load_manifest
 from zoo.models._common import count_parameters
 
 DATA_DIR = Path(os.environ.get("ZOO_DATA_DIR") or Path(__file__).resolve().parents[2] / "shared" / "data")
-PACKAGED = sorted(
-    name for name, e in load_manifest().items() if any(s.type == "package" for s in e.sources)
-)
+PACKAGED = sorted(name for name, e in load_manifest().items() if any(s.type == "package" for s in e.sources))
 
 
 def _assert_matches_golden(model, entry) -> None:
     assert entry.golden is not None, f"{entry.name} must keep a golden input/output pair"
     folder = PACKAGE_DIR / next(s.path for s in entry.sources if s.type == "package")
     inputs, outputs = read_golden(folder / entry.golden["filename"])
-    np.testing.assert_allclose(np.asarray(model(inputs, training=False)), outputs,
-                               atol=entry.golden["atol"])
+    np.testing.assert_allclose(np.asarray(model(inputs, training=False)), outputs, atol=entry.golden["atol"])
 
 
 @pytest.mark.parametrize("name", PACKAGED)

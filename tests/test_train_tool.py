@@ -35,13 +35,19 @@ def _run(monkeypatch, tmp_path, tool, name: str, recipe: dict, capsys) -> str:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not (DATA_DIR / "text" / "tinyshakespeare.txt").is_file(),
-                    reason=f"Tiny Shakespeare not found under {DATA_DIR}")
+@pytest.mark.skipif(
+    not (DATA_DIR / "text" / "tinyshakespeare.txt").is_file(),
+    reason=f"Tiny Shakespeare not found under {DATA_DIR}",
+)
 def test_charlm_recipe_trains_and_measures_nats_per_char(monkeypatch, tmp_path, capsys):
     tool = _train_tool()
-    recipe = {**tool.RECIPES["lstm_charlm.shakespeare"], "epochs": 1, "batch_size": 64,
-              "builder_kwargs": {"embed_dim": 8, "units": 32, "num_layers": 1, "dropout": 0.0},
-              "optimizer": {"name": "adam", "max_lr": 1e-2, "pct_start": 0.1, "clipnorm": 1.0}}
+    recipe = {
+        **tool.RECIPES["lstm_charlm.shakespeare"],
+        "epochs": 1,
+        "batch_size": 64,
+        "builder_kwargs": {"embed_dim": 8, "units": 32, "num_layers": 1, "dropout": 0.0},
+        "optimizer": {"name": "adam", "max_lr": 1e-2, "pct_start": 0.1, "clipnorm": 1.0},
+    }
     out = _run(monkeypatch, tmp_path, tool, "lstm_charlm.smoke", recipe, capsys)
     nats = float(out.split("'nats_per_char': ")[1].split(",")[0])
     assert nats < 3.5, out  # uniform over 65 characters is 4.17
@@ -51,8 +57,12 @@ def test_charlm_recipe_trains_and_measures_nats_per_char(monkeypatch, tmp_path, 
 @pytest.mark.skipif(not (DATA_DIR / "text" / "rt-polarity").is_dir(), reason=f"MR not found under {DATA_DIR}")
 def test_text_classifier_recipe_writes_vocab_and_beats_chance(monkeypatch, tmp_path, capsys):
     tool = _train_tool()
-    recipe = {**tool.RECIPES["lstm_classifier.mr"], "epochs": 1, "embedding_init": None,
-              "builder_kwargs": {"embed_dim": 16, "units": 8, "pooling": "max"}}
+    recipe = {
+        **tool.RECIPES["lstm_classifier.mr"],
+        "epochs": 1,
+        "embedding_init": None,
+        "builder_kwargs": {"embed_dim": 16, "units": 8, "pooling": "max"},
+    }
     out = _run(monkeypatch, tmp_path, tool, "lstm_classifier.smoke", recipe, capsys)
     vocab = (tmp_path / "zoo" / "pretrained" / "lstm_classifier.smoke" / "vocab.txt").read_text().split("\n")
     assert vocab[:2] == ["[PAD]", "[UNK]"] and len(vocab) > 5000
@@ -92,8 +102,12 @@ def test_mixed_bfloat16_recipe_packages_float16_weights_measured_in_float32(monk
     import zoo
 
     tool = _train_tool()
-    recipe = {**tool.RECIPES["lenet5.mnist"], "epochs": 1, "precision": "mixed_bfloat16",
-              "storage_dtype": "float16"}
+    recipe = {
+        **tool.RECIPES["lenet5.mnist"],
+        "epochs": 1,
+        "precision": "mixed_bfloat16",
+        "storage_dtype": "float16",
+    }
     out = _run(monkeypatch, tmp_path, tool, "lenet5.smoke", recipe, capsys)
     accuracy = float(out.split("'top1_accuracy': ")[1].split(",")[0])
     assert accuracy > 95, out
@@ -110,8 +124,11 @@ def test_mixed_bfloat16_recipe_packages_float16_weights_measured_in_float32(monk
 def _trained_here() -> dict[str, dict]:
     """Manifest records that ``python tools/train.py NAME`` wrote (no ``--epochs`` override)."""
     records = json.loads((ROOT / "weights_manifest.json").read_text())["weights"]
-    return {name: r for name, r in records.items()
-            if r.get("recipe", {}).get("command") == f"python tools/train.py {name}"}
+    return {
+        name: r
+        for name, r in records.items()
+        if r.get("recipe", {}).get("command") == f"python tools/train.py {name}"
+    }
 
 
 @pytest.mark.parametrize(("name", "record"), sorted(_trained_here().items()))
@@ -120,7 +137,8 @@ def test_manifest_record_matches_its_recipe(name, record):
     tool = _train_tool()
     recipe = tool.RECIPES[name]
     assert json.loads(record["recipe"]["notes"]) == json.loads(
-        json.dumps(tool.recipe_hyperparameters(recipe)))
+        json.dumps(tool.recipe_hyperparameters(recipe))
+    )
     assert record["architecture"] == recipe["architecture"]
     assert record["description"] == recipe["description"]
     assert record["references"] == recipe["references"]

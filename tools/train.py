@@ -32,8 +32,7 @@ sys.path.insert(0, str(ROOT / "tools"))
 from recipes import RECIPES  # noqa: E402
 
 
-def build_dataset(recipe: dict, split: str, *, train: bool, data_dir: str | None,
-                  initial_epoch: int = 0):
+def build_dataset(recipe: dict, split: str, *, train: bool, data_dir: str | None, initial_epoch: int = 0):
     import zoo.data
 
     if recipe.get("kind") == "charlm":
@@ -41,9 +40,14 @@ def build_dataset(recipe: dict, split: str, *, train: bool, data_dir: str | None
 
         text = zoo.charlm.load_text(recipe["dataset"], split, data_dir=data_dir)
         return zoo.charlm.sequence_dataset(
-            text, vocab=recipe["preprocessing"]["vocab"], sequence_length=recipe["sequence_length"],
-            batch_size=recipe["batch_size"], shuffle=train, seed=recipe["seed"],
-            initial_epoch=initial_epoch)
+            text,
+            vocab=recipe["preprocessing"]["vocab"],
+            sequence_length=recipe["sequence_length"],
+            batch_size=recipe["batch_size"],
+            shuffle=train,
+            seed=recipe["seed"],
+            initial_epoch=initial_epoch,
+        )
 
     augment = None
     if train and recipe.get("augment"):
@@ -53,9 +57,16 @@ def build_dataset(recipe: dict, split: str, *, train: bool, data_dir: str | None
         elif aug.get("name"):
             augment = aug["name"]
     return zoo.data.load(
-        recipe["dataset"], split, batch_size=recipe["batch_size"], shuffle=train,
-        seed=recipe["seed"], preprocessing=recipe["preprocessing"], augment=augment,
-        as_supervised=True, drop_remainder=train, data_dir=data_dir,
+        recipe["dataset"],
+        split,
+        batch_size=recipe["batch_size"],
+        shuffle=train,
+        seed=recipe["seed"],
+        preprocessing=recipe["preprocessing"],
+        augment=augment,
+        as_supervised=True,
+        drop_remainder=train,
+        data_dir=data_dir,
     )
 
 
@@ -78,15 +89,25 @@ def make_optimizer(recipe: dict, total_steps: int):
     if opt["name"] == "adam":
         return keras.optimizers.Adam(schedule, clipnorm=opt.get("clipnorm"))
     if opt["name"] == "sgd":
-        return keras.optimizers.SGD(schedule, momentum=opt.get("momentum", 0.9), nesterov=True,
-                                    weight_decay=opt.get("weight_decay"))
+        return keras.optimizers.SGD(
+            schedule, momentum=opt.get("momentum", 0.9), nesterov=True, weight_decay=opt.get("weight_decay")
+        )
     raise SystemExit(f"unknown optimizer {opt['name']}")
 
 
-HIGHER_IS_BETTER = {"nats_per_char": False, "bits_per_char": False, "top1_accuracy": True,
-                    "top1_error": False, "nll_nats": False, "elbo_nats": False,
-                    "fid_lenet5": False, "fid_lenet5_real_vs_real": False, "confident_fraction": True,
-                    "class_coverage_entropy": True, "class_share_ratio": False}
+HIGHER_IS_BETTER = {
+    "nats_per_char": False,
+    "bits_per_char": False,
+    "top1_accuracy": True,
+    "top1_error": False,
+    "nll_nats": False,
+    "elbo_nats": False,
+    "fid_lenet5": False,
+    "fid_lenet5_real_vs_real": False,
+    "confident_fraction": True,
+    "class_coverage_entropy": True,
+    "class_share_ratio": False,
+}
 
 
 # Recipe keys that only describe the weights; editing them does not stop a run from resuming.
@@ -95,8 +116,9 @@ DOCUMENTATION_KEYS = frozenset({"description", "references", "notes", "dataset_n
 
 def resume_settings(recipe: dict) -> str:
     """What a checkpointed run must keep to resume: the recipe without its documentation keys."""
-    return json.dumps({k: v for k, v in recipe.items() if k not in DOCUMENTATION_KEYS},
-                      sort_keys=True, default=str)
+    return json.dumps(
+        {k: v for k, v in recipe.items() if k not in DOCUMENTATION_KEYS}, sort_keys=True, default=str
+    )
 
 
 def recipe_hyperparameters(recipe: dict) -> dict:
@@ -104,8 +126,11 @@ def recipe_hyperparameters(recipe: dict) -> dict:
     kind = recipe.get("kind", "classifier")
     hyper = ["epochs", "batch_size", "optimizer", "augment", "seed"]
     hyper += [k for k in ("label_smoothing",) if k in recipe]
-    hyper += [k for k, plain in (("precision", "float32"), ("storage_dtype", "float32"))
-              if recipe.get(k, plain) != plain]
+    hyper += [
+        k
+        for k, plain in (("precision", "float32"), ("storage_dtype", "float32"))
+        if recipe.get(k, plain) != plain
+    ]
     if kind == "text_classifier":
         hyper += ["vocab", "embedding_init"]
     if kind == "charlm":
@@ -130,12 +155,22 @@ def training_cost(name: str, recipe: dict) -> dict:
 
     images = zoo.data.info(recipe["dataset"]).splits["train"] // recipe["batch_size"] * recipe["batch_size"]
     # the epoch time includes the validation pass when the recipe monitors the eval split
-    return {"wall_time_s": round(sum(seconds)),
-            "images_per_second": round(images * len(seconds) / sum(seconds), 1)}
+    return {
+        "wall_time_s": round(sum(seconds)),
+        "images_per_second": round(images * len(seconds) / sum(seconds), 1),
+    }
 
 
-def package_record(name: str, recipe: dict, folder: Path, files: list[Path], golden: Path,
-                   num_params: int, metrics: list[dict], command: str) -> dict:
+def package_record(
+    name: str,
+    recipe: dict,
+    folder: Path,
+    files: list[Path],
+    golden: Path,
+    num_params: int,
+    metrics: list[dict],
+    command: str,
+) -> dict:
     from zoo.manifest import file_record, library_versions
 
     labels = recipe["labels"]
@@ -151,17 +186,24 @@ def package_record(name: str, recipe: dict, folder: Path, files: list[Path], gol
         "num_classes": None if labels is None else len(labels),
         "labels": labels,
         "preprocessing": recipe.get("packaged_preprocessing", recipe["preprocessing"]),
-        "dataset": {"name": recipe["dataset"], "split": recipe["eval_split"],
-                    "notes": recipe.get("dataset_notes", "")},
+        "dataset": {
+            "name": recipe["dataset"],
+            "split": recipe["eval_split"],
+            "notes": recipe.get("dataset_notes", ""),
+        },
         "metrics": metrics,
         "references": recipe["references"],
         "num_params": num_params,
         "license": recipe["license"],
-        "recipe": {"command": command, "notes": json.dumps(recipe_hyperparameters(recipe),
-                                                            sort_keys=True),
-                   **training_cost(name, recipe)},
-        "golden": {**{k: v for k, v in file_record(golden, "npz").items() if k != "format"},
-                   "atol": recipe.get("golden_atol", 1e-4)},
+        "recipe": {
+            "command": command,
+            "notes": json.dumps(recipe_hyperparameters(recipe), sort_keys=True),
+            **training_cost(name, recipe),
+        },
+        "golden": {
+            **{k: v for k, v in file_record(golden, "npz").items() if k != "format"},
+            "atol": recipe.get("golden_atol", 1e-4),
+        },
         "library_versions": library_versions(),
     }
     if recipe.get("notes"):
@@ -174,11 +216,16 @@ def build_model(recipe: dict):
 
     kind = recipe.get("kind", "classifier")
     if kind == "classifier":
-        return zoo.build(recipe["architecture"], num_classes=len(recipe["labels"]),
-                         input_shape=tuple(recipe["input_shape"]), **recipe["builder_kwargs"])
+        return zoo.build(
+            recipe["architecture"],
+            num_classes=len(recipe["labels"]),
+            input_shape=tuple(recipe["input_shape"]),
+            **recipe["builder_kwargs"],
+        )
     if kind == "text_classifier":
-        return zoo.build(recipe["architecture"], num_classes=len(recipe["labels"]),
-                         **recipe["builder_kwargs"])
+        return zoo.build(
+            recipe["architecture"], num_classes=len(recipe["labels"]), **recipe["builder_kwargs"]
+        )
     return zoo.build(recipe["architecture"], **recipe["builder_kwargs"])
 
 
@@ -194,9 +241,11 @@ def compile_generative(model, recipe: dict, steps_per_epoch: int) -> None:
         schedule = OneCycle(opt["max_lr"], recipe["epochs"] * steps_per_epoch, pct_start=opt["pct_start"])
         model.compile(optimizer=keras.optimizers.Adam(schedule), jit_compile=False)
     elif recipe["kind"] == "dcgan":
-        model.compile(d_optimizer=keras.optimizers.Adam(opt["lr"], beta_1=opt["beta_1"]),
-                      g_optimizer=keras.optimizers.Adam(opt["lr"], beta_1=opt["beta_1"]),
-                      jit_compile=False)
+        model.compile(
+            d_optimizer=keras.optimizers.Adam(opt["lr"], beta_1=opt["beta_1"]),
+            g_optimizer=keras.optimizers.Adam(opt["lr"], beta_1=opt["beta_1"]),
+            jit_compile=False,
+        )
     else:
         raise SystemExit(f"unknown recipe kind {recipe['kind']}")
 
@@ -254,7 +303,8 @@ def train_model(model, recipe: dict, name: str, run_dir: Path, data_dir: str | N
     if kind in ("classifier", "text_classifier", "charlm"):
         if recipe.get("label_smoothing"):
             loss = keras.losses.CategoricalCrossentropy(
-                from_logits=True, label_smoothing=recipe["label_smoothing"])
+                from_logits=True, label_smoothing=recipe["label_smoothing"]
+            )
         else:
             loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
         model.compile(
@@ -273,9 +323,15 @@ def train_model(model, recipe: dict, name: str, run_dir: Path, data_dir: str | N
         if validation is not None:
             validation = one_hot_labels(validation, len(recipe["labels"]))
     start = time.time()
-    resumable_fit(model, train, epochs=recipe["epochs"], validation=validation,
-                  checkpoint_dir=run_dir / "backup", verbose=2,
-                  callbacks=[EpochTimer(), keras.callbacks.CSVLogger(str(log), append=True)])
+    resumable_fit(
+        model,
+        train,
+        epochs=recipe["epochs"],
+        validation=validation,
+        checkpoint_dir=run_dir / "backup",
+        verbose=2,
+        callbacks=[EpochTimer(), keras.callbacks.CSVLogger(str(log), append=True)],
+    )
     print(f"trained in {time.time() - start:.0f} s", flush=True)
     history = read_log(log)
     plot_history(history, run_dir / "curves.png", title=name)
@@ -288,8 +344,11 @@ def read_log(path: Path) -> dict[str, list[float]]:
 
     with open(path, newline="") as fh:
         rows = list(csv.DictReader(fh))
-    history = {k: [float("nan") if r[k] in ("", "NA") else float(r[k]) for r in rows]
-               for k in (rows[0] if rows else {}) if k != "epoch"}
+    history = {
+        k: [float("nan") if r[k] in ("", "NA") else float(r[k]) for r in rows]
+        for k in (rows[0] if rows else {})
+        if k != "epoch"
+    }
     return {k: v for k, v in history.items() if any(x == x for x in v)}  # drop all-NaN columns
 
 
@@ -302,11 +361,14 @@ def prepare_text_recipe(recipe: dict, folder: Path, data_dir: str | None) -> lis
     import zoo.data
     from zoo.data.preprocessing import build_vocab
 
-    texts = [e["text"].numpy().decode("utf-8")
-             for e in zoo.data.load(recipe["dataset"], "train", data_dir=data_dir)]
+    texts = [
+        e["text"].numpy().decode("utf-8")
+        for e in zoo.data.load(recipe["dataset"], "train", data_dir=data_dir)
+    ]
     spec = recipe["preprocessing"]
-    vocab = build_vocab(texts, spec["tokenizer"], lowercase=spec["lowercase"],
-                        min_count=recipe["vocab"]["min_count"])
+    vocab = build_vocab(
+        texts, spec["tokenizer"], lowercase=spec["lowercase"], min_count=recipe["vocab"]["min_count"]
+    )
     folder.mkdir(parents=True, exist_ok=True)
     tmp = folder / ".vocab.txt.tmp"
     tmp.write_text("".join(f"{token}\n" for token in vocab), encoding="utf-8")
@@ -330,8 +392,7 @@ def init_word_embeddings(model, vocab: list[str], init: dict) -> None:
 
     specials = init["skip_first"]
     vectors = np.zeros((len(vocab), model.get_layer("embedding").output_dim), "float32")
-    vectors[specials:] = np.asarray(zoo.text.encode(vocab[specials:], model=init["from"],
-                                                    batch_size=256))
+    vectors[specials:] = np.asarray(zoo.text.encode(vocab[specials:], model=init["from"], batch_size=256))
     vectors[specials:] *= init["std"] / vectors[specials:].std()
     model.get_layer("embedding").set_weights([vectors])
 
@@ -380,8 +441,11 @@ def main() -> int:
     parser.add_argument("--epochs", type=int, help="override the recipe's epochs (not for packaging)")
     parser.add_argument("--data-dir", help="data directory (default: ZOO_DATA_DIR)")
     parser.add_argument("--no-manifest", action="store_true", help="train and evaluate only")
-    parser.add_argument("--record-only", action="store_true",
-                        help="skip training: re-measure and re-record the packaged weights")
+    parser.add_argument(
+        "--record-only",
+        action="store_true",
+        help="skip training: re-measure and re-record the packaged weights",
+    )
     args = parser.parse_args()
 
     import keras
@@ -410,8 +474,9 @@ def main() -> int:
     elif kind == "charlm":
         import zoo.charlm
 
-        vocab = zoo.charlm.char_vocab(zoo.charlm.load_text(recipe["dataset"], "train",
-                                                           data_dir=args.data_dir))
+        vocab = zoo.charlm.char_vocab(
+            zoo.charlm.load_text(recipe["dataset"], "train", data_dir=args.data_dir)
+        )
         recipe["preprocessing"] = zoo.charlm.char_spec(vocab)
         recipe["builder_kwargs"] = {**recipe["builder_kwargs"], "vocab_size": len(vocab)}
     if args.record_only:
@@ -435,8 +500,11 @@ def main() -> int:
     golden = folder / f"{args.name}.golden.npz"
     np.savez(golden, inputs=x, outputs=outputs)
 
-    command = "python tools/train.py " + shlex.quote(args.name) + (
-        f" --epochs {args.epochs}" if args.epochs else "")
+    command = (
+        "python tools/train.py "
+        + shlex.quote(args.name)
+        + (f" --epochs {args.epochs}" if args.epochs else "")
+    )
     if args.no_manifest:
         if kind in ("classifier", "text_classifier"):
             from zoo.evaluate import classification_metrics
@@ -444,15 +512,15 @@ def main() -> int:
             test = build_dataset(recipe, recipe["eval_split"], train=False, data_dir=args.data_dir)
             print(classification_metrics(model, test))
         else:
-            record = package_record(args.name, recipe, folder, files, golden,
-                                    count_parameters(model), [], command)
+            record = package_record(
+                args.name, recipe, folder, files, golden, count_parameters(model), [], command
+            )
             from zoo.manifest import WeightsEntry
 
             entry = WeightsEntry.from_dict(args.name, record)
             print(evaluate_model(model, entry, data_dir=args.data_dir))
         return 0
-    record = package_record(args.name, recipe, folder, files, golden, count_parameters(model),
-                            [], command)
+    record = package_record(args.name, recipe, folder, files, golden, count_parameters(model), [], command)
     upsert_entries({args.name: record})
     start = time.time()
     measured = evaluate(args.name, data_dir=args.data_dir)
@@ -463,9 +531,14 @@ def main() -> int:
     else:
         names = recipe["metric_names"]
     record["metrics"] = [
-        {"name": k, "value": round(float(measured[k]), 4), "split": recipe["eval_split"],
-         "dataset": recipe["dataset"], "command": f"zoo evaluate {args.name}",
-         "higher_is_better": HIGHER_IS_BETTER[k]}
+        {
+            "name": k,
+            "value": round(float(measured[k]), 4),
+            "split": recipe["eval_split"],
+            "dataset": recipe["dataset"],
+            "command": f"zoo evaluate {args.name}",
+            "higher_is_better": HIGHER_IS_BETTER[k],
+        }
         for k in names
     ]
     upsert_entries({args.name: record})

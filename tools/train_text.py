@@ -43,13 +43,17 @@ RECIPES: dict[str, dict] = {
         "seed": 0,
         "delta_dtype": "float16",
         "description": "all-MiniLM-L6-v2 fine-tuned for MR sentence polarity (Pang and Lee 2005): "
-                       "classifier on the pooled [CLS] output, top 4 encoder layers and pooler trained.",
+        "classifier on the pooled [CLS] output, top 4 encoder layers and pooler trained.",
         "dataset_notes": "MR sentence polarity v1.0 (Pang and Lee 2005), 10,662 sentences; trained on "
-                         "'train' and measured on 'test' = fold 0 of zoo.data's fixed 10-fold split "
-                         "(9,595 / 1,067 sentences)",
+        "'train' and measured on 'test' = fold 0 of zoo.data's fixed 10-fold split "
+        "(9,595 / 1,067 sentences)",
         "references": [
-            {"name": "top1_accuracy", "value": 81.5, "citation": "Kim 2014, CNN-non-static",
-             "note": "10-fold cross-validation"},
+            {
+                "name": "top1_accuracy",
+                "value": 81.5,
+                "citation": "Kim 2014, CNN-non-static",
+                "note": "10-fold cross-validation",
+            },
         ],
         "license": "Apache-2.0",
     },
@@ -61,7 +65,7 @@ def delta_layers(model, unfreeze) -> list[str]:
 
     blocks = bert_blocks(model)
     keep = len(blocks) if unfreeze == "all" else int(unfreeze)
-    return [layer.name for block in blocks[len(blocks) - keep:] for layer in block] + ["head"]
+    return [layer.name for block in blocks[len(blocks) - keep :] for layer in block] + ["head"]
 
 
 def train(name: str, recipe: dict, run_dir: Path, data_dir: str | None):
@@ -85,10 +89,18 @@ def train(name: str, recipe: dict, run_dir: Path, data_dir: str | None):
     n_train = zoo.data.info(recipe["data"]).splits["train"]
     start = time.time()
     history = fine_tune_text(
-        model, train_ds, val_ds, strategy=recipe["strategy"], epochs=tuple(recipe["epochs"]),
-        learning_rate=recipe["learning_rate"], encoder_learning_rate=recipe["encoder_learning_rate"],
-        unfreeze=recipe["unfreeze"], steps_per_epoch=math.ceil(n_train / recipe["batch_size"]),
-        checkpoint_dir=run_dir / "checkpoints", save_every_steps=50, verbose=2,
+        model,
+        train_ds,
+        val_ds,
+        strategy=recipe["strategy"],
+        epochs=tuple(recipe["epochs"]),
+        learning_rate=recipe["learning_rate"],
+        encoder_learning_rate=recipe["encoder_learning_rate"],
+        unfreeze=recipe["unfreeze"],
+        steps_per_epoch=math.ceil(n_train / recipe["batch_size"]),
+        checkpoint_dir=run_dir / "checkpoints",
+        save_every_steps=50,
+        verbose=2,
     )
     seconds = time.time() - start
     print(f"trained in {seconds:.0f} s", flush=True)
@@ -123,8 +135,12 @@ def golden(model, spec_entry, folder: Path, name: str, recipe: dict, data_dir: s
     import zoo.data
     from zoo.text import tokenizer_for
 
-    texts = [e["text"].numpy().decode("utf-8") for e in
-             zoo.data.load(recipe["data"], "test", kfold=tuple(recipe["kfold"]), data_dir=data_dir).take(8)]
+    texts = [
+        e["text"].numpy().decode("utf-8")
+        for e in zoo.data.load(recipe["data"], "test", kfold=tuple(recipe["kfold"]), data_dir=data_dir).take(
+            8
+        )
+    ]
     inputs = tokenizer_for(spec_entry.name)(texts)
     outputs = np.asarray(model(inputs, training=False))
     path = folder / f"{name}.golden.npz"
@@ -132,13 +148,35 @@ def golden(model, spec_entry, folder: Path, name: str, recipe: dict, data_dir: s
     return path
 
 
-def record(name: str, recipe: dict, folder: Path, files: list[Path], golden_path: Path, num_params: int,
-           metrics: list[dict], command: str, seconds: float | None) -> dict:
+def record(
+    name: str,
+    recipe: dict,
+    folder: Path,
+    files: list[Path],
+    golden_path: Path,
+    num_params: int,
+    metrics: list[dict],
+    command: str,
+    seconds: float | None,
+) -> dict:
     from zoo.manifest import file_record, library_versions
 
     formats = {".safetensors": "safetensors", ".txt": "vocab"}
-    hyper = {k: recipe[k] for k in ("base", "strategy", "epochs", "batch_size", "learning_rate",
-                                    "encoder_learning_rate", "unfreeze", "seed", "delta_dtype", "kfold")}
+    hyper = {
+        k: recipe[k]
+        for k in (
+            "base",
+            "strategy",
+            "epochs",
+            "batch_size",
+            "learning_rate",
+            "encoder_learning_rate",
+            "unfreeze",
+            "seed",
+            "delta_dtype",
+            "kfold",
+        )
+    }
     if seconds is not None:
         hyper["train_seconds_2_cpu_cores"] = round(seconds)
     arch, tag = name.split(".", 1)
@@ -154,16 +192,23 @@ def record(name: str, recipe: dict, folder: Path, files: list[Path], golden_path
         "input_shape": None,
         "num_classes": len(recipe["labels"]),
         "labels": recipe["labels"],
-        "preprocessing": {"type": "text", "tokenizer": "wordpiece", "vocab": "vocab.txt",
-                          "max_length": 256, "lowercase": True},
+        "preprocessing": {
+            "type": "text",
+            "tokenizer": "wordpiece",
+            "vocab": "vocab.txt",
+            "max_length": 256,
+            "lowercase": True,
+        },
         "dataset": {"name": recipe["data"], "split": "test", "notes": recipe["dataset_notes"]},
         "metrics": metrics,
         "references": recipe["references"],
         "num_params": num_params,
         "license": recipe["license"],
         "recipe": {"command": command, "notes": json.dumps(hyper, sort_keys=True)},
-        "golden": {**{k: v for k, v in file_record(golden_path, "npz").items() if k != "format"},
-                   "atol": 1e-4},
+        "golden": {
+            **{k: v for k, v in file_record(golden_path, "npz").items() if k != "format"},
+            "atol": 1e-4,
+        },
         "library_versions": library_versions(),
         "notes": (
             f"Base: {recipe['base']} (its verified weights load first; the delta file's safetensors "
@@ -180,8 +225,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("name", choices=sorted(RECIPES))
     parser.add_argument("--data-dir", help="data directory (default: ZOO_DATA_DIR)")
-    parser.add_argument("--record-only", action="store_true",
-                        help="skip training: re-measure and re-record the packaged weights")
+    parser.add_argument(
+        "--record-only",
+        action="store_true",
+        help="skip training: re-measure and re-record the packaged weights",
+    )
     parser.add_argument("--manifest", type=Path, help="manifest to update (default: the checkout's)")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
@@ -220,11 +268,20 @@ def main() -> int:
     measured = evaluate_text(packaged, entry, data_dir=args.data_dir)
     print(f"{args.name}: {measured} (evaluated in {time.time() - start:.0f} s)", flush=True)
     golden_path = golden(packaged, entry, folder, args.name, recipe, args.data_dir)
-    metrics = [{"name": k, "value": round(float(measured[k]), 4), "split": "test", "dataset": recipe["data"],
-                "command": f"zoo evaluate {args.name}", "higher_is_better": k == "top1_accuracy"}
-               for k in ("top1_accuracy", "top1_error")]
-    final = record(args.name, recipe, folder, files, golden_path, count_parameters(packaged), metrics,
-                   command, seconds)
+    metrics = [
+        {
+            "name": k,
+            "value": round(float(measured[k]), 4),
+            "split": "test",
+            "dataset": recipe["data"],
+            "command": f"zoo evaluate {args.name}",
+            "higher_is_better": k == "top1_accuracy",
+        }
+        for k in ("top1_accuracy", "top1_error")
+    ]
+    final = record(
+        args.name, recipe, folder, files, golden_path, count_parameters(packaged), metrics, command, seconds
+    )
     upsert_entries({args.name: final}, args.manifest)
     print(f"recorded {args.name}")
     return 0

@@ -108,9 +108,7 @@ def list_models(
         return names
     families = {s.name: s.family for s in specs}
     return [
-        n
-        for n in names
-        if fnmatch.fnmatch(n, pat) or fnmatch.fnmatch(families.get(n.split(".")[0], ""), pat)
+        n for n in names if fnmatch.fnmatch(n, pat) or fnmatch.fnmatch(families.get(n.split(".")[0], ""), pat)
     ]
 
 
@@ -174,8 +172,7 @@ def _call_builder(spec: _registry.ModelSpec, kwargs: dict[str, Any]) -> Any:
     unknown = [k for k in kwargs if k not in params]
     if unknown:
         raise InputError(
-            f"{spec.name} does not take {', '.join(map(repr, unknown))}; "
-            f"it takes {', '.join(params)}"
+            f"{spec.name} does not take {', '.join(map(repr, unknown))}; it takes {', '.join(params)}"
         )
     return spec.builder(**kwargs)
 
@@ -281,7 +278,16 @@ def _load_entry(model: Any, entry: WeightsEntry, paths: dict[str, Path]) -> None
 
 #: Suffixes that make a ``weights`` string a file path rather than a tag.
 WEIGHTS_SUFFIXES = (
-    ".h5", ".keras", ".safetensors", ".npz", ".pth", ".pt", ".bin", ".pkl", ".pickle", ".ckpt",
+    ".h5",
+    ".keras",
+    ".safetensors",
+    ".npz",
+    ".pth",
+    ".pt",
+    ".bin",
+    ".pkl",
+    ".pickle",
+    ".ckpt",
 )
 
 
@@ -401,8 +407,20 @@ MAX_ARCHIVE_MEMBER_BYTES = 4 * 2**30
 MAX_INFLATION_RATIO = 100
 MAX_CONFIG_BYTES = 16 * 2**20
 MAX_LAYER_SIZE = 2**20  # units, filters, embedding rows... of any one layer
-_SIZE_KEYS = frozenset({"units", "filters", "input_dim", "output_dim", "num_heads", "key_dim",
-                        "value_dim", "intermediate_size", "hidden_size", "vocab_size"})
+_SIZE_KEYS = frozenset(
+    {
+        "units",
+        "filters",
+        "input_dim",
+        "output_dim",
+        "num_heads",
+        "key_dim",
+        "value_dim",
+        "intermediate_size",
+        "hidden_size",
+        "vocab_size",
+    }
+)
 
 
 def check_keras_archive(path: Path) -> None:
@@ -422,7 +440,8 @@ def check_keras_archive(path: Path) -> None:
             for member in members:
                 big = member.file_size > MAX_ARCHIVE_MEMBER_BYTES
                 bomb = member.file_size > 64 * 2**20 and (
-                    member.file_size > MAX_INFLATION_RATIO * max(member.compress_size, 1))
+                    member.file_size > MAX_INFLATION_RATIO * max(member.compress_size, 1)
+                )
                 if big or bomb:
                     raise WeightsFormatError(
                         f"{path.name}: its member {member.filename} inflates to {member.file_size:,} "
@@ -491,8 +510,13 @@ def _check_golden(entry: WeightsEntry) -> VerifyResult:
     out = np.asarray(load(entry.name)(inputs, training=False))
     diff = float(np.max(np.abs(out - expected)))
     status = "ok" if diff <= golden["atol"] else "bad"
-    return VerifyResult(entry.name, golden["filename"], status, str(path),
-                        f"golden outputs max |diff| {diff:.2e} (atol {golden['atol']:g})")
+    return VerifyResult(
+        entry.name,
+        golden["filename"],
+        status,
+        str(path),
+        f"golden outputs max |diff| {diff:.2e} (atol {golden['atol']:g})",
+    )
 
 
 def verify(names: list[str] | None = None, *, golden: bool = False) -> list[VerifyResult]:
@@ -517,8 +541,9 @@ def verify(names: list[str] | None = None, *, golden: bool = False) -> list[Veri
         for file in entry.files:
             path = find_local(entry, file)
             if path is None:
-                results.append(VerifyResult(entry.name, file.filename, "missing", None,
-                                            f"run 'zoo pull {entry.name}'"))
+                results.append(
+                    VerifyResult(entry.name, file.filename, "missing", None, f"run 'zoo pull {entry.name}'")
+                )
                 continue
             problem = verify_local_copy(entry, file, path)
             detail = problem or ""
@@ -527,10 +552,12 @@ def verify(names: list[str] | None = None, *, golden: bool = False) -> list[Veri
                 if pin is not None and sha256_file(path) != pin:
                     problem = detail = f"differs from the sha256 pinned on first use ({pin[:12]}...)"
                 else:
-                    detail = ("no published sha256: matches the Hub's hash"
-                              + (" and the sha256 pinned on first use" if pin else "; pinned on first load"))
-            results.append(VerifyResult(entry.name, file.filename, "bad" if problem else "ok",
-                                        str(path), detail))
+                    detail = "no published sha256: matches the Hub's hash" + (
+                        " and the sha256 pinned on first use" if pin else "; pinned on first load"
+                    )
+            results.append(
+                VerifyResult(entry.name, file.filename, "bad" if problem else "ok", str(path), detail)
+            )
         files_ok = all(r.status == "ok" for r in results if r.weights == entry.name)
         if golden and entry.golden is not None and files_ok:
             results.append(_check_golden(entry))

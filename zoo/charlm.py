@@ -92,8 +92,10 @@ def _check_vocab(vocab: Sequence[str]) -> list[str]:
         raise InputError("vocab is empty; build it with zoo.charlm.char_vocab(training_text)")
     bad = [t for t in vocab if not isinstance(t, str) or len(t) != 1]
     if bad:
-        raise InputError(f"a character vocab holds single characters, got {bad[:5]!r}; "
-                         "build it with zoo.charlm.char_vocab(training_text)")
+        raise InputError(
+            f"a character vocab holds single characters, got {bad[:5]!r}; "
+            "build it with zoo.charlm.char_vocab(training_text)"
+        )
     if len(set(vocab)) != len(vocab):
         raise InputError("vocab contains duplicate characters")
     return vocab
@@ -161,8 +163,10 @@ def encode(text: str, vocab: Sequence[str], *, unknown: str = "drop") -> Any:
         if unknown == "raise":
             chars = _unknown_chars(text, ids)
             shown = ", ".join(repr(c) for c in chars[:20]) + (" ..." if len(chars) > 20 else "")
-            raise InputError(f"{len(chars)} character(s) not in the {len(vocab)}-character vocabulary: "
-                             f"{shown}; remove them (or encode with unknown='drop')")
+            raise InputError(
+                f"{len(chars)} character(s) not in the {len(vocab)}-character vocabulary: "
+                f"{shown}; remove them (or encode with unknown='drop')"
+            )
         ids = ids[ids >= 0]
     return ids.astype(np.int32)
 
@@ -193,11 +197,13 @@ def _as_ids(text_or_ids: Any, vocab: list[str], what: str) -> Any:
         return encode(text_or_ids, vocab, unknown="raise")
     ids = np.asarray(text_or_ids)
     if ids.ndim != 1 or not (np.issubdtype(ids.dtype, np.integer) or ids.size == 0):
-        raise InputError(f"{what} must be a str or a 1-D array of integer ids, got shape {ids.shape} "
-                         f"and dtype {ids.dtype}")
+        raise InputError(
+            f"{what} must be a str or a 1-D array of integer ids, got shape {ids.shape} and dtype {ids.dtype}"
+        )
     if ids.size and (ids.min() < 0 or ids.max() >= len(vocab)):
-        raise InputError(f"{what} ids must lie in [0, {len(vocab)}), got values in "
-                         f"[{ids.min()}, {ids.max()}]")
+        raise InputError(
+            f"{what} ids must lie in [0, {len(vocab)}), got values in [{ids.min()}, {ids.max()}]"
+        )
     return ids.astype(np.int32)
 
 
@@ -296,8 +302,7 @@ def sequence_dataset(
     ids = _as_ids(text_or_ids, vocab, "text_or_ids")
     n, length = int(ids.shape[0]), sequence_length
     if n < length + 1:
-        raise InputError(f"the text has {n} characters; sequence_length={length} needs at least "
-                         f"{length + 1}")
+        raise InputError(f"the text has {n} characters; sequence_length={length} needs at least {length + 1}")
     if shuffle:
         num_windows = max(1, (n - length) // length)
         max_offset = min(length - 1, n - 1 - num_windows * length)
@@ -306,9 +311,11 @@ def sequence_dataset(
         max_offset = 0
     num_batches = num_windows // batch_size if drop_remainder else -(-num_windows // batch_size)
     if num_batches == 0:
-        raise InputError(f"only {num_windows} window(s) of {length} characters fit in the text, fewer "
-                         f"than batch_size={batch_size}; lower batch_size or sequence_length, or "
-                         "pass drop_remainder=False")
+        raise InputError(
+            f"only {num_windows} window(s) of {length} characters fit in the text, fewer "
+            f"than batch_size={batch_size}; lower batch_size or sequence_length, or "
+            "pass drop_remainder=False"
+        )
 
     ids_t = tf.constant(ids, tf.int32)
     base = tf.range(num_windows, dtype=tf.int64) * length
@@ -319,8 +326,7 @@ def sequence_dataset(
         def starts_of(_: Any) -> Any:
             epoch = counter.assign_add(1) - 1
             keys = tf.random.experimental.stateless_split(tf.stack([seed_t, epoch]), 2)
-            offset = tf.random.stateless_uniform([], keys[0], minval=0, maxval=max_offset + 1,
-                                                 dtype=tf.int64)
+            offset = tf.random.stateless_uniform([], keys[0], minval=0, maxval=max_offset + 1, dtype=tf.int64)
             return tf.random.experimental.stateless_shuffle(base + offset, keys[1])
 
         starts = tf.data.Dataset.from_tensors(tf.constant(0, tf.int64)).map(starts_of)
@@ -358,8 +364,10 @@ def _check_output_size(model: Any, vocab: list[str]) -> None:
     except (AttributeError, IndexError, TypeError, ValueError):
         return
     if size is not None and int(size) != len(vocab):
-        raise InputError(f"{getattr(model, 'name', 'the model')} predicts {size} characters but the "
-                         f"vocab has {len(vocab)}; use the vocab the model was trained with")
+        raise InputError(
+            f"{getattr(model, 'name', 'the model')} predicts {size} characters but the "
+            f"vocab has {len(vocab)}; use the vocab the model was trained with"
+        )
 
 
 def evaluation_windows(num_chars: int, sequence_length: int, burn_in: int) -> tuple[Any, Any]:
@@ -506,18 +514,26 @@ def evaluate_charlm(
     """
     spec = entry.preprocessing
     if spec.get("type") != "text" or spec.get("tokenizer") != "char":
-        raise InputError(f"{entry.name}: evaluate_charlm needs a char text spec, got "
-                         f"{spec.get('type')}/{spec.get('tokenizer')}")
+        raise InputError(
+            f"{entry.name}: evaluate_charlm needs a char text spec, got "
+            f"{spec.get('type')}/{spec.get('tokenizer')}"
+        )
     vocab = spec.get("vocab")
     if isinstance(vocab, str) or vocab is None:
-        raise InputError(f"{entry.name}: the char spec must hold its vocab as an inline list of "
-                         "characters (zoo.charlm.char_spec(vocab))")
+        raise InputError(
+            f"{entry.name}: the char spec must hold its vocab as an inline list of "
+            "characters (zoo.charlm.char_spec(vocab))"
+        )
     text = load_text(str(data or entry.dataset["name"]), split or entry.dataset["split"], data_dir=data_dir)
     if spec.get("lowercase"):
         text = text.lower()
-    return evaluate_nats_per_char(model, text, vocab=list(vocab),
-                                  sequence_length=entry.builder_kwargs.get("sequence_length"),
-                                  batch_size=batch_size)
+    return evaluate_nats_per_char(
+        model,
+        text,
+        vocab=list(vocab),
+        sequence_length=entry.builder_kwargs.get("sequence_length"),
+        batch_size=batch_size,
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -610,8 +626,10 @@ class CharStepper:
 
     def initial_state(self, batch_size: int = 1) -> list[list[Any]]:
         """Return zero states (one list per recurrent layer), as the full model starts with."""
-        return [[tf.zeros((batch_size, s), dtype) for s in sizes]
-                for sizes, dtype in zip(self.state_sizes, self._state_dtypes, strict=True)]
+        return [
+            [tf.zeros((batch_size, s), dtype) for s in sizes]
+            for sizes, dtype in zip(self.state_sizes, self._state_dtypes, strict=True)
+        ]
 
     def step(self, ids: Any, states: list[list[Any]]) -> tuple[Any, list[list[Any]]]:
         """Advance by one character.
@@ -686,9 +704,15 @@ def _step_sampler(stepper: CharStepper) -> Any:
 
 
 def _window_sampler(model: Any, context_length: int) -> Any:
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.int32), tf.TensorSpec([2], tf.int64),
-                                  tf.TensorSpec([], tf.int64), tf.TensorSpec([], tf.float32),
-                                  tf.TensorSpec([], tf.int32)])
+    @tf.function(
+        input_signature=[
+            tf.TensorSpec([None], tf.int32),
+            tf.TensorSpec([2], tf.int64),
+            tf.TensorSpec([], tf.int64),
+            tf.TensorSpec([], tf.float32),
+            tf.TensorSpec([], tf.int32),
+        ]
+    )
     def next_id(window: Any, key: Any, i: Any, temperature: Any, top_k: Any) -> Any:
         logits = tf.cast(model(window[None, :], training=False)[0, -1], tf.float32)
         key_i = tf.random.experimental.stateless_fold_in(key, i)
@@ -817,11 +841,16 @@ def generate(
     """
     vocab = _check_vocab(_resolve_vocab(model, vocab))
     if not isinstance(prompt, str) or not prompt:
-        raise InputError("prompt must be a non-empty string: the model needs at least one character "
-                         "to start from")
+        raise InputError(
+            "prompt must be a non-empty string: the model needs at least one character to start from"
+        )
     n_chars = _check_int(n_chars, "n_chars", 0)
-    if (not isinstance(temperature, (int, float)) or isinstance(temperature, bool)
-            or not math.isfinite(temperature) or temperature < 0):
+    if (
+        not isinstance(temperature, (int, float))
+        or isinstance(temperature, bool)
+        or not math.isfinite(temperature)
+        or temperature < 0
+    ):
         raise InputError(f"temperature must be a finite number >= 0 (0: greedy), got {temperature!r}")
     if top_k is not None:
         top_k = _check_int(top_k, "top_k", 1)
@@ -834,8 +863,10 @@ def generate(
     ids = _lookup(prompt, vocab)
     if (ids < 0).any():
         chars = _unknown_chars(prompt, ids)
-        raise InputError(f"prompt character(s) {', '.join(repr(c) for c in chars)} are not in the "
-                         f"model's {len(vocab)}-character vocabulary; remove or replace them")
+        raise InputError(
+            f"prompt character(s) {', '.join(repr(c) for c in chars)} are not in the "
+            f"model's {len(vocab)}-character vocabulary; remove or replace them"
+        )
     _check_output_size(model, vocab)
     if n_chars == 0:
         return ""
@@ -851,8 +882,10 @@ def generate(
         fixed = _fixed_length(model)
         if fixed is not None:
             if len(ids) < fixed:
-                raise InputError(f"the model takes exactly {fixed} characters: give a prompt of at least "
-                                 f"{fixed} characters, or use a model built with sequence_length=None")
+                raise InputError(
+                    f"the model takes exactly {fixed} characters: give a prompt of at least "
+                    f"{fixed} characters, or use a model built with sequence_length=None"
+                )
             context_length = fixed
         out = _window_sampler(model, context_length)(prompt_ids, n_chars, key, temp, k)
     return decode(np.asarray(out), vocab)
@@ -886,6 +919,12 @@ def generate_text(
     from zoo import api
 
     entry = api.weights_entry(name)
-    return generate(api.load(entry.name), prompt, n_chars, vocab=entry.name, temperature=temperature,
-                    seed=seed, top_k=top_k)
-
+    return generate(
+        api.load(entry.name),
+        prompt,
+        n_chars,
+        vocab=entry.name,
+        temperature=temperature,
+        seed=seed,
+        top_k=top_k,
+    )

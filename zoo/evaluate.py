@@ -85,8 +85,9 @@ def evaluate_model(
 
         return evaluate_text(model, entry, data=data, split=split, data_dir=data_dir, batch_size=batch_size)
     if entry.preprocessing.get("type") != "image":
-        raise InputError(f"{entry.name}: evaluation of {entry.preprocessing.get('type')} models "
-                         "is not available yet")
+        raise InputError(
+            f"{entry.name}: evaluation of {entry.preprocessing.get('type')} models is not available yet"
+        )
     task = registry.get_spec(entry.architecture).task
     if task == "image-generation":
         return generation_metrics(model, entry, data=data, split=split, data_dir=data_dir)
@@ -148,8 +149,10 @@ def _images(name: str, split: str, data_dir: str | os.PathLike[str] | None) -> A
 
     import zoo.data
 
-    batches = [np.asarray(x) for x, _ in zoo.data.load(
-        name, split, batch_size=10000, as_supervised=True, data_dir=data_dir)]
+    batches = [
+        np.asarray(x)
+        for x, _ in zoo.data.load(name, split, batch_size=10000, as_supervised=True, data_dir=data_dir)
+    ]
     if not batches:
         raise InputError(f"{name} {split} is empty")
     return np.concatenate(batches)
@@ -194,10 +197,10 @@ def generation_metrics(
     if hasattr(model, "encode"):
         inputs = zoo.data.image_transform(dict(entry.preprocessing))(real)
         binary = gm.binarize(inputs, seed=BINARIZATION_SEED)
-        nll = gm.importance_sampled_nll(model, binary, num_samples=num_samples, seed=IS_SEED,
-                                        progress=progress)
-        results.update(nll_nats=nll["nll_nats"], elbo_nats=nll["elbo_nats"],
-                       num_samples=float(num_samples))
+        nll = gm.importance_sampled_nll(
+            model, binary, num_samples=num_samples, seed=IS_SEED, progress=progress
+        )
+        results.update(nll_nats=nll["nll_nats"], elbo_nats=nll["elbo_nats"], num_samples=float(num_samples))
     generated = generative.generate(model, real.shape[0], seed=SAMPLE_SEED)
     quality = gm.sample_quality(generated, real, extractor)
     quality.pop("class_shares")
@@ -233,5 +236,4 @@ def evaluate(
 
     entry = weights_entry(name)
     model = load(entry.name)
-    return evaluate_model(model, entry, data=data, split=split, data_dir=data_dir,
-                          batch_size=batch_size)
+    return evaluate_model(model, entry, data=data, split=split, data_dir=data_dir, batch_size=batch_size)

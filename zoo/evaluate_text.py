@@ -47,14 +47,17 @@ def evaluate_text(
     from zoo.finetune import local_text_spec, text_dataset
 
     if entry.num_classes is None:
-        raise InputError(f"{entry.name} is a text encoder without labels; evaluate a classifier "
-                         "fine-tuned on it (e.g. zoo finetune NAME --data mr)")
+        raise InputError(
+            f"{entry.name} is a text encoder without labels; evaluate a classifier "
+            "fine-tuned on it (e.g. zoo finetune NAME --data mr)"
+        )
     spec = local_text_spec(entry)
     name, split = str(data or entry.dataset["name"]), split or entry.dataset["split"]
     data_dir = None if data_dir is None else str(data_dir)
     if spec["tokenizer"] == "wordpiece":
         dataset = text_dataset(name, spec, split=split, batch_size=batch_size, data_dir=data_dir)
     else:
-        dataset = zoo.data.load(name, split, batch_size=batch_size, preprocessing=spec,
-                                as_supervised=True, data_dir=data_dir)
+        dataset = zoo.data.load(
+            name, split, batch_size=batch_size, preprocessing=spec, as_supervised=True, data_dir=data_dir
+        )
     return classification_metrics(model, dataset)

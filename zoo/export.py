@@ -49,8 +49,13 @@ def _raw_samples(entry: Any, n: int, data_dir: str | None, split: str | None = N
     import zoo.data
 
     try:
-        ds = zoo.data.load(entry.dataset["name"], split or entry.dataset["split"], data_dir=data_dir,
-                           shuffle=split is not None, seed=0)
+        ds = zoo.data.load(
+            entry.dataset["name"],
+            split or entry.dataset["split"],
+            data_dir=data_dir,
+            shuffle=split is not None,
+            seed=0,
+        )
         images = [np.asarray(e["image"]) for e in ds.take(n)]
         if images and len({im.shape for im in images}) == 1:
             return np.stack(images)
@@ -61,8 +66,9 @@ def _raw_samples(entry: Any, n: int, data_dir: str | None, split: str | None = N
     return np.random.default_rng(0).integers(0, 256, (n, h or 224, w or 224, channels), np.uint8)
 
 
-def _write_savedmodel(model: Any, spec: dict[str, Any] | None, raw_shape: tuple[int, ...],
-                      path: Path) -> None:
+def _write_savedmodel(
+    model: Any, spec: dict[str, Any] | None, raw_shape: tuple[int, ...], path: Path
+) -> None:
     """Write a SavedModel whose ``serve`` endpoint takes raw uint8 images (or model inputs)."""
     import keras
     import tensorflow as tf
@@ -105,8 +111,11 @@ def run_tflite(model_bytes_or_path: bytes | str | os.PathLike[str], x: Any) -> A
     import numpy as np
     import tensorflow as tf
 
-    kwargs = ({"model_content": model_bytes_or_path} if isinstance(model_bytes_or_path, bytes)
-              else {"model_path": str(model_bytes_or_path)})
+    kwargs = (
+        {"model_content": model_bytes_or_path}
+        if isinstance(model_bytes_or_path, bytes)
+        else {"model_path": str(model_bytes_or_path)}
+    )
     interp = tf.lite.Interpreter(**kwargs)
     inp = interp.get_input_details()[0]
     interp.resize_tensor_input(inp["index"], list(x.shape))
@@ -232,16 +241,18 @@ def export(
             path = tmp / "model.onnx"
             loaded = tf.saved_model.load(str(saved))
             signature = loaded.serve.concrete_functions[0].structured_input_signature[0]
-            tf2onnx.convert.from_function(loaded.serve, input_signature=signature, opset=17,
-                                          output_path=str(path))
+            tf2onnx.convert.from_function(
+                loaded.serve, input_signature=signature, opset=17, output_path=str(path)
+            )
             got = run_onnx(path, feed)
             _check(got, expected, quantize, fmt)
             with outputs.output_file(out, overwrite=overwrite, command=command) as part:
                 shutil.copyfile(path, part)
     diff = float(np.max(np.abs(np.asarray(got, np.float32) - expected)))
     tolerance = {None: 1e-4, "float16": 5e-2, "int8": None}[quantize]
-    size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file()) if out.is_dir() else (
-        out.stat().st_size)
+    size = (
+        sum(p.stat().st_size for p in out.rglob("*") if p.is_file()) if out.is_dir() else (out.stat().st_size)
+    )
     result = ExportResult(str(out), fmt, quantize, preprocessing, diff, tolerance, size)
     if quantize:
         agree = float(np.mean(np.argmax(got, -1) == np.argmax(expected, -1)))
@@ -258,8 +269,9 @@ def _check(got: Any, expected: Any, quantize: str | None, fmt: str) -> None:
     diff = float(np.max(np.abs(np.asarray(got, np.float32) - expected)))
     tolerance = {None: 1e-4, "float16": 5e-2, "int8": None}[quantize]
     if tolerance is not None and diff > tolerance:
-        raise ExportError(f"exported {fmt} model differs from Keras by {diff:.3g} (> {tolerance:g}); "
-                          "nothing was written")
+        raise ExportError(
+            f"exported {fmt} model differs from Keras by {diff:.3g} (> {tolerance:g}); nothing was written"
+        )
 
 
 def _move_savedmodel(saved: Path, out: Path, **kwargs: Any) -> None:
@@ -279,16 +291,18 @@ def _move_savedmodel(saved: Path, out: Path, **kwargs: Any) -> None:
         shutil.rmtree(staging, ignore_errors=True)  # the zoo's own staging folder
 
 
-def _compare_on_test(entry: Any, model: Any, path: Path, preprocessing: bool,
-                     data_dir: str | None) -> dict[str, float]:
+def _compare_on_test(
+    entry: Any, model: Any, path: Path, preprocessing: bool, data_dir: str | None
+) -> dict[str, float]:
     """Top-1 accuracy of Keras and of the TFLite file on the entry's evaluation split."""
     import numpy as np
 
     import zoo.data
     from zoo.inference import predict_fn
 
-    ds = zoo.data.load(entry.dataset["name"], entry.dataset["split"], batch_size=256,
-                       data_dir=data_dir, as_supervised=True)
+    ds = zoo.data.load(
+        entry.dataset["name"], entry.dataset["split"], batch_size=256, data_dir=data_dir, as_supervised=True
+    )
     transform = zoo.data.image_transform(dict(entry.preprocessing))
     fn = predict_fn(model)
     keras_ok = tfl_ok = total = 0
@@ -307,5 +321,8 @@ def _compare_on_test(entry: Any, model: Any, path: Path, preprocessing: bool,
         out = interp.get_tensor(interp.get_output_details()[0]["index"])
         tfl_ok += int(np.sum(np.argmax(out, -1) == y.numpy()))
         total += len(y)
-    return {"keras_top1_accuracy": 100 * keras_ok / total, "tflite_top1_accuracy": 100 * tfl_ok / total,
-            "num_examples": total}
+    return {
+        "keras_top1_accuracy": 100 * keras_ok / total,
+        "tflite_top1_accuracy": 100 * tfl_ok / total,
+        "num_examples": total,
+    }

@@ -47,8 +47,9 @@ def get_strategy(distribute: str | None) -> Any:
     raise InputError(f"distribute must be one of {', '.join(DISTRIBUTE)}, got {distribute!r}")
 
 
-def adapt_preprocessing(spec: dict[str, Any], produced_hw: tuple[int, int],
-                        input_hw: tuple[int | None, int | None]) -> dict[str, Any]:
+def adapt_preprocessing(
+    spec: dict[str, Any], produced_hw: tuple[int, int], input_hw: tuple[int | None, int | None]
+) -> dict[str, Any]:
     """Make a weights entry's image spec produce the model's input size on new data.
 
     When the entry's spec already yields ``input_hw`` it is kept; otherwise the
@@ -73,16 +74,33 @@ def _splits(data: str, data_dir: str | None) -> tuple[dict[str, Any], dict[str, 
     return {"split": "train", "kfold": (10, 0)}, {"split": "test", "kfold": (10, 0)}, info
 
 
-def _pipeline(data: str, spec: dict[str, Any], *, split: dict[str, Any], batch_size: int,
-              limit: int | None, seed: int, train: bool, data_dir: str | None) -> Any:
+def _pipeline(
+    data: str,
+    spec: dict[str, Any],
+    *,
+    split: dict[str, Any],
+    batch_size: int,
+    limit: int | None,
+    seed: int,
+    train: bool,
+    data_dir: str | None,
+) -> Any:
     import tensorflow as tf
 
     import zoo.data
 
     # A subset is drawn from the shuffled file names or arrays, before anything is decoded, and
     # only the subset is cached: memory follows --max-train, not the size of the data.
-    ds = zoo.data.load(data, split["split"], kfold=split.get("kfold"), preprocessing=spec,
-                       as_supervised=True, data_dir=data_dir, shuffle=bool(limit), seed=seed)
+    ds = zoo.data.load(
+        data,
+        split["split"],
+        kfold=split.get("kfold"),
+        preprocessing=spec,
+        as_supervised=True,
+        data_dir=data_dir,
+        shuffle=bool(limit),
+        seed=seed,
+    )
     if limit:
         ds = ds.take(limit)
     ds = ds.cache()
@@ -125,9 +143,18 @@ def _data_fingerprint(data: str, data_dir: str | None) -> dict[str, Any]:
     return {"dataset": str(data), "data_dir": str(resolve_data_dir(data_dir) or "")}
 
 
-def check_settings(*, epochs: int, batch_size: int, learning_rate: float, unfreeze: int | str,
-                   max_train: int | None, max_val: int | None, seed: int, strategy: str,
-                   save_every_steps: int | None) -> None:
+def check_settings(
+    *,
+    epochs: int,
+    batch_size: int,
+    learning_rate: float,
+    unfreeze: int | str,
+    max_train: int | None,
+    max_val: int | None,
+    seed: int,
+    strategy: str,
+    save_every_steps: int | None,
+) -> None:
     """Refuse settings that cannot train, with a message that says what to pass instead."""
     import math
 
@@ -138,14 +165,20 @@ def check_settings(*, epochs: int, batch_size: int, learning_rate: float, unfree
     whole(epochs, 1, 10_000, "epochs")
     whole(batch_size, 1, 65_536, "batch_size")
     whole(seed, 0, 2**32 - 1, "seed")
-    for value, what in ((max_train, "max_train"), (max_val, "max_val"),
-                        (save_every_steps, "save_every_steps")):
+    for value, what in (
+        (max_train, "max_train"),
+        (max_val, "max_val"),
+        (save_every_steps, "save_every_steps"),
+    ):
         if value is not None:
             whole(value, 1, 2**31 - 1, what)
     if unfreeze != "all":
         whole(unfreeze, 0, 10_000, "unfreeze (or 'all')")
-    if isinstance(learning_rate, bool) or not isinstance(learning_rate, int | float) or not (
-            math.isfinite(learning_rate) and 0 < learning_rate <= 10):
+    if (
+        isinstance(learning_rate, bool)
+        or not isinstance(learning_rate, int | float)
+        or not (math.isfinite(learning_rate) and 0 < learning_rate <= 10)
+    ):
         raise InputError(f"learning rate must be a finite number in (0, 10], got {learning_rate!r}")
     strategies = ("two_phase", "head", "full")
     if strategy not in strategies:
@@ -169,9 +202,21 @@ def _reset_head(model: Any) -> None:
     head.bias.assign(keras.ops.zeros(head.bias.shape))
 
 
-def _write_folder(folder: Any, *, name: str, data: str, entry: Any, model: Any, history: dict[str, Any],
-                  metrics: dict[str, float], spec: dict[str, Any], labels: list[str],
-                  val_split: dict[str, Any], max_val: int | None, settings: dict[str, Any]) -> dict[str, Any]:
+def _write_folder(
+    folder: Any,
+    *,
+    name: str,
+    data: str,
+    entry: Any,
+    model: Any,
+    history: dict[str, Any],
+    metrics: dict[str, float],
+    spec: dict[str, Any],
+    labels: list[str],
+    val_split: dict[str, Any],
+    max_val: int | None,
+    settings: dict[str, Any],
+) -> dict[str, Any]:
     """Write ``model.keras``, ``curves.png`` and the ``card.json`` of a fine-tuned model, atomically.
 
     A text spec whose vocabulary is a file gets that file copied into the folder
@@ -197,8 +242,11 @@ def _write_folder(folder: Any, *, name: str, data: str, entry: Any, model: Any, 
     curves = out / "curves.png"
     with folder.write("curves.png") as tmp:
         plot_history({k: v for k, v in history.items() if k != "phase"}, tmp, title=f"{name} on {data}")
-    command = "zoo finetune " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if (
-        len(sys.argv) > 1 and sys.argv[1] == "finetune") else f"zoo.finetune({name!r}, {data!r})"
+    command = (
+        "zoo finetune " + " ".join(shlex.quote(a) for a in sys.argv[2:])
+        if (len(sys.argv) > 1 and sys.argv[1] == "finetune")
+        else f"zoo.finetune({name!r}, {data!r})"
+    )
     card = {
         "architecture": entry.architecture,
         "tag": "finetuned",
@@ -211,24 +259,38 @@ def _write_folder(folder: Any, *, name: str, data: str, entry: Any, model: Any, 
         "num_classes": len(labels),
         "labels": list(labels),
         "preprocessing": spec,
-        "dataset": {"name": str(data), "split": val_split["split"],
-                    "notes": f"validation subset {max_val}" if max_val else ""},
-        "metrics": [{"name": "top1_accuracy", "value": round(metrics["top1_accuracy"], 4),
-                     "split": val_split["split"], "dataset": str(data), "command": command,
-                     "higher_is_better": True}],
+        "dataset": {
+            "name": str(data),
+            "split": val_split["split"],
+            "notes": f"validation subset {max_val}" if max_val else "",
+        },
+        "metrics": [
+            {
+                "name": "top1_accuracy",
+                "value": round(metrics["top1_accuracy"], 4),
+                "split": val_split["split"],
+                "dataset": str(data),
+                "command": command,
+                "higher_is_better": True,
+            }
+        ],
         "references": [],
         "num_params": count_parameters(model),
         "license": entry.license,
-        "recipe": {"command": command, "notes": json.dumps({"base": entry.name, **settings},
-                                                           sort_keys=True)},
+        "recipe": {"command": command, "notes": json.dumps({"base": entry.name, **settings}, sort_keys=True)},
         "library_versions": library_versions(),
     }
     WeightsEntry.from_dict(f"{entry.architecture}.finetuned", card)  # validate the card
     card_path = out / "card.json"
     with folder.write("card.json") as tmp:
         Path(tmp).write_text(json.dumps(card, indent=2, sort_keys=True))
-    return {"model": str(model_path), "card": str(card_path), "curves": str(curves),
-            "metrics": metrics, "history": history}
+    return {
+        "model": str(model_path),
+        "card": str(card_path),
+        "curves": str(curves),
+        "metrics": metrics,
+        "history": history,
+    }
 
 
 def finetune(
@@ -287,32 +349,86 @@ def finetune(
     kind = spec_entry.preprocessing.get("type")
     if kind == "text" and spec_entry.preprocessing.get("tokenizer") == "wordpiece":
         return finetune_text(
-            name, data, out, epochs=epochs, strategy=strategy, distribute=distribute,
-            batch_size=batch_size, learning_rate=learning_rate, unfreeze=unfreeze,
-            max_train=max_train, max_val=max_val, seed=seed, data_dir=data_dir, weights=weights,
-            save_every_steps=save_every_steps, verbose=verbose, overwrite=overwrite,
+            name,
+            data,
+            out,
+            epochs=epochs,
+            strategy=strategy,
+            distribute=distribute,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
+            unfreeze=unfreeze,
+            max_train=max_train,
+            max_val=max_val,
+            seed=seed,
+            data_dir=data_dir,
+            weights=weights,
+            save_every_steps=save_every_steps,
+            verbose=verbose,
+            overwrite=overwrite,
         )
     if kind not in ("image", "text") or spec_entry.num_classes is None:
         raise InputError(f"zoo finetune supports image and text classifiers; {name} is neither")
-    settings = {"epochs": epochs, "strategy": strategy, "batch_size": batch_size,
-                "learning_rate": learning_rate, "unfreeze": unfreeze, "max_train": max_train,
-                "seed": seed, "distribute": distribute or "none"}
-    check_settings(max_val=max_val, save_every_steps=save_every_steps, **{
-        k: v for k, v in settings.items() if k != "distribute"})
+    settings = {
+        "epochs": epochs,
+        "strategy": strategy,
+        "batch_size": batch_size,
+        "learning_rate": learning_rate,
+        "unfreeze": unfreeze,
+        "max_train": max_train,
+        "seed": seed,
+        "distribute": distribute or "none",
+    }
+    check_settings(
+        max_val=max_val,
+        save_every_steps=save_every_steps,
+        **{k: v for k, v in settings.items() if k != "distribute"},
+    )
     train_split, val_split, info = _splits(data, data_dir)
     _check_classes(info.label_names, data)
-    inputs = {"base": spec_entry.name, "weights": weights, "data": _data_fingerprint(data, data_dir),
-              "max_val": max_val, **settings}
+    inputs = {
+        "base": spec_entry.name,
+        "weights": weights,
+        "data": _data_fingerprint(data, data_dir),
+        "max_val": max_val,
+        **settings,
+    }
     with outputs.output_folder(out, command="finetune", inputs=inputs, overwrite=overwrite) as folder:
-        return _finetune_image(folder, name, data, spec_entry, kind, train_split, val_split, info,
-                               settings=settings, weights=weights, max_val=max_val,
-                               data_dir=data_dir, save_every_steps=save_every_steps, verbose=verbose)
+        return _finetune_image(
+            folder,
+            name,
+            data,
+            spec_entry,
+            kind,
+            train_split,
+            val_split,
+            info,
+            settings=settings,
+            weights=weights,
+            max_val=max_val,
+            data_dir=data_dir,
+            save_every_steps=save_every_steps,
+            verbose=verbose,
+        )
 
 
-def _finetune_image(folder: Any, name: str, data: str, spec_entry: Any, kind: str, train_split: dict,
-                    val_split: dict, info: Any, *, settings: dict[str, Any], weights: str | None,
-                    max_val: int | None, data_dir: str | None, save_every_steps: int | None,
-                    verbose: Any) -> dict[str, Any]:
+def _finetune_image(
+    folder: Any,
+    name: str,
+    data: str,
+    spec_entry: Any,
+    kind: str,
+    train_split: dict,
+    val_split: dict,
+    info: Any,
+    *,
+    settings: dict[str, Any],
+    weights: str | None,
+    max_val: int | None,
+    data_dir: str | None,
+    save_every_steps: int | None,
+    verbose: Any,
+) -> dict[str, Any]:
     import keras
 
     from zoo import api
@@ -327,8 +443,13 @@ def _finetune_image(folder: Any, name: str, data: str, spec_entry: Any, kind: st
     with get_strategy(distribute).scope():
         if weights is None:
             shape = {} if kind == "text" else {"input_shape": spec_entry.input_shape}
-            model = api.load(spec_entry.architecture, weights=None, num_classes=num_classes,
-                             **shape, **dict(spec_entry.builder_kwargs))
+            model = api.load(
+                spec_entry.architecture,
+                weights=None,
+                num_classes=num_classes,
+                **shape,
+                **dict(spec_entry.builder_kwargs),
+            )
         else:
             model = api.load(spec_entry.name, num_classes=num_classes)
             _reset_head(model)
@@ -336,24 +457,66 @@ def _finetune_image(folder: Any, name: str, data: str, spec_entry: Any, kind: st
             spec = local_text_spec(spec_entry)
         else:
             input_hw = tuple(model.input_shape[1:3])
-            probe = _pipeline(data, dict(spec_entry.preprocessing), split=val_split, batch_size=1,
-                              limit=None, seed=seed, train=False, data_dir=data_dir)
+            probe = _pipeline(
+                data,
+                dict(spec_entry.preprocessing),
+                split=val_split,
+                batch_size=1,
+                limit=None,
+                seed=seed,
+                train=False,
+                data_dir=data_dir,
+            )
             produced = tuple(next(iter(probe))[0].shape[1:3])
             spec = adapt_preprocessing(dict(spec_entry.preprocessing), produced, input_hw)
-        train = _pipeline(data, spec, split=train_split, batch_size=batch_size, limit=max_train,
-                          seed=seed, train=True, data_dir=data_dir)
-        val = _pipeline(data, spec, split=val_split, batch_size=batch_size, limit=max_val,
-                        seed=seed, train=False, data_dir=data_dir)
-        result = fine_tune(model, train, val, strategy=settings["strategy"], epochs=settings["epochs"],
-                           learning_rate=settings["learning_rate"], unfreeze=settings["unfreeze"],
-                           checkpoint_dir=folder.own_dir("checkpoints"),
-                           save_every_steps=save_every_steps, verbose=verbose)
+        train = _pipeline(
+            data,
+            spec,
+            split=train_split,
+            batch_size=batch_size,
+            limit=max_train,
+            seed=seed,
+            train=True,
+            data_dir=data_dir,
+        )
+        val = _pipeline(
+            data,
+            spec,
+            split=val_split,
+            batch_size=batch_size,
+            limit=max_val,
+            seed=seed,
+            train=False,
+            data_dir=data_dir,
+        )
+        result = fine_tune(
+            model,
+            train,
+            val,
+            strategy=settings["strategy"],
+            epochs=settings["epochs"],
+            learning_rate=settings["learning_rate"],
+            unfreeze=settings["unfreeze"],
+            checkpoint_dir=folder.own_dir("checkpoints"),
+            save_every_steps=save_every_steps,
+            verbose=verbose,
+        )
 
     metrics = classification_metrics(result.model, val)
-    return _write_folder(folder, name=name, data=data, entry=spec_entry, model=result.model,
-                         history=result.history, metrics=metrics, spec=spec,
-                         labels=list(info.label_names), val_split=val_split, max_val=max_val,
-                         settings=settings)
+    return _write_folder(
+        folder,
+        name=name,
+        data=data,
+        entry=spec_entry,
+        model=result.model,
+        history=result.history,
+        metrics=metrics,
+        spec=spec,
+        labels=list(info.label_names),
+        val_split=val_split,
+        max_val=max_val,
+        settings=settings,
+    )
 
 
 # --------------------------------------------------------------------------------------
@@ -386,9 +549,18 @@ def wordpiece_spec(entry: Any, paths: dict[str, Path] | None = None) -> dict[str
     return local_text_spec(entry, paths)
 
 
-def text_dataset(data: str, spec: dict[str, Any], *, split: str = "train",
-                 kfold: tuple[int, int] | None = None, batch_size: int = 32, shuffle: bool = False,
-                 seed: int = 0, limit: int | None = None, data_dir: str | None = None) -> Any:
+def text_dataset(
+    data: str,
+    spec: dict[str, Any],
+    *,
+    split: str = "train",
+    kfold: tuple[int, int] | None = None,
+    batch_size: int = 32,
+    shuffle: bool = False,
+    seed: int = 0,
+    limit: int | None = None,
+    data_dir: str | None = None,
+) -> Any:
     """Batches ``(bert_inputs, label)`` of a labelled text dataset, each padded to its longest text.
 
     Args:
@@ -407,16 +579,25 @@ def text_dataset(data: str, spec: dict[str, Any], *, split: str = "train",
     import zoo.data
     from zoo.text import bert_inputs
 
-    ds = zoo.data.load(data, split, kfold=kfold, preprocessing=spec, as_supervised=True,
-                       data_dir=data_dir, shuffle=bool(limit), seed=seed)
+    ds = zoo.data.load(
+        data,
+        split,
+        kfold=kfold,
+        preprocessing=spec,
+        as_supervised=True,
+        data_dir=data_dir,
+        shuffle=bool(limit),
+        seed=seed,
+    )
     if limit:
         ds = ds.take(limit)  # drawn before tokenising: only the subset is cached
     ds = ds.cache()
     if shuffle:
         ds = ds.shuffle(100_000, seed=seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch_size)
-    return ds.map(lambda ids, y: (bert_inputs(ids), y), num_parallel_calls=tf.data.AUTOTUNE,
-                  deterministic=True).prefetch(tf.data.AUTOTUNE)
+    return ds.map(
+        lambda ids, y: (bert_inputs(ids), y), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
+    ).prefetch(tf.data.AUTOTUNE)
 
 
 def bert_blocks(model: Any) -> list[list[Any]]:
@@ -451,9 +632,21 @@ def set_trainable_top(model: Any, unfreeze: int | str) -> int:
     return keep
 
 
-def _text_phase(model: Any, name: str, train: Any, val: Any, *, epochs: int, lr: float,
-                steps_per_epoch: int, checkpoint_dir: Path | None, save_every_steps: int | None,
-                verbose: Any, weight_decay: float = 0.01, warmup: float = 0.1) -> dict[str, list[float]]:
+def _text_phase(
+    model: Any,
+    name: str,
+    train: Any,
+    val: Any,
+    *,
+    epochs: int,
+    lr: float,
+    steps_per_epoch: int,
+    checkpoint_dir: Path | None,
+    save_every_steps: int | None,
+    verbose: Any,
+    weight_decay: float = 0.01,
+    warmup: float = 0.1,
+) -> dict[str, list[float]]:
     """Train one phase with AdamW (warm-up then cosine decay, clipnorm 1), resumably."""
     import keras
 
@@ -467,17 +660,21 @@ def _text_phase(model: Any, name: str, train: Any, val: Any, *, epochs: int, lr:
     schedule = OneCycle(lr, max(1, epochs * steps_per_epoch), pct_start=warmup)
     optimizer = keras.optimizers.AdamW(schedule, weight_decay=weight_decay, clipnorm=1.0)
     optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
-    model.compile(optimizer=optimizer,
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  metrics=["accuracy"])
+    model.compile(
+        optimizer=optimizer,
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
     callbacks = []
     if phase_dir is not None:
         phase_dir.mkdir(parents=True, exist_ok=True)
-        callbacks.append(keras.callbacks.BackupAndRestore(str(phase_dir / "backup"),
-                                                          save_freq=save_every_steps or "epoch"))
+        callbacks.append(
+            keras.callbacks.BackupAndRestore(str(phase_dir / "backup"), save_freq=save_every_steps or "epoch")
+        )
     callbacks.append(keras.callbacks.TerminateOnNaN())
-    history = model.fit(train, validation_data=val, epochs=epochs, shuffle=False, verbose=verbose,
-                        callbacks=callbacks).history
+    history = model.fit(
+        train, validation_data=val, epochs=epochs, shuffle=False, verbose=verbose, callbacks=callbacks
+    ).history
     history = {k: [float(v) for v in vals] for k, vals in history.items()}
     check_finite_history(history)
     if done is not None:
@@ -488,11 +685,21 @@ def _text_phase(model: Any, name: str, train: Any, val: Any, *, epochs: int, lr:
     return history
 
 
-def fine_tune_text(model: Any, train: Any, val: Any = None, *, strategy: str = "two_phase",
-                   epochs: int | tuple[int, int] = 3, learning_rate: float = 1e-3,
-                   encoder_learning_rate: float | None = None, unfreeze: int | str = "all",
-                   steps_per_epoch: int, checkpoint_dir: str | os.PathLike[str] | None = None,
-                   save_every_steps: int | None = None, verbose: Any = "auto") -> dict[str, list[float]]:
+def fine_tune_text(
+    model: Any,
+    train: Any,
+    val: Any = None,
+    *,
+    strategy: str = "two_phase",
+    epochs: int | tuple[int, int] = 3,
+    learning_rate: float = 1e-3,
+    encoder_learning_rate: float | None = None,
+    unfreeze: int | str = "all",
+    steps_per_epoch: int,
+    checkpoint_dir: str | os.PathLike[str] | None = None,
+    save_every_steps: int | None = None,
+    verbose: Any = "auto",
+) -> dict[str, list[float]]:
     """Fine-tune a BERT classifier (``include_top=True``) in place.
 
     ``"head"`` trains only the ``head`` at ``learning_rate``; ``"full"`` trains the
@@ -528,14 +735,21 @@ def fine_tune_text(model: Any, train: Any, val: Any = None, *, strategy: str = "
         raise InputError(f"strategy must be one of {', '.join(strategies)}, got {strategy!r}")
     if isinstance(epochs, int):
         epochs = {"head": (epochs, 0), "full": (0, epochs)}.get(
-            strategy, (1, max(1, epochs - 1)) if epochs > 1 else (0, 1))
+            strategy, (1, max(1, epochs - 1)) if epochs > 1 else (0, 1)
+        )
     encoder_lr = encoder_learning_rate or learning_rate / ENCODER_LR_DIVISOR
     ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
-    common = {"steps_per_epoch": steps_per_epoch, "checkpoint_dir": ckpt,
-              "save_every_steps": save_every_steps, "verbose": verbose}
+    common = {
+        "steps_per_epoch": steps_per_epoch,
+        "checkpoint_dir": ckpt,
+        "save_every_steps": save_every_steps,
+        "verbose": verbose,
+    }
     merged: dict[str, list[Any]] = {"phase": []}
-    for phase, n, lr, top in (("head", epochs[0], learning_rate, 0),
-                              ("encoder", epochs[1], encoder_lr, unfreeze)):
+    for phase, n, lr, top in (
+        ("head", epochs[0], learning_rate, 0),
+        ("encoder", epochs[1], encoder_lr, unfreeze),
+    ):
         if n <= 0:
             continue
         set_trainable_top(model, top)
@@ -581,28 +795,71 @@ def finetune_text(
     """
     from zoo import api
 
-    settings = {"epochs": epochs, "strategy": strategy, "batch_size": batch_size,
-                "learning_rate": learning_rate, "unfreeze": unfreeze, "max_train": max_train,
-                "seed": seed, "distribute": distribute or "none"}
-    check_settings(max_val=max_val, save_every_steps=save_every_steps, **{
-        k: v for k, v in settings.items() if k != "distribute"})
+    settings = {
+        "epochs": epochs,
+        "strategy": strategy,
+        "batch_size": batch_size,
+        "learning_rate": learning_rate,
+        "unfreeze": unfreeze,
+        "max_train": max_train,
+        "seed": seed,
+        "distribute": distribute or "none",
+    }
+    check_settings(
+        max_val=max_val,
+        save_every_steps=save_every_steps,
+        **{k: v for k, v in settings.items() if k != "distribute"},
+    )
     entry = api.weights_entry(name)
     spec = wordpiece_spec(entry)
     train_split, val_split, info = _splits(data, data_dir)
     _check_classes(info.label_names, data)
     num_classes = len(info.label_names)
-    inputs = {"base": entry.name, "weights": weights, "data": _data_fingerprint(data, data_dir),
-              "max_val": max_val, **settings}
+    inputs = {
+        "base": entry.name,
+        "weights": weights,
+        "data": _data_fingerprint(data, data_dir),
+        "max_val": max_val,
+        **settings,
+    }
     with outputs.output_folder(out, command="finetune", inputs=inputs, overwrite=overwrite) as folder:
-        return _finetune_text_in(folder, name, data, entry, spec, train_split, val_split, info,
-                                 num_classes, settings, weights=weights, max_val=max_val,
-                                 data_dir=data_dir, save_every_steps=save_every_steps, verbose=verbose)
+        return _finetune_text_in(
+            folder,
+            name,
+            data,
+            entry,
+            spec,
+            train_split,
+            val_split,
+            info,
+            num_classes,
+            settings,
+            weights=weights,
+            max_val=max_val,
+            data_dir=data_dir,
+            save_every_steps=save_every_steps,
+            verbose=verbose,
+        )
 
 
-def _finetune_text_in(folder: Any, name: str, data: str, entry: Any, spec: dict, train_split: dict,
-                      val_split: dict, info: Any, num_classes: int, settings: dict[str, Any], *,
-                      weights: str | None, max_val: int | None, data_dir: str | None,
-                      save_every_steps: int | None, verbose: Any) -> dict[str, Any]:
+def _finetune_text_in(
+    folder: Any,
+    name: str,
+    data: str,
+    entry: Any,
+    spec: dict,
+    train_split: dict,
+    val_split: dict,
+    info: Any,
+    num_classes: int,
+    settings: dict[str, Any],
+    *,
+    weights: str | None,
+    max_val: int | None,
+    data_dir: str | None,
+    save_every_steps: int | None,
+    verbose: Any,
+) -> dict[str, Any]:
     import math
 
     import keras
@@ -615,24 +872,47 @@ def _finetune_text_in(folder: Any, name: str, data: str, entry: Any, spec: dict,
     keras.utils.set_random_seed(seed)
     with get_strategy(distribute).scope():
         if weights is None:
-            model = api.load(entry.architecture, weights=None, include_top=True,
-                             num_classes=num_classes)
+            model = api.load(entry.architecture, weights=None, include_top=True, num_classes=num_classes)
         else:
             model = api.load(entry.name, include_top=True, num_classes=num_classes)
             _reset_head(model)
         kw = {"spec": spec, "batch_size": batch_size, "seed": seed, "data_dir": data_dir}
-        train = text_dataset(data, split=train_split["split"], kfold=train_split.get("kfold"),
-                             shuffle=True, limit=max_train, **kw)
-        val = text_dataset(data, split=val_split["split"], kfold=val_split.get("kfold"),
-                           limit=max_val, **kw)
+        train = text_dataset(
+            data,
+            split=train_split["split"],
+            kfold=train_split.get("kfold"),
+            shuffle=True,
+            limit=max_train,
+            **kw,
+        )
+        val = text_dataset(data, split=val_split["split"], kfold=val_split.get("kfold"), limit=max_val, **kw)
         n_train = info.splits.get(train_split["split"]) or sum(1 for _ in train.unbatch())
         steps = math.ceil((min(n_train, max_train) if max_train else n_train) / batch_size)
-        history = fine_tune_text(model, train, val, strategy=settings["strategy"],
-                                 epochs=settings["epochs"], learning_rate=settings["learning_rate"],
-                                 unfreeze=settings["unfreeze"], steps_per_epoch=steps,
-                                 checkpoint_dir=folder.own_dir("checkpoints"),
-                                 save_every_steps=save_every_steps, verbose=verbose)
+        history = fine_tune_text(
+            model,
+            train,
+            val,
+            strategy=settings["strategy"],
+            epochs=settings["epochs"],
+            learning_rate=settings["learning_rate"],
+            unfreeze=settings["unfreeze"],
+            steps_per_epoch=steps,
+            checkpoint_dir=folder.own_dir("checkpoints"),
+            save_every_steps=save_every_steps,
+            verbose=verbose,
+        )
     metrics = classification_metrics(model, val)
-    return _write_folder(folder, name=name, data=data, entry=entry, model=model, history=history,
-                         metrics=metrics, spec=spec, labels=list(info.label_names),
-                         val_split=val_split, max_val=max_val, settings=settings)
+    return _write_folder(
+        folder,
+        name=name,
+        data=data,
+        entry=entry,
+        model=model,
+        history=history,
+        metrics=metrics,
+        spec=spec,
+        labels=list(info.label_names),
+        val_split=val_split,
+        max_val=max_val,
+        settings=settings,
+    )

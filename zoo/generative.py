@@ -94,7 +94,7 @@ def image_grid(images: Any, cols: int | None = None, *, pad: int = 2, scale: int
     for i in range(n):
         r, q = divmod(i, cols)
         top, left = pad + r * (h + pad), pad + q * (w + pad)
-        grid[top:top + h, left:left + w] = pixels[i]
+        grid[top : top + h, left : left + w] = pixels[i]
     return grid[..., 0] if c == 1 else grid
 
 
@@ -152,8 +152,7 @@ def sample_png(
     if spec.task != "image-generation":
         generative = ", ".join(s.name for s in registry.list_architectures(task="image-generation"))
         raise InputError(
-            f"{spec.name} is an {spec.task} model; zoo sample works on image-generation "
-            f"models ({generative})"
+            f"{spec.name} is an {spec.task} model; zoo sample works on image-generation models ({generative})"
         )
     if not out or Path(out).suffix.lower() != ".png":
         raise InputError(f"output file must end in .png, got {str(out)!r}")

@@ -154,7 +154,7 @@ def importance_sampled_nll(
 
         starts = tqdm(starts, desc=f"IS k={num_samples}", unit="batch", mininterval=5.0)
     for b, start in enumerate(starts):
-        batch = x[start:start + batch_size]
+        batch = x[start : start + batch_size]
         m = batch.shape[0]
         if m < batch_size:  # pad to one shape so the function is traced once
             batch = np.concatenate([batch, np.zeros((batch_size - m, *x.shape[1:]), "float32")])
@@ -167,8 +167,8 @@ def importance_sampled_nll(
             total = np.logaddexp(total, np.log(k) + log_mean_exp(w, axis=0))
             mean_w += w.sum(axis=0)
             done += k
-        log_px[start:start + m] = (total - math.log(num_samples))[:m]
-        elbo[start:start + m] = (mean_w / num_samples)[:m]
+        log_px[start : start + m] = (total - math.log(num_samples))[:m]
+        elbo[start : start + m] = (mean_w / num_samples)[:m]
     return {
         "nll_nats": float(-log_px.mean()),
         "elbo_nats": float(-elbo.mean()),
@@ -259,7 +259,7 @@ class FeatureExtractor:
             raise InputError("FeatureExtractor expects uint8 images; use to_uint8 first")
         feats, probs = [], []
         for start in range(0, x.shape[0], self.batch_size):
-            batch = self.transform(x[start:start + self.batch_size])
+            batch = self.transform(x[start : start + self.batch_size])
             f, logits = self.model(batch, training=False)
             feats.append(keras.ops.convert_to_numpy(f))
             probs.append(keras.ops.convert_to_numpy(keras.ops.softmax(logits, axis=-1)))
@@ -293,9 +293,7 @@ def class_coverage(probabilities: Any, threshold: float = CONFIDENCE_THRESHOLD) 
     }
 
 
-def sample_quality(
-    generated: Any, real: Any, extractor: FeatureExtractor | None = None
-) -> dict[str, Any]:
+def sample_quality(generated: Any, real: Any, extractor: FeatureExtractor | None = None) -> dict[str, Any]:
     """Compare generated images with real ones (see the module docstring for the protocol).
 
     Args:

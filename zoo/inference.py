@@ -21,9 +21,7 @@ def predict_fn(model: Any, *, jit_compile: bool = False) -> Any:
     import keras
     import tensorflow as tf
 
-    signature = keras.tree.map_structure(
-        lambda t: tf.TensorSpec((None, *t.shape[1:]), t.dtype), model.input
-    )
+    signature = keras.tree.map_structure(lambda t: tf.TensorSpec((None, *t.shape[1:]), t.dtype), model.input)
 
     @tf.function(input_signature=[signature], jit_compile=jit_compile, reduce_retracing=True)
     def run(x: Any) -> Any:
@@ -38,5 +36,5 @@ def predict(model: Any, x: Any, *, batch_size: int = 256, jit_compile: bool = Fa
 
     fn = predict_fn(model, jit_compile=jit_compile)
     n = len(x)
-    outs = [np.asarray(fn(x[i:i + batch_size])) for i in range(0, n, batch_size)]
+    outs = [np.asarray(fn(x[i : i + batch_size])) for i in range(0, n, batch_size)]
     return np.concatenate(outs) if outs else np.zeros((0,))

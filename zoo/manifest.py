@@ -191,9 +191,23 @@ class Reference:
 
 
 _REQUIRED = {
-    "architecture", "tag", "default", "description", "files", "sources", "builder_kwargs",
-    "input_shape", "num_classes", "labels", "preprocessing", "dataset", "metrics",
-    "references", "num_params", "license", "recipe",
+    "architecture",
+    "tag",
+    "default",
+    "description",
+    "files",
+    "sources",
+    "builder_kwargs",
+    "input_shape",
+    "num_classes",
+    "labels",
+    "preprocessing",
+    "dataset",
+    "metrics",
+    "references",
+    "num_params",
+    "license",
+    "recipe",
 }
 _OPTIONAL = {"converter", "golden", "library_versions", "notes"}
 
@@ -253,12 +267,9 @@ class WeightsEntry:
             tag=d["tag"],
             default=d["default"],
             description=d["description"],
-            files=tuple(
-                WeightsFile.from_dict(f"{where} files[{i}]", f) for i, f in enumerate(d["files"])
-            ),
+            files=tuple(WeightsFile.from_dict(f"{where} files[{i}]", f) for i, f in enumerate(d["files"])),
             sources=tuple(
-                WeightsSource.from_dict(f"{where} sources[{i}]", s)
-                for i, s in enumerate(d["sources"])
+                WeightsSource.from_dict(f"{where} sources[{i}]", s) for i, s in enumerate(d["sources"])
             ),
             builder_kwargs=_frozen(d["builder_kwargs"]),
             input_shape=None if d["input_shape"] is None else tuple(d["input_shape"]),
@@ -266,12 +277,9 @@ class WeightsEntry:
             labels=None if d["labels"] is None else tuple(d["labels"]),
             preprocessing=_frozen(d["preprocessing"]),
             dataset=_frozen(d["dataset"]),
-            metrics=tuple(
-                Metric.from_dict(f"{where} metrics[{i}]", m) for i, m in enumerate(d["metrics"])
-            ),
+            metrics=tuple(Metric.from_dict(f"{where} metrics[{i}]", m) for i, m in enumerate(d["metrics"])),
             references=tuple(
-                Reference.from_dict(f"{where} references[{i}]", r)
-                for i, r in enumerate(d["references"])
+                Reference.from_dict(f"{where} references[{i}]", r) for i, r in enumerate(d["references"])
             ),
             num_params=d["num_params"],
             license=d["license"],
@@ -302,8 +310,7 @@ class WeightsEntry:
             "dataset": _thawed(self.dataset),
             "metrics": [vars(m) for m in self.metrics],
             "references": [
-                {k: v for k, v in vars(r).items() if not (k == "note" and not v)}
-                for r in self.references
+                {k: v for k, v in vars(r).items() if not (k == "note" and not v)} for r in self.references
             ],
             "num_params": self.num_params,
             "license": self.license,

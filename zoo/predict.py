@@ -131,18 +131,18 @@ def predict_images(
         k = max(1, min(top_k, probs.shape[-1]))
         for path, row in zip(chunk, probs, strict=True):
             order = np.argsort(-row)[:k]
-            results.append(Prediction(
-                input=str(path),
-                labels=tuple(labels[i] for i in order),
-                probabilities=tuple(float(row[i]) for i in order),
-                indices=tuple(int(i) for i in order),
-            ))
+            results.append(
+                Prediction(
+                    input=str(path),
+                    labels=tuple(labels[i] for i in order),
+                    probabilities=tuple(float(row[i]) for i in order),
+                    indices=tuple(int(i) for i in order),
+                )
+            )
     return results
 
 
-def predict(
-    name: str, inputs: list[str | os.PathLike[str]], *, top_k: int = 5
-) -> list[Prediction]:
+def predict(name: str, inputs: list[str | os.PathLike[str]], *, top_k: int = 5) -> list[Prediction]:
     """Load verified weights by name and return the top-k labels of each input file.
 
     Args:
@@ -161,8 +161,9 @@ def predict(
     entry = weights_entry(name)
     task = registry.get_spec(entry.architecture).task
     if task != "image-classification":
-        hint = {"image-generation": f"draw images with `zoo sample {entry.name} --out grid.png`",
-                "language-modeling": f"continue text with `zoo generate {entry.name} --prompt TEXT`"}.get(
-            task, "zoo predict classifies images with an image-classification model")
+        hint = {
+            "image-generation": f"draw images with `zoo sample {entry.name} --out grid.png`",
+            "language-modeling": f"continue text with `zoo generate {entry.name} --prompt TEXT`",
+        }.get(task, "zoo predict classifies images with an image-classification model")
         raise InputError(f"{entry.name} is not an image classifier (its task: {task}); {hint}")
     return predict_images(load(entry.name), entry, list(inputs), top_k=top_k)

@@ -99,9 +99,7 @@ def register_model(
         name = fn.__name__
         if name in _REGISTRY:
             raise ValueError(f"model {name!r} is registered twice")
-        if family_default and any(
-            s.family == family and s.family_default for s in _REGISTRY.values()
-        ):
+        if family_default and any(s.family == family and s.family_default for s in _REGISTRY.values()):
             raise ValueError(f"family {family!r} has two defaults")
         _REGISTRY[name] = ModelSpec(
             name=name,
@@ -184,9 +182,7 @@ def get_spec(name: str) -> ModelSpec:
     options = sorted(registry()) + sorted({s.family for s in registry().values()})
     close = suggest(arch, options)
     hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-    raise UnknownModelError(
-        f"unknown model {name!r}.{hint} Run 'zoo list' to see every model.", close
-    )
+    raise UnknownModelError(f"unknown model {name!r}.{hint} Run 'zoo list' to see every model.", close)
 
 
 def list_architectures(pattern: str | None = None, *, task: str | None = None) -> list[ModelSpec]:
@@ -194,11 +190,7 @@ def list_architectures(pattern: str | None = None, *, task: str | None = None) -
     specs = sorted(registry().values(), key=lambda s: s.name)
     if pattern:
         pat = pattern.lower()
-        specs = [
-            s
-            for s in specs
-            if fnmatch.fnmatch(s.name, pat) or fnmatch.fnmatch(s.family, pat)
-        ]
+        specs = [s for s in specs if fnmatch.fnmatch(s.name, pat) or fnmatch.fnmatch(s.family, pat)]
     if task:
         if task not in TASKS:
             raise UnknownModelError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")

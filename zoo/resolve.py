@@ -94,16 +94,16 @@ def _hub_metadata(entry: WeightsEntry, source: WeightsSource, file: WeightsFile)
 
     api = huggingface_hub.HfApi(endpoint=huggingface_hub.constants.ENDPOINT)
     try:
-        infos = api.get_paths_info(source.repo_id, [_hub_filename(source, file)],
-                                   revision=source.revision)
+        infos = api.get_paths_info(source.repo_id, [_hub_filename(source, file)], revision=source.revision)
     except Exception as exc:  # any client or transport error: nothing to verify against
         raise WeightsVerificationError(
             f"{entry.name}: cannot read the Hub's hash of {file.filename} to verify it ({exc}); "
             f"retry '{_fetch_command(entry)}' when the Hub is reachable"
         ) from exc
     if not infos:
-        raise WeightsVerificationError(f"{entry.name}: the Hub lists no {file.filename} at "
-                                       f"{source.repo_id}@{source.revision}")
+        raise WeightsVerificationError(
+            f"{entry.name}: the Hub lists no {file.filename} at {source.repo_id}@{source.revision}"
+        )
     info = infos[0]
     lfs = getattr(info, "lfs", None)
     if lfs is not None:
@@ -111,8 +111,9 @@ def _hub_metadata(entry: WeightsEntry, source: WeightsSource, file: WeightsFile)
     return info.blob_id, info.size
 
 
-def _verify_hub_copy(entry: WeightsEntry, source: WeightsSource, file: WeightsFile, path: Path,
-                     *, fresh: bool) -> str | None:
+def _verify_hub_copy(
+    entry: WeightsEntry, source: WeightsSource, file: WeightsFile, path: Path, *, fresh: bool
+) -> str | None:
     if file.sha256_source != "hub":
         return check_file(path, file)
     if fresh:
@@ -246,8 +247,9 @@ def _transient(exc: BaseException) -> bool:
     return status >= 500 if status is not None else _is_transport_error(exc)
 
 
-def _download_error(entry: WeightsEntry, source: WeightsSource, filename: str,
-                    exc: BaseException) -> Exception:
+def _download_error(
+    entry: WeightsEntry, source: WeightsSource, filename: str, exc: BaseException
+) -> Exception:
     """The typed zoo error, with the next step, for a download that raised ``exc``."""
     import huggingface_hub
     from huggingface_hub import errors as hf_errors
@@ -258,30 +260,36 @@ def _download_error(entry: WeightsEntry, source: WeightsSource, filename: str,
     retry = f"retry '{_fetch_command(entry)}'"
     if isinstance(exc, hf_errors.RevisionNotFoundError):
         return WeightsNotFoundError(
-            f"{entry.name}: revision {source.revision} not found in Hub repo {source.repo_id}")
+            f"{entry.name}: revision {source.revision} not found in Hub repo {source.repo_id}"
+        )
     if isinstance(exc, hf_errors.RepositoryNotFoundError):
         return WeightsNotFoundError(
-            f"{entry.name}: Hub repo {source.repo_id} not found (or needs a token: set HF_TOKEN)")
+            f"{entry.name}: Hub repo {source.repo_id} not found (or needs a token: set HF_TOKEN)"
+        )
     if isinstance(exc, (hf_errors.LocalEntryNotFoundError, hf_errors.OfflineModeIsEnabled)):
         repo = f"{source.repo_id}@{source.revision[:12]}"
         if huggingface_hub.constants.HF_HUB_OFFLINE:
             return OfflineError(
                 f"{entry.name}: offline (HF_HUB_OFFLINE=1) and {repo} is not cached; "
                 f"on a connected machine run '{_fetch_command(entry)}' with the same HF_HOME, "
-                "or unset HF_HUB_OFFLINE")
+                "or unset HF_HUB_OFFLINE"
+            )
         status = _http_status(exc.__cause__) if exc.__cause__ is not None else None
         if status is not None and status >= 500:
             return WeightsNotFoundError(
                 f"{entry.name}: the Hub at {endpoint} answered HTTP {status} (a server error) for "
                 f"{where}; {retry} later, and if it persists check that revision "
-                f"{source.revision} exists in {source.repo_id}")
+                f"{source.revision} exists in {source.repo_id}"
+            )
         if status is not None:
             return WeightsNotFoundError(
                 f"{entry.name}: the Hub at {endpoint} answered HTTP {status} for {where}; check "
-                f"that revision {source.revision} exists in {source.repo_id}")
+                f"that revision {source.revision} exists in {source.repo_id}"
+            )
         return OfflineError(
             f"{entry.name}: {repo} is not cached and the Hub at {endpoint} cannot be reached; "
-            f"connect (or set HF_ENDPOINT to a mirror) and run '{_fetch_command(entry)}'")
+            f"connect (or set HF_ENDPOINT to a mirror) and run '{_fetch_command(entry)}'"
+        )
     if isinstance(exc, hf_errors.EntryNotFoundError):  # after its subclass LocalEntryNotFoundError
         return WeightsNotFoundError(f"{entry.name}: {where} not found on the Hub")
     first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
@@ -289,24 +297,29 @@ def _download_error(entry: WeightsEntry, source: WeightsSource, filename: str,
     if status is not None and status >= 500:
         return WeightsNotFoundError(
             f"{entry.name}: the Hub at {endpoint} answered HTTP {status} (a server error) while "
-            f"sending {where}, also on a second try; {retry} later")
+            f"sending {where}, also on a second try; {retry} later"
+        )
     if _is_transport_error(exc):
         return OfflineError(
             f"{entry.name}: the connection to the Hub at {endpoint} failed while downloading "
-            f"{where} ({first}); check the network (or set HF_ENDPOINT to a mirror) and {retry}")
+            f"{where} ({first}); check the network (or set HF_ENDPOINT to a mirror) and {retry}"
+        )
     if isinstance(exc, OSError) and exc.errno in _DISK_FULL:
         return WeightsNotFoundError(
             f"{entry.name}: no room to save {where} in the Hugging Face cache at {cache} "
             f"({exc.strerror}); free space there, or point HF_HUB_CACHE (or HF_HOME) at a disk "
-            f"with room, then {retry}")
+            f"with room, then {retry}"
+        )
     if isinstance(exc, OSError) and exc.errno in _NOT_WRITABLE:
         return WeightsNotFoundError(
             f"{entry.name}: cannot write {where} into the Hugging Face cache at {cache} "
             f"({exc.strerror}); make it writable, or point HF_HUB_CACHE (or HF_HOME) at a "
-            f"writable folder, then {retry}")
+            f"writable folder, then {retry}"
+        )
     return WeightsNotFoundError(  # HTTP, transport and file-system errors of any client version
         f"{entry.name}: download of {where} failed ({first}); check HF_ENDPOINT, the repo and "
-        f"the revision, then {retry}")
+        f"the revision, then {retry}"
+    )
 
 
 #: Seconds to wait for a TCP connection to the Hub before calling it unreachable.
@@ -349,8 +362,12 @@ def _download(entry: WeightsEntry, source: WeightsSource, file: WeightsFile, for
     _check_hub_reachable(entry, source)
 
     filename = _hub_filename(source, file)
-    give_up = (hf_errors.RevisionNotFoundError, hf_errors.RepositoryNotFoundError,
-               hf_errors.EntryNotFoundError, hf_errors.OfflineModeIsEnabled)
+    give_up = (
+        hf_errors.RevisionNotFoundError,
+        hf_errors.RepositoryNotFoundError,
+        hf_errors.EntryNotFoundError,
+        hf_errors.OfflineModeIsEnabled,
+    )
     for attempt in range(2):
         try:
             return Path(
@@ -363,8 +380,12 @@ def _download(entry: WeightsEntry, source: WeightsSource, file: WeightsFile, for
             )
         except Exception as exc:  # translated into a typed zoo error below
             if attempt == 0 and not isinstance(exc, give_up) and _transient(exc):
-                log.warning("%s: download of %s failed (%s); retrying once", entry.name, filename,
-                            str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+                log.warning(
+                    "%s: download of %s failed (%s); retrying once",
+                    entry.name,
+                    filename,
+                    str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
+                )
                 time.sleep(RETRY_DELAY)
                 continue
             raise _download_error(entry, source, filename, exc) from exc
@@ -527,7 +548,10 @@ def _pin(entry: WeightsEntry, file: WeightsFile, digest: str) -> None:
     else:
         log.warning(
             "%s: the manifest publishes no sha256 for %s; recorded %s... on first use and will "
-            "enforce it from now on", entry.name, file.filename, digest[:12],
+            "enforce it from now on",
+            entry.name,
+            file.filename,
+            digest[:12],
         )
 
 

@@ -108,7 +108,9 @@ class WordPieceTokenizer:
         self.cls_id, self.sep_id = self.vocab[CLS], self.vocab[SEP]
         tok = Tokenizer(models.WordPiece(self.vocab, unk_token=UNK, max_input_chars_per_word=100))
         tok.normalizer = normalizers.BertNormalizer(
-            clean_text=True, handle_chinese_chars=True, strip_accents=self.strip_accents,
+            clean_text=True,
+            handle_chinese_chars=True,
+            strip_accents=self.strip_accents,
             lowercase=self.lowercase,
         )
         tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
@@ -249,16 +251,22 @@ def bert_inputs(input_ids: Any, token_type_ids: Any = None) -> dict[str, Any]:
         mask = (ids != 0).astype(np.int32)
         width = int(mask.sum(axis=1).max()) if ids.size else 0
         types = np.zeros_like(ids) if token_type_ids is None else np.asarray(token_type_ids, np.int32)
-        return {"input_ids": ids[:, :width], "token_type_ids": types[:, :width],
-                "attention_mask": mask[:, :width]}
+        return {
+            "input_ids": ids[:, :width],
+            "token_type_ids": types[:, :width],
+            "attention_mask": mask[:, :width],
+        }
     import tensorflow as tf
 
     ids = tf.cast(input_ids, tf.int32)
     mask = tf.cast(tf.not_equal(ids, 0), tf.int32)
     width = tf.reduce_max(tf.reduce_sum(mask, axis=1))
     types = tf.zeros_like(ids) if token_type_ids is None else tf.cast(token_type_ids, tf.int32)
-    return {"input_ids": ids[:, :width], "token_type_ids": types[:, :width],
-            "attention_mask": mask[:, :width]}
+    return {
+        "input_ids": ids[:, :width],
+        "token_type_ids": types[:, :width],
+        "attention_mask": mask[:, :width],
+    }
 
 
 def mean_pool(sequence_output: Any, attention_mask: Any) -> Any:
@@ -308,8 +316,9 @@ def tokenizer_for(name: str, paths: dict[str, Path] | None = None) -> WordPieceT
         if vocab not in paths:
             raise InputError(f"{entry.name}: its vocabulary {vocab!r} is not one of its files")
         vocab = paths[vocab]
-    return WordPieceTokenizer(vocab, lowercase=spec["lowercase"],
-                              max_length=spec["max_length"] or MAX_POSITIONS)
+    return WordPieceTokenizer(
+        vocab, lowercase=spec["lowercase"], max_length=spec["max_length"] or MAX_POSITIONS
+    )
 
 
 class SentenceEncoder:
@@ -322,12 +331,19 @@ class SentenceEncoder:
         normalize: L2-normalise the embeddings (so dot products are cosines).
     """
 
-    def __init__(self, model: Any, tokenizer: WordPieceTokenizer, *,
-                 max_length: int = SENTENCE_MAX_LENGTH, normalize: bool = True) -> None:
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: WordPieceTokenizer,
+        *,
+        max_length: int = SENTENCE_MAX_LENGTH,
+        normalize: bool = True,
+    ) -> None:
         outputs = getattr(model, "output", None)
         if not isinstance(outputs, dict) or "sequence_output" not in outputs:
-            raise InputError("SentenceEncoder needs a BERT encoder without a top "
-                             "(zoo.load(name, include_top=False))")
+            raise InputError(
+                "SentenceEncoder needs a BERT encoder without a top (zoo.load(name, include_top=False))"
+            )
         self.model = model
         self.tokenizer = tokenizer
         self.max_length = int(max_length)
@@ -383,7 +399,7 @@ class SentenceEncoder:
         hidden = None
         out: Any = None
         for start in range(0, len(order), batch_size):
-            index = order[start:start + batch_size]
+            index = order[start : start + batch_size]
             width = max(len(rows[i][0]) for i in index)
             ids = np.zeros((len(index), width), np.int32)
             for j, i in enumerate(index):
@@ -404,8 +420,7 @@ class SentenceEncoder:
 _ENCODERS: dict[str, SentenceEncoder] = {}
 
 
-def encode(sentences: Sequence[str], model: str = "minilm_l6.sentence", *,
-           batch_size: int = 64) -> Any:
+def encode(sentences: Sequence[str], model: str = "minilm_l6.sentence", *, batch_size: int = 64) -> Any:
     """Embed sentences with a pretrained sentence encoder (loaded once per process).
 
     Args:

@@ -24,8 +24,12 @@ class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
     """
 
     def __init__(
-        self, max_lr: float, total_steps: int, pct_start: float = 0.25,
-        div: float = 25.0, final_div: float = 1e4,
+        self,
+        max_lr: float,
+        total_steps: int,
+        pct_start: float = 0.25,
+        div: float = 25.0,
+        final_div: float = 1e4,
     ) -> None:
         self.max_lr = float(max_lr)
         self.total_steps = int(total_steps)
@@ -47,8 +51,11 @@ class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
     def get_config(self) -> dict[str, Any]:
         """Return the constructor arguments."""
         return {
-            "max_lr": self.max_lr, "total_steps": self.total_steps, "pct_start": self.pct_start,
-            "div": self.div, "final_div": self.final_div,
+            "max_lr": self.max_lr,
+            "total_steps": self.total_steps,
+            "pct_start": self.pct_start,
+            "div": self.div,
+            "final_div": self.final_div,
         }
 
 
@@ -117,9 +124,7 @@ def plot_history(history: dict[str, list[float]], path: str | os.PathLike[str], 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    metrics = [
-        k for k in history if not k.startswith("val_") and k not in ("learning_rate", "epoch_seconds")
-    ]
+    metrics = [k for k in history if not k.startswith("val_") and k not in ("learning_rate", "epoch_seconds")]
     fig, axes = plt.subplots(1, len(metrics), figsize=(4.5 * len(metrics), 3.5), squeeze=False)
     for ax, name in zip(axes[0], metrics, strict=True):
         epochs = range(1, len(history[name]) + 1)

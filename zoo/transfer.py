@@ -155,8 +155,9 @@ def feature_extractor(model: Any, layers: str | list[str] | None = None) -> Any:
         return feature_extractor(discriminator, layers or [discriminator.layers[-2].name])
     requested = [layers] if isinstance(layers, str) else list(layers or default_feature_layers(model))
     outputs = [_symbolic_output(model, path) for path in requested]
-    return keras.Model(model.inputs, outputs[0] if len(outputs) == 1 else outputs,
-                       name=f"{model.name}_features")
+    return keras.Model(
+        model.inputs, outputs[0] if len(outputs) == 1 else outputs, name=f"{model.name}_features"
+    )
 
 
 # --------------------------------------------------------------------------------------
@@ -263,8 +264,11 @@ def extract_features(
     if not batches:
         raise InputError("extract_features got an empty dataset")
     data_digest = digest.hexdigest()
-    key_parts = [weights_fingerprint(extractor), ",".join(extractor.output_names)
-                 if hasattr(extractor, "output_names") else "", data_digest]
+    key_parts = [
+        weights_fingerprint(extractor),
+        ",".join(extractor.output_names) if hasattr(extractor, "output_names") else "",
+        data_digest,
+    ]
     key = hashlib.sha256("|".join(key_parts).encode()).hexdigest()[:32]
     folder = Path(cache_dir) if cache_dir is not None else feature_cache_dir()
     path = folder / f"{model.name}-{key}.npz"
@@ -278,7 +282,7 @@ def extract_features(
             path.unlink(missing_ok=True)  # a damaged cache entry: recompute it
     outputs: list[list[Any]] = []
     again = hashlib.sha256()
-    for x, y in (_batches(dataset) if reiterable else ((x, None) for x in inputs)):
+    for x, y in _batches(dataset) if reiterable else ((x, None) for x in inputs):
         if reiterable:
             _update_digest(again, x, y)
         out = extractor.predict_on_batch(x)  # the compiled predict function, not eager calls
@@ -288,8 +292,10 @@ def extract_features(
         for store, value in zip(outputs, out, strict=True):
             store.append(np.asarray(value))
     if reiterable and again.hexdigest() != data_digest:
-        raise InputError("extract_features read different data on a second pass: the dataset "
-                         "shuffles or augments; pass one with a fixed order and no augmentation")
+        raise InputError(
+            "extract_features read different data on a second pass: the dataset "
+            "shuffles or augments; pass one with a fixed order and no augmentation"
+        )
     feats = [np.concatenate(o) for o in outputs]
     all_labels = np.concatenate(labels) if labels else None
     if use_cache:
@@ -344,9 +350,7 @@ def split_backbone(model: Any) -> tuple[Any, Any]:
 
     names = [layer.name for layer in model.layers]
     if "pre_logits" not in names or "head" not in names:
-        raise InputError(
-            f"{model.name} has no 'pre_logits' and 'head' layers; load it with include_top=True"
-        )
+        raise InputError(f"{model.name} has no 'pre_logits' and 'head' layers; load it with include_top=True")
     backbone = keras.Model(model.inputs, model.get_layer("pre_logits").output, name="backbone")
     return backbone, model.get_layer("head")
 
@@ -369,8 +373,7 @@ def backbone_blocks(backbone: Any) -> list[list[Any]]:
         match = re.match(r"^(layer\d+_\d+)_", layer.name)
         key = match.group(1) if match else layer.name
         joins = blocks and (
-            (match and keys[-1] == key)
-            or (not match and isinstance(layer, keras.layers.BatchNormalization))
+            (match and keys[-1] == key) or (not match and isinstance(layer, keras.layers.BatchNormalization))
         )
         if joins:
             blocks[-1].append(layer)
@@ -455,9 +458,19 @@ def _metric_values(model: Any) -> list[Any]:
 
 
 def _run_phase(
-    model: Any, name: str, train: Any, val: Any, *, epochs: int, lr: float, loss: Any,
-    metrics: list[Any], checkpoint_dir: Path | None, patience: int | None,
-    save_every_steps: int | None, verbose: Any,
+    model: Any,
+    name: str,
+    train: Any,
+    val: Any,
+    *,
+    epochs: int,
+    lr: float,
+    loss: Any,
+    metrics: list[Any],
+    checkpoint_dir: Path | None,
+    patience: int | None,
+    save_every_steps: int | None,
+    verbose: Any,
 ) -> dict[str, list[float]]:
     """Train one phase epoch by epoch; with ``checkpoint_dir``, resumably and exactly.
 
@@ -506,8 +519,17 @@ def _run_phase(
         arrays = {"count": len(best_weights or []), "metrics": len(values or [])}
         arrays.update({f"best_{i}": w for i, w in enumerate(best_weights or [])})
         arrays.update({f"metric_{i}": v for i, v in enumerate(values or [])})
-        store.save(model, {"epoch": epoch, "step": step, "history": history, "early_stopping": es,
-                           "steps_per_epoch": lengths["steps"]}, arrays)
+        store.save(
+            model,
+            {
+                "epoch": epoch,
+                "step": step,
+                "history": history,
+                "early_stopping": es,
+                "steps_per_epoch": lengths["steps"],
+            },
+            arrays,
+        )
 
     class StepCheckpoint(keras.callbacks.Callback):
         def __init__(self, epoch: int, first_step: int, restore: list[Any] | None) -> None:
@@ -547,8 +569,13 @@ def _run_phase(
         restore = metric_values if epoch == start_epoch and skip else None
         steps = StepCheckpoint(epoch, skip, restore)
         logs = model.fit(
-            data, validation_data=val, epochs=epochs, initial_epoch=epoch, shuffle=False,
-            verbose=verbose, callbacks=[steps, keras.callbacks.TerminateOnNaN()],
+            data,
+            validation_data=val,
+            epochs=epochs,
+            initial_epoch=epoch,
+            shuffle=False,
+            verbose=verbose,
+            callbacks=[steps, keras.callbacks.TerminateOnNaN()],
         ).history
         check_finite_history(logs)
         lengths["steps"] = lengths["steps"] or steps.steps  # learnt from a whole epoch
@@ -644,8 +671,14 @@ def fine_tune(
     loss = loss or _default_loss(model)
     metrics = metrics or ["accuracy"]
     ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
-    common = {"loss": loss, "metrics": metrics, "checkpoint_dir": ckpt, "patience": patience,
-              "save_every_steps": save_every_steps, "verbose": verbose}
+    common = {
+        "loss": loss,
+        "metrics": metrics,
+        "checkpoint_dir": ckpt,
+        "patience": patience,
+        "save_every_steps": save_every_steps,
+        "verbose": verbose,
+    }
 
     if strategy == "full":
         history = _run_phase(model, "full", train, val, epochs=epochs[0], lr=learning_rate, **common)
@@ -672,8 +705,15 @@ def fine_tune(
         for block in blocks[: max(0, len(blocks) - keep)]:
             for layer in block:
                 layer.trainable = False
-        history = _run_phase(composed, "phase2", train, val, epochs=epochs[1],
-                             lr=fine_tune_learning_rate or learning_rate / 10, **common)
+        history = _run_phase(
+            composed,
+            "phase2",
+            train,
+            val,
+            epochs=epochs[1],
+            lr=fine_tune_learning_rate or learning_rate / 10,
+            **common,
+        )
         for k, v in history.items():
             merged.setdefault(k, []).extend(v)
         merged["phase"] += ["fine-tune"] * len(history.get("loss", []))
@@ -713,8 +753,9 @@ def extract_to_file(
     probe = zoo.data.load(data, split, preprocessing=spec, as_supervised=True, data_dir=data_dir)
     produced = tuple(next(iter(probe))[0].shape[0:2])
     spec = adapt_preprocessing(spec, produced, tuple(model.input_shape[1:3]))
-    dataset = zoo.data.load(data, split, preprocessing=spec, as_supervised=True,
-                            batch_size=batch_size, data_dir=data_dir)
+    dataset = zoo.data.load(
+        data, split, preprocessing=spec, as_supervised=True, batch_size=batch_size, data_dir=data_dir
+    )
     feats, labels = extract_features(model, dataset, layers=layers)
     feats = feats if isinstance(feats, list) else [feats]
     arrays = {f"features_{i:02d}" if len(feats) > 1 else "features": f for i, f in enumerate(feats)}

@@ -102,8 +102,9 @@ class FaultProxy:
 
     CHUNK = 16 * 1024
 
-    def __init__(self, upstream: str, *, faults: list[Fault] | None = None,
-                 rate: float | None = None) -> None:
+    def __init__(
+        self, upstream: str, *, faults: list[Fault] | None = None, rate: float | None = None
+    ) -> None:
         self.upstream = upstream.rstrip("/")
         self.faults = list(faults or [])
         self.rate = rate
@@ -198,7 +199,7 @@ class FaultProxy:
                 end = len(data) if limit is None else min(limit, len(data))
                 sent = 0
                 while sent < end:
-                    chunk = data[sent: min(end, sent + proxy.CHUNK)]
+                    chunk = data[sent : min(end, sent + proxy.CHUNK)]
                     if proxy.rate and file_body:
                         time.sleep(len(chunk) / proxy.rate)
                     if proxy.dead:
@@ -279,8 +280,9 @@ class FaultProxy:
         self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         self._port = self._server.server_address[1]
-        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                         daemon=True).start()
+        threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        ).start()
         return self
 
     def stop(self) -> None:
@@ -336,8 +338,11 @@ def lost_bytes(before: dict[str, tuple[str, int]], after: dict[str, tuple[str, i
 
 def leftovers(cache_dir: Path, min_size: int = 1000) -> list[Path]:
     """Files in an HF cache that hold weights-sized data: blobs, snapshots, temporaries."""
-    return sorted(p for p in Path(cache_dir).rglob("*")
-                  if p.is_file() and not p.is_symlink() and p.stat().st_size >= min_size)
+    return sorted(
+        p
+        for p in Path(cache_dir).rglob("*")
+        if p.is_file() and not p.is_symlink() and p.stat().st_size >= min_size
+    )
 
 
 def incomplete_files(cache_dir: Path) -> list[Path]:
@@ -397,8 +402,11 @@ def read_only_bind(path: Path) -> Iterator[Path]:
         _umount(path)
 
 
-DROP_DAC = ["setpriv", "--inh-caps=-dac_override,-dac_read_search",
-            "--bounding-set=-dac_override,-dac_read_search"]
+DROP_DAC = [
+    "setpriv",
+    "--inh-caps=-dac_override,-dac_read_search",
+    "--bounding-set=-dac_override,-dac_read_search",
+]
 
 
 def unprivileged() -> tuple[list[str], dict[str, Any]]:
@@ -421,8 +429,9 @@ def unprivileged() -> tuple[list[str], dict[str, Any]]:
     else:
         kwargs = {"user": nobody.pw_uid, "group": nobody.pw_gid, "extra_groups": []}
         try:
-            probe = subprocess.run([sys.executable, "-c", "pass"], capture_output=True, timeout=60,
-                                   check=False, **kwargs)
+            probe = subprocess.run(
+                [sys.executable, "-c", "pass"], capture_output=True, timeout=60, check=False, **kwargs
+            )
         except OSError as exc:
             reasons.append(f"'nobody' cannot run {sys.executable} ({exc.strerror})")
         else:
@@ -430,15 +439,17 @@ def unprivileged() -> tuple[list[str], dict[str, Any]]:
                 return [], kwargs
             reasons.append(f"'nobody' cannot run {sys.executable} (rc {probe.returncode})")
     if shutil.which("setpriv"):
-        probe = subprocess.run([*DROP_DAC, sys.executable, "-c", "pass"], capture_output=True, timeout=60,
-                               check=False)
+        probe = subprocess.run(
+            [*DROP_DAC, sys.executable, "-c", "pass"], capture_output=True, timeout=60, check=False
+        )
         if probe.returncode == 0:
             return DROP_DAC, {}
         reasons.append(f"setpriv failed ({probe.stderr.decode(errors='replace').strip()[:120]})")
     else:
         reasons.append("no setpriv binary")
-    pytest.skip("running as root and cannot drop the privilege to ignore permission bits: "
-                + "; ".join(reasons))
+    pytest.skip(
+        "running as root and cannot drop the privilege to ignore permission bits: " + "; ".join(reasons)
+    )
 
 
 def make_read_only(root: Path) -> None:
@@ -487,23 +498,38 @@ class PublishedWeights:
         self.revision = self.hub.add_repo(self.repo_id, {self.weights.name: self.weights.read_bytes()})
         self.bystander_repo = f"zoo-rel/bystander-{tag}"
         self.bystander_revision = self.hub.add_repo(
-            self.bystander_repo, {self.bystander.name: self.bystander.read_bytes()})
+            self.bystander_repo, {self.bystander.name: self.bystander.read_bytes()}
+        )
         return self.write_manifest()
 
-    def write_manifest(self, *, record_file: Path | None = None, revision: str | None = None,
-                       sha256_source: str | None = None) -> PublishedWeights:
+    def write_manifest(
+        self,
+        *,
+        record_file: Path | None = None,
+        revision: str | None = None,
+        sha256_source: str | None = None,
+    ) -> PublishedWeights:
         from tests._records import lenet_record, write_manifest_file
 
-        record = lenet_record(record_file or self.weights, tag="hub", sources=[
-            {"type": "hf", "repo_id": self.repo_id, "revision": revision or self.revision}])
+        record = lenet_record(
+            record_file or self.weights,
+            tag="hub",
+            sources=[{"type": "hf", "repo_id": self.repo_id, "revision": revision or self.revision}],
+        )
         if record_file is not None and record_file.name != self.weights.name:
             record["files"][0]["filename"] = self.weights.name
         if sha256_source == "hub":
             record["files"][0].update({"sha256": None, "size": None, "sha256_source": "hub"})
-        bystander = lenet_record(self.bystander, tag="bystander", default=False, sources=[
-            {"type": "hf", "repo_id": self.bystander_repo, "revision": self.bystander_revision}])
-        self.manifest = write_manifest_file(self.workdir / f"manifest-{uuid.uuid4().hex[:6]}.json",
-                                            {"lenet5.hub": record, "lenet5.bystander": bystander})
+        bystander = lenet_record(
+            self.bystander,
+            tag="bystander",
+            default=False,
+            sources=[{"type": "hf", "repo_id": self.bystander_repo, "revision": self.bystander_revision}],
+        )
+        self.manifest = write_manifest_file(
+            self.workdir / f"manifest-{uuid.uuid4().hex[:6]}.json",
+            {"lenet5.hub": record, "lenet5.bystander": bystander},
+        )
         return self
 
     def cache_folder(self, cache_dir: Path, repo_id: str | None = None) -> Path:
@@ -517,13 +543,23 @@ class PublishedWeights:
 
     def child_env(self, endpoint: str, hf_home: Path, **extra: str) -> dict[str, str]:
         """Environment of a child process that uses ``endpoint`` and the cache under ``hf_home``."""
-        env = {k: v for k, v in os.environ.items()
-               if not k.upper().endswith("_PROXY") and not k.startswith(("HF_", "HUGGING"))}
-        env.update({
-            "ZOO_MANIFEST": str(self.manifest), "HF_ENDPOINT": endpoint, "HF_HOME": str(hf_home),
-            "HF_HUB_CACHE": str(Path(hf_home) / "hub"), "HF_HUB_DISABLE_TELEMETRY": "1",
-            "HF_HUB_DISABLE_PROGRESS_BARS": "1", "NO_PROXY": "127.0.0.1,localhost",
-            "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONUNBUFFERED": "1",
-        })
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.upper().endswith("_PROXY") and not k.startswith(("HF_", "HUGGING"))
+        }
+        env.update(
+            {
+                "ZOO_MANIFEST": str(self.manifest),
+                "HF_ENDPOINT": endpoint,
+                "HF_HOME": str(hf_home),
+                "HF_HUB_CACHE": str(Path(hf_home) / "hub"),
+                "HF_HUB_DISABLE_TELEMETRY": "1",
+                "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+                "NO_PROXY": "127.0.0.1,localhost",
+                "TF_CPP_MIN_LOG_LEVEL": "3",
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
         env.update(extra)
         return env

@@ -30,22 +30,46 @@ RESULTS = Path(__file__).with_name("results.json")
 
 #: Cases that other test files already cover; the table lists them instead of duplicating them.
 REFERENCES = [
-    {"name": "cache blob with flipped bytes is replaced", "category": "cache damage",
-     "test": "tests/test_hub.py::test_corrupted_cache_file_is_replaced"},
-    {"name": "manifest hash differs from the server's file: refused, removed, error says so",
-     "category": "Hub faults", "test": "tests/test_hub.py::test_tampered_server_file_is_never_loaded"},
-    {"name": "tampered LFS object refused against the Hub's own sha256", "category": "Hub faults",
-     "test": "tests/test_hub.py::test_hub_hashes_reject_a_tampered_lfs_object"},
-    {"name": "transfer cut short (well-formed short body)", "category": "Hub faults",
-     "test": "tests/test_hub.py::test_truncated_download_leaves_nothing"},
-    {"name": "dropped transfer resumes", "category": "Hub faults",
-     "test": "tests/test_hub.py::test_dropped_transfer_resumes"},
-    {"name": "Hub down, nothing cached", "category": "Hub faults",
-     "test": "tests/test_hub.py::test_server_down_with_nothing_cached"},
-    {"name": "`.keras` file with a Lambda layer refused in safe mode", "category": "hostile input",
-     "test": "tests/test_transfer.py::test_load_keras_refuses_lambda_layers"},
-    {"name": "`.pth` refused as pickle; weights of another head size refused", "category": "hostile input",
-     "test": "tests/test_api.py::test_random_init_and_local_file"},
+    {
+        "name": "cache blob with flipped bytes is replaced",
+        "category": "cache damage",
+        "test": "tests/test_hub.py::test_corrupted_cache_file_is_replaced",
+    },
+    {
+        "name": "manifest hash differs from the server's file: refused, removed, error says so",
+        "category": "Hub faults",
+        "test": "tests/test_hub.py::test_tampered_server_file_is_never_loaded",
+    },
+    {
+        "name": "tampered LFS object refused against the Hub's own sha256",
+        "category": "Hub faults",
+        "test": "tests/test_hub.py::test_hub_hashes_reject_a_tampered_lfs_object",
+    },
+    {
+        "name": "transfer cut short (well-formed short body)",
+        "category": "Hub faults",
+        "test": "tests/test_hub.py::test_truncated_download_leaves_nothing",
+    },
+    {
+        "name": "dropped transfer resumes",
+        "category": "Hub faults",
+        "test": "tests/test_hub.py::test_dropped_transfer_resumes",
+    },
+    {
+        "name": "Hub down, nothing cached",
+        "category": "Hub faults",
+        "test": "tests/test_hub.py::test_server_down_with_nothing_cached",
+    },
+    {
+        "name": "`.keras` file with a Lambda layer refused in safe mode",
+        "category": "hostile input",
+        "test": "tests/test_transfer.py::test_load_keras_refuses_lambda_layers",
+    },
+    {
+        "name": "`.pth` refused as pickle; weights of another head size refused",
+        "category": "hostile input",
+        "test": "tests/test_api.py::test_random_init_and_local_file",
+    },
 ]
 
 
@@ -95,8 +119,11 @@ class Recorder:
         data = {
             "cases": [asdict(c) for c in self.cases],
             "references": REFERENCES,
-            "environment": {"python": platform.python_version(), "platform": sys.platform,
-                            "euid": os.geteuid() if hasattr(os, "geteuid") else None},
+            "environment": {
+                "python": platform.python_version(),
+                "platform": sys.platform,
+                "euid": os.geteuid() if hasattr(os, "geteuid") else None,
+            },
         }
         path.write_text(dump_results(data))
 

@@ -96,16 +96,28 @@ def test_eight_processes_load_the_same_uncached_model(published, hf_env, user_da
     script = tmp_path / "child.py"
     script.write_text(CHILD)
     name = f"{PROCESSES} processes load the same uncached model at once"
-    with record.case(name, "load", watch=[user_data, published.bystander_dir(hf_env.cache_dir)]) as case, \
-            FaultProxy(hf_env.endpoint, rate=60_000) as proxy:
-        env = published.child_env(proxy.endpoint, hf_env.hf_home, TF_NUM_INTRAOP_THREADS="1",
-                                  TF_NUM_INTEROP_THREADS="1", OMP_NUM_THREADS="1")
+    with (
+        record.case(name, "load", watch=[user_data, published.bystander_dir(hf_env.cache_dir)]) as case,
+        FaultProxy(hf_env.endpoint, rate=60_000) as proxy,
+    ):
+        env = published.child_env(
+            proxy.endpoint,
+            hf_env.hf_home,
+            TF_NUM_INTRAOP_THREADS="1",
+            TF_NUM_INTEROP_THREADS="1",
+            OMP_NUM_THREADS="1",
+        )
         go = tmp_path / "go"
         children = []
         for i in range(PROCESSES):
             ready = tmp_path / f"ready-{i}"
-            proc = subprocess.Popen([sys.executable, str(script), str(ready), str(go)], env=env,
-                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            proc = subprocess.Popen(
+                [sys.executable, str(script), str(ready), str(go)],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
             children.append((ready, proc))
         deadline = time.monotonic() + 300
         while not all(ready.exists() for ready, _ in children):
@@ -136,5 +148,7 @@ def test_eight_processes_load_the_same_uncached_model(published, hf_env, user_da
             np.testing.assert_array_equal(np.asarray(r["out"], np.float32), want)
         assert watcher.seen > 0 and watcher.bad == [], watcher.bad
         assert incomplete_files(hf_env.cache_dir) == []
-        case.outcome = (f"1 GET for {PROCESSES} overlapping loads, identical outputs; {watcher.seen} reads "
-                        "of the final paths during the run, all complete")
+        case.outcome = (
+            f"1 GET for {PROCESSES} overlapping loads, identical outputs; {watcher.seen} reads "
+            "of the final paths during the run, all complete"
+        )

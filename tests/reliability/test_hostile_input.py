@@ -52,8 +52,12 @@ def _png_chunk(kind: bytes, data: bytes) -> bytes:
 def png_claiming(width: int, height: int) -> bytes:
     """A well-formed PNG header claiming ``width x height`` RGB pixels, with a tiny body."""
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr)
-            + _png_chunk(b"IDAT", zlib.compress(b"\0" * 64)) + _png_chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _png_chunk(b"IHDR", ihdr)
+        + _png_chunk(b"IDAT", zlib.compress(b"\0" * 64))
+        + _png_chunk(b"IEND", b"")
+    )
 
 
 @pytest.fixture(scope="module")
@@ -109,16 +113,32 @@ def images(tmp_path_factory):
 
 
 GOOD = {  # name -> (channels read as rgb, check)
-    "rgb.png": "rgb", "rgb.jpg": "rgb", "progressive.jpg": "rgb", "rgb.bmp": "rgb", "grey.png": "grey",
-    "rgba.png": "rgb-exact", "la.png": "grey", "palette.png": "rgb", "cmyk.jpg": "rgb", "bilevel.png": "rgb",
-    "sixteen.png": "sixteen", "animated.gif": "rgb",
+    "rgb.png": "rgb",
+    "rgb.jpg": "rgb",
+    "progressive.jpg": "rgb",
+    "rgb.bmp": "rgb",
+    "grey.png": "grey",
+    "rgba.png": "rgb-exact",
+    "la.png": "grey",
+    "palette.png": "rgb",
+    "cmyk.jpg": "rgb",
+    "bilevel.png": "rgb",
+    "sixteen.png": "sixteen",
+    "animated.gif": "rgb",
 }
 BAD = {  # name -> message pattern of the InputError
-    "empty.png": "empty", "text.png": "not a readable image", "html.jpg": "not a readable image",
-    "truncated.png": "not a readable image", "truncated.jpg": "not a readable image",
-    "bad-crc.png": "not a readable image", "bomb-100000x100000.png": "too large",
-    "bomb-10000x10000.png": "too large", "zero-width.png": "not a readable image",
-    "folder.png": "not a regular file", "pipe.png": "not a regular file", "missing.png": "no such file",
+    "empty.png": "empty",
+    "text.png": "not a readable image",
+    "html.jpg": "not a readable image",
+    "truncated.png": "not a readable image",
+    "truncated.jpg": "not a readable image",
+    "bad-crc.png": "not a readable image",
+    "bomb-100000x100000.png": "too large",
+    "bomb-10000x10000.png": "too large",
+    "zero-width.png": "not a readable image",
+    "folder.png": "not a regular file",
+    "pipe.png": "not a regular file",
+    "missing.png": "no such file",
 }
 
 
@@ -224,8 +244,17 @@ def test_zoo_predict_cli_on_hostile_files(images, record):
 
     root, files = images
     runner = CliRunner()
-    for name in ["rgba.png", "cmyk.jpg", "sixteen.png", "la.png", "empty.png", "text.png", "truncated.jpg",
-                 "bomb-100000x100000.png", "bomb-10000x10000.png"]:
+    for name in [
+        "rgba.png",
+        "cmyk.jpg",
+        "sixteen.png",
+        "la.png",
+        "empty.png",
+        "text.png",
+        "truncated.jpg",
+        "bomb-100000x100000.png",
+        "bomb-10000x10000.png",
+    ]:
         with record.case(f"zoo predict: {name}", CAT, watch=[root]) as case:
             result = runner.invoke(cli, ["predict", "lenet5", str(files[name]), "--json"])
             assert "Traceback" not in result.output, result.output
@@ -269,8 +298,9 @@ def image_folder(images, fuzzed, tmp_path):
 def test_image_folder_with_hostile_and_fuzzed_files_loads(image_folder, record):
     import zoo.data
 
-    with record.case("image folder: hostile + 60 fuzzed files among 8 good ones", CAT,
-                     watch=[image_folder]) as case:
+    with record.case(
+        "image folder: hostile + 60 fuzzed files among 8 good ones", CAT, watch=[image_folder]
+    ) as case:
         with pytest.warns(DataWarning, match="skipped") as caught:
             ds, info = zoo.data.load(image_folder, image_size=(8, 8), batch_size=4, with_info=True)
         assert len([w for w in caught if issubclass(w.category, DataWarning)]) == 1
@@ -340,26 +370,50 @@ TEXT_CASES = [
     ("NUL bytes in a CSV", "nul.csv", b"text,label\nhe\x00llo,a\n", ("ok", ("a",))),
     ("empty CSV", "empty.csv", b"", ("error", "has no column")),
     ("CSV with a header only", "header.csv", b"text,label\n", ("error", "no usable rows")),
-    ("CSV field over csv's 128 KiB limit", "huge.csv", b"text,label\n" + b"x" * 200_000 + b",a\n",
-     ("error", "not valid CSV")),
-    ("JSONL line of 5 MB", "long.jsonl", b'{"text": "' + b"y" * 5_000_000 + b'", "label": "a"}\n',
-     ("ok", ("a",))),
-    ("JSONL nested 100,000 deep", "deep.jsonl", b"[" * 100_000 + b'\n{"text": "ok", "label": "a"}\n',
-     ("ok", ("a",))),
-    ("JSONL number of 5,000 digits", "bigint.jsonl",
-     b'{"text": "x", "label": ' + b"9" * 5000 + b'}\n{"text": "ok", "label": "b"}\n', ("ok", ("b",))),
-    ("JSONL rows of the wrong types", "types.jsonl",
-     b'{"text": 5, "label": "a"}\n[1, 2]\n"s"\n{"text": "t", "label": null}\n{"text": "t", "label": "c"}\n',
-     ("ok", ("c",))),
+    (
+        "CSV field over csv's 128 KiB limit",
+        "huge.csv",
+        b"text,label\n" + b"x" * 200_000 + b",a\n",
+        ("error", "not valid CSV"),
+    ),
+    (
+        "JSONL line of 5 MB",
+        "long.jsonl",
+        b'{"text": "' + b"y" * 5_000_000 + b'", "label": "a"}\n',
+        ("ok", ("a",)),
+    ),
+    (
+        "JSONL nested 100,000 deep",
+        "deep.jsonl",
+        b"[" * 100_000 + b'\n{"text": "ok", "label": "a"}\n',
+        ("ok", ("a",)),
+    ),
+    (
+        "JSONL number of 5,000 digits",
+        "bigint.jsonl",
+        b'{"text": "x", "label": ' + b"9" * 5000 + b'}\n{"text": "ok", "label": "b"}\n',
+        ("ok", ("b",)),
+    ),
+    (
+        "JSONL rows of the wrong types",
+        "types.jsonl",
+        b'{"text": 5, "label": "a"}\n[1, 2]\n"s"\n'
+        b'{"text": "t", "label": null}\n{"text": "t", "label": "c"}\n',
+        ("ok", ("c",)),
+    ),
     ("empty JSONL", "empty.jsonl", b"", ("error", "has no column")),
-    ("paths as texts and labels", "paths.csv",
-     b"text,label\n../../../etc/passwd,../../etc/passwd\n/etc/shadow,~/.ssh/id_rsa\n",
-     ("ok", ("../../etc/passwd", "~/.ssh/id_rsa"))),
+    (
+        "paths as texts and labels",
+        "paths.csv",
+        b"text,label\n../../../etc/passwd,../../etc/passwd\n/etc/shadow,~/.ssh/id_rsa\n",
+        ("ok", ("../../etc/passwd", "~/.ssh/id_rsa")),
+    ),
 ]
 
 
-@pytest.mark.parametrize(("name", "filename", "content", "expected"), TEXT_CASES,
-                         ids=[c[0] for c in TEXT_CASES])
+@pytest.mark.parametrize(
+    ("name", "filename", "content", "expected"), TEXT_CASES, ids=[c[0] for c in TEXT_CASES]
+)
 def test_hostile_text_tables(name, filename, content, expected, tmp_path, record):
     from zoo.data import folders
 
@@ -417,8 +471,20 @@ class Payload:
         return (os.mkdir, (str(self.marker),))
 
 
-PICKLE_NAMES = ["evil.pth", "evil.pt", "evil.pkl", "evil.pickle", "evil.bin", "evil.ckpt", "evil.joblib",
-                "evil.npy", "evil.weights.h5", "evil.h5", "evil.keras", "evil"]
+PICKLE_NAMES = [
+    "evil.pth",
+    "evil.pt",
+    "evil.pkl",
+    "evil.pickle",
+    "evil.bin",
+    "evil.ckpt",
+    "evil.joblib",
+    "evil.npy",
+    "evil.weights.h5",
+    "evil.h5",
+    "evil.keras",
+    "evil",
+]
 
 
 @pytest.mark.parametrize("filename", PICKLE_NAMES)
@@ -449,9 +515,15 @@ def weights_files(tmp_path_factory):
     return root, resnet, lenet
 
 
-WRONG = ["another architecture's weights", "weights for another input shape", "truncated weights file",
-         "random bytes named .weights.h5", "empty .weights.h5", "a .keras file of random bytes",
-         "a folder named .weights.h5"]
+WRONG = [
+    "another architecture's weights",
+    "weights for another input shape",
+    "truncated weights file",
+    "random bytes named .weights.h5",
+    "empty .weights.h5",
+    "a .keras file of random bytes",
+    "a folder named .weights.h5",
+]
 
 
 @pytest.mark.parametrize("case_name", WRONG)

@@ -85,6 +85,7 @@ def watched(pub, hf_env, user_data):
 # Faults on the wire: 5xx, stalls, resets, a server that dies
 # --------------------------------------------------------------------------------------
 
+
 def _any(method: str, path: str) -> bool:
     return True
 
@@ -117,23 +118,43 @@ def test_transient_fault_recovers(name, fault, published, hf_env, user_data, rec
 
 
 PERSISTENT = [
-    ("HTTP 503 on every request", Fault("status", status=503, times=None, match=_any),
-     WeightsNotFoundError, r"HTTP 503 \(a server error\).*retry 'zoo pull lenet5\.hub' later"),
-    ("HTTP 500 on every file body", Fault("status", status=500, times=None),
-     WeightsNotFoundError, r"HTTP 500 \(a server error\) while sending.*later"),
-    ("stalled server: the metadata request never answers", Fault("stall", keep=None, times=None, match=_any,
-                                                                 seconds=15),
-     OfflineError, r"cannot be reached.*zoo pull lenet5\.hub"),
-    ("stalled server: every body stalls after the headers", Fault("stall", keep=0, times=None, seconds=15),
-     OfflineError, r"connection to the Hub .* failed.*timed out"),
-    ("connection reset after 50 kB, every time", Fault("reset", keep=50_000, times=None),
-     OfflineError, r"connection to the Hub .* failed"),
+    (
+        "HTTP 503 on every request",
+        Fault("status", status=503, times=None, match=_any),
+        WeightsNotFoundError,
+        r"HTTP 503 \(a server error\).*retry 'zoo pull lenet5\.hub' later",
+    ),
+    (
+        "HTTP 500 on every file body",
+        Fault("status", status=500, times=None),
+        WeightsNotFoundError,
+        r"HTTP 500 \(a server error\) while sending.*later",
+    ),
+    (
+        "stalled server: the metadata request never answers",
+        Fault("stall", keep=None, times=None, match=_any, seconds=15),
+        OfflineError,
+        r"cannot be reached.*zoo pull lenet5\.hub",
+    ),
+    (
+        "stalled server: every body stalls after the headers",
+        Fault("stall", keep=0, times=None, seconds=15),
+        OfflineError,
+        r"connection to the Hub .* failed.*timed out",
+    ),
+    (
+        "connection reset after 50 kB, every time",
+        Fault("reset", keep=50_000, times=None),
+        OfflineError,
+        r"connection to the Hub .* failed",
+    ),
 ]
 
 
 @pytest.mark.parametrize(("name", "fault", "error", "message"), PERSISTENT, ids=[p[0] for p in PERSISTENT])
-def test_persistent_fault_is_a_clear_typed_error(name, fault, error, message, published, hf_env, user_data,
-                                                 record, monkeypatch, fast):
+def test_persistent_fault_is_a_clear_typed_error(
+    name, fault, error, message, published, hf_env, user_data, record, monkeypatch, fast
+):
     from hubserver import point_hf_hub_at
 
     with record.case(f"{name}: typed error", HUB, watch=watched(published, hf_env, user_data)) as case:
@@ -194,8 +215,9 @@ def test_disk_full_during_download(published, hf_env, user_data, record, tmp_pat
         point_hf_hub_at(monkeypatch, hf_env.endpoint, home)
         zoo.pull("lenet5.bystander")  # a verified entry on the small disk, before it fills up
         cache = home / "hub"
-        with record.case("disk full during the download", HUB,
-                         watch=[user_data, published.bystander_dir(cache)]) as case:
+        with record.case(
+            "disk full during the download", HUB, watch=[user_data, published.bystander_dir(cache)]
+        ) as case:
             with pytest.raises(WeightsNotFoundError, match=r"no room to save .*HF_HUB_CACHE") as err:
                 zoo.pull("lenet5.hub")
             assert "No space left on device" in str(err.value)
@@ -220,11 +242,15 @@ def test_read_only_cache(state, published, hf_env, user_data, record, monkeypatc
         path = pull_ok(published)
         if state == "corrupted":
             _corrupt(path)
-    name = {"empty": "read-only cache, weights not cached",
-            "verified": "read-only cache holding verified weights",
-            "corrupted": "read-only cache holding corrupted weights"}[state]
-    with read_only_bind(hf_env.cache_dir), \
-            record.case(name, HUB, watch=watched(published, hf_env, user_data)) as case:
+    name = {
+        "empty": "read-only cache, weights not cached",
+        "verified": "read-only cache holding verified weights",
+        "corrupted": "read-only cache holding corrupted weights",
+    }[state]
+    with (
+        read_only_bind(hf_env.cache_dir),
+        record.case(name, HUB, watch=watched(published, hf_env, user_data)) as case,
+    ):
         if state == "verified":
             model = zoo.load("lenet5.hub")
             reference = zoo.build("lenet5")
@@ -264,15 +290,28 @@ def test_cache_not_writable_for_this_user(state, published, hf_env, user_data, r
         manifest.chmod(0o644)
         env = published.child_env(hf_env.endpoint, home, ZOO_MANIFEST=str(manifest), HOME=str(home))
         if state == "verified":
-            subprocess.run([sys.executable, "-c", UNPRIVILEGED_PULL], env=env, check=True, timeout=120,
-                           capture_output=True)
+            subprocess.run(
+                [sys.executable, "-c", UNPRIVILEGED_PULL],
+                env=env,
+                check=True,
+                timeout=120,
+                capture_output=True,
+            )
         make_read_only(cache)
-        name = {"empty": "cache not writable by the user, weights not cached",
-                "verified": "cache not writable by the user, verified weights cached"}[state]
+        name = {
+            "empty": "cache not writable by the user, weights not cached",
+            "verified": "cache not writable by the user, verified weights cached",
+        }[state]
         how = "as nobody" if drop else ("without CAP_DAC_OVERRIDE" if prefix else "as this user")
         with record.case(f"{name} ({how})", HUB, watch=[user_data, cache]) as case:
-            proc = subprocess.run([*prefix, sys.executable, "-c", UNPRIVILEGED_PULL], env=env, **drop,
-                                  capture_output=True, text=True, timeout=120)
+            proc = subprocess.run(
+                [*prefix, sys.executable, "-c", UNPRIVILEGED_PULL],
+                env=env,
+                **drop,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
             if state == "verified":
                 assert proc.returncode == 0, proc.stderr[-2000:]
                 assert published.weights.name in proc.stdout
@@ -295,12 +334,20 @@ def test_cache_not_writable_for_this_user(state, published, hf_env, user_data, r
 
 @pytest.mark.slow
 def test_process_killed_mid_download_then_a_fresh_process_completes(published, hf_env, user_data, record):
-    with record.case("downloading process SIGKILLed mid-transfer, then rerun", HUB,
-                     watch=watched(published, hf_env, user_data)) as case:
+    with record.case(
+        "downloading process SIGKILLed mid-transfer, then rerun",
+        HUB,
+        watch=watched(published, hf_env, user_data),
+    ) as case:
         with FaultProxy(hf_env.endpoint, rate=40_000) as proxy:  # ~7 s for the 277 kB file
             env = published.child_env(proxy.endpoint, hf_env.hf_home)
-            child = subprocess.Popen([sys.executable, "-m", "zoo", "pull", "lenet5.hub"], env=env,
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            child = subprocess.Popen(
+                [sys.executable, "-m", "zoo", "pull", "lenet5.hub"],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
             deadline = time.monotonic() + 120
             while proxy.progress < 100_000 and child.poll() is None and time.monotonic() < deadline:
                 time.sleep(0.02)
@@ -311,13 +358,19 @@ def test_process_killed_mid_download_then_a_fresh_process_completes(published, h
         assert not snapshot.exists(), "a killed download must not appear at the final path"
         partial = incomplete_files(hf_env.cache_dir)
         env = published.child_env(hf_env.endpoint, hf_env.hf_home)
-        rerun = subprocess.run([sys.executable, "-m", "zoo", "pull", "lenet5.hub"], capture_output=True,
-                               text=True, timeout=120, env=env)
+        rerun = subprocess.run(
+            [sys.executable, "-m", "zoo", "pull", "lenet5.hub"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=env,
+        )
         assert rerun.returncode == 0, rerun.stderr[-2000:]
         assert _sha256(snapshot) == _sha256(published.weights)
         assert_clean_cache(published, hf_env.cache_dir)  # the killed process's partial file is gone too
-        case.outcome = (f"killed with {len(partial)} partial file(s) left; the rerun verified the file "
-                        "and swept them")
+        case.outcome = (
+            f"killed with {len(partial)} partial file(s) left; the rerun verified the file and swept them"
+        )
 
 
 # --------------------------------------------------------------------------------------
@@ -381,8 +434,9 @@ def test_damaged_cache_entry_is_replaced(name, damage, published, hf_env, user_d
         case.outcome = "detected, re-downloaded, verified"
 
 
-def test_hub_hash_entry_refuses_a_link_to_another_verified_blob(published, hf_env, user_data, record,
-                                                               monkeypatch):
+def test_hub_hash_entry_refuses_a_link_to_another_verified_blob(
+    published, hf_env, user_data, record, monkeypatch
+):
     """``sha256_source: hub`` cache hits are checked against the blob's own name; a link moved to
     another (intact, hash-named) blob must not pass as the file."""
     published.write_manifest(sha256_source="hub")
@@ -400,8 +454,9 @@ def test_hub_hash_entry_refuses_a_link_to_another_verified_blob(published, hf_en
 
 def test_cache_damaged_and_offline_is_a_typed_error(published, hf_env, user_data, record, monkeypatch):
     path = pull_ok(published)
-    with record.case("blob truncated while offline: typed error", CACHE,
-                     watch=watched(published, hf_env, user_data)) as case:
+    with record.case(
+        "blob truncated while offline: typed error", CACHE, watch=watched(published, hf_env, user_data)
+    ) as case:
         _truncate(published, path, None)
         hf_env.set_offline(monkeypatch)
         with pytest.raises(OfflineError, match="zoo pull lenet5.hub") as err:

@@ -12,16 +12,30 @@ from zoo.cli._app import cli, echo_json, human_size
 @click.option("--format", "fmt", required=True, type=click.Choice(["savedmodel", "tflite", "onnx"]))
 @click.option("--out", required=True, type=click.Path(), help="Output file (tflite, onnx) or folder.")
 @click.option("--quantize", type=click.Choice(["float16", "int8"]), help="TFLite post-training quantisation.")
-@click.option("--no-preprocessing", is_flag=True,
-              help="Take preprocessed float inputs instead of raw uint8 images.")
-@click.option("--evaluate", is_flag=True,
-              help="Quantised TFLite: measure top-1 on the entry's test data beside Keras.")
+@click.option(
+    "--no-preprocessing", is_flag=True, help="Take preprocessed float inputs instead of raw uint8 images."
+)
+@click.option(
+    "--evaluate", is_flag=True, help="Quantised TFLite: measure top-1 on the entry's test data beside Keras."
+)
 @click.option("--data-dir", type=click.Path(file_okay=False), help="Data directory (default: ZOO_DATA_DIR).")
-@click.option("--overwrite", is_flag=True,
-              help="Replace zoo's own earlier output at --out (never files zoo did not write).")
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Replace zoo's own earlier output at --out (never files zoo did not write).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def export_cmd(name: str, fmt: str, out: str, quantize: str | None, no_preprocessing: bool,
-               evaluate: bool, data_dir: str | None, overwrite: bool, as_json: bool) -> None:
+def export_cmd(
+    name: str,
+    fmt: str,
+    out: str,
+    quantize: str | None,
+    no_preprocessing: bool,
+    evaluate: bool,
+    data_dir: str | None,
+    overwrite: bool,
+    as_json: bool,
+) -> None:
     """Export pretrained weights as a SavedModel, TFLite or ONNX model, checked against Keras.
 
     \b
@@ -32,13 +46,23 @@ def export_cmd(name: str, fmt: str, out: str, quantize: str | None, no_preproces
     """
     from zoo.export import export
 
-    result = export(name, fmt, out, quantize=quantize, preprocessing=not no_preprocessing,
-                    data_dir=data_dir, evaluate=evaluate, overwrite=overwrite)
+    result = export(
+        name,
+        fmt,
+        out,
+        quantize=quantize,
+        preprocessing=not no_preprocessing,
+        data_dir=data_dir,
+        evaluate=evaluate,
+        overwrite=overwrite,
+    )
     if as_json:
         echo_json(result.to_dict())
         return
-    click.echo(f"wrote {result.path} ({human_size(result.size_bytes)}), inputs: "
-               f"{'raw uint8 images' if result.preprocessing else 'preprocessed float32'}")
+    click.echo(
+        f"wrote {result.path} ({human_size(result.size_bytes)}), inputs: "
+        f"{'raw uint8 images' if result.preprocessing else 'preprocessed float32'}"
+    )
     click.echo(f"  max |diff| vs Keras on sample inputs: {result.max_abs_diff:.3g}")
     for key, value in result.metrics.items():
         click.echo(f"  {key}: {value:.4g}")

@@ -9,21 +9,46 @@ from zoo.cli._app import cli, echo_json
 
 @cli.command("sample")
 @click.argument("name")
-@click.option("--out", "-o", required=True, type=click.Path(dir_okay=False),
-              help="PNG file to write (a new file; see --overwrite).")
-@click.option("--n", "-n", "n", default=64, show_default=True, type=click.IntRange(1, 4096),
-              help="Number of images (with --interpolate: n // steps walks).")
+@click.option(
+    "--out",
+    "-o",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="PNG file to write (a new file; see --overwrite).",
+)
+@click.option(
+    "--n",
+    "-n",
+    "n",
+    default=64,
+    show_default=True,
+    type=click.IntRange(1, 4096),
+    help="Number of images (with --interpolate: n // steps walks).",
+)
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the latent vectors.")
-@click.option("--interpolate", is_flag=True,
-              help="One latent walk per row, from seed+2r to seed+2r+1.")
-@click.option("--steps", default=8, show_default=True, type=click.IntRange(2, 64),
-              help="Images per walk with --interpolate.")
-@click.option("--scale", default=2, show_default=True, type=click.IntRange(1, 8),
-              help="Upscale each image by this integer factor.")
-@click.option("--overwrite", is_flag=True,
-              help="Replace zoo's own earlier output at --out (never files zoo did not write).")
-def sample_cmd(name: str, out: str, n: int, seed: int, interpolate: bool, steps: int,
-               scale: int, overwrite: bool) -> None:
+@click.option("--interpolate", is_flag=True, help="One latent walk per row, from seed+2r to seed+2r+1.")
+@click.option(
+    "--steps",
+    default=8,
+    show_default=True,
+    type=click.IntRange(2, 64),
+    help="Images per walk with --interpolate.",
+)
+@click.option(
+    "--scale",
+    default=2,
+    show_default=True,
+    type=click.IntRange(1, 8),
+    help="Upscale each image by this integer factor.",
+)
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Replace zoo's own earlier output at --out (never files zoo did not write).",
+)
+def sample_cmd(
+    name: str, out: str, n: int, seed: int, interpolate: bool, steps: int, scale: int, overwrite: bool
+) -> None:
     """Draw images from a pretrained generative model and save them as a PNG grid.
 
     \b
@@ -34,8 +59,9 @@ def sample_cmd(name: str, out: str, n: int, seed: int, interpolate: bool, steps:
     """
     from zoo.generative import sample_png
 
-    path = sample_png(name, out, n=n, seed=seed, interpolate=interpolate, steps=steps, scale=scale,
-                      overwrite=overwrite)
+    path = sample_png(
+        name, out, n=n, seed=seed, interpolate=interpolate, steps=steps, scale=scale, overwrite=overwrite
+    )
     what = f"{max(1, n // steps)} latent walks of {steps} images" if interpolate else f"{n} samples"
     click.echo(f"wrote {what} to {path}")
 
@@ -43,15 +69,29 @@ def sample_cmd(name: str, out: str, n: int, seed: int, interpolate: bool, steps:
 @cli.command("generate")
 @click.argument("name")
 @click.option("--prompt", "-p", required=True, help="Text to continue (in the model's vocabulary).")
-@click.option("--n-chars", "-n", "n_chars", default=500, show_default=True, type=click.IntRange(0, 100_000),
-              help="Number of characters to generate.")
-@click.option("--temperature", "-t", default=0.8, show_default=True, type=click.FloatRange(0),
-              help="Softmax temperature; 0 is greedy.")
+@click.option(
+    "--n-chars",
+    "-n",
+    "n_chars",
+    default=500,
+    show_default=True,
+    type=click.IntRange(0, 100_000),
+    help="Number of characters to generate.",
+)
+@click.option(
+    "--temperature",
+    "-t",
+    default=0.8,
+    show_default=True,
+    type=click.FloatRange(0),
+    help="Softmax temperature; 0 is greedy.",
+)
 @click.option("--top-k", type=click.IntRange(1), help="Sample among the k most likely characters only.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Sampling seed.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON object instead of plain text.")
-def generate_cmd(name: str, prompt: str, n_chars: int, temperature: float, top_k: int | None,
-                 seed: int, as_json: bool) -> None:
+def generate_cmd(
+    name: str, prompt: str, n_chars: int, temperature: float, top_k: int | None, seed: int, as_json: bool
+) -> None:
     """Continue a prompt with a pretrained character language model.
 
     \b
@@ -63,8 +103,15 @@ def generate_cmd(name: str, prompt: str, n_chars: int, temperature: float, top_k
 
     text = generate_text(name, prompt, n_chars, temperature=temperature, seed=seed, top_k=top_k)
     if as_json:
-        echo_json({"name": name, "prompt": prompt, "text": text, "temperature": temperature,
-                   "seed": seed, "top_k": top_k})
+        echo_json(
+            {
+                "name": name,
+                "prompt": prompt,
+                "text": text,
+                "temperature": temperature,
+                "seed": seed,
+                "top_k": top_k,
+            }
+        )
         return
     click.echo(prompt + text)
-

@@ -14,8 +14,9 @@ from zoo.cli._app import cli, echo_json
 @click.option("--data-dir", type=click.Path(file_okay=False), help="Data directory (default: ZOO_DATA_DIR).")
 @click.option("--batch-size", default=256, show_default=True, type=click.IntRange(min=1))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def evaluate_cmd(name: str, data: str | None, split: str | None, data_dir: str | None,
-                 batch_size: int, as_json: bool) -> None:
+def evaluate_cmd(
+    name: str, data: str | None, split: str | None, data_dir: str | None, batch_size: int, as_json: bool
+) -> None:
     """Measure pretrained weights on their dataset and compare with the manifest.
 
     \b
@@ -32,8 +33,10 @@ def evaluate_cmd(name: str, data: str | None, split: str | None, data_dir: str |
     if as_json:
         echo_json({"weights": entry.name, "measured": result, "manifest": recorded})
         return
-    click.echo(f"{entry.name} on {data or entry.dataset['name']} ({split or entry.dataset['split']}), "
-               f"{int(result.get('num_examples', 0))} examples")
+    click.echo(
+        f"{entry.name} on {data or entry.dataset['name']} ({split or entry.dataset['split']}), "
+        f"{int(result.get('num_examples', 0))} examples"
+    )
     for key, value in result.items():
         if key == "num_examples":
             continue

@@ -26,34 +26,79 @@ class UnfreezeType(click.ParamType):
 
 @cli.command("finetune")
 @click.argument("name")
-@click.option("--data", required=True,
-              help="A folder (root/<label>/* or root/<split>/<label>/*), tfds:NAME, or a named dataset.")
-@click.option("--out", required=True, type=click.Path(file_okay=False),
-              help="A new (or empty) output folder; rerunning with the same data and settings resumes.")
+@click.option(
+    "--data",
+    required=True,
+    help="A folder (root/<label>/* or root/<split>/<label>/*), tfds:NAME, or a named dataset.",
+)
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="A new (or empty) output folder; rerunning with the same data and settings resumes.",
+)
 @click.option("--epochs", default=10, show_default=True, type=click.IntRange(1, 10_000))
-@click.option("--strategy", type=click.Choice(["two_phase", "head", "full"]), default="two_phase",
-              show_default=True)
-@click.option("--distribute", type=click.Choice(["none", "mirrored", "multiworker"]), default="none",
-              show_default=True, help="tf.distribute strategy (multiworker reads TF_CONFIG).")
+@click.option(
+    "--strategy", type=click.Choice(["two_phase", "head", "full"]), default="two_phase", show_default=True
+)
+@click.option(
+    "--distribute",
+    type=click.Choice(["none", "mirrored", "multiworker"]),
+    default="none",
+    show_default=True,
+    help="tf.distribute strategy (multiworker reads TF_CONFIG).",
+)
 @click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1, 65_536))
-@click.option("--lr", "learning_rate", default=1e-3, show_default=True,
-              type=click.FloatRange(0, 10, min_open=True), help="Learning rate, in (0, 10].")
-@click.option("--unfreeze", default="2", show_default=True, type=UnfreezeType(),
-              help="Top backbone blocks to unfreeze in phase 2, or 'all'.")
+@click.option(
+    "--lr",
+    "learning_rate",
+    default=1e-3,
+    show_default=True,
+    type=click.FloatRange(0, 10, min_open=True),
+    help="Learning rate, in (0, 10].",
+)
+@click.option(
+    "--unfreeze",
+    default="2",
+    show_default=True,
+    type=UnfreezeType(),
+    help="Top backbone blocks to unfreeze in phase 2, or 'all'.",
+)
 @click.option("--max-train", type=click.IntRange(min=1), help="Use a fixed subset of N training examples.")
 @click.option("--max-val", type=click.IntRange(min=1), help="Use a fixed subset of N validation examples.")
 @click.option("--from-scratch", is_flag=True, help="Start from random weights (a baseline).")
 @click.option("--seed", default=0, show_default=True, type=click.IntRange(0, 2**32 - 1))
-@click.option("--save-every-steps", type=click.IntRange(min=1),
-              help="Also checkpoint every N steps, so a run killed mid-epoch resumes there.")
+@click.option(
+    "--save-every-steps",
+    type=click.IntRange(min=1),
+    help="Also checkpoint every N steps, so a run killed mid-epoch resumes there.",
+)
 @click.option("--data-dir", type=click.Path(file_okay=False), help="Data directory (default: ZOO_DATA_DIR).")
-@click.option("--overwrite", is_flag=True,
-              help="Start again in --out over zoo's own earlier run with other data or settings.")
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Start again in --out over zoo's own earlier run with other data or settings.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
-def finetune_cmd(name: str, data: str, out: str, epochs: int, strategy: str, distribute: str,
-                 batch_size: int, learning_rate: float, unfreeze: int | str, max_train: int | None,
-                 max_val: int | None, from_scratch: bool, seed: int, save_every_steps: int | None,
-                 data_dir: str | None, overwrite: bool, as_json: bool) -> None:
+def finetune_cmd(
+    name: str,
+    data: str,
+    out: str,
+    epochs: int,
+    strategy: str,
+    distribute: str,
+    batch_size: int,
+    learning_rate: float,
+    unfreeze: int | str,
+    max_train: int | None,
+    max_val: int | None,
+    from_scratch: bool,
+    seed: int,
+    save_every_steps: int | None,
+    data_dir: str | None,
+    overwrite: bool,
+    as_json: bool,
+) -> None:
     """Fine-tune NAME on a dataset; write model.keras, card.json and curves.png to --out.
 
     \b
@@ -65,12 +110,23 @@ def finetune_cmd(name: str, data: str, out: str, epochs: int, strategy: str, dis
     from zoo.finetune import finetune
 
     summary = finetune(
-        name, data, out, epochs=epochs, strategy=strategy, distribute=distribute,
-        batch_size=batch_size, learning_rate=learning_rate,
-        unfreeze=unfreeze, max_train=max_train,
-        max_val=max_val, seed=seed, data_dir=data_dir,
-        weights=None if from_scratch else "default", save_every_steps=save_every_steps,
-        verbose=0 if as_json else 2, overwrite=overwrite,
+        name,
+        data,
+        out,
+        epochs=epochs,
+        strategy=strategy,
+        distribute=distribute,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        unfreeze=unfreeze,
+        max_train=max_train,
+        max_val=max_val,
+        seed=seed,
+        data_dir=data_dir,
+        weights=None if from_scratch else "default",
+        save_every_steps=save_every_steps,
+        verbose=0 if as_json else 2,
+        overwrite=overwrite,
     )
     if as_json:
         echo_json(summary)
@@ -89,10 +145,21 @@ def finetune_cmd(name: str, data: str, out: str, epochs: int, strategy: str, dis
 @click.option("--layer", "layers", multiple=True, help="Layer or stage to read (repeatable).")
 @click.option("--batch-size", default=256, show_default=True, type=click.IntRange(min=1))
 @click.option("--data-dir", type=click.Path(file_okay=False), help="Data directory (default: ZOO_DATA_DIR).")
-@click.option("--overwrite", is_flag=True,
-              help="Replace zoo's own earlier output at --out (never files zoo did not write).")
-def extract_cmd(name: str, data: str, split: str, out: str, layers: tuple[str, ...], batch_size: int,
-                data_dir: str | None, overwrite: bool) -> None:
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Replace zoo's own earlier output at --out (never files zoo did not write).",
+)
+def extract_cmd(
+    name: str,
+    data: str,
+    split: str,
+    out: str,
+    layers: tuple[str, ...],
+    batch_size: int,
+    data_dir: str | None,
+    overwrite: bool,
+) -> None:
     """Compute features of a dataset with a pretrained model and save them as .npz.
 
     Features are cached, keyed by the weights' sha256 and the data's fingerprint.
@@ -104,6 +171,14 @@ def extract_cmd(name: str, data: str, split: str, out: str, layers: tuple[str, .
     """
     from zoo.transfer import extract_to_file
 
-    path, shapes = extract_to_file(name, data, out, split=split, layers=list(layers) or None,
-                                   batch_size=batch_size, data_dir=data_dir, overwrite=overwrite)
+    path, shapes = extract_to_file(
+        name,
+        data,
+        out,
+        split=split,
+        layers=list(layers) or None,
+        batch_size=batch_size,
+        data_dir=data_dir,
+        overwrite=overwrite,
+    )
     click.echo(f"wrote {path}: " + ", ".join(f"{k} {v}" for k, v in shapes.items()))

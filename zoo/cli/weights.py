@@ -42,9 +42,13 @@ def list_cmd(pattern: str | None, task: str | None, pretrained: bool, as_json: b
             echo_json(data)
             return
         rows = [
-            [d["name"], "yes" if d["default"] else "", d["dataset"],
-             ", ".join(f"{k}={v:g}" for k, v in d["metrics"].items()),
-             human_size(d["size"]) if d["size"] else "on the Hub"]
+            [
+                d["name"],
+                "yes" if d["default"] else "",
+                d["dataset"],
+                ", ".join(f"{k}={v:g}" for k, v in d["metrics"].items()),
+                human_size(d["size"]) if d["size"] else "on the Hub",
+            ]
             for d in data
         ]
         click.echo(table(rows, ["weights", "default", "dataset", "metrics", "size"]))
@@ -58,9 +62,13 @@ def list_cmd(pattern: str | None, task: str | None, pretrained: bool, as_json: b
         click.echo("No models match.", err=True)
         return
     rows = [
-        [i.architecture, i.display_name, i.task,
-         ", ".join(w.tag + ("*" if w.default else "") for w in i.weights) or "-",
-         i.paper_url]
+        [
+            i.architecture,
+            i.display_name,
+            i.task,
+            ", ".join(w.tag + ("*" if w.default else "") for w in i.weights) or "-",
+            i.paper_url,
+        ]
         for i in infos
     ]
     click.echo(table(rows, ["name", "model", "task", "weights", "paper"]))
@@ -92,8 +100,10 @@ def info_cmd(name: str, as_json: bool) -> None:
         click.echo("  weights: none (zoo.load(name, weights=None) builds it untrained)")
     for w in i.weights:
         click.echo(f"  weights {w.name}{' (default)' if w.default else ''}: {w.description}")
-        click.echo(f"    dataset {w.dataset['name']} ({w.dataset['split']}), "
-                   f"{w.num_params:,} parameters, {human_size(w.total_size)}, license {w.license}")
+        click.echo(
+            f"    dataset {w.dataset['name']} ({w.dataset['split']}), "
+            f"{w.num_params:,} parameters, {human_size(w.total_size)}, license {w.license}"
+        )
         for m in w.metrics:
             click.echo(f"    measured {m.name} = {m.value:g} on {m.dataset} {m.split}")
         for r in w.references:
@@ -102,8 +112,10 @@ def info_cmd(name: str, as_json: bool) -> None:
             click.echo(f"    source {s.describe()}")
         unpublished = [f.filename for f in w.files if not f.sha256]
         if unpublished:
-            click.echo(f"    sha256: none published for {', '.join(unpublished)}; checked against the "
-                       "Hub's own hash, then pinned on first use and enforced")
+            click.echo(
+                f"    sha256: none published for {', '.join(unpublished)}; checked against the "
+                "Hub's own hash, then pinned on first use and enforced"
+            )
 
 
 @cli.command("pull")
@@ -133,8 +145,11 @@ def pull_cmd(names: tuple[str, ...], as_json: bool) -> None:
 
 @cli.command("verify")
 @click.argument("names", nargs=-1)
-@click.option("--golden", is_flag=True,
-              help="Also run each model on its golden inputs and compare with the recorded outputs.")
+@click.option(
+    "--golden",
+    is_flag=True,
+    help="Also run each model on its golden inputs and compare with the recorded outputs.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def verify_cmd(names: tuple[str, ...], golden: bool, as_json: bool) -> None:
     """Re-hash packaged and cached weights against the manifest (no downloads).
@@ -153,8 +168,7 @@ def verify_cmd(names: tuple[str, ...], golden: bool, as_json: bool) -> None:
     if as_json:
         echo_json([vars(r) for r in results])
     else:
-        rows = [[r.weights, r.filename, r.status.upper(), r.detail or (r.path or "")]
-                for r in results]
+        rows = [[r.weights, r.filename, r.status.upper(), r.detail or (r.path or "")] for r in results]
         click.echo(table(rows, ["weights", "file", "status", "detail"]))
     bad = [r for r in results if r.status == "bad"]
     if bad:

@@ -81,8 +81,14 @@ HF_IGNORED = (
 )
 
 #: config.json keys (the same names in Google's bert_config.json and Hugging Face's).
-CONFIG_SIZES = ("vocab_size", "hidden_size", "num_hidden_layers", "intermediate_size",
-                "max_position_embeddings", "type_vocab_size")
+CONFIG_SIZES = (
+    "vocab_size",
+    "hidden_size",
+    "num_hidden_layers",
+    "intermediate_size",
+    "max_position_embeddings",
+    "type_vocab_size",
+)
 _ACTIVATIONS = ("gelu",)  # exact (erf) GELU, as the zoo builds it
 
 
@@ -110,8 +116,9 @@ def read_tf_checkpoint(prefix: str | os.PathLike[str]) -> dict[str, Any]:
         return {name: np.asarray(reader.get_tensor(name)) for name in names}
     except (tf.errors.OpError, ValueError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise WeightsFormatError(f"{Path(prefix).name}: not a readable TensorFlow checkpoint ({first})") \
-            from exc
+        raise WeightsFormatError(
+            f"{Path(prefix).name}: not a readable TensorFlow checkpoint ({first})"
+        ) from exc
 
 
 def read_safetensors(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, str]]:
@@ -237,7 +244,8 @@ def strip_hf_prefix(tensors: Mapping[str, Any]) -> dict[str, Any]:
     plain = [n for n in tensors if n.startswith(("embeddings.", "encoder.", "pooler."))]
     if plain:
         raise WeightsFormatError(
-            f"checkpoint mixes 'bert.'-prefixed and unprefixed encoder tensors ({plain[0]!r})")
+            f"checkpoint mixes 'bert.'-prefixed and unprefixed encoder tensors ({plain[0]!r})"
+        )
     return {n.removeprefix("bert."): v for n, v in tensors.items()}
 
 
@@ -261,8 +269,11 @@ def convert_hf_state(tensors: Mapping[str, Any]) -> dict[str, list[Any]]:
     state = strip_hf_prefix(tensors)
     for name in list(state):  # legacy names of old PyTorch BERT checkpoints
         if ".LayerNorm." in name and name.endswith((".gamma", ".beta")):
-            new = name.removesuffix(".gamma") + ".weight" if name.endswith(".gamma") else \
-                name.removesuffix(".beta") + ".bias"
+            new = (
+                name.removesuffix(".gamma") + ".weight"
+                if name.endswith(".gamma")
+                else name.removesuffix(".beta") + ".bias"
+            )
             if new in state:
                 raise WeightsFormatError(f"checkpoint holds both {name!r} and {new!r}")
             state[new] = state.pop(name)
@@ -329,7 +340,8 @@ def infer_sizes(layers: Mapping[str, list[Any]]) -> dict[str, int]:
         "hidden_size": int(hidden),
         "num_hidden_layers": sum(1 for n in layers if n.endswith("_attention_self_query")),
         "intermediate_size": int(layers["encoder_layer_0_intermediate_dense"][0].shape[1])
-        if "encoder_layer_0_intermediate_dense" in layers else 0,
+        if "encoder_layer_0_intermediate_dense" in layers
+        else 0,
         "max_position_embeddings": int(layers["embeddings_position_embeddings"][0].shape[0]),
         "type_vocab_size": int(layers["embeddings_token_type_embeddings"][0].shape[0]),
     }
@@ -368,8 +380,9 @@ def check_config(config: Mapping[str, Any] | None, sizes: Mapping[str, int], mod
                 problems.append(f"{key}: config.json {config[key]}, checkpoint {sizes[key]}")
         heads = config.get("num_attention_heads")
         if heads is not None and int(heads) != built.get("num_attention_heads"):
-            problems.append(f"num_attention_heads: config.json {heads}, model "
-                            f"{built.get('num_attention_heads')}")
+            problems.append(
+                f"num_attention_heads: config.json {heads}, model {built.get('num_attention_heads')}"
+            )
         act = config.get("hidden_act", "gelu")
         if act not in _ACTIVATIONS:
             problems.append(f"hidden_act {act!r}: the zoo BERT uses exact GELU ('gelu')")
@@ -421,16 +434,26 @@ def assign_weights(model: Any, layers: Mapping[str, list[Any]], *, fresh_head: b
     return [layer.name for layer, _ in plan]
 
 
-def load_tf_checkpoint(model: Any, prefix: str | os.PathLike[str], config: Mapping[str, Any] | None = None,
-                       *, fresh_head: bool = False) -> list[str]:
+def load_tf_checkpoint(
+    model: Any,
+    prefix: str | os.PathLike[str],
+    config: Mapping[str, Any] | None = None,
+    *,
+    fresh_head: bool = False,
+) -> list[str]:
     """Read a Google BERT checkpoint and fill ``model`` with it (strict; see the module doc)."""
     layers = convert_tf_checkpoint(read_tf_checkpoint(prefix))
     check_config(config, infer_sizes(layers), model)
     return assign_weights(model, layers, fresh_head=fresh_head)
 
 
-def load_hf_safetensors(model: Any, files: Iterable[str | os.PathLike[str]],
-                        config: Mapping[str, Any] | None = None, *, fresh_head: bool = False) -> list[str]:
+def load_hf_safetensors(
+    model: Any,
+    files: Iterable[str | os.PathLike[str]],
+    config: Mapping[str, Any] | None = None,
+    *,
+    fresh_head: bool = False,
+) -> list[str]:
     """Read Hugging Face safetensors files (later files override earlier ones) and fill ``model``."""
     tensors: dict[str, Any] = {}
     for path in files:

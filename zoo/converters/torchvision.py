@@ -117,13 +117,13 @@ def _kernel_value(layer: Any, tensor: Any, key: str) -> Any:
     if isinstance(layer, keras.layers.DepthwiseConv2D):
         if t.ndim != 4 or t.shape[1] != 1:
             raise WeightsFormatError(
-                f"{key}: a depthwise kernel must have shape (channels * multiplier, 1, kh, kw), "
-                f"got {t.shape}"
+                f"{key}: a depthwise kernel must have shape (channels * multiplier, 1, kh, kw), got {t.shape}"
             )
         multiplier = layer.depth_multiplier
         if t.shape[0] % multiplier:
-            raise WeightsFormatError(f"{key}: {t.shape[0]} filters do not divide by depth "
-                                     f"multiplier {multiplier}")
+            raise WeightsFormatError(
+                f"{key}: {t.shape[0]} filters do not divide by depth multiplier {multiplier}"
+            )
         t = t.reshape(t.shape[0] // multiplier, multiplier, t.shape[2], t.shape[3])
         return t.transpose(2, 3, 0, 1)
     if isinstance(layer, keras.layers.Conv2D):
@@ -136,9 +136,7 @@ def _kernel_value(layer: Any, tensor: Any, key: str) -> Any:
         if t.ndim != 2:
             raise WeightsFormatError(f"{key}: a linear weight must be 2-D, got {t.shape}")
         return t.T
-    raise WeightsFormatError(
-        f"{key}: no conversion rule for the {type(layer).__name__} layer {layer.name!r}"
-    )
+    raise WeightsFormatError(f"{key}: no conversion rule for the {type(layer).__name__} layer {layer.name!r}")
 
 
 def _layer_values(layer: Any, tensors: dict[str, Any], module: str) -> list[tuple[Any, Any]]:
@@ -151,9 +149,7 @@ def _layer_values(layer: Any, tensors: dict[str, Any], module: str) -> list[tupl
         vname = var.name.rsplit("/", 1)[-1]
         suffix = _SUFFIX_OF.get(vname)
         if suffix is None:
-            raise WeightsFormatError(
-                f"layer {layer.name!r}: no PyTorch counterpart for its weight {vname!r}"
-            )
+            raise WeightsFormatError(f"layer {layer.name!r}: no PyTorch counterpart for its weight {vname!r}")
         key = f"{module}.{suffix}"
         if suffix not in tensors:
             raise WeightsFormatError(f"the state dict has no {key!r} for layer {layer.name!r}")
@@ -219,8 +215,7 @@ def assign_state_dict(
     missing = [layer.name for layer in weighted if layer.name not in by_layer]
     if missing:
         raise WeightsFormatError(
-            f"the state dict has no tensors for {len(missing)} layer(s) of {model.name}: "
-            f"{_listed(missing)}"
+            f"the state dict has no tensors for {len(missing)} layer(s) of {model.name}: {_listed(missing)}"
         )
     names = {layer.name for layer in weighted}
     unused = [by_layer[n] for n in by_layer if n not in names]
@@ -240,8 +235,7 @@ def assign_state_dict(
 def _safetensors_path(paths: Mapping[str, Path], entry: Any) -> Path:
     files = [f for f in entry.files if f.format == "safetensors"]
     if len(files) != 1:
-        raise WeightsFormatError(f"{entry.name}: expected exactly one safetensors file, "
-                                 f"found {len(files)}")
+        raise WeightsFormatError(f"{entry.name}: expected exactly one safetensors file, found {len(files)}")
     return paths[files[0].filename]
 
 

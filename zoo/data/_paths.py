@@ -73,9 +73,7 @@ def _read_sums(data_dir: Path) -> dict[str, str] | None:
                 continue
             parts = line.split(None, 1)
             if len(parts) != 2 or len(parts[0]) != 64:
-                raise DataError(
-                    f"{sums_path}:{lineno} is not a 'SHA256  path' line; fix or remove the file"
-                )
+                raise DataError(f"{sums_path}:{lineno} is not a 'SHA256  path' line; fix or remove the file")
             digest, name = parts
             name = name.lstrip("*").strip()
             table[Path(name).as_posix().removeprefix("./")] = digest.lower()

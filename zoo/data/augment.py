@@ -58,9 +58,7 @@ def _crop_flip(images: Any, seed: Any, padding: int, flip: bool) -> Any:
         cols = tf.where(mirrored[:, None], width - 1 - cols, cols)
     cols = dx[:, None] + cols
     index = (
-        tf.range(n)[:, None, None] * (padded_h * padded_w)
-        + rows[:, :, None] * padded_w
-        + cols[:, None, :]
+        tf.range(n)[:, None, None] * (padded_h * padded_w) + rows[:, :, None] * padded_w + cols[:, None, :]
     )
     flat = tf.reshape(batch, [-1, channels])
     out = tf.reshape(tf.gather(flat, tf.reshape(index, [-1])), [n, height, width, channels])

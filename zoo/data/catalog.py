@@ -169,9 +169,7 @@ def _idx_pair(data_dir: str, folder: str, split: str) -> tuple[Any, Any]:
     images = read_idx(str(verify_file(root, f"{folder}/{images_name}")))
     labels = read_idx(str(verify_file(root, f"{folder}/{labels_name}")))
     if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
-        raise DataError(
-            f"{root / folder}: images {images.shape} and labels {labels.shape} do not match"
-        )
+        raise DataError(f"{root / folder}: images {images.shape} and labels {labels.shape} do not match")
     images = images[..., None]  # (N, H, W, 1) like tfds
     labels = labels.astype(np.int64)
     labels.flags.writeable = False
@@ -323,9 +321,7 @@ def fold_indices(n: int, k: int, fold: int, seed: int) -> tuple[Any, Any]:
     return train, test
 
 
-def mr_examples(
-    data_dir: Path, split: str, kfold: tuple[int, int] | None = None
-) -> tuple[list[str], Any]:
+def mr_examples(data_dir: Path, split: str, kfold: tuple[int, int] | None = None) -> tuple[list[str], Any]:
     """Return MR sentences and labels (0 = neg, 1 = pos) of ``split``.
 
     The fixed train/test split is fold 0 of the 10-fold split (seed
@@ -574,4 +570,3 @@ def canonical_split(entry: NamedDataset, split: str) -> str:
             f"its splits are {', '.join(entry.info.splits)}"
         )
     return key
-

@@ -178,10 +178,7 @@ def _report_skipped(root: Path, skipped: list[tuple[str, str]]) -> None:
         reasons[reason] = reasons.get(reason, 0) + 1
     summary = ", ".join(f"{n} {r}" for r, n in sorted(reasons.items()))
     examples = ", ".join(item for item, _ in skipped[:3])
-    _warn(
-        f"skipped {len(skipped)} file(s)/row(s) under {str(root)!r} ({summary}); "
-        f"e.g. {examples}"
-    )
+    _warn(f"skipped {len(skipped)} file(s)/row(s) under {str(root)!r} ({summary}); e.g. {examples}")
 
 
 def _detect_split_layout(root: Path, subdirs: list[Path]) -> bool:
@@ -356,7 +353,10 @@ def _is_int_label(value: Any) -> bool:
 
 
 def _scan_tables(
-    root: Path, files: dict[str, Path], text_column: str, label_column: str | None,
+    root: Path,
+    files: dict[str, Path],
+    text_column: str,
+    label_column: str | None,
     skipped_links: list[tuple[str, str]] | None = None,
 ) -> FolderData:
     raw: dict[str, list[tuple[str, Any]]] = {}

@@ -80,9 +80,7 @@ class _Source:
 # ---------------------------------------------------------------------------
 
 
-def _named_local(
-    entry: NamedDataset, split: str, data_dir: Path, kfold: tuple[int, int] | None
-) -> _Source:
+def _named_local(entry: NamedDataset, split: str, data_dir: Path, kfold: tuple[int, int] | None) -> _Source:
     name = entry.info.name
     info = dataclasses.replace(entry.info, location=str(data_dir))
     if name in ("mnist", "fashion_mnist"):
@@ -102,9 +100,7 @@ def _named_local(
         texts, labels = catalog.mr_examples(data_dir, split, kfold)
         if kfold is not None:
             info = dataclasses.replace(info, splits=catalog.mr_split_sizes(data_dir, kfold))
-        ds = tf.data.Dataset.from_tensor_slices(
-            {"text": tf.constant(texts, tf.string), "label": labels}
-        )
+        ds = tf.data.Dataset.from_tensor_slices({"text": tf.constant(texts, tf.string), "label": labels})
         return _Source(ds, info, "text", "label", size=len(labels))
     raise AssertionError(f"no local reader for {name}")  # pragma: no cover
 
@@ -199,17 +195,14 @@ def _cardinality(ds: Any) -> int | None:
 def _generic_tfds(ref: TfdsRef, split: str | None) -> _Source:
     if ref.split and split and ref.split != split:
         raise DataError(
-            f"conflicting splits: {str(ref)!r} names {ref.split!r} but split={split!r}; "
-            "give the split once"
+            f"conflicting splits: {str(ref)!r} names {ref.split!r} but split={split!r}; give the split once"
         )
     split = ref.split or split or "train"
     ds, tinfo = load_tfds(ref, split)
     fields = tfds_info(ref, tinfo)
     spec = ds.element_spec
     if not isinstance(spec, dict) or not spec:
-        raise DataError(
-            f"{str(ref)!r} does not yield a dict of features; use tfds.load for it directly"
-        )
+        raise DataError(f"{str(ref)!r} does not yield a dict of features; use tfds.load for it directly")
     keys = list(spec)
     supervised = fields["supervised_keys"]
     input_key = (
@@ -639,9 +632,7 @@ def load(
     return (ds, src.info) if with_info else ds
 
 
-def kfold(
-    name: str | os.PathLike[str], k: int = 10, fold: int = 0, **kwargs: Any
-) -> tuple[Any, Any]:
+def kfold(name: str | os.PathLike[str], k: int = 10, fold: int = 0, **kwargs: Any) -> tuple[Any, Any]:
     """Return ``(train, test)`` datasets of fold ``fold`` of a fixed ``k``-fold split.
 
     Args:

@@ -100,9 +100,7 @@ def _check_keys(spec: dict[str, Any], keys: tuple[str, ...], kind: str) -> None:
     unknown = sorted(set(spec) - set(keys))
     missing = [k for k in keys if k not in spec]
     if unknown:
-        raise ValueError(
-            f"unknown key(s) {unknown} in {kind} preprocessing spec; allowed: {list(keys)}"
-        )
+        raise ValueError(f"unknown key(s) {unknown} in {kind} preprocessing spec; allowed: {list(keys)}")
     if missing:
         raise ValueError(
             f"missing key(s) {missing} in {kind} preprocessing spec "
@@ -117,11 +115,7 @@ def _check_size(value: Any, key: str, *, allow_int: bool = False) -> None:
         if value < 1:
             raise ValueError(f"{key} must be a positive integer, got {value!r}")
         return
-    ok = (
-        isinstance(value, (list, tuple))
-        and len(value) == 2
-        and all(_is_int(v) and v >= 1 for v in value)
-    )
+    ok = isinstance(value, (list, tuple)) and len(value) == 2 and all(_is_int(v) and v >= 1 for v in value)
     if not ok:
         kinds = "null, a positive int or [H, W]" if allow_int else "null or [H, W]"
         raise ValueError(f"{key} must be {kinds} with positive integers, got {value!r}")
@@ -133,9 +127,7 @@ def _check_channels(value: Any, key: str, channels: int, *, nonzero: bool = Fals
     if not isinstance(value, (list, tuple)) or not all(_is_real(v) for v in value):
         raise ValueError(f"{key} must be null or a list of finite numbers, got {value!r}")
     if len(value) not in (1, channels):
-        raise ValueError(
-            f"{key} has {len(value)} values but color_mode has {channels} channel(s)"
-        )
+        raise ValueError(f"{key} has {len(value)} values but color_mode has {channels} channel(s)")
     if nonzero and any(v == 0 for v in value):
         raise ValueError(f"{key} must not contain zeros, got {value!r}")
 
@@ -156,13 +148,10 @@ def validate_preprocessing(spec: dict[str, Any]) -> None:
     if kind == "image":
         _check_keys(spec, IMAGE_KEYS, "image")
         if spec["color_mode"] not in _COLOR_MODES:
-            raise ValueError(
-                f"color_mode must be one of {list(_COLOR_MODES)}, got {spec['color_mode']!r}"
-            )
+            raise ValueError(f"color_mode must be one of {list(_COLOR_MODES)}, got {spec['color_mode']!r}")
         if spec["interpolation"] not in _INTERPOLATIONS:
             raise ValueError(
-                f"interpolation must be one of {list(_INTERPOLATIONS)}, "
-                f"got {spec['interpolation']!r}"
+                f"interpolation must be one of {list(_INTERPOLATIONS)}, got {spec['interpolation']!r}"
             )
         _check_size(spec["resize"], "resize", allow_int=True)
         _check_size(spec["center_crop"], "center_crop")
@@ -175,9 +164,7 @@ def validate_preprocessing(spec: dict[str, Any]) -> None:
     elif kind == "text":
         _check_keys(spec, TEXT_KEYS, "text")
         if spec["tokenizer"] not in _TOKENIZERS:
-            raise ValueError(
-                f"tokenizer must be one of {list(_TOKENIZERS)}, got {spec['tokenizer']!r}"
-            )
+            raise ValueError(f"tokenizer must be one of {list(_TOKENIZERS)}, got {spec['tokenizer']!r}")
         vocab = spec["vocab"]
         if vocab is not None and not isinstance(vocab, str):
             if not isinstance(vocab, (list, tuple)) or not all(isinstance(t, str) for t in vocab):
@@ -188,12 +175,8 @@ def validate_preprocessing(spec: dict[str, Any]) -> None:
                 raise ValueError("vocab must not be an empty list")
         if isinstance(vocab, str) and not vocab.strip():
             raise ValueError("vocab filename must not be empty")
-        if spec["max_length"] is not None and (
-            not _is_int(spec["max_length"]) or spec["max_length"] < 1
-        ):
-            raise ValueError(
-                f"max_length must be null or a positive integer, got {spec['max_length']!r}"
-            )
+        if spec["max_length"] is not None and (not _is_int(spec["max_length"]) or spec["max_length"] < 1):
+            raise ValueError(f"max_length must be null or a positive integer, got {spec['max_length']!r}")
         if not isinstance(spec["lowercase"], bool):
             raise ValueError(f"lowercase must be true or false, got {spec['lowercase']!r}")
     else:
@@ -405,9 +388,7 @@ def text_spec(
         A validated spec dict holding the vocab list.
     """
     if vocab is None and texts is not None:
-        vocab = build_vocab(
-            texts, tokenizer, lowercase=lowercase, max_size=max_size, min_count=min_count
-        )
+        vocab = build_vocab(texts, tokenizer, lowercase=lowercase, max_size=max_size, min_count=min_count)
     spec = {
         "type": "text",
         "tokenizer": tokenizer,

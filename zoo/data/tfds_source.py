@@ -105,9 +105,7 @@ def _tfds() -> Any:
     try:
         import tensorflow_datasets as tfds
     except ImportError as err:  # pragma: no cover - a declared dependency
-        raise DataError(
-            "tensorflow-datasets is not installed: pip install tensorflow-datasets"
-        ) from err
+        raise DataError("tensorflow-datasets is not installed: pip install tensorflow-datasets") from err
     return tfds
 
 
@@ -202,9 +200,7 @@ def tfds_info(ref: TfdsRef, tfds_dataset_info: Any = None) -> dict[str, Any]:
     except Exception:  # pragma: no cover - exotic feature structures
         pass
     supervised = info.supervised_keys
-    if supervised is not None and not (
-        len(supervised) == 2 and all(isinstance(k, str) for k in supervised)
-    ):
+    if supervised is not None and not (len(supervised) == 2 and all(isinstance(k, str) for k in supervised)):
         supervised = None
     description = (info.description or "").strip()
     return {

@@ -39,7 +39,7 @@ def _latents(seed: int | None, n: int, latent_dim: int) -> np.ndarray:
 
 def _batched(fn: Any, x: np.ndarray, batch_size: int = 512) -> Any:
     """Apply ``fn`` to ``x`` in batches (bounded memory) and concatenate the NumPy results."""
-    outs = [fn(x[i:i + batch_size]) for i in range(0, max(len(x), 1), batch_size)]
+    outs = [fn(x[i : i + batch_size]) for i in range(0, max(len(x), 1), batch_size)]
     if isinstance(outs[0], tuple):
         return tuple(np.concatenate(parts) for parts in zip(*outs, strict=True))
     return np.concatenate(outs)
@@ -54,9 +54,7 @@ def _lerp_latents(a: np.ndarray, b: np.ndarray, steps: int, spherical: bool) -> 
         cos = float(np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-12))
         omega = np.arccos(np.clip(cos, -1.0, 1.0))
         if omega > 1e-6:
-            return (
-                np.sin((1.0 - t) * omega) * a + np.sin(t * omega) * b
-            ).astype("float32") / np.sin(omega)
+            return (np.sin((1.0 - t) * omega) * a + np.sin(t * omega) * b).astype("float32") / np.sin(omega)
     return ((1.0 - t) * a + t * b).astype("float32")
 
 
@@ -195,9 +193,7 @@ class DCGAN(keras.Model):
         """
         return self._images(_latents(seed, n, self.latent_dim))
 
-    def interpolate(
-        self, a_seed: int, b_seed: int, steps: int = 8, *, spherical: bool = False
-    ) -> np.ndarray:
+    def interpolate(self, a_seed: int, b_seed: int, steps: int = 8, *, spherical: bool = False) -> np.ndarray:
         """Generate images along a path between the latent vectors of two seeds.
 
         Args:
@@ -382,6 +378,7 @@ class VAE(keras.Model):
 
     def encode(self, x: Any) -> tuple[np.ndarray, np.ndarray]:
         """Return the posterior ``(mean, log_var)`` of images ``x``, each ``(n, latent_dim)``."""
+
         def run(batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             z_mean, z_log_var = self.encoder(batch, training=False)
             return ops.convert_to_numpy(z_mean), ops.convert_to_numpy(z_log_var)
@@ -390,6 +387,7 @@ class VAE(keras.Model):
 
     def decode(self, z: Any) -> np.ndarray:
         """Return pixel probabilities ``(n, H, W, C)`` for latent vectors ``z``."""
+
         def run(batch: np.ndarray) -> np.ndarray:
             return ops.convert_to_numpy(ops.sigmoid(self.decoder(batch, training=False)))
 

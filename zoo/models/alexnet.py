@@ -27,9 +27,7 @@ from zoo.models._common import (
 from zoo.registry import register_model
 
 _PAPER = "Krizhevsky et al. 2012, ImageNet Classification with Deep Convolutional Neural Networks"
-_PAPER_URL = (
-    "https://papers.nips.cc/paper/2012/hash/c399862d3b9d6b76c8436e924a68c45b-Abstract.html"
-)
+_PAPER_URL = "https://papers.nips.cc/paper/2012/hash/c399862d3b9d6b76c8436e924a68c45b-Abstract.html"
 
 
 @register_model(
@@ -155,8 +153,7 @@ def alexnet_cifar(
     check_pooling(pooling)
     inputs = keras.Input(shape=tuple(input_shape or (32, 32, 3)), name="image")
     x = inputs
-    plan = ((1, 64, 5, True), (2, 128, 5, True), (3, 256, 3, False), (4, 256, 3, False),
-            (5, 128, 3, True))
+    plan = ((1, 64, 5, True), (2, 128, 5, True), (3, 256, 3, False), (4, 256, 3, False), (5, 128, 3, True))
     for index, filters, kernel, pool in plan:
         x = keras.layers.Conv2D(
             filters,
@@ -174,9 +171,9 @@ def alexnet_cifar(
         x = keras.layers.Flatten(name="flatten")(x)
         for index, units in ((6, 1024), (7, 512)):
             x = keras.layers.Dropout(dropout, name=f"dropout{index}")(x)
-            x = keras.layers.Dense(
-                units, use_bias=False, kernel_initializer="he_normal", name=f"fc{index}"
-            )(x)
+            x = keras.layers.Dense(units, use_bias=False, kernel_initializer="he_normal", name=f"fc{index}")(
+                x
+            )
             x = torch_batch_norm(f"bn{index}")(x)
             x = keras.layers.ReLU(name=f"relu{index}")(x)
         outputs = classifier_head(x, num_classes, activation=classifier_activation)

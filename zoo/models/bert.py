@@ -36,13 +36,11 @@ from zoo.models._common import classifier_head
 from zoo.registry import register_model
 
 _PAPER = (
-    "Devlin et al. 2018, BERT: Pre-training of Deep Bidirectional Transformers for "
-    "Language Understanding"
+    "Devlin et al. 2018, BERT: Pre-training of Deep Bidirectional Transformers for Language Understanding"
 )
 _PAPER_URL = "https://arxiv.org/abs/1810.04805"
 _COMPACT_PAPER = (
-    "Turc et al. 2019, Well-Read Students Learn Better: On the Importance of "
-    "Pre-training Compact Models"
+    "Turc et al. 2019, Well-Read Students Learn Better: On the Importance of Pre-training Compact Models"
 )
 _COMPACT_PAPER_URL = "https://arxiv.org/abs/1908.08962"
 
@@ -98,9 +96,7 @@ def bert_encoder(
     init = keras.initializers.TruncatedNormal(stddev=0.02)
 
     def dense(units: int, layer_name: str, activation: str | None = None) -> Any:
-        return keras.layers.Dense(
-            units, activation=activation, kernel_initializer=init, name=layer_name
-        )
+        return keras.layers.Dense(units, activation=activation, kernel_initializer=init, name=layer_name)
 
     def layer_norm(layer_name: str) -> Any:
         return keras.layers.LayerNormalization(epsilon=layer_norm_epsilon, name=layer_name)
@@ -137,9 +133,7 @@ def bert_encoder(
             num_heads, dropout=attention_dropout, name=f"{prefix}_attention_self"
         )([query, key, value, inputs["attention_mask"]])
         attn = dense(hidden_size, f"{prefix}_attention_output_dense")(context)
-        attn = keras.layers.Dropout(hidden_dropout, name=f"{prefix}_attention_output_dropout")(
-            attn
-        )
+        attn = keras.layers.Dropout(hidden_dropout, name=f"{prefix}_attention_output_dropout")(attn)
         attn = keras.layers.Add(name=f"{prefix}_attention_output_add")([attn, x])
         x = layer_norm(f"{prefix}_attention_output_LayerNorm")(attn)
         ffn = dense(intermediate_size, f"{prefix}_intermediate_dense", activation="gelu")(x)
@@ -187,7 +181,14 @@ _VARIANTS = (
     _Variant("bert_small", "BERT-Small", 4, 512, 8, 2048, "28,763,648"),
     _Variant("bert_medium", "BERT-Medium", 8, 512, 8, 2048, "41,373,184"),
     _Variant(
-        "minilm_l6", "MiniLM-L6", 6, 384, 12, 1536, "22,713,216", minilm=True,
+        "minilm_l6",
+        "MiniLM-L6",
+        6,
+        384,
+        12,
+        1536,
+        "22,713,216",
+        minilm=True,
         aliases=("minilm", "all_minilm_l6_v2"),
     ),
 )

@@ -59,21 +59,29 @@ def dcgan_generator(
     first_stride = 1 if image_size == 28 else 2
     for index, (width, stride) in enumerate(((filters * 2, first_stride), (filters, 2)), start=1):
         x = keras.layers.Conv2DTranspose(
-            width, 5, strides=stride, padding="same", use_bias=False,
-            kernel_initializer=init, name=f"deconv{index}",
+            width,
+            5,
+            strides=stride,
+            padding="same",
+            use_bias=False,
+            kernel_initializer=init,
+            name=f"deconv{index}",
         )(x)
         x = keras.layers.BatchNormalization(momentum=0.9, name=f"deconv{index}_bn")(x)
         x = keras.layers.ReLU(name=f"deconv{index}_relu")(x)
     images = keras.layers.Conv2DTranspose(
-        channels, 5, strides=2, padding="same", activation="tanh",
-        kernel_initializer=init, name="deconv3",
+        channels,
+        5,
+        strides=2,
+        padding="same",
+        activation="tanh",
+        kernel_initializer=init,
+        name="deconv3",
     )(x)
     return keras.Model(z, images, name="generator")
 
 
-def dcgan_discriminator(
-    *, image_size: int = 28, channels: int = 1, filters: int = 64
-) -> keras.Model:
+def dcgan_discriminator(*, image_size: int = 28, channels: int = 1, filters: int = 64) -> keras.Model:
     """Build the DCGAN discriminator: an image in ``[-1, 1]`` to one real/fake logit.
 
     The mirror of :func:`dcgan_generator`: 5x5 convolutions ``conv1`` (filters,
@@ -98,8 +106,13 @@ def dcgan_discriminator(
         ((filters, 2), (filters * 2, 2), (filters * 4, last_stride)), start=1
     ):
         x = keras.layers.Conv2D(
-            width, 5, strides=stride, padding="same", use_bias=index == 1,
-            kernel_initializer=init, name=f"conv{index}",
+            width,
+            5,
+            strides=stride,
+            padding="same",
+            use_bias=index == 1,
+            kernel_initializer=init,
+            name=f"conv{index}",
         )(x)
         if index > 1:
             x = keras.layers.BatchNormalization(momentum=0.9, name=f"conv{index}_bn")(x)

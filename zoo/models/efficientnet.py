@@ -60,15 +60,25 @@ def _relu6(name: str) -> Any:
 
 def _conv(filters: int, kernel: int, name: str, strides: int = 1) -> Any:
     return keras.layers.Conv2D(
-        filters, kernel, strides=strides, padding="same", use_bias=False,
+        filters,
+        kernel,
+        strides=strides,
+        padding="same",
+        use_bias=False,
         kernel_initializer=keras.initializers.VarianceScaling(2.0, "fan_out", "untruncated_normal"),
         name=name,
     )
 
 
 def _mbconv(
-    x: Any, in_channels: int, out_channels: int, kernel: int, stride: int, expand: int,
-    prefix: str, drop_rate: float,
+    x: Any,
+    in_channels: int,
+    out_channels: int,
+    kernel: int,
+    stride: int,
+    expand: int,
+    prefix: str,
+    drop_rate: float,
 ) -> Any:
     """Apply one mobile inverted bottleneck block (MBConv) without squeeze-excite."""
     inputs = x
@@ -78,9 +88,11 @@ def _mbconv(
         x = _batch_norm(f"{prefix}_bn0")(x)
         x = _relu6(f"{prefix}_expand_relu6")(x)
     x = keras.layers.DepthwiseConv2D(
-        kernel, strides=stride, padding="same", use_bias=False,
-        depthwise_initializer=keras.initializers.VarianceScaling(
-            2.0, "fan_out", "untruncated_normal"),
+        kernel,
+        strides=stride,
+        padding="same",
+        use_bias=False,
+        depthwise_initializer=keras.initializers.VarianceScaling(2.0, "fan_out", "untruncated_normal"),
         name=f"{prefix}_depthwise_conv",
     )(x)
     x = _batch_norm(f"{prefix}_bn1")(x)
@@ -156,8 +168,14 @@ def efficientnet_lite0(
     for repeats, kernel, stride, expand, out_channels in _LITE0_STAGES:
         for repeat in range(repeats):
             x = _mbconv(
-                x, channels, out_channels, kernel, stride if repeat == 0 else 1, expand,
-                f"blocks_{index}", drop_connect_rate * index / total,
+                x,
+                channels,
+                out_channels,
+                kernel,
+                stride if repeat == 0 else 1,
+                expand,
+                f"blocks_{index}",
+                drop_connect_rate * index / total,
             )
             channels = out_channels
             index += 1

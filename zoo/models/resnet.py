@@ -42,7 +42,6 @@ _PAPER = "He et al. 2015, Deep Residual Learning for Image Recognition"
 _PAPER_URL = "https://arxiv.org/abs/1512.03385"
 
 
-
 class _Variant(NamedTuple):
     """One registered ResNet: its name, input kind, blocks per stage and parameter count."""
 
@@ -126,8 +125,7 @@ def _description(v: _Variant) -> str:
     """Return the one-line registry description of a variant."""
     if v.cifar:
         return (
-            f"CIFAR-10 ResNet-{v.depth} (n={v.blocks[0]}, option-A shortcuts, "
-            f"{v.paper_params} parameters)."
+            f"CIFAR-10 ResNet-{v.depth} (n={v.blocks[0]}, option-A shortcuts, {v.paper_params} parameters)."
         )
     version = " (v1.5)" if v.bottleneck else ""
     return f"ImageNet ResNet-{v.depth}{version} in torchvision's layout ({v.params} parameters)."
@@ -153,7 +151,12 @@ def _shortcut(x: Any, filters: int, stride: int, prefix: str, *, kind: str, init
         return x
     if kind == "projection":
         x = torch_conv2d(
-            x, filters, 1, strides=stride, use_bias=False, kernel_initializer=init,
+            x,
+            filters,
+            1,
+            strides=stride,
+            use_bias=False,
+            kernel_initializer=init,
             name=f"{prefix}_downsample_0",
         )
         return torch_batch_norm(f"{prefix}_downsample_1")(x)
@@ -168,13 +171,24 @@ def _shortcut(x: Any, filters: int, stride: int, prefix: str, *, kind: str, init
 def _basic_block(x: Any, planes: int, stride: int, prefix: str, *, shortcut: str, init: Any) -> Any:
     """Apply torchvision's ``BasicBlock`` (two 3x3 convolutions, expansion 1)."""
     out = torch_conv2d(
-        x, planes, 3, strides=stride, padding=1, use_bias=False,
-        kernel_initializer=init, name=f"{prefix}_conv1",
+        x,
+        planes,
+        3,
+        strides=stride,
+        padding=1,
+        use_bias=False,
+        kernel_initializer=init,
+        name=f"{prefix}_conv1",
     )
     out = torch_batch_norm(f"{prefix}_bn1")(out)
     out = keras.layers.ReLU(name=f"{prefix}_relu1")(out)
     out = torch_conv2d(
-        out, planes, 3, padding=1, use_bias=False, kernel_initializer=init,
+        out,
+        planes,
+        3,
+        padding=1,
+        use_bias=False,
+        kernel_initializer=init,
         name=f"{prefix}_conv2",
     )
     out = torch_batch_norm(f"{prefix}_bn2")(out)
@@ -183,24 +197,24 @@ def _basic_block(x: Any, planes: int, stride: int, prefix: str, *, shortcut: str
     return keras.layers.ReLU(name=f"{prefix}_relu2")(out)
 
 
-def _bottleneck_block(
-    x: Any, planes: int, stride: int, prefix: str, *, shortcut: str, init: Any
-) -> Any:
+def _bottleneck_block(x: Any, planes: int, stride: int, prefix: str, *, shortcut: str, init: Any) -> Any:
     """Apply torchvision's ``Bottleneck`` (1x1, strided 3x3, 1x1; expansion 4)."""
-    out = torch_conv2d(
-        x, planes, 1, use_bias=False, kernel_initializer=init, name=f"{prefix}_conv1"
-    )
+    out = torch_conv2d(x, planes, 1, use_bias=False, kernel_initializer=init, name=f"{prefix}_conv1")
     out = torch_batch_norm(f"{prefix}_bn1")(out)
     out = keras.layers.ReLU(name=f"{prefix}_relu1")(out)
     out = torch_conv2d(
-        out, planes, 3, strides=stride, padding=1, use_bias=False,
-        kernel_initializer=init, name=f"{prefix}_conv2",
+        out,
+        planes,
+        3,
+        strides=stride,
+        padding=1,
+        use_bias=False,
+        kernel_initializer=init,
+        name=f"{prefix}_conv2",
     )
     out = torch_batch_norm(f"{prefix}_bn2")(out)
     out = keras.layers.ReLU(name=f"{prefix}_relu2")(out)
-    out = torch_conv2d(
-        out, planes * 4, 1, use_bias=False, kernel_initializer=init, name=f"{prefix}_conv3"
-    )
+    out = torch_conv2d(out, planes * 4, 1, use_bias=False, kernel_initializer=init, name=f"{prefix}_conv3")
     out = torch_batch_norm(f"{prefix}_bn3")(out)
     skip = _shortcut(x, planes * 4, stride, prefix, kind=shortcut, init=init)
     out = keras.layers.Add(name=f"{prefix}_add")([out, skip])
@@ -251,14 +265,18 @@ def _resnet(
     )
     if v.cifar:
         init: Any = "he_normal"
-        x = torch_conv2d(
-            inputs, 16, 3, padding=1, use_bias=False, kernel_initializer=init, name="conv1"
-        )
+        x = torch_conv2d(inputs, 16, 3, padding=1, use_bias=False, kernel_initializer=init, name="conv1")
         widths: tuple[int, ...] = (16, 32, 64)
     else:
         init = _kaiming_fan_out()
         x = torch_conv2d(
-            inputs, 64, 7, strides=2, padding=3, use_bias=False, kernel_initializer=init,
+            inputs,
+            64,
+            7,
+            strides=2,
+            padding=3,
+            use_bias=False,
+            kernel_initializer=init,
             name="conv1",
         )
         widths = (64, 128, 256, 512)

@@ -172,6 +172,12 @@ def vae(
     """
     from zoo.models._generative import VAE
 
-    kwargs = dict(latent_dim=latent_dim, image_shape=image_shape, units=units, filters=filters,
-                  blocks=blocks, bottleneck=bottleneck)
+    kwargs = dict(
+        latent_dim=latent_dim,
+        image_shape=image_shape,
+        units=units,
+        filters=filters,
+        blocks=blocks,
+        bottleneck=bottleneck,
+    )
     return VAE(vae_encoder(**kwargs), vae_decoder(**kwargs), latent_dim, name="vae")

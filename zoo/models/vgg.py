@@ -33,20 +33,37 @@ from zoo.models._common import (
 )
 from zoo.registry import register_model
 
-_PAPER = (
-    "Simonyan and Zisserman 2014, Very Deep Convolutional Networks for "
-    "Large-Scale Image Recognition"
-)
+_PAPER = "Simonyan and Zisserman 2014, Very Deep Convolutional Networks for Large-Scale Image Recognition"
 _PAPER_URL = "https://arxiv.org/abs/1409.1556"
 
 # torchvision's configurations "A", "B", "D" and "E"; "M" is a 2x2 max pooling.
 _CONFIGS: dict[int, tuple[int | str, ...]] = {
     11: (64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"),
     13: (64, 64, "M", 128, 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"),
-    16: (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M",
-         512, 512, 512, "M"),
-    19: (64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M",
-         512, 512, 512, 512, "M"),
+    16: (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"),
+    19: (
+        64,
+        64,
+        "M",
+        128,
+        128,
+        "M",
+        256,
+        256,
+        256,
+        256,
+        "M",
+        512,
+        512,
+        512,
+        512,
+        "M",
+        512,
+        512,
+        512,
+        512,
+        "M",
+    ),
 }
 _CONFIG_LETTERS = {11: "A", 13: "B", 16: "D", 19: "E"}
 
@@ -157,7 +174,11 @@ def _features(x: Any, depth: int, batch_norm: bool, kernel_initializer: Any = "g
             index += 1
             continue
         x = torch_conv2d(
-            x, int(item), 3, padding=1, kernel_initializer=kernel_initializer,
+            x,
+            int(item),
+            3,
+            padding=1,
+            kernel_initializer=kernel_initializer,
             name=f"features_{index}",
         )
         index += 1
@@ -185,9 +206,7 @@ def _cifar_classifier(x: Any, dropout: float) -> Any:
     """Apply the small CIFAR classifier (pooling, 512-unit ``classifier_fc``) before ``head``."""
     x = keras.layers.GlobalAveragePooling2D(name="avgpool")(x)
     x = keras.layers.Dropout(dropout, name="classifier_dropout1")(x)
-    x = keras.layers.Dense(
-        512, use_bias=False, kernel_initializer="he_normal", name="classifier_fc"
-    )(x)
+    x = keras.layers.Dense(512, use_bias=False, kernel_initializer="he_normal", name="classifier_fc")(x)
     x = torch_batch_norm("classifier_bn")(x)
     x = keras.layers.ReLU(name="classifier_relu")(x)
     return keras.layers.Dropout(dropout, name="classifier_dropout2")(x)
@@ -208,7 +227,9 @@ def _vgg(
     default_shape = (32, 32, 3) if v.cifar else (224, 224, 3)
     inputs = keras.Input(shape=tuple(input_shape or default_shape), name="image")
     x = _features(
-        inputs, v.depth, v.batch_norm,
+        inputs,
+        v.depth,
+        v.batch_norm,
         kernel_initializer="he_normal" if v.cifar else "glorot_uniform",
     )
     if include_top:

@@ -113,11 +113,15 @@ def _lock(target: Path) -> Iterator[None]:
     folder = cache_root() / "locks"
     try:
         folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(
-            f"cannot create the zoo's lock folder {folder}: {exc.strerror or exc}; "
-            "set ZOO_CACHE_DIR to a writable folder"
-        ) from exc
+    except OSError:  # an unwritable cache: lock in the system's temporary folder instead
+        folder = Path(tempfile.gettempdir()) / f"zoo-locks-{os.getuid() if hasattr(os, 'getuid') else 0}"
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputError(
+                f"cannot create a lock folder for {target} ({exc.strerror or exc}); set ZOO_CACHE_DIR "
+                "to a writable folder"
+            ) from exc
     key = hashlib.sha1(str(target).encode("utf-8", "surrogateescape")).hexdigest()
     lock = FileLock(str(folder / f"{key}.lock"), timeout=0)
     try:

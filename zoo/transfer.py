@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -299,11 +300,18 @@ def extract_features(
     feats = [np.concatenate(o) for o in outputs]
     all_labels = np.concatenate(labels) if labels else None
     if use_cache:
-        folder.mkdir(parents=True, exist_ok=True)
         arrays = {f"features_{i:02d}": f for i, f in enumerate(feats)}
         if all_labels is not None:
             arrays["labels"] = all_labels
-        _atomic_savez(path, arrays)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            _atomic_savez(path, arrays)
+        except OSError as exc:  # the features are computed: a cache we cannot write only costs time
+            warnings.warn(
+                f"could not write the feature cache {folder} ({exc.strerror or exc}); the features "
+                "are not cached. Set ZOO_CACHE_DIR to a writable folder to cache them",
+                stacklevel=2,
+            )
     return (feats[0] if len(feats) == 1 else feats), all_labels
 
 

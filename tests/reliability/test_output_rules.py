@@ -872,3 +872,20 @@ def test_keras_files_are_checked_before_they_inflate(variant, tmp_path, record):
         with pytest.raises(WeightsFormatError):
             zoo.load_keras(path)
         case.outcome = "refused before unpacking or building"
+
+
+def test_an_unwritable_zoo_cache_only_costs_the_feature_cache(digits_folder, sandbox, record, monkeypatch):  # noqa: F811
+    blocker = sandbox["root"] / "cache-is-a-file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("ZOO_CACHE_DIR", str(blocker))
+    out = sandbox["root"] / "feats.npz"
+    with record.case(
+        "zoo extract with ZOO_CACHE_DIR pointing at a file",
+        "errors point at the fix",
+        watch=[blocker, digits_folder],
+    ) as case:
+        with pytest.warns(UserWarning, match="ZOO_CACHE_DIR"):
+            result = run_cli(["extract", "lenet5", "--data", str(digits_folder), "--out", str(out)])
+        assert result.exit_code == 0, result.output[-2000:]
+        assert out.is_file()
+        case.outcome = "features written; one warning that the cache could not be written"

@@ -34,13 +34,14 @@ def evaluate_cmd(
         echo_json({"weights": entry.name, "measured": result, "manifest": recorded})
         return
     click.echo(
-        f"{entry.name} on {data or entry.dataset['name']} ({split or entry.dataset['split']}), "
+        f"{entry.name} on {data or entry.dataset['name']} "
+        f"({split or ('default split' if data else entry.dataset['split'])}), "
         f"{int(result.get('num_examples', 0))} examples"
     )
     for key, value in result.items():
         if key == "num_examples":
             continue
-        note = f"   (manifest: {recorded[key]:.4g})" if key in recorded else ""
+        note = f"   (manifest: {recorded[key]:.4g})" if key in recorded and data is None else ""
         click.echo(f"  {key:<16} {value:.4g}{note}")
 
 

@@ -792,6 +792,10 @@ def _resolve_vocab(model: Any, vocab: Sequence[str] | str | None) -> Sequence[st
     return list(spec["vocab"])
 
 
+#: Longest prompt :func:`generate` reads (it is fed one character at a time).
+MAX_PROMPT_CHARS = 20_000
+
+
 def generate(
     model: Any,
     prompt: str,
@@ -843,6 +847,11 @@ def generate(
     if not isinstance(prompt, str) or not prompt:
         raise InputError(
             "prompt must be a non-empty string: the model needs at least one character to start from"
+        )
+    if len(prompt) > MAX_PROMPT_CHARS:
+        raise InputError(
+            f"the prompt has {len(prompt):,} characters; the character model reads at most "
+            f"{MAX_PROMPT_CHARS:,} (pass the last part of your text)"
         )
     n_chars = _check_int(n_chars, "n_chars", 0)
     if (

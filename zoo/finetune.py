@@ -25,6 +25,8 @@ from zoo import outputs
 from zoo.errors import DataError, InputError, check_finite_history
 
 DISTRIBUTE = ("none", "mirrored", "multiworker")
+#: Token limit of a text example when the weights' preprocessing sets none.
+MAX_TEXT_TOKENS = 512
 
 
 def get_strategy(distribute: str | None) -> Any:
@@ -539,6 +541,8 @@ def local_text_spec(entry: Any, paths: dict[str, Path] | None = None) -> dict[st
         if spec["vocab"] not in paths:
             raise InputError(f"{entry.name}: its vocabulary {spec['vocab']!r} is not one of its files")
         spec["vocab"] = str(paths[spec["vocab"]])
+    if not spec.get("max_length"):  # one huge text must not take the whole memory
+        spec["max_length"] = MAX_TEXT_TOKENS
     return spec
 
 

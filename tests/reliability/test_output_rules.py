@@ -889,3 +889,28 @@ def test_an_unwritable_zoo_cache_only_costs_the_feature_cache(digits_folder, san
         assert result.exit_code == 0, result.output[-2000:]
         assert out.is_file()
         case.outcome = "features written; one warning that the cache could not be written"
+
+
+def test_a_huge_prompt_is_refused_at_once(sandbox, record):
+    import time
+
+    start = time.monotonic()
+    with record.case(
+        "zoo generate lstm with a 1 MB prompt", "bounded memory", watch=[sandbox["work"]]
+    ) as case:
+        result = run_cli(["generate", "lstm", "--prompt", "a" * 1_000_000, "-n", "5"])
+        assert_one_line_refusal(result, contains="at most")
+        assert time.monotonic() - start < 60
+        case.outcome = result.output.strip().splitlines()[-1][:200]
+
+
+def test_text_fine_tunes_truncate_long_texts(record):
+    import zoo
+    from zoo.finetune import MAX_TEXT_TOKENS, local_text_spec
+
+    with record.case(
+        "a word-level text model's spec gets a token limit for fine-tuning", "bounded memory", watch=[]
+    ) as case:
+        spec = local_text_spec(zoo.weights_entry("lstm_classifier.mr"))
+        assert spec["max_length"] == MAX_TEXT_TOKENS
+        case.outcome = f"texts truncated at {MAX_TEXT_TOKENS} tokens"

@@ -174,7 +174,23 @@ def _call_builder(spec: _registry.ModelSpec, kwargs: dict[str, Any]) -> Any:
         raise InputError(
             f"{spec.name} does not take {', '.join(map(repr, unknown))}; it takes {', '.join(params)}"
         )
-    return spec.builder(**kwargs)
+    num_classes = kwargs.get("num_classes")
+    if num_classes is not None and (
+        isinstance(num_classes, bool) or not isinstance(num_classes, int) or not 1 <= num_classes <= 10**6
+    ):
+        raise InputError(f"num_classes must be a whole number from 1 to 1,000,000, got {num_classes!r}")
+    shape = kwargs.get("input_shape")
+    if shape is not None and (
+        not isinstance(shape, tuple | list)
+        or not shape
+        or any(d is not None and (isinstance(d, bool) or not isinstance(d, int) or d < 1) for d in shape)
+    ):
+        raise InputError(f"input_shape must be a tuple of positive sizes like (32, 32, 3), got {shape!r}")
+    try:
+        return spec.builder(**kwargs)
+    except (ValueError, TypeError) as exc:  # the builder or Keras refused the arguments
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InputError(f"cannot build {spec.name} with {kwargs}: {detail}") from exc
 
 
 def build(name: str, **kwargs: Any) -> Any:

@@ -914,3 +914,44 @@ def test_text_fine_tunes_truncate_long_texts(record):
         spec = local_text_spec(zoo.weights_entry("lstm_classifier.mr"))
         assert spec["max_length"] == MAX_TEXT_TOKENS
         case.outcome = f"texts truncated at {MAX_TEXT_TOKENS} tokens"
+
+
+@pytest.mark.parametrize(
+    ("call", "kwargs"),
+    [
+        ("build", {"num_classes": 0}),
+        ("build", {"num_classes": -3}),
+        ("build", {"num_classes": 2.5}),
+        ("build", {"num_classes": True}),
+        ("build", {"input_shape": (32,)}),
+        ("build", {"input_shape": (0, 32, 1)}),
+        ("build", {"input_shape": "32x32"}),
+        ("load", {"num_classes": 0}),
+        ("load", {"input_shape": (-1, 32, 1)}),
+        ("load", {"num_classes": 10**9}),
+    ],
+)
+def test_model_arguments_are_typed_errors(call, kwargs, record):
+    import zoo
+    from zoo.errors import InputError
+
+    with record.case(f"zoo.{call}('lenet5', {kwargs})", VALID, watch=[]) as case:
+        with pytest.raises(InputError):
+            getattr(zoo, call)("lenet5", **kwargs)
+        case.outcome = "InputError"
+
+
+def test_sentence_encoders_load_without_a_random_head(record, offline):
+    import zoo
+
+    batch = {k: np.ones((1, 5), np.int32) for k in ("input_ids", "token_type_ids", "attention_mask")}
+    with record.case("zoo.load('minilm') twice gives the same encoder outputs", VALID, watch=[]) as case:
+        try:
+            first = zoo.load("minilm")
+        except Exception as exc:  # noqa: BLE001 - the weights package is installed apart
+            pytest.skip(f"all-MiniLM-L6-v2 weights not installed: {exc}")
+        assert isinstance(first.output, dict) and "head" not in [layer.name for layer in first.layers]
+        a = np.asarray(first(batch, training=False)["pooled_output"])
+        b = np.asarray(zoo.load("minilm")(batch, training=False)["pooled_output"])
+        np.testing.assert_array_equal(a, b)
+        case.outcome = "the encoder, no head; identical outputs"

@@ -187,6 +187,35 @@ def check_settings(
         raise InputError(f"strategy must be one of {', '.join(strategies)}, got {strategy!r}")
 
 
+def _run_settings(
+    *, distribute: str | None, max_val: int | None, save_every_steps: int | None, **settings: Any
+) -> dict[str, Any]:
+    """The settings a fine-tune records and resumes by, checked."""
+    check_settings(max_val=max_val, save_every_steps=save_every_steps, **settings)
+    return {**settings, "distribute": distribute or "none"}
+
+
+def _run_inputs(
+    entry: Any,
+    data: str,
+    data_dir: str | None,
+    settings: dict[str, Any],
+    weights: str | None,
+    max_val: int | None,
+) -> tuple[dict[str, Any], dict[str, Any], Any, dict[str, Any]]:
+    """Splits and dataset info of ``data`` (at least two classes), and the inputs a run resumes by."""
+    train_split, val_split, info = _splits(data, data_dir)
+    _check_classes(info.label_names, data)
+    inputs = {
+        "base": entry.name,
+        "weights": weights,
+        "data": _data_fingerprint(data, data_dir),
+        "max_val": max_val,
+        **settings,
+    }
+    return train_split, val_split, info, inputs
+
+
 def _check_classes(labels: list[str] | tuple[str, ...] | None, data: str) -> None:
     if not labels or len(labels) < 2:
         raise DataError(
@@ -371,30 +400,19 @@ def finetune(
         )
     if kind not in ("image", "text") or spec_entry.num_classes is None:
         raise InputError(f"zoo finetune supports image and text classifiers; {name} is neither")
-    settings = {
-        "epochs": epochs,
-        "strategy": strategy,
-        "batch_size": batch_size,
-        "learning_rate": learning_rate,
-        "unfreeze": unfreeze,
-        "max_train": max_train,
-        "seed": seed,
-        "distribute": distribute or "none",
-    }
-    check_settings(
+    settings = _run_settings(
+        epochs=epochs,
+        strategy=strategy,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        unfreeze=unfreeze,
+        max_train=max_train,
+        seed=seed,
+        distribute=distribute,
         max_val=max_val,
         save_every_steps=save_every_steps,
-        **{k: v for k, v in settings.items() if k != "distribute"},
     )
-    train_split, val_split, info = _splits(data, data_dir)
-    _check_classes(info.label_names, data)
-    inputs = {
-        "base": spec_entry.name,
-        "weights": weights,
-        "data": _data_fingerprint(data, data_dir),
-        "max_val": max_val,
-        **settings,
-    }
+    train_split, val_split, info, inputs = _run_inputs(spec_entry, data, data_dir, settings, weights, max_val)
     with outputs.output_folder(out, command="finetune", inputs=inputs, overwrite=overwrite) as folder:
         return _finetune_image(
             folder,
@@ -799,33 +817,22 @@ def finetune_text(
     """
     from zoo import api
 
-    settings = {
-        "epochs": epochs,
-        "strategy": strategy,
-        "batch_size": batch_size,
-        "learning_rate": learning_rate,
-        "unfreeze": unfreeze,
-        "max_train": max_train,
-        "seed": seed,
-        "distribute": distribute or "none",
-    }
-    check_settings(
+    settings = _run_settings(
+        epochs=epochs,
+        strategy=strategy,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        unfreeze=unfreeze,
+        max_train=max_train,
+        seed=seed,
+        distribute=distribute,
         max_val=max_val,
         save_every_steps=save_every_steps,
-        **{k: v for k, v in settings.items() if k != "distribute"},
     )
     entry = api.weights_entry(name)
     spec = wordpiece_spec(entry)
-    train_split, val_split, info = _splits(data, data_dir)
-    _check_classes(info.label_names, data)
+    train_split, val_split, info, inputs = _run_inputs(entry, data, data_dir, settings, weights, max_val)
     num_classes = len(info.label_names)
-    inputs = {
-        "base": entry.name,
-        "weights": weights,
-        "data": _data_fingerprint(data, data_dir),
-        "max_val": max_val,
-        **settings,
-    }
     with outputs.output_folder(out, command="finetune", inputs=inputs, overwrite=overwrite) as folder:
         return _finetune_text_in(
             folder,

@@ -100,6 +100,37 @@ def _io_error(path: Path, exc: OSError) -> OutputError:
     return OutputError(f"cannot write {path}: {reason}; choose a writable path with free space")
 
 
+@contextlib.contextmanager
+def _temporary_sibling(
+    target: Path, *, before_rename: Any, digests: list[str] | None = None
+) -> Iterator[Path]:
+    """Yield a new temporary file beside ``target``; after the block, rename it onto ``target``.
+
+    ``before_rename()`` may refuse by raising; ``digests`` receives the sha256 of what was
+    renamed. The temporary file never outlives the block.
+    """
+    try:
+        fd, name = tempfile.mkstemp(dir=target.parent, prefix=_TMP_TAG, suffix=f".{target.name}")
+        os.close(fd)
+    except OSError as exc:
+        raise _io_error(target, exc) from exc
+    tmp = Path(name)
+    try:
+        yield tmp
+        if not tmp.exists():
+            raise OutputError(f"nothing was written for {target}")
+        before_rename()
+        _chmod_default(tmp)
+        if digests is not None:
+            digests.append(sha256_file(tmp))
+        os.replace(tmp, target)
+    except OSError as exc:
+        raise _io_error(target, exc) from exc
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
 # --------------------------------------------------------------------------------------
 # Locks
 # --------------------------------------------------------------------------------------
@@ -231,25 +262,13 @@ def output_file(
     target = check_file_target(path, overwrite, option)
     with _lock(target):
         existed = target.exists()
-        try:
-            fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f"{_TMP_TAG}", suffix=f".{target.name}")
-        except OSError as exc:
-            raise _io_error(target, exc) from exc
-        os.close(fd)
-        tmp = Path(tmp_name)
-        try:
-            yield tmp
-            if not tmp.exists():
-                raise OutputError(f"nothing was written for {target}")
+
+        def still_new() -> None:
             if not existed and target.exists():
                 raise OutputError(f"{target} appeared while zoo was writing it; nothing was replaced")
-            _chmod_default(tmp)
-            os.replace(tmp, target)
-        except OSError as exc:
-            raise _io_error(target, exc) from exc
-        finally:
-            if tmp.exists():
-                tmp.unlink()
+
+        with _temporary_sibling(target, before_rename=still_new) as tmp:
+            yield tmp
         _record_file(target, command)
 
 
@@ -347,22 +366,12 @@ class OwnedFolder:
             )
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=_TMP_TAG, suffix=f".{target.name}")
-            os.close(fd)
         except OSError as exc:
             raise _io_error(target, exc) from exc
-        tmp = Path(tmp_name)
-        try:
+        digests: list[str] = []
+        with _temporary_sibling(target, before_rename=lambda: None, digests=digests) as tmp:
             yield tmp
-            _chmod_default(tmp)
-            digest = sha256_file(tmp)
-            os.replace(tmp, target)
-        except OSError as exc:
-            raise _io_error(target, exc) from exc
-        finally:
-            if tmp.exists():
-                tmp.unlink()
-        self.marker["files"][rel] = digest
+        self.marker["files"][rel] = digests[0]
         self._save_marker()
 
     def own_dir(self, relative: str) -> Path:

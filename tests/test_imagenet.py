@@ -41,7 +41,7 @@ from zoo.converters.torchvision import (
     assign_state_dict,
     read_safetensors,
 )
-from zoo.errors import WeightsFormatError
+from zoo.errors import InputError, WeightsFormatError
 from zoo.manifest import load_manifest, repo_manifest_path
 
 keras = pytest.importorskip("keras")
@@ -512,7 +512,7 @@ def test_efficientnet_lite0_builder():
     tiny = zoo.build("efficientnet_lite0", input_shape=(64, 64, 3))
     np.testing.assert_array_equal(_keras_logits(tiny, x), _keras_logits(tiny, x))  # no dropout at inference
     assert not np.allclose(np.asarray(tiny(x, training=True)), np.asarray(tiny(x, training=True)))
-    with pytest.raises(ValueError, match="drop_connect_rate"):
+    with pytest.raises(InputError, match="drop_connect_rate"):
         zoo.build("efficientnet_lite0", drop_connect_rate=1.0)
 
 

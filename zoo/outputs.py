@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from zoo.errors import InputError
+from zoo.resolve import sha256_file
 
 __all__ = [
     "MARKER",
@@ -45,7 +46,8 @@ __all__ = [
     "output_file",
     "output_folder",
     "replace_folder",
-    "sha256_file",
+    "read_json_table",
+    "update_json_table",
 ]
 
 #: Name of the marker file inside every folder the zoo creates as an output.
@@ -67,15 +69,6 @@ def cache_root() -> Path:
         os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "zoo"
     )
     return Path(root)
-
-
-def sha256_file(path: str | os.PathLike[str]) -> str:
-    """Return the hex sha256 of a file, read in 4 MiB chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 22), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _now() -> str:
@@ -177,34 +170,44 @@ def _ledger_path() -> Path:
     return cache_root() / "outputs.json"
 
 
-def _read_ledger() -> dict[str, Any]:
+def read_json_table(path: Path) -> dict[str, Any]:
+    """A JSON object kept by the zoo in its cache (``{}`` when missing or unreadable)."""
     try:
-        data = json.loads(_ledger_path().read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}
 
 
-def _record_file(path: Path, command: str) -> None:
-    """Remember that the zoo wrote ``path`` with its current bytes (best effort)."""
+def update_json_table(path: Path, update: Any) -> None:
+    """Apply ``update(table)`` to a JSON object in the zoo's cache, under a lock, atomically.
+
+    Raises:
+        OSError: When the table cannot be written.
+    """
     from filelock import FileLock
 
-    ledger = _ledger_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(path) + ".lock", timeout=30):
+        table = read_json_table(path)
+        update(table)
+        tmp = path.with_name(f"{_TMP_TAG}{uuid.uuid4().hex}.{path.name}")
+        tmp.write_text(json.dumps(table, indent=1, sort_keys=True), encoding="utf-8")
+        os.replace(tmp, path)
+
+
+def _record_file(path: Path, command: str) -> None:
+    """Remember that the zoo wrote ``path`` with its current bytes (best effort)."""
+    record = {"sha256": sha256_file(path), "command": command, "written": _now()}
     try:
-        ledger.parent.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(ledger) + ".lock", timeout=30):
-            data = _read_ledger()
-            data[str(path)] = {"sha256": sha256_file(path), "command": command, "written": _now()}
-            tmp = ledger.with_name(f"{_TMP_TAG}{uuid.uuid4().hex}.{ledger.name}")
-            tmp.write_text(json.dumps(data, indent=1, sort_keys=True), encoding="utf-8")
-            os.replace(tmp, ledger)
+        update_json_table(_ledger_path(), lambda table: table.__setitem__(str(path), record))
     except OSError:
         pass  # without a ledger the file is simply never replaced, which is safe
 
 
 def _wrote_file(path: Path) -> bool:
     """Whether the zoo wrote ``path`` and its bytes are unchanged since."""
-    record = _read_ledger().get(str(path))
+    record = read_json_table(_ledger_path()).get(str(path))
     if not isinstance(record, dict) or not path.is_file() or path.is_symlink():
         return False
     try:

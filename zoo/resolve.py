@@ -516,33 +516,17 @@ def _pin_key(entry: WeightsEntry, file: WeightsFile) -> str:
 
 def pinned_sha256(entry: WeightsEntry, file: WeightsFile) -> str | None:
     """The sha256 recorded on first use of a file whose manifest publishes none (else ``None``)."""
-    import json
+    from zoo.outputs import read_json_table
 
-    try:
-        pins = json.loads(_pins_path().read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    value = pins.get(_pin_key(entry, file)) if isinstance(pins, dict) else None
+    value = read_json_table(_pins_path()).get(_pin_key(entry, file))
     return value if isinstance(value, str) else None
 
 
 def _pin(entry: WeightsEntry, file: WeightsFile, digest: str) -> None:
-    import json
+    from zoo.outputs import update_json_table
 
-    from filelock import FileLock
-
-    path = _pins_path()
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(path) + ".lock", timeout=30):
-            try:
-                pins = json.loads(path.read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                pins = {}
-            pins.setdefault(_pin_key(entry, file), digest)
-            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(pins, indent=1, sort_keys=True), encoding="utf-8")
-            os.replace(tmp, path)
+        update_json_table(_pins_path(), lambda pins: pins.setdefault(_pin_key(entry, file), digest))
     except OSError as exc:
         log.warning("%s: could not record the sha256 of %s (%s)", entry.name, file.filename, exc)
     else:

@@ -86,13 +86,15 @@ def _pipeline(
     seed: int,
     train: bool,
     data_dir: str | None,
+    cache_file: Path | None = None,
 ) -> Any:
     import tensorflow as tf
 
     import zoo.data
 
     # A subset is drawn from the shuffled file names or arrays, before anything is decoded, and
-    # only the subset is cached: memory follows --max-train, not the size of the data.
+    # only the subset is cached; with ``cache_file`` the decoded images are cached on disk, so
+    # memory does not grow with the number of images.
     ds = zoo.data.load(
         data,
         split["split"],
@@ -105,7 +107,7 @@ def _pipeline(
     )
     if limit:
         ds = ds.take(limit)
-    ds = ds.cache()
+    ds = ds.cache(str(cache_file) if cache_file is not None else "")
     if train:  # each epoch's order is a function of (seed, epoch): a resumed run sees the same batches
         buffer = 10_000 if not limit else limit
         # Count once (this fills the cache): with a known length, checkpoints land inside epochs.
@@ -489,6 +491,7 @@ def _finetune_image(
             )
             produced = tuple(next(iter(probe))[0].shape[1:3])
             spec = adapt_preprocessing(dict(spec_entry.preprocessing), produced, input_hw)
+        cache = folder.scratch_dir("cache") if kind != "text" else None
         train = _pipeline(
             data,
             spec,
@@ -498,6 +501,7 @@ def _finetune_image(
             seed=seed,
             train=True,
             data_dir=data_dir,
+            cache_file=cache / "train" if cache else None,
         )
         val = _pipeline(
             data,
@@ -508,6 +512,7 @@ def _finetune_image(
             seed=seed,
             train=False,
             data_dir=data_dir,
+            cache_file=cache / "validation" if cache else None,
         )
         result = fine_tune(
             model,
@@ -523,6 +528,8 @@ def _finetune_image(
         )
 
     metrics = classification_metrics(result.model, val)
+    if cache:
+        folder.drop_dir("cache")
     return _write_folder(
         folder,
         name=name,

@@ -397,6 +397,24 @@ class OwnedFolder:
             raise _io_error(path, exc) from exc
         return path
 
+    def scratch_dir(self, relative: str) -> Path:
+        """Create a sub-folder of the zoo's, emptied first: scratch space for this process only."""
+        path = self.own_dir(relative)
+        shutil.rmtree(path)
+        path.mkdir()
+        return path
+
+    def drop_dir(self, relative: str) -> None:
+        """Remove one of the zoo's own sub-folders (see :meth:`own_dir`) and forget it."""
+        rel = Path(relative).as_posix()
+        dirs = self.marker.get("dirs", [])
+        if rel in dirs:
+            path = self.path / rel
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            dirs.remove(rel)
+            self._save_marker()
+
     def record(self, relative: str) -> None:
         """Record a file the zoo itself just wrote here by other means (for example a checkpoint)."""
         path = self.path / relative

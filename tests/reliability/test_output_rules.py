@@ -629,6 +629,33 @@ def test_exif_orientation_and_float_images_are_read_as_shown(tmp_path, record):
             case.outcome = "scaled to 0..255"
 
 
+def test_folder_pipeline_turns_exif_images_as_pillow_does(tmp_path, record):
+    from PIL import Image, ImageOps
+
+    import zoo.data as zd
+
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 256, (12, 8, 3), dtype=np.uint8)
+    for orientation in range(1, 9):
+        image = Image.fromarray(pixels)
+        exif = image.getexif()
+        exif[0x0112] = orientation
+        (tmp_path / f"o{orientation}").mkdir()
+        image.save(tmp_path / f"o{orientation}" / "img.jpg", exif=exif, quality=95)
+    (tmp_path / "plain").mkdir()
+    Image.fromarray(pixels).save(tmp_path / "plain" / "img.png")
+    watch = sorted(tmp_path.rglob("*.*"))
+    with record.case("folder of JPEGs with EXIF orientations 1-8", DATA, watch=watch) as case:
+        ds, info = zd.load(tmp_path, with_info=True)
+        got = {info.label_names[int(e["label"])]: e["image"].numpy() for e in ds}
+        for orientation in range(1, 9):
+            with Image.open(tmp_path / f"o{orientation}" / "img.jpg") as image:
+                want = np.asarray(ImageOps.exif_transpose(image).convert("RGB"))
+            np.testing.assert_array_equal(got[f"o{orientation}"], want)
+        np.testing.assert_array_equal(got["plain"], pixels)
+        case.outcome = "every image turned as Pillow's exif_transpose turns it"
+
+
 @pytest.fixture(scope="module")
 def mnist_folder(tmp_path_factory):
     """Real MNIST test 3s and 8s in folders named after the digits."""

@@ -73,8 +73,10 @@ class FolderData:
         label_names: Sorted class names (empty for unlabelled tables).
         splits: Canonical split name -> ``(items, labels)``: image paths or texts,
             and int label ids (``-1`` for unlabelled rows).
-        image_sizes: ``(height, width)`` of every image, for image data.
+        image_sizes: ``(height, width)`` of every image as shown (after its EXIF orientation).
         skipped: ``(path or row, reason)`` of every skipped item.
+        orientations: Image path -> EXIF orientation (2-8), for images that are not stored
+            upright; the input pipeline turns them as a viewer does.
     """
 
     root: Path
@@ -84,6 +86,11 @@ class FolderData:
     splits: dict[str, tuple[list[str], list[int]]]
     image_sizes: set[tuple[int, int]] = field(default_factory=set)
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    orientations: dict[str, int] = field(default_factory=dict)
+
+    def orientation_of(self, items: list[str]) -> list[int]:
+        """The EXIF orientation (1 = upright) of each image path in ``items``."""
+        return [self.orientations.get(str(item), 1) for item in items]
 
     @property
     def labelled(self) -> bool:
@@ -127,27 +134,46 @@ def _files_under(folder: Path, root: Path, skipped: list[tuple[str, str]]) -> li
     return out
 
 
-def _image_header(path: Path) -> tuple[tuple[int, int] | None, str]:
-    """Return ``((height, width), "")`` for a supported image, else ``(None, reason)``."""
+_EXIF_ORIENTATION = 0x0112
+
+
+def _orientation(image: Any) -> int:
+    """The EXIF orientation (1-8) of an open Pillow image; 1 when absent or malformed."""
+    try:
+        value = int(image.getexif().get(_EXIF_ORIENTATION, 1))
+    except Exception:  # a malformed EXIF block is ignored, as viewers do
+        return 1
+    return value if 1 <= value <= 8 else 1
+
+
+def _image_header(path: Path) -> tuple[tuple[int, int] | None, str, int]:
+    """Return ``((height, width), "", orientation)`` for a supported image, else ``(None, reason, 1)``.
+
+    The size is the size as shown, after the EXIF orientation (5-8 swap height and width).
+    """
     from PIL import Image, UnidentifiedImageError
 
+    orientation = 1
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as image:
                 fmt = image.format or "?"
                 width, height = image.size
+                orientation = _orientation(image)
     except UnidentifiedImageError:
-        return None, "not an image"
+        return None, "not an image", 1
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        return None, "too large (over PIL.Image.MAX_IMAGE_PIXELS)"
+        return None, "too large (over PIL.Image.MAX_IMAGE_PIXELS)", 1
     except Exception as err:  # Pillow raises OSError, ValueError, SyntaxError, EOFError, ... on bad files
-        return None, f"unreadable ({type(err).__name__})"
+        return None, f"unreadable ({type(err).__name__})", 1
     if fmt not in _PIL_FORMATS:
-        return None, f"unsupported format {fmt}"
+        return None, f"unsupported format {fmt}", 1
     if width < 1 or height < 1:
-        return None, "empty image"
-    return (height, width), ""
+        return None, "empty image", 1
+    if orientation >= 5:
+        return (width, height), "", orientation
+    return (height, width), "", orientation
 
 
 def _read_text_file(path: Path) -> str | None:
@@ -247,6 +273,7 @@ def _scan_folders(root: Path) -> FolderData:
     skipped: list[tuple[str, str]] = [(str(p), "file outside any class folder") for p in loose]
     skipped.extend(dict.fromkeys(outside))  # a root-level link is seen twice in a flat layout
     sizes: set[tuple[int, int]] = set()
+    orientations: dict[str, int] = {}
     kept: dict[str, dict[str, list[str]]] = {}
     for split, classes in tree.items():
         kept[split] = {}
@@ -257,11 +284,13 @@ def _scan_folders(root: Path) -> FolderData:
                     skipped.append((str(path), f"not a {kind} file"))
                     continue
                 if kind == "image":
-                    size, reason = _image_header(path)
+                    size, reason, orientation = _image_header(path)
                     if size is None:
                         skipped.append((str(path), reason))
                         continue
                     sizes.add(size)
+                    if orientation != 1:
+                        orientations[str(path)] = orientation
                     good.append(str(path))
                 else:
                     text = _read_text_file(path)
@@ -303,7 +332,7 @@ def _scan_folders(root: Path) -> FolderData:
             items.extend(classes[label])
             labels.extend([index[label]] * len(classes[label]))
         splits[split] = (items, labels)
-    return FolderData(root, kind, layout, label_names, splits, sizes, skipped)
+    return FolderData(root, kind, layout, label_names, splits, sizes, skipped, orientations)
 
 
 # ---------------------------------------------------------------------------

@@ -241,6 +241,26 @@ def _folder_info(data: folders.FolderData, color_mode: str, size: Any) -> Datase
     )
 
 
+def _upright(image: Any, orientation: Any) -> Any:
+    """Turn a decoded image as its EXIF orientation (1-8) says, as Pillow's exif_transpose does."""
+
+    def transpose(x: Any) -> Any:
+        return tf.transpose(x, [1, 0, 2])
+
+    branches = [
+        lambda: image,  # 1: upright
+        lambda: tf.image.flip_left_right(image),  # 2
+        lambda: tf.image.rot90(image, 2),  # 3
+        lambda: tf.image.flip_up_down(image),  # 4
+        lambda: transpose(image),  # 5
+        lambda: tf.image.rot90(image, 3),  # 6: stored turned 90 degrees counter-clockwise
+        lambda: tf.image.rot90(transpose(image), 2),  # 7
+        lambda: tf.image.rot90(image, 1),  # 8
+    ]
+    index = tf.clip_by_value(tf.cast(orientation, tf.int32) - 1, 0, 7)
+    return tf.switch_case(index, branches)
+
+
 def _folder_decoder(
     channels: int, size: tuple[int, int] | None, image_size: tuple[int, int] | None
 ) -> Callable[[Any], Any]:
@@ -251,6 +271,8 @@ def _folder_decoder(
             lambda: tf.io.decode_jpeg(raw, channels=channels, dct_method="INTEGER_ACCURATE"),
             lambda: tf.io.decode_image(raw, channels=channels, expand_animations=False),
         )
+        if "orientation" in element:
+            image = _upright(image, element["orientation"])
         if image_size is not None:
             image = tf.image.resize(image, image_size, antialias=True)
             image = tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
@@ -307,11 +329,15 @@ def _folder(
             )
         items, labels = data.splits[wanted]
     labels_tensor = tf.constant(labels, tf.int64, shape=[len(labels)])
+    orientations = data.orientation_of(items) if data.kind == "image" else []
     if data.kind == "image":  # file names as the OS gives them (bytes): names need not be UTF-8
         items = [os.fsencode(item) if isinstance(item, str | os.PathLike) else item for item in items]
     items_tensor = tf.constant(items, tf.string, shape=[len(items)])
     if data.kind == "image":
-        ds = tf.data.Dataset.from_tensor_slices({"image": items_tensor, "label": labels_tensor})
+        elements = {"image": items_tensor, "label": labels_tensor}
+        if any(o != 1 for o in orientations):
+            elements["orientation"] = tf.constant(orientations, tf.int32, shape=[len(items)])
+        ds = tf.data.Dataset.from_tensor_slices(elements)
         decoder = _folder_decoder(_COLOR_CHANNELS[color_mode], size, image_size)
         return _Source(
             ds,

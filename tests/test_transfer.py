@@ -259,7 +259,7 @@ def test_finetune_killed_mid_epoch_resumes_and_writes_a_valid_folder(digits_fold
     assert (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert [p.name for p in out.glob(".*")] == [".zoo-output.json"], "no temporary files are left behind"
     marker = json.loads((out / ".zoo-output.json").read_text())
-    assert not (out / "cache").exists() and "cache" not in marker.get("dirs", []), "decoded-image cache removed"
+    assert not (out / "cache").exists() and "cache" not in marker.get("dirs", []), "image cache removed"
 
 
 MIRRORED_SCRIPT = r"""

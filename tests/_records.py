@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from zoo.manifest import file_record
+from zoo.weights.manifest import file_record
 
 
 def lenet_record(

@@ -41,7 +41,7 @@ def packaged(tmp_path, monkeypatch, trained_lenet_file):
     manifest = write_manifest_file(
         tmp_path / "manifest.json", {"lenet5.test": lenet_record(trained_lenet_file)}
     )
-    monkeypatch.setattr("zoo.resolve.PACKAGE_DIR", pkg)
+    monkeypatch.setattr("zoo.weights.resolve.PACKAGE_DIR", pkg)
     monkeypatch.setenv("ZOO_MANIFEST", str(manifest))
     return folder / trained_lenet_file.name
 

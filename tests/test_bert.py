@@ -20,8 +20,8 @@ import pytest
 
 import zoo
 from tests._records import write_manifest_file
-from zoo.converters import bert as cb
 from zoo.errors import InputError, OfflineError, WeightsFormatError
+from zoo.weights.converters import bert as cb
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA_DIR = Path(os.environ.get("ZOO_DATA_DIR") or ROOT.parent / "shared" / "data")
@@ -258,7 +258,7 @@ def toy_vocab_file(tmp_path_factory):
 
 
 def test_wordpiece_splits_lowercases_strips_accents_and_adds_specials(toy_vocab_file):
-    from zoo.text import WordPieceTokenizer
+    from zoo.preprocessing.wordpiece import WordPieceTokenizer
 
     tok = WordPieceTokenizer(toy_vocab_file)
     assert tok.vocab_size == SMALL["vocab_size"]
@@ -287,7 +287,7 @@ def test_wordpiece_splits_lowercases_strips_accents_and_adds_specials(toy_vocab_
 
 
 def test_wordpiece_pairs_truncation_and_padding(toy_vocab_file):
-    from zoo.text import WordPieceTokenizer
+    from zoo.preprocessing.wordpiece import WordPieceTokenizer
 
     tok = WordPieceTokenizer(toy_vocab_file, max_length=8)
     batch = tok(["a man is eating food"], ["the bread"])
@@ -304,7 +304,7 @@ def test_wordpiece_pairs_truncation_and_padding(toy_vocab_file):
 
 
 def test_wordpiece_vocab_without_specials_is_refused(tmp_path):
-    from zoo.text import WordPieceTokenizer
+    from zoo.preprocessing.wordpiece import WordPieceTokenizer
 
     path = tmp_path / "vocab.txt"
     path.write_text("a\nb\n")
@@ -316,7 +316,7 @@ def test_wordpiece_text_transform_in_tf_data(toy_vocab_file):
     import tensorflow as tf
 
     import zoo.data
-    from zoo.text import WordPieceTokenizer, bert_inputs
+    from zoo.preprocessing.wordpiece import WordPieceTokenizer, bert_inputs
 
     spec = {
         "type": "text",
@@ -341,7 +341,7 @@ def test_wordpiece_text_transform_in_tf_data(toy_vocab_file):
 
 @needs_minilm
 def test_wordpiece_gives_bert_base_uncased_ids():
-    from zoo.text import tokenizer_for
+    from zoo.tasks.embed import tokenizer_for
 
     tok = tokenizer_for("minilm_l6.sentence")
     assert tok.vocab_size == 30522
@@ -553,7 +553,7 @@ def google_on_hub(local_hub, hf_env, google_repo_files, tmp_path, monkeypatch):
 
 @pytest.mark.hub
 def test_bert_mini_loads_from_the_hub_end_to_end(google_on_hub, hf_env):
-    from zoo.text import tokenizer_for
+    from zoo.tasks.embed import tokenizer_for
 
     variables = google_on_hub
     encoder = zoo.load("bert-mini", include_top=False)
@@ -607,10 +607,10 @@ def test_bert_mini_google_record_is_pinned_and_hub_verified():
 
 @needs_minilm
 def test_minilm_cosine_offline(offline):
-    import zoo.text
+    import zoo.tasks.embed
 
     assert zoo.weights_entry("minilm").name == "minilm_l6.sentence"
-    emb = zoo.text.encode(
+    emb = zoo.tasks.embed.encode(
         ["A man is eating food.", "A man is eating a piece of bread.", "A man is eating food."]
     )
     assert emb.shape == (3, 384) and emb.dtype == np.float32
@@ -621,7 +621,7 @@ def test_minilm_cosine_offline(offline):
 
 @needs_minilm
 def test_sentence_encoder_batches_by_length_and_keeps_order(offline):
-    from zoo.text import SentenceEncoder
+    from zoo.tasks.embed import SentenceEncoder
 
     encoder = SentenceEncoder.from_pretrained("minilm")
     sentences = [
@@ -639,7 +639,7 @@ def test_sentence_encoder_batches_by_length_and_keeps_order(offline):
 
 @needs_minilm
 def test_minilm_matches_hugging_face_bert(offline):
-    from zoo.text import tokenizer_for
+    from zoo.tasks.embed import tokenizer_for
 
     paths = zoo.pull("minilm")
     tensors, _ = cb.read_safetensors(paths["model.safetensors"])
@@ -680,7 +680,7 @@ needs_mr_entry = pytest.mark.skipif(not MR_ENTRY, reason="minilm_l6.mr is not in
 def test_packaged_mr_classifier_is_a_small_delta_over_minilm(offline):
     from safetensors import safe_open
 
-    from zoo.manifest import PACKAGE_DIR
+    from zoo.weights.manifest import PACKAGE_DIR
 
     entry = zoo.weights_entry("minilm_l6.mr")
     assert entry.total_size < 20 * 2**20 and entry.converter == "bert_hf_safetensors"
@@ -703,7 +703,7 @@ def test_packaged_mr_classifier_is_a_small_delta_over_minilm(offline):
 @needs_mr
 @pytest.mark.slow
 def test_mr_accuracy_is_reproduced(offline):
-    from zoo.evaluate_text import evaluate_text
+    from zoo.tasks.text_classify import evaluate_text
 
     entry = zoo.weights_entry("minilm_l6.mr")
     measured = evaluate_text(zoo.load(entry.name), entry, data_dir=DATA_DIR)
@@ -726,7 +726,7 @@ def tiny_text_entry(tmp_path, monkeypatch, toy_vocab_file):
     write_google_checkpoint(folder, google_variables(config, seed=5))
     (folder / "config.json").write_text(json.dumps(config))
     (folder / "vocab.txt").write_bytes(toy_vocab_file.read_bytes())
-    from zoo.manifest import file_record
+    from zoo.weights.manifest import file_record
 
     formats = {"config.json": "config", "vocab.txt": "vocab"}
     record = _tool("add_bert_entries").bert_mini_google()
@@ -790,7 +790,7 @@ def test_finetune_cli_trains_a_text_classifier(tiny_text_entry, tmp_path):
 
 
 def test_text_helpers_refuse_models_without_wordpiece():
-    from zoo.text import tokenizer_for
+    from zoo.tasks.embed import tokenizer_for
 
     with pytest.raises(InputError, match="WordPiece"):
         tokenizer_for("lenet5")

@@ -13,10 +13,10 @@ import sys
 import numpy as np
 import pytest
 
-from zoo import charlm
 from zoo.data import resolve_data_dir, text_transform
 from zoo.errors import InputError
-from zoo.manifest import WeightsEntry
+from zoo.tasks import language_model as charlm
+from zoo.weights.manifest import WeightsEntry
 
 LOG65 = math.log(65)
 
@@ -312,8 +312,8 @@ def _entry(vocab, tokenizer="char"):
 
 
 def test_evaluate_model_dispatches_char_entries(vocab, data_dir, monkeypatch):
-    from zoo import evaluate_text
-    from zoo.evaluate import evaluate_model
+    from zoo.tasks import text_classify as evaluate_text
+    from zoo.tasks.evaluate import evaluate_model
 
     result = evaluate_model(_tiny_model(), _entry(vocab), data_dir=data_dir)
     assert set(result) == {"nats_per_char", "bits_per_char", "num_chars"}
@@ -333,8 +333,8 @@ def test_generate_cli_from_a_registered_char_model(trained, vocab, tmp_path, mon
 
     from tests._records import write_manifest_file
     from zoo.cli import cli
-    from zoo.manifest import file_record
     from zoo.models._common import count_parameters
+    from zoo.weights.manifest import file_record
 
     folder = tmp_path / "charlm"
     folder.mkdir()

@@ -14,9 +14,9 @@ import pytest
 
 import zoo.data as zd
 from zoo.data import _paths, catalog
-from zoo.data.preprocessing import validate_preprocessing
 from zoo.data.tfds_source import TfdsRef, parse_tfds
 from zoo.errors import DataError
+from zoo.preprocessing.specs import validate_preprocessing
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 needs_data = pytest.mark.skipif(

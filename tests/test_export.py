@@ -69,7 +69,7 @@ def test_export_cli_json(tmp_path):
 
 
 def test_predict_fn_traces_once_and_xla_agrees():
-    from zoo.inference import predict_fn
+    from zoo.tasks.inference import predict_fn
 
     model = zoo.load("lenet5")
     fn, xla = predict_fn(model), predict_fn(model, jit_compile=True)

@@ -13,12 +13,12 @@ from click.testing import CliRunner
 from PIL import Image
 
 import zoo
-from zoo import generative
-from zoo import generative_metrics as gm
 from zoo.cli import cli
 from zoo.errors import InputError
-from zoo.manifest import load_manifest
 from zoo.models._generative import VAE
+from zoo.tasks import generate as generative
+from zoo.tasks import generative_metrics as gm
+from zoo.weights.manifest import load_manifest
 
 DATA_DIR = Path(os.environ.get("ZOO_DATA_DIR") or Path(__file__).resolve().parents[2] / "shared" / "data")
 PACKAGED = set(load_manifest())
@@ -339,7 +339,7 @@ def test_zoo_sample_errors_are_one_line(tmp_path):
 def test_generation_metrics_on_a_small_subset(name, monkeypatch):
     if name not in PACKAGED:
         pytest.skip(f"{name} is not packaged yet")
-    import zoo.evaluate as ev
+    import zoo.tasks.evaluate as ev
 
     full = ev._images
     monkeypatch.setattr(ev, "_images", lambda n, split, d: full(n, split, d)[:300])

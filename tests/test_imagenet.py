@@ -34,15 +34,15 @@ import numpy as np
 import pytest
 
 import zoo
-from zoo.converters.torchvision import (
+from zoo.errors import InputError, WeightsFormatError
+from zoo.weights.converters.torchvision import (
     ALEXNET_RENAMES,
     RESNET_RENAMES,
     VGG_RENAMES,
     assign_state_dict,
     read_safetensors,
 )
-from zoo.errors import InputError, WeightsFormatError
-from zoo.manifest import load_manifest, repo_manifest_path
+from zoo.weights.manifest import load_manifest, repo_manifest_path
 
 keras = pytest.importorskip("keras")
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
@@ -298,7 +298,7 @@ def test_read_safetensors_and_bad_files(tmp_path):
 def test_registered_converters_take_safetensors_files(tmp_path):
     from safetensors.numpy import save_file
 
-    from zoo import converters
+    from zoo.weights import converters
 
     assert {"torchvision_resnet", "torchvision_vgg", "torchvision_alexnet"} <= set(converters.available())
     sd = resnet_state_dict("resnet18", seed=3)
@@ -375,8 +375,8 @@ def test_alexnet_matches_torchvision():
 
 def test_hub_records_are_pinned_third_party_entries():
     manifest = load_manifest(repo_manifest_path())
-    from zoo import converters
     from zoo.registry import get_spec
+    from zoo.weights import converters
 
     for name, repo, converter in (
         ("resnet50.tv_in1k", "timm/resnet50.tv_in1k", "torchvision_resnet"),
@@ -452,7 +452,7 @@ def test_vgg_converter_reads_a_timm_file(tmp_path):
     """The vgg16.tv_in1k path (converter on a timm-named safetensors file), on VGG-11 to stay small."""
     from safetensors.numpy import save_file
 
-    from zoo import converters
+    from zoo.weights import converters
 
     model = zoo.build("vgg11")
     rng = np.random.default_rng(0)
@@ -574,7 +574,7 @@ def _efficientnet_reference():
 
 def test_efficientnet_lite0_matches_the_pytorch_reference(tmp_path):
     """Packaged weights vs the reference port running the original .pth, on photos and noise."""
-    from zoo.predict import predict_images, read_image
+    from zoo.tasks.classify import predict_images, read_image
 
     net, state = _efficientnet_reference()
     entry = zoo.weights_entry("efficientnet_lite0")
@@ -597,7 +597,7 @@ def test_efficientnet_lite0_matches_the_pytorch_reference(tmp_path):
             f"reference {row.max():.4%}"
         )
     converted = zoo.build("efficientnet_lite0")
-    from zoo.converters.efficientnet import assign_efficientnet_lite
+    from zoo.weights.converters.efficientnet import assign_efficientnet_lite
 
     assign_efficientnet_lite(converted, {k: v.numpy() for k, v in state.items()})
     for packaged, fresh in zip(model.weights, converted.weights, strict=True):
@@ -611,7 +611,7 @@ def test_efficientnet_lite0_transfers_to_new_heads():
     np.testing.assert_array_equal(
         model.get_layer("conv_head").kernel.numpy(), source.get_layer("conv_head").kernel.numpy()
     )
-    feats = zoo.transfer.feature_extractor(source, "blocks_10")
+    feats = zoo.train.engine.feature_extractor(source, "blocks_10")
     assert feats.output_shape == (None, 14, 14, 112)
 
 
@@ -630,7 +630,7 @@ def test_listing_imports_neither_torch_nor_safetensors():
 
 
 def test_efficientnet_conversion_names():
-    from zoo.converters.efficientnet import efficientnet_lite_layer_name
+    from zoo.weights.converters.efficientnet import efficientnet_lite_layer_name
 
     assert efficientnet_lite_layer_name("_blocks.12._expand_conv") == "blocks_12_expand_conv"
     assert efficientnet_lite_layer_name("_conv_stem") == "conv_stem"

@@ -10,14 +10,14 @@ import pytest
 import zoo
 from tests._records import lenet_record
 from zoo.errors import ManifestError
-from zoo.manifest import (
+from zoo.fileio import sha256_file
+from zoo.weights.manifest import (
     PACKAGE_DIR,
     dumps_manifest,
     load_manifest,
     parse_manifest,
     repo_manifest_path,
 )
-from zoo.resolve import sha256_file
 
 
 @pytest.fixture(scope="module")

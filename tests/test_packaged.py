@@ -10,8 +10,8 @@ import pytest
 
 import zoo
 from zoo.api import read_golden
-from zoo.manifest import PACKAGE_DIR, load_manifest
 from zoo.models._common import count_parameters
+from zoo.weights.manifest import PACKAGE_DIR, load_manifest
 
 DATA_DIR = Path(os.environ.get("ZOO_DATA_DIR") or Path(__file__).resolve().parents[2] / "shared" / "data")
 PACKAGED = sorted(name for name, e in load_manifest().items() if any(s.type == "package" for s in e.sources))
@@ -81,7 +81,7 @@ def test_lenet5_classifies_real_mnist_test_images(tmp_path):
     # The first ten through the CLI's path: PNG files on disk.
     from PIL import Image
 
-    from zoo.predict import predict_images
+    from zoo.tasks.classify import predict_images
 
     paths = []
     for i in range(10):

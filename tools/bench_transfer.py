@@ -35,7 +35,7 @@ def main() -> int:
 
     import zoo
     import zoo.data
-    from zoo.transfer import extract_features, split_backbone
+    from zoo.train.engine import extract_features, split_backbone
 
     entry = zoo.weights_entry(args.model)
     spec = dict(entry.preprocessing)

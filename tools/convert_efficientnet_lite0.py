@@ -16,7 +16,7 @@ model reproduces the reference port's PyTorch forward pass (max |diff| <= 1e-4 o
 the logits of scikit-learn's two sample photos and of random inputs), save the
 weights as float32 ``.weights.h5`` plus a golden input/output pair under
 zoo/pretrained/efficientnet_lite0.in1k/, and write the manifest record through
-zoo.manifest.upsert_entries. Metrics already in the record (the linear probe of
+zoo.weights.manifest.upsert_entries. Metrics already in the record (the linear probe of
 tools/linear_probe.py) are kept when the weights file is unchanged.
 """
 
@@ -104,8 +104,8 @@ def labels() -> list[str]:
 
 def record(parity: float, pth: Path, keep_metrics: list[dict[str, Any]]) -> dict[str, Any]:
     import zoo
-    from zoo.manifest import file_record, library_versions
     from zoo.models._common import count_parameters
+    from zoo.weights.manifest import file_record, library_versions
 
     num_params = count_parameters(zoo.build("efficientnet_lite0"))
     versions = {
@@ -179,8 +179,8 @@ def main() -> int:
 
     import zoo
     import zoo.data
-    from zoo.converters.efficientnet import assign_efficientnet_lite
-    from zoo.manifest import load_manifest, repo_manifest_path, upsert_entries
+    from zoo.weights.converters.efficientnet import assign_efficientnet_lite
+    from zoo.weights.manifest import load_manifest, repo_manifest_path, upsert_entries
 
     state, pth = load_state_dict()
     arrays = {k: v.numpy() for k, v in state.items()}

@@ -8,7 +8,7 @@ The showcase of transfer learning: the backbone is never trained. Each 32x32
 CIFAR-10 image is upsampled to ``--size`` (224 by default, bicubic) and normalised
 as the weights expect, ``(x - 127) / 128``, then passed through
 ``zoo.load("efficientnet_lite0")`` up to its ``pre_logits`` layer (1280 globally
-pooled features); ``zoo.transfer.extract_features`` caches the features (a rerun
+pooled features); ``zoo.train.engine.extract_features`` caches the features (a rerun
 costs only the decoding).
 A multinomial logistic regression (scikit-learn, L2, C picked on a held-out
 fifth of the training subset) is fitted on ``--train-per-class`` images of each
@@ -63,7 +63,7 @@ def probe_model(size: int):
     import numpy as np
 
     import zoo
-    from zoo.transfer import feature_extractor
+    from zoo.train.engine import feature_extractor
 
     entry = zoo.weights_entry(WEIGHTS)
     spec = dict(entry.preprocessing)
@@ -81,7 +81,7 @@ def probe_model(size: int):
 def features(model, images, labels, batch_size: int):
     import tensorflow as tf
 
-    from zoo.transfer import extract_features
+    from zoo.train.engine import extract_features
 
     ds = tf.data.Dataset.from_tensor_slices((images.astype("float32"), labels)).batch(batch_size)
     return extract_features(model, ds, layers="pre_logits")
@@ -154,7 +154,7 @@ def main() -> int:
     )
     print(f"command: {command}")
     if args.record:
-        from zoo.manifest import load_manifest, repo_manifest_path, upsert_entries
+        from zoo.weights.manifest import load_manifest, repo_manifest_path, upsert_entries
 
         record = load_manifest(repo_manifest_path())[WEIGHTS].to_dict()
         metric = {

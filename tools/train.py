@@ -9,7 +9,7 @@ Usage:
 The run resumes from runs/NAME/backup if it was interrupted. Weights go to
 zoo/pretrained/NAME/, curves to runs/NAME/curves.png, and the manifest record
 (files, sha256, size, metrics measured by zoo.evaluate, command, versions) is
-written through zoo.manifest.upsert_entries. Classifiers, VAEs and GANs differ
+written through zoo.weights.manifest.upsert_entries. Classifiers, VAEs and GANs differ
 in how they are compiled and in their golden pair (VAE: fixed-binarised test
 images -> reconstruction logits; GAN: seeded latent vectors -> images).
 """
@@ -36,10 +36,10 @@ def build_dataset(recipe: dict, split: str, *, train: bool, data_dir: str | None
     import zoo.data
 
     if recipe.get("kind") == "charlm":
-        import zoo.charlm
+        import zoo.tasks.language_model
 
-        text = zoo.charlm.load_text(recipe["dataset"], split, data_dir=data_dir)
-        return zoo.charlm.sequence_dataset(
+        text = zoo.tasks.language_model.load_text(recipe["dataset"], split, data_dir=data_dir)
+        return zoo.tasks.language_model.sequence_dataset(
             text,
             vocab=recipe["preprocessing"]["vocab"],
             sequence_length=recipe["sequence_length"],
@@ -80,7 +80,7 @@ def one_hot_labels(ds, depth: int):
 def make_optimizer(recipe: dict, total_steps: int):
     import keras
 
-    from zoo.training import OneCycle
+    from zoo.train.schedules import OneCycle
 
     opt = recipe["optimizer"]
     schedule = OneCycle(opt["max_lr"], total_steps, pct_start=opt.get("pct_start", 0.25))
@@ -171,7 +171,7 @@ def package_record(
     metrics: list[dict],
     command: str,
 ) -> dict:
-    from zoo.manifest import file_record, library_versions
+    from zoo.weights.manifest import file_record, library_versions
 
     labels = recipe["labels"]
     record = {
@@ -232,7 +232,7 @@ def build_model(recipe: dict):
 def compile_generative(model, recipe: dict, steps_per_epoch: int) -> None:
     import keras
 
-    from zoo.training import OneCycle
+    from zoo.train.schedules import OneCycle
 
     opt = recipe["optimizer"]
     if recipe["kind"] == "vae":
@@ -265,7 +265,7 @@ def golden_pair(model, recipe: dict, data_dir: str | None):
         x, _ = next(iter(test))
         x = np.asarray(x[:8])
         if kind == "vae":
-            from zoo.generative_metrics import binarize
+            from zoo.tasks.generative_metrics import binarize
 
             x = binarize(x, seed=0)
     return x, np.asarray(model(x, training=False))
@@ -275,7 +275,7 @@ def train_model(model, recipe: dict, name: str, run_dir: Path, data_dir: str | N
     import keras
 
     import zoo.data
-    from zoo.training import EpochTimer, plot_history, resumable_fit
+    from zoo.train.schedules import EpochTimer, plot_history, resumable_fit
 
     log = run_dir / "log.csv"
     settings = run_dir / "recipe.json"
@@ -359,7 +359,7 @@ def prepare_text_recipe(recipe: dict, folder: Path, data_dir: str | None) -> lis
     packaged record points at ``vocab.txt``. Returns the vocabulary.
     """
     import zoo.data
-    from zoo.data.preprocessing import build_vocab
+    from zoo.preprocessing.specs import build_vocab
 
     texts = [
         e["text"].numpy().decode("utf-8")
@@ -388,11 +388,13 @@ def init_word_embeddings(model, vocab: list[str], init: dict) -> None:
     """
     import numpy as np
 
-    import zoo.text
+    import zoo.tasks.embed
 
     specials = init["skip_first"]
     vectors = np.zeros((len(vocab), model.get_layer("embedding").output_dim), "float32")
-    vectors[specials:] = np.asarray(zoo.text.encode(vocab[specials:], model=init["from"], batch_size=256))
+    vectors[specials:] = np.asarray(
+        zoo.tasks.embed.encode(vocab[specials:], model=init["from"], batch_size=256)
+    )
     vectors[specials:] *= init["std"] / vectors[specials:].std()
     model.get_layer("embedding").set_weights([vectors])
 
@@ -451,9 +453,9 @@ def main() -> int:
     import keras
     import numpy as np
 
-    from zoo.evaluate import evaluate, evaluate_model
-    from zoo.manifest import file_record, upsert_entries
     from zoo.models._common import count_parameters
+    from zoo.tasks.evaluate import evaluate, evaluate_model
+    from zoo.weights.manifest import file_record, upsert_entries
 
     recipe = dict(RECIPES[args.name])
     kind = recipe.get("kind", "classifier")
@@ -472,12 +474,12 @@ def main() -> int:
         vocab = prepare_text_recipe(recipe, folder, args.data_dir)
         files.append(folder / "vocab.txt")
     elif kind == "charlm":
-        import zoo.charlm
+        import zoo.tasks.language_model
 
-        vocab = zoo.charlm.char_vocab(
-            zoo.charlm.load_text(recipe["dataset"], "train", data_dir=args.data_dir)
+        vocab = zoo.tasks.language_model.char_vocab(
+            zoo.tasks.language_model.load_text(recipe["dataset"], "train", data_dir=args.data_dir)
         )
-        recipe["preprocessing"] = zoo.charlm.char_spec(vocab)
+        recipe["preprocessing"] = zoo.tasks.language_model.char_spec(vocab)
         recipe["builder_kwargs"] = {**recipe["builder_kwargs"], "vocab_size": len(vocab)}
     if args.record_only:
         model = build_model(recipe)
@@ -507,7 +509,7 @@ def main() -> int:
     )
     if args.no_manifest:
         if kind in ("classifier", "text_classifier"):
-            from zoo.evaluate import classification_metrics
+            from zoo.tasks.classify import classification_metrics
 
             test = build_dataset(recipe, recipe["eval_split"], train=False, data_dir=args.data_dir)
             print(classification_metrics(model, test))
@@ -515,7 +517,7 @@ def main() -> int:
             record = package_record(
                 args.name, recipe, folder, files, golden, count_parameters(model), [], command
             )
-            from zoo.manifest import WeightsEntry
+            from zoo.weights.manifest import WeightsEntry
 
             entry = WeightsEntry.from_dict(args.name, record)
             print(evaluate_model(model, entry, data_dir=args.data_dir))

@@ -9,9 +9,9 @@ differs from the base entry is packaged: the trained layers (the top encoder
 blocks, the pooler and the head) as a safetensors file in Hugging Face naming,
 stored as float16, whose metadata names the base entry (``zoo_base``); the
 converter ``bert_hf_safetensors`` loads the base's verified weights first.
-The measured accuracy comes from zoo.evaluate_text.evaluate_text on the
+The measured accuracy comes from zoo.tasks.text_classify.evaluate_text on the
 packaged weights (what ``zoo evaluate NAME`` runs), and the record goes to the
-manifest through zoo.manifest.upsert_entries.
+manifest through zoo.weights.manifest.upsert_entries.
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ RECIPES: dict[str, dict] = {
 
 
 def delta_layers(model, unfreeze) -> list[str]:
-    from zoo.finetune import bert_blocks
+    from zoo.train.finetune import bert_blocks
 
     blocks = bert_blocks(model)
     keep = len(blocks) if unfreeze == "all" else int(unfreeze)
@@ -75,8 +75,10 @@ def train(name: str, recipe: dict, run_dir: Path, data_dir: str | None):
 
     import zoo
     import zoo.data
-    from zoo.finetune import fine_tune_text, text_dataset, wordpiece_spec
-    from zoo.training import plot_history
+    from zoo.preprocessing.bind import wordpiece_spec
+    from zoo.tasks.text_classify import text_dataset
+    from zoo.train.finetune import fine_tune_text
+    from zoo.train.schedules import plot_history
 
     keras.utils.set_random_seed(recipe["seed"])
     base = zoo.weights_entry(recipe["base"])
@@ -114,7 +116,7 @@ def package(name: str, recipe: dict, model, base, folder: Path) -> Path:
     from safetensors.numpy import save_file
 
     import zoo
-    from zoo.converters.bert import to_hf_state
+    from zoo.weights.converters.bert import to_hf_state
 
     folder.mkdir(parents=True, exist_ok=True)
     tensors = to_hf_state(model, delta_layers(model, recipe["unfreeze"]))
@@ -133,7 +135,7 @@ def golden(model, spec_entry, folder: Path, name: str, recipe: dict, data_dir: s
     import numpy as np
 
     import zoo.data
-    from zoo.text import tokenizer_for
+    from zoo.tasks.embed import tokenizer_for
 
     texts = [
         e["text"].numpy().decode("utf-8")
@@ -159,7 +161,7 @@ def record(
     command: str,
     seconds: float | None,
 ) -> dict:
-    from zoo.manifest import file_record, library_versions
+    from zoo.weights.manifest import file_record, library_versions
 
     formats = {".safetensors": "safetensors", ".txt": "vocab"}
     hyper = {
@@ -235,9 +237,9 @@ def main() -> int:
     sys.path.insert(0, str(ROOT))
 
     import zoo
-    from zoo.evaluate_text import evaluate_text
-    from zoo.manifest import upsert_entries
     from zoo.models._common import count_parameters
+    from zoo.tasks.text_classify import evaluate_text
+    from zoo.weights.manifest import upsert_entries
 
     recipe = RECIPES[args.name]
     run_dir = ROOT / "runs" / args.name

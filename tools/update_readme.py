@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 import zoo
-from zoo.manifest import load_manifest
+from zoo.weights.manifest import load_manifest
 
 ROOT = Path(__file__).resolve().parents[1]
 START, END = "<!-- models:start -->", "<!-- models:end -->"

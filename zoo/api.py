@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import zoo.models  # noqa: F401  (registers every builder)
 from zoo import registry as _registry
 from zoo.errors import (
     InputError,
@@ -22,14 +23,14 @@ from zoo.errors import (
     UnknownModelError,
     WeightsFormatError,
 )
-from zoo.manifest import PACKAGE_DIR, WeightsEntry, WeightsFile, load_manifest
-from zoo.resolve import (
+from zoo.fileio import sha256_file
+from zoo.weights.manifest import PACKAGE_DIR, WeightsEntry, WeightsFile, load_manifest
+from zoo.weights.resolve import (
     check_file,
     find_local,
     pinned_sha256,
     private_verified_copies,
     resolve_files,
-    sha256_file,
     verify_local_copy,
 )
 
@@ -282,7 +283,7 @@ def _check_h5_arrays(path: Path, model: Any) -> None:
 
 def _load_entry(model: Any, entry: WeightsEntry, paths: dict[str, Path]) -> None:
     if entry.converter:
-        from zoo import converters
+        from zoo.weights import converters
 
         converters.get(entry.converter)(model, paths, entry)
         return
@@ -389,7 +390,7 @@ def load(
     if target_kwargs == source_kwargs:
         return source
 
-    from zoo.transfer import transfer_weights
+    from zoo.weights.adapt import transfer_weights
 
     target = _call_builder(spec, target_kwargs)
     skip = ("head",) if target_kwargs.get("num_classes") != source_kwargs.get("num_classes") else ()

@@ -172,7 +172,7 @@ def export(
     import numpy as np
 
     from zoo import api, outputs
-    from zoo.inference import predict_fn
+    from zoo.tasks.inference import predict_fn
 
     if fmt not in FORMATS:
         raise InputError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
@@ -298,7 +298,7 @@ def _compare_on_test(
     import numpy as np
 
     import zoo.data
-    from zoo.inference import predict_fn
+    from zoo.tasks.inference import predict_fn
 
     ds = zoo.data.load(
         entry.dataset["name"], entry.dataset["split"], batch_size=256, data_dir=data_dir, as_supervised=True

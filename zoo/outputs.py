@@ -33,7 +33,15 @@ from pathlib import Path
 from typing import Any
 
 from zoo.errors import InputError
-from zoo.resolve import sha256_file
+from zoo.fileio import TMP_TAG as _TMP_TAG
+from zoo.fileio import (
+    atomic_path,
+    cache_root,
+    read_json_table,
+    sha256_file,
+    update_json_table,
+    write_json,
+)
 
 __all__ = [
     "MARKER",
@@ -52,7 +60,6 @@ __all__ = [
 
 #: Name of the marker file inside every folder the zoo creates as an output.
 MARKER = ".zoo-output.json"
-_TMP_TAG = ".zoo-tmp-"
 
 
 class OutputError(InputError):
@@ -61,14 +68,6 @@ class OutputError(InputError):
 
 class OutputLockedError(OutputError):
     """Another zoo command is writing the same output right now."""
-
-
-def cache_root() -> Path:
-    """The zoo's own cache folder: ``ZOO_CACHE_DIR``, else ``$XDG_CACHE_HOME/zoo`` or ``~/.cache/zoo``."""
-    root = os.environ.get("ZOO_CACHE_DIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "zoo"
-    )
-    return Path(root)
 
 
 def _now() -> str:
@@ -80,12 +79,6 @@ def _absolute(path: str | os.PathLike[str]) -> Path:
     if not text.strip():
         raise OutputError("the output path is empty: give a file or folder name")
     return Path(os.path.abspath(os.path.expanduser(text)))
-
-
-def _chmod_default(path: str | os.PathLike[str]) -> None:
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, 0o666 & ~umask)  # mkstemp's 0600 is not what a user expects of an output
 
 
 def _io_error(path: Path, exc: OSError) -> OutputError:
@@ -102,26 +95,19 @@ def _temporary_sibling(
     ``before_rename()`` may refuse by raising; ``digests`` receives the sha256 of what was
     renamed. The temporary file never outlives the block.
     """
-    try:
-        fd, name = tempfile.mkstemp(dir=target.parent, prefix=_TMP_TAG, suffix=f".{target.name}")
-        os.close(fd)
-    except OSError as exc:
-        raise _io_error(target, exc) from exc
-    tmp = Path(name)
-    try:
-        yield tmp
-        if not tmp.exists():
-            raise OutputError(f"nothing was written for {target}")
+
+    def check(tmp: Path) -> None:
         before_rename()
-        _chmod_default(tmp)
         if digests is not None:
             digests.append(sha256_file(tmp))
-        os.replace(tmp, target)
+
+    try:
+        with atomic_path(target, before_rename=check) as tmp:
+            yield tmp
+    except FileNotFoundError as exc:
+        raise OutputError(f"nothing was written for {target}") from exc
     except OSError as exc:
         raise _io_error(target, exc) from exc
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 # --------------------------------------------------------------------------------------
@@ -168,32 +154,6 @@ def _lock(target: Path) -> Iterator[None]:
 
 def _ledger_path() -> Path:
     return cache_root() / "outputs.json"
-
-
-def read_json_table(path: Path) -> dict[str, Any]:
-    """A JSON object kept by the zoo in its cache (``{}`` when missing or unreadable)."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def update_json_table(path: Path, update: Any) -> None:
-    """Apply ``update(table)`` to a JSON object in the zoo's cache, under a lock, atomically.
-
-    Raises:
-        OSError: When the table cannot be written.
-    """
-    from filelock import FileLock
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(path) + ".lock", timeout=30):
-        table = read_json_table(path)
-        update(table)
-        tmp = path.with_name(f"{_TMP_TAG}{uuid.uuid4().hex}.{path.name}")
-        tmp.write_text(json.dumps(table, indent=1, sort_keys=True), encoding="utf-8")
-        os.replace(tmp, path)
 
 
 def _record_file(path: Path, command: str) -> None:
@@ -334,12 +294,9 @@ class OwnedFolder:
         self.resumed = resumed
 
     def _save_marker(self) -> None:
-        tmp = self.path / f"{_TMP_TAG}{uuid.uuid4().hex}{MARKER}"
         try:
-            tmp.write_text(json.dumps(self.marker, indent=2, sort_keys=True), encoding="utf-8")
-            os.replace(tmp, self.path / MARKER)
+            write_json(self.path / MARKER, self.marker)
         except OSError as exc:
-            tmp.unlink(missing_ok=True)
             raise _io_error(self.path / MARKER, exc) from exc
 
     def owns(self, relative: str) -> bool:
@@ -596,7 +553,7 @@ def replace_folder(
         "files": files,
         "created": _now(),
     }
-    (built / MARKER).write_text(json.dumps(marker, indent=2, sort_keys=True), encoding="utf-8")
+    write_json(built / MARKER, marker)
     with _lock(target):
         check_folder_target(target, overwrite, option)
         old = None

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
-import importlib
-import pkgutil
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -58,7 +56,6 @@ class ModelSpec:
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
-_DISCOVERED = False
 
 
 def normalize(name: str) -> str:
@@ -118,22 +115,8 @@ def register_model(
     return decorator
 
 
-def _discover() -> None:
-    """Import every family module under ``zoo.models`` so that its builders register."""
-    global _DISCOVERED
-    if _DISCOVERED:
-        return
-    _DISCOVERED = True
-    import zoo.models as models_pkg
-
-    for module in pkgutil.iter_modules(models_pkg.__path__):
-        if not module.name.startswith("_"):
-            importlib.import_module(f"zoo.models.{module.name}")
-
-
 def registry() -> dict[str, ModelSpec]:
     """Return every registered architecture, keyed by canonical name."""
-    _discover()
     return dict(_REGISTRY)
 
 

@@ -100,8 +100,8 @@ def _progress(out: Path) -> int:
 def _check_outputs_whole(out: Path) -> None:
     """``model.keras`` and ``card.json`` are absent or complete and consistent."""
     import zoo
-    from zoo.manifest import WeightsEntry
-    from zoo.resolve import check_file
+    from zoo.weights.manifest import WeightsEntry
+    from zoo.weights.resolve import check_file
 
     model, card = out / "model.keras", out / "card.json"
     if model.exists():

@@ -3,7 +3,7 @@
 No crash, no escaping Pillow/TensorFlow/JSON exception, no code execution, and the user's
 files (even the bad ones) are never modified. Covered:
 
-* ``zoo.predict.read_image`` and ``zoo predict``: truncated/corrupt PNG and JPEG, decompression
+* ``zoo.tasks.classify.read_image`` and ``zoo predict``: truncated/corrupt PNG and JPEG, decompression
   bombs, RGBA/LA/palette/CMYK/1-bit/16-bit images, non-image bytes with image extensions,
   empty files, a named pipe; plus a seeded mutation fuzzer (bit flips, truncations, byte
   insertions, duplicated runs) over real seed files, through ``read_image`` and through the
@@ -146,7 +146,7 @@ BAD = {  # name -> message pattern of the InputError
 def test_read_image_converts_every_layout(name, images, record):
     from PIL import Image
 
-    from zoo.predict import read_image
+    from zoo.tasks.classify import read_image
 
     root, files = images
     with record.case(f"read_image: {name} converted", CAT, watch=[root]) as case:
@@ -162,7 +162,7 @@ def test_read_image_converts_every_layout(name, images, record):
 
 @pytest.mark.parametrize("name", sorted(BAD))
 def test_read_image_refuses_bad_files(name, images, record):
-    from zoo.predict import read_image
+    from zoo.tasks.classify import read_image
 
     root, files = images
     if name == "pipe.png" and name not in files:
@@ -216,7 +216,7 @@ def fuzzed(images, tmp_path_factory):
 
 
 def test_read_image_fuzz(fuzzed, record):
-    from zoo.predict import read_image
+    from zoo.tasks.classify import read_image
 
     root, cases = fuzzed
     failures = []

@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 import zoo
+import zoo.weights.resolve
 from tests.reliability._faults import (
     Fault,
     FaultProxy,
@@ -46,12 +47,12 @@ def fast(monkeypatch, hf_fast_retries):
     """Small huggingface_hub timeouts and no retry sleeps (zoo's nor huggingface_hub's)."""
     from huggingface_hub import constants, file_download
 
-    import zoo.resolve
+    import zoo.weights.resolve
 
     monkeypatch.setattr(constants, "HF_HUB_DOWNLOAD_TIMEOUT", 1)
     monkeypatch.setattr(constants, "HF_HUB_ETAG_TIMEOUT", 1)
     monkeypatch.setattr(file_download, "_ETAG_RETRY_TIMEOUT", 1, raising=False)
-    monkeypatch.setattr(zoo.resolve, "RETRY_DELAY", 0)
+    monkeypatch.setattr(zoo.weights.resolve, "RETRY_DELAY", 0)
 
 
 def _sha256(path: Path) -> str:

@@ -479,7 +479,7 @@ def test_bad_option_is_one_line_and_writes_nothing(case_name, sandbox, record, m
     ],
 )
 def test_finetune_api_checks_its_arguments(setting, value, sandbox, record):
-    import zoo.finetune
+    import zoo.train.finetune
     from zoo.errors import InputError
 
     kwargs = {
@@ -494,9 +494,9 @@ def test_finetune_api_checks_its_arguments(setting, value, sandbox, record):
         "save_every_steps": None,
         setting: value,
     }
-    with record.case(f"zoo.finetune.check_settings({setting}={value!r})", VALID, watch=[]) as case:
+    with record.case(f"zoo.train.finetune.check_settings({setting}={value!r})", VALID, watch=[]) as case:
         with pytest.raises(InputError):
-            zoo.finetune.check_settings(**kwargs)
+            zoo.train.finetune.check_settings(**kwargs)
         case.outcome = "InputError"
 
 
@@ -511,7 +511,7 @@ def test_diverging_fine_tune_raises_and_writes_nothing(strategy, tmp_path, recor
 
     import zoo
     from zoo.errors import TrainingError
-    from zoo.transfer import fine_tune
+    from zoo.train.engine import fine_tune
 
     rng = np.random.default_rng(0)
     x = rng.random((64, 32, 32, 1), dtype=np.float32)
@@ -577,7 +577,7 @@ def test_finetune_needs_two_classes(layout, digits_folder, sandbox, record):  # 
 def test_an_output_another_command_is_writing_is_refused(command, sandbox, digits_folder, record):  # noqa: F811
     from filelock import FileLock
 
-    from zoo.outputs import cache_root
+    from zoo.fileio import cache_root
 
     args, suffix = COMMANDS[command]
     out = sandbox["root"] / ("busy" if suffix == "folder" else f"busy{suffix}")
@@ -602,7 +602,7 @@ def test_an_output_another_command_is_writing_is_refused(command, sandbox, digit
 def test_exif_orientation_and_float_images_are_read_as_shown(tmp_path, record):
     from PIL import Image
 
-    from zoo.predict import read_image
+    from zoo.tasks.classify import read_image
 
     top_white = np.zeros((20, 10), np.uint8)
     top_white[:5] = 255
@@ -704,7 +704,7 @@ def test_evaluate_on_a_folder_matches_class_names_to_labels(mnist_folder, tmp_pa
 
 def test_predict_streams_fixed_size_batches(mnist_folder, record, monkeypatch):
     import zoo
-    from zoo.predict import predict_images
+    from zoo.tasks.classify import predict_images
 
     paths = sorted(mnist_folder.rglob("*.png")) * 3
     model = zoo.load("lenet5")
@@ -819,7 +819,7 @@ def test_class_folder_names_that_are_not_utf8_train(digits_folder, sandbox, reco
 def test_loaded_bytes_are_the_hashed_bytes(sandbox, tmp_path, record):
     import zoo
     from zoo.errors import WeightsVerificationError
-    from zoo.resolve import private_verified_copies, resolve_files
+    from zoo.weights.resolve import private_verified_copies, resolve_files
 
     entry = zoo.weights_entry("lenet5")
     good = resolve_files(entry)
@@ -840,7 +840,7 @@ def test_loaded_bytes_are_the_hashed_bytes(sandbox, tmp_path, record):
 def test_files_without_a_published_sha256_are_pinned_on_first_use(sandbox, tmp_path, record):
     import zoo
     from zoo.errors import WeightsVerificationError
-    from zoo.resolve import pinned_sha256, private_verified_copies
+    from zoo.weights.resolve import pinned_sha256, private_verified_copies
 
     entry = zoo.weights_entry("resnet50.tv_in1k")
     file = entry.files[0]
@@ -933,7 +933,7 @@ def test_a_huge_prompt_is_refused_at_once(sandbox, record):
 
 def test_text_fine_tunes_truncate_long_texts(record):
     import zoo
-    from zoo.finetune import MAX_TEXT_TOKENS, local_text_spec
+    from zoo.preprocessing.bind import MAX_TEXT_TOKENS, local_text_spec
 
     with record.case(
         "a word-level text model's spec gets a token limit for fine-tuning", "bounded memory", watch=[]

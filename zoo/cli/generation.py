@@ -57,7 +57,7 @@ def sample_cmd(
       zoo sample vae.mnist --n 100 --seed 3 --out vae.png
       zoo sample dcgan --interpolate --n 64 --out walks.png   (8 walks of 8 steps)
     """
-    from zoo.generative import sample_png
+    from zoo.tasks.generate import sample_png
 
     path = sample_png(
         name, out, n=n, seed=seed, interpolate=interpolate, steps=steps, scale=scale, overwrite=overwrite
@@ -99,7 +99,7 @@ def generate_cmd(
       zoo generate lstm --prompt "ROMEO:" --n-chars 300
       zoo generate lstm_charlm.shakespeare -p "First Citizen:" -t 0.5 --seed 7 --json
     """
-    from zoo.charlm import generate_text
+    from zoo.tasks.language_model import generate_text
 
     text = generate_text(name, prompt, n_chars, temperature=temperature, seed=seed, top_k=top_k)
     if as_json:

@@ -25,7 +25,7 @@ def evaluate_cmd(
       ZOO_DATA_DIR=../shared/data zoo evaluate lenet5.mnist --json
     """
     from zoo import api
-    from zoo.evaluate import evaluate
+    from zoo.tasks.evaluate import evaluate
 
     entry = api.weights_entry(name)
     result = evaluate(entry.name, data=data, split=split, data_dir=data_dir, batch_size=batch_size)
@@ -58,7 +58,7 @@ def predict_cmd(name: str, inputs: tuple[str, ...], top_k: int, as_json: bool) -
       zoo predict lenet5 digit.png
       zoo predict lenet5 a.png b.png --top-k 3 --json
     """
-    from zoo.predict import predict
+    from zoo.tasks.classify import predict
 
     results = predict(name, list(inputs), top_k=top_k)
     if as_json:

@@ -107,7 +107,7 @@ def finetune_cmd(
       zoo finetune lenet5 --data fashion_mnist --epochs 6 --max-train 2000 --out ./fashion
       zoo finetune resnet --data ./photos --strategy head --distribute mirrored --out ./photos-model
     """
-    from zoo.finetune import finetune
+    from zoo.train.finetune import finetune
 
     summary = finetune(
         name,
@@ -169,7 +169,7 @@ def extract_cmd(
       zoo extract lenet5 --data mnist --split test --out mnist-test.npz
       zoo extract resnet20 --data ./photos --layer layer2 --layer pre_logits --out feats.npz
     """
-    from zoo.transfer import extract_to_file
+    from zoo.train.engine import extract_to_file
 
     path, shapes = extract_to_file(
         name,

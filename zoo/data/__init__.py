@@ -16,7 +16,7 @@ Named datasets (``list_datasets()``): ``mnist``, ``fashion_mnist``, ``cifar10``,
 (``data_dir=`` or the ``ZOO_DATA_DIR`` environment variable; files checked once
 per process against its ``SHA256SUMS``) and otherwise from tensorflow-datasets
 with identical element specs. See :mod:`zoo.data.pipeline` for the element
-convention, :mod:`zoo.data.preprocessing` for preprocessing specs and
+convention, :mod:`zoo.preprocessing` for preprocessing specs and
 :mod:`zoo.data.folders` for user data layouts and warnings.
 
 Importing this package does not import TensorFlow.
@@ -29,7 +29,8 @@ from zoo.data.augment import cifar_augment, random_crop_with_padding, random_fli
 from zoo.data.catalog import DatasetInfo, list_datasets
 from zoo.data.folders import DataWarning
 from zoo.data.pipeline import info, kfold, load
-from zoo.data.preprocessing import (
+from zoo.data.tfds_source import TfdsRef, parse_tfds
+from zoo.preprocessing.specs import (
     build_vocab,
     image_spec,
     image_transform,
@@ -38,7 +39,6 @@ from zoo.data.preprocessing import (
     text_transform,
     validate_preprocessing,
 )
-from zoo.data.tfds_source import TfdsRef, parse_tfds
 
 __all__ = [
     "DATA_DIR_ENV",

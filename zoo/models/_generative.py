@@ -304,7 +304,7 @@ class VAE(keras.Model):
         """Return ``log p(x|z) + log p(z) - log q(z|x)`` for ``z = mean + std * eps``.
 
         The building block of the importance-sampled likelihood
-        (:func:`zoo.generative_metrics.importance_sampled_nll`): averaging the
+        (:func:`zoo.tasks.generative_metrics.importance_sampled_nll`): averaging the
         weights over ``k`` samples estimates the ELBO, their log-mean-exp ``log p(x)``.
 
         Args:

@@ -19,7 +19,7 @@ underscores, ``.`` replaced by ``_``: ``conv_stem``, ``bn0``,
 ``blocks_3_expand_conv``, ``blocks_3_bn0``, ``blocks_3_depthwise_conv``,
 ``blocks_3_bn1``, ``blocks_3_project_conv``, ``blocks_3_bn2``, ..., ``conv_head``,
 ``bn1``; the port's ``_fc`` is the zoo's standard ``head`` layer. Every layer of
-block ``i`` starts with ``blocks_i_``, so ``zoo.transfer.feature_extractor(model,
+block ``i`` starts with ``blocks_i_``, so ``zoo.train.engine.feature_extractor(model,
 "blocks_10")`` returns the output of block 10.
 """
 

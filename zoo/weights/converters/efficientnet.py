@@ -4,7 +4,7 @@ The port's module paths start every part with an underscore
 (``_blocks.3._expand_conv``); the zoo's layer names drop those underscores and
 join the parts with ``_`` (``blocks_3_expand_conv``). Its final linear layer
 ``_fc`` is the zoo's ``head``. Tensors convert as in
-:mod:`zoo.converters.torchvision` (the depthwise kernels
+:mod:`zoo.weights.converters.torchvision` (the depthwise kernels
 ``(channels, 1, kh, kw)`` become Keras' ``(kh, kw, channels, 1)``).
 
 The packaged ``efficientnet_lite0.in1k`` weights were converted once with
@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from zoo.converters.torchvision import assign_state_dict
+from zoo.weights.converters.torchvision import assign_state_dict
 
 EFFICIENTNET_LITE_RENAMES: Mapping[str, str] = {"_fc": "head"}
 
@@ -38,7 +38,7 @@ def assign_efficientnet_lite(model: Any, state_dict: Mapping[str, Any]) -> list[
         The names of the layers that were filled.
 
     Raises:
-        WeightsFormatError: As :func:`zoo.converters.torchvision.assign_state_dict`.
+        WeightsFormatError: As :func:`zoo.weights.converters.torchvision.assign_state_dict`.
     """
     return assign_state_dict(
         model, state_dict, renames=EFFICIENTNET_LITE_RENAMES, layer_name=efficientnet_lite_layer_name

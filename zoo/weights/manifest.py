@@ -20,7 +20,8 @@ from typing import Any
 from zoo.errors import ManifestError
 
 SCHEMA_VERSION = 1
-PACKAGE_DIR = Path(__file__).resolve().parent
+#: The installed ``zoo`` package folder (packaged weights live under it).
+PACKAGE_DIR = Path(__file__).resolve().parents[1]
 _HEX40 = re.compile(r"^[0-9a-f]{40}$")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _NAME = re.compile(r"^[a-z0-9_]+\.[a-z0-9_]+$")
@@ -423,7 +424,7 @@ def repo_manifest_path() -> Path:
 
 def file_record(path: str | os.PathLike[str], format: str) -> dict[str, Any]:
     """Return the manifest ``files`` item of a local file: name, sha256, size and format."""
-    from zoo.resolve import sha256_file
+    from zoo.fileio import sha256_file
 
     p = Path(path)
     return {"filename": p.name, "sha256": sha256_file(p), "size": p.stat().st_size, "format": format}

@@ -20,8 +20,9 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from zoo.errors import DataError, InputError
-from zoo.manifest import WeightsEntry
+from zoo.errors import InputError
+from zoo.tasks.classify import classification_metrics, label_mapping
+from zoo.weights.manifest import WeightsEntry
 
 #: Importance samples per test image of the VAE likelihood (Burda et al. use 5000).
 IS_NUM_SAMPLES = 1000
@@ -31,22 +32,6 @@ IS_SEED = 0
 BINARIZATION_SEED = 0
 #: Seed of the latent vectors of the generated images scored by ``fid_lenet5``.
 SAMPLE_SEED = 0
-
-
-def classification_metrics(model: Any, dataset: Any) -> dict[str, float]:
-    """Top-1 accuracy and error (percent) of ``model`` on a batched ``(x, y)`` dataset."""
-    import numpy as np
-
-    correct = total = 0
-    for x, y in dataset:
-        logits = model(x, training=False)
-        pred = np.argmax(np.asarray(logits), axis=-1)
-        correct += int(np.sum(pred == np.asarray(y)))
-        total += int(pred.shape[0])
-    if total == 0:
-        raise InputError("the evaluation dataset is empty")
-    accuracy = 100.0 * correct / total
-    return {"top1_accuracy": accuracy, "top1_error": 100.0 - accuracy, "num_examples": total}
 
 
 def evaluate_model(
@@ -71,24 +56,20 @@ def evaluate_model(
     Returns:
         Metric name -> value (for character language models, whose preprocessing
         is a ``char`` text spec: ``nats_per_char``, ``bits_per_char`` and
-        ``num_chars`` from :func:`zoo.charlm.evaluate_charlm`).
+        ``num_chars`` from :func:`zoo.tasks.language_model.evaluate_charlm`).
     """
     import zoo.data
-    from zoo import registry
+    from zoo.tasks import task_of
 
-    if entry.preprocessing.get("type") == "text" and entry.preprocessing.get("tokenizer") == "char":
-        from zoo.charlm import evaluate_charlm
+    task = task_of(entry)
+    if task == "language-modeling":
+        from zoo.tasks.language_model import evaluate_charlm
 
         return evaluate_charlm(model, entry, data=data, split=split, data_dir=data_dir, batch_size=batch_size)
-    if entry.preprocessing.get("type") == "text":
-        from zoo.evaluate_text import evaluate_text
+    if task == "text-classification" or entry.preprocessing.get("type") == "text":
+        from zoo.tasks.text_classify import evaluate_text
 
         return evaluate_text(model, entry, data=data, split=split, data_dir=data_dir, batch_size=batch_size)
-    if entry.preprocessing.get("type") != "image":
-        raise InputError(
-            f"{entry.name}: evaluation of {entry.preprocessing.get('type')} models is not available yet"
-        )
-    task = registry.get_spec(entry.architecture).task
     if task == "image-generation":
         return generation_metrics(model, entry, data=data, split=split, data_dir=data_dir)
     if task != "image-classification":
@@ -116,31 +97,6 @@ def evaluate_model(
         table = tf.constant(mapping, tf.int64)
         dataset = dataset.map(lambda x, y: (x, tf.gather(table, tf.cast(y, tf.int64))))
     return classification_metrics(model, dataset)
-
-
-def label_mapping(data_labels: Any, model_labels: Any, data: str, weights: str) -> list[int] | None:
-    """Map a dataset's class indices to the model's by label name (``None`` when they already agree).
-
-    A folder's classes are numbered 0..n-1 in name order; a model's are in its own
-    order, so folders ``3/`` and ``8/`` must be scored as the model's classes 3 and 8.
-
-    Raises:
-        DataError: When a class of the data is not one of the model's labels.
-    """
-    data_labels, model_labels = list(data_labels or []), list(model_labels or [])
-    if not data_labels or not model_labels:
-        raise DataError(f"{data}: cannot match its classes to {weights}'s labels (one of them has no names)")
-    if data_labels == model_labels:
-        return None
-    unknown = [n for n in data_labels if n not in model_labels]
-    if unknown:
-        shown = ", ".join(repr(n) for n in unknown[:5])
-        raise DataError(
-            f"{data}: classes {shown} are not labels of {weights} ({', '.join(model_labels[:12])}"
-            f"{', ...' if len(model_labels) > 12 else ''}); name the class folders after the model's "
-            "labels, or fine-tune the model on these classes first"
-        )
-    return [model_labels.index(n) for n in data_labels]
 
 
 def _images(name: str, split: str, data_dir: str | os.PathLike[str] | None) -> Any:
@@ -185,8 +141,8 @@ def generation_metrics(
         VAE also ``nll_nats``, ``elbo_nats`` and ``num_samples``.
     """
     import zoo.data
-    from zoo import generative
-    from zoo import generative_metrics as gm
+    from zoo.tasks import generate as generative
+    from zoo.tasks import generative_metrics as gm
 
     name = str(data or entry.dataset["name"])
     real = _images(name, split or entry.dataset["split"], data_dir)

@@ -13,7 +13,7 @@ import os
 from typing import Any
 
 from zoo.errors import InputError
-from zoo.manifest import WeightsEntry
+from zoo.weights.manifest import WeightsEntry
 
 
 def evaluate_text(
@@ -43,8 +43,9 @@ def evaluate_text(
         InputError: For entries without labels (text encoders: nothing to classify).
     """
     import zoo.data
-    from zoo.evaluate import classification_metrics
-    from zoo.finetune import local_text_spec, text_dataset
+    from zoo.preprocessing.bind import local_text_spec
+    from zoo.tasks.classify import classification_metrics
+    from zoo.tasks.text_classify import text_dataset
 
     if entry.num_classes is None:
         raise InputError(
@@ -61,3 +62,54 @@ def evaluate_text(
             name, split, batch_size=batch_size, preprocessing=spec, as_supervised=True, data_dir=data_dir
         )
     return classification_metrics(model, dataset)
+
+
+def text_dataset(
+    data: str,
+    spec: dict[str, Any],
+    *,
+    split: str = "train",
+    kfold: tuple[int, int] | None = None,
+    batch_size: int = 32,
+    shuffle: bool = False,
+    seed: int = 0,
+    limit: int | None = None,
+    data_dir: str | None = None,
+) -> Any:
+    """Batches ``(bert_inputs, label)`` of a labelled text dataset, each padded to its longest text.
+
+    Args:
+        data: Named dataset (``"mr"``), ``tfds:NAME`` or a text folder / CSV.
+        spec: A WordPiece text spec with a local vocab path (see :func:`wordpiece_spec`).
+        split: Split to read.
+        kfold: ``(k, i)`` for datasets without splits.
+        batch_size: Batch size.
+        shuffle: Reshuffle every epoch (seeded).
+        seed: Seed of the shuffle and of the ``limit`` subset.
+        limit: Keep a fixed random subset of this many examples.
+        data_dir: Data directory for named datasets.
+    """
+    import tensorflow as tf
+
+    import zoo.data
+    from zoo.preprocessing.wordpiece import bert_inputs
+
+    ds = zoo.data.load(
+        data,
+        split,
+        kfold=kfold,
+        preprocessing=spec,
+        as_supervised=True,
+        data_dir=data_dir,
+        shuffle=bool(limit),
+        seed=seed,
+    )
+    if limit:
+        ds = ds.take(limit)  # drawn before tokenising: only the subset is cached
+    ds = ds.cache()
+    if shuffle:
+        ds = ds.shuffle(100_000, seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size)
+    return ds.map(
+        lambda ids, y: (bert_inputs(ids), y), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
+    ).prefetch(tf.data.AUTOTUNE)

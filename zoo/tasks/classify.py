@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from zoo.errors import InputError
-from zoo.manifest import WeightsEntry
+from zoo.errors import DataError, InputError
+from zoo.weights.manifest import WeightsEntry
 
 
 @dataclass(frozen=True)
@@ -167,3 +167,44 @@ def predict(name: str, inputs: list[str | os.PathLike[str]], *, top_k: int = 5) 
         }.get(task, "zoo predict classifies images with an image-classification model")
         raise InputError(f"{entry.name} is not an image classifier (its task: {task}); {hint}")
     return predict_images(load(entry.name), entry, list(inputs), top_k=top_k)
+
+
+def classification_metrics(model: Any, dataset: Any) -> dict[str, float]:
+    """Top-1 accuracy and error (percent) of ``model`` on a batched ``(x, y)`` dataset."""
+    import numpy as np
+
+    correct = total = 0
+    for x, y in dataset:
+        logits = model(x, training=False)
+        pred = np.argmax(np.asarray(logits), axis=-1)
+        correct += int(np.sum(pred == np.asarray(y)))
+        total += int(pred.shape[0])
+    if total == 0:
+        raise InputError("the evaluation dataset is empty")
+    accuracy = 100.0 * correct / total
+    return {"top1_accuracy": accuracy, "top1_error": 100.0 - accuracy, "num_examples": total}
+
+
+def label_mapping(data_labels: Any, model_labels: Any, data: str, weights: str) -> list[int] | None:
+    """Map a dataset's class indices to the model's by label name (``None`` when they already agree).
+
+    A folder's classes are numbered 0..n-1 in name order; a model's are in its own
+    order, so folders ``3/`` and ``8/`` must be scored as the model's classes 3 and 8.
+
+    Raises:
+        DataError: When a class of the data is not one of the model's labels.
+    """
+    data_labels, model_labels = list(data_labels or []), list(model_labels or [])
+    if not data_labels or not model_labels:
+        raise DataError(f"{data}: cannot match its classes to {weights}'s labels (one of them has no names)")
+    if data_labels == model_labels:
+        return None
+    unknown = [n for n in data_labels if n not in model_labels]
+    if unknown:
+        shown = ", ".join(repr(n) for n in unknown[:5])
+        raise DataError(
+            f"{data}: classes {shown} are not labels of {weights} ({', '.join(model_labels[:12])}"
+            f"{', ...' if len(model_labels) > 12 else ''}); name the class folders after the model's "
+            "labels, or fine-tune the model on these classes first"
+        )
+    return [model_labels.index(n) for n in data_labels]

@@ -426,7 +426,7 @@ def text_transform(
         A function mapping a scalar ``tf.string`` to int32 ids: shape
         ``(max_length,)`` when ``max_length`` is set, ``(None,)`` otherwise.
         ``wordpiece`` gives BERT ids, ``[CLS] ... [SEP]`` included (see
-        :class:`zoo.text.WordPieceTokenizer`; ``lowercase`` also strips accents,
+        :class:`zoo.preprocessing.wordpiece.WordPieceTokenizer`; ``lowercase`` also strips accents,
         as for uncased BERT vocabularies), truncated to ``max_length``; the
         tokeniser runs in Python through ``tf.py_function``.
 
@@ -441,7 +441,7 @@ def text_transform(
         import numpy as np
 
         from zoo.errors import InputError
-        from zoo.text import MAX_POSITIONS, WordPieceTokenizer
+        from zoo.preprocessing.wordpiece import MAX_POSITIONS, WordPieceTokenizer
 
         vocab = spec["vocab"]
         if vocab is None:

@@ -40,8 +40,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from zoo.converters import register_converter
 from zoo.errors import WeightsFormatError
+from zoo.weights.converters import register_converter
 
 #: Buffers that PyTorch saves but a Keras model has no place for.
 IGNORED_SUFFIXES = ("num_batches_tracked",)

@@ -45,8 +45,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from zoo.converters import register_converter
 from zoo.errors import WeightsFormatError
+from zoo.weights.converters import register_converter
 
 #: Per encoder layer: (zoo layer suffix, path inside the layer in both formats, kind).
 _LAYER_PARTS = (
@@ -526,20 +526,22 @@ def _base_files(
 
     The base's files are copied (and hashed) into ``own_folder``, which the caller removes.
     """
-    from zoo import api
+    from zoo.weights.manifest import load_manifest
+    from zoo.weights.resolve import private_verified_copies, resolve_files
 
     bases = {read_safetensors(p)[1].get("zoo_base") for p in deltas} - {None}
     if not bases:
         return [], None
     if len(bases) > 1:
         raise WeightsFormatError(f"{entry.name}: its files name different bases {sorted(bases)}")
-    base = api.weights_entry(bases.pop())
+    base_name = bases.pop()
+    base = load_manifest().get(base_name)
+    if base is None:
+        raise WeightsFormatError(f"{entry.name}: its base {base_name!r} is not a manifest entry")
     if base.name == entry.name:
         raise WeightsFormatError(f"{entry.name}: names itself as its base")
-    from zoo.resolve import private_verified_copies
-
     folder = Path(own_folder) / "base"  # beside the caller's private copies, removed with them
-    base_paths = private_verified_copies(base, api.pull(base.name), folder)  # load what was hashed
+    base_paths = private_verified_copies(base, resolve_files(base), folder)  # load what was hashed
     return _files(base, base_paths, "safetensors"), _config(base, base_paths)
 
 

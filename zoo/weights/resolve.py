@@ -13,7 +13,6 @@ import errno
 import hashlib
 import importlib.util
 import logging
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -23,30 +22,12 @@ from zoo.errors import (
     WeightsNotFoundError,
     WeightsVerificationError,
 )
-from zoo.manifest import PACKAGE_DIR, WeightsEntry, WeightsFile, WeightsSource
+from zoo.fileio import cache_root, git_blob_sha1, read_json_table, sha256_file, update_json_table
+from zoo.weights.manifest import PACKAGE_DIR, WeightsEntry, WeightsFile, WeightsSource
 
 log = logging.getLogger(__name__)
 
 _CHUNK = 1 << 20
-
-
-def sha256_file(path: str | os.PathLike[str]) -> str:
-    """Return the hex sha256 of a file, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def git_blob_sha1(path: str | os.PathLike[str]) -> str:
-    """Return the git blob id (sha1 of ``"blob <size>\\0"`` + content) of a file."""
-    size = os.path.getsize(path)
-    digest = hashlib.sha1(f"blob {size}\0".encode())
-    with open(path, "rb") as fh:
-        while chunk := fh.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def check_file(path: Path, expected: WeightsFile) -> str | None:
@@ -503,7 +484,6 @@ def find_local(entry: WeightsEntry, file: WeightsFile) -> Path | None:
 
 
 def _pins_path() -> Path:
-    from zoo.outputs import cache_root
 
     return cache_root() / "pins.json"
 
@@ -516,14 +496,11 @@ def _pin_key(entry: WeightsEntry, file: WeightsFile) -> str:
 
 def pinned_sha256(entry: WeightsEntry, file: WeightsFile) -> str | None:
     """The sha256 recorded on first use of a file whose manifest publishes none (else ``None``)."""
-    from zoo.outputs import read_json_table
-
     value = read_json_table(_pins_path()).get(_pin_key(entry, file))
     return value if isinstance(value, str) else None
 
 
 def _pin(entry: WeightsEntry, file: WeightsFile, digest: str) -> None:
-    from zoo.outputs import update_json_table
 
     try:
         update_json_table(_pins_path(), lambda pins: pins.setdefault(_pin_key(entry, file), digest))

@@ -1,0 +1,696 @@
+"""Transfer-learning utilities: moving weights between related models."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from zoo.errors import InputError, check_finite_history
+
+
+def _find_layer(model: Any, name: str) -> Any:
+    """Return the layer called ``name``, or the last layer of the stage whose names start with it."""
+    names = [layer.name for layer in model.layers]
+    if name in names:
+        return model.get_layer(name)
+    stage = [layer for layer in model.layers if layer.name.startswith(f"{name}_")]
+    if stage:
+        return stage[-1]
+    from zoo.registry import suggest
+
+    close = suggest(name, names)
+    hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
+    raise InputError(f"{model.name} has no layer or stage {name!r}{hint}")
+
+
+def _symbolic_output(model: Any, path: str) -> Any:
+    """The symbolic output of ``path`` (``"layer"`` or ``"submodel/layer"``) in ``model``'s graph."""
+    import keras
+
+    head, _, rest = path.partition("/")
+    layer = _find_layer(model, head)
+    if not rest:
+        return layer.output
+    if not isinstance(layer, keras.Model):
+        raise InputError(f"{head!r} is not a nested model, so {path!r} does not exist")
+    inner = keras.Model(layer.inputs, _symbolic_output(layer, rest))
+    outer_inputs = layer._inbound_nodes[0].input_tensors if model is not layer else layer.inputs
+    if len(outer_inputs) == 1:
+        outer_inputs = outer_inputs[0]
+    return inner(outer_inputs)
+
+
+def default_feature_layers(model: Any) -> list[str]:
+    """The layer a functional model's features come from by default: ``pre_logits``, else the penultimate."""
+    names = [layer.name for layer in model.layers]
+    if "pre_logits" in names:
+        return ["pre_logits"]
+    return [model.layers[-2].name] if len(model.layers) > 1 else [model.layers[-1].name]
+
+
+def feature_extractor(model: Any, layers: str | list[str] | None = None) -> Any:
+    """Return a model mapping the inputs of ``model`` to the outputs of named layers.
+
+    Args:
+        model: A functional ``keras.Model``, or a VAE / DCGAN object (whose
+            encoder latents / discriminator features are used).
+        layers: A layer name, a stage prefix (``"layer3"`` gives the last layer of
+            ResNet stage 3), ``"submodel/layer"`` for nested models, or a list of
+            these. ``None`` uses :func:`default_feature_layers`.
+
+    Returns:
+        A ``keras.Model`` with one output per requested layer (a single tensor
+        when one layer is asked for).
+    """
+    import keras
+
+    encoder = getattr(model, "encoder", None)
+    if isinstance(encoder, keras.Model):  # a VAE: features are the latent means
+        return feature_extractor(encoder, layers or ["z_mean"])
+    discriminator = getattr(model, "discriminator", None)
+    if isinstance(discriminator, keras.Model):  # a DCGAN: the discriminator's penultimate layer
+        return feature_extractor(discriminator, layers or [discriminator.layers[-2].name])
+    requested = [layers] if isinstance(layers, str) else list(layers or default_feature_layers(model))
+    outputs = [_symbolic_output(model, path) for path in requested]
+    return keras.Model(
+        model.inputs, outputs[0] if len(outputs) == 1 else outputs, name=f"{model.name}_features"
+    )
+
+
+# --------------------------------------------------------------------------------------
+# Cached features
+# --------------------------------------------------------------------------------------
+
+
+def weights_fingerprint(model: Any) -> str:
+    """sha256 of a model's weight values (names, shapes and bytes), for cache keys."""
+    import hashlib
+
+    import numpy as np
+
+    digest = hashlib.sha256()
+    for var in model.weights:
+        value = np.ascontiguousarray(np.asarray(var))
+        digest.update(f"{var.path}:{value.dtype}:{value.shape};".encode())
+        digest.update(value.tobytes())
+    return digest.hexdigest()
+
+
+def feature_cache_dir() -> Path:
+    """Where cached features live: ``ZOO_CACHE_DIR/features`` or ``~/.cache/zoo/features``."""
+    from zoo.fileio import cache_root
+
+    return cache_root() / "features"
+
+
+def _batches(dataset: Any) -> Iterator[tuple[Any, Any]]:
+    """Yield ``(inputs, labels-or-None)`` numpy batches from a batched dataset."""
+    import numpy as np
+
+    for element in dataset:
+        if isinstance(element, tuple | list) and len(element) == 2:
+            x, y = element
+            yield x, np.asarray(y)
+        elif isinstance(element, dict) and "label" in element:
+            yield {k: v for k, v in element.items() if k != "label"}, np.asarray(element["label"])
+        else:
+            yield element, None
+
+
+def _update_digest(digest: Any, *values: Any) -> None:
+    """Hash arrays (or dicts of them) with their dtypes and shapes; ``None`` values are skipped."""
+    import numpy as np
+
+    for value in values:
+        if value is None:
+            continue
+        if isinstance(value, dict):
+            for key in sorted(value):
+                digest.update(key.encode())
+                _update_digest(digest, value[key])
+        else:
+            array = np.ascontiguousarray(np.asarray(value))
+            digest.update(f"{array.dtype}:{array.shape};".encode())
+            digest.update(array.tobytes())
+
+
+def extract_features(
+    model: Any,
+    dataset: Any,
+    *,
+    layers: str | list[str] | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    use_cache: bool = True,
+) -> tuple[Any, Any]:
+    """Compute features of a whole dataset once and cache them on disk.
+
+    The cache key is the sha256 of the model's weights, the requested layers and
+    a sha256 fingerprint of the data itself (every input and label is hashed
+    while streaming, so changed data never hits a stale cache). A cache hit reads
+    the data but never runs the model.
+
+    Args:
+        model: Any zoo model (see :func:`feature_extractor`).
+        dataset: A batched ``tf.data.Dataset`` (or iterable) of ``(x, y)``,
+            ``{"...": x, "label": y}`` or unlabelled inputs. It must not shuffle.
+        layers: Feature layers (default: ``pre_logits`` or the model's natural features).
+        cache_dir: Cache folder (default :func:`feature_cache_dir`).
+        use_cache: ``False`` always recomputes and does not write the cache.
+
+    Returns:
+        ``(features, labels)`` as NumPy arrays; ``labels`` is ``None`` without labels.
+        With several layers, ``features`` is a list.
+    """
+    import hashlib
+
+    import numpy as np
+
+    extractor = feature_extractor(model, layers)
+    # A re-iterable dataset (tf.data, a list) is read twice, hashing first and running the model
+    # second, so inputs never pile up in memory; a one-shot iterator is kept in memory instead.
+    reiterable = iter(dataset) is not dataset
+    inputs, labels, batches = [], [], 0
+    digest = hashlib.sha256()
+    for x, y in _batches(dataset):
+        _update_digest(digest, x, y)
+        if y is not None:
+            labels.append(y)
+        if not reiterable:
+            inputs.append(x)
+        batches += 1
+    if not batches:
+        raise InputError("extract_features got an empty dataset")
+    data_digest = digest.hexdigest()
+    key_parts = [
+        weights_fingerprint(extractor),
+        ",".join(extractor.output_names) if hasattr(extractor, "output_names") else "",
+        data_digest,
+    ]
+    key = hashlib.sha256("|".join(key_parts).encode()).hexdigest()[:32]
+    folder = Path(cache_dir) if cache_dir is not None else feature_cache_dir()
+    path = folder / f"{model.name}-{key}.npz"
+    if use_cache and path.is_file():
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                feats = [data[k] for k in sorted(data.files) if k.startswith("features_")]
+                cached_labels = data["labels"] if "labels" in data.files else None
+            return (feats[0] if len(feats) == 1 else feats), cached_labels
+        except (OSError, ValueError, KeyError):
+            path.unlink(missing_ok=True)  # a damaged cache entry: recompute it
+    outputs: list[list[Any]] = []
+    again = hashlib.sha256()
+    for x, y in _batches(dataset) if reiterable else ((x, None) for x in inputs):
+        if reiterable:
+            _update_digest(again, x, y)
+        out = extractor.predict_on_batch(x)  # the compiled predict function, not eager calls
+        out = out if isinstance(out, list | tuple) else [out]
+        if not outputs:
+            outputs = [[] for _ in out]
+        for store, value in zip(outputs, out, strict=True):
+            store.append(np.asarray(value))
+    if reiterable and again.hexdigest() != data_digest:
+        raise InputError(
+            "extract_features read different data on a second pass: the dataset "
+            "shuffles or augments; pass one with a fixed order and no augmentation"
+        )
+    feats = [np.concatenate(o) for o in outputs]
+    all_labels = np.concatenate(labels) if labels else None
+    if use_cache:
+        arrays = {f"features_{i:02d}": f for i, f in enumerate(feats)}
+        if all_labels is not None:
+            arrays["labels"] = all_labels
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            _atomic_savez(path, arrays)
+        except OSError as exc:  # the features are computed: a cache we cannot write only costs time
+            warnings.warn(
+                f"could not write the feature cache {folder} ({exc.strerror or exc}); the features "
+                "are not cached. Set ZOO_CACHE_DIR to a writable folder to cache them",
+                stacklevel=2,
+            )
+    return (feats[0] if len(feats) == 1 else feats), all_labels
+
+
+def _atomic_savez(path: Path, arrays: dict[str, Any]) -> None:
+    import tempfile
+
+    import numpy as np
+
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".npz")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            np.savez(fh, **arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+# --------------------------------------------------------------------------------------
+# Fine-tuning
+# --------------------------------------------------------------------------------------
+
+STRATEGIES = ("two_phase", "head", "full")
+
+
+@dataclass
+class FineTuneResult:
+    """What :func:`fine_tune` returns.
+
+    Attributes:
+        model: The trained model. For ``"head"`` and ``"two_phase"`` it calls a
+            nested ``backbone`` model with ``training=False`` and then ``head``.
+        history: Metric name -> per-epoch values over all phases, with ``phase``
+            giving the phase of each epoch.
+    """
+
+    model: Any
+    history: dict[str, list[float]] = field(default_factory=dict)
+
+
+def split_backbone(model: Any) -> tuple[Any, Any]:
+    """Return ``(backbone, head)``: the model up to ``pre_logits``, and its ``head`` layer."""
+    import keras
+
+    names = [layer.name for layer in model.layers]
+    if "pre_logits" not in names or "head" not in names:
+        raise InputError(f"{model.name} has no 'pre_logits' and 'head' layers; load it with include_top=True")
+    backbone = keras.Model(model.inputs, model.get_layer("pre_logits").output, name="backbone")
+    return backbone, model.get_layer("head")
+
+
+def backbone_blocks(backbone: Any) -> list[list[Any]]:
+    """Group a backbone's weighted layers into blocks, bottom to top.
+
+    Torchvision-style residual blocks (``layer3_1_*``) form one block; a batch
+    norm joins the layer before it; any other weighted layer is its own block.
+    """
+    import re
+
+    import keras
+
+    blocks: list[list[Any]] = []
+    keys: list[str] = []
+    for layer in backbone.layers:
+        if not layer.weights:
+            continue
+        match = re.match(r"^(layer\d+_\d+)_", layer.name)
+        key = match.group(1) if match else layer.name
+        joins = blocks and (
+            (match and keys[-1] == key) or (not match and isinstance(layer, keras.layers.BatchNormalization))
+        )
+        if joins:
+            blocks[-1].append(layer)
+        else:
+            blocks.append([layer])
+            keys.append(key)
+    return blocks
+
+
+def _default_loss(model: Any) -> Any:
+    import keras
+
+    head = next((la for la in model.layers if la.name == "head"), None)
+    activation = getattr(getattr(head, "activation", None), "__name__", "linear")
+    return keras.losses.SparseCategoricalCrossentropy(from_logits=activation != "softmax")
+
+
+def _atomic_json(path: Path, data: Any) -> None:
+    import json
+
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w") as fh:
+        json.dump(data, fh)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+class _PhaseState:
+    """The resumable state of one training phase in ``<phase_dir>/backup``, always consistent on disk.
+
+    ``state.json`` (replaced atomically, written last) names the checkpoint it describes:
+    the weights with the optimizer (``ckpt-E-S.weights.h5``), the running metric totals of
+    the current epoch and the early-stopping best weights (``ckpt-E-S.npz``), the position
+    (epoch ``E``, step ``S`` within it), the history of the finished epochs and the
+    early-stopping counters. Files of older checkpoints are deleted after it moves on, so a
+    kill at any moment leaves the previous or the next checkpoint whole.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.dir = folder
+        self.path = folder / "state.json"
+
+    def load(self) -> dict[str, Any] | None:
+        import json
+
+        try:
+            state = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return None
+        if not (self.dir / state.get("weights", "-")).is_file():
+            return None
+        return state
+
+    def save(self, model: Any, state: dict[str, Any], arrays: dict[str, Any]) -> None:
+        import numpy as np
+
+        self.dir.mkdir(parents=True, exist_ok=True)
+        stem = f"ckpt-{state['epoch']}-{state['step']}"
+        tmp = self.dir / f".{stem}.tmp.weights.h5"
+        model.save_weights(tmp)
+        os.replace(tmp, self.dir / f"{stem}.weights.h5")
+        tmp = self.dir / f".{stem}.tmp.npz"
+        with open(tmp, "wb") as fh:
+            np.savez(fh, **arrays)
+        os.replace(tmp, self.dir / f"{stem}.npz")
+        _atomic_json(self.path, {**state, "weights": f"{stem}.weights.h5", "arrays": f"{stem}.npz"})
+        self.prune(keep=stem)
+
+    def prune(self, keep: str | None = None) -> None:
+        for old in self.dir.glob("ckpt-*"):
+            if keep is None or not old.name.startswith(f"{keep}."):
+                old.unlink(missing_ok=True)
+        for tmp in self.dir.glob(".ckpt-*"):
+            tmp.unlink(missing_ok=True)
+
+
+def _metric_values(model: Any) -> list[Any]:
+    import numpy as np
+
+    return [np.array(v) for m in model.metrics for v in m.variables]
+
+
+def _run_phase(
+    model: Any,
+    name: str,
+    train: Any,
+    val: Any,
+    *,
+    epochs: int,
+    lr: float,
+    loss: Any,
+    metrics: list[Any],
+    checkpoint_dir: Path | None,
+    patience: int | None,
+    save_every_steps: int | None,
+    verbose: Any,
+) -> dict[str, list[float]]:
+    """Train one phase epoch by epoch; with ``checkpoint_dir``, resumably and exactly.
+
+    Each epoch is one ``fit`` call on ``train(epoch)`` (or ``train`` itself when it is not
+    callable). A resumed run restores the weights, the optimizer, the position inside the
+    epoch, the epoch's running metrics and the early-stopping state, and skips the batches
+    of the interrupted epoch that were already trained on, so with a deterministic
+    ``train(epoch)`` it ends with the same weights as an uninterrupted run. Early stopping
+    follows ``keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience,
+    restore_best_weights=True)``.
+    """
+    import json
+
+    import keras
+    import numpy as np
+
+    phase_dir = checkpoint_dir / name if checkpoint_dir is not None else None
+    done = phase_dir / "done.weights.h5" if phase_dir is not None else None
+    if done is not None and done.is_file():  # finished before an interruption: reuse it
+        model.load_weights(done)
+        return json.loads((phase_dir / "history.json").read_text())
+    model.compile(optimizer=keras.optimizers.Adam(lr), loss=loss, metrics=metrics)
+    store = None
+    if phase_dir is not None:
+        phase_dir.mkdir(parents=True, exist_ok=True)
+        store = _PhaseState(phase_dir / "backup")
+    stopping = patience is not None and val is not None
+    state = store.load() if store is not None else None
+    history: dict[str, list[float]] = {}
+    es: dict[str, Any] = {"best": None, "wait": 0, "best_epoch": 0}
+    best_weights: list[Any] | None = None
+    start_epoch, start_step, metric_values = 0, 0, None
+    if state is not None:
+        model.optimizer.build(model.trainable_variables)
+        model.load_weights(store.dir / state["weights"])
+        with np.load(store.dir / state["arrays"], allow_pickle=False) as arrays:
+            count = int(arrays["count"])
+            metric_values = [arrays[f"metric_{i}"] for i in range(int(arrays["metrics"]))]
+            best_weights = [arrays[f"best_{i}"] for i in range(count)] if count else None
+        start_epoch, start_step = int(state["epoch"]), int(state["step"])
+        history, es = state["history"], state["early_stopping"]
+
+    def checkpoint(epoch: int, step: int, values: list[Any] | None) -> None:
+        if store is None:
+            return
+        arrays = {"count": len(best_weights or []), "metrics": len(values or [])}
+        arrays.update({f"best_{i}": w for i, w in enumerate(best_weights or [])})
+        arrays.update({f"metric_{i}": v for i, v in enumerate(values or [])})
+        store.save(
+            model,
+            {
+                "epoch": epoch,
+                "step": step,
+                "history": history,
+                "early_stopping": es,
+                "steps_per_epoch": lengths["steps"],
+            },
+            arrays,
+        )
+
+    class StepCheckpoint(keras.callbacks.Callback):
+        def __init__(self, epoch: int, first_step: int, restore: list[Any] | None) -> None:
+            super().__init__()
+            self.epoch, self.first_step, self.restore = epoch, first_step, restore
+            self.steps = first_step
+
+        def on_train_batch_begin(self, batch: int, logs: Any = None) -> None:
+            # Saved before a step rather than after one, and only when the epoch's length is
+            # known: a saved position always has a batch left (a resumed epoch is never empty).
+            # Keras calls this once more past the end of a dataset of unknown cardinality.
+            step = self.first_step + batch
+            length = lengths.get("steps")
+            if batch and save_every_steps and step % save_every_steps == 0 and length and step < length:
+                checkpoint(self.epoch, step, _metric_values(self.model))
+
+        def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
+            self.steps = self.first_step + batch + 1
+            if batch == 0 and self.restore:  # the metrics exist now: add the earlier steps' totals
+                variables = [v for m in self.model.metrics for v in m.variables]
+                for variable, value in zip(variables, self.restore, strict=True):
+                    variable.assign_add(value)
+
+        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+            self.model.stop_training = True  # one epoch per fit call
+
+    stopped = False
+    lengths: dict[str, int] = {"steps": state.get("steps_per_epoch", 0) if state else 0}
+    for epoch in range(start_epoch, epochs):
+        data = train(epoch) if callable(train) else train
+        known = int(data.cardinality()) if hasattr(data, "cardinality") else -1
+        if known >= 0:
+            lengths["steps"] = known
+        skip = start_step if epoch == start_epoch else 0
+        if skip:
+            data = data.skip(skip)
+        restore = metric_values if epoch == start_epoch and skip else None
+        steps = StepCheckpoint(epoch, skip, restore)
+        logs = model.fit(
+            data,
+            validation_data=val,
+            epochs=epochs,
+            initial_epoch=epoch,
+            shuffle=False,
+            verbose=verbose,
+            callbacks=[steps, keras.callbacks.TerminateOnNaN()],
+        ).history
+        check_finite_history(logs)
+        lengths["steps"] = lengths["steps"] or steps.steps  # learnt from a whole epoch
+        for key, values in logs.items():
+            history.setdefault(key, []).append(float(values[-1]))
+        if stopping and "val_loss" in logs:
+            current = float(logs["val_loss"][-1])
+            if best_weights is None:
+                best_weights = model.get_weights()
+                es["best_epoch"] = epoch
+            es["wait"] += 1
+            if es["best"] is None or current < es["best"]:
+                es.update(best=current, best_epoch=epoch, wait=0)
+                best_weights = model.get_weights()
+            elif es["wait"] >= patience and epoch > 0:
+                stopped = True
+        checkpoint(epoch + 1, 0, None)
+        if stopped:
+            break
+    if stopping and best_weights is not None:
+        model.set_weights(best_weights)
+    if done is not None:
+        tmp = phase_dir / ".done.tmp.weights.h5"
+        model.save_weights(tmp)
+        _atomic_json(phase_dir / "history.json", history)
+        os.replace(tmp, done)
+        store.prune()
+        store.path.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            store.dir.rmdir()
+    return history
+
+
+def fine_tune(
+    model: Any,
+    train: Any,
+    val: Any = None,
+    *,
+    strategy: str = "two_phase",
+    epochs: int | tuple[int, int] = 10,
+    learning_rate: float = 1e-3,
+    fine_tune_learning_rate: float | None = None,
+    unfreeze: int | str = 2,
+    head_dropout: float = 0.0,
+    patience: int | None = 3,
+    checkpoint_dir: str | os.PathLike[str] | None = None,
+    save_every_steps: int | None = None,
+    loss: Any = None,
+    metrics: list[Any] | None = None,
+    verbose: Any = "auto",
+) -> FineTuneResult:
+    """Fine-tune a classifier the way the Keras transfer-learning guide prescribes.
+
+    ``"two_phase"``: phase 1 trains only the head, with the backbone frozen and
+    called with ``training=False`` (so batch norm stays in inference mode);
+    phase 2 unfreezes the top ``unfreeze`` blocks (or ``"all"``) and recompiles
+    at ``fine_tune_learning_rate`` (default ``learning_rate / 10``), the backbone
+    still in inference mode. ``"head"`` runs phase 1 only; ``"full"`` trains the
+    whole model as built, batch norm included. Each phase stops early on
+    ``val_loss`` and restores its best weights; with ``checkpoint_dir`` an
+    interrupted run resumes where it stopped. Call it inside a
+    ``tf.distribute.Strategy`` scope (where the model was built) to distribute.
+
+    Args:
+        model: A classifier with ``pre_logits`` and ``head`` layers (e.g. from
+            ``zoo.load(name, num_classes=N)``).
+        train: Batched training dataset of ``(x, y)``, or a function ``epoch -> dataset``
+            giving each epoch's batches in a deterministic order; with it, a run
+            interrupted mid-epoch resumes to the same weights as an uninterrupted run.
+        val: Batched validation dataset, or ``None``.
+        strategy: One of :data:`STRATEGIES`.
+        epochs: Total epochs (split evenly over two phases) or ``(phase1, phase2)``.
+        learning_rate: Adam learning rate of phase 1 (and of ``"full"``).
+        fine_tune_learning_rate: Adam learning rate of phase 2.
+        unfreeze: Number of top backbone blocks to unfreeze in phase 2, or ``"all"``.
+        head_dropout: Dropout rate added before the head in the composed model.
+        patience: Early-stopping patience in epochs (``None`` disables it).
+        checkpoint_dir: Folder for resumable checkpoints (written atomically).
+        save_every_steps: Also checkpoint every N steps (resume inside an epoch).
+        loss: Loss (default: sparse categorical cross-entropy matching the head).
+        metrics: Metrics (default: accuracy).
+        verbose: Passed to ``fit``.
+
+    Returns:
+        A :class:`FineTuneResult`.
+    """
+    import keras
+
+    if strategy not in STRATEGIES:
+        raise InputError(f"strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
+    if isinstance(epochs, int):
+        epochs = (epochs, 0) if strategy != "two_phase" else (max(1, epochs // 2), epochs - epochs // 2)
+    loss = loss or _default_loss(model)
+    metrics = metrics or ["accuracy"]
+    ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
+    common = {
+        "loss": loss,
+        "metrics": metrics,
+        "checkpoint_dir": ckpt,
+        "patience": patience,
+        "save_every_steps": save_every_steps,
+        "verbose": verbose,
+    }
+
+    if strategy == "full":
+        history = _run_phase(model, "full", train, val, epochs=epochs[0], lr=learning_rate, **common)
+        return FineTuneResult(model, {**history, "phase": ["full"] * len(history.get("loss", []))})
+
+    backbone, head = split_backbone(model)
+    inputs = keras.tree.map_structure(
+        lambda t: keras.Input(shape=t.shape[1:], dtype=t.dtype, name=t.name.split(":")[0]),
+        model.input,
+    )
+    x = backbone(inputs, training=False)
+    if head_dropout:
+        x = keras.layers.Dropout(head_dropout, name="head_dropout")(x)
+    composed = keras.Model(inputs, head(x), name=model.name)
+
+    backbone.trainable = False
+    history = _run_phase(composed, "phase1", train, val, epochs=epochs[0], lr=learning_rate, **common)
+    merged = {k: list(v) for k, v in history.items()}
+    merged["phase"] = ["head"] * len(history.get("loss", []))
+    if strategy == "two_phase" and epochs[1] > 0:
+        backbone.trainable = True
+        blocks = backbone_blocks(backbone)
+        keep = len(blocks) if unfreeze == "all" else int(unfreeze)
+        for block in blocks[: max(0, len(blocks) - keep)]:
+            for layer in block:
+                layer.trainable = False
+        history = _run_phase(
+            composed,
+            "phase2",
+            train,
+            val,
+            epochs=epochs[1],
+            lr=fine_tune_learning_rate or learning_rate / 10,
+            **common,
+        )
+        for k, v in history.items():
+            merged.setdefault(k, []).extend(v)
+        merged["phase"] += ["fine-tune"] * len(history.get("loss", []))
+    return FineTuneResult(composed, merged)
+
+
+def extract_to_file(
+    name: str,
+    data: str,
+    out: str | os.PathLike[str],
+    *,
+    split: str = "train",
+    layers: list[str] | None = None,
+    batch_size: int = 256,
+    data_dir: str | None = None,
+    overwrite: bool = False,
+) -> tuple[Path, dict[str, tuple[int, ...]]]:
+    """Extract features of a dataset with pretrained weights and write them to an ``.npz``.
+
+    The entry's preprocessing is used (resized to the model's input when the data
+    differs in size); features go through the on-disk cache of :func:`extract_features`.
+    ``out`` follows :mod:`zoo.outputs`: a new file, or with ``overwrite`` one zoo wrote.
+
+    Returns:
+        The written path and the shape of each stored array.
+    """
+    import numpy as np
+
+    import zoo.data
+    from zoo import api, outputs
+    from zoo.preprocessing.bind import adapt_preprocessing
+
+    outputs.check_file_target(out, overwrite)  # before any work
+    entry = api.weights_entry(name)
+    model = api.load(entry.name)
+    spec = dict(entry.preprocessing)
+    probe = zoo.data.load(data, split, preprocessing=spec, as_supervised=True, data_dir=data_dir)
+    produced = tuple(next(iter(probe))[0].shape[0:2])
+    spec = adapt_preprocessing(spec, produced, tuple(model.input_shape[1:3]))
+    dataset = zoo.data.load(
+        data, split, preprocessing=spec, as_supervised=True, batch_size=batch_size, data_dir=data_dir
+    )
+    feats, labels = extract_features(model, dataset, layers=layers)
+    feats = feats if isinstance(feats, list) else [feats]
+    arrays = {f"features_{i:02d}" if len(feats) > 1 else "features": f for i, f in enumerate(feats)}
+    if labels is not None:
+        arrays["labels"] = labels
+    with outputs.output_file(out, overwrite=overwrite, command=f"zoo extract {entry.name}") as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, **arrays)
+    return Path(out), {k: tuple(v.shape) for k, v in arrays.items()}

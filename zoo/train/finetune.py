@@ -1,0 +1,848 @@
+"""``zoo finetune`` as a library call: data in, a ready model folder out.
+
+Image classifiers go through :func:`zoo.train.engine.fine_tune`; BERT text models
+(entries with WordPiece preprocessing) through :func:`finetune_text`, which
+tokenises with the entry's vocabulary and pads each batch to its longest text.
+
+The folder holds ``model.keras`` (loads with :func:`zoo.load_keras` in safe
+mode), ``card.json`` (a record in the weights manifest's format, with the metric
+measured on the validation split) and ``curves.png``. Checkpoints under
+``checkpoints/`` let an interrupted run resume; every output is written
+atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+from zoo import outputs
+from zoo.errors import DataError, InputError, check_finite_history
+from zoo.preprocessing.bind import adapt_preprocessing, local_text_spec, wordpiece_spec
+from zoo.tasks.text_classify import text_dataset
+
+DISTRIBUTE = ("none", "mirrored", "multiworker")
+
+
+def get_strategy(distribute: str | None) -> Any:
+    """Return the ``tf.distribute`` strategy named ``distribute`` (default strategy for ``None``).
+
+    ``"mirrored"`` replicates over the local devices; ``"multiworker"`` uses
+    ``MultiWorkerMirroredStrategy`` configured by the ``TF_CONFIG`` environment variable.
+    """
+    import tensorflow as tf
+
+    if distribute in (None, "none"):
+        return tf.distribute.get_strategy()
+    if distribute == "mirrored":
+        devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+        return tf.distribute.MirroredStrategy([d.name for d in devices])
+    if distribute == "multiworker":
+        if "TF_CONFIG" not in os.environ:
+            raise InputError("--distribute multiworker needs TF_CONFIG describing the cluster")
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    raise InputError(f"distribute must be one of {', '.join(DISTRIBUTE)}, got {distribute!r}")
+
+
+def _splits(data: str, data_dir: str | None) -> tuple[dict[str, Any], dict[str, Any], Any]:
+    import zoo.data
+
+    info = zoo.data.info(data, data_dir=data_dir)
+    if not info.label_names:
+        raise DataError(f"{data!r} has no labels to fine-tune on")
+    splits = info.splits
+    if "validation" in splits:
+        return {"split": "train"}, {"split": "validation"}, info
+    if "test" in splits and "train" in splits:
+        return {"split": "train"}, {"split": "test"}, info
+    return {"split": "train", "kfold": (10, 0)}, {"split": "test", "kfold": (10, 0)}, info
+
+
+def _pipeline(
+    data: str,
+    spec: dict[str, Any],
+    *,
+    split: dict[str, Any],
+    batch_size: int,
+    limit: int | None,
+    seed: int,
+    train: bool,
+    data_dir: str | None,
+    cache_file: Path | None = None,
+) -> Any:
+    import tensorflow as tf
+
+    import zoo.data
+
+    # A subset is drawn from the shuffled file names or arrays, before anything is decoded, and
+    # only the subset is cached; with ``cache_file`` the decoded images are cached on disk, so
+    # memory does not grow with the number of images.
+    ds = zoo.data.load(
+        data,
+        split["split"],
+        kfold=split.get("kfold"),
+        preprocessing=spec,
+        as_supervised=True,
+        data_dir=data_dir,
+        shuffle=bool(limit),
+        seed=seed,
+    )
+    if limit:
+        ds = ds.take(limit)
+    ds = ds.cache(str(cache_file) if cache_file is not None else "")
+    if train:  # each epoch's order is a function of (seed, epoch): a resumed run sees the same batches
+        buffer = 10_000 if not limit else limit
+        # Count once (this fills the cache): with a known length, checkpoints land inside epochs.
+        count = int(ds.reduce(tf.constant(0, tf.int64), lambda n, *_: n + 1))
+        ds = ds.apply(tf.data.experimental.assert_cardinality(count))
+
+        def epoch_batches(epoch: int) -> Any:
+            order = ds.shuffle(buffer, seed=seed * 1_000_003 + epoch, reshuffle_each_iteration=False)
+            return order.padded_batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+        return epoch_batches
+    return ds.padded_batch(batch_size).prefetch(tf.data.AUTOTUNE)  # token ids padded with 0
+
+
+def _data_fingerprint(data: str, data_dir: str | None) -> dict[str, Any]:
+    """What identifies the training data: a folder's files (names, sizes, times) or a dataset name."""
+    import hashlib
+
+    folder = Path(os.path.expanduser(str(data)))
+    if folder.is_dir():
+        digest = hashlib.sha256()
+        count = 0
+        for root, dirs, names in os.walk(folder):
+            dirs.sort()
+            for name in sorted(names):
+                path = Path(root) / name
+                try:
+                    stat = path.stat()
+                except OSError:
+                    continue
+                rel = path.relative_to(folder).as_posix().encode("utf-8", "surrogateescape")
+                digest.update(rel + f"\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+                count += 1
+        return {"folder": str(folder.resolve()), "files": count, "sha256": digest.hexdigest()}
+    from zoo.data import resolve_data_dir
+
+    return {"dataset": str(data), "data_dir": str(resolve_data_dir(data_dir) or "")}
+
+
+def check_settings(
+    *,
+    epochs: int,
+    batch_size: int,
+    learning_rate: float,
+    unfreeze: int | str,
+    max_train: int | None,
+    max_val: int | None,
+    seed: int,
+    strategy: str,
+    save_every_steps: int | None,
+) -> None:
+    """Refuse settings that cannot train, with a message that says what to pass instead."""
+    import math
+
+    def whole(value: Any, low: int, high: int, what: str) -> None:
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise InputError(f"{what} must be a whole number from {low} to {high}, got {value!r}")
+
+    whole(epochs, 1, 10_000, "epochs")
+    whole(batch_size, 1, 65_536, "batch_size")
+    whole(seed, 0, 2**32 - 1, "seed")
+    for value, what in (
+        (max_train, "max_train"),
+        (max_val, "max_val"),
+        (save_every_steps, "save_every_steps"),
+    ):
+        if value is not None:
+            whole(value, 1, 2**31 - 1, what)
+    if unfreeze != "all":
+        whole(unfreeze, 0, 10_000, "unfreeze (or 'all')")
+    if (
+        isinstance(learning_rate, bool)
+        or not isinstance(learning_rate, int | float)
+        or not (math.isfinite(learning_rate) and 0 < learning_rate <= 10)
+    ):
+        raise InputError(f"learning rate must be a finite number in (0, 10], got {learning_rate!r}")
+    strategies = ("two_phase", "head", "full")
+    if strategy not in strategies:
+        raise InputError(f"strategy must be one of {', '.join(strategies)}, got {strategy!r}")
+
+
+def _run_settings(
+    *, distribute: str | None, max_val: int | None, save_every_steps: int | None, **settings: Any
+) -> dict[str, Any]:
+    """The settings a fine-tune records and resumes by, checked."""
+    check_settings(max_val=max_val, save_every_steps=save_every_steps, **settings)
+    return {**settings, "distribute": distribute or "none"}
+
+
+def _run_inputs(
+    entry: Any,
+    data: str,
+    data_dir: str | None,
+    settings: dict[str, Any],
+    weights: str | None,
+    max_val: int | None,
+) -> tuple[dict[str, Any], dict[str, Any], Any, dict[str, Any]]:
+    """Splits and dataset info of ``data`` (at least two classes), and the inputs a run resumes by."""
+    train_split, val_split, info = _splits(data, data_dir)
+    _check_classes(info.label_names, data)
+    inputs = {
+        "base": entry.name,
+        "weights": weights,
+        "data": _data_fingerprint(data, data_dir),
+        "max_val": max_val,
+        **settings,
+    }
+    return train_split, val_split, info, inputs
+
+
+def _check_classes(labels: list[str] | tuple[str, ...] | None, data: str) -> None:
+    if not labels or len(labels) < 2:
+        raise DataError(
+            f"{data!r} has {len(labels or [])} class(es); fine-tuning a classifier needs at least 2 "
+            "(one sub-folder per class)"
+        )
+
+
+def _reset_head(model: Any) -> None:
+    """Re-initialise the ``head`` layer: a new task always starts from a fresh head."""
+    import keras
+
+    head = model.get_layer("head")
+    head.kernel.assign(head.kernel_initializer(head.kernel.shape))
+    head.bias.assign(keras.ops.zeros(head.bias.shape))
+
+
+def _write_folder(
+    folder: Any,
+    *,
+    name: str,
+    data: str,
+    entry: Any,
+    model: Any,
+    history: dict[str, Any],
+    metrics: dict[str, float],
+    spec: dict[str, Any],
+    labels: list[str],
+    val_split: dict[str, Any],
+    max_val: int | None,
+    settings: dict[str, Any],
+) -> dict[str, Any]:
+    """Write ``model.keras``, ``curves.png`` and the ``card.json`` of a fine-tuned model, atomically.
+
+    A text spec whose vocabulary is a file gets that file copied into the folder
+    (``vocab.txt``), so the card names only files that are there. ``settings`` are
+    the run's arguments, recorded in the card's recipe notes.
+    """
+    from zoo.models._common import count_parameters
+    from zoo.train.schedules import plot_history
+    from zoo.weights.manifest import WeightsEntry, file_record, library_versions
+
+    out = folder.path
+    model_path = out / "model.keras"
+    with folder.write("model.keras") as tmp:
+        model.save(tmp)
+    files = [file_record(model_path, "keras")]
+    text = spec.get("type") == "text"
+    if text and isinstance(spec.get("vocab"), str):
+        vocab_path = out / "vocab.txt"
+        with folder.write("vocab.txt") as tmp:
+            shutil.copyfile(spec["vocab"], tmp)
+        spec = {**spec, "vocab": "vocab.txt"}
+        files.append(file_record(vocab_path, "vocab"))
+    curves = out / "curves.png"
+    with folder.write("curves.png") as tmp:
+        plot_history({k: v for k, v in history.items() if k != "phase"}, tmp, title=f"{name} on {data}")
+    command = (
+        "zoo finetune " + " ".join(shlex.quote(a) for a in sys.argv[2:])
+        if (len(sys.argv) > 1 and sys.argv[1] == "finetune")
+        else f"zoo.finetune({name!r}, {data!r})"
+    )
+    card = {
+        "architecture": entry.architecture,
+        "tag": "finetuned",
+        "default": False,
+        "description": f"{entry.name} fine-tuned on {data} ({settings['strategy']})",
+        "files": files,
+        "sources": [{"type": "local", "path": str(out.resolve())}],
+        "builder_kwargs": dict(entry.builder_kwargs),
+        "input_shape": None if text else list(model.input_shape[1:]),
+        "num_classes": len(labels),
+        "labels": list(labels),
+        "preprocessing": spec,
+        "dataset": {
+            "name": str(data),
+            "split": val_split["split"],
+            "notes": f"validation subset {max_val}" if max_val else "",
+        },
+        "metrics": [
+            {
+                "name": "top1_accuracy",
+                "value": round(metrics["top1_accuracy"], 4),
+                "split": val_split["split"],
+                "dataset": str(data),
+                "command": command,
+                "higher_is_better": True,
+            }
+        ],
+        "references": [],
+        "num_params": count_parameters(model),
+        "license": entry.license,
+        "recipe": {"command": command, "notes": json.dumps({"base": entry.name, **settings}, sort_keys=True)},
+        "library_versions": library_versions(),
+    }
+    WeightsEntry.from_dict(f"{entry.architecture}.finetuned", card)  # validate the card
+    card_path = out / "card.json"
+    with folder.write("card.json") as tmp:
+        Path(tmp).write_text(json.dumps(card, indent=2, sort_keys=True))
+    return {
+        "model": str(model_path),
+        "card": str(card_path),
+        "curves": str(curves),
+        "metrics": metrics,
+        "history": history,
+    }
+
+
+def finetune(
+    name: str,
+    data: str,
+    out: str | os.PathLike[str],
+    *,
+    epochs: int = 10,
+    strategy: str = "two_phase",
+    distribute: str | None = None,
+    batch_size: int = 64,
+    learning_rate: float = 1e-3,
+    unfreeze: int | str = 2,
+    max_train: int | None = None,
+    max_val: int | None = None,
+    seed: int = 0,
+    data_dir: str | None = None,
+    weights: str | None = "default",
+    save_every_steps: int | None = None,
+    verbose: Any = "auto",
+    overwrite: bool = False,
+) -> dict[str, Any]:
+    """Fine-tune a zoo model on a dataset and write a ready model folder.
+
+    ``out`` follows :mod:`zoo.outputs`: a new or empty folder becomes the zoo's;
+    rerunning with the same data and settings resumes the run in it; other data or
+    settings are refused unless ``overwrite``, which replaces only the zoo's own files
+    there. A non-finite loss stops the run with :class:`zoo.errors.TrainingError`.
+
+    Args:
+        name: Zoo model or weights name (``"lenet5"``, ``"resnet20.cifar10"``).
+        data: Named dataset, ``tfds:NAME`` or a folder (``root/<label>/*`` or
+            ``root/<split>/<label>/*``); folders without splits use a fixed 90/10 split.
+        out: Output folder (created; an interrupted run in it resumes).
+        epochs: Total epochs (split over the two phases of ``"two_phase"``).
+        strategy: ``"two_phase"``, ``"head"`` or ``"full"`` (see :func:`zoo.train.engine.fine_tune`).
+        distribute: ``None``, ``"mirrored"`` or ``"multiworker"``.
+        batch_size: Global batch size.
+        learning_rate: Learning rate of the head phase (phase 2 uses a tenth).
+        unfreeze: Top backbone blocks unfrozen in phase 2, or ``"all"``.
+        max_train: Use a fixed random subset of this many training examples.
+        max_val: Use a fixed random subset of this many validation examples.
+        seed: Seed of subsets, shuffling and initialisation.
+        data_dir: Data directory for named datasets (overrides ``ZOO_DATA_DIR``).
+        weights: Starting weights (``"default"``, a tag, or ``None`` to train from scratch).
+        save_every_steps: Checkpoint every N steps as well as every epoch.
+        verbose: Passed to ``fit``.
+        overwrite: Replace the zoo's own earlier output in ``out`` made from other inputs.
+
+    Returns:
+        A summary: output paths, the validation metric and the history.
+    """
+    from zoo import api
+
+    spec_entry = api.weights_entry(name)  # preprocessing comes from the pretrained entry
+    kind = spec_entry.preprocessing.get("type")
+    if kind == "text" and spec_entry.preprocessing.get("tokenizer") == "wordpiece":
+        return finetune_text(
+            name,
+            data,
+            out,
+            epochs=epochs,
+            strategy=strategy,
+            distribute=distribute,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
+            unfreeze=unfreeze,
+            max_train=max_train,
+            max_val=max_val,
+            seed=seed,
+            data_dir=data_dir,
+            weights=weights,
+            save_every_steps=save_every_steps,
+            verbose=verbose,
+            overwrite=overwrite,
+        )
+    if kind not in ("image", "text") or spec_entry.num_classes is None:
+        raise InputError(f"zoo finetune supports image and text classifiers; {name} is neither")
+    settings = _run_settings(
+        epochs=epochs,
+        strategy=strategy,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        unfreeze=unfreeze,
+        max_train=max_train,
+        seed=seed,
+        distribute=distribute,
+        max_val=max_val,
+        save_every_steps=save_every_steps,
+    )
+    train_split, val_split, info, inputs = _run_inputs(spec_entry, data, data_dir, settings, weights, max_val)
+    with outputs.output_folder(out, command="finetune", inputs=inputs, overwrite=overwrite) as folder:
+        return _finetune_image(
+            folder,
+            name,
+            data,
+            spec_entry,
+            kind,
+            train_split,
+            val_split,
+            info,
+            settings=settings,
+            weights=weights,
+            max_val=max_val,
+            data_dir=data_dir,
+            save_every_steps=save_every_steps,
+            verbose=verbose,
+        )
+
+
+def _finetune_image(
+    folder: Any,
+    name: str,
+    data: str,
+    spec_entry: Any,
+    kind: str,
+    train_split: dict,
+    val_split: dict,
+    info: Any,
+    *,
+    settings: dict[str, Any],
+    weights: str | None,
+    max_val: int | None,
+    data_dir: str | None,
+    save_every_steps: int | None,
+    verbose: Any,
+) -> dict[str, Any]:
+    import keras
+
+    from zoo import api
+    from zoo.tasks.classify import classification_metrics
+    from zoo.train.engine import fine_tune
+
+    num_classes = len(info.label_names)
+    seed, batch_size, distribute = settings["seed"], settings["batch_size"], settings["distribute"]
+    max_train = settings["max_train"]
+    keras.utils.set_random_seed(seed)
+
+    with get_strategy(distribute).scope():
+        if weights is None:
+            shape = {} if kind == "text" else {"input_shape": spec_entry.input_shape}
+            model = api.load(
+                spec_entry.architecture,
+                weights=None,
+                num_classes=num_classes,
+                **shape,
+                **dict(spec_entry.builder_kwargs),
+            )
+        else:
+            model = api.load(spec_entry.name, num_classes=num_classes)
+            _reset_head(model)
+        if kind == "text":  # word/char ids with the entry's own vocabulary
+            spec = local_text_spec(spec_entry)
+        else:
+            input_hw = tuple(model.input_shape[1:3])
+            probe = _pipeline(
+                data,
+                dict(spec_entry.preprocessing),
+                split=val_split,
+                batch_size=1,
+                limit=None,
+                seed=seed,
+                train=False,
+                data_dir=data_dir,
+            )
+            produced = tuple(next(iter(probe))[0].shape[1:3])
+            spec = adapt_preprocessing(dict(spec_entry.preprocessing), produced, input_hw)
+        cache = folder.scratch_dir("cache") if kind != "text" else None
+        train = _pipeline(
+            data,
+            spec,
+            split=train_split,
+            batch_size=batch_size,
+            limit=max_train,
+            seed=seed,
+            train=True,
+            data_dir=data_dir,
+            cache_file=cache / "train" if cache else None,
+        )
+        val = _pipeline(
+            data,
+            spec,
+            split=val_split,
+            batch_size=batch_size,
+            limit=max_val,
+            seed=seed,
+            train=False,
+            data_dir=data_dir,
+            cache_file=cache / "validation" if cache else None,
+        )
+        result = fine_tune(
+            model,
+            train,
+            val,
+            strategy=settings["strategy"],
+            epochs=settings["epochs"],
+            learning_rate=settings["learning_rate"],
+            unfreeze=settings["unfreeze"],
+            checkpoint_dir=folder.own_dir("checkpoints"),
+            save_every_steps=save_every_steps,
+            verbose=verbose,
+        )
+
+    metrics = classification_metrics(result.model, val)
+    if cache:
+        folder.drop_dir("cache")
+    return _write_folder(
+        folder,
+        name=name,
+        data=data,
+        entry=spec_entry,
+        model=result.model,
+        history=result.history,
+        metrics=metrics,
+        spec=spec,
+        labels=list(info.label_names),
+        val_split=val_split,
+        max_val=max_val,
+        settings=settings,
+    )
+
+
+# --------------------------------------------------------------------------------------
+# Text: BERT encoders with a sequence-classification head
+# --------------------------------------------------------------------------------------
+
+#: Encoder layers train at ``learning_rate / ENCODER_LR_DIVISOR`` (5e-5 for the default 1e-3).
+ENCODER_LR_DIVISOR = 20
+
+
+def bert_blocks(model: Any) -> list[list[Any]]:
+    """Group a BERT classifier's weighted layers bottom to top: embeddings, each encoder layer, pooler.
+
+    The ``head`` is not part of any block.
+    """
+    import re
+
+    blocks: dict[str, list[Any]] = {}
+    for layer in model.layers:
+        if not layer.weights or layer.name == "head":
+            continue
+        match = re.match(r"^(embeddings|encoder_layer_\d+|pooler)", layer.name)
+        key = match.group(1) if match else layer.name
+        blocks.setdefault(key, []).append(layer)
+    return list(blocks.values())
+
+
+def set_trainable_top(model: Any, unfreeze: int | str) -> int:
+    """Make the ``head`` and the top ``unfreeze`` blocks of :func:`bert_blocks` trainable, freeze the rest.
+
+    ``unfreeze`` counts the pooler as a block: ``3`` trains the pooler and the two
+    top encoder layers; ``"all"`` trains everything. Returns the number of blocks trained.
+    """
+    blocks = bert_blocks(model)
+    keep = len(blocks) if unfreeze == "all" else max(0, min(int(unfreeze), len(blocks)))
+    for index, block in enumerate(blocks):
+        for layer in block:
+            layer.trainable = index >= len(blocks) - keep
+    model.get_layer("head").trainable = True
+    return keep
+
+
+def _text_phase(
+    model: Any,
+    name: str,
+    train: Any,
+    val: Any,
+    *,
+    epochs: int,
+    lr: float,
+    steps_per_epoch: int,
+    checkpoint_dir: Path | None,
+    save_every_steps: int | None,
+    verbose: Any,
+    weight_decay: float = 0.01,
+    warmup: float = 0.1,
+) -> dict[str, list[float]]:
+    """Train one phase with AdamW (warm-up then cosine decay, clipnorm 1), resumably."""
+    import keras
+
+    from zoo.train.schedules import OneCycle
+
+    phase_dir = checkpoint_dir / name if checkpoint_dir is not None else None
+    done = phase_dir / "done.weights.h5" if phase_dir is not None else None
+    if done is not None and done.is_file():  # finished before an interruption: reuse it
+        model.load_weights(done)
+        return json.loads((phase_dir / "history.json").read_text())
+    schedule = OneCycle(lr, max(1, epochs * steps_per_epoch), pct_start=warmup)
+    optimizer = keras.optimizers.AdamW(schedule, weight_decay=weight_decay, clipnorm=1.0)
+    optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
+    model.compile(
+        optimizer=optimizer,
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+    callbacks = []
+    if phase_dir is not None:
+        phase_dir.mkdir(parents=True, exist_ok=True)
+        callbacks.append(
+            keras.callbacks.BackupAndRestore(str(phase_dir / "backup"), save_freq=save_every_steps or "epoch")
+        )
+    callbacks.append(keras.callbacks.TerminateOnNaN())
+    history = model.fit(
+        train, validation_data=val, epochs=epochs, shuffle=False, verbose=verbose, callbacks=callbacks
+    ).history
+    history = {k: [float(v) for v in vals] for k, vals in history.items()}
+    check_finite_history(history)
+    if done is not None:
+        tmp = phase_dir / ".done.tmp.weights.h5"
+        model.save_weights(tmp)
+        (phase_dir / "history.json").write_text(json.dumps(history))
+        os.replace(tmp, done)
+    return history
+
+
+def fine_tune_text(
+    model: Any,
+    train: Any,
+    val: Any = None,
+    *,
+    strategy: str = "two_phase",
+    epochs: int | tuple[int, int] = 3,
+    learning_rate: float = 1e-3,
+    encoder_learning_rate: float | None = None,
+    unfreeze: int | str = "all",
+    steps_per_epoch: int,
+    checkpoint_dir: str | os.PathLike[str] | None = None,
+    save_every_steps: int | None = None,
+    verbose: Any = "auto",
+) -> dict[str, list[float]]:
+    """Fine-tune a BERT classifier (``include_top=True``) in place.
+
+    ``"head"`` trains only the ``head`` at ``learning_rate``; ``"full"`` trains the
+    top ``unfreeze`` blocks (see :func:`set_trainable_top`; ``"all"``: the whole
+    model) and the head at ``encoder_learning_rate``; ``"two_phase"`` runs
+    ``"head"`` then ``"full"``. Each phase uses AdamW (weight decay 0.01, none on
+    biases and LayerNorms), 10% linear warm-up then cosine decay, gradient
+    clipping at norm 1, a fixed number of epochs (no early stopping, so a
+    validation split is never used to pick weights), and resumes from
+    ``checkpoint_dir`` after an interruption.
+
+    Args:
+        model: A zoo BERT model with a classification top.
+        train: Batched ``(inputs, label)`` dataset, reshuffled each epoch.
+        val: Batched validation dataset or ``None``.
+        strategy: ``"two_phase"``, ``"head"`` or ``"full"``.
+        epochs: Total epochs, or ``(head_epochs, encoder_epochs)`` for ``"two_phase"``
+            (an int gives the head phase one epoch).
+        learning_rate: Peak learning rate of the head phase.
+        encoder_learning_rate: Peak learning rate when encoder layers train
+            (default ``learning_rate / ENCODER_LR_DIVISOR``).
+        unfreeze: Blocks trained with the encoder learning rate.
+        steps_per_epoch: Batches per epoch (for the schedule).
+        checkpoint_dir: Folder for resumable checkpoints.
+        save_every_steps: Also checkpoint every N steps.
+        verbose: Passed to ``fit``.
+
+    Returns:
+        The merged history, with a ``phase`` entry per epoch.
+    """
+    strategies = ("two_phase", "head", "full")
+    if strategy not in strategies:
+        raise InputError(f"strategy must be one of {', '.join(strategies)}, got {strategy!r}")
+    if isinstance(epochs, int):
+        epochs = {"head": (epochs, 0), "full": (0, epochs)}.get(
+            strategy, (1, max(1, epochs - 1)) if epochs > 1 else (0, 1)
+        )
+    encoder_lr = encoder_learning_rate or learning_rate / ENCODER_LR_DIVISOR
+    ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
+    common = {
+        "steps_per_epoch": steps_per_epoch,
+        "checkpoint_dir": ckpt,
+        "save_every_steps": save_every_steps,
+        "verbose": verbose,
+    }
+    merged: dict[str, list[Any]] = {"phase": []}
+    for phase, n, lr, top in (
+        ("head", epochs[0], learning_rate, 0),
+        ("encoder", epochs[1], encoder_lr, unfreeze),
+    ):
+        if n <= 0:
+            continue
+        set_trainable_top(model, top)
+        history = _text_phase(model, phase, train, val, epochs=n, lr=lr, **common)
+        for k, v in history.items():
+            merged.setdefault(k, []).extend(v)
+        merged["phase"] += [phase] * len(history.get("loss", []))
+    for layer in model.layers:
+        layer.trainable = True
+    return merged
+
+
+def finetune_text(
+    name: str,
+    data: str,
+    out: str | os.PathLike[str],
+    *,
+    epochs: int = 3,
+    strategy: str = "two_phase",
+    distribute: str | None = None,
+    batch_size: int = 32,
+    learning_rate: float = 1e-3,
+    unfreeze: int | str = "all",
+    max_train: int | None = None,
+    max_val: int | None = None,
+    seed: int = 0,
+    data_dir: str | None = None,
+    weights: str | None = "default",
+    save_every_steps: int | None = None,
+    verbose: Any = "auto",
+    overwrite: bool = False,
+) -> dict[str, Any]:
+    """Fine-tune a BERT entry as a text classifier and write a ready model folder.
+
+    Texts are tokenised with the entry's vocabulary (its preprocessing spec,
+    truncation included) and each batch is padded to its longest text. The
+    classifier is the builders' top (dropout, ``pre_logits``, ``head`` on the
+    pooled ``[CLS]`` output), with a fresh head. See :func:`fine_tune_text` for
+    the strategies; the arguments are those of :func:`finetune`.
+
+    Returns:
+        A summary: output paths, the validation metric and the history.
+    """
+    from zoo import api
+
+    settings = _run_settings(
+        epochs=epochs,
+        strategy=strategy,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        unfreeze=unfreeze,
+        max_train=max_train,
+        seed=seed,
+        distribute=distribute,
+        max_val=max_val,
+        save_every_steps=save_every_steps,
+    )
+    entry = api.weights_entry(name)
+    spec = wordpiece_spec(entry)
+    train_split, val_split, info, inputs = _run_inputs(entry, data, data_dir, settings, weights, max_val)
+    num_classes = len(info.label_names)
+    with outputs.output_folder(out, command="finetune", inputs=inputs, overwrite=overwrite) as folder:
+        return _finetune_text_in(
+            folder,
+            name,
+            data,
+            entry,
+            spec,
+            train_split,
+            val_split,
+            info,
+            num_classes,
+            settings,
+            weights=weights,
+            max_val=max_val,
+            data_dir=data_dir,
+            save_every_steps=save_every_steps,
+            verbose=verbose,
+        )
+
+
+def _finetune_text_in(
+    folder: Any,
+    name: str,
+    data: str,
+    entry: Any,
+    spec: dict,
+    train_split: dict,
+    val_split: dict,
+    info: Any,
+    num_classes: int,
+    settings: dict[str, Any],
+    *,
+    weights: str | None,
+    max_val: int | None,
+    data_dir: str | None,
+    save_every_steps: int | None,
+    verbose: Any,
+) -> dict[str, Any]:
+    import math
+
+    import keras
+
+    from zoo import api
+    from zoo.tasks.classify import classification_metrics
+
+    seed, batch_size, max_train = settings["seed"], settings["batch_size"], settings["max_train"]
+    distribute = settings["distribute"]
+    keras.utils.set_random_seed(seed)
+    with get_strategy(distribute).scope():
+        if weights is None:
+            model = api.load(entry.architecture, weights=None, include_top=True, num_classes=num_classes)
+        else:
+            model = api.load(entry.name, include_top=True, num_classes=num_classes)
+            _reset_head(model)
+        kw = {"spec": spec, "batch_size": batch_size, "seed": seed, "data_dir": data_dir}
+        train = text_dataset(
+            data,
+            split=train_split["split"],
+            kfold=train_split.get("kfold"),
+            shuffle=True,
+            limit=max_train,
+            **kw,
+        )
+        val = text_dataset(data, split=val_split["split"], kfold=val_split.get("kfold"), limit=max_val, **kw)
+        n_train = info.splits.get(train_split["split"]) or sum(1 for _ in train.unbatch())
+        steps = math.ceil((min(n_train, max_train) if max_train else n_train) / batch_size)
+        history = fine_tune_text(
+            model,
+            train,
+            val,
+            strategy=settings["strategy"],
+            epochs=settings["epochs"],
+            learning_rate=settings["learning_rate"],
+            unfreeze=settings["unfreeze"],
+            steps_per_epoch=steps,
+            checkpoint_dir=folder.own_dir("checkpoints"),
+            save_every_steps=save_every_steps,
+            verbose=verbose,
+        )
+    metrics = classification_metrics(model, val)
+    return _write_folder(
+        folder,
+        name=name,
+        data=data,
+        entry=entry,
+        model=model,
+        history=history,
+        metrics=metrics,
+        spec=spec,
+        labels=list(info.label_names),
+        val_split=val_split,
+        max_val=max_val,
+        settings=settings,
+    )

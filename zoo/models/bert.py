@@ -20,16 +20,13 @@ LayerNorm ``weight``/``bias`` are ``gamma``/``beta``. A sequence-classification
 head (``include_top=True``) is ``classifier_dropout``, ``pre_logits`` and
 ``head`` (Hugging Face's ``classifier``).
 
-Every registered size is one row of :data:`_VARIANTS`; :func:`_make_builder`
-turns a row into a registered, documented, keyword-only builder function that is
-also a module attribute (``zoo.models.bert.bert_mini``).
+Every registered size is an explicit, registered, keyword-only builder function
+(``zoo.models.bert.bert_mini``) that calls :func:`bert_encoder` with its size.
 """
 
 from __future__ import annotations
 
-import textwrap
-from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any
 
 from zoo._lazy import keras
 from zoo.models._common import classifier_head
@@ -43,6 +40,91 @@ _COMPACT_PAPER = (
     "Turc et al. 2019, Well-Read Students Learn Better: On the Importance of Pre-training Compact Models"
 )
 _COMPACT_PAPER_URL = "https://arxiv.org/abs/1908.08962"
+
+_INPUT_NAMES = ("input_ids", "token_type_ids", "attention_mask")
+
+
+def _dense(units: int, name: str, init: Any, activation: str | None = None) -> Any:
+    """Return a ``Dense`` layer with BERT's truncated-normal kernel initializer."""
+    return keras.layers.Dense(units, activation=activation, kernel_initializer=init, name=name)
+
+
+def _embeddings(
+    inputs: dict[str, Any],
+    *,
+    vocab_size: int,
+    max_position_embeddings: int,
+    type_vocab_size: int,
+    hidden_size: int,
+    hidden_dropout: float,
+    layer_norm_epsilon: float,
+    init: Any,
+) -> Any:
+    """Apply BERT's embeddings: word + position + token type, LayerNorm and dropout."""
+    from zoo.models._layers import PositionEmbedding
+
+    words = keras.layers.Embedding(
+        vocab_size, hidden_size, embeddings_initializer=init, name="embeddings_word_embeddings"
+    )(inputs["input_ids"])
+    positions = PositionEmbedding(
+        max_position_embeddings,
+        hidden_size,
+        embeddings_initializer=init,
+        name="embeddings_position_embeddings",
+    )(inputs["input_ids"])
+    types = keras.layers.Embedding(
+        type_vocab_size,
+        hidden_size,
+        embeddings_initializer=init,
+        name="embeddings_token_type_embeddings",
+    )(inputs["token_type_ids"])
+    x = keras.layers.Add(name="embeddings_add")([words, positions, types])
+    x = keras.layers.LayerNormalization(epsilon=layer_norm_epsilon, name="embeddings_LayerNorm")(x)
+    return keras.layers.Dropout(hidden_dropout, name="embeddings_dropout")(x)
+
+
+def _encoder_layer(
+    x: Any,
+    attention_mask: Any,
+    prefix: str,
+    *,
+    hidden_size: int,
+    num_heads: int,
+    intermediate_size: int,
+    hidden_dropout: float,
+    attention_dropout: float,
+    layer_norm_epsilon: float,
+    init: Any,
+) -> Any:
+    """Apply one post-LayerNorm transformer layer (Hugging Face's ``BertLayer``) named ``<prefix>_*``."""
+    from zoo.models._layers import ScaledDotProductAttention
+
+    query = _dense(hidden_size, f"{prefix}_attention_self_query", init)(x)
+    key = _dense(hidden_size, f"{prefix}_attention_self_key", init)(x)
+    value = _dense(hidden_size, f"{prefix}_attention_self_value", init)(x)
+    context = ScaledDotProductAttention(
+        num_heads, dropout=attention_dropout, name=f"{prefix}_attention_self"
+    )([query, key, value, attention_mask])
+    attn = _dense(hidden_size, f"{prefix}_attention_output_dense", init)(context)
+    attn = keras.layers.Dropout(hidden_dropout, name=f"{prefix}_attention_output_dropout")(attn)
+    attn = keras.layers.Add(name=f"{prefix}_attention_output_add")([attn, x])
+    x = keras.layers.LayerNormalization(
+        epsilon=layer_norm_epsilon, name=f"{prefix}_attention_output_LayerNorm"
+    )(attn)
+    ffn = _dense(intermediate_size, f"{prefix}_intermediate_dense", init, activation="gelu")(x)
+    ffn = _dense(hidden_size, f"{prefix}_output_dense", init)(ffn)
+    ffn = keras.layers.Dropout(hidden_dropout, name=f"{prefix}_output_dropout")(ffn)
+    ffn = keras.layers.Add(name=f"{prefix}_output_add")([ffn, x])
+    return keras.layers.LayerNormalization(epsilon=layer_norm_epsilon, name=f"{prefix}_output_LayerNorm")(ffn)
+
+
+def _pooler(x: Any, hidden_size: int, init: Any) -> tuple[Any, Any]:
+    """Return ``sequence_output`` and BERT's pooler output (a tanh ``Dense`` on the ``[CLS]`` position)."""
+    from zoo.models._layers import TakeToken
+
+    sequence_output = keras.layers.Identity(name="sequence_output")(x)
+    cls = TakeToken(0, name="pooler_first_token")(sequence_output)
+    return sequence_output, _dense(hidden_size, "pooler_dense", init, activation="tanh")(cls)
 
 
 def bert_encoder(
@@ -89,62 +171,35 @@ def bert_encoder(
         ``sequence_output`` ``(batch, seq_len, H)`` and ``pooled_output``
         ``(batch, H)``; with a top the output is ``(batch, num_classes)`` logits.
     """
-    from zoo.models._layers import PositionEmbedding, ScaledDotProductAttention, TakeToken
-
     if hidden_size % num_heads:
         raise ValueError(f"hidden_size {hidden_size} is not divisible by num_heads {num_heads}")
     init = keras.initializers.TruncatedNormal(stddev=0.02)
-
-    def dense(units: int, layer_name: str, activation: str | None = None) -> Any:
-        return keras.layers.Dense(units, activation=activation, kernel_initializer=init, name=layer_name)
-
-    def layer_norm(layer_name: str) -> Any:
-        return keras.layers.LayerNormalization(epsilon=layer_norm_epsilon, name=layer_name)
-
-    inputs = {
-        key: keras.Input(shape=(None,), dtype="int32", name=key)
-        for key in ("input_ids", "token_type_ids", "attention_mask")
-    }
-    words = keras.layers.Embedding(
-        vocab_size, hidden_size, embeddings_initializer=init, name="embeddings_word_embeddings"
-    )(inputs["input_ids"])
-    positions = PositionEmbedding(
-        max_position_embeddings,
-        hidden_size,
-        embeddings_initializer=init,
-        name="embeddings_position_embeddings",
-    )(inputs["input_ids"])
-    types = keras.layers.Embedding(
-        type_vocab_size,
-        hidden_size,
-        embeddings_initializer=init,
-        name="embeddings_token_type_embeddings",
-    )(inputs["token_type_ids"])
-    x = keras.layers.Add(name="embeddings_add")([words, positions, types])
-    x = layer_norm("embeddings_LayerNorm")(x)
-    x = keras.layers.Dropout(hidden_dropout, name="embeddings_dropout")(x)
-
+    inputs = {key: keras.Input(shape=(None,), dtype="int32", name=key) for key in _INPUT_NAMES}
+    x = _embeddings(
+        inputs,
+        vocab_size=vocab_size,
+        max_position_embeddings=max_position_embeddings,
+        type_vocab_size=type_vocab_size,
+        hidden_size=hidden_size,
+        hidden_dropout=hidden_dropout,
+        layer_norm_epsilon=layer_norm_epsilon,
+        init=init,
+    )
     for index in range(num_layers):
-        prefix = f"encoder_layer_{index}"
-        query = dense(hidden_size, f"{prefix}_attention_self_query")(x)
-        key = dense(hidden_size, f"{prefix}_attention_self_key")(x)
-        value = dense(hidden_size, f"{prefix}_attention_self_value")(x)
-        context = ScaledDotProductAttention(
-            num_heads, dropout=attention_dropout, name=f"{prefix}_attention_self"
-        )([query, key, value, inputs["attention_mask"]])
-        attn = dense(hidden_size, f"{prefix}_attention_output_dense")(context)
-        attn = keras.layers.Dropout(hidden_dropout, name=f"{prefix}_attention_output_dropout")(attn)
-        attn = keras.layers.Add(name=f"{prefix}_attention_output_add")([attn, x])
-        x = layer_norm(f"{prefix}_attention_output_LayerNorm")(attn)
-        ffn = dense(intermediate_size, f"{prefix}_intermediate_dense", activation="gelu")(x)
-        ffn = dense(hidden_size, f"{prefix}_output_dense")(ffn)
-        ffn = keras.layers.Dropout(hidden_dropout, name=f"{prefix}_output_dropout")(ffn)
-        ffn = keras.layers.Add(name=f"{prefix}_output_add")([ffn, x])
-        x = layer_norm(f"{prefix}_output_LayerNorm")(ffn)
+        x = _encoder_layer(
+            x,
+            inputs["attention_mask"],
+            f"encoder_layer_{index}",
+            hidden_size=hidden_size,
+            num_heads=num_heads,
+            intermediate_size=intermediate_size,
+            hidden_dropout=hidden_dropout,
+            attention_dropout=attention_dropout,
+            layer_norm_epsilon=layer_norm_epsilon,
+            init=init,
+        )
 
-    sequence_output = keras.layers.Identity(name="sequence_output")(x)
-    cls = TakeToken(0, name="pooler_first_token")(sequence_output)
-    pooled_output = dense(hidden_size, "pooler_dense", activation="tanh")(cls)
+    sequence_output, pooled_output = _pooler(x, hidden_size, init)
     if include_top:
         y = keras.layers.Dropout(hidden_dropout, name="classifier_dropout")(pooled_output)
         outputs: Any = classifier_head(y, num_classes, activation=classifier_activation)
@@ -160,129 +215,261 @@ _MINILM_PAPER = (
 _MINILM_PAPER_URL = "https://arxiv.org/abs/2002.10957"
 
 
-class _Variant(NamedTuple):
-    """One registered size: L, H, A, feed-forward width, parameter count and origin."""
-
-    name: str
-    display_name: str
-    num_layers: int  # L
-    hidden_size: int  # H
-    num_heads: int  # A
-    intermediate_size: int
-    params: str  # parameters including the pooler, as documented
-    minilm: bool = False  # sentence-transformers' all-MiniLM-L6-v2, not a Turc et al. size
-    family_default: bool = False
-    aliases: tuple[str, ...] = ()
-
-
-_VARIANTS = (
-    _Variant("bert_tiny", "BERT-Tiny", 2, 128, 2, 512, "4,385,920"),
-    _Variant("bert_mini", "BERT-Mini", 4, 256, 4, 1024, "11,170,560", family_default=True),
-    _Variant("bert_small", "BERT-Small", 4, 512, 8, 2048, "28,763,648"),
-    _Variant("bert_medium", "BERT-Medium", 8, 512, 8, 2048, "41,373,184"),
-    _Variant(
-        "minilm_l6",
-        "MiniLM-L6",
-        6,
-        384,
-        12,
-        1536,
-        "22,713,216",
-        minilm=True,
-        aliases=("minilm", "all_minilm_l6_v2"),
-    ),
+@register_model(
+    family="bert",
+    display_name="BERT-Tiny",
+    paper=_COMPACT_PAPER,
+    paper_url=_COMPACT_PAPER_URL,
+    task="text-embedding",
+    description="Compact BERT encoder L=2, H=128, A=2 (4.4M parameters).",
 )
+def bert_tiny(
+    *,
+    include_top: bool = False,
+    num_classes: int = 2,
+    vocab_size: int = 30522,
+    hidden_dropout: float = 0.1,
+    attention_dropout: float = 0.1,
+    classifier_activation: str | None = None,
+) -> keras.Model:
+    """Build BERT-Tiny: 2 layers, hidden size 128, 2 heads, feed-forward 512.
 
-_DOC = """Build {display_name}: {num_layers} layers, hidden size {hidden_size}, {num_heads} heads, \
-feed-forward {intermediate_size}.
+    4,385,920 parameters including the pooler (the encoder of Google's
+    ``bert_uncased_L-2_H-128_A-2``).
 
-{about}
+    Args:
+        include_top: Add dropout, ``pre_logits`` and ``head`` on ``pooled_output``.
+        num_classes: Size of the ``head`` layer when ``include_top``.
+        vocab_size: Size of the WordPiece vocabulary.
+        hidden_dropout: Dropout rate on embeddings, sublayer outputs and the head.
+        attention_dropout: Dropout rate on the attention probabilities.
+        classifier_activation: Activation of ``head``; ``None`` gives logits.
 
-Args:
-    include_top: Add dropout, ``pre_logits`` and ``head`` on ``pooled_output``.
-    num_classes: Size of the ``head`` layer when ``include_top``.
-    vocab_size: Size of the WordPiece vocabulary.
-    hidden_dropout: Dropout rate on embeddings, sublayer outputs and the head.
-    attention_dropout: Dropout rate on the attention probabilities.
-    classifier_activation: Activation of ``head``; ``None`` gives logits.
+    Returns:
+        An uncompiled ``keras.Model`` named ``"bert_tiny"``; see
+        :func:`bert_encoder` for its inputs and outputs.
+    """
+    return bert_encoder(
+        num_layers=2,
+        hidden_size=128,
+        num_heads=2,
+        intermediate_size=512,
+        include_top=include_top,
+        num_classes=num_classes,
+        vocab_size=vocab_size,
+        hidden_dropout=hidden_dropout,
+        attention_dropout=attention_dropout,
+        classifier_activation=classifier_activation,
+        name="bert_tiny",
+    )
 
-Returns:
-    An uncompiled ``keras.Model`` named ``"{name}"``; see
-    :func:`bert_encoder` for its inputs and outputs.
-"""
-_COMPACT_ABOUT = (
-    "{params} parameters including the pooler (the encoder of Google's "
-    "``bert_uncased_L-{num_layers}_H-{hidden_size}_A-{num_heads}``)."
+
+@register_model(
+    family="bert",
+    display_name="BERT-Mini",
+    paper=_COMPACT_PAPER,
+    paper_url=_COMPACT_PAPER_URL,
+    task="text-embedding",
+    family_default=True,
+    description="Compact BERT encoder L=4, H=256, A=4 (11.2M parameters).",
 )
-_MINILM_ABOUT = (
-    "The ``BertModel`` configuration of sentence-transformers' all-MiniLM-L6-v2 "
-    "(uncased WordPiece vocabulary of 30522, 512 positions): {params} parameters "
-    "including the pooler. Sentence embeddings in that model are the "
-    "attention-mask-weighted mean of ``sequence_output``, L2-normalised; the "
-    "pooler is unused there but kept so checkpoints load completely."
+def bert_mini(
+    *,
+    include_top: bool = False,
+    num_classes: int = 2,
+    vocab_size: int = 30522,
+    hidden_dropout: float = 0.1,
+    attention_dropout: float = 0.1,
+    classifier_activation: str | None = None,
+) -> keras.Model:
+    """Build BERT-Mini: 4 layers, hidden size 256, 4 heads, feed-forward 1024.
+
+    The BERT family default. 11,170,560 parameters including the pooler (the
+    encoder of Google's ``bert_uncased_L-4_H-256_A-4``).
+
+    Args:
+        include_top: Add dropout, ``pre_logits`` and ``head`` on ``pooled_output``.
+        num_classes: Size of the ``head`` layer when ``include_top``.
+        vocab_size: Size of the WordPiece vocabulary.
+        hidden_dropout: Dropout rate on embeddings, sublayer outputs and the head.
+        attention_dropout: Dropout rate on the attention probabilities.
+        classifier_activation: Activation of ``head``; ``None`` gives logits.
+
+    Returns:
+        An uncompiled ``keras.Model`` named ``"bert_mini"``; see
+        :func:`bert_encoder` for its inputs and outputs.
+    """
+    return bert_encoder(
+        num_layers=4,
+        hidden_size=256,
+        num_heads=4,
+        intermediate_size=1024,
+        include_top=include_top,
+        num_classes=num_classes,
+        vocab_size=vocab_size,
+        hidden_dropout=hidden_dropout,
+        attention_dropout=attention_dropout,
+        classifier_activation=classifier_activation,
+        name="bert_mini",
+    )
+
+
+@register_model(
+    family="bert",
+    display_name="BERT-Small",
+    paper=_COMPACT_PAPER,
+    paper_url=_COMPACT_PAPER_URL,
+    task="text-embedding",
+    description="Compact BERT encoder L=4, H=512, A=8 (28.8M parameters).",
 )
+def bert_small(
+    *,
+    include_top: bool = False,
+    num_classes: int = 2,
+    vocab_size: int = 30522,
+    hidden_dropout: float = 0.1,
+    attention_dropout: float = 0.1,
+    classifier_activation: str | None = None,
+) -> keras.Model:
+    """Build BERT-Small: 4 layers, hidden size 512, 8 heads, feed-forward 2048.
+
+    28,763,648 parameters including the pooler (the encoder of Google's
+    ``bert_uncased_L-4_H-512_A-8``).
+
+    Args:
+        include_top: Add dropout, ``pre_logits`` and ``head`` on ``pooled_output``.
+        num_classes: Size of the ``head`` layer when ``include_top``.
+        vocab_size: Size of the WordPiece vocabulary.
+        hidden_dropout: Dropout rate on embeddings, sublayer outputs and the head.
+        attention_dropout: Dropout rate on the attention probabilities.
+        classifier_activation: Activation of ``head``; ``None`` gives logits.
+
+    Returns:
+        An uncompiled ``keras.Model`` named ``"bert_small"``; see
+        :func:`bert_encoder` for its inputs and outputs.
+    """
+    return bert_encoder(
+        num_layers=4,
+        hidden_size=512,
+        num_heads=8,
+        intermediate_size=2048,
+        include_top=include_top,
+        num_classes=num_classes,
+        vocab_size=vocab_size,
+        hidden_dropout=hidden_dropout,
+        attention_dropout=attention_dropout,
+        classifier_activation=classifier_activation,
+        name="bert_small",
+    )
 
 
-def _docstring(v: _Variant) -> str:
-    """Return the Google-style docstring of a variant's builder."""
-    about = (_MINILM_ABOUT if v.minilm else _COMPACT_ABOUT).format(**v._asdict())
-    if v.family_default:
-        about = f"The BERT family default. {about}"
-    about = textwrap.fill(about, 76, break_long_words=False, break_on_hyphens=False)
-    return _DOC.format(**v._asdict(), about=about)
+@register_model(
+    family="bert",
+    display_name="BERT-Medium",
+    paper=_COMPACT_PAPER,
+    paper_url=_COMPACT_PAPER_URL,
+    task="text-embedding",
+    description="Compact BERT encoder L=8, H=512, A=8 (41.4M parameters).",
+)
+def bert_medium(
+    *,
+    include_top: bool = False,
+    num_classes: int = 2,
+    vocab_size: int = 30522,
+    hidden_dropout: float = 0.1,
+    attention_dropout: float = 0.1,
+    classifier_activation: str | None = None,
+) -> keras.Model:
+    """Build BERT-Medium: 8 layers, hidden size 512, 8 heads, feed-forward 2048.
+
+    41,373,184 parameters including the pooler (the encoder of Google's
+    ``bert_uncased_L-8_H-512_A-8``).
+
+    Args:
+        include_top: Add dropout, ``pre_logits`` and ``head`` on ``pooled_output``.
+        num_classes: Size of the ``head`` layer when ``include_top``.
+        vocab_size: Size of the WordPiece vocabulary.
+        hidden_dropout: Dropout rate on embeddings, sublayer outputs and the head.
+        attention_dropout: Dropout rate on the attention probabilities.
+        classifier_activation: Activation of ``head``; ``None`` gives logits.
+
+    Returns:
+        An uncompiled ``keras.Model`` named ``"bert_medium"``; see
+        :func:`bert_encoder` for its inputs and outputs.
+    """
+    return bert_encoder(
+        num_layers=8,
+        hidden_size=512,
+        num_heads=8,
+        intermediate_size=2048,
+        include_top=include_top,
+        num_classes=num_classes,
+        vocab_size=vocab_size,
+        hidden_dropout=hidden_dropout,
+        attention_dropout=attention_dropout,
+        classifier_activation=classifier_activation,
+        name="bert_medium",
+    )
 
 
-def _description(v: _Variant) -> str:
-    """Return the one-line registry description of a variant."""
-    shape = f"L={v.num_layers}, H={v.hidden_size}, A={v.num_heads}"
-    if v.minilm:
-        return f"BERT encoder in the all-MiniLM-L6-v2 configuration: {shape}."
-    millions = int(v.params.replace(",", "")) / 1e6
-    return f"Compact BERT encoder {shape} ({millions:.1f}M parameters)."
+@register_model(
+    family="bert",
+    display_name="MiniLM-L6",
+    paper=_MINILM_PAPER,
+    paper_url=_MINILM_PAPER_URL,
+    task="text-embedding",
+    aliases=("minilm", "all_minilm_l6_v2"),
+    description="BERT encoder in the all-MiniLM-L6-v2 configuration: L=6, H=384, A=12.",
+)
+def minilm_l6(
+    *,
+    include_top: bool = False,
+    num_classes: int = 2,
+    vocab_size: int = 30522,
+    hidden_dropout: float = 0.1,
+    attention_dropout: float = 0.1,
+    classifier_activation: str | None = None,
+) -> keras.Model:
+    """Build MiniLM-L6: 6 layers, hidden size 384, 12 heads, feed-forward 1536.
+
+    The ``BertModel`` configuration of sentence-transformers' all-MiniLM-L6-v2
+    (uncased WordPiece vocabulary of 30522, 512 positions): 22,713,216
+    parameters including the pooler. Sentence embeddings in that model are the
+    attention-mask-weighted mean of ``sequence_output``, L2-normalised; the
+    pooler is unused there but kept so checkpoints load completely.
+
+    Args:
+        include_top: Add dropout, ``pre_logits`` and ``head`` on ``pooled_output``.
+        num_classes: Size of the ``head`` layer when ``include_top``.
+        vocab_size: Size of the WordPiece vocabulary.
+        hidden_dropout: Dropout rate on embeddings, sublayer outputs and the head.
+        attention_dropout: Dropout rate on the attention probabilities.
+        classifier_activation: Activation of ``head``; ``None`` gives logits.
+
+    Returns:
+        An uncompiled ``keras.Model`` named ``"minilm_l6"``; see
+        :func:`bert_encoder` for its inputs and outputs.
+    """
+    return bert_encoder(
+        num_layers=6,
+        hidden_size=384,
+        num_heads=12,
+        intermediate_size=1536,
+        include_top=include_top,
+        num_classes=num_classes,
+        vocab_size=vocab_size,
+        hidden_dropout=hidden_dropout,
+        attention_dropout=attention_dropout,
+        classifier_activation=classifier_activation,
+        name="minilm_l6",
+    )
 
 
-def _make_builder(v: _Variant) -> Callable[..., keras.Model]:
-    """Create, document and register the builder function of one size."""
-
-    def builder(
-        *,
-        include_top: bool = False,
-        num_classes: int = 2,
-        vocab_size: int = 30522,
-        hidden_dropout: float = 0.1,
-        attention_dropout: float = 0.1,
-        classifier_activation: str | None = None,
-    ) -> keras.Model:
-        return bert_encoder(
-            num_layers=v.num_layers,
-            hidden_size=v.hidden_size,
-            num_heads=v.num_heads,
-            intermediate_size=v.intermediate_size,
-            vocab_size=vocab_size,
-            hidden_dropout=hidden_dropout,
-            attention_dropout=attention_dropout,
-            include_top=include_top,
-            num_classes=num_classes,
-            classifier_activation=classifier_activation,
-            name=v.name,
-        )
-
-    builder.__name__ = builder.__qualname__ = v.name
-    builder.__doc__ = _docstring(v)
-    return register_model(
-        family="bert",
-        display_name=v.display_name,
-        paper=_MINILM_PAPER if v.minilm else _COMPACT_PAPER,
-        paper_url=_MINILM_PAPER_URL if v.minilm else _COMPACT_PAPER_URL,
-        task="text-embedding",
-        family_default=v.family_default,
-        aliases=v.aliases,
-        description=_description(v),
-    )(builder)
-
-
-for _v in _VARIANTS:
-    globals()[_v.name] = _make_builder(_v)
-del _v
-
-__all__ = ["bert_encoder", *(v.name for v in _VARIANTS)]
+__all__ = [
+    "bert_encoder",
+    "bert_tiny",
+    "bert_mini",
+    "bert_small",
+    "bert_medium",
+    "minilm_l6",
+]

@@ -17,14 +17,13 @@ explicitly (``<name>_pad`` layers) and use ``"valid"``; stride-1 3x3
 convolutions use ``"same"``, which pads identically. Batch norm uses PyTorch's
 eps 1e-5 and momentum 0.1 (Keras ``momentum=0.9``).
 
-Every variant is one row of :data:`_VARIANTS`; :func:`_make_builder` turns a row
-into a registered, documented, keyword-only builder function that is also a
-module attribute (``zoo.models.resnet.resnet50``).
+Every variant is an explicit, registered, keyword-only builder function
+(``zoo.models.resnet.resnet50``) that passes its :class:`_Arch` to the shared
+implementation :func:`_resnet`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from zoo._lazy import keras
@@ -42,93 +41,13 @@ _PAPER = "He et al. 2015, Deep Residual Learning for Image Recognition"
 _PAPER_URL = "https://arxiv.org/abs/1512.03385"
 
 
-class _Variant(NamedTuple):
-    """One registered ResNet: its name, input kind, blocks per stage and parameter count."""
+class _Arch(NamedTuple):
+    """The shape of one ResNet: its model name, input kind and residual blocks per stage."""
 
     name: str
-    depth: int
     cifar: bool
     blocks: tuple[int, ...]  # residual blocks per stage
     bottleneck: bool
-    params: str  # trainable parameters with the default ``num_classes``, as documented
-    paper_params: str = ""  # the paper's rounded count (CIFAR networks, table 6)
-    family_default: bool = False
-
-
-_VARIANTS = (
-    _Variant("resnet18", 18, False, (2, 2, 2, 2), False, "11,689,512"),
-    _Variant("resnet34", 34, False, (3, 4, 6, 3), False, "21,797,672"),
-    _Variant("resnet50", 50, False, (3, 4, 6, 3), True, "25,557,032"),
-    _Variant("resnet101", 101, False, (3, 4, 23, 3), True, "44,549,160"),
-    _Variant("resnet152", 152, False, (3, 8, 36, 3), True, "60,192,808"),
-    _Variant("resnet20", 20, True, (3, 3, 3), False, "269,722", "0.27M", family_default=True),
-    _Variant("resnet32", 32, True, (5, 5, 5), False, "464,154", "0.46M"),
-    _Variant("resnet44", 44, True, (7, 7, 7), False, "658,586", "0.66M"),
-    _Variant("resnet56", 56, True, (9, 9, 9), False, "853,018", "0.85M"),
-    _Variant("resnet110", 110, True, (18, 18, 18), False, "1,727,962", "1.7M"),
-)
-
-_IMAGENET_DOC = """Build ResNet-{depth} exactly as torchvision's ``{name}``{version}.
-
-{block_kind} blocks ``{blocks_list}``: {params} parameters with 1000 classes.
-
-Args:
-    include_top: Keep global average pooling and the ``head``. Without them
-        the output is the ``layer4`` feature map (7x7x{channels} at 224 input), or a
-        vector with ``pooling``.
-    num_classes: Size of the ``head`` layer.
-    input_shape: ``(H, W, 3)``; defaults to ``(224, 224, 3)``.
-    pooling: ``None``, ``"avg"`` or ``"max"``; used when ``include_top=False``.
-    classifier_activation: Activation of ``head``; ``None`` gives logits.
-
-Returns:
-    An uncompiled ``keras.Model`` named ``"{name}"``.
-"""
-
-_CIFAR_DOC = """Build the CIFAR-10 ResNet-{depth} of He et al., section 4.2{default}.
-
-A 3x3 convolution with 16 filters, three stages of ``n = {n}`` basic blocks
-with 16, 32 and 64 filters (the last two start with stride 2), global average
-pooling and ``head``. Shortcuts are option A: identity, subsampled and padded
-with zero channels where the stage changes. {params} parameters with 10
-classes (the paper's {paper_params}).
-
-Args:
-    include_top: Keep global average pooling and the ``head``. Without them
-        the output is the last stage's feature map (8x8x64 at 32x32 input), or
-        a vector with ``pooling``.
-    num_classes: Size of the ``head`` layer.
-    input_shape: ``(H, W, C)``; defaults to ``(32, 32, 3)``.
-    pooling: ``None``, ``"avg"`` or ``"max"``; used when ``include_top=False``.
-    classifier_activation: Activation of ``head``; ``None`` gives logits.
-
-Returns:
-    An uncompiled ``keras.Model`` named ``"{name}"``.
-"""
-
-
-def _docstring(v: _Variant) -> str:
-    """Return the Google-style docstring of a variant's builder."""
-    if v.cifar:
-        default = " (the family default)" if v.family_default else ""
-        return _CIFAR_DOC.format(**v._asdict(), n=v.blocks[0], default=default)
-    return _IMAGENET_DOC.format(
-        **v._asdict(),
-        version=" (v1.5)" if v.bottleneck else "",
-        block_kind="Bottleneck" if v.bottleneck else "Basic",
-        blocks_list=list(v.blocks),
-        channels=2048 if v.bottleneck else 512,
-    )
-
-
-def _description(v: _Variant) -> str:
-    """Return the one-line registry description of a variant."""
-    if v.cifar:
-        return (
-            f"CIFAR-10 ResNet-{v.depth} (n={v.blocks[0]}, option-A shortcuts, {v.paper_params} parameters)."
-        )
-    version = " (v1.5)" if v.bottleneck else ""
-    return f"ImageNet ResNet-{v.depth}{version} in torchvision's layout ({v.params} parameters)."
 
 
 def _kaiming_fan_out() -> Any:
@@ -221,7 +140,7 @@ def _bottleneck_block(x: Any, planes: int, stride: int, prefix: str, *, shortcut
     return keras.layers.ReLU(name=f"{prefix}_relu3")(out)
 
 
-def _stages(x: Any, widths: tuple[int, ...], v: _Variant, *, init: Any) -> Any:
+def _stages(x: Any, widths: tuple[int, ...], v: _Arch, *, init: Any) -> Any:
     """Apply the residual stages ``layer1``, ``layer2``, ...; every stage after the first halves H, W.
 
     A block whose input and output shapes differ gets a projection shortcut
@@ -242,7 +161,7 @@ def _stages(x: Any, widths: tuple[int, ...], v: _Variant, *, init: Any) -> Any:
 
 
 def _resnet(
-    v: _Variant,
+    v: _Arch,
     *,
     include_top: bool,
     num_classes: int,
@@ -250,7 +169,7 @@ def _resnet(
     pooling: str | None,
     classifier_activation: str | None,
 ) -> keras.Model:
-    """Build the ResNet described by one row of :data:`_VARIANTS`.
+    """Build the ResNet of one variant's :class:`_Arch`.
 
     ImageNet networks have torchvision's stem (7x7/2 convolution, batch norm, ReLU,
     3x3/2 max pooling) and four stages of 64 ... 512 planes. CIFAR networks of
@@ -293,41 +212,456 @@ def _resnet(
     return keras.Model(inputs, outputs, name=v.name)
 
 
-def _make_builder(v: _Variant) -> Callable[..., keras.Model]:
-    """Create, document and register the builder function of one variant."""
+@register_model(
+    family="resnet",
+    display_name="ResNet-18",
+    paper=_PAPER,
+    paper_url=_PAPER_URL,
+    task="image-classification",
+    description="ImageNet ResNet-18 in torchvision's layout (11,689,512 parameters).",
+)
+def resnet18(
+    *,
+    include_top: bool = True,
+    num_classes: int = 1000,
+    input_shape: tuple[int, int, int] | None = None,
+    pooling: str | None = None,
+    classifier_activation: str | None = None,
+) -> keras.Model:
+    """Build ResNet-18 exactly as torchvision's ``resnet18``.
 
-    def builder(
-        *,
-        include_top: bool = True,
-        num_classes: int = 10 if v.cifar else 1000,
-        input_shape: tuple[int, int, int] | None = None,
-        pooling: str | None = None,
-        classifier_activation: str | None = None,
-    ) -> keras.Model:
-        return _resnet(
-            v,
-            include_top=include_top,
-            num_classes=num_classes,
-            input_shape=input_shape,
-            pooling=pooling,
-            classifier_activation=classifier_activation,
-        )
+    Basic blocks ``[2, 2, 2, 2]``: 11,689,512 parameters with 1000 classes.
 
-    builder.__name__ = builder.__qualname__ = v.name
-    builder.__doc__ = _docstring(v)
-    return register_model(
-        family="resnet",
-        display_name=f"ResNet-{v.depth}",
-        paper=_PAPER,
-        paper_url=_PAPER_URL,
-        task="image-classification",
-        family_default=v.family_default,
-        description=_description(v),
-    )(builder)
+    Args:
+        include_top: Keep global average pooling and the ``head``. Without them
+            the output is the ``layer4`` feature map (7x7x512 at 224 input), or a
+            vector with ``pooling``.
+        num_classes: Size of the ``head`` layer.
+        input_shape: ``(H, W, 3)``; defaults to ``(224, 224, 3)``.
+        pooling: ``None``, ``"avg"`` or ``"max"``; used when ``include_top=False``.
+        classifier_activation: Activation of ``head``; ``None`` gives logits.
+
+    Returns:
+        An uncompiled ``keras.Model`` named ``"resnet18"``.
+    """
+    return _resnet(
+        _Arch("resnet18", cifar=False, blocks=(2, 2, 2, 2), bottleneck=False),
+        include_top=include_top,
+        num_classes=num_classes,
+        input_shape=input_shape,
+        pooling=pooling,
+        classifier_activation=classifier_activation,
+    )
 
 
-for _v in _VARIANTS:
-    globals()[_v.name] = _make_builder(_v)
-del _v
+@register_model(
+    family="resnet",
+    display_name="ResNet-34",
+    paper=_PAPER,
+    paper_url=_PAPER_URL,
+    task="image-classification",
+    description="ImageNet ResNet-34 in torchvision's layout (21,797,672 parameters).",
+)
+def resnet34(
+    *,
+    include_top: bool = True,
+    num_classes: int = 1000,
+    input_shape: tuple[int, int, int] | None = None,
+    pooling: str | None = None,
+    classifier_activation: str | None = None,
+) -> keras.Model:
+    """Build ResNet-34 exactly as torchvision's ``resnet34``.
 
-__all__ = [v.name for v in _VARIANTS]
+    Basic blocks ``[3, 4, 6, 3]``: 21,797,672 parameters with 1000 classes.
+
+    Args:
+        include_top: Keep global average pooling and the ``head``. Without them
+            the output is the ``layer4`` feature map (7x7x512 at 224 input), or a
+            vector with ``pooling``.
+        num_classes: Size of the ``head`` layer.
+        input_shape: ``(H, W, 3)``; defaults to ``(224, 224, 3)``.
+        pooling: ``None``, ``"avg"`` or ``"max"``; used when ``include_top=False``.
+        classifier_activation: Activation of ``head``; ``None`` gives logits.
+
+    Returns:
+        An uncompiled ``keras.Model`` named ``"resnet34"``.
+    """
+    return _resnet(
+        _Arch("resnet34", cifar=False, blocks=(3, 4, 6, 3), bottleneck=False),
+        include_top=include_top,
+        num_classes=num_classes,
+        input_shape=input_shape,
+        pooling=pooling,
+        classifier_activation=classifier_activation,
+    )
+
+
+@register_model(
+    family="resnet",
+    display_name="ResNet-50",
+    paper=_PAPER,
+    paper_url=_PAPER_URL,
+    task="image-classification",
+    description="ImageNet ResNet-50 (v1.5) in torchvision's layout (25,557,032 parameters).",
+)
+def resnet50(
+    *,
+    include_top: bool = True,
+    num_classes: int = 1000,
+    input_shape: tuple[int, int, int] | None = None,
+    pooling: str | None = None,
+    classifier_activation: str | None = None,
+) -> keras.Model:
+    """Build ResNet-50 exactly as torchvision's ``resnet50`` (v1.5).
+
+    Bottleneck blocks ``[3, 4, 6, 3]``: 25,557,032 parameters with 1000 classes.
+
+    Args:
+        include_top: Keep global average pooling and the ``head``. Without them
+            the output is the ``layer4`` feature map (7x7x2048 at 224 input), or a
+            vector with ``pooling``.
+        num_classes: Size of the ``head`` layer.
+        input_shape: ``(H, W, 3)``; defaults to ``(224, 224, 3)``.
+        pooling: ``None``, ``"avg"`` or ``"max"``; used when ``include_top=False``.
+        classifier_activation: Activation of ``head``; ``None`` gives logits.
+
+    Returns:
+        An uncompiled ``keras.Model`` named ``"resnet50"``.
+    """
+    return _resnet(
+        _Arch("resnet50", cifar=False, blocks=(3, 4, 6, 3), bottleneck=True),
+        include_top=include_top,
+        num_classes=num_classes,
+        input_shape=input_shape,
+        pooling=pooling,
+        classifier_activation=classifier_activation,
+    )
+
+
+@register_model(
+    family="resnet",
+    display_name="ResNet-101",
+    paper=_PAPER,
+    paper_url=_PAPER_URL,
+    task="image-classification",
+    description="ImageNet ResNet-101 (v1.5) in torchvision's layout (44,549,160 parameters).",
+)
+def resnet101(
+    *,
+    include_top: bool = True,
+    num_classes: int = 1000,
+    input_shape: tuple[int, int, int] | None = None,
+    pooling: str | None = None,
+    classifier_activation: str | None = None,
+) -> keras.Model:
+    """Build ResNet-101 exactly as torchvision's ``resnet101`` (v1.5).
+
+    Bottleneck blocks ``[3, 4, 23, 3]``: 44,549,160 parameters with 1000 classes.
+
+    Args:
+        include_top: Keep global average pooling and the ``head``. Without them
+            the output is the ``layer4`` feature map (7x7x2048 at 224 input), or a
+            vector with ``pooling``.
+        num_classes: Size of the ``head`` layer.
+        input_shape: ``(H, W, 3)``; defaults to ``(224, 224, 3)``.
+        pooling: ``None``, ``"avg"`` or ``"max"``; used when ``include_top=False``.
+        classifier_activation: Activation of ``head``; ``None`` gives logits.
+
+    Returns:
+        An uncompiled ``keras.Model`` named ``"resnet101"``.
+    """
+    return _resnet(
+        _Arch("resnet101", cifar=False, blocks=(3, 4, 23, 3), bottleneck=True),
+        include_top=include_top,
+        num_classes=num_classes,
+        input_shape=input_shape,
+        pooling=pooling,
+        classifier_activation=classifier_activation,
+    )
+
+
+@register_model(
+    family="resnet",
+    display_name="ResNet-152",
+    paper=_PAPER,
+    paper_url=_PAPER_URL,
+    task="image-classification",
+    description="ImageNet ResNet-152 (v1.5) in torchvision's layout (60,192,808 parameters).",
+)
+def resnet152(
+    *,
+    include_top: bool = True,
+    num_classes: int = 1000,
+    input_shape: tuple[int, int, int] | None = None,
+    pooling: str | None = None,
+    classifier_activation: str | None = None,
+) -> keras.Model:
+    """Build ResNet-152 exactly as torchvision's ``resnet152`` (v1.5).
+
+    Bottleneck blocks ``[3, 8, 36, 3]``: 60,192,808 parameters with 1000 classes.
+
+    Args:
+        include_top: Keep global average pooling and the ``head``. Without them
+            the output is the ``layer4`` feature map (7x7x2048 at 224 input), or a
+            vector with ``pooling``.
+        num_classes: Size of the ``head`` layer.
+        input_shape: ``(H, W, 3)``; defaults to ``(224, 224, 3)``.
+        pooling: ``None``, ``"avg"`` or ``"max"``; used when ``include_top=False``.
+        classifier_activation: Activation of ``head``; ``None`` gives logits.
+
+    Returns:
+        An uncompiled ``keras.Model`` named ``"resnet152"``.
+    """
+    return _resnet(
+        _Arch("resnet152", cifar=False, blocks=(3, 8, 36, 3), bottleneck=True),
+        include_top=include_top,
+        num_classes=num_classes,
+        input_shape=input_shape,
+        pooling=pooling,
+        classifier_activation=classifier_activation,
+    )
+
+
+@register_model(
+    family="resnet",
+    display_name="ResNet-20",
+    paper=_PAPER,
+    paper_url=_PAPER_URL,
+    task="image-classification",
+    family_default=True,
+    description="CIFAR-10 ResNet-20 (n=3, option-A shortcuts, 0.27M parameters).",
+)
+def resnet20(
+    *,
+    include_top: bool = True,
+    num_classes: int = 10,
+    input_shape: tuple[int, int, int] | None = None,
+    pooling: str | None = None,
+    classifier_activation: str | None = None,
+) -> keras.Model:
+    """Build the CIFAR-10 ResNet-20 of He et al., section 4.2 (the family default).
+
+    A 3x3 convolution with 16 filters, three stages of ``n = 3`` basic blocks
+    with 16, 32 and 64 filters (the last two start with stride 2), global average
+    pooling and ``head``. Shortcuts are option A: identity, subsampled and padded
+    with zero channels where the stage changes. 269,722 parameters with 10
+    classes (the paper's 0.27M).
+
+    Args:
+        include_top: Keep global average pooling and the ``head``. Without them
+            the output is the last stage's feature map (8x8x64 at 32x32 input), or
+            a vector with ``pooling``.
+        num_classes: Size of the ``head`` layer.
+        input_shape: ``(H, W, C)``; defaults to ``(32, 32, 3)``.
+        pooling: ``None``, ``"avg"`` or ``"max"``; used when ``include_top=False``.
+        classifier_activation: Activation of ``head``; ``None`` gives logits.
+
+    Returns:
+        An uncompiled ``keras.Model`` named ``"resnet20"``.
+    """
+    return _resnet(
+        _Arch("resnet20", cifar=True, blocks=(3, 3, 3), bottleneck=False),
+        include_top=include_top,
+        num_classes=num_classes,
+        input_shape=input_shape,
+        pooling=pooling,
+        classifier_activation=classifier_activation,
+    )
+
+
+@register_model(
+    family="resnet",
+    display_name="ResNet-32",
+    paper=_PAPER,
+    paper_url=_PAPER_URL,
+    task="image-classification",
+    description="CIFAR-10 ResNet-32 (n=5, option-A shortcuts, 0.46M parameters).",
+)
+def resnet32(
+    *,
+    include_top: bool = True,
+    num_classes: int = 10,
+    input_shape: tuple[int, int, int] | None = None,
+    pooling: str | None = None,
+    classifier_activation: str | None = None,
+) -> keras.Model:
+    """Build the CIFAR-10 ResNet-32 of He et al., section 4.2.
+
+    A 3x3 convolution with 16 filters, three stages of ``n = 5`` basic blocks
+    with 16, 32 and 64 filters (the last two start with stride 2), global average
+    pooling and ``head``. Shortcuts are option A: identity, subsampled and padded
+    with zero channels where the stage changes. 464,154 parameters with 10
+    classes (the paper's 0.46M).
+
+    Args:
+        include_top: Keep global average pooling and the ``head``. Without them
+            the output is the last stage's feature map (8x8x64 at 32x32 input), or
+            a vector with ``pooling``.
+        num_classes: Size of the ``head`` layer.
+        input_shape: ``(H, W, C)``; defaults to ``(32, 32, 3)``.
+        pooling: ``None``, ``"avg"`` or ``"max"``; used when ``include_top=False``.
+        classifier_activation: Activation of ``head``; ``None`` gives logits.
+
+    Returns:
+        An uncompiled ``keras.Model`` named ``"resnet32"``.
+    """
+    return _resnet(
+        _Arch("resnet32", cifar=True, blocks=(5, 5, 5), bottleneck=False),
+        include_top=include_top,
+        num_classes=num_classes,
+        input_shape=input_shape,
+        pooling=pooling,
+        classifier_activation=classifier_activation,
+    )
+
+
+@register_model(
+    family="resnet",
+    display_name="ResNet-44",
+    paper=_PAPER,
+    paper_url=_PAPER_URL,
+    task="image-classification",
+    description="CIFAR-10 ResNet-44 (n=7, option-A shortcuts, 0.66M parameters).",
+)
+def resnet44(
+    *,
+    include_top: bool = True,
+    num_classes: int = 10,
+    input_shape: tuple[int, int, int] | None = None,
+    pooling: str | None = None,
+    classifier_activation: str | None = None,
+) -> keras.Model:
+    """Build the CIFAR-10 ResNet-44 of He et al., section 4.2.
+
+    A 3x3 convolution with 16 filters, three stages of ``n = 7`` basic blocks
+    with 16, 32 and 64 filters (the last two start with stride 2), global average
+    pooling and ``head``. Shortcuts are option A: identity, subsampled and padded
+    with zero channels where the stage changes. 658,586 parameters with 10
+    classes (the paper's 0.66M).
+
+    Args:
+        include_top: Keep global average pooling and the ``head``. Without them
+            the output is the last stage's feature map (8x8x64 at 32x32 input), or
+            a vector with ``pooling``.
+        num_classes: Size of the ``head`` layer.
+        input_shape: ``(H, W, C)``; defaults to ``(32, 32, 3)``.
+        pooling: ``None``, ``"avg"`` or ``"max"``; used when ``include_top=False``.
+        classifier_activation: Activation of ``head``; ``None`` gives logits.
+
+    Returns:
+        An uncompiled ``keras.Model`` named ``"resnet44"``.
+    """
+    return _resnet(
+        _Arch("resnet44", cifar=True, blocks=(7, 7, 7), bottleneck=False),
+        include_top=include_top,
+        num_classes=num_classes,
+        input_shape=input_shape,
+        pooling=pooling,
+        classifier_activation=classifier_activation,
+    )
+
+
+@register_model(
+    family="resnet",
+    display_name="ResNet-56",
+    paper=_PAPER,
+    paper_url=_PAPER_URL,
+    task="image-classification",
+    description="CIFAR-10 ResNet-56 (n=9, option-A shortcuts, 0.85M parameters).",
+)
+def resnet56(
+    *,
+    include_top: bool = True,
+    num_classes: int = 10,
+    input_shape: tuple[int, int, int] | None = None,
+    pooling: str | None = None,
+    classifier_activation: str | None = None,
+) -> keras.Model:
+    """Build the CIFAR-10 ResNet-56 of He et al., section 4.2.
+
+    A 3x3 convolution with 16 filters, three stages of ``n = 9`` basic blocks
+    with 16, 32 and 64 filters (the last two start with stride 2), global average
+    pooling and ``head``. Shortcuts are option A: identity, subsampled and padded
+    with zero channels where the stage changes. 853,018 parameters with 10
+    classes (the paper's 0.85M).
+
+    Args:
+        include_top: Keep global average pooling and the ``head``. Without them
+            the output is the last stage's feature map (8x8x64 at 32x32 input), or
+            a vector with ``pooling``.
+        num_classes: Size of the ``head`` layer.
+        input_shape: ``(H, W, C)``; defaults to ``(32, 32, 3)``.
+        pooling: ``None``, ``"avg"`` or ``"max"``; used when ``include_top=False``.
+        classifier_activation: Activation of ``head``; ``None`` gives logits.
+
+    Returns:
+        An uncompiled ``keras.Model`` named ``"resnet56"``.
+    """
+    return _resnet(
+        _Arch("resnet56", cifar=True, blocks=(9, 9, 9), bottleneck=False),
+        include_top=include_top,
+        num_classes=num_classes,
+        input_shape=input_shape,
+        pooling=pooling,
+        classifier_activation=classifier_activation,
+    )
+
+
+@register_model(
+    family="resnet",
+    display_name="ResNet-110",
+    paper=_PAPER,
+    paper_url=_PAPER_URL,
+    task="image-classification",
+    description="CIFAR-10 ResNet-110 (n=18, option-A shortcuts, 1.7M parameters).",
+)
+def resnet110(
+    *,
+    include_top: bool = True,
+    num_classes: int = 10,
+    input_shape: tuple[int, int, int] | None = None,
+    pooling: str | None = None,
+    classifier_activation: str | None = None,
+) -> keras.Model:
+    """Build the CIFAR-10 ResNet-110 of He et al., section 4.2.
+
+    A 3x3 convolution with 16 filters, three stages of ``n = 18`` basic blocks
+    with 16, 32 and 64 filters (the last two start with stride 2), global average
+    pooling and ``head``. Shortcuts are option A: identity, subsampled and padded
+    with zero channels where the stage changes. 1,727,962 parameters with 10
+    classes (the paper's 1.7M).
+
+    Args:
+        include_top: Keep global average pooling and the ``head``. Without them
+            the output is the last stage's feature map (8x8x64 at 32x32 input), or
+            a vector with ``pooling``.
+        num_classes: Size of the ``head`` layer.
+        input_shape: ``(H, W, C)``; defaults to ``(32, 32, 3)``.
+        pooling: ``None``, ``"avg"`` or ``"max"``; used when ``include_top=False``.
+        classifier_activation: Activation of ``head``; ``None`` gives logits.
+
+    Returns:
+        An uncompiled ``keras.Model`` named ``"resnet110"``.
+    """
+    return _resnet(
+        _Arch("resnet110", cifar=True, blocks=(18, 18, 18), bottleneck=False),
+        include_top=include_top,
+        num_classes=num_classes,
+        input_shape=input_shape,
+        pooling=pooling,
+        classifier_activation=classifier_activation,
+    )
+
+
+__all__ = [
+    "resnet18",
+    "resnet34",
+    "resnet50",
+    "resnet101",
+    "resnet152",
+    "resnet20",
+    "resnet32",
+    "resnet44",
+    "resnet56",
+    "resnet110",
+]

@@ -12,14 +12,13 @@ norm layers map ``weight``/``bias``/``running_mean``/``running_var`` onto
 ``vgg11_cifar`` (the family default) and ``vgg16_cifar`` are the same convolution
 stacks with batch norm for 32x32 CIFAR images, followed by a small classifier.
 
-Every variant is one row of :data:`_VARIANTS`; :func:`_make_builder` turns a row
-into a registered, documented, keyword-only builder function that is also a
-module attribute (``zoo.models.vgg.vgg16``).
+Every variant is an explicit, registered, keyword-only builder function
+(``zoo.models.vgg.vgg16``) that passes its :class:`_Arch` to the shared
+implementation :func:`_vgg`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from zoo._lazy import keras
@@ -65,104 +64,15 @@ _CONFIGS: dict[int, tuple[int | str, ...]] = {
         "M",
     ),
 }
-_CONFIG_LETTERS = {11: "A", 13: "B", 16: "D", 19: "E"}
 
 
-class _Variant(NamedTuple):
-    """One registered VGG: its name, depth, batch norm, input kind and parameter count."""
+class _Arch(NamedTuple):
+    """The shape of one VGG: its model name, configuration depth, batch norm and input kind."""
 
     name: str
     depth: int
     batch_norm: bool
     cifar: bool
-    params: str  # trainable parameters with the default ``num_classes``, as documented
-    family_default: bool = False
-
-
-_VARIANTS = (
-    _Variant("vgg11", 11, False, False, "132,863,336"),
-    _Variant("vgg13", 13, False, False, "133,047,848"),
-    _Variant("vgg16", 16, False, False, "138,357,544"),
-    _Variant("vgg19", 19, False, False, "143,667,240"),
-    _Variant("vgg11_bn", 11, True, False, "132,868,840"),
-    _Variant("vgg13_bn", 13, True, False, "133,053,736"),
-    _Variant("vgg16_bn", 16, True, False, "138,365,992"),
-    _Variant("vgg19_bn", 19, True, False, "143,678,248"),
-    _Variant("vgg11_cifar", 11, True, True, "9,494,282", family_default=True),
-    _Variant("vgg16_cifar", 16, True, True, "14,991,434"),
-)
-
-_IMAGENET_DOC = """Build {display_name} exactly as torchvision's ``{name}``.
-
-Configuration "{config}": 3x3 convolutions with padding 1{with_bn}, ReLU and
-2x2 max pooling after each stage; adaptive average pooling to 7x7 (the
-identity at 224x224 input, PyTorch's bin rule at other sizes of at least
-32x32); flatten in PyTorch's channel-first order; 25088->4096, ReLU,
-dropout, 4096->4096, ReLU, dropout, ``head``. {params} parameters with
-1000 classes.
-
-Args:
-    include_top: Keep the fully connected classifier. Without it the output is
-        the last pooled feature map (7x7x512 at 224 input), or a vector with
-        ``pooling``, as in ``keras.applications``.
-    num_classes: Size of the ``head`` layer.
-    input_shape: ``(H, W, 3)``; defaults to ``(224, 224, 3)``.
-    pooling: ``None``, ``"avg"`` or ``"max"``; used when ``include_top=False``.
-    dropout: Dropout rate of ``classifier_2`` and ``classifier_5``.
-    classifier_activation: Activation of ``head``; ``None`` gives logits.
-
-Returns:
-    An uncompiled ``keras.Model`` named ``"{name}"``.
-"""
-
-_CIFAR_DOC = """Build VGG-{depth} with batch norm for CIFAR{default}.
-
-The convolution stack of ``vgg{depth}_bn`` (configuration "{config}", same layer names),
-whose five poolings reduce a 32x32 image to 1x1x512, then global average
-pooling, dropout, ``classifier_fc`` (512 units, batch norm, ReLU), dropout and
-``head``: {params} trainable parameters with 10 classes.{default_note}
-
-Args:
-    include_top: Keep the classifier. Without it the output is the last pooled
-        feature map (1x1x512 at 32x32 input), or a vector with ``pooling``.
-    num_classes: Size of the ``head`` layer.
-    input_shape: ``(H, W, C)``; defaults to ``(32, 32, 3)``.
-    pooling: ``None``, ``"avg"`` or ``"max"``; used when ``include_top=False``.
-    dropout: Dropout rate before and after ``classifier_fc``.
-    classifier_activation: Activation of ``head``; ``None`` gives logits.
-
-Returns:
-    An uncompiled ``keras.Model`` named ``"{name}"``.
-"""
-
-
-def _display_name(v: _Variant) -> str:
-    """Return the human name of a variant: ``VGG-16``, ``VGG-16-BN`` or ``VGG-16 (CIFAR)``."""
-    if v.cifar:
-        return f"VGG-{v.depth} (CIFAR)"
-    return f"VGG-{v.depth}{'-BN' if v.batch_norm else ''}"
-
-
-def _docstring(v: _Variant) -> str:
-    """Return the Google-style docstring of a variant's builder."""
-    fields = dict(v._asdict(), config=_CONFIG_LETTERS[v.depth], display_name=_display_name(v))
-    if not v.cifar:
-        with_bn = " and batch norm\n(eps 1e-5, PyTorch momentum 0.1)" if v.batch_norm else ""
-        return _IMAGENET_DOC.format(**fields, with_bn=with_bn)
-    if v.family_default:
-        return _CIFAR_DOC.format(
-            **fields,
-            default=" (the VGG family default)",
-            default_note=" It is the family\ndefault because it trains fastest on a CPU.",
-        )
-    return _CIFAR_DOC.format(**fields, default="", default_note="")
-
-
-def _description(v: _Variant) -> str:
-    """Return the one-line registry description of a variant."""
-    if v.cifar:
-        return f"VGG-{v.depth} with batch norm for 32x32 CIFAR images and a 512-unit classifier."
-    return f"ImageNet {_display_name(v)} in torchvision's layout ({v.params} parameters)."
 
 
 def _features(x: Any, depth: int, batch_norm: bool, kernel_initializer: Any = "glorot_uniform"):
@@ -213,7 +123,7 @@ def _cifar_classifier(x: Any, dropout: float) -> Any:
 
 
 def _vgg(
-    v: _Variant,
+    v: _Arch,
     *,
     include_top: bool,
     num_classes: int,
@@ -222,7 +132,7 @@ def _vgg(
     dropout: float,
     classifier_activation: str | None,
 ) -> keras.Model:
-    """Build the VGG described by one row of :data:`_VARIANTS`."""
+    """Build the VGG of one variant's :class:`_Arch`."""
     check_pooling(pooling)
     default_shape = (32, 32, 3) if v.cifar else (224, 224, 3)
     inputs = keras.Input(shape=tuple(input_shape or default_shape), name="image")
@@ -240,43 +150,515 @@ def _vgg(
     return keras.Model(inputs, outputs, name=v.name)
 
 
-def _make_builder(v: _Variant) -> Callable[..., keras.Model]:
-    """Create, document and register the builder function of one variant."""
+@register_model(
+    family="vgg",
+    display_name="VGG-11",
+    paper=_PAPER,
+    paper_url=_PAPER_URL,
+    task="image-classification",
+    description="ImageNet VGG-11 in torchvision's layout (132,863,336 parameters).",
+)
+def vgg11(
+    *,
+    include_top: bool = True,
+    num_classes: int = 1000,
+    input_shape: tuple[int, int, int] | None = None,
+    pooling: str | None = None,
+    dropout: float = 0.5,
+    classifier_activation: str | None = None,
+) -> keras.Model:
+    """Build VGG-11 exactly as torchvision's ``vgg11``.
 
-    def builder(
-        *,
-        include_top: bool = True,
-        num_classes: int = 10 if v.cifar else 1000,
-        input_shape: tuple[int, int, int] | None = None,
-        pooling: str | None = None,
-        dropout: float = 0.5,
-        classifier_activation: str | None = None,
-    ) -> keras.Model:
-        return _vgg(
-            v,
-            include_top=include_top,
-            num_classes=num_classes,
-            input_shape=input_shape,
-            pooling=pooling,
-            dropout=dropout,
-            classifier_activation=classifier_activation,
-        )
+    Configuration "A": 3x3 convolutions with padding 1, ReLU and
+    2x2 max pooling after each stage; adaptive average pooling to 7x7 (the
+    identity at 224x224 input, PyTorch's bin rule at other sizes of at least
+    32x32); flatten in PyTorch's channel-first order; 25088->4096, ReLU,
+    dropout, 4096->4096, ReLU, dropout, ``head``. 132,863,336 parameters with
+    1000 classes.
 
-    builder.__name__ = builder.__qualname__ = v.name
-    builder.__doc__ = _docstring(v)
-    return register_model(
-        family="vgg",
-        display_name=_display_name(v),
-        paper=_PAPER,
-        paper_url=_PAPER_URL,
-        task="image-classification",
-        family_default=v.family_default,
-        description=_description(v),
-    )(builder)
+    Args:
+        include_top: Keep the fully connected classifier. Without it the output is
+            the last pooled feature map (7x7x512 at 224 input), or a vector with
+            ``pooling``, as in ``keras.applications``.
+        num_classes: Size of the ``head`` layer.
+        input_shape: ``(H, W, 3)``; defaults to ``(224, 224, 3)``.
+        pooling: ``None``, ``"avg"`` or ``"max"``; used when ``include_top=False``.
+        dropout: Dropout rate of ``classifier_2`` and ``classifier_5``.
+        classifier_activation: Activation of ``head``; ``None`` gives logits.
+
+    Returns:
+        An uncompiled ``keras.Model`` named ``"vgg11"``.
+    """
+    return _vgg(
+        _Arch("vgg11", depth=11, batch_norm=False, cifar=False),
+        include_top=include_top,
+        num_classes=num_classes,
+        input_shape=input_shape,
+        pooling=pooling,
+        dropout=dropout,
+        classifier_activation=classifier_activation,
+    )
 
 
-for _v in _VARIANTS:
-    globals()[_v.name] = _make_builder(_v)
-del _v
+@register_model(
+    family="vgg",
+    display_name="VGG-13",
+    paper=_PAPER,
+    paper_url=_PAPER_URL,
+    task="image-classification",
+    description="ImageNet VGG-13 in torchvision's layout (133,047,848 parameters).",
+)
+def vgg13(
+    *,
+    include_top: bool = True,
+    num_classes: int = 1000,
+    input_shape: tuple[int, int, int] | None = None,
+    pooling: str | None = None,
+    dropout: float = 0.5,
+    classifier_activation: str | None = None,
+) -> keras.Model:
+    """Build VGG-13 exactly as torchvision's ``vgg13``.
 
-__all__ = [v.name for v in _VARIANTS]
+    Configuration "B": 3x3 convolutions with padding 1, ReLU and
+    2x2 max pooling after each stage; adaptive average pooling to 7x7 (the
+    identity at 224x224 input, PyTorch's bin rule at other sizes of at least
+    32x32); flatten in PyTorch's channel-first order; 25088->4096, ReLU,
+    dropout, 4096->4096, ReLU, dropout, ``head``. 133,047,848 parameters with
+    1000 classes.
+
+    Args:
+        include_top: Keep the fully connected classifier. Without it the output is
+            the last pooled feature map (7x7x512 at 224 input), or a vector with
+            ``pooling``, as in ``keras.applications``.
+        num_classes: Size of the ``head`` layer.
+        input_shape: ``(H, W, 3)``; defaults to ``(224, 224, 3)``.
+        pooling: ``None``, ``"avg"`` or ``"max"``; used when ``include_top=False``.
+        dropout: Dropout rate of ``classifier_2`` and ``classifier_5``.
+        classifier_activation: Activation of ``head``; ``None`` gives logits.
+
+    Returns:
+        An uncompiled ``keras.Model`` named ``"vgg13"``.
+    """
+    return _vgg(
+        _Arch("vgg13", depth=13, batch_norm=False, cifar=False),
+        include_top=include_top,
+        num_classes=num_classes,
+        input_shape=input_shape,
+        pooling=pooling,
+        dropout=dropout,
+        classifier_activation=classifier_activation,
+    )
+
+
+@register_model(
+    family="vgg",
+    display_name="VGG-16",
+    paper=_PAPER,
+    paper_url=_PAPER_URL,
+    task="image-classification",
+    description="ImageNet VGG-16 in torchvision's layout (138,357,544 parameters).",
+)
+def vgg16(
+    *,
+    include_top: bool = True,
+    num_classes: int = 1000,
+    input_shape: tuple[int, int, int] | None = None,
+    pooling: str | None = None,
+    dropout: float = 0.5,
+    classifier_activation: str | None = None,
+) -> keras.Model:
+    """Build VGG-16 exactly as torchvision's ``vgg16``.
+
+    Configuration "D": 3x3 convolutions with padding 1, ReLU and
+    2x2 max pooling after each stage; adaptive average pooling to 7x7 (the
+    identity at 224x224 input, PyTorch's bin rule at other sizes of at least
+    32x32); flatten in PyTorch's channel-first order; 25088->4096, ReLU,
+    dropout, 4096->4096, ReLU, dropout, ``head``. 138,357,544 parameters with
+    1000 classes.
+
+    Args:
+        include_top: Keep the fully connected classifier. Without it the output is
+            the last pooled feature map (7x7x512 at 224 input), or a vector with
+            ``pooling``, as in ``keras.applications``.
+        num_classes: Size of the ``head`` layer.
+        input_shape: ``(H, W, 3)``; defaults to ``(224, 224, 3)``.
+        pooling: ``None``, ``"avg"`` or ``"max"``; used when ``include_top=False``.
+        dropout: Dropout rate of ``classifier_2`` and ``classifier_5``.
+        classifier_activation: Activation of ``head``; ``None`` gives logits.
+
+    Returns:
+        An uncompiled ``keras.Model`` named ``"vgg16"``.
+    """
+    return _vgg(
+        _Arch("vgg16", depth=16, batch_norm=False, cifar=False),
+        include_top=include_top,
+        num_classes=num_classes,
+        input_shape=input_shape,
+        pooling=pooling,
+        dropout=dropout,
+        classifier_activation=classifier_activation,
+    )
+
+
+@register_model(
+    family="vgg",
+    display_name="VGG-19",
+    paper=_PAPER,
+    paper_url=_PAPER_URL,
+    task="image-classification",
+    description="ImageNet VGG-19 in torchvision's layout (143,667,240 parameters).",
+)
+def vgg19(
+    *,
+    include_top: bool = True,
+    num_classes: int = 1000,
+    input_shape: tuple[int, int, int] | None = None,
+    pooling: str | None = None,
+    dropout: float = 0.5,
+    classifier_activation: str | None = None,
+) -> keras.Model:
+    """Build VGG-19 exactly as torchvision's ``vgg19``.
+
+    Configuration "E": 3x3 convolutions with padding 1, ReLU and
+    2x2 max pooling after each stage; adaptive average pooling to 7x7 (the
+    identity at 224x224 input, PyTorch's bin rule at other sizes of at least
+    32x32); flatten in PyTorch's channel-first order; 25088->4096, ReLU,
+    dropout, 4096->4096, ReLU, dropout, ``head``. 143,667,240 parameters with
+    1000 classes.
+
+    Args:
+        include_top: Keep the fully connected classifier. Without it the output is
+            the last pooled feature map (7x7x512 at 224 input), or a vector with
+            ``pooling``, as in ``keras.applications``.
+        num_classes: Size of the ``head`` layer.
+        input_shape: ``(H, W, 3)``; defaults to ``(224, 224, 3)``.
+        pooling: ``None``, ``"avg"`` or ``"max"``; used when ``include_top=False``.
+        dropout: Dropout rate of ``classifier_2`` and ``classifier_5``.
+        classifier_activation: Activation of ``head``; ``None`` gives logits.
+
+    Returns:
+        An uncompiled ``keras.Model`` named ``"vgg19"``.
+    """
+    return _vgg(
+        _Arch("vgg19", depth=19, batch_norm=False, cifar=False),
+        include_top=include_top,
+        num_classes=num_classes,
+        input_shape=input_shape,
+        pooling=pooling,
+        dropout=dropout,
+        classifier_activation=classifier_activation,
+    )
+
+
+@register_model(
+    family="vgg",
+    display_name="VGG-11-BN",
+    paper=_PAPER,
+    paper_url=_PAPER_URL,
+    task="image-classification",
+    description="ImageNet VGG-11-BN in torchvision's layout (132,868,840 parameters).",
+)
+def vgg11_bn(
+    *,
+    include_top: bool = True,
+    num_classes: int = 1000,
+    input_shape: tuple[int, int, int] | None = None,
+    pooling: str | None = None,
+    dropout: float = 0.5,
+    classifier_activation: str | None = None,
+) -> keras.Model:
+    """Build VGG-11-BN exactly as torchvision's ``vgg11_bn``.
+
+    Configuration "A": 3x3 convolutions with padding 1 and batch norm
+    (eps 1e-5, PyTorch momentum 0.1), ReLU and
+    2x2 max pooling after each stage; adaptive average pooling to 7x7 (the
+    identity at 224x224 input, PyTorch's bin rule at other sizes of at least
+    32x32); flatten in PyTorch's channel-first order; 25088->4096, ReLU,
+    dropout, 4096->4096, ReLU, dropout, ``head``. 132,868,840 parameters with
+    1000 classes.
+
+    Args:
+        include_top: Keep the fully connected classifier. Without it the output is
+            the last pooled feature map (7x7x512 at 224 input), or a vector with
+            ``pooling``, as in ``keras.applications``.
+        num_classes: Size of the ``head`` layer.
+        input_shape: ``(H, W, 3)``; defaults to ``(224, 224, 3)``.
+        pooling: ``None``, ``"avg"`` or ``"max"``; used when ``include_top=False``.
+        dropout: Dropout rate of ``classifier_2`` and ``classifier_5``.
+        classifier_activation: Activation of ``head``; ``None`` gives logits.
+
+    Returns:
+        An uncompiled ``keras.Model`` named ``"vgg11_bn"``.
+    """
+    return _vgg(
+        _Arch("vgg11_bn", depth=11, batch_norm=True, cifar=False),
+        include_top=include_top,
+        num_classes=num_classes,
+        input_shape=input_shape,
+        pooling=pooling,
+        dropout=dropout,
+        classifier_activation=classifier_activation,
+    )
+
+
+@register_model(
+    family="vgg",
+    display_name="VGG-13-BN",
+    paper=_PAPER,
+    paper_url=_PAPER_URL,
+    task="image-classification",
+    description="ImageNet VGG-13-BN in torchvision's layout (133,053,736 parameters).",
+)
+def vgg13_bn(
+    *,
+    include_top: bool = True,
+    num_classes: int = 1000,
+    input_shape: tuple[int, int, int] | None = None,
+    pooling: str | None = None,
+    dropout: float = 0.5,
+    classifier_activation: str | None = None,
+) -> keras.Model:
+    """Build VGG-13-BN exactly as torchvision's ``vgg13_bn``.
+
+    Configuration "B": 3x3 convolutions with padding 1 and batch norm
+    (eps 1e-5, PyTorch momentum 0.1), ReLU and
+    2x2 max pooling after each stage; adaptive average pooling to 7x7 (the
+    identity at 224x224 input, PyTorch's bin rule at other sizes of at least
+    32x32); flatten in PyTorch's channel-first order; 25088->4096, ReLU,
+    dropout, 4096->4096, ReLU, dropout, ``head``. 133,053,736 parameters with
+    1000 classes.
+
+    Args:
+        include_top: Keep the fully connected classifier. Without it the output is
+            the last pooled feature map (7x7x512 at 224 input), or a vector with
+            ``pooling``, as in ``keras.applications``.
+        num_classes: Size of the ``head`` layer.
+        input_shape: ``(H, W, 3)``; defaults to ``(224, 224, 3)``.
+        pooling: ``None``, ``"avg"`` or ``"max"``; used when ``include_top=False``.
+        dropout: Dropout rate of ``classifier_2`` and ``classifier_5``.
+        classifier_activation: Activation of ``head``; ``None`` gives logits.
+
+    Returns:
+        An uncompiled ``keras.Model`` named ``"vgg13_bn"``.
+    """
+    return _vgg(
+        _Arch("vgg13_bn", depth=13, batch_norm=True, cifar=False),
+        include_top=include_top,
+        num_classes=num_classes,
+        input_shape=input_shape,
+        pooling=pooling,
+        dropout=dropout,
+        classifier_activation=classifier_activation,
+    )
+
+
+@register_model(
+    family="vgg",
+    display_name="VGG-16-BN",
+    paper=_PAPER,
+    paper_url=_PAPER_URL,
+    task="image-classification",
+    description="ImageNet VGG-16-BN in torchvision's layout (138,365,992 parameters).",
+)
+def vgg16_bn(
+    *,
+    include_top: bool = True,
+    num_classes: int = 1000,
+    input_shape: tuple[int, int, int] | None = None,
+    pooling: str | None = None,
+    dropout: float = 0.5,
+    classifier_activation: str | None = None,
+) -> keras.Model:
+    """Build VGG-16-BN exactly as torchvision's ``vgg16_bn``.
+
+    Configuration "D": 3x3 convolutions with padding 1 and batch norm
+    (eps 1e-5, PyTorch momentum 0.1), ReLU and
+    2x2 max pooling after each stage; adaptive average pooling to 7x7 (the
+    identity at 224x224 input, PyTorch's bin rule at other sizes of at least
+    32x32); flatten in PyTorch's channel-first order; 25088->4096, ReLU,
+    dropout, 4096->4096, ReLU, dropout, ``head``. 138,365,992 parameters with
+    1000 classes.
+
+    Args:
+        include_top: Keep the fully connected classifier. Without it the output is
+            the last pooled feature map (7x7x512 at 224 input), or a vector with
+            ``pooling``, as in ``keras.applications``.
+        num_classes: Size of the ``head`` layer.
+        input_shape: ``(H, W, 3)``; defaults to ``(224, 224, 3)``.
+        pooling: ``None``, ``"avg"`` or ``"max"``; used when ``include_top=False``.
+        dropout: Dropout rate of ``classifier_2`` and ``classifier_5``.
+        classifier_activation: Activation of ``head``; ``None`` gives logits.
+
+    Returns:
+        An uncompiled ``keras.Model`` named ``"vgg16_bn"``.
+    """
+    return _vgg(
+        _Arch("vgg16_bn", depth=16, batch_norm=True, cifar=False),
+        include_top=include_top,
+        num_classes=num_classes,
+        input_shape=input_shape,
+        pooling=pooling,
+        dropout=dropout,
+        classifier_activation=classifier_activation,
+    )
+
+
+@register_model(
+    family="vgg",
+    display_name="VGG-19-BN",
+    paper=_PAPER,
+    paper_url=_PAPER_URL,
+    task="image-classification",
+    description="ImageNet VGG-19-BN in torchvision's layout (143,678,248 parameters).",
+)
+def vgg19_bn(
+    *,
+    include_top: bool = True,
+    num_classes: int = 1000,
+    input_shape: tuple[int, int, int] | None = None,
+    pooling: str | None = None,
+    dropout: float = 0.5,
+    classifier_activation: str | None = None,
+) -> keras.Model:
+    """Build VGG-19-BN exactly as torchvision's ``vgg19_bn``.
+
+    Configuration "E": 3x3 convolutions with padding 1 and batch norm
+    (eps 1e-5, PyTorch momentum 0.1), ReLU and
+    2x2 max pooling after each stage; adaptive average pooling to 7x7 (the
+    identity at 224x224 input, PyTorch's bin rule at other sizes of at least
+    32x32); flatten in PyTorch's channel-first order; 25088->4096, ReLU,
+    dropout, 4096->4096, ReLU, dropout, ``head``. 143,678,248 parameters with
+    1000 classes.
+
+    Args:
+        include_top: Keep the fully connected classifier. Without it the output is
+            the last pooled feature map (7x7x512 at 224 input), or a vector with
+            ``pooling``, as in ``keras.applications``.
+        num_classes: Size of the ``head`` layer.
+        input_shape: ``(H, W, 3)``; defaults to ``(224, 224, 3)``.
+        pooling: ``None``, ``"avg"`` or ``"max"``; used when ``include_top=False``.
+        dropout: Dropout rate of ``classifier_2`` and ``classifier_5``.
+        classifier_activation: Activation of ``head``; ``None`` gives logits.
+
+    Returns:
+        An uncompiled ``keras.Model`` named ``"vgg19_bn"``.
+    """
+    return _vgg(
+        _Arch("vgg19_bn", depth=19, batch_norm=True, cifar=False),
+        include_top=include_top,
+        num_classes=num_classes,
+        input_shape=input_shape,
+        pooling=pooling,
+        dropout=dropout,
+        classifier_activation=classifier_activation,
+    )
+
+
+@register_model(
+    family="vgg",
+    display_name="VGG-11 (CIFAR)",
+    paper=_PAPER,
+    paper_url=_PAPER_URL,
+    task="image-classification",
+    family_default=True,
+    description="VGG-11 with batch norm for 32x32 CIFAR images and a 512-unit classifier.",
+)
+def vgg11_cifar(
+    *,
+    include_top: bool = True,
+    num_classes: int = 10,
+    input_shape: tuple[int, int, int] | None = None,
+    pooling: str | None = None,
+    dropout: float = 0.5,
+    classifier_activation: str | None = None,
+) -> keras.Model:
+    """Build VGG-11 with batch norm for CIFAR (the VGG family default).
+
+    The convolution stack of ``vgg11_bn`` (configuration "A", same layer names),
+    whose five poolings reduce a 32x32 image to 1x1x512, then global average
+    pooling, dropout, ``classifier_fc`` (512 units, batch norm, ReLU), dropout and
+    ``head``: 9,494,282 trainable parameters with 10 classes. It is the family
+    default because it trains fastest on a CPU.
+
+    Args:
+        include_top: Keep the classifier. Without it the output is the last pooled
+            feature map (1x1x512 at 32x32 input), or a vector with ``pooling``.
+        num_classes: Size of the ``head`` layer.
+        input_shape: ``(H, W, C)``; defaults to ``(32, 32, 3)``.
+        pooling: ``None``, ``"avg"`` or ``"max"``; used when ``include_top=False``.
+        dropout: Dropout rate before and after ``classifier_fc``.
+        classifier_activation: Activation of ``head``; ``None`` gives logits.
+
+    Returns:
+        An uncompiled ``keras.Model`` named ``"vgg11_cifar"``.
+    """
+    return _vgg(
+        _Arch("vgg11_cifar", depth=11, batch_norm=True, cifar=True),
+        include_top=include_top,
+        num_classes=num_classes,
+        input_shape=input_shape,
+        pooling=pooling,
+        dropout=dropout,
+        classifier_activation=classifier_activation,
+    )
+
+
+@register_model(
+    family="vgg",
+    display_name="VGG-16 (CIFAR)",
+    paper=_PAPER,
+    paper_url=_PAPER_URL,
+    task="image-classification",
+    description="VGG-16 with batch norm for 32x32 CIFAR images and a 512-unit classifier.",
+)
+def vgg16_cifar(
+    *,
+    include_top: bool = True,
+    num_classes: int = 10,
+    input_shape: tuple[int, int, int] | None = None,
+    pooling: str | None = None,
+    dropout: float = 0.5,
+    classifier_activation: str | None = None,
+) -> keras.Model:
+    """Build VGG-16 with batch norm for CIFAR.
+
+    The convolution stack of ``vgg16_bn`` (configuration "D", same layer names),
+    whose five poolings reduce a 32x32 image to 1x1x512, then global average
+    pooling, dropout, ``classifier_fc`` (512 units, batch norm, ReLU), dropout and
+    ``head``: 14,991,434 trainable parameters with 10 classes.
+
+    Args:
+        include_top: Keep the classifier. Without it the output is the last pooled
+            feature map (1x1x512 at 32x32 input), or a vector with ``pooling``.
+        num_classes: Size of the ``head`` layer.
+        input_shape: ``(H, W, C)``; defaults to ``(32, 32, 3)``.
+        pooling: ``None``, ``"avg"`` or ``"max"``; used when ``include_top=False``.
+        dropout: Dropout rate before and after ``classifier_fc``.
+        classifier_activation: Activation of ``head``; ``None`` gives logits.
+
+    Returns:
+        An uncompiled ``keras.Model`` named ``"vgg16_cifar"``.
+    """
+    return _vgg(
+        _Arch("vgg16_cifar", depth=16, batch_norm=True, cifar=True),
+        include_top=include_top,
+        num_classes=num_classes,
+        input_shape=input_shape,
+        pooling=pooling,
+        dropout=dropout,
+        classifier_activation=classifier_activation,
+    )
+
+
+__all__ = [
+    "vgg11",
+    "vgg13",
+    "vgg16",
+    "vgg19",
+    "vgg11_bn",
+    "vgg13_bn",
+    "vgg16_bn",
+    "vgg19_bn",
+    "vgg11_cifar",
+    "vgg16_cifar",
+]

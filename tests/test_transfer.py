@@ -323,3 +323,40 @@ def test_finetune_lstm_text_classifier_writes_a_folder_with_its_vocabulary(tmp_p
         assert check_file(out / record.filename, record) is None
     model = zoo.load_keras(out / "model.keras")
     assert model.get_layer("backbone").get_layer("max_pool").__class__.__name__ == "MaskedGlobalMaxPooling1D"
+
+
+def test_one_epoch_policy_for_every_fine_tune():
+    from zoo.errors import InputError
+    from zoo.train.engine import split_epochs
+
+    assert split_epochs("two_phase", 10) == (2, 8)
+    assert split_epochs("two_phase", 3) == (1, 2)
+    assert split_epochs("two_phase", 1) == (0, 1)
+    assert split_epochs("head", 4) == (4, 0) and split_epochs("full", 4) == (0, 4)
+    assert split_epochs("two_phase", (3, 5)) == (3, 5)
+    for bad in (0, (0, 0), (-1, 2)):
+        with pytest.raises(InputError):
+            split_epochs("two_phase", bad)
+    with pytest.raises(InputError, match="strategy"):
+        split_epochs("sideways", 3)
+
+
+def test_validation_split_picks_no_weights_by_default():
+    """Fixed epochs: the weights after training are the last epoch's, whatever val_loss did."""
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from zoo.train.engine import fine_tune
+
+    rng = np.random.default_rng(0)
+    x = rng.random((64, 32, 32, 1), dtype=np.float32)
+    y = rng.integers(0, 2, 64)
+    train = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)
+    val = tf.data.Dataset.from_tensor_slices((x[:16], 1 - y[:16])).batch(16)  # gets worse as train improves
+    keras.utils.set_random_seed(0)
+    model = zoo.load("lenet5", weights=None, num_classes=2)
+    result = fine_tune(model, train, val, strategy="full", epochs=4, learning_rate=3e-3, verbose=0)
+    assert len(result.history["val_loss"]) == 4
+    after = result.model.evaluate(val, verbose=0, return_dict=True)["loss"]
+    assert after == pytest.approx(result.history["val_loss"][-1], rel=1e-4), "last epoch's weights are kept"

@@ -61,7 +61,7 @@ RECIPES: dict[str, dict] = {
 
 
 def delta_layers(model, unfreeze) -> list[str]:
-    from zoo.train.finetune import bert_blocks
+    from zoo.train.engine import bert_blocks
 
     blocks = bert_blocks(model)
     keep = len(blocks) if unfreeze == "all" else int(unfreeze)
@@ -77,7 +77,7 @@ def train(name: str, recipe: dict, run_dir: Path, data_dir: str | None):
     import zoo.data
     from zoo.preprocessing.bind import wordpiece_spec
     from zoo.tasks.text_classify import text_dataset
-    from zoo.train.finetune import fine_tune_text
+    from zoo.train.engine import fine_tune_text
     from zoo.train.schedules import plot_history
 
     keras.utils.set_random_seed(recipe["seed"])

@@ -75,6 +75,7 @@ def text_dataset(
     seed: int = 0,
     limit: int | None = None,
     data_dir: str | None = None,
+    per_epoch: bool = False,
 ) -> Any:
     """Batches ``(bert_inputs, label)`` of a labelled text dataset, each padded to its longest text.
 
@@ -88,6 +89,8 @@ def text_dataset(
         seed: Seed of the shuffle and of the ``limit`` subset.
         limit: Keep a fixed random subset of this many examples.
         data_dir: Data directory for named datasets.
+        per_epoch: With ``shuffle``, return a function ``epoch -> dataset`` whose order is a
+            function of ``(seed, epoch)``, so a resumed run sees the same batches.
     """
     import tensorflow as tf
 
@@ -107,9 +110,20 @@ def text_dataset(
     if limit:
         ds = ds.take(limit)  # drawn before tokenising: only the subset is cached
     ds = ds.cache()
+
+    def batches(ds: Any) -> Any:
+        return (
+            ds.batch(batch_size)
+            .map(
+                lambda ids, y: (bert_inputs(ids), y), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
+            )
+            .prefetch(tf.data.AUTOTUNE)
+        )
+
+    if shuffle and per_epoch:
+        return lambda epoch: batches(
+            ds.shuffle(100_000, seed=seed * 1_000_003 + epoch, reshuffle_each_iteration=False)
+        )
     if shuffle:
         ds = ds.shuffle(100_000, seed=seed, reshuffle_each_iteration=True)
-    ds = ds.batch(batch_size)
-    return ds.map(
-        lambda ids, y: (bert_inputs(ids), y), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
-    ).prefetch(tf.data.AUTOTUNE)
+    return batches(ds)

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from zoo.errors import InputError, check_finite_history
+from zoo.fileio import TMP_TAG, atomic_path, write_json
 
 
 def _find_layer(model: Any, name: str) -> Any:
@@ -237,18 +238,10 @@ def extract_features(
 
 
 def _atomic_savez(path: Path, arrays: dict[str, Any]) -> None:
-    import tempfile
-
     import numpy as np
 
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".npz")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, **arrays)
 
 
 # --------------------------------------------------------------------------------------
@@ -320,17 +313,6 @@ def _default_loss(model: Any) -> Any:
     return keras.losses.SparseCategoricalCrossentropy(from_logits=activation != "softmax")
 
 
-def _atomic_json(path: Path, data: Any) -> None:
-    import json
-
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w") as fh:
-        json.dump(data, fh)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
 class _PhaseState:
     """The resumable state of one training phase in ``<phase_dir>/backup``, always consistent on disk.
 
@@ -358,25 +340,20 @@ class _PhaseState:
         return state
 
     def save(self, model: Any, state: dict[str, Any], arrays: dict[str, Any]) -> None:
-        import numpy as np
 
         self.dir.mkdir(parents=True, exist_ok=True)
         stem = f"ckpt-{state['epoch']}-{state['step']}"
-        tmp = self.dir / f".{stem}.tmp.weights.h5"
-        model.save_weights(tmp)
-        os.replace(tmp, self.dir / f"{stem}.weights.h5")
-        tmp = self.dir / f".{stem}.tmp.npz"
-        with open(tmp, "wb") as fh:
-            np.savez(fh, **arrays)
-        os.replace(tmp, self.dir / f"{stem}.npz")
-        _atomic_json(self.path, {**state, "weights": f"{stem}.weights.h5", "arrays": f"{stem}.npz"})
+        with atomic_path(self.dir / f"{stem}.weights.h5") as tmp:
+            model.save_weights(tmp)  # the temporary name ends in the target's suffix
+        _atomic_savez(self.dir / f"{stem}.npz", arrays)
+        write_json(self.path, {**state, "weights": f"{stem}.weights.h5", "arrays": f"{stem}.npz"})
         self.prune(keep=stem)
 
     def prune(self, keep: str | None = None) -> None:
         for old in self.dir.glob("ckpt-*"):
             if keep is None or not old.name.startswith(f"{keep}."):
                 old.unlink(missing_ok=True)
-        for tmp in self.dir.glob(".ckpt-*"):
+        for tmp in self.dir.glob(f"{TMP_TAG}*"):
             tmp.unlink(missing_ok=True)
 
 
@@ -393,7 +370,7 @@ def _run_phase(
     val: Any,
     *,
     epochs: int,
-    lr: float,
+    optimizer: Any,
     loss: Any,
     metrics: list[Any],
     checkpoint_dir: Path | None,
@@ -402,6 +379,9 @@ def _run_phase(
     verbose: Any,
 ) -> dict[str, list[float]]:
     """Train one phase epoch by epoch; with ``checkpoint_dir``, resumably and exactly.
+
+    The one training loop of every fine-tune (images, word-level text, BERT); ``optimizer``
+    is a fresh Keras optimizer (its schedule, if any, counts the phase's own steps).
 
     Each epoch is one ``fit`` call on ``train(epoch)`` (or ``train`` itself when it is not
     callable). A resumed run restores the weights, the optimizer, the position inside the
@@ -421,7 +401,7 @@ def _run_phase(
     if done is not None and done.is_file():  # finished before an interruption: reuse it
         model.load_weights(done)
         return json.loads((phase_dir / "history.json").read_text())
-    model.compile(optimizer=keras.optimizers.Adam(lr), loss=loss, metrics=metrics)
+    model.compile(optimizer=optimizer, loss=loss, metrics=metrics)
     store = None
     if phase_dir is not None:
         phase_dir.mkdir(parents=True, exist_ok=True)
@@ -527,15 +507,47 @@ def _run_phase(
     if stopping and best_weights is not None:
         model.set_weights(best_weights)
     if done is not None:
-        tmp = phase_dir / ".done.tmp.weights.h5"
-        model.save_weights(tmp)
-        _atomic_json(phase_dir / "history.json", history)
-        os.replace(tmp, done)
+        write_json(phase_dir / "history.json", history)
+        with atomic_path(done) as tmp:
+            model.save_weights(tmp)  # the temporary name ends in the target's suffix
         store.prune()
         store.path.unlink(missing_ok=True)
         with contextlib.suppress(OSError):
             store.dir.rmdir()
     return history
+
+
+def split_epochs(strategy: str, epochs: int | tuple[int, int]) -> tuple[int, int]:
+    """The one epoch policy of every fine-tune: ``(head_epochs, fine_tune_epochs)``.
+
+    ``"head"`` and ``"full"`` spend every epoch in their single phase. ``"two_phase"``
+    gives the new head a quarter of the epochs (at least one when there are two or
+    more, none for a single epoch) and the rest to training the unfrozen blocks:
+    ``10 -> (2, 8)``, ``3 -> (1, 2)``, ``1 -> (0, 1)``. A pair is taken as given.
+
+    Raises:
+        InputError: For an unknown strategy or a negative or empty epoch count.
+    """
+    if strategy not in STRATEGIES:
+        raise InputError(f"strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
+    if not isinstance(epochs, int):
+        head, tune = (int(n) for n in epochs)
+    elif strategy == "head":
+        head, tune = epochs, 0
+    elif strategy == "full":
+        head, tune = 0, epochs
+    else:
+        head = epochs // 4 if epochs >= 4 else min(1, epochs - 1)
+        head, tune = max(0, head), epochs - max(0, head)
+    if head < 0 or tune < 0 or head + tune < 1:
+        raise InputError(f"epochs must add up to at least 1, got {epochs!r}")
+    return head, tune
+
+
+def _merge(merged: dict[str, list[Any]], history: dict[str, list[float]], phase: str) -> None:
+    for key, values in history.items():
+        merged.setdefault(key, []).extend(values)
+    merged.setdefault("phase", []).extend([phase] * len(history.get("loss", [])))
 
 
 def fine_tune(
@@ -549,7 +561,7 @@ def fine_tune(
     fine_tune_learning_rate: float | None = None,
     unfreeze: int | str = 2,
     head_dropout: float = 0.0,
-    patience: int | None = 3,
+    patience: int | None = None,
     checkpoint_dir: str | os.PathLike[str] | None = None,
     save_every_steps: int | None = None,
     loss: Any = None,
@@ -563,10 +575,13 @@ def fine_tune(
     phase 2 unfreezes the top ``unfreeze`` blocks (or ``"all"``) and recompiles
     at ``fine_tune_learning_rate`` (default ``learning_rate / 10``), the backbone
     still in inference mode. ``"head"`` runs phase 1 only; ``"full"`` trains the
-    whole model as built, batch norm included. Each phase stops early on
-    ``val_loss`` and restores its best weights; with ``checkpoint_dir`` an
-    interrupted run resumes where it stopped. Call it inside a
-    ``tf.distribute.Strategy`` scope (where the model was built) to distribute.
+    whole model as built, batch norm included. Epochs are split by
+    :func:`split_epochs`. Training runs a fixed number of epochs: ``val`` is
+    measured after each epoch but picks no weights, so a score reported on it is
+    not biased by the choice. ``patience`` turns on early stopping on ``val_loss``
+    (then report on another split). With ``checkpoint_dir`` an interrupted run
+    resumes where it stopped. Call it inside a ``tf.distribute.Strategy`` scope
+    (where the model was built) to distribute.
 
     Args:
         model: A classifier with ``pre_logits`` and ``head`` layers (e.g. from
@@ -576,12 +591,12 @@ def fine_tune(
             interrupted mid-epoch resumes to the same weights as an uninterrupted run.
         val: Batched validation dataset, or ``None``.
         strategy: One of :data:`STRATEGIES`.
-        epochs: Total epochs (split evenly over two phases) or ``(phase1, phase2)``.
+        epochs: Total epochs (see :func:`split_epochs`) or ``(phase1, phase2)``.
         learning_rate: Adam learning rate of phase 1 (and of ``"full"``).
         fine_tune_learning_rate: Adam learning rate of phase 2.
         unfreeze: Number of top backbone blocks to unfreeze in phase 2, or ``"all"``.
         head_dropout: Dropout rate added before the head in the composed model.
-        patience: Early-stopping patience in epochs (``None`` disables it).
+        patience: Early-stopping patience in epochs (``None``, the default: fixed epochs).
         checkpoint_dir: Folder for resumable checkpoints (written atomically).
         save_every_steps: Also checkpoint every N steps (resume inside an epoch).
         loss: Loss (default: sparse categorical cross-entropy matching the head).
@@ -593,25 +608,43 @@ def fine_tune(
     """
     import keras
 
-    if strategy not in STRATEGIES:
-        raise InputError(f"strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
-    if isinstance(epochs, int):
-        epochs = (epochs, 0) if strategy != "two_phase" else (max(1, epochs // 2), epochs - epochs // 2)
-    loss = loss or _default_loss(model)
-    metrics = metrics or ["accuracy"]
-    ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
+    head_epochs, tune_epochs = split_epochs(strategy, epochs)
     common = {
-        "loss": loss,
-        "metrics": metrics,
-        "checkpoint_dir": ckpt,
+        "loss": loss or _default_loss(model),
+        "metrics": metrics or ["accuracy"],
+        "checkpoint_dir": Path(checkpoint_dir) if checkpoint_dir is not None else None,
         "patience": patience,
         "save_every_steps": save_every_steps,
         "verbose": verbose,
     }
-
     if strategy == "full":
-        history = _run_phase(model, "full", train, val, epochs=epochs[0], lr=learning_rate, **common)
-        return FineTuneResult(model, {**history, "phase": ["full"] * len(history.get("loss", []))})
+        optimizer = keras.optimizers.Adam(learning_rate)
+        history = _run_phase(model, "full", train, val, epochs=tune_epochs, optimizer=optimizer, **common)
+        merged: dict[str, list[Any]] = {}
+        _merge(merged, history, "full")
+        return FineTuneResult(model, merged)
+    composed, backbone = _compose(model, head_dropout)
+    merged = {}
+    if head_epochs:
+        backbone.trainable = False
+        optimizer = keras.optimizers.Adam(learning_rate)
+        history = _run_phase(
+            composed, "phase1", train, val, epochs=head_epochs, optimizer=optimizer, **common
+        )
+        _merge(merged, history, "head")
+    if tune_epochs:
+        _unfreeze_top(backbone, unfreeze)
+        optimizer = keras.optimizers.Adam(fine_tune_learning_rate or learning_rate / 10)
+        history = _run_phase(
+            composed, "phase2", train, val, epochs=tune_epochs, optimizer=optimizer, **common
+        )
+        _merge(merged, history, "fine-tune")
+    return FineTuneResult(composed, merged)
+
+
+def _compose(model: Any, head_dropout: float) -> tuple[Any, Any]:
+    """The classifier as ``head(backbone(x, training=False))``; returns it and its backbone."""
+    import keras
 
     backbone, head = split_backbone(model)
     inputs = keras.tree.map_structure(
@@ -621,32 +654,142 @@ def fine_tune(
     x = backbone(inputs, training=False)
     if head_dropout:
         x = keras.layers.Dropout(head_dropout, name="head_dropout")(x)
-    composed = keras.Model(inputs, head(x), name=model.name)
+    return keras.Model(inputs, head(x), name=model.name), backbone
 
-    backbone.trainable = False
-    history = _run_phase(composed, "phase1", train, val, epochs=epochs[0], lr=learning_rate, **common)
-    merged = {k: list(v) for k, v in history.items()}
-    merged["phase"] = ["head"] * len(history.get("loss", []))
-    if strategy == "two_phase" and epochs[1] > 0:
-        backbone.trainable = True
-        blocks = backbone_blocks(backbone)
-        keep = len(blocks) if unfreeze == "all" else int(unfreeze)
-        for block in blocks[: max(0, len(blocks) - keep)]:
-            for layer in block:
-                layer.trainable = False
-        history = _run_phase(
-            composed,
-            "phase2",
-            train,
-            val,
-            epochs=epochs[1],
-            lr=fine_tune_learning_rate or learning_rate / 10,
-            **common,
-        )
-        for k, v in history.items():
-            merged.setdefault(k, []).extend(v)
-        merged["phase"] += ["fine-tune"] * len(history.get("loss", []))
-    return FineTuneResult(composed, merged)
+
+def _unfreeze_top(backbone: Any, unfreeze: int | str) -> None:
+    """Make the top ``unfreeze`` blocks of ``backbone`` (or ``"all"``) trainable, the rest frozen."""
+    backbone.trainable = True
+    blocks = backbone_blocks(backbone)
+    keep = len(blocks) if unfreeze == "all" else int(unfreeze)
+    for block in blocks[: max(0, len(blocks) - keep)]:
+        for layer in block:
+            layer.trainable = False
+
+
+# --------------------------------------------------------------------------------------
+# BERT text classifiers: the same runner, with BERT's optimizer recipe
+# --------------------------------------------------------------------------------------
+
+#: Encoder layers train at ``learning_rate / ENCODER_LR_DIVISOR`` (5e-5 for the default 1e-3).
+ENCODER_LR_DIVISOR = 20
+
+
+def bert_blocks(model: Any) -> list[list[Any]]:
+    """Group a BERT classifier's weighted layers bottom to top: embeddings, each encoder layer, pooler.
+
+    The ``head`` is not part of any block.
+    """
+    import re
+
+    blocks: dict[str, list[Any]] = {}
+    for layer in model.layers:
+        if not layer.weights or layer.name == "head":
+            continue
+        match = re.match(r"^(embeddings|encoder_layer_\d+|pooler)", layer.name)
+        key = match.group(1) if match else layer.name
+        blocks.setdefault(key, []).append(layer)
+    return list(blocks.values())
+
+
+def set_trainable_top(model: Any, unfreeze: int | str) -> int:
+    """Make the ``head`` and the top ``unfreeze`` blocks of :func:`bert_blocks` trainable, freeze the rest.
+
+    ``unfreeze`` counts the pooler as a block: ``3`` trains the pooler and the two
+    top encoder layers; ``"all"`` trains everything. Returns the number of blocks trained.
+    """
+    blocks = bert_blocks(model)
+    keep = len(blocks) if unfreeze == "all" else max(0, min(int(unfreeze), len(blocks)))
+    for index, block in enumerate(blocks):
+        for layer in block:
+            layer.trainable = index >= len(blocks) - keep
+    model.get_layer("head").trainable = True
+    return keep
+
+
+def bert_optimizer(learning_rate: float, total_steps: int, *, warmup: float = 0.1) -> Any:
+    """AdamW for BERT: linear warm-up to ``learning_rate``, cosine decay, clipnorm 1, no decay on norms."""
+    import keras
+
+    total = max(1, int(total_steps))
+    warm = max(1, int(total * warmup))
+    schedule = keras.optimizers.schedules.CosineDecay(
+        learning_rate / 25,
+        decay_steps=max(1, total - warm),
+        alpha=1e-4,  # ends at learning_rate / 1e4
+        warmup_target=learning_rate,
+        warmup_steps=warm,
+    )
+    optimizer = keras.optimizers.AdamW(schedule, weight_decay=0.01, clipnorm=1.0)
+    optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
+    return optimizer
+
+
+def fine_tune_text(
+    model: Any,
+    train: Any,
+    val: Any = None,
+    *,
+    strategy: str = "two_phase",
+    epochs: int | tuple[int, int] = 3,
+    learning_rate: float = 1e-3,
+    encoder_learning_rate: float | None = None,
+    unfreeze: int | str = "all",
+    steps_per_epoch: int,
+    checkpoint_dir: str | os.PathLike[str] | None = None,
+    save_every_steps: int | None = None,
+    verbose: Any = "auto",
+) -> dict[str, list[float]]:
+    """Fine-tune a BERT classifier (``include_top=True``) in place, with the runner of :func:`fine_tune`.
+
+    ``"head"`` trains only the ``head`` at ``learning_rate``; ``"full"`` trains the
+    top ``unfreeze`` blocks (see :func:`set_trainable_top`; ``"all"``: the whole
+    model) and the head at ``encoder_learning_rate``; ``"two_phase"`` runs
+    ``"head"`` then ``"full"``, epochs split by :func:`split_epochs`. Each phase
+    uses :func:`bert_optimizer`, a fixed number of epochs (the validation split
+    picks no weights) and resumes from ``checkpoint_dir`` after an interruption.
+
+    Args:
+        model: A zoo BERT model with a classification top.
+        train: Batched ``(inputs, label)`` dataset, or a function ``epoch -> dataset``.
+        val: Batched validation dataset or ``None``.
+        strategy: ``"two_phase"``, ``"head"`` or ``"full"``.
+        epochs: Total epochs, or ``(head_epochs, encoder_epochs)``.
+        learning_rate: Peak learning rate of the head phase.
+        encoder_learning_rate: Peak learning rate when encoder layers train
+            (default ``learning_rate / ENCODER_LR_DIVISOR``).
+        unfreeze: Blocks trained with the encoder learning rate.
+        steps_per_epoch: Batches per epoch (for the schedule).
+        checkpoint_dir: Folder for resumable checkpoints.
+        save_every_steps: Also checkpoint every N steps.
+        verbose: Passed to ``fit``.
+
+    Returns:
+        The merged history, with a ``phase`` entry per epoch.
+    """
+    head_epochs, tune_epochs = split_epochs(strategy, epochs)
+    encoder_lr = encoder_learning_rate or learning_rate / ENCODER_LR_DIVISOR
+    common = {
+        "loss": _default_loss(model),
+        "metrics": ["accuracy"],
+        "checkpoint_dir": Path(checkpoint_dir) if checkpoint_dir is not None else None,
+        "patience": None,
+        "save_every_steps": save_every_steps,
+        "verbose": verbose,
+    }
+    merged: dict[str, list[Any]] = {}
+    for phase, n, lr, top in (
+        ("head", head_epochs, learning_rate, 0),
+        ("encoder", tune_epochs, encoder_lr, unfreeze),
+    ):
+        if n <= 0:
+            continue
+        set_trainable_top(model, top)
+        optimizer = bert_optimizer(lr, n * steps_per_epoch)
+        _merge(merged, _run_phase(model, phase, train, val, epochs=n, optimizer=optimizer, **common), phase)
+    for layer in model.layers:
+        layer.trainable = True
+    return merged
 
 
 def extract_to_file(

@@ -22,9 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from zoo import outputs
-from zoo.errors import DataError, InputError, check_finite_history
+from zoo.errors import DataError, InputError
 from zoo.preprocessing.bind import adapt_preprocessing, local_text_spec, wordpiece_spec
 from zoo.tasks.text_classify import text_dataset
+from zoo.train.engine import fine_tune_text
 
 DISTRIBUTE = ("none", "mirrored", "multiworker")
 
@@ -537,171 +538,6 @@ def _finetune_image(
 # Text: BERT encoders with a sequence-classification head
 # --------------------------------------------------------------------------------------
 
-#: Encoder layers train at ``learning_rate / ENCODER_LR_DIVISOR`` (5e-5 for the default 1e-3).
-ENCODER_LR_DIVISOR = 20
-
-
-def bert_blocks(model: Any) -> list[list[Any]]:
-    """Group a BERT classifier's weighted layers bottom to top: embeddings, each encoder layer, pooler.
-
-    The ``head`` is not part of any block.
-    """
-    import re
-
-    blocks: dict[str, list[Any]] = {}
-    for layer in model.layers:
-        if not layer.weights or layer.name == "head":
-            continue
-        match = re.match(r"^(embeddings|encoder_layer_\d+|pooler)", layer.name)
-        key = match.group(1) if match else layer.name
-        blocks.setdefault(key, []).append(layer)
-    return list(blocks.values())
-
-
-def set_trainable_top(model: Any, unfreeze: int | str) -> int:
-    """Make the ``head`` and the top ``unfreeze`` blocks of :func:`bert_blocks` trainable, freeze the rest.
-
-    ``unfreeze`` counts the pooler as a block: ``3`` trains the pooler and the two
-    top encoder layers; ``"all"`` trains everything. Returns the number of blocks trained.
-    """
-    blocks = bert_blocks(model)
-    keep = len(blocks) if unfreeze == "all" else max(0, min(int(unfreeze), len(blocks)))
-    for index, block in enumerate(blocks):
-        for layer in block:
-            layer.trainable = index >= len(blocks) - keep
-    model.get_layer("head").trainable = True
-    return keep
-
-
-def _text_phase(
-    model: Any,
-    name: str,
-    train: Any,
-    val: Any,
-    *,
-    epochs: int,
-    lr: float,
-    steps_per_epoch: int,
-    checkpoint_dir: Path | None,
-    save_every_steps: int | None,
-    verbose: Any,
-    weight_decay: float = 0.01,
-    warmup: float = 0.1,
-) -> dict[str, list[float]]:
-    """Train one phase with AdamW (warm-up then cosine decay, clipnorm 1), resumably."""
-    import keras
-
-    from zoo.train.schedules import OneCycle
-
-    phase_dir = checkpoint_dir / name if checkpoint_dir is not None else None
-    done = phase_dir / "done.weights.h5" if phase_dir is not None else None
-    if done is not None and done.is_file():  # finished before an interruption: reuse it
-        model.load_weights(done)
-        return json.loads((phase_dir / "history.json").read_text())
-    schedule = OneCycle(lr, max(1, epochs * steps_per_epoch), pct_start=warmup)
-    optimizer = keras.optimizers.AdamW(schedule, weight_decay=weight_decay, clipnorm=1.0)
-    optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
-    model.compile(
-        optimizer=optimizer,
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=["accuracy"],
-    )
-    callbacks = []
-    if phase_dir is not None:
-        phase_dir.mkdir(parents=True, exist_ok=True)
-        callbacks.append(
-            keras.callbacks.BackupAndRestore(str(phase_dir / "backup"), save_freq=save_every_steps or "epoch")
-        )
-    callbacks.append(keras.callbacks.TerminateOnNaN())
-    history = model.fit(
-        train, validation_data=val, epochs=epochs, shuffle=False, verbose=verbose, callbacks=callbacks
-    ).history
-    history = {k: [float(v) for v in vals] for k, vals in history.items()}
-    check_finite_history(history)
-    if done is not None:
-        tmp = phase_dir / ".done.tmp.weights.h5"
-        model.save_weights(tmp)
-        (phase_dir / "history.json").write_text(json.dumps(history))
-        os.replace(tmp, done)
-    return history
-
-
-def fine_tune_text(
-    model: Any,
-    train: Any,
-    val: Any = None,
-    *,
-    strategy: str = "two_phase",
-    epochs: int | tuple[int, int] = 3,
-    learning_rate: float = 1e-3,
-    encoder_learning_rate: float | None = None,
-    unfreeze: int | str = "all",
-    steps_per_epoch: int,
-    checkpoint_dir: str | os.PathLike[str] | None = None,
-    save_every_steps: int | None = None,
-    verbose: Any = "auto",
-) -> dict[str, list[float]]:
-    """Fine-tune a BERT classifier (``include_top=True``) in place.
-
-    ``"head"`` trains only the ``head`` at ``learning_rate``; ``"full"`` trains the
-    top ``unfreeze`` blocks (see :func:`set_trainable_top`; ``"all"``: the whole
-    model) and the head at ``encoder_learning_rate``; ``"two_phase"`` runs
-    ``"head"`` then ``"full"``. Each phase uses AdamW (weight decay 0.01, none on
-    biases and LayerNorms), 10% linear warm-up then cosine decay, gradient
-    clipping at norm 1, a fixed number of epochs (no early stopping, so a
-    validation split is never used to pick weights), and resumes from
-    ``checkpoint_dir`` after an interruption.
-
-    Args:
-        model: A zoo BERT model with a classification top.
-        train: Batched ``(inputs, label)`` dataset, reshuffled each epoch.
-        val: Batched validation dataset or ``None``.
-        strategy: ``"two_phase"``, ``"head"`` or ``"full"``.
-        epochs: Total epochs, or ``(head_epochs, encoder_epochs)`` for ``"two_phase"``
-            (an int gives the head phase one epoch).
-        learning_rate: Peak learning rate of the head phase.
-        encoder_learning_rate: Peak learning rate when encoder layers train
-            (default ``learning_rate / ENCODER_LR_DIVISOR``).
-        unfreeze: Blocks trained with the encoder learning rate.
-        steps_per_epoch: Batches per epoch (for the schedule).
-        checkpoint_dir: Folder for resumable checkpoints.
-        save_every_steps: Also checkpoint every N steps.
-        verbose: Passed to ``fit``.
-
-    Returns:
-        The merged history, with a ``phase`` entry per epoch.
-    """
-    strategies = ("two_phase", "head", "full")
-    if strategy not in strategies:
-        raise InputError(f"strategy must be one of {', '.join(strategies)}, got {strategy!r}")
-    if isinstance(epochs, int):
-        epochs = {"head": (epochs, 0), "full": (0, epochs)}.get(
-            strategy, (1, max(1, epochs - 1)) if epochs > 1 else (0, 1)
-        )
-    encoder_lr = encoder_learning_rate or learning_rate / ENCODER_LR_DIVISOR
-    ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
-    common = {
-        "steps_per_epoch": steps_per_epoch,
-        "checkpoint_dir": ckpt,
-        "save_every_steps": save_every_steps,
-        "verbose": verbose,
-    }
-    merged: dict[str, list[Any]] = {"phase": []}
-    for phase, n, lr, top in (
-        ("head", epochs[0], learning_rate, 0),
-        ("encoder", epochs[1], encoder_lr, unfreeze),
-    ):
-        if n <= 0:
-            continue
-        set_trainable_top(model, top)
-        history = _text_phase(model, phase, train, val, epochs=n, lr=lr, **common)
-        for k, v in history.items():
-            merged.setdefault(k, []).extend(v)
-        merged["phase"] += [phase] * len(history.get("loss", []))
-    for layer in model.layers:
-        layer.trainable = True
-    return merged
-
 
 def finetune_text(
     name: str,
@@ -813,10 +649,11 @@ def _finetune_text_in(
             kfold=train_split.get("kfold"),
             shuffle=True,
             limit=max_train,
+            per_epoch=True,
             **kw,
         )
         val = text_dataset(data, split=val_split["split"], kfold=val_split.get("kfold"), limit=max_val, **kw)
-        n_train = info.splits.get(train_split["split"]) or sum(1 for _ in train.unbatch())
+        n_train = info.splits.get(train_split["split"]) or sum(1 for _ in train(0).unbatch())
         steps = math.ceil((min(n_train, max_train) if max_train else n_train) / batch_size)
         history = fine_tune_text(
             model,

@@ -1,11 +1,8 @@
 from __future__ import annotations
 
 import os
-import sys
 
 import pytest
-
-sys.path.insert(0, os.path.dirname(__file__))  # make tests/hubserver.py importable
 
 # The zoo's own cache (feature cache, output ledger, locks, sha256 pins) stays out of the user's
 # home during tests; subprocesses inherit it.
@@ -23,7 +20,7 @@ def local_hub(tmp_path_factory):
         import olah  # noqa: F401
     except ImportError as e:
         pytest.skip(f"olah is not importable ({e}); install the dev extra: pip install -e '.[dev]'")
-    from hubserver import LocalHub
+    from tests.helpers.hubserver import LocalHub
 
     hub = LocalHub(tmp_path_factory.mktemp("localhub"))
     hub.start()
@@ -38,7 +35,7 @@ def hf_env(local_hub, tmp_path, monkeypatch):
     Yields ``HfEnv(endpoint, hf_home, cache_dir)``; ``hf_env.set_offline(monkeypatch)``
     toggles HF_HUB_OFFLINE in-process. The server is (re)started if a test stopped it.
     """
-    from hubserver import point_hf_hub_at
+    from tests.helpers.hubserver import point_hf_hub_at
 
     local_hub.start()
     yield point_hf_hub_at(monkeypatch, local_hub.endpoint, tmp_path / "hf_home")
@@ -51,7 +48,7 @@ def hf_env(local_hub, tmp_path, monkeypatch):
 @pytest.fixture
 def offline(monkeypatch):
     """HF_HUB_OFFLINE on for this test: only packaged or cached weights can load."""
-    from hubserver import set_hf_offline
+    from tests.helpers.hubserver import set_hf_offline
 
     set_hf_offline(monkeypatch)
 
@@ -59,6 +56,6 @@ def offline(monkeypatch):
 @pytest.fixture
 def hf_fast_retries(monkeypatch):
     """Skip huggingface_hub's retry sleeps (~23 s when the Hub is down and nothing is cached)."""
-    from hubserver import disable_hf_retry_sleep
+    from tests.helpers.hubserver import disable_hf_retry_sleep
 
     disable_hf_retry_sleep(monkeypatch)

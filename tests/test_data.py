@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 
 import zoo.data as zd
+from tests.helpers import DATA_DIR as SHARED  # noqa: E402
 from zoo.data import _paths, catalog
 from zoo.data.tfds_source import TfdsRef, parse_tfds
 from zoo.errors import DataError
 from zoo.preprocessing.specs import validate_preprocessing
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 needs_data = pytest.mark.skipif(
     not (SHARED / "SHA256SUMS").is_file(),
     reason=f"shared datasets not found at {SHARED} (see ../shared/data/README.md)",

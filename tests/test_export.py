@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
 
 import zoo
+from tests.helpers import DATA_DIR  # noqa: E402
 from zoo.export import export, run_onnx, run_tflite
-
-DATA_DIR = Path(os.environ.get("ZOO_DATA_DIR") or Path(__file__).resolve().parents[2] / "shared" / "data")
 
 
 @pytest.mark.parametrize("fmt, suffix", [("savedmodel", ""), ("tflite", ".tflite"), ("onnx", ".onnx")])

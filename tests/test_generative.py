@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import os
-from pathlib import Path
 
 import keras
 import numpy as np
@@ -13,6 +12,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 import zoo
+from tests.helpers import DATA_DIR  # noqa: E402
 from zoo.cli import cli
 from zoo.errors import InputError
 from zoo.models._generative import VAE
@@ -20,7 +20,6 @@ from zoo.tasks import generate as generative
 from zoo.tasks import generative_metrics as gm
 from zoo.weights.manifest import load_manifest
 
-DATA_DIR = Path(os.environ.get("ZOO_DATA_DIR") or Path(__file__).resolve().parents[2] / "shared" / "data")
 PACKAGED = set(load_manifest())
 needs = {
     name: pytest.mark.skipif(name not in PACKAGED, reason=f"{name} is not packaged yet")

@@ -92,7 +92,7 @@ def test_tampered_server_file_is_never_loaded(hub_model, hf_env, tmp_path):
 
 
 def test_truncated_download_leaves_nothing(hub_model, hf_env, monkeypatch, hf_fast_retries):
-    from hubserver import TruncatingProxy, point_hf_hub_at
+    from tests.helpers.hubserver import TruncatingProxy, point_hf_hub_at
 
     with TruncatingProxy(hf_env.endpoint, keep=2000, mode="short") as proxy:
         point_hf_hub_at(monkeypatch, proxy.endpoint, hf_env.hf_home)
@@ -103,7 +103,7 @@ def test_truncated_download_leaves_nothing(hub_model, hf_env, monkeypatch, hf_fa
 
 
 def test_dropped_transfer_resumes(hub_model, hf_env, monkeypatch, hf_fast_retries):
-    from hubserver import TruncatingProxy, point_hf_hub_at
+    from tests.helpers.hubserver import TruncatingProxy, point_hf_hub_at
 
     with TruncatingProxy(hf_env.endpoint, keep=5000, times=1, mode="drop") as proxy:
         point_hf_hub_at(monkeypatch, proxy.endpoint, hf_env.hf_home)
@@ -212,7 +212,7 @@ def test_hub_hashes_verify_downloads_and_offline_cache_hits(third_party, hf_env,
 
 def test_hub_hashes_reject_a_tampered_lfs_object(third_party, hf_env):
     hub, repo_id, weights = third_party
-    from hubserver import sha256_of
+    from tests.helpers.hubserver import sha256_of
 
     obj = hub.lfs_object_path(repo_id, sha256_of(weights))
     data = bytearray(obj.read_bytes())

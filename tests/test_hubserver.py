@@ -17,7 +17,6 @@ import pytest
 huggingface_hub = pytest.importorskip("huggingface_hub")
 httpx2 = pytest.importorskip("httpx2")
 
-from hubserver import TruncatingProxy, sha256_of  # noqa: E402
 from huggingface_hub import (  # noqa: E402
     HfApi,
     constants,
@@ -32,6 +31,8 @@ from huggingface_hub.errors import (  # noqa: E402
     RemoteEntryNotFoundError,
     RepositoryNotFoundError,
 )
+
+from tests.helpers.hubserver import TruncatingProxy, sha256_of  # noqa: E402
 
 pytestmark = pytest.mark.hub
 

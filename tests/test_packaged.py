@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import zoo
+from tests.helpers import DATA_DIR  # noqa: E402
 from zoo.api import read_golden
 from zoo.models._common import count_parameters
 from zoo.weights.manifest import PACKAGE_DIR, load_manifest
 
-DATA_DIR = Path(os.environ.get("ZOO_DATA_DIR") or Path(__file__).resolve().parents[2] / "shared" / "data")
 PACKAGED = sorted(name for name, e in load_manifest().items() if any(s.type == "package" for s in e.sources))
 
 

@@ -2,24 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import json
-import os
 import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA_DIR = Path(os.environ.get("ZOO_DATA_DIR") or ROOT.parent / "shared" / "data")
+from tests.helpers import DATA_DIR  # noqa: E402
 
 
 def _train_tool():
-    sys.path.insert(0, str(ROOT / "tools"))
-    spec = importlib.util.spec_from_file_location("zoo_train_tool", ROOT / "tools" / "train.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return importlib.import_module("tools.train")
 
 
 def _run(monkeypatch, tmp_path, tool, name: str, recipe: dict, capsys) -> str:

@@ -3,21 +3,18 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 import zoo
+from tests.helpers import DATA_DIR  # noqa: E402
 from zoo.errors import InputError, WeightsFormatError
 from zoo.train.engine import backbone_blocks, extract_features, feature_extractor, fine_tune, split_backbone
-
-DATA_DIR = Path(os.environ.get("ZOO_DATA_DIR") or Path(__file__).resolve().parents[2] / "shared" / "data")
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,7 @@
 """The zoo's benchmark: every figure is a ratio against a baseline measured side by side in this run.
 
 Usage:
-    ZOO_DATA_DIR=../shared/data python tools/bench.py [--quick] [--readme]
+    ZOO_DATA_DIR=../shared/data python -m tools.bench [--quick] [--readme]
 
 ``--readme`` writes the table between the bench markers of README.md.
 """
@@ -80,8 +80,7 @@ def bench_load(tmp: Path) -> None:
 def bench_hub(tmp: Path) -> None:
     import huggingface_hub
 
-    sys.path.insert(0, str(ROOT / "tests"))
-    from hubserver import LocalHub, point_hf_hub_at
+    from tests.helpers.hubserver import LocalHub, point_hf_hub_at
 
     print("Hub pull", flush=True)
 
@@ -269,9 +268,9 @@ def bench_recipe_compute(quick: bool) -> None:
     """Each CIFAR-10 recipe's compile setting against the other float32 / bfloat16 / XLA choices."""
     import keras
     import numpy as np
-    from recipes import RECIPES
 
     import zoo
+    from tools.recipes import RECIPES
 
     print("Recipe compute", flush=True)
     steps = 4 if quick else 8
@@ -379,7 +378,7 @@ def main() -> int:
         bench_flops(args.quick)
     cpu = f"{os.cpu_count()} CPU cores, {platform.processor() or platform.machine()}"
     lines = [
-        f"Measured by `python tools/bench.py` in {time.time() - start:.0f} s on {cpu}; each ratio "
+        f"Measured by `python -m tools.bench` in {time.time() - start:.0f} s on {cpu}; each ratio "
         "compares two timings taken side by side in the same run (above 1 means the zoo path is faster).",
         "",
         "| area | comparison | ratio | timings |",

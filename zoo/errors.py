@@ -73,3 +73,42 @@ def check_finite_history(history: dict, where: str = "training") -> None:
                     f"{where} diverged: {key} became {float(value)} in epoch {epoch}; lower the "
                     "learning rate (--lr) and run again (nothing was saved as a result)"
                 )
+
+
+class MissingDependencyError(ZooError, ImportError):
+    """An optional package this path needs is not installed (the message gives the pip command)."""
+
+
+#: The distribution that installs ``import zoo`` (the name ``zoo`` on PyPI belongs to another project).
+DISTRIBUTION = "keras-zoo"
+
+
+def install_command(extra: str, fallback: tuple[str, ...] = ()) -> str:
+    """The pip command that installs an optional extra's packages into this environment.
+
+    The command names the packages themselves, with the versions this install asks for, so it
+    works however the zoo was installed (from the index, a wheel or a source checkout).
+
+    Args:
+        extra: The extra's name in ``pyproject.toml`` (``"export"``, ``"tfds"``, ``"plots"``).
+        fallback: Packages to name when the installed metadata cannot be read.
+    """
+    import re
+    from importlib import metadata
+
+    try:
+        requirements = metadata.requires(DISTRIBUTION) or []
+    except metadata.PackageNotFoundError:
+        requirements = []
+    wanted = []
+    for requirement in requirements:
+        spec, _, marker = requirement.partition(";")
+        if re.search(rf"""extra\s*==\s*["']{re.escape(extra)}["']""", marker):
+            wanted.append(spec.strip().replace(" ", ""))
+    packages = wanted or list(fallback)
+    return "pip install " + " ".join(f"'{p}'" for p in packages)
+
+
+def missing_dependency(what: str, extra: str, fallback: tuple[str, ...]) -> MissingDependencyError:
+    """A :class:`MissingDependencyError` saying what needs the extra and how to install it."""
+    return MissingDependencyError(f"{what} needs {', '.join(fallback)}: {install_command(extra, fallback)}")

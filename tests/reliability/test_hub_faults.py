@@ -56,7 +56,7 @@ def fast(monkeypatch, hf_fast_retries):
 
 
 def _sha256(path: Path) -> str:
-    from hubserver import sha256_of
+    from tests.helpers.hubserver import sha256_of
 
     return sha256_of(path)
 
@@ -107,7 +107,7 @@ TRANSIENT = [
 
 @pytest.mark.parametrize(("name", "fault"), TRANSIENT, ids=[n for n, _ in TRANSIENT])
 def test_transient_fault_recovers(name, fault, published, hf_env, user_data, record, monkeypatch, fast):
-    from hubserver import point_hf_hub_at
+    from tests.helpers.hubserver import point_hf_hub_at
 
     with record.case(f"{name}: recovered", HUB, watch=watched(published, hf_env, user_data)) as case:
         with FaultProxy(hf_env.endpoint, faults=[fault]) as proxy:
@@ -156,7 +156,7 @@ PERSISTENT = [
 def test_persistent_fault_is_a_clear_typed_error(
     name, fault, error, message, published, hf_env, user_data, record, monkeypatch, fast
 ):
-    from hubserver import point_hf_hub_at
+    from tests.helpers.hubserver import point_hf_hub_at
 
     with record.case(f"{name}: typed error", HUB, watch=watched(published, hf_env, user_data)) as case:
         with FaultProxy(hf_env.endpoint, faults=[fault]) as proxy:
@@ -177,7 +177,7 @@ def test_persistent_fault_is_a_clear_typed_error(
 
 def test_hub_killed_mid_transfer(published, hf_env, local_hub, user_data, record, monkeypatch, fast):
     """The server dies after sending 100 kB: connections reset, the port stops answering."""
-    from hubserver import point_hf_hub_at
+    from tests.helpers.hubserver import point_hf_hub_at
 
     def kill_olah():
         proc = local_hub._proc
@@ -208,7 +208,7 @@ def test_hub_killed_mid_transfer(published, hf_env, local_hub, user_data, record
 
 
 def test_disk_full_during_download(published, hf_env, user_data, record, tmp_path, monkeypatch, fast):
-    from hubserver import point_hf_hub_at
+    from tests.helpers.hubserver import point_hf_hub_at
 
     home = tmp_path / "small-disk"
     room = published.bystander.stat().st_size + published.weights.stat().st_size // 2 + 64 * 1024

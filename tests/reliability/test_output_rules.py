@@ -661,9 +661,9 @@ def mnist_folder(tmp_path_factory):
     """Real MNIST test 3s and 8s in folders named after the digits."""
     from PIL import Image
 
+    from tests.helpers import DATA_DIR as shared
     from zoo.data import catalog
 
-    shared = Path(__file__).resolve().parents[2].parent / "shared" / "data"
     if not (shared / "mnist").is_dir():
         pytest.skip("no shared MNIST copy")
     images, labels = catalog.mnist_like(shared, "mnist", "test")

@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from zoo.errors import DataError
+from zoo.errors import DataError, missing_dependency
 
 __all__ = ["PREFIX", "TfdsRef", "is_tfds_string", "parse_tfds", "load_tfds", "tfds_info"]
 
@@ -104,8 +104,12 @@ def parse_tfds(value: str) -> TfdsRef:
 def _tfds() -> Any:
     try:
         import tensorflow_datasets as tfds
-    except ImportError as err:  # pragma: no cover - a declared dependency
-        raise DataError("tensorflow-datasets is not installed: pip install tensorflow-datasets") from err
+    except ImportError as err:
+        raise missing_dependency(
+            "this dataset is not in ZOO_DATA_DIR, and reading it from tensorflow-datasets",
+            "tfds",
+            ("tensorflow-datasets",),
+        ) from err
     return tfds
 
 

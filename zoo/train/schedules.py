@@ -10,6 +10,9 @@ from typing import Any
 
 import keras
 
+from zoo.errors import missing_dependency
+from zoo.fileio import atomic_path
+
 
 @keras.saving.register_keras_serializable(package="zoo")
 class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
@@ -118,8 +121,15 @@ class EpochTimer(keras.callbacks.Callback):
 
 
 def plot_history(history: dict[str, list[float]], path: str | os.PathLike[str], title: str = "") -> Path:
-    """Write a PNG of training curves (one panel per metric, train and validation together)."""
-    import matplotlib
+    """Write a PNG of training curves (one panel per metric, train and validation together).
+
+    Raises:
+        MissingDependencyError: Without matplotlib (the ``plots`` extra).
+    """
+    try:
+        import matplotlib
+    except ImportError as exc:
+        raise missing_dependency("training curves", "plots", ("matplotlib",)) from exc
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -139,8 +149,9 @@ def plot_history(history: dict[str, list[float]], path: str | os.PathLike[str], 
         fig.suptitle(title)
     fig.tight_layout()
     out = Path(path)
-    tmp = out.with_name(f".{out.name}.tmp.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    os.replace(tmp, out)
+    try:
+        with atomic_path(out) as tmp:
+            fig.savefig(tmp, dpi=100, format="png")
+    finally:
+        plt.close(fig)
     return out

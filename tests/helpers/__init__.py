@@ -1,0 +1,10 @@
+"""Shared test helpers: where the real data lives, and the local Hub server (``hubserver``)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+#: The real datasets: ``ZOO_DATA_DIR``, else ``../shared/data`` beside the checkout.
+DATA_DIR = Path(os.environ.get("ZOO_DATA_DIR") or ROOT.parent / "shared" / "data")

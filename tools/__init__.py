@@ -1,0 +1,1 @@
+"""Project tools: recipe training, conversion, benchmarks and README generation (not shipped)."""

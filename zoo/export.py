@@ -133,6 +133,102 @@ def run_onnx(path: str | os.PathLike[str], x: Any) -> Any:
     return session.run(None, {session.get_inputs()[0].name: x})[0]
 
 
+def _check_export_args(fmt: str, quantize: str | None) -> None:
+    """Refuse an unknown format or quantisation, and ONNX export without its packages."""
+    if fmt not in FORMATS:
+        raise InputError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    if quantize not in QUANTIZE:
+        raise InputError(f"quantize must be float16 or int8, got {quantize!r}")
+    if quantize and fmt != "tflite":
+        raise InputError("quantisation is only available for --format tflite")
+    if fmt == "onnx":
+        import importlib.util
+
+        missing = [m for m in ("tf2onnx", "onnxruntime") if importlib.util.find_spec(m) is None]
+        if missing:
+            raise ExportError(f"ONNX export needs {' and '.join(missing)}: pip install 'zoo[export]'")
+
+
+def _classifier_entry(name: str) -> Any:
+    """Return the weights entry of ``name``, refusing anything but an image classifier on images."""
+    from zoo import api, registry
+
+    entry = api.weights_entry(name)
+    task = registry.get_spec(entry.architecture).task
+    if task != "image-classification":
+        raise InputError(
+            f"{entry.name} is not an image classifier (its task: {task}); zoo export handles image "
+            "classifiers so far "
+            "(export of text and generative models is not available yet)"
+        )
+    if entry.preprocessing.get("type") != "image":
+        raise InputError(f"export of {entry.preprocessing.get('type')} models is not supported yet")
+    return entry
+
+
+def _keras_reference(entry: Any, model: Any, raw: Any, preprocessing: bool) -> tuple[Any, Any, Any]:
+    """Return the entry's input transform, the Keras outputs on ``raw`` and the export's feed."""
+    import numpy as np
+
+    import zoo.data
+    from zoo.tasks.inference import predict_fn
+
+    transform = zoo.data.image_transform(dict(entry.preprocessing))
+    model_inputs = np.asarray(transform(raw))
+    expected = np.asarray(predict_fn(model)(model_inputs))
+    feed = raw if preprocessing else model_inputs
+    return transform, expected, feed
+
+
+def _run_savedmodel(saved: Path, feed: Any) -> Any:
+    """Run the ``serve`` endpoint of the SavedModel at ``saved`` on ``feed``."""
+    import numpy as np
+    import tensorflow as tf
+
+    loaded = tf.saved_model.load(str(saved))
+    return np.asarray(loaded.serve(tf.constant(feed)))
+
+
+def _calibration_inputs(
+    entry: Any, quantize: str | None, preprocessing: bool, transform: Any, data_dir: str | None
+) -> Any:
+    """Return the int8 calibration inputs (200 train images, transformed without preprocessing)."""
+    import numpy as np
+
+    calibration = _raw_samples(entry, 200, data_dir, split="train") if quantize == "int8" else None
+    if calibration is not None and not preprocessing:
+        calibration = np.asarray(transform(calibration))
+    return calibration
+
+
+def _write_onnx(saved: Path, path: Path) -> None:
+    """Convert the ``serve`` endpoint of the SavedModel at ``saved`` to an ONNX file at ``path``."""
+    import tensorflow as tf
+    import tf2onnx
+
+    loaded = tf.saved_model.load(str(saved))
+    signature = loaded.serve.concrete_functions[0].structured_input_signature[0]
+    tf2onnx.convert.from_function(loaded.serve, input_signature=signature, opset=17, output_path=str(path))
+
+
+def _export_result(
+    out: Path, fmt: str, quantize: str | None, preprocessing: bool, got: Any, expected: Any
+) -> ExportResult:
+    """Return the :class:`ExportResult` of the export written at ``out``."""
+    import numpy as np
+
+    diff = float(np.max(np.abs(np.asarray(got, np.float32) - expected)))
+    tolerance = {None: 1e-4, "float16": 5e-2, "int8": None}[quantize]
+    size = (
+        sum(p.stat().st_size for p in out.rglob("*") if p.is_file()) if out.is_dir() else (out.stat().st_size)
+    )
+    result = ExportResult(str(out), fmt, quantize, preprocessing, diff, tolerance, size)
+    if quantize:
+        agree = float(np.mean(np.argmax(got, -1) == np.argmax(expected, -1)))
+        result.metrics["top1_agreement_on_samples"] = agree
+    return result
+
+
 def export(
     name: str,
     fmt: str,
@@ -169,94 +265,43 @@ def export(
         OutputError: When ``out`` holds anything that zoo did not write, or an earlier
             export without ``overwrite``.
     """
-    import numpy as np
-
     from zoo import api, outputs
-    from zoo.tasks.inference import predict_fn
 
-    if fmt not in FORMATS:
-        raise InputError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
-    if quantize not in QUANTIZE:
-        raise InputError(f"quantize must be float16 or int8, got {quantize!r}")
-    if quantize and fmt != "tflite":
-        raise InputError("quantisation is only available for --format tflite")
-    if fmt == "onnx":
-        import importlib.util
-
-        missing = [m for m in ("tf2onnx", "onnxruntime") if importlib.util.find_spec(m) is None]
-        if missing:
-            raise ExportError(f"ONNX export needs {' and '.join(missing)}: pip install 'zoo[export]'")
+    _check_export_args(fmt, quantize)
     if fmt == "savedmodel":  # before any work: never a path holding the user's files
         out = outputs.check_folder_target(out, overwrite)
     else:
         out = outputs.check_file_target(out, overwrite)
-    entry = api.weights_entry(name)
-    from zoo import registry
-
-    task = registry.get_spec(entry.architecture).task
-    if task != "image-classification":
-        raise InputError(
-            f"{entry.name} is not an image classifier (its task: {task}); zoo export handles image "
-            "classifiers so far "
-            "(export of text and generative models is not available yet)"
-        )
-    if entry.preprocessing.get("type") != "image":
-        raise InputError(f"export of {entry.preprocessing.get('type')} models is not supported yet")
+    entry = _classifier_entry(name)
     model = api.load(entry.name)
     spec = dict(entry.preprocessing) if preprocessing else None
     raw = _raw_samples(entry, samples, data_dir)
-    import zoo.data
-
-    transform = zoo.data.image_transform(dict(entry.preprocessing))
-    model_inputs = np.asarray(transform(raw))
-    expected = np.asarray(predict_fn(model)(model_inputs))
-    feed = raw if preprocessing else model_inputs
-    raw_shape = tuple(raw.shape[1:])
-
+    transform, expected, feed = _keras_reference(entry, model, raw, preprocessing)
     inputs = {"weights": entry.name, "format": fmt, "quantize": quantize, "preprocessing": preprocessing}
     command = f"zoo export {entry.name} --format {fmt}"
-    import tensorflow as tf
-
     with tempfile.TemporaryDirectory(prefix="zoo-export-") as tmpdir:
         tmp = Path(tmpdir)
         saved = tmp / "saved_model"
-        _write_savedmodel(model, spec, raw_shape, saved)
+        _write_savedmodel(model, spec, tuple(raw.shape[1:]), saved)
         if fmt == "savedmodel":
-            loaded = tf.saved_model.load(str(saved))
-            got = np.asarray(loaded.serve(tf.constant(feed)))
+            got = _run_savedmodel(saved, feed)
             _check(got, expected, quantize, fmt)
             _move_savedmodel(saved, out, command=command, inputs=inputs, overwrite=overwrite)
         elif fmt == "tflite":
-            calibration = _raw_samples(entry, 200, data_dir, split="train") if quantize == "int8" else None
-            if calibration is not None and not preprocessing:
-                calibration = np.asarray(transform(calibration))
+            calibration = _calibration_inputs(entry, quantize, preprocessing, transform, data_dir)
             blob = _tflite_bytes(saved, quantize, calibration)
             got = run_tflite(blob, feed)
             _check(got, expected, quantize, fmt)
             with outputs.output_file(out, overwrite=overwrite, command=command) as part:
                 part.write_bytes(blob)
         else:
-            import tf2onnx
-
             path = tmp / "model.onnx"
-            loaded = tf.saved_model.load(str(saved))
-            signature = loaded.serve.concrete_functions[0].structured_input_signature[0]
-            tf2onnx.convert.from_function(
-                loaded.serve, input_signature=signature, opset=17, output_path=str(path)
-            )
+            _write_onnx(saved, path)
             got = run_onnx(path, feed)
             _check(got, expected, quantize, fmt)
             with outputs.output_file(out, overwrite=overwrite, command=command) as part:
                 shutil.copyfile(path, part)
-    diff = float(np.max(np.abs(np.asarray(got, np.float32) - expected)))
-    tolerance = {None: 1e-4, "float16": 5e-2, "int8": None}[quantize]
-    size = (
-        sum(p.stat().st_size for p in out.rglob("*") if p.is_file()) if out.is_dir() else (out.stat().st_size)
-    )
-    result = ExportResult(str(out), fmt, quantize, preprocessing, diff, tolerance, size)
-    if quantize:
-        agree = float(np.mean(np.argmax(got, -1) == np.argmax(expected, -1)))
-        result.metrics["top1_agreement_on_samples"] = agree
+    result = _export_result(out, fmt, quantize, preprocessing, got, expected)
     if evaluate and fmt == "tflite":
         result.metrics.update(_compare_on_test(entry, model, out, preprocessing, data_dir))
     return result

@@ -223,30 +223,32 @@ def _classify_kind(paths: list[Path]) -> str:
     return "text" if texts > images else "image"
 
 
-def _scan_folders(root: Path) -> FolderData:
-    outside: list[tuple[str, str]] = []
+def _split_dirs(root: Path, outside: list[tuple[str, str]]) -> tuple[str, dict[str, Path]]:
+    """The layout of folder ``root`` and its canonical split -> folder; links out of it go to ``outside``."""
     subdirs = []
     for d in sorted(d for d in root.iterdir() if d.is_dir() and _visible(d)):
         if _inside(d, root):
             subdirs.append(d)
         else:
             outside.append((str(d), "link out of the data folder"))
-    if _detect_split_layout(root, subdirs):
-        layout = "split"
-        split_dirs: dict[str, Path] = {}
-        for d in subdirs:
-            canonical = SPLIT_NAMES[d.name.lower()]
-            if canonical in split_dirs:
-                raise DataError(
-                    f"{str(root)!r} has two folders for split {canonical!r}: "
-                    f"{split_dirs[canonical].name!r} and {d.name!r}; keep one"
-                )
-            split_dirs[canonical] = d
-    else:
-        layout = "flat"
-        split_dirs = {"train": root}
+    if not _detect_split_layout(root, subdirs):
+        return "flat", {"train": root}
+    split_dirs: dict[str, Path] = {}
+    for d in subdirs:
+        canonical = SPLIT_NAMES[d.name.lower()]
+        if canonical in split_dirs:
+            raise DataError(
+                f"{str(root)!r} has two folders for split {canonical!r}: "
+                f"{split_dirs[canonical].name!r} and {d.name!r}; keep one"
+            )
+        split_dirs[canonical] = d
+    return "split", split_dirs
 
-    # split -> class name -> files
+
+def _class_tree(
+    root: Path, split_dirs: dict[str, Path], outside: list[tuple[str, str]]
+) -> tuple[dict[str, dict[str, list[Path]]], list[Path]]:
+    """Split -> class name -> files, and the loose files beside class folders; links out go to ``outside``."""
     tree: dict[str, dict[str, list[Path]]] = {}
     loose: list[Path] = []
     for split, folder in split_dirs.items():
@@ -261,6 +263,78 @@ def _scan_folders(root: Path) -> FolderData:
             else:
                 loose.append(entry)
         tree[split] = classes
+    return tree, loose
+
+
+def _usable_files(
+    files: list[Path],
+    kind: str,
+    skipped: list[tuple[str, str]],
+    sizes: set[tuple[int, int]],
+    orientations: dict[str, int],
+) -> list[str]:
+    """Image paths or texts of the usable ``kind`` files; records sizes, orientations and skipped files."""
+    suffixes = IMAGE_SUFFIXES if kind == "image" else TEXT_SUFFIXES
+    good: list[str] = []
+    for path in files:
+        if path.suffix.lower() not in suffixes:
+            skipped.append((str(path), f"not a {kind} file"))
+            continue
+        if kind == "image":
+            size, reason, orientation = _image_header(path)
+            if size is None:
+                skipped.append((str(path), reason))
+                continue
+            sizes.add(size)
+            if orientation != 1:
+                orientations[str(path)] = orientation
+            good.append(str(path))
+        else:
+            text = _read_text_file(path)
+            if text is None:
+                skipped.append((str(path), "unreadable"))
+                continue
+            good.append(text)
+    return good
+
+
+def _empty_class_folders(
+    kept: dict[str, dict[str, list[str]]], split_dirs: dict[str, Path], label_names: tuple[str, ...]
+) -> list[str]:
+    """Sorted paths of the class folders without usable files, for labels found in no split."""
+    return sorted(
+        {
+            str(split_dirs[s] / lab)
+            for s, c in kept.items()
+            for lab, items in c.items()
+            if not items and lab not in label_names
+        }
+    )
+
+
+def _labelled_splits(
+    kept: dict[str, dict[str, list[str]]], label_names: tuple[str, ...]
+) -> dict[str, tuple[list[str], list[int]]]:
+    """Split -> ``(items, label ids)``, classes in sorted order."""
+    index = {name: i for i, name in enumerate(label_names)}
+    splits: dict[str, tuple[list[str], list[int]]] = {}
+    for split, classes in kept.items():
+        items: list[str] = []
+        labels: list[int] = []
+        for label in sorted(classes):
+            if not classes[label]:
+                continue
+            items.extend(classes[label])
+            labels.extend([index[label]] * len(classes[label]))
+        splits[split] = (items, labels)
+    return splits
+
+
+def _scan_folders(root: Path) -> FolderData:
+    """Scan a folder of class folders: ``root/<label>/...`` or ``root/<split>/<label>/...``."""
+    outside: list[tuple[str, str]] = []
+    layout, split_dirs = _split_dirs(root, outside)
+    tree, loose = _class_tree(root, split_dirs, outside)
     if not any(tree.values()):
         raise DataError(
             f"{str(root)!r} has no class folders: put examples in root/<label>/ "
@@ -268,7 +342,6 @@ def _scan_folders(root: Path) -> FolderData:
         )
     all_files = [p for classes in tree.values() for files in classes.values() for p in files]
     kind = _classify_kind(all_files)
-    suffixes = IMAGE_SUFFIXES if kind == "image" else TEXT_SUFFIXES
 
     skipped: list[tuple[str, str]] = [(str(p), "file outside any class folder") for p in loose]
     skipped.extend(dict.fromkeys(outside))  # a root-level link is seen twice in a flat layout
@@ -278,37 +351,11 @@ def _scan_folders(root: Path) -> FolderData:
     for split, classes in tree.items():
         kept[split] = {}
         for label, files in classes.items():
-            good: list[str] = []
-            for path in files:
-                if path.suffix.lower() not in suffixes:
-                    skipped.append((str(path), f"not a {kind} file"))
-                    continue
-                if kind == "image":
-                    size, reason, orientation = _image_header(path)
-                    if size is None:
-                        skipped.append((str(path), reason))
-                        continue
-                    sizes.add(size)
-                    if orientation != 1:
-                        orientations[str(path)] = orientation
-                    good.append(str(path))
-                else:
-                    text = _read_text_file(path)
-                    if text is None:
-                        skipped.append((str(path), "unreadable"))
-                        continue
-                    good.append(text)
-            kept[split][label] = good
+            kept[split][label] = _usable_files(files, kind, skipped, sizes, orientations)
 
     label_names = tuple(sorted({lab for c in kept.values() for lab, items in c.items() if items}))
-    empty = sorted(
-        {
-            str(split_dirs[s] / lab)
-            for s, c in kept.items()
-            for lab, items in c.items()
-            if not items and lab not in label_names
-        }
-    )
+    empty = _empty_class_folders(kept, split_dirs, label_names)
+    # Warn here rather than in a helper: the fixed stacklevel of _warn counts frames from this function.
     _report_skipped(root, skipped)
     if empty:
         _warn(
@@ -321,17 +368,7 @@ def _scan_folders(root: Path) -> FolderData:
             + (f" ({len(skipped)} skipped: see the warning)" if skipped else "")
             + "; put PNG/JPEG/GIF/BMP images (or .txt files) in root/<label>/ folders"
         )
-    index = {name: i for i, name in enumerate(label_names)}
-    splits: dict[str, tuple[list[str], list[int]]] = {}
-    for split, classes in kept.items():
-        items: list[str] = []
-        labels: list[int] = []
-        for label in sorted(classes):
-            if not classes[label]:
-                continue
-            items.extend(classes[label])
-            labels.extend([index[label]] * len(classes[label]))
-        splits[split] = (items, labels)
+    splits = _labelled_splits(kept, label_names)
     return FolderData(root, kind, layout, label_names, splits, sizes, skipped, orientations)
 
 

@@ -412,7 +412,6 @@ def _is_path_like(name: Any) -> bool:
 def _source(
     name: Any,
     split: str | None,
-    *,
     data_dir: Any,
     source: str,
     kfold: tuple[int, int] | None,
@@ -507,6 +506,126 @@ def _batch(ds: Any, src: _Source, batch_size: int, drop_remainder: bool) -> Any:
         ) from err
 
 
+def _check_load_args(batch_size: Any, shuffle_buffer: Any) -> None:
+    """Raise :class:`DataError` on an invalid ``batch_size`` or ``shuffle_buffer`` of :func:`load`."""
+    if batch_size is not None and (
+        not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1
+    ):
+        raise DataError(f"batch_size must be a positive integer or None, got {batch_size!r}")
+    if shuffle_buffer is not None and (not isinstance(shuffle_buffer, int) or shuffle_buffer < 1):
+        raise DataError(f"shuffle_buffer must be a positive integer, got {shuffle_buffer!r}")
+
+
+def _augment_fn(augment: Any, src: _Source) -> Callable[[Any, Any], Any] | None:
+    """The augmentation function ``augment`` names (``None`` for none), checked against ``src``."""
+    if augment is None:
+        return None
+    if src.input_key != "image":
+        raise DataError(f"augment applies to images; {src.info.name!r} has no 'image' input")
+    try:
+        return get_augment(augment)
+    except ValueError as err:
+        raise DataError(str(err)) from err
+
+
+def _element_fns(
+    src: _Source, preprocessing: Any, augment: Any, as_supervised: bool
+) -> tuple[Callable[[Any], Any] | None, Callable[[Any, Any], Any] | None]:
+    """Check the per-element options of :func:`load` against ``src``; return ``(transform, augment_fn)``."""
+    if as_supervised and src.label_key is None:
+        raise DataError(f"{src.info.name!r} has no labels: as_supervised=True needs them")
+    transform = _preprocess_fn(preprocessing, src) if preprocessing is not None else None
+    return transform, _augment_fn(augment, src)
+
+
+def _batch_ops_ok(augment: Any, preprocessing: Any) -> bool:
+    """Whether augmentation and preprocessing may run once per batch: built-in ones and spec dicts only."""
+    return (augment is None or is_builtin(augment)) and (
+        preprocessing is None or isinstance(preprocessing, dict)
+    )
+
+
+def _shuffle_buffer_size(src: _Source, shuffle_buffer: int | None) -> int:
+    """The shuffle buffer size: ``shuffle_buffer``, else a default suited to the elements of ``src``."""
+    if shuffle_buffer is None:
+        full = src.size if src.size is not None else DECODED_SHUFFLE_BUFFER
+        shuffle_buffer = full if src.cheap_elements else min(full, DECODED_SHUFFLE_BUFFER)
+    return max(1, shuffle_buffer)
+
+
+def _decode_stages(
+    src: _Source,
+    batch_size: int | None,
+    drop_remainder: bool,
+    batch_ops_ok: bool,
+    *,
+    shuffle: bool,
+    seed: int,
+    cache: bool | str,
+    buffer: int,
+) -> tuple[Any, bool]:
+    """Stages 1-5 (source to batch): the dataset, and whether it was batched before stages 6-7."""
+    autotune = tf.data.AUTOTUNE
+    ds = src.ds
+    if shuffle and not cache:
+        ds = ds.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
+    # Whole-batch (vectorised) augmentation and image preprocessing when the images have a
+    # static shape: one op per batch instead of one per image.
+    if batch_size is not None and src.decode_batch is not None and not cache and batch_ops_ok:
+        ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+        ds = ds.map(src.decode_batch, num_parallel_calls=autotune, deterministic=True)
+        return ds, True
+    if src.decode is not None:
+        ds = ds.map(src.decode, num_parallel_calls=autotune, deterministic=True)
+        if src.skip_decode_errors:
+            # Files whose header looked fine but whose body is corrupt: drop them (TF logs
+            # a warning per file) rather than failing mid-epoch. Cardinality becomes unknown.
+            ds = ds.ignore_errors(log_warning=True)
+    if cache:
+        ds = ds.cache("" if cache is True else str(cache))
+        if shuffle:
+            ds = ds.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
+    input_spec = ds.element_spec[src.input_key]
+    vectorised = (
+        batch_size is not None
+        and batch_ops_ok
+        and isinstance(input_spec, tf.TensorSpec)
+        and input_spec.shape.rank == 3
+        and input_spec.shape.is_fully_defined()
+    )
+    if vectorised:
+        ds = _batch(ds, src, batch_size, drop_remainder)
+    return ds, vectorised
+
+
+def _augment_and_preprocess(
+    ds: Any,
+    key: str,
+    augment_fn: Callable[[Any, Any], Any] | None,
+    transform: Callable[[Any], Any] | None,
+    seed: int,
+) -> Any:
+    """Stages 6-7: augment the ``key`` values with seeds drawn from ``seed``, then preprocess them."""
+    autotune = tf.data.AUTOTUNE
+    if augment_fn is not None:
+        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+        ds = tf.data.Dataset.zip((ds, seeds)).map(
+            lambda element, s: {**element, key: augment_fn(element[key], s)},
+            num_parallel_calls=autotune,
+            deterministic=True,
+        )
+    if transform is not None:
+        ds = ds.map(_map_key(key, transform), num_parallel_calls=autotune, deterministic=True)
+    return ds
+
+
+def _supervised(ds: Any, src: _Source) -> Any:
+    """Stage 8: ``(input, label)`` tuples instead of dicts."""
+    key = src.input_key
+    label = src.label_key
+    return ds.map(lambda element: (element[key], element[label]), num_parallel_calls=tf.data.AUTOTUNE)
+
+
 def load(
     name: str | os.PathLike[str],
     split: str | None = None,
@@ -571,90 +690,20 @@ def load(
         DataError: On an unknown name, a missing or empty path, a bad split,
             ``tfds:`` string or argument, or a checksum mismatch.
     """
-    if batch_size is not None and (
-        not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1
-    ):
-        raise DataError(f"batch_size must be a positive integer or None, got {batch_size!r}")
-    if shuffle_buffer is not None and (not isinstance(shuffle_buffer, int) or shuffle_buffer < 1):
-        raise DataError(f"shuffle_buffer must be a positive integer, got {shuffle_buffer!r}")
-    src = _source(
-        name,
-        split,
-        data_dir=data_dir,
-        source=source,
-        kfold=kfold,
-        image_size=image_size,
-        color_mode=color_mode,
-        text_column=text_column,
-        label_column=label_column,
+    _check_load_args(batch_size, shuffle_buffer)
+    src = _source(name, split, data_dir, source, kfold, image_size, color_mode, text_column, label_column)
+    transform, augment_fn = _element_fns(src, preprocessing, augment, as_supervised)
+    batch_ops_ok = _batch_ops_ok(augment, preprocessing)
+    buffer = _shuffle_buffer_size(src, shuffle_buffer)
+    ds, vectorised = _decode_stages(
+        src, batch_size, drop_remainder, batch_ops_ok, shuffle=shuffle, seed=seed, cache=cache, buffer=buffer
     )
-    if as_supervised and src.label_key is None:
-        raise DataError(f"{src.info.name!r} has no labels: as_supervised=True needs them")
-    transform = _preprocess_fn(preprocessing, src) if preprocessing is not None else None
-    augment_fn = None
-    if augment is not None:
-        if src.input_key != "image":
-            raise DataError(f"augment applies to images; {src.info.name!r} has no 'image' input")
-        try:
-            augment_fn = get_augment(augment)
-        except ValueError as err:
-            raise DataError(str(err)) from err
-
-    autotune = tf.data.AUTOTUNE
-    ds = src.ds
-    size = src.size
-    if shuffle_buffer is None:
-        full = size if size is not None else DECODED_SHUFFLE_BUFFER
-        shuffle_buffer = full if src.cheap_elements else min(full, DECODED_SHUFFLE_BUFFER)
-    shuffle_buffer = max(1, shuffle_buffer)
-    if shuffle and not cache:
-        ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
-    key = src.input_key
-    # Whole-batch (vectorised) augmentation and image preprocessing when the images have a
-    # static shape: one op per batch instead of one per image.
-    batch_ops_ok = (augment is None or is_builtin(augment)) and (
-        transform is None or isinstance(preprocessing, dict)
-    )
-    if batch_size is not None and src.decode_batch is not None and not cache and batch_ops_ok:
-        ds = ds.batch(batch_size, drop_remainder=drop_remainder)
-        ds = ds.map(src.decode_batch, num_parallel_calls=autotune, deterministic=True)
-        vectorised = True
-    else:
-        if src.decode is not None:
-            ds = ds.map(src.decode, num_parallel_calls=autotune, deterministic=True)
-            if src.skip_decode_errors:
-                # Files whose header looked fine but whose body is corrupt: drop them (TF logs
-                # a warning per file) rather than failing mid-epoch. Cardinality becomes unknown.
-                ds = ds.ignore_errors(log_warning=True)
-        if cache:
-            ds = ds.cache("" if cache is True else str(cache))
-            if shuffle:
-                ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
-        input_spec = ds.element_spec[key]
-        vectorised = (
-            batch_size is not None
-            and batch_ops_ok
-            and isinstance(input_spec, tf.TensorSpec)
-            and input_spec.shape.rank == 3
-            and input_spec.shape.is_fully_defined()
-        )
-        if vectorised:
-            ds = _batch(ds, src, batch_size, drop_remainder)
-    if augment_fn is not None:
-        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
-        ds = tf.data.Dataset.zip((ds, seeds)).map(
-            lambda element, s: {**element, key: augment_fn(element[key], s)},
-            num_parallel_calls=autotune,
-            deterministic=True,
-        )
-    if transform is not None:
-        ds = ds.map(_map_key(key, transform), num_parallel_calls=autotune, deterministic=True)
+    ds = _augment_and_preprocess(ds, src.input_key, augment_fn, transform, seed)
     if batch_size is not None and not vectorised:
         ds = _batch(ds, src, batch_size, drop_remainder)
     if as_supervised:
-        label = src.label_key
-        ds = ds.map(lambda element: (element[key], element[label]), num_parallel_calls=autotune)
-    ds = ds.prefetch(autotune)
+        ds = _supervised(ds, src)
+    ds = ds.prefetch(tf.data.AUTOTUNE)
     return (ds, src.info) if with_info else ds
 
 

@@ -413,6 +413,52 @@ def _load_vocab(vocab: Any, base_dir: str | os.PathLike[str] | None) -> list[str
     return [line.rstrip("\r") for line in lines]
 
 
+def _wordpiece_encoder(spec: dict[str, Any], base_dir: str | os.PathLike[str] | None) -> Callable[[Any], Any]:
+    """The :func:`text_transform` encoder of a valid ``wordpiece`` text spec."""
+    import numpy as np
+
+    from zoo.errors import InputError
+    from zoo.preprocessing.wordpiece import MAX_POSITIONS, WordPieceTokenizer
+
+    vocab = spec["vocab"]
+    if vocab is None:
+        raise ValueError("the wordpiece tokenizer needs a vocab: a vocab.txt filename or a token list")
+    if isinstance(vocab, str):
+        path = Path(vocab).expanduser()
+        vocab = Path(base_dir) / path if not path.is_absolute() and base_dir is not None else path
+    try:
+        wordpiece = WordPieceTokenizer(vocab, lowercase=spec["lowercase"])
+    except InputError as err:
+        raise ValueError(str(err)) from err
+    max_length = spec["max_length"]
+
+    def ids_of(text: Any) -> Any:
+        value = text.numpy()
+        value = value.decode("utf-8") if isinstance(value, bytes) else str(value)
+        return np.asarray(wordpiece.ids([value], max_length=max_length or MAX_POSITIONS)[0][0], np.int32)
+
+    def encode(text: Any) -> Any:
+        ids = tf.py_function(ids_of, [tf.convert_to_tensor(text, tf.string)], tf.int32)
+        ids.set_shape([None])
+        if max_length is not None:
+            ids = tf.pad(ids, [[0, max_length - tf.shape(ids)[0]]])
+            ids = tf.ensure_shape(ids, [max_length])
+        return ids
+
+    return encode
+
+
+def _vocab_table(vocab: list[str]) -> Any:
+    """A token -> id lookup table of ``vocab``; unknown tokens give the id of ``[UNK]``, else -1."""
+    unk = vocab.index(UNK_TOKEN) if UNK_TOKEN in vocab else -1
+    return tf.lookup.StaticHashTable(
+        tf.lookup.KeyValueTensorInitializer(
+            tf.constant(vocab, tf.string), tf.range(len(vocab), dtype=tf.int64)
+        ),
+        default_value=unk,
+    )
+
+
 def text_transform(
     spec: dict[str, Any], *, base_dir: str | os.PathLike[str] | None = None
 ) -> Callable[[Any], Any]:
@@ -438,51 +484,13 @@ def text_transform(
         raise ValueError(f"text_transform needs a text spec, got type {spec['type']!r}")
     tokenizer = spec["tokenizer"]
     if tokenizer == "wordpiece":
-        import numpy as np
-
-        from zoo.errors import InputError
-        from zoo.preprocessing.wordpiece import MAX_POSITIONS, WordPieceTokenizer
-
-        vocab = spec["vocab"]
-        if vocab is None:
-            raise ValueError("the wordpiece tokenizer needs a vocab: a vocab.txt filename or a token list")
-        if isinstance(vocab, str):
-            path = Path(vocab).expanduser()
-            vocab = Path(base_dir) / path if not path.is_absolute() and base_dir is not None else path
-        try:
-            wordpiece = WordPieceTokenizer(vocab, lowercase=spec["lowercase"])
-        except InputError as err:
-            raise ValueError(str(err)) from err
-        max_length = spec["max_length"]
-
-        def ids_of(text: Any) -> Any:
-            value = text.numpy()
-            value = value.decode("utf-8") if isinstance(value, bytes) else str(value)
-            return np.asarray(wordpiece.ids([value], max_length=max_length or MAX_POSITIONS)[0][0], np.int32)
-
-        def encode(text: Any) -> Any:
-            ids = tf.py_function(ids_of, [tf.convert_to_tensor(text, tf.string)], tf.int32)
-            ids.set_shape([None])
-            if max_length is not None:
-                ids = tf.pad(ids, [[0, max_length - tf.shape(ids)[0]]])
-                ids = tf.ensure_shape(ids, [max_length])
-            return ids
-
-        return encode
+        return _wordpiece_encoder(spec, base_dir)
     vocab = _load_vocab(spec["vocab"], base_dir)
     if tokenizer == "word" and vocab is None:
         raise ValueError("the word tokenizer needs a vocab: build one with build_vocab/text_spec")
     max_length = spec["max_length"]
     lowercase = spec["lowercase"]
-    table = None
-    if vocab is not None:
-        unk = vocab.index(UNK_TOKEN) if UNK_TOKEN in vocab else -1
-        table = tf.lookup.StaticHashTable(
-            tf.lookup.KeyValueTensorInitializer(
-                tf.constant(vocab, tf.string), tf.range(len(vocab), dtype=tf.int64)
-            ),
-            default_value=unk,
-        )
+    table = _vocab_table(vocab) if vocab is not None else None
 
     def encode(text: Any) -> Any:
         text = tf.convert_to_tensor(text, tf.string)

@@ -246,6 +246,48 @@ def load_text(
 # ---------------------------------------------------------------------------
 
 
+def _window_grid(
+    n: int, length: int, batch_size: int, shuffle: bool, drop_remainder: bool
+) -> tuple[int, int, int]:
+    """Return ``(num_windows, max_offset, num_batches)`` of a text of ``n`` ids, refusing one too short."""
+    if n < length + 1:
+        raise InputError(f"the text has {n} characters; sequence_length={length} needs at least {length + 1}")
+    if shuffle:
+        num_windows = max(1, (n - length) // length)
+        max_offset = min(length - 1, n - 1 - num_windows * length)
+    else:
+        num_windows = (n - 1) // length
+        max_offset = 0
+    num_batches = num_windows // batch_size if drop_remainder else -(-num_windows // batch_size)
+    if num_batches == 0:
+        raise InputError(
+            f"only {num_windows} window(s) of {length} characters fit in the text, fewer "
+            f"than batch_size={batch_size}; lower batch_size or sequence_length, or "
+            "pass drop_remainder=False"
+        )
+    return num_windows, max_offset, num_batches
+
+
+def _window_starts(
+    num_windows: int, length: int, max_offset: int, shuffle: bool, seed: int, initial_epoch: int
+) -> Any:
+    """Return the dataset of window starts: text order, or re-drawn offset and order every epoch."""
+    base = tf.range(num_windows, dtype=tf.int64) * length
+    if not shuffle:
+        return tf.data.Dataset.from_tensor_slices(base)
+    counter = tf.Variable(initial_epoch, dtype=tf.int64, trainable=False, name="charlm_epoch")
+    seed_t = tf.constant(seed, tf.int64)
+
+    def starts_of(_: Any) -> Any:
+        epoch = counter.assign_add(1) - 1
+        keys = tf.random.experimental.stateless_split(tf.stack([seed_t, epoch]), 2)
+        offset = tf.random.stateless_uniform([], keys[0], minval=0, maxval=max_offset + 1, dtype=tf.int64)
+        return tf.random.experimental.stateless_shuffle(base + offset, keys[1])
+
+    starts = tf.data.Dataset.from_tensors(tf.constant(0, tf.int64)).map(starts_of)
+    return starts.flat_map(tf.data.Dataset.from_tensor_slices)
+
+
 def sequence_dataset(
     text_or_ids: str | Any,
     *,
@@ -303,38 +345,10 @@ def sequence_dataset(
     initial_epoch = _check_int(initial_epoch, "initial_epoch", 0)
     ids = _as_ids(text_or_ids, vocab, "text_or_ids")
     n, length = int(ids.shape[0]), sequence_length
-    if n < length + 1:
-        raise InputError(f"the text has {n} characters; sequence_length={length} needs at least {length + 1}")
-    if shuffle:
-        num_windows = max(1, (n - length) // length)
-        max_offset = min(length - 1, n - 1 - num_windows * length)
-    else:
-        num_windows = (n - 1) // length
-        max_offset = 0
-    num_batches = num_windows // batch_size if drop_remainder else -(-num_windows // batch_size)
-    if num_batches == 0:
-        raise InputError(
-            f"only {num_windows} window(s) of {length} characters fit in the text, fewer "
-            f"than batch_size={batch_size}; lower batch_size or sequence_length, or "
-            "pass drop_remainder=False"
-        )
+    num_windows, max_offset, num_batches = _window_grid(n, length, batch_size, shuffle, drop_remainder)
 
     ids_t = tf.constant(ids, tf.int32)
-    base = tf.range(num_windows, dtype=tf.int64) * length
-    if shuffle:
-        counter = tf.Variable(initial_epoch, dtype=tf.int64, trainable=False, name="charlm_epoch")
-        seed_t = tf.constant(seed, tf.int64)
-
-        def starts_of(_: Any) -> Any:
-            epoch = counter.assign_add(1) - 1
-            keys = tf.random.experimental.stateless_split(tf.stack([seed_t, epoch]), 2)
-            offset = tf.random.stateless_uniform([], keys[0], minval=0, maxval=max_offset + 1, dtype=tf.int64)
-            return tf.random.experimental.stateless_shuffle(base + offset, keys[1])
-
-        starts = tf.data.Dataset.from_tensors(tf.constant(0, tf.int64)).map(starts_of)
-        starts = starts.flat_map(tf.data.Dataset.from_tensor_slices)
-    else:
-        starts = tf.data.Dataset.from_tensor_slices(base)
+    starts = _window_starts(num_windows, length, max_offset, shuffle, seed, initial_epoch)
     positions = tf.range(length + 1, dtype=tf.int64)
 
     def windows(batch_starts: Any) -> Any:
@@ -395,6 +409,52 @@ def evaluation_windows(num_chars: int, sequence_length: int, burn_in: int) -> tu
     return starts, scored.astype(np.float32)
 
 
+def _eval_lengths(model: Any, sequence_length: int | None, burn_in: int | None) -> tuple[int, int]:
+    """Return the checked ``(sequence_length, burn_in)`` of the nats/char protocol, defaults filled in."""
+    fixed = _fixed_length(model)
+    if sequence_length is None:
+        sequence_length = fixed or DEFAULT_SEQUENCE_LENGTH
+    sequence_length = _check_int(sequence_length, "sequence_length", 1)
+    if fixed is not None and fixed != sequence_length:
+        raise InputError(f"the model takes exactly {fixed} characters; use sequence_length={fixed}")
+    if burn_in is None:
+        burn_in = sequence_length // 2
+    burn_in = _check_int(burn_in, "burn_in", 0)
+    if burn_in >= sequence_length:
+        raise InputError(f"burn_in must be smaller than sequence_length={sequence_length}, got {burn_in}")
+    return sequence_length, burn_in
+
+
+def _padded_windows(
+    ids: Any, sequence_length: int, burn_in: int, batch_size: int
+) -> tuple[Any, Any, int, int]:
+    """Return ``(windows, mask, batch, padded_count)``: the evaluation windows padded to whole batches."""
+    starts, mask = evaluation_windows(int(ids.shape[0]), sequence_length, burn_in)
+    count = starts.shape[0]
+    batch = min(batch_size, count)
+    padded_count = -(-count // batch) * batch
+    total = int(starts[-1]) + sequence_length + 1
+    padded_ids = np.zeros(max(total, ids.shape[0]), np.int32)
+    padded_ids[: ids.shape[0]] = ids
+    windows = padded_ids[starts[:, None] + np.arange(sequence_length + 1)[None, :]]
+    windows = np.concatenate([windows, np.zeros((padded_count - count, sequence_length + 1), np.int32)])
+    mask = np.concatenate([mask, np.zeros((padded_count - count, sequence_length), np.float32)])
+    return windows, mask, batch, padded_count
+
+
+def _batch_loss_fn(model: Any, batch: int, sequence_length: int) -> Any:
+    """Return a traced function: the float64 masked cross-entropy sum of one batch of windows."""
+    ids_spec = tf.TensorSpec((batch, sequence_length), tf.int32)
+
+    @tf.function(input_signature=[ids_spec, ids_spec, tf.TensorSpec((batch, sequence_length), tf.float32)])
+    def batch_loss(x: Any, y: Any, w: Any) -> Any:
+        logits = tf.cast(model(x, training=False), tf.float32)
+        loss = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)
+        return tf.reduce_sum(tf.cast(loss, tf.float64) * tf.cast(w, tf.float64))
+
+    return batch_loss
+
+
 def evaluate_nats_per_char(
     model: Any,
     text: str | Any,
@@ -440,42 +500,15 @@ def evaluate_nats_per_char(
             characters outside ``vocab``, or a model whose output size is not ``len(vocab)``.
     """
     vocab = _check_vocab(vocab)
-    fixed = _fixed_length(model)
-    if sequence_length is None:
-        sequence_length = fixed or DEFAULT_SEQUENCE_LENGTH
-    sequence_length = _check_int(sequence_length, "sequence_length", 1)
-    if fixed is not None and fixed != sequence_length:
-        raise InputError(f"the model takes exactly {fixed} characters; use sequence_length={fixed}")
-    if burn_in is None:
-        burn_in = sequence_length // 2
-    burn_in = _check_int(burn_in, "burn_in", 0)
-    if burn_in >= sequence_length:
-        raise InputError(f"burn_in must be smaller than sequence_length={sequence_length}, got {burn_in}")
+    sequence_length, burn_in = _eval_lengths(model, sequence_length, burn_in)
     batch_size = _check_int(batch_size, "batch_size", 1)
     _check_output_size(model, vocab)
     ids = _as_ids(text, vocab, "text")
     if ids.shape[0] < 2:
         raise InputError("the text needs at least 2 characters to score a prediction")
 
-    starts, mask = evaluation_windows(int(ids.shape[0]), sequence_length, burn_in)
-    count = starts.shape[0]
-    batch = min(batch_size, count)
-    padded_count = -(-count // batch) * batch
-    total = int(starts[-1]) + sequence_length + 1
-    padded_ids = np.zeros(max(total, ids.shape[0]), np.int32)
-    padded_ids[: ids.shape[0]] = ids
-    windows = padded_ids[starts[:, None] + np.arange(sequence_length + 1)[None, :]]
-    windows = np.concatenate([windows, np.zeros((padded_count - count, sequence_length + 1), np.int32)])
-    mask = np.concatenate([mask, np.zeros((padded_count - count, sequence_length), np.float32)])
-
-    ids_spec = tf.TensorSpec((batch, sequence_length), tf.int32)
-
-    @tf.function(input_signature=[ids_spec, ids_spec, tf.TensorSpec((batch, sequence_length), tf.float32)])
-    def batch_loss(x: Any, y: Any, w: Any) -> Any:
-        logits = tf.cast(model(x, training=False), tf.float32)
-        loss = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)
-        return tf.reduce_sum(tf.cast(loss, tf.float64) * tf.cast(w, tf.float64))
-
+    windows, mask, batch, padded_count = _padded_windows(ids, sequence_length, burn_in, batch_size)
+    batch_loss = _batch_loss_fn(model, batch, sequence_length)
     nats = 0.0
     for i in range(0, padded_count, batch):
         window = windows[i : i + batch]
@@ -798,6 +831,71 @@ def _resolve_vocab(model: Any, vocab: Sequence[str] | str | None) -> Sequence[st
 MAX_PROMPT_CHARS = 20_000
 
 
+def _check_prompt(prompt: Any) -> None:
+    """Refuse a prompt that is not a non-empty string of at most :data:`MAX_PROMPT_CHARS` characters."""
+    if not isinstance(prompt, str) or not prompt:
+        raise InputError(
+            "prompt must be a non-empty string: the model needs at least one character to start from"
+        )
+    if len(prompt) > MAX_PROMPT_CHARS:
+        raise InputError(
+            f"the prompt has {len(prompt):,} characters; the character model reads at most "
+            f"{MAX_PROMPT_CHARS:,} (pass the last part of your text)"
+        )
+
+
+def _check_temperature(temperature: Any) -> None:
+    """Refuse a sampling temperature that is not a finite number >= 0."""
+    if (
+        not isinstance(temperature, (int, float))
+        or isinstance(temperature, bool)
+        or not math.isfinite(temperature)
+        or temperature < 0
+    ):
+        raise InputError(f"temperature must be a finite number >= 0 (0: greedy), got {temperature!r}")
+
+
+def _prompt_ids(prompt: str, vocab: list[str]) -> Any:
+    """Return the int64 ids of the prompt's characters, refusing characters outside the vocab."""
+    ids = _lookup(prompt, vocab)
+    if (ids < 0).any():
+        chars = _unknown_chars(prompt, ids)
+        raise InputError(
+            f"prompt character(s) {', '.join(repr(c) for c in chars)} are not in the "
+            f"model's {len(vocab)}-character vocabulary; remove or replace them"
+        )
+    return ids
+
+
+def _sample_ids(
+    model: Any,
+    ids: Any,
+    n_chars: int,
+    *,
+    method: str,
+    context_length: int,
+    seed: int,
+    temperature: float,
+    top_k: int | None,
+) -> Any:
+    """Return the ``n_chars`` ids sampled after the prompt ``ids`` on the ``"step"`` or ``"window"`` path."""
+    key = tf.constant([seed, 0], tf.int64)
+    temp = tf.constant(float(temperature), tf.float32)
+    k = tf.constant(top_k or 0, tf.int32)
+    prompt_ids = tf.constant(ids.astype(np.int32))
+    if method == "step":
+        return _cached_step_sampler(model)(prompt_ids, tf.constant(n_chars, tf.int32), key, temp, k)
+    fixed = _fixed_length(model)
+    if fixed is not None:
+        if len(ids) < fixed:
+            raise InputError(
+                f"the model takes exactly {fixed} characters: give a prompt of at least "
+                f"{fixed} characters, or use a model built with sequence_length=None"
+            )
+        context_length = fixed
+    return _window_sampler(model, context_length)(prompt_ids, n_chars, key, temp, k)
+
+
 def generate(
     model: Any,
     prompt: str,
@@ -846,23 +944,9 @@ def generate(
             output size is not ``len(vocab)``.
     """
     vocab = _check_vocab(_resolve_vocab(model, vocab))
-    if not isinstance(prompt, str) or not prompt:
-        raise InputError(
-            "prompt must be a non-empty string: the model needs at least one character to start from"
-        )
-    if len(prompt) > MAX_PROMPT_CHARS:
-        raise InputError(
-            f"the prompt has {len(prompt):,} characters; the character model reads at most "
-            f"{MAX_PROMPT_CHARS:,} (pass the last part of your text)"
-        )
+    _check_prompt(prompt)
     n_chars = _check_int(n_chars, "n_chars", 0)
-    if (
-        not isinstance(temperature, (int, float))
-        or isinstance(temperature, bool)
-        or not math.isfinite(temperature)
-        or temperature < 0
-    ):
-        raise InputError(f"temperature must be a finite number >= 0 (0: greedy), got {temperature!r}")
+    _check_temperature(temperature)
     if top_k is not None:
         top_k = _check_int(top_k, "top_k", 1)
     if method not in ("auto", "step", "window"):
@@ -871,34 +955,22 @@ def generate(
     if seed is None:
         seed = secrets.randbits(63)
     seed = _check_int(seed, "seed", 0) & _SEED_MASK
-    ids = _lookup(prompt, vocab)
-    if (ids < 0).any():
-        chars = _unknown_chars(prompt, ids)
-        raise InputError(
-            f"prompt character(s) {', '.join(repr(c) for c in chars)} are not in the "
-            f"model's {len(vocab)}-character vocabulary; remove or replace them"
-        )
+    ids = _prompt_ids(prompt, vocab)
     _check_output_size(model, vocab)
     if n_chars == 0:
         return ""
     if method == "auto":
         method = "step" if CharStepper.supports(model) else "window"
-    key = tf.constant([seed, 0], tf.int64)
-    temp = tf.constant(float(temperature), tf.float32)
-    k = tf.constant(top_k or 0, tf.int32)
-    prompt_ids = tf.constant(ids.astype(np.int32))
-    if method == "step":
-        out = _cached_step_sampler(model)(prompt_ids, tf.constant(n_chars, tf.int32), key, temp, k)
-    else:
-        fixed = _fixed_length(model)
-        if fixed is not None:
-            if len(ids) < fixed:
-                raise InputError(
-                    f"the model takes exactly {fixed} characters: give a prompt of at least "
-                    f"{fixed} characters, or use a model built with sequence_length=None"
-                )
-            context_length = fixed
-        out = _window_sampler(model, context_length)(prompt_ids, n_chars, key, temp, k)
+    out = _sample_ids(
+        model,
+        ids,
+        n_chars,
+        method=method,
+        context_length=context_length,
+        seed=seed,
+        temperature=temperature,
+        top_k=top_k,
+    )
     return decode(np.asarray(out), vocab)
 
 

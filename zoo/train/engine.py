@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import warnings
 from collections.abc import Iterator
@@ -10,8 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from zoo.errors import InputError, check_finite_history
-from zoo.fileio import TMP_TAG, atomic_path, write_json
+from zoo.fileio import TMP_TAG, atomic_path, sha256_bytes, write_json
 
 
 def _find_layer(model: Any, name: str) -> Any:
@@ -167,44 +170,64 @@ def extract_features(
         ``(features, labels)`` as NumPy arrays; ``labels`` is ``None`` without labels.
         With several layers, ``features`` is a list.
     """
-    import hashlib
-
-    import numpy as np
-
     extractor = feature_extractor(model, layers)
     # A re-iterable dataset (tf.data, a list) is read twice, hashing first and running the model
     # second, so inputs never pile up in memory; a one-shot iterator is kept in memory instead.
     reiterable = iter(dataset) is not dataset
+    data_digest, labels, inputs = _hash_dataset(dataset, keep_inputs=not reiterable)
+    names = ",".join(extractor.output_names) if hasattr(extractor, "output_names") else ""
+    key = sha256_bytes("|".join([weights_fingerprint(extractor), names, data_digest]))[:32]
+    folder = Path(cache_dir) if cache_dir is not None else feature_cache_dir()
+    path = folder / f"{model.name}-{key}.npz"
+    cached = _read_feature_cache(path) if use_cache else None
+    if cached is not None:
+        return cached
+    feats = _run_extractor(extractor, dataset, inputs, data_digest)
+    all_labels = np.concatenate(labels) if labels else None
+    if use_cache:
+        _write_feature_cache(path, feats, all_labels)
+    return (feats[0] if len(feats) == 1 else feats), all_labels
+
+
+def _hash_dataset(dataset: Any, *, keep_inputs: bool) -> tuple[str, list[Any], list[Any]]:
+    """One pass over the data: its sha256, its labels and (for one-shot iterators) its inputs."""
+    import hashlib
+
     inputs, labels, batches = [], [], 0
     digest = hashlib.sha256()
     for x, y in _batches(dataset):
         _update_digest(digest, x, y)
         if y is not None:
             labels.append(y)
-        if not reiterable:
+        if keep_inputs:
             inputs.append(x)
         batches += 1
     if not batches:
         raise InputError("extract_features got an empty dataset")
-    data_digest = digest.hexdigest()
-    key_parts = [
-        weights_fingerprint(extractor),
-        ",".join(extractor.output_names) if hasattr(extractor, "output_names") else "",
-        data_digest,
-    ]
-    key = hashlib.sha256("|".join(key_parts).encode()).hexdigest()[:32]
-    folder = Path(cache_dir) if cache_dir is not None else feature_cache_dir()
-    path = folder / f"{model.name}-{key}.npz"
-    if use_cache and path.is_file():
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                feats = [data[k] for k in sorted(data.files) if k.startswith("features_")]
-                cached_labels = data["labels"] if "labels" in data.files else None
-            return (feats[0] if len(feats) == 1 else feats), cached_labels
-        except (OSError, ValueError, KeyError):
-            path.unlink(missing_ok=True)  # a damaged cache entry: recompute it
+    return digest.hexdigest(), labels, inputs
+
+
+def _read_feature_cache(path: Path) -> tuple[Any, Any] | None:
+    """Cached ``(features, labels)``, or ``None`` when absent (a damaged entry is removed)."""
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            feats = [data[k] for k in sorted(data.files) if k.startswith("features_")]
+            labels = data["labels"] if "labels" in data.files else None
+        return (feats[0] if len(feats) == 1 else feats), labels
+    except (OSError, ValueError, KeyError):
+        path.unlink(missing_ok=True)  # a damaged cache entry: recompute it
+        return None
+
+
+def _run_extractor(extractor: Any, dataset: Any, inputs: list[Any], data_digest: str) -> list[Any]:
+    """Features of every batch, checking that a re-read dataset is the one that was hashed."""
+    import hashlib
+
     outputs: list[list[Any]] = []
     again = hashlib.sha256()
+    reiterable = not inputs
     for x, y in _batches(dataset) if reiterable else ((x, None) for x in inputs):
         if reiterable:
             _update_digest(again, x, y)
@@ -219,22 +242,23 @@ def extract_features(
             "extract_features read different data on a second pass: the dataset "
             "shuffles or augments; pass one with a fixed order and no augmentation"
         )
-    feats = [np.concatenate(o) for o in outputs]
-    all_labels = np.concatenate(labels) if labels else None
-    if use_cache:
-        arrays = {f"features_{i:02d}": f for i, f in enumerate(feats)}
-        if all_labels is not None:
-            arrays["labels"] = all_labels
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            _atomic_savez(path, arrays)
-        except OSError as exc:  # the features are computed: a cache we cannot write only costs time
-            warnings.warn(
-                f"could not write the feature cache {folder} ({exc.strerror or exc}); the features "
-                "are not cached. Set ZOO_CACHE_DIR to a writable folder to cache them",
-                stacklevel=2,
-            )
-    return (feats[0] if len(feats) == 1 else feats), all_labels
+    return [np.concatenate(o) for o in outputs]
+
+
+def _write_feature_cache(path: Path, feats: list[Any], labels: Any) -> None:
+    """Store features in the cache; a cache that cannot be written only costs time (a warning)."""
+    arrays = {f"features_{i:02d}": f for i, f in enumerate(feats)}
+    if labels is not None:
+        arrays["labels"] = labels
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _atomic_savez(path, arrays)
+    except OSError as exc:
+        warnings.warn(
+            f"could not write the feature cache {path.parent} ({exc.strerror or exc}); the features "
+            "are not cached. Set ZOO_CACHE_DIR to a writable folder to cache them",
+            stacklevel=3,
+        )
 
 
 def _atomic_savez(path: Path, arrays: dict[str, Any]) -> None:
@@ -357,12 +381,6 @@ class _PhaseState:
             tmp.unlink(missing_ok=True)
 
 
-def _metric_values(model: Any) -> list[Any]:
-    import numpy as np
-
-    return [np.array(v) for m in model.metrics for v in m.variables]
-
-
 def _run_phase(
     model: Any,
     name: str,
@@ -393,67 +411,149 @@ def _run_phase(
     """
     import json
 
-    import keras
-    import numpy as np
-
     phase_dir = checkpoint_dir / name if checkpoint_dir is not None else None
     done = phase_dir / "done.weights.h5" if phase_dir is not None else None
     if done is not None and done.is_file():  # finished before an interruption: reuse it
         model.load_weights(done)
         return json.loads((phase_dir / "history.json").read_text())
     model.compile(optimizer=optimizer, loss=loss, metrics=metrics)
-    store = None
-    if phase_dir is not None:
-        phase_dir.mkdir(parents=True, exist_ok=True)
-        store = _PhaseState(phase_dir / "backup")
-    stopping = patience is not None and val is not None
-    state = store.load() if store is not None else None
-    history: dict[str, list[float]] = {}
-    es: dict[str, Any] = {"best": None, "wait": 0, "best_epoch": 0}
-    best_weights: list[Any] | None = None
-    start_epoch, start_step, metric_values = 0, 0, None
-    if state is not None:
-        model.optimizer.build(model.trainable_variables)
-        model.load_weights(store.dir / state["weights"])
-        with np.load(store.dir / state["arrays"], allow_pickle=False) as arrays:
-            count = int(arrays["count"])
-            metric_values = [arrays[f"metric_{i}"] for i in range(int(arrays["metrics"]))]
-            best_weights = [arrays[f"best_{i}"] for i in range(count)] if count else None
-        start_epoch, start_step = int(state["epoch"]), int(state["step"])
-        history, es = state["history"], state["early_stopping"]
+    run = _PhaseRun(model, phase_dir, patience if val is not None else None, save_every_steps)
+    for epoch in range(run.start_epoch, epochs):
+        logs = run.fit_epoch(train(epoch) if callable(train) else train, val, epoch, epochs, verbose)
+        stop = run.record_epoch(epoch, logs)
+        run.checkpoint(epoch + 1, 0, None)
+        if stop:
+            break
+    return run.finish(done)
 
-    def checkpoint(epoch: int, step: int, values: list[Any] | None) -> None:
-        if store is None:
+
+class _PhaseRun:
+    """The state of one phase in progress: position, history, early stopping, checkpoints."""
+
+    def __init__(self, model: Any, phase_dir: Path | None, patience: int | None, save_every: int | None):
+        self.model, self.patience, self.save_every = model, patience, save_every
+        self.store = None
+        if phase_dir is not None:
+            phase_dir.mkdir(parents=True, exist_ok=True)
+            self.store = _PhaseState(phase_dir / "backup")
+        self.history: dict[str, list[float]] = {}
+        self.es: dict[str, Any] = {"best": None, "wait": 0, "best_epoch": 0}
+        self.best_weights: list[Any] | None = None
+        self.start_epoch, self.start_step, self.metric_values = 0, 0, None
+        self.steps_per_epoch = 0
+        state = self.store.load() if self.store is not None else None
+        if state is not None:
+            self._restore(state)
+
+    def _restore(self, state: dict[str, Any]) -> None:
+        """Load the weights, optimizer, metric totals and early-stopping state of a checkpoint."""
+        assert self.store is not None
+        self.model.optimizer.build(self.model.trainable_variables)
+        self.model.load_weights(self.store.dir / state["weights"])
+        with np.load(self.store.dir / state["arrays"], allow_pickle=False) as arrays:
+            count = int(arrays["count"])
+            self.metric_values = [arrays[f"metric_{i}"] for i in range(int(arrays["metrics"]))]
+            self.best_weights = [arrays[f"best_{i}"] for i in range(count)] if count else None
+        self.start_epoch, self.start_step = int(state["epoch"]), int(state["step"])
+        self.history, self.es = state["history"], state["early_stopping"]
+        self.steps_per_epoch = state.get("steps_per_epoch", 0)
+
+    def checkpoint(self, epoch: int, step: int, values: list[Any] | None) -> None:
+        """Save the position ``(epoch, step)`` with everything needed to resume exactly there."""
+        if self.store is None:
             return
-        arrays = {"count": len(best_weights or []), "metrics": len(values or [])}
-        arrays.update({f"best_{i}": w for i, w in enumerate(best_weights or [])})
+        best = self.best_weights or []
+        arrays: dict[str, Any] = {"count": len(best), "metrics": len(values or [])}
+        arrays.update({f"best_{i}": w for i, w in enumerate(best)})
         arrays.update({f"metric_{i}": v for i, v in enumerate(values or [])})
-        store.save(
-            model,
-            {
-                "epoch": epoch,
-                "step": step,
-                "history": history,
-                "early_stopping": es,
-                "steps_per_epoch": lengths["steps"],
-            },
-            arrays,
-        )
+        state = {
+            "epoch": epoch,
+            "step": step,
+            "history": self.history,
+            "early_stopping": self.es,
+            "steps_per_epoch": self.steps_per_epoch,
+        }
+        self.store.save(self.model, state, arrays)
+
+    def fit_epoch(self, data: Any, val: Any, epoch: int, epochs: int, verbose: Any) -> dict[str, Any]:
+        """One ``fit`` call for one epoch, skipping the batches a resumed epoch already trained on."""
+        import keras
+
+        known = int(data.cardinality()) if hasattr(data, "cardinality") else -1
+        if known >= 0:
+            self.steps_per_epoch = known
+        skip = self.start_step if epoch == self.start_epoch else 0
+        if skip:
+            data = data.skip(skip)
+        restore = self.metric_values if epoch == self.start_epoch and skip else None
+        steps = _step_checkpoint_type()(self, epoch, skip, restore)
+        logs = self.model.fit(
+            data,
+            validation_data=val,
+            epochs=epochs,
+            initial_epoch=epoch,
+            shuffle=False,
+            verbose=verbose,
+            callbacks=[steps, keras.callbacks.TerminateOnNaN()],
+        ).history
+        check_finite_history(logs)
+        self.steps_per_epoch = self.steps_per_epoch or steps.steps  # learnt from a whole epoch
+        return logs
+
+    def record_epoch(self, epoch: int, logs: dict[str, Any]) -> bool:
+        """Add the epoch to the history and update early stopping; ``True`` means stop."""
+        for key, values in logs.items():
+            self.history.setdefault(key, []).append(float(values[-1]))
+        if self.patience is None or "val_loss" not in logs:
+            return False
+        current, es = float(logs["val_loss"][-1]), self.es
+        if self.best_weights is None:
+            self.best_weights = self.model.get_weights()
+            es["best_epoch"] = epoch
+        es["wait"] += 1
+        if es["best"] is None or current < es["best"]:
+            es.update(best=current, best_epoch=epoch, wait=0)
+            self.best_weights = self.model.get_weights()
+            return False
+        return es["wait"] >= self.patience and epoch > 0
+
+    def finish(self, done: Path | None) -> dict[str, list[float]]:
+        """Restore the best weights (early stopping), mark the phase done and drop its checkpoints."""
+        if self.patience is not None and self.best_weights is not None:
+            self.model.set_weights(self.best_weights)
+        if done is not None and self.store is not None:
+            write_json(done.parent / "history.json", self.history)
+            with atomic_path(done) as tmp:
+                self.model.save_weights(tmp)  # the temporary name ends in the target's suffix
+            self.store.prune()
+            self.store.path.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                self.store.dir.rmdir()
+        return self.history
+
+
+@functools.cache
+def _step_checkpoint_type() -> type:
+    """The Keras callback class (made on first use: Keras loads only when training starts)."""
+    import keras
 
     class StepCheckpoint(keras.callbacks.Callback):
-        def __init__(self, epoch: int, first_step: int, restore: list[Any] | None) -> None:
+        """Checkpoints inside an epoch and restores a resumed epoch's running metric totals."""
+
+        def __init__(self, run: _PhaseRun, epoch: int, first_step: int, restore: list[Any] | None) -> None:
             super().__init__()
-            self.epoch, self.first_step, self.restore = epoch, first_step, restore
+            self.run, self.epoch, self.first_step, self.restore = run, epoch, first_step, restore
             self.steps = first_step
 
         def on_train_batch_begin(self, batch: int, logs: Any = None) -> None:
             # Saved before a step rather than after one, and only when the epoch's length is
             # known: a saved position always has a batch left (a resumed epoch is never empty).
             # Keras calls this once more past the end of a dataset of unknown cardinality.
-            step = self.first_step + batch
-            length = lengths.get("steps")
-            if batch and save_every_steps and step % save_every_steps == 0 and length and step < length:
-                checkpoint(self.epoch, step, _metric_values(self.model))
+            step, every, length = self.first_step + batch, self.run.save_every, self.run.steps_per_epoch
+            if batch and every and step % every == 0 and length and step < length:
+                self.run.checkpoint(
+                    self.epoch, step, [np.array(v) for m in self.model.metrics for v in m.variables]
+                )
 
         def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
             self.steps = self.first_step + batch + 1
@@ -465,56 +565,7 @@ def _run_phase(
         def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
             self.model.stop_training = True  # one epoch per fit call
 
-    stopped = False
-    lengths: dict[str, int] = {"steps": state.get("steps_per_epoch", 0) if state else 0}
-    for epoch in range(start_epoch, epochs):
-        data = train(epoch) if callable(train) else train
-        known = int(data.cardinality()) if hasattr(data, "cardinality") else -1
-        if known >= 0:
-            lengths["steps"] = known
-        skip = start_step if epoch == start_epoch else 0
-        if skip:
-            data = data.skip(skip)
-        restore = metric_values if epoch == start_epoch and skip else None
-        steps = StepCheckpoint(epoch, skip, restore)
-        logs = model.fit(
-            data,
-            validation_data=val,
-            epochs=epochs,
-            initial_epoch=epoch,
-            shuffle=False,
-            verbose=verbose,
-            callbacks=[steps, keras.callbacks.TerminateOnNaN()],
-        ).history
-        check_finite_history(logs)
-        lengths["steps"] = lengths["steps"] or steps.steps  # learnt from a whole epoch
-        for key, values in logs.items():
-            history.setdefault(key, []).append(float(values[-1]))
-        if stopping and "val_loss" in logs:
-            current = float(logs["val_loss"][-1])
-            if best_weights is None:
-                best_weights = model.get_weights()
-                es["best_epoch"] = epoch
-            es["wait"] += 1
-            if es["best"] is None or current < es["best"]:
-                es.update(best=current, best_epoch=epoch, wait=0)
-                best_weights = model.get_weights()
-            elif es["wait"] >= patience and epoch > 0:
-                stopped = True
-        checkpoint(epoch + 1, 0, None)
-        if stopped:
-            break
-    if stopping and best_weights is not None:
-        model.set_weights(best_weights)
-    if done is not None:
-        write_json(phase_dir / "history.json", history)
-        with atomic_path(done) as tmp:
-            model.save_weights(tmp)  # the temporary name ends in the target's suffix
-        store.prune()
-        store.path.unlink(missing_ok=True)
-        with contextlib.suppress(OSError):
-            store.dir.rmdir()
-    return history
+    return StepCheckpoint
 
 
 def split_epochs(strategy: str, epochs: int | tuple[int, int]) -> tuple[int, int]:

@@ -166,3 +166,15 @@ def test_public_faces_only_reexport(module):
     tree = ast.parse(path.read_text(encoding="utf-8"))
     own = [n for n in tree.body if isinstance(n, ast.FunctionDef | ast.ClassDef | ast.AsyncFunctionDef)]
     assert not own, f"{module} defines {[n.name for n in own]}; move them into their layer"
+
+
+def test_no_function_in_the_package_is_over_80_lines():
+    long = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                length = node.end_lineno - node.lineno + 1
+                if length > 80:
+                    where = f"{path.relative_to(PACKAGE.parent)}:{node.lineno}"
+                    long.append(f"{where} {node.name} ({length} lines)")
+    assert not long, "split these into named helpers:\n" + "\n".join(long)

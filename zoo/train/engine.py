@@ -621,18 +621,12 @@ def fine_tune(
 ) -> FineTuneResult:
     """Fine-tune a classifier the way the Keras transfer-learning guide prescribes.
 
-    ``"two_phase"``: phase 1 trains only the head, with the backbone frozen and
-    called with ``training=False`` (so batch norm stays in inference mode);
-    phase 2 unfreezes the top ``unfreeze`` blocks (or ``"all"``) and recompiles
-    at ``fine_tune_learning_rate`` (default ``learning_rate / 10``), the backbone
-    still in inference mode. ``"head"`` runs phase 1 only; ``"full"`` trains the
-    whole model as built, batch norm included. Epochs are split by
-    :func:`split_epochs`. Training runs a fixed number of epochs: ``val`` is
-    measured after each epoch but picks no weights, so a score reported on it is
-    not biased by the choice. ``patience`` turns on early stopping on ``val_loss``
-    (then report on another split). With ``checkpoint_dir`` an interrupted run
-    resumes where it stopped. Call it inside a ``tf.distribute.Strategy`` scope
-    (where the model was built) to distribute.
+    ``"two_phase"``: the head trains on the frozen backbone (called with ``training=False``,
+    so batch norm stays in inference mode), then the top ``unfreeze`` blocks join it at
+    ``fine_tune_learning_rate``. ``"head"`` is phase 1 only; ``"full"`` trains the model as
+    built. Epochs follow :func:`split_epochs` and are fixed: ``val`` is measured but picks no
+    weights unless ``patience`` asks for early stopping. ``checkpoint_dir`` makes it resumable;
+    call it in a ``tf.distribute.Strategy`` scope (where the model was built) to distribute.
 
     Args:
         model: A classifier with ``pre_logits`` and ``head`` layers (e.g. from
@@ -669,28 +663,51 @@ def fine_tune(
         "verbose": verbose,
     }
     if strategy == "full":
-        optimizer = keras.optimizers.Adam(learning_rate)
-        history = _run_phase(model, "full", train, val, epochs=tune_epochs, optimizer=optimizer, **common)
+        history = _run_phase(
+            model,
+            "full",
+            train,
+            val,
+            epochs=tune_epochs,
+            optimizer=keras.optimizers.Adam(learning_rate),
+            **common,
+        )
         merged: dict[str, list[Any]] = {}
         _merge(merged, history, "full")
         return FineTuneResult(model, merged)
     composed, backbone = _compose(model, head_dropout)
-    merged = {}
-    if head_epochs:
-        backbone.trainable = False
-        optimizer = keras.optimizers.Adam(learning_rate)
-        history = _run_phase(
-            composed, "phase1", train, val, epochs=head_epochs, optimizer=optimizer, **common
-        )
-        _merge(merged, history, "head")
-    if tune_epochs:
-        _unfreeze_top(backbone, unfreeze)
-        optimizer = keras.optimizers.Adam(fine_tune_learning_rate or learning_rate / 10)
-        history = _run_phase(
-            composed, "phase2", train, val, epochs=tune_epochs, optimizer=optimizer, **common
-        )
-        _merge(merged, history, "fine-tune")
+    rates = (learning_rate, fine_tune_learning_rate or learning_rate / 10)
+    merged = _head_then_blocks(
+        composed, backbone, train, val, (head_epochs, tune_epochs), rates, unfreeze, common
+    )
     return FineTuneResult(composed, merged)
+
+
+def _head_then_blocks(
+    composed: Any,
+    backbone: Any,
+    train: Any,
+    val: Any,
+    epochs: tuple[int, int],
+    rates: tuple[float, float],
+    unfreeze: int | str,
+    common: dict[str, Any],
+) -> dict[str, list[Any]]:
+    """Phase 1 trains the head on the frozen backbone; phase 2 also the top ``unfreeze`` blocks."""
+    import keras
+
+    merged: dict[str, list[Any]] = {}
+    if epochs[0]:
+        backbone.trainable = False
+        optimizer = keras.optimizers.Adam(rates[0])
+        history = _run_phase(composed, "phase1", train, val, epochs=epochs[0], optimizer=optimizer, **common)
+        _merge(merged, history, "head")
+    if epochs[1]:
+        _unfreeze_top(backbone, unfreeze)
+        optimizer = keras.optimizers.Adam(rates[1])
+        history = _run_phase(composed, "phase2", train, val, epochs=epochs[1], optimizer=optimizer, **common)
+        _merge(merged, history, "fine-tune")
+    return merged
 
 
 def _compose(model: Any, head_dropout: float) -> tuple[Any, Any]:

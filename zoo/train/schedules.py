@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import os
 import time
 from pathlib import Path
@@ -15,8 +14,12 @@ from zoo.fileio import atomic_path
 
 
 @keras.saving.register_keras_serializable(package="zoo")
-class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
-    """One-cycle learning rate: linear warm-up to ``max_lr``, then cosine decay to ``max_lr / final_div``.
+class OneCycle(keras.optimizers.schedules.CosineDecay):
+    """One-cycle learning rate: Keras' ``CosineDecay`` with linear warm-up, named by its peak.
+
+    Linear warm-up from ``max_lr / div`` to ``max_lr`` over ``pct_start`` of the steps, then
+    cosine decay to ``max_lr / final_div``. The arithmetic is Keras'; this class only keeps the
+    one-cycle parameters (and the name older checkpoints and model files refer to).
 
     Args:
         max_lr: Peak learning rate.
@@ -39,17 +42,14 @@ class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
         self.pct_start = float(pct_start)
         self.div = float(div)
         self.final_div = float(final_div)
-
-    def __call__(self, step: Any) -> Any:
-        """Return the learning rate at optimizer step ``step``."""
-        ops = keras.ops
-        step = ops.cast(step, "float32")
         warm = max(1.0, self.total_steps * self.pct_start)
-        start, peak, end = self.max_lr / self.div, self.max_lr, self.max_lr / self.final_div
-        up = start + (peak - start) * ops.minimum(step / warm, 1.0)
-        t = ops.clip((step - warm) / max(1.0, self.total_steps - warm), 0.0, 1.0)
-        down = end + (peak - end) * 0.5 * (1.0 + ops.cos(math.pi * t))
-        return ops.where(step < warm, up, down)
+        super().__init__(
+            self.max_lr / self.div,
+            decay_steps=max(1.0, self.total_steps - warm),
+            alpha=1.0 / self.final_div,
+            warmup_target=self.max_lr,
+            warmup_steps=warm,
+        )
 
     def get_config(self) -> dict[str, Any]:
         """Return the constructor arguments."""

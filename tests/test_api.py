@@ -153,3 +153,56 @@ def test_random_init_and_local_file(trained_lenet_file, tmp_path):
 def test_bad_builder_argument():
     with pytest.raises(InputError, match="does not take 'depth'"):
         zoo.build("lenet5", depth=3)
+
+
+PLAIN_INPUTS = r"""
+import numpy as np
+ids = np.array([[2, 5, 7, 3, 0, 0]], "int32")
+INPUTS = {
+    "resnet20": np.full((1, 32, 32, 3), 0.5, "float32"),
+    "vae": np.full((1, 28, 28, 1), 0.5, "float32"),
+    "bert_tiny": {
+        "input_ids": ids, "token_type_ids": np.zeros_like(ids), "attention_mask": (ids > 0).astype("int32")
+    },
+}
+"""
+
+SAVE_SCRIPT = PLAIN_INPUTS + r"""
+import sys, numpy as np, zoo, keras
+out = sys.argv[1]
+for name in ("resnet20", "vae", "bert_tiny"):
+    model = zoo.build(name)
+    model.save(f"{out}/{name}.keras")
+    np.save(f"{out}/{name}.npy", np.asarray(keras.tree.flatten(model(INPUTS[name]))[0]))
+"""
+
+LOAD_SCRIPT = PLAIN_INPUTS + r"""
+import sys, numpy as np
+first, out = sys.argv[1], sys.argv[2]
+if first == "keras":
+    import keras, zoo
+else:
+    import zoo, keras
+for name in ("resnet20", "vae", "bert_tiny"):
+    model = keras.saving.load_model(f"{out}/{name}.keras", safe_mode=True)
+    got = np.asarray(keras.tree.flatten(model(INPUTS[name]))[0])
+    np.testing.assert_allclose(got, np.load(f"{out}/{name}.npy"), atol=1e-5)
+print("ok")
+"""
+
+
+@pytest.mark.parametrize("first", ["zoo", "keras"])
+def test_plain_keras_loads_zoo_models_after_import_zoo(tmp_path, first):
+    """`import zoo` (before or after keras) is all keras.saving.load_model needs, in safe mode."""
+    import subprocess
+    import sys
+
+    if not (tmp_path / "resnet20.keras").exists():
+        saved = subprocess.run(
+            [sys.executable, "-c", SAVE_SCRIPT, str(tmp_path)], capture_output=True, text=True
+        )
+        assert saved.returncode == 0, saved.stderr[-2000:]
+    loaded = subprocess.run(
+        [sys.executable, "-c", LOAD_SCRIPT, first, str(tmp_path)], capture_output=True, text=True
+    )
+    assert loaded.returncode == 0 and "ok" in loaded.stdout, loaded.stderr[-2000:]

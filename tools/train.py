@@ -27,9 +27,11 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tools"))
 
-from recipes import RECIPES  # noqa: E402
+try:  # imported as tools.train (tests, with the checkout on the path)
+    from tools.recipes import RECIPES
+except ImportError:  # run as a script: python tools/train.py (its folder is on the path)
+    from recipes import RECIPES
 
 
 def build_dataset(recipe: dict, split: str, *, train: bool, data_dir: str | None, initial_epoch: int = 0):
@@ -172,43 +174,39 @@ def package_record(
     command: str,
 ) -> dict:
     from zoo.weights.manifest import file_record, library_versions
+    from zoo.weights.records import golden_record, make_record
 
     labels = recipe["labels"]
-    record = {
-        "architecture": recipe["architecture"],
-        "tag": name.split(".", 1)[1],
-        "default": True,
-        "description": recipe["description"],
-        "files": [file_record(f, "vocab" if f.suffix == ".txt" else "keras.weights.h5") for f in files],
-        "sources": [{"type": "package", "path": folder.relative_to(ROOT / "zoo").as_posix()}],
-        "builder_kwargs": recipe["builder_kwargs"],
-        "input_shape": recipe["input_shape"],
-        "num_classes": None if labels is None else len(labels),
-        "labels": labels,
-        "preprocessing": recipe.get("packaged_preprocessing", recipe["preprocessing"]),
-        "dataset": {
+    return make_record(
+        architecture=recipe["architecture"],
+        tag=name.split(".", 1)[1],
+        default=True,
+        description=recipe["description"],
+        files=[file_record(f, "vocab" if f.suffix == ".txt" else "keras.weights.h5") for f in files],
+        sources=[{"type": "package", "path": folder.relative_to(ROOT / "zoo").as_posix()}],
+        builder_kwargs=recipe["builder_kwargs"],
+        input_shape=recipe["input_shape"],
+        num_classes=None if labels is None else len(labels),
+        labels=labels,
+        preprocessing=recipe.get("packaged_preprocessing", recipe["preprocessing"]),
+        dataset={
             "name": recipe["dataset"],
             "split": recipe["eval_split"],
             "notes": recipe.get("dataset_notes", ""),
         },
-        "metrics": metrics,
-        "references": recipe["references"],
-        "num_params": num_params,
-        "license": recipe["license"],
-        "recipe": {
+        metrics=metrics,
+        references=recipe["references"],
+        num_params=num_params,
+        license=recipe["license"],
+        recipe={
             "command": command,
             "notes": json.dumps(recipe_hyperparameters(recipe), sort_keys=True),
             **training_cost(name, recipe),
         },
-        "golden": {
-            **{k: v for k, v in file_record(golden, "npz").items() if k != "format"},
-            "atol": recipe.get("golden_atol", 1e-4),
-        },
-        "library_versions": library_versions(),
-    }
-    if recipe.get("notes"):
-        record["notes"] = recipe["notes"]
-    return record
+        golden=golden_record(golden, atol=recipe.get("golden_atol", 1e-4)),
+        library_versions=library_versions(),
+        notes=recipe.get("notes") or None,
+    )
 
 
 def build_model(recipe: dict):

@@ -162,6 +162,7 @@ def record(
     seconds: float | None,
 ) -> dict:
     from zoo.weights.manifest import file_record, library_versions
+    from zoo.weights.records import golden_record, make_record
 
     formats = {".safetensors": "safetensors", ".txt": "vocab"}
     hyper = {
@@ -182,37 +183,34 @@ def record(
     if seconds is not None:
         hyper["train_seconds_2_cpu_cores"] = round(seconds)
     arch, tag = name.split(".", 1)
-    return {
-        "architecture": arch,
-        "tag": tag,
-        "default": False,
-        "description": recipe["description"],
-        "files": [file_record(f, formats[f.suffix]) for f in files],
-        "sources": [{"type": "package", "path": folder.relative_to(ROOT / "zoo").as_posix()}],
-        "converter": "bert_hf_safetensors",
-        "builder_kwargs": {},
-        "input_shape": None,
-        "num_classes": len(recipe["labels"]),
-        "labels": recipe["labels"],
-        "preprocessing": {
+    return make_record(
+        architecture=arch,
+        tag=tag,
+        default=False,
+        description=recipe["description"],
+        files=[file_record(f, formats[f.suffix]) for f in files],
+        sources=[{"type": "package", "path": folder.relative_to(ROOT / "zoo").as_posix()}],
+        converter="bert_hf_safetensors",
+        builder_kwargs={},
+        input_shape=None,
+        num_classes=len(recipe["labels"]),
+        labels=recipe["labels"],
+        preprocessing={
             "type": "text",
             "tokenizer": "wordpiece",
             "vocab": "vocab.txt",
             "max_length": 256,
             "lowercase": True,
         },
-        "dataset": {"name": recipe["data"], "split": "test", "notes": recipe["dataset_notes"]},
-        "metrics": metrics,
-        "references": recipe["references"],
-        "num_params": num_params,
-        "license": recipe["license"],
-        "recipe": {"command": command, "notes": json.dumps(hyper, sort_keys=True)},
-        "golden": {
-            **{k: v for k, v in file_record(golden_path, "npz").items() if k != "format"},
-            "atol": 1e-4,
-        },
-        "library_versions": library_versions(),
-        "notes": (
+        dataset={"name": recipe["data"], "split": "test", "notes": recipe["dataset_notes"]},
+        metrics=metrics,
+        references=recipe["references"],
+        num_params=num_params,
+        license=recipe["license"],
+        recipe={"command": command, "notes": json.dumps(hyper, sort_keys=True)},
+        golden=golden_record(golden_path, atol=1e-4),
+        library_versions=library_versions(),
+        notes=(
             f"Base: {recipe['base']} (its verified weights load first; the delta file's safetensors "
             f"metadata names it as zoo_base). {Path(files[0]).name} holds only the layers trained here "
             f"({recipe['delta_dtype']}): the top {int(recipe['unfreeze']) - 1} encoder layers, the pooler "
@@ -220,7 +218,7 @@ def record(
             "head). Trained on fold 0's 'train' part of zoo.data's fixed 10-fold MR split, fixed number "
             "of epochs (the test fold never picks weights), measured on its 'test' part."
         ),
-    }
+    )
 
 
 def main() -> int:
@@ -234,7 +232,6 @@ def main() -> int:
     )
     parser.add_argument("--manifest", type=Path, help="manifest to update (default: the checkout's)")
     args = parser.parse_args()
-    sys.path.insert(0, str(ROOT))
 
     import zoo
     from zoo.models._common import count_parameters

@@ -8,6 +8,7 @@ Example:
     >>> zoo.list_models("resnet*")
 """
 
+from zoo._register import register_when_keras_loads
 from zoo.api import (
     ModelInfo,
     VerifyResult,
@@ -35,6 +36,8 @@ from zoo.errors import (
 )
 
 __version__ = "0.1.0"
+
+register_when_keras_loads()  # keras.saving.load_model then knows the zoo's layers
 
 __all__ = [
     "DataError",

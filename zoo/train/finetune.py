@@ -246,7 +246,8 @@ def _write_folder(
     """
     from zoo.models._common import count_parameters
     from zoo.train.schedules import plot_history
-    from zoo.weights.manifest import WeightsEntry, file_record, library_versions
+    from zoo.weights.manifest import file_record, library_versions
+    from zoo.weights.records import make_record
 
     out = folder.path
     model_path = out / "model.keras"
@@ -268,24 +269,24 @@ def _write_folder(
         if (len(sys.argv) > 1 and sys.argv[1] == "finetune")
         else f"zoo.finetune({name!r}, {data!r})"
     )
-    card = {
-        "architecture": entry.architecture,
-        "tag": "finetuned",
-        "default": False,
-        "description": f"{entry.name} fine-tuned on {data} ({settings['strategy']})",
-        "files": files,
-        "sources": [{"type": "local", "path": str(out.resolve())}],
-        "builder_kwargs": dict(entry.builder_kwargs),
-        "input_shape": None if text else list(model.input_shape[1:]),
-        "num_classes": len(labels),
-        "labels": list(labels),
-        "preprocessing": spec,
-        "dataset": {
+    card = make_record(  # validated against the manifest schema
+        architecture=entry.architecture,
+        tag="finetuned",
+        default=False,
+        description=f"{entry.name} fine-tuned on {data} ({settings['strategy']})",
+        files=files,
+        sources=[{"type": "local", "path": str(out.resolve())}],
+        builder_kwargs=entry.builder_kwargs,
+        input_shape=None if text else list(model.input_shape[1:]),
+        num_classes=len(labels),
+        labels=labels,
+        preprocessing=spec,
+        dataset={
             "name": str(data),
             "split": val_split["split"],
             "notes": f"validation subset {max_val}" if max_val else "",
         },
-        "metrics": [
+        metrics=[
             {
                 "name": "top1_accuracy",
                 "value": round(metrics["top1_accuracy"], 4),
@@ -295,13 +296,12 @@ def _write_folder(
                 "higher_is_better": True,
             }
         ],
-        "references": [],
-        "num_params": count_parameters(model),
-        "license": entry.license,
-        "recipe": {"command": command, "notes": json.dumps({"base": entry.name, **settings}, sort_keys=True)},
-        "library_versions": library_versions(),
-    }
-    WeightsEntry.from_dict(f"{entry.architecture}.finetuned", card)  # validate the card
+        references=[],
+        num_params=count_parameters(model),
+        license=entry.license,
+        recipe={"command": command, "notes": json.dumps({"base": entry.name, **settings}, sort_keys=True)},
+        library_versions=library_versions(),
+    )
     card_path = out / "card.json"
     with folder.write("card.json") as tmp:
         Path(tmp).write_text(json.dumps(card, indent=2, sort_keys=True))

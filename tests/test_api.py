@@ -167,7 +167,9 @@ INPUTS = {
 }
 """
 
-SAVE_SCRIPT = PLAIN_INPUTS + r"""
+SAVE_SCRIPT = (
+    PLAIN_INPUTS
+    + r"""
 import sys, numpy as np, zoo, keras
 out = sys.argv[1]
 for name in ("resnet20", "vae", "bert_tiny"):
@@ -175,8 +177,11 @@ for name in ("resnet20", "vae", "bert_tiny"):
     model.save(f"{out}/{name}.keras")
     np.save(f"{out}/{name}.npy", np.asarray(keras.tree.flatten(model(INPUTS[name]))[0]))
 """
+)
 
-LOAD_SCRIPT = PLAIN_INPUTS + r"""
+LOAD_SCRIPT = (
+    PLAIN_INPUTS
+    + r"""
 import sys, numpy as np
 first, out = sys.argv[1], sys.argv[2]
 if first == "keras":
@@ -189,6 +194,7 @@ for name in ("resnet20", "vae", "bert_tiny"):
     np.testing.assert_allclose(got, np.load(f"{out}/{name}.npy"), atol=1e-5)
 print("ok")
 """
+)
 
 
 @pytest.mark.parametrize("first", ["zoo", "keras"])

@@ -177,6 +177,21 @@ def check_settings(
         raise InputError(f"strategy must be one of {', '.join(strategies)}, got {strategy!r}")
 
 
+#: The arguments of :func:`finetune` that define a run (and must match to resume it).
+_RUN_KEYS = (
+    "epochs",
+    "strategy",
+    "distribute",
+    "batch_size",
+    "learning_rate",
+    "unfreeze",
+    "max_train",
+    "max_val",
+    "seed",
+    "save_every_steps",
+)
+
+
 def _run_settings(
     *, distribute: str | None, max_val: int | None, save_every_steps: int | None, **settings: Any
 ) -> dict[str, Any]:
@@ -223,6 +238,88 @@ def _reset_head(model: Any) -> None:
     head.bias.assign(keras.ops.zeros(head.bias.shape))
 
 
+def _write_model_files(folder: Any, model: Any, spec: dict[str, Any]) -> tuple[list[dict], dict[str, Any]]:
+    """Write ``model.keras`` (and a text model's ``vocab.txt``); return their file records and the spec."""
+    from zoo.weights.manifest import file_record
+
+    with folder.write("model.keras") as tmp:
+        model.save(tmp)
+    files = [file_record(folder.path / "model.keras", "keras")]
+    if spec.get("type") == "text" and isinstance(spec.get("vocab"), str):
+        with folder.write("vocab.txt") as tmp:
+            shutil.copyfile(spec["vocab"], tmp)
+        spec = {**spec, "vocab": "vocab.txt"}  # the card names only files that are in the folder
+        files.append(file_record(folder.path / "vocab.txt", "vocab"))
+    return files, spec
+
+
+def _write_curves(folder: Any, history: dict[str, Any], title: str) -> Path | None:
+    """Write ``curves.png``; without matplotlib, say how to get it and write no picture."""
+    from zoo.errors import MissingDependencyError
+    from zoo.train.schedules import plot_history
+
+    try:
+        with folder.write("curves.png") as tmp:
+            plot_history({k: v for k, v in history.items() if k != "phase"}, tmp, title=title)
+    except MissingDependencyError as exc:
+        print(f"note: no curves.png: {exc}", file=sys.stderr)
+        return None
+    return folder.path / "curves.png"
+
+
+def _card(
+    out: Path,
+    entry: Any,
+    model: Any,
+    files: list[dict],
+    spec: dict[str, Any],
+    labels: list[str],
+    data: str,
+    val_split: dict[str, Any],
+    max_val: int | None,
+    metrics: dict[str, float],
+    settings: dict[str, Any],
+    command: str,
+) -> dict[str, Any]:
+    """The fine-tuned model's ``card.json``: a manifest record, validated by the manifest's parser."""
+    from zoo.models._common import count_parameters
+    from zoo.weights.manifest import library_versions
+    from zoo.weights.records import make_record
+
+    metric = {
+        "name": "top1_accuracy",
+        "value": round(metrics["top1_accuracy"], 4),
+        "split": val_split["split"],
+        "dataset": str(data),
+        "command": command,
+        "higher_is_better": True,
+    }
+    return make_record(
+        architecture=entry.architecture,
+        tag="finetuned",
+        default=False,
+        description=f"{entry.name} fine-tuned on {data} ({settings['strategy']})",
+        files=files,
+        sources=[{"type": "local", "path": str(out.resolve())}],
+        builder_kwargs=entry.builder_kwargs,
+        input_shape=None if spec.get("type") == "text" else list(model.input_shape[1:]),
+        num_classes=len(labels),
+        labels=labels,
+        preprocessing=spec,
+        dataset={
+            "name": str(data),
+            "split": val_split["split"],
+            "notes": f"validation subset {max_val}" if max_val else "",
+        },
+        metrics=[metric],
+        references=[],
+        num_params=count_parameters(model),
+        license=entry.license,
+        recipe={"command": command, "notes": json.dumps({"base": entry.name, **settings}, sort_keys=True)},
+        library_versions=library_versions(),
+    )
+
+
 def _write_folder(
     folder: Any,
     *,
@@ -244,71 +341,23 @@ def _write_folder(
     (``vocab.txt``), so the card names only files that are there. ``settings`` are
     the run's arguments, recorded in the card's recipe notes.
     """
-    from zoo.models._common import count_parameters
-    from zoo.train.schedules import plot_history
-    from zoo.weights.manifest import file_record, library_versions
-    from zoo.weights.records import make_record
-
     out = folder.path
     model_path = out / "model.keras"
-    with folder.write("model.keras") as tmp:
-        model.save(tmp)
-    files = [file_record(model_path, "keras")]
-    text = spec.get("type") == "text"
-    if text and isinstance(spec.get("vocab"), str):
-        vocab_path = out / "vocab.txt"
-        with folder.write("vocab.txt") as tmp:
-            shutil.copyfile(spec["vocab"], tmp)
-        spec = {**spec, "vocab": "vocab.txt"}
-        files.append(file_record(vocab_path, "vocab"))
-    curves = out / "curves.png"
-    with folder.write("curves.png") as tmp:
-        plot_history({k: v for k, v in history.items() if k != "phase"}, tmp, title=f"{name} on {data}")
+    files, spec = _write_model_files(folder, model, spec)
+    curves = _write_curves(folder, history, title=f"{name} on {data}")
     command = (
         "zoo finetune " + " ".join(shlex.quote(a) for a in sys.argv[2:])
         if (len(sys.argv) > 1 and sys.argv[1] == "finetune")
         else f"zoo.finetune({name!r}, {data!r})"
     )
-    card = make_record(  # validated against the manifest schema
-        architecture=entry.architecture,
-        tag="finetuned",
-        default=False,
-        description=f"{entry.name} fine-tuned on {data} ({settings['strategy']})",
-        files=files,
-        sources=[{"type": "local", "path": str(out.resolve())}],
-        builder_kwargs=entry.builder_kwargs,
-        input_shape=None if text else list(model.input_shape[1:]),
-        num_classes=len(labels),
-        labels=labels,
-        preprocessing=spec,
-        dataset={
-            "name": str(data),
-            "split": val_split["split"],
-            "notes": f"validation subset {max_val}" if max_val else "",
-        },
-        metrics=[
-            {
-                "name": "top1_accuracy",
-                "value": round(metrics["top1_accuracy"], 4),
-                "split": val_split["split"],
-                "dataset": str(data),
-                "command": command,
-                "higher_is_better": True,
-            }
-        ],
-        references=[],
-        num_params=count_parameters(model),
-        license=entry.license,
-        recipe={"command": command, "notes": json.dumps({"base": entry.name, **settings}, sort_keys=True)},
-        library_versions=library_versions(),
-    )
+    card = _card(out, entry, model, files, spec, labels, data, val_split, max_val, metrics, settings, command)
     card_path = out / "card.json"
     with folder.write("card.json") as tmp:
         Path(tmp).write_text(json.dumps(card, indent=2, sort_keys=True))
     return {
         "model": str(model_path),
         "card": str(card_path),
-        "curves": str(curves),
+        "curves": str(curves) if curves else None,
         "metrics": metrics,
         "history": history,
     }
@@ -364,44 +413,18 @@ def finetune(
     Returns:
         A summary: output paths, the validation metric and the history.
     """
+    args = {k: v for k, v in locals().items() if k in _RUN_KEYS}  # the run's settings
     from zoo import api
 
     spec_entry = api.weights_entry(name)  # preprocessing comes from the pretrained entry
     kind = spec_entry.preprocessing.get("type")
     if kind == "text" and spec_entry.preprocessing.get("tokenizer") == "wordpiece":
         return finetune_text(
-            name,
-            data,
-            out,
-            epochs=epochs,
-            strategy=strategy,
-            distribute=distribute,
-            batch_size=batch_size,
-            learning_rate=learning_rate,
-            unfreeze=unfreeze,
-            max_train=max_train,
-            max_val=max_val,
-            seed=seed,
-            data_dir=data_dir,
-            weights=weights,
-            save_every_steps=save_every_steps,
-            verbose=verbose,
-            overwrite=overwrite,
+            name, data, out, **args, data_dir=data_dir, weights=weights, verbose=verbose, overwrite=overwrite
         )
     if kind not in ("image", "text") or spec_entry.num_classes is None:
         raise InputError(f"zoo finetune supports image and text classifiers; {name} is neither")
-    settings = _run_settings(
-        epochs=epochs,
-        strategy=strategy,
-        batch_size=batch_size,
-        learning_rate=learning_rate,
-        unfreeze=unfreeze,
-        max_train=max_train,
-        seed=seed,
-        distribute=distribute,
-        max_val=max_val,
-        save_every_steps=save_every_steps,
-    )
+    settings = _run_settings(**args)
     train_split, val_split, info, inputs = _run_inputs(spec_entry, data, data_dir, settings, weights, max_val)
     with outputs.output_folder(out, command="finetune", inputs=inputs, overwrite=overwrite) as folder:
         return _finetune_image(
@@ -420,6 +443,66 @@ def finetune(
             save_every_steps=save_every_steps,
             verbose=verbose,
         )
+
+
+def _start_model(entry: Any, kind: str, weights: str | None, num_classes: int) -> Any:
+    """The model to fine-tune: the entry's weights with a fresh head, or its architecture from scratch."""
+    from zoo import api
+
+    if weights is None:
+        shape = {} if kind == "text" else {"input_shape": entry.input_shape}
+        return api.load(
+            entry.architecture, weights=None, num_classes=num_classes, **shape, **dict(entry.builder_kwargs)
+        )
+    model = api.load(entry.name, num_classes=num_classes)
+    _reset_head(model)
+    return model
+
+
+def _train_and_val(
+    model: Any,
+    data: str,
+    entry: Any,
+    kind: str,
+    splits: tuple[dict, dict],
+    settings: dict[str, Any],
+    max_val: int | None,
+    data_dir: str | None,
+    cache: Path | None,
+) -> tuple[dict[str, Any], Any, Any]:
+    """The preprocessing spec, the per-epoch training batches and the validation batches."""
+    train_split, val_split = splits
+    seed, batch_size = settings["seed"], settings["batch_size"]
+    common = {"seed": seed, "data_dir": data_dir}
+    if kind == "text":  # word/char ids with the entry's own vocabulary
+        spec = local_text_spec(entry)
+    else:  # the entry's own preprocessing, resized to the model's input when the data differs
+        probe = _pipeline(
+            data, dict(entry.preprocessing), split=val_split, batch_size=1, limit=None, train=False, **common
+        )
+        produced = tuple(next(iter(probe))[0].shape[1:3])
+        spec = adapt_preprocessing(dict(entry.preprocessing), produced, tuple(model.input_shape[1:3]))
+    train = _pipeline(
+        data,
+        spec,
+        split=train_split,
+        batch_size=batch_size,
+        limit=settings["max_train"],
+        train=True,
+        cache_file=cache / "train" if cache else None,
+        **common,
+    )
+    val = _pipeline(
+        data,
+        spec,
+        split=val_split,
+        batch_size=batch_size,
+        limit=max_val,
+        train=False,
+        cache_file=cache / "validation" if cache else None,
+        **common,
+    )
+    return spec, train, val
 
 
 def _finetune_image(
@@ -441,66 +524,15 @@ def _finetune_image(
 ) -> dict[str, Any]:
     import keras
 
-    from zoo import api
     from zoo.tasks.classify import classification_metrics
     from zoo.train.engine import fine_tune
 
-    num_classes = len(info.label_names)
-    seed, batch_size, distribute = settings["seed"], settings["batch_size"], settings["distribute"]
-    max_train = settings["max_train"]
-    keras.utils.set_random_seed(seed)
-
-    with get_strategy(distribute).scope():
-        if weights is None:
-            shape = {} if kind == "text" else {"input_shape": spec_entry.input_shape}
-            model = api.load(
-                spec_entry.architecture,
-                weights=None,
-                num_classes=num_classes,
-                **shape,
-                **dict(spec_entry.builder_kwargs),
-            )
-        else:
-            model = api.load(spec_entry.name, num_classes=num_classes)
-            _reset_head(model)
-        if kind == "text":  # word/char ids with the entry's own vocabulary
-            spec = local_text_spec(spec_entry)
-        else:
-            input_hw = tuple(model.input_shape[1:3])
-            probe = _pipeline(
-                data,
-                dict(spec_entry.preprocessing),
-                split=val_split,
-                batch_size=1,
-                limit=None,
-                seed=seed,
-                train=False,
-                data_dir=data_dir,
-            )
-            produced = tuple(next(iter(probe))[0].shape[1:3])
-            spec = adapt_preprocessing(dict(spec_entry.preprocessing), produced, input_hw)
+    keras.utils.set_random_seed(settings["seed"])
+    with get_strategy(settings["distribute"]).scope():
+        model = _start_model(spec_entry, kind, weights, len(info.label_names))
         cache = folder.scratch_dir("cache") if kind != "text" else None
-        train = _pipeline(
-            data,
-            spec,
-            split=train_split,
-            batch_size=batch_size,
-            limit=max_train,
-            seed=seed,
-            train=True,
-            data_dir=data_dir,
-            cache_file=cache / "train" if cache else None,
-        )
-        val = _pipeline(
-            data,
-            spec,
-            split=val_split,
-            batch_size=batch_size,
-            limit=max_val,
-            seed=seed,
-            train=False,
-            data_dir=data_dir,
-            cache_file=cache / "validation" if cache else None,
+        spec, train, val = _train_and_val(
+            model, data, spec_entry, kind, (train_split, val_split), settings, max_val, data_dir, cache
         )
         result = fine_tune(
             model,

@@ -41,6 +41,33 @@ def golden_record(path: str | os.PathLike[str], *, atol: float) -> dict[str, Any
     return {**{k: v for k, v in record.items() if k != "format"}, "atol": atol}
 
 
+#: The keys of a record, in the manifest's order.
+_ORDER = (
+    "architecture",
+    "tag",
+    "default",
+    "description",
+    "files",
+    "sources",
+    "converter",
+    "builder_kwargs",
+    "input_shape",
+    "num_classes",
+    "labels",
+    "preprocessing",
+    "dataset",
+    "metrics",
+    "references",
+    "num_params",
+    "license",
+    "recipe",
+    "golden",
+    "library_versions",
+    "notes",
+)
+_OPTIONAL = frozenset({"converter", "golden", "library_versions", "notes"})
+
+
 def make_record(
     *,
     architecture: str,
@@ -105,37 +132,8 @@ def make_record(
         ManifestError: If the record does not pass
             :meth:`WeightsEntry.from_dict <zoo.weights.manifest.WeightsEntry.from_dict>`.
     """
-    record: dict[str, Any] = {
-        "architecture": architecture,
-        "tag": tag,
-        "default": default,
-        "description": description,
-        "files": _plain(files),
-        "sources": _plain(sources),
-    }
-    if converter is not None:
-        record["converter"] = converter
-    record.update(
-        {
-            "builder_kwargs": _plain(builder_kwargs),
-            "input_shape": _plain(input_shape),
-            "num_classes": num_classes,
-            "labels": _plain(labels),
-            "preprocessing": _plain(preprocessing),
-            "dataset": _plain(dataset),
-            "metrics": _plain(metrics),
-            "references": _plain(references),
-            "num_params": num_params,
-            "license": license,
-            "recipe": _plain(recipe),
-        }
-    )
-    if golden is not None:
-        record["golden"] = _plain(golden)
-    if library_versions is not None:
-        record["library_versions"] = _plain(library_versions)
-    if notes is not None:
-        record["notes"] = notes
+    given = locals()
+    record = {key: _plain(given[key]) for key in _ORDER if not (key in _OPTIONAL and given[key] is None)}
     name = f"{architecture}.{tag}"
     try:
         WeightsEntry.from_dict(name, record)

@@ -5,13 +5,13 @@ Pure Python: nothing here imports TensorFlow.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import threading
 from pathlib import Path
 
 from zoo.errors import DataError
+from zoo.fileio import sha256_file
 
 __all__ = ["DATA_DIR_ENV", "resolve_data_dir", "verify_file", "clear_checksum_cache"]
 
@@ -82,11 +82,7 @@ def _read_sums(data_dir: Path) -> dict[str, str] | None:
 
 
 def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 22), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return sha256_file(path)
 
 
 def verify_file(data_dir: Path, relative: str) -> Path:

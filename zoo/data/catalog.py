@@ -212,7 +212,7 @@ def _decode_grid(path: Path) -> Any:
 
 @functools.lru_cache(maxsize=2)
 def _cifar_pixels(data_dir: str, split: str) -> tuple[Any, Any]:
-    import hashlib
+    from zoo.fileio import sha256_bytes
 
     root = Path(data_dir)
     labels_path = verify_file(root, f"{CIFAR10_FOLDER}/labels.npz")
@@ -226,7 +226,7 @@ def _cifar_pixels(data_dir: str, split: str) -> tuple[Any, Any]:
         for k in range(_CIFAR_SHARDS[split])
     ]
     images = np.ascontiguousarray(np.concatenate(shards))
-    digest = hashlib.sha256(images.tobytes()).hexdigest()
+    digest = sha256_bytes(images.tobytes())
     if digest != CIFAR10_PIXELS_SHA256[split] or len(images) != len(labels):
         raise DataError(
             f"the decoded CIFAR-10 {split} pixels under {str(root / CIFAR10_FOLDER)!r} have sha256 "

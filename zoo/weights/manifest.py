@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -406,14 +405,10 @@ def write_manifest(entries: dict[str, WeightsEntry], path: str | os.PathLike[str
     text = dumps_manifest(entries)
     parse_manifest(json.loads(text))
     path = Path(path).resolve()  # write through the packaged symlink, never replace it
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".manifest-", suffix=".json")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    from zoo.fileio import atomic_path
+
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
     _load_cached.cache_clear()
 
 

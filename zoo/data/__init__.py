@@ -28,7 +28,7 @@ from zoo.data._paths import DATA_DIR_ENV, resolve_data_dir
 from zoo.data.augment import cifar_augment, random_crop_with_padding, random_flip_left_right
 from zoo.data.catalog import DatasetInfo, list_datasets
 from zoo.data.folders import DataWarning
-from zoo.data.pipeline import info, kfold, load
+from zoo.data.pipeline import fit_spec, info, kfold, load
 from zoo.data.tfds_source import TfdsRef, parse_tfds
 from zoo.preprocessing.specs import (
     build_vocab,
@@ -47,6 +47,7 @@ __all__ = [
     "TfdsRef",
     "build_vocab",
     "cifar_augment",
+    "fit_spec",
     "image_spec",
     "image_transform",
     "info",

@@ -768,3 +768,25 @@ def info(
         raise DataError(f"dataset must be a name, 'tfds:NAME' or a path, got {name!r}")
     data = folders.scan(Path(name), text_column=text_column, label_column=label_column)
     return _folder_info(data, "rgb", data.uniform_size())
+
+
+def fit_spec(
+    data: str | os.PathLike[str],
+    split: str | None,
+    preprocessing: dict[str, Any],
+    input_hw: tuple[int | None, int | None],
+    *,
+    kfold: tuple[int, int] | None = None,
+    data_dir: str | os.PathLike[str] | None = None,
+) -> dict[str, Any]:
+    """An image spec that turns this data into the model's input size (the entry's own when it does).
+
+    One element is read through ``preprocessing``; when its size differs from ``input_hw``
+    the spec resizes straight to the input size instead (see
+    :func:`zoo.preprocessing.adapt_preprocessing`).
+    """
+    from zoo.preprocessing.bind import adapt_preprocessing
+
+    probe = load(data, split, kfold=kfold, preprocessing=preprocessing, as_supervised=True, data_dir=data_dir)
+    produced = tuple(next(iter(probe))[0].shape[0:2])
+    return adapt_preprocessing(dict(preprocessing), produced, input_hw)

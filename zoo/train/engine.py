@@ -884,15 +884,13 @@ def extract_to_file(
 
     import zoo.data
     from zoo import api, outputs
-    from zoo.preprocessing.bind import adapt_preprocessing
 
     outputs.check_file_target(out, overwrite)  # before any work
     entry = api.weights_entry(name)
     model = api.load(entry.name)
-    spec = dict(entry.preprocessing)
-    probe = zoo.data.load(data, split, preprocessing=spec, as_supervised=True, data_dir=data_dir)
-    produced = tuple(next(iter(probe))[0].shape[0:2])
-    spec = adapt_preprocessing(spec, produced, tuple(model.input_shape[1:3]))
+    spec = zoo.data.fit_spec(
+        data, split, dict(entry.preprocessing), tuple(model.input_shape[1:3]), data_dir=data_dir
+    )
     dataset = zoo.data.load(
         data, split, preprocessing=spec, as_supervised=True, batch_size=batch_size, data_dir=data_dir
     )

@@ -23,7 +23,7 @@ from typing import Any
 
 from zoo import outputs
 from zoo.errors import DataError, InputError
-from zoo.preprocessing.bind import adapt_preprocessing, local_text_spec, wordpiece_spec
+from zoo.preprocessing.bind import local_text_spec, wordpiece_spec
 from zoo.tasks.text_classify import text_dataset
 from zoo.train.engine import fine_tune_text
 
@@ -471,17 +471,22 @@ def _train_and_val(
     cache: Path | None,
 ) -> tuple[dict[str, Any], Any, Any]:
     """The preprocessing spec, the per-epoch training batches and the validation batches."""
+    import zoo.data
+
     train_split, val_split = splits
     seed, batch_size = settings["seed"], settings["batch_size"]
     common = {"seed": seed, "data_dir": data_dir}
     if kind == "text":  # word/char ids with the entry's own vocabulary
         spec = local_text_spec(entry)
     else:  # the entry's own preprocessing, resized to the model's input when the data differs
-        probe = _pipeline(
-            data, dict(entry.preprocessing), split=val_split, batch_size=1, limit=None, train=False, **common
+        spec = zoo.data.fit_spec(
+            data,
+            val_split["split"],
+            dict(entry.preprocessing),
+            tuple(model.input_shape[1:3]),
+            kfold=val_split.get("kfold"),
+            data_dir=data_dir,
         )
-        produced = tuple(next(iter(probe))[0].shape[1:3])
-        spec = adapt_preprocessing(dict(entry.preprocessing), produced, tuple(model.input_shape[1:3]))
     train = _pipeline(
         data,
         spec,

@@ -19,6 +19,7 @@ import zoo.models  # noqa: F401  (registers every builder)
 from zoo import registry as _registry
 from zoo.errors import (
     InputError,
+    ManifestError,
     NoPretrainedWeightsError,
     UnknownModelError,
     WeightsFormatError,
@@ -114,9 +115,18 @@ def list_models(
 
 
 def info(name: str) -> ModelInfo:
-    """Return the read-only metadata of an architecture (a ``.tag`` part is ignored)."""
-    spec = _registry.get_spec(name)
-    entries = _entries_for(spec.name)
+    """Return the read-only metadata of an architecture (a ``.tag`` part is ignored).
+
+    For a fine-tuned model folder, the metadata of its architecture with the folder's own
+    weights as the only entry.
+    """
+    folder = model_folder(name)
+    if folder is not None:
+        entry = folder_entry(folder)
+        spec, entries = _registry.get_spec(entry.architecture), [entry]
+    else:
+        spec = _registry.get_spec(name)
+        entries = _entries_for(spec.name)
     default = next((e.name for e in entries if e.default), None)
     return ModelInfo(
         architecture=spec.name,
@@ -131,13 +141,71 @@ def info(name: str) -> ModelInfo:
     )
 
 
+#: The record a fine-tuned model folder carries (a manifest record with a ``local`` source).
+CARD = "card.json"
+_MAX_CARD_BYTES = 1 << 20
+
+
+def model_folder(name: str | os.PathLike[str]) -> Path | None:
+    """The fine-tuned model folder ``name`` points at, or ``None`` for a zoo name.
+
+    A folder is named by an explicit path (a ``Path``, or a string with a folder
+    separator or a leading ``.`` or ``~``) to a folder holding ``card.json``, or to
+    the ``model.keras`` inside one. A bare word is always a zoo name.
+    """
+    text = os.fspath(name)
+    explicit = isinstance(name, os.PathLike) or "/" in text or os.sep in text or text.startswith((".", "~"))
+    if not explicit:
+        return None
+    path = Path(text).expanduser()
+    if path.name == "model.keras" and path.is_file():
+        path = path.parent
+    return path if (path / CARD).is_file() else None
+
+
+def folder_entry(folder: str | os.PathLike[str]) -> WeightsEntry:
+    """The weights entry of a fine-tuned model folder, read from its ``card.json``.
+
+    The entry's name is the folder's absolute path, so it can be passed wherever a
+    model name goes; its files are found in the folder and checked against the
+    card's sha256 before anything is loaded.
+
+    Raises:
+        InputError: When the folder has no readable, valid card.
+    """
+    import dataclasses
+    import json
+
+    root = Path(folder).expanduser().resolve()
+    card_path = root / CARD
+    try:
+        if card_path.stat().st_size > _MAX_CARD_BYTES:
+            raise InputError(f"{card_path} is too large to be a zoo card")
+        card = json.loads(card_path.read_text(encoding="utf-8"))
+        card["sources"] = [{"type": "local", "path": str(root)}]  # where it is now, not where it was made
+        entry = WeightsEntry.from_dict(f"{card['architecture']}.{card['tag']}", card)
+    except (OSError, ValueError, KeyError, TypeError, ManifestError) as exc:
+        raise InputError(
+            f"{root} is not a readable zoo model folder ({exc}); give a folder written by zoo finetune"
+        ) from exc
+    _registry.get_spec(entry.architecture)  # an architecture this zoo knows
+    return dataclasses.replace(entry, name=str(root))
+
+
 def weights_entry(name: str, weights: str = "default") -> WeightsEntry:
     """Return the manifest entry that ``name`` (and an optional tag in ``weights``) selects.
+
+    ``name`` may also be a fine-tuned model folder (see :func:`model_folder`).
 
     Raises:
         UnknownModelError: Unknown architecture or tag.
         NoPretrainedWeightsError: The architecture has no weights entry.
     """
+    folder = model_folder(name)
+    if folder is not None:
+        if weights not in ("default", None):
+            raise InputError(f"{name} is a model folder: it has its own weights, so drop weights={weights!r}")
+        return folder_entry(folder)
     spec = _registry.get_spec(name)
     _, name_tag = _registry.split_name(name)
     tag = name_tag if weights == "default" else weights
@@ -357,6 +425,9 @@ def load(
         WeightsVerificationError: A file failed its sha256 or size check.
         OfflineError: Weights not cached and the Hub unreachable.
     """
+    folder = model_folder(name)
+    if folder is not None:
+        return _load_folder(folder, weights, num_classes, include_top, input_shape, builder_kwargs)
     spec = _registry.get_spec(name)
     params = inspect.signature(spec.builder).parameters
     request = dict(builder_kwargs)
@@ -396,6 +467,36 @@ def load(
     skip = ("head",) if target_kwargs.get("num_classes") != source_kwargs.get("num_classes") else ()
     transfer_weights(source, target, skip=skip)
     return target
+
+
+def _load_folder(
+    folder: Path,
+    weights: Any,
+    num_classes: int | None,
+    include_top: bool | None,
+    input_shape: tuple[int, ...] | None,
+    builder_kwargs: dict[str, Any],
+) -> Any:
+    """Load a fine-tuned model folder's ``model.keras`` after checking it against its card."""
+    if weights != "default":
+        raise InputError(f"{folder} is a model folder: it has its own weights, so drop weights={weights!r}")
+    entry = folder_entry(folder)
+    asked = {"include_top": include_top is False, "input_shape": input_shape, **builder_kwargs}
+    changes = [k for k, v in asked.items() if v not in (None, False)]
+    if num_classes is not None and num_classes != entry.num_classes:
+        changes.append("num_classes")
+    if changes:
+        raise InputError(
+            f"{folder} loads as it was fine-tuned; {', '.join(changes)} cannot change it "
+            "(fine-tune it again with zoo finetune to change its classes)"
+        )
+    model_file = next((f for f in entry.files if f.format == "keras"), None)
+    if model_file is None:
+        raise InputError(f"{folder}: its card names no .keras model file")
+    paths = resolve_files(entry)
+    with tempfile.TemporaryDirectory(prefix="zoo-load-") as private:
+        copies = private_verified_copies(entry, paths, Path(private))  # load the bytes that were hashed
+        return load_keras(copies[model_file.filename])
 
 
 def load_keras(path: str | os.PathLike[str]) -> Any:

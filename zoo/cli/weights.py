@@ -84,6 +84,7 @@ def info_cmd(name: str, as_json: bool) -> None:
     Examples:
       zoo info lenet5
       zoo info "LeNet-5" --json
+      zoo info ./my-finetune
     """
     from zoo import api
 

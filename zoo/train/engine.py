@@ -280,8 +280,8 @@ class FineTuneResult:
     """What :func:`fine_tune` returns.
 
     Attributes:
-        model: The trained model. For ``"head"`` and ``"two_phase"`` it calls a
-            nested ``backbone`` model with ``training=False`` and then ``head``.
+        model: The trained model, in its architecture's own form (the layers the
+            phases trained are the model's own), every layer trainable again.
         history: Metric name -> per-epoch values over all phases, with ``phase``
             giving the phase of each epoch.
     """
@@ -680,7 +680,8 @@ def fine_tune(
     merged = _head_then_blocks(
         composed, backbone, train, val, (head_epochs, tune_epochs), rates, unfreeze, common
     )
-    return FineTuneResult(composed, merged)
+    model.trainable = True  # the phases trained the model's own layers (composed shares them)
+    return FineTuneResult(model, merged)
 
 
 def _head_then_blocks(

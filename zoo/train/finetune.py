@@ -455,7 +455,8 @@ def _start_model(entry: Any, kind: str, weights: str | None, num_classes: int) -
             entry.architecture, weights=None, num_classes=num_classes, **shape, **dict(entry.builder_kwargs)
         )
     model = api.load(entry.name, num_classes=num_classes)
-    _reset_head(model)
+    if api.model_folder(entry.name) is None:  # a fine-tuned folder continues with its own head
+        _reset_head(model)
     return model
 
 

@@ -677,9 +677,8 @@ def fine_tune(
         return FineTuneResult(model, merged)
     composed, backbone = _compose(model, head_dropout)
     rates = (learning_rate, fine_tune_learning_rate or learning_rate / 10)
-    merged = _head_then_blocks(
-        composed, backbone, train, val, (head_epochs, tune_epochs), rates, unfreeze, common
-    )
+    epochs_pair = (head_epochs, tune_epochs)
+    merged = _head_then_blocks(composed, backbone, train, val, epochs_pair, rates, unfreeze, common)
     model.trainable = True  # the phases trained the model's own layers (composed shares them)
     return FineTuneResult(model, merged)
 

@@ -105,3 +105,20 @@ def test_a_changed_folder_is_refused_before_loading(finetuned, tmp_path):
     with pytest.raises(InputError, match="as it was fine-tuned"):
         zoo.load(finetuned, num_classes=5)
     assert zoo.api.model_folder("FT") is None, "a bare word is a zoo name, never a folder"
+
+
+@pytest.mark.hub
+def test_a_folder_published_on_the_hub_loads_by_reference(finetuned, digits, local_hub, hf_env):
+    """Publish the folder as a Hub repo (olah on loopback), load it back by hf:// at its revision."""
+    files = {p.name: p for p in finetuned.iterdir() if p.is_file() and not p.name.startswith(".")}
+    revision = local_hub.add_repo("me/lenet-digits", files, lfs=["model.keras"])
+    reference = f"hf://me/lenet-digits@{revision}"
+    x = np.random.default_rng(1).random((3, 32, 32, 1), dtype=np.float32)
+    np.testing.assert_array_equal(np.asarray(zoo.load(reference)(x)), np.asarray(zoo.load(finetuned)(x)))
+    image = sorted((digits / "8").glob("*.png"))[0]
+    assert _run("predict", reference, image, "--json") == _run("predict", finetuned, image, "--json")
+
+    tampered = dict(files, **{"model.keras": (finetuned / "model.keras").read_bytes()[:-10] + b"\0" * 10})
+    bad = local_hub.add_repo("me/lenet-digits", tampered, lfs=["model.keras"])
+    with pytest.raises(WeightsVerificationError):
+        zoo.load(f"hf://me/lenet-digits@{bad}")

@@ -151,9 +151,12 @@ def model_folder(name: str | os.PathLike[str]) -> Path | None:
 
     A folder is named by an explicit path (a ``Path``, or a string with a folder
     separator or a leading ``.`` or ``~``) to a folder holding ``card.json``, or to
-    the ``model.keras`` inside one. A bare word is always a zoo name.
+    the ``model.keras`` inside one, or by ``hf://OWNER/NAME@REVISION`` for such a
+    folder on the Hub (fetched at that revision). A bare word is always a zoo name.
     """
     text = os.fspath(name)
+    if text.startswith(HUB_PREFIX):
+        return _hub_folder(text)
     explicit = isinstance(name, os.PathLike) or "/" in text or os.sep in text or text.startswith((".", "~"))
     if not explicit:
         return None
@@ -161,6 +164,25 @@ def model_folder(name: str | os.PathLike[str]) -> Path | None:
     if path.name == "model.keras" and path.is_file():
         path = path.parent
     return path if (path / CARD).is_file() else None
+
+
+#: Prefix of a model folder on the Hugging Face Hub: ``hf://OWNER/NAME@REVISION``.
+HUB_PREFIX = "hf://"
+
+
+def _hub_folder(reference: str) -> Path:
+    """Fetch ``hf://OWNER/NAME@REVISION`` (a folder written by zoo finetune) into the Hub cache."""
+    import re
+
+    from zoo.weights.resolve import fetch_hub_folder
+
+    match = re.fullmatch(r"hf://([\w.-]+/[\w.-]+)@([\w./-]+)", reference)
+    if match is None:
+        raise InputError(
+            f"{reference!r} is not a Hub model reference; write hf://OWNER/NAME@REVISION "
+            "(a 40-hex commit pins exactly what loads)"
+        )
+    return fetch_hub_folder(match.group(1), match.group(2))
 
 
 def folder_entry(folder: str | os.PathLike[str]) -> WeightsEntry:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from zoo.errors import (
     OfflineError,
+    WeightsFormatError,
     WeightsNotFoundError,
     WeightsVerificationError,
 )
@@ -550,3 +551,45 @@ def private_verified_copies(entry: WeightsEntry, paths: dict[str, Path], folder:
             )
         copies[file.filename] = target
     return copies
+
+
+def fetch_hub_folder(repo_id: str, revision: str, card: str = "card.json") -> Path:
+    """Download a model folder from the Hub at ``revision``: its card, then every file it lists.
+
+    Returns the folder of the local snapshot (in the Hugging Face cache). Nothing is
+    trusted yet: the caller checks each file against the card's sha256 before loading.
+
+    Raises:
+        OfflineError: When the Hub cannot be reached and the files are not cached.
+        WeightsNotFoundError: When the repo, revision or a listed file does not exist.
+        WeightsFormatError: When the card is not a zoo card.
+    """
+    import json
+
+    import huggingface_hub
+    from huggingface_hub import errors as hf_errors
+
+    where = f"hf://{repo_id}@{revision}"
+    try:
+        card_path = Path(huggingface_hub.hf_hub_download(repo_id, card, revision=revision))
+        names = [f["filename"] for f in json.loads(card_path.read_text(encoding="utf-8"))["files"]]
+        for name in names:
+            if not isinstance(name, str) or "/" in name or name.startswith("."):
+                raise ValueError(f"bad file name {name!r}")
+            huggingface_hub.hf_hub_download(repo_id, name, revision=revision)
+    except (KeyError, ValueError, TypeError) as exc:
+        raise WeightsFormatError(f"{where}: its {card} is not a zoo model card ({exc})") from exc
+    except (
+        hf_errors.RepositoryNotFoundError,
+        hf_errors.RevisionNotFoundError,
+        hf_errors.EntryNotFoundError,
+    ) as exc:
+        raise WeightsNotFoundError(
+            f"{where}: {str(exc).splitlines()[0]}; check the repo name and revision"
+        ) from exc
+    except Exception as exc:  # connection errors, offline mode, timeouts
+        raise OfflineError(
+            f"{where} is not cached and the Hub cannot be reached ({type(exc).__name__}); connect, or "
+            "set HF_ENDPOINT to a reachable mirror"
+        ) from exc
+    return card_path.parent

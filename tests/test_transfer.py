@@ -319,7 +319,7 @@ def test_finetune_lstm_text_classifier_writes_a_folder_with_its_vocabulary(tmp_p
     for record in entry.files:
         assert check_file(out / record.filename, record) is None
     model = zoo.load_keras(out / "model.keras")
-    assert model.get_layer("backbone").get_layer("max_pool").__class__.__name__ == "MaskedGlobalMaxPooling1D"
+    assert model.get_layer("max_pool").__class__.__name__ == "MaskedGlobalMaxPooling1D"
 
 
 def test_one_epoch_policy_for_every_fine_tune():

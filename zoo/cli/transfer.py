@@ -132,7 +132,8 @@ def finetune_cmd(
         echo_json(summary)
         return
     m = summary["metrics"]
-    click.echo(f"validation top-1 accuracy {m['top1_accuracy']:.2f}% on {int(m['num_examples'])} examples")
+    on = f" on {int(m['num_examples'])} examples" if "num_examples" in m else ""
+    click.echo(f"validation top-1 accuracy {m['top1_accuracy']:.2f}%{on}")
     for key in ("model", "card", "curves"):
         click.echo(f"  {key:<7} {summary[key]}")
 

@@ -240,8 +240,14 @@ def _reset_head(model: Any) -> None:
 
 def _write_model_files(folder: Any, model: Any, spec: dict[str, Any]) -> tuple[list[dict], dict[str, Any]]:
     """Write ``model.keras`` (and a text model's ``vocab.txt``); return their file records and the spec."""
+    import keras
+
     from zoo.weights.manifest import file_record
 
+    if getattr(model, "optimizer", None) is not None and getattr(model, "inputs", None):
+        model = keras.Model(
+            model.inputs, model.outputs, name=model.name
+        )  # the same layers, no optimizer state
     with folder.write("model.keras") as tmp:
         model.save(tmp)
     files = [file_record(folder.path / "model.keras", "keras")]
@@ -352,8 +358,10 @@ def _write_folder(
     )
     card = _card(out, entry, model, files, spec, labels, data, val_split, max_val, metrics, settings, command)
     card_path = out / "card.json"
-    with folder.write("card.json") as tmp:
+    _write_hub_files(folder, card, entry, curves is not None)
+    with folder.write("card.json") as tmp:  # written last: a folder with a card is a finished run
         Path(tmp).write_text(json.dumps(card, indent=2, sort_keys=True))
+    folder.drop_dir("checkpoints")
     return {
         "model": str(model_path),
         "card": str(card_path),
@@ -361,6 +369,90 @@ def _write_folder(
         "metrics": metrics,
         "history": history,
     }
+
+
+def _finished(folder: Any) -> dict[str, Any] | None:
+    """The summary of a run that already finished in ``folder`` (same inputs), else ``None``."""
+    if not (folder.resumed and folder.owns("card.json")):
+        return None
+    card = json.loads((folder.path / "card.json").read_text(encoding="utf-8"))
+    accuracy = card["metrics"][0]["value"]
+    curves = folder.path / "curves.png"
+    print(
+        f"{folder.path} already holds this fine-tune (same data and settings); nothing to do", file=sys.stderr
+    )
+    return {
+        "model": str(folder.path / "model.keras"),
+        "card": str(folder.path / "card.json"),
+        "curves": str(curves) if curves.is_file() else None,
+        "metrics": {"top1_accuracy": accuracy, "top1_error": 100.0 - accuracy},
+        "history": {},
+    }
+
+
+def _base_model(entry: Any) -> dict[str, Any]:
+    """Where the starting weights came from: the zoo entry, and its Hub repo and revision if any."""
+    base: dict[str, Any] = {"zoo": entry.name, "sha256": [f.sha256 for f in entry.files]}
+    hub = next((src for src in entry.sources if src.type == "hf"), None)
+    if hub is not None:
+        base.update(repo_id=hub.repo_id, revision=hub.revision)
+    return base
+
+
+def _named_datasets() -> set[str]:
+    from zoo.data import list_datasets
+
+    return set(list_datasets())
+
+
+def _write_hub_files(folder: Any, card: dict[str, Any], entry: Any, curves: bool) -> None:
+    """``config.json`` and a ``README.md`` model card with the Hub's YAML metadata."""
+    from zoo.tasks import task_of
+
+    base = _base_model(entry)
+    config = {
+        "library_name": "zoo",
+        "architecture": card["architecture"],
+        "builder_kwargs": card["builder_kwargs"],
+        "input_shape": card["input_shape"],
+        "num_classes": card["num_classes"],
+        "labels": card["labels"],
+        "preprocessing": card["preprocessing"],
+        "base_model": base,
+        "files": {f["filename"]: f["sha256"] for f in card["files"]},
+    }
+    with folder.write("config.json") as tmp:
+        Path(tmp).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    metric = card["metrics"][0]
+    task = task_of(entry)
+    front = {
+        "library_name": "zoo",
+        "tags": ["zoo", "keras", task],
+        "pipeline_tag": task,
+        **({"base_model": base["repo_id"]} if "repo_id" in base else {}),
+        **({"datasets": [card["dataset"]["name"]]} if card["dataset"]["name"] in _named_datasets() else {}),
+        "metrics": ["accuracy"],
+    }
+    lines = ["---", *(f"{k}: {json.dumps(v)}" for k, v in front.items()), "---", ""]
+    held_out = "held out: never trained on, never used to pick weights"
+    lines += [
+        f"# {card['description']}",
+        "",
+        f"Fine-tuned with `zoo` from `{entry.name}`. Load it with",
+        '`zoo.load("hf://OWNER/NAME@REVISION")` (or `zoo.load("./FOLDER")` from disk): every file',
+        "is checked against its sha256 in `card.json` first. After `import zoo`,",
+        "`keras.saving.load_model` loads `model.keras` too.",
+        "",
+        "| metric | value | split |",
+        "|---|---|---|",
+        f"| top-1 accuracy | {metric['value']:.2f}% | {metric['dataset']} {metric['split']} ({held_out}) |",
+        "",
+        f"Labels: {', '.join(card['labels'])}. Reproduce: `{card['recipe']['command']}`.",
+    ]
+    if curves:
+        lines += ["", "![training curves](curves.png)"]
+    with folder.write("README.md") as tmp:
+        Path(tmp).write_text("\n".join(lines) + "\n", encoding="utf-8", errors="backslashreplace")
 
 
 def finetune(
@@ -427,7 +519,7 @@ def finetune(
     settings = _run_settings(**args)
     train_split, val_split, info, inputs = _run_inputs(spec_entry, data, data_dir, settings, weights, max_val)
     with outputs.output_folder(out, command="finetune", inputs=inputs, overwrite=overwrite) as folder:
-        return _finetune_image(
+        return _finished(folder) or _finetune_image(
             folder,
             name,
             data,
@@ -627,7 +719,7 @@ def finetune_text(
     train_split, val_split, info, inputs = _run_inputs(entry, data, data_dir, settings, weights, max_val)
     num_classes = len(info.label_names)
     with outputs.output_folder(out, command="finetune", inputs=inputs, overwrite=overwrite) as folder:
-        return _finetune_text_in(
+        return _finished(folder) or _finetune_text_in(
             folder,
             name,
             data,

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -23,3 +26,14 @@ def test_ci_runs_the_readme_test_command():
     readme = (ROOT / "README.md").read_text()
     assert "<!-- test-command -->" in readme
     assert "README.md" in (ROOT / ".ci" / "run").read_text()
+
+
+@pytest.mark.slow
+def test_transfer_example_runs_as_written(tmp_path):
+    """The README's transfer-learning snippet is complete: it runs in a fresh process."""
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("<!-- transfer-example -->", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    env = {**os.environ, "ZOO_CACHE_DIR": str(tmp_path / "cache")}
+    proc = subprocess.run([sys.executable, "-c", block], capture_output=True, text=True, timeout=600, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "['head', 'fine-tune'" in proc.stdout

@@ -71,3 +71,28 @@ def test_every_command_has_examples_in_help():
     assert "Examples:" in run("--help").output
     for name in cli.commands:
         assert "Examples:" in run(name, "--help").output, name
+
+
+def test_commands_keep_tensorflow_start_up_lines_off_the_terminal(tmp_path):
+    """Without the user's own TF_CPP_MIN_LOG_LEVEL, no oneDNN/CUDA log lines reach stderr."""
+    import os
+    import subprocess
+    import sys
+
+    import numpy as np
+    from PIL import Image
+
+    Image.fromarray(np.zeros((28, 28), np.uint8)).save(tmp_path / "blank.png")
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "zoo", "predict", "lenet5", str(tmp_path / "blank.png")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    noise = [
+        line for line in proc.stderr.splitlines() if "I0000" in line or "cuInit" in line or "oneDNN" in line
+    ]
+    assert not noise, noise

@@ -64,10 +64,45 @@ Examples:
   zoo pull lenet5.mnist         fetch and verify weights
   zoo verify                    re-hash packaged and cached weights""",
 )
-@click.version_option(package_name="zoo", prog_name="zoo")
-def cli() -> None:
+@click.version_option(package_name="keras-zoo", prog_name="zoo")
+@click.pass_context
+def cli(ctx: click.Context) -> None:
     """A Keras 3 model zoo: classic architectures with verified pretrained weights."""
+    if "TF_CPP_MIN_LOG_LEVEL" not in os.environ and ctx.invoked_subcommand not in LIGHT_COMMANDS:
+        quiet_tensorflow_start()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+#: Commands that never load TensorFlow (they stay fast).
+LIGHT_COMMANDS = ("list", "info", "pull")
+
+
+def quiet_tensorflow_start() -> None:
+    """Import TensorFlow with its C++ start-up log lines (oneDNN, CUDA probing) kept off the terminal.
+
+    Only when the user has not chosen a level with ``TF_CPP_MIN_LOG_LEVEL``; Python errors
+    still surface. The lines are written before TensorFlow reads any setting, so the only
+    way to keep them quiet is to point file descriptor 2 elsewhere while it starts.
+    """
+    import contextlib
+    import sys
+
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    try:
+        saved = os.dup(2)
+    except OSError:  # no real stderr (embedded): nothing to silence
+        return
+    try:
+        with open(os.devnull, "w") as devnull:
+            sys.stderr.flush()
+            os.dup2(devnull.fileno(), 2)
+            with contextlib.suppress(ImportError):
+                import tensorflow as tf
+
+                tf.config.list_physical_devices("GPU")  # the CUDA probe logs here
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def main() -> None:

@@ -430,9 +430,14 @@ def library_versions() -> dict[str, str]:
     from importlib import metadata
 
     versions = {}
-    for dist in ("keras", "tensorflow", "numpy", "zoo"):
+    for name, dist in (
+        ("keras", "keras"),
+        ("tensorflow", "tensorflow"),
+        ("numpy", "numpy"),
+        ("zoo", "keras-zoo"),
+    ):
         try:
-            versions[dist] = metadata.version(dist)
+            versions[name] = metadata.version(dist)
         except metadata.PackageNotFoundError:
             continue
     return versions

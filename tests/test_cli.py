@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -96,3 +97,39 @@ def test_commands_keep_tensorflow_start_up_lines_off_the_terminal(tmp_path):
         line for line in proc.stderr.splitlines() if "I0000" in line or "cuInit" in line or "oneDNN" in line
     ]
     assert not noise, noise
+
+
+def test_predict_takes_folders_and_globs_reports_bad_files_and_resizes(tmp_path):
+    import json
+
+    import numpy as np
+    from PIL import Image
+
+    (tmp_path / "scans" / "deeper").mkdir(parents=True)
+    Image.fromarray(np.zeros((28, 28), np.uint8)).save(tmp_path / "scans" / "a.png")
+    Image.fromarray(np.full((50, 40), 255, np.uint8)).save(tmp_path / "scans" / "deeper" / "b.png")
+    (tmp_path / "scans" / "broken.png").write_bytes(b"not an image")
+    Image.new("RGB", (64, 48), (200, 10, 10)).save(tmp_path / "photo.jpg")
+    result = CliRunner().invoke(cli, ["predict", "lenet5", str(tmp_path / "scans"), "--json", "-k", "2"])
+    assert result.exit_code == 1, result.output  # one file failed: the others are still classified
+    rows = json.loads(result.stdout)
+    assert [Path(r["input"]).name for r in rows] == ["a.png", "broken.png", "b.png"]
+    assert "error" in rows[1] and len(rows[0]["top"]) == 2 and len(rows[2]["top"]) == 2
+    assert "skipped: " in result.stderr
+    ok = CliRunner().invoke(cli, ["predict", "resnet20", str(tmp_path / "*.jpg"), "-k", "1"])
+    assert ok.exit_code == 0 and "photo.jpg" in ok.output  # 64x48 resized to the 32x32 input
+
+
+def test_predict_classifies_text_from_arguments_and_files(tmp_path):
+    import json
+
+    (tmp_path / "reviews.txt").write_text("a moving, wonderful film\n\nboring and far too long\n")
+    result = CliRunner().invoke(
+        cli, ["predict", "lstm_classifier.mr", "--file", str(tmp_path / "reviews.txt"), "--json", "-k", "1"]
+    )
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)
+    assert [r["input"] for r in rows] == ["a moving, wonderful film", "boring and far too long"]
+    assert [r["top"][0]["label"] for r in rows] == ["pos", "neg"]
+    refused = CliRunner().invoke(cli, ["predict", "minilm_l6.sentence", "some text"])
+    assert refused.exit_code != 0 and "zoo.text.encode" in refused.output

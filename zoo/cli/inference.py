@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
+
 import click
 
 from zoo.cli._app import cli, echo_json
+from zoo.errors import InputError
 
 
 @cli.command("evaluate")
@@ -47,24 +50,84 @@ def evaluate_cmd(
 
 @cli.command("predict")
 @click.argument("name")
-@click.argument("inputs", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.argument("inputs", nargs=-1)
+@click.option(
+    "--file",
+    "text_file",
+    type=click.Path(exists=True, dir_okay=False),
+    help="A text classifier's inputs: a UTF-8 file of one text a line.",
+)
 @click.option("--top-k", "-k", default=5, show_default=True, type=click.IntRange(min=1))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def predict_cmd(name: str, inputs: tuple[str, ...], top_k: int, as_json: bool) -> None:
-    """Classify image files with pretrained weights; print the top-k labels.
+def predict_cmd(name: str, inputs: tuple[str, ...], text_file: str | None, top_k: int, as_json: bool) -> None:
+    """Classify images (files, folders, globs) or texts; print the top-k labels.
+
+    Images are read in batches of 32 and resized to the model's input; a file that
+    cannot be read is reported and skipped, and the command then exits with status 1.
 
     \b
     Examples:
       zoo predict lenet5 digit.png
-      zoo predict lenet5 a.png b.png --top-k 3 --json
+      zoo predict lenet5 ./scans 'more/*.png' --top-k 3 --json
+      zoo predict ./my-finetune photo.jpg
+      zoo predict lstm_classifier.mr "a gripping, beautifully shot film"
+      zoo predict minilm_l6.mr --file reviews.txt
     """
-    from zoo.tasks.classify import predict
+    from zoo import api
+    from zoo.tasks import task_of
+    from zoo.tasks.predict import predict
 
-    results = predict(name, list(inputs), top_k=top_k)
+    texts = task_of(api.weights_entry(name)) == "text-classification"
+    items = _texts(inputs, text_file) if texts else _image_paths(inputs)
+    results = predict(name, items, top_k=top_k)
+    failed = [r for r in results if r.error is not None]
+    if failed and len(failed) == len(results):  # nothing to show: one line, as for any refusal
+        first = failed[0].error
+        raise InputError(
+            first if len(failed) == 1 else f"none of the {len(failed)} inputs could be read ({first})"
+        )
     if as_json:
         echo_json([r.to_dict() for r in results])
-        return
-    for r in results:
-        click.echo(r.input)
-        for label, p in zip(r.labels, r.probabilities, strict=True):
-            click.echo(f"  {p:7.2%}  {label}")
+    else:
+        for r in results:
+            if r.error is None:
+                click.echo(r.input)
+                for label, p in zip(r.labels, r.probabilities, strict=True):
+                    click.echo(f"  {p:7.2%}  {label}")
+    for r in failed:
+        click.echo(f"skipped: {r.error}", err=True)
+    if failed:
+        raise SystemExit(1)
+
+
+def _texts(inputs: tuple[str, ...], text_file: str | None) -> list[str]:
+    """Texts from the arguments and from a file of one text a line."""
+    texts = list(inputs)
+    if text_file:
+        with open(text_file, encoding="utf-8", errors="replace") as fh:
+            texts += [line.rstrip("\n") for line in fh if line.strip()]
+    if not texts:
+        raise click.UsageError("give texts as arguments or --file FILE (one text a line)")
+    return texts
+
+
+def _image_paths(inputs: tuple[str, ...]) -> list[str]:
+    """Image files from file names, folders (searched recursively) and glob patterns, in order."""
+    import glob
+    from pathlib import Path
+
+    from zoo.data.folders import IMAGE_SUFFIXES
+
+    paths: list[str] = []
+    for item in inputs:
+        path = Path(item).expanduser()
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+            paths += [str(p) for p in found]
+        elif not path.exists() and glob.has_magic(item):
+            paths += sorted(glob.glob(os.path.expanduser(item), recursive=True))
+        else:
+            paths.append(item)  # a missing file is reported by the prediction, with the others
+    if not paths:
+        raise click.UsageError("no images found: give image files, folders or glob patterns")
+    return paths

@@ -19,9 +19,12 @@ class Prediction:
     labels: tuple[str, ...]
     probabilities: tuple[float, ...]
     indices: tuple[int, ...]
+    error: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """Return the prediction as plain JSON data."""
+        """Return the prediction as plain JSON data (``error`` instead of ``top`` for a failed input)."""
+        if self.error is not None:
+            return {"input": self.input, "error": self.error}
         return {
             "input": self.input,
             "top": [
@@ -29,6 +32,22 @@ class Prediction:
                 for lab, i, p in zip(self.labels, self.indices, self.probabilities, strict=True)
             ],
         }
+
+
+def _failed(path: Any, error: str) -> Prediction:
+    return Prediction(str(path), (), (), (), error=error)
+
+
+def _top(path: Any, row: Any, labels: Any, top_k: int) -> Prediction:
+    import numpy as np
+
+    order = np.argsort(-row)[: max(1, min(top_k, row.shape[-1]))]
+    return Prediction(
+        input=str(path),
+        labels=tuple(labels[i] for i in order),
+        probabilities=tuple(float(row[i]) for i in order),
+        indices=tuple(int(i) for i in order),
+    )
 
 
 _SIXTEEN_BIT = ("I;16", "I;16B", "I;16L", "I;16N", "I")  # Pillow modes of 16/32-bit greyscale
@@ -107,66 +126,44 @@ def predict_images(
     """
     import numpy as np
 
-    import zoo.data
-
     spec = dict(entry.preprocessing)
     if spec.get("type") != "image":
         raise InputError(f"{entry.name} does not take images")
-    transform = zoo.data.image_transform(spec)
     want = tuple(model.input_shape[1:3])
+    transforms: dict[tuple[int, int], Any] = {}
+    labels = entry.labels
     results = []
     for start in range(0, len(paths), batch_size):  # fixed-size batches: memory does not grow with inputs
-        chunk = paths[start : start + batch_size]
-        batch = []
+        chunk, batch, failed = paths[start : start + batch_size], [], {}
         for path in chunk:
-            x = np.asarray(transform(read_image(path, spec["color_mode"])))
-            if None not in want and x.shape[:2] != want:
-                raise InputError(
-                    f"{path}: after preprocessing the image is {x.shape[0]}x{x.shape[1]}, "
-                    f"the model needs {want[0]}x{want[1]}"
-                )
-            batch.append(x)
-        probs = _probabilities(model, model.predict_on_batch(np.stack(batch)))
-        labels = entry.labels or tuple(str(i) for i in range(probs.shape[-1]))
-        k = max(1, min(top_k, probs.shape[-1]))
-        for path, row in zip(chunk, probs, strict=True):
-            order = np.argsort(-row)[:k]
-            results.append(
-                Prediction(
-                    input=str(path),
-                    labels=tuple(labels[i] for i in order),
-                    probabilities=tuple(float(row[i]) for i in order),
-                    indices=tuple(int(i) for i in order),
-                )
-            )
+            try:
+                batch.append(_model_input(read_image(path, spec["color_mode"]), spec, want, transforms))
+            except (InputError, DataError) as exc:  # one unreadable file does not stop the others
+                failed[str(path)] = str(exc)
+        rows = iter(_probabilities(model, model.predict_on_batch(np.stack(batch)))) if batch else iter(())
+        for path in chunk:
+            if str(path) in failed:
+                results.append(_failed(path, failed[str(path)]))
+                continue
+            row = next(rows)
+            results.append(_top(path, row, labels or tuple(str(i) for i in range(row.shape[-1])), top_k))
     return results
 
 
-def predict(name: str, inputs: list[str | os.PathLike[str]], *, top_k: int = 5) -> list[Prediction]:
-    """Load verified weights by name and return the top-k labels of each input file.
+def _model_input(image: Any, spec: dict[str, Any], want: tuple, transforms: dict) -> Any:
+    """The preprocessed image; when it does not come out at the model's input size, resized to it."""
+    import numpy as np
 
-    Args:
-        name: Weights or architecture name (``"lenet5"``, ``"efficientnet_lite0"``).
-        inputs: Image file paths.
-        top_k: How many labels per input.
+    import zoo.data
+    from zoo.preprocessing import adapt_preprocessing
 
-    Returns:
-        One :class:`Prediction` per input, in order.
-    """
-    from zoo import registry
-    from zoo.api import load, weights_entry
-
-    if not inputs:
-        raise InputError("give at least one input file")
-    entry = weights_entry(name)
-    task = registry.get_spec(entry.architecture).task
-    if task != "image-classification":
-        hint = {
-            "image-generation": f"draw images with `zoo sample {entry.name} --out grid.png`",
-            "language-modeling": f"continue text with `zoo generate {entry.name} --prompt TEXT`",
-        }.get(task, "zoo predict classifies images with an image-classification model")
-        raise InputError(f"{entry.name} is not an image classifier (its task: {task}); {hint}")
-    return predict_images(load(entry.name), entry, list(inputs), top_k=top_k)
+    key = tuple(image.shape[:2])
+    if key not in transforms:
+        transforms[key] = zoo.data.image_transform(spec)
+        produced = tuple(np.asarray(transforms[key](image)).shape[:2])
+        if None not in want and produced != want:  # e.g. a 64x64 photo for a 32x32 CIFAR model
+            transforms[key] = zoo.data.image_transform(adapt_preprocessing(spec, produced, want))
+    return np.asarray(transforms[key](image))
 
 
 def classification_metrics(model: Any, dataset: Any) -> dict[str, float]:

@@ -127,3 +127,38 @@ def text_dataset(
     if shuffle:
         ds = ds.shuffle(100_000, seed=seed, reshuffle_each_iteration=True)
     return batches(ds)
+
+
+def predict_texts(
+    model: Any, entry: WeightsEntry, texts: list[str], *, top_k: int = 5, batch_size: int = 64
+) -> list[Any]:
+    """Classify raw texts with a text classifier and its entry's own tokeniser and labels.
+
+    Args:
+        model: A text classifier (BERT with a head, or an LSTM on word ids).
+        entry: Its weights entry (labels and text preprocessing).
+        texts: The texts, one example each.
+        top_k: How many labels per text.
+        batch_size: Texts per batch (memory does not grow with the number of texts).
+
+    Returns:
+        One :class:`zoo.tasks.classify.Prediction` per text, in order.
+    """
+    import tensorflow as tf
+
+    from zoo.preprocessing import local_text_spec, make_transform
+    from zoo.preprocessing.wordpiece import bert_inputs
+    from zoo.tasks.classify import _probabilities, _top
+
+    if entry.num_classes is None:
+        raise InputError(f"{entry.name} has no labels to predict; give a text classifier")
+    spec = local_text_spec(entry)
+    encode = make_transform(spec)
+    raw = [t.encode("utf-8", "replace") for t in texts]  # lone surrogates become U+FFFD, not a crash
+    ds = tf.data.Dataset.from_tensor_slices(tf.constant(raw, tf.string, shape=[len(raw)])).map(encode)
+    ds = ds.padded_batch(batch_size)
+    if spec["tokenizer"] == "wordpiece":
+        ds = ds.map(bert_inputs)
+    labels = entry.labels or tuple(str(i) for i in range(entry.num_classes))
+    rows = (row for batch in ds for row in _probabilities(model, model.predict_on_batch(batch)))
+    return [_top(text, row, labels, top_k) for text, row in zip(texts, rows, strict=True)]

@@ -1,0 +1,44 @@
+"""Predict with any classifier by name: images for image classifiers, texts for text classifiers."""
+
+from __future__ import annotations
+
+import os
+
+from zoo.errors import InputError
+from zoo.tasks.classify import Prediction, predict_images
+
+__all__ = ["predict"]
+
+
+def predict(name: str, inputs: list[str | os.PathLike[str]], *, top_k: int = 5) -> list[Prediction]:
+    """Load verified weights by name and return the top-k labels of each input.
+
+    Args:
+        name: Weights or architecture name (``"lenet5"``, ``"efficientnet_lite0"``), or a
+            fine-tuned folder.
+        inputs: Image file paths for an image classifier; texts for a text classifier.
+            An image that cannot be read comes back with ``error`` set.
+        top_k: How many labels per input.
+
+    Returns:
+        One :class:`Prediction` per input, in order.
+    """
+    from zoo.api import load, weights_entry
+    from zoo.tasks import task_of
+
+    if not inputs:
+        raise InputError("give at least one input")
+    entry = weights_entry(name)
+    task = task_of(entry)
+    if task == "text-classification":
+        from zoo.tasks.text_classify import predict_texts
+
+        return predict_texts(load(entry.name), entry, [str(t) for t in inputs], top_k=top_k)
+    if task != "image-classification":
+        hint = {
+            "image-generation": f"draw images with `zoo sample {entry.name} --out grid.png`",
+            "language-modeling": f"continue text with `zoo generate {entry.name} --prompt TEXT`",
+            "text-embedding": f"embed sentences with zoo.text.encode(texts, model={entry.name!r})",
+        }.get(task, "zoo predict classifies images and texts")
+        raise InputError(f"{entry.name} is not a classifier (its task: {task}); {hint}")
+    return predict_images(load(entry.name), entry, list(inputs), top_k=top_k)

@@ -133,3 +133,16 @@ def test_predict_classifies_text_from_arguments_and_files(tmp_path):
     assert [r["top"][0]["label"] for r in rows] == ["pos", "neg"]
     refused = CliRunner().invoke(cli, ["predict", "minilm_l6.sentence", "some text"])
     assert refused.exit_code != 0 and "zoo.text.encode" in refused.output
+
+
+def test_info_and_version_report_the_keras_backend(monkeypatch, tmp_path):
+    from zoo.backend import keras_backend
+
+    monkeypatch.setenv("KERAS_BACKEND", "jax")
+    assert "Keras backend jax" in CliRunner().invoke(cli, ["info", "lenet5"]).output
+    monkeypatch.delenv("KERAS_BACKEND")
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    (tmp_path / "keras.json").write_text('{"backend": "torch"}')
+    assert keras_backend() == "torch"
+    (tmp_path / "keras.json").write_text("not json")
+    assert keras_backend() == "tensorflow"

@@ -17,7 +17,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "zoo"
 
 #: Bottom to top. A module may import its own layer and the layers below it.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("base", ("zoo.errors", "zoo._lazy", "zoo.registry", "zoo.fileio", "zoo.outputs")),
+    ("base", ("zoo.errors", "zoo._lazy", "zoo.registry", "zoo.fileio", "zoo.outputs", "zoo.backend")),
     ("weights", ("zoo.weights",)),
     ("models", ("zoo.models",)),
     ("preprocessing", ("zoo.preprocessing",)),

@@ -14,6 +14,7 @@ from typing import Any
 
 import click
 
+from zoo.backend import keras_backend
 from zoo.errors import ZooError
 
 
@@ -64,7 +65,11 @@ Examples:
   zoo pull lenet5.mnist         fetch and verify weights
   zoo verify                    re-hash packaged and cached weights""",
 )
-@click.version_option(package_name="keras-zoo", prog_name="zoo")
+@click.version_option(
+    package_name="keras-zoo",
+    prog_name="zoo",
+    message=f"%(prog)s %(version)s (Keras backend: {keras_backend()})",
+)
 @click.pass_context
 def cli(ctx: click.Context) -> None:
     """A Keras 3 model zoo: classic architectures with verified pretrained weights."""

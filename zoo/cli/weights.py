@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from zoo.backend import keras_backend
 from zoo.cli._app import cli, echo_json, human_size, table
 from zoo.errors import ZooError
 
@@ -94,6 +95,7 @@ def info_cmd(name: str, as_json: bool) -> None:
         return
     click.echo(f"{i.display_name} ({i.architecture}, family {i.family})")
     click.echo(f"  task:   {i.task}")
+    click.echo(f"  runs on: Keras backend {keras_backend()} (set KERAS_BACKEND to choose)")
     click.echo(f"  paper:  {i.paper} <{i.paper_url}>")
     if i.description:
         click.echo(f"  about:  {i.description}")

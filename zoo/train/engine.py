@@ -418,6 +418,7 @@ def _run_phase(
         return json.loads((phase_dir / "history.json").read_text())
     model.compile(optimizer=optimizer, loss=loss, metrics=metrics)
     run = _PhaseRun(model, phase_dir, patience if val is not None else None, save_every_steps)
+    _announce(name, run, epochs, verbose)
     for epoch in range(run.start_epoch, epochs):
         logs = run.fit_epoch(train(epoch) if callable(train) else train, val, epoch, epochs, verbose)
         stop = run.record_epoch(epoch, logs)
@@ -425,6 +426,19 @@ def _run_phase(
         if stop:
             break
     return run.finish(done)
+
+
+def _announce(name: str, run: Any, epochs: int, verbose: Any) -> None:
+    """One line on stderr naming the phase, and where a resumed run picks up."""
+    import sys
+
+    if verbose == 0:
+        return
+    if run.start_epoch or run.start_step:
+        where = f"epoch {run.start_epoch + 1}" + (f", step {run.start_step}" if run.start_step else "")
+        print(f"phase {name}: resuming from {where} of {epochs}", file=sys.stderr, flush=True)
+    else:
+        print(f"phase {name}: {epochs} epoch{'s' if epochs != 1 else ''}", file=sys.stderr, flush=True)
 
 
 class _PhaseRun:

@@ -122,3 +122,35 @@ def test_a_folder_published_on_the_hub_loads_by_reference(finetuned, digits, loc
     bad = local_hub.add_repo("me/lenet-digits", tampered, lfs=["model.keras"])
     with pytest.raises(WeightsVerificationError):
         zoo.load(f"hf://me/lenet-digits@{bad}")
+
+
+def test_card_figures_are_what_the_folder_holds(finetuned, digits):
+    """Parameters, file sizes and the metric in card.json are recomputed from the folder itself."""
+    import zoo.data
+    from zoo.tasks.classify import classification_metrics
+
+    card = json.loads((finetuned / "card.json").read_text())
+    config = json.loads((finetuned / "config.json").read_text())
+    model = zoo.load(finetuned)
+    from zoo.models._common import count_parameters
+
+    # the papers' convention, as in the manifest: trainable weights of the whole (unfrozen) network
+    fresh = zoo.build(card["architecture"], num_classes=3, input_shape=tuple(card["input_shape"]))
+    assert card["num_params"] == count_parameters(model) == count_parameters(fresh)
+    for record in card["files"]:
+        assert (finetuned / record["filename"]).stat().st_size == record["size"]
+        assert config["files"][record["filename"]] == record["sha256"]
+    assert "fold 0 of 10" in card["dataset"]["notes"]  # a flat folder: the held-out fold is recorded
+    held_out = zoo.data.load(
+        str(digits),
+        "test",
+        kfold=(10, 0),
+        preprocessing=card["preprocessing"],
+        as_supervised=True,
+        batch_size=64,
+    )
+    measured = classification_metrics(model, held_out)
+    assert measured["top1_accuracy"] == pytest.approx(card["metrics"][0]["value"], abs=0.01)
+    assert card["metrics"][0]["split"] == card["dataset"]["split"]
+    readme = (finetuned / "README.md").read_text()
+    assert readme.startswith('---\nlibrary_name: "zoo"') and f"{card['metrics'][0]['value']:.2f}%" in readme

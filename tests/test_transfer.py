@@ -320,6 +320,19 @@ def test_finetune_lstm_text_classifier_writes_a_folder_with_its_vocabulary(tmp_p
         assert check_file(out / record.filename, record) is None
     model = zoo.load_keras(out / "model.keras")
     assert model.get_layer("max_pool").__class__.__name__ == "MaskedGlobalMaxPooling1D"
+    # the folder is a text classifier everywhere a name goes: the same prediction by folder and by model
+    from click.testing import CliRunner
+
+    from zoo.cli import cli
+
+    texts = ["a moving, beautifully acted film", "a dull and lifeless mess"]
+    shown = CliRunner().invoke(cli, ["predict", str(out), *texts, "--json", "-k", "1"])
+    assert shown.exit_code == 0, shown.output
+    by_folder = [row["top"][0]["label"] for row in json.loads(shown.stdout)]
+    from zoo.tasks.text_classify import predict_texts
+
+    folder_entry = zoo.weights_entry(str(out))
+    assert by_folder == [p.labels[0] for p in predict_texts(model, folder_entry, texts, top_k=1)]
 
 
 def test_one_epoch_policy_for_every_fine_tune():

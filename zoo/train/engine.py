@@ -693,7 +693,7 @@ def fine_tune(
     rates = (learning_rate, fine_tune_learning_rate or learning_rate / 10)
     epochs_pair = (head_epochs, tune_epochs)
     merged = _head_then_blocks(composed, backbone, train, val, epochs_pair, rates, unfreeze, common)
-    model.trainable = True  # the phases trained the model's own layers (composed shares them)
+    _make_trainable(model)  # the phases trained the model's own layers (composed shares them)
     return FineTuneResult(model, merged)
 
 
@@ -722,6 +722,15 @@ def _head_then_blocks(
         history = _run_phase(composed, "phase2", train, val, epochs=epochs[1], optimizer=optimizer, **common)
         _merge(merged, history, "fine-tune")
     return merged
+
+
+def _make_trainable(model: Any) -> None:
+    """Undo the phases' freezing on every layer, nested models included."""
+    model.trainable = True
+    for layer in model.layers:
+        layer.trainable = True
+        if hasattr(layer, "layers"):
+            _make_trainable(layer)
 
 
 def _compose(model: Any, head_dropout: float) -> tuple[Any, Any]:

@@ -273,6 +273,17 @@ def _write_curves(folder: Any, history: dict[str, Any], title: str) -> Path | No
     return folder.path / "curves.png"
 
 
+def _held_out_notes(val_split: dict[str, Any], max_val: int | None) -> str:
+    """How the held-out examples were drawn, so that the metric can be measured again."""
+    notes = []
+    if val_split.get("kfold"):
+        k, fold = val_split["kfold"]
+        notes.append(f"held-out fold {fold} of {k} (zoo.data.load(..., kfold=({k}, {fold})))")
+    if max_val:
+        notes.append(f"validation subset {max_val}")
+    return "; ".join(notes)
+
+
 def _card(
     out: Path,
     entry: Any,
@@ -315,7 +326,7 @@ def _card(
         dataset={
             "name": str(data),
             "split": val_split["split"],
-            "notes": f"validation subset {max_val}" if max_val else "",
+            "notes": _held_out_notes(val_split, max_val),
         },
         metrics=[metric],
         references=[],

@@ -235,10 +235,11 @@ def test_finetune_killed_mid_epoch_resumes_and_writes_a_valid_folder(digits_fold
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert not (out / "model.keras").exists()
-    resumed = subprocess.run(cmd + ["--json"], capture_output=True, text=True, timeout=600)
+    resumed = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
-    summary = json.loads(resumed.stdout[resumed.stdout.index("{") :])
-    assert summary["metrics"]["top1_accuracy"] > 50
+    assert "full fine-tune: resuming from epoch" in resumed.stderr, resumed.stderr[-2000:]
+    assert "ran out of data" not in resumed.stderr  # one fit call per epoch is by design, not a warning
+    assert json.loads((out / "card.json").read_text())["metrics"][0]["value"] > 50
     model = zoo.load_keras(out / "model.keras")
     assert model.output_shape == (None, 10)
     card = json.loads((out / "card.json").read_text())

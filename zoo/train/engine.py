@@ -434,11 +434,21 @@ def _announce(name: str, run: Any, epochs: int, verbose: Any) -> None:
 
     if verbose == 0:
         return
+    title = _PHASE_TITLES.get(name, name)
     if run.start_epoch or run.start_step:
         where = f"epoch {run.start_epoch + 1}" + (f", step {run.start_step}" if run.start_step else "")
-        print(f"phase {name}: resuming from {where} of {epochs}", file=sys.stderr, flush=True)
+        print(f"{title}: resuming from {where} of {epochs}", file=sys.stderr, flush=True)
     else:
-        print(f"phase {name}: {epochs} epoch{'s' if epochs != 1 else ''}", file=sys.stderr, flush=True)
+        print(f"{title}: {epochs} epoch{'s' if epochs != 1 else ''}", file=sys.stderr, flush=True)
+
+
+_PHASE_TITLES = {
+    "phase1": "phase 1, head (backbone frozen)",
+    "phase2": "phase 2, fine-tune (top blocks unfrozen)",
+    "full": "full fine-tune",
+    "head": "phase 1, head",
+    "encoder": "phase 2, encoder",
+}
 
 
 class _PhaseRun:
@@ -501,15 +511,17 @@ class _PhaseRun:
             data = data.skip(skip)
         restore = self.metric_values if epoch == self.start_epoch and skip else None
         steps = _step_checkpoint_type()(self, epoch, skip, restore)
-        logs = self.model.fit(
-            data,
-            validation_data=val,
-            epochs=epochs,
-            initial_epoch=epoch,
-            shuffle=False,
-            verbose=verbose,
-            callbacks=[steps, keras.callbacks.TerminateOnNaN()],
-        ).history
+        with warnings.catch_warnings():  # each fit call is one whole pass by design: not a short dataset
+            warnings.filterwarnings("ignore", message="Your input ran out of data")
+            logs = self.model.fit(
+                data,
+                validation_data=val,
+                epochs=epochs,
+                initial_epoch=epoch,
+                shuffle=False,
+                verbose=verbose,
+                callbacks=[steps, keras.callbacks.TerminateOnNaN()],
+            ).history
         check_finite_history(logs)
         self.steps_per_epoch = self.steps_per_epoch or steps.steps  # learnt from a whole epoch
         return logs

@@ -711,20 +711,10 @@ def finetune_text(
     Returns:
         A summary: output paths, the validation metric and the history.
     """
+    args = {k: v for k, v in locals().items() if k in _RUN_KEYS}  # the run's settings
     from zoo import api
 
-    settings = _run_settings(
-        epochs=epochs,
-        strategy=strategy,
-        batch_size=batch_size,
-        learning_rate=learning_rate,
-        unfreeze=unfreeze,
-        max_train=max_train,
-        seed=seed,
-        distribute=distribute,
-        max_val=max_val,
-        save_every_steps=save_every_steps,
-    )
+    settings = _run_settings(**args)
     entry = api.weights_entry(name)
     spec = wordpiece_spec(entry)
     train_split, val_split, info, inputs = _run_inputs(entry, data, data_dir, settings, weights, max_val)

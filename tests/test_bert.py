@@ -784,6 +784,17 @@ def test_finetune_cli_trains_a_text_classifier(tiny_text_entry, tmp_path):
     assert model(batch, training=False).shape == (2, 2)
     history = summary["history"]
     assert history["phase"] == ["head", "encoder"]
+    # the folder is a BERT text classifier wherever a name goes, and plain Keras loads it after import zoo
+    texts = ["a moving and wonderful film", "dull, lifeless and far too long"]
+    shown = CliRunner().invoke(cli, ["predict", str(out), *texts, "--json", "-k", "2"])
+    assert shown.exit_code == 0, shown.output
+    rows = json.loads(shown.stdout)
+    assert [r["input"] for r in rows] == texts and all(len(r["top"]) == 2 for r in rows)
+    import keras
+
+    plain = keras.saving.load_model(out / "model.keras", safe_mode=True)
+    assert getattr(plain, "optimizer", None) is None, "the folder's model.keras carries no optimizer state"
+    np.testing.assert_allclose(np.asarray(plain(batch)), np.asarray(zoo.load(out)(batch)), atol=1e-6)
 
 
 def test_text_helpers_refuse_models_without_wordpiece():

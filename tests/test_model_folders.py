@@ -154,3 +154,16 @@ def test_card_figures_are_what_the_folder_holds(finetuned, digits):
     assert card["metrics"][0]["split"] == card["dataset"]["split"]
     readme = (finetuned / "README.md").read_text()
     assert readme.startswith('---\nlibrary_name: "zoo"') and f"{card['metrics'][0]['value']:.2f}%" in readme
+
+
+@pytest.mark.hub
+def test_an_unreachable_or_wrong_hub_reference_is_one_typed_error(local_hub, hf_env, monkeypatch):
+    from zoo.errors import OfflineError, WeightsNotFoundError
+
+    with pytest.raises(WeightsNotFoundError, match="hf://me/nothing-here@main"):
+        zoo.load("hf://me/nothing-here@main")
+    hf_env.set_offline(monkeypatch)
+    with pytest.raises(OfflineError, match="not cached"):
+        zoo.load("hf://me/never-fetched@0123456789abcdef0123456789abcdef01234567")
+    with pytest.raises(InputError, match="hf://OWNER/NAME@REVISION"):
+        zoo.load("hf://no-revision")

@@ -566,19 +566,32 @@ def fetch_hub_folder(repo_id: str, revision: str, card: str = "card.json") -> Pa
     """
     import json
 
-    import huggingface_hub
-    from huggingface_hub import errors as hf_errors
-
     where = f"hf://{repo_id}@{revision}"
+    card_path = _fetch(repo_id, card, revision, where)
     try:
-        card_path = Path(huggingface_hub.hf_hub_download(repo_id, card, revision=revision))
         names = [f["filename"] for f in json.loads(card_path.read_text(encoding="utf-8"))["files"]]
         for name in names:
             if not isinstance(name, str) or "/" in name or name.startswith("."):
                 raise ValueError(f"bad file name {name!r}")
-            huggingface_hub.hf_hub_download(repo_id, name, revision=revision)
     except (KeyError, ValueError, TypeError) as exc:
         raise WeightsFormatError(f"{where}: its {card} is not a zoo model card ({exc})") from exc
+    for name in names:
+        _fetch(repo_id, name, revision, where)
+    return card_path.parent
+
+
+def _fetch(repo_id: str, filename: str, revision: str, where: str) -> Path:
+    """One file of a Hub repo at ``revision``, with the Hub's failures as the zoo's typed errors."""
+    import huggingface_hub
+    from huggingface_hub import errors as hf_errors
+
+    try:
+        return Path(huggingface_hub.hf_hub_download(repo_id, filename, revision=revision))
+    except (hf_errors.LocalEntryNotFoundError, hf_errors.OfflineModeIsEnabled) as exc:  # before EntryNotFound
+        raise OfflineError(
+            f"{where} is not cached and the Hub cannot be reached (offline); connect, or set HF_ENDPOINT "
+            "to a reachable mirror"
+        ) from exc
     except (
         hf_errors.RepositoryNotFoundError,
         hf_errors.RevisionNotFoundError,
@@ -587,9 +600,8 @@ def fetch_hub_folder(repo_id: str, revision: str, card: str = "card.json") -> Pa
         raise WeightsNotFoundError(
             f"{where}: {str(exc).splitlines()[0]}; check the repo name and revision"
         ) from exc
-    except Exception as exc:  # connection errors, offline mode, timeouts
+    except Exception as exc:  # connection errors, timeouts
         raise OfflineError(
-            f"{where} is not cached and the Hub cannot be reached ({type(exc).__name__}); connect, or "
-            "set HF_ENDPOINT to a reachable mirror"
+            f"{where}: {filename} is not cached and the Hub cannot be reached ({type(exc).__name__}); "
+            "connect, or set HF_ENDPOINT to a reachable mirror"
         ) from exc
-    return card_path.parent

@@ -214,6 +214,12 @@ def folder_entry(folder: str | os.PathLike[str]) -> WeightsEntry:
     return dataclasses.replace(entry, name=str(root))
 
 
+def _check_folder_weights(folder: Path, weights: Any) -> None:
+    """A model folder has its own weights: refuse any other choice (a tag, a file, ``None``)."""
+    if weights != "default":
+        raise InputError(f"{folder} is a model folder: it has its own weights, so drop weights={weights!r}")
+
+
 def weights_entry(name: str, weights: str = "default") -> WeightsEntry:
     """Return the manifest entry that ``name`` (and an optional tag in ``weights``) selects.
 
@@ -225,8 +231,7 @@ def weights_entry(name: str, weights: str = "default") -> WeightsEntry:
     """
     folder = model_folder(name)
     if folder is not None:
-        if weights not in ("default", None):
-            raise InputError(f"{name} is a model folder: it has its own weights, so drop weights={weights!r}")
+        _check_folder_weights(folder, weights)
         return folder_entry(folder)
     spec = _registry.get_spec(name)
     _, name_tag = _registry.split_name(name)
@@ -500,8 +505,7 @@ def _load_folder(
     builder_kwargs: dict[str, Any],
 ) -> Any:
     """Load a fine-tuned model folder's ``model.keras`` after checking it against its card."""
-    if weights != "default":
-        raise InputError(f"{folder} is a model folder: it has its own weights, so drop weights={weights!r}")
+    _check_folder_weights(folder, weights)
     entry = folder_entry(folder)
     asked = {"include_top": include_top is False, "input_shape": input_shape, **builder_kwargs}
     changes = [k for k, v in asked.items() if v not in (None, False)]

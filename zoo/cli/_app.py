@@ -78,8 +78,8 @@ def cli(ctx: click.Context) -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
-#: Commands that never load TensorFlow (they stay fast).
-LIGHT_COMMANDS = ("list", "info", "pull")
+#: Commands that start without TensorFlow (verify loads it only for --golden): they stay fast.
+LIGHT_COMMANDS = ("list", "info", "pull", "verify")
 
 
 def quiet_tensorflow_start() -> None:

@@ -77,9 +77,10 @@ def predict_cmd(name: str, inputs: tuple[str, ...], text_file: str | None, top_k
     from zoo.tasks import task_of
     from zoo.tasks.predict import predict
 
-    texts = task_of(api.weights_entry(name)) == "text-classification"
+    entry = api.weights_entry(name)  # resolved once: a folder or hf:// reference is read once
+    texts = task_of(entry) == "text-classification"
     items = _texts(inputs, text_file) if texts else _image_paths(inputs)
-    results = predict(name, items, top_k=top_k)
+    results = predict(entry.name, items, top_k=top_k)
     failed = [r for r in results if r.error is not None]
     if failed and len(failed) == len(results):  # nothing to show: one line, as for any refusal
         first = failed[0].error

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import sys
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -430,8 +431,6 @@ def _run_phase(
 
 def _announce(name: str, run: Any, epochs: int, verbose: Any) -> None:
     """One line on stderr naming the phase, and where a resumed run picks up."""
-    import sys
-
     if verbose == 0:
         return
     title = _PHASE_TITLES.get(name, name)
@@ -890,8 +889,7 @@ def fine_tune_text(
         set_trainable_top(model, top)
         optimizer = bert_optimizer(lr, n * steps_per_epoch)
         _merge(merged, _run_phase(model, phase, train, val, epochs=n, optimizer=optimizer, **common), phase)
-    for layer in model.layers:
-        layer.trainable = True
+    _make_trainable(model)
     return merged
 
 

@@ -245,9 +245,8 @@ def _write_model_files(folder: Any, model: Any, spec: dict[str, Any]) -> tuple[l
     from zoo.weights.manifest import file_record
 
     if getattr(model, "optimizer", None) is not None and getattr(model, "inputs", None):
-        model = keras.Model(
-            model.inputs, model.outputs, name=model.name
-        )  # the same layers, no optimizer state
+        # the same layers in an uncompiled model: model.keras carries no optimizer state
+        model = keras.Model(model.inputs, model.outputs, name=model.name)
     with folder.write("model.keras") as tmp:
         model.save(tmp)
     files = [file_record(folder.path / "model.keras", "keras")]
@@ -259,8 +258,8 @@ def _write_model_files(folder: Any, model: Any, spec: dict[str, Any]) -> tuple[l
     return files, spec
 
 
-def _write_curves(folder: Any, history: dict[str, Any], title: str) -> Path | None:
-    """Write ``curves.png``; without matplotlib, say how to get it and write no picture."""
+def _write_curves(folder: Any, history: dict[str, Any], title: str) -> bool:
+    """Write ``curves.png`` (``True``); without matplotlib, say how to get it and write none."""
     from zoo.errors import MissingDependencyError
     from zoo.train.schedules import plot_history
 
@@ -269,8 +268,8 @@ def _write_curves(folder: Any, history: dict[str, Any], title: str) -> Path | No
             plot_history({k: v for k, v in history.items() if k != "phase"}, tmp, title=title)
     except MissingDependencyError as exc:
         print(f"note: no curves.png: {exc}", file=sys.stderr)
-        return None
-    return folder.path / "curves.png"
+        return False
+    return True
 
 
 def _held_out_notes(val_split: dict[str, Any], max_val: int | None) -> str:
@@ -359,7 +358,6 @@ def _write_folder(
     the run's arguments, recorded in the card's recipe notes.
     """
     out = folder.path
-    model_path = out / "model.keras"
     files, spec = _write_model_files(folder, model, spec)
     curves = _write_curves(folder, history, title=f"{name} on {data}")
     command = (
@@ -368,15 +366,20 @@ def _write_folder(
         else f"zoo.finetune({name!r}, {data!r})"
     )
     card = _card(out, entry, model, files, spec, labels, data, val_split, max_val, metrics, settings, command)
-    card_path = out / "card.json"
-    _write_hub_files(folder, card, entry, curves is not None)
+    _write_hub_files(folder, card, entry, curves)
     with folder.write("card.json") as tmp:  # written last: a folder with a card is a finished run
         Path(tmp).write_text(json.dumps(card, indent=2, sort_keys=True))
     folder.drop_dir("checkpoints")
+    return _summary(folder, metrics, history)
+
+
+def _summary(folder: Any, metrics: dict[str, float], history: dict[str, Any]) -> dict[str, Any]:
+    """What a fine-tune returns: the folder's paths, the held-out metrics and the history."""
+    curves = folder.path / "curves.png"
     return {
-        "model": str(model_path),
-        "card": str(card_path),
-        "curves": str(curves) if curves else None,
+        "model": str(folder.path / "model.keras"),
+        "card": str(folder.path / "card.json"),
+        "curves": str(curves) if curves.is_file() else None,
         "metrics": metrics,
         "history": history,
     }
@@ -388,17 +391,10 @@ def _finished(folder: Any) -> dict[str, Any] | None:
         return None
     card = json.loads((folder.path / "card.json").read_text(encoding="utf-8"))
     accuracy = card["metrics"][0]["value"]
-    curves = folder.path / "curves.png"
     print(
         f"{folder.path} already holds this fine-tune (same data and settings); nothing to do", file=sys.stderr
     )
-    return {
-        "model": str(folder.path / "model.keras"),
-        "card": str(folder.path / "card.json"),
-        "curves": str(curves) if curves.is_file() else None,
-        "metrics": {"top1_accuracy": accuracy, "top1_error": 100.0 - accuracy},
-        "history": {},
-    }
+    return _summary(folder, {"top1_accuracy": accuracy, "top1_error": 100.0 - accuracy}, {})
 
 
 def _base_model(entry: Any) -> dict[str, Any]:

@@ -48,14 +48,11 @@ __all__ = [
     "OutputError",
     "OutputLockedError",
     "OwnedFolder",
-    "cache_root",
     "check_file_target",
     "check_folder_target",
     "output_file",
     "output_folder",
     "replace_folder",
-    "read_json_table",
-    "update_json_table",
 ]
 
 #: Name of the marker file inside every folder the zoo creates as an output.

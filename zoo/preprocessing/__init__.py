@@ -3,15 +3,15 @@
 * :mod:`zoo.preprocessing.specs`: validate image and text specs and turn them into
   ``tf.data`` transforms (:func:`make_transform`).
 * :mod:`zoo.preprocessing.wordpiece`: the BERT WordPiece tokeniser and input dict.
-* :mod:`zoo.preprocessing.bind`: :func:`transform_for`, the one binding of a weights
-  entry to its input pipeline (vocabularies resolved to verified files).
+* :mod:`zoo.preprocessing.bind`: the binding of a weights entry to its input pipeline
+  (vocabularies resolved to verified files, image specs fitted to a model's input).
 
 Importing this package does not import TensorFlow.
 """
 
 from __future__ import annotations
 
-from zoo.preprocessing.bind import MAX_TEXT_TOKENS, adapt_preprocessing, local_text_spec, transform_for
+from zoo.preprocessing.bind import MAX_TEXT_TOKENS, adapt_preprocessing, local_text_spec
 from zoo.preprocessing.specs import (
     build_vocab,
     image_spec,
@@ -32,6 +32,5 @@ __all__ = [
     "make_transform",
     "text_spec",
     "text_transform",
-    "transform_for",
     "validate_preprocessing",
 ]

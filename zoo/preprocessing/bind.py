@@ -1,10 +1,8 @@
 """The binding of a weights entry to its input pipeline.
 
-The one place that turns a
-manifest record's ``preprocessing`` into a spec ready to run on new data.
-
-:func:`transform_for` gives the spec of any entry (image, word ids, WordPiece);
-text vocabularies are resolved to verified local files through the weights layer.
+Turns a manifest record's ``preprocessing`` into a spec ready to run on new data:
+:func:`local_text_spec` resolves a text vocabulary to its verified local file (through
+the weights layer), :func:`adapt_preprocessing` fits an image spec to a model's input.
 """
 
 from __future__ import annotations
@@ -14,7 +12,7 @@ from typing import Any
 
 from zoo.errors import InputError
 
-__all__ = ["MAX_TEXT_TOKENS", "adapt_preprocessing", "local_text_spec", "transform_for", "wordpiece_spec"]
+__all__ = ["MAX_TEXT_TOKENS", "adapt_preprocessing", "local_text_spec", "wordpiece_spec"]
 
 #: Token limit of a text example when the weights' preprocessing sets none.
 MAX_TEXT_TOKENS = 512
@@ -55,19 +53,3 @@ def wordpiece_spec(entry: Any, paths: dict[str, Path] | None = None) -> dict[str
     if entry.preprocessing.get("type") != "text" or entry.preprocessing.get("tokenizer") != "wordpiece":
         raise InputError(f"{entry.name} has no WordPiece preprocessing")
     return local_text_spec(entry, paths)
-
-
-def transform_for(entry: Any, paths: dict[str, Path] | None = None) -> dict[str, Any]:
-    """The preprocessing spec of a weights entry, ready to run: text vocabularies as verified paths.
-
-    Args:
-        entry: A :class:`~zoo.weights.manifest.WeightsEntry`.
-        paths: The entry's verified local files, if already resolved.
-
-    Returns:
-        A preprocessing spec for :func:`zoo.data.load` and :func:`zoo.preprocessing.make_preprocess`.
-    """
-    spec = dict(entry.preprocessing or {})
-    if spec.get("type") == "text":
-        return local_text_spec(entry, paths)
-    return spec

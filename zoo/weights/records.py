@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from zoo.errors import ManifestError
-from zoo.weights.manifest import WeightsEntry, file_record
+from zoo.weights.manifest import _OPTIONAL, WeightsEntry, file_record  # the schema's optional keys
 
 
 def _plain(value: Any) -> Any:
@@ -65,7 +65,6 @@ _ORDER = (
     "library_versions",
     "notes",
 )
-_OPTIONAL = frozenset({"converter", "golden", "library_versions", "notes"})
 
 
 def make_record(

@@ -783,7 +783,7 @@ def test_finetune_cli_trains_a_text_classifier(tiny_text_entry, tmp_path):
     batch = {k: np.ones((2, 6), np.int32) for k in ("input_ids", "token_type_ids", "attention_mask")}
     assert model(batch, training=False).shape == (2, 2)
     history = summary["history"]
-    assert history["phase"] == ["head", "encoder"]
+    assert history["phase"] == ["probe", "encoder", "encoder"]
     # the folder is a BERT text classifier wherever a name goes, and plain Keras loads it after import zoo
     texts = ["a moving and wonderful film", "dull, lifeless and far too long"]
     shown = CliRunner().invoke(cli, ["predict", str(out), *texts, "--json", "-k", "2"])

@@ -152,6 +152,47 @@ def test_phase_one_keeps_batch_norm_statistics_frozen():
     assert result.history["phase"] == ["head", "head"]
 
 
+def test_probe_trains_the_head_on_features_computed_once(tmp_path, monkeypatch):
+    """The linear probe: backbone untouched, head fitted on features, one checkpointed phase."""
+    from zoo.train import engine
+
+    model = zoo.build("resnet20", num_classes=3)
+    backbone_before = [np.array(w) for w in split_backbone(model)[0].weights]
+    head_before = np.array(model.get_layer("head").kernel)
+    calls = []
+    original = engine._features_of
+    monkeypatch.setattr(engine, "_features_of", lambda *a: calls.append(1) or original(*a))
+    data, val = _random_data(), _random_data(seed=1)
+    result = fine_tune(model, data, val, strategy="probe", checkpoint_dir=tmp_path, verbose=0)
+    assert calls == [1, 1]  # one pass over the training data, one over the validation data
+    for before, after in zip(backbone_before, split_backbone(model)[0].weights, strict=True):
+        np.testing.assert_array_equal(before, np.array(after))
+    assert not np.array_equal(head_before, np.array(model.get_layer("head").kernel))
+    assert result.history["phase"] == ["probe"] and "val_accuracy" in result.history
+    assert (tmp_path / "probe" / "done.weights.h5").is_file()
+    # a rerun (a resumed fine-tune) reuses the finished probe: no features, the same head
+    again = zoo.build("resnet20", num_classes=3)
+    fine_tune(again, data, val, strategy="probe", checkpoint_dir=tmp_path, verbose=0)
+    np.testing.assert_array_equal(model.get_layer("head").kernel, again.get_layer("head").kernel)
+    assert calls == [1, 1], "a finished probe computes no features again"
+
+
+def test_two_phase_starts_fine_tuning_from_the_probed_head():
+    """LP-FT: on separable features, the probe alone already fits the training data."""
+    model = zoo.build("lenet5", num_classes=3)
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 96)
+    x = np.zeros((96, 32, 32, 1), np.float32)
+    for label in range(3):  # one bright quadrant per class
+        x[y == label, label * 10 : label * 10 + 10, :10] = 1.0
+    import tensorflow as tf
+
+    data = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)
+    result = fine_tune(model, data, data, strategy="two_phase", epochs=1, verbose=0)
+    assert result.history["phase"] == ["probe", "fine-tune"]
+    assert result.history["val_accuracy"][0] == 1.0  # after the probe, before any fine-tuning
+
+
 def test_two_phase_unfreezes_only_the_top_blocks():
     model = zoo.build("resnet20", num_classes=3)
     data = _random_data()
@@ -160,7 +201,7 @@ def test_two_phase_unfreezes_only_the_top_blocks():
     result = fine_tune(model, data, data, epochs=(1, 1), unfreeze=1, verbose=0, patience=None)
     np.testing.assert_array_equal(low, np.array(model.get_layer("layer1_0_conv1").kernel))
     assert not np.array_equal(top, np.array(model.get_layer("layer3_2_conv2").kernel))
-    assert result.history["phase"] == ["head", "fine-tune"]
+    assert result.history["phase"] == ["probe", "head", "fine-tune"]
 
 
 def test_load_keras_refuses_lambda_layers(tmp_path):
@@ -340,9 +381,9 @@ def test_one_epoch_policy_for_every_fine_tune():
     from zoo.errors import InputError
     from zoo.train.engine import split_epochs
 
-    assert split_epochs("two_phase", 10) == (2, 8)
-    assert split_epochs("two_phase", 3) == (1, 2)
+    assert split_epochs("two_phase", 10) == (0, 10)  # after its probe, which counts no epochs
     assert split_epochs("two_phase", 1) == (0, 1)
+    assert split_epochs("probe", 10) == (0, 0)
     assert split_epochs("head", 4) == (4, 0) and split_epochs("full", 4) == (0, 4)
     assert split_epochs("two_phase", (3, 5)) == (3, 5)
     for bad in (0, (0, 0), (-1, 2)):

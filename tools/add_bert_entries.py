@@ -121,7 +121,7 @@ def minilm_sentence() -> dict:
             {"type": "hf", "repo_id": MINILM_REPO, "revision": MINILM_REVISION},
         ],
         converter="bert_hf_safetensors",
-        builder_kwargs={},
+        builder_kwargs={"pooling": "mean"},  # a classification top reads the sentence embedding
         input_shape=None,
         num_classes=None,
         labels=None,
@@ -148,7 +148,9 @@ def minilm_sentence() -> dict:
             "sentence-transformers makes them: WordPiece with the bundled vocab.txt, truncation at 256 "
             "tokens (its max_seq_length; the package's tokenizer.json pads and truncates to 128 and is "
             "not used), attention-mask-weighted mean of sequence_output, L2 normalisation. The pooler "
-            "weights are loaded but unused by the embeddings."
+            "weights are loaded but unused by the embeddings; with a classification top "
+            "(include_top=True, as zoo finetune builds it) the head reads the same masked mean "
+            "(builder argument pooling='mean')."
         ),
     )
 

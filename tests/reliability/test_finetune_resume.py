@@ -30,7 +30,7 @@ pytestmark = pytest.mark.slow
 
 EPOCHS, TRAIN, BATCH, EVERY = 4, 192, 16, 3
 STEPS = TRAIN // BATCH  # per epoch
-PHASES = ("phase1", "phase2")  # two_phase: 2 epochs each
+PHASES = ("probe", "phase2")  # two_phase: a linear probe (one checkpoint when done), then the epochs
 TOTAL = EPOCHS * STEPS
 KILLS = 3
 SEED = 11
@@ -82,19 +82,17 @@ def _env() -> dict[str, str]:
 
 
 def _progress(out: Path) -> int:
-    """Global training step reached, from the checkpoints on disk (-1 before the first one)."""
-    done = 0
-    for index, phase in enumerate(PHASES):
-        folder = out / "checkpoints" / phase
-        if (folder / "done.weights.h5").is_file():
-            done = (index + 1) * (EPOCHS // 2) * STEPS
-            continue
-        try:
-            state = json.loads((folder / "backup" / "state.json").read_text())
-        except (OSError, ValueError):
-            return done if index else -1
-        return index * (EPOCHS // 2) * STEPS + state["epoch"] * STEPS + state["step"]
-    return done
+    """Global training step of phase 2 reached, from the checkpoints on disk (-1 before the probe ends)."""
+    probe, tune = (out / "checkpoints" / phase for phase in PHASES)
+    if not (probe / "done.weights.h5").is_file():
+        return -1
+    if (tune / "done.weights.h5").is_file():
+        return TOTAL
+    try:
+        state = json.loads((tune / "backup" / "state.json").read_text())
+    except (OSError, ValueError):
+        return 0
+    return state["epoch"] * STEPS + state["step"]
 
 
 def _check_outputs_whole(out: Path) -> None:

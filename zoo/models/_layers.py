@@ -131,6 +131,26 @@ class TakeToken(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="zoo")
+class MaskedMeanPooling(keras.layers.Layer):
+    """Mean of a ``(batch, seq_len, hidden)`` sequence over the positions its mask keeps.
+
+    Called on ``[sequence, attention_mask]``; the sentence embedding of
+    sentence-transformers (before its L2 normalisation). An all-zero mask gives zeros.
+    """
+
+    def call(self, inputs: list[Any]) -> Any:
+        """Return ``(batch, hidden)`` masked means."""
+        sequence, mask = inputs
+        weights = ops.expand_dims(ops.cast(mask, sequence.dtype), -1)
+        total = ops.sum(sequence * weights, axis=1)
+        return total / ops.maximum(ops.sum(weights, axis=1), ops.cast(1e-9, sequence.dtype))
+
+    def compute_output_shape(self, input_shape: list[tuple]) -> tuple:
+        """Return ``(batch, hidden)``."""
+        return (input_shape[0][0], input_shape[0][2])
+
+
+@keras.saving.register_keras_serializable(package="zoo")
 class ScaledDotProductAttention(keras.layers.Layer):
     """Multi-head scaled dot-product attention over projected queries, keys and values.
 

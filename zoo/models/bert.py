@@ -127,6 +127,26 @@ def _pooler(x: Any, hidden_size: int, init: Any) -> tuple[Any, Any]:
     return sequence_output, _dense(hidden_size, "pooler_dense", init, activation="tanh")(cls)
 
 
+def _top(
+    sequence_output: Any,
+    pooled_output: Any,
+    mask: Any,
+    pooling: str,
+    dropout: float,
+    num_classes: int,
+    activation: str | None,
+) -> Any:
+    """The sequence-classification top: dropout, ``pre_logits`` and ``head`` on the pooled text."""
+    if pooling not in ("cls", "mean"):
+        raise ValueError(f"pooling must be 'cls' or 'mean', got {pooling!r}")
+    if pooling == "mean":
+        from zoo.models._layers import MaskedMeanPooling
+
+        pooled_output = MaskedMeanPooling(name="mean_pooling")([sequence_output, mask])
+    y = keras.layers.Dropout(dropout, name="classifier_dropout")(pooled_output)
+    return classifier_head(y, num_classes, activation=activation)
+
+
 def bert_encoder(
     *,
     num_layers: int,
@@ -142,6 +162,7 @@ def bert_encoder(
     include_top: bool = False,
     num_classes: int = 2,
     classifier_activation: str | None = None,
+    pooling: str = "cls",
     name: str = "bert",
 ) -> keras.Model:
     """Build a BERT encoder of any size.
@@ -158,9 +179,10 @@ def bert_encoder(
             ``classifier_dropout``.
         attention_dropout: Dropout rate on the attention probabilities.
         layer_norm_epsilon: Epsilon of every LayerNorm.
-        include_top: Add a sequence-classification head on ``pooled_output``.
+        include_top: Add a sequence-classification head (on ``pooled_output`` or the mean).
         num_classes: Size of the ``head`` layer when ``include_top``.
         classifier_activation: Activation of ``head``; ``None`` gives logits.
+        pooling: ``"cls"`` (the pooler) or ``"mean"`` (sentence-transformers' masked mean).
         name: Name of the returned model.
 
     Returns:
@@ -200,11 +222,10 @@ def bert_encoder(
         )
 
     sequence_output, pooled_output = _pooler(x, hidden_size, init)
+    outputs: Any = {"sequence_output": sequence_output, "pooled_output": pooled_output}
     if include_top:
-        y = keras.layers.Dropout(hidden_dropout, name="classifier_dropout")(pooled_output)
-        outputs: Any = classifier_head(y, num_classes, activation=classifier_activation)
-    else:
-        outputs = {"sequence_output": sequence_output, "pooled_output": pooled_output}
+        top = (pooling, hidden_dropout, num_classes, classifier_activation)
+        outputs = _top(sequence_output, pooled_output, inputs["attention_mask"], *top)
     return keras.Model(inputs, outputs, name=name)
 
 
@@ -429,6 +450,7 @@ def minilm_l6(
     hidden_dropout: float = 0.1,
     attention_dropout: float = 0.1,
     classifier_activation: str | None = None,
+    pooling: str = "cls",
 ) -> keras.Model:
     """Build MiniLM-L6: 6 layers, hidden size 384, 12 heads, feed-forward 1536.
 
@@ -445,6 +467,8 @@ def minilm_l6(
         hidden_dropout: Dropout rate on embeddings, sublayer outputs and the head.
         attention_dropout: Dropout rate on the attention probabilities.
         classifier_activation: Activation of ``head``; ``None`` gives logits.
+        pooling: ``"cls"`` (the pooler) or ``"mean"`` (the sentence embedding) under the
+            classification top; see :func:`bert_encoder`.
 
     Returns:
         An uncompiled ``keras.Model`` named ``"minilm_l6"``; see
@@ -461,6 +485,7 @@ def minilm_l6(
         hidden_dropout=hidden_dropout,
         attention_dropout=attention_dropout,
         classifier_activation=classifier_activation,
+        pooling=pooling,
         name="minilm_l6",
     )
 

@@ -10,6 +10,7 @@ batch padded to its longest text, and the model runs in inference mode.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from typing import Any
 
 from zoo.errors import InputError
@@ -162,3 +163,32 @@ def predict_texts(
     labels = entry.labels or tuple(str(i) for i in range(entry.num_classes))
     rows = (row for batch in ds for row in _probabilities(model, model.predict_on_batch(batch)))
     return [_top(text, row, labels, top_k) for text, row in zip(texts, rows, strict=True)]
+
+
+def encode_texts(entry: WeightsEntry, texts: Sequence[str]) -> dict[str, Any]:
+    """Token ids of ``texts`` as the entry's text classifier takes them, made as :func:`predict_texts` does.
+
+    Each text is tokenised with the entry's own vocabulary, lower-casing and truncation;
+    the batch is padded on the right with id 0 to its longest text.
+
+    Args:
+        entry: A weights entry with text preprocessing.
+        texts: The texts, one example each.
+
+    Returns:
+        NumPy int32 arrays ``(len(texts), longest)``: ``input_ids``, ``token_type_ids``
+        and ``attention_mask`` for WordPiece (BERT) entries, ``input_ids`` alone otherwise.
+    """
+    import tensorflow as tf
+
+    from zoo.preprocessing import local_text_spec, make_transform
+    from zoo.preprocessing.wordpiece import bert_inputs
+
+    if isinstance(texts, str) or not texts:
+        raise InputError("texts must be a non-empty list of strings")
+    spec = local_text_spec(entry)
+    raw = [t.encode("utf-8", "replace") for t in texts]
+    ds = tf.data.Dataset.from_tensor_slices(tf.constant(raw, tf.string, shape=[len(raw)]))
+    ids = next(iter(ds.map(make_transform(spec)).padded_batch(len(raw)))).numpy()
+    inputs = bert_inputs(ids)  # int32, cut to the longest text
+    return inputs if spec["tokenizer"] == "wordpiece" else {"input_ids": inputs["input_ids"]}

@@ -273,7 +273,7 @@ def _atomic_savez(path: Path, arrays: dict[str, Any]) -> None:
 # Fine-tuning
 # --------------------------------------------------------------------------------------
 
-STRATEGIES = ("two_phase", "head", "full")
+STRATEGIES = ("two_phase", "probe", "head", "full")
 
 
 @dataclass
@@ -596,10 +596,9 @@ def _step_checkpoint_type() -> type:
 def split_epochs(strategy: str, epochs: int | tuple[int, int]) -> tuple[int, int]:
     """The one epoch policy of every fine-tune: ``(head_epochs, fine_tune_epochs)``.
 
-    ``"head"`` and ``"full"`` spend every epoch in their single phase. ``"two_phase"``
-    gives the new head a quarter of the epochs (at least one when there are two or
-    more, none for a single epoch) and the rest to training the unfrozen blocks:
-    ``10 -> (2, 8)``, ``3 -> (1, 2)``, ``1 -> (0, 1)``. A pair is taken as given.
+    ``"head"`` and ``"full"`` spend every epoch in their single phase; ``"two_phase"``
+    spends them all fine-tuning (its linear probe on cached features comes first and
+    counts no epochs); ``"probe"`` spends none. A pair is taken as given.
 
     Raises:
         InputError: For an unknown strategy or a negative or empty epoch count.
@@ -610,12 +609,11 @@ def split_epochs(strategy: str, epochs: int | tuple[int, int]) -> tuple[int, int
         head, tune = (int(n) for n in epochs)
     elif strategy == "head":
         head, tune = epochs, 0
-    elif strategy == "full":
-        head, tune = 0, epochs
+    elif strategy == "probe":
+        head, tune = 0, 0
     else:
-        head = epochs // 4 if epochs >= 4 else min(1, epochs - 1)
-        head, tune = max(0, head), epochs - max(0, head)
-    if head < 0 or tune < 0 or head + tune < 1:
+        head, tune = 0, epochs
+    if head < 0 or tune < 0 or (head + tune < 1 and strategy != "probe"):
         raise InputError(f"epochs must add up to at least 1, got {epochs!r}")
     return head, tune
 
@@ -644,14 +642,19 @@ def fine_tune(
     metrics: list[Any] | None = None,
     verbose: Any = "auto",
 ) -> FineTuneResult:
-    """Fine-tune a classifier the way the Keras transfer-learning guide prescribes.
+    """Fine-tune a classifier: by default a linear probe, then the whole network (LP-FT).
 
-    ``"two_phase"``: the head trains on the frozen backbone (called with ``training=False``,
-    so batch norm stays in inference mode), then the top ``unfreeze`` blocks join it at
-    ``fine_tune_learning_rate``. ``"head"`` is phase 1 only; ``"full"`` trains the model as
-    built. Epochs follow :func:`split_epochs` and are fixed: ``val`` is measured but picks no
-    weights unless ``patience`` asks for early stopping. ``checkpoint_dir`` makes it resumable;
-    call it in a ``tf.distribute.Strategy`` scope (where the model was built) to distribute.
+    ``"two_phase"`` (the default): the new head first trains alone on the frozen backbone's
+    features, computed once (:func:`probe_head`, a linear probe that costs about one epoch of
+    inference), then the top ``unfreeze`` blocks join it for every epoch at
+    ``fine_tune_learning_rate``, starting from a head that already fits: the probe-then-
+    fine-tune recipe of Kumar et al. 2022, which keeps the pretrained features from being
+    torn up by a random head's gradients. ``"probe"`` is the probe alone; ``"head"`` trains
+    the head through the frozen backbone (called with ``training=False``, so batch norm stays
+    in inference mode) epoch by epoch; ``"full"`` trains the model as built. Epochs follow
+    :func:`split_epochs` and are fixed: ``val`` is measured but picks no weights unless
+    ``patience`` asks for early stopping. ``checkpoint_dir`` makes it resumable; call it in
+    a ``tf.distribute.Strategy`` scope (where the model was built) to distribute.
 
     Args:
         model: A classifier with ``pre_logits`` and ``head`` layers (e.g. from
@@ -662,8 +665,9 @@ def fine_tune(
         val: Batched validation dataset, or ``None``.
         strategy: One of :data:`STRATEGIES`.
         epochs: Total epochs (see :func:`split_epochs`) or ``(phase1, phase2)``.
-        learning_rate: Adam learning rate of phase 1 (and of ``"full"``).
-        fine_tune_learning_rate: Adam learning rate of phase 2.
+        learning_rate: Adam learning rate of the probe and the head (and of ``"full"``).
+        fine_tune_learning_rate: Adam learning rate of phase 2 (default
+            ``learning_rate / FINE_TUNE_LR_DIVISOR``).
         unfreeze: Number of top backbone blocks to unfreeze in phase 2, or ``"all"``.
         head_dropout: Dropout rate added before the head in the composed model.
         patience: Early-stopping patience in epochs (``None``, the default: fixed epochs).
@@ -676,8 +680,6 @@ def fine_tune(
     Returns:
         A :class:`FineTuneResult`.
     """
-    import keras
-
     head_epochs, tune_epochs = split_epochs(strategy, epochs)
     common = {
         "loss": loss or _default_loss(model),
@@ -687,25 +689,107 @@ def fine_tune(
         "save_every_steps": save_every_steps,
         "verbose": verbose,
     }
-    if strategy == "full":
-        history = _run_phase(
-            model,
-            "full",
-            train,
-            val,
-            epochs=tune_epochs,
-            optimizer=keras.optimizers.Adam(learning_rate),
-            **common,
-        )
-        merged: dict[str, list[Any]] = {}
-        _merge(merged, history, "full")
-        return FineTuneResult(model, merged)
-    composed, backbone = _compose(model, head_dropout)
-    rates = (learning_rate, fine_tune_learning_rate or learning_rate / 10)
-    epochs_pair = (head_epochs, tune_epochs)
-    merged = _head_then_blocks(composed, backbone, train, val, epochs_pair, rates, unfreeze, common)
+    rates = (learning_rate, fine_tune_learning_rate or learning_rate / FINE_TUNE_LR_DIVISOR)
+    merged = _run_strategy(
+        model, strategy, train, val, (head_epochs, tune_epochs), rates, unfreeze, head_dropout, common
+    )
     _make_trainable(model)  # the phases trained the model's own layers (composed shares them)
     return FineTuneResult(model, merged)
+
+
+def _run_strategy(
+    model: Any,
+    strategy: str,
+    train: Any,
+    val: Any,
+    epochs: tuple[int, int],
+    rates: tuple[float, float],
+    unfreeze: int | str,
+    head_dropout: float,
+    common: dict[str, Any],
+) -> dict[str, list[Any]]:
+    """The phases of one strategy (see :func:`fine_tune`); returns the merged history."""
+    import keras
+
+    merged: dict[str, list[Any]] = {}
+    if strategy == "full":
+        optimizer = keras.optimizers.Adam(rates[0])
+        history = _run_phase(model, "full", train, val, epochs=epochs[1], optimizer=optimizer, **common)
+        _merge(merged, history, "full")
+        return merged
+    composed, backbone = _compose(model, head_dropout)
+    if strategy in ("two_phase", "probe"):
+        backbone.trainable = False
+        head = split_backbone(model)[1]
+        _merge(merged, probe_head(backbone, head, train, val, learning_rate=rates[0], common=common), "probe")
+    _head_then_blocks(composed, backbone, train, val, epochs, rates, unfreeze, common, merged)
+    return merged
+
+
+#: Optimizer steps of the linear probe (at least :data:`PROBE_MIN_PASSES` passes over the features).
+PROBE_STEPS = 1500
+PROBE_MIN_PASSES = 10
+PROBE_BATCH = 64
+#: Phase 2 of ``"two_phase"`` trains at ``learning_rate / FINE_TUNE_LR_DIVISOR`` by default.
+FINE_TUNE_LR_DIVISOR = 1
+
+
+def _features_of(backbone: Any, data: Any) -> tuple[Any, Any]:
+    """The frozen backbone's features (inference mode) and the labels of every batch of ``data``."""
+    feats, labels = [], []
+    for x, y in _batches(data):
+        feats.append(np.asarray(backbone.predict_on_batch(x), dtype="float32"))
+        labels.append(np.asarray(y))
+    return np.concatenate(feats), np.concatenate(labels)
+
+
+def _probe_data(backbone: Any, train: Any, val: Any, seed: int) -> tuple[Any, Any]:
+    """The probe's training batches (every pass of :data:`PROBE_STEPS`) and validation batches."""
+    import tensorflow as tf
+
+    x, y = _features_of(backbone, train(0) if callable(train) else train)
+    passes = max(PROBE_MIN_PASSES, -(-PROBE_STEPS * PROBE_BATCH // len(x)))
+    data = (
+        tf.data.Dataset.from_tensor_slices((x, y))
+        .shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+        .repeat(passes)
+        .batch(PROBE_BATCH)
+    )
+    if val is None:
+        return data, None
+    vx, vy = _features_of(backbone, val)
+    return data, tf.data.Dataset.from_tensor_slices((vx, vy)).batch(256)
+
+
+def probe_head(
+    backbone: Any,
+    head: Any,
+    train: Any,
+    val: Any,
+    *,
+    learning_rate: float,
+    common: dict[str, Any],
+    seed: int = 0,
+) -> dict[str, list[float]]:
+    """Train ``head`` alone on the frozen backbone's features, computed once: a linear probe.
+
+    The features of one pass over ``train`` (``train(0)`` when it is a function) are
+    held in memory and the head trains on them for :data:`PROBE_STEPS` Adam steps
+    (at least :data:`PROBE_MIN_PASSES` passes), which costs about one epoch of the
+    backbone's inference. The whole probe is one "epoch" of the phase runner, so it
+    checkpoints and resumes like every phase.
+    """
+    import keras
+
+    folder = common["checkpoint_dir"]
+    finished = folder is not None and (folder / "probe" / "done.weights.h5").is_file()
+    data, val_data = (None, None) if finished else _probe_data(backbone, train, val, seed)
+    inputs = keras.Input((int(head.kernel.shape[0]),), name="features")
+    probe = keras.Model(inputs, head(inputs), name="probe")
+    optimizer = keras.optimizers.Adam(learning_rate)
+    # Seconds of work: checkpointed when done, rerun whole (to the same weights) if interrupted.
+    settings = {**common, "save_every_steps": None, "patience": None}
+    return _run_phase(probe, "probe", data, val_data, epochs=1, optimizer=optimizer, **settings)
 
 
 def _head_then_blocks(
@@ -717,11 +801,11 @@ def _head_then_blocks(
     rates: tuple[float, float],
     unfreeze: int | str,
     common: dict[str, Any],
-) -> dict[str, list[Any]]:
+    merged: dict[str, list[Any]],
+) -> None:
     """Phase 1 trains the head on the frozen backbone; phase 2 also the top ``unfreeze`` blocks."""
     import keras
 
-    merged: dict[str, list[Any]] = {}
     if epochs[0]:
         backbone.trainable = False
         optimizer = keras.optimizers.Adam(rates[0])
@@ -732,7 +816,6 @@ def _head_then_blocks(
         optimizer = keras.optimizers.Adam(rates[1])
         history = _run_phase(composed, "phase2", train, val, epochs=epochs[1], optimizer=optimizer, **common)
         _merge(merged, history, "fine-tune")
-    return merged
 
 
 def _make_trainable(model: Any) -> None:
@@ -846,8 +929,9 @@ def fine_tune_text(
 
     ``"head"`` trains only the ``head`` at ``learning_rate``; ``"full"`` trains the
     top ``unfreeze`` blocks (see :func:`set_trainable_top`; ``"all"``: the whole
-    model) and the head at ``encoder_learning_rate``; ``"two_phase"`` runs
-    ``"head"`` then ``"full"``, epochs split by :func:`split_epochs`. Each phase
+    model) and the head at ``encoder_learning_rate``; ``"probe"`` trains the head on
+    the frozen encoder's features (:func:`probe_head`); ``"two_phase"`` runs
+    ``"probe"`` then ``"full"``, epochs split by :func:`split_epochs`. Each phase
     uses :func:`bert_optimizer`, a fixed number of epochs (the validation split
     picks no weights) and resumes from ``checkpoint_dir`` after an interruption.
 
@@ -855,7 +939,7 @@ def fine_tune_text(
         model: A zoo BERT model with a classification top.
         train: Batched ``(inputs, label)`` dataset, or a function ``epoch -> dataset``.
         val: Batched validation dataset or ``None``.
-        strategy: ``"two_phase"``, ``"head"`` or ``"full"``.
+        strategy: One of :data:`STRATEGIES`.
         epochs: Total epochs, or ``(head_epochs, encoder_epochs)``.
         learning_rate: Peak learning rate of the head phase.
         encoder_learning_rate: Peak learning rate when encoder layers train
@@ -880,6 +964,14 @@ def fine_tune_text(
         "verbose": verbose,
     }
     merged: dict[str, list[Any]] = {}
+    if strategy in ("two_phase", "probe"):
+        backbone, head = split_backbone(model)
+        backbone.trainable = False
+        _merge(
+            merged,
+            probe_head(backbone, head, train, val, learning_rate=learning_rate, common=common),
+            "probe",
+        )
     for phase, n, lr, top in (
         ("head", head_epochs, learning_rate, 0),
         ("encoder", tune_epochs, encoder_lr, unfreeze),

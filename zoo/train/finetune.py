@@ -172,7 +172,7 @@ def check_settings(
         or not (math.isfinite(learning_rate) and 0 < learning_rate <= 10)
     ):
         raise InputError(f"learning rate must be a finite number in (0, 10], got {learning_rate!r}")
-    strategies = ("two_phase", "head", "full")
+    strategies = ("two_phase", "probe", "head", "full")
     if strategy not in strategies:
         raise InputError(f"strategy must be one of {', '.join(strategies)}, got {strategy!r}")
 
@@ -494,8 +494,8 @@ def finetune(
         data: Named dataset, ``tfds:NAME`` or a folder (``root/<label>/*`` or
             ``root/<split>/<label>/*``); folders without splits use a fixed 90/10 split.
         out: Output folder (created; an interrupted run in it resumes).
-        epochs: Total epochs (split over the two phases of ``"two_phase"``).
-        strategy: ``"two_phase"``, ``"head"`` or ``"full"`` (see :func:`zoo.train.engine.fine_tune`).
+        epochs: Total epochs (``"two_phase"`` spends them all after its linear probe).
+        strategy: ``"two_phase"``, ``"probe"``, ``"head"`` or ``"full"`` (see ``fine_tune``).
         distribute: ``None``, ``"mirrored"`` or ``"multiworker"``.
         batch_size: Global batch size.
         learning_rate: Learning rate of the head phase (phase 2 uses a tenth).

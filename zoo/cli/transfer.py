@@ -39,7 +39,12 @@ class UnfreezeType(click.ParamType):
 )
 @click.option("--epochs", default=10, show_default=True, type=click.IntRange(1, 10_000))
 @click.option(
-    "--strategy", type=click.Choice(["two_phase", "head", "full"]), default="two_phase", show_default=True
+    "--strategy",
+    type=click.Choice(["two_phase", "probe", "head", "full"]),
+    default="two_phase",
+    show_default=True,
+    help="two_phase: a linear probe on the frozen features, then the top blocks train with it; "
+    "probe: the probe alone; head: the head alone, epoch by epoch; full: every layer.",
 )
 @click.option(
     "--distribute",

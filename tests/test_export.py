@@ -76,3 +76,186 @@ def test_predict_fn_traces_once_and_xla_agrees():
         np.testing.assert_allclose(np.asarray(xla(x)), np.asarray(fn(x)), atol=1e-5)
     assert fn.experimental_get_tracing_count() == 1
     assert xla.experimental_get_tracing_count() == 1
+
+
+# --- text classifiers: SavedModel and ONNX on int32 token ids ---------------------------------------
+
+#: Texts the exports never saw during their check (zoo.export.TEXT_SAMPLES), of different lengths.
+FRESH_TEXTS = [
+    "an utterly charming and clever little movie .",
+    "bad",
+    "it wants to be a thriller , a romance and a satire at once , and manages none of them with any "
+    "conviction or wit , though the photography is lovely",
+]
+
+
+def _word_ids(vocab_file, contract, texts):
+    """Token ids of an LSTM export from its vocabulary file and contract alone (as a runtime would)."""
+    tokens = vocab_file.read_text(encoding="utf-8").splitlines()
+    index = {t: i for i, t in enumerate(tokens)}
+    rows = []
+    for text in texts:
+        words = (text.lower() if contract["lowercase"] else text).split()
+        ids = [index.get(w, contract["unk_id"]) for w in words]
+        rows.append([i for i in ids if i is not None][: contract["max_length"]])
+    width = max(len(r) for r in rows)
+    return {"input_ids": np.array([r + [contract["pad_id"]] * (width - len(r)) for r in rows], np.int32)}
+
+
+def _runtime_inputs(vocab_file, contract, texts):
+    """The exported model's inputs for ``texts``, made from the files beside it."""
+    if contract["tokenizer"] == "wordpiece":
+        from zoo.preprocessing.wordpiece import WordPieceTokenizer
+
+        tok = WordPieceTokenizer(vocab_file, lowercase=contract["lowercase"])
+        return tok(texts, max_length=contract["max_length"])
+    return _word_ids(vocab_file, contract, texts)
+
+
+def _keras_logits(name, inputs):
+    model = zoo.load(name)
+    return np.asarray(model.predict_on_batch(inputs if len(model.inputs) > 1 else inputs["input_ids"]))
+
+
+def _check_text_export(name, fmt, out):
+    """Export ``name``, run it in its own runtime on fresh texts and compare with Keras."""
+    from zoo.tasks.text_classify import encode_texts
+
+    entry = zoo.weights_entry(name)
+    result = export(name, fmt, out)
+    assert result.max_abs_diff <= 1e-4 and result.tolerance == 1e-4 and result.preprocessing is False
+    assert result.size_bytes > 0 and result.quantize is None
+    vocab_file = out / "vocab.txt" if fmt == "savedmodel" else out.with_name(out.stem + ".vocab.txt")
+    assert result.vocab == str(vocab_file) and vocab_file.is_file()
+    if fmt == "savedmodel":
+        record = json.loads((out / "zoo_export.json").read_text())
+    else:
+        import onnx
+
+        props = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
+        record = {
+            k.removeprefix("zoo."): v if k == "zoo.weights" else json.loads(v) for k, v in props.items()
+        }
+    contract = record["input_contract"]
+    assert record["weights"] == entry.name and record["labels"] == list(entry.labels)
+    assert record["weights_sha256"] == {f.filename: f.sha256 for f in entry.files}
+    assert contract["inputs"] == list(result.inputs) and contract["dtype"] == "int32"
+    assert contract["vocab"] == vocab_file.name and contract["pad_id"] == 0
+    # a runtime rebuilds the inputs from the files beside the model, exactly as zoo tokenises
+    inputs = _runtime_inputs(vocab_file, contract, FRESH_TEXTS)
+    reference = encode_texts(entry, FRESH_TEXTS)
+    assert list(inputs) == contract["inputs"] == list(reference)
+    for key in inputs:
+        np.testing.assert_array_equal(inputs[key], reference[key])
+    expected = _keras_logits(name, reference)
+    if fmt == "savedmodel":
+        import tensorflow as tf
+
+        loaded = tf.saved_model.load(str(out))  # kept alive while serve runs: it owns the variables
+        got = np.asarray(loaded.serve({k: tf.constant(v) for k, v in inputs.items()})["logits"])
+    else:
+        import onnxruntime as ort
+
+        session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+        assert [i.name for i in session.get_inputs()] == sorted(contract["inputs"])
+        assert session.get_outputs()[0].name == "logits"
+        got = session.run(["logits"], inputs)[0]
+    diff = float(np.max(np.abs(got - expected)))
+    print(f"{name} {fmt}: max |diff| on fresh texts {diff:.3g} (export check {result.max_abs_diff:.3g})")
+    assert diff <= 1e-4
+    assert not list(out.parent.glob(".*")), "no temporary files left behind"
+    return result
+
+
+@pytest.mark.parametrize(
+    "name, fmt",
+    [
+        ("lstm_classifier.mr", "savedmodel"),
+        ("lstm_classifier.mr", "onnx"),
+        ("minilm_l6.mr", "savedmodel"),
+        pytest.param("minilm_l6.mr", "onnx", marks=pytest.mark.slow),
+    ],
+)
+def test_text_classifier_exports_take_token_ids_and_match_keras(tmp_path, name, fmt):
+    out = tmp_path / ("model.onnx" if fmt == "onnx" else "saved")
+    result = _check_text_export(name, fmt, out)
+    expected = (
+        ("input_ids", "token_type_ids", "attention_mask") if name.startswith("minilm") else ("input_ids",)
+    )
+    assert result.inputs == expected
+
+
+def test_text_export_refuses_tflite_and_writes_nothing(tmp_path):
+    from zoo.errors import InputError
+
+    with pytest.raises(InputError, match="text classifier.*--format savedmodel or --format onnx") as info:
+        export("lstm_classifier.mr", "tflite", tmp_path / "m.tflite")
+    assert "\n" not in str(info.value)
+    with pytest.raises(InputError, match="without labels"):
+        export("minilm_l6.sentence", "onnx", tmp_path / "m.onnx")
+    assert not list(tmp_path.iterdir())
+
+
+def test_text_export_refuses_a_vocab_file_it_did_not_write(tmp_path):
+    from zoo.outputs import OutputError
+
+    (tmp_path / "m.vocab.txt").write_text("mine\n")
+    with pytest.raises(OutputError, match="m.vocab.txt already exists"):
+        export("lstm_classifier.mr", "onnx", tmp_path / "m.onnx")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.vocab.txt"]
+
+
+def test_export_cli_text(tmp_path):
+    import zoo.cli.deploy  # noqa: F401  (registers the command)
+    from zoo.cli import cli
+
+    out = tmp_path / "lstm.onnx"
+    shown = CliRunner().invoke(cli, ["export", "lstm_classifier.mr", "--format", "onnx", "--out", str(out)])
+    assert shown.exit_code == 0, shown.output
+    assert "int32 token ids (input_ids)" in shown.output and "lstm.vocab.txt" in shown.output
+    bad = CliRunner().invoke(
+        cli, ["export", "lstm_classifier.mr", "--format", "tflite", "--out", str(tmp_path / "x.tflite")]
+    )
+    assert bad.exit_code == 1 and "--format savedmodel or --format onnx" in bad.output
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (DATA_DIR / "text" / "rt-polarity").is_dir(), reason=f"MR not found under {DATA_DIR}")
+def test_finetuned_lstm_folder_exports(tmp_path):
+    from zoo.train.finetune import finetune
+
+    folder = tmp_path / "lstm"
+    finetune(
+        "lstm_classifier.mr",
+        "mr",
+        folder,
+        epochs=1,
+        max_train=200,
+        max_val=100,
+        data_dir=str(DATA_DIR),
+        verbose=0,
+    )
+    for fmt, out in (("onnx", tmp_path / "out" / "ft.onnx"), ("savedmodel", tmp_path / "out" / "ft")):
+        out.parent.mkdir(exist_ok=True)
+        _check_text_export(str(folder), fmt, out)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (DATA_DIR / "text" / "rt-polarity").is_dir(), reason=f"MR not found under {DATA_DIR}")
+def test_finetuned_bert_folder_exports(tmp_path):
+    """A reloaded ``model.keras`` lists BERT's three inputs instead of naming them: still fed by name."""
+    from zoo.train.finetune import finetune
+
+    folder = tmp_path / "minilm"
+    finetune(
+        "minilm_l6.sentence",
+        "mr",
+        folder,
+        epochs=1,
+        max_train=64,
+        max_val=32,
+        data_dir=str(DATA_DIR),
+        verbose=0,
+    )
+    result = _check_text_export(str(folder), "savedmodel", tmp_path / "saved")
+    assert result.inputs == ("input_ids", "token_type_ids", "attention_mask")

@@ -1,8 +1,19 @@
 """Export zoo models for deployment: SavedModel, TFLite (float32, float16, int8) and ONNX.
 
-The input transform of the weights entry is baked in by default, so exported
-models take raw ``uint8`` images ``(N, H, W, C)``. Before an export is reported
-as done, its outputs are compared with the Keras model's on sample inputs.
+Image classifiers: the input transform of the weights entry is baked in by default,
+so exported models take raw ``uint8`` images ``(N, H, W, C)``.
+
+Text classifiers (word-level LSTMs and BERT-family models, packaged or fine-tuned
+folders) export to SavedModel and ONNX and take int32 token ids ``(batch, seq_len)``:
+``input_ids`` (LSTM), or ``input_ids``, ``token_type_ids`` and ``attention_mask``
+(BERT). The entry's vocabulary goes beside the model (``vocab.txt`` inside a
+SavedModel folder, ``X.vocab.txt`` beside ``X.onnx``) with the input contract
+(``zoo_export.json`` in the folder, ``metadata_props`` in the ONNX model), so a
+runtime can tokenise texts the way the model was trained.
+
+Before an export is reported as done, its outputs are compared with the Keras
+model's on sample inputs (for text: built-in English sentences of different lengths,
+tokenised with the entry's own tokenizer); nothing is written when they differ.
 """
 
 from __future__ import annotations
@@ -18,6 +29,21 @@ from zoo.errors import InputError, ZooError
 
 FORMATS = ("savedmodel", "tflite", "onnx")
 QUANTIZE = (None, "float16", "int8")
+#: Formats a text classifier exports to.
+TEXT_FORMATS = ("savedmodel", "onnx")
+#: Largest max |diff| on logits that a float text export may show against Keras.
+TEXT_TOLERANCE = 1e-4
+#: Fixed English sentences (of different lengths, so padding and masking are exercised) whose
+#: token ids check a text export; they come with the package, never from a data folder.
+TEXT_SAMPLES = (
+    "A moving, beautifully acted film that stays with you long after the credits roll.",
+    "Dull.",
+    "The plot is thin and the jokes fall flat , but the cast keeps it watchable for most of its "
+    "running time , and the final twenty minutes are genuinely touching .",
+    "I loved every minute of it!",
+    "an overlong, unremarkable café comedy that never quite finds its rhythm .",
+    "zzyzx qwertyuiop",
+)
 
 
 class ExportError(ZooError):
@@ -36,6 +62,8 @@ class ExportResult:
     tolerance: float | None  # None for int8: its outputs are compared through top-1 agreement
     size_bytes: int
     metrics: dict[str, Any] = field(default_factory=dict)
+    inputs: tuple[str, ...] = ()  # text: the int32 token-id inputs of the exported model
+    vocab: str | None = None  # text: the vocabulary file written beside (or inside) the export
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON data."""
@@ -126,11 +154,21 @@ def run_tflite(model_bytes_or_path: bytes | str | os.PathLike[str], x: Any) -> A
 
 
 def run_onnx(path: str | os.PathLike[str], x: Any) -> Any:
-    """Run an ONNX model with ONNX Runtime on a batch ``x`` and return its first output."""
+    """Run an ONNX model with ONNX Runtime on a batch ``x`` and return its first output.
+
+    Args:
+        path: The ``.onnx`` file.
+        x: The batch: one array (fed to the first input), or a dict of arrays by input name
+            (text exports: ``input_ids`` and, for BERT, ``token_type_ids`` and ``attention_mask``).
+
+    Returns:
+        The first output as a NumPy array.
+    """
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    return session.run(None, {session.get_inputs()[0].name: x})[0]
+    feed = dict(x) if isinstance(x, dict) else {session.get_inputs()[0].name: x}
+    return session.run(None, feed)[0]
 
 
 def _check_export_args(fmt: str, quantize: str | None) -> None:
@@ -149,20 +187,32 @@ def _check_export_args(fmt: str, quantize: str | None) -> None:
             raise ExportError(f"ONNX export needs {' and '.join(missing)}: pip install 'zoo[export]'")
 
 
-def _classifier_entry(name: str) -> Any:
-    """Return the weights entry of ``name``, refusing anything but an image classifier on images."""
+def _classifier_entry(name: str, fmt: str) -> Any:
+    """Return the weights entry of ``name``, refusing anything but an image or text classifier."""
     from zoo import api, registry
 
     entry = api.weights_entry(name)
     task = registry.get_spec(entry.architecture).task
+    kind = entry.preprocessing.get("type")
+    if kind == "text" and task in ("text-classification", "text-embedding"):
+        if entry.num_classes is None:
+            raise InputError(
+                f"{entry.name} is a text encoder without labels; zoo export handles text classifiers: "
+                f"export one fine-tuned from it (zoo finetune {entry.name} --data mr --out DIR)"
+            )
+        if fmt not in TEXT_FORMATS:
+            raise InputError(
+                f"{entry.name} is a text classifier: export it with --format savedmodel or --format onnx "
+                f"({fmt} export of text models is not available)"
+            )
+        return entry
     if task != "image-classification":
         raise InputError(
-            f"{entry.name} is not an image classifier (its task: {task}); zoo export handles image "
-            "classifiers so far "
-            "(export of text and generative models is not available yet)"
+            f"{entry.name} is not a classifier (its task: {task}); zoo export handles image and text "
+            "classifiers (export of generative and language models is not available yet)"
         )
-    if entry.preprocessing.get("type") != "image":
-        raise InputError(f"export of {entry.preprocessing.get('type')} models is not supported yet")
+    if kind != "image":
+        raise InputError(f"export of {kind} models is not supported yet")
     return entry
 
 
@@ -186,6 +236,8 @@ def _run_savedmodel(saved: Path, feed: Any) -> Any:
     import tensorflow as tf
 
     loaded = tf.saved_model.load(str(saved))
+    if isinstance(feed, dict):  # text: token ids by input name, {"logits": ...} back
+        return np.asarray(loaded.serve({key: tf.constant(value) for key, value in feed.items()})["logits"])
     return np.asarray(loaded.serve(tf.constant(feed)))
 
 
@@ -201,6 +253,27 @@ def _calibration_inputs(
     return calibration
 
 
+def _select_as_where(ctx: Any, node: Any, name: str, args: Any) -> None:
+    """tf2onnx handler: TF ``SelectV2`` as ONNX ``Where`` (same broadcasting).
+
+    tf2onnx's own conversion computes ``cond * x + (1 - cond) * y``, which gives NaN
+    where the unselected branch is infinite (masked max pooling fills padding with -inf).
+    """
+    node.type = "Where"
+
+
+def _erfc_as_one_minus_erf(ctx: Any, node: Any, name: str, args: Any) -> None:
+    """tf2onnx handler: TF ``Erfc`` (in exact GELU) as ``1 - Erf(x)``; ONNX has no Erfc."""
+    import numpy as np
+    from tf2onnx import utils
+
+    dtype = utils.map_onnx_to_numpy_type(ctx.get_dtype(node.input[0]))
+    erf = ctx.make_node("Erf", [node.input[0]], op_name_scope=name)
+    one = ctx.make_const(utils.make_name(f"{name}_one"), np.array(1, dtype))
+    node.type = "Sub"
+    ctx.replace_inputs(node, [one.output[0], erf.output[0]])
+
+
 def _write_onnx(saved: Path, path: Path) -> None:
     """Convert the ``serve`` endpoint of the SavedModel at ``saved`` to an ONNX file at ``path``."""
     import tensorflow as tf
@@ -208,7 +281,17 @@ def _write_onnx(saved: Path, path: Path) -> None:
 
     loaded = tf.saved_model.load(str(saved))
     signature = loaded.serve.concrete_functions[0].structured_input_signature[0]
-    tf2onnx.convert.from_function(loaded.serve, input_signature=signature, opset=17, output_path=str(path))
+    handlers = {"SelectV2": (_select_as_where, []), "Erfc": (_erfc_as_one_minus_erf, [])}
+    tf2onnx.convert.from_function(
+        loaded.serve, input_signature=signature, opset=17, custom_op_handlers=handlers, output_path=str(path)
+    )
+
+
+def _size_bytes(out: Path) -> int:
+    """Size of the file, or of every file in the folder, at ``out``."""
+    return (
+        sum(p.stat().st_size for p in out.rglob("*") if p.is_file()) if out.is_dir() else out.stat().st_size
+    )
 
 
 def _export_result(
@@ -219,9 +302,7 @@ def _export_result(
 
     diff = float(np.max(np.abs(np.asarray(got, np.float32) - expected)))
     tolerance = {None: 1e-4, "float16": 5e-2, "int8": None}[quantize]
-    size = (
-        sum(p.stat().st_size for p in out.rglob("*") if p.is_file()) if out.is_dir() else (out.stat().st_size)
-    )
+    size = _size_bytes(out)
     result = ExportResult(str(out), fmt, quantize, preprocessing, diff, tolerance, size)
     if quantize:
         agree = float(np.mean(np.argmax(got, -1) == np.argmax(expected, -1)))
@@ -243,15 +324,21 @@ def export(
 ) -> ExportResult:
     """Export pretrained weights to ``fmt`` at ``out`` and check the result against Keras.
 
+    Image classifiers export to every format. Text classifiers (word-level LSTM,
+    BERT-family; packaged or fine-tuned folders) export to ``"savedmodel"`` and
+    ``"onnx"``, take int32 token ids, and get their vocabulary beside the model (see
+    the module docstring); they are checked on :data:`TEXT_SAMPLES`.
+
     Args:
-        name: Weights or architecture name.
+        name: Weights or architecture name, or a fine-tuned model folder.
         fmt: ``"savedmodel"``, ``"tflite"`` or ``"onnx"``.
         out: Output folder (SavedModel) or file.
         quantize: TFLite only: ``"float16"`` or ``"int8"`` (post-training, int8 calibrated
             on 200 images of the entry dataset's train split).
-        preprocessing: Bake the entry's input transform in (inputs become raw uint8 images).
-        samples: Number of real sample inputs used for the check (and int8 calibration).
-        data_dir: Data directory (overrides ``ZOO_DATA_DIR``).
+        preprocessing: Images: bake the entry's input transform in (inputs become raw uint8
+            images). Text exports always take token ids (the result says ``False``).
+        samples: Number of real sample images used for the check (and int8 calibration).
+        data_dir: Data directory (overrides ``ZOO_DATA_DIR``); images only.
         evaluate: Also measure a quantised TFLite model's metric on the entry's test data
             next to the Keras model's (image classifiers).
         overwrite: Replace an earlier export that zoo wrote at ``out`` (never anything else:
@@ -262,17 +349,40 @@ def export(
 
     Raises:
         ExportError: When the exported model's outputs differ beyond the tolerance.
-        OutputError: When ``out`` holds anything that zoo did not write, or an earlier
-            export without ``overwrite``.
+        InputError: When ``name`` is not a classifier, or ``fmt`` is not available for it
+            (TFLite for text).
+        OutputError: When ``out`` (or, for ONNX text exports, its vocabulary file) holds
+            anything that zoo did not write, or an earlier export without ``overwrite``.
     """
-    from zoo import api, outputs
+    from zoo import outputs
 
     _check_export_args(fmt, quantize)
     if fmt == "savedmodel":  # before any work: never a path holding the user's files
-        out = outputs.check_folder_target(out, overwrite)
+        target = outputs.check_folder_target(out, overwrite)
     else:
-        out = outputs.check_file_target(out, overwrite)
-    entry = _classifier_entry(name)
+        target = outputs.check_file_target(out, overwrite)
+    entry = _classifier_entry(name, fmt)
+    if entry.preprocessing.get("type") == "text":
+        return _export_text(entry, fmt, target, overwrite)
+    options = {"quantize": quantize, "preprocessing": preprocessing, "samples": samples, "data_dir": data_dir}
+    return _export_image(entry, fmt, target, evaluate=evaluate, overwrite=overwrite, **options)
+
+
+def _export_image(
+    entry: Any,
+    fmt: str,
+    out: Path,
+    *,
+    quantize: str | None,
+    preprocessing: bool,
+    samples: int,
+    data_dir: str | None,
+    evaluate: bool,
+    overwrite: bool,
+) -> ExportResult:
+    """Export an image classifier (see :func:`export`) to the checked target ``out``."""
+    from zoo import api, outputs
+
     model = api.load(entry.name)
     spec = dict(entry.preprocessing) if preprocessing else None
     raw = _raw_samples(entry, samples, data_dir)
@@ -371,3 +481,201 @@ def _compare_on_test(
         "tflite_top1_accuracy": 100 * tfl_ok / total,
         "num_examples": total,
     }
+
+
+# --------------------------------------------------------------------------------------
+# Text classifiers: SavedModel and ONNX taking int32 token ids
+# --------------------------------------------------------------------------------------
+
+
+def _vocab_target(out: Path) -> Path:
+    """The vocabulary file beside an ONNX text export: ``X.vocab.txt`` for ``X.onnx``."""
+    name = out.name
+    stem = name[: -len(".onnx")] if name.lower().endswith(".onnx") and len(name) > len(".onnx") else name
+    return out.with_name(f"{stem}.vocab.txt")
+
+
+def _takes_named_inputs(model: Any) -> bool:
+    """Whether the model takes a dict of token-id inputs (BERT; a reloaded ``.keras`` lists them)."""
+    return isinstance(model.input, dict) or len(model.inputs) > 1
+
+
+def _text_input_names(model: Any, sample: dict[str, Any]) -> tuple[str, ...]:
+    """The exported model's input names: those of the tokenised ``sample``, matched to the model."""
+    names = tuple(sample)
+    if _takes_named_inputs(model):
+        wanted = list(model.input) if isinstance(model.input, dict) else [t.name for t in model.inputs]
+        if set(wanted) != set(names):
+            raise ExportError(f"the model takes inputs {sorted(wanted)}, its tokenizer makes {list(names)}")
+    elif names != ("input_ids",):
+        raise ExportError(f"the model takes one input, its tokenizer makes {list(names)}")
+    return names
+
+
+def _model_feed(model: Any, feed: dict[str, Any]) -> Any:
+    """What the Keras model takes for ``feed``: the dict itself (BERT) or its one array (LSTM)."""
+    return feed if _takes_named_inputs(model) else feed["input_ids"]
+
+
+def _write_text_savedmodel(model: Any, names: tuple[str, ...], path: Path) -> None:
+    """Write a SavedModel whose ``serve`` endpoint takes a dict of int32 token ids ``(batch, seq_len)``."""
+    import keras
+    import tensorflow as tf
+
+    signature = {key: tf.TensorSpec((None, None), tf.int32, name=key) for key in names}
+
+    def serve(inputs: dict[str, Any]) -> Any:
+        return {"logits": model(_model_feed(model, inputs), training=False)}
+
+    # The endpoint tracks the variables it uses; ``archive.track(model)`` as well would store them twice.
+    archive = keras.export.ExportArchive()
+    archive.add_endpoint(name="serve", fn=serve, input_signature=[signature])
+    archive.write_out(str(path), verbose=False)
+
+
+def _vocab_bytes(entry: Any, spec: dict[str, Any]) -> bytes:
+    """The entry's vocabulary as the bytes of a ``vocab.txt`` (one token a line, id = line number)."""
+    vocab = spec["vocab"]
+    if isinstance(vocab, str):
+        return Path(vocab).read_bytes()
+    if isinstance(vocab, (list, tuple)):
+        return "".join(f"{token}\n" for token in vocab).encode("utf-8")
+    raise InputError(
+        f"{entry.name} tokenises without a vocabulary (character code points); zoo export handles text "
+        "classifiers with a vocabulary"
+    )
+
+
+def _special_ids(spec: dict[str, Any], vocab: bytes) -> dict[str, int | None]:
+    """Ids of the special tokens a runtime needs: ``[UNK]`` (and ``[CLS]``, ``[SEP]`` for WordPiece)."""
+    from zoo.preprocessing.specs import UNK_TOKEN
+
+    if spec["tokenizer"] == "wordpiece":
+        from zoo.preprocessing.wordpiece import WordPieceTokenizer
+
+        tok = WordPieceTokenizer(spec["vocab"], lowercase=spec["lowercase"])
+        return {"unk_id": tok.unk_id, "cls_id": tok.cls_id, "sep_id": tok.sep_id}
+    tokens = vocab.decode("utf-8").splitlines()  # as zoo.preprocessing reads a word or char vocabulary
+    return {"unk_id": tokens.index(UNK_TOKEN) if UNK_TOKEN in tokens else None}  # None: OOV words dropped
+
+
+def _text_contract(
+    entry: Any, spec: dict[str, Any], names: tuple[str, ...], vocab: bytes, vocab_name: str
+) -> dict[str, Any]:
+    """The record that lets a runtime reproduce a text export's inputs and read its outputs."""
+    import hashlib
+
+    contract = {
+        "inputs": list(names),
+        "dtype": "int32",
+        "shape": ["batch", "sequence"],
+        "tokenizer": spec["tokenizer"],
+        "lowercase": spec["lowercase"],
+        "max_length": spec["max_length"],
+        "pad_id": 0,
+        **_special_ids(spec, vocab),
+        "vocab": vocab_name,
+        "vocab_sha256": hashlib.sha256(vocab).hexdigest(),
+    }
+    return {
+        "export_version": 1,
+        "weights": entry.name,
+        "weights_sha256": {f.filename: f.sha256 for f in entry.files},
+        "input_contract": contract,
+        "output": {"name": "logits", "shape": ["batch", entry.num_classes]},
+        "labels": list(entry.labels or [str(i) for i in range(entry.num_classes)]),
+    }
+
+
+def _annotate_onnx(path: Path, record: dict[str, Any]) -> None:
+    """Name the ONNX model's output ``logits`` and its free dimensions, and store ``record`` in it.
+
+    ``record``'s keys become ``metadata_props`` ``zoo.<key>`` (strings as they are, the rest as JSON).
+    """
+    import json
+
+    import onnx
+
+    model = onnx.load(str(path))
+    graph = model.graph
+    old = graph.output[0].name
+    for node in graph.node:
+        node.output[:] = ["logits" if o == old else o for o in node.output]
+        node.input[:] = ["logits" if i == old else i for i in node.input]
+    graph.output[0].name = "logits"
+    for value in [*graph.input, graph.output[0]]:
+        for dim, label in zip(value.type.tensor_type.shape.dim, ("batch", "sequence"), strict=False):
+            if not dim.HasField("dim_value"):
+                dim.dim_param = label
+    props = {f"zoo.{k}": v if isinstance(v, str) else json.dumps(v) for k, v in record.items()}
+    onnx.helper.set_model_props(model, props)
+    model.doc_string = f"zoo export of {record['weights']}: a text classifier on int32 token ids"
+    onnx.save(model, str(path))
+
+
+def _check_text(got: list[Any], expected: list[Any], fmt: str) -> float:
+    """Return the max |diff| of a text export on the sample batches; refuse it beyond the tolerance."""
+    import numpy as np
+
+    pairs = zip(got, expected, strict=True)
+    diff = max(float(np.max(np.abs(np.asarray(g, np.float32) - e))) for g, e in pairs)
+    if not diff <= TEXT_TOLERANCE:  # NaN fails too
+        raise ExportError(
+            f"exported {fmt} model differs from Keras by {diff:.3g} (> {TEXT_TOLERANCE:g}) on token ids; "
+            "nothing was written"
+        )
+    return diff
+
+
+def _text_samples(entry: Any, model: Any) -> tuple[list[dict[str, Any]], list[Any]]:
+    """Tokenised :data:`TEXT_SAMPLES` (all of them, then the first alone) and the Keras logits on them."""
+    import numpy as np
+
+    from zoo.tasks.text_classify import encode_texts
+
+    feeds = [encode_texts(entry, list(TEXT_SAMPLES)), encode_texts(entry, list(TEXT_SAMPLES[:1]))]
+    expected = [np.asarray(model.predict_on_batch(_model_feed(model, feed)), np.float32) for feed in feeds]
+    return feeds, expected
+
+
+def _export_text(entry: Any, fmt: str, out: Path, overwrite: bool) -> ExportResult:
+    """Export a text classifier as a SavedModel folder or an ONNX file (with its vocabulary file)."""
+    import json
+
+    from zoo import api, outputs
+    from zoo.preprocessing import local_text_spec
+
+    spec = local_text_spec(entry)
+    vocab = _vocab_bytes(entry, spec)
+    vocab_out = out / "vocab.txt" if fmt == "savedmodel" else _vocab_target(out)
+    if fmt == "onnx":  # before any work, as for ``out``
+        outputs.check_file_target(vocab_out, overwrite)
+    model = api.load(entry.name)
+    feeds, expected = _text_samples(entry, model)
+    names = _text_input_names(model, feeds[0])
+    record = _text_contract(entry, spec, names, vocab, vocab_out.name)
+    command = f"zoo export {entry.name} --format {fmt}"
+    inputs = {"weights": entry.name, "format": fmt, "inputs": list(names)}
+    with tempfile.TemporaryDirectory(prefix="zoo-export-") as tmpdir:
+        saved = Path(tmpdir) / "saved_model"
+        _write_text_savedmodel(model, names, saved)
+        if fmt == "savedmodel":
+            diff = _check_text([_run_savedmodel(saved, feed) for feed in feeds], expected, fmt)
+            (saved / "vocab.txt").write_bytes(vocab)
+            (saved / "zoo_export.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+            _move_savedmodel(saved, out, command=command, inputs=inputs, overwrite=overwrite)
+        else:
+            path = Path(tmpdir) / "model.onnx"
+            _write_onnx(saved, path)
+            _annotate_onnx(path, record)
+            diff = _check_text([run_onnx(path, feed) for feed in feeds], expected, fmt)
+            with (
+                outputs.output_file(out, overwrite=overwrite, command=command) as part,
+                outputs.output_file(vocab_out, overwrite=overwrite, command=command) as vocab_part,
+            ):
+                shutil.copyfile(path, part)
+                vocab_part.write_bytes(vocab)
+    size = _size_bytes(out)
+    result = ExportResult(str(out), fmt, None, False, diff, TEXT_TOLERANCE, size)
+    result.inputs, result.vocab = names, str(vocab_out)
+    return result

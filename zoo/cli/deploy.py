@@ -13,7 +13,9 @@ from zoo.cli._app import cli, echo_json, human_size
 @click.option("--out", required=True, type=click.Path(), help="Output file (tflite, onnx) or folder.")
 @click.option("--quantize", type=click.Choice(["float16", "int8"]), help="TFLite post-training quantisation.")
 @click.option(
-    "--no-preprocessing", is_flag=True, help="Take preprocessed float inputs instead of raw uint8 images."
+    "--no-preprocessing",
+    is_flag=True,
+    help="Images: take preprocessed float inputs instead of raw uint8 images (text takes token ids).",
 )
 @click.option(
     "--evaluate", is_flag=True, help="Quantised TFLite: measure top-1 on the entry's test data beside Keras."
@@ -38,11 +40,17 @@ def export_cmd(
 ) -> None:
     """Export pretrained weights as a SavedModel, TFLite or ONNX model, checked against Keras.
 
+    Image classifiers take raw uint8 images. Text classifiers (SavedModel, ONNX) take
+    int32 token ids; their vocabulary is written beside the model (vocab.txt in the
+    folder, X.vocab.txt beside X.onnx).
+
     \b
     Examples:
       zoo export lenet5 --format onnx --out lenet5.onnx
       zoo export lenet5 --format tflite --quantize int8 --evaluate --out lenet5-int8.tflite
       zoo export lenet5 --format savedmodel --out ./lenet5-savedmodel
+      zoo export minilm_l6.mr --format onnx --out minilm-mr.onnx
+      zoo export ./my-finetuned-lstm --format savedmodel --out ./lstm-savedmodel
     """
     from zoo.export import export
 
@@ -59,10 +67,11 @@ def export_cmd(
     if as_json:
         echo_json(result.to_dict())
         return
-    click.echo(
-        f"wrote {result.path} ({human_size(result.size_bytes)}), inputs: "
-        f"{'raw uint8 images' if result.preprocessing else 'preprocessed float32'}"
-    )
+    if result.inputs:
+        inputs = f"int32 token ids ({', '.join(result.inputs)}); vocabulary: {result.vocab}"
+    else:
+        inputs = "raw uint8 images" if result.preprocessing else "preprocessed float32"
+    click.echo(f"wrote {result.path} ({human_size(result.size_bytes)}), inputs: {inputs}")
     click.echo(f"  max |diff| vs Keras on sample inputs: {result.max_abs_diff:.3g}")
     for key, value in result.metrics.items():
         click.echo(f"  {key}: {value:.4g}")

@@ -53,7 +53,7 @@ TASKS: dict[str, tuple[str, str, int, tuple[int, ...], int | None]] = {
     "lenet5-fashion": ("lenet5", "fashion_mnist", 6, (200, 2000), None),
     "effnet-cifar10": ("efficientnet_lite0", "cifar10", 3, (200, 1000), 2000),
     "lstm-mr": ("lstm_classifier", "mr", 3, (400, 2000), None),
-    "minilm-mr": ("minilm_l6", "mr", 3, (400, 2000), None),
+    "minilm-mr": ("minilm_l6", "mr", 3, (400, 1000), None),
 }
 TEST_DIGITS = 797
 
@@ -109,9 +109,13 @@ def load_results() -> dict:
 
 
 def save_results(results: dict) -> None:
+    """Merge ``results`` into the file (another run may have added cells since) and write it atomically."""
+    merged = load_results()
+    merged.update({k: v for k, v in results.items() if k != "cells"})
+    merged["cells"].update(results["cells"])
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    tmp = RESULTS.with_suffix(".tmp")
-    tmp.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
+    tmp = RESULTS.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(merged, indent=1, sort_keys=True) + "\n")
     tmp.replace(RESULTS)
 
 
@@ -142,7 +146,7 @@ def table(results: dict) -> str:
             shown = ["-" if v is None else (f"**{v:.2f}**" if v == best else f"{v:.2f}") for v in values]
             held = next((f"{c['held_out']:,}" for c in row if c), "-")
             verdict, gap = verdicts(cells, task, size)
-            gap_text = "-" if gap is None else f"{-gap:+.2f}"
+            gap_text = "-" if gap is None else ("best" if gap <= 0 else f"-{gap:.2f}")
             lines.append(
                 f"| {model} -> {data} | {size:,} | {held} | {epochs} | "
                 + " | ".join(shown)

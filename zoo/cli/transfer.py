@@ -60,7 +60,7 @@ class UnfreezeType(click.ParamType):
     default=1e-3,
     show_default=True,
     type=click.FloatRange(0, 10, min_open=True),
-    help="Learning rate, in (0, 10].",
+    help="Adam learning rate of the probe, the head and full, in (0, 10].",
 )
 @click.option(
     "--unfreeze",

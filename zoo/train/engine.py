@@ -642,17 +642,18 @@ def fine_tune(
     metrics: list[Any] | None = None,
     verbose: Any = "auto",
 ) -> FineTuneResult:
-    """Fine-tune a classifier: by default a linear probe, then the whole network (LP-FT).
+    """Fine-tune a classifier: by default a linear probe, then the top blocks with it (LP-FT).
 
     ``"two_phase"`` (the default): the new head first trains alone on the frozen backbone's
     features, computed once (:func:`probe_head`, a linear probe that costs about one epoch of
-    inference), then the top ``unfreeze`` blocks join it for every epoch at
-    ``fine_tune_learning_rate``, starting from a head that already fits: the probe-then-
-    fine-tune recipe of Kumar et al. 2022, which keeps the pretrained features from being
-    torn up by a random head's gradients. ``"probe"`` is the probe alone; ``"head"`` trains
-    the head through the frozen backbone (called with ``training=False``, so batch norm stays
-    in inference mode) epoch by epoch; ``"full"`` trains the model as built. Epochs follow
-    :func:`split_epochs` and are fixed: ``val`` is measured but picks no weights unless
+    inference), then the top ``unfreeze`` blocks (word embeddings stay frozen) join it for
+    every epoch, by SGD with momentum at ``fine_tune_learning_rate``, starting from a head
+    that already fits: the probe-then-fine-tune recipe of Kumar et al. 2022, which keeps the
+    pretrained features from being torn up by a random head's gradients. ``"probe"`` is the
+    probe alone; ``"head"`` trains the head through the frozen backbone (called with
+    ``training=False``, so batch norm stays in inference mode) epoch by epoch; ``"full"``
+    trains the model as built. Epochs follow :func:`split_epochs` and are fixed: ``val`` is
+    measured but picks no weights unless
     ``patience`` asks for early stopping. ``checkpoint_dir`` makes it resumable; call it in
     a ``tf.distribute.Strategy`` scope (where the model was built) to distribute.
 
@@ -666,8 +667,8 @@ def fine_tune(
         strategy: One of :data:`STRATEGIES`.
         epochs: Total epochs (see :func:`split_epochs`) or ``(phase1, phase2)``.
         learning_rate: Adam learning rate of the probe and the head (and of ``"full"``).
-        fine_tune_learning_rate: Adam learning rate of phase 2 (default
-            ``learning_rate / FINE_TUNE_LR_DIVISOR``).
+        fine_tune_learning_rate: Learning rate of phase 2, SGD with momentum 0.9 (default
+            :data:`FINE_TUNE_LR`).
         unfreeze: Number of top backbone blocks to unfreeze in phase 2, or ``"all"``.
         head_dropout: Dropout rate added before the head in the composed model.
         patience: Early-stopping patience in epochs (``None``, the default: fixed epochs).
@@ -689,7 +690,7 @@ def fine_tune(
         "save_every_steps": save_every_steps,
         "verbose": verbose,
     }
-    rates = (learning_rate, fine_tune_learning_rate or learning_rate / FINE_TUNE_LR_DIVISOR)
+    rates = (learning_rate, fine_tune_learning_rate or FINE_TUNE_LR)
     merged = _run_strategy(
         model, strategy, train, val, (head_epochs, tune_epochs), rates, unfreeze, head_dropout, common
     )
@@ -730,8 +731,9 @@ def _run_strategy(
 PROBE_STEPS = 1500
 PROBE_MIN_PASSES = 10
 PROBE_BATCH = 64
-#: Phase 2 of ``"two_phase"`` trains at ``learning_rate / FINE_TUNE_LR_DIVISOR`` by default.
-FINE_TUNE_LR_DIVISOR = 1
+#: Phase 2 of ``"two_phase"``: SGD with momentum at this learning rate unless one is given.
+FINE_TUNE_LR = 0.02
+FINE_TUNE_MOMENTUM = 0.9
 
 
 def _features_of(backbone: Any, data: Any) -> tuple[Any, Any]:
@@ -813,7 +815,9 @@ def _head_then_blocks(
         _merge(merged, history, "head")
     if epochs[1]:
         _unfreeze_top(backbone, unfreeze)
-        optimizer = keras.optimizers.Adam(rates[1])
+        # SGD, not Adam: its steps scale with the gradients, so a head the probe already fitted
+        # moves the pretrained layers little, and a poor fit moves them a lot (Kumar et al. 2022).
+        optimizer = keras.optimizers.SGD(rates[1], momentum=FINE_TUNE_MOMENTUM)
         history = _run_phase(composed, "phase2", train, val, epochs=epochs[1], optimizer=optimizer, **common)
         _merge(merged, history, "fine-tune")
 
@@ -844,11 +848,18 @@ def _compose(model: Any, head_dropout: float) -> tuple[Any, Any]:
 
 def _unfreeze_top(backbone: Any, unfreeze: int | str) -> None:
     """Make the top ``unfreeze`` blocks of ``backbone`` (or ``"all"``) trainable, the rest frozen."""
+    import keras
+
     backbone.trainable = True
     blocks = backbone_blocks(backbone)
     keep = len(blocks) if unfreeze == "all" else int(unfreeze)
     for block in blocks[: max(0, len(blocks) - keep)]:
         for layer in block:
+            layer.trainable = False
+    for layer in backbone.layers:
+        # A small training set updates only the rows of the words it holds, moving them away from
+        # the rows of every word it lacks: word embeddings stay as pretrained.
+        if isinstance(layer, keras.layers.Embedding):
             layer.trainable = False
 
 

@@ -36,4 +36,4 @@ def test_transfer_example_runs_as_written(tmp_path):
     env = {**os.environ, "ZOO_CACHE_DIR": str(tmp_path / "cache")}
     proc = subprocess.run([sys.executable, "-c", block], capture_output=True, text=True, timeout=600, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "['head', 'fine-tune'" in proc.stdout
+    assert "['probe', 'fine-tune'" in proc.stdout

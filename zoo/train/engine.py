@@ -442,6 +442,7 @@ def _announce(name: str, run: Any, epochs: int, verbose: Any) -> None:
 
 
 _PHASE_TITLES = {
+    "probe": "phase 1, linear probe (features computed once)",
     "phase1": "phase 1, head (backbone frozen)",
     "phase2": "phase 2, fine-tune (top blocks unfrozen)",
     "full": "full fine-tune",

@@ -498,8 +498,7 @@ def finetune(
         strategy: ``"two_phase"``, ``"probe"``, ``"head"`` or ``"full"`` (see ``fine_tune``).
         distribute: ``None``, ``"mirrored"`` or ``"multiworker"``.
         batch_size: Global batch size.
-        learning_rate: Adam learning rate of the probe, the head and ``"full"`` (phase 2 of
-            ``"two_phase"`` is SGD at :data:`zoo.train.engine.FINE_TUNE_LR`; BERT's encoder a 20th).
+        learning_rate: Adam learning rate of the probe, the head and ``"full"`` (not of phase 2).
         unfreeze: Top backbone blocks unfrozen in phase 2, or ``"all"``.
         max_train: Use a fixed random subset of this many training examples.
         max_val: Use a fixed random subset of this many validation examples.

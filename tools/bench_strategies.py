@@ -42,6 +42,8 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+from zoo.fileio import write_json  # noqa: E402  (after the log level: TensorFlow may load later)
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "docs" / "strategies.json"
 START, END = "<!-- strategies:start -->", "<!-- strategies:end -->"
@@ -119,9 +121,7 @@ def save_results(results: dict, key: str) -> None:
     merged.update({k: v for k, v in results.items() if k != "cells"})
     merged["cells"][key] = results["cells"][key]
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    tmp = RESULTS.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(merged, indent=1, sort_keys=True) + "\n")
-    tmp.replace(RESULTS)
+    write_json(RESULTS, merged, indent=1)
 
 
 def verdicts(cells: dict, task: str, size: int) -> tuple[str, float | None]:

@@ -722,7 +722,7 @@ def _run_strategy(
     composed, backbone = _compose(model, head_dropout)
     if strategy in ("two_phase", "probe"):
         backbone.trainable = False
-        head = split_backbone(model)[1]
+        head = model.get_layer("head")  # _compose checked that it exists
         _merge(merged, probe_head(backbone, head, train, val, learning_rate=rates[0], common=common), "probe")
     _head_then_blocks(composed, backbone, train, val, epochs, rates, unfreeze, common, merged)
     return merged

@@ -802,3 +802,48 @@ def test_text_helpers_refuse_models_without_wordpiece():
 
     with pytest.raises(InputError, match="WordPiece"):
         tokenizer_for("lenet5")
+
+
+def test_sentence_pairs_are_balanced_and_repeatable():
+    from zoo.train.engine import sentence_pairs
+
+    labels = np.array([0, 0, 0, 1, 1, 2, 2, 2])
+    rows = sentence_pairs(labels, epoch=3, pairs=64)
+    assert len(rows) >= 64
+    a, b, same = rows[:, 0].astype(int), rows[:, 1].astype(int), rows[:, 2]
+    assert np.all(a != b), "no text is paired with itself"
+    assert np.array_equal(labels[a] == labels[b], same == 1.0)
+    assert abs(np.mean(same) - 0.5) < 1e-9, "as many same-label pairs as cross-label ones"
+    assert np.array_equal(rows, sentence_pairs(labels, epoch=3, pairs=64))
+    assert not np.array_equal(rows, sentence_pairs(labels, epoch=4, pairs=64))
+
+
+@needs_mr
+@pytest.mark.slow
+def test_sentence_encoders_fine_tune_contrastively_then_probe(tiny_text_entry, tmp_path, monkeypatch):
+    """Mean-pooled encoders (sentence embedders) run SetFit: contrastive pairs, then the probe."""
+    import zoo.train.engine as engine
+    from zoo.train.finetune import finetune
+
+    tiny_text_entry["builder_kwargs"]["pooling"] = "mean"
+    monkeypatch.setenv(
+        "ZOO_MANIFEST", str(write_manifest_file(tmp_path / "m.json", {"bert_tiny.test": tiny_text_entry}))
+    )
+    monkeypatch.setattr(engine, "CONTRAST_PAIRS", 64)
+    args = {
+        "epochs": 2,
+        "max_train": 48,
+        "max_val": 32,
+        "batch_size": 16,
+        "data_dir": str(DATA_DIR),
+        "verbose": 0,
+    }
+    summary = finetune("bert_tiny.test", "mr", tmp_path / "out", **args)
+    history = summary["history"]
+    assert history["phase"] == ["contrast", "contrast", "probe"]
+    assert all(np.isfinite(history["pair_loss"][:2])) and history["pair_loss"][2] is None
+    assert history["loss"][:2] == [None, None] and np.isfinite(history["val_accuracy"][2])
+    assert (tmp_path / "out" / "curves.png").is_file()
+    # rerun: the finished folder is reused, same model
+    again = finetune("bert_tiny.test", "mr", tmp_path / "out", **args)
+    assert again["metrics"]["top1_accuracy"] == summary["metrics"]["top1_accuracy"]

@@ -34,6 +34,78 @@ def test_exported_files_take_raw_images(tmp_path):
     np.testing.assert_allclose(run_tflite(tmp_path / "m.tflite", raw), expected, atol=1e-4)
 
 
+def test_export_input_contract_does_not_depend_on_data(tmp_path, monkeypatch):
+    """The same file, shape and record with or without a data folder (the check uses no data)."""
+    import onnx
+
+    export("lenet5", "onnx", tmp_path / "with.onnx", data_dir=DATA_DIR)
+    monkeypatch.setenv("ZOO_DATA_DIR", str(tmp_path / "nothing-here"))
+    result = export("lenet5", "onnx", tmp_path / "without.onnx")
+    assert result.input_shape == (28, 28, 1)
+    props = [
+        {p.key: p.value for p in onnx.load(str(tmp_path / name)).metadata_props}
+        for name in ("with.onnx", "without.onnx")
+    ]
+    assert props[0] == props[1]
+    contract = json.loads(props[0]["zoo.input_contract"])
+    assert contract["shape"] == ["batch", 28, 28, 1] and contract["dtype"] == "uint8"
+    assert contract["caller_resizes"]["resize"] == [28, 28] and contract["baked_in"]["pad_to"] == [32, 32]
+    shapes = [
+        [
+            d.dim_param or d.dim_value
+            for d in onnx.load(str(tmp_path / name)).graph.input[0].type.tensor_type.shape.dim
+        ]
+        for name in ("with.onnx", "without.onnx")
+    ]
+    assert shapes[0] == shapes[1] == ["batch", 28, 28, 1]
+
+
+@pytest.mark.slow
+def test_efficientnet_onnx_names_the_sample_photos(tmp_path):
+    """The README's ImageNet export: the caller resizes (geometry_transform), ONNX Runtime classifies."""
+    import onnx
+    from sklearn.datasets import load_sample_images
+
+    from zoo.preprocessing import geometry_transform
+
+    out = tmp_path / "effnet.onnx"
+    result = export("efficientnet_lite0", "onnx", out)
+    assert result.max_abs_diff <= 1e-4 and result.input_shape == (224, 224, 3)
+    graph_ops = {node.op_type for node in onnx.load(str(out)).graph.node}
+    assert not graph_ops & {"Resize", "ScaleAndTranslate"}, graph_ops
+    entry = zoo.weights_entry("efficientnet_lite0")
+    geometry = geometry_transform(dict(entry.preprocessing))
+    photos = np.stack([np.asarray(geometry(image)) for image in load_sample_images().images])
+    top1 = [entry.labels[i] for i in np.argmax(run_onnx(out, photos), -1)]
+    assert top1 == ["palace", "daisy"]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (DATA_DIR / "cifar10-lossless").is_dir(), reason=f"no CIFAR-10 under {DATA_DIR}")
+def test_int8_efficientnet_agrees_with_keras_on_cifar10(tmp_path):
+    out = tmp_path / "effnet-int8.tflite"
+    result = export(
+        "efficientnet_lite0",
+        "tflite",
+        out,
+        quantize="int8",
+        data="cifar10",
+        data_dir=DATA_DIR,
+        evaluate=True,
+    )
+    m = result.metrics
+    print(m)
+    assert m["num_examples"] == 10000 and m["evaluation_data"] == "cifar10:test"
+    assert "cifar10 train" in m["calibration"]
+    assert m["top1_agreement"] >= 95.0
+    record = json.loads((tmp_path / "effnet-int8.json").read_text())
+    assert record["weights"] == "efficientnet_lite0.in1k" and record["input_contract"]["shape"][1:] == [
+        224,
+        224,
+        3,
+    ]
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not (DATA_DIR / "mnist").is_dir(), reason=f"no MNIST under {DATA_DIR}")
 @pytest.mark.parametrize("quantize", ["float16", "int8"])

@@ -55,9 +55,14 @@ def test_every_command_takes_a_finetuned_folder(finetuned, digits, tmp_path):
     _run("extract", finetuned, "--data", digits, "--out", tmp_path / "f.npz")
     with np.load(tmp_path / "f.npz") as features:
         assert features["features"].shape[1] == 84
-    # the 8x8 scans are upscaled by an antialiased resize TFLite lacks (the export issue): float inputs
-    _run("export", finetuned, "--format", "tflite", "--no-preprocessing", "--out", tmp_path / "m.tflite")
-    assert (tmp_path / "m.tflite").stat().st_size > 10_000
+    # the caller resizes the 8x8 scans (the record says how); the export takes uint8 28x28 images
+    shown = _run("export", finetuned, "--format", "tflite", "--out", tmp_path / "m.tflite")
+    assert "uint8 images 28x28x1" in shown and (tmp_path / "m.tflite").stat().st_size > 10_000
+    record = json.loads((tmp_path / "m.json").read_text())
+    assert record["labels"] == card["labels"] and record["input_contract"]["caller_resizes"]["resize"] == [
+        28,
+        28,
+    ]
     _run(
         "finetune", f"{finetuned}/model.keras", "--data", digits, "--out", tmp_path / "more", "--epochs", "1"
     )

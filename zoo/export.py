@@ -28,6 +28,8 @@ from typing import Any
 from zoo.errors import InputError, ZooError
 
 FORMATS = ("savedmodel", "tflite", "onnx")
+#: Train images that calibrate an int8 TFLite export.
+CALIBRATION_IMAGES = 200
 QUANTIZE = (None, "float16", "int8")
 #: Formats a text classifier exports to.
 TEXT_FORMATS = ("savedmodel", "onnx")
@@ -63,6 +65,7 @@ class ExportResult:
     size_bytes: int
     metrics: dict[str, Any] = field(default_factory=dict)
     inputs: tuple[str, ...] = ()  # text: the int32 token-id inputs of the exported model
+    input_shape: tuple[int, ...] = ()  # images: the shape of one input image
     vocab: str | None = None  # text: the vocabulary file written beside (or inside) the export
 
     def to_dict(self) -> dict[str, Any]:
@@ -70,34 +73,46 @@ class ExportResult:
         return dict(vars(self))
 
 
-def _raw_samples(entry: Any, n: int, data_dir: str | None, split: str | None = None) -> Any:
-    """Real raw uint8 images from the entry's dataset (its split), or random ones if absent."""
+def _image_contract(entry: Any) -> tuple[dict[str, Any], tuple[int, int, int]]:
+    """The baked part of the entry's image spec and the exported model's raw input shape."""
+    from zoo.preprocessing import split_geometry
+
+    spec = dict(entry.preprocessing)
+    baked, (height, width) = split_geometry(spec, tuple(entry.input_shape))
+    channels = 1 if spec["color_mode"] == "grayscale" else 3
+    return baked, (height, width, channels)
+
+
+def _sample_images(shape: tuple[int, ...], n: int) -> Any:
+    """Fixed random uint8 images of the export's input shape: the check never reads a data folder."""
+    import numpy as np
+
+    return np.random.default_rng(0).integers(0, 256, (n, *shape), np.uint8)
+
+
+def _real_images(entry: Any, n: int, data: str, data_dir: str | None, split: str) -> Any:
+    """``n`` images of ``data`` at the export's input size (geometry applied), or ``None`` without it."""
     import numpy as np
 
     import zoo.data
+    from zoo.preprocessing import geometry_transform
 
+    geometry = geometry_transform(dict(entry.preprocessing))
     try:
-        ds = zoo.data.load(
-            entry.dataset["name"],
-            split or entry.dataset["split"],
-            data_dir=data_dir,
-            shuffle=split is not None,
-            seed=0,
-        )
-        images = [np.asarray(e["image"]) for e in ds.take(n)]
-        if images and len({im.shape for im in images}) == 1:
-            return np.stack(images)
-    except Exception:  # noqa: BLE001 - no local data: fall back to random images of the input size
-        pass
-    h, w, c = entry.input_shape
-    channels = 1 if entry.preprocessing.get("color_mode") == "grayscale" else 3
-    return np.random.default_rng(0).integers(0, 256, (n, h or 224, w or 224, channels), np.uint8)
+        ds = zoo.data.load(data, split, data_dir=data_dir, shuffle=True, seed=0)
+        return np.stack([np.asarray(geometry(e["image"])) for e in ds.take(n)])
+    except Exception:  # noqa: BLE001 - the dataset is not on this machine
+        return None
 
 
 def _write_savedmodel(
     model: Any, spec: dict[str, Any] | None, raw_shape: tuple[int, ...], path: Path
 ) -> None:
-    """Write a SavedModel whose ``serve`` endpoint takes raw uint8 images (or model inputs)."""
+    """Write a SavedModel whose ``serve`` endpoint takes uint8 images of ``raw_shape`` (or model inputs).
+
+    ``spec`` is the baked half of the entry's spec (:func:`zoo.preprocessing.split_geometry`):
+    only operators every runtime has (casts, padding, arithmetic).
+    """
     import keras
     import tensorflow as tf
 
@@ -123,8 +138,6 @@ def _tflite_bytes(saved_dir: Path, quantize: str | None, calibration: Any) -> by
     import tensorflow as tf
 
     converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_dir))
-    # Antialiased resizing has no TFLite builtin; those few ops run through the TF (flex) kernels.
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS, tf.lite.OpsSet.SELECT_TF_OPS]
     if quantize == "float16":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.target_spec.supported_types = [tf.float16]
@@ -216,18 +229,16 @@ def _classifier_entry(name: str, fmt: str) -> Any:
     return entry
 
 
-def _keras_reference(entry: Any, model: Any, raw: Any, preprocessing: bool) -> tuple[Any, Any, Any]:
-    """Return the entry's input transform, the Keras outputs on ``raw`` and the export's feed."""
+def _keras_reference(model: Any, baked: dict[str, Any], raw: Any, preprocessing: bool) -> tuple[Any, Any]:
+    """Return the Keras outputs on ``raw`` (images at the export's input size) and the export's feed."""
     import numpy as np
 
     import zoo.data
     from zoo.tasks.inference import predict_fn
 
-    transform = zoo.data.image_transform(dict(entry.preprocessing))
-    model_inputs = np.asarray(transform(raw))
+    model_inputs = np.asarray(zoo.data.image_transform(baked)(raw))
     expected = np.asarray(predict_fn(model)(model_inputs))
-    feed = raw if preprocessing else model_inputs
-    return transform, expected, feed
+    return expected, raw if preprocessing else model_inputs
 
 
 def _run_savedmodel(saved: Path, feed: Any) -> Any:
@@ -242,15 +253,25 @@ def _run_savedmodel(saved: Path, feed: Any) -> Any:
 
 
 def _calibration_inputs(
-    entry: Any, quantize: str | None, preprocessing: bool, transform: Any, data_dir: str | None
-) -> Any:
-    """Return the int8 calibration inputs (200 train images, transformed without preprocessing)."""
+    entry: Any,
+    shape: tuple[int, ...],
+    baked: dict[str, Any],
+    preprocessing: bool,
+    data: str,
+    data_dir: str | None,
+) -> tuple[Any, str]:
+    """The int8 calibration inputs (200 train images, or random ones without data) and their source."""
     import numpy as np
 
-    calibration = _raw_samples(entry, 200, data_dir, split="train") if quantize == "int8" else None
-    if calibration is not None and not preprocessing:
-        calibration = np.asarray(transform(calibration))
-    return calibration
+    import zoo.data
+
+    images = _real_images(entry, CALIBRATION_IMAGES, data, data_dir, "train")
+    source = f"{CALIBRATION_IMAGES} {data} train images"
+    if images is None:
+        images, source = _sample_images(shape, CALIBRATION_IMAGES), "random images (no dataset found)"
+    if not preprocessing:
+        images = np.asarray(zoo.data.image_transform(baked)(images))
+    return images, source
 
 
 def _select_as_where(ctx: Any, node: Any, name: str, args: Any) -> None:
@@ -318,6 +339,7 @@ def export(
     quantize: str | None = None,
     preprocessing: bool = True,
     samples: int = 32,
+    data: str | None = None,
     data_dir: str | None = None,
     evaluate: bool = False,
     overwrite: bool = False,
@@ -337,10 +359,13 @@ def export(
             on 200 images of the entry dataset's train split).
         preprocessing: Images: bake the entry's input transform in (inputs become raw uint8
             images). Text exports always take token ids (the result says ``False``).
-        samples: Number of real sample images used for the check (and int8 calibration).
+        samples: Number of (fixed, random) images of the input size the check runs on: it
+            never reads a data folder, so exports are the same with or without one.
+        data: Images: the dataset that calibrates int8 (its train split) and that
+            ``evaluate`` measures (its test split); default: the weights' own dataset.
         data_dir: Data directory (overrides ``ZOO_DATA_DIR``); images only.
-        evaluate: Also measure a quantised TFLite model's metric on the entry's test data
-            next to the Keras model's (image classifiers).
+        evaluate: Also measure a quantised TFLite model's top-1 agreement with Keras on
+            test images (and both accuracies when the data is the weights' own).
         overwrite: Replace an earlier export that zoo wrote at ``out`` (never anything else:
             see :mod:`zoo.outputs`).
 
@@ -364,7 +389,8 @@ def export(
     entry = _classifier_entry(name, fmt)
     if entry.preprocessing.get("type") == "text":
         return _export_text(entry, fmt, target, overwrite)
-    options = {"quantize": quantize, "preprocessing": preprocessing, "samples": samples, "data_dir": data_dir}
+    options = {"quantize": quantize, "preprocessing": preprocessing, "samples": samples}
+    options.update(data=data, data_dir=data_dir)
     return _export_image(entry, fmt, target, evaluate=evaluate, overwrite=overwrite, **options)
 
 
@@ -376,6 +402,7 @@ def _export_image(
     quantize: str | None,
     preprocessing: bool,
     samples: int,
+    data: str | None,
     data_dir: str | None,
     evaluate: bool,
     overwrite: bool,
@@ -384,37 +411,98 @@ def _export_image(
     from zoo import api, outputs
 
     model = api.load(entry.name)
-    spec = dict(entry.preprocessing) if preprocessing else None
-    raw = _raw_samples(entry, samples, data_dir)
-    transform, expected, feed = _keras_reference(entry, model, raw, preprocessing)
+    baked, shape = _image_contract(entry)
+    expected, feed = _keras_reference(model, baked, _sample_images(shape, samples), preprocessing)
+    record = _image_record(entry, baked, shape, preprocessing, model)
     inputs = {"weights": entry.name, "format": fmt, "quantize": quantize, "preprocessing": preprocessing}
     command = f"zoo export {entry.name} --format {fmt}"
+    extra: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="zoo-export-") as tmpdir:
         tmp = Path(tmpdir)
         saved = tmp / "saved_model"
-        _write_savedmodel(model, spec, tuple(raw.shape[1:]), saved)
+        _write_savedmodel(model, baked if preprocessing else None, shape, saved)
         if fmt == "savedmodel":
             got = _run_savedmodel(saved, feed)
             _check(got, expected, quantize, fmt)
+            (saved / "zoo_export.json").write_text(_json(record), encoding="utf-8")
             _move_savedmodel(saved, out, command=command, inputs=inputs, overwrite=overwrite)
         elif fmt == "tflite":
-            calibration = _calibration_inputs(entry, quantize, preprocessing, transform, data_dir)
+            calibration = None
+            if quantize == "int8":
+                calibration, extra["calibration"] = _calibration_inputs(
+                    entry, shape, baked, preprocessing, data or entry.dataset["name"], data_dir
+                )
             blob = _tflite_bytes(saved, quantize, calibration)
             got = run_tflite(blob, feed)
             _check(got, expected, quantize, fmt)
-            with outputs.output_file(out, overwrite=overwrite, command=command) as part:
+            with (
+                outputs.output_file(out, overwrite=overwrite, command=command) as part,
+                outputs.output_file(_record_target(out), overwrite=overwrite, command=command) as side,
+            ):
                 part.write_bytes(blob)
+                side.write_text(_json({**record, **extra}), encoding="utf-8")
         else:
             path = tmp / "model.onnx"
             _write_onnx(saved, path)
+            _annotate_onnx(path, record, dims=("batch",), kind="an image classifier on uint8 images")
             got = run_onnx(path, feed)
             _check(got, expected, quantize, fmt)
             with outputs.output_file(out, overwrite=overwrite, command=command) as part:
                 shutil.copyfile(path, part)
     result = _export_result(out, fmt, quantize, preprocessing, got, expected)
+    result.metrics.update(extra)
+    result.input_shape = shape if preprocessing else tuple(model.input_shape[1:])
     if evaluate and fmt == "tflite":
-        result.metrics.update(_compare_on_test(entry, model, out, preprocessing, data_dir))
+        result.metrics.update(_compare_on_test(entry, model, out, preprocessing, data, data_dir))
     return result
+
+
+def _json(record: dict[str, Any]) -> str:
+    import json
+
+    return json.dumps(record, indent=2) + "\n"
+
+
+def _record_target(out: Path) -> Path:
+    """The metadata record beside a TFLite export: ``X.json`` for ``X.tflite``."""
+    return out.with_name(out.stem + ".json") if out.suffix else out.with_name(out.name + ".json")
+
+
+def _image_record(
+    entry: Any, baked: dict[str, Any], shape: tuple[int, ...], preprocessing: bool, model: Any
+) -> dict[str, Any]:
+    """The record that says what an image export takes and returns, and where it came from."""
+    spec = dict(entry.preprocessing)
+    if preprocessing:
+        contract = {
+            "inputs": ["image"],
+            "dtype": "uint8",
+            "shape": ["batch", *shape],
+            "caller_resizes": {
+                "resize": spec["resize"],
+                "center_crop": spec["center_crop"],
+                "interpolation": spec["interpolation"],
+                "antialias": spec["interpolation"] != "nearest",
+                "color_mode": spec["color_mode"],
+                "function": "zoo.preprocessing.geometry_transform(entry.preprocessing)",
+            },
+            "baked_in": {k: baked[k] for k in ("pad_to", "scale", "mean", "std")},
+        }
+    else:
+        contract = {
+            "inputs": ["image"],
+            "dtype": "float32",
+            "shape": ["batch", *model.input_shape[1:]],
+            "preprocessing": spec,
+        }
+    return {
+        "export_version": 1,
+        "weights": entry.name,
+        "weights_sha256": {f.filename: f.sha256 for f in entry.files},
+        "input_contract": contract,
+        "output": {"name": "logits", "shape": ["batch", entry.num_classes]},
+        "labels": list(entry.labels or [str(i) for i in range(entry.num_classes or 0)]),
+    }
 
 
 def _check(got: Any, expected: Any, quantize: str | None, fmt: str) -> None:
@@ -447,40 +535,52 @@ def _move_savedmodel(saved: Path, out: Path, **kwargs: Any) -> None:
 
 
 def _compare_on_test(
-    entry: Any, model: Any, path: Path, preprocessing: bool, data_dir: str | None
+    entry: Any, model: Any, path: Path, preprocessing: bool, data: str | None, data_dir: str | None
 ) -> dict[str, float]:
-    """Top-1 accuracy of Keras and of the TFLite file on the entry's evaluation split."""
+    """Top-1 agreement of the TFLite file with Keras on a test split, and both accuracies.
+
+    The split is the entry's evaluation split, or the test split of ``data``; accuracies
+    are given only when the data's labels are the model's. Keras sees the entry's full
+    input transform; the TFLite model sees the same images resized by
+    :func:`zoo.preprocessing.geometry_transform`, as its callers give them.
+    """
     import numpy as np
-
-    import zoo.data
-    from zoo.tasks.inference import predict_fn
-
-    ds = zoo.data.load(
-        entry.dataset["name"], entry.dataset["split"], batch_size=256, data_dir=data_dir, as_supervised=True
-    )
-    transform = zoo.data.image_transform(dict(entry.preprocessing))
-    fn = predict_fn(model)
-    keras_ok = tfl_ok = total = 0
     import tensorflow as tf
 
+    import zoo.data
+    from zoo.preprocessing import geometry_transform
+    from zoo.tasks.inference import predict_fn
+
+    own = data in (None, entry.dataset["name"])
+    name, split = (entry.dataset["name"], entry.dataset["split"]) if own else (data, "test")
+    ds = zoo.data.load(name, split, batch_size=256, data_dir=data_dir, as_supervised=True)
+    spec = dict(entry.preprocessing)
+    transform, geometry = zoo.data.image_transform(spec), geometry_transform(spec)
+    baked = zoo.data.image_transform(_image_contract(entry)[0])
+    fn = predict_fn(model)
+    keras_ok = tfl_ok = agree = total = 0
     interp = tf.lite.Interpreter(model_path=str(path))
     inp = interp.get_input_details()[0]
     for raw, y in ds:
-        x = np.asarray(transform(raw))
-        keras_ok += int(np.sum(np.argmax(np.asarray(fn(x)), -1) == y.numpy()))
-        feed = raw.numpy() if preprocessing else x
+        keras_top = np.argmax(np.asarray(fn(np.asarray(transform(raw)))), -1)
+        feed = np.asarray(geometry(raw)) if preprocessing else np.asarray(baked(geometry(raw)))
         interp.resize_tensor_input(inp["index"], list(feed.shape))
         interp.allocate_tensors()
         interp.set_tensor(inp["index"], feed.astype(inp["dtype"]))
         interp.invoke()
-        out = interp.get_tensor(interp.get_output_details()[0]["index"])
-        tfl_ok += int(np.sum(np.argmax(out, -1) == y.numpy()))
+        tfl_top = np.argmax(interp.get_tensor(interp.get_output_details()[0]["index"]), -1)
+        keras_ok += int(np.sum(keras_top == y.numpy()))
+        tfl_ok += int(np.sum(tfl_top == y.numpy()))
+        agree += int(np.sum(tfl_top == keras_top))
         total += len(y)
-    return {
-        "keras_top1_accuracy": 100 * keras_ok / total,
-        "tflite_top1_accuracy": 100 * tfl_ok / total,
+    result = {
+        "top1_agreement": 100 * agree / total,
         "num_examples": total,
+        "evaluation_data": f"{name}:{split}",
     }
+    if own:
+        result.update(keras_top1_accuracy=100 * keras_ok / total, tflite_top1_accuracy=100 * tfl_ok / total)
+    return result
 
 
 # --------------------------------------------------------------------------------------
@@ -587,8 +687,14 @@ def _text_contract(
     }
 
 
-def _annotate_onnx(path: Path, record: dict[str, Any]) -> None:
-    """Name the ONNX model's output ``logits`` and its free dimensions, and store ``record`` in it.
+def _annotate_onnx(
+    path: Path,
+    record: dict[str, Any],
+    *,
+    dims: tuple[str, ...] = ("batch", "sequence"),
+    kind: str = "a text classifier on int32 token ids",
+) -> None:
+    """Name the ONNX model's output ``logits`` and its free dimensions ``dims``; store ``record`` in it.
 
     ``record``'s keys become ``metadata_props`` ``zoo.<key>`` (strings as they are, the rest as JSON).
     """
@@ -604,12 +710,12 @@ def _annotate_onnx(path: Path, record: dict[str, Any]) -> None:
         node.input[:] = ["logits" if i == old else i for i in node.input]
     graph.output[0].name = "logits"
     for value in [*graph.input, graph.output[0]]:
-        for dim, label in zip(value.type.tensor_type.shape.dim, ("batch", "sequence"), strict=False):
+        for dim, label in zip(value.type.tensor_type.shape.dim, dims, strict=False):
             if not dim.HasField("dim_value"):
                 dim.dim_param = label
     props = {f"zoo.{k}": v if isinstance(v, str) else json.dumps(v) for k, v in record.items()}
     onnx.helper.set_model_props(model, props)
-    model.doc_string = f"zoo export of {record['weights']}: a text classifier on int32 token ids"
+    model.doc_string = f"zoo export of {record['weights']}: {kind}"
     onnx.save(model, str(path))
 
 

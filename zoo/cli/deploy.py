@@ -20,6 +20,11 @@ from zoo.cli._app import cli, echo_json, human_size
 @click.option(
     "--evaluate", is_flag=True, help="Quantised TFLite: measure top-1 on the entry's test data beside Keras."
 )
+@click.option(
+    "--data",
+    help="Images: dataset that calibrates int8 (train split) and that --evaluate uses (test split); "
+    "default: the weights' own.",
+)
 @click.option("--data-dir", type=click.Path(file_okay=False), help="Data directory (default: ZOO_DATA_DIR).")
 @click.option(
     "--overwrite",
@@ -34,13 +39,16 @@ def export_cmd(
     quantize: str | None,
     no_preprocessing: bool,
     evaluate: bool,
+    data: str | None,
     data_dir: str | None,
     overwrite: bool,
     as_json: bool,
 ) -> None:
     """Export pretrained weights as a SavedModel, TFLite or ONNX model, checked against Keras.
 
-    Image classifiers take raw uint8 images. Text classifiers (SavedModel, ONNX) take
+    Image classifiers take uint8 images of a fixed size: the resize and crop of the weights'
+    preprocessing are the caller's (zoo.preprocessing.geometry_transform; the record
+    in the export says which), the rest is baked in. Text classifiers (SavedModel, ONNX) take
     int32 token ids; their vocabulary is written beside the model (vocab.txt in the
     folder, X.vocab.txt beside X.onnx).
 
@@ -49,6 +57,7 @@ def export_cmd(
       zoo export lenet5 --format onnx --out lenet5.onnx
       zoo export lenet5 --format tflite --quantize int8 --evaluate --out lenet5-int8.tflite
       zoo export lenet5 --format savedmodel --out ./lenet5-savedmodel
+      zoo export efficientnet_lite0 --format tflite --quantize int8 --data cifar10 --evaluate --out e.tflite
       zoo export minilm_l6.mr --format onnx --out minilm-mr.onnx
       zoo export ./my-finetuned-lstm --format savedmodel --out ./lstm-savedmodel
     """
@@ -60,6 +69,7 @@ def export_cmd(
         out,
         quantize=quantize,
         preprocessing=not no_preprocessing,
+        data=data,
         data_dir=data_dir,
         evaluate=evaluate,
         overwrite=overwrite,
@@ -70,8 +80,9 @@ def export_cmd(
     if result.inputs:
         inputs = f"int32 token ids ({', '.join(result.inputs)}); vocabulary: {result.vocab}"
     else:
-        inputs = "raw uint8 images" if result.preprocessing else "preprocessed float32"
+        shape = "x".join(str(n) for n in result.input_shape)
+        inputs = f"uint8 images {shape}" if result.preprocessing else f"preprocessed float32 {shape}"
     click.echo(f"wrote {result.path} ({human_size(result.size_bytes)}), inputs: {inputs}")
     click.echo(f"  max |diff| vs Keras on sample inputs: {result.max_abs_diff:.3g}")
     for key, value in result.metrics.items():
-        click.echo(f"  {key}: {value:.4g}")
+        click.echo(f"  {key}: {value:.4g}" if isinstance(value, float) else f"  {key}: {value}")

@@ -252,6 +252,7 @@ def bert_tiny(
     hidden_dropout: float = 0.1,
     attention_dropout: float = 0.1,
     classifier_activation: str | None = None,
+    pooling: str = "cls",
 ) -> keras.Model:
     """Build BERT-Tiny: 2 layers, hidden size 128, 2 heads, feed-forward 512.
 
@@ -265,6 +266,7 @@ def bert_tiny(
         hidden_dropout: Dropout rate on embeddings, sublayer outputs and the head.
         attention_dropout: Dropout rate on the attention probabilities.
         classifier_activation: Activation of ``head``; ``None`` gives logits.
+        pooling: ``"cls"`` (the pooler) or ``"mean"`` (masked mean of the sequence).
 
     Returns:
         An uncompiled ``keras.Model`` named ``"bert_tiny"``; see
@@ -281,6 +283,7 @@ def bert_tiny(
         hidden_dropout=hidden_dropout,
         attention_dropout=attention_dropout,
         classifier_activation=classifier_activation,
+        pooling=pooling,
         name="bert_tiny",
     )
 
@@ -302,6 +305,7 @@ def bert_mini(
     hidden_dropout: float = 0.1,
     attention_dropout: float = 0.1,
     classifier_activation: str | None = None,
+    pooling: str = "cls",
 ) -> keras.Model:
     """Build BERT-Mini: 4 layers, hidden size 256, 4 heads, feed-forward 1024.
 
@@ -315,6 +319,7 @@ def bert_mini(
         hidden_dropout: Dropout rate on embeddings, sublayer outputs and the head.
         attention_dropout: Dropout rate on the attention probabilities.
         classifier_activation: Activation of ``head``; ``None`` gives logits.
+        pooling: ``"cls"`` (the pooler) or ``"mean"`` (masked mean of the sequence).
 
     Returns:
         An uncompiled ``keras.Model`` named ``"bert_mini"``; see
@@ -331,6 +336,7 @@ def bert_mini(
         hidden_dropout=hidden_dropout,
         attention_dropout=attention_dropout,
         classifier_activation=classifier_activation,
+        pooling=pooling,
         name="bert_mini",
     )
 

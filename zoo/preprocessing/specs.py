@@ -61,6 +61,8 @@ __all__ = [
     "UNK_TOKEN",
     "validate_preprocessing",
     "image_transform",
+    "split_geometry",
+    "geometry_transform",
     "text_transform",
     "make_transform",
     "build_vocab",
@@ -304,6 +306,56 @@ def image_transform(spec: dict[str, Any]) -> Callable[[Any], Any]:
         return image
 
     return transform
+
+
+def split_geometry(
+    spec: dict[str, Any], input_shape: tuple[int | None, ...]
+) -> tuple[dict[str, Any], tuple[int, int]]:
+    """Split an image spec into the part a deployed model bakes in and its fixed input size.
+
+    Resizing and cropping (antialiased resizes have no portable operator in ONNX or
+    TFLite) are left to the caller, who gives the exported model uint8 images of the
+    returned size, made by :func:`geometry_transform`; colour conversion, padding and
+    normalisation stay in the returned spec.
+
+    Args:
+        spec: A valid image spec.
+        input_shape: The model's input shape ``(H, W, C)``.
+
+    Returns:
+        ``(baked_spec, (height, width))``.
+    """
+    validate_preprocessing(spec)
+    if spec["center_crop"] is not None:
+        size = spec["center_crop"]
+    elif isinstance(spec["resize"], (list, tuple)):
+        size = spec["resize"]
+    elif spec["pad_to"] is not None:
+        size = spec["pad_to"]
+    else:
+        size = input_shape[:2]
+    if not all(isinstance(n, int) and n > 0 for n in size):
+        raise ValueError(f"cannot fix an input size from {spec} and input shape {input_shape}")
+    return {**spec, "resize": None, "center_crop": None}, (int(size[0]), int(size[1]))
+
+
+def geometry_transform(spec: dict[str, Any]) -> Callable[[Any], Any]:
+    """The caller's half of :func:`split_geometry`: colour, resize and crop, rounded to uint8.
+
+    Args:
+        spec: A valid image spec (the entry's own, not the baked one).
+
+    Returns:
+        A function mapping uint8 images (one or a batch) to uint8 images of the size
+        :func:`split_geometry` gives.
+    """
+    geometry = {**spec, "pad_to": None, "scale": 1.0, "mean": None, "std": None}
+    transform = image_transform(geometry)
+
+    def to_uint8(image: Any) -> Any:
+        return tf.cast(tf.clip_by_value(tf.round(transform(image)), 0, 255), tf.uint8)
+
+    return to_uint8
 
 
 # ---------------------------------------------------------------------------

@@ -448,6 +448,7 @@ _PHASE_TITLES = {
     "full": "full fine-tune",
     "head": "phase 1, head",
     "encoder": "phase 2, encoder",
+    "contrast": "contrastive pairs, encoder (SetFit; the probe follows)",
 }
 
 
@@ -620,9 +621,13 @@ def split_epochs(strategy: str, epochs: int | tuple[int, int]) -> tuple[int, int
 
 
 def _merge(merged: dict[str, list[Any]], history: dict[str, list[float]], phase: str) -> None:
-    for key, values in history.items():
-        merged.setdefault(key, []).extend(values)
-    merged.setdefault("phase", []).extend([phase] * len(history.get("loss", [])))
+    """Append a phase's epochs; a metric the phase lacks (or only it has) is ``None`` elsewhere."""
+    epochs = len(next(iter(history.values()), []))
+    before = len(merged.get("phase", []))
+    for key in [*merged, *(k for k in history if k not in merged)]:
+        if key != "phase":
+            merged.setdefault(key, [None] * before).extend(history.get(key, [None] * epochs))
+    merged.setdefault("phase", []).extend([phase] * epochs)
 
 
 def fine_tune(
@@ -735,6 +740,8 @@ PROBE_BATCH = 64
 #: Phase 2 of ``"two_phase"``: SGD with momentum at this learning rate unless one is given.
 FINE_TUNE_LR = 0.02
 FINE_TUNE_MOMENTUM = 0.9
+#: Phase 2: each unfrozen block trains at this fraction of the rate of the block above it.
+LAYER_DECAY = 1.0
 
 
 def _features_of(backbone: Any, data: Any) -> tuple[Any, Any]:
@@ -815,10 +822,16 @@ def _head_then_blocks(
         history = _run_phase(composed, "phase1", train, val, epochs=epochs[0], optimizer=optimizer, **common)
         _merge(merged, history, "head")
     if epochs[1]:
-        _unfreeze_top(backbone, unfreeze)
+        blocks = _unfreeze_top(backbone, unfreeze)
         # SGD, not Adam: its steps scale with the gradients, so a head the probe already fitted
         # moves the pretrained layers little, and a poor fit moves them a lot (Kumar et al. 2022).
-        optimizer = keras.optimizers.SGD(rates[1], momentum=FINE_TUNE_MOMENTUM)
+        scales = {
+            weight.path: LAYER_DECAY**depth
+            for depth, block in enumerate(reversed(blocks))
+            for layer in block
+            for weight in layer.trainable_weights
+        }
+        optimizer = _layer_scaled_sgd_type()(rates[1], scales=scales, momentum=FINE_TUNE_MOMENTUM)
         history = _run_phase(composed, "phase2", train, val, epochs=epochs[1], optimizer=optimizer, **common)
         _merge(merged, history, "fine-tune")
 
@@ -847,8 +860,11 @@ def _compose(model: Any, head_dropout: float) -> tuple[Any, Any]:
     return keras.Model(inputs, head(x), name=model.name), backbone
 
 
-def _unfreeze_top(backbone: Any, unfreeze: int | str) -> None:
-    """Make the top ``unfreeze`` blocks of ``backbone`` (or ``"all"``) trainable, the rest frozen."""
+def _unfreeze_top(backbone: Any, unfreeze: int | str) -> list[list[Any]]:
+    """Make the top ``unfreeze`` blocks of ``backbone`` (or ``"all"``) trainable, the rest frozen.
+
+    Returns the trainable blocks, bottom to top.
+    """
     import keras
 
     backbone.trainable = True
@@ -862,6 +878,29 @@ def _unfreeze_top(backbone: Any, unfreeze: int | str) -> None:
         # the rows of every word it lacks: word embeddings stay as pretrained.
         if isinstance(layer, keras.layers.Embedding):
             layer.trainable = False
+    return blocks[max(0, len(blocks) - keep) :]
+
+
+@functools.cache
+def _layer_scaled_sgd_type() -> type:
+    """SGD whose step on each weight is scaled by its block's factor (layer-wise rate decay)."""
+    import keras
+
+    class LayerScaledSGD(keras.optimizers.SGD):
+        def __init__(self, learning_rate: float, *, scales: dict[str, float], **kwargs: Any) -> None:
+            super().__init__(learning_rate, **kwargs)
+            self.scales = scales
+
+        def apply(self, grads: Any, trainable_variables: Any = None) -> Any:
+            # With momentum SGD, scaling a weight's gradient scales its learning rate.
+            if trainable_variables is not None:
+                grads = [
+                    g if g is None or self.scales.get(v.path, 1.0) == 1.0 else g * self.scales[v.path]
+                    for g, v in zip(grads, trainable_variables, strict=True)
+                ]
+            return super().apply(grads, trainable_variables)
+
+    return LayerScaledSGD
 
 
 # --------------------------------------------------------------------------------------
@@ -935,6 +974,7 @@ def fine_tune_text(
     steps_per_epoch: int,
     checkpoint_dir: str | os.PathLike[str] | None = None,
     save_every_steps: int | None = None,
+    contrastive: bool = False,
     verbose: Any = "auto",
 ) -> dict[str, list[float]]:
     """Fine-tune a BERT classifier (``include_top=True``) in place, with the runner of :func:`fine_tune`.
@@ -943,7 +983,9 @@ def fine_tune_text(
     top ``unfreeze`` blocks (see :func:`set_trainable_top`; ``"all"``: the whole
     model) and the head at ``encoder_learning_rate``; ``"probe"`` trains the head on
     the frozen encoder's features (:func:`probe_head`); ``"two_phase"`` runs
-    ``"probe"`` then ``"full"``, epochs split by :func:`split_epochs`. Each phase
+    ``"probe"`` then ``"full"``, epochs split by :func:`split_epochs`; with
+    ``contrastive`` (sentence-embedding encoders) it is :func:`contrast_encoder` for
+    every epoch, then the probe on the new embeddings (SetFit). Each phase
     uses :func:`bert_optimizer`, a fixed number of epochs (the validation split
     picks no weights) and resumes from ``checkpoint_dir`` after an interruption.
 
@@ -960,6 +1002,7 @@ def fine_tune_text(
         steps_per_epoch: Batches per epoch (for the schedule).
         checkpoint_dir: Folder for resumable checkpoints.
         save_every_steps: Also checkpoint every N steps.
+        contrastive: Fine-tune the encoder on sentence pairs first (see :func:`contrast_encoder`).
         verbose: Passed to ``fit``.
 
     Returns:
@@ -976,6 +1019,10 @@ def fine_tune_text(
         "verbose": verbose,
     }
     merged: dict[str, list[Any]] = {}
+    if strategy == "two_phase" and contrastive and tune_epochs:
+        backbone, _ = split_backbone(model)
+        _merge(merged, contrast_encoder(backbone, train, epochs=tune_epochs, common=common), "contrast")
+        tune_epochs = 0  # the probe below fits the head on the contrasted embeddings (SetFit)
     if strategy in ("two_phase", "probe"):
         backbone, head = split_backbone(model)
         backbone.trainable = False
@@ -995,6 +1042,94 @@ def fine_tune_text(
         _merge(merged, _run_phase(model, phase, train, val, epochs=n, optimizer=optimizer, **common), phase)
     _make_trainable(model)
     return merged
+
+
+#: Contrastive phase: pairs per epoch (at least two per example), batch and AdamW learning rate.
+CONTRAST_PAIRS = 3200
+CONTRAST_BATCH = 16
+CONTRAST_LR = 2e-5
+
+
+def _token_ids(train: Any) -> tuple[Any, Any]:
+    """Every example's right-padded ``input_ids`` (one array) and its label, from ``train(0)``."""
+    rows, labels = [], []
+    for x, y in _batches(train(0) if callable(train) else train):
+        rows.extend(list(np.asarray(x["input_ids"])))
+        labels.append(np.asarray(y))
+    width = max(len(row) for row in rows)
+    ids = np.zeros((len(rows), width), np.int32)
+    for i, row in enumerate(rows):
+        ids[i, : len(row)] = row
+    return ids, np.concatenate(labels)
+
+
+def sentence_pairs(labels: Any, epoch: int, *, seed: int = 0, pairs: int = CONTRAST_PAIRS) -> Any:
+    """One epoch's ``(a, b, same)`` example pairs: half of each label, half across labels.
+
+    Every example is the first of as many same-label as cross-label pairs, at least
+    one of each, ``pairs`` in all or more; the draw is a function of ``(seed, epoch)``.
+    """
+    labels = np.asarray(labels)
+    rng = np.random.default_rng([seed, epoch])
+    per_example = max(1, -(-pairs // (2 * len(labels))))
+    rows = []
+    for i in np.tile(np.arange(len(labels)), per_example):
+        same, other = np.flatnonzero(labels == labels[i]), np.flatnonzero(labels != labels[i])
+        if len(same) > 1:
+            rows.append((i, rng.choice(same[same != i]), 1.0))
+        if len(other):
+            rows.append((i, rng.choice(other), 0.0))
+    rows = np.array(rows)
+    return rows[rng.permutation(len(rows))]
+
+
+def _pair_model(backbone: Any) -> Any:
+    """``cos(backbone(a), backbone(b))`` for two BERT input dicts ``a_*`` and ``b_*``."""
+    import keras
+
+    keys = ("input_ids", "token_type_ids", "attention_mask")
+    sides = [{k: keras.Input((None,), dtype="int32", name=f"{s}_{k}") for k in keys} for s in "ab"]
+    embeddings = [backbone({k: side[k] for k in keys}) for side in sides]
+    cosine = keras.layers.Dot(axes=-1, normalize=True, name="cosine")(embeddings)
+    return keras.Model({t.name: t for side in sides for t in side.values()}, cosine, name="pairs")
+
+
+def contrast_encoder(backbone: Any, train: Any, *, epochs: int, common: dict[str, Any], seed: int = 0) -> Any:
+    """Fine-tune a sentence encoder contrastively on pairs of the training texts (SetFit).
+
+    Pairs of the same label are pulled to cosine similarity 1 and pairs of different
+    labels to 0 (squared error, as SetFit's ``CosineSimilarityLoss``), with AdamW at
+    :data:`CONTRAST_LR`, :data:`CONTRAST_PAIRS` pairs per epoch (:func:`sentence_pairs`).
+    Few labelled examples make many pairs, which is why it beats training a classifier
+    through the encoder when examples are few (Tunstall et al. 2022). A checkpointed phase.
+    """
+    import keras
+    import tensorflow as tf
+
+    from zoo.preprocessing.wordpiece import bert_inputs
+
+    ids, labels = _token_ids(train)
+    backbone.trainable = True
+
+    def epoch_pairs(epoch: int) -> Any:
+        rows = sentence_pairs(labels, epoch, seed=seed)
+        a, b = rows[:, 0].astype(int), rows[:, 1].astype(int)
+
+        def side(prefix: str, x: Any) -> dict[str, Any]:
+            return {f"{prefix}_{k}": v for k, v in bert_inputs(x).items()}
+
+        return (
+            tf.data.Dataset.from_tensor_slices((ids[a], ids[b], rows[:, 2:3].astype("float32")))
+            .batch(CONTRAST_BATCH)
+            .map(lambda x, y, same: ({**side("a", x), **side("b", y)}, same))
+        )
+
+    optimizer = keras.optimizers.AdamW(CONTRAST_LR, weight_decay=0.01)
+    # The loss of pairs is not the classifier's: the merged history keeps it apart.
+    settings = {**common, "loss": "mean_squared_error", "metrics": [], "patience": None}
+    pairs = _pair_model(backbone)
+    history = _run_phase(pairs, "contrast", epoch_pairs, None, epochs=epochs, optimizer=optimizer, **settings)
+    return {("pair_loss" if k == "loss" else k): v for k, v in history.items()}
 
 
 def extract_to_file(

@@ -793,6 +793,8 @@ def _finetune_text_in(
             steps_per_epoch=steps,
             checkpoint_dir=folder.own_dir("checkpoints"),
             save_every_steps=save_every_steps,
+            # Encoders trained to embed sentences (mean pooling) fine-tune best as they were trained.
+            contrastive=entry.builder_kwargs.get("pooling") == "mean",
             verbose=verbose,
         )
     metrics = classification_metrics(model, val)

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import keras
+import numpy as np
 
 from zoo.errors import missing_dependency
 from zoo.fileio import atomic_path
@@ -138,9 +139,10 @@ def plot_history(history: dict[str, list[float]], path: str | os.PathLike[str], 
     fig, axes = plt.subplots(1, len(metrics), figsize=(4.5 * len(metrics), 3.5), squeeze=False)
     for ax, name in zip(axes[0], metrics, strict=True):
         epochs = range(1, len(history[name]) + 1)
-        ax.plot(epochs, history[name], label="train")
+        # None (an epoch of a phase without this metric) is a gap in the curve
+        ax.plot(epochs, np.array(history[name], dtype=float), label="train", marker=".")
         if f"val_{name}" in history:
-            ax.plot(epochs, history[f"val_{name}"], label="validation")
+            ax.plot(epochs, np.array(history[f"val_{name}"], dtype=float), label="validation", marker=".")
         ax.set_xlabel("epoch")
         ax.set_title(name)
         ax.grid(alpha=0.3)

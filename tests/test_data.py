@@ -711,3 +711,37 @@ def test_corrupt_idx_file_is_a_data_error(tmp_path):
         (folder / name).write_bytes(b"not gzip")
     with pytest.raises(DataError, match="truncated or padded"):
         zd.load("mnist", "test", data_dir=tmp_path)
+
+
+@pytest.mark.parametrize(
+    "name, size, natural",
+    [
+        ("lenet5", (28, 28), (28, 28)),
+        ("resnet20", (32, 32), (32, 32)),
+        ("efficientnet_lite0", (224, 224), (300, 400)),
+    ],
+)
+def test_split_geometry_leaves_resize_and_crop_to_the_caller(name, size, natural):
+    """geometry (caller, uint8) then the baked spec = the entry's whole transform, up to uint8 rounding."""
+    import zoo
+    from zoo.preprocessing import geometry_transform, split_geometry
+
+    entry = zoo.weights_entry(name)
+    spec = dict(entry.preprocessing)
+    baked, got = split_geometry(spec, tuple(entry.input_shape))
+    assert got == size and baked["resize"] is None and baked["center_crop"] is None
+    channels = entry.input_shape[-1]
+    geometry = geometry_transform(spec, size)
+    odd = np.random.default_rng(1).integers(0, 256, (2, 40, 50, channels), np.uint8)
+    assert np.asarray(geometry(odd)).shape == (2, *size, channels)  # any size in, the export's size out
+    # smooth photos-like images: bicubic overshoot on noise would be clipped to uint8
+    yy, xx = np.meshgrid(np.arange(natural[0]), np.arange(natural[1]), indexing="ij")
+    wave = 128 + 90 * np.sin(yy / 7.0)[..., None] * np.cos(xx[..., None] / 11.0 + np.arange(channels))
+    raw = np.stack([wave, 255 - wave]).round().astype(np.uint8)
+    images = np.asarray(geometry(raw))
+    assert images.dtype == np.uint8 and images.shape == (2, *size, channels)
+    whole = np.asarray(zd.image_transform(spec)(raw))
+    halves = np.asarray(zd.image_transform(baked)(images))
+    assert halves.shape == whole.shape == (2, *entry.input_shape)
+    step = float(spec["scale"]) / min(spec["std"] or [1.0])  # one uint8 level after normalisation
+    assert np.max(np.abs(halves - whole)) <= 0.5 * step + 1e-6

@@ -119,6 +119,19 @@ def bench_hub(tmp: Path) -> None:
     )
 
 
+#: The fastest plain-Keras call, the baseline of every inference row.
+BASE = "Keras `predict_on_batch`"
+
+
+def _zoo_step(model, x):
+    """One batch as `zoo predict`, `zoo evaluate` and `zoo extract` run it."""
+    import numpy as np
+
+    from zoo.tasks.classify import classification_metrics
+
+    return classification_metrics(model, [(x, np.zeros(len(x), np.int64))])
+
+
 def bench_inference(tmp: Path, quick: bool) -> None:
     import keras
     import numpy as np
@@ -151,9 +164,12 @@ def bench_inference(tmp: Path, quick: bool) -> None:
             steps = max(3, (64 if batch == 1 else 6) // (1 if arch == "lenet5" else 2))
             fn, xla = predict_fn(model), predict_fn(model, jit_compile=True)
             fn(x), xla(x)
+            model.predict_on_batch(x)
             paths = {
+                BASE: lambda m=model, x=x: m.predict_on_batch(x),
+                "zoo predict/evaluate/extract step": lambda m=model, x=x: _zoo_step(m, x),
                 "Keras `model.predict`": lambda m=model, x=x: m.predict(x, verbose=0),
-                "zoo traced function": lambda f=fn, x=x: f(x).numpy(),
+                "zoo traced function (export check)": lambda f=fn, x=x: f(x).numpy(),
                 "zoo XLA (`jit_compile`)": lambda f=xla, x=x: f(x).numpy(),
             }
             if onnx:
@@ -182,13 +198,12 @@ def bench_inference(tmp: Path, quick: bool) -> None:
             for label, call in paths.items():
                 t = best_time(lambda call=call, steps=steps: [call() for _ in range(steps)], 3)
                 rates[label] = batch * steps / t
-            base = rates["Keras `model.predict`"]
+            base = rates[BASE]
             for label, rate in rates.items():
-                if label != "Keras `model.predict`":
+                if label != BASE:
                     row(
                         "inference",
-                        f"{arch}{'' if weights_name else ' (random init)'}, batch {batch}: "
-                        f"{label} vs Keras `model.predict`",
+                        f"{arch}{'' if weights_name else ' (random init)'}, batch {batch}: {label} vs {BASE}",
                         rate / base,
                         f"{rate:,.0f} vs {base:,.0f} images/s",
                     )

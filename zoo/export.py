@@ -97,7 +97,7 @@ def _real_images(entry: Any, n: int, data: str, data_dir: str | None, split: str
     import zoo.data
     from zoo.preprocessing import geometry_transform
 
-    geometry = geometry_transform(dict(entry.preprocessing))
+    geometry = geometry_transform(dict(entry.preprocessing), _image_contract(entry)[1][:2])
     try:
         ds = zoo.data.load(data, split, data_dir=data_dir, shuffle=True, seed=0)
         return np.stack([np.asarray(geometry(e["image"])) for e in ds.take(n)])
@@ -484,7 +484,7 @@ def _image_record(
                 "interpolation": spec["interpolation"],
                 "antialias": spec["interpolation"] != "nearest",
                 "color_mode": spec["color_mode"],
-                "function": "zoo.preprocessing.geometry_transform(entry.preprocessing)",
+                "function": "zoo.preprocessing.geometry_transform(entry.preprocessing, (height, width))",
             },
             "baked_in": {k: baked[k] for k in ("pad_to", "scale", "mean", "std")},
         }
@@ -540,9 +540,9 @@ def _compare_on_test(
     """Top-1 agreement of the TFLite file with Keras on a test split, and both accuracies.
 
     The split is the entry's evaluation split, or the test split of ``data``; accuracies
-    are given only when the data's labels are the model's. Keras sees the entry's full
-    input transform; the TFLite model sees the same images resized by
-    :func:`zoo.preprocessing.geometry_transform`, as its callers give them.
+    are given only when the data's labels are the model's. Both see the images as the
+    export's callers give them (resized by :func:`zoo.preprocessing.geometry_transform`),
+    so the figures measure the conversion alone.
     """
     import numpy as np
     import tensorflow as tf
@@ -555,15 +555,17 @@ def _compare_on_test(
     name, split = (entry.dataset["name"], entry.dataset["split"]) if own else (data, "test")
     ds = zoo.data.load(name, split, batch_size=256, data_dir=data_dir, as_supervised=True)
     spec = dict(entry.preprocessing)
-    transform, geometry = zoo.data.image_transform(spec), geometry_transform(spec)
-    baked = zoo.data.image_transform(_image_contract(entry)[0])
+    baked_spec, shape = _image_contract(entry)
+    geometry, baked = geometry_transform(spec, shape[:2]), zoo.data.image_transform(baked_spec)
     fn = predict_fn(model)
     keras_ok = tfl_ok = agree = total = 0
     interp = tf.lite.Interpreter(model_path=str(path))
     inp = interp.get_input_details()[0]
     for raw, y in ds:
-        keras_top = np.argmax(np.asarray(fn(np.asarray(transform(raw)))), -1)
-        feed = np.asarray(geometry(raw)) if preprocessing else np.asarray(baked(geometry(raw)))
+        images = np.asarray(geometry(raw))
+        model_inputs = np.asarray(baked(images))
+        keras_top = np.argmax(np.asarray(fn(model_inputs)), -1)
+        feed = images if preprocessing else model_inputs
         interp.resize_tensor_input(inp["index"], list(feed.shape))
         interp.allocate_tensors()
         interp.set_tensor(inp["index"], feed.astype(inp["dtype"]))

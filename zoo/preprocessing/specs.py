@@ -339,17 +339,21 @@ def split_geometry(
     return {**spec, "resize": None, "center_crop": None}, (int(size[0]), int(size[1]))
 
 
-def geometry_transform(spec: dict[str, Any]) -> Callable[[Any], Any]:
+def geometry_transform(spec: dict[str, Any], size: tuple[int, int] | None = None) -> Callable[[Any], Any]:
     """The caller's half of :func:`split_geometry`: colour, resize and crop, rounded to uint8.
 
     Args:
         spec: A valid image spec (the entry's own, not the baked one).
+        size: The export's input size (from :func:`split_geometry`); a spec that neither
+            resizes nor crops (CIFAR's) then resizes any other size to it.
 
     Returns:
         A function mapping uint8 images (one or a batch) to uint8 images of the size
         :func:`split_geometry` gives.
     """
     geometry = {**spec, "pad_to": None, "scale": 1.0, "mean": None, "std": None}
+    if size is not None and spec["resize"] is None and spec["center_crop"] is None and spec["pad_to"] is None:
+        geometry["resize"] = [int(size[0]), int(size[1])]
     transform = image_transform(geometry)
 
     def to_uint8(image: Any) -> Any:

@@ -172,7 +172,7 @@ def classification_metrics(model: Any, dataset: Any) -> dict[str, float]:
 
     correct = total = 0
     for x, y in dataset:
-        logits = model(x, training=False)
+        logits = model.predict_on_batch(x)  # Keras' compiled predict step, not an eager call
         pred = np.argmax(np.asarray(logits), axis=-1)
         correct += int(np.sum(pred == np.asarray(y)))
         total += int(pred.shape[0])

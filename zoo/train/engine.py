@@ -740,8 +740,6 @@ PROBE_BATCH = 64
 #: Phase 2 of ``"two_phase"``: SGD with momentum at this learning rate unless one is given.
 FINE_TUNE_LR = 0.02
 FINE_TUNE_MOMENTUM = 0.9
-#: Phase 2: each unfrozen block trains at this fraction of the rate of the block above it.
-LAYER_DECAY = 1.0
 
 
 def _features_of(backbone: Any, data: Any) -> tuple[Any, Any]:
@@ -822,16 +820,10 @@ def _head_then_blocks(
         history = _run_phase(composed, "phase1", train, val, epochs=epochs[0], optimizer=optimizer, **common)
         _merge(merged, history, "head")
     if epochs[1]:
-        blocks = _unfreeze_top(backbone, unfreeze)
+        _unfreeze_top(backbone, unfreeze)
         # SGD, not Adam: its steps scale with the gradients, so a head the probe already fitted
         # moves the pretrained layers little, and a poor fit moves them a lot (Kumar et al. 2022).
-        scales = {
-            weight.path: LAYER_DECAY**depth
-            for depth, block in enumerate(reversed(blocks))
-            for layer in block
-            for weight in layer.trainable_weights
-        }
-        optimizer = _layer_scaled_sgd_type()(rates[1], scales=scales, momentum=FINE_TUNE_MOMENTUM)
+        optimizer = keras.optimizers.SGD(rates[1], momentum=FINE_TUNE_MOMENTUM)
         history = _run_phase(composed, "phase2", train, val, epochs=epochs[1], optimizer=optimizer, **common)
         _merge(merged, history, "fine-tune")
 
@@ -860,11 +852,8 @@ def _compose(model: Any, head_dropout: float) -> tuple[Any, Any]:
     return keras.Model(inputs, head(x), name=model.name), backbone
 
 
-def _unfreeze_top(backbone: Any, unfreeze: int | str) -> list[list[Any]]:
-    """Make the top ``unfreeze`` blocks of ``backbone`` (or ``"all"``) trainable, the rest frozen.
-
-    Returns the trainable blocks, bottom to top.
-    """
+def _unfreeze_top(backbone: Any, unfreeze: int | str) -> None:
+    """Make the top ``unfreeze`` blocks of ``backbone`` (or ``"all"``) trainable, the rest frozen."""
     import keras
 
     backbone.trainable = True
@@ -878,29 +867,6 @@ def _unfreeze_top(backbone: Any, unfreeze: int | str) -> list[list[Any]]:
         # the rows of every word it lacks: word embeddings stay as pretrained.
         if isinstance(layer, keras.layers.Embedding):
             layer.trainable = False
-    return blocks[max(0, len(blocks) - keep) :]
-
-
-@functools.cache
-def _layer_scaled_sgd_type() -> type:
-    """SGD whose step on each weight is scaled by its block's factor (layer-wise rate decay)."""
-    import keras
-
-    class LayerScaledSGD(keras.optimizers.SGD):
-        def __init__(self, learning_rate: float, *, scales: dict[str, float], **kwargs: Any) -> None:
-            super().__init__(learning_rate, **kwargs)
-            self.scales = scales
-
-        def apply(self, grads: Any, trainable_variables: Any = None) -> Any:
-            # With momentum SGD, scaling a weight's gradient scales its learning rate.
-            if trainable_variables is not None:
-                grads = [
-                    g if g is None or self.scales.get(v.path, 1.0) == 1.0 else g * self.scales[v.path]
-                    for g, v in zip(grads, trainable_variables, strict=True)
-                ]
-            return super().apply(grads, trainable_variables)
-
-    return LayerScaledSGD
 
 
 # --------------------------------------------------------------------------------------

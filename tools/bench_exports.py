@@ -1,0 +1,276 @@
+"""Benchmark: every packaged entry exported to every format that applies, checked and timed.
+
+Each cell runs ``zoo.export.export`` (the code behind ``zoo export``), then loads the
+exported file in its own runtime (TensorFlow for SavedModel, the TFLite interpreter,
+ONNX Runtime) and times one batch of 1 and of 64 next to Keras' ``predict_on_batch``
+on the same inputs, in the same run. Float exports report the max |diff| against
+Keras on the export's check inputs; int8 exports report the top-1 agreement with
+Keras on a test split and, where that split is the weights' own, the accuracy change.
+
+Results are kept in ``docs/exports.json`` (a rerun measures only missing cells;
+``--redo`` measures again); ``--readme`` writes the table into README.md.
+
+Usage:
+    ZOO_DATA_DIR=../shared/data python -m tools.bench_exports [--entries lenet5.mnist,...] [--readme]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shlex
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+from zoo.fileio import write_json  # noqa: E402  (after the log level: TensorFlow may load later)
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "docs" / "exports.json"
+START, END = "<!-- exports:start -->", "<!-- exports:end -->"
+IMAGE_FORMATS = ("savedmodel", "onnx", "tflite", "tflite-float16", "tflite-int8")
+TEXT_FORMATS = ("savedmodel", "onnx")
+#: Packaged entries, in table order; the int8 comparison data where it is not the weights' own.
+ENTRIES = {
+    "lenet5.mnist": None,
+    "resnet20.cifar10": None,
+    "vgg11_cifar.cifar10": None,
+    "alexnet_cifar.cifar10": None,
+    "efficientnet_lite0.in1k": "cifar10",  # ImageNet is not on this machine
+    "lstm_classifier.mr": None,
+    "minilm_l6.mr": None,
+    "vae.mnist": None,
+    "dcgan.mnist": None,
+    "lstm_charlm.shakespeare": None,
+}
+REPEATS = 5
+
+
+def formats_of(name: str) -> tuple[str, ...]:
+    """The formats a cell is measured in (text: SavedModel and ONNX; the rest: all)."""
+    import zoo
+    from zoo import registry
+
+    entry = zoo.weights_entry(name)
+    task = registry.get_spec(entry.architecture).task
+    if task not in ("image-classification", "text-classification") and entry.num_classes is None:
+        return ("any",)  # one row saying why (generative and language models)
+    return TEXT_FORMATS if entry.preprocessing.get("type") == "text" else IMAGE_FORMATS
+
+
+def _best_ms(fn) -> float:
+    fn()  # warm-up (traces, allocations)
+    times = []
+    for _ in range(REPEATS):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return 1000 * min(times)
+
+
+def _runtime(fmt: str, path: Path):
+    """A function running the exported file at ``path`` on one batch (NumPy or a dict of NumPy)."""
+    if fmt == "savedmodel":
+        import tensorflow as tf
+
+        loaded = tf.saved_model.load(str(path))  # kept: its variables live as long as it does
+
+        def run(feed):
+            if isinstance(feed, dict):
+                return loaded.serve({k: tf.constant(v) for k, v in feed.items()})
+            return loaded.serve(tf.constant(feed))
+
+        return run
+    if fmt == "onnx":
+        import onnxruntime as ort
+
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        names = [i.name for i in session.get_inputs()]
+        return lambda feed: session.run(None, feed if isinstance(feed, dict) else {names[0]: feed})
+    import tensorflow as tf
+
+    interp = tf.lite.Interpreter(model_path=str(path))
+    inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
+    shape: list[tuple[int, ...]] = [()]
+
+    def run(feed):
+        if feed.shape != shape[0]:  # resized once per batch size, as a serving loop would
+            interp.resize_tensor_input(inp["index"], list(feed.shape))
+            interp.allocate_tensors()
+            shape[0] = feed.shape
+        interp.set_tensor(inp["index"], feed.astype(inp["dtype"]))
+        interp.invoke()
+        return interp.get_tensor(out["index"])
+
+    return run
+
+
+def _feeds(name: str, model, result, batch: int):
+    """The exported model's input and Keras' input for one batch of ``batch``."""
+    import numpy as np
+
+    import zoo
+    import zoo.data
+
+    entry = zoo.weights_entry(name)
+    if entry.preprocessing.get("type") == "text":
+        from zoo.export import TEXT_SAMPLES
+        from zoo.tasks.text_classify import encode_texts
+
+        texts = [TEXT_SAMPLES[i % len(TEXT_SAMPLES)] for i in range(batch)]
+        feed = encode_texts(entry, texts)
+        names = list(result.inputs)
+        return {k: np.asarray(feed[k], np.int32) for k in names}, (
+            feed if len(names) > 1 else np.asarray(feed["input_ids"])
+        )
+    from zoo.export import _image_contract
+
+    baked, shape = _image_contract(entry)
+    raw = np.random.default_rng(batch).integers(0, 256, (batch, *shape), np.uint8)
+    return raw, np.asarray(zoo.data.image_transform(baked)(raw))
+
+
+def run_cell(name: str, fmt: str, work: Path) -> dict:
+    """Export one entry to one format; return its status, size, check and latencies."""
+    import zoo
+    from zoo.errors import ZooError
+    from zoo.export import export
+
+    base, _, quantize = ("onnx" if fmt == "any" else fmt).partition("-")
+    suffix = {"savedmodel": "", "onnx": ".onnx", "tflite": ".tflite"}[base]
+    out = work / f"{name}-{fmt}{suffix}"
+    start = time.perf_counter()
+    data = ENTRIES.get(name)
+    try:
+        result = export(
+            name, base, out, quantize=quantize or None, evaluate=quantize == "int8", data=data, overwrite=True
+        )
+    except ZooError as exc:
+        return {"status": "not available", "reason": str(exc).split(";")[0][:120]}
+    cell = {
+        "status": "ok",
+        "export_seconds": round(time.perf_counter() - start, 1),
+        "size_bytes": result.size_bytes,
+        "max_abs_diff": None if quantize == "int8" else float(f"{result.max_abs_diff:.3g}"),
+    }
+    m = result.metrics
+    if "top1_agreement" in m:
+        cell["top1_agreement"] = round(m["top1_agreement"], 2)
+        cell["agreement_data"] = m["evaluation_data"]
+    if "keras_top1_accuracy" in m:
+        cell["accuracy_change"] = round(m["tflite_top1_accuracy"] - m["keras_top1_accuracy"], 2)
+    model = zoo.load(name)
+    run = _runtime(base, out)
+    for batch in (1, 64):
+        feed, keras_feed = _feeds(name, model, result, batch)
+        cell[f"keras_ms_b{batch}"] = round(_best_ms(lambda x=keras_feed: model.predict_on_batch(x)), 2)
+        cell[f"export_ms_b{batch}"] = round(_best_ms(lambda x=feed: run(x)), 2)
+    return cell
+
+
+def load_results() -> dict:
+    import json
+
+    return json.loads(RESULTS.read_text()) if RESULTS.exists() else {"cells": {}}
+
+
+def save_results(results: dict, key: str) -> None:
+    """Write the cell ``key`` into the results file, atomically, keeping every other cell there."""
+    merged = load_results()
+    merged.update({k: v for k, v in results.items() if k != "cells"})
+    merged["cells"][key] = results["cells"][key]
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    write_json(RESULTS, merged, indent=1)
+
+
+def _size(n: int) -> str:
+    return f"{n / 1e6:.2f} MB" if n >= 1e5 else f"{n / 1e3:.0f} KB"
+
+
+def table(results: dict) -> str:
+    lines = [
+        "| entry | format | status | size | max abs diff | int8: agreement, accuracy change "
+        "| batch 1: Keras / export ms | batch 64: Keras / export ms |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    order = {f: i for i, f in enumerate((*IMAGE_FORMATS, "any"))}
+    entries = list(ENTRIES)
+
+    def rank(key: str) -> tuple[int, int]:
+        name, fmt = key.split("/")
+        return (entries.index(name) if name in entries else len(entries), order.get(fmt, 0))
+
+    for key in sorted(results["cells"], key=rank):
+        cell = results["cells"][key]
+        name, fmt = key.split("/")
+        if cell["status"] != "ok":
+            lines.append(f"| {name} | {fmt} | {cell['status']}: {cell['reason']} | - | - | - | - | - |")
+            continue
+        diff = "-" if cell["max_abs_diff"] is None else f"{cell['max_abs_diff']:.2g}"
+        quant = "-"
+        if "top1_agreement" in cell:
+            quant = f"{cell['top1_agreement']:.2f}% on {cell['agreement_data']}"
+            if "accuracy_change" in cell:
+                quant += f", {cell['accuracy_change']:+.2f} points"
+        speeds = [
+            f"{cell[f'keras_ms_b{b}']:.2f} / {cell[f'export_ms_b{b}']:.2f} "
+            f"({cell[f'keras_ms_b{b}'] / cell[f'export_ms_b{b}']:.2f}x)"
+            for b in (1, 64)
+        ]
+        lines.append(
+            f"| {name} | {fmt} | ok | {_size(cell['size_bytes'])} | {diff} | {quant} | {' | '.join(speeds)} |"
+        )
+    return "\n".join(lines)
+
+
+def write_readme(results: dict) -> None:
+    readme = ROOT / "README.md"
+    text = readme.read_text()
+    head, rest = text.split(START, 1)
+    _, tail = rest.split(END, 1)
+    body = (
+        f"Measured by `{results['command']}` on {results['machine']}; latencies are the best of "
+        f"{REPEATS} calls, Keras' `predict_on_batch` and the exported file's runtime side by side "
+        "(the ratio above 1 means the export is faster).\n\n" + table(results) + "\n"
+    )
+    readme.write_text(head + START + "\n" + body + END + tail)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--entries", default=",".join(ENTRIES), help="comma-separated weights names")
+    parser.add_argument("--formats", help="comma-separated formats (default: each entry's own)")
+    parser.add_argument("--redo", action="store_true", help="measure cells that already have results")
+    parser.add_argument("--readme", action="store_true", help="write the table into README.md and stop")
+    args = parser.parse_args()
+    results = load_results()
+    if args.readme:
+        write_readme(results)
+        print(table(results))
+        return 0
+    names = [n for n in args.entries.split(",") if n]
+    unknown = [n for n in names if n not in ENTRIES]
+    if unknown:
+        parser.error(f"unknown entry: {', '.join(unknown)}")
+    results["command"] = "python -m tools.bench_exports"
+    results["machine"] = f"{os.cpu_count()} CPU cores, {platform.machine()}"
+    with tempfile.TemporaryDirectory(prefix="zoo-bench-exports-") as tmp:
+        for name in names:
+            for fmt in args.formats.split(",") if args.formats else formats_of(name):
+                key = f"{name}/{fmt}"
+                if key in results["cells"] and not args.redo:
+                    continue
+                print(f"{key} ...", flush=True)
+                results["cells"][key] = run_cell(name, fmt, Path(tmp))
+                print(f"  {results['cells'][key]}", flush=True)
+                save_results(results, key)
+    print(" ".join(shlex.quote(a) for a in sys.argv))
+    print(table(load_results()))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

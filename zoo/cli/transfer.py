@@ -43,8 +43,9 @@ class UnfreezeType(click.ParamType):
     type=click.Choice(["two_phase", "probe", "head", "full"]),
     default="two_phase",
     show_default=True,
-    help="two_phase: a linear probe on the frozen features, then the top blocks train with it; "
-    "probe: the probe alone; head: the head alone, epoch by epoch; full: every layer.",
+    help="two_phase: a linear probe on the frozen features, then the top blocks train with it "
+    "(sentence encoders: contrastive sentence pairs, then the probe); probe: the probe alone; "
+    "head: the head alone, epoch by epoch; full: every layer.",
 )
 @click.option(
     "--distribute",

@@ -58,7 +58,9 @@ def test_every_command_takes_a_finetuned_folder(finetuned, digits, tmp_path):
     # the caller resizes the 8x8 scans (the record says how); the export takes uint8 28x28 images
     shown = _run("export", finetuned, "--format", "tflite", "--out", tmp_path / "m.tflite")
     assert "uint8 images 28x28x1" in shown and (tmp_path / "m.tflite").stat().st_size > 10_000
-    record = json.loads((tmp_path / "m.json").read_text())
+    from zoo.export import tflite_record
+
+    record = tflite_record(tmp_path / "m.tflite")
     assert record["labels"] == card["labels"] and record["input_contract"]["caller_resizes"]["resize"] == [
         28,
         28,

@@ -128,8 +128,8 @@ def _write_savedmodel(
         x = transform(image) if transform is not None else image
         return model(x, training=False)
 
+    # The endpoint tracks the variables it uses; ``archive.track(model)`` as well would store them twice.
     archive = keras.export.ExportArchive()
-    archive.track(model)
     archive.add_endpoint(name="serve", fn=serve, input_signature=[signature])
     archive.write_out(str(path), verbose=False)
 
@@ -435,12 +435,8 @@ def _export_image(
             blob = _tflite_bytes(saved, quantize, calibration)
             got = run_tflite(blob, feed)
             _check(got, expected, quantize, fmt)
-            with (
-                outputs.output_file(out, overwrite=overwrite, command=command) as part,
-                outputs.output_file(_record_target(out), overwrite=overwrite, command=command) as side,
-            ):
-                part.write_bytes(blob)
-                side.write_text(_json({**record, **extra}), encoding="utf-8")
+            with outputs.output_file(out, overwrite=overwrite, command=command) as part:
+                part.write_bytes(_tflite_with_record(blob, {**record, **extra}))
         else:
             path = tmp / "model.onnx"
             _write_onnx(saved, path)
@@ -463,9 +459,33 @@ def _json(record: dict[str, Any]) -> str:
     return json.dumps(record, indent=2) + "\n"
 
 
-def _record_target(out: Path) -> Path:
-    """The metadata record beside a TFLite export: ``X.json`` for ``X.tflite``."""
-    return out.with_name(out.stem + ".json") if out.suffix else out.with_name(out.name + ".json")
+def _tflite_with_record(blob: bytes, record: dict[str, Any]) -> bytes:
+    """The TFLite model ``blob`` with ``record`` as JSON in its ``metadata`` entry ``"zoo"``."""
+    import numpy as np
+    from tensorflow.lite.python import schema_py_generated as schema
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.read_model_from_bytearray(bytearray(blob))
+    buffer = schema.BufferT()
+    buffer.data = np.frombuffer(_json(record).encode("utf-8"), np.uint8)
+    model.buffers.append(buffer)
+    entry = schema.MetadataT()
+    entry.name, entry.buffer = "zoo", len(model.buffers) - 1
+    model.metadata = [*(model.metadata or []), entry]
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+
+
+def tflite_record(path: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The zoo record stored in a TFLite file by :func:`export` (``None`` if it has none)."""
+    import json
+
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.read_model(str(path))
+    for entry in model.metadata or []:
+        if entry.name in ("zoo", b"zoo"):
+            return json.loads(bytes(model.buffers[entry.buffer].data).decode("utf-8"))
+    return None
 
 
 def _image_record(

@@ -259,7 +259,8 @@ def main() -> int:
     results["machine"] = f"{os.cpu_count()} CPU cores, {platform.machine()}"
     with tempfile.TemporaryDirectory(prefix="zoo-bench-exports-") as tmp:
         for name in names:
-            for fmt in args.formats.split(",") if args.formats else formats_of(name):
+            wanted = args.formats.split(",") if args.formats else None
+            for fmt in [f for f in formats_of(name) if wanted is None or f in wanted]:
                 key = f"{name}/{fmt}"
                 if key in results["cells"] and not args.redo:
                     continue

@@ -992,11 +992,8 @@ def fine_tune_text(
     if strategy in ("two_phase", "probe"):
         backbone, head = split_backbone(model)
         backbone.trainable = False
-        _merge(
-            merged,
-            probe_head(backbone, head, train, val, learning_rate=learning_rate, common=common),
-            "probe",
-        )
+        probe = probe_head(backbone, head, train, val, learning_rate=learning_rate, common=common)
+        _merge(merged, probe, "probe")
     for phase, n, lr, top in (
         ("head", head_epochs, learning_rate, 0),
         ("encoder", tune_epochs, encoder_lr, unfreeze),

@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-from zoo.fileio import write_json  # noqa: E402  (after the log level: TensorFlow may load later)
+from tools._results import load_cells, save_cell, write_section  # noqa: E402  (after the log level)
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "docs" / "exports.json"
@@ -172,18 +172,12 @@ def run_cell(name: str, fmt: str, work: Path) -> dict:
 
 
 def load_results() -> dict:
-    import json
-
-    return json.loads(RESULTS.read_text()) if RESULTS.exists() else {"cells": {}}
+    return load_cells(RESULTS)
 
 
 def save_results(results: dict, key: str) -> None:
-    """Write the cell ``key`` into the results file, atomically, keeping every other cell there."""
-    merged = load_results()
-    merged.update({k: v for k, v in results.items() if k != "cells"})
-    merged["cells"][key] = results["cells"][key]
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    write_json(RESULTS, merged, indent=1)
+    """Write the cell ``key`` into the results file, keeping every other cell (see :func:`save_cell`)."""
+    save_cell(RESULTS, results, key)
 
 
 def _size(n: int) -> str:
@@ -227,16 +221,12 @@ def table(results: dict) -> str:
 
 
 def write_readme(results: dict) -> None:
-    readme = ROOT / "README.md"
-    text = readme.read_text()
-    head, rest = text.split(START, 1)
-    _, tail = rest.split(END, 1)
     body = (
         f"Measured by `{results['command']}` on {results['machine']}; latencies are the best of "
         f"{REPEATS} calls, Keras' `predict_on_batch` and the exported file's runtime side by side "
         "(the ratio above 1 means the export is faster).\n\n" + table(results) + "\n"
     )
-    readme.write_text(head + START + "\n" + body + END + tail)
+    write_section(ROOT / "README.md", START, END, body)
 
 
 def main() -> int:

@@ -33,7 +33,6 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shlex
 import sys
@@ -42,7 +41,7 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-from zoo.fileio import write_json  # noqa: E402  (after the log level: TensorFlow may load later)
+from tools._results import load_cells, save_cell, write_section  # noqa: E402  (after the log level)
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "docs" / "strategies.json"
@@ -109,19 +108,12 @@ def _key(task: str, size: int, strategy: str) -> str:
 
 
 def load_results() -> dict:
-    return json.loads(RESULTS.read_text()) if RESULTS.exists() else {"cells": {}}
+    return load_cells(RESULTS)
 
 
 def save_results(results: dict, key: str) -> None:
-    """Write the cell ``key`` of ``results`` into the file, atomically, keeping every other cell there.
-
-    Another run may have measured cells since this one started: only ``key`` is taken from here.
-    """
-    merged = load_results()
-    merged.update({k: v for k, v in results.items() if k != "cells"})
-    merged["cells"][key] = results["cells"][key]
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    write_json(RESULTS, merged, indent=1)
+    """Write the cell ``key`` into the results file, keeping every other cell (see :func:`save_cell`)."""
+    save_cell(RESULTS, results, key)
 
 
 def verdicts(cells: dict, task: str, size: int) -> tuple[str, float | None]:
@@ -164,16 +156,12 @@ def table(results: dict) -> str:
 
 
 def write_readme(results: dict) -> None:
-    readme = ROOT / "README.md"
-    text = readme.read_text()
-    head, rest = text.split(START, 1)
-    _, tail = rest.split(END, 1)
     body = (
         f"Top-1 accuracy (%) on each task's held-out split, measured by `{results['command']}` "
         f"on {results['machine']}. Bars: the default never below scratch and at most 1 point "
         "below the best strategy; MiniLM with 400 examples above 75%.\n\n" + table(results) + "\n"
     )
-    readme.write_text(head + START + "\n" + body + END + tail)
+    write_section(ROOT / "README.md", START, END, body)
 
 
 def main() -> int:

@@ -515,6 +515,11 @@ def _image_record(
             "shape": ["batch", *model.input_shape[1:]],
             "preprocessing": spec,
         }
+    return _export_record(entry, contract)
+
+
+def _export_record(entry: Any, contract: dict[str, Any]) -> dict[str, Any]:
+    """The record stored with every export: source weights, their sha256, input contract, output, labels."""
     return {
         "export_version": 1,
         "weights": entry.name,
@@ -699,14 +704,7 @@ def _text_contract(
         "vocab": vocab_name,
         "vocab_sha256": hashlib.sha256(vocab).hexdigest(),
     }
-    return {
-        "export_version": 1,
-        "weights": entry.name,
-        "weights_sha256": {f.filename: f.sha256 for f in entry.files},
-        "input_contract": contract,
-        "output": {"name": "logits", "shape": ["batch", entry.num_classes]},
-        "labels": list(entry.labels or [str(i) for i in range(entry.num_classes)]),
-    }
+    return _export_record(entry, contract)
 
 
 def _annotate_onnx(
@@ -768,8 +766,6 @@ def _text_samples(entry: Any, model: Any) -> tuple[list[dict[str, Any]], list[An
 
 def _export_text(entry: Any, fmt: str, out: Path, overwrite: bool) -> ExportResult:
     """Export a text classifier as a SavedModel folder or an ONNX file (with its vocabulary file)."""
-    import json
-
     from zoo import api, outputs
     from zoo.preprocessing import local_text_spec
 
@@ -790,7 +786,7 @@ def _export_text(entry: Any, fmt: str, out: Path, overwrite: bool) -> ExportResu
         if fmt == "savedmodel":
             diff = _check_text([_run_savedmodel(saved, feed) for feed in feeds], expected, fmt)
             (saved / "vocab.txt").write_bytes(vocab)
-            (saved / "zoo_export.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+            (saved / "zoo_export.json").write_text(_json(record), encoding="utf-8")
             _move_savedmodel(saved, out, command=command, inputs=inputs, overwrite=overwrite)
         else:
             path = Path(tmpdir) / "model.onnx"

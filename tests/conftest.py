@@ -12,6 +12,21 @@ if "ZOO_CACHE_DIR" not in os.environ:
     os.environ["ZOO_CACHE_DIR"] = tempfile.mkdtemp(prefix="zoo-test-cache-")
 
 
+# --- Keras backend ------------------------------------------------------------------------
+def pytest_collection_modifyitems(config, items):
+    """Skip tests marked ``tensorflow_only`` unless Keras runs on TensorFlow, saying why."""
+    from zoo.backend import keras_backend
+
+    backend = keras_backend()
+    if backend == "tensorflow":
+        return
+    for item in items:
+        marker = item.get_closest_marker("tensorflow_only")
+        if marker is not None:
+            why = marker.args[0] if marker.args else "needs the TensorFlow backend"
+            item.add_marker(pytest.mark.skip(reason=f"{why} (KERAS_BACKEND={backend})"))
+
+
 # --- local Hugging Face Hub (olah) -----------------------------------------------------
 @pytest.fixture(scope="session")
 def local_hub(tmp_path_factory):

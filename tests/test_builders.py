@@ -524,6 +524,7 @@ def test_lstm_max_pooling_ignores_padding():
         registry()["lstm_classifier"].builder(pooling="mean")
 
 
+@pytest.mark.tensorflow_only("training the DCGAN and VAE needs TensorFlow")
 def test_dcgan_trains_generates_and_interpolates():
     gan = registry()["dcgan"].builder()
     gan.compile()
@@ -551,6 +552,7 @@ def test_dcgan_colour_32():
         registry()["dcgan"].builder(image_size=64)
 
 
+@pytest.mark.tensorflow_only("training the DCGAN and VAE needs TensorFlow")
 def test_vae_trains_and_exposes_its_api():
     vae = registry()["vae"].builder()
     vae.compile(optimizer=keras.optimizers.Adam(1e-3))

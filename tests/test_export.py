@@ -12,6 +12,8 @@ import zoo
 from tests.helpers import DATA_DIR  # noqa: E402
 from zoo.export import export, run_onnx, run_tflite
 
+pytestmark = pytest.mark.tensorflow_only("zoo export converts through TensorFlow")
+
 
 @pytest.mark.parametrize("fmt, suffix", [("savedmodel", ""), ("tflite", ".tflite"), ("onnx", ".onnx")])
 def test_float_exports_match_keras(tmp_path, fmt, suffix):

@@ -67,6 +67,7 @@ def test_vae_api_shapes_and_determinism(small_vae):
     np.testing.assert_allclose(1 / (1 + np.exp(-logits)), probs, atol=1e-5)
 
 
+@pytest.mark.tensorflow_only("training the VAE needs TensorFlow")
 def test_vae_trains_with_dynamic_binarization_and_kl_warmup(small_vae):
     vae = zoo.build("vae", latent_dim=4, units=16, filters=4)
     vae.dynamic_binarization = True

@@ -263,6 +263,37 @@ def weights_entry(name: str, weights: str = "default") -> WeightsEntry:
     )
 
 
+def _build_deferred(spec: _registry.ModelSpec, kwargs: dict[str, Any]) -> Any:
+    """Build a model whose weights are about to be overwritten, without running its initialisers.
+
+    On JAX each initialiser is an XLA compilation (seconds per model) that loading then
+    discards, so the variables start uninitialised (Keras' deferred initialisation) until
+    :func:`_finish_deferred`. Other backends initialise eagerly and cheaply: a plain build.
+    """
+    import keras
+
+    if keras.backend.backend() != "jax":
+        return _call_builder(spec, kwargs)
+    with keras.StatelessScope(initialize_variables=False):
+        return _call_builder(spec, kwargs)
+
+
+def _finish_deferred() -> None:
+    """Initialise the deferred variables that loading did not set (a no-op off JAX)."""
+    import keras
+
+    if keras.backend.backend() != "jax":
+        return
+    # Keras keeps deferred variables in a global list and has no public call to finish it early.
+    from keras.src.backend.common import global_state
+
+    pending = global_state.get_global_attribute("uninitialized_variables") or []
+    global_state.set_global_attribute("uninitialized_variables", [])
+    for variable in pending:
+        if variable._value is None:  # the weights did not set it: initialise as usual
+            variable._deferred_initialize()
+
+
 def _call_builder(spec: _registry.ModelSpec, kwargs: dict[str, Any]) -> Any:
     params = inspect.signature(spec.builder).parameters
     unknown = [k for k in kwargs if k not in params]
@@ -341,10 +372,11 @@ def _load_file(model: Any, path: Path) -> None:
         raise WeightsFormatError(
             f"{path.name} does not fit {model.name}: {str(exc).splitlines()[0]}"
         ) from exc
+    import keras
     import numpy as np
 
     for variable in model.weights:
-        value = np.asarray(variable)
+        value = keras.ops.convert_to_numpy(variable.value)
         if value.dtype.kind == "f" and not np.all(np.isfinite(value)):
             raise WeightsFormatError(
                 f"{path.name}: {variable.path} holds NaN or infinite values; these weights are "
@@ -481,18 +513,24 @@ def load(
         source_kwargs["include_top"] = entry.num_classes is not None
     target_kwargs = {**source_kwargs, **request}
     paths = resolve_files(entry)
-    source = _call_builder(spec, source_kwargs)
-    with tempfile.TemporaryDirectory(prefix="zoo-load-") as private:
-        # load the bytes that were hashed, not a path another process could change meanwhile
-        _load_entry(source, entry, private_verified_copies(entry, paths, Path(private)))
+    try:
+        source = _build_deferred(spec, source_kwargs)
+        with tempfile.TemporaryDirectory(prefix="zoo-load-") as private:
+            # load the bytes that were hashed, not a path another process could change meanwhile
+            _load_entry(source, entry, private_verified_copies(entry, paths, Path(private)))
+    finally:
+        _finish_deferred()
     if target_kwargs == source_kwargs:
         return source
 
     from zoo.weights.adapt import transfer_weights
 
-    target = _call_builder(spec, target_kwargs)
-    skip = ("head",) if target_kwargs.get("num_classes") != source_kwargs.get("num_classes") else ()
-    transfer_weights(source, target, skip=skip)
+    try:
+        target = _build_deferred(spec, target_kwargs)
+        skip = ("head",) if target_kwargs.get("num_classes") != source_kwargs.get("num_classes") else ()
+        transfer_weights(source, target, skip=skip)
+    finally:
+        _finish_deferred()
     return target
 
 
@@ -650,8 +688,11 @@ def _check_golden(entry: WeightsEntry) -> VerifyResult:
     problem = check_file(path, WeightsFile(golden["filename"], golden["sha256"], golden["size"], "npz"))
     if problem:
         return VerifyResult(entry.name, golden["filename"], "bad", str(path), problem)
+    from zoo.tasks.inference import compiled, to_numpy
+
     inputs, expected = read_golden(path)
-    out = np.asarray(load(entry.name)(inputs, training=False))
+    model = load(entry.name)
+    out = np.asarray(to_numpy(compiled(lambda x: model(x, training=False))(inputs)))
     diff = float(np.max(np.abs(out - expected)))
     status = "ok" if diff <= golden["atol"] else "bad"
     return VerifyResult(

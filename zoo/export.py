@@ -185,7 +185,14 @@ def run_onnx(path: str | os.PathLike[str], x: Any) -> Any:
 
 
 def _check_export_args(fmt: str, quantize: str | None) -> None:
-    """Refuse an unknown format or quantisation, and ONNX export without its packages."""
+    """Refuse an unknown format or quantisation, another backend, and ONNX export without its packages."""
+    from zoo.backend import keras_backend
+
+    if keras_backend() != "tensorflow":
+        raise ExportError(
+            "zoo export converts through TensorFlow (SavedModel, TFLite, tf2onnx) and needs the "
+            f"TensorFlow backend: run it with KERAS_BACKEND=tensorflow (active backend: {keras_backend()})"
+        )
     if fmt not in FORMATS:
         raise InputError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     if quantize not in QUANTIZE:
@@ -197,7 +204,7 @@ def _check_export_args(fmt: str, quantize: str | None) -> None:
 
         missing = [m for m in ("tf2onnx", "onnxruntime") if importlib.util.find_spec(m) is None]
         if missing:
-            raise ExportError(f"ONNX export needs {' and '.join(missing)}: pip install 'zoo[export]'")
+            raise ExportError(f"ONNX export needs {' and '.join(missing)}: pip install 'keras-zoo[export]'")
 
 
 def _classifier_entry(name: str, fmt: str) -> Any:

@@ -23,8 +23,9 @@ def _require_tensorflow() -> Any:
     """Return the ``tensorflow`` module, or raise if Keras runs on another backend."""
     if keras.backend.backend() != "tensorflow":
         raise NotImplementedError(
-            "zoo's DCGAN and VAE train_step needs the TensorFlow backend "
-            f"(KERAS_BACKEND=tensorflow); the active backend is {keras.backend.backend()!r}"
+            "training zoo's DCGAN and VAE needs the TensorFlow backend: run it with "
+            f"KERAS_BACKEND=tensorflow (the active backend is {keras.backend.backend()!r}); "
+            "inference, sampling and metrics run on every backend"
         )
     import tensorflow as tf
 
@@ -148,6 +149,11 @@ class DCGAN(keras.Model):
     def metrics(self) -> list[Any]:
         """The loss trackers, reset by Keras at the start of every epoch."""
         return [self.d_loss_tracker, self.g_loss_tracker]
+
+    def fit(self, *args: Any, **kwargs: Any) -> Any:
+        """Train with ``keras.Model.fit`` (TensorFlow backend only: see :func:`_require_tensorflow`)."""
+        _require_tensorflow()
+        return super().fit(*args, **kwargs)
 
     def train_step(self, data: Any) -> dict[str, Any]:
         """Run one discriminator update and one generator update on a batch of images."""
@@ -331,6 +337,11 @@ class VAE(keras.Model):
         self.reconstruction_tracker.update_state(reconstruction)
         self.kl_tracker.update_state(kl)
         return {m.name: m.result() for m in self.metrics}
+
+    def fit(self, *args: Any, **kwargs: Any) -> Any:
+        """Train with ``keras.Model.fit`` (TensorFlow backend only: see :func:`_require_tensorflow`)."""
+        _require_tensorflow()
+        return super().fit(*args, **kwargs)
 
     def train_step(self, data: Any) -> dict[str, Any]:
         """Take one gradient step on the negative ELBO of a batch."""

@@ -87,7 +87,8 @@ class PositionEmbedding(keras.layers.Layer):
     def call(self, inputs: Any) -> Any:
         """Return position embeddings for every position of ``inputs``."""
         shape = ops.shape(inputs)
-        table = ops.slice(self.embeddings, (0, 0), (shape[1], self.hidden_size))
+        # The variable's value, not the variable: JAX no longer converts objects implicitly.
+        table = ops.slice(ops.convert_to_tensor(self.embeddings), (0, 0), (shape[1], self.hidden_size))
         table = ops.cast(table, self.compute_dtype)
         return ops.broadcast_to(ops.expand_dims(table, 0), (shape[0], shape[1], self.hidden_size))
 

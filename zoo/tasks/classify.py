@@ -171,7 +171,7 @@ def classification_metrics(model: Any, dataset: Any) -> dict[str, float]:
     import numpy as np
 
     correct = total = 0
-    for x, y in dataset:
+    for x, y in getattr(dataset, "as_numpy_iterator", lambda: dataset)():  # NumPy for every backend
         logits = model.predict_on_batch(x)  # Keras' compiled predict step, not an eager call
         pred = np.argmax(np.asarray(logits), axis=-1)
         correct += int(np.sum(pred == np.asarray(y)))

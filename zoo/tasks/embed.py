@@ -134,15 +134,11 @@ class SentenceEncoder:
         return cls(model, tokenizer_for(entry.name, paths), **kwargs)
 
     def _run(self, batch: dict[str, Any]) -> Any:
-        if self._forward is None:
-            import tensorflow as tf
+        from zoo.tasks.inference import predict_fn, to_numpy
 
-            spec = {k: tf.TensorSpec((None, None), tf.int32) for k in batch}
-            model = self.model
-            self._forward = tf.function(
-                lambda x: model(x, training=False)["sequence_output"], input_signature=[spec]
-            )
-        return self._forward(batch)
+        if self._forward is None:
+            self._forward = predict_fn(self.model)
+        return to_numpy(self._forward(batch)["sequence_output"])
 
     def encode(self, sentences: Sequence[str], *, batch_size: int = 64) -> Any:
         """Embed sentences.

@@ -101,14 +101,26 @@ def _vae_weights_fn(vae: Any) -> Callable[..., Any]:
     """Return a compiled function ``(x, seed_pair, k) -> (k, n)`` log importance weights."""
     if vae in _WEIGHT_FNS:
         return _WEIGHT_FNS[vae]
+    import keras
     import tensorflow as tf
 
     model = weakref.ref(vae)  # the cache must not keep the model alive
+    if keras.backend.backend() == "tensorflow":
 
-    @tf.function(reduce_retracing=True)
-    def log_weights(x: Any, seed: Any, k: int) -> Any:
-        eps = tf.random.stateless_normal((k, tf.shape(x)[0], model().latent_dim), seed=seed)
-        return model().log_importance_weights(x, eps)
+        @tf.function(reduce_retracing=True)
+        def log_weights(x: Any, seed: Any, k: int) -> Any:
+            eps = tf.random.stateless_normal((k, tf.shape(x)[0], model().latent_dim), seed=seed)
+            return model().log_importance_weights(x, eps)
+
+    else:
+        from zoo.tasks.inference import compiled
+
+        weights_of = compiled(lambda x, eps: model().log_importance_weights(x, eps))
+
+        def log_weights(x: Any, seed: Any, k: int) -> Any:
+            # The same noise as on TensorFlow, drawn on the host, so every backend sees one estimate.
+            eps = tf.random.stateless_normal((k, len(x), model().latent_dim), seed=seed).numpy()
+            return keras.ops.convert_to_numpy(weights_of(x, eps))
 
     _WEIGHT_FNS[vae] = log_weights
     return log_weights

@@ -1,4 +1,4 @@
-"""Fast inference: one traced (optionally XLA-compiled) function per model, batched calls."""
+"""Fast inference: one compiled forward function per model, on whichever Keras backend runs."""
 
 from __future__ import annotations
 
@@ -6,19 +6,30 @@ from typing import Any
 
 
 def predict_fn(model: Any, *, jit_compile: bool = False) -> Any:
-    """Return a ``tf.function`` computing ``model(x, training=False)`` that traces once.
+    """Return a compiled function computing ``model(x, training=False)`` for any batch size.
 
-    The input signature has a free batch dimension (and free sizes wherever the
-    model's own input has them), so calls with any batch size reuse one trace.
+    On TensorFlow it is a ``tf.function`` whose input signature has a free batch
+    dimension (and free sizes wherever the model's own input has them), so calls
+    with any batch size reuse one trace; ``fn.experimental_get_tracing_count()``
+    tells how often it traced. On JAX it is ``jax.jit`` of the model's stateless
+    call (always XLA; one compilation per input shape). On PyTorch it is an eager
+    call under ``torch.no_grad``.
 
     Args:
         model: A ``keras.Model`` with one tensor input or a dict of inputs.
-        jit_compile: Compile the function with XLA.
+        jit_compile: Compile the TensorFlow function with XLA (JAX always does).
 
     Returns:
-        A callable; ``fn.experimental_get_tracing_count()`` tells how often it traced.
+        A callable taking the model's inputs (NumPy or backend tensors) and
+        returning its outputs as backend tensors (``numpy.asarray`` reads them).
     """
     import keras
+
+    backend = keras.backend.backend()
+    if backend == "jax":
+        return _jax_fn(model)
+    if backend == "torch":
+        return _torch_fn(model)
     import tensorflow as tf
 
     signature = keras.tree.map_structure(lambda t: tf.TensorSpec((None, *t.shape[1:]), t.dtype), model.input)
@@ -30,11 +41,69 @@ def predict_fn(model: Any, *, jit_compile: bool = False) -> Any:
     return run
 
 
+def _jax_fn(model: Any) -> Any:
+    import jax
+
+    @jax.jit
+    def stateless(trainable: list, non_trainable: list, x: Any) -> Any:
+        return model.stateless_call(trainable, non_trainable, x, training=False)[0]
+
+    def run(x: Any) -> Any:
+        trainable = [v.value for v in model.trainable_variables]
+        return stateless(trainable, [v.value for v in model.non_trainable_variables], x)
+
+    return run
+
+
+def _torch_fn(model: Any) -> Any:
+    import torch
+
+    def run(x: Any) -> Any:
+        with torch.no_grad():
+            return model(x, training=False)
+
+    return run
+
+
+def compiled(fn: Any) -> Any:
+    """Compile a pure inference function of tensors for the active backend.
+
+    TensorFlow: ``tf.function`` (retracing reduced); JAX: ``jax.jit`` (the model's
+    weights are read at trace time, so use it for inference of fixed weights only);
+    PyTorch: eager under ``torch.no_grad``.
+    """
+    import keras
+
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+
+        return jax.jit(fn)
+    if backend == "torch":
+        import torch
+
+        def run(*args: Any) -> Any:
+            with torch.no_grad():
+                return fn(*args)
+
+        return run
+    import tensorflow as tf
+
+    return tf.function(fn, reduce_retracing=True)
+
+
+def to_numpy(outputs: Any) -> Any:
+    """Convert a structure of backend tensors to NumPy arrays."""
+    import keras
+
+    return keras.tree.map_structure(keras.ops.convert_to_numpy, outputs)
+
+
 def predict(model: Any, x: Any, *, batch_size: int = 256, jit_compile: bool = False) -> Any:
     """Run ``model`` over NumPy inputs in batches with a single trace; return NumPy outputs."""
     import numpy as np
 
     fn = predict_fn(model, jit_compile=jit_compile)
     n = len(x)
-    outs = [np.asarray(fn(x[i : i + batch_size])) for i in range(0, n, batch_size)]
+    outs = [to_numpy(fn(x[i : i + batch_size])) for i in range(0, n, batch_size)]
     return np.concatenate(outs) if outs else np.zeros((0,))

@@ -443,7 +443,21 @@ def _padded_windows(
 
 
 def _batch_loss_fn(model: Any, batch: int, sequence_length: int) -> Any:
-    """Return a traced function: the float64 masked cross-entropy sum of one batch of windows."""
+    """Return a compiled function: the float64 masked cross-entropy sum of one batch of windows."""
+    if keras.backend.backend() != "tensorflow":
+        from zoo.tasks.inference import compiled
+
+        def losses(x: Any, y: Any) -> Any:
+            logits = keras.ops.cast(model(x, training=False), "float32")
+            return keras.ops.sparse_categorical_crossentropy(y, logits, from_logits=True)
+
+        per_char = compiled(losses)
+
+        def host_sum(x: Any, y: Any, w: Any) -> float:
+            loss = keras.ops.convert_to_numpy(per_char(x, y)).astype(np.float64)
+            return float(np.sum(loss * np.asarray(w, np.float64)))
+
+        return host_sum
     ids_spec = tf.TensorSpec((batch, sequence_length), tf.int32)
 
     @tf.function(input_signature=[ids_spec, ids_spec, tf.TensorSpec((batch, sequence_length), tf.float32)])
@@ -625,7 +639,7 @@ class CharStepper:
         self.model = model
         self._plan = reason
         rnns = [layer for kind, layer in self._plan if kind == "rnn"]
-        self.state_sizes = [[int(s) for s in tf.nest.flatten(layer.cell.state_size)] for layer in rnns]
+        self.state_sizes = [[int(s) for s in keras.tree.flatten(layer.cell.state_size)] for layer in rnns]
         self._state_dtypes = [layer.compute_dtype for layer in rnns]
 
     @staticmethod
@@ -662,7 +676,7 @@ class CharStepper:
     def initial_state(self, batch_size: int = 1) -> list[list[Any]]:
         """Return zero states (one list per recurrent layer), as the full model starts with."""
         return [
-            [tf.zeros((batch_size, s), dtype) for s in sizes]
+            [keras.ops.zeros((batch_size, s), dtype) for s in sizes]
             for sizes, dtype in zip(self.state_sizes, self._state_dtypes, strict=True)
         ]
 
@@ -683,11 +697,11 @@ class CharStepper:
         for kind, layer in self._plan:
             if kind == "rnn":
                 x, state = layer.cell(x, list(states[rnn_index]), training=False)
-                new_states.append(list(tf.nest.flatten(state)))
+                new_states.append(list(keras.tree.flatten(state)))
                 rnn_index += 1
             else:
                 x = layer(x)
-        return tf.cast(x, tf.float32), new_states
+        return keras.ops.cast(x, "float32"), new_states
 
 
 def _sample(logits: Any, key: Any, temperature: Any, top_k: Any) -> Any:
@@ -713,7 +727,37 @@ def _signature() -> list[Any]:
     ]
 
 
+def _host_step_sampler(stepper: CharStepper) -> Any:
+    """The step path off TensorFlow: a compiled step, the loop and the draws on the host.
+
+    The draws are TensorFlow's stateless ones (eager, on the host), with the same keys
+    as the traced TensorFlow loop, so every backend samples the same way.
+    """
+    from zoo.tasks.inference import compiled
+
+    step = compiled(stepper.step)
+
+    def run(prompt: Any, n: Any, key: Any, temperature: Any, top_k: Any) -> Any:
+        ids = np.asarray(prompt, np.int32)
+        states = stepper.initial_state(1)
+        for i in range(len(ids) - 1):
+            _, states = step(ids[i : i + 1], states)
+        token, out = int(ids[-1]), []
+        for i in range(int(n)):
+            logits, states = step(np.array([token], np.int32), states)
+            logits = tf.constant(keras.ops.convert_to_numpy(logits)[0])
+            key_i = tf.random.experimental.stateless_fold_in(key, tf.constant(i, tf.int64))
+            token = int(_sample(logits, key_i, temperature, top_k))
+            out.append(token)
+        return np.asarray(out, np.int32)
+
+    return run
+
+
 def _step_sampler(stepper: CharStepper) -> Any:
+    if keras.backend.backend() != "tensorflow":
+        return _host_step_sampler(stepper)
+
     @tf.function(input_signature=_signature())
     def run(prompt: Any, n: Any, key: Any, temperature: Any, top_k: Any) -> Any:
         states = stepper.initial_state(1)
@@ -738,7 +782,45 @@ def _step_sampler(stepper: CharStepper) -> Any:
     return run
 
 
+def _window_logits(model: Any) -> Any:
+    """``window -> last logits``: traced once on TensorFlow, an eager call elsewhere (lengths vary)."""
+    if keras.backend.backend() == "tensorflow":
+        return None
+
+    def last(window: Any) -> Any:
+        with _no_grad():
+            logits = model(np.asarray(window, np.int32)[None, :], training=False)
+        return tf.constant(keras.ops.convert_to_numpy(keras.ops.cast(logits[0, -1], "float32")))
+
+    return last
+
+
+def _no_grad() -> Any:
+    """``torch.no_grad()`` on PyTorch, else a do-nothing context."""
+    import contextlib
+
+    if keras.backend.backend() == "torch":
+        import torch
+
+        return torch.no_grad()
+    return contextlib.nullcontext()
+
+
 def _window_sampler(model: Any, context_length: int) -> Any:
+    eager = _window_logits(model)
+    if eager is not None:
+
+        def run_eager(prompt: Any, n: int, key: Any, temperature: Any, top_k: Any) -> Any:
+            ids, out = [int(i) for i in np.asarray(prompt)], []
+            for i in range(n):
+                key_i = tf.random.experimental.stateless_fold_in(key, tf.constant(i, tf.int64))
+                token = int(_sample(eager(ids[-context_length:]), key_i, temperature, top_k))
+                ids.append(token)
+                out.append(token)
+            return np.asarray(out, np.int32)
+
+        return run_eager
+
     @tf.function(
         input_signature=[
             tf.TensorSpec([None], tf.int32),
@@ -808,7 +890,9 @@ def next_char_probabilities(
     if not (isinstance(temperature, (int, float)) and math.isfinite(temperature) and temperature > 0):
         raise InputError(f"temperature must be a positive number, got {temperature!r}")
     ids = encode(prefix, vocab, unknown="raise")
-    logits = np.asarray(model(ids[None, :], training=False), np.float64)[0, -1] / temperature
+    with _no_grad():
+        logits = keras.ops.convert_to_numpy(model(ids[None, :], training=False)).astype(np.float64)
+    logits = logits[0, -1] / temperature
     probs = np.exp(logits - logits.max())
     return probs / probs.sum()
 

@@ -161,7 +161,8 @@ def predict_texts(
     if spec["tokenizer"] == "wordpiece":
         ds = ds.map(bert_inputs)
     labels = entry.labels or tuple(str(i) for i in range(entry.num_classes))
-    rows = (row for batch in ds for row in _probabilities(model, model.predict_on_batch(batch)))
+    batches = ds.as_numpy_iterator()  # NumPy for every backend
+    rows = (row for batch in batches for row in _probabilities(model, model.predict_on_batch(batch)))
     return [_top(text, row, labels, top_k) for text, row in zip(texts, rows, strict=True)]
 
 

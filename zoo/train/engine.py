@@ -96,11 +96,12 @@ def weights_fingerprint(model: Any) -> str:
     """sha256 of a model's weight values (names, shapes and bytes), for cache keys."""
     import hashlib
 
+    import keras
     import numpy as np
 
     digest = hashlib.sha256()
     for var in model.weights:
-        value = np.ascontiguousarray(np.asarray(var))
+        value = np.ascontiguousarray(keras.ops.convert_to_numpy(var.value))
         digest.update(f"{var.path}:{value.dtype}:{value.shape};".encode())
         digest.update(value.tobytes())
     return digest.hexdigest()
@@ -117,7 +118,8 @@ def _batches(dataset: Any) -> Iterator[tuple[Any, Any]]:
     """Yield ``(inputs, labels-or-None)`` numpy batches from a batched dataset."""
     import numpy as np
 
-    for element in dataset:
+    # NumPy batches: JAX and PyTorch models cannot take TensorFlow tensors.
+    for element in getattr(dataset, "as_numpy_iterator", lambda: dataset)():
         if isinstance(element, tuple | list) and len(element) == 2:
             x, y = element
             yield x, np.asarray(y)

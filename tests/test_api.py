@@ -175,7 +175,7 @@ out = sys.argv[1]
 for name in ("resnet20", "vae", "bert_tiny"):
     model = zoo.build(name)
     model.save(f"{out}/{name}.keras")
-    np.save(f"{out}/{name}.npy", np.asarray(keras.tree.flatten(model(INPUTS[name]))[0]))
+    np.save(f"{out}/{name}.npy", keras.ops.convert_to_numpy(keras.tree.flatten(model(INPUTS[name]))[0]))
 """
 )
 
@@ -190,7 +190,7 @@ else:
     import zoo, keras
 for name in ("resnet20", "vae", "bert_tiny"):
     model = keras.saving.load_model(f"{out}/{name}.keras", safe_mode=True)
-    got = np.asarray(keras.tree.flatten(model(INPUTS[name]))[0])
+    got = keras.ops.convert_to_numpy(keras.tree.flatten(model(INPUTS[name]))[0])
     np.testing.assert_allclose(got, np.load(f"{out}/{name}.npy"), atol=1e-5)
 print("ok")
 """

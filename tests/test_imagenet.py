@@ -34,6 +34,7 @@ import numpy as np
 import pytest
 
 import zoo
+from tests.helpers import numpy
 from zoo.errors import InputError, WeightsFormatError
 from zoo.weights.converters.torchvision import (
     ALEXNET_RENAMES,
@@ -137,7 +138,7 @@ def _inputs(size: int = 224, batch: int = 2, seed: int = 0) -> np.ndarray:
 
 
 def _keras_logits(model, x: np.ndarray) -> np.ndarray:
-    return np.asarray(model(x, training=False))
+    return numpy(model(x, training=False))
 
 
 def _max_diff(a: np.ndarray, b: np.ndarray) -> float:

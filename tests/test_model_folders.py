@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 import zoo
+from tests.helpers import numpy
 from zoo.cli import cli
 from zoo.errors import InputError, WeightsVerificationError
 
@@ -96,7 +97,7 @@ def test_zoo_load_and_plain_keras_give_the_same_model(finetuned):
         text=True,
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    np.testing.assert_allclose(np.load(finetuned.parent / "y.npy"), np.asarray(model(x)), atol=1e-6)
+    np.testing.assert_allclose(np.load(finetuned.parent / "y.npy"), numpy(model(x)), atol=1e-6)
 
 
 def test_a_changed_folder_is_refused_before_loading(finetuned, tmp_path):
@@ -121,7 +122,7 @@ def test_a_folder_published_on_the_hub_loads_by_reference(finetuned, digits, loc
     revision = local_hub.add_repo("me/lenet-digits", files, lfs=["model.keras"])
     reference = f"hf://me/lenet-digits@{revision}"
     x = np.random.default_rng(1).random((3, 32, 32, 1), dtype=np.float32)
-    np.testing.assert_array_equal(np.asarray(zoo.load(reference)(x)), np.asarray(zoo.load(finetuned)(x)))
+    np.testing.assert_array_equal(numpy(zoo.load(reference)(x)), numpy(zoo.load(finetuned)(x)))
     image = sorted((digits / "8").glob("*.png"))[0]
     assert _run("predict", reference, image, "--json") == _run("predict", finetuned, image, "--json")
 

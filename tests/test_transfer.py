@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import zoo
-from tests.helpers import DATA_DIR  # noqa: E402
+from tests.helpers import DATA_DIR, numpy  # noqa: E402
 from zoo.errors import InputError, WeightsFormatError
 from zoo.train.engine import backbone_blocks, extract_features, feature_extractor, fine_tune, split_backbone
 
@@ -64,7 +64,7 @@ def test_feature_extractor_reaches_into_a_nested_submodel():
     x = np.random.default_rng(0).random((2, 32, 32, 1), dtype=np.float32)
     c5, pre, out = extractor(x)
     np.testing.assert_allclose(
-        pre, keras.Model(inner.inputs, inner.get_layer("pre_logits").output)(x), atol=1e-6
+        numpy(pre), numpy(keras.Model(inner.inputs, inner.get_layer("pre_logits").output)(x)), atol=1e-6
     )
     assert c5.shape == (2, 1, 1, 120) and out.shape == (2, 2)
 
@@ -301,19 +301,18 @@ import numpy as np, tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 import keras, zoo
-from zoo.train.finetune import get_strategy
+from zoo.train.distribute import distribution_scope
 from zoo.train.engine import fine_tune
 rng = np.random.default_rng(0)
 x = rng.random((256, 32, 32, 1), dtype=np.float32)
 y = (x[:, :16].mean(axis=(1, 2, 3)) > x[:, 16:].mean(axis=(1, 2, 3))).astype("int64")
 train = tf.data.Dataset.from_tensor_slices((x[:192], y[:192])).batch(32)
 val = tf.data.Dataset.from_tensor_slices((x[192:], y[192:])).batch(32)
-strategy = get_strategy(sys.argv[1])
 keras.utils.set_random_seed(0)
-with strategy.scope():
+with distribution_scope(sys.argv[1]) as replicas:
     model = zoo.load("lenet5", num_classes=2)
     result = fine_tune(model, train, val, strategy="full", epochs=4, patience=None, verbose=0)
-print(json.dumps({"replicas": strategy.num_replicas_in_sync, "val_loss": result.history["val_loss"],
+print(json.dumps({"replicas": replicas, "val_loss": result.history["val_loss"],
                   "val_accuracy": result.history["val_accuracy"]}))
 """
 

@@ -272,7 +272,8 @@ def _build_deferred(spec: _registry.ModelSpec, kwargs: dict[str, Any]) -> Any:
     """
     import keras
 
-    if keras.backend.backend() != "jax":
+    # Under a keras.distribution, a variable gets its layout only when initialised: build plainly.
+    if keras.backend.backend() != "jax" or keras.distribution.distribution() is not None:
         return _call_builder(spec, kwargs)
     with keras.StatelessScope(initialize_variables=False):
         return _call_builder(spec, kwargs)
@@ -511,7 +512,16 @@ def load(
     source_kwargs = _entry_kwargs(spec, entry)
     if "include_top" in params:  # the weights' own form: with a classifier when they have one
         source_kwargs["include_top"] = entry.num_classes is not None
-    target_kwargs = {**source_kwargs, **request}
+    return _load_pretrained(spec, entry, source_kwargs, {**source_kwargs, **request})
+
+
+def _load_pretrained(
+    spec: _registry.ModelSpec,
+    entry: WeightsEntry,
+    source_kwargs: dict[str, Any],
+    target_kwargs: dict[str, Any],
+) -> Any:
+    """Build the weights' own model, load the verified files, then adapt it to ``target_kwargs``."""
     paths = resolve_files(entry)
     try:
         source = _build_deferred(spec, source_kwargs)
@@ -688,7 +698,7 @@ def _check_golden(entry: WeightsEntry) -> VerifyResult:
     problem = check_file(path, WeightsFile(golden["filename"], golden["sha256"], golden["size"], "npz"))
     if problem:
         return VerifyResult(entry.name, golden["filename"], "bad", str(path), problem)
-    from zoo.tasks.inference import compiled, to_numpy
+    from zoo.backend import compiled, to_numpy
 
     inputs, expected = read_golden(path)
     model = load(entry.name)

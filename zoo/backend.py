@@ -1,12 +1,13 @@
-"""Which Keras backend the zoo will run on, read the way Keras reads it, without importing Keras."""
+"""Which Keras backend the zoo runs on (read without importing Keras), and per-backend compilation."""
 
 from __future__ import annotations
 
 import json
 import os
 from pathlib import Path
+from typing import Any
 
-__all__ = ["keras_backend"]
+__all__ = ["compiled", "keras_backend", "to_numpy"]
 
 
 def keras_backend() -> str:
@@ -21,3 +22,37 @@ def keras_backend() -> str:
         return "tensorflow"
     backend = config.get("backend") if isinstance(config, dict) else None
     return backend if isinstance(backend, str) and backend else "tensorflow"
+
+
+def compiled(fn: Any) -> Any:
+    """Compile a pure inference function of tensors for the active backend.
+
+    TensorFlow: ``tf.function`` (retracing reduced); JAX: ``jax.jit`` (the model's
+    weights are read at trace time, so use it for inference of fixed weights only);
+    PyTorch: eager under ``torch.no_grad``.
+    """
+    import keras
+
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+
+        return jax.jit(fn)
+    if backend == "torch":
+        import torch
+
+        def run(*args: Any) -> Any:
+            with torch.no_grad():
+                return fn(*args)
+
+        return run
+    import tensorflow as tf
+
+    return tf.function(fn, reduce_retracing=True)
+
+
+def to_numpy(outputs: Any) -> Any:
+    """Convert a structure of backend tensors to NumPy arrays."""
+    import keras
+
+    return keras.tree.map_structure(keras.ops.convert_to_numpy, outputs)

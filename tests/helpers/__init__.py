@@ -8,3 +8,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 #: The real datasets: ``ZOO_DATA_DIR``, else ``../shared/data`` beside the checkout.
 DATA_DIR = Path(os.environ.get("ZOO_DATA_DIR") or ROOT.parent / "shared" / "data")
+
+
+def numpy(outputs):
+    """Model outputs (a tensor or a structure of them) as NumPy, on every Keras backend.
+
+    ``np.asarray`` cannot read a PyTorch tensor that requires grad; Keras' own conversion can.
+    """
+    import keras
+
+    return keras.tree.map_structure(keras.ops.convert_to_numpy, outputs)

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.helpers import numpy
 from tests.reliability._faults import FaultProxy, incomplete_files
 
 pytestmark = [pytest.mark.hub, pytest.mark.slow]
@@ -88,7 +89,7 @@ def test_eight_processes_load_the_same_uncached_model(published, hf_env, user_da
     reference = zoo.build("lenet5")
     reference.load_weights(published.weights)
     x = np.random.default_rng(0).random((4, 32, 32, 1), dtype=np.float32)
-    want = np.asarray(reference(x, training=False))
+    want = numpy(reference(x, training=False))
 
     snapshot = published.snapshot_path(hf_env.cache_dir)
     blobs = published.cache_folder(hf_env.cache_dir) / "blobs"

@@ -24,6 +24,7 @@ import pytest
 
 import zoo
 import zoo.weights.resolve
+from tests.helpers import numpy
 from tests.reliability._faults import (
     Fault,
     FaultProxy,
@@ -257,7 +258,7 @@ def test_read_only_cache(state, published, hf_env, user_data, record, monkeypatc
             reference = zoo.build("lenet5")
             reference.load_weights(published.weights)
             x = np.random.default_rng(0).random((2, 32, 32, 1), dtype=np.float32)
-            np.testing.assert_array_equal(model(x), reference(x))
+            np.testing.assert_array_equal(numpy(model(x)), numpy(reference(x)))
             case.outcome = "loaded and verified without writing"
         else:
             with pytest.raises(WeightsNotFoundError, match=r"cannot write .*Read-only file system") as err:
@@ -430,7 +431,7 @@ def test_damaged_cache_entry_is_replaced(name, damage, published, hf_env, user_d
         reference = zoo.build("lenet5")
         reference.load_weights(published.weights)
         x = np.random.default_rng(0).random((2, 32, 32, 1), dtype=np.float32)
-        np.testing.assert_array_equal(model(x), reference(x))
+        np.testing.assert_array_equal(numpy(model(x)), numpy(reference(x)))
         assert_clean_cache(published, hf_env.cache_dir)
         case.outcome = "detected, re-downloaded, verified"
 

@@ -26,6 +26,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from tests.helpers import numpy
 from tests.test_transfer import digits_folder  # noqa: F401  (a fixture: real digits as PNGs)
 
 OWN, RESUME, VALID, LOUD, DATA, LOCK = (
@@ -978,7 +979,7 @@ def test_sentence_encoders_load_without_a_random_head(record, offline):
         except Exception as exc:  # noqa: BLE001 - the weights package is installed apart
             pytest.skip(f"all-MiniLM-L6-v2 weights not installed: {exc}")
         assert isinstance(first.output, dict) and "head" not in [layer.name for layer in first.layers]
-        a = np.asarray(first(batch, training=False)["pooled_output"])
-        b = np.asarray(zoo.load("minilm")(batch, training=False)["pooled_output"])
+        a = numpy(first(batch, training=False)["pooled_output"])
+        b = numpy(zoo.load("minilm")(batch, training=False)["pooled_output"])
         np.testing.assert_array_equal(a, b)
         case.outcome = "the encoder, no head; identical outputs"

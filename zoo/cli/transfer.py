@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from zoo.cli._app import cli, echo_json
+from zoo.train.distribute import DISTRIBUTE
 
 
 class UnfreezeType(click.ParamType):
@@ -49,10 +50,11 @@ class UnfreezeType(click.ParamType):
 )
 @click.option(
     "--distribute",
-    type=click.Choice(["none", "mirrored", "multiworker"]),
+    type=click.Choice(list(DISTRIBUTE)),
     default="none",
     show_default=True,
-    help="tf.distribute strategy (multiworker reads TF_CONFIG).",
+    help="data-parallel: keras.distribution on JAX (several processes: KERAS_DISTRIBUTION_* "
+    "variables), tf.distribute.MirroredStrategy on TensorFlow; mirrored: TensorFlow only.",
 )
 @click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1, 65_536))
 @click.option(
@@ -111,7 +113,7 @@ def finetune_cmd(
     Examples:
       zoo finetune lenet5 --data ./digits --out ./mine
       zoo finetune lenet5 --data fashion_mnist --epochs 6 --max-train 2000 --out ./fashion
-      zoo finetune resnet --data ./photos --strategy head --distribute mirrored --out ./photos-model
+      zoo finetune resnet --data ./photos --strategy head --distribute data-parallel --out ./photos-model
     """
     from zoo.train.finetune import finetune
 

@@ -134,7 +134,8 @@ class SentenceEncoder:
         return cls(model, tokenizer_for(entry.name, paths), **kwargs)
 
     def _run(self, batch: dict[str, Any]) -> Any:
-        from zoo.tasks.inference import predict_fn, to_numpy
+        from zoo.backend import to_numpy
+        from zoo.tasks.inference import predict_fn
 
         if self._forward is None:
             self._forward = predict_fn(self.model)

@@ -113,7 +113,7 @@ def _vae_weights_fn(vae: Any) -> Callable[..., Any]:
             return model().log_importance_weights(x, eps)
 
     else:
-        from zoo.tasks.inference import compiled
+        from zoo.backend import compiled
 
         weights_of = compiled(lambda x, eps: model().log_importance_weights(x, eps))
 

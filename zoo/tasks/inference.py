@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from zoo.backend import to_numpy
+
 
 def predict_fn(model: Any, *, jit_compile: bool = False) -> Any:
     """Return a compiled function computing ``model(x, training=False)`` for any batch size.
@@ -63,40 +65,6 @@ def _torch_fn(model: Any) -> Any:
             return model(x, training=False)
 
     return run
-
-
-def compiled(fn: Any) -> Any:
-    """Compile a pure inference function of tensors for the active backend.
-
-    TensorFlow: ``tf.function`` (retracing reduced); JAX: ``jax.jit`` (the model's
-    weights are read at trace time, so use it for inference of fixed weights only);
-    PyTorch: eager under ``torch.no_grad``.
-    """
-    import keras
-
-    backend = keras.backend.backend()
-    if backend == "jax":
-        import jax
-
-        return jax.jit(fn)
-    if backend == "torch":
-        import torch
-
-        def run(*args: Any) -> Any:
-            with torch.no_grad():
-                return fn(*args)
-
-        return run
-    import tensorflow as tf
-
-    return tf.function(fn, reduce_retracing=True)
-
-
-def to_numpy(outputs: Any) -> Any:
-    """Convert a structure of backend tensors to NumPy arrays."""
-    import keras
-
-    return keras.tree.map_structure(keras.ops.convert_to_numpy, outputs)
 
 
 def predict(model: Any, x: Any, *, batch_size: int = 256, jit_compile: bool = False) -> Any:

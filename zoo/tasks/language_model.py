@@ -445,7 +445,7 @@ def _padded_windows(
 def _batch_loss_fn(model: Any, batch: int, sequence_length: int) -> Any:
     """Return a compiled function: the float64 masked cross-entropy sum of one batch of windows."""
     if keras.backend.backend() != "tensorflow":
-        from zoo.tasks.inference import compiled
+        from zoo.backend import compiled
 
         def losses(x: Any, y: Any) -> Any:
             logits = keras.ops.cast(model(x, training=False), "float32")
@@ -733,7 +733,7 @@ def _host_step_sampler(stepper: CharStepper) -> Any:
     The draws are TensorFlow's stateless ones (eager, on the host), with the same keys
     as the traced TensorFlow loop, so every backend samples the same way.
     """
-    from zoo.tasks.inference import compiled
+    from zoo.backend import compiled
 
     step = compiled(stepper.step)
 

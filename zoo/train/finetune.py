@@ -25,29 +25,8 @@ from zoo import outputs
 from zoo.errors import DataError, InputError
 from zoo.preprocessing.bind import local_text_spec, wordpiece_spec
 from zoo.tasks.text_classify import text_dataset
+from zoo.train.distribute import check_distribute, distribution_scope, join_processes
 from zoo.train.engine import fine_tune_text
-
-DISTRIBUTE = ("none", "mirrored", "multiworker")
-
-
-def get_strategy(distribute: str | None) -> Any:
-    """Return the ``tf.distribute`` strategy named ``distribute`` (default strategy for ``None``).
-
-    ``"mirrored"`` replicates over the local devices; ``"multiworker"`` uses
-    ``MultiWorkerMirroredStrategy`` configured by the ``TF_CONFIG`` environment variable.
-    """
-    import tensorflow as tf
-
-    if distribute in (None, "none"):
-        return tf.distribute.get_strategy()
-    if distribute == "mirrored":
-        devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
-        return tf.distribute.MirroredStrategy([d.name for d in devices])
-    if distribute == "multiworker":
-        if "TF_CONFIG" not in os.environ:
-            raise InputError("--distribute multiworker needs TF_CONFIG describing the cluster")
-        return tf.distribute.MultiWorkerMirroredStrategy()
-    raise InputError(f"distribute must be one of {', '.join(DISTRIBUTE)}, got {distribute!r}")
 
 
 def _splits(data: str, data_dir: str | None) -> tuple[dict[str, Any], dict[str, Any], Any]:
@@ -197,7 +176,7 @@ def _run_settings(
 ) -> dict[str, Any]:
     """The settings a fine-tune records and resumes by, checked."""
     check_settings(max_val=max_val, save_every_steps=save_every_steps, **settings)
-    return {**settings, "distribute": distribute or "none"}
+    return {**settings, "distribute": check_distribute(distribute)}
 
 
 def _run_inputs(
@@ -496,7 +475,7 @@ def finetune(
         out: Output folder (created; an interrupted run in it resumes).
         epochs: Total epochs (``"two_phase"`` spends them all after its linear probe).
         strategy: ``"two_phase"``, ``"probe"``, ``"head"`` or ``"full"`` (see ``fine_tune``).
-        distribute: ``None``, ``"mirrored"`` or ``"multiworker"``.
+        distribute: ``None``, ``"data-parallel"`` or ``"mirrored"`` (:mod:`zoo.train.distribute`).
         batch_size: Global batch size.
         learning_rate: Adam learning rate of the probe, the head and ``"full"`` (not of phase 2).
         unfreeze: Top backbone blocks unfrozen in phase 2, or ``"all"``.
@@ -513,6 +492,7 @@ def finetune(
         A summary: output paths, the validation metric and the history.
     """
     args = {k: v for k, v in locals().items() if k in _RUN_KEYS}  # the run's settings
+    join_processes(distribute)  # first: JAX must know the other processes before it starts
     from zoo import api
 
     spec_entry = api.weights_entry(name)  # preprocessing comes from the pretrained entry
@@ -633,7 +613,7 @@ def _finetune_image(
     from zoo.train.engine import fine_tune
 
     keras.utils.set_random_seed(settings["seed"])
-    with get_strategy(settings["distribute"]).scope():
+    with distribution_scope(settings["distribute"]):
         model = _start_model(spec_entry, kind, weights, len(info.label_names))
         cache = folder.scratch_dir("cache") if kind != "text" else None
         spec, train, val = _train_and_val(
@@ -708,6 +688,7 @@ def finetune_text(
         A summary: output paths, the validation metric and the history.
     """
     args = {k: v for k, v in locals().items() if k in _RUN_KEYS}  # the run's settings
+    join_processes(distribute)  # first: JAX must know the other processes before it starts
     from zoo import api
 
     settings = _run_settings(**args)
@@ -763,7 +744,7 @@ def _finetune_text_in(
     seed, batch_size, max_train = settings["seed"], settings["batch_size"], settings["max_train"]
     distribute = settings["distribute"]
     keras.utils.set_random_seed(seed)
-    with get_strategy(distribute).scope():
+    with distribution_scope(distribute):
         if weights is None:
             model = api.load(entry.architecture, weights=None, include_top=True, num_classes=num_classes)
         else:

@@ -87,7 +87,9 @@ def test_two_jax_processes_train_like_one(tmp_path):
     for key in ("KERAS_DISTRIBUTION_JOB_ADDRESSES", "KERAS_DISTRIBUTION_NUM_PROCESSES"):
         env.pop(key, None)
     zoo_cmd = [sys.executable, "-m", "zoo", "finetune", *FINETUNE]
-    single = subprocess.run([*zoo_cmd, "--out", str(tmp_path / "one")], env=env, capture_output=True, text=True)
+    single = subprocess.run(
+        [*zoo_cmd, "--out", str(tmp_path / "one")], env=env, capture_output=True, text=True
+    )
     assert single.returncode == 0, single.stderr[-3000:]
 
     cluster = {

@@ -145,6 +145,12 @@ COMMANDS = {
     "sample": (["sample", "dcgan", "--n", "4"], ".png"),
 }
 
+EXPORT_NEEDS_TF = pytest.mark.tensorflow_only("zoo export converts through TensorFlow")
+COMMAND_PARAMS = [
+    pytest.param(name, marks=EXPORT_NEEDS_TF) if name.startswith("export") else name
+    for name in sorted(COMMANDS)
+]
+
 TARGETS = [
     "the root folder /",
     "the home folder ~",
@@ -184,7 +190,7 @@ def _target(sandbox: dict, digits: Path, which: str, suffix: str) -> tuple[str, 
 
 
 @pytest.mark.parametrize("which", TARGETS)
-@pytest.mark.parametrize("command", sorted(COMMANDS))
+@pytest.mark.parametrize("command", COMMAND_PARAMS)
 def test_out_never_touches_user_files(command, which, sandbox, digits_folder, record, monkeypatch):  # noqa: F811
     args, suffix = COMMANDS[command]
     out, watch, overwrite = _target(sandbox, digits_folder, which, suffix)
@@ -202,7 +208,7 @@ def test_out_never_touches_user_files(command, which, sandbox, digits_folder, re
         case.outcome = result.output.strip().splitlines()[-1][:200]
 
 
-@pytest.mark.parametrize("command", sorted(COMMANDS))
+@pytest.mark.parametrize("command", COMMAND_PARAMS)
 def test_a_new_path_is_written_and_only_zoo_output_is_replaced(
     command,
     sandbox,
@@ -273,6 +279,7 @@ def test_user_file_dropped_into_a_zoo_folder_survives_overwrite(
         case.outcome = "re-trained; the note is untouched"
 
 
+@EXPORT_NEEDS_TF
 def test_empty_folder_is_adopted(sandbox, record):
     target = sandbox["root"] / "empty"
     target.mkdir()
@@ -574,7 +581,7 @@ def test_finetune_needs_two_classes(layout, digits_folder, sandbox, record):  # 
 # --------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("command", sorted(COMMANDS))
+@pytest.mark.parametrize("command", COMMAND_PARAMS)
 def test_an_output_another_command_is_writing_is_refused(command, sandbox, digits_folder, record):  # noqa: F811
     from filelock import FileLock
 

@@ -116,10 +116,12 @@ def feature_cache_dir() -> Path:
 
 def _batches(dataset: Any) -> Iterator[tuple[Any, Any]]:
     """Yield ``(inputs, labels-or-None)`` numpy batches from a batched dataset."""
+    import keras
     import numpy as np
 
     # NumPy batches: JAX and PyTorch models cannot take TensorFlow tensors.
     for element in getattr(dataset, "as_numpy_iterator", lambda: dataset)():
+        element = keras.tree.map_structure(np.asarray, element)
         if isinstance(element, tuple | list) and len(element) == 2:
             x, y = element
             yield x, np.asarray(y)

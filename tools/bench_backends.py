@@ -5,12 +5,14 @@ backend at import) on the same machine, one after another, and writes docs/backe
 ``--readme``, the README section between ``<!-- backends:start -->`` and ``<!-- backends:end -->``.
 Ratios compare each backend with TensorFlow measured in the same run.
 
-Per model and backend: ``load_s``, the first ``zoo.load`` in the process (build, verify, load);
+Per model and backend: ``load_s``, the first ``zoo.load`` in the process (build, verify, load;
+TensorFlow is imported before it on every backend, as ``tf.data`` needs it anyway);
 batch-1 and batch-64 inference through ``zoo.tasks.inference.predict_fn`` (the compiled path of
 ``predict``, ``evaluate`` and ``extract``), best of several calls after a warm-up; one training
 step (``train_on_batch``, SGD, batch 16) after a warm-up step; and, for the image models, the
 batch-64 forward pass's GFLOP/s (2 x multiply-adds of its convolutions and dense layers) as a
-fraction of this machine's float32 matmul peak, measured with NumPy in the same run.
+fraction of this machine's float32 matmul peak, measured with NumPy in the same run. Then the
+load time of every packaged entry (first load in the process, and the best of two more).
 """
 
 from __future__ import annotations
@@ -78,8 +80,11 @@ def forward_flops(model) -> float:
 
 def worker() -> None:
     """Measure every model on this process's backend; print one JSON line per model."""
+    # tf.data feeds every backend, so TensorFlow is in every zoo process: import it first, so that
+    # its one-time import (Keras' serialisation of some layers imports it) is charged to no load.
     import keras
     import numpy as np
+    import tensorflow  # noqa: F401
 
     import zoo
     from zoo.tasks.inference import predict_fn
@@ -106,6 +111,15 @@ def worker() -> None:
         model.train_on_batch(x, y)
         row["train_step_ms"] = 1000 * best_time(lambda x=x, y=y, m=model: m.train_on_batch(x, y), 3)
         print("ROW " + json.dumps(row), flush=True)
+    from zoo.api import load_manifest
+
+    for name, entry in sorted(load_manifest().items()):
+        if any(s.type == "package" for s in entry.sources):
+            start = time.perf_counter()
+            zoo.load(name)
+            first = time.perf_counter() - start
+            again = best_time(lambda name=name: zoo.load(name), 2)
+            print("LOAD " + json.dumps({"weights": name, "first_s": first, "again_s": again}), flush=True)
 
 
 def matmul_peak_gflops() -> float:
@@ -117,7 +131,7 @@ def matmul_peak_gflops() -> float:
     return 2 * 2048**3 / best_time(lambda: a @ a) / 1e9
 
 
-def run_backend(backend: str) -> list[dict]:
+def run_backend(backend: str) -> tuple[list[dict], list[dict]]:
     env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
     proc = subprocess.run(
         [sys.executable, "-m", "tools.bench_backends", "--worker"],
@@ -128,7 +142,9 @@ def run_backend(backend: str) -> list[dict]:
     )
     if proc.returncode != 0:
         raise SystemExit(f"{backend} worker failed:\n{proc.stderr[-3000:]}")
-    return [json.loads(line[4:]) for line in proc.stdout.splitlines() if line.startswith("ROW ")]
+    lines = proc.stdout.splitlines()
+    rows = [json.loads(line[4:]) for line in lines if line.startswith("ROW ")]
+    return rows, [json.loads(line[5:]) for line in lines if line.startswith("LOAD ")]
 
 
 def table(results: dict) -> str:
@@ -158,6 +174,27 @@ def table(results: dict) -> str:
                 f"{row['batch64_images_s'] / tf_row['batch64_images_s']:.2f}x | "
                 f"{row['train_step_ms']:,.0f} ms | {share} |"
             )
+    lines += [
+        "",
+        "`zoo.load` of every packaged entry (after the models above, so each backend is warm): the "
+        "first load of the entry in the process, and the best of two more, against TensorFlow's.",
+        "",
+        "| weights | " + " | ".join(f"{b} first / again" for b in BACKENDS) + " | worst vs TF |",
+        "|---|" + "---|" * (len(BACKENDS) + 1),
+    ]
+    loads = {b: {r["weights"]: r for r in results["loads"].get(b, [])} for b in BACKENDS}
+    for name in sorted(loads["tensorflow"]):
+        cells, worst = [], 0.0
+        for backend in BACKENDS:
+            r = loads[backend].get(name)
+            if r is None:
+                cells.append("n/a")
+                continue
+            cells.append(f"{r['first_s']:.2f} s / {r['again_s']:.2f} s")
+            if backend != "tensorflow":
+                base = loads["tensorflow"][name]
+                worst = max(worst, r["first_s"] / base["first_s"], r["again_s"] / base["again_s"])
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {worst:.2f}x |")
     return "\n".join(lines) + "\n"
 
 
@@ -170,11 +207,11 @@ def main() -> int:
         worker()
         return 0
     start = time.perf_counter()
-    results = {"machine": f"{os.cpu_count()} CPU cores, {platform.machine()}", "rows": {}}
+    results = {"machine": f"{os.cpu_count()} CPU cores, {platform.machine()}", "rows": {}, "loads": {}}
     results["matmul_peak_gflops"] = matmul_peak_gflops()
     for backend in BACKENDS:
         print(f"{backend}...", flush=True)
-        results["rows"][backend] = run_backend(backend)
+        results["rows"][backend], results["loads"][backend] = run_backend(backend)
     results["seconds"] = time.perf_counter() - start
     from zoo.fileio import write_json
 

@@ -174,8 +174,9 @@ _RUN_KEYS = (
 def _run_settings(
     *, distribute: str | None, max_val: int | None, save_every_steps: int | None, **settings: Any
 ) -> dict[str, Any]:
-    """The settings a fine-tune records and resumes by, checked."""
+    """The settings a fine-tune records and resumes by, checked; joins a multi-process run's others."""
     check_settings(max_val=max_val, save_every_steps=save_every_steps, **settings)
+    join_processes(distribute)  # before anything starts JAX's backend
     return {**settings, "distribute": check_distribute(distribute)}
 
 
@@ -492,7 +493,6 @@ def finetune(
         A summary: output paths, the validation metric and the history.
     """
     args = {k: v for k, v in locals().items() if k in _RUN_KEYS}  # the run's settings
-    join_processes(distribute)  # first: JAX must know the other processes before it starts
     from zoo import api
 
     spec_entry = api.weights_entry(name)  # preprocessing comes from the pretrained entry
@@ -688,7 +688,6 @@ def finetune_text(
         A summary: output paths, the validation metric and the history.
     """
     args = {k: v for k, v in locals().items() if k in _RUN_KEYS}  # the run's settings
-    join_processes(distribute)  # first: JAX must know the other processes before it starts
     from zoo import api
 
     settings = _run_settings(**args)

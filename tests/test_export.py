@@ -335,3 +335,37 @@ def test_finetuned_bert_folder_exports(tmp_path):
     )
     result = _check_text_export(str(folder), "savedmodel", tmp_path / "saved")
     assert result.inputs == ("input_ids", "token_type_ids", "attention_mask")
+
+
+@pytest.mark.parametrize("fmt", ["savedmodel", "onnx", "tflite"])
+@pytest.mark.parametrize("name", ["vae.mnist", "dcgan.mnist"])
+def test_generative_models_export_as_latent_to_image_samplers(name, fmt, tmp_path):
+    """The VAE's decoder and the DCGAN's generator: float32 latents in, [0, 1] images out, like Keras'."""
+    out = tmp_path / ("sampler" + {"savedmodel": "", "onnx": ".onnx", "tflite": ".tflite"}[fmt])
+    result = export(name, fmt, out)
+    assert result.max_abs_diff <= 1e-4 and result.description.startswith("float32 latent")
+    model = zoo.load(name)
+    z = np.random.default_rng(5).standard_normal((3, model.latent_dim)).astype("float32")
+    want = model.decode(z) if name.startswith("vae") else model._images(z)
+    if fmt == "onnx":
+        got = run_onnx(out, z)
+        import onnx
+
+        props = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
+        assert json.loads(props["zoo.input_contract"])["inputs"] == ["latent"]
+        assert json.loads(props["zoo.output"])["range"] == [0.0, 1.0]
+    elif fmt == "tflite":
+        got = run_tflite(str(out), z)
+    else:
+        import tensorflow as tf
+
+        loaded = tf.saved_model.load(str(out))  # kept: its variables live as long as it does
+        got = loaded.serve(tf.constant(z)).numpy()
+        record = json.loads((out / "zoo_export.json").read_text())
+        assert record["input_contract"]["shape"] == ["batch", model.latent_dim]
+    assert got.shape == want.shape and got.min() >= 0.0 and got.max() <= 1.0
+    np.testing.assert_allclose(got, want, atol=1e-4)
+    from zoo.errors import InputError
+
+    with pytest.raises(InputError, match="float32 only"):
+        export(name, "tflite", tmp_path / "q.tflite", quantize="int8")

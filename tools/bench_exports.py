@@ -50,12 +50,14 @@ REPEATS = 5
 
 
 def formats_of(name: str) -> tuple[str, ...]:
-    """The formats a cell is measured in (text: SavedModel and ONNX; the rest: all)."""
+    """The formats a cell is measured in (text: SavedModel, ONNX; generative: float ones; images: all)."""
     import zoo
     from zoo import registry
 
     entry = zoo.weights_entry(name)
     task = registry.get_spec(entry.architecture).task
+    if task == "image-generation":
+        return ("savedmodel", "onnx", "tflite")
     if task not in ("image-classification", "text-classification") and entry.num_classes is None:
         return ("any",)  # one row saying why (generative and language models)
     return TEXT_FORMATS if entry.preprocessing.get("type") == "text" else IMAGE_FORMATS
@@ -116,6 +118,9 @@ def _feeds(name: str, model, result, batch: int):
     import zoo.data
 
     entry = zoo.weights_entry(name)
+    if result.description.startswith("float32 latent"):  # a sampler: latent vectors in, images out
+        z = np.random.default_rng(batch).standard_normal((batch, *result.input_shape)).astype("float32")
+        return z, z
     if entry.preprocessing.get("type") == "text":
         from zoo.export import TEXT_SAMPLES
         from zoo.tasks.text_classify import encode_texts
@@ -163,6 +168,10 @@ def run_cell(name: str, fmt: str, work: Path) -> dict:
     if "keras_top1_accuracy" in m:
         cell["accuracy_change"] = round(m["tflite_top1_accuracy"] - m["keras_top1_accuracy"], 2)
     model = zoo.load(name)
+    if result.description.startswith("float32 latent"):
+        from zoo.export import _sampler_model
+
+        model = _sampler_model(model)  # what the export runs: latent -> images
     run = _runtime(base, out)
     for batch in (1, 64):
         feed, keras_feed = _feeds(name, model, result, batch)

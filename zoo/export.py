@@ -11,6 +11,11 @@ SavedModel folder, ``X.vocab.txt`` beside ``X.onnx``) with the input contract
 (``zoo_export.json`` in the folder, ``metadata_props`` in the ONNX model), so a
 runtime can tokenise texts the way the model was trained.
 
+Generative models (the VAE and the DCGAN) export as samplers: the VAE's decoder and
+the DCGAN's generator take float32 latent vectors ``(N, latent_dim)`` (draw them from
+a standard normal) and return images ``(N, H, W, C)`` with pixels in ``[0, 1]`` (the
+VAE: Bernoulli means; the DCGAN: its ``tanh`` output rescaled), to every format.
+
 Before an export is reported as done, its outputs are compared with the Keras
 model's on sample inputs (for text: built-in English sentences of different lengths,
 tokenised with the entry's own tokenizer); nothing is written when they differ.
@@ -67,6 +72,7 @@ class ExportResult:
     inputs: tuple[str, ...] = ()  # text: the int32 token-id inputs of the exported model
     input_shape: tuple[int, ...] = ()  # images: the shape of one input image
     vocab: str | None = None  # text: the vocabulary file written beside (or inside) the export
+    description: str = ""  # what the export takes, when neither images nor token ids
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON data."""
@@ -106,7 +112,7 @@ def _real_images(entry: Any, n: int, data: str, data_dir: str | None, split: str
 
 
 def _write_savedmodel(
-    model: Any, spec: dict[str, Any] | None, raw_shape: tuple[int, ...], path: Path
+    model: Any, spec: dict[str, Any] | None, raw_shape: tuple[int, ...], path: Path, input_name: str = "image"
 ) -> None:
     """Write a SavedModel whose ``serve`` endpoint takes uint8 images of ``raw_shape`` (or model inputs).
 
@@ -120,9 +126,9 @@ def _write_savedmodel(
 
     transform = zoo.data.image_transform(spec) if spec else None
     if spec:
-        signature = tf.TensorSpec((None, *raw_shape), tf.uint8, name="image")
+        signature = tf.TensorSpec((None, *raw_shape), tf.uint8, name=input_name)
     else:
-        signature = tf.TensorSpec((None, *model.input_shape[1:]), tf.float32, name="image")
+        signature = tf.TensorSpec((None, *model.input_shape[1:]), tf.float32, name=input_name)
 
     def serve(image: Any) -> Any:
         x = transform(image) if transform is not None else image
@@ -226,10 +232,12 @@ def _classifier_entry(name: str, fmt: str) -> Any:
                 f"({fmt} export of text models is not available)"
             )
         return entry
+    if task == "image-generation":
+        return entry
     if task != "image-classification":
         raise InputError(
             f"{entry.name} is not a classifier (its task: {task}); zoo export handles image and text "
-            "classifiers (export of generative and language models is not available yet)"
+            "classifiers and the VAE and DCGAN samplers (export of language models is not available yet)"
         )
     if kind != "image":
         raise InputError(f"export of {kind} models is not supported yet")
@@ -386,7 +394,7 @@ def export(
         OutputError: When ``out`` (or, for ONNX text exports, its vocabulary file) holds
             anything that zoo did not write, or an earlier export without ``overwrite``.
     """
-    from zoo import outputs
+    from zoo import outputs, registry
 
     _check_export_args(fmt, quantize)
     if fmt == "savedmodel":  # before any work: never a path holding the user's files
@@ -394,6 +402,10 @@ def export(
     else:
         target = outputs.check_file_target(out, overwrite)
     entry = _classifier_entry(name, fmt)
+    if registry.get_spec(entry.architecture).task == "image-generation":
+        if quantize:
+            raise InputError(f"{entry.name} exports as float32 only: leave out --quantize")
+        return _export_sampler(entry, fmt, target, overwrite)
     if entry.preprocessing.get("type") == "text":
         return _export_text(entry, fmt, target, overwrite)
     options = {"quantize": quantize, "preprocessing": preprocessing, "samples": samples}
@@ -720,8 +732,9 @@ def _annotate_onnx(
     *,
     dims: tuple[str, ...] = ("batch", "sequence"),
     kind: str = "a text classifier on int32 token ids",
+    output: str = "logits",
 ) -> None:
-    """Name the ONNX model's output ``logits`` and its free dimensions ``dims``; store ``record`` in it.
+    """Name the ONNX model's output ``output`` and its free dimensions ``dims``; store ``record`` in it.
 
     ``record``'s keys become ``metadata_props`` ``zoo.<key>`` (strings as they are, the rest as JSON).
     """
@@ -733,9 +746,9 @@ def _annotate_onnx(
     graph = model.graph
     old = graph.output[0].name
     for node in graph.node:
-        node.output[:] = ["logits" if o == old else o for o in node.output]
-        node.input[:] = ["logits" if i == old else i for i in node.input]
-    graph.output[0].name = "logits"
+        node.output[:] = [output if o == old else o for o in node.output]
+        node.input[:] = [output if i == old else i for i in node.input]
+    graph.output[0].name = output
     for value in [*graph.input, graph.output[0]]:
         for dim, label in zip(value.type.tensor_type.shape.dim, dims, strict=False):
             if not dim.HasField("dim_value"):
@@ -809,4 +822,74 @@ def _export_text(entry: Any, fmt: str, out: Path, overwrite: bool) -> ExportResu
     size = _size_bytes(out)
     result = ExportResult(str(out), fmt, None, False, diff, TEXT_TOLERANCE, size)
     result.inputs, result.vocab = names, str(vocab_out)
+    return result
+
+
+#: Fixed standard-normal latent vectors (seed 0) that check a sampler export.
+SAMPLER_CHECKS = 16
+
+
+def _sampler_model(model: Any) -> Any:
+    """The latent -> images part of a VAE (decoder, sigmoid) or a DCGAN (generator, rescaled to [0, 1])."""
+    import keras
+
+    latent = keras.Input((model.latent_dim,), name="latent")
+    if hasattr(model, "decoder"):
+        images = keras.layers.Activation("sigmoid", name="images")(model.decoder(latent))
+    else:  # tanh's [-1, 1] to [0, 1], clipped as DCGAN.generate clips (rounding leaves it by 6e-8)
+        scaled = keras.layers.Rescaling(0.5, offset=0.5)(model.generator(latent))
+        images = keras.layers.ReLU(max_value=1.0, name="images")(scaled)
+    return keras.Model(latent, images, name=f"{model.name}_sampler")
+
+
+def _export_sampler(entry: Any, fmt: str, out: Path, overwrite: bool) -> ExportResult:
+    """Export a VAE's decoder or a DCGAN's generator as latent -> images (see the module docstring)."""
+    import numpy as np
+
+    from zoo import api, outputs
+
+    model = api.load(entry.name)
+    sampler = _sampler_model(model)
+    z = np.random.default_rng(0).standard_normal((SAMPLER_CHECKS, model.latent_dim)).astype("float32")
+    expected = model.decode(z) if hasattr(model, "decoder") else model._images(z)
+    image_shape = list(sampler.output_shape[1:])
+    contract = {
+        "inputs": ["latent"],
+        "dtype": "float32",
+        "shape": ["batch", model.latent_dim],
+        "distribution": "standard normal",
+    }
+    record = {
+        **_export_record(entry, contract),
+        "output": {"name": "images", "shape": ["batch", *image_shape], "range": [0.0, 1.0]},
+    }
+    command = f"zoo export {entry.name} --format {fmt}"
+    inputs = {"weights": entry.name, "format": fmt, "quantize": None, "preprocessing": False}
+    with tempfile.TemporaryDirectory(prefix="zoo-export-") as tmpdir:
+        saved = Path(tmpdir) / "saved_model"
+        _write_savedmodel(sampler, None, (model.latent_dim,), saved, input_name="latent")
+        if fmt == "savedmodel":
+            got = _run_savedmodel(saved, z)
+            _check(got, expected, None, fmt)
+            (saved / "zoo_export.json").write_text(_json(record), encoding="utf-8")
+            _move_savedmodel(saved, out, command=command, inputs=inputs, overwrite=overwrite)
+        elif fmt == "tflite":
+            blob = _tflite_bytes(saved, None, None)
+            got = run_tflite(blob, z)
+            _check(got, expected, None, fmt)
+            with outputs.output_file(out, overwrite=overwrite, command=command) as part:
+                part.write_bytes(_tflite_with_record(blob, record))
+        else:
+            path = Path(tmpdir) / "model.onnx"
+            _write_onnx(saved, path)
+            _annotate_onnx(path, record, dims=("batch",), kind="a sampler: latent -> images", output="images")
+            got = run_onnx(path, z)
+            _check(got, expected, None, fmt)
+            with outputs.output_file(out, overwrite=overwrite, command=command) as part:
+                shutil.copyfile(path, part)
+    result = _export_result(out, fmt, None, False, got, expected)
+    result.input_shape = (model.latent_dim,)
+    result.description = (
+        f"float32 latent vectors ({model.latent_dim}, standard normal) -> images {image_shape}"
+    )
     return result

@@ -452,7 +452,16 @@ BAD_OPTIONS = {
     "predict with a generative model": ["predict", "vae", "x.png"],
     "predict with a language model": ["predict", "lstm", "x.png"],
     "predict with a sentence encoder": ["predict", "minilm", "x.png"],
-    "export of a generative model": ["export", "vae", "--format", "onnx", "--out", "v.onnx"],
+    "export --quantize of a generative model": [
+        "export",
+        "vae",
+        "--format",
+        "tflite",
+        "--quantize",
+        "int8",
+        "--out",
+        "v.tflite",
+    ],
     "export of a language model": ["export", "lstm", "--format", "savedmodel", "--out", "lm"],
 }
 

@@ -77,7 +77,9 @@ def export_cmd(
     if as_json:
         echo_json(result.to_dict())
         return
-    if result.inputs:
+    if result.description:
+        inputs = result.description
+    elif result.inputs:
         inputs = f"int32 token ids ({', '.join(result.inputs)}); vocabulary: {result.vocab}"
     else:
         shape = "x".join(str(n) for n in result.input_shape)

@@ -369,3 +369,39 @@ def test_generative_models_export_as_latent_to_image_samplers(name, fmt, tmp_pat
 
     with pytest.raises(InputError, match="float32 only"):
         export(name, "tflite", tmp_path / "q.tflite", quantize="int8")
+
+
+def test_character_model_exports_as_one_step_with_its_state(tmp_path):
+    """Greedy decoding through ONNX Runtime, one character at a time, writes what zoo's generate writes."""
+    import onnxruntime as ort
+
+    from zoo import charlm
+
+    out = tmp_path / "char.onnx"
+    result = export("lstm_charlm.shakespeare", "onnx", out)
+    assert result.max_abs_diff <= 1e-4 and "next states" in result.description
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    import onnx
+
+    props = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
+    vocab = json.loads(props["zoo.input_contract"])["vocab"]
+    states = {i.name: np.zeros((1, i.shape[1]), np.float32) for i in session.get_inputs() if i.name != "ids"}
+    names = [o.name for o in session.get_outputs()]
+
+    def step(token: int) -> np.ndarray:
+        nonlocal states
+        values = dict(
+            zip(names, session.run(None, {"ids": np.array([token], np.int32), **states}), strict=True)
+        )
+        states = {k: values[f"next_{k}"] for k in states}
+        return values["logits"][0]
+
+    prompt, text = "ROMEO:", ""
+    for ch in prompt:
+        logits = step(vocab.index(ch))
+    for _ in range(40):
+        token = int(np.argmax(logits))
+        text += vocab[token]
+        logits = step(token)
+    model = zoo.load("lstm_charlm.shakespeare")
+    assert text == charlm.generate(model, prompt, 40, temperature=0, method="step")

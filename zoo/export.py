@@ -16,6 +16,11 @@ the DCGAN's generator take float32 latent vectors ``(N, latent_dim)`` (draw them
 a standard normal) and return images ``(N, H, W, C)`` with pixels in ``[0, 1]`` (the
 VAE: Bernoulli means; the DCGAN: its ``tanh`` output rescaled), to every format.
 
+The character language model exports as one step with its state: ``ids`` (int32,
+``(N,)``, the current characters) and ``state_<layer>_<k>`` (float32, zeros to start)
+in; ``logits`` over the next character and ``next_state_<layer>_<k>`` out. The
+vocabulary is in the export's record; sampling is the caller's.
+
 Before an export is reported as done, its outputs are compared with the Keras
 model's on sample inputs (for text: built-in English sentences of different lengths,
 tokenised with the entry's own tokenizer); nothing is written when they differ.
@@ -23,6 +28,7 @@ tokenised with the entry's own tokenizer); nothing is written when they differ.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -232,12 +238,12 @@ def _classifier_entry(name: str, fmt: str) -> Any:
                 f"({fmt} export of text models is not available)"
             )
         return entry
-    if task == "image-generation":
+    if task in ("image-generation", "language-modeling"):
         return entry
     if task != "image-classification":
         raise InputError(
             f"{entry.name} is not a classifier (its task: {task}); zoo export handles image and text "
-            "classifiers and the VAE and DCGAN samplers (export of language models is not available yet)"
+            "classifiers, the VAE and DCGAN samplers and the character model's step"
         )
     if kind != "image":
         raise InputError(f"export of {kind} models is not supported yet")
@@ -402,9 +408,12 @@ def export(
     else:
         target = outputs.check_file_target(out, overwrite)
     entry = _classifier_entry(name, fmt)
-    if registry.get_spec(entry.architecture).task == "image-generation":
+    task = registry.get_spec(entry.architecture).task
+    if task in ("image-generation", "language-modeling"):
         if quantize:
             raise InputError(f"{entry.name} exports as float32 only: leave out --quantize")
+        if task == "language-modeling":
+            return _export_char_step(entry, fmt, target, overwrite)
         return _export_sampler(entry, fmt, target, overwrite)
     if entry.preprocessing.get("type") == "text":
         return _export_text(entry, fmt, target, overwrite)
@@ -891,5 +900,130 @@ def _export_sampler(entry: Any, fmt: str, out: Path, overwrite: bool) -> ExportR
     result.input_shape = (model.latent_dim,)
     result.description = (
         f"float32 latent vectors ({model.latent_dim}, standard normal) -> images {image_shape}"
+    )
+    return result
+
+
+def _char_step_fn(model: Any) -> tuple[Any, dict[str, Any]]:
+    """The character model's one-step function over a dict of tensors, and its input signature."""
+    import tensorflow as tf
+
+    from zoo.tasks.language_model import CharStepper
+
+    stepper = CharStepper(model)
+    names = [f"state_{i}_{k}" for i, sizes in enumerate(stepper.state_sizes) for k in range(len(sizes))]
+    sizes = [size for layer_sizes in stepper.state_sizes for size in layer_sizes]
+    signature = {"ids": tf.TensorSpec((None,), tf.int32, name="ids")}
+    signature.update(
+        {n: tf.TensorSpec((None, s), tf.float32, name=n) for n, s in zip(names, sizes, strict=True)}
+    )
+
+    def step(x: dict[str, Any]) -> dict[str, Any]:
+        states, start = [], 0
+        for layer_sizes in stepper.state_sizes:
+            states.append([x[name] for name in names[start : start + len(layer_sizes)]])
+            start += len(layer_sizes)
+        logits, new = stepper.step(x["ids"], states)
+        flat = [t for layer_states in new for t in layer_states]
+        return {"logits": logits, **{f"next_{n}": t for n, t in zip(names, flat, strict=True)}}
+
+    return step, signature
+
+
+def _run_char_step(fmt: str, path: Path, blob: bytes | None, feed: dict[str, Any]) -> dict[str, Any]:
+    """Run an exported character step on ``feed``; its outputs by name."""
+    import numpy as np
+    import tensorflow as tf
+
+    if fmt == "savedmodel":
+        loaded = tf.saved_model.load(str(path))
+        return {
+            k: np.asarray(v) for k, v in loaded.serve({k: tf.constant(v) for k, v in feed.items()}).items()
+        }
+    if fmt == "tflite":
+        runner = tf.lite.Interpreter(model_content=blob).get_signature_runner()
+        return {k: np.asarray(v) for k, v in runner(**feed).items()}
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return dict(zip([o.name for o in session.get_outputs()], session.run(None, feed), strict=True))
+
+
+def _export_char_step(entry: Any, fmt: str, out: Path, overwrite: bool) -> ExportResult:
+    """Export the character model as one step with its state (see the module docstring)."""
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from zoo import api, outputs
+
+    model = api.load(entry.name)
+    step, signature = _char_step_fn(model)
+    rng = np.random.default_rng(0)
+    vocab = list(entry.preprocessing["vocab"])
+    feed = {"ids": rng.integers(0, len(vocab), 4).astype("int32")}
+    feed.update(
+        {
+            n: rng.standard_normal((4, s.shape[1])).astype("float32")
+            for n, s in signature.items()
+            if n != "ids"
+        }
+    )
+    expected = {
+        k: keras.ops.convert_to_numpy(v)
+        for k, v in step({k: tf.constant(v) for k, v in feed.items()}).items()
+    }
+    contract = {
+        "inputs": list(signature),
+        "dtype": {"ids": "int32", "states": "float32"},
+        "shape": {n: ["batch", *s.shape[1:]] for n, s in signature.items()},
+        "start": "every state zeros; feed back next_state_* after each step",
+        "vocab": vocab,
+    }
+    record = {
+        **_export_record(entry, contract),
+        "output": {"name": "logits", "shape": ["batch", len(vocab)], "states": "next_<input state name>"},
+        "labels": [],
+    }
+    command = f"zoo export {entry.name} --format {fmt}"
+    inputs = {"weights": entry.name, "format": fmt, "quantize": None, "preprocessing": False}
+    with tempfile.TemporaryDirectory(prefix="zoo-export-") as tmpdir:
+        saved = Path(tmpdir) / "saved_model"
+        archive = keras.export.ExportArchive()
+        archive.add_endpoint(name="serve", fn=step, input_signature=[signature])
+        archive.write_out(str(saved), verbose=False)
+        path, blob = saved, None
+        if fmt == "tflite":
+            blob = _tflite_bytes(saved, None, None)
+        elif fmt == "onnx":
+            path = Path(tmpdir) / "model.onnx"
+            _write_onnx(saved, path)
+            import onnx
+
+            proto = onnx.load(str(path))
+            onnx.helper.set_model_props(
+                proto, {f"zoo.{k}": v if isinstance(v, str) else json.dumps(v) for k, v in record.items()}
+            )
+            proto.doc_string = f"zoo export of {entry.name}: one character step with its recurrent state"
+            onnx.save(proto, str(path))
+        got = _run_char_step(fmt, path, blob, feed)
+        diff = max(float(np.max(np.abs(got[k] - expected[k]))) for k in expected)
+        if diff > 1e-4:
+            raise ExportError(
+                f"the exported step differs from Keras by {diff:.3g} (more than 1e-4): nothing written"
+            )
+        if fmt == "savedmodel":
+            (saved / "zoo_export.json").write_text(_json(record), encoding="utf-8")
+            _move_savedmodel(saved, out, command=command, inputs=inputs, overwrite=overwrite)
+        else:
+            with outputs.output_file(out, overwrite=overwrite, command=command) as part:
+                if blob is not None:
+                    part.write_bytes(_tflite_with_record(blob, record))
+                else:
+                    shutil.copyfile(path, part)
+    result = ExportResult(str(out), fmt, None, False, diff, 1e-4, _size_bytes(out))
+    result.description = (
+        f"int32 ids (batch,) and {len(signature) - 1} float32 states (zeros to start) -> logits over "
+        f"{len(vocab)} characters and the next states"
     )
     return result

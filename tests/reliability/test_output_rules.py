@@ -462,7 +462,7 @@ BAD_OPTIONS = {
         "--out",
         "v.tflite",
     ],
-    "export of a language model": ["export", "lstm", "--format", "savedmodel", "--out", "lm"],
+    "export of a sentence encoder": ["export", "minilm", "--format", "onnx", "--out", "m.onnx"],
 }
 
 

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.tensorflow_only("zoo export converts through TensorFlow
 def test_float_exports_match_keras(tmp_path, fmt, suffix):
     out = tmp_path / f"lenet5{suffix}"
     result = export("lenet5", fmt, out, data_dir=DATA_DIR if DATA_DIR.is_dir() else None)
-    assert result.max_abs_diff <= 1e-4
+    assert result.max_abs_diff <= 1e-4 and result.kind == "image"
     assert out.exists() and not list(tmp_path.glob(".*")), "no temporary files left behind"
     if fmt == "savedmodel":  # each weight stored once
         stored = sum(p.stat().st_size for p in (out / "variables").glob("variables.data-*"))
@@ -257,7 +257,7 @@ def test_text_classifier_exports_take_token_ids_and_match_keras(tmp_path, name, 
     expected = (
         ("input_ids", "token_type_ids", "attention_mask") if name.startswith("minilm") else ("input_ids",)
     )
-    assert result.inputs == expected
+    assert result.inputs == expected and result.kind == "text"
 
 
 def test_text_export_refuses_tflite_and_writes_nothing(tmp_path):
@@ -343,7 +343,8 @@ def test_generative_models_export_as_latent_to_image_samplers(name, fmt, tmp_pat
     """The VAE's decoder and the DCGAN's generator: float32 latents in, [0, 1] images out, like Keras'."""
     out = tmp_path / ("sampler" + {"savedmodel": "", "onnx": ".onnx", "tflite": ".tflite"}[fmt])
     result = export(name, fmt, out)
-    assert result.max_abs_diff <= 1e-4 and result.description.startswith("float32 latent")
+    assert result.max_abs_diff <= 1e-4 and result.kind == "sampler"
+    assert result.description.startswith("float32 latent")
     model = zoo.load(name)
     z = np.random.default_rng(5).standard_normal((3, model.latent_dim)).astype("float32")
     want = model.decode(z) if name.startswith("vae") else model._images(z)
@@ -380,6 +381,7 @@ def test_character_model_exports_as_one_step_with_its_state(tmp_path):
     out = tmp_path / "char.onnx"
     result = export("lstm_charlm.shakespeare", "onnx", out)
     assert result.max_abs_diff <= 1e-4 and "next states" in result.description
+    assert result.kind == "char-step"
     session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     import onnx
 

@@ -1,11 +1,25 @@
-"""Bookkeeping shared by the benchmark tools: a JSON file of measured cells and a README section."""
+"""Shared by the benchmark tools: timing, a JSON file of measured cells and a README section."""
 
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from zoo.fileio import write_json
+
+
+def best_time(fn: Callable[[], object], repeats: int = 3, warmup: bool = False) -> float:
+    """The fastest of ``repeats`` calls of ``fn``, in seconds (after one untimed call if ``warmup``)."""
+    if warmup:
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
 
 
 def load_cells(path: Path) -> dict:

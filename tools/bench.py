@@ -20,6 +20,8 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from tools._results import best_time  # noqa: E402  (after the log level)
+
 ROOT = Path(__file__).resolve().parents[1]
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
 ROWS: list[tuple[str, str, str, str]] = []
@@ -28,15 +30,6 @@ ROWS: list[tuple[str, str, str, str]] = []
 def row(section: str, what: str, ratio: float, detail: str) -> None:
     ROWS.append((section, what, f"{ratio:.2f}x", detail))
     print(f"  {what}: {ratio:.2f}x ({detail})", flush=True)
-
-
-def best_time(fn, repeat: int = 3) -> float:
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def bench_startup() -> None:

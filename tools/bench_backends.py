@@ -27,6 +27,8 @@ import sys
 import time
 from pathlib import Path
 
+from tools._results import best_time
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "docs" / "backends.json"
 BACKENDS = ("tensorflow", "jax", "torch")
@@ -38,16 +40,6 @@ MODELS = {
     "MiniLM-L6 (MR classifier)": ("minilm_l6.mr", "text", (64,)),
 }
 TRAIN_BATCH = 16
-
-
-def best_time(fn, repeats: int = 5) -> float:
-    """The fastest of ``repeats`` calls of ``fn``, in seconds."""
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def _inputs(kind: str, shape: tuple, batch: int):
@@ -128,7 +120,7 @@ def matmul_peak_gflops() -> float:
 
     a = np.random.default_rng(0).random((2048, 2048), dtype=np.float32)
     a @ a
-    return 2 * 2048**3 / best_time(lambda: a @ a) / 1e9
+    return 2 * 2048**3 / best_time(lambda: a @ a, 5) / 1e9
 
 
 def run_backend(backend: str) -> tuple[list[dict], list[dict]]:

@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-from tools._results import load_cells, save_cell, write_section  # noqa: E402  (after the log level)
+from tools._results import best_time, load_cells, save_cell, write_section  # noqa: E402  (after the log level)
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "docs" / "exports.json"
@@ -64,13 +64,7 @@ def formats_of(name: str) -> tuple[str, ...]:
 
 
 def _best_ms(fn) -> float:
-    fn()  # warm-up (traces, allocations)
-    times = []
-    for _ in range(REPEATS):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return 1000 * min(times)
+    return 1000 * best_time(fn, REPEATS, warmup=True)  # the warm-up call traces and allocates
 
 
 def _runtime(fmt: str, path: Path):
@@ -121,14 +115,14 @@ def _feeds(name: str, model, result, batch: int):
     import zoo.data
 
     entry = zoo.weights_entry(name)
-    if result.description.startswith("int32 ids"):  # the character step: ids and zero states
+    if result.kind == "char-step":  # the character step: ids and zero states
         from zoo.export import _char_step_fn
 
         _, signature = _char_step_fn(model)
         feed = {n: np.zeros((batch, s.shape[1]), np.float32) for n, s in signature.items() if n != "ids"}
         feed["ids"] = np.random.default_rng(batch).integers(0, 60, batch).astype(np.int32)
         return feed, feed
-    if result.description.startswith("float32 latent"):  # a sampler: latent vectors in, images out
+    if result.kind == "sampler":  # a sampler: latent vectors in, images out
         z = np.random.default_rng(batch).standard_normal((batch, *result.input_shape)).astype("float32")
         return z, z
     if entry.preprocessing.get("type") == "text":
@@ -178,12 +172,12 @@ def run_cell(name: str, fmt: str, work: Path) -> dict:
     if "keras_top1_accuracy" in m:
         cell["accuracy_change"] = round(m["tflite_top1_accuracy"] - m["keras_top1_accuracy"], 2)
     model = zoo.load(name)
-    if result.description.startswith("float32 latent"):
+    if result.kind == "sampler":
         from zoo.export import _sampler_model
 
         model = _sampler_model(model)  # what the export runs: latent -> images
     keras_call = model.predict_on_batch
-    if result.description.startswith("int32 ids"):  # Keras' side: the same step, traced once
+    if result.kind == "char-step":  # Keras' side: the same step, traced once
         import tensorflow as tf
 
         from zoo.export import _char_step_fn

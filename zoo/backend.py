@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-__all__ = ["compiled", "keras_backend", "to_numpy"]
+__all__ = ["compiled", "keras_backend", "no_grad", "to_numpy"]
 
 
 def keras_backend() -> str:
@@ -39,16 +39,28 @@ def compiled(fn: Any) -> Any:
 
         return jax.jit(fn)
     if backend == "torch":
-        import torch
 
         def run(*args: Any) -> Any:
-            with torch.no_grad():
+            with no_grad():
                 return fn(*args)
 
         return run
     import tensorflow as tf
 
     return tf.function(fn, reduce_retracing=True)
+
+
+def no_grad() -> Any:
+    """``torch.no_grad()`` on PyTorch (outputs that NumPy can read), else a do-nothing context."""
+    import contextlib
+
+    import keras
+
+    if keras.backend.backend() == "torch":
+        import torch
+
+        return torch.no_grad()
+    return contextlib.nullcontext()
 
 
 def to_numpy(outputs: Any) -> Any:

@@ -32,6 +32,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -79,6 +80,7 @@ class ExportResult:
     input_shape: tuple[int, ...] = ()  # images: the shape of one input image
     vocab: str | None = None  # text: the vocabulary file written beside (or inside) the export
     description: str = ""  # what the export takes, when neither images nor token ids
+    kind: str = "image"  # what the export is: "image", "text", "sampler" or "char-step"
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON data."""
@@ -436,7 +438,7 @@ def _export_image(
     overwrite: bool,
 ) -> ExportResult:
     """Export an image classifier (see :func:`export`) to the checked target ``out``."""
-    from zoo import api, outputs
+    from zoo import api
 
     model = api.load(entry.name)
     baked, shape = _image_contract(entry)
@@ -445,34 +447,24 @@ def _export_image(
     inputs = {"weights": entry.name, "format": fmt, "quantize": quantize, "preprocessing": preprocessing}
     command = f"zoo export {entry.name} --format {fmt}"
     extra: dict[str, Any] = {}
+    calibration = None
+    if fmt == "tflite" and quantize == "int8":
+        calibration, extra["calibration"] = _calibration_inputs(
+            entry, shape, baked, preprocessing, data or entry.dataset["name"], data_dir
+        )
     with tempfile.TemporaryDirectory(prefix="zoo-export-") as tmpdir:
-        tmp = Path(tmpdir)
-        saved = tmp / "saved_model"
+        saved = Path(tmpdir) / "saved_model"
         _write_savedmodel(model, baked if preprocessing else None, shape, saved)
-        if fmt == "savedmodel":
-            got = _run_savedmodel(saved, feed)
-            _check(got, expected, quantize, fmt)
-            (saved / "zoo_export.json").write_text(_json(record), encoding="utf-8")
-            _move_savedmodel(saved, out, command=command, inputs=inputs, overwrite=overwrite)
-        elif fmt == "tflite":
-            calibration = None
-            if quantize == "int8":
-                calibration, extra["calibration"] = _calibration_inputs(
-                    entry, shape, baked, preprocessing, data or entry.dataset["name"], data_dir
-                )
-            blob = _tflite_bytes(saved, quantize, calibration)
-            got = run_tflite(blob, feed)
-            _check(got, expected, quantize, fmt)
-            with outputs.output_file(out, overwrite=overwrite, command=command) as part:
-                part.write_bytes(_tflite_with_record(blob, {**record, **extra}))
-        else:
-            path = tmp / "model.onnx"
-            _write_onnx(saved, path)
-            _annotate_onnx(path, record, dims=("batch",), kind="an image classifier on uint8 images")
-            got = run_onnx(path, feed)
-            _check(got, expected, quantize, fmt)
-            with outputs.output_file(out, overwrite=overwrite, command=command) as part:
-                shutil.copyfile(path, part)
+        got = _write_checked(
+            saved,
+            fmt,
+            _Owner(out, command, inputs, overwrite),
+            {**record, **extra} if fmt == "tflite" else record,
+            run=lambda fmt, artifact: _run_export(fmt, artifact, feed),
+            check=lambda got: _check(got, expected, quantize, fmt),
+            annotate={"dims": ("batch",), "kind": "an image classifier on uint8 images"},
+            tflite=lambda saved: _tflite_bytes(saved, quantize, calibration),
+        )
     result = _export_result(out, fmt, quantize, preprocessing, got, expected)
     result.metrics.update(extra)
     result.input_shape = shape if preprocessing else tuple(model.input_shape[1:])
@@ -585,6 +577,69 @@ def _move_savedmodel(saved: Path, out: Path, **kwargs: Any) -> None:
         outputs.replace_folder(built, out, **kwargs)
     finally:
         shutil.rmtree(staging, ignore_errors=True)  # the zoo's own staging folder
+
+
+@dataclass(frozen=True)
+class _Owner:
+    """Where an export goes and what the zoo records as its owner (see :mod:`zoo.outputs`)."""
+
+    out: Path
+    command: str
+    inputs: dict[str, Any]
+    overwrite: bool
+
+
+def _run_export(fmt: str, artifact: Path | bytes, feed: Any) -> Any:
+    """Run a SavedModel folder, TFLite bytes or an ONNX file on ``feed``; its (first) output."""
+    if fmt == "savedmodel":
+        return _run_savedmodel(artifact, feed)
+    return run_tflite(artifact, feed) if fmt == "tflite" else run_onnx(artifact, feed)
+
+
+def _write_checked(
+    saved: Path,
+    fmt: str,
+    owner: _Owner,
+    record: dict[str, Any],
+    *,
+    run: Callable[[str, Path | bytes], Any],
+    check: Callable[[Any], None],
+    annotate: dict[str, Any],
+    tflite: Callable[[Path], bytes] | None = None,
+) -> Any:
+    """Convert the SavedModel at ``saved`` to ``fmt``, run and check it, and only then write it.
+
+    ``run(fmt, artifact)`` runs the converted model (a folder, TFLite bytes or an ONNX file);
+    ``check`` raises on outputs that differ from Keras, before anything is written. The
+    export, carrying ``record``, lands at ``owner.out`` atomically as the zoo's own. ONNX
+    files are annotated by :func:`_annotate_onnx` with ``annotate``; ``tflite`` converts
+    (default: float32). Returns the converted model's outputs.
+    """
+    from zoo import outputs
+
+    if fmt == "savedmodel":
+        got = run(fmt, saved)
+        check(got)
+        (saved / "zoo_export.json").write_text(_json(record), encoding="utf-8")
+        _move_savedmodel(
+            saved, owner.out, command=owner.command, inputs=owner.inputs, overwrite=owner.overwrite
+        )
+        return got
+    if fmt == "tflite":
+        blob = (tflite or (lambda saved: _tflite_bytes(saved, None, None)))(saved)
+        got = run(fmt, blob)
+        check(got)
+        payload = _tflite_with_record(blob, record)
+    else:
+        path = saved.parent / "model.onnx"
+        _write_onnx(saved, path)
+        _annotate_onnx(path, record, **annotate)
+        got = run(fmt, path)
+        check(got)
+        payload = path.read_bytes()
+    with outputs.output_file(owner.out, overwrite=owner.overwrite, command=owner.command) as part:
+        part.write_bytes(payload)
+    return got
 
 
 def _compare_on_test(
@@ -741,23 +796,23 @@ def _annotate_onnx(
     *,
     dims: tuple[str, ...] = ("batch", "sequence"),
     kind: str = "a text classifier on int32 token ids",
-    output: str = "logits",
+    output: str | None = "logits",
 ) -> None:
     """Name the ONNX model's output ``output`` and its free dimensions ``dims``; store ``record`` in it.
 
     ``record``'s keys become ``metadata_props`` ``zoo.<key>`` (strings as they are, the rest as JSON).
+    With ``output=None`` the outputs keep their names.
     """
-    import json
-
     import onnx
 
     model = onnx.load(str(path))
     graph = model.graph
-    old = graph.output[0].name
-    for node in graph.node:
-        node.output[:] = [output if o == old else o for o in node.output]
-        node.input[:] = [output if i == old else i for i in node.input]
-    graph.output[0].name = output
+    if output is not None:
+        old = graph.output[0].name
+        for node in graph.node:
+            node.output[:] = [output if o == old else o for o in node.output]
+            node.input[:] = [output if i == old else i for i in node.input]
+        graph.output[0].name = output
     for value in [*graph.input, graph.output[0]]:
         for dim, label in zip(value.type.tensor_type.shape.dim, dims, strict=False):
             if not dim.HasField("dim_value"):
@@ -830,7 +885,7 @@ def _export_text(entry: Any, fmt: str, out: Path, overwrite: bool) -> ExportResu
                 vocab_part.write_bytes(vocab)
     size = _size_bytes(out)
     result = ExportResult(str(out), fmt, None, False, diff, TEXT_TOLERANCE, size)
-    result.inputs, result.vocab = names, str(vocab_out)
+    result.inputs, result.vocab, result.kind = names, str(vocab_out), "text"
     return result
 
 
@@ -855,7 +910,7 @@ def _export_sampler(entry: Any, fmt: str, out: Path, overwrite: bool) -> ExportR
     """Export a VAE's decoder or a DCGAN's generator as latent -> images (see the module docstring)."""
     import numpy as np
 
-    from zoo import api, outputs
+    from zoo import api
 
     model = api.load(entry.name)
     sampler = _sampler_model(model)
@@ -877,27 +932,17 @@ def _export_sampler(entry: Any, fmt: str, out: Path, overwrite: bool) -> ExportR
     with tempfile.TemporaryDirectory(prefix="zoo-export-") as tmpdir:
         saved = Path(tmpdir) / "saved_model"
         _write_savedmodel(sampler, None, (model.latent_dim,), saved, input_name="latent")
-        if fmt == "savedmodel":
-            got = _run_savedmodel(saved, z)
-            _check(got, expected, None, fmt)
-            (saved / "zoo_export.json").write_text(_json(record), encoding="utf-8")
-            _move_savedmodel(saved, out, command=command, inputs=inputs, overwrite=overwrite)
-        elif fmt == "tflite":
-            blob = _tflite_bytes(saved, None, None)
-            got = run_tflite(blob, z)
-            _check(got, expected, None, fmt)
-            with outputs.output_file(out, overwrite=overwrite, command=command) as part:
-                part.write_bytes(_tflite_with_record(blob, record))
-        else:
-            path = Path(tmpdir) / "model.onnx"
-            _write_onnx(saved, path)
-            _annotate_onnx(path, record, dims=("batch",), kind="a sampler: latent -> images", output="images")
-            got = run_onnx(path, z)
-            _check(got, expected, None, fmt)
-            with outputs.output_file(out, overwrite=overwrite, command=command) as part:
-                shutil.copyfile(path, part)
+        got = _write_checked(
+            saved,
+            fmt,
+            _Owner(out, command, inputs, overwrite),
+            record,
+            run=lambda fmt, artifact: _run_export(fmt, artifact, z),
+            check=lambda got: _check(got, expected, None, fmt),
+            annotate={"dims": ("batch",), "kind": "a sampler: latent -> images", "output": "images"},
+        )
     result = _export_result(out, fmt, None, False, got, expected)
-    result.input_shape = (model.latent_dim,)
+    result.input_shape, result.kind = (model.latent_dim,), "sampler"
     result.description = (
         f"float32 latent vectors ({model.latent_dim}, standard normal) -> images {image_shape}"
     )
@@ -930,22 +975,22 @@ def _char_step_fn(model: Any) -> tuple[Any, dict[str, Any]]:
     return step, signature
 
 
-def _run_char_step(fmt: str, path: Path, blob: bytes | None, feed: dict[str, Any]) -> dict[str, Any]:
-    """Run an exported character step on ``feed``; its outputs by name."""
+def _run_char_step(fmt: str, artifact: Path | bytes, feed: dict[str, Any]) -> dict[str, Any]:
+    """Run an exported character step (folder, TFLite bytes or ONNX file) on ``feed``; outputs by name."""
     import numpy as np
     import tensorflow as tf
 
     if fmt == "savedmodel":
-        loaded = tf.saved_model.load(str(path))
+        loaded = tf.saved_model.load(str(artifact))
         return {
             k: np.asarray(v) for k, v in loaded.serve({k: tf.constant(v) for k, v in feed.items()}).items()
         }
     if fmt == "tflite":
-        runner = tf.lite.Interpreter(model_content=blob).get_signature_runner()
+        runner = tf.lite.Interpreter(model_content=artifact).get_signature_runner()
         return {k: np.asarray(v) for k, v in runner(**feed).items()}
     import onnxruntime as ort
 
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(str(artifact), providers=["CPUExecutionProvider"])
     return dict(zip([o.name for o in session.get_outputs()], session.run(None, feed), strict=True))
 
 
@@ -955,7 +1000,7 @@ def _export_char_step(entry: Any, fmt: str, out: Path, overwrite: bool) -> Expor
     import numpy as np
     import tensorflow as tf
 
-    from zoo import api, outputs
+    from zoo import api
 
     model = api.load(entry.name)
     step, signature = _char_step_fn(model)
@@ -987,41 +1032,32 @@ def _export_char_step(entry: Any, fmt: str, out: Path, overwrite: bool) -> Expor
     }
     command = f"zoo export {entry.name} --format {fmt}"
     inputs = {"weights": entry.name, "format": fmt, "quantize": None, "preprocessing": False}
+
+    def step_diff(got: dict[str, Any]) -> float:
+        return max(float(np.max(np.abs(got[k] - expected[k]))) for k in expected)
+
+    def check(got: dict[str, Any]) -> None:
+        if (diff := step_diff(got)) > 1e-4:
+            raise ExportError(
+                f"the exported step differs from Keras by {diff:.3g} (more than 1e-4): nothing written"
+            )
+
     with tempfile.TemporaryDirectory(prefix="zoo-export-") as tmpdir:
         saved = Path(tmpdir) / "saved_model"
         archive = keras.export.ExportArchive()
         archive.add_endpoint(name="serve", fn=step, input_signature=[signature])
         archive.write_out(str(saved), verbose=False)
-        path, blob = saved, None
-        if fmt == "tflite":
-            blob = _tflite_bytes(saved, None, None)
-        elif fmt == "onnx":
-            path = Path(tmpdir) / "model.onnx"
-            _write_onnx(saved, path)
-            import onnx
-
-            proto = onnx.load(str(path))
-            onnx.helper.set_model_props(
-                proto, {f"zoo.{k}": v if isinstance(v, str) else json.dumps(v) for k, v in record.items()}
-            )
-            proto.doc_string = f"zoo export of {entry.name}: one character step with its recurrent state"
-            onnx.save(proto, str(path))
-        got = _run_char_step(fmt, path, blob, feed)
-        diff = max(float(np.max(np.abs(got[k] - expected[k]))) for k in expected)
-        if diff > 1e-4:
-            raise ExportError(
-                f"the exported step differs from Keras by {diff:.3g} (more than 1e-4): nothing written"
-            )
-        if fmt == "savedmodel":
-            (saved / "zoo_export.json").write_text(_json(record), encoding="utf-8")
-            _move_savedmodel(saved, out, command=command, inputs=inputs, overwrite=overwrite)
-        else:
-            with outputs.output_file(out, overwrite=overwrite, command=command) as part:
-                if blob is not None:
-                    part.write_bytes(_tflite_with_record(blob, record))
-                else:
-                    shutil.copyfile(path, part)
-    result = ExportResult(str(out), fmt, None, False, diff, 1e-4, _size_bytes(out))
+        got = _write_checked(
+            saved,
+            fmt,
+            _Owner(out, command, inputs, overwrite),
+            record,
+            run=lambda fmt, artifact: _run_char_step(fmt, artifact, feed),
+            check=check,
+            annotate={"dims": (), "kind": "one character step with its recurrent state", "output": None},
+        )
+    result = ExportResult(str(out), fmt, None, False, step_diff(got), 1e-4, _size_bytes(out))
+    result.kind = "char-step"
     result.description = (
         f"int32 ids (batch,) and {len(signature) - 1} float32 states (zeros to start) -> logits over "
         f"{len(vocab)} characters and the next states"

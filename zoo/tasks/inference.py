@@ -58,10 +58,10 @@ def _jax_fn(model: Any) -> Any:
 
 
 def _torch_fn(model: Any) -> Any:
-    import torch
+    from zoo.backend import no_grad
 
     def run(x: Any) -> Any:
-        with torch.no_grad():
+        with no_grad():
             return model(x, training=False)
 
     return run

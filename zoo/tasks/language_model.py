@@ -35,6 +35,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from zoo._lazy import keras, np, tf
+from zoo.backend import no_grad
 from zoo.errors import InputError
 
 __all__ = [
@@ -788,22 +789,11 @@ def _window_logits(model: Any) -> Any:
         return None
 
     def last(window: Any) -> Any:
-        with _no_grad():
+        with no_grad():
             logits = model(np.asarray(window, np.int32)[None, :], training=False)
         return tf.constant(keras.ops.convert_to_numpy(keras.ops.cast(logits[0, -1], "float32")))
 
     return last
-
-
-def _no_grad() -> Any:
-    """``torch.no_grad()`` on PyTorch, else a do-nothing context."""
-    import contextlib
-
-    if keras.backend.backend() == "torch":
-        import torch
-
-        return torch.no_grad()
-    return contextlib.nullcontext()
 
 
 def _window_sampler(model: Any, context_length: int) -> Any:
@@ -890,7 +880,7 @@ def next_char_probabilities(
     if not (isinstance(temperature, (int, float)) and math.isfinite(temperature) and temperature > 0):
         raise InputError(f"temperature must be a positive number, got {temperature!r}")
     ids = encode(prefix, vocab, unknown="raise")
-    with _no_grad():
+    with no_grad():
         logits = keras.ops.convert_to_numpy(model(ids[None, :], training=False)).astype(np.float64)
     logits = logits[0, -1] / temperature
     probs = np.exp(logits - logits.max())

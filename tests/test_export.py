@@ -407,3 +407,57 @@ def test_character_model_exports_as_one_step_with_its_state(tmp_path):
         logits = step(token)
     model = zoo.load("lstm_charlm.shakespeare")
     assert text == charlm.generate(model, prompt, 40, temperature=0, method="step")
+
+
+def test_onnx_runtime_predicts_like_keras_and_reuses_its_cached_export(tmp_path, monkeypatch):
+    from PIL import Image
+
+    import zoo.cli.inference  # noqa: F401  (registers the commands)
+    from zoo.cli import cli
+    from zoo.export import onnx_forward
+
+    monkeypatch.setenv("ZOO_CACHE_DIR", str(tmp_path / "cache"))
+    rng = np.random.default_rng(0)
+    for i in range(5):  # other sizes than the model's input: both runtimes get the same resize
+        Image.fromarray(rng.integers(0, 256, (20 + 4 * i, 24, 3), np.uint8)).save(tmp_path / f"{i}.png")
+    runs = {}
+    for runtime in ("keras", "onnx"):
+        args = ["predict", "resnet20", str(tmp_path), "--top-k", "3", "--json", "--runtime", runtime]
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code == 0, result.output
+        runs[runtime] = json.loads(result.output)
+    labels, probs = (
+        {k: [[t[key] for t in r["top"]] for r in v] for k, v in runs.items()}
+        for key in ("label", "probability")
+    )
+    assert labels["keras"] == labels["onnx"] and len(labels["onnx"]) == 5
+    assert np.max(np.abs(np.array(probs["keras"]) - np.array(probs["onnx"]))) < 1e-4
+
+    (cached,) = (tmp_path / "cache" / "onnx").glob("*.onnx")
+    stamp = cached.stat().st_mtime_ns
+    x = rng.random((4, 32, 32, 3), np.float32)
+    np.testing.assert_allclose(
+        onnx_forward("resnet20")(x), zoo.load("resnet20").predict_on_batch(x), atol=1e-4
+    )
+    assert cached.stat().st_mtime_ns == stamp, "a cached export of the same weights is reused"
+    cached.write_bytes(cached.read_bytes()[:1000])  # damaged: made again, never trusted
+    np.testing.assert_allclose(
+        onnx_forward("resnet20")(x), zoo.load("resnet20").predict_on_batch(x), atol=1e-4
+    )
+
+
+def test_onnx_runtime_evaluates_like_keras_and_refuses_text(tmp_path, monkeypatch):
+    import zoo.cli.inference  # noqa: F401  (registers the commands)
+    from zoo.cli import cli
+    from zoo.tasks.evaluate import evaluate
+
+    monkeypatch.setenv("ZOO_CACHE_DIR", str(tmp_path / "cache"))
+    text = CliRunner().invoke(cli, ["predict", "lstm_classifier.mr", "a fine film", "--runtime", "onnx"])
+    assert text.exit_code == 1 and "only image classifiers" in text.output
+    assert len(text.output.strip().splitlines()) == 1
+    if not (DATA_DIR / "mnist").exists():
+        pytest.skip("MNIST not found: set ZOO_DATA_DIR to the shared data directory")
+    from zoo.export import onnx_forward
+
+    keras_metrics = evaluate("lenet5", data_dir=DATA_DIR)
+    assert evaluate("lenet5", data_dir=DATA_DIR, forward=onnx_forward("lenet5")) == keras_metrics

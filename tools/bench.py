@@ -116,13 +116,26 @@ def bench_hub(tmp: Path) -> None:
 BASE = "Keras `predict_on_batch`"
 
 
-def _zoo_step(model, x):
-    """One batch as `zoo predict`, `zoo evaluate` and `zoo extract` run it."""
+def _zoo_step(model, x, forward=None):
+    """One batch as `zoo predict`, `zoo evaluate` and `zoo extract` run it (``forward``: `--runtime onnx`)."""
     import numpy as np
 
     from zoo.tasks.classify import classification_metrics
 
-    return classification_metrics(model, [(x, np.zeros(len(x), np.int64))])
+    return classification_metrics(model, [(x, np.zeros(len(x), np.int64))], forward)
+
+
+def interleaved_best(calls: dict, steps: int, repeats: int) -> dict:
+    """The best time of ``steps`` calls of each path, the paths taking turns on every repeat.
+
+    Taking turns keeps a change in the machine's load (another process, a frequency step)
+    from landing on one path only, as timing each path's repeats in one block would.
+    """
+    best = dict.fromkeys(calls, float("inf"))
+    for _ in range(repeats):
+        for label, call in calls.items():
+            best[label] = min(best[label], best_time(lambda call=call: [call() for _ in range(steps)], 1))
+    return best
 
 
 def bench_inference(tmp: Path, quick: bool) -> None:
@@ -130,7 +143,7 @@ def bench_inference(tmp: Path, quick: bool) -> None:
     import numpy as np
 
     import zoo
-    from zoo.export import export, run_onnx
+    from zoo.export import export, onnx_forward
     from zoo.tasks.inference import predict_fn
 
     print("Inference", flush=True)
@@ -148,9 +161,9 @@ def bench_inference(tmp: Path, quick: bool) -> None:
     for arch, weights_name, shape in models:
         model = zoo.load(weights_name) if weights_name else zoo.build(arch)
         shape = tuple(model.input_shape[1:])
-        onnx = tflite = None
+        on_onnx = tflite = None
         if weights_name:
-            onnx = export(weights_name, "onnx", tmp / f"{arch}.onnx", preprocessing=False).path
+            on_onnx = onnx_forward(weights_name)  # what `--runtime onnx` runs
             tflite = export(weights_name, "tflite", tmp / f"{arch}.tflite", preprocessing=False).path
         for batch in (1, 64):
             x = np.random.default_rng(0).random((batch, *shape), dtype=np.float32)
@@ -165,13 +178,10 @@ def bench_inference(tmp: Path, quick: bool) -> None:
                 "zoo traced function (export check)": lambda f=fn, x=x: f(x).numpy(),
                 "zoo XLA (`jit_compile`)": lambda f=xla, x=x: f(x).numpy(),
             }
-            if onnx:
-                run_onnx(onnx, x)
-                import onnxruntime as ort
-
-                sess = ort.InferenceSession(onnx, providers=["CPUExecutionProvider"])
-                name = sess.get_inputs()[0].name
-                paths["ONNX Runtime"] = lambda s=sess, n=name, x=x: s.run(None, {n: x})
+            if on_onnx:
+                on_onnx(x)
+                label = "zoo step, `--runtime onnx` (ONNX Runtime)"
+                paths[label] = lambda m=model, x=x, f=on_onnx: _zoo_step(m, x, f)
             if tflite:
                 import tensorflow as tf
 
@@ -187,10 +197,7 @@ def bench_inference(tmp: Path, quick: bool) -> None:
 
                 run_lite()
                 paths["TFLite"] = run_lite
-            rates = {}
-            for label, call in paths.items():
-                t = best_time(lambda call=call, steps=steps: [call() for _ in range(steps)], 3)
-                rates[label] = batch * steps / t
+            rates = {label: batch * steps / t for label, t in interleaved_best(paths, steps, 3).items()}
             base = rates[BASE]
             for label, rate in rates.items():
                 if label != BASE:

@@ -3,11 +3,35 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from typing import Any
 
 import click
 
 from zoo.cli._app import cli, echo_json
 from zoo.errors import InputError
+
+RUNTIMES = ("keras", "onnx")
+
+
+def _runtime_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--runtime",
+        type=click.Choice(RUNTIMES),
+        default="keras",
+        show_default=True,
+        help="Image classifiers: run on Keras, or on ONNX Runtime (exported once into the zoo's cache, "
+        "checked against Keras within 1e-4).",
+    )(fn)
+
+
+def _forward(name: str, runtime: str) -> Callable[[Any], Any] | None:
+    """The batch function of ``runtime`` for ``name`` (``None``: Keras' own)."""
+    if runtime == "keras":
+        return None
+    from zoo.export import onnx_forward
+
+    return onnx_forward(name)
 
 
 @cli.command("evaluate")
@@ -16,9 +40,16 @@ from zoo.errors import InputError
 @click.option("--split", help="Split to evaluate (default: the manifest's).")
 @click.option("--data-dir", type=click.Path(file_okay=False), help="Data directory (default: ZOO_DATA_DIR).")
 @click.option("--batch-size", default=256, show_default=True, type=click.IntRange(min=1))
+@_runtime_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def evaluate_cmd(
-    name: str, data: str | None, split: str | None, data_dir: str | None, batch_size: int, as_json: bool
+    name: str,
+    data: str | None,
+    split: str | None,
+    data_dir: str | None,
+    batch_size: int,
+    runtime: str,
+    as_json: bool,
 ) -> None:
     """Measure pretrained weights on their dataset and compare with the manifest.
 
@@ -26,12 +57,14 @@ def evaluate_cmd(
     Examples:
       zoo evaluate lenet5
       ZOO_DATA_DIR=../shared/data zoo evaluate lenet5.mnist --json
+      zoo evaluate resnet20 --runtime onnx
     """
     from zoo import api
     from zoo.tasks.evaluate import evaluate
 
     entry = api.weights_entry(name)
-    result = evaluate(entry.name, data=data, split=split, data_dir=data_dir, batch_size=batch_size)
+    options = {"data": data, "split": split, "data_dir": data_dir, "batch_size": batch_size}
+    result = evaluate(entry.name, **options, forward=_forward(entry.name, runtime))
     recorded = {m.name: m.value for m in entry.metrics}
     if as_json:
         echo_json({"weights": entry.name, "measured": result, "manifest": recorded})
@@ -58,8 +91,11 @@ def evaluate_cmd(
     help="A text classifier's inputs: a UTF-8 file of one text a line.",
 )
 @click.option("--top-k", "-k", default=5, show_default=True, type=click.IntRange(min=1))
+@_runtime_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def predict_cmd(name: str, inputs: tuple[str, ...], text_file: str | None, top_k: int, as_json: bool) -> None:
+def predict_cmd(
+    name: str, inputs: tuple[str, ...], text_file: str | None, top_k: int, runtime: str, as_json: bool
+) -> None:
     """Classify images (files, folders, globs) or texts; print the top-k labels.
 
     Images are read in batches of 32 and resized to the model's input; a file that
@@ -72,6 +108,7 @@ def predict_cmd(name: str, inputs: tuple[str, ...], text_file: str | None, top_k
       zoo predict ./my-finetune photo.jpg
       zoo predict lstm_classifier.mr "a gripping, beautifully shot film"
       zoo predict minilm_l6.mr --file reviews.txt
+      zoo predict efficientnet_lite0 photo.jpg --runtime onnx
     """
     from zoo import api
     from zoo.tasks import task_of
@@ -80,7 +117,7 @@ def predict_cmd(name: str, inputs: tuple[str, ...], text_file: str | None, top_k
     entry = api.weights_entry(name)  # resolved once: a folder or hf:// reference is read once
     texts = task_of(entry) == "text-classification"
     items = _texts(inputs, text_file) if texts else _image_paths(inputs)
-    results = predict(entry.name, items, top_k=top_k)
+    results = predict(entry.name, items, top_k=top_k, forward=_forward(entry.name, runtime))
     failed = [r for r in results if r.error is not None]
     if failed and len(failed) == len(results):  # nothing to show: one line, as for any refusal
         first = failed[0].error

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -116,13 +117,16 @@ def predict_images(
     *,
     top_k: int = 5,
     batch_size: int = 32,
+    forward: Callable[[Any], Any] | None = None,
 ) -> list[Prediction]:
     """Classify image files with a model and its weights entry's preprocessing and labels.
 
     Images whose size differs from the model's input are resized to it first
     when the entry's preprocessing has no resize of its own. Files are decoded
     and classified ``batch_size`` at a time, so peak memory does not grow with
-    the number of inputs.
+    the number of inputs. ``forward`` (a batch of model inputs -> the model's
+    outputs, e.g. :func:`zoo.export.onnx_forward`) replaces Keras'
+    ``model.predict_on_batch``.
     """
     import numpy as np
 
@@ -130,6 +134,7 @@ def predict_images(
     if spec.get("type") != "image":
         raise InputError(f"{entry.name} does not take images")
     want = tuple(model.input_shape[1:3])
+    run = forward or model.predict_on_batch  # Keras' compiled predict step, not an eager call
     transforms: dict[tuple[int, int], Any] = {}
     labels = entry.labels
     results = []
@@ -140,7 +145,7 @@ def predict_images(
                 batch.append(_model_input(read_image(path, spec["color_mode"]), spec, want, transforms))
             except (InputError, DataError) as exc:  # one unreadable file does not stop the others
                 failed[str(path)] = str(exc)
-        rows = iter(_probabilities(model, model.predict_on_batch(np.stack(batch)))) if batch else iter(())
+        rows = iter(_probabilities(model, run(np.stack(batch)))) if batch else iter(())
         for path in chunk:
             if str(path) in failed:
                 results.append(_failed(path, failed[str(path)]))
@@ -166,13 +171,16 @@ def _model_input(image: Any, spec: dict[str, Any], want: tuple, transforms: dict
     return np.asarray(transforms[key](image))
 
 
-def classification_metrics(model: Any, dataset: Any) -> dict[str, float]:
-    """Top-1 accuracy and error (percent) of ``model`` on a batched ``(x, y)`` dataset."""
+def classification_metrics(
+    model: Any, dataset: Any, forward: Callable[[Any], Any] | None = None
+) -> dict[str, float]:
+    """Top-1 accuracy and error (percent) of ``model`` (or ``forward``) on a batched ``(x, y)`` dataset."""
     import numpy as np
 
+    run = forward or model.predict_on_batch  # Keras' compiled predict step, not an eager call
     correct = total = 0
     for x, y in getattr(dataset, "as_numpy_iterator", lambda: dataset)():  # NumPy for every backend
-        logits = model.predict_on_batch(x)  # Keras' compiled predict step, not an eager call
+        logits = run(x)
         pred = np.argmax(np.asarray(logits), axis=-1)
         correct += int(np.sum(pred == np.asarray(y)))
         total += int(pred.shape[0])

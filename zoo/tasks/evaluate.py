@@ -18,6 +18,7 @@ The measurement depends on the architecture's task:
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any
 
 from zoo.errors import InputError
@@ -42,6 +43,7 @@ def evaluate_model(
     split: str | None = None,
     data_dir: str | os.PathLike[str] | None = None,
     batch_size: int = 256,
+    forward: Callable[[Any], Any] | None = None,
 ) -> dict[str, float]:
     """Evaluate ``model`` on the entry's dataset (or ``data``) with the entry's preprocessing.
 
@@ -52,6 +54,8 @@ def evaluate_model(
         split: Split to use; defaults to the entry's split.
         data_dir: Data directory for named datasets (overrides ``ZOO_DATA_DIR``).
         batch_size: Evaluation batch size.
+        forward: Image classifiers: runs a batch of model inputs in place of
+            ``model.predict_on_batch`` (e.g. :func:`zoo.export.onnx_forward`).
 
     Returns:
         Metric name -> value (for character language models, whose preprocessing
@@ -62,6 +66,8 @@ def evaluate_model(
     from zoo.tasks import task_of
 
     task = task_of(entry)
+    if forward is not None and task != "image-classification":
+        raise InputError(f"{entry.name} is a {task} model: only image classifiers run outside Keras")
     if task == "language-modeling":
         from zoo.tasks.language_model import evaluate_charlm
 
@@ -96,7 +102,7 @@ def evaluate_model(
 
         table = tf.constant(mapping, tf.int64)
         dataset = dataset.map(lambda x, y: (x, tf.gather(table, tf.cast(y, tf.int64))))
-    return classification_metrics(model, dataset)
+    return classification_metrics(model, dataset, forward)
 
 
 def _images(name: str, split: str, data_dir: str | os.PathLike[str] | None) -> Any:
@@ -174,6 +180,7 @@ def evaluate(
     split: str | None = None,
     data_dir: str | os.PathLike[str] | None = None,
     batch_size: int = 256,
+    forward: Callable[[Any], Any] | None = None,
 ) -> dict[str, float]:
     """Load verified weights by name and measure them on their dataset.
 
@@ -183,6 +190,7 @@ def evaluate(
         split: Split to use; defaults to the manifest's split.
         data_dir: Data directory for named datasets (overrides ``ZOO_DATA_DIR``).
         batch_size: Evaluation batch size.
+        forward: Image classifiers: another runtime's batch function (see :func:`evaluate_model`).
 
     Returns:
         Metric name -> value, e.g. ``{"top1_accuracy": 99.2, "top1_error": 0.8, ...}``
@@ -192,4 +200,5 @@ def evaluate(
 
     entry = weights_entry(name)
     model = load(entry.name)
-    return evaluate_model(model, entry, data=data, split=split, data_dir=data_dir, batch_size=batch_size)
+    options = {"data": data, "split": split, "data_dir": data_dir, "batch_size": batch_size}
+    return evaluate_model(model, entry, **options, forward=forward)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from typing import Any
 
 from zoo.errors import InputError
 from zoo.tasks.classify import Prediction, predict_images
@@ -10,7 +12,13 @@ from zoo.tasks.classify import Prediction, predict_images
 __all__ = ["predict"]
 
 
-def predict(name: str, inputs: list[str | os.PathLike[str]], *, top_k: int = 5) -> list[Prediction]:
+def predict(
+    name: str,
+    inputs: list[str | os.PathLike[str]],
+    *,
+    top_k: int = 5,
+    forward: Callable[[Any], Any] | None = None,
+) -> list[Prediction]:
     """Load verified weights by name and return the top-k labels of each input.
 
     Args:
@@ -19,6 +27,8 @@ def predict(name: str, inputs: list[str | os.PathLike[str]], *, top_k: int = 5) 
         inputs: Image file paths for an image classifier; texts for a text classifier.
             An image that cannot be read comes back with ``error`` set.
         top_k: How many labels per input.
+        forward: Image classifiers: runs a batch of model inputs in place of Keras'
+            ``predict_on_batch`` (e.g. :func:`zoo.export.onnx_forward`).
 
     Returns:
         One :class:`Prediction` per input, in order.
@@ -30,6 +40,8 @@ def predict(name: str, inputs: list[str | os.PathLike[str]], *, top_k: int = 5) 
         raise InputError("give at least one input")
     entry = weights_entry(name)
     task = task_of(entry)
+    if forward is not None and task != "image-classification":
+        raise InputError(f"{entry.name} is a {task} model: only image classifiers run outside Keras")
     if task == "text-classification":
         from zoo.tasks.text_classify import predict_texts
 
@@ -41,4 +53,4 @@ def predict(name: str, inputs: list[str | os.PathLike[str]], *, top_k: int = 5) 
             "text-embedding": f"embed sentences with zoo.text.encode(texts, model={entry.name!r})",
         }.get(task, "zoo predict classifies images and texts")
         raise InputError(f"{entry.name} is not a classifier (its task: {task}); {hint}")
-    return predict_images(load(entry.name), entry, list(inputs), top_k=top_k)
+    return predict_images(load(entry.name), entry, list(inputs), top_k=top_k, forward=forward)

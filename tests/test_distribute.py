@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import socket
 import subprocess
@@ -14,7 +15,7 @@ from click.testing import CliRunner
 
 from tests.helpers import DATA_DIR
 from zoo.errors import InputError
-from zoo.train.distribute import DISTRIBUTE, check_distribute, process_count
+from zoo.train.distribute import DISTRIBUTE, check_distribute, join_processes, process_count
 
 FINETUNE = [
     "lenet5",
@@ -44,12 +45,21 @@ def test_choices_and_refusals(monkeypatch):
     assert check_distribute("data-parallel") == "data-parallel" and check_distribute(None) == "none"
     with pytest.raises(InputError, match="needs KERAS_BACKEND=tensorflow"):
         check_distribute("mirrored")
-    with pytest.raises(InputError, match="keras-team/keras#20585"):
+    with pytest.raises(InputError, match="spelled --distribute data-parallel"):
         check_distribute("multiworker")
     monkeypatch.setenv("KERAS_BACKEND", "tensorflow")
     monkeypatch.setenv("KERAS_DISTRIBUTION_NUM_PROCESSES", "2")
-    with pytest.raises(InputError, match="several processes need KERAS_BACKEND=jax"):
+    with pytest.raises(InputError, match="TensorFlow's workers read TF_CONFIG"):
         check_distribute("data-parallel")
+    monkeypatch.delenv("KERAS_DISTRIBUTION_NUM_PROCESSES")
+    monkeypatch.setenv("TF_CONFIG", '{"cluster": {"worker": ["127.0.0.1:1"]}, "task": {"index": 3}}')
+    with pytest.raises(InputError, match="one machine's; with TF_CONFIG set use --distribute data-parallel"):
+        check_distribute("mirrored")
+    with pytest.raises(InputError, match="task index 3 is not one of its 1 workers"):
+        join_processes("data-parallel")
+    monkeypatch.setenv("TF_CONFIG", "workers: a, b")
+    with pytest.raises(InputError, match="TF_CONFIG must be JSON like"):
+        join_processes("data-parallel")
     monkeypatch.setenv("KERAS_DISTRIBUTION_NUM_PROCESSES", "two")
     with pytest.raises(InputError, match="positive whole number"):
         process_count()
@@ -78,13 +88,27 @@ def _weights(folder):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="needs JAX: pip install -e '.[dev]'")
-def test_two_jax_processes_train_like_one(tmp_path):
-    """Two processes on loopback, one CPU device each, against one process with the same global batch."""
+@pytest.mark.parametrize(
+    "backend",
+    [
+        pytest.param(
+            "jax",
+            marks=pytest.mark.skipif(
+                importlib.util.find_spec("jax") is None, reason="needs JAX: pip install -e '.[dev]'"
+            ),
+        ),
+        "tensorflow",
+    ],
+)
+def test_two_processes_train_like_one(tmp_path, backend):
+    """Two processes on loopback, one CPU device each, against one process with the same global batch.
+
+    JAX: keras.distribution (KERAS_DISTRIBUTION_*); TensorFlow: MultiWorkerMirroredStrategy (TF_CONFIG).
+    """
     if not (DATA_DIR / "mnist").is_dir():
         pytest.skip(f"needs the shared MNIST data under {DATA_DIR}")
-    env = {**os.environ, "KERAS_BACKEND": "jax", "ZOO_DATA_DIR": str(DATA_DIR)}
-    for key in ("KERAS_DISTRIBUTION_JOB_ADDRESSES", "KERAS_DISTRIBUTION_NUM_PROCESSES"):
+    env = {**os.environ, "KERAS_BACKEND": backend, "ZOO_DATA_DIR": str(DATA_DIR)}
+    for key in ("TF_CONFIG", "KERAS_DISTRIBUTION_JOB_ADDRESSES", "KERAS_DISTRIBUTION_NUM_PROCESSES"):
         env.pop(key, None)
     zoo_cmd = [sys.executable, "-m", "zoo", "finetune", *FINETUNE]
     single = subprocess.run(
@@ -92,15 +116,32 @@ def test_two_jax_processes_train_like_one(tmp_path):
     )
     assert single.returncode == 0, single.stderr[-3000:]
 
-    cluster = {
-        **env,
-        "KERAS_DISTRIBUTION_JOB_ADDRESSES": f"127.0.0.1:{_free_port()}",
-        "KERAS_DISTRIBUTION_NUM_PROCESSES": "2",
-    }
+    if backend == "jax":
+        port = _free_port()
+        envs = [
+            {
+                **env,
+                "KERAS_DISTRIBUTION_JOB_ADDRESSES": f"127.0.0.1:{port}",
+                "KERAS_DISTRIBUTION_NUM_PROCESSES": "2",
+                "KERAS_DISTRIBUTION_PROCESS_ID": str(i),
+            }
+            for i in range(2)
+        ]
+    else:
+        workers = [f"127.0.0.1:{_free_port()}" for _ in range(2)]
+        envs = [
+            {
+                **env,
+                "TF_CONFIG": json.dumps(
+                    {"cluster": {"worker": workers}, "task": {"type": "worker", "index": i}}
+                ),
+            }
+            for i in range(2)
+        ]
     procs = [
         subprocess.Popen(
             [*zoo_cmd, "--out", str(tmp_path / f"p{i}")],
-            env={**cluster, "KERAS_DISTRIBUTION_PROCESS_ID": str(i)},
+            env=envs[i],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -111,6 +152,13 @@ def test_two_jax_processes_train_like_one(tmp_path):
         _, err = proc.communicate(timeout=900)
         assert proc.returncode == 0, err[-3000:]
     one = _weights(tmp_path / "one")
+    held_out = _held_out(tmp_path / "one")
     for i in range(2):
+        assert _held_out(tmp_path / f"p{i}") == held_out, "every process measures the same held-out subset"
         for a, b in zip(one, _weights(tmp_path / f"p{i}"), strict=True):
             np.testing.assert_allclose(b, a, atol=1e-5)
+
+
+def _held_out(folder) -> float:
+    card = json.loads((folder / "card.json").read_text())
+    return next(m["value"] for m in card["metrics"] if m["name"] == "top1_accuracy")

@@ -54,7 +54,8 @@ class UnfreezeType(click.ParamType):
     default="none",
     show_default=True,
     help="data-parallel: keras.distribution on JAX (several processes: KERAS_DISTRIBUTION_* "
-    "variables), tf.distribute.MirroredStrategy on TensorFlow; mirrored: TensorFlow only.",
+    "variables), tf.distribute on TensorFlow (MirroredStrategy; with TF_CONFIG, "
+    "MultiWorkerMirroredStrategy over its workers); mirrored: TensorFlow, one machine.",
 )
 @click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1, 65_536))
 @click.option(

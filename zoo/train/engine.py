@@ -16,6 +16,7 @@ import numpy as np
 
 from zoo.errors import InputError, check_finite_history
 from zoo.fileio import TMP_TAG, atomic_path, sha256_bytes, write_json
+from zoo.train.distribute import fit_ready
 
 
 def _find_layer(model: Any, name: str) -> Any:
@@ -422,6 +423,7 @@ def _run_phase(
         model.load_weights(done)
         return json.loads((phase_dir / "history.json").read_text())
     model.compile(optimizer=optimizer, loss=loss, metrics=metrics)
+    fit_ready(model)  # several TensorFlow workers: see zoo.train.distribute
     run = _PhaseRun(model, phase_dir, patience if val is not None else None, save_every_steps)
     _announce(name, run, epochs, verbose)
     for epoch in range(run.start_epoch, epochs):

@@ -86,6 +86,8 @@ def _pipeline(
             return order.padded_batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
         return epoch_batches
+    if limit:  # fill the cache now: a later pass (or a distributed copy) reads this very subset
+        ds.reduce(tf.constant(0, tf.int64), lambda n, *_: n + 1)
     return ds.padded_batch(batch_size).prefetch(tf.data.AUTOTUNE)  # token ids padded with 0
 
 

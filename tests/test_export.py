@@ -337,11 +337,15 @@ def test_finetuned_bert_folder_exports(tmp_path):
     assert result.inputs == ("input_ids", "token_type_ids", "attention_mask")
 
 
-@pytest.mark.parametrize("fmt", ["savedmodel", "onnx", "tflite"])
+@pytest.mark.parametrize("fmt", ["savedmodel", "onnx", "tflite", "openvino"])
 @pytest.mark.parametrize("name", ["vae.mnist", "dcgan.mnist"])
 def test_generative_models_export_as_latent_to_image_samplers(name, fmt, tmp_path):
     """The VAE's decoder and the DCGAN's generator: float32 latents in, [0, 1] images out, like Keras'."""
-    out = tmp_path / ("sampler" + {"savedmodel": "", "onnx": ".onnx", "tflite": ".tflite"}[fmt])
+    if fmt == "openvino":
+        pytest.importorskip("openvino", reason="needs OpenVINO: pip install -e '.[export]'")
+    out = tmp_path / (
+        "sampler" + {"savedmodel": "", "onnx": ".onnx", "tflite": ".tflite", "openvino": ".xml"}[fmt]
+    )
     result = export(name, fmt, out)
     assert result.max_abs_diff <= 1e-4 and result.kind == "sampler"
     assert result.description.startswith("float32 latent")
@@ -357,6 +361,11 @@ def test_generative_models_export_as_latent_to_image_samplers(name, fmt, tmp_pat
         assert json.loads(props["zoo.output"])["range"] == [0.0, 1.0]
     elif fmt == "tflite":
         got = run_tflite(str(out), z)
+    elif fmt == "openvino":
+        from zoo.export import openvino_record, run_openvino
+
+        got = run_openvino(out, z)
+        assert openvino_record(out)["output"]["range"] == [0.0, 1.0]
     else:
         import tensorflow as tf
 
@@ -461,3 +470,45 @@ def test_onnx_runtime_evaluates_like_keras_and_refuses_text(tmp_path, monkeypatc
 
     keras_metrics = evaluate("lenet5", data_dir=DATA_DIR)
     assert evaluate("lenet5", data_dir=DATA_DIR, forward=onnx_forward("lenet5")) == keras_metrics
+
+
+@pytest.mark.parametrize(
+    "name", ["lenet5", "resnet20", pytest.param("efficientnet_lite0", marks=pytest.mark.slow)]
+)
+def test_openvino_ir_takes_raw_images_and_carries_its_record(tmp_path, name):
+    pytest.importorskip("openvino", reason="needs OpenVINO: pip install -e '.[export]'")
+    from zoo.export import openvino_record, run_openvino
+
+    out = tmp_path / f"{name}.xml"
+    result = export(name, "openvino", out)
+    assert result.max_abs_diff <= 1e-4 and result.tolerance == 1e-4
+    assert out.is_file() and out.with_suffix(".bin").is_file() and not list(tmp_path.glob(".*"))
+    assert result.size_bytes == out.stat().st_size + out.with_suffix(".bin").stat().st_size
+    record = openvino_record(out)
+    entry = zoo.weights_entry(name)
+    assert record["weights"] == entry.name
+    assert record["weights_sha256"] == {f.filename: f.sha256 for f in entry.files}
+    shape = tuple(record["input_contract"]["shape"][1:])
+    raw = np.random.default_rng(1).integers(0, 256, (3, *shape), np.uint8)
+    from zoo.export import _run_savedmodel  # the SavedModel of the same export: the reference
+
+    saved = export(name, "savedmodel", tmp_path / "saved")
+    np.testing.assert_allclose(run_openvino(out, raw), _run_savedmodel(saved.path, raw), atol=1e-4)
+
+
+def test_openvino_refusals_write_nothing(tmp_path):
+    pytest.importorskip("openvino", reason="needs OpenVINO: pip install -e '.[export]'")
+    from zoo.errors import InputError
+    from zoo.outputs import OutputError
+
+    with pytest.raises(InputError, match=r"written as NAME.xml"):
+        export("lenet5", "openvino", tmp_path / "lenet5.onnx")
+    (tmp_path / "mine.bin").write_bytes(b"the user's own file")
+    with pytest.raises(OutputError):
+        export("lenet5", "openvino", tmp_path / "mine.xml", overwrite=True)
+    assert (tmp_path / "mine.bin").read_bytes() == b"the user's own file"
+    with pytest.raises(InputError, match="not openvino"):
+        export("lstm_charlm", "openvino", tmp_path / "char.xml")
+    with pytest.raises(InputError, match="savedmodel or --format onnx"):
+        export("lstm_classifier.mr", "openvino", tmp_path / "text.xml")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.bin"]

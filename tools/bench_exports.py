@@ -31,7 +31,7 @@ from tools._results import best_time, load_cells, save_cell, write_section  # no
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "docs" / "exports.json"
 START, END = "<!-- exports:start -->", "<!-- exports:end -->"
-IMAGE_FORMATS = ("savedmodel", "onnx", "tflite", "tflite-float16", "tflite-int8")
+IMAGE_FORMATS = ("savedmodel", "onnx", "openvino", "tflite", "tflite-float16", "tflite-int8")
 TEXT_FORMATS = ("savedmodel", "onnx")
 #: Packaged entries, in table order; the int8 comparison data where it is not the weights' own.
 ENTRIES = {
@@ -56,7 +56,9 @@ def formats_of(name: str) -> tuple[str, ...]:
 
     entry = zoo.weights_entry(name)
     task = registry.get_spec(entry.architecture).task
-    if task in ("image-generation", "language-modeling"):
+    if task == "image-generation":
+        return ("savedmodel", "onnx", "openvino", "tflite")
+    if task == "language-modeling":
         return ("savedmodel", "onnx", "tflite")
     if task not in ("image-classification", "text-classification") and entry.num_classes is None:
         return ("any",)  # one row saying why (generative and language models)
@@ -86,6 +88,11 @@ def _runtime(fmt: str, path: Path):
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         names = [i.name for i in session.get_inputs()]
         return lambda feed: session.run(None, feed if isinstance(feed, dict) else {names[0]: feed})
+    if fmt == "openvino":
+        import openvino as ov
+
+        compiled = ov.Core().compile_model(str(path), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+        return lambda feed: compiled(feed)[0]
     import tensorflow as tf
 
     interp = tf.lite.Interpreter(model_path=str(path))
@@ -149,7 +156,7 @@ def run_cell(name: str, fmt: str, work: Path) -> dict:
     from zoo.export import export
 
     base, _, quantize = ("onnx" if fmt == "any" else fmt).partition("-")
-    suffix = {"savedmodel": "", "onnx": ".onnx", "tflite": ".tflite"}[base]
+    suffix = {"savedmodel": "", "onnx": ".onnx", "openvino": ".xml", "tflite": ".tflite"}[base]
     out = work / f"{name}-{fmt}{suffix}"
     start = time.perf_counter()
     data = ENTRIES.get(name)

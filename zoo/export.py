@@ -39,7 +39,7 @@ from typing import Any
 
 from zoo.errors import InputError, ZooError
 
-FORMATS = ("savedmodel", "tflite", "onnx")
+FORMATS = ("savedmodel", "tflite", "onnx", "openvino")
 #: Train images that calibrate an int8 TFLite export.
 CALIBRATION_IMAGES = 200
 QUANTIZE = (None, "float16", "int8")
@@ -300,10 +300,11 @@ def _check_export_args(fmt: str, quantize: str | None) -> None:
         raise InputError(f"quantize must be float16 or int8, got {quantize!r}")
     if quantize and fmt != "tflite":
         raise InputError("quantisation is only available for --format tflite")
-    if fmt == "onnx":
+    if fmt in ("onnx", "openvino"):
         import importlib.util
 
-        missing = [m for m in ("tf2onnx", "onnxruntime") if importlib.util.find_spec(m) is None]
+        needs = ("tf2onnx", "onnxruntime") if fmt == "onnx" else ("openvino",)
+        missing = [m for m in needs if importlib.util.find_spec(m) is None]
         if missing:
             raise ExportError(f"ONNX export needs {' and '.join(missing)}: pip install 'keras-zoo[export]'")
 
@@ -419,10 +420,11 @@ def _write_onnx(saved: Path, path: Path) -> None:
 
 
 def _size_bytes(out: Path) -> int:
-    """Size of the file, or of every file in the folder, at ``out``."""
-    return (
-        sum(p.stat().st_size for p in out.rglob("*") if p.is_file()) if out.is_dir() else out.stat().st_size
-    )
+    """Size of the file (an OpenVINO ``.xml`` with its ``.bin``), or of every file in the folder ``out``."""
+    if out.is_dir():
+        return sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
+    weights = out.with_suffix(".bin")
+    return out.stat().st_size + (weights.stat().st_size if out.suffix == ".xml" and weights.is_file() else 0)
 
 
 def _export_result(
@@ -496,8 +498,14 @@ def export(
         target = outputs.check_folder_target(out, overwrite)
     else:
         target = outputs.check_file_target(out, overwrite)
+    if fmt == "openvino":  # the IR is two files: X.xml and its weights X.bin
+        if target.suffix != ".xml":
+            raise InputError(f"an OpenVINO IR is written as NAME.xml (with NAME.bin beside it), got {out}")
+        outputs.check_file_target(target.with_suffix(".bin"), overwrite)
     entry = _classifier_entry(name, fmt)
     task = registry.get_spec(entry.architecture).task
+    if fmt == "openvino" and task == "language-modeling":
+        raise InputError(f"{entry.name} exports as one step to savedmodel, onnx or tflite (not openvino)")
     if task in ("image-generation", "language-modeling"):
         if quantize:
             raise InputError(f"{entry.name} exports as float32 only: leave out --quantize")
@@ -677,10 +685,38 @@ class _Owner:
 
 
 def _run_export(fmt: str, artifact: Path | bytes, feed: Any) -> Any:
-    """Run a SavedModel folder, TFLite bytes or an ONNX file on ``feed``; its (first) output."""
+    """Run a SavedModel folder, TFLite bytes, an ONNX file or an OpenVINO IR on ``feed``; its first output."""
     if fmt == "savedmodel":
         return _run_savedmodel(artifact, feed)
+    if fmt == "openvino":
+        return run_openvino(artifact, feed)
     return run_tflite(artifact, feed) if fmt == "tflite" else run_onnx(artifact, feed)
+
+
+def run_openvino(path: str | os.PathLike[str], x: Any) -> Any:
+    """Run an OpenVINO IR (``X.xml``, ``X.bin``) on the CPU, in float32, on a batch ``x``; first output."""
+    import openvino as ov
+
+    # float32 on purpose: on CPUs with bfloat16 units OpenVINO would otherwise compute in bfloat16
+    compiled = ov.Core().compile_model(str(path), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    return compiled(x)[0]
+
+
+def openvino_record(path: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The zoo record stored in an OpenVINO IR by :func:`export` (``None`` if it has none)."""
+    import openvino as ov
+
+    model = ov.Core().read_model(str(path))
+    if not model.has_rt_info(["zoo", "weights"]):
+        return None
+    record = {}
+    for key in model.get_rt_info()["zoo"]:
+        value = model.get_rt_info(["zoo", key]).astype(str)
+        try:
+            record[key] = json.loads(value)
+        except ValueError:
+            record[key] = value
+    return record
 
 
 def _write_checked(
@@ -712,6 +748,19 @@ def _write_checked(
             saved, owner.out, command=owner.command, inputs=owner.inputs, overwrite=owner.overwrite
         )
         return got
+    if fmt == "openvino":
+        xml = _write_openvino(saved, record)
+        got = run(fmt, xml)
+        check(got)
+        ledger = {"overwrite": owner.overwrite, "command": owner.command}
+        # OpenVINO finds X.bin beside X.xml; the weights land first, the .xml that names the model last
+        with (
+            outputs.output_file(owner.out, **ledger) as part,
+            outputs.output_file(owner.out.with_suffix(".bin"), **ledger) as weights,
+        ):
+            shutil.copyfile(xml, part)
+            shutil.copyfile(xml.with_suffix(".bin"), weights)
+        return got
     if fmt == "tflite":
         blob = (tflite or (lambda saved: _tflite_bytes(saved, None, None)))(saved)
         got = run(fmt, blob)
@@ -727,6 +776,18 @@ def _write_checked(
     with outputs.output_file(owner.out, overwrite=owner.overwrite, command=owner.command) as part:
         part.write_bytes(payload)
     return got
+
+
+def _write_openvino(saved: Path, record: dict[str, Any]) -> Path:
+    """Convert the SavedModel with OpenVINO's own converter, float32 weights, ``record`` in its rt_info."""
+    import openvino as ov
+
+    model = ov.convert_model(str(saved))
+    for key, value in record.items():
+        model.set_rt_info(value if isinstance(value, str) else json.dumps(value), ["zoo", key])
+    xml = saved.parent / "model.xml"
+    ov.save_model(model, str(xml), compress_to_fp16=False)
+    return xml
 
 
 def _compare_on_test(

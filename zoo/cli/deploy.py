@@ -9,8 +9,15 @@ from zoo.cli._app import cli, echo_json, human_size
 
 @cli.command("export")
 @click.argument("name")
-@click.option("--format", "fmt", required=True, type=click.Choice(["savedmodel", "tflite", "onnx"]))
-@click.option("--out", required=True, type=click.Path(), help="Output file (tflite, onnx) or folder.")
+@click.option(
+    "--format", "fmt", required=True, type=click.Choice(["savedmodel", "tflite", "onnx", "openvino"])
+)
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(),
+    help="Output folder (savedmodel), file (tflite, onnx) or X.xml (openvino, with X.bin beside it).",
+)
 @click.option("--quantize", type=click.Choice(["float16", "int8"]), help="TFLite post-training quantisation.")
 @click.option(
     "--no-preprocessing",
@@ -55,6 +62,7 @@ def export_cmd(
     \b
     Examples:
       zoo export lenet5 --format onnx --out lenet5.onnx
+      zoo export efficientnet_lite0 --format openvino --out effnet.xml
       zoo export lenet5 --format tflite --quantize int8 --evaluate --out lenet5-int8.tflite
       zoo export lenet5 --format savedmodel --out ./lenet5-savedmodel
       zoo export efficientnet_lite0 --format tflite --quantize int8 --data cifar10 --evaluate --out e.tflite

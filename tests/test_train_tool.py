@@ -17,10 +17,11 @@ def _train_tool():
     return importlib.import_module("tools.train")
 
 
-def _run(monkeypatch, tmp_path, tool, name: str, recipe: dict, capsys) -> str:
+def _run(monkeypatch, tmp_path, tool, name: str, recipe: dict, capsys, *extra: str) -> str:
     monkeypatch.setattr(tool, "ROOT", tmp_path)
     monkeypatch.setitem(tool.RECIPES, name, recipe)
-    monkeypatch.setattr(sys, "argv", ["train.py", name, "--no-manifest", "--data-dir", str(DATA_DIR)])
+    argv = ["train.py", name, "--no-manifest", "--data-dir", str(DATA_DIR), *extra]
+    monkeypatch.setattr(sys, "argv", argv)
     assert tool.main() == 0
     folder = tmp_path / "zoo" / "pretrained" / name
     assert (folder / f"{name}.weights.h5").is_file() and (folder / f"{name}.golden.npz").is_file()
@@ -114,6 +115,16 @@ def test_mixed_bfloat16_recipe_packages_float16_weights_measured_in_float32(monk
     model = zoo.build("lenet5", num_classes=10)  # the global policy is float32 again
     model.load_weights(path)
     assert {w.dtype for w in model.weights} == {"float32"}
+
+
+@pytest.mark.slow
+def test_recipe_trains_data_parallel(monkeypatch, tmp_path, capsys):
+    """--distribute data-parallel: the recipe in the backend's distribution (one device here)."""
+    tool = _train_tool()
+    recipe = {**tool.RECIPES["lenet5.mnist"], "epochs": 1}
+    out = _run(monkeypatch, tmp_path, tool, "lenet5.dp", recipe, capsys, "--distribute", "data-parallel")
+    accuracy = float(out.split("'top1_accuracy': ")[1].split(",")[0])
+    assert accuracy > 95, out
 
 
 def _trained_here() -> dict[str, dict]:

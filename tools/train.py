@@ -28,6 +28,14 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = Path(__file__).resolve().parents[1]
 
+from zoo.train.distribute import (  # noqa: E402  (after the log level)
+    DISTRIBUTE,
+    distribution_scope,
+    fit_ready,
+    join_processes,
+    process_index,
+)
+
 try:  # imported as tools.train (tests, with the checkout on the path)
     from tools.recipes import RECIPES
 except ImportError:  # run as a script: python tools/train.py (its folder is on the path)
@@ -311,6 +319,7 @@ def train_model(model, recipe: dict, name: str, run_dir: Path, data_dir: str | N
             metrics=[] if kind == "charlm" else ["accuracy"],
             jit_compile=recipe.get("jit_compile", True),
         )
+        fit_ready(model)  # several TensorFlow workers: see zoo.train.distribute
     else:
         compile_generative(model, recipe, steps_per_epoch)
     validation = None
@@ -442,11 +451,20 @@ def main() -> int:
     parser.add_argument("--data-dir", help="data directory (default: ZOO_DATA_DIR)")
     parser.add_argument("--no-manifest", action="store_true", help="train and evaluate only")
     parser.add_argument(
+        "--distribute",
+        choices=DISTRIBUTE,
+        default="none",
+        help="data-parallel training as zoo finetune does it (JAX: keras.distribution, several "
+        "processes from KERAS_DISTRIBUTION_*; TensorFlow: tf.distribute, several workers from TF_CONFIG); "
+        "process 0 packages the weights",
+    )
+    parser.add_argument(
         "--record-only",
         action="store_true",
         help="skip training: re-measure and re-record the packaged weights",
     )
     args = parser.parse_args()
+    join_processes(args.distribute)  # before anything starts a backend's computation
 
     import keras
     import numpy as np
@@ -457,12 +475,16 @@ def main() -> int:
 
     recipe = dict(RECIPES[args.name])
     kind = recipe.get("kind", "classifier")
+    if args.distribute != "none" and kind not in ("classifier", "text_classifier", "charlm"):
+        raise SystemExit(f"{args.name}: --distribute trains classifiers and the character model, not {kind}s")
     if args.epochs:
         recipe["epochs"] = args.epochs
     if recipe.get("storage_dtype", "float32") not in ("float32", "float16"):  # before hours of training
         raise SystemExit(f"unknown storage_dtype {recipe['storage_dtype']!r}: use float32 or float16")
     keras.utils.set_random_seed(recipe["seed"])
     run_dir = ROOT / "runs" / args.name
+    if process_index():  # the other processes of a distributed run checkpoint apart from process 0
+        run_dir = run_dir / f"process-{process_index()}"
     run_dir.mkdir(parents=True, exist_ok=True)
 
     folder = ROOT / "zoo" / "pretrained" / args.name
@@ -485,12 +507,16 @@ def main() -> int:
     else:
         keras.mixed_precision.set_global_policy(recipe.get("precision", "float32"))
         try:
-            model = build_model(recipe)
-            if recipe.get("embedding_init"):
-                init_word_embeddings(model, vocab, recipe["embedding_init"])
-            train_model(model, recipe, args.name, run_dir, args.data_dir)
+            with distribution_scope(args.distribute):
+                model = build_model(recipe)
+                if recipe.get("embedding_init"):
+                    init_word_embeddings(model, vocab, recipe["embedding_init"])
+                train_model(model, recipe, args.name, run_dir, args.data_dir)
         finally:
             keras.mixed_precision.set_global_policy("float32")  # package and measure in float32
+        if process_index():
+            print(f"process {process_index()}: trained; process 0 packages the weights", flush=True)
+            return 0
         folder.mkdir(parents=True, exist_ok=True)
         save_packaged_weights(model, recipe, weights)
         model = build_model(recipe)  # measure exactly what was packaged

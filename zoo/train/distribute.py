@@ -189,6 +189,17 @@ def distribution_scope(distribute: str | None) -> Iterator[Any]:
             yield strategy.num_replicas_in_sync
 
 
+def process_index() -> int:
+    """This process's index among the processes of a multi-process run (0 when alone)."""
+    if keras_backend() == "tensorflow" and _TF_WORKERS:
+        return int(_TF_WORKERS[0].cluster_resolver.task_id or 0)
+    if keras_backend() == "jax" and process_count() > 1:
+        import jax
+
+        return jax.process_index()
+    return 0
+
+
 def fit_ready(model: Any) -> None:
     """Let a compiled model ``fit`` and ``evaluate`` under MultiWorkerMirroredStrategy.
 

@@ -472,9 +472,7 @@ def test_onnx_runtime_evaluates_like_keras_and_refuses_text(tmp_path, monkeypatc
     assert evaluate("lenet5", data_dir=DATA_DIR, forward=onnx_forward("lenet5")) == keras_metrics
 
 
-@pytest.mark.parametrize(
-    "name", ["lenet5", "resnet20", pytest.param("efficientnet_lite0", marks=pytest.mark.slow)]
-)
+@pytest.mark.parametrize("name", ["lenet5", "resnet20"])  # EfficientNet: tools/bench_exports.py
 def test_openvino_ir_takes_raw_images_and_carries_its_record(tmp_path, name):
     pytest.importorskip("openvino", reason="needs OpenVINO: pip install -e '.[export]'")
     from zoo.export import openvino_record, run_openvino

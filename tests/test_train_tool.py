@@ -93,6 +93,7 @@ def test_float16_storage_halves_the_file_and_loads_into_float32(tmp_path):
 @pytest.mark.slow
 @pytest.mark.skipif(not (DATA_DIR / "mnist").is_dir(), reason=f"MNIST not found under {DATA_DIR}")
 def test_mixed_bfloat16_recipe_packages_float16_weights_measured_in_float32(monkeypatch, tmp_path, capsys):
+    """Also trains data-parallel (--distribute): the recipe in the backend's distribution, one device here."""
     import h5py
 
     import zoo
@@ -104,7 +105,7 @@ def test_mixed_bfloat16_recipe_packages_float16_weights_measured_in_float32(monk
         "precision": "mixed_bfloat16",
         "storage_dtype": "float16",
     }
-    out = _run(monkeypatch, tmp_path, tool, "lenet5.smoke", recipe, capsys)
+    out = _run(monkeypatch, tmp_path, tool, "lenet5.smoke", recipe, capsys, "--distribute", "data-parallel")
     accuracy = float(out.split("'top1_accuracy': ")[1].split(",")[0])
     assert accuracy > 95, out
     path = tmp_path / "zoo" / "pretrained" / "lenet5.smoke" / "lenet5.smoke.weights.h5"
@@ -115,16 +116,6 @@ def test_mixed_bfloat16_recipe_packages_float16_weights_measured_in_float32(monk
     model = zoo.build("lenet5", num_classes=10)  # the global policy is float32 again
     model.load_weights(path)
     assert {w.dtype for w in model.weights} == {"float32"}
-
-
-@pytest.mark.slow
-def test_recipe_trains_data_parallel(monkeypatch, tmp_path, capsys):
-    """--distribute data-parallel: the recipe in the backend's distribution (one device here)."""
-    tool = _train_tool()
-    recipe = {**tool.RECIPES["lenet5.mnist"], "epochs": 1}
-    out = _run(monkeypatch, tmp_path, tool, "lenet5.dp", recipe, capsys, "--distribute", "data-parallel")
-    accuracy = float(out.split("'top1_accuracy': ")[1].split(",")[0])
-    assert accuracy > 95, out
 
 
 def _trained_here() -> dict[str, dict]:

@@ -197,18 +197,23 @@ print("ok")
 )
 
 
-@pytest.mark.parametrize("first", ["zoo", "keras"])
-def test_plain_keras_loads_zoo_models_after_import_zoo(tmp_path, first):
+def test_plain_keras_loads_zoo_models_after_import_zoo(tmp_path):
     """`import zoo` (before or after keras) is all keras.saving.load_model needs, in safe mode."""
     import subprocess
     import sys
 
-    if not (tmp_path / "resnet20.keras").exists():
-        saved = subprocess.run(
-            [sys.executable, "-c", SAVE_SCRIPT, str(tmp_path)], capture_output=True, text=True
+    saved = subprocess.run([sys.executable, "-c", SAVE_SCRIPT, str(tmp_path)], capture_output=True, text=True)
+    assert saved.returncode == 0, saved.stderr[-2000:]
+    # Both import orders, each in its own fresh process, side by side.
+    loads = {
+        first: subprocess.Popen(
+            [sys.executable, "-c", LOAD_SCRIPT, first, str(tmp_path)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
-        assert saved.returncode == 0, saved.stderr[-2000:]
-    loaded = subprocess.run(
-        [sys.executable, "-c", LOAD_SCRIPT, first, str(tmp_path)], capture_output=True, text=True
-    )
-    assert loaded.returncode == 0 and "ok" in loaded.stdout, loaded.stderr[-2000:]
+        for first in ("zoo", "keras")
+    }
+    for first, process in loads.items():
+        out, err = process.communicate()
+        assert process.returncode == 0 and "ok" in out, (first, err[-2000:])

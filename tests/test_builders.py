@@ -606,24 +606,6 @@ def test_compiled_dcgan_keras_file_keeps_its_optimizers(tmp_path):
     assert float(loaded.g_optimizer.learning_rate) == pytest.approx(3e-4)
 
 
-def test_keras_files_load_in_a_fresh_process(tmp_path):
-    """``register_custom_objects`` is all a new process needs to load zoo ``.keras`` files."""
-    for name in ("resnet20", "bert_tiny", "vae"):
-        registry()[name].builder().save(tmp_path / f"{name}.keras")
-        keras.backend.clear_session()
-    code = textwrap.dedent(
-        f"""
-        import keras
-        from zoo.models._common import register_custom_objects
-        register_custom_objects()
-        for name in ("resnet20", "bert_tiny", "vae"):
-            model = keras.saving.load_model({str(tmp_path)!r} + "/" + name + ".keras")
-            assert model.name == name
-        """
-    )
-    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
-
-
 # --- optional comparisons against torchvision --------------------------------------------------
 
 

@@ -26,6 +26,16 @@ def test_float_exports_match_keras(tmp_path, fmt, suffix):
         assert stored < 1.1 * 4 * zoo.load("lenet5").count_params()
 
 
+def test_key_value_records_round_trip_every_value():
+    """ONNX props and OpenVINO rt_info hold strings: a label that looks like JSON stays a string."""
+    from zoo.export import _decode_record, _encode_record
+
+    record = {"weights": "lenet5.mnist", "labels": ["1", "true", "null", "[2]"], "version": 2, "x": None}
+    assert all(isinstance(v, str) for v in _encode_record(record).values())
+    assert _decode_record(_encode_record(record)) == record
+    assert _decode_record({"weights": "lenet5.mnist"}) == {"weights": "lenet5.mnist"}  # older exports
+
+
 def test_exported_files_take_raw_images(tmp_path):
     raw = np.random.default_rng(0).integers(0, 256, (3, 28, 28, 1), np.uint8)
     from zoo.data import image_transform
@@ -208,9 +218,7 @@ def _check_text_export(name, fmt, out):
         import onnx
 
         props = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
-        record = {
-            k.removeprefix("zoo."): v if k == "zoo.weights" else json.loads(v) for k, v in props.items()
-        }
+        record = {k.removeprefix("zoo."): json.loads(v) for k, v in props.items()}  # every value JSON
     contract = record["input_contract"]
     assert record["weights"] == entry.name and record["labels"] == list(entry.labels)
     assert record["weights_sha256"] == {f.filename: f.sha256 for f in entry.files}
@@ -453,6 +461,41 @@ def test_onnx_runtime_predicts_like_keras_and_reuses_its_cached_export(tmp_path,
     np.testing.assert_allclose(
         onnx_forward("resnet20")(x), zoo.load("resnet20").predict_on_batch(x), atol=1e-4
     )
+
+
+def test_onnx_runtime_extracts_like_keras(tmp_path, monkeypatch):
+    from PIL import Image
+
+    import zoo.cli.transfer  # noqa: F401  (registers the commands)
+    from zoo.cli import cli
+    from zoo.export import onnx_record
+
+    rng = np.random.default_rng(1)
+    for i in range(6):
+        (tmp_path / "data" / f"c{i % 2}").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 256, (32, 32, 3), np.uint8)).save(
+            tmp_path / "data" / f"c{i % 2}" / f"{i}.png"
+        )
+    feats = {}
+    for runtime in ("keras", "onnx"):  # a cache each: the feature cache would give Keras' features back
+        monkeypatch.setenv("ZOO_CACHE_DIR", str(tmp_path / f"cache-{runtime}"))
+        out = tmp_path / f"{runtime}.npz"
+        args = ["extract", "resnet20", "--data", str(tmp_path / "data"), "--layer", "layer2"]
+        result = CliRunner().invoke(cli, [*args, "--out", str(out), "--runtime", runtime])
+        assert result.exit_code == 0, result.output
+        with np.load(out) as npz:
+            feats[runtime] = npz["features"]
+    assert feats["onnx"].shape == feats["keras"].shape == (6, 16, 16, 32)
+    np.testing.assert_allclose(feats["onnx"], feats["keras"], atol=1e-4)
+    (cached,) = (tmp_path / "cache-onnx" / "onnx").glob("*.onnx")
+    assert onnx_record(cached)["output"] == {
+        "name": "features",
+        "layer": "layer2",
+        "shape": ["batch", 16, 16, 32],
+    }
+    args = ["extract", "resnet20", "--data", str(tmp_path / "data"), "--layer", "layer1", "--layer", "layer2"]
+    result = CliRunner().invoke(cli, [*args, "--out", str(tmp_path / "two.npz"), "--runtime", "onnx"])
+    assert result.exit_code == 1 and "one --layer" in result.output and not (tmp_path / "two.npz").exists()
 
 
 def test_onnx_runtime_evaluates_like_keras_and_refuses_text(tmp_path, monkeypatch):

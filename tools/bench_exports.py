@@ -89,9 +89,9 @@ def _runtime(fmt: str, path: Path):
         names = [i.name for i in session.get_inputs()]
         return lambda feed: session.run(None, feed if isinstance(feed, dict) else {names[0]: feed})
     if fmt == "openvino":
-        import openvino as ov
+        from zoo.export import compile_openvino
 
-        compiled = ov.Core().compile_model(str(path), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+        compiled = compile_openvino(path)
         return lambda feed: compiled(feed)[0]
     import tensorflow as tf
 

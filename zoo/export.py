@@ -205,30 +205,42 @@ def onnx_record(path: str | os.PathLike[str]) -> dict[str, Any] | None:
     props = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
     if "zoo.weights" not in props:
         return None
-    record = {}
-    for key, value in props.items():
-        if key.startswith("zoo."):
-            try:
-                record[key[4:]] = json.loads(value)
-            except ValueError:
-                record[key[4:]] = value
+    return _decode_record({k[4:]: v for k, v in props.items() if k.startswith("zoo.")})
+
+
+def _encode_record(record: dict[str, Any]) -> dict[str, str]:
+    """``record`` as string pairs for key-value metadata (ONNX props, OpenVINO rt_info): every value JSON."""
+    return {key: json.dumps(value) for key, value in record.items()}
+
+
+def _decode_record(pairs: dict[str, str]) -> dict[str, Any]:
+    """Inverse of :func:`_encode_record`; a value that is not JSON (older exports' bare strings) stays."""
+    record: dict[str, Any] = {}
+    for key, value in pairs.items():
+        try:
+            record[key] = json.loads(value)
+        except ValueError:
+            record[key] = value
     return record
 
 
-def onnx_forward(name: str) -> Callable[[Any], Any]:
+def onnx_forward(name: str, *, features: bool = False, layer: str | None = None) -> Callable[[Any], Any]:
     """An image classifier run by ONNX Runtime, in place of Keras' ``predict_on_batch``.
 
     The model is exported once to ONNX without baked preprocessing (so it takes exactly
     the inputs Keras takes, and is checked against Keras within 1e-4 before it is kept)
     into the zoo's cache (``ZOO_CACHE_DIR/onnx``), named by the weights' sha256; later
-    calls reuse the file when its stored record names the same weights. Exporting needs
-    TensorFlow and the export packages; running a cached export does not.
+    calls reuse the file when its stored record names the same weights and outputs.
+    Exporting needs TensorFlow and the export packages; running a cached export does not.
 
     Args:
         name: Weights or architecture name of an image classifier, or a fine-tuned folder.
+        features: Return features instead of the logits (what ``zoo extract`` runs).
+        layer: The features' layer (a name or stage, as :func:`zoo.train.engine.feature_extractor`
+            takes; default: the model's default feature layer).
 
     Returns:
-        A function from a float32 batch of model inputs to the logits (NumPy).
+        A function from a float32 batch of model inputs to the logits or features (NumPy).
 
     Raises:
         InputError: When ``name`` is not an image classifier, or ONNX Runtime is missing.
@@ -244,15 +256,20 @@ def onnx_forward(name: str) -> Callable[[Any], Any]:
     task = registry.get_spec(entry.architecture).task
     if task != "image-classification":
         raise InputError(f"{entry.name} is a {task} model: only image classifiers run on ONNX Runtime")
-    weights = {f.filename: f.sha256 for f in entry.files}
-    key = hashlib.sha256(json.dumps([ONNX_FORWARD_VERSION, weights], sort_keys=True).encode()).hexdigest()
+    weights = _weights_sha256(entry)
+    output = {"name": "features", "layer": layer} if features else {"name": "logits"}
+    parts = [ONNX_FORWARD_VERSION, weights, *([output] if features else [])]
+    key = hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
     path = cache_root() / "onnx" / f"{key[:32]}.onnx"
-    session = _cached_session(path, weights)
+    session = _cached_session(path, weights, output)
     if session is None:
         _check_export_args("onnx", None)
         path.parent.mkdir(parents=True, exist_ok=True)  # inside the zoo's own cache
-        export(entry.name, "onnx", path, preprocessing=False, overwrite=True)
-        session = _cached_session(path, weights)
+        if features:
+            _export_features(entry, layer, path)
+        else:
+            export(entry.name, "onnx", path, preprocessing=False, overwrite=True)
+        session = _cached_session(path, weights, output)
         if session is None:
             raise ExportError(f"the ONNX export of {entry.name} at {path} cannot be read back")
     input_name = session.get_inputs()[0].name
@@ -263,8 +280,41 @@ def onnx_forward(name: str) -> Callable[[Any], Any]:
 ONNX_FORWARD_VERSION = 1
 
 
-def _cached_session(path: Path, weights: dict[str, str]) -> Any:
-    """An ONNX Runtime session on the cached export at ``path`` if it holds ``weights``.
+def _export_features(entry: Any, layer: str | None, path: Path) -> None:
+    """Export the features of ``layer`` (model inputs -> features) to ONNX at ``path``, checked."""
+    from zoo import api
+    from zoo.train.engine import feature_extractor
+
+    model = feature_extractor(api.load(entry.name), layer)
+    baked, shape = _image_contract(entry)
+    expected, feed = _keras_reference(model, baked, _sample_images(shape, 32), preprocessing=False)
+    record = {
+        **_image_record(entry, baked, shape, False, model),
+        "output": {"name": "features", "layer": layer, "shape": ["batch", *model.output_shape[1:]]},
+    }
+    del record["labels"]
+    command = f"zoo extract {entry.name}{f' --layer {layer}' if layer else ''} --runtime onnx"
+    inputs = {"weights": entry.name, "format": "onnx", "layer": layer}
+    with tempfile.TemporaryDirectory(prefix="zoo-export-") as tmpdir:
+        saved = Path(tmpdir) / "saved_model"
+        _write_savedmodel(model, None, shape, saved)
+        _write_checked(
+            saved,
+            "onnx",
+            _Owner(path, command, inputs, overwrite=True),
+            record,
+            run=lambda fmt, artifact: _run_export(fmt, artifact, feed),
+            check=lambda got: _check(got, expected, None, "onnx"),
+            annotate={
+                "dims": ("batch",),
+                "kind": f"features of layer {layer or 'default'}",
+                "output": "features",
+            },
+        )
+
+
+def _cached_session(path: Path, weights: dict[str, str], output: dict[str, Any]) -> Any:
+    """An ONNX Runtime session on the cached export at ``path`` if it holds ``weights`` and ``output``.
 
     ``None`` when there is none; a damaged or stale file there (the zoo's cache) is removed.
     """
@@ -277,7 +327,12 @@ def _cached_session(path: Path, weights: dict[str, str]) -> Any:
         return None
     try:
         record = onnx_record(path)
-        if record and record.get("weights_sha256") == weights:
+        stored = record.get("output", {}) if record else {}
+        if (
+            record
+            and record.get("weights_sha256") == weights
+            and all(stored.get(k) == v for k, v in output.items())
+        ):
             return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     except Exception:  # noqa: BLE001  (whatever a damaged file raises: it is made again, never trusted)
         pass
@@ -638,11 +693,16 @@ def _export_record(entry: Any, contract: dict[str, Any]) -> dict[str, Any]:
     return {
         "export_version": 1,
         "weights": entry.name,
-        "weights_sha256": {f.filename: f.sha256 for f in entry.files},
+        "weights_sha256": _weights_sha256(entry),
         "input_contract": contract,
         "output": {"name": "logits", "shape": ["batch", entry.num_classes]},
         "labels": list(entry.labels or [str(i) for i in range(entry.num_classes or 0)]),
     }
+
+
+def _weights_sha256(entry: Any) -> dict[str, str]:
+    """The sha256 of each of the entry's weight files, by file name (what an export records as its source)."""
+    return {f.filename: f.sha256 for f in entry.files}
 
 
 def _check(got: Any, expected: Any, quantize: str | None, fmt: str) -> None:
@@ -693,13 +753,17 @@ def _run_export(fmt: str, artifact: Path | bytes, feed: Any) -> Any:
     return run_tflite(artifact, feed) if fmt == "tflite" else run_onnx(artifact, feed)
 
 
-def run_openvino(path: str | os.PathLike[str], x: Any) -> Any:
-    """Run an OpenVINO IR (``X.xml``, ``X.bin``) on the CPU, in float32, on a batch ``x``; first output."""
+def compile_openvino(path: str | os.PathLike[str]) -> Any:
+    """Compile an OpenVINO IR (``X.xml``, ``X.bin``) for the CPU, computing in float32."""
     import openvino as ov
 
     # float32 on purpose: on CPUs with bfloat16 units OpenVINO would otherwise compute in bfloat16
-    compiled = ov.Core().compile_model(str(path), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
-    return compiled(x)[0]
+    return ov.Core().compile_model(str(path), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+
+
+def run_openvino(path: str | os.PathLike[str], x: Any) -> Any:
+    """Run an OpenVINO IR on the CPU in float32 (:func:`compile_openvino`) on a batch ``x``; first output."""
+    return compile_openvino(path)(x)[0]
 
 
 def openvino_record(path: str | os.PathLike[str]) -> dict[str, Any] | None:
@@ -709,14 +773,9 @@ def openvino_record(path: str | os.PathLike[str]) -> dict[str, Any] | None:
     model = ov.Core().read_model(str(path))
     if not model.has_rt_info(["zoo", "weights"]):
         return None
-    record = {}
-    for key in model.get_rt_info()["zoo"]:
-        value = model.get_rt_info(["zoo", key]).astype(str)
-        try:
-            record[key] = json.loads(value)
-        except ValueError:
-            record[key] = value
-    return record
+    return _decode_record(
+        {key: model.get_rt_info(["zoo", key]).astype(str) for key in model.get_rt_info()["zoo"]}
+    )
 
 
 def _write_checked(
@@ -783,8 +842,8 @@ def _write_openvino(saved: Path, record: dict[str, Any]) -> Path:
     import openvino as ov
 
     model = ov.convert_model(str(saved))
-    for key, value in record.items():
-        model.set_rt_info(value if isinstance(value, str) else json.dumps(value), ["zoo", key])
+    for key, value in _encode_record(record).items():
+        model.set_rt_info(value, ["zoo", key])
     xml = saved.parent / "model.xml"
     ov.save_model(model, str(xml), compress_to_fp16=False)
     return xml
@@ -948,7 +1007,7 @@ def _annotate_onnx(
 ) -> None:
     """Name the ONNX model's output ``output`` and its free dimensions ``dims``; store ``record`` in it.
 
-    ``record``'s keys become ``metadata_props`` ``zoo.<key>`` (strings as they are, the rest as JSON).
+    ``record``'s keys become ``metadata_props`` ``zoo.<key>`` (values as JSON, :func:`_encode_record`).
     With ``output=None`` the outputs keep their names.
     """
     import onnx
@@ -965,7 +1024,7 @@ def _annotate_onnx(
         for dim, label in zip(value.type.tensor_type.shape.dim, dims, strict=False):
             if not dim.HasField("dim_value"):
                 dim.dim_param = label
-    props = {f"zoo.{k}": v if isinstance(v, str) else json.dumps(v) for k, v in record.items()}
+    props = {f"zoo.{k}": v for k, v in _encode_record(record).items()}
     onnx.helper.set_model_props(model, props)
     model.doc_string = f"zoo export of {record['weights']}: {kind}"
     onnx.save(model, str(path))

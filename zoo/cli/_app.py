@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -31,6 +32,21 @@ class ZooGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("Interrupted.", err=True)
             sys.exit(130)
+
+
+RUNTIMES = ("keras", "onnx")
+
+
+def runtime_option(note: str = "") -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """The ``--runtime keras|onnx`` option of the commands that run image classifiers."""
+    return click.option(
+        "--runtime",
+        type=click.Choice(RUNTIMES),
+        default="keras",
+        show_default=True,
+        help="Image classifiers: run on Keras, or on ONNX Runtime (exported once into the zoo's cache, "
+        f"checked against Keras within 1e-4){note}.",
+    )
 
 
 def echo_json(data: Any) -> None:

@@ -8,21 +8,8 @@ from typing import Any
 
 import click
 
-from zoo.cli._app import cli, echo_json
+from zoo.cli._app import cli, echo_json, runtime_option
 from zoo.errors import InputError
-
-RUNTIMES = ("keras", "onnx")
-
-
-def _runtime_option(fn: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option(
-        "--runtime",
-        type=click.Choice(RUNTIMES),
-        default="keras",
-        show_default=True,
-        help="Image classifiers: run on Keras, or on ONNX Runtime (exported once into the zoo's cache, "
-        "checked against Keras within 1e-4).",
-    )(fn)
 
 
 def _forward(name: str, runtime: str) -> Callable[[Any], Any] | None:
@@ -40,7 +27,7 @@ def _forward(name: str, runtime: str) -> Callable[[Any], Any] | None:
 @click.option("--split", help="Split to evaluate (default: the manifest's).")
 @click.option("--data-dir", type=click.Path(file_okay=False), help="Data directory (default: ZOO_DATA_DIR).")
 @click.option("--batch-size", default=256, show_default=True, type=click.IntRange(min=1))
-@_runtime_option
+@runtime_option()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def evaluate_cmd(
     name: str,
@@ -91,7 +78,7 @@ def evaluate_cmd(
     help="A text classifier's inputs: a UTF-8 file of one text a line.",
 )
 @click.option("--top-k", "-k", default=5, show_default=True, type=click.IntRange(min=1))
-@_runtime_option
+@runtime_option()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def predict_cmd(
     name: str, inputs: tuple[str, ...], text_file: str | None, top_k: int, runtime: str, as_json: bool

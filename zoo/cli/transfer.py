@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from zoo.cli._app import cli, echo_json
+from zoo.cli._app import cli, echo_json, runtime_option
+from zoo.errors import InputError
 from zoo.train.distribute import DISTRIBUTE
 
 
@@ -155,6 +156,7 @@ def finetune_cmd(
 @click.option("--layer", "layers", multiple=True, help="Layer or stage to read (repeatable).")
 @click.option("--batch-size", default=256, show_default=True, type=click.IntRange(min=1))
 @click.option("--data-dir", type=click.Path(file_okay=False), help="Data directory (default: ZOO_DATA_DIR).")
+@runtime_option(", one --layer")
 @click.option(
     "--overwrite",
     is_flag=True,
@@ -168,6 +170,7 @@ def extract_cmd(
     layers: tuple[str, ...],
     batch_size: int,
     data_dir: str | None,
+    runtime: str,
     overwrite: bool,
 ) -> None:
     """Compute features of a dataset with a pretrained model and save them as .npz.
@@ -178,8 +181,19 @@ def extract_cmd(
     Examples:
       zoo extract lenet5 --data mnist --split test --out mnist-test.npz
       zoo extract resnet20 --data ./photos --layer layer2 --layer pre_logits --out feats.npz
+      zoo extract efficientnet_lite0 --data cifar10 --split test --runtime onnx --out feats.npz
     """
     from zoo.train.engine import extract_to_file
+
+    forward = None
+    if runtime == "onnx":
+        if len(layers) > 1:
+            raise InputError(
+                "--runtime onnx reads one --layer; run it once per layer, or use --runtime keras"
+            )
+        from zoo.export import onnx_forward
+
+        forward = onnx_forward(name, features=True, layer=layers[0] if layers else None)
 
     path, shapes = extract_to_file(
         name,
@@ -190,5 +204,6 @@ def extract_cmd(
         batch_size=batch_size,
         data_dir=data_dir,
         overwrite=overwrite,
+        forward=forward,
     )
     click.echo(f"wrote {path}: " + ", ".join(f"{k} {v}" for k, v in shapes.items()))

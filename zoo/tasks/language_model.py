@@ -783,21 +783,27 @@ def _step_sampler(stepper: CharStepper) -> Any:
     return run
 
 
-def _window_logits(model: Any) -> Any:
-    """``window -> last logits``: traced once on TensorFlow, an eager call elsewhere (lengths vary)."""
+def _window_logits(model: Any, context_length: int) -> Any:
+    """``window -> last logits``: traced once on TensorFlow, an eager call elsewhere.
+
+    Off TensorFlow, windows are right-padded to ``context_length`` so JAX compiles
+    one input shape, not one per prompt length; a causal model's logits at a
+    position do not depend on the positions after it.
+    """
     if keras.backend.backend() == "tensorflow":
         return None
 
     def last(window: Any) -> Any:
-        with no_grad():
-            logits = model(np.asarray(window, np.int32)[None, :], training=False)
-        return tf.constant(keras.ops.convert_to_numpy(keras.ops.cast(logits[0, -1], "float32")))
+        padded = np.zeros((1, max(context_length, len(window))), np.int32)
+        padded[0, : len(window)] = window
+        logits = model.predict_on_batch(padded)
+        return tf.constant(np.asarray(logits[0, len(window) - 1], np.float32))
 
     return last
 
 
 def _window_sampler(model: Any, context_length: int) -> Any:
-    eager = _window_logits(model)
+    eager = _window_logits(model, context_length)
     if eager is not None:
 
         def run_eager(prompt: Any, n: int, key: Any, temperature: Any, top_k: Any) -> Any:

@@ -7,7 +7,7 @@ import functools
 import os
 import sys
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -84,7 +84,7 @@ def feature_extractor(model: Any, layers: str | list[str] | None = None) -> Any:
     requested = [layers] if isinstance(layers, str) else list(layers or default_feature_layers(model))
     outputs = [_symbolic_output(model, path) for path in requested]
     return keras.Model(
-        model.inputs, outputs[0] if len(outputs) == 1 else outputs, name=f"{model.name}_features"
+        model.input, outputs[0] if len(outputs) == 1 else outputs, name=f"{model.name}_features"
     )
 
 
@@ -156,6 +156,7 @@ def extract_features(
     layers: str | list[str] | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
     use_cache: bool = True,
+    forward: Callable[[Any], Any] | None = None,
 ) -> tuple[Any, Any]:
     """Compute features of a whole dataset once and cache them on disk.
 
@@ -171,6 +172,9 @@ def extract_features(
         layers: Feature layers (default: ``pre_logits`` or the model's natural features).
         cache_dir: Cache folder (default :func:`feature_cache_dir`).
         use_cache: ``False`` always recomputes and does not write the cache.
+        forward: Computes the features of a batch in place of the Keras extractor's
+            ``predict_on_batch`` (e.g. ``zoo.export.onnx_forward(name, features=True)``,
+            the same layers); the cache does not depend on it.
 
     Returns:
         ``(features, labels)`` as NumPy arrays; ``labels`` is ``None`` without labels.
@@ -188,7 +192,7 @@ def extract_features(
     cached = _read_feature_cache(path) if use_cache else None
     if cached is not None:
         return cached
-    feats = _run_extractor(extractor, dataset, inputs, data_digest)
+    feats = _run_extractor(forward or extractor.predict_on_batch, dataset, inputs, data_digest)
     all_labels = np.concatenate(labels) if labels else None
     if use_cache:
         _write_feature_cache(path, feats, all_labels)
@@ -227,7 +231,7 @@ def _read_feature_cache(path: Path) -> tuple[Any, Any] | None:
         return None
 
 
-def _run_extractor(extractor: Any, dataset: Any, inputs: list[Any], data_digest: str) -> list[Any]:
+def _run_extractor(run: Callable[[Any], Any], dataset: Any, inputs: list[Any], data_digest: str) -> list[Any]:
     """Features of every batch, checking that a re-read dataset is the one that was hashed."""
     import hashlib
 
@@ -237,7 +241,7 @@ def _run_extractor(extractor: Any, dataset: Any, inputs: list[Any], data_digest:
     for x, y in _batches(dataset) if reiterable else ((x, None) for x in inputs):
         if reiterable:
             _update_digest(again, x, y)
-        out = extractor.predict_on_batch(x)  # the compiled predict function, not eager calls
+        out = run(x)  # Keras' compiled predict function (not eager calls), or another runtime
         out = out if isinstance(out, list | tuple) else [out]
         if not outputs:
             outputs = [[] for _ in out]
@@ -1111,11 +1115,13 @@ def extract_to_file(
     batch_size: int = 256,
     data_dir: str | None = None,
     overwrite: bool = False,
+    forward: Callable[[Any], Any] | None = None,
 ) -> tuple[Path, dict[str, tuple[int, ...]]]:
     """Extract features of a dataset with pretrained weights and write them to an ``.npz``.
 
     The entry's preprocessing is used (resized to the model's input when the data
-    differs in size); features go through the on-disk cache of :func:`extract_features`.
+    differs in size); features go through the on-disk cache of :func:`extract_features`
+    (``forward``: another runtime's batch function for the same layers).
     ``out`` follows :mod:`zoo.outputs`: a new file, or with ``overwrite`` one zoo wrote.
 
     Returns:
@@ -1135,7 +1141,7 @@ def extract_to_file(
     dataset = zoo.data.load(
         data, split, preprocessing=spec, as_supervised=True, batch_size=batch_size, data_dir=data_dir
     )
-    feats, labels = extract_features(model, dataset, layers=layers)
+    feats, labels = extract_features(model, dataset, layers=layers, forward=forward)
     feats = feats if isinstance(feats, list) else [feats]
     arrays = {f"features_{i:02d}" if len(feats) > 1 else "features": f for i, f in enumerate(feats)}
     if labels is not None:

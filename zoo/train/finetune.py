@@ -75,10 +75,12 @@ def _pipeline(
     if limit:
         ds = ds.take(limit)
     ds = ds.cache(str(cache_file) if cache_file is not None else "")
+    if train or limit:
+        # One pass now fills the cache: a later pass (or a distributed copy) reads this very
+        # subset, and a training set of known length lets checkpoints land inside epochs.
+        count = int(ds.reduce(tf.constant(0, tf.int64), lambda n, *_: n + 1))
     if train:  # each epoch's order is a function of (seed, epoch): a resumed run sees the same batches
         buffer = 10_000 if not limit else limit
-        # Count once (this fills the cache): with a known length, checkpoints land inside epochs.
-        count = int(ds.reduce(tf.constant(0, tf.int64), lambda n, *_: n + 1))
         ds = ds.apply(tf.data.experimental.assert_cardinality(count))
 
         def epoch_batches(epoch: int) -> Any:
@@ -86,8 +88,6 @@ def _pipeline(
             return order.padded_batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
         return epoch_batches
-    if limit:  # fill the cache now: a later pass (or a distributed copy) reads this very subset
-        ds.reduce(tf.constant(0, tf.int64), lambda n, *_: n + 1)
     return ds.padded_batch(batch_size).prefetch(tf.data.AUTOTUNE)  # token ids padded with 0
 
 

@@ -154,3 +154,47 @@ def test_resuming_with_a_changed_recipe_is_refused(tmp_path):
     with pytest.raises(SystemExit, match="changed since"):
         tool.train_model(None, {**recipe, "epochs": recipe["epochs"] + 1}, "lenet5.mnist", run_dir, None)
     assert (run_dir / "log.csv").read_text() == "epoch,loss\n0,1.0\n"  # the run is left as it was
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (DATA_DIR / "mnist").is_dir(), reason=f"MNIST not found under {DATA_DIR}")
+def test_compute_fastest_trains_with_the_measured_winner_and_keeps_it_on_resume(
+    monkeypatch, tmp_path, capsys
+):
+    import keras
+
+    tool = _train_tool()
+    backend = keras.backend.backend()
+    candidates = f"{backend}:float32,{backend}:mixed_bfloat16"  # this process's backend: trained here
+    recipe = {**tool.RECIPES["lenet5.mnist"], "epochs": 1}
+    args = ("--compute", "fastest", "--candidates", candidates, "--measure-steps", "2")
+    out = _run(monkeypatch, tmp_path, tool, "lenet5.fast", recipe, capsys, *args)
+    choice = json.loads((tmp_path / "runs" / "lenet5.fast" / "compute.json").read_text())
+    assert sorted(choice["step_ms"]) == sorted(candidates.split(","))
+    assert f"{choice['backend']}:{choice['precision']}" == min(choice["step_ms"], key=choice["step_ms"].get)
+    assert f"training on {backend} in {choice['precision']}" in out
+    hyper = tool.recipe_hyperparameters(
+        {**recipe, "backend": backend, "precision": choice["precision"], "compute_step_ms": choice["step_ms"]}
+    )
+    assert hyper["compute_step_ms"] == choice["step_ms"] and hyper["backend"] == backend
+    # A resumed run keeps its measured choice; one another backend won cannot run in this process.
+    (tmp_path / "runs" / "lenet5.fast" / "backup").mkdir()
+    other = "torch" if backend != "torch" else "jax"
+    (tmp_path / "runs" / "lenet5.fast" / "compute.json").write_text(json.dumps({**choice, "backend": other}))
+    monkeypatch.setattr(sys, "argv", ["train.py", "lenet5.fast", "--compute", "fastest"])
+    with pytest.raises(SystemExit, match=f"{other} measured fastest, but Keras already runs on {backend}"):
+        tool.main()
+
+
+@pytest.mark.slow
+def test_compute_measures_each_backend_in_its_own_process():
+    from tools import compute
+
+    recipe = {**_train_tool().RECIPES["lenet5.mnist"], "batch_size": 8}
+    step_ms = compute.measure(recipe, ["tensorflow:float32", "jax:float32", "torch:float32"], steps=2)
+    assert sorted(step_ms) == ["jax:float32", "tensorflow:float32", "torch:float32"]
+    assert all(0 < ms < 60_000 for ms in step_ms.values())
+    assert compute.fastest(step_ms) == tuple(min(step_ms, key=step_ms.get).split(":"))
+    assert compute.candidates_for(_train_tool().RECIPES["vae.mnist"]) == []
+    with pytest.raises(SystemExit, match="unknown candidate"):
+        compute.parse_candidates("tensorflow:float64")

@@ -135,7 +135,7 @@ def recipe_hyperparameters(recipe: dict) -> dict:
     """The training settings of a recipe that its manifest record keeps (``recipe.notes``)."""
     kind = recipe.get("kind", "classifier")
     hyper = ["epochs", "batch_size", "optimizer", "augment", "seed"]
-    hyper += [k for k in ("label_smoothing",) if k in recipe]
+    hyper += [k for k in ("label_smoothing", "backend", "compute_step_ms") if k in recipe]
     hyper += [
         k
         for k, plain in (("precision", "float32"), ("storage_dtype", "float32"))
@@ -235,6 +235,42 @@ def build_model(recipe: dict):
     return zoo.build(recipe["architecture"], **recipe["builder_kwargs"])
 
 
+def jit_compile_of(recipe: dict) -> bool:
+    """The recipe's ``jit_compile`` on TensorFlow; XLA is JAX's compiled path, and PyTorch runs uncompiled."""
+    import keras
+
+    backend = keras.backend.backend()
+    return recipe.get("jit_compile", True) if backend == "tensorflow" else backend == "jax"
+
+
+def compile_for_training(model, recipe: dict, steps_per_epoch: int):
+    """Compile ``model`` as the recipe trains it; returns the model to fit (float32 logits when mixed)."""
+    import keras
+
+    kind = recipe.get("kind", "classifier")
+    if kind not in ("classifier", "text_classifier", "charlm"):
+        compile_generative(model, recipe, steps_per_epoch)
+        return model
+    if model.compute_dtype != "float32" and len(model.outputs) == 1:
+        # Mixed precision: the loss gets float32 logits; the layers (and weights) stay shared.
+        logits = keras.layers.Activation("linear", dtype="float32", name="float32_logits")
+        model = keras.Model(model.inputs, logits(model.outputs[0]), name=model.name)
+    if recipe.get("label_smoothing"):
+        loss = keras.losses.CategoricalCrossentropy(
+            from_logits=True, label_smoothing=recipe["label_smoothing"]
+        )
+    else:
+        loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    model.compile(
+        optimizer=make_optimizer(recipe, recipe["epochs"] * steps_per_epoch),
+        loss=loss,
+        metrics=[] if kind == "charlm" else ["accuracy"],
+        jit_compile=jit_compile_of(recipe),
+    )
+    fit_ready(model)  # several TensorFlow workers: see zoo.train.distribute
+    return model
+
+
 def compile_generative(model, recipe: dict, steps_per_epoch: int) -> None:
     import keras
 
@@ -258,6 +294,7 @@ def compile_generative(model, recipe: dict, steps_per_epoch: int) -> None:
 
 def golden_pair(model, recipe: dict, data_dir: str | None):
     """Return the golden inputs and the model's outputs on them."""
+    import keras
     import numpy as np
 
     kind = recipe.get("kind", "classifier")
@@ -274,7 +311,7 @@ def golden_pair(model, recipe: dict, data_dir: str | None):
             from zoo.tasks.generative_metrics import binarize
 
             x = binarize(x, seed=0)
-    return x, np.asarray(model(x, training=False))
+    return x, keras.ops.convert_to_numpy(model(x, training=False))  # every backend
 
 
 def train_model(model, recipe: dict, name: str, run_dir: Path, data_dir: str | None) -> None:
@@ -302,26 +339,7 @@ def train_model(model, recipe: dict, name: str, run_dir: Path, data_dir: str | N
         steps_per_epoch = int(train.cardinality())
     else:
         steps_per_epoch = zoo.data.info(recipe["dataset"]).splits["train"] // recipe["batch_size"]
-    if model.compute_dtype != "float32" and len(model.outputs) == 1:
-        # Mixed precision: the loss gets float32 logits; the layers (and weights) stay shared.
-        logits = keras.layers.Activation("linear", dtype="float32", name="float32_logits")
-        model = keras.Model(model.inputs, logits(model.outputs[0]), name=model.name)
-    if kind in ("classifier", "text_classifier", "charlm"):
-        if recipe.get("label_smoothing"):
-            loss = keras.losses.CategoricalCrossentropy(
-                from_logits=True, label_smoothing=recipe["label_smoothing"]
-            )
-        else:
-            loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-        model.compile(
-            optimizer=make_optimizer(recipe, recipe["epochs"] * steps_per_epoch),
-            loss=loss,
-            metrics=[] if kind == "charlm" else ["accuracy"],
-            jit_compile=recipe.get("jit_compile", True),
-        )
-        fit_ready(model)  # several TensorFlow workers: see zoo.train.distribute
-    else:
-        compile_generative(model, recipe, steps_per_epoch)
+    model = compile_for_training(model, recipe, steps_per_epoch)
     validation = None
     if recipe.get("monitor_eval_split"):  # curves only: the number of epochs is fixed
         validation = build_dataset(recipe, recipe["eval_split"], train=False, data_dir=data_dir)
@@ -444,6 +462,53 @@ def store_as_float16(path: Path) -> None:
     os.replace(tmp, path)
 
 
+def choose_compute(args: argparse.Namespace) -> dict:
+    """Measure the recipe's training step per backend and precision; set the fastest backend up.
+
+    The choice is kept in ``runs/NAME/compute.json``: a resumed run (one with a backup)
+    reuses it instead of measuring again. The backend must be chosen before Keras is
+    imported; a process where Keras already runs on another backend is refused.
+    """
+    try:  # imported as tools.train (tests, with the checkout on the path)
+        from tools import compute
+    except ImportError:  # run as a script: python tools/train.py
+        import compute
+
+    if args.distribute != "none" or args.record_only:
+        raise SystemExit("--compute fastest measures and trains in one process: not with --distribute")
+    name, recipe, candidates = args.name, RECIPES[args.name], args.candidates
+    run_dir = ROOT / "runs" / name
+    stored = run_dir / "compute.json"
+    if (run_dir / "backup").exists() and stored.exists():
+        choice = json.loads(stored.read_text())
+        print(
+            f"{name}: resuming with the measured choice {choice['backend']}:{choice['precision']}", flush=True
+        )
+    else:
+        wanted = compute.parse_candidates(candidates) if candidates else compute.candidates_for(recipe)
+        if not wanted:
+            raise SystemExit(f"{name}: --compute fastest measures image classifier recipes only")
+        print(f"{name}: measuring a training step on {', '.join(wanted)}", flush=True)
+        step_ms = compute.measure(recipe, wanted, args.measure_steps)
+        backend, precision = compute.fastest(step_ms)
+        choice = {"backend": backend, "precision": precision, "step_ms": step_ms}
+        run_dir.mkdir(parents=True, exist_ok=True)
+        stored.write_text(json.dumps(choice, indent=2, sort_keys=True) + "\n")
+    if "keras" in sys.modules:
+        import keras
+
+        if keras.backend.backend() != choice["backend"]:
+            raise SystemExit(
+                f"{name}: {choice['backend']} measured fastest, but Keras already runs on "
+                f"{keras.backend.backend()} in this process; run KERAS_BACKEND={choice['backend']} "
+                f"python tools/train.py {name} --compute fastest"
+            )
+    else:
+        os.environ["KERAS_BACKEND"] = choice["backend"]
+    print(f"{name}: training on {choice['backend']} in {choice['precision']}", flush=True)
+    return choice
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description="Train a zoo recipe and package its weights.")
     parser.add_argument("name", choices=sorted(RECIPES))
@@ -463,7 +528,18 @@ def main() -> int:
         action="store_true",
         help="skip training: re-measure and re-record the packaged weights",
     )
+    parser.add_argument(
+        "--compute",
+        choices=("recipe", "fastest"),
+        default="recipe",
+        help="train in the recipe's precision on the active backend, or measure a training step on "
+        "every backend and precision (tools/compute.py) and train with the fastest; a resumed run "
+        "keeps the choice it measured",
+    )
+    parser.add_argument("--candidates", help="with --compute fastest: comma-separated backend:precision")
+    parser.add_argument("--measure-steps", type=int, default=5, help="with --compute fastest: timed steps")
     args = parser.parse_args()
+    chosen = choose_compute(args) if args.compute == "fastest" else None
     join_processes(args.distribute)  # before anything starts a backend's computation
 
     import keras
@@ -479,6 +555,10 @@ def main() -> int:
         raise SystemExit(f"{args.name}: --distribute trains classifiers and the character model, not {kind}s")
     if args.epochs:
         recipe["epochs"] = args.epochs
+    if chosen is not None:
+        recipe.update(
+            backend=chosen["backend"], precision=chosen["precision"], compute_step_ms=chosen["step_ms"]
+        )
     if recipe.get("storage_dtype", "float32") not in ("float32", "float16"):  # before hours of training
         raise SystemExit(f"unknown storage_dtype {recipe['storage_dtype']!r}: use float32 or float16")
     keras.utils.set_random_seed(recipe["seed"])

@@ -132,6 +132,7 @@ def package(name: str, recipe: dict, model, base, folder: Path) -> Path:
 
 
 def golden(model, spec_entry, folder: Path, name: str, recipe: dict, data_dir: str | None) -> Path:
+    import keras
     import numpy as np
 
     import zoo.data
@@ -144,7 +145,7 @@ def golden(model, spec_entry, folder: Path, name: str, recipe: dict, data_dir: s
         )
     ]
     inputs = tokenizer_for(spec_entry.name)(texts)
-    outputs = np.asarray(model(inputs, training=False))
+    outputs = keras.ops.convert_to_numpy(model(inputs, training=False))
     path = folder / f"{name}.golden.npz"
     np.savez(path, outputs=outputs, **inputs)
     return path

@@ -78,14 +78,14 @@ def fastest(step_ms: dict[str, float]) -> tuple[str, str]:
 
 def _worker(recipe_path: str, precision: str, steps: int) -> float:
     """One candidate, in this process's backend: the best time of ``steps`` training steps, in ms."""
-    import time
-
     import keras
     import numpy as np
 
     try:  # run as python -m tools.compute (tests, the train tool)
+        from tools._results import best_time
         from tools.train import build_model, compile_for_training
     except ImportError:
+        from _results import best_time
         from train import build_model, compile_for_training
 
     recipe = json.loads(Path(recipe_path).read_text())
@@ -97,14 +97,8 @@ def _worker(recipe_path: str, precision: str, steps: int) -> float:
     y = rng.integers(0, classes, batch)
     if recipe.get("label_smoothing"):
         y = np.eye(classes, dtype=np.float32)[y]
-    for _ in range(2):  # tracing and compilation
-        model.train_on_batch(x, y)
-    best = float("inf")
-    for _ in range(steps):
-        start = time.perf_counter()
-        model.train_on_batch(x, y)
-        best = min(best, time.perf_counter() - start)
-    return 1000 * best
+    model.train_on_batch(x, y)  # tracing and compilation; best_time's warm-up is the second untimed step
+    return 1000 * best_time(lambda: model.train_on_batch(x, y), steps, warmup=True)
 
 
 def main() -> int:

@@ -347,6 +347,23 @@ def test_imagenet_heads_accept_other_input_sizes():
         keras.backend.clear_session()
 
 
+@pytest.mark.parametrize("size,out", [(7, 7), (14, 7), (6, 6), (10, 7), (13, 6), (5, 7)])
+def test_torch_adaptive_avg_pool2d_matches_pytorch_bins(size, out):
+    """PyTorch's bins on every backend (Keras 3.15's layer gives NaN on JAX for 7->7 and 14->7)."""
+    from zoo.models._common import torch_adaptive_avg_pool2d
+
+    inputs = keras.Input((size, size, 3))
+    model = keras.Model(inputs, torch_adaptive_avg_pool2d(inputs, (out, out)))
+    x = np.random.default_rng(size).uniform(0, 1, (2, size, size, 3)).astype("float32")
+    expected = np.zeros((2, out, out, 3))
+    for i in range(out):
+        for j in range(out):
+            rows = slice(i * size // out, -(-(i + 1) * size // out))
+            cols = slice(j * size // out, -(-(j + 1) * size // out))
+            expected[:, i, j] = x[:, rows, cols].mean(axis=(1, 2))
+    np.testing.assert_allclose(_np(model(x)), expected, rtol=1e-5, atol=1e-6)
+
+
 # --- torchvision layouts ----------------------------------------------------------------------
 
 

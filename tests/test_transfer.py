@@ -318,6 +318,7 @@ print(json.dumps({"replicas": replicas, "val_loss": result.history["val_loss"],
 
 
 @pytest.mark.slow
+@pytest.mark.tensorflow_only("tf.distribute.MirroredStrategy is TensorFlow's")
 def test_mirrored_strategy_matches_a_single_device():
     runs = {}
     for mode in ("none", "mirrored"):

@@ -106,6 +106,22 @@ def torch_max_pool2d(
     return keras.layers.MaxPooling2D(pool_size, strides=strides or pool_size, name=name)(x)
 
 
+def torch_adaptive_avg_pool2d(x: Any, size: tuple[int, int], name: str = "avgpool") -> Any:
+    """PyTorch's ``AdaptiveAvgPool2d(size)`` on a ``(H, W, C)`` feature map.
+
+    Where the map's static size is a whole multiple of ``size`` (the identity at the
+    ImageNet input size), PyTorch's bins are plain ``AveragePooling2D`` windows, used
+    here: Keras 3.15's ``AdaptiveAveragePooling2D`` returns NaN on JAX for some of
+    these sizes (7x7 or 14x14 to 7x7). Any other size uses that Keras layer, which
+    follows PyTorch's bin rule.
+    """
+    height, width = x.shape[1], x.shape[2]
+    if height and width and height % size[0] == 0 and width % size[1] == 0:
+        pool = (height // size[0], width // size[1])
+        return keras.layers.AveragePooling2D(pool, name=name)(x)
+    return keras.layers.AdaptiveAveragePooling2D(size, name=name)(x)
+
+
 def torch_flatten(x: Any, name: str = "flatten") -> Any:
     """Flatten a ``(H, W, C)`` feature map in PyTorch's ``(C, H, W)`` order.
 

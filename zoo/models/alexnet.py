@@ -19,6 +19,7 @@ from zoo.models._common import (
     check_pooling,
     classifier_head,
     global_pool,
+    torch_adaptive_avg_pool2d,
     torch_batch_norm,
     torch_conv2d,
     torch_flatten,
@@ -59,7 +60,7 @@ def alexnet_imagenet(
     Torchvision's padding is reproduced with explicit ``ZeroPadding2D`` layers
     (``features_0_pad``) and ``"valid"`` convolutions, so converted torchvision
     weights give the same outputs. The ``avgpool`` layer is
-    ``AdaptiveAveragePooling2D((6, 6))`` with PyTorch's bin rule: at 224x224 input
+    PyTorch's ``AdaptiveAvgPool2d((6, 6))`` (:func:`torch_adaptive_avg_pool2d`): at 224x224 input
     the feature map is already 6x6 and it is the identity; other input sizes
     (at least 63x63) are pooled or stretched to 6x6 exactly as torchvision does.
 
@@ -92,7 +93,7 @@ def alexnet_imagenet(
     x = keras.layers.ReLU(name="features_11")(x)
     x = torch_max_pool2d(x, 3, strides=2, name="features_12")
     if include_top:
-        x = keras.layers.AdaptiveAveragePooling2D((6, 6), name="avgpool")(x)
+        x = torch_adaptive_avg_pool2d(x, (6, 6))
         x = torch_flatten(x)
         x = keras.layers.Dropout(dropout, name="classifier_0")(x)
         x = keras.layers.Dense(4096, name="classifier_1")(x)

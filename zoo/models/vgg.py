@@ -26,6 +26,7 @@ from zoo.models._common import (
     check_pooling,
     classifier_head,
     global_pool,
+    torch_adaptive_avg_pool2d,
     torch_batch_norm,
     torch_conv2d,
     torch_flatten,
@@ -102,7 +103,7 @@ def _features(x: Any, depth: int, batch_norm: bool, kernel_initializer: Any = "g
 
 def _imagenet_classifier(x: Any, dropout: float) -> Any:
     """Apply torchvision's ``avgpool`` and ``classifier`` up to (not including) ``head``."""
-    x = keras.layers.AdaptiveAveragePooling2D((7, 7), name="avgpool")(x)
+    x = torch_adaptive_avg_pool2d(x, (7, 7))
     x = torch_flatten(x)
     x = keras.layers.Dense(4096, name="classifier_0")(x)
     x = keras.layers.ReLU(name="classifier_1")(x)

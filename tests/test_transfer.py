@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -413,3 +414,81 @@ def test_validation_split_picks_no_weights_by_default():
     assert len(result.history["val_loss"]) == 4
     after = result.model.evaluate(val, verbose=0, return_dict=True)["loss"]
     assert after == pytest.approx(result.history["val_loss"][-1], rel=1e-4), "last epoch's weights are kept"
+
+
+def test_held_back_share_is_a_fixed_draw_apart_from_the_rest():
+    import tensorflow as tf
+
+    from zoo.train.finetune import EpochBatches
+
+    ds = tf.data.Dataset.from_tensor_slices((np.arange(50), np.arange(50) % 5))
+    train = EpochBatches(ds, 50, 8, seed=3, buffer=50)
+    rest, held = train.carve(0.2)
+    held_ids = [int(i) for x, _ in held for i in x]
+    rest_ids = [int(i) for x, _ in rest(0) for i in x]
+    assert len(held_ids) == 10 and rest.count == 40 and len(rest_ids) == 40
+    assert sorted(held_ids + rest_ids) == list(range(50))
+    assert held_ids != list(range(10)), "a random draw, not the first examples"
+    again_rest, again_held = train.carve(0.2)
+    assert [int(i) for x, _ in again_held for i in x] == held_ids
+    assert sorted(int(i) for x, _ in rest(1) for i in x) == sorted(rest_ids), "epochs reorder the same rest"
+
+
+def test_phase2_choice_ranks_by_accuracy_then_loss_and_resumes_from_its_record(tmp_path, monkeypatch):
+    """Scores already recorded are not measured again: an interrupted choice resumes."""
+    import tensorflow as tf
+
+    import zoo.train.finetune as ft
+
+    monkeypatch.setattr(ft, "PHASE2_CANDIDATES", ((2, 0.02), ("all", 0.04), (2, 0.08)))
+    record = tmp_path / "selection.json"
+    scores = {
+        "2@0.02": {"accuracy": 90.0, "loss": 0.30},
+        "all@0.04": {"accuracy": 92.5, "loss": 0.25},
+        "2@0.08": {"accuracy": 92.5, "loss": 0.20},
+    }
+    record.write_text(json.dumps(scores))
+    ds = tf.data.Dataset.from_tensor_slices((np.zeros((40, 4)), np.zeros(40)))
+    train = ft.EpochBatches(ds, 40, 8, seed=0, buffer=40)
+
+    def no_training():
+        raise AssertionError("a recorded candidate was trained again")
+
+    settings = {"fine_tune_learning_rate": None, "distribute": "none", "seed": 0, "epochs": 1}
+    unfreeze, rate, selection = ft.choose_phase2(no_training, train, settings, record=record, verbose=0)
+    assert (unfreeze, rate) == (2, 0.08)  # tied on accuracy, lower loss
+    assert selection["scores"] == scores and "8 held-back" in selection["chosen_by"]
+    # a fixed rate leaves only the blocks to choose; one candidate is taken untried
+    settings["fine_tune_learning_rate"] = 0.01
+    monkeypatch.setattr(ft, "PHASE2_CANDIDATES", ((2, 0.02), (2, 0.08)))
+    assert ft.choose_phase2(no_training, train, settings, record=record, verbose=0)[:2] == (2, 0.01)
+    settings.update(fine_tune_learning_rate=None, distribute="data-parallel")
+    assert ft.choose_phase2(no_training, train, settings, record=record, verbose=0)[2] == {
+        "chosen_by": "default (a distributed run)"
+    }
+
+
+def test_finetune_chooses_phase2_on_held_back_training_images(digits_folder, tmp_path):
+    """The default tries each candidate on 80% of the training set, scores it on the other 20%, and
+    records the choice and every score in the card; a fixed --unfreeze tries nothing."""
+    import zoo.train.finetune as ft
+
+    common = {"epochs": 1, "max_train": 100, "max_val": 50, "batch_size": 32, "verbose": 0}
+    summary = ft.finetune("lenet5", str(digits_folder), tmp_path / "auto", **common)
+    notes = json.loads(json.loads(Path(summary["card"]).read_text())["recipe"]["notes"])
+    phase2 = notes["phase2"]
+    assert phase2["chosen_by"].startswith("accuracy on 20 held-back training examples")
+    assert set(phase2["scores"]) == {f"{u}@{r:g}" for u, r in ft.PHASE2_CANDIDATES}
+    best = max(phase2["scores"].values(), key=lambda s: (s["accuracy"], -s["loss"]))
+    assert phase2["scores"][f"{phase2['unfreeze']}@{phase2['learning_rate']:g}"] == best
+    assert not (tmp_path / "auto" / "checkpoints").exists(), "the trials' record goes with the checkpoints"
+    fixed = ft.finetune("lenet5", str(digits_folder), tmp_path / "fixed", unfreeze=2, **common)
+    notes = json.loads(json.loads(Path(fixed["card"]).read_text())["recipe"]["notes"])
+    assert "phase2" not in notes and notes["unfreeze"] == 2
+
+
+def test_bert_fine_tune_refuses_a_phase2_rate():
+    from zoo.train.finetune import finetune
+
+    with pytest.raises(InputError, match="set the learning rate instead"):
+        finetune("minilm_l6.sentence", "mr", "never-written", fine_tune_learning_rate=0.01)

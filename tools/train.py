@@ -28,7 +28,8 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = Path(__file__).resolve().parents[1]
 
-from zoo.train.distribute import (  # noqa: E402  (after the log level)
+from zoo.fileio import atomic_path  # noqa: E402  (after the log level)
+from zoo.train.distribute import (  # noqa: E402
     DISTRIBUTE,
     distribution_scope,
     fit_ready,
@@ -474,8 +475,10 @@ def choose_compute(args: argparse.Namespace) -> dict:
     except ImportError:  # run as a script: python tools/train.py
         import compute
 
-    if args.distribute != "none" or args.record_only:
+    if args.distribute != "none":
         raise SystemExit("--compute fastest measures and trains in one process: not with --distribute")
+    if args.record_only:
+        raise SystemExit("--compute fastest chooses how to train: --record-only trains nothing, so drop one")
     name, recipe, candidates = args.name, RECIPES[args.name], args.candidates
     run_dir = ROOT / "runs" / name
     stored = run_dir / "compute.json"
@@ -493,7 +496,8 @@ def choose_compute(args: argparse.Namespace) -> dict:
         backend, precision = compute.fastest(step_ms)
         choice = {"backend": backend, "precision": precision, "step_ms": step_ms}
         run_dir.mkdir(parents=True, exist_ok=True)
-        stored.write_text(json.dumps(choice, indent=2, sort_keys=True) + "\n")
+        with atomic_path(stored) as tmp:
+            tmp.write_text(json.dumps(choice, indent=2, sort_keys=True) + "\n")
     if "keras" in sys.modules:
         import keras
 

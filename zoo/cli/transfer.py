@@ -10,19 +10,19 @@ from zoo.train.distribute import DISTRIBUTE
 
 
 class UnfreezeType(click.ParamType):
-    """A number of top backbone blocks (0 or more), or ``all``."""
+    """A number of top backbone blocks (0 or more), ``all`` or ``auto``."""
 
-    name = "N|all"
+    name = "N|all|auto"
 
     def convert(self, value, param, ctx):  # noqa: ANN001, ANN201, D102
-        if isinstance(value, int) or value == "all":
+        if isinstance(value, int) or value in ("all", "auto"):
             return value
         try:
             number = int(str(value))
         except ValueError:
-            self.fail(f"{value!r} is not a whole number or 'all'", param, ctx)
+            self.fail(f"{value!r} is not a whole number, 'all' or 'auto'", param, ctx)
         if number < 0:
-            self.fail(f"{number} is negative: give 0 or more blocks, or 'all'", param, ctx)
+            self.fail(f"{number} is negative: give 0 or more blocks, 'all' or 'auto'", param, ctx)
         return number
 
 
@@ -68,11 +68,20 @@ class UnfreezeType(click.ParamType):
     help="Adam learning rate of the probe, the head and full, in (0, 10].",
 )
 @click.option(
+    "--ft-lr",
+    "fine_tune_learning_rate",
+    type=click.FloatRange(0, 10, min_open=True),
+    help="SGD learning rate of two_phase's phase 2, in (0, 10] (default: chosen with --unfreeze auto, "
+    "else 0.02). Not for BERT encoders.",
+)
+@click.option(
     "--unfreeze",
-    default="2",
+    default="auto",
     show_default=True,
     type=UnfreezeType(),
-    help="Top backbone blocks to unfreeze in phase 2, or 'all'.",
+    help="Top backbone blocks to unfreeze in phase 2, 'all', or 'auto': image and LSTM classifiers try "
+    "a few blocks/rate settings on 20% of the training set held back, then train on all of it with "
+    "the best; BERT encoders: every layer.",
 )
 @click.option("--max-train", type=click.IntRange(min=1), help="Use a fixed subset of N training examples.")
 @click.option("--max-val", type=click.IntRange(min=1), help="Use a fixed subset of N validation examples.")
@@ -99,6 +108,7 @@ def finetune_cmd(
     distribute: str,
     batch_size: int,
     learning_rate: float,
+    fine_tune_learning_rate: float | None,
     unfreeze: int | str,
     max_train: int | None,
     max_val: int | None,
@@ -128,6 +138,7 @@ def finetune_cmd(
         distribute=distribute,
         batch_size=batch_size,
         learning_rate=learning_rate,
+        fine_tune_learning_rate=fine_tune_learning_rate,
         unfreeze=unfreeze,
         max_train=max_train,
         max_val=max_val,

@@ -36,6 +36,11 @@ PROCESS_ENV = (
 )
 
 
+def can_data_parallel(backend: str | None = None) -> bool:
+    """Whether ``--distribute data-parallel`` runs on ``backend`` (default: the active one)."""
+    return (backend or keras_backend()) in ("jax", "tensorflow")
+
+
 def check_distribute(distribute: str | None) -> str:
     """Return the distribution name (``None`` is ``"none"``) or raise :class:`InputError`.
 
@@ -56,7 +61,7 @@ def check_distribute(distribute: str | None) -> str:
             "--distribute mirrored is tf.distribute's and needs KERAS_BACKEND=tensorflow "
             f"(active: {backend}); use --distribute data-parallel"
         )
-    if name == "data-parallel" and backend not in ("jax", "tensorflow"):
+    if name == "data-parallel" and not can_data_parallel(backend):
         raise InputError(
             f"--distribute data-parallel runs on JAX (keras.distribution) or TensorFlow (tf.distribute); "
             f"Keras has no distribution API for {backend}: set KERAS_BACKEND=jax"

@@ -13,11 +13,14 @@ atomically.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
 import shlex
 import shutil
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +29,7 @@ from zoo.errors import DataError, InputError
 from zoo.preprocessing.bind import local_text_spec, wordpiece_spec
 from zoo.tasks.text_classify import text_dataset
 from zoo.train.distribute import check_distribute, distribution_scope, join_processes
-from zoo.train.engine import fine_tune_text
+from zoo.train.engine import ENCODER_LR_DIVISOR, fine_tune_text
 
 
 def _splits(data: str, data_dir: str | None) -> tuple[dict[str, Any], dict[str, Any], Any]:
@@ -79,16 +82,40 @@ def _pipeline(
         # One pass now fills the cache: a later pass (or a distributed copy) reads this very
         # subset, and a training set of known length lets checkpoints land inside epochs.
         count = int(ds.reduce(tf.constant(0, tf.int64), lambda n, *_: n + 1))
-    if train:  # each epoch's order is a function of (seed, epoch): a resumed run sees the same batches
-        buffer = 10_000 if not limit else limit
-        ds = ds.apply(tf.data.experimental.assert_cardinality(count))
-
-        def epoch_batches(epoch: int) -> Any:
-            order = ds.shuffle(buffer, seed=seed * 1_000_003 + epoch, reshuffle_each_iteration=False)
-            return order.padded_batch(batch_size).prefetch(tf.data.AUTOTUNE)
-
-        return epoch_batches
+    if train:
+        return EpochBatches(ds, count, batch_size, seed, buffer=10_000 if not limit else limit)
     return ds.padded_batch(batch_size).prefetch(tf.data.AUTOTUNE)  # token ids padded with 0
+
+
+class EpochBatches:
+    """A training set's batches as a function of the epoch, for :func:`zoo.train.engine.fine_tune`.
+
+    Each epoch's order is a function of ``(seed, epoch)``, so a resumed run sees the
+    same batches. ``count`` is the number of examples.
+    """
+
+    def __init__(self, ds: Any, count: int, batch_size: int, seed: int, *, buffer: int) -> None:
+        import tensorflow as tf
+
+        self.ds = ds.apply(tf.data.experimental.assert_cardinality(count))
+        self.count, self.batch_size, self.seed, self.buffer = count, batch_size, seed, buffer
+
+    def __call__(self, epoch: int) -> Any:
+        """The batches of ``epoch``."""
+        import tensorflow as tf
+
+        seed = self.seed * 1_000_003 + epoch
+        order = self.ds.shuffle(self.buffer, seed=seed, reshuffle_each_iteration=False)
+        return order.padded_batch(self.batch_size).prefetch(tf.data.AUTOTUNE)
+
+    def carve(self, fraction: float) -> tuple[EpochBatches, Any]:
+        """Hold back ``fraction`` of the examples (a fixed random draw): ``(the rest, held-back batches)``."""
+        held = min(self.count - 1, max(1, round(self.count * fraction)))
+        mixed = self.ds.shuffle(self.count, seed=self.seed + 7919, reshuffle_each_iteration=False)
+        rest = EpochBatches(
+            mixed.skip(held), self.count - held, self.batch_size, self.seed, buffer=self.buffer
+        )
+        return rest, mixed.take(held).padded_batch(self.batch_size)
 
 
 def _data_fingerprint(data: str, data_dir: str | None) -> dict[str, Any]:
@@ -121,6 +148,7 @@ def check_settings(
     epochs: int,
     batch_size: int,
     learning_rate: float,
+    fine_tune_learning_rate: float | None = None,
     unfreeze: int | str,
     max_train: int | None,
     max_val: int | None,
@@ -145,14 +173,18 @@ def check_settings(
     ):
         if value is not None:
             whole(value, 1, 2**31 - 1, what)
-    if unfreeze != "all":
-        whole(unfreeze, 0, 10_000, "unfreeze (or 'all')")
-    if (
-        isinstance(learning_rate, bool)
-        or not isinstance(learning_rate, int | float)
-        or not (math.isfinite(learning_rate) and 0 < learning_rate <= 10)
-    ):
-        raise InputError(f"learning rate must be a finite number in (0, 10], got {learning_rate!r}")
+    if unfreeze not in ("all", "auto"):
+        whole(unfreeze, 0, 10_000, "unfreeze (or 'all' or 'auto')")
+    rates = [(learning_rate, "learning rate")]
+    if fine_tune_learning_rate is not None:
+        rates.append((fine_tune_learning_rate, "fine-tune learning rate"))
+    for rate, what in rates:
+        if (
+            isinstance(rate, bool)
+            or not isinstance(rate, int | float)
+            or not (math.isfinite(rate) and 0 < rate <= 10)
+        ):
+            raise InputError(f"{what} must be a finite number in (0, 10], got {rate!r}")
     strategies = ("two_phase", "probe", "head", "full")
     if strategy not in strategies:
         raise InputError(f"strategy must be one of {', '.join(strategies)}, got {strategy!r}")
@@ -165,6 +197,7 @@ _RUN_KEYS = (
     "distribute",
     "batch_size",
     "learning_rate",
+    "fine_tune_learning_rate",
     "unfreeze",
     "max_train",
     "max_val",
@@ -454,7 +487,8 @@ def finetune(
     distribute: str | None = None,
     batch_size: int = 64,
     learning_rate: float = 1e-3,
-    unfreeze: int | str = 2,
+    fine_tune_learning_rate: float | None = None,
+    unfreeze: int | str = "auto",
     max_train: int | None = None,
     max_val: int | None = None,
     seed: int = 0,
@@ -481,7 +515,13 @@ def finetune(
         distribute: ``None``, ``"data-parallel"`` or ``"mirrored"`` (:mod:`zoo.train.distribute`).
         batch_size: Global batch size.
         learning_rate: Adam learning rate of the probe, the head and ``"full"`` (not of phase 2).
-        unfreeze: Top backbone blocks unfrozen in phase 2, or ``"all"``.
+        fine_tune_learning_rate: SGD learning rate of ``"two_phase"``'s phase 2 (default: chosen
+            with ``unfreeze="auto"``, else :data:`zoo.train.engine.FINE_TUNE_LR`). Image
+            and LSTM classifiers only.
+        unfreeze: Top backbone blocks unfrozen in phase 2, ``"all"``, or ``"auto"``: image and
+            LSTM classifiers choose blocks and rate among :data:`PHASE2_CANDIDATES` on a
+            share of the training set held back from the trials (:func:`choose_phase2`),
+            then train on all of it; BERT encoders unfreeze every layer.
         max_train: Use a fixed random subset of this many training examples.
         max_val: Use a fixed random subset of this many validation examples.
         seed: Seed of subsets, shuffling and initialisation.
@@ -592,6 +632,137 @@ def _train_and_val(
     return spec, train, val
 
 
+#: Phase-2 settings ``unfreeze="auto"`` chooses from, as (top blocks unfrozen, SGD learning rate);
+#: the first is used where no choice is made.
+PHASE2_CANDIDATES: tuple[tuple[int | str, float], ...] = ((2, 0.02), ("all", 0.04), (2, 0.08))
+#: ``"auto"`` chooses on a split carved from training sets of at most this many examples.
+SELECT_MAX_TRAIN = 10_000
+#: The share of the training set held back to choose on (the final run trains on all of it).
+SELECT_FRACTION = 0.2
+
+
+def _held_back_scores(model: Any, held: Any) -> dict[str, float]:
+    """Top-1 accuracy (percent) and mean loss of ``model`` on the held-back batches."""
+    import keras
+    import numpy as np
+
+    from zoo.train.engine import _default_loss
+
+    loss_fn = _default_loss(model)
+    correct = total = 0
+    loss = 0.0
+    for x, y in held.as_numpy_iterator():
+        # an eager call: a compiled predict function per trial model would be traced again each time
+        out = keras.ops.convert_to_numpy(model(x, training=False))
+        correct += int(np.sum(np.argmax(np.asarray(out), axis=-1) == y))
+        loss += float(loss_fn(y, out)) * len(y)
+        total += len(y)
+    return {"accuracy": round(100.0 * correct / total, 4), "loss": round(loss / total, 6)}
+
+
+def choose_phase2(
+    make_model: Any,
+    train: EpochBatches,
+    settings: dict[str, Any],
+    *,
+    record: Path,
+    verbose: Any,
+) -> tuple[int | str, float, dict[str, Any]]:
+    """Choose ``"two_phase"``'s phase-2 setting on training examples held back from every trial.
+
+    Each of :data:`PHASE2_CANDIDATES` (with ``settings["fine_tune_learning_rate"]``, when
+    given, as every candidate's rate) fine-tunes a fresh model on the rest of the training
+    set with the run's epochs and seed; the highest accuracy on the held-back
+    :data:`SELECT_FRACTION` wins, the lower loss breaking ties, then the earlier
+    candidate. Training sets over :data:`SELECT_MAX_TRAIN` examples, and distributed
+    runs, take the first candidate untried. Each trial's scores go to ``record`` as they come, so an
+    interrupted choice resumes.
+
+    Returns:
+        ``(unfreeze, learning_rate, selection)``: the choice and what it was chosen on.
+    """
+    import keras
+
+    from zoo.fileio import atomic_path
+    from zoo.train.engine import fine_tune
+
+    rate = settings["fine_tune_learning_rate"]
+    candidates = list(dict.fromkeys((u, rate or r) for u, r in PHASE2_CANDIDATES))
+    reason = (
+        "one candidate"
+        if len(candidates) == 1
+        else f"over {SELECT_MAX_TRAIN:,} training examples"
+        if train.count > SELECT_MAX_TRAIN
+        else "a distributed run"
+        if settings["distribute"] != "none"
+        else None
+    )
+    if reason:
+        unfreeze, lr = candidates[0]
+        return unfreeze, lr, {"chosen_by": f"default ({reason})"}
+    fit, held = train.carve(SELECT_FRACTION)
+    held_back = train.count - fit.count
+    scores: dict[str, dict[str, float]] = json.loads(record.read_text()) if record.is_file() else {}
+    if verbose:
+        print(
+            f"choosing phase 2 among {len(candidates)} settings on {held_back} held-back training examples",
+            file=sys.stderr,
+        )
+    for unfreeze, lr in candidates:
+        key = _key(unfreeze, lr)
+        if key not in scores:
+            keras.utils.set_random_seed(settings["seed"])
+            with _quiet_tensorflow():  # each trial's new model traces its own predict function, once
+                model = make_model()
+                fine_tune(
+                    model,
+                    fit,
+                    None,
+                    epochs=settings["epochs"],
+                    learning_rate=settings["learning_rate"],
+                    fine_tune_learning_rate=lr,
+                    unfreeze=unfreeze,
+                    verbose=0,
+                )
+                scores[key] = _held_back_scores(model, held)
+            with atomic_path(record) as tmp:
+                tmp.write_text(json.dumps(scores, indent=1))
+        if verbose:
+            score = scores[key]
+            print(
+                f"  unfreeze {unfreeze}, lr {lr:g}: {score['accuracy']:.2f}% (loss {score['loss']:.4f})",
+                file=sys.stderr,
+            )
+    ranked = sorted(
+        range(len(candidates)),
+        key=lambda i: (-scores[_key(*candidates[i])]["accuracy"], scores[_key(*candidates[i])]["loss"], i),
+    )
+    unfreeze, lr = candidates[ranked[0]]
+    if verbose:
+        print(f"  chosen: unfreeze {unfreeze}, lr {lr:g}; now training on all {train.count}", file=sys.stderr)
+    selection = {
+        "chosen_by": f"accuracy on {held_back} held-back training examples (then loss)",
+        "scores": {_key(u, r): scores[_key(u, r)] for u, r in candidates},
+    }
+    return unfreeze, lr, selection
+
+
+def _key(unfreeze: int | str, lr: float) -> str:
+    return f"{unfreeze}@{lr:g}"
+
+
+@contextlib.contextmanager
+def _quiet_tensorflow() -> Iterator[None]:
+    """TensorFlow's Python warnings off (its retracing warning) for the block; errors still show."""
+    logger = logging.getLogger("tensorflow")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 def _finetune_image(
     folder: Any,
     name: str,
@@ -621,6 +792,21 @@ def _finetune_image(
         spec, train, val = _train_and_val(
             model, data, spec_entry, kind, (train_split, val_split), settings, max_val, data_dir, cache
         )
+        unfreeze, rate = settings["unfreeze"], settings["fine_tune_learning_rate"]
+        checkpoints = folder.own_dir("checkpoints")
+        if unfreeze == "auto" and settings["strategy"] == "two_phase":
+            unfreeze, rate, selection = choose_phase2(
+                lambda: _start_model(spec_entry, kind, weights, len(info.label_names)),
+                train,
+                settings,
+                record=checkpoints / "selection.json",
+                verbose=verbose,
+            )
+            settings = {**settings, "phase2": {"unfreeze": unfreeze, "learning_rate": rate, **selection}}
+            keras.utils.set_random_seed(settings["seed"])  # the final run starts as every trial did
+            model = _start_model(spec_entry, kind, weights, len(info.label_names))
+        elif unfreeze == "auto":
+            unfreeze = PHASE2_CANDIDATES[0][0]
         result = fine_tune(
             model,
             train,
@@ -628,8 +814,9 @@ def _finetune_image(
             strategy=settings["strategy"],
             epochs=settings["epochs"],
             learning_rate=settings["learning_rate"],
-            unfreeze=settings["unfreeze"],
-            checkpoint_dir=folder.own_dir("checkpoints"),
+            fine_tune_learning_rate=rate,
+            unfreeze=unfreeze,
+            checkpoint_dir=checkpoints,
             save_every_steps=save_every_steps,
             verbose=verbose,
         )
@@ -668,6 +855,7 @@ def finetune_text(
     distribute: str | None = None,
     batch_size: int = 32,
     learning_rate: float = 1e-3,
+    fine_tune_learning_rate: float | None = None,
     unfreeze: int | str = "all",
     max_train: int | None = None,
     max_val: int | None = None,
@@ -692,6 +880,13 @@ def finetune_text(
     args = {k: v for k, v in locals().items() if k in _RUN_KEYS}  # the run's settings
     from zoo import api
 
+    if fine_tune_learning_rate is not None:
+        raise InputError(
+            f"{name} is a BERT encoder: it fine-tunes with AdamW at learning_rate/{ENCODER_LR_DIVISOR}; "
+            "set the learning rate instead of the fine-tune learning rate"
+        )
+    if unfreeze == "auto":  # BERT's recipe: every encoder layer, at the encoder learning rate
+        args["unfreeze"] = "all"
     settings = _run_settings(**args)
     entry = api.weights_entry(name)
     spec = wordpiece_spec(entry)

@@ -72,6 +72,18 @@ def test_every_command_takes_a_finetuned_folder(finetuned, digits, tmp_path):
     assert json.loads((tmp_path / "more" / "card.json").read_text())["labels"] == card["labels"]
 
 
+def test_a_bare_folder_name_stays_a_zoo_name_and_the_error_shows_the_path(finetuned, monkeypatch):
+    """``FT`` is looked up in the registry (a folder never shadows a model); the error names ``./FT``."""
+    from zoo.errors import UnknownModelError
+
+    monkeypatch.chdir(finetuned.parent)
+    with pytest.raises(UnknownModelError, match=r"folder 'FT' is here: name it as a path, \./FT"):
+        zoo.load("FT")
+    result = CliRunner().invoke(cli, ["info", "FT"])
+    assert result.exit_code != 0 and "./FT" in result.output
+    assert "local folder" in _run("info", "./FT")
+
+
 def test_zoo_load_and_plain_keras_give_the_same_model(finetuned):
     model = zoo.load(finetuned)
     assert model.output_shape == (None, 3)

@@ -142,7 +142,7 @@ def info(name: str) -> ModelInfo:
 
 
 #: The record a fine-tuned model folder carries (a manifest record with a ``local`` source).
-CARD = "card.json"
+CARD = _registry.MODEL_CARD
 _MAX_CARD_BYTES = 1 << 20
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -151,6 +152,10 @@ def suggest(name: str, candidates: list[str], n: int = 3) -> list[str]:
     return [by_key[k] for k in close]
 
 
+#: The file that makes a folder a fine-tuned zoo model (written last by ``zoo finetune``).
+MODEL_CARD = "card.json"
+
+
 def get_spec(name: str) -> ModelSpec:
     """Return the spec of an architecture, family or alias name (a ``.tag`` part is ignored).
 
@@ -165,6 +170,8 @@ def get_spec(name: str) -> ModelSpec:
     options = sorted(registry()) + sorted({s.family for s in registry().values()})
     close = suggest(arch, options)
     hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+    if os.path.isfile(os.path.join(name, MODEL_CARD)):  # a bare word is always a zoo name
+        hint = f" A fine-tuned model folder {name!r} is here: name it as a path, ./{name}."
     raise UnknownModelError(f"unknown model {name!r}.{hint} Run 'zoo list' to see every model.", close)
 
 

@@ -482,6 +482,7 @@ def test_finetune_chooses_phase2_on_held_back_training_images(digits_folder, tmp
     best = max(phase2["scores"].values(), key=lambda s: (s["accuracy"], -s["loss"]))
     assert phase2["scores"][f"{phase2['unfreeze']}@{phase2['learning_rate']:g}"] == best
     assert not (tmp_path / "auto" / "checkpoints").exists(), "the trials' record goes with the checkpoints"
+    assert f"chosen by {phase2['chosen_by']}" in (tmp_path / "auto" / "README.md").read_text()
     fixed = ft.finetune("lenet5", str(digits_folder), tmp_path / "fixed", unfreeze=2, **common)
     notes = json.loads(json.loads(Path(fixed["card"]).read_text())["recipe"]["notes"])
     assert "phase2" not in notes and notes["unfreeze"] == 2

@@ -339,7 +339,8 @@ def backbone_blocks(backbone: Any) -> list[list[Any]]:
     return blocks
 
 
-def _default_loss(model: Any) -> Any:
+def default_loss(model: Any) -> Any:
+    """Sparse categorical cross-entropy on the ``head``'s outputs (logits unless it ends in softmax)."""
     import keras
 
     head = next((la for la in model.layers if la.name == "head"), None)
@@ -699,7 +700,7 @@ def fine_tune(
     """
     head_epochs, tune_epochs = split_epochs(strategy, epochs)
     common = {
-        "loss": loss or _default_loss(model),
+        "loss": loss or default_loss(model),
         "metrics": metrics or ["accuracy"],
         "checkpoint_dir": Path(checkpoint_dir) if checkpoint_dir is not None else None,
         "patience": patience,
@@ -987,7 +988,7 @@ def fine_tune_text(
     head_epochs, tune_epochs = split_epochs(strategy, epochs)
     encoder_lr = encoder_learning_rate or learning_rate / ENCODER_LR_DIVISOR
     common = {
-        "loss": _default_loss(model),
+        "loss": default_loss(model),
         "metrics": ["accuracy"],
         "checkpoint_dir": Path(checkpoint_dir) if checkpoint_dir is not None else None,
         "patience": None,

@@ -20,7 +20,7 @@ import os
 import shlex
 import shutil
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -471,6 +471,14 @@ def _write_hub_files(folder: Any, card: dict[str, Any], entry: Any, curves: bool
         "",
         f"Labels: {', '.join(card['labels'])}. Reproduce: `{card['recipe']['command']}`.",
     ]
+    phase2 = json.loads(card["recipe"]["notes"]).get("phase2")
+    if phase2:
+        blocks = "every block" if phase2["unfreeze"] == "all" else f"the top {phase2['unfreeze']} blocks"
+        lines += [
+            "",
+            f"Phase 2 trained {blocks} at learning rate {phase2['learning_rate']:g}, "
+            f"chosen by {phase2['chosen_by']}.",
+        ]
     if curves:
         lines += ["", "![training curves](curves.png)"]
     with folder.write("README.md") as tmp:
@@ -646,9 +654,9 @@ def _held_back_scores(model: Any, held: Any) -> dict[str, float]:
     import keras
     import numpy as np
 
-    from zoo.train.engine import _default_loss
+    from zoo.train.engine import default_loss
 
-    loss_fn = _default_loss(model)
+    loss_fn = default_loss(model)
     correct = total = 0
     loss = 0.0
     for x, y in held.as_numpy_iterator():
@@ -661,7 +669,7 @@ def _held_back_scores(model: Any, held: Any) -> dict[str, float]:
 
 
 def choose_phase2(
-    make_model: Any,
+    make_model: Callable[[], Any],
     train: EpochBatches,
     settings: dict[str, Any],
     *,

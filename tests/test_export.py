@@ -315,6 +315,7 @@ def test_finetuned_lstm_folder_exports(tmp_path):
         epochs=1,
         max_train=200,
         max_val=100,
+        unfreeze=2,  # a fixed phase 2: what is trained does not matter here
         data_dir=str(DATA_DIR),
         verbose=0,
     )

@@ -468,6 +468,7 @@ def test_phase2_choice_ranks_by_accuracy_then_loss_and_resumes_from_its_record(t
     }
 
 
+@pytest.mark.slow
 def test_finetune_chooses_phase2_on_held_back_training_images(digits_folder, tmp_path):
     """The default tries each candidate on 80% of the training set, scores it on the other 20%, and
     records the choice and every score in the card; a fixed --unfreeze tries nothing."""

@@ -508,28 +508,21 @@ def finetune(
 ) -> dict[str, Any]:
     """Fine-tune a zoo model on a dataset and write a ready model folder.
 
-    ``out`` follows :mod:`zoo.outputs`: a new or empty folder becomes the zoo's;
-    rerunning with the same data and settings resumes the run in it; other data or
-    settings are refused unless ``overwrite``, which replaces only the zoo's own files
-    there. A non-finite loss stops the run with :class:`zoo.errors.TrainingError`.
+    ``out`` follows :mod:`zoo.outputs`: a new or empty folder becomes the zoo's; the same data
+    and settings resume the run in it; others are refused unless ``overwrite`` (which replaces
+    only the zoo's own files). A non-finite loss raises :class:`zoo.errors.TrainingError`.
 
     Args:
         name: Zoo model or weights name (``"lenet5"``, ``"resnet20.cifar10"``).
-        data: Named dataset, ``tfds:NAME`` or a folder (``root/<label>/*`` or
-            ``root/<split>/<label>/*``); folders without splits use a fixed 90/10 split.
+        data: Named dataset, ``tfds:NAME`` or a folder ``root/[<split>/]<label>/*`` (no splits: 90/10).
         out: Output folder (created; an interrupted run in it resumes).
         epochs: Total epochs (``"two_phase"`` spends them all after its linear probe).
         strategy: ``"two_phase"``, ``"probe"``, ``"head"`` or ``"full"`` (see ``fine_tune``).
         distribute: ``None``, ``"data-parallel"`` or ``"mirrored"`` (:mod:`zoo.train.distribute`).
         batch_size: Global batch size.
         learning_rate: Adam learning rate of the probe, the head and ``"full"`` (not of phase 2).
-        fine_tune_learning_rate: SGD learning rate of ``"two_phase"``'s phase 2 (default: chosen
-            with ``unfreeze="auto"``, else :data:`zoo.train.engine.FINE_TUNE_LR`). Image
-            and LSTM classifiers only.
-        unfreeze: Top backbone blocks unfrozen in phase 2, ``"all"``, or ``"auto"``: image and
-            LSTM classifiers choose blocks and rate among :data:`PHASE2_CANDIDATES` on a
-            share of the training set held back from the trials (:func:`choose_phase2`),
-            then train on all of it; BERT encoders unfreeze every layer.
+        fine_tune_learning_rate: SGD rate of ``"two_phase"``'s phase 2 (not for BERT encoders).
+        unfreeze: Top blocks unfrozen in phase 2, ``"all"``, or ``"auto"`` (:func:`choose_phase2`).
         max_train: Use a fixed random subset of this many training examples.
         max_val: Use a fixed random subset of this many validation examples.
         seed: Seed of subsets, shuffling and initialisation.
@@ -689,22 +682,11 @@ def choose_phase2(
     Returns:
         ``(unfreeze, learning_rate, selection)``: the choice and what it was chosen on.
     """
-    import keras
-
     from zoo.fileio import atomic_path
-    from zoo.train.engine import fine_tune
 
     rate = settings["fine_tune_learning_rate"]
     candidates = list(dict.fromkeys((u, rate or r) for u, r in PHASE2_CANDIDATES))
-    reason = (
-        "one candidate"
-        if len(candidates) == 1
-        else f"over {SELECT_MAX_TRAIN:,} training examples"
-        if train.count > SELECT_MAX_TRAIN
-        else "a distributed run"
-        if settings["distribute"] != "none"
-        else None
-    )
+    reason = _no_choice(len(candidates), train.count, settings["distribute"])
     if reason:
         unfreeze, lr = candidates[0]
         return unfreeze, lr, {"chosen_by": f"default ({reason})"}
@@ -719,20 +701,7 @@ def choose_phase2(
     for unfreeze, lr in candidates:
         key = _key(unfreeze, lr)
         if key not in scores:
-            keras.utils.set_random_seed(settings["seed"])
-            with _quiet_tensorflow():  # each trial's new model traces its own predict function, once
-                model = make_model()
-                fine_tune(
-                    model,
-                    fit,
-                    None,
-                    epochs=settings["epochs"],
-                    learning_rate=settings["learning_rate"],
-                    fine_tune_learning_rate=lr,
-                    unfreeze=unfreeze,
-                    verbose=0,
-                )
-                scores[key] = _held_back_scores(model, held)
+            scores[key] = _trial(make_model, fit, held, settings, unfreeze, lr)
             with atomic_path(record) as tmp:
                 tmp.write_text(json.dumps(scores, indent=1))
         if verbose:
@@ -757,6 +726,44 @@ def choose_phase2(
 
 def _key(unfreeze: int | str, lr: float) -> str:
     return f"{unfreeze}@{lr:g}"
+
+
+def _no_choice(candidates: int, examples: int, distribute: str) -> str | None:
+    """Why the first candidate is taken untried, or ``None`` when the candidates are tried."""
+    if candidates == 1:
+        return "one candidate"
+    if examples > SELECT_MAX_TRAIN:
+        return f"over {SELECT_MAX_TRAIN:,} training examples"
+    return "a distributed run" if distribute != "none" else None
+
+
+def _trial(
+    make_model: Callable[[], Any],
+    fit: EpochBatches,
+    held: Any,
+    settings: dict[str, Any],
+    unfreeze: int | str,
+    lr: float,
+) -> dict[str, float]:
+    """Fine-tune a fresh model on ``fit`` with one phase-2 setting; score it on ``held``."""
+    import keras
+
+    from zoo.train.engine import fine_tune
+
+    keras.utils.set_random_seed(settings["seed"])
+    with _quiet_tensorflow():  # each trial's new model traces its own predict function, once
+        model = make_model()
+        fine_tune(
+            model,
+            fit,
+            None,
+            epochs=settings["epochs"],
+            learning_rate=settings["learning_rate"],
+            fine_tune_learning_rate=lr,
+            unfreeze=unfreeze,
+            verbose=0,
+        )
+        return _held_back_scores(model, held)
 
 
 @contextlib.contextmanager

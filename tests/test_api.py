@@ -197,6 +197,7 @@ print("ok")
 )
 
 
+@pytest.mark.slow
 def test_plain_keras_loads_zoo_models_after_import_zoo(tmp_path):
     """`import zoo` (before or after keras) is all keras.saving.load_model needs, in safe mode."""
     import subprocess

@@ -468,6 +468,32 @@ def test_phase2_choice_ranks_by_accuracy_then_loss_and_resumes_from_its_record(t
     }
 
 
+def test_finetune_help_states_the_held_back_share():
+    from click.testing import CliRunner
+
+    from zoo.cli import cli
+    from zoo.train.finetune import SELECT_FRACTION
+
+    result = CliRunner().invoke(cli, ["finetune", "--help"], terminal_width=400)
+    assert f"{SELECT_FRACTION:.0%} of the training set held back" in " ".join(result.output.split())
+
+
+def test_held_back_scores_weigh_each_batch_by_its_size():
+    """Accuracy and loss over uneven batches are per example, through classification_metrics."""
+    import keras
+
+    from zoo.train.finetune import _held_back_scores
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2, use_bias=False)])
+    model.layers[0].set_weights([np.eye(2, dtype="float32")])  # logits = inputs
+    x = np.array([[2.0, 0.0], [0.0, 2.0], [2.0, 0.0]], np.float32)
+    y = np.array([0, 0, 0])
+    scores = _held_back_scores(model, [(x[:2], y[:2]), (x[2:], y[2:])])
+    right, wrong = -np.log(1 / (1 + np.exp(-2.0))), -np.log(np.exp(-2.0) / (1 + np.exp(-2.0)))
+    assert scores["accuracy"] == pytest.approx(200 / 3, abs=1e-3)
+    assert scores["loss"] == pytest.approx((2 * right + wrong) / 3, rel=1e-4)
+
+
 @pytest.mark.slow
 def test_finetune_chooses_phase2_on_held_back_training_images(digits_folder, tmp_path):
     """The default tries each candidate on 80% of the training set, scores it on the other 20%, and

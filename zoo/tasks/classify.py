@@ -172,22 +172,43 @@ def _model_input(image: Any, spec: dict[str, Any], want: tuple, transforms: dict
 
 
 def classification_metrics(
-    model: Any, dataset: Any, forward: Callable[[Any], Any] | None = None
+    model: Any,
+    dataset: Any,
+    forward: Callable[[Any], Any] | None = None,
+    *,
+    loss: Callable[[Any, Any], Any] | None = None,
 ) -> dict[str, float]:
-    """Top-1 accuracy and error (percent) of ``model`` (or ``forward``) on a batched ``(x, y)`` dataset."""
+    """Top-1 accuracy and error (percent) of ``model`` (or ``forward``) on a batched ``(x, y)`` dataset.
+
+    Args:
+        model: A Keras classifier; its ``predict_on_batch`` runs unless ``forward`` is given.
+        dataset: Batches of ``(inputs, integer labels)``: a ``tf.data`` dataset or an iterable.
+        forward: A batch of inputs -> logits or probabilities, in place of ``predict_on_batch``.
+        loss: ``loss(labels, outputs)``, a batch mean; when given, the result also has the
+            example-weighted mean ``"loss"``.
+
+    Returns:
+        ``top1_accuracy``, ``top1_error``, ``num_examples`` (and ``loss`` with ``loss``).
+    """
     import numpy as np
 
     run = forward or model.predict_on_batch  # Keras' compiled predict step, not an eager call
     correct = total = 0
+    loss_sum = 0.0
     for x, y in getattr(dataset, "as_numpy_iterator", lambda: dataset)():  # NumPy for every backend
-        logits = run(x)
-        pred = np.argmax(np.asarray(logits), axis=-1)
+        logits = np.asarray(run(x))
+        pred = np.argmax(logits, axis=-1)
         correct += int(np.sum(pred == np.asarray(y)))
         total += int(pred.shape[0])
+        if loss is not None:
+            loss_sum += float(loss(y, logits)) * int(pred.shape[0])
     if total == 0:
         raise InputError("the evaluation dataset is empty")
     accuracy = 100.0 * correct / total
-    return {"top1_accuracy": accuracy, "top1_error": 100.0 - accuracy, "num_examples": total}
+    metrics = {"top1_accuracy": accuracy, "top1_error": 100.0 - accuracy, "num_examples": total}
+    if loss is not None:
+        metrics["loss"] = loss_sum / total
+    return metrics
 
 
 def label_mapping(data_labels: Any, model_labels: Any, data: str, weights: str) -> list[int] | None:

@@ -645,20 +645,18 @@ SELECT_FRACTION = 0.2
 def _held_back_scores(model: Any, held: Any) -> dict[str, float]:
     """Top-1 accuracy (percent) and mean loss of ``model`` on the held-back batches."""
     import keras
-    import numpy as np
 
+    from zoo.tasks.classify import classification_metrics
     from zoo.train.engine import default_loss
 
-    loss_fn = default_loss(model)
-    correct = total = 0
-    loss = 0.0
-    for x, y in held.as_numpy_iterator():
-        # an eager call: a compiled predict function per trial model would be traced again each time
-        out = keras.ops.convert_to_numpy(model(x, training=False))
-        correct += int(np.sum(np.argmax(np.asarray(out), axis=-1) == y))
-        loss += float(loss_fn(y, out)) * len(y)
-        total += len(y)
-    return {"accuracy": round(100.0 * correct / total, 4), "loss": round(loss / total, 6)}
+    # an eager call: a compiled predict function per trial model would be traced again each time
+    metrics = classification_metrics(
+        model,
+        held,
+        lambda x: keras.ops.convert_to_numpy(model(x, training=False)),
+        loss=default_loss(model),
+    )
+    return {"accuracy": round(metrics["top1_accuracy"], 4), "loss": round(metrics["loss"], 6)}
 
 
 def choose_phase2(
@@ -710,16 +708,14 @@ def choose_phase2(
                 f"  unfreeze {unfreeze}, lr {lr:g}: {score['accuracy']:.2f}% (loss {score['loss']:.4f})",
                 file=sys.stderr,
             )
-    ranked = sorted(
-        range(len(candidates)),
-        key=lambda i: (-scores[_key(*candidates[i])]["accuracy"], scores[_key(*candidates[i])]["loss"], i),
-    )
-    unfreeze, lr = candidates[ranked[0]]
+    keys = [_key(u, r) for u, r in candidates]
+    best = min(range(len(keys)), key=lambda i: (-scores[keys[i]]["accuracy"], scores[keys[i]]["loss"], i))
+    unfreeze, lr = candidates[best]
     if verbose:
         print(f"  chosen: unfreeze {unfreeze}, lr {lr:g}; now training on all {train.count}", file=sys.stderr)
     selection = {
         "chosen_by": f"accuracy on {held_back} held-back training examples (then loss)",
-        "scores": {_key(u, r): scores[_key(u, r)] for u, r in candidates},
+        "scores": {key: scores[key] for key in keys},
     }
     return unfreeze, lr, selection
 

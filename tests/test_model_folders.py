@@ -68,7 +68,16 @@ def test_every_command_takes_a_finetuned_folder(finetuned, digits, tmp_path):
         assert record["labels"] == card["labels"]
         assert record["input_contract"]["caller_resizes"]["resize"] == [28, 28]
     _run(
-        "finetune", f"{finetuned}/model.keras", "--data", digits, "--out", tmp_path / "more", "--epochs", "1"
+        "finetune",
+        f"{finetuned}/model.keras",
+        "--data",
+        digits,
+        "--out",
+        tmp_path / "more",
+        "--epochs",
+        "1",
+        "--unfreeze",
+        "2",
     )
     assert json.loads((tmp_path / "more" / "card.json").read_text())["labels"] == card["labels"]
 

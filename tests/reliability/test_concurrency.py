@@ -146,7 +146,10 @@ def test_eight_processes_load_the_same_uncached_model(published, hf_env, user_da
         assert late == [], f"{len(late)} process(es) started after the first load had finished"
         for r in results:
             assert r["sha256"] == expected and r["path"] == str(snapshot)
-            np.testing.assert_array_equal(np.asarray(r["out"], np.float32), want)
+            # the children run one thread each: the same bits among them; this process's thread
+            # count may sum in another order (seen: 6e-8 apart), so against it within float32 rounding
+            np.testing.assert_array_equal(np.asarray(r["out"]), np.asarray(results[0]["out"]))
+            np.testing.assert_allclose(np.asarray(r["out"], np.float32), want, rtol=1e-5, atol=1e-6)
         assert watcher.seen > 0 and watcher.bad == [], watcher.bad
         assert incomplete_files(hf_env.cache_dir) == []
         case.outcome = (

@@ -63,6 +63,8 @@ def _command(data: Path, out: Path) -> list[str]:
         str(EVERY),
         "--seed",
         "0",
+        "--unfreeze",  # a fixed phase 2: the choice's own resume is tested in tests/test_transfer.py
+        "2",
         "--json",
     ]
 

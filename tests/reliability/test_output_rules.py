@@ -324,6 +324,7 @@ def _finetune_args(data: Path, out: Path, **changes: str) -> list[str]:
         "--seed": "0",
         "--batch-size": "64",
         "--strategy": "two_phase",
+        "--unfreeze": "2",  # a fixed phase 2: no trials to choose it
         **changes,
     }
     return [

@@ -1086,7 +1086,7 @@ def contrast_encoder(backbone: Any, train: Any, *, epochs: int, common: dict[str
     backbone.trainable = True
 
     def epoch_pairs(epoch: int) -> Any:
-        rows = sentence_pairs(labels, epoch, seed=seed)
+        rows = sentence_pairs(labels, epoch, seed=seed, pairs=CONTRAST_PAIRS)  # read when run
         a, b = rows[:, 0].astype(int), rows[:, 1].astype(int)
 
         def side(prefix: str, x: Any) -> dict[str, Any]:

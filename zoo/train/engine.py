@@ -1037,12 +1037,15 @@ def _token_ids(train: Any) -> tuple[Any, Any]:
     return ids, np.concatenate(labels)
 
 
-def sentence_pairs(labels: Any, epoch: int, *, seed: int = 0, pairs: int = CONTRAST_PAIRS) -> Any:
+def sentence_pairs(labels: Any, epoch: int, *, seed: int = 0, pairs: int | None = None) -> Any:
     """One epoch's ``(a, b, same)`` example pairs: half of each label, half across labels.
 
     Every example is the first of as many same-label as cross-label pairs, at least
-    one of each, ``pairs`` in all or more; the draw is a function of ``(seed, epoch)``.
+    one of each, ``pairs`` in all or more (``CONTRAST_PAIRS``, read when called, if
+    ``None``); the draw is a function of ``(seed, epoch)``.
     """
+    if pairs is None:
+        pairs = CONTRAST_PAIRS
     labels = np.asarray(labels)
     rng = np.random.default_rng([seed, epoch])
     per_example = max(1, -(-pairs // (2 * len(labels))))
@@ -1086,7 +1089,7 @@ def contrast_encoder(backbone: Any, train: Any, *, epochs: int, common: dict[str
     backbone.trainable = True
 
     def epoch_pairs(epoch: int) -> Any:
-        rows = sentence_pairs(labels, epoch, seed=seed, pairs=CONTRAST_PAIRS)  # read when run
+        rows = sentence_pairs(labels, epoch, seed=seed)
         a, b = rows[:, 0].astype(int), rows[:, 1].astype(int)
 
         def side(prefix: str, x: Any) -> dict[str, Any]:

@@ -696,8 +696,8 @@ def choose_phase2(
             f"choosing phase 2 among {len(candidates)} settings on {held_back} held-back training examples",
             file=sys.stderr,
         )
-    for unfreeze, lr in candidates:
-        key = _key(unfreeze, lr)
+    keys = [_key(u, r) for u, r in candidates]
+    for (unfreeze, lr), key in zip(candidates, keys, strict=True):
         if key not in scores:
             scores[key] = _trial(make_model, fit, held, settings, unfreeze, lr)
             with atomic_path(record) as tmp:
@@ -708,7 +708,6 @@ def choose_phase2(
                 f"  unfreeze {unfreeze}, lr {lr:g}: {score['accuracy']:.2f}% (loss {score['loss']:.4f})",
                 file=sys.stderr,
             )
-    keys = [_key(u, r) for u, r in candidates]
     best = min(range(len(keys)), key=lambda i: (-scores[keys[i]]["accuracy"], scores[keys[i]]["loss"], i))
     unfreeze, lr = candidates[best]
     if verbose:

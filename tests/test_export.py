@@ -121,7 +121,7 @@ def test_int8_calibrates_and_compares_on_other_data(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.skipif(not (DATA_DIR / "mnist").is_dir(), reason=f"no MNIST under {DATA_DIR}")
-@pytest.mark.parametrize("quantize", ["float16", "int8"])
+@pytest.mark.parametrize("quantize", ["float16", "int8", "dynamic"])
 def test_quantised_tflite_states_its_accuracy_change(tmp_path, quantize):
     result = export(
         "lenet5", "tflite", tmp_path / "q.tflite", quantize=quantize, evaluate=True, data_dir=DATA_DIR
@@ -132,7 +132,24 @@ def test_quantised_tflite_states_its_accuracy_change(tmp_path, quantize):
     assert abs(m["tflite_top1_accuracy"] - m["keras_top1_accuracy"]) <= 0.5
     # strict JSON for --json: int8 has no output tolerance, and NaN is not JSON
     json.dumps(result.to_dict(), allow_nan=False)
-    assert (result.tolerance is None) == (quantize == "int8")
+    assert (result.tolerance is None) == (quantize in ("int8", "dynamic"))
+
+
+def test_dynamic_quantisation_stores_int8_weights_without_calibration(tmp_path, monkeypatch):
+    """--quantize dynamic: int8 weights, float activations between ops, no data read."""
+    import tensorflow as tf
+
+    monkeypatch.delenv("ZOO_DATA_DIR", raising=False)
+    float_result = export("lenet5", "tflite", tmp_path / "f.tflite")
+    result = export("lenet5", "tflite", tmp_path / "d.tflite", quantize="dynamic")
+    assert "calibration" not in result.metrics and result.tolerance is None
+    assert result.metrics["top1_agreement_on_samples"] >= 0.9
+    assert result.size_bytes < 0.4 * float_result.size_bytes
+    tensors = tf.lite.Interpreter(model_path=str(tmp_path / "d.tflite")).get_tensor_details()
+    kernels = [t for t in tensors if len(t["shape"]) >= 2 and t["dtype"] == np.int8]
+    assert kernels, "no int8 weights"
+    activations = [t for t in tensors if t["name"].endswith("Tanh")]
+    assert activations and all(t["dtype"] == np.float32 for t in activations), "activations stay float"
 
 
 def test_export_cli_json(tmp_path):

@@ -4,8 +4,9 @@ Each cell runs ``zoo.export.export`` (the code behind ``zoo export``), then load
 exported file in its own runtime (TensorFlow for SavedModel, the TFLite interpreter,
 ONNX Runtime) and times one batch of 1 and of 64 next to Keras' ``predict_on_batch``
 on the same inputs, in the same run. Float exports report the max |diff| against
-Keras on the export's check inputs; int8 exports report the top-1 agreement with
-Keras on a test split and, where that split is the weights' own, the accuracy change.
+Keras on the export's check inputs; int8 and dynamic-range exports report the top-1
+agreement with Keras on a test split and, where that split is the weights' own, the
+accuracy change.
 
 Results are kept in ``docs/exports.json`` (a rerun measures only missing cells;
 ``--redo`` measures again); ``--readme`` writes the table into README.md.
@@ -31,7 +32,15 @@ from tools._results import best_time, load_cells, save_cell, write_section  # no
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "docs" / "exports.json"
 START, END = "<!-- exports:start -->", "<!-- exports:end -->"
-IMAGE_FORMATS = ("savedmodel", "onnx", "openvino", "tflite", "tflite-float16", "tflite-int8")
+IMAGE_FORMATS = (
+    "savedmodel",
+    "onnx",
+    "openvino",
+    "tflite",
+    "tflite-float16",
+    "tflite-int8",
+    "tflite-dynamic",
+)
 TEXT_FORMATS = ("savedmodel", "onnx")
 #: Packaged entries, in table order; the int8 comparison data where it is not the weights' own.
 ENTRIES = {
@@ -162,7 +171,13 @@ def run_cell(name: str, fmt: str, work: Path) -> dict:
     data = ENTRIES.get(name)
     try:
         result = export(
-            name, base, out, quantize=quantize or None, evaluate=quantize == "int8", data=data, overwrite=True
+            name,
+            base,
+            out,
+            quantize=quantize or None,
+            evaluate=quantize in ("int8", "dynamic"),
+            data=data,
+            overwrite=True,
         )
     except ZooError as exc:
         return {"status": "not available", "reason": str(exc).split(";")[0][:120]}
@@ -215,7 +230,7 @@ def _size(n: int) -> str:
 
 def table(results: dict) -> str:
     lines = [
-        "| entry | format | status | size | max abs diff | int8: agreement, accuracy change "
+        "| entry | format | status | size | max abs diff | int8, dynamic: agreement, accuracy change "
         "| batch 1: Keras / export ms | batch 64: Keras / export ms |",
         "|---|---|---|---|---|---|---|---|",
     ]

@@ -42,7 +42,9 @@ from zoo.errors import InputError, ZooError
 FORMATS = ("savedmodel", "tflite", "onnx", "openvino")
 #: Train images that calibrate an int8 TFLite export.
 CALIBRATION_IMAGES = 200
-QUANTIZE = (None, "float16", "int8")
+QUANTIZE = (None, "float16", "int8", "dynamic")
+#: Largest max |diff| against Keras per quantisation; ``None``: compared through top-1 agreement.
+TOLERANCE: dict[str | None, float | None] = {None: 1e-4, "float16": 5e-2, "int8": None, "dynamic": None}
 #: Formats a text classifier exports to.
 TEXT_FORMATS = ("savedmodel", "onnx")
 #: Largest max |diff| on logits that a float text export may show against Keras.
@@ -73,7 +75,7 @@ class ExportResult:
     quantize: str | None
     preprocessing: bool
     max_abs_diff: float
-    tolerance: float | None  # None for int8: its outputs are compared through top-1 agreement
+    tolerance: float | None  # None for int8 and dynamic: compared through top-1 agreement
     size_bytes: int
     metrics: dict[str, Any] = field(default_factory=dict)
     inputs: tuple[str, ...] = ()  # text: the int32 token-id inputs of the exported model
@@ -158,6 +160,8 @@ def _tflite_bytes(saved_dir: Path, quantize: str | None, calibration: Any) -> by
     elif quantize == "int8":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.representative_dataset = lambda: ([x[None]] for x in calibration)
+    elif quantize == "dynamic":  # int8 weights; activations quantised per batch when run
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
     return converter.convert()
 
 
@@ -352,7 +356,7 @@ def _check_export_args(fmt: str, quantize: str | None) -> None:
     if fmt not in FORMATS:
         raise InputError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     if quantize not in QUANTIZE:
-        raise InputError(f"quantize must be float16 or int8, got {quantize!r}")
+        raise InputError(f"quantize must be float16, int8 or dynamic, got {quantize!r}")
     if quantize and fmt != "tflite":
         raise InputError("quantisation is only available for --format tflite")
     if fmt in ("onnx", "openvino"):
@@ -489,7 +493,7 @@ def _export_result(
     import numpy as np
 
     diff = float(np.max(np.abs(np.asarray(got, np.float32) - expected)))
-    tolerance = {None: 1e-4, "float16": 5e-2, "int8": None}[quantize]
+    tolerance = TOLERANCE[quantize]
     size = _size_bytes(out)
     result = ExportResult(str(out), fmt, quantize, preprocessing, diff, tolerance, size)
     if quantize:
@@ -522,8 +526,10 @@ def export(
         name: Weights or architecture name, or a fine-tuned model folder.
         fmt: ``"savedmodel"``, ``"tflite"`` or ``"onnx"``.
         out: Output folder (SavedModel) or file.
-        quantize: TFLite only: ``"float16"`` or ``"int8"`` (post-training, int8 calibrated
-            on 200 images of the entry dataset's train split).
+        quantize: TFLite only, post-training: ``"float16"`` (float16 weights), ``"int8"``
+            (int8 weights and activations, calibrated on 200 images of the entry dataset's
+            train split) or ``"dynamic"`` (int8 weights, activations quantised per batch
+            when run: no calibration).
         preprocessing: Images: bake the entry's input transform in (inputs become raw uint8
             images). Text exports always take token ids (the result says ``False``).
         samples: Number of (fixed, random) images of the input size the check runs on: it
@@ -710,7 +716,7 @@ def _check(got: Any, expected: Any, quantize: str | None, fmt: str) -> None:
     import numpy as np
 
     diff = float(np.max(np.abs(np.asarray(got, np.float32) - expected)))
-    tolerance = {None: 1e-4, "float16": 5e-2, "int8": None}[quantize]
+    tolerance = TOLERANCE[quantize]
     if tolerance is not None and diff > tolerance:
         raise ExportError(
             f"exported {fmt} model differs from Keras by {diff:.3g} (> {tolerance:g}); nothing was written"

@@ -18,7 +18,12 @@ from zoo.cli._app import cli, echo_json, human_size
     type=click.Path(),
     help="Output folder (savedmodel), file (tflite, onnx) or X.xml (openvino, with X.bin beside it).",
 )
-@click.option("--quantize", type=click.Choice(["float16", "int8"]), help="TFLite post-training quantisation.")
+@click.option(
+    "--quantize",
+    type=click.Choice(["float16", "int8", "dynamic"]),
+    help="TFLite post-training quantisation: float16 weights; int8 weights and activations (calibrated "
+    "on --data); dynamic: int8 weights, activations quantised per batch when run (no calibration).",
+)
 @click.option(
     "--no-preprocessing",
     is_flag=True,
@@ -66,6 +71,7 @@ def export_cmd(
       zoo export lenet5 --format tflite --quantize int8 --evaluate --out lenet5-int8.tflite
       zoo export lenet5 --format savedmodel --out ./lenet5-savedmodel
       zoo export efficientnet_lite0 --format tflite --quantize int8 --data cifar10 --evaluate --out e.tflite
+      zoo export efficientnet_lite0 --format tflite --quantize dynamic --out e-dynamic.tflite
       zoo export minilm_l6.mr --format onnx --out minilm-mr.onnx
       zoo export ./my-finetuned-lstm --format savedmodel --out ./lstm-savedmodel
     """

@@ -117,6 +117,7 @@ def test_int8_calibrates_and_compares_on_other_data(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["lenet-int8.tflite"], "the record is inside"
     record = tflite_record(out)
     assert record["weights"] == "lenet5.mnist" and record["input_contract"]["shape"] == ["batch", 28, 28, 1]
+    assert record["quantize"] == "int8" and record["calibration"] == "200 fashion_mnist train images"
 
 
 @pytest.mark.slow
@@ -150,6 +151,10 @@ def test_dynamic_quantisation_stores_int8_weights_without_calibration(tmp_path, 
     assert kernels, "no int8 weights"
     activations = [t for t in tensors if t["name"].endswith("Tanh")]
     assert activations and all(t["dtype"] == np.float32 for t in activations), "activations stay float"
+    from zoo.export import tflite_record
+
+    assert tflite_record(tmp_path / "d.tflite")["quantize"] == "dynamic"
+    assert tflite_record(tmp_path / "f.tflite")["quantize"] is None
 
 
 def test_export_cli_json(tmp_path):

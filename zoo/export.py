@@ -615,7 +615,7 @@ def _export_image(
             saved,
             fmt,
             _Owner(out, command, inputs, overwrite),
-            {**record, **extra} if fmt == "tflite" else record,
+            {**record, "quantize": quantize, **extra} if fmt == "tflite" else record,
             run=lambda fmt, artifact: _run_export(fmt, artifact, feed),
             check=lambda got: _check(got, expected, quantize, fmt),
             annotate={"dims": ("batch",), "kind": "an image classifier on uint8 images"},

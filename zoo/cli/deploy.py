@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from zoo.cli._app import cli, echo_json, human_size
+from zoo.export import QUANTIZE
 
 
 @cli.command("export")
@@ -20,7 +21,7 @@ from zoo.cli._app import cli, echo_json, human_size
 )
 @click.option(
     "--quantize",
-    type=click.Choice(["float16", "int8", "dynamic"]),
+    type=click.Choice([q for q in QUANTIZE if q]),
     help="TFLite post-training quantisation: float16 weights; int8 weights and activations (calibrated "
     "on --data); dynamic: int8 weights, activations quantised per batch when run (no calibration).",
 )

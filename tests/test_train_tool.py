@@ -91,6 +91,24 @@ def test_float16_storage_halves_the_file_and_loads_into_float32(tmp_path):
         np.testing.assert_allclose(got, want.astype(np.float16).astype(np.float32), rtol=0, atol=0)
 
 
+def test_resume_follows_the_checkpoint_epoch_and_mends_or_refuses_its_log(tmp_path):
+    tool = _train_tool()
+    log, backup = tmp_path / "log.csv", tmp_path / "backup"
+    backup.mkdir()
+    rows = "epoch,loss\r\n0,1.0\r\n1,0.9\r\n2,0.8\r\n"
+    log.write_bytes(rows.encode())
+    assert tool.align_log(log, tmp_path / "none") == 3  # no checkpoint: the log counts
+    # Killed after the log row of epoch 2 but before its backup: the row goes, epoch 2 runs again.
+    (backup / "training_metadata.json").write_text('{"epoch": 2, "batch": 0}')
+    assert tool.align_log(log, backup) == 2
+    assert log.read_bytes() == b"epoch,loss\r\n0,1.0\r\n1,0.9\r\n"
+    # A log that lost rows would give the next epoch the wrong data order: refused, left as it is.
+    (backup / "training_metadata.json").write_text('{"epoch": 5, "batch": 0}')
+    with pytest.raises(SystemExit, match="lost rows"):
+        tool.align_log(log, backup)
+    assert log.read_bytes() == b"epoch,loss\r\n0,1.0\r\n1,0.9\r\n"
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not (DATA_DIR / "mnist").is_dir(), reason=f"MNIST not found under {DATA_DIR}")
 def test_mixed_bfloat16_recipe_packages_float16_weights_measured_in_float32(monkeypatch, tmp_path, capsys):

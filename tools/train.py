@@ -333,7 +333,7 @@ def train_model(model, recipe: dict, name: str, run_dir: Path, data_dir: str | N
             f"{run_dir / 'backup'} to start again"
         )
     settings.write_text(current)
-    done_epochs = len(read_log(log).get("loss", [])) if log.exists() else 0
+    done_epochs = align_log(log, run_dir / "backup")
     train = build_dataset(recipe, "train", train=True, data_dir=data_dir, initial_epoch=done_epochs)
     kind = recipe.get("kind", "classifier")
     if kind == "charlm":
@@ -362,6 +362,32 @@ def train_model(model, recipe: dict, name: str, run_dir: Path, data_dir: str | N
     history = read_log(log)
     plot_history(history, run_dir / "curves.png", title=name)
     (run_dir / "history.json").write_text(json.dumps(history))
+
+
+def align_log(log: Path, backup: Path) -> int:
+    """The number of epochs a resumed run has done, with its log cut back to them.
+
+    The backup's epoch counter decides: the data order of the next epoch follows it. Keras
+    writes the log row of an epoch before the backup, so an interruption between the two leaves
+    one row of an epoch that will run again; it is removed. A log with fewer rows than the
+    backup has epochs (one replaced while the run wrote to it) cannot be mended here.
+    """
+    lines = log.read_bytes().splitlines(keepends=True) if log.exists() else []
+    logged = max(len(lines) - 1, 0)  # less the header
+    meta = backup / "training_metadata.json"
+    if not meta.exists():
+        return logged
+    done = int(json.loads(meta.read_text())["epoch"])
+    if logged < done:
+        raise SystemExit(
+            f"{log} has {logged} epoch rows but the checkpoint in {backup} has {done} epochs: the "
+            f"log lost rows. Restore them (e.g. from the run's console output) or delete {backup} "
+            f"to start again"
+        )
+    if logged > done:
+        with atomic_path(log) as tmp:
+            tmp.write_bytes(b"".join(lines[: done + 1]))
+    return done
 
 
 def read_log(path: Path) -> dict[str, list[float]]:

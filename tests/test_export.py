@@ -95,6 +95,33 @@ def test_efficientnet_onnx_names_the_sample_photos(tmp_path):
     assert top1 == ["palace", "daisy"]
 
 
+def test_int8_activation_ranges_leave_out_the_calibration_outliers(tmp_path):
+    """Each int8 activation range is TFLite's min/max range or narrower, and the quantiles narrow some."""
+    import tensorflow as tf
+
+    from zoo.export import _sample_images, _tflite_bytes
+
+    saved = tmp_path / "lenet"
+    export("lenet5", "savedmodel", saved)
+    calibration = _sample_images((28, 28, 1), 40)
+    plain = tf.lite.TFLiteConverter.from_saved_model(str(saved))
+    plain.optimizations = [tf.lite.Optimize.DEFAULT]
+    plain.representative_dataset = lambda: ([x[None]] for x in calibration)
+
+    def scales(blob):
+        details = tf.lite.Interpreter(model_content=blob).get_tensor_details()
+        return {
+            d["name"]: float(d["quantization_parameters"]["scales"][0])
+            for d in details
+            if d["dtype"] == np.int8 and len(d["quantization_parameters"]["scales"]) == 1
+        }
+
+    before, after = scales(plain.convert()), scales(_tflite_bytes(saved, "int8", calibration))
+    assert before.keys() == after.keys() and len(before) >= 5
+    assert all(after[k] <= before[k] * (1 + 1e-6) for k in before), (before, after)
+    assert sum(after[k] < 0.99 * before[k] for k in before) >= 3, (before, after)
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not (DATA_DIR / "fashion-mnist").is_dir(), reason=f"no Fashion-MNIST under {DATA_DIR}")
 def test_int8_calibrates_and_compares_on_other_data(tmp_path):
@@ -118,6 +145,7 @@ def test_int8_calibrates_and_compares_on_other_data(tmp_path):
     record = tflite_record(out)
     assert record["weights"] == "lenet5.mnist" and record["input_contract"]["shape"] == ["batch", 28, 28, 1]
     assert record["quantize"] == "int8" and record["calibration"] == "200 fashion_mnist train images"
+    assert record["activation_ranges"] == "calibration quantiles 0.0001 to 0.9999"
 
 
 @pytest.mark.slow

@@ -99,6 +99,30 @@ def test_commands_keep_tensorflow_start_up_lines_off_the_terminal(tmp_path):
     assert not noise, noise
 
 
+def test_json_output_is_all_that_reaches_stdout():
+    """What a library prints during a --json command (a dataset builder's progress line) goes to stderr."""
+    import json
+
+    import click
+
+    from zoo.cli._app import ZooGroup, echo_json
+
+    group = ZooGroup()
+
+    @group.command("noisy")
+    @click.option("--json", "as_json", is_flag=True)
+    def noisy(as_json: bool) -> None:
+        print("Downloading and preparing dataset ...")
+        if as_json:
+            echo_json({"ok": 1})
+
+    result = CliRunner().invoke(group, ["noisy", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == {"ok": 1} and "Downloading" in result.stderr
+    plain = CliRunner().invoke(group, ["noisy"])
+    assert "Downloading" in plain.stdout  # without --json, stdout is left alone
+
+
 def test_predict_takes_folders_and_globs_reports_bad_files_and_resizes(tmp_path):
     import json
 

@@ -7,6 +7,8 @@ models, so ``zoo list``, ``zoo info`` and ``zoo --help`` stay fast.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import json
 import os
 import sys
@@ -18,9 +20,33 @@ import click
 from zoo.backend import keras_backend
 from zoo.errors import ZooError
 
+#: Where :func:`echo_json` writes while a ``--json`` command runs (stdout itself then goes to stderr).
+_JSON_STDOUT: contextvars.ContextVar[Any] = contextvars.ContextVar("zoo_json_stdout", default=None)
+
+
+class ZooCommand(click.Command):
+    """A command whose ``--json`` output is all that reaches stdout.
+
+    While a command given ``--json`` runs, what libraries print to stdout (a dataset
+    builder's progress line, for one) goes to stderr, so the JSON can be piped as it is.
+    """
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """Run the command, with stdout kept for its JSON when ``--json`` was given."""
+        if not ctx.params.get("as_json"):
+            return super().invoke(ctx)
+        token = _JSON_STDOUT.set(sys.stdout)
+        try:
+            with contextlib.redirect_stdout(sys.stderr):
+                return super().invoke(ctx)
+        finally:
+            _JSON_STDOUT.reset(token)
+
 
 class ZooGroup(click.Group):
     """A click group that turns library errors into one clear line and exit status 1."""
+
+    command_class = ZooCommand
 
     def invoke(self, ctx: click.Context) -> Any:
         """Run the command, reporting :class:`ZooError` without a traceback."""
@@ -50,7 +76,8 @@ def runtime_option(note: str = "") -> Callable[[Callable[..., Any]], Callable[..
 
 
 def echo_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
+    """Print ``data`` as JSON on stdout (the real one, inside a ``--json`` command)."""
+    click.echo(json.dumps(data, indent=2, sort_keys=True, default=str), file=_JSON_STDOUT.get())
 
 
 def table(rows: list[list[str]], headers: list[str]) -> str:

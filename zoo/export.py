@@ -583,8 +583,9 @@ def export(
         out: Output folder (SavedModel) or file.
         quantize: TFLite only, post-training: ``"float16"`` (float16 weights), ``"int8"``
             (int8 weights and activations, calibrated on 200 images of the entry dataset's
-            train split) or ``"dynamic"`` (int8 weights, activations quantised per batch
-            when run: no calibration).
+            train split, each activation range cut to the calibration values' quantiles
+            :data:`CLIP_QUANTILE` and ``1 - CLIP_QUANTILE``) or ``"dynamic"`` (int8 weights,
+            activations quantised per batch when run: no calibration).
         preprocessing: Images: bake the entry's input transform in (inputs become raw uint8
             images). Text exports always take token ids (the result says ``False``).
         samples: Number of (fixed, random) images of the input size the check runs on: it

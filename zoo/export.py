@@ -173,8 +173,7 @@ def _int8_clipped(converter: Any, calibration: Any) -> bytes:
     """Full-integer TFLite bytes whose activation ranges leave out the calibration's outliers.
 
     TFLite's calibrator gives each tensor the min and max it saw, and a handful of outlying
-    values can stretch that range several times over (EfficientNet-Lite0's residual sums
-    reach +-47 on CIFAR-10 photos, where 99.99% of their values lie within +-12), coarsening
+    values can stretch that range several times over (residual sums, for one), coarsening
     the int8 step for every other value. Here TFLite calibrates only; each range is then cut
     to the calibration values' :data:`CLIP_QUANTILE` and ``1 - CLIP_QUANTILE`` quantiles
     (values beyond saturate) and TFLite's own quantiser finishes the model.

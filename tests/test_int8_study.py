@@ -1,0 +1,36 @@
+"""tools/int8_study.py end to end on LeNet-5 and real MNIST images."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from tests.helpers import DATA_DIR
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (DATA_DIR / "mnist").is_dir(), reason=f"no MNIST under {DATA_DIR}")
+def test_int8_study_compares_both_ranges_and_int16_with_keras():
+    args = ["--entry", "lenet5.mnist", "--data", "mnist", "--images", "200", "--int16", "100"]
+    env = {**os.environ, "ZOO_DATA_DIR": str(DATA_DIR)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "tools.int8_study", *args], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = proc.stdout
+    assert "calibration: 200 mnist train images" in out
+    agreement = dict(re.findall(r"^(.+?): top-1 agreement ([\d.]+)% of", out, re.M))
+    assert set(agreement) == {
+        "int8, TFLite min/max ranges",
+        "int8, zoo quantile ranges",
+        next(k for k in agreement if k.startswith("int16 activations")),
+    }
+    assert all(float(v) >= 95 for v in agreement.values()), out  # LeNet-5 on MNIST: confident logits
+    latency = r"^batch (1|64) latency: min/max ranges [\d.]+ ms, quantile ranges [\d.]+ ms$"
+    assert re.findall(latency, out, re.M) == ["1", "64"]

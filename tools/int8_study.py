@@ -1,0 +1,150 @@
+"""Study: how far an int8 TFLite image classifier moves from Keras, and what its activation ranges change.
+
+On the first ``--images`` test images of ``--data`` (shaped as the export shapes them), it measures:
+
+- the float Keras model's gap between its two largest logits (small gaps flip at the slightest noise);
+- top-1 agreement with Keras and the logit error (standard deviation) of the int8 model with
+  TFLite's own min/max activation ranges, with the quantile ranges ``zoo export`` uses, and with
+  TFLite's int16 activations and int8 weights (``--int16``; slow reference kernels);
+- the latency of the two int8 models side by side at batch 1 and 64 (best of several calls).
+
+Usage:
+    ZOO_DATA_DIR=../shared/data python -m tools.int8_study [--entry efficientnet_lite0.in1k] \\
+        [--data cifar10] [--images 1000] [--int16 500]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+from tools._results import best_time  # noqa: E402  (after the log level)
+
+
+def converter(saved: Path, calibration, int16: bool = False):
+    """TFLite's full-integer converter of ``saved`` with its own (min/max) calibration."""
+    import tensorflow as tf
+
+    conv = tf.lite.TFLiteConverter.from_saved_model(str(saved))
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.representative_dataset = lambda: ([x[None]] for x in calibration)
+    if int16:  # ops without a 16x8 kernel (the uint8 input's cast) stay float
+        conv.target_spec.supported_ops = [
+            tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8,
+            tf.lite.OpsSet.TFLITE_BUILTINS,
+        ]
+    return conv
+
+
+def run_batches(blob: bytes, batches: list) -> object:
+    """The TFLite model's outputs on each batch, concatenated (float32)."""
+    import numpy as np
+    import tensorflow as tf
+
+    interp = tf.lite.Interpreter(model_content=blob)
+    given, out = interp.get_input_details()[0], interp.get_output_details()[0]
+    outputs = []
+    for images in batches:
+        interp.resize_tensor_input(given["index"], list(images.shape))
+        interp.allocate_tensors()
+        interp.set_tensor(given["index"], images.astype(given["dtype"]))
+        interp.invoke()
+        outputs.append(interp.get_tensor(out["index"]).astype(np.float32))
+    return np.concatenate(outputs)
+
+
+def latency_ms(blob: bytes, images, batch: int) -> float:
+    import tensorflow as tf
+
+    interp = tf.lite.Interpreter(model_content=blob)
+    given = interp.get_input_details()[0]
+    interp.resize_tensor_input(given["index"], [batch, *images.shape[1:]])
+    interp.allocate_tensors()
+
+    def call():
+        interp.set_tensor(given["index"], images[:batch].astype(given["dtype"]))
+        interp.invoke()
+
+    return 1000 * best_time(call, 10, warmup=True)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--entry", default="efficientnet_lite0.in1k", help="an image classifier's weights")
+    parser.add_argument("--data", default="cifar10", help="dataset whose test split is compared on")
+    parser.add_argument("--images", type=int, default=1000, help="test images compared")
+    parser.add_argument(
+        "--int16", type=int, default=500, help="of those, images for int16 activations (0: skip)"
+    )
+    args = parser.parse_args()
+    warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated")
+
+    import numpy as np
+
+    import zoo
+    import zoo.data
+    from zoo import api
+    from zoo.export import (
+        CALIBRATION_IMAGES,
+        _calibration_inputs,
+        _image_contract,
+        _tflite_bytes,
+        _write_savedmodel,
+    )
+    from zoo.preprocessing import geometry_transform
+    from zoo.tasks.inference import predict_fn
+
+    entry = zoo.weights_entry(args.entry)
+    model = api.load(entry.name)
+    baked, shape = _image_contract(entry)
+    calibration, source = _calibration_inputs(entry, shape, baked, True, args.data, None)
+    geometry = geometry_transform(dict(entry.preprocessing), shape[:2])
+    transform, forward = zoo.data.image_transform(baked), predict_fn(model)
+    batches, keras_logits = [], []
+    test = zoo.data.load(args.data, "test", batch_size=100, as_supervised=True)
+    for raw, _ in test.take(args.images // 100):
+        images = np.asarray(geometry(raw))
+        batches.append(images)
+        keras_logits.append(np.asarray(forward(np.asarray(transform(images)))))
+    want = np.concatenate(keras_logits)
+    top2 = np.sort(want, axis=-1)[:, -2:]
+    gap = top2[:, 1] - top2[:, 0]
+    print(f"{entry.name} on the first {len(want)} {args.data} test images; calibration: {source}")
+    print(
+        "Keras top-1 vs top-2 logit gap: 5/10/25/50% quantiles "
+        f"{np.quantile(gap, [0.05, 0.1, 0.25, 0.5]).round(3)}; under 0.1 for "
+        f"{100 * np.mean(gap < 0.1):.1f}%, under 0.3 for {100 * np.mean(gap < 0.3):.1f}% of images"
+    )
+
+    def report(label: str, got, n: int) -> None:
+        agree = 100 * np.mean(got.argmax(-1) == want[:n].argmax(-1))
+        print(f"{label}: top-1 agreement {agree:.2f}% of {n}, logit error std {np.std(got - want[:n]):.3f}")
+
+    with tempfile.TemporaryDirectory(prefix="zoo-int8-study-") as tmp:
+        saved = Path(tmp) / "saved_model"
+        _write_savedmodel(model, baked, shape, saved)
+        minmax = converter(saved, calibration).convert()
+        quantile = _tflite_bytes(saved, "int8", calibration)
+        report("int8, TFLite min/max ranges", run_batches(minmax, batches), len(want))
+        report("int8, zoo quantile ranges", run_batches(quantile, batches), len(want))
+        if args.int16:
+            n = min(args.int16, len(want)) // 100
+            start = time.perf_counter()
+            got = run_batches(converter(saved, calibration, int16=True).convert(), batches[:n])
+            seconds = (time.perf_counter() - start) / (100 * n)
+            report(f"int16 activations, int8 weights ({seconds:.2f} s per image)", got, 100 * n)
+        sample = np.concatenate(batches)[:64]
+        for batch in (1, 64):
+            a, b = latency_ms(minmax, sample, batch), latency_ms(quantile, sample, batch)
+            print(f"batch {batch} latency: min/max ranges {a:.2f} ms, quantile ranges {b:.2f} ms")
+    print(f"({CALIBRATION_IMAGES} calibration images)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -17,7 +17,18 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 @pytest.mark.slow
 @pytest.mark.skipif(not (DATA_DIR / "mnist").is_dir(), reason=f"no MNIST under {DATA_DIR}")
 def test_int8_study_compares_both_ranges_and_int16_with_keras():
-    args = ["--entry", "lenet5.mnist", "--data", "mnist", "--images", "200", "--int16", "100"]
+    args = [
+        "--entry",
+        "lenet5.mnist",
+        "--data",
+        "mnist",
+        "--images",
+        "200",
+        "--int16",
+        "100",
+        "--float-ops",
+        "FULLY_CONNECTED",
+    ]
     env = {**os.environ, "ZOO_DATA_DIR": str(DATA_DIR)}
     proc = subprocess.run(
         [sys.executable, "-m", "tools.int8_study", *args], cwd=ROOT, env=env, capture_output=True, text=True
@@ -26,11 +37,16 @@ def test_int8_study_compares_both_ranges_and_int16_with_keras():
     out = proc.stdout
     assert "calibration: 200 mnist train images" in out
     agreement = dict(re.findall(r"^(.+?): top-1 agreement ([\d.]+)% of", out, re.M))
+    kept_float = [
+        k for k in agreement if re.fullmatch(r"int8 quantile ranges, the [1-9]\d* FULLY_CONNECTED .*", k)
+    ]
     assert set(agreement) == {
         "int8, TFLite min/max ranges",
         "int8, zoo quantile ranges",
         next(k for k in agreement if k.startswith("int16 activations")),
+        *kept_float,
     }
+    assert len(kept_float) == 1, out
     assert all(float(v) >= 95 for v in agreement.values()), out  # LeNet-5 on MNIST: confident logits
     latency = r"^batch (1|64) latency: min/max ranges [\d.]+ ms, quantile ranges [\d.]+ ms$"
     assert re.findall(latency, out, re.M) == ["1", "64"]

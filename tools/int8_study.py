@@ -10,7 +10,7 @@ On the first ``--images`` test images of ``--data`` (shaped as the export shapes
 
 Usage:
     ZOO_DATA_DIR=../shared/data python -m tools.int8_study [--entry efficientnet_lite0.in1k] \\
-        [--data cifar10] [--images 1000] [--int16 500]
+        [--data cifar10] [--images 1000] [--int16 500] [--float-ops DEPTHWISE_CONV_2D,FULLY_CONNECTED]
 """
 
 from __future__ import annotations
@@ -39,6 +39,21 @@ def converter(saved: Path, calibration, int16: bool = False):
             tf.lite.OpsSet.TFLITE_BUILTINS,
         ]
     return conv
+
+
+def op_outputs(blob: bytes) -> dict[str, list[str]]:
+    """Output tensor names of the TFLite model's operators, by operator kind (``CONV_2D``, ...)."""
+    from tensorflow.lite.python import schema_py_generated as schema
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    kinds = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+    model = flatbuffer_utils.read_model_from_bytearray(bytearray(blob))
+    graph, names = model.subgraphs[0], {}
+    for op in graph.operators:
+        code = model.operatorCodes[op.opcodeIndex]
+        kind = kinds.get(max(code.builtinCode, code.deprecatedBuiltinCode), "?")
+        names.setdefault(kind, []).append(graph.tensors[op.outputs[0]].name.decode())
+    return names
 
 
 def run_batches(blob: bytes, batches: list) -> object:
@@ -81,6 +96,11 @@ def main() -> int:
     parser.add_argument(
         "--int16", type=int, default=500, help="of those, images for int16 activations (0: skip)"
     )
+    parser.add_argument(
+        "--float-ops",
+        default="DEPTHWISE_CONV_2D,FULLY_CONNECTED,CONV_2D",
+        help="comma-separated TFLite operator kinds, each tried left in float ('' : skip)",
+    )
     args = parser.parse_args()
     warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated")
 
@@ -93,6 +113,7 @@ def main() -> int:
         CALIBRATION_IMAGES,
         _calibration_inputs,
         _image_contract,
+        _int8_calibrated,
         _tflite_bytes,
         _write_savedmodel,
     )
@@ -132,6 +153,18 @@ def main() -> int:
         quantile = _tflite_bytes(saved, "int8", calibration)
         report("int8, TFLite min/max ranges", run_batches(minmax, batches), len(want))
         report("int8, zoo quantile ranges", run_batches(quantile, batches), len(want))
+        if args.float_ops:
+            from tensorflow.lite.python import convert
+
+            calibrated = _int8_calibrated(converter(saved, calibration), calibration)
+            outputs = op_outputs(calibrated)
+            for kind in args.float_ops.split(","):
+                names = outputs.get(kind, [])
+                blob = convert.mlir_quantize(calibrated, denylisted_nodes=names)
+                label = (
+                    f"int8 quantile ranges, the {len(names)} {kind} ops in float ({len(blob) / 1e6:.1f} MB)"
+                )
+                report(label, run_batches(blob, batches), len(want))
         if args.int16:
             n = min(args.int16, len(want)) // 100
             start = time.perf_counter()

@@ -170,20 +170,26 @@ def _tflite_bytes(saved_dir: Path, quantize: str | None, calibration: Any) -> by
 
 
 def _int8_clipped(converter: Any, calibration: Any) -> bytes:
-    """Full-integer TFLite bytes whose activation ranges leave out the calibration's outliers.
+    """Full-integer TFLite bytes whose activation ranges leave out the calibration's outliers."""
+    from tensorflow.lite.python import convert
+
+    return convert.mlir_quantize(_int8_calibrated(converter, calibration))
+
+
+def _int8_calibrated(converter: Any, calibration: Any) -> bytes:
+    """TFLite's calibrated float model, its activation ranges cut to the calibration quantiles.
 
     TFLite's calibrator gives each tensor the min and max it saw, and a handful of outlying
     values can stretch that range several times over (residual sums, for one), coarsening
     the int8 step for every other value. Here TFLite calibrates only; each range is then cut
     to the calibration values' :data:`CLIP_QUANTILE` and ``1 - CLIP_QUANTILE`` quantiles
-    (values beyond saturate) and TFLite's own quantiser finishes the model.
+    (values beyond saturate); TFLite's own quantiser (``mlir_quantize``) finishes the model.
 
     Uses TFLite's calibrate-only conversion and ``mlir_quantize``, which are not public API
     (``tensorflow.lite.python``): a TensorFlow without them fails the export's tests.
     """
     import numpy as np
     import tensorflow as tf
-    from tensorflow.lite.python import convert
     from tensorflow.lite.tools import flatbuffer_utils
 
     converter._experimental_calibrate_only = True
@@ -216,7 +222,7 @@ def _int8_clipped(converter: Any, calibration: Any) -> bytes:
         lo, hi = np.quantile(np.concatenate(samples[i]), [CLIP_QUANTILE, 1 - CLIP_QUANTILE])
         tensors[i].quantization.min = np.array([min(lo, 0.0)], np.float32)
         tensors[i].quantization.max = np.array([max(hi, 0.0)], np.float32)
-    return convert.mlir_quantize(bytes(flatbuffer_utils.convert_object_to_bytearray(model)))
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
 
 def run_tflite(model_bytes_or_path: bytes | str | os.PathLike[str], x: Any) -> Any:

@@ -213,6 +213,27 @@ def test_predict_fn_traces_once_and_xla_agrees():
     assert xla.experimental_get_tracing_count() == 1
 
 
+def test_predict_fn_is_made_once_per_model_casts_inputs_and_lets_the_model_go():
+    import gc
+    import weakref
+
+    from zoo.tasks import inference
+
+    model = zoo.load("lenet5")
+    fn = inference.predict_fn(model)
+    assert inference.predict_fn(model) is fn and inference.predict_fn(model, jit_compile=True) is not fn
+    images = np.random.default_rng(0).integers(0, 256, (4, 32, 32, 1)).astype(np.uint8)
+    want = model.predict_on_batch(images.astype(np.float32))
+    np.testing.assert_allclose(np.asarray(fn(images)), want, atol=1e-5)  # uint8 in, as Keras takes it
+    assert fn.experimental_get_tracing_count() == 1
+    gone, keys = weakref.ref(model), {key for key in inference._COMPILED if key[0] == id(model)}
+    assert len(keys) == 2
+    del model, fn
+    gc.collect()
+    assert gone() is None, "the compiled function must not keep its model alive"
+    assert not keys & set(inference._COMPILED)
+
+
 # --- text classifiers: SavedModel and ONNX on int32 token ids ---------------------------------------
 
 #: Texts the exports never saw during their check (zoo.export.TEXT_SAMPLES), of different lengths.

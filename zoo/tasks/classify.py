@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from zoo.errors import DataError, InputError
+from zoo.tasks.inference import predict_fn
 from zoo.weights.manifest import WeightsEntry
 
 
@@ -125,8 +126,8 @@ def predict_images(
     when the entry's preprocessing has no resize of its own. Files are decoded
     and classified ``batch_size`` at a time, so peak memory does not grow with
     the number of inputs. ``forward`` (a batch of model inputs -> the model's
-    outputs, e.g. :func:`zoo.export.onnx_forward`) replaces Keras'
-    ``model.predict_on_batch``.
+    outputs, e.g. :func:`zoo.export.onnx_forward`) replaces the model's compiled
+    forward function (:func:`zoo.tasks.inference.predict_fn`).
     """
     import numpy as np
 
@@ -134,7 +135,7 @@ def predict_images(
     if spec.get("type") != "image":
         raise InputError(f"{entry.name} does not take images")
     want = tuple(model.input_shape[1:3])
-    run = forward or model.predict_on_batch  # Keras' compiled predict step, not an eager call
+    run = forward or predict_fn(model)
     transforms: dict[tuple[int, int], Any] = {}
     labels = entry.labels
     results = []
@@ -181,9 +182,10 @@ def classification_metrics(
     """Top-1 accuracy and error (percent) of ``model`` (or ``forward``) on a batched ``(x, y)`` dataset.
 
     Args:
-        model: A Keras classifier; its ``predict_on_batch`` runs unless ``forward`` is given.
+        model: A Keras classifier; its compiled forward function
+            (:func:`zoo.tasks.inference.predict_fn`) runs unless ``forward`` is given.
         dataset: Batches of ``(inputs, integer labels)``: a ``tf.data`` dataset or an iterable.
-        forward: A batch of inputs -> logits or probabilities, in place of ``predict_on_batch``.
+        forward: A batch of inputs -> logits or probabilities, in place of the model.
         loss: ``loss(labels, outputs)``, a batch mean; when given, the result also has the
             example-weighted mean ``"loss"``.
 
@@ -192,7 +194,7 @@ def classification_metrics(
     """
     import numpy as np
 
-    run = forward or model.predict_on_batch  # Keras' compiled predict step, not an eager call
+    run = forward or predict_fn(model)
     correct = total = 0
     loss_sum = 0.0
     for x, y in getattr(dataset, "as_numpy_iterator", lambda: dataset)():  # NumPy for every backend

@@ -55,7 +55,7 @@ def evaluate_model(
         data_dir: Data directory for named datasets (overrides ``ZOO_DATA_DIR``).
         batch_size: Evaluation batch size.
         forward: Image classifiers: runs a batch of model inputs in place of
-            ``model.predict_on_batch`` (e.g. :func:`zoo.export.onnx_forward`).
+            the model's compiled forward function (e.g. :func:`zoo.export.onnx_forward`).
 
     Returns:
         Metric name -> value (for character language models, whose preprocessing

@@ -27,8 +27,8 @@ def predict(
         inputs: Image file paths for an image classifier; texts for a text classifier.
             An image that cannot be read comes back with ``error`` set.
         top_k: How many labels per input.
-        forward: Image classifiers: runs a batch of model inputs in place of Keras'
-            ``predict_on_batch`` (e.g. :func:`zoo.export.onnx_forward`).
+        forward: Image classifiers: runs a batch of model inputs in place of the model's
+            compiled forward function (e.g. :func:`zoo.export.onnx_forward`).
 
     Returns:
         One :class:`Prediction` per input, in order.

@@ -16,6 +16,7 @@ import numpy as np
 
 from zoo.errors import InputError, check_finite_history
 from zoo.fileio import TMP_TAG, atomic_path, sha256_bytes, write_json
+from zoo.tasks.inference import predict_fn
 from zoo.train.distribute import fit_ready
 
 
@@ -173,7 +174,7 @@ def extract_features(
         cache_dir: Cache folder (default :func:`feature_cache_dir`).
         use_cache: ``False`` always recomputes and does not write the cache.
         forward: Computes the features of a batch in place of the Keras extractor's
-            ``predict_on_batch`` (e.g. ``zoo.export.onnx_forward(name, features=True)``,
+            compiled forward function (e.g. ``zoo.export.onnx_forward(name, features=True)``,
             the same layers); the cache does not depend on it.
 
     Returns:
@@ -192,7 +193,7 @@ def extract_features(
     cached = _read_feature_cache(path) if use_cache else None
     if cached is not None:
         return cached
-    feats = _run_extractor(forward or extractor.predict_on_batch, dataset, inputs, data_digest)
+    feats = _run_extractor(forward or predict_fn(extractor), dataset, inputs, data_digest)
     all_labels = np.concatenate(labels) if labels else None
     if use_cache:
         _write_feature_cache(path, feats, all_labels)
@@ -241,7 +242,7 @@ def _run_extractor(run: Callable[[Any], Any], dataset: Any, inputs: list[Any], d
     for x, y in _batches(dataset) if reiterable else ((x, None) for x in inputs):
         if reiterable:
             _update_digest(again, x, y)
-        out = run(x)  # Keras' compiled predict function (not eager calls), or another runtime
+        out = run(x)  # the compiled forward function (not eager calls), or another runtime
         out = out if isinstance(out, list | tuple) else [out]
         if not outputs:
             outputs = [[] for _ in out]
@@ -755,9 +756,9 @@ FINE_TUNE_MOMENTUM = 0.9
 
 def _features_of(backbone: Any, data: Any) -> tuple[Any, Any]:
     """The frozen backbone's features (inference mode) and the labels of every batch of ``data``."""
-    feats, labels = [], []
+    feats, labels, run = [], [], predict_fn(backbone)
     for x, y in _batches(data):
-        feats.append(np.asarray(backbone.predict_on_batch(x), dtype="float32"))
+        feats.append(np.asarray(run(x), dtype="float32"))
         labels.append(np.asarray(y))
     return np.concatenate(feats), np.concatenate(labels)
 

@@ -10,7 +10,7 @@ On the first ``--images`` test images of ``--data`` (shaped as the export shapes
 
 Usage:
     ZOO_DATA_DIR=../shared/data python -m tools.int8_study [--entry efficientnet_lite0.in1k] \\
-        [--data cifar10] [--images 1000] [--int16 500] [--float-ops DEPTHWISE_CONV_2D,FULLY_CONNECTED]
+        [--data cifar10] [--images 1000] [--int16 500] [--float-ops DEPTHWISE_CONV_2D,FULLY_CONNECTED,CONV_2D]
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ from typing import Any
 
 from zoo.backend import to_numpy
 
-_COMPILED: dict[tuple[int, str, bool], Any] = {}
+_COMPILED: dict[tuple[int, bool], Any] = {}
 
 
 def predict_fn(model: Any, *, jit_compile: bool = False) -> Any:
@@ -34,29 +34,26 @@ def predict_fn(model: Any, *, jit_compile: bool = False) -> Any:
 
     import keras
 
-    backend = keras.backend.backend()
-    key = (id(model), backend, jit_compile)
+    key = (id(model), jit_compile)  # the backend is fixed for the process
     if key not in _COMPILED:
         # The function holds the model weakly: the cache must not keep a model alive.
-        ref = weakref.ref(model)
-        make = {"jax": _jax_fn, "torch": _torch_fn}.get(backend, _tf_fn)
-        _COMPILED[key] = make(model, ref, jit_compile)
+        make = {"jax": _jax_fn, "torch": _torch_fn}.get(keras.backend.backend(), _tf_fn)
+        _COMPILED[key] = make(weakref.ref(model), jit_compile)
         weakref.finalize(model, _COMPILED.pop, key, None)
     return _COMPILED[key]
 
 
-def _tf_fn(model: Any, ref: Any, jit_compile: bool) -> Any:
+def _tf_fn(ref: Any, jit_compile: bool) -> Any:
     import keras
     import tensorflow as tf
 
-    signature = keras.tree.map_structure(lambda t: tf.TensorSpec((None, *t.shape[1:]), t.dtype), model.input)
+    signature = keras.tree.map_structure(lambda t: tf.TensorSpec((None, *t.shape[1:]), t.dtype), ref().input)
 
     @tf.function(input_signature=[signature], jit_compile=jit_compile, reduce_retracing=True)
     def traced(x: Any) -> Any:
         return ref()(x, training=False)
 
     concrete = traced.get_concrete_function()
-
     specs = keras.tree.flatten(signature)
 
     def run(x: Any) -> Any:
@@ -68,7 +65,7 @@ def _tf_fn(model: Any, ref: Any, jit_compile: bool) -> Any:
     return run
 
 
-def _jax_fn(model: Any, ref: Any, jit_compile: bool) -> Any:
+def _jax_fn(ref: Any, jit_compile: bool) -> Any:
     import jax
 
     @jax.jit
@@ -83,7 +80,7 @@ def _jax_fn(model: Any, ref: Any, jit_compile: bool) -> Any:
     return run
 
 
-def _torch_fn(model: Any, ref: Any, jit_compile: bool) -> Any:
+def _torch_fn(ref: Any, jit_compile: bool) -> Any:
     from zoo.backend import no_grad
 
     def run(x: Any) -> Any:

@@ -312,6 +312,30 @@ def test_tfds_failures_become_data_errors(no_data_dir, monkeypatch):
         zd.load("tfds:glue/sst2:validation")
 
 
+def test_a_failed_tfds_download_leaves_only_what_was_there(tmp_path, monkeypatch):
+    tfds = pytest.importorskip("tensorflow_datasets")
+    from zoo.data.tfds_source import load_tfds
+
+    def half_download(name, *, data_dir, **kwargs):
+        (Path(data_dir) / name / "3.0.1.incomplete").mkdir(parents=True)
+        (Path(data_dir) / "downloads" / "extracted").mkdir(parents=True)
+        raise ConnectionError("connection reset")
+
+    monkeypatch.setattr(tfds, "load", half_download)
+    fresh = tmp_path / "fresh"
+    with pytest.raises(DataError, match="connection reset"):
+        load_tfds(TfdsRef("mnist"), "test", data_dir=str(fresh))
+    assert not fresh.exists()
+    kept = tmp_path / "kept"
+    (kept / "cifar10").mkdir(parents=True)
+    (kept / "downloads" / "manual.tar").parent.mkdir()
+    (kept / "downloads" / "manual.tar").write_bytes(b"user data")
+    with pytest.raises(DataError, match="connection reset"):
+        load_tfds(TfdsRef("mnist"), "test", data_dir=str(kept))
+    assert sorted(p.name for p in kept.iterdir()) == ["cifar10", "downloads"]
+    assert (kept / "downloads" / "manual.tar").read_bytes() == b"user data"
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [

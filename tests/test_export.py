@@ -234,6 +234,21 @@ def test_predict_fn_is_made_once_per_model_casts_inputs_and_lets_the_model_go():
     assert not keys & set(inference._COMPILED)
 
 
+def test_predict_fn_refuses_inputs_that_do_not_match_the_model():
+    from zoo.errors import InputError
+    from zoo.tasks.inference import predict_fn
+
+    fn = predict_fn(zoo.load("lenet5"))
+    image = np.zeros((2, 32, 32, 1), np.float32)
+    with pytest.raises(InputError, match=r"takes 1 input\(s\) of shape \(None, 32, 32, 1\), got 2"):
+        fn([image, image])
+    with pytest.raises(InputError, match=r"shape \(None, 32, 32, 1\).*got \(2, 28, 28, 1\); resize"):
+        fn(np.zeros((2, 28, 28, 1), np.float32))
+    with pytest.raises(InputError, match=r"got \(32, 32, 1\)"):
+        fn(image[0])
+    assert np.asarray(fn(image)).shape == (2, 10)
+
+
 # --- text classifiers: SavedModel and ONNX on int32 token ids ---------------------------------------
 
 #: Texts the exports never saw during their check (zoo.export.TEXT_SAMPLES), of different lengths.

@@ -800,13 +800,19 @@ def test_a_bare_word_is_a_tag_even_when_such_a_file_exists(word, sandbox, record
 
 
 def test_missing_data_directory_names_zoo_data_dir(sandbox, record, monkeypatch):
+    from tensorflow_datasets.core import constants
+
     monkeypatch.delenv("ZOO_DATA_DIR", raising=False)
+    tfds_home = Path(constants.DATA_DIR)  # where tfds' fallback download goes (fixed when tfds was imported)
+    had = {path for path in (tfds_home, tfds_home / "mnist", tfds_home / "downloads") if path.exists()}
     with record.case(
         "zoo evaluate lenet5 with ZOO_DATA_DIR unset", "errors point at the fix", watch=[sandbox["work"]]
     ) as case:
         result = run_cli(["evaluate", "lenet5"])
         assert_one_line_refusal(result, contains="ZOO_DATA_DIR")
-        case.outcome = result.output.strip().splitlines()[-1][:200]
+        case.outcome = next(line for line in result.output.splitlines() if line.startswith("Error"))[:200]
+    left = {path for path in (tfds_home, tfds_home / "mnist", tfds_home / "downloads") if path.exists()}
+    assert left <= had, f"the failed fallback left {sorted(map(str, left - had))} behind"
 
 
 def test_class_folder_names_that_are_not_utf8_train(digits_folder, sandbox, record):  # noqa: F811

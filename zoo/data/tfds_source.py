@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import difflib
 import re
+import shutil
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from zoo.errors import DataError, missing_dependency
@@ -152,6 +154,7 @@ def load_tfds(
         ``(dataset, tfds.core.DatasetInfo)``.
     """
     tfds = _check_known(ref)
+    created = _new_paths(ref, data_dir)
     try:
         return tfds.load(
             ref.builder_name,
@@ -163,11 +166,28 @@ def load_tfds(
             download=download,
         )
     except Exception as err:  # tfds raises many unrelated types: report them all alike
+        _remove_new(created)
         raise DataError(
             f"tensorflow-datasets could not load {ref.builder_name!r} split {split!r} "
             f"({_first_line(err)}); check the split and config names, your network, or "
             "prepare it first with `tfds build`"
         ) from err
+
+
+def _new_paths(ref: TfdsRef, data_dir: str | None) -> list[Path]:
+    """The folders a download of ``ref`` would create that do not exist yet (outermost first)."""
+    from tensorflow_datasets.core import constants
+
+    root = Path(data_dir or constants.DATA_DIR).expanduser()
+    if not root.exists():
+        return [root]
+    return [path for path in (root / ref.name, root / "downloads") if not path.exists()]
+
+
+def _remove_new(paths: list[Path]) -> None:
+    # A failed download leaves only what tfds made for it; nothing that was there before is touched.
+    for path in paths:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def _spec_text(spec: Any) -> str:

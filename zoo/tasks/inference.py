@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from zoo.backend import to_numpy
+from zoo.errors import InputError
 
 _COMPILED: dict[tuple[int, bool], Any] = {}
 
@@ -29,6 +30,7 @@ def predict_fn(model: Any, *, jit_compile: bool = False) -> Any:
     Returns:
         A callable taking the model's inputs (NumPy or backend tensors) and
         returning its outputs as backend tensors (``numpy.asarray`` reads them).
+        It raises ``InputError`` for inputs that do not match the model's.
     """
     import weakref
 
@@ -38,12 +40,39 @@ def predict_fn(model: Any, *, jit_compile: bool = False) -> Any:
     if key not in _COMPILED:
         # The function holds the model weakly: the cache must not keep a model alive.
         make = {"jax": _jax_fn, "torch": _torch_fn}.get(keras.backend.backend(), _tf_fn)
-        _COMPILED[key] = make(weakref.ref(model), jit_compile)
+        shapes = [tuple(t.shape) for t in keras.tree.flatten(model.input)]
+        _COMPILED[key] = make(weakref.ref(model), jit_compile, shapes)
         weakref.finalize(model, _COMPILED.pop, key, None)
     return _COMPILED[key]
 
 
-def _tf_fn(ref: Any, jit_compile: bool) -> Any:
+def _leaves(x: Any, shapes: list[tuple]) -> list:
+    """Flatten ``x`` as Keras does and check it against the model's input shapes.
+
+    Raises:
+        InputError: A different number of inputs, or an input whose rank or fixed sizes differ.
+    """
+    import keras
+
+    leaves = keras.tree.flatten(x)
+    if len(leaves) != len(shapes):
+        listed = ", ".join(map(str, shapes))
+        raise InputError(
+            f"the model takes {len(shapes)} input(s) of shape {listed}, got {len(leaves)}; "
+            "pass one array per model input (a dict keyed by input name for several)"
+        )
+    for value, want in zip(leaves, shapes, strict=True):
+        got = tuple(getattr(value, "shape", ()))
+        fixed = zip(got[1:], want[1:], strict=False)
+        if len(got) != len(want) or any(w is not None and g != w for g, w in fixed):
+            raise InputError(
+                f"the model takes inputs of shape {want} (None: any size), got {got}; "
+                "resize or reshape the batch to match, e.g. with the model's own preprocessing"
+            )
+    return leaves
+
+
+def _tf_fn(ref: Any, jit_compile: bool, shapes: list[tuple]) -> Any:
     import keras
     import tensorflow as tf
 
@@ -58,14 +87,14 @@ def _tf_fn(ref: Any, jit_compile: bool) -> Any:
 
     def run(x: Any) -> Any:
         # As Keras does: a lone array for a one-input list, any nesting with the same leaves.
-        values = [tf.cast(v, s.dtype) for v, s in zip(keras.tree.flatten(x), specs, strict=True)]
+        values = [tf.cast(v, s.dtype) for v, s in zip(_leaves(x, shapes), specs, strict=True)]
         return concrete(keras.tree.pack_sequence_as(signature, values))
 
     run.experimental_get_tracing_count = traced.experimental_get_tracing_count
     return run
 
 
-def _jax_fn(ref: Any, jit_compile: bool) -> Any:
+def _jax_fn(ref: Any, jit_compile: bool, shapes: list[tuple]) -> Any:
     import jax
 
     @jax.jit
@@ -73,6 +102,7 @@ def _jax_fn(ref: Any, jit_compile: bool) -> Any:
         return ref().stateless_call(trainable, non_trainable, x, training=False)[0]
 
     def run(x: Any) -> Any:
+        _leaves(x, shapes)
         model = ref()
         trainable = [v.value for v in model.trainable_variables]
         return stateless(trainable, [v.value for v in model.non_trainable_variables], x)
@@ -80,10 +110,11 @@ def _jax_fn(ref: Any, jit_compile: bool) -> Any:
     return run
 
 
-def _torch_fn(ref: Any, jit_compile: bool) -> Any:
+def _torch_fn(ref: Any, jit_compile: bool, shapes: list[tuple]) -> Any:
     from zoo.backend import no_grad
 
     def run(x: Any) -> Any:
+        _leaves(x, shapes)
         with no_grad():
             return ref()(x, training=False)
 

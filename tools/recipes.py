@@ -231,7 +231,7 @@ RECIPES: dict[str, dict] = {
     },
     "resnet20.cifar10": cifar10_recipe(
         "resnet20",
-        epochs=35,
+        epochs=150,
         max_lr=0.1,
         label_smoothing=0.1,
         description=(

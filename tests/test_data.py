@@ -406,12 +406,13 @@ def test_shuffle_is_seeded_and_cache_works(data_dir, tmp_path):
 
 
 @needs_data
-def test_augment_is_reproducible_and_changes_each_epoch(data_dir):
+@pytest.mark.parametrize("augment", ["cifar", "cifar_cutout"])
+def test_augment_is_reproducible_and_changes_each_epoch(data_dir, augment):
     def first_batch(ds):
         return next(iter(ds))["image"].numpy()
 
-    ds = zd.load("cifar10", "test", augment="cifar", seed=3, batch_size=64)
-    again = zd.load("cifar10", "test", augment="cifar", seed=3, batch_size=64)
+    ds = zd.load("cifar10", "test", augment=augment, seed=3, batch_size=64)
+    again = zd.load("cifar10", "test", augment=augment, seed=3, batch_size=64)
     plain = first_batch(zd.load("cifar10", "test", batch_size=64))
     one, two, other = first_batch(ds), first_batch(ds), first_batch(again)
     assert one.dtype == np.uint8 and one.shape == plain.shape
@@ -450,6 +451,27 @@ def test_cifar_augment_outputs_are_padded_crops_or_their_mirrors():
         assert matches, f"image {i} is not a padded crop"
         flipped += matches[0][2]
     assert 0 < flipped < 16
+
+
+def test_cutout_zeroes_one_square_per_image_clipped_by_the_border():
+    import tensorflow as tf
+
+    images = np.full((64, 32, 32, 3), 7, np.uint8)
+    out = zd.random_cutout(tf.constant(images), tf.constant([3, 1]), size=16).numpy()
+    zeroed = (out == 0).all(axis=-1)
+    assert set(np.unique(out)) == {0, 7} and ((out == 0).any(axis=-1) == zeroed).all()
+    areas = zeroed.sum(axis=(1, 2))
+    assert areas.max() == 256 and 64 <= areas.min() < 256  # whole squares, and squares cut by the border
+    for mask in zeroed:  # one axis-aligned rectangle each
+        rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+        assert mask.sum() == len(rows) * len(cols) and np.ptp(rows) == len(rows) - 1
+    again = zd.random_cutout(tf.constant(images), tf.constant([3, 1]), size=16).numpy()
+    np.testing.assert_array_equal(out, again)
+    both = zd.cifar_cutout_augment(tf.constant(images[:4] + 1), tf.constant([5, 5])).numpy()
+    assert both.shape == (4, 32, 32, 3) and (both == 0).any() and (both == 8).any()
+    from zoo.data.augment import get_augment, is_builtin
+
+    assert get_augment("cifar_cutout") is zd.cifar_cutout_augment and is_builtin(zd.random_cutout)
 
 
 def test_augment_helpers():

@@ -221,3 +221,28 @@ def test_compute_measures_each_backend_in_its_own_process():
     assert compute.candidates_for(_train_tool().RECIPES["vae.mnist"]) == []
     with pytest.raises(SystemExit, match="unknown candidate"):
         compute.parse_candidates("tensorflow:float64")
+
+
+def test_augment_override_reaches_the_training_and_the_recorded_command(monkeypatch, tmp_path):
+    tool = _train_tool()
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def capture(model, recipe, name, run_dir, data_dir):
+        seen.update(recipe)
+        raise Stop
+
+    monkeypatch.setattr(tool, "ROOT", tmp_path)
+    monkeypatch.setattr(tool, "train_model", capture)
+    monkeypatch.setattr(
+        sys, "argv", ["train.py", "resnet20.cifar10", "--epochs", "2", "--augment", "cifar_cutout"]
+    )
+    with pytest.raises(Stop):
+        tool.main()
+    assert seen["augment"] == {"name": "cifar_cutout"} and seen["epochs"] == 2
+    assert tool.RECIPES["resnet20.cifar10"]["augment"] == {"name": "cifar"}  # the recipe itself is untouched
+    monkeypatch.setattr(sys, "argv", ["train.py", "lstm_classifier.mr", "--augment", "cifar_cutout"])
+    with pytest.raises(SystemExit, match="--augment is for recipes that augment images"):
+        tool.main()

@@ -539,10 +539,32 @@ def choose_compute(args: argparse.Namespace) -> dict:
     return choice
 
 
+def apply_overrides(recipe: dict, args: argparse.Namespace) -> None:
+    """Apply ``--epochs`` and ``--augment`` to ``recipe`` (a copy of the registered one)."""
+    if args.epochs:
+        recipe["epochs"] = args.epochs
+    if args.augment:
+        if not recipe.get("augment"):
+            raise SystemExit(f"{args.name}: --augment is for recipes that augment images")
+        recipe["augment"] = {"name": args.augment}
+
+
+def override_flags(args: argparse.Namespace) -> str:
+    """The overrides as they go into the recorded command, so that it reproduces the weights."""
+    return (f" --epochs {args.epochs}" if args.epochs else "") + (
+        f" --augment {args.augment}" if args.augment else ""
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description="Train a zoo recipe and package its weights.")
     parser.add_argument("name", choices=sorted(RECIPES))
     parser.add_argument("--epochs", type=int, help="override the recipe's epochs (not for packaging)")
+    parser.add_argument(
+        "--augment",
+        choices=("cifar", "cifar_cutout"),
+        help="override an image recipe's augmentation (recorded in the manifest's command)",
+    )
     parser.add_argument("--data-dir", help="data directory (default: ZOO_DATA_DIR)")
     parser.add_argument("--no-manifest", action="store_true", help="train and evaluate only")
     parser.add_argument(
@@ -583,8 +605,7 @@ def main() -> int:
     kind = recipe.get("kind", "classifier")
     if args.distribute != "none" and kind not in ("classifier", "text_classifier", "charlm"):
         raise SystemExit(f"{args.name}: --distribute trains classifiers and the character model, not {kind}s")
-    if args.epochs:
-        recipe["epochs"] = args.epochs
+    apply_overrides(recipe, args)
     if chosen is not None:
         recipe.update(
             backend=chosen["backend"], precision=chosen["precision"], compute_step_ms=chosen["step_ms"]
@@ -636,11 +657,7 @@ def main() -> int:
     golden = folder / f"{args.name}.golden.npz"
     np.savez(golden, inputs=x, outputs=outputs)
 
-    command = (
-        "python tools/train.py "
-        + shlex.quote(args.name)
-        + (f" --epochs {args.epochs}" if args.epochs else "")
-    )
+    command = f"python tools/train.py {shlex.quote(args.name)}{override_flags(args)}"
     if args.no_manifest:
         if kind in ("classifier", "text_classifier"):
             from zoo.tasks.classify import classification_metrics

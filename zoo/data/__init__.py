@@ -25,7 +25,13 @@ Importing this package does not import TensorFlow.
 from __future__ import annotations
 
 from zoo.data._paths import DATA_DIR_ENV, resolve_data_dir
-from zoo.data.augment import cifar_augment, random_crop_with_padding, random_flip_left_right
+from zoo.data.augment import (
+    cifar_augment,
+    cifar_cutout_augment,
+    random_crop_with_padding,
+    random_cutout,
+    random_flip_left_right,
+)
 from zoo.data.catalog import DatasetInfo, list_datasets
 from zoo.data.folders import DataWarning
 from zoo.data.pipeline import fit_spec, info, kfold, load
@@ -47,6 +53,8 @@ __all__ = [
     "TfdsRef",
     "build_vocab",
     "cifar_augment",
+    "cifar_cutout_augment",
+    "random_cutout",
     "fit_spec",
     "image_spec",
     "image_transform",

@@ -20,6 +20,8 @@ __all__ = [
     "random_flip_left_right",
     "random_crop_with_padding",
     "cifar_augment",
+    "random_cutout",
+    "cifar_cutout_augment",
     "flip_augment",
     "AUGMENTATIONS",
     "get_augment",
@@ -111,16 +113,69 @@ def cifar_augment(images: Any, seed: Any) -> Any:
     return _crop_flip(images, seed, padding=4, flip=True)
 
 
+def random_cutout(images: Any, seed: Any, size: int = 16) -> Any:
+    """Zero a ``size`` x ``size`` square at a random centre of each image (Cutout, DeVries & Taylor 2017).
+
+    The centre is uniform over the whole image, so the square may be cut by the border,
+    as in the paper.
+
+    Args:
+        images: An image ``(H, W, C)`` or a batch ``(N, H, W, C)`` with a static (H, W) shape.
+        seed: An int32/int64 tensor of shape ``(2,)``.
+        size: Side of the square in pixels.
+
+    Returns:
+        Images of the same shape and dtype.
+    """
+    batch, single = _as_batch(images)
+    height, width = batch.shape[1], batch.shape[2]
+    if height is None or width is None:
+        raise ValueError("cutout needs images with a static (H, W) shape")
+    n = tf.shape(batch)[0]
+    draws = tf.random.stateless_uniform([n, 2], seed=seed, minval=0, maxval=height * width, dtype=tf.int32)
+    top = draws[:, 0] % height - size // 2
+    left = draws[:, 1] % width - size // 2
+    rows = tf.range(height)[None, :]
+    cols = tf.range(width)[None, :]
+    in_rows = (rows >= top[:, None]) & (rows < top[:, None] + size)
+    in_cols = (cols >= left[:, None]) & (cols < left[:, None] + size)
+    square = (in_rows[:, :, None] & in_cols[:, None, :])[..., None]
+    out = tf.where(square, tf.zeros_like(batch), batch)
+    return out[0] if single else out
+
+
+def cifar_cutout_augment(images: Any, seed: Any) -> Any:
+    """:func:`cifar_augment` followed by a 16-pixel :func:`random_cutout`, each with its own seed.
+
+    Args:
+        images: An image ``(H, W, C)`` or a batch ``(N, H, W, C)``.
+        seed: An int32/int64 tensor of shape ``(2,)``.
+
+    Returns:
+        Images of the same shape and dtype.
+    """
+    crop_seed, cut_seed = tf.unstack(tf.random.experimental.stateless_split(seed, num=2))
+    return random_cutout(cifar_augment(images, crop_seed), cut_seed, size=16)
+
+
 def flip_augment(images: Any, seed: Any) -> Any:
     """Random horizontal flip only (image or batch)."""
     return random_flip_left_right(images, seed)
 
 
-_BATCHABLE = (random_flip_left_right, random_crop_with_padding, cifar_augment, flip_augment)
+_BATCHABLE = (
+    random_flip_left_right,
+    random_crop_with_padding,
+    cifar_augment,
+    random_cutout,
+    cifar_cutout_augment,
+    flip_augment,
+)
 
 #: Augmentations ``zoo.data.load(augment=NAME)`` accepts by name.
 AUGMENTATIONS: dict[str, Callable[[Any, Any], Any]] = {
     "cifar": cifar_augment,
+    "cifar_cutout": cifar_cutout_augment,
     "flip": flip_augment,
 }
 

@@ -665,7 +665,8 @@ def load(
             held as encoded bytes or small arrays, else at most 10,000.
         preprocessing: A preprocessing spec (see :mod:`zoo.data.preprocessing`) or
             a callable, applied to the ``"image"``/``"text"`` value.
-        augment: ``"cifar"`` (pad-4 random crop + flip), ``"flip"``, or a callable
+        augment: ``"cifar"`` (pad-4 random crop + flip), ``"cifar_cutout"`` (the same, then a
+            16-pixel Cutout square), ``"flip"``, or a callable
             ``(image, seed) -> image``; applied to uint8 images before preprocessing.
         cache: ``True`` caches decoded elements in memory, a string caches them to
             that file prefix; augmentation and preprocessing run after the cache.

@@ -145,15 +145,7 @@ def random_cutout(images: Any, seed: Any, size: int = 16) -> Any:
 
 
 def cifar_cutout_augment(images: Any, seed: Any) -> Any:
-    """:func:`cifar_augment` followed by a 16-pixel :func:`random_cutout`, each with its own seed.
-
-    Args:
-        images: An image ``(H, W, C)`` or a batch ``(N, H, W, C)``.
-        seed: An int32/int64 tensor of shape ``(2,)``.
-
-    Returns:
-        Images of the same shape and dtype.
-    """
+    """:func:`cifar_augment`, then a 16-pixel :func:`random_cutout`, each with a seed split from ``seed``."""
     crop_seed, cut_seed = tf.unstack(tf.random.experimental.stateless_split(seed, num=2))
     return random_cutout(cifar_augment(images, crop_seed), cut_seed, size=16)
 

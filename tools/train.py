@@ -28,6 +28,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = Path(__file__).resolve().parents[1]
 
+from zoo.data.augment import AUGMENTATIONS  # noqa: E402
 from zoo.fileio import atomic_path  # noqa: E402  (after the log level)
 from zoo.train.distribute import (  # noqa: E402
     DISTRIBUTE,
@@ -562,7 +563,7 @@ def main() -> int:
     parser.add_argument("--epochs", type=int, help="override the recipe's epochs (not for packaging)")
     parser.add_argument(
         "--augment",
-        choices=("cifar", "cifar_cutout"),
+        choices=sorted(AUGMENTATIONS),
         help="override an image recipe's augmentation (recorded in the manifest's command)",
     )
     parser.add_argument("--data-dir", help="data directory (default: ZOO_DATA_DIR)")

@@ -804,14 +804,15 @@ def test_missing_data_directory_names_zoo_data_dir(sandbox, record, monkeypatch)
 
     monkeypatch.delenv("ZOO_DATA_DIR", raising=False)
     tfds_home = Path(constants.DATA_DIR)  # where tfds' fallback download goes (fixed when tfds was imported)
-    had = {path for path in (tfds_home, tfds_home / "mnist", tfds_home / "downloads") if path.exists()}
+    watched = (tfds_home, tfds_home / "mnist", tfds_home / "downloads")
+    had = {path for path in watched if path.exists()}
     with record.case(
         "zoo evaluate lenet5 with ZOO_DATA_DIR unset", "errors point at the fix", watch=[sandbox["work"]]
     ) as case:
         result = run_cli(["evaluate", "lenet5"])
         assert_one_line_refusal(result, contains="ZOO_DATA_DIR")
         case.outcome = next(line for line in result.output.splitlines() if line.startswith("Error"))[:200]
-    left = {path for path in (tfds_home, tfds_home / "mnist", tfds_home / "downloads") if path.exists()}
+    left = {path for path in watched if path.exists()}
     assert left <= had, f"the failed fallback left {sorted(map(str, left - had))} behind"
 
 

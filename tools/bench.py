@@ -197,7 +197,7 @@ def bench_inference(tmp: Path, quick: bool) -> None:
 
                 run_lite()
                 paths["TFLite"] = run_lite
-            rates = {label: batch * steps / t for label, t in interleaved_best(paths, steps, 3).items()}
+            rates = {label: batch * steps / t for label, t in interleaved_best(paths, steps, 5).items()}
             base = rates[BASE]
             for label, rate in rates.items():
                 if label != BASE:
@@ -279,8 +279,22 @@ def bench_training(quick: bool) -> None:
         )
 
 
+def matmul_peak() -> float:
+    """This machine's fp32 matmul rate in GFLOP/s (2048 x 2048, TensorFlow): the FLOP rows' peak."""
+    import tensorflow as tf
+
+    n = 2048
+    a = tf.random.normal((n, n))
+    b = tf.random.normal((n, n))
+    matmul = tf.function(lambda: tf.matmul(a, b))
+    matmul()
+    t_mm = best_time(lambda: [matmul().numpy() for _ in range(5)])
+    return 5 * 2 * n**3 / t_mm / 1e9
+
+
 def bench_recipe_compute(quick: bool) -> None:
-    """Each CIFAR-10 recipe's compile setting against the other float32 / bfloat16 / XLA choices."""
+    """Each CIFAR-10 recipe's compile setting against the other float32 / bfloat16 / XLA choices,
+    and its training step's FLOP rate against this machine's fp32 matmul peak."""
     import keras
     import numpy as np
 
@@ -288,12 +302,14 @@ def bench_recipe_compute(quick: bool) -> None:
     from tools.recipes import RECIPES
 
     print("Recipe compute", flush=True)
+    peak = matmul_peak()
     steps = 4 if quick else 8
     rng = np.random.default_rng(0)
     x = rng.random((128 * steps, 32, 32, 3), dtype=np.float32)
     y = rng.integers(0, 10, 128 * steps)
 
-    def step_time(arch: str, policy: str, jit: bool) -> float:
+    def trainer(arch: str, policy: str, jit: bool):
+        """One training pass over ``x`` of a model built and compiled with this setting."""
         keras.mixed_precision.set_global_policy(policy)
         try:
             m = zoo.build(arch, num_classes=10)
@@ -303,9 +319,9 @@ def bench_recipe_compute(quick: bool) -> None:
                 jit_compile=jit,
             )
             m.fit(x[:256], y[:256], batch_size=128, verbose=0)
-            return best_time(lambda: m.fit(x, y, batch_size=128, verbose=0), 2) / steps
         finally:
             keras.mixed_precision.set_global_policy("float32")
+        return lambda: m.fit(x, y, batch_size=128, verbose=0)
 
     def label(policy: str, jit: bool) -> str:
         return ("bfloat16" if "bfloat16" in policy else "float32") + (" + XLA" if jit else "")
@@ -318,18 +334,30 @@ def bench_recipe_compute(quick: bool) -> None:
     ):
         recipe = RECIPES[name]
         ours = (recipe["precision"], recipe["jit_compile"])
-        t_ours = step_time(recipe["architecture"], *ours)
-        for other in (c for c in choices if c != ours):
-            t_other = step_time(recipe["architecture"], *other)
+        order = [ours, *(c for c in choices if c != ours)]
+        calls = {c: trainer(recipe["architecture"], *c) for c in order}
+        # The settings take turns, so a slow spell of the machine does not land on one of them only.
+        times = {c: t / steps for c, t in interleaved_best(calls, 1, 2 if quick else 3).items()}
+        t_ours = times[ours]
+        # A training image costs about three forward passes (forward, input and weight gradients).
+        achieved = 3 * forward_flops(zoo.build(recipe["architecture"], num_classes=10)) * 128 / t_ours / 1e9
+        row(
+            "training",
+            f"{name} training step (batch 128, recipe's {label(*ours)}) vs this machine's fp32 matmul peak",
+            achieved / peak,
+            f"{achieved:.0f} vs {peak:.0f} GFLOP/s; {128 / t_ours:.0f} training images/s",
+        )
+        for other in order[1:]:
             row(
                 "training",
                 f"{name} training step (batch 128): recipe's {label(*ours)} vs {label(*other)}",
-                t_other / t_ours,
-                f"{t_ours * 1000:.0f} ms vs {t_other * 1000:.0f} ms",
+                times[other] / t_ours,
+                f"{t_ours * 1000:.0f} ms vs {times[other] * 1000:.0f} ms",
             )
+        keras.backend.clear_session()
 
 
-def resnet_flops(model) -> float:
+def forward_flops(model) -> float:
     """Multiply-adds x 2 of the convolution and dense layers of one forward pass."""
     import math
 
@@ -348,25 +376,18 @@ def resnet_flops(model) -> float:
 
 def bench_flops(quick: bool) -> None:
     import numpy as np
-    import tensorflow as tf
 
     import zoo
     from zoo.tasks.inference import predict_fn
 
     print("GFLOP/s", flush=True)
-    n = 2048
-    a = tf.random.normal((n, n))
-    b = tf.random.normal((n, n))
-    matmul = tf.function(lambda: tf.matmul(a, b))
-    matmul()
-    t_mm = best_time(lambda: [matmul().numpy() for _ in range(5)])
-    peak = 5 * 2 * n**3 / t_mm / 1e9
+    peak = matmul_peak()
     model = zoo.build("resnet50")
     x = np.random.default_rng(0).random((8 if quick else 16, 224, 224, 3), dtype=np.float32)
     fn = predict_fn(model)
     fn(x)
     t = best_time(lambda: fn(x).numpy(), 2)
-    achieved = resnet_flops(model) * len(x) / t / 1e9
+    achieved = forward_flops(model) * len(x) / t / 1e9
     row(
         "compute",
         f"ResNet-50 forward (batch {len(x)}) vs this machine's fp32 matmul peak",

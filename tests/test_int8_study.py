@@ -28,6 +28,7 @@ def test_int8_study_compares_both_ranges_and_int16_with_keras():
         "100",
         "--float-ops",
         "FULLY_CONNECTED",
+        "--weights-only",
     ]
     env = {**os.environ, "ZOO_DATA_DIR": str(DATA_DIR)}
     proc = subprocess.run(
@@ -45,8 +46,33 @@ def test_int8_study_compares_both_ranges_and_int16_with_keras():
         "int8, zoo quantile ranges",
         next(k for k in agreement if k.startswith("int16 activations")),
         *kept_float,
+        "Keras with int8-rounded weights, 5 layers",
+        "Keras with int8-rounded weights, 3 convolutions",
+        "Keras with int8-rounded weights, 2 dense layers",
     }
     assert len(kept_float) == 1, out
     assert all(float(v) >= 95 for v in agreement.values()), out  # LeNet-5 on MNIST: confident logits
     latency = r"^batch (1|64) latency: min/max ranges [\d.]+ ms, quantile ranges [\d.]+ ms$"
     assert re.findall(latency, out, re.M) == ["1", "64"]
+
+
+def test_int8_weights_lie_on_one_symmetric_grid_per_output_channel():
+    import numpy as np
+
+    from tools.int8_study import int8_weights
+
+    rng = np.random.default_rng(0)
+    for kernel, depthwise in ((rng.normal(size=(3, 3, 4, 5)), False), (rng.normal(size=(3, 3, 4, 2)), True)):
+        kernel = kernel.astype(np.float32) * rng.uniform(0.01, 10, size=kernel.shape[-1]).astype(np.float32)
+        got = int8_weights(kernel, depthwise)
+        channels = (
+            got.reshape(-1, kernel.shape[-2] * kernel.shape[-1])
+            if depthwise
+            else got.reshape(-1, got.shape[-1])
+        )
+        source = kernel.reshape(channels.shape)
+        scale = np.abs(source).max(axis=0) / 127
+        steps = channels / scale
+        assert np.allclose(steps, np.round(steps), atol=1e-3)  # integer steps of the channel's own scale
+        assert np.allclose(np.abs(steps).max(axis=0), 127, atol=1e-3)  # the largest weight keeps its value
+        assert np.all(np.abs(channels - source) <= scale / 2 + 1e-6)  # rounded to the nearest step

@@ -6,11 +6,14 @@ On the first ``--images`` test images of ``--data`` (shaped as the export shapes
 - top-1 agreement with Keras and the logit error (standard deviation) of the int8 model with
   TFLite's own min/max activation ranges, with the quantile ranges ``zoo export`` uses, and with
   TFLite's int16 activations and int8 weights (``--int16``; slow reference kernels);
+- the float Keras model with only its weights rounded as TFLite's int8 rounds them (symmetric,
+  one scale per output channel), all layers and each kind of layer alone (``--weights-only``);
 - the latency of the two int8 models side by side at batch 1 and 64 (best of several calls).
 
 Usage:
     ZOO_DATA_DIR=../shared/data python -m tools.int8_study [--entry efficientnet_lite0.in1k] \\
-        [--data cifar10] [--images 1000] [--int16 500] [--float-ops DEPTHWISE_CONV_2D,FULLY_CONNECTED,CONV_2D]
+        [--data cifar10] [--images 1000] [--int16 500] \\
+        [--float-ops DEPTHWISE_CONV_2D,FULLY_CONNECTED,CONV_2D] [--weights-only]
 """
 
 from __future__ import annotations
@@ -88,6 +91,55 @@ def latency_ms(blob: bytes, images, batch: int) -> float:
     return 1000 * best_time(call, 10, warmup=True)
 
 
+def int8_weights(kernel, depthwise: bool = False):
+    """``kernel`` rounded to TFLite's int8 weight grid and back: symmetric, one scale per output channel.
+
+    Convolution and dense kernels have their output channels last; a depthwise kernel
+    ``(h, w, channels, multiplier)`` has ``channels * multiplier``. A batch norm after the
+    layer scales each output channel, which leaves this rounding as it is when TFLite folds it in.
+    """
+    import numpy as np
+
+    shape = kernel.shape
+    flat = kernel.reshape(*shape[:-2], -1) if depthwise else kernel
+    peak = np.max(np.abs(flat), axis=tuple(range(flat.ndim - 1)), keepdims=True)
+    scale = np.where(peak > 0, peak / 127, 1.0)
+    return (np.round(flat / scale) * scale).reshape(shape).astype(kernel.dtype)
+
+
+def weight_rounding(model, inputs: list, report) -> None:
+    """Report the Keras model with its weights on the int8 grid: every layer, then each kind alone."""
+    import keras
+    import numpy as np
+
+    from zoo.tasks.inference import predict_fn
+
+    kinds: dict[str, list] = {}
+    for layer in model._flatten_layers():
+        if isinstance(layer, keras.layers.DepthwiseConv2D):
+            kinds.setdefault("depthwise convolutions", []).append(layer)
+        elif isinstance(layer, keras.layers.Conv2D):
+            kinds.setdefault("convolutions", []).append(layer)
+        elif isinstance(layer, keras.layers.Dense):
+            kinds.setdefault("dense layers", []).append(layer)
+    layers = [layer for group in kinds.values() for layer in group]
+    saved = [np.array(layer.kernel.numpy()) for layer in layers]
+    forward = predict_fn(model)
+    choices = {"layers": list(kinds)} | ({k: [k] for k in kinds} if len(kinds) > 1 else {})
+    try:
+        for label, chosen in choices.items():
+            for layer, kernel in zip(layers, saved, strict=True):
+                rounded = any(layer in kinds[k] for k in chosen)
+                depthwise = isinstance(layer, keras.layers.DepthwiseConv2D)
+                layer.kernel.assign(int8_weights(kernel, depthwise) if rounded else kernel)
+            got = np.concatenate([np.asarray(forward(x)) for x in inputs])
+            count = sum(len(kinds[k]) for k in chosen)
+            report(f"Keras with int8-rounded weights, {count} {label[:-1] if count == 1 else label}", got)
+    finally:
+        for layer, kernel in zip(layers, saved, strict=True):
+            layer.kernel.assign(kernel)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--entry", default="efficientnet_lite0.in1k", help="an image classifier's weights")
@@ -100,6 +152,11 @@ def main() -> int:
         "--float-ops",
         default="DEPTHWISE_CONV_2D,FULLY_CONNECTED,CONV_2D",
         help="comma-separated TFLite operator kinds, each tried left in float ('' : skip)",
+    )
+    parser.add_argument(
+        "--weights-only",
+        action="store_true",
+        help="also run Keras with only its weights rounded to TFLite's int8 grid",
     )
     args = parser.parse_args()
     warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated")
@@ -126,12 +183,13 @@ def main() -> int:
     calibration, source = _calibration_inputs(entry, shape, baked, True, args.data, None)
     geometry = geometry_transform(dict(entry.preprocessing), shape[:2])
     transform, forward = zoo.data.image_transform(baked), predict_fn(model)
-    batches, keras_logits = [], []
+    batches, keras_inputs, keras_logits = [], [], []
     test = zoo.data.load(args.data, "test", batch_size=100, as_supervised=True)
     for raw, _ in test.take(args.images // 100):
         images = np.asarray(geometry(raw))
         batches.append(images)
-        keras_logits.append(np.asarray(forward(np.asarray(transform(images)))))
+        keras_inputs.append(np.asarray(transform(images)))
+        keras_logits.append(np.asarray(forward(keras_inputs[-1])))
     want = np.concatenate(keras_logits)
     top2 = np.sort(want, axis=-1)[:, -2:]
     gap = top2[:, 1] - top2[:, 0]
@@ -146,6 +204,8 @@ def main() -> int:
         agree = 100 * np.mean(got.argmax(-1) == want[:n].argmax(-1))
         print(f"{label}: top-1 agreement {agree:.2f}% of {n}, logit error std {np.std(got - want[:n]):.3f}")
 
+    if args.weights_only:
+        weight_rounding(model, keras_inputs, lambda label, got: report(label, got, len(want)))
     with tempfile.TemporaryDirectory(prefix="zoo-int8-study-") as tmp:
         saved = Path(tmp) / "saved_model"
         _write_savedmodel(model, baked, shape, saved)

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from tests.helpers import DATA_DIR
 from zoo.cli import cli
 
 
@@ -170,3 +171,37 @@ def test_info_and_version_report_the_keras_backend(monkeypatch, tmp_path):
     assert keras_backend() == "torch"
     (tmp_path / "keras.json").write_text("not json")
     assert keras_backend() == "tensorflow"
+
+
+def test_flip_averaged_returns_the_mean_over_each_image_and_its_mirror_image():
+    import numpy as np
+
+    from zoo.tasks.evaluate import flip_averaged
+
+    x = np.arange(2 * 3 * 4 * 1, dtype=np.float32).reshape(2, 3, 4, 1)
+    first_row = flip_averaged(lambda batch: np.asarray(batch)[:, 0, :, 0])(x)
+    np.testing.assert_allclose(first_row, (x[:, 0, :, 0] + x[:, 0, ::-1, 0]) / 2)
+
+
+@pytest.mark.skipif(not (DATA_DIR / "mnist").is_dir(), reason=f"no MNIST under {DATA_DIR}")
+def test_evaluate_tta_flip_is_reported_apart_from_the_manifest(monkeypatch):
+    monkeypatch.setenv("ZOO_DATA_DIR", str(DATA_DIR))
+    single = json.loads(run("evaluate", "lenet5", "--json").output)
+    result = run("evaluate", "lenet5", "--tta", "flip", "--json")
+    assert result.exit_code == 0, result.output
+    flipped = json.loads(result.output)
+    assert flipped["tta"] == "flip" and single["tta"] is None
+    assert flipped["measured"]["num_examples"] == 10000
+    # Mirrored digits are other shapes: averaging them in must cost LeNet-5 accuracy.
+    assert flipped["measured"]["top1_accuracy"] < single["measured"]["top1_accuracy"] - 1
+    text = run("evaluate", "lenet5", "--tta", "flip").output
+    assert "flip test-time augmentation" in text and "manifest:" not in text
+
+
+def test_evaluate_tta_refuses_models_that_are_not_image_classifiers():
+    result = run("evaluate", "lstm_charlm", "--tta", "flip")
+    assert result.exit_code != 0
+    assert result.output.strip().splitlines()[-1].startswith("Error: test-time augmentation 'flip'")
+    assert "image classifiers" in result.output
+    bad = run("evaluate", "lenet5", "--tta", "rotate")
+    assert bad.exit_code == 2 and "Invalid value for '--tta': 'rotate'" in bad.output

@@ -10,6 +10,7 @@ import click
 
 from zoo.cli._app import cli, echo_json, runtime_option
 from zoo.errors import InputError
+from zoo.tasks.evaluate import TTA_MODES
 
 
 def _forward(name: str, runtime: str) -> Callable[[Any], Any] | None:
@@ -28,6 +29,12 @@ def _forward(name: str, runtime: str) -> Callable[[Any], Any] | None:
 @click.option("--data-dir", type=click.Path(file_okay=False), help="Data directory (default: ZOO_DATA_DIR).")
 @click.option("--batch-size", default=256, show_default=True, type=click.IntRange(min=1))
 @runtime_option()
+@click.option(
+    "--tta",
+    type=click.Choice(TTA_MODES),
+    help="Image classifiers: test-time augmentation; flip averages each image's outputs with its "
+    "mirror image's (reported apart from the manifest's single-view figures).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def evaluate_cmd(
     name: str,
@@ -36,6 +43,7 @@ def evaluate_cmd(
     data_dir: str | None,
     batch_size: int,
     runtime: str,
+    tta: str | None,
     as_json: bool,
 ) -> None:
     """Measure pretrained weights on their dataset and compare with the manifest.
@@ -45,26 +53,29 @@ def evaluate_cmd(
       zoo evaluate lenet5
       ZOO_DATA_DIR=../shared/data zoo evaluate lenet5.mnist --json
       zoo evaluate resnet20 --runtime onnx
+      zoo evaluate resnet20 --tta flip
     """
     from zoo import api
     from zoo.tasks.evaluate import evaluate
 
     entry = api.weights_entry(name)
     options = {"data": data, "split": split, "data_dir": data_dir, "batch_size": batch_size}
-    result = evaluate(entry.name, **options, forward=_forward(entry.name, runtime))
+    result = evaluate(entry.name, **options, forward=_forward(entry.name, runtime), tta=tta)
     recorded = {m.name: m.value for m in entry.metrics}
     if as_json:
-        echo_json({"weights": entry.name, "measured": result, "manifest": recorded})
+        echo_json({"weights": entry.name, "measured": result, "manifest": recorded, "tta": tta})
         return
     click.echo(
         f"{entry.name} on {data or entry.dataset['name']} "
         f"({split or ('default split' if data else entry.dataset['split'])}), "
         f"{int(result.get('num_examples', 0))} examples"
+        + (", flip test-time augmentation (the manifest's figures are single-view)" if tta else "")
     )
     for key, value in result.items():
         if key == "num_examples":
             continue
-        note = f"   (manifest: {recorded[key]:.4g})" if key in recorded and data is None else ""
+        comparable = key in recorded and data is None and tta is None
+        note = f"   (manifest: {recorded[key]:.4g})" if comparable else ""
         click.echo(f"  {key:<16} {value:.4g}{note}")
 
 

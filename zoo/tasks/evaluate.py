@@ -4,7 +4,8 @@
 numbers in the manifest are reproduced by the same code that produced them.
 The measurement depends on the architecture's task:
 
-* ``image-classification``: top-1 accuracy and error on the entry's split.
+* ``image-classification``: top-1 accuracy and error on the entry's split (single view;
+  ``tta="flip"`` averages each image's outputs with its mirror image's, reported apart).
 * ``image-generation``: the protocols of :mod:`zoo.generative_metrics`, with
   the constants below. A VAE gets its importance-sampled test negative
   log-likelihood and ELBO on the test images binarised once with
@@ -25,6 +26,10 @@ from zoo.errors import InputError
 from zoo.tasks.classify import classification_metrics, label_mapping
 from zoo.weights.manifest import WeightsEntry
 
+#: Test-time augmentations of image classifiers: ``"flip"`` averages the outputs of each image
+#: and its left-right mirror image.
+TTA_MODES = ("flip",)
+
 #: Importance samples per test image of the VAE likelihood (Burda et al. use 5000).
 IS_NUM_SAMPLES = 1000
 #: Seed of the latent noise of the importance sampler.
@@ -44,6 +49,7 @@ def evaluate_model(
     data_dir: str | os.PathLike[str] | None = None,
     batch_size: int = 256,
     forward: Callable[[Any], Any] | None = None,
+    tta: str | None = None,
 ) -> dict[str, float]:
     """Evaluate ``model`` on the entry's dataset (or ``data``) with the entry's preprocessing.
 
@@ -56,6 +62,9 @@ def evaluate_model(
         batch_size: Evaluation batch size.
         forward: Image classifiers: runs a batch of model inputs in place of
             the model's compiled forward function (e.g. :func:`zoo.export.onnx_forward`).
+        tta: Image classifiers: ``"flip"`` scores the mean of the outputs (logits or
+            probabilities, as the model gives them) of each image and its mirror image, a
+            test-time-augmented figure to report beside the single-view one, never instead.
 
     Returns:
         Metric name -> value (for character language models, whose preprocessing
@@ -68,6 +77,8 @@ def evaluate_model(
     task = task_of(entry)
     if forward is not None and task != "image-classification":
         raise InputError(f"{entry.name} is a {task} model: only image classifiers run outside Keras")
+    if tta is not None:
+        _check_tta(entry.name, task, tta)
     if task == "language-modeling":
         from zoo.tasks.language_model import evaluate_charlm
 
@@ -102,7 +113,31 @@ def evaluate_model(
 
         table = tf.constant(mapping, tf.int64)
         dataset = dataset.map(lambda x, y: (x, tf.gather(table, tf.cast(y, tf.int64))))
+    if tta == "flip":
+        from zoo.tasks.inference import predict_fn
+
+        forward = flip_averaged(forward or predict_fn(model))
     return classification_metrics(model, dataset, forward)
+
+
+def _check_tta(name: str, task: str, tta: str) -> None:
+    if task != "image-classification" or tta not in TTA_MODES:
+        raise InputError(
+            f"test-time augmentation {tta!r} is not available for {name} ({task}); "
+            f"image classifiers take one of {', '.join(TTA_MODES)}"
+        )
+
+
+def flip_averaged(forward: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """``forward`` made to return the mean of its outputs on a batch ``(N, H, W, C)`` and its mirror image."""
+    import numpy as np
+
+    def both(x: Any) -> Any:
+        x = np.asarray(x)
+        mirrored = np.ascontiguousarray(x[:, :, ::-1])  # PyTorch takes no negative strides
+        return (np.asarray(forward(x)) + np.asarray(forward(mirrored))) / 2
+
+    return both
 
 
 def _images(name: str, split: str, data_dir: str | os.PathLike[str] | None) -> Any:
@@ -181,6 +216,7 @@ def evaluate(
     data_dir: str | os.PathLike[str] | None = None,
     batch_size: int = 256,
     forward: Callable[[Any], Any] | None = None,
+    tta: str | None = None,
 ) -> dict[str, float]:
     """Load verified weights by name and measure them on their dataset.
 
@@ -191,6 +227,7 @@ def evaluate(
         data_dir: Data directory for named datasets (overrides ``ZOO_DATA_DIR``).
         batch_size: Evaluation batch size.
         forward: Image classifiers: another runtime's batch function (see :func:`evaluate_model`).
+        tta: Image classifiers: ``"flip"``, test-time augmentation (see :func:`evaluate_model`).
 
     Returns:
         Metric name -> value, e.g. ``{"top1_accuracy": 99.2, "top1_error": 0.8, ...}``
@@ -201,4 +238,4 @@ def evaluate(
     entry = weights_entry(name)
     model = load(entry.name)
     options = {"data": data, "split": split, "data_dir": data_dir, "batch_size": batch_size}
-    return evaluate_model(model, entry, **options, forward=forward)
+    return evaluate_model(model, entry, **options, forward=forward, tta=tta)

@@ -451,6 +451,8 @@ BAD_OPTIONS = {
     "predict --top-k 0": ["predict", "lenet5", "--top-k", "0", "x.png"],
     "predict of a missing file": ["predict", "lenet5", "no-such-file.png"],
     "evaluate --batch-size 0": ["evaluate", "lenet5", "--batch-size", "0"],
+    "evaluate --tta rotate": ["evaluate", "lenet5", "--tta", "rotate"],
+    "evaluate --tta flip of a language model": ["evaluate", "lstm", "--tta", "flip"],
     "generate --temperature -1": ["generate", "lstm", "--prompt", "a", "--temperature", "-1"],
     "generate --n-chars -5": ["generate", "lstm", "--prompt", "a", "--n-chars", "-5"],
     "generate --top-k 0": ["generate", "lstm", "--prompt", "a", "--top-k", "0"],

@@ -234,8 +234,11 @@ def evaluate(
         (see :func:`generation_metrics` for the generative models).
     """
     from zoo.api import load, weights_entry
+    from zoo.tasks import task_of
 
     entry = weights_entry(name)
+    if tta is not None:
+        _check_tta(entry.name, task_of(entry), tta)  # before the weights load
     model = load(entry.name)
     options = {"data": data, "split": split, "data_dir": data_dir, "batch_size": batch_size}
     return evaluate_model(model, entry, **options, forward=forward, tta=tta)

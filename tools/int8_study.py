@@ -7,7 +7,8 @@ On the first ``--images`` test images of ``--data`` (shaped as the export shapes
   TFLite's own min/max activation ranges, with the quantile ranges ``zoo export`` uses, and with
   TFLite's int16 activations and int8 weights (``--int16``; slow reference kernels);
 - the float Keras model with only its weights rounded as TFLite's int8 rounds them (symmetric,
-  one scale per output channel), all layers and each kind of layer alone (``--weights-only``);
+  one scale per output channel), all layers and each kind of layer alone, and all layers with
+  empirical bias correction on the calibration images (``--weights-only``);
 - the latency of the two int8 models side by side at batch 1 and 64 (best of several calls).
 
 Usage:
@@ -107,15 +108,63 @@ def int8_weights(kernel, depthwise: bool = False):
     return (np.round(flat / scale) * scale).reshape(shape).astype(kernel.dtype)
 
 
-def weight_rounding(model, inputs: list, report) -> None:
-    """Report the Keras model with its weights on the int8 grid: every layer, then each kind alone."""
+def _rounding_shift(layer, x, change):
+    """Mean change, per output channel, that ``change`` to the kernel makes to the layer's output on ``x``."""
+    import keras
+    import numpy as np
+
+    if isinstance(layer, keras.layers.Dense):
+        y = keras.ops.matmul(x, change)
+    else:
+        conv = keras.ops.depthwise_conv if isinstance(layer, keras.layers.DepthwiseConv2D) else keras.ops.conv
+        y = conv(x, change, strides=layer.strides, padding=layer.padding, dilation_rate=layer.dilation_rate)
+    y = np.asarray(y)
+    return y.reshape(-1, y.shape[-1]).sum(0), y.size // y.shape[-1]
+
+
+def bias_corrections(model, layers: list, kernels: list, rounded: list, calibration) -> list:
+    """Empirical bias correction (Nagel et al. 2019) of rounded kernels, on the float network's inputs.
+
+    For each layer, the mean shift rounding makes to its output channels over ``calibration``
+    is taken back from the batch norm that follows it (its moving mean) or from its own bias.
+
+    Returns:
+        ``(variable, corrected value)`` pairs; layers with neither are left out.
+    """
+    import keras
+    import numpy as np
+
+    probe = keras.Model(model.input, [layer.input for layer in layers])
+    sums, counts = [0.0] * len(layers), [0] * len(layers)
+    for start in range(0, len(calibration), 16):
+        inputs = keras.tree.flatten(probe(calibration[start : start + 16], training=False))
+        for i, x in enumerate(inputs):
+            total, count = _rounding_shift(layers[i], x, (rounded[i] - kernels[i]).astype("float32"))
+            sums[i], counts[i] = sums[i] + total, counts[i] + count
+    norms = {id(n.input): n for n in model.layers if isinstance(n, keras.layers.BatchNormalization)}
+    changes = []
+    for layer, total, count in zip(layers, sums, counts, strict=True):
+        shift = total / count
+        if id(layer.output) in norms:
+            mean = norms[id(layer.output)].moving_mean
+            changes.append((mean, np.asarray(mean) + shift))  # the norm subtracts its mean
+        elif getattr(layer, "use_bias", False):
+            changes.append((layer.bias, np.asarray(layer.bias) - shift))
+    return changes
+
+
+def weight_rounding(model, inputs: list, report, calibration=None) -> None:
+    """Report the Keras model with its weights on the int8 grid: every layer, then each kind alone.
+
+    With ``calibration`` (model inputs) also every layer with its biases corrected on them.
+    """
     import keras
     import numpy as np
 
     from zoo.tasks.inference import predict_fn
 
     kinds: dict[str, list] = {}
-    for layer in model._flatten_layers():
+    for layer in model.layers:
         if isinstance(layer, keras.layers.DepthwiseConv2D):
             kinds.setdefault("depthwise convolutions", []).append(layer)
         elif isinstance(layer, keras.layers.Conv2D):
@@ -124,20 +173,37 @@ def weight_rounding(model, inputs: list, report) -> None:
             kinds.setdefault("dense layers", []).append(layer)
     layers = [layer for group in kinds.values() for layer in group]
     saved = [np.array(layer.kernel.numpy()) for layer in layers]
+    rounded = [
+        int8_weights(k, isinstance(layer, keras.layers.DepthwiseConv2D))
+        for layer, k in zip(layers, saved, strict=True)
+    ]
     forward = predict_fn(model)
     choices = {"layers": list(kinds)} | ({k: [k] for k in kinds} if len(kinds) > 1 else {})
+    originals: list = []
     try:
         for label, chosen in choices.items():
-            for layer, kernel in zip(layers, saved, strict=True):
-                rounded = any(layer in kinds[k] for k in chosen)
-                depthwise = isinstance(layer, keras.layers.DepthwiseConv2D)
-                layer.kernel.assign(int8_weights(kernel, depthwise) if rounded else kernel)
+            for layer, kernel, grid in zip(layers, saved, rounded, strict=True):
+                layer.kernel.assign(grid if any(layer in kinds[k] for k in chosen) else kernel)
             got = np.concatenate([np.asarray(forward(x)) for x in inputs])
             count = sum(len(kinds[k]) for k in chosen)
             report(f"Keras with int8-rounded weights, {count} {label[:-1] if count == 1 else label}", got)
+        if calibration is not None:
+            for layer, kernel in zip(layers, saved, strict=True):
+                layer.kernel.assign(kernel)  # the shifts are measured on the float network
+            changes = bias_corrections(model, layers, saved, rounded, calibration)
+            originals = [(variable, np.array(variable.numpy())) for variable, _ in changes]
+            for layer, grid in zip(layers, rounded, strict=True):
+                layer.kernel.assign(grid)
+            for variable, value in changes:
+                variable.assign(value)
+            got = np.concatenate([np.asarray(forward(x)) for x in inputs])
+            label = f"{len(layers)} layers, biases corrected on {len(calibration)} calibration images"
+            report(f"Keras with int8-rounded weights, {label}", got)
     finally:
         for layer, kernel in zip(layers, saved, strict=True):
             layer.kernel.assign(kernel)
+        for variable, value in originals:
+            variable.assign(value)
 
 
 def main() -> int:
@@ -205,7 +271,8 @@ def main() -> int:
         print(f"{label}: top-1 agreement {agree:.2f}% of {n}, logit error std {np.std(got - want[:n]):.3f}")
 
     if args.weights_only:
-        weight_rounding(model, keras_inputs, lambda label, got: report(label, got, len(want)))
+        calibrated = np.asarray(transform(np.asarray(calibration)))
+        weight_rounding(model, keras_inputs, lambda label, got: report(label, got, len(want)), calibrated)
     with tempfile.TemporaryDirectory(prefix="zoo-int8-study-") as tmp:
         saved = Path(tmp) / "saved_model"
         _write_savedmodel(model, baked, shape, saved)

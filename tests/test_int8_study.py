@@ -50,6 +50,7 @@ def test_int8_study_compares_both_ranges_and_int16_with_keras():
         "Keras with int8-rounded weights, 3 convolutions",
         "Keras with int8-rounded weights, 2 dense layers",
         "Keras with int8-rounded weights, 5 layers, biases corrected on 200 calibration images",
+        "int8 quantile ranges, weights rounded and bias-corrected before converting",
     }
     assert len(kept_float) == 1, out
     assert all(float(v) >= 95 for v in agreement.values()), out  # LeNet-5 on MNIST: confident logits

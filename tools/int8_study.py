@@ -20,6 +20,7 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import tempfile
 import time
@@ -153,15 +154,9 @@ def bias_corrections(model, layers: list, kernels: list, rounded: list, calibrat
     return changes
 
 
-def weight_rounding(model, inputs: list, report, calibration=None) -> None:
-    """Report the Keras model with its weights on the int8 grid: every layer, then each kind alone.
-
-    With ``calibration`` (model inputs) also every layer with its biases corrected on them.
-    """
+def _kernel_layers(model) -> dict[str, list]:
+    """The model's convolution, depthwise convolution and dense layers, by kind."""
     import keras
-    import numpy as np
-
-    from zoo.tasks.inference import predict_fn
 
     kinds: dict[str, list] = {}
     for layer in model.layers:
@@ -171,39 +166,68 @@ def weight_rounding(model, inputs: list, report, calibration=None) -> None:
             kinds.setdefault("convolutions", []).append(layer)
         elif isinstance(layer, keras.layers.Dense):
             kinds.setdefault("dense layers", []).append(layer)
+    return kinds
+
+
+@contextlib.contextmanager
+def rounded_weights(model, calibration=None, only: list[str] | None = None):
+    """Within the block, the kernels of ``model`` lie on TFLite's int8 grid (biases corrected on
+    ``calibration``, model inputs, when given); on leaving it the float weights are back.
+
+    Args:
+        model: A functional Keras model.
+        calibration: Model inputs the bias correction is measured on (``None``: no correction).
+        only: The kinds of layer rounded (keys of :func:`_kernel_layers`; default: all).
+
+    Yields:
+        The rounded layers, by kind.
+    """
+    import keras
+    import numpy as np
+
+    kinds = {k: v for k, v in _kernel_layers(model).items() if only is None or k in only}
     layers = [layer for group in kinds.values() for layer in group]
     saved = [np.array(layer.kernel.numpy()) for layer in layers]
-    rounded = [
-        int8_weights(k, isinstance(layer, keras.layers.DepthwiseConv2D))
-        for layer, k in zip(layers, saved, strict=True)
-    ]
-    forward = predict_fn(model)
-    choices = {"layers": list(kinds)} | ({k: [k] for k in kinds} if len(kinds) > 1 else {})
-    originals: list = []
+    depthwise = [isinstance(layer, keras.layers.DepthwiseConv2D) for layer in layers]
+    rounded = [int8_weights(k, d) for k, d in zip(saved, depthwise, strict=True)]
+    changes = [] if calibration is None else bias_corrections(model, layers, saved, rounded, calibration)
+    originals = [(variable, np.array(variable.numpy())) for variable, _ in changes]
     try:
-        for label, chosen in choices.items():
-            for layer, kernel, grid in zip(layers, saved, rounded, strict=True):
-                layer.kernel.assign(grid if any(layer in kinds[k] for k in chosen) else kernel)
-            got = np.concatenate([np.asarray(forward(x)) for x in inputs])
-            count = sum(len(kinds[k]) for k in chosen)
-            report(f"Keras with int8-rounded weights, {count} {label[:-1] if count == 1 else label}", got)
-        if calibration is not None:
-            for layer, kernel in zip(layers, saved, strict=True):
-                layer.kernel.assign(kernel)  # the shifts are measured on the float network
-            changes = bias_corrections(model, layers, saved, rounded, calibration)
-            originals = [(variable, np.array(variable.numpy())) for variable, _ in changes]
-            for layer, grid in zip(layers, rounded, strict=True):
-                layer.kernel.assign(grid)
-            for variable, value in changes:
-                variable.assign(value)
-            got = np.concatenate([np.asarray(forward(x)) for x in inputs])
-            label = f"{len(layers)} layers, biases corrected on {len(calibration)} calibration images"
-            report(f"Keras with int8-rounded weights, {label}", got)
+        for layer, grid in zip(layers, rounded, strict=True):
+            layer.kernel.assign(grid)
+        for variable, value in changes:
+            variable.assign(value)
+        yield kinds
     finally:
         for layer, kernel in zip(layers, saved, strict=True):
             layer.kernel.assign(kernel)
         for variable, value in originals:
             variable.assign(value)
+
+
+def weight_rounding(model, inputs: list, report, calibration=None) -> None:
+    """Report the Keras model with its weights on the int8 grid: every layer, then each kind alone.
+
+    With ``calibration`` (model inputs) also every layer with its biases corrected on them.
+    """
+    import numpy as np
+
+    from zoo.tasks.inference import predict_fn
+
+    forward = predict_fn(model)
+    kinds = _kernel_layers(model)
+    choices = {"layers": list(kinds)} | ({k: [k] for k in kinds} if len(kinds) > 1 else {})
+    for label, chosen in choices.items():
+        with rounded_weights(model, only=chosen):
+            got = np.concatenate([np.asarray(forward(x)) for x in inputs])
+        count = sum(len(kinds[k]) for k in chosen)
+        report(f"Keras with int8-rounded weights, {count} {label[:-1] if count == 1 else label}", got)
+    if calibration is not None:
+        with rounded_weights(model, calibration) as rounded:
+            got = np.concatenate([np.asarray(forward(x)) for x in inputs])
+        count = sum(len(group) for group in rounded.values())
+        label = f"{count} layers, biases corrected on {len(calibration)} calibration images"
+        report(f"Keras with int8-rounded weights, {label}", got)
 
 
 def main() -> int:
@@ -270,8 +294,8 @@ def main() -> int:
         agree = 100 * np.mean(got.argmax(-1) == want[:n].argmax(-1))
         print(f"{label}: top-1 agreement {agree:.2f}% of {n}, logit error std {np.std(got - want[:n]):.3f}")
 
+    calibrated = np.asarray(transform(np.asarray(calibration))) if args.weights_only else None
     if args.weights_only:
-        calibrated = np.asarray(transform(np.asarray(calibration)))
         weight_rounding(model, keras_inputs, lambda label, got: report(label, got, len(want)), calibrated)
     with tempfile.TemporaryDirectory(prefix="zoo-int8-study-") as tmp:
         saved = Path(tmp) / "saved_model"
@@ -280,6 +304,13 @@ def main() -> int:
         quantile = _tflite_bytes(saved, "int8", calibration)
         report("int8, TFLite min/max ranges", run_batches(minmax, batches), len(want))
         report("int8, zoo quantile ranges", run_batches(quantile, batches), len(want))
+        if args.weights_only:
+            corrected = Path(tmp) / "corrected"
+            with rounded_weights(model, calibrated):
+                _write_savedmodel(model, baked, shape, corrected)
+            blob = _tflite_bytes(corrected, "int8", calibration)
+            label = "int8 quantile ranges, weights rounded and bias-corrected before converting"
+            report(label, run_batches(blob, batches), len(want))
         if args.float_ops:
             from tensorflow.lite.python import convert
 

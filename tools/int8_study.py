@@ -205,11 +205,8 @@ def rounded_weights(model, calibration=None, only: list[str] | None = None):
             variable.assign(value)
 
 
-def weight_rounding(model, inputs: list, report, calibration=None) -> None:
-    """Report the Keras model with its weights on the int8 grid: every layer, then each kind alone.
-
-    With ``calibration`` (model inputs) also every layer with its biases corrected on them.
-    """
+def weight_rounding(model, inputs: list, report) -> None:
+    """Report the Keras model with its weights on the int8 grid: every layer, then each kind alone."""
     import numpy as np
 
     from zoo.tasks.inference import predict_fn
@@ -222,12 +219,6 @@ def weight_rounding(model, inputs: list, report, calibration=None) -> None:
             got = np.concatenate([np.asarray(forward(x)) for x in inputs])
         count = sum(len(kinds[k]) for k in chosen)
         report(f"Keras with int8-rounded weights, {count} {label[:-1] if count == 1 else label}", got)
-    if calibration is not None:
-        with rounded_weights(model, calibration) as rounded:
-            got = np.concatenate([np.asarray(forward(x)) for x in inputs])
-        count = sum(len(group) for group in rounded.values())
-        label = f"{count} layers, biases corrected on {len(calibration)} calibration images"
-        report(f"Keras with int8-rounded weights, {label}", got)
 
 
 def main() -> int:
@@ -294,9 +285,8 @@ def main() -> int:
         agree = 100 * np.mean(got.argmax(-1) == want[:n].argmax(-1))
         print(f"{label}: top-1 agreement {agree:.2f}% of {n}, logit error std {np.std(got - want[:n]):.3f}")
 
-    calibrated = np.asarray(transform(np.asarray(calibration))) if args.weights_only else None
     if args.weights_only:
-        weight_rounding(model, keras_inputs, lambda label, got: report(label, got, len(want)), calibrated)
+        weight_rounding(model, keras_inputs, lambda label, got: report(label, got, len(want)))
     with tempfile.TemporaryDirectory(prefix="zoo-int8-study-") as tmp:
         saved = Path(tmp) / "saved_model"
         _write_savedmodel(model, baked, shape, saved)
@@ -304,9 +294,13 @@ def main() -> int:
         quantile = _tflite_bytes(saved, "int8", calibration)
         report("int8, TFLite min/max ranges", run_batches(minmax, batches), len(want))
         report("int8, zoo quantile ranges", run_batches(quantile, batches), len(want))
-        if args.weights_only:
+        if args.weights_only:  # one bias correction for the Keras figure and the TFLite file
             corrected = Path(tmp) / "corrected"
-            with rounded_weights(model, calibrated):
+            with rounded_weights(model, np.asarray(transform(np.asarray(calibration)))) as rounded:
+                got = np.concatenate([np.asarray(forward(x)) for x in keras_inputs])
+                count = sum(len(group) for group in rounded.values())
+                label = f"{count} layers, biases corrected on {len(calibration)} calibration images"
+                report(f"Keras with int8-rounded weights, {label}", got, len(want))
                 _write_savedmodel(model, baked, shape, corrected)
             blob = _tflite_bytes(corrected, "int8", calibration)
             label = "int8 quantile ranges, weights rounded and bias-corrected before converting"

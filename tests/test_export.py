@@ -146,6 +146,7 @@ def test_int8_calibrates_and_compares_on_other_data(tmp_path):
     assert record["weights"] == "lenet5.mnist" and record["input_contract"]["shape"] == ["batch", 28, 28, 1]
     assert record["quantize"] == "int8" and record["calibration"] == "200 fashion_mnist train images"
     assert record["activation_ranges"] == "calibration quantiles 0.0001 to 0.9999"
+    assert record["bias_correction"] == "5 of 5 layers, on the calibration images"
 
 
 @pytest.mark.slow
@@ -640,3 +641,95 @@ def test_openvino_refusals_write_nothing(tmp_path):
     with pytest.raises(InputError, match="savedmodel or --format onnx"):
         export("lstm_classifier.mr", "openvino", tmp_path / "text.xml")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.bin"]
+
+
+def test_int8_weights_lie_on_one_symmetric_grid_per_output_channel():
+    import numpy as np
+
+    from zoo.export import int8_weights
+
+    rng = np.random.default_rng(0)
+    for kernel, depthwise in ((rng.normal(size=(3, 3, 4, 5)), False), (rng.normal(size=(3, 3, 4, 2)), True)):
+        kernel = kernel.astype(np.float32) * rng.uniform(0.01, 10, size=kernel.shape[-1]).astype(np.float32)
+        got = int8_weights(kernel, depthwise)
+        channels = (
+            got.reshape(-1, kernel.shape[-2] * kernel.shape[-1])
+            if depthwise
+            else got.reshape(-1, got.shape[-1])
+        )
+        source = kernel.reshape(channels.shape)
+        scale = np.abs(source).max(axis=0) / 127
+        steps = channels / scale
+        assert np.allclose(steps, np.round(steps), atol=1e-3)  # integer steps of the channel's own scale
+        assert np.allclose(np.abs(steps).max(axis=0), 127, atol=1e-3)  # the largest weight keeps its value
+        assert np.all(np.abs(channels - source) <= scale / 2 + 1e-6)  # rounded to the nearest step
+
+
+@pytest.mark.parametrize("kind", ["dense", "conv_bn", "depthwise_bn"])
+def test_bias_correction_gives_back_the_float_mean_output_on_the_calibration_inputs(kind):
+    import keras
+    import numpy as np
+
+    from zoo.export import bias_corrections
+
+    keras.utils.set_random_seed(0)
+    if kind == "dense":
+        inputs = keras.Input((16,))
+        layer = keras.layers.Dense(4)
+        outputs = layer(inputs)
+    else:
+        inputs = keras.Input((9, 9, 3))
+        if kind == "conv_bn":
+            layer = keras.layers.Conv2D(5, 3, strides=2, padding="same", use_bias=False)
+        else:
+            layer = keras.layers.DepthwiseConv2D(3, depth_multiplier=2, use_bias=False)
+        norm = keras.layers.BatchNormalization()
+        outputs = norm(layer(inputs))
+        norm.moving_mean.assign(np.full(norm.moving_mean.shape, 0.3, "float32"))
+    model = keras.Model(inputs, outputs)
+    rng = np.random.default_rng(0)
+    calibration = (rng.random((40, *inputs.shape[1:])) + 0.5).astype("float32")  # a non-zero mean to shift
+    kernel = keras.ops.convert_to_numpy(layer.kernel)
+    rounded = np.round(kernel * 4) / 4  # a coarse grid, so that rounding visibly shifts the outputs
+    want = np.asarray(model(calibration)).mean(axis=tuple(range(len(outputs.shape) - 1)))
+    changes = bias_corrections(model, [layer], [kernel], [rounded], calibration)
+    layer.kernel.assign(rounded)
+    before = np.asarray(model(calibration)).mean(axis=tuple(range(len(outputs.shape) - 1)))
+    assert not np.allclose(before, want, atol=1e-3)  # rounding moved the mean output
+    assert len(changes) == 1
+    for variable, value in changes:
+        variable.assign(value)
+    after = np.asarray(model(calibration)).mean(axis=tuple(range(len(outputs.shape) - 1)))
+    np.testing.assert_allclose(after, want, atol=1e-4)
+
+
+def test_rounded_weights_reach_nested_models_and_give_the_float_weights_back():
+    """A fine-tuned classifier nests its backbone: its layers are rounded and corrected too."""
+    import keras
+    import numpy as np
+
+    from zoo.export import rounded_weights
+
+    keras.utils.set_random_seed(0)
+    image = keras.Input((9, 9, 3))
+    x = keras.layers.Conv2D(6, 3, use_bias=False, name="conv")(image)
+    x = keras.layers.BatchNormalization(name="norm")(x)
+    backbone = keras.Model(image, keras.layers.GlobalAveragePooling2D()(x), name="backbone")
+    outer = keras.Input((9, 9, 3))
+    model = keras.Model(outer, keras.layers.Dense(4, name="head")(backbone(outer, training=False)))
+    norm = backbone.get_layer("norm")
+    norm.moving_mean.assign(np.full(6, 0.2, "float32"))
+    calibration = (np.random.default_rng(0).random((32, 9, 9, 3)) + 0.5).astype("float32")
+    before = {v.path: keras.ops.convert_to_numpy(v).copy() for v in model.weights}
+    want = keras.ops.convert_to_numpy(backbone(calibration)).mean(0)
+    with rounded_weights(model, calibration) as rounded:
+        assert [layer.name for layer in rounded["convolutions"]] == ["conv"]
+        assert [layer.name for layer in rounded["dense layers"]] == ["head"]
+        head_bias = model.get_layer("head").bias
+        assert {v.path for v in rounded["corrected"]} == {norm.moving_mean.path, head_bias.path}
+        conv = keras.ops.convert_to_numpy(backbone.get_layer("conv").kernel)
+        assert not np.allclose(conv, before[backbone.get_layer("conv").kernel.path])
+        # the backbone's mean output is the float one again (pooling keeps channel means)
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(backbone(calibration)).mean(0), want, atol=1e-4)
+    for v in model.weights:
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(v), before[v.path])

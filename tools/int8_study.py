@@ -20,7 +20,6 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import tempfile
 import time
@@ -93,131 +92,22 @@ def latency_ms(blob: bytes, images, batch: int) -> float:
     return 1000 * best_time(call, 10, warmup=True)
 
 
-def int8_weights(kernel, depthwise: bool = False):
-    """``kernel`` rounded to TFLite's int8 weight grid and back: symmetric, one scale per output channel.
-
-    Convolution and dense kernels have their output channels last; a depthwise kernel
-    ``(h, w, channels, multiplier)`` has ``channels * multiplier``. A batch norm after the
-    layer scales each output channel, which leaves this rounding as it is when TFLite folds it in.
-    """
-    import numpy as np
-
-    shape = kernel.shape
-    flat = kernel.reshape(*shape[:-2], -1) if depthwise else kernel
-    peak = np.max(np.abs(flat), axis=tuple(range(flat.ndim - 1)), keepdims=True)
-    scale = np.where(peak > 0, peak / 127, 1.0)
-    return (np.round(flat / scale) * scale).reshape(shape).astype(kernel.dtype)
-
-
-def _rounding_shift(layer, x, change):
-    """Mean change, per output channel, that ``change`` to the kernel makes to the layer's output on ``x``."""
-    import keras
-    import numpy as np
-
-    if isinstance(layer, keras.layers.Dense):
-        y = keras.ops.matmul(x, change)
-    else:
-        conv = keras.ops.depthwise_conv if isinstance(layer, keras.layers.DepthwiseConv2D) else keras.ops.conv
-        y = conv(x, change, strides=layer.strides, padding=layer.padding, dilation_rate=layer.dilation_rate)
-    y = np.asarray(y)
-    return y.reshape(-1, y.shape[-1]).sum(0), y.size // y.shape[-1]
-
-
-def bias_corrections(model, layers: list, kernels: list, rounded: list, calibration) -> list:
-    """Empirical bias correction (Nagel et al. 2019) of rounded kernels, on the float network's inputs.
-
-    For each layer, the mean shift rounding makes to its output channels over ``calibration``
-    is taken back from the batch norm that follows it (its moving mean) or from its own bias.
-
-    Returns:
-        ``(variable, corrected value)`` pairs; layers with neither are left out.
-    """
-    import keras
-    import numpy as np
-
-    probe = keras.Model(model.input, [layer.input for layer in layers])
-    sums, counts = [0.0] * len(layers), [0] * len(layers)
-    for start in range(0, len(calibration), 16):
-        inputs = keras.tree.flatten(probe(calibration[start : start + 16], training=False))
-        for i, x in enumerate(inputs):
-            total, count = _rounding_shift(layers[i], x, (rounded[i] - kernels[i]).astype("float32"))
-            sums[i], counts[i] = sums[i] + total, counts[i] + count
-    norms = {id(n.input): n for n in model.layers if isinstance(n, keras.layers.BatchNormalization)}
-    changes = []
-    for layer, total, count in zip(layers, sums, counts, strict=True):
-        shift = total / count
-        if id(layer.output) in norms:
-            mean = norms[id(layer.output)].moving_mean
-            changes.append((mean, np.asarray(mean) + shift))  # the norm subtracts its mean
-        elif getattr(layer, "use_bias", False):
-            changes.append((layer.bias, np.asarray(layer.bias) - shift))
-    return changes
-
-
-def _kernel_layers(model) -> dict[str, list]:
-    """The model's convolution, depthwise convolution and dense layers, by kind."""
-    import keras
-
-    kinds: dict[str, list] = {}
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.DepthwiseConv2D):
-            kinds.setdefault("depthwise convolutions", []).append(layer)
-        elif isinstance(layer, keras.layers.Conv2D):
-            kinds.setdefault("convolutions", []).append(layer)
-        elif isinstance(layer, keras.layers.Dense):
-            kinds.setdefault("dense layers", []).append(layer)
-    return kinds
-
-
-@contextlib.contextmanager
-def rounded_weights(model, calibration=None, only: list[str] | None = None):
-    """Within the block, the kernels of ``model`` lie on TFLite's int8 grid (biases corrected on
-    ``calibration``, model inputs, when given); on leaving it the float weights are back.
-
-    Args:
-        model: A functional Keras model.
-        calibration: Model inputs the bias correction is measured on (``None``: no correction).
-        only: The kinds of layer rounded (keys of :func:`_kernel_layers`; default: all).
-
-    Yields:
-        The rounded layers, by kind.
-    """
-    import keras
-    import numpy as np
-
-    kinds = {k: v for k, v in _kernel_layers(model).items() if only is None or k in only}
-    layers = [layer for group in kinds.values() for layer in group]
-    saved = [np.array(layer.kernel.numpy()) for layer in layers]
-    depthwise = [isinstance(layer, keras.layers.DepthwiseConv2D) for layer in layers]
-    rounded = [int8_weights(k, d) for k, d in zip(saved, depthwise, strict=True)]
-    changes = [] if calibration is None else bias_corrections(model, layers, saved, rounded, calibration)
-    originals = [(variable, np.array(variable.numpy())) for variable, _ in changes]
-    try:
-        for layer, grid in zip(layers, rounded, strict=True):
-            layer.kernel.assign(grid)
-        for variable, value in changes:
-            variable.assign(value)
-        yield kinds
-    finally:
-        for layer, kernel in zip(layers, saved, strict=True):
-            layer.kernel.assign(kernel)
-        for variable, value in originals:
-            variable.assign(value)
-
-
 def weight_rounding(model, inputs: list, report) -> None:
     """Report the Keras model with its weights on the int8 grid: every layer, then each kind alone."""
     import numpy as np
 
+    from zoo.export import _kernel_layers, rounded_weights
     from zoo.tasks.inference import predict_fn
 
     forward = predict_fn(model)
-    kinds = _kernel_layers(model)
+    kinds: dict[str, int] = {}
+    for _, kind, _ in _kernel_layers(model):
+        kinds[kind] = kinds.get(kind, 0) + 1
     choices = {"layers": list(kinds)} | ({k: [k] for k in kinds} if len(kinds) > 1 else {})
     for label, chosen in choices.items():
         with rounded_weights(model, only=chosen):
             got = np.concatenate([np.asarray(forward(x)) for x in inputs])
-        count = sum(len(kinds[k]) for k in chosen)
+        count = sum(kinds[k] for k in chosen)
         report(f"Keras with int8-rounded weights, {count} {label[:-1] if count == 1 else label}", got)
 
 
@@ -254,6 +144,7 @@ def main() -> int:
         _int8_calibrated,
         _tflite_bytes,
         _write_savedmodel,
+        rounded_weights,
     )
     from zoo.preprocessing import geometry_transform
     from zoo.tasks.inference import predict_fn
@@ -293,17 +184,18 @@ def main() -> int:
         minmax = converter(saved, calibration).convert()
         quantile = _tflite_bytes(saved, "int8", calibration)
         report("int8, TFLite min/max ranges", run_batches(minmax, batches), len(want))
-        report("int8, zoo quantile ranges", run_batches(quantile, batches), len(want))
+        report("int8, quantile ranges, no bias correction", run_batches(quantile, batches), len(want))
         if args.weights_only:  # one bias correction for the Keras figure and the TFLite file
             corrected = Path(tmp) / "corrected"
             with rounded_weights(model, np.asarray(transform(np.asarray(calibration)))) as rounded:
                 got = np.concatenate([np.asarray(forward(x)) for x in keras_inputs])
+                rounded.pop("corrected")
                 count = sum(len(group) for group in rounded.values())
                 label = f"{count} layers, biases corrected on {len(calibration)} calibration images"
                 report(f"Keras with int8-rounded weights, {label}", got, len(want))
                 _write_savedmodel(model, baked, shape, corrected)
             blob = _tflite_bytes(corrected, "int8", calibration)
-            label = "int8 quantile ranges, weights rounded and bias-corrected before converting"
+            label = "int8 as zoo export makes it: quantile ranges, weights rounded and bias-corrected"
             report(label, run_batches(blob, batches), len(want))
         if args.float_ops:
             from tensorflow.lite.python import convert

@@ -28,12 +28,13 @@ tokenised with the entry's own tokenizer); nothing is written when they differ.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import tempfile
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -223,6 +224,181 @@ def _int8_calibrated(converter: Any, calibration: Any) -> bytes:
         tensors[i].quantization.min = np.array([min(lo, 0.0)], np.float32)
         tensors[i].quantization.max = np.array([max(hi, 0.0)], np.float32)
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+
+
+# --------------------------------------------------------------------------------------
+# int8: weights on TFLite's grid, biases corrected for the rounding
+# --------------------------------------------------------------------------------------
+
+
+def int8_weights(kernel: Any, depthwise: bool = False) -> Any:
+    """``kernel`` rounded to TFLite's int8 weight grid and back: symmetric, one scale per output channel.
+
+    Convolution and dense kernels have their output channels last; a depthwise kernel
+    ``(h, w, channels, multiplier)`` has ``channels * multiplier``. A batch norm after the
+    layer scales each output channel, which leaves this rounding as it is when TFLite folds it in.
+    """
+    import numpy as np
+
+    shape = kernel.shape
+    flat = kernel.reshape(*shape[:-2], -1) if depthwise else kernel
+    peak = np.max(np.abs(flat), axis=tuple(range(flat.ndim - 1)), keepdims=True)
+    scale = np.where(peak > 0, peak / 127, 1.0)
+    return (np.round(flat / scale) * scale).reshape(shape).astype(kernel.dtype)
+
+
+def _rounding_shift(layer: Any, x: Any, change: Any) -> tuple[Any, int]:
+    """Sum over ``x`` and count, per output channel, of what ``change`` to the kernel adds to the output."""
+    import keras
+
+    if isinstance(layer, keras.layers.Dense):
+        y = keras.ops.matmul(x, change)
+    else:
+        conv = keras.ops.depthwise_conv if isinstance(layer, keras.layers.DepthwiseConv2D) else keras.ops.conv
+        y = conv(x, change, strides=layer.strides, padding=layer.padding, dilation_rate=layer.dilation_rate)
+    y = keras.ops.convert_to_numpy(y)
+    return y.reshape(-1, y.shape[-1]).sum(0), y.size // y.shape[-1]
+
+
+def bias_corrections(model: Any, layers: list, kernels: list, rounded: list, calibration: Any) -> list:
+    """Empirical bias correction (Nagel et al. 2019) of rounded kernels, on the float network's inputs.
+
+    For each layer of the functional ``model`` (its own, not a nested model's), the mean
+    shift rounding makes to its output channels over ``calibration`` (``model``'s inputs)
+    is taken back from the batch norm that follows it (its moving mean) or from its own bias.
+
+    Returns:
+        ``(variable, corrected value)`` pairs; layers with neither are left out.
+    """
+    import keras
+
+    probe = keras.Model(model.input, [layer.input for layer in layers])
+    sums, counts = [0.0] * len(layers), [0] * len(layers)
+    for start in range(0, len(calibration), 16):
+        inputs = keras.tree.flatten(probe(calibration[start : start + 16], training=False))
+        for i, x in enumerate(inputs):
+            total, count = _rounding_shift(layers[i], x, (rounded[i] - kernels[i]).astype("float32"))
+            sums[i], counts[i] = sums[i] + total, counts[i] + count
+    norms = {id(_single_input(n)): n for n in model.layers if isinstance(n, keras.layers.BatchNormalization)}
+    changes = []
+    for layer, total, count in zip(layers, sums, counts, strict=True):
+        shift = total / count
+        if id(layer.output) in norms:
+            mean = norms[id(layer.output)].moving_mean
+            changes.append((mean, keras.ops.convert_to_numpy(mean) + shift))  # the norm subtracts its mean
+        elif getattr(layer, "use_bias", False):
+            changes.append((layer.bias, keras.ops.convert_to_numpy(layer.bias) - shift))
+    return changes
+
+
+def _single_input(layer: Any) -> Any:
+    """The layer's input tensor when it is called exactly once in its model, else ``None``."""
+    return layer.input if len(getattr(layer, "_inbound_nodes", ())) == 1 else None
+
+
+def _kernel_layers(model: Any) -> list[tuple[Any, str, Any]]:
+    """``(owner, kind, layer)`` for each convolution, depthwise convolution and dense layer.
+
+    Layers of functional models nested in ``model`` (a fine-tuned backbone, say) are
+    included with their own model as owner; layers called more than once are left out.
+    """
+    import keras
+
+    kinds = (
+        (keras.layers.DepthwiseConv2D, "depthwise convolutions"),
+        (keras.layers.Conv2D, "convolutions"),
+        (keras.layers.Dense, "dense layers"),
+    )
+    found = []
+    for layer in model.layers:
+        if isinstance(layer, keras.Model) and hasattr(layer, "_nodes_by_depth"):
+            if _single_input(layer) is not None:
+                found += _kernel_layers(layer)
+            continue
+        kind = next((name for cls, name in kinds if isinstance(layer, cls)), None)
+        if kind is not None and _single_input(layer) is not None:
+            found.append((model, kind, layer))
+    return found
+
+
+def _owner_inputs(model: Any, owner: Any, calibration: Any) -> Any:
+    """The values ``owner`` (``model`` or a functional model nested in it) receives on ``calibration``."""
+    import keras
+
+    if owner is model:
+        return calibration
+    for layer in model.layers:
+        if layer is owner or (isinstance(layer, keras.Model) and owner in _nested_models(layer)):
+            node = layer._inbound_nodes[0]
+            probe = keras.Model(model.input, node.input_tensors)
+            outer = probe.predict(calibration, batch_size=16, verbose=0)
+            if isinstance(outer, list) and len(outer) == 1:
+                outer = outer[0]
+            return _owner_inputs(layer, owner, outer)
+    raise ValueError(f"{owner.name} is not inside {model.name}")
+
+
+def _nested_models(model: Any) -> list[Any]:
+    import keras
+
+    found = []
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            found += [layer, *_nested_models(layer)]
+    return found
+
+
+@contextlib.contextmanager
+def rounded_weights(model: Any, calibration: Any = None, only: list[str] | None = None) -> Iterator[dict]:
+    """Within the block, the kernels of ``model`` lie on TFLite's int8 grid; after it, the float ones.
+
+    With ``calibration`` (model inputs), each rounded layer's mean output shift on them is
+    taken back as well (:func:`bias_corrections`), which TFLite's own quantiser does not do.
+
+    Args:
+        model: A functional Keras model (nested functional models are rounded too).
+        calibration: Model inputs the bias correction is measured on (``None``: no correction).
+        only: The kinds of layer rounded (``"convolutions"``, ``"depthwise convolutions"``,
+            ``"dense layers"``; default: all).
+
+    Yields:
+        The rounded layers by kind, and ``"corrected"``: the variables the correction changed.
+    """
+    import keras
+    import numpy as np
+
+    sites = [site for site in _kernel_layers(model) if only is None or site[1] in only]
+    saved = [np.array(keras.ops.convert_to_numpy(layer.kernel)) for _, _, layer in sites]
+    rounded = [
+        int8_weights(kernel, isinstance(layer, keras.layers.DepthwiseConv2D))
+        for kernel, (_, _, layer) in zip(saved, sites, strict=True)
+    ]
+    changes: list[tuple[Any, Any]] = []
+    if calibration is not None:
+        for owner in {id(site[0]): site[0] for site in sites}.values():
+            mine = [i for i, site in enumerate(sites) if site[0] is owner]
+            changes += bias_corrections(
+                owner,
+                [sites[i][2] for i in mine],
+                [saved[i] for i in mine],
+                [rounded[i] for i in mine],
+                _owner_inputs(model, owner, calibration),
+            )
+    originals = [(variable, np.array(keras.ops.convert_to_numpy(variable))) for variable, _ in changes]
+    kinds: dict[str, Any] = {}
+    for _, kind, layer in sites:
+        kinds.setdefault(kind, []).append(layer)
+    try:
+        for (_, _, layer), grid in zip(sites, rounded, strict=True):
+            layer.kernel.assign(grid)
+        for variable, value in changes:
+            variable.assign(value)
+        yield {**kinds, "corrected": [variable for variable, _ in changes]}
+    finally:
+        for (_, _, layer), kernel in zip(sites, saved, strict=True):
+            layer.kernel.assign(kernel)
+        for variable, value in originals:
+            variable.assign(value)
 
 
 def run_tflite(model_bytes_or_path: bytes | str | os.PathLike[str], x: Any) -> Any:
@@ -589,7 +765,9 @@ def export(
         quantize: TFLite only, post-training: ``"float16"`` (float16 weights), ``"int8"``
             (int8 weights and activations, calibrated on 200 images of the entry dataset's
             train split, each activation range cut to the calibration values' quantiles
-            :data:`CLIP_QUANTILE` and ``1 - CLIP_QUANTILE``) or ``"dynamic"`` (int8 weights,
+            :data:`CLIP_QUANTILE` and ``1 - CLIP_QUANTILE``, the weights rounded to TFLite's
+            int8 grid first and each layer's mean output shift on the calibration images
+            taken back from its bias or batch norm: :func:`rounded_weights`) or ``"dynamic"`` (int8 weights,
             activations quantised per batch when run: no calibration).
         preprocessing: Images: bake the entry's input transform in (inputs become raw uint8
             images). Text exports always take token ids (the result says ``False``).
@@ -655,6 +833,9 @@ def _export_image(
     overwrite: bool,
 ) -> ExportResult:
     """Export an image classifier (see :func:`export`) to the checked target ``out``."""
+    import numpy as np
+
+    import zoo.data
     from zoo import api
 
     model = api.load(entry.name)
@@ -673,6 +854,16 @@ def _export_image(
     with tempfile.TemporaryDirectory(prefix="zoo-export-") as tmpdir:
         saved = Path(tmpdir) / "saved_model"
         _write_savedmodel(model, baked if preprocessing else None, shape, saved)
+        quantized_from = saved
+        if calibration is not None:  # TFLite converts weights already on its grid, biases corrected
+            quantized_from = Path(tmpdir) / "int8_weights"
+            seen = np.asarray(zoo.data.image_transform(baked)(calibration)) if preprocessing else calibration
+            with rounded_weights(model, seen) as rounded:
+                _write_savedmodel(model, baked if preprocessing else None, shape, quantized_from)
+            corrected = rounded.pop("corrected")
+            count = sum(len(layers) for layers in rounded.values())
+            extra["bias_correction"] = f"{len(corrected)} of {count} layers, on the calibration images"
+
         got = _write_checked(
             saved,
             fmt,
@@ -681,7 +872,7 @@ def _export_image(
             run=lambda fmt, artifact: _run_export(fmt, artifact, feed),
             check=lambda got: _check(got, expected, quantize, fmt),
             annotate={"dims": ("batch",), "kind": "an image classifier on uint8 images"},
-            tflite=lambda saved: _tflite_bytes(saved, quantize, calibration),
+            tflite=lambda saved: _tflite_bytes(quantized_from, quantize, calibration),
         )
     result = _export_result(out, fmt, quantize, preprocessing, got, expected)
     result.metrics.update(extra)

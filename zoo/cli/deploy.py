@@ -23,7 +23,8 @@ from zoo.export import QUANTIZE
     "--quantize",
     type=click.Choice([q for q in QUANTIZE if q]),
     help="TFLite post-training quantisation: float16 weights; int8 weights and activations (calibrated "
-    "on --data); dynamic: int8 weights, activations quantised per batch when run (no calibration).",
+    "on --data, biases corrected for the weight rounding); dynamic: int8 weights, activations quantised "
+    "per batch when run (no calibration).",
 )
 @click.option(
     "--no-preprocessing",

@@ -733,3 +733,24 @@ def test_rounded_weights_reach_nested_models_and_give_the_float_weights_back():
         np.testing.assert_allclose(keras.ops.convert_to_numpy(backbone(calibration)).mean(0), want, atol=1e-4)
     for v in model.weights:
         np.testing.assert_array_equal(keras.ops.convert_to_numpy(v), before[v.path])
+
+
+def test_rounded_weights_leave_shared_and_channels_first_layers_to_tflite():
+    """A layer called twice has no single input to measure its shift on; channels-first convs are not
+    what the correction's convolution computes: neither is touched."""
+    import keras
+    import numpy as np
+
+    from zoo.export import rounded_weights
+
+    inputs = keras.Input((6, 6, 4))
+    shared = keras.layers.Dense(4, name="shared")
+    x = shared(shared(inputs))
+    x = keras.layers.Conv2D(3, 3, data_format="channels_first", name="first")(x)
+    model = keras.Model(inputs, keras.layers.Conv2D(2, 1, name="last")(x))
+    kernels = {w.path: keras.ops.convert_to_numpy(w).copy() for w in model.weights}
+    with rounded_weights(model, np.ones((2, 6, 6, 4), "float32")) as rounded:
+        assert [layer.name for layer in rounded["convolutions"]] == ["last"]
+        assert "dense layers" not in rounded
+        for w in (shared.kernel, model.get_layer("first").kernel):
+            np.testing.assert_array_equal(keras.ops.convert_to_numpy(w), kernels[w.path])

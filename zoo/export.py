@@ -300,7 +300,8 @@ def _kernel_layers(model: Any) -> list[tuple[Any, str, Any]]:
     """``(owner, kind, layer)`` for each convolution, depthwise convolution and dense layer.
 
     Layers of functional models nested in ``model`` (a fine-tuned backbone, say) are
-    included with their own model as owner; layers called more than once are left out.
+    included with their own model as owner; layers called more than once, or with their
+    channels first, are left out (TFLite rounds them itself).
     """
     import keras
 
@@ -316,7 +317,8 @@ def _kernel_layers(model: Any) -> list[tuple[Any, str, Any]]:
                 found += _kernel_layers(layer)
             continue
         kind = next((name for cls, name in kinds if isinstance(layer, cls)), None)
-        if kind is not None and _single_input(layer) is not None:
+        channels_last = getattr(layer, "data_format", "channels_last") == "channels_last"
+        if kind is not None and channels_last and _single_input(layer) is not None:
             found.append((model, kind, layer))
     return found
 

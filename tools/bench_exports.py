@@ -6,7 +6,8 @@ ONNX Runtime) and times one batch of 1 and of 64 next to Keras' ``predict_on_bat
 on the same inputs, in the same run. Float exports report the max |diff| against
 Keras on the export's check inputs; int8 and dynamic-range exports report the top-1
 agreement with Keras on a test split and, where that split is the weights' own, the
-accuracy change.
+accuracy change. ``tflite-int8-qat`` (the entries of :data:`QAT_STEPS`) is int8 after
+quantisation-aware distillation (``zoo export --qat-steps``).
 
 Results are kept in ``docs/exports.json`` (a rerun measures only missing cells;
 ``--redo`` measures again); ``--readme`` writes the table into README.md.
@@ -56,6 +57,8 @@ ENTRIES = {
     "lstm_charlm.shakespeare": None,
 }
 REPEATS = 5
+#: Entries also measured as ``tflite-int8-qat``: int8 after this many steps of ``--qat-steps``.
+QAT_STEPS = {"efficientnet_lite0.in1k": 300}
 
 
 def formats_of(name: str) -> tuple[str, ...]:
@@ -71,7 +74,9 @@ def formats_of(name: str) -> tuple[str, ...]:
         return ("savedmodel", "onnx", "tflite")
     if task not in ("image-classification", "text-classification") and entry.num_classes is None:
         return ("any",)  # one row saying why (generative and language models)
-    return TEXT_FORMATS if entry.preprocessing.get("type") == "text" else IMAGE_FORMATS
+    if entry.preprocessing.get("type") == "text":
+        return TEXT_FORMATS
+    return IMAGE_FORMATS + (("tflite-int8-qat",) if name in QAT_STEPS else ())
 
 
 def _best_ms(fn) -> float:
@@ -165,6 +170,7 @@ def run_cell(name: str, fmt: str, work: Path) -> dict:
     from zoo.export import TOLERANCE, export
 
     base, _, quantize = ("onnx" if fmt == "any" else fmt).partition("-")
+    quantize, _, qat = quantize.partition("-")
     suffix = {"savedmodel": "", "onnx": ".onnx", "openvino": ".xml", "tflite": ".tflite"}[base]
     out = work / f"{name}-{fmt}{suffix}"
     start = time.perf_counter()
@@ -178,6 +184,7 @@ def run_cell(name: str, fmt: str, work: Path) -> dict:
             evaluate=TOLERANCE[quantize or None] is None,
             data=data,
             overwrite=True,
+            qat_steps=QAT_STEPS[name] if qat else 0,
         )
     except ZooError as exc:
         return {"status": "not available", "reason": str(exc).split(";")[0][:120]}
@@ -236,7 +243,7 @@ def table(results: dict) -> str:
         "| batch 1: Keras / export ms | batch 64: Keras / export ms |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    order = {f: i for i, f in enumerate((*IMAGE_FORMATS, "any"))}
+    order = {f: i for i, f in enumerate((*IMAGE_FORMATS, "tflite-int8-qat", "any"))}
     entries = list(ENTRIES)
 
     def rank(key: str) -> tuple[int, int]:

@@ -403,6 +403,231 @@ def rounded_weights(model: Any, calibration: Any = None, only: list[str] | None 
             variable.assign(value)
 
 
+# --------------------------------------------------------------------------------------
+# int8: quantisation-aware distillation
+# --------------------------------------------------------------------------------------
+
+#: Training images (of the calibration data's train split) that distillation draws batches from.
+QAT_IMAGES = 10000
+#: Images per distillation step.
+QAT_BATCH = 32
+#: Adam's learning rate for distillation.
+QAT_LEARNING_RATE = 2e-5
+
+
+def _passthrough_layers() -> tuple[type, ...]:
+    """Layers whose int8 output TFLite keeps on their input's scale: no quantisation of their own."""
+    import keras
+
+    return (
+        keras.layers.InputLayer,
+        keras.layers.Dropout,
+        keras.layers.Identity,
+        keras.layers.Flatten,
+        keras.layers.Reshape,
+        keras.layers.MaxPooling2D,
+    )
+
+
+def _fuses(layer: Any, user: Any) -> bool:
+    """Whether TFLite folds ``user`` into ``layer``, so that ``layer``'s own output is never int8."""
+    import keras
+
+    kernels = (keras.layers.Conv2D, keras.layers.DepthwiseConv2D, keras.layers.Dense)
+    if isinstance(user, keras.layers.BatchNormalization):
+        return isinstance(layer, kernels)
+    name = getattr(getattr(user, "activation", None), "__name__", "")
+    relu = isinstance(user, keras.layers.ReLU) or (
+        isinstance(user, keras.layers.Activation) and name in ("relu", "relu6")
+    )
+    return relu and isinstance(layer, (*kernels, keras.layers.BatchNormalization, keras.layers.Add))
+
+
+def quantized_outputs(model: Any) -> list[Any]:
+    """The layers of ``model`` whose outputs TFLite's int8 model holds as int8 tensors.
+
+    Every layer's output is, except those TFLite fuses into the layer before them (a batch
+    norm into its convolution, a ReLU into its convolution or norm) and those that keep
+    their input's scale (dropout, reshapes, max pooling).
+    """
+    users: dict[int, list[Any]] = {}
+    for layer in model.layers:
+        for node in layer._inbound_nodes:
+            for tensor in node.input_tensors:
+                users.setdefault(id(tensor), []).append(layer)
+    found = []
+    for layer in model.layers:
+        if isinstance(layer, _passthrough_layers()):
+            continue
+        after = users.get(id(layer.output), [])
+        if len(after) == 1 and _fuses(layer, after[0]):
+            continue
+        found.append(layer)
+    return found
+
+
+def _fake_quant_layer() -> type:
+    import keras
+
+    class FakeQuant(keras.layers.Layer):
+        """An int8 activation as TFLite stores it (``[lo, hi]`` in 256 steps), straight-through gradient."""
+
+        def __init__(self, lo: float, hi: float, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self.lo, self.hi = float(min(lo, 0.0)), float(max(hi, 0.0))
+
+        def call(self, x: Any) -> Any:
+            scale = max(self.hi - self.lo, 1e-8) / 255.0
+            zero = round(-self.lo / scale)
+            clipped = keras.ops.clip(x, self.lo, self.hi)
+            steps = keras.ops.clip(keras.ops.round(clipped / scale) + zero, 0, 255)
+            return clipped + keras.ops.stop_gradient((steps - zero) * scale - clipped)
+
+    return FakeQuant
+
+
+def _activation_ranges(model: Any, layers: list[Any], calibration: Any) -> dict[str, tuple[float, float]]:
+    """Each layer's output range on ``calibration``: its :data:`CLIP_QUANTILE` quantiles, as in the export."""
+    import keras
+    import numpy as np
+
+    probe = keras.Model(model.input, [layer.output for layer in layers])
+    rng = np.random.default_rng(0)
+    samples: list[list[Any]] = [[] for _ in layers]
+    for start in range(0, len(calibration), 16):
+        outputs = probe.predict_on_batch(calibration[start : start + 16])
+        for i, values in enumerate(outputs if isinstance(outputs, list) else [outputs]):
+            values = np.asarray(values).ravel()
+            samples[i].append(values[rng.integers(0, values.size, min(values.size, 20000))])
+    ranges = {}
+    for layer, values in zip(layers, samples, strict=True):
+        lo, hi = np.quantile(np.concatenate(values), [CLIP_QUANTILE, 1 - CLIP_QUANTILE])
+        ranges[layer.name] = (float(lo), float(hi))
+    return ranges
+
+
+def int8_simulation(model: Any, calibration: Any) -> Any:
+    """A copy of ``model`` that computes as TFLite's int8 model of it would.
+
+    Each quantised activation (:func:`quantized_outputs`) goes through a fake-quantiser
+    with the range the export gives it on ``calibration`` (model inputs). The copy has
+    its own weights (the same values); :func:`distil_int8` rounds its kernels as it runs.
+
+    Raises:
+        InputError: When ``model`` nests other models (a fine-tuned backbone, say).
+    """
+    import keras
+    import numpy as np
+
+    nested = [layer.name for layer in model.layers if isinstance(layer, keras.Model)]
+    if nested:
+        raise InputError(
+            f"quantisation-aware distillation takes a model of plain layers; {model.name} nests "
+            f"{', '.join(nested)}: export it with --qat-steps 0"
+        )
+    if isinstance(model.input, (list, tuple, dict)):
+        raise InputError(f"quantisation-aware distillation takes one input; {model.name} has several")
+    ranges = _activation_ranges(model, quantized_outputs(model), calibration)
+    fake_quant = _fake_quant_layer()
+    image = keras.Input(model.input.shape[1:], dtype=model.input.dtype, name=model.input.name)
+    lo, hi = float(np.min(calibration)), float(np.max(calibration))
+    quantized_image = fake_quant(lo, hi, name="int8_input")(image)  # TFLite quantises its input too
+
+    def call(layer: Any, *args: Any, **kwargs: Any) -> Any:
+        args = tuple(keras.tree.map_structure(lambda t: quantized_image if t is image else t, args))
+        out = layer(*args, **kwargs)
+        if layer.name not in ranges:
+            return out
+        return fake_quant(*ranges[layer.name], name=f"int8_{layer.name}")(out)
+
+    student = keras.models.clone_model(model, input_tensors=image, call_function=call)
+    for layer in model.layers:
+        if layer.weights:
+            student.get_layer(layer.name).set_weights(layer.get_weights())
+    return student
+
+
+def distil_int8(
+    model: Any,
+    images: Any,
+    calibration: Any,
+    *,
+    steps: int,
+    transform: Callable[[Any], Any] | None = None,
+    seed: int = 0,
+    progress: bool = True,
+) -> Any:
+    """Quantisation-aware distillation: float weights whose int8 model follows ``model``'s outputs.
+
+    A copy of ``model`` that simulates TFLite's int8 arithmetic (:func:`int8_simulation`,
+    kernels rounded per output channel with straight-through gradients) is trained with
+    Adam (:data:`QAT_LEARNING_RATE`) to match ``model``'s outputs (mean squared error) on
+    batches of :data:`QAT_BATCH` of ``images`` (mirrored at random), with its
+    batch norms in inference mode. TensorFlow only (it trains under ``tf.GradientTape``).
+
+    Args:
+        model: The float Keras model the int8 model should follow (not changed).
+        images: Images to draw training batches from: model inputs, or what ``transform``
+            turns into them (one batch at a time, so that raw uint8 images stay small).
+        calibration: Model inputs that set the activation ranges.
+        steps: Training steps.
+        transform: Makes a batch of ``images`` into model inputs (default: they are).
+        seed: Seed of the batch draws and mirrors.
+        progress: Show a progress bar.
+
+    Returns:
+        A model of ``model``'s architecture with the distilled float weights.
+    """
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from zoo.tasks.inference import predict_fn
+
+    student = int8_simulation(model, calibration)
+    depthwise = {
+        id(layer.kernel): isinstance(layer, keras.layers.DepthwiseConv2D)
+        for layer in student.layers
+        if isinstance(layer, (keras.layers.Conv2D, keras.layers.DepthwiseConv2D, keras.layers.Dense))
+    }
+    trainable = student.trainable_variables
+    frozen = [v.value for v in student.non_trainable_variables]
+    optimizer = keras.optimizers.Adam(QAT_LEARNING_RATE)
+    optimizer.build(trainable)
+
+    def on_grid(v: Any) -> Any:
+        if id(v) not in depthwise:
+            return v
+        flat = tf.reshape(v, [*v.shape[:-2], -1]) if depthwise[id(v)] else v
+        peak = tf.reduce_max(tf.abs(flat), axis=list(range(len(flat.shape) - 1)), keepdims=True)
+        scale = tf.stop_gradient(tf.where(peak > 0, peak / 127, 1.0))
+        return v + tf.stop_gradient(tf.reshape(tf.round(flat / scale) * scale, v.shape) - v)
+
+    @tf.function
+    def step(x: Any, target: Any) -> Any:
+        with tf.GradientTape() as tape:
+            y, _ = student.stateless_call([on_grid(v) for v in trainable], frozen, x, training=False)
+            loss = tf.reduce_mean(tf.square(tf.cast(y, tf.float32) - target))
+        optimizer.apply(tape.gradient(loss, trainable), trainable)
+        return loss
+
+    teacher = predict_fn(model)
+    rng = np.random.default_rng(seed)
+    bar = keras.utils.Progbar(steps, verbose=1 if progress else 0, unit_name="step")
+    for _ in range(steps):
+        x = np.asarray(images[rng.integers(0, len(images), QAT_BATCH)])
+        mirror = rng.random(len(x)) < 0.5
+        x = np.where(mirror[:, None, None, None], x[:, :, ::-1], x) if x.ndim == 4 else x
+        x = np.asarray(transform(x) if transform else x, np.float32)
+        loss = step(tf.constant(x), tf.constant(np.asarray(teacher(x), np.float32)))
+        bar.add(1, [("loss", float(loss))])
+    plain = keras.models.clone_model(model)
+    for layer in plain.layers:
+        if layer.weights:
+            layer.set_weights(student.get_layer(layer.name).get_weights())
+    return plain
+
+
 def run_tflite(model_bytes_or_path: bytes | str | os.PathLike[str], x: Any) -> Any:
     """Run a TFLite model on a batch ``x`` and return its output."""
     import numpy as np
@@ -582,9 +807,14 @@ def _cached_session(path: Path, weights: dict[str, str], output: dict[str, Any])
     return None
 
 
-def _check_export_args(fmt: str, quantize: str | None) -> None:
+def _check_export_args(fmt: str, quantize: str | None, qat_steps: int = 0) -> None:
     """Refuse an unknown format or quantisation, another backend, and ONNX export without its packages."""
     from zoo.backend import keras_backend
+
+    if qat_steps < 0:
+        raise InputError(f"qat_steps must be 0 or more, got {qat_steps}")
+    if qat_steps and quantize != "int8":
+        raise InputError("--qat-steps tunes an int8 export: use it with --format tflite --quantize int8")
 
     if keras_backend() != "tensorflow":
         raise ExportError(
@@ -752,6 +982,7 @@ def export(
     data_dir: str | None = None,
     evaluate: bool = False,
     overwrite: bool = False,
+    qat_steps: int = 0,
 ) -> ExportResult:
     """Export pretrained weights to ``fmt`` at ``out`` and check the result against Keras.
 
@@ -767,10 +998,8 @@ def export(
         quantize: TFLite only, post-training: ``"float16"`` (float16 weights), ``"int8"``
             (int8 weights and activations, calibrated on 200 images of the entry dataset's
             train split, each activation range cut to the calibration values' quantiles
-            :data:`CLIP_QUANTILE` and ``1 - CLIP_QUANTILE``, the weights rounded to TFLite's
-            int8 grid first and each layer's mean output shift on the calibration images
-            taken back from its bias or batch norm: :func:`rounded_weights`) or ``"dynamic"`` (int8 weights,
-            activations quantised per batch when run: no calibration).
+            :data:`CLIP_QUANTILE` and ``1 - CLIP_QUANTILE``, biases corrected for the weight
+            rounding: :func:`rounded_weights`) or ``"dynamic"`` (int8 weights; no calibration).
         preprocessing: Images: bake the entry's input transform in (inputs become raw uint8
             images). Text exports always take token ids (the result says ``False``).
         samples: Number of (fixed, random) images of the input size the check runs on: it
@@ -782,6 +1011,8 @@ def export(
             test images (and both accuracies when the data is the weights' own).
         overwrite: Replace an earlier export that zoo wrote at ``out`` (never anything else:
             see :mod:`zoo.outputs`).
+        qat_steps: int8 only: steps of :func:`distil_int8` on ``data``'s train split first
+            (instead of bias correction; still checked against the original Keras model).
 
     Returns:
         An :class:`ExportResult`; float formats must match within 1e-4.
@@ -795,7 +1026,7 @@ def export(
     """
     from zoo import outputs, registry
 
-    _check_export_args(fmt, quantize)
+    _check_export_args(fmt, quantize, qat_steps)
     if fmt == "savedmodel":  # before any work: never a path holding the user's files
         target = outputs.check_folder_target(out, overwrite)
     else:
@@ -817,7 +1048,7 @@ def export(
     if entry.preprocessing.get("type") == "text":
         return _export_text(entry, fmt, target, overwrite)
     options = {"quantize": quantize, "preprocessing": preprocessing, "samples": samples}
-    options.update(data=data, data_dir=data_dir)
+    options.update(data=data, data_dir=data_dir, qat_steps=qat_steps)
     return _export_image(entry, fmt, target, evaluate=evaluate, overwrite=overwrite, **options)
 
 
@@ -833,6 +1064,7 @@ def _export_image(
     data_dir: str | None,
     evaluate: bool,
     overwrite: bool,
+    qat_steps: int = 0,
 ) -> ExportResult:
     """Export an image classifier (see :func:`export`) to the checked target ``out``."""
     import numpy as np
@@ -845,27 +1077,45 @@ def _export_image(
     expected, feed = _keras_reference(model, baked, _sample_images(shape, samples), preprocessing)
     record = _image_record(entry, baked, shape, preprocessing, model)
     inputs = {"weights": entry.name, "format": fmt, "quantize": quantize, "preprocessing": preprocessing}
+    if qat_steps:
+        inputs["qat_steps"] = qat_steps
     command = f"zoo export {entry.name} --format {fmt}"
     extra: dict[str, Any] = {}
     calibration = None
+    data_name = data or entry.dataset["name"]
     if fmt == "tflite" and quantize == "int8":
         calibration, extra["calibration"] = _calibration_inputs(
-            entry, shape, baked, preprocessing, data or entry.dataset["name"], data_dir
+            entry, shape, baked, preprocessing, data_name, data_dir
         )
         extra["activation_ranges"] = f"calibration quantiles {CLIP_QUANTILE:g} to {1 - CLIP_QUANTILE:g}"
     with tempfile.TemporaryDirectory(prefix="zoo-export-") as tmpdir:
         saved = Path(tmpdir) / "saved_model"
         _write_savedmodel(model, baked if preprocessing else None, shape, saved)
         quantized_from = saved
-        if calibration is not None:  # TFLite converts weights already on its grid, biases corrected
+        if calibration is not None:
             quantized_from = Path(tmpdir) / "int8_weights"
-            seen = np.asarray(zoo.data.image_transform(baked)(calibration)) if preprocessing else calibration
-            with rounded_weights(model, seen) as rounded:
-                _write_savedmodel(model, baked if preprocessing else None, shape, quantized_from)
-            corrected = rounded.pop("corrected")
-            count = sum(len(layers) for layers in rounded.values())
-            extra["bias_correction"] = f"{len(corrected)} of {count} layers, on the calibration images"
-
+            transform = zoo.data.image_transform(baked)
+            seen = np.asarray(transform(calibration)) if preprocessing else calibration
+            if qat_steps:  # weights distilled through a simulation of the int8 model
+                train = _real_images(entry, QAT_IMAGES, data_name, data_dir, "train")
+                if train is None:
+                    raise InputError(
+                        f"--qat-steps trains on {data_name}'s train split, which is not on this machine: "
+                        "set ZOO_DATA_DIR (or --data-dir) to the folder holding it, or leave out --qat-steps"
+                    )
+                distilled = distil_int8(model, train, seen, steps=qat_steps, transform=transform)
+                _write_savedmodel(distilled, baked if preprocessing else None, shape, quantized_from)
+                extra["qat"] = (
+                    f"{qat_steps} steps of quantisation-aware distillation (batch {QAT_BATCH}, Adam "
+                    f"{QAT_LEARNING_RATE:g}) on {len(train)} {data_name} train images"
+                )
+                extra["bias_correction"] = "none (distilled weights)"
+            else:  # TFLite converts weights already on its grid, biases corrected
+                with rounded_weights(model, seen) as rounded:
+                    _write_savedmodel(model, baked if preprocessing else None, shape, quantized_from)
+                corrected = rounded.pop("corrected")
+                count = sum(len(layers) for layers in rounded.values())
+                extra["bias_correction"] = f"{len(corrected)} of {count} layers, on the calibration images"
         got = _write_checked(
             saved,
             fmt,

@@ -27,6 +27,14 @@ from zoo.export import QUANTIZE
     "per batch when run (no calibration).",
 )
 @click.option(
+    "--qat-steps",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="int8: first train, for this many steps on --data's train split, float weights whose int8 "
+    "model follows Keras' outputs (quantisation-aware distillation; minutes). 0: post-training only.",
+)
+@click.option(
     "--no-preprocessing",
     is_flag=True,
     help="Images: take preprocessed float inputs instead of raw uint8 images (text takes token ids).",
@@ -57,6 +65,7 @@ def export_cmd(
     data_dir: str | None,
     overwrite: bool,
     as_json: bool,
+    qat_steps: int,
 ) -> None:
     """Export pretrained weights as a SavedModel, TFLite or ONNX model, checked against Keras.
 
@@ -73,6 +82,7 @@ def export_cmd(
       zoo export lenet5 --format tflite --quantize int8 --evaluate --out lenet5-int8.tflite
       zoo export lenet5 --format savedmodel --out ./lenet5-savedmodel
       zoo export efficientnet_lite0 --format tflite --quantize int8 --data cifar10 --evaluate --out e.tflite
+      zoo export efficientnet_lite0 --format tflite --quantize int8 --qat-steps 300 --out e.tflite
       zoo export efficientnet_lite0 --format tflite --quantize dynamic --out e-dynamic.tflite
       zoo export minilm_l6.mr --format onnx --out minilm-mr.onnx
       zoo export ./my-finetuned-lstm --format savedmodel --out ./lstm-savedmodel
@@ -89,6 +99,7 @@ def export_cmd(
         data_dir=data_dir,
         evaluate=evaluate,
         overwrite=overwrite,
+        qat_steps=qat_steps,
     )
     if as_json:
         echo_json(result.to_dict())

@@ -585,7 +585,7 @@ def distil_int8(
     from zoo.tasks.inference import predict_fn
 
     student = int8_simulation(model, calibration)
-    depthwise = {
+    kernels = {  # id of each kernel -> whether it is depthwise (channels x multiplier per output)
         id(layer.kernel): isinstance(layer, keras.layers.DepthwiseConv2D)
         for layer in student.layers
         if isinstance(layer, (keras.layers.Conv2D, keras.layers.DepthwiseConv2D, keras.layers.Dense))
@@ -596,9 +596,10 @@ def distil_int8(
     optimizer.build(trainable)
 
     def on_grid(v: Any) -> Any:
-        if id(v) not in depthwise:
+        """``v`` on :func:`int8_weights`' grid going forward, unchanged for the gradient."""
+        if id(v) not in kernels:
             return v
-        flat = tf.reshape(v, [*v.shape[:-2], -1]) if depthwise[id(v)] else v
+        flat = tf.reshape(v, [*v.shape[:-2], -1]) if kernels[id(v)] else v
         peak = tf.reduce_max(tf.abs(flat), axis=list(range(len(flat.shape) - 1)), keepdims=True)
         scale = tf.stop_gradient(tf.where(peak > 0, peak / 127, 1.0))
         return v + tf.stop_gradient(tf.reshape(tf.round(flat / scale) * scale, v.shape) - v)

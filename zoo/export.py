@@ -220,10 +220,18 @@ def _int8_calibrated(converter: Any, calibration: Any) -> bytes:
                 continue
             samples[i].append(values[rng.integers(0, values.size, min(values.size, 2000))])
     for i in samples:
-        lo, hi = np.quantile(np.concatenate(samples[i]), [CLIP_QUANTILE, 1 - CLIP_QUANTILE])
-        tensors[i].quantization.min = np.array([min(lo, 0.0)], np.float32)
-        tensors[i].quantization.max = np.array([max(hi, 0.0)], np.float32)
+        lo, hi = _clipped_range(samples[i])
+        tensors[i].quantization.min = np.array([lo], np.float32)
+        tensors[i].quantization.max = np.array([hi], np.float32)
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+
+
+def _clipped_range(samples: list[Any]) -> tuple[float, float]:
+    """An int8 activation range: the sampled values' :data:`CLIP_QUANTILE` quantiles, widened to hold 0."""
+    import numpy as np
+
+    lo, hi = np.quantile(np.concatenate(samples), [CLIP_QUANTILE, 1 - CLIP_QUANTILE])
+    return min(float(lo), 0.0), max(float(hi), 0.0)
 
 
 # --------------------------------------------------------------------------------------
@@ -238,13 +246,22 @@ def int8_weights(kernel: Any, depthwise: bool = False) -> Any:
     ``(h, w, channels, multiplier)`` has ``channels * multiplier``. A batch norm after the
     layer scales each output channel, which leaves this rounding as it is when TFLite folds it in.
     """
-    import numpy as np
+    import keras
 
-    shape = kernel.shape
-    flat = kernel.reshape(*shape[:-2], -1) if depthwise else kernel
-    peak = np.max(np.abs(flat), axis=tuple(range(flat.ndim - 1)), keepdims=True)
-    scale = np.where(peak > 0, peak / 127, 1.0)
-    return (np.round(flat / scale) * scale).reshape(shape).astype(kernel.dtype)
+    return keras.ops.convert_to_numpy(_int8_grid(kernel, depthwise)).astype(kernel.dtype)
+
+
+def _int8_grid(kernel: Any, depthwise: bool) -> Any:
+    """:func:`int8_weights` in ``keras.ops`` (a backend tensor; also inside a traced training step)."""
+    import keras
+
+    shape = tuple(kernel.shape)
+    flat = keras.ops.reshape(kernel, (*shape[:-2], -1)) if depthwise else kernel
+    peak = keras.ops.max(
+        keras.ops.abs(flat), axis=tuple(range(len(shape) - (2 if depthwise else 1))), keepdims=True
+    )
+    scale = keras.ops.where(peak > 0, peak / 127, 1.0)
+    return keras.ops.reshape(keras.ops.round(flat / scale) * scale, shape)
 
 
 def _rounding_shift(layer: Any, x: Any, change: Any) -> tuple[Any, int]:
@@ -487,7 +504,7 @@ def _fake_quant_layer() -> type:
 
 
 def _activation_ranges(model: Any, layers: list[Any], calibration: Any) -> dict[str, tuple[float, float]]:
-    """Each layer's output range on ``calibration``: its :data:`CLIP_QUANTILE` quantiles, as in the export."""
+    """Each layer's output range on ``calibration``, as the export cuts it (:func:`_clipped_range`)."""
     import keras
     import numpy as np
 
@@ -499,11 +516,7 @@ def _activation_ranges(model: Any, layers: list[Any], calibration: Any) -> dict[
         for i, values in enumerate(outputs if isinstance(outputs, list) else [outputs]):
             values = np.asarray(values).ravel()
             samples[i].append(values[rng.integers(0, values.size, min(values.size, 20000))])
-    ranges = {}
-    for layer, values in zip(layers, samples, strict=True):
-        lo, hi = np.quantile(np.concatenate(values), [CLIP_QUANTILE, 1 - CLIP_QUANTILE])
-        ranges[layer.name] = (float(lo), float(hi))
-    return ranges
+    return {layer.name: _clipped_range(values) for layer, values in zip(layers, samples, strict=True)}
 
 
 def int8_simulation(model: Any, calibration: Any) -> Any:
@@ -599,10 +612,7 @@ def distil_int8(
         """``v`` on :func:`int8_weights`' grid going forward, unchanged for the gradient."""
         if id(v) not in kernels:
             return v
-        flat = tf.reshape(v, [*v.shape[:-2], -1]) if kernels[id(v)] else v
-        peak = tf.reduce_max(tf.abs(flat), axis=list(range(len(flat.shape) - 1)), keepdims=True)
-        scale = tf.stop_gradient(tf.where(peak > 0, peak / 127, 1.0))
-        return v + tf.stop_gradient(tf.reshape(tf.round(flat / scale) * scale, v.shape) - v)
+        return v + tf.stop_gradient(_int8_grid(v, kernels[id(v)]) - v)
 
     @tf.function
     def step(x: Any, target: Any) -> Any:

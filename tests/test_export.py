@@ -794,6 +794,26 @@ def test_int8_simulation_computes_what_the_tflite_int8_model_computes(tmp_path):
     assert sim_error < 0.8 * float_error, (sim_error, float_error)
 
 
+def test_int8_simulation_rounds_only_the_chosen_activations():
+    import keras
+
+    from zoo.export import int8_simulation, quantized_outputs
+
+    model = zoo.load("lenet5")
+    calibration = np.random.default_rng(0).random((8, *model.input_shape[1:]), dtype=np.float32)
+    names = [layer.name for layer in quantized_outputs(model)]
+
+    def rounded(simulation: keras.Model) -> list[str]:
+        return [layer.name for layer in simulation.layers if layer.name.startswith("int8_")]
+
+    assert rounded(int8_simulation(model, calibration)) == ["int8_input", *(f"int8_{n}" for n in names)]
+    assert rounded(int8_simulation(model, calibration, only=names[:1])) == ["int8_input", f"int8_{names[0]}"]
+    nothing = int8_simulation(model, calibration, only=[])
+    assert rounded(nothing) == ["int8_input"]
+    x = calibration[:2]
+    assert np.max(np.abs(np.asarray(nothing(x)) - np.asarray(model(x)))) < 0.1
+
+
 def test_int8_simulation_refuses_nested_models():
     import keras
 

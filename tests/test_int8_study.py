@@ -29,6 +29,7 @@ def test_int8_study_compares_both_ranges_and_int16_with_keras():
         "--float-ops",
         "FULLY_CONNECTED",
         "--weights-only",
+        "--activations",
     ]
     env = {**os.environ, "ZOO_DATA_DIR": str(DATA_DIR)}
     proc = subprocess.run(
@@ -41,7 +42,14 @@ def test_int8_study_compares_both_ranges_and_int16_with_keras():
     kept_float = [
         k for k in agreement if re.fullmatch(r"int8 quantile ranges, the [1-9]\d* FULLY_CONNECTED .*", k)
     ]
+    rounded = [k for k in agreement if k.startswith("Keras with float weights, int8-rounded activations: ")]
+    assert [k.split(": ", 1)[1] for k in rounded] == [
+        next(k.split(": ", 1)[1] for k in rounded if re.fullmatch(r".*: the first \(\w+\) alone", k)),
+        next(k.split(": ", 1)[1] for k in rounded if re.fullmatch(r".*: all [1-9]\d* but the first", k)),
+        next(k.split(": ", 1)[1] for k in rounded if re.fullmatch(r".*: all [1-9]\d*", k)),
+    ], out
     assert set(agreement) == {
+        *rounded,
         "int8, TFLite min/max ranges",
         "int8, quantile ranges, no bias correction",
         next(k for k in agreement if k.startswith("int16 activations")),

@@ -9,12 +9,14 @@ On the first ``--images`` test images of ``--data`` (shaped as the export shapes
 - the float Keras model with only its weights rounded as TFLite's int8 rounds them (symmetric,
   one scale per output channel), all layers and each kind of layer alone, and all layers with
   empirical bias correction on the calibration images (``--weights-only``);
+- the float Keras model with only some activations rounded to their int8 grid, as
+  ``int8_simulation`` rounds them: the first alone, all the others, all (``--activations``);
 - the latency of the two int8 models side by side at batch 1 and 64 (best of several calls).
 
 Usage:
     ZOO_DATA_DIR=../shared/data python -m tools.int8_study [--entry efficientnet_lite0.in1k] \\
         [--data cifar10] [--images 1000] [--int16 500] \\
-        [--float-ops DEPTHWISE_CONV_2D,FULLY_CONNECTED,CONV_2D] [--weights-only]
+        [--float-ops DEPTHWISE_CONV_2D,FULLY_CONNECTED,CONV_2D] [--weights-only] [--activations]
 """
 
 from __future__ import annotations
@@ -111,6 +113,28 @@ def weight_rounding(model, inputs: list, report) -> None:
         report(f"Keras with int8-rounded weights, {count} {label[:-1] if count == 1 else label}", got)
 
 
+def activation_rounding(model, calibration, inputs: list, report) -> None:
+    """Report Keras with only some activations rounded as the int8 model rounds them (weights float).
+
+    The first quantised activation (the stem's output, for a convolutional network) alone,
+    every other one, and all of them: which rounding the int8 model's error enters at.
+    """
+    import numpy as np
+
+    from zoo.export import int8_simulation, quantized_outputs
+
+    names = [layer.name for layer in quantized_outputs(model)]
+    choices = {
+        f"the first ({names[0]}) alone": names[:1],
+        f"all {len(names) - 1} but the first": names[1:],
+        f"all {len(names)}": names,
+    }
+    for label, chosen in choices.items():
+        simulation = int8_simulation(model, calibration, only=chosen)
+        got = np.concatenate([np.asarray(simulation.predict_on_batch(x)) for x in inputs])
+        report(f"Keras with float weights, int8-rounded activations: {label}", got)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--entry", default="efficientnet_lite0.in1k", help="an image classifier's weights")
@@ -128,6 +152,11 @@ def main() -> int:
         "--weights-only",
         action="store_true",
         help="also run Keras with only its weights rounded to TFLite's int8 grid",
+    )
+    parser.add_argument(
+        "--activations",
+        action="store_true",
+        help="also run Keras with only some activations rounded to their int8 grid (float weights)",
     )
     args = parser.parse_args()
     warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated")
@@ -178,6 +207,9 @@ def main() -> int:
 
     if args.weights_only:
         weight_rounding(model, keras_inputs, lambda label, got: report(label, got, len(want)))
+    if args.activations:
+        seen = np.asarray(transform(np.asarray(calibration)))
+        activation_rounding(model, seen, keras_inputs, lambda label, got: report(label, got, len(want)))
     with tempfile.TemporaryDirectory(prefix="zoo-int8-study-") as tmp:
         saved = Path(tmp) / "saved_model"
         _write_savedmodel(model, baked, shape, saved)

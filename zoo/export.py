@@ -34,7 +34,7 @@ import os
 import shutil
 import tempfile
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -519,12 +519,14 @@ def _activation_ranges(model: Any, layers: list[Any], calibration: Any) -> dict[
     return {layer.name: _clipped_range(values) for layer, values in zip(layers, samples, strict=True)}
 
 
-def int8_simulation(model: Any, calibration: Any) -> Any:
+def int8_simulation(model: Any, calibration: Any, only: Collection[str] | None = None) -> Any:
     """A copy of ``model`` that computes as TFLite's int8 model of it would.
 
     Each quantised activation (:func:`quantized_outputs`) goes through a fake-quantiser
     with the range the export gives it on ``calibration`` (model inputs). The copy has
     its own weights (the same values); :func:`distil_int8` rounds its kernels as it runs.
+    ``only`` names the layers whose outputs are rounded (default: all of them), to see
+    what each costs; the input is always rounded, as TFLite's is.
 
     Raises:
         InputError: When ``model`` nests other models (a fine-tuned backbone, say).
@@ -540,7 +542,8 @@ def int8_simulation(model: Any, calibration: Any) -> Any:
         )
     if isinstance(model.input, (list, tuple, dict)):
         raise InputError(f"quantisation-aware distillation takes one input; {model.name} has several")
-    ranges = _activation_ranges(model, quantized_outputs(model), calibration)
+    layers = [layer for layer in quantized_outputs(model) if only is None or layer.name in only]
+    ranges = _activation_ranges(model, layers, calibration) if layers else {}
     fake_quant = _fake_quant_layer()
     image = keras.Input(model.input.shape[1:], dtype=model.input.dtype, name=model.input.name)
     lo, hi = float(np.min(calibration)), float(np.max(calibration))

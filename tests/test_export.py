@@ -797,6 +797,7 @@ def test_int8_simulation_computes_what_the_tflite_int8_model_computes(tmp_path):
 def test_int8_simulation_rounds_only_the_chosen_activations():
     import keras
 
+    from zoo.errors import InputError
     from zoo.export import int8_simulation, quantized_outputs
 
     model = zoo.load("lenet5")
@@ -812,6 +813,8 @@ def test_int8_simulation_rounds_only_the_chosen_activations():
     assert rounded(nothing) == ["int8_input"]
     x = calibration[:2]
     assert np.max(np.abs(np.asarray(nothing(x)) - np.asarray(model(x)))) < 0.1
+    with pytest.raises(InputError, match=f"no_such_layer: not among .*choose from {names[0]}"):
+        int8_simulation(model, calibration, only=["no_such_layer"])
 
 
 def test_int8_simulation_refuses_nested_models():

@@ -529,7 +529,8 @@ def int8_simulation(model: Any, calibration: Any, only: Collection[str] | None =
     what each costs; the input is always rounded, as TFLite's is.
 
     Raises:
-        InputError: When ``model`` nests other models (a fine-tuned backbone, say).
+        InputError: When ``model`` nests other models (a fine-tuned backbone, say), or
+            ``only`` names a layer whose output is not int8.
     """
     import keras
     import numpy as np
@@ -542,7 +543,14 @@ def int8_simulation(model: Any, calibration: Any, only: Collection[str] | None =
         )
     if isinstance(model.input, (list, tuple, dict)):
         raise InputError(f"quantisation-aware distillation takes one input; {model.name} has several")
-    layers = [layer for layer in quantized_outputs(model) if only is None or layer.name in only]
+    quantized = quantized_outputs(model)
+    unknown = sorted(set(only or ()) - {layer.name for layer in quantized})
+    if unknown:
+        raise InputError(
+            f"{', '.join(unknown)}: not among {model.name}'s int8 activations; choose from "
+            f"{', '.join(layer.name for layer in quantized)}"
+        )
+    layers = [layer for layer in quantized if only is None or layer.name in only]
     ranges = _activation_ranges(model, layers, calibration) if layers else {}
     fake_quant = _fake_quant_layer()
     image = keras.Input(model.input.shape[1:], dtype=model.input.dtype, name=model.input.name)

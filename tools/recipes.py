@@ -66,8 +66,9 @@ def cifar10_recipe(
     label_smoothing: float = 0.0,
     pct_start: float = 0.15,
     dataset_notes: str = CIFAR10_NOTES,
+    augment: str = "cifar",
 ) -> dict:
-    """A CIFAR-10 classifier recipe: standard augmentation, one-cycle SGD with Nesterov momentum."""
+    """A CIFAR-10 classifier recipe: ``augment`` (a ``zoo.data.augment`` name), one-cycle Nesterov SGD."""
     return {
         "architecture": architecture,
         "builder_kwargs": {},
@@ -76,7 +77,7 @@ def cifar10_recipe(
         "labels": CIFAR10_LABELS,
         "input_shape": [32, 32, 3],
         "preprocessing": CIFAR10_RGB,
-        "augment": {"name": "cifar"},
+        "augment": {"name": augment},
         "monitor_eval_split": monitor,
         # tools/bench.py measures these choices on CPU: XLA trains these convolutions 1.5-9x slower
         # than oneDNN; mixed bfloat16 is 1.3x faster for VGG-11 and AlexNet, no faster for ResNet-20.

@@ -164,6 +164,24 @@ def test_manifest_record_matches_its_recipe(name, record):
     assert recipe["builder_kwargs"].items() <= record["builder_kwargs"].items()
 
 
+def test_without_a_run_log_the_recorded_cost_is_kept_only_for_the_same_weights_and_recipe(
+    monkeypatch, tmp_path
+):
+    """--record-only on a fresh checkout (no runs/) must not drop or misattribute a run's cost."""
+    tool = _train_tool()
+    monkeypatch.setattr(tool, "ROOT", tmp_path)  # no runs/NAME/log.csv here
+    name, record = next(
+        (n, r) for n, r in sorted(_trained_here().items()) if "images_per_second" in r["recipe"]
+    )
+    recipe = tool.RECIPES[name]
+    sha = record["files"][0]["sha256"]
+    expected = {k: record["recipe"][k] for k in ("wall_time_s", "images_per_second")}
+    assert tool.training_cost(name, recipe, sha) == expected
+    assert tool.training_cost(name, recipe, "0" * 64) == {}  # other weights
+    assert tool.training_cost(name, {**recipe, "epochs": recipe["epochs"] + 1}, sha) == {}  # other recipe
+    assert tool.training_cost(name, recipe) == {}
+
+
 def test_resuming_with_a_changed_recipe_is_refused(tmp_path):
     tool = _train_tool()
     recipe = dict(tool.RECIPES["lenet5.mnist"])

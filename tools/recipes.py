@@ -261,6 +261,24 @@ RECIPES: dict[str, dict] = {
             "plotted, never used to choose weights: the last epoch's weights are packaged)."
         ),
     ),
+    "resnet56.cifar10": cifar10_recipe(
+        "resnet56",
+        epochs=120,
+        max_lr=0.1,
+        augment="cifar_cutout",
+        label_smoothing=0.1,
+        description=(
+            "CIFAR-10 ResNet-56 (He et al. 2015, option-A shortcuts) trained on the original pixels "
+            "with one-cycle SGD, label smoothing and Cutout."
+        ),
+        references=[
+            {
+                "name": "top1_error",
+                "value": 6.97,
+                "citation": "He et al. 2015, Deep Residual Learning, Table 6 (ResNet-56)",
+            }
+        ],
+    ),
     "lstm_classifier.mr": {
         "kind": "text_classifier",
         "architecture": "lstm_classifier",
@@ -367,8 +385,9 @@ RECIPES: dict[str, dict] = {
     },
     "vgg11_cifar.cifar10": cifar10_recipe(
         "vgg11_cifar",
-        epochs=40,
+        epochs=120,
         max_lr=0.1,
+        augment="cifar_cutout",
         precision="mixed_bfloat16",
         storage_dtype="float16",
         label_smoothing=0.1,
@@ -384,16 +403,17 @@ RECIPES: dict[str, dict] = {
             }
         ],
         notes=(
-            "Misses the zoo's 7.5% error target: 8.84% single-view error on the original test pixels "
-            "(91.16% top-1; the weights trained on the JPEG copy scored 10.53% there). 40 epochs took "
-            "23,648 s of training (84 images/s) because other jobs shared the two CPU cores for most "
-            "epochs (median epoch 544 s); the one epoch on idle cores took 240 s: 208 training "
-            "images/s, about 191 GFLOP/s (3 x 306 MFLOP per image), 67% of this machine's measured "
-            "fp32 matmul peak of 286 GFLOP/s (the recipe trains in mixed bfloat16). Over the last 8 "
-            "epochs training accuracy on augmented images rose from 95.6% to 99.0% while test "
-            "accuracy rose only from 90.0% to 91.2%: the network overfits at this length. Estimated "
-            "run to close the gap, not tried: stronger augmentation (cutout) with a longer schedule, "
-            "120-160 epochs, about 8-11 h on two idle cores."
+            "Meets the zoo's 7.5% error target: 7.15% single-view error on the original test pixels "
+            "(92.85% top-1; reported for VGG-11 with batch norm: 7.8%; the 40-epoch weights this replaces"
+            " scored 8.84%, the JPEG-copy weights 10.53%). No test-time augmentation. 120 epochs of "
+            "one-cycle SGD with label smoothing 0.1 and Cutout (one 16x16 square a training image, after "
+            "the padded crop and flip; in the 40-epoch run without it, training accuracy rose to 99.0% "
+            "while test accuracy gained 1.2 points over the last 8 epochs) took 41,682 s (11.6 h) of "
+            "training, resumed across sessions and mostly sharing the two CPU cores with other work: "
+            "143.7 training images/s overall, about 132 GFLOP/s (3 x 306 MFLOP per image, mixed "
+            "bfloat16), 36-46% of the 286-370 GFLOP/s fp32 matmul peaks `python -m tools.bench` measured "
+            "on the machines of those sessions (a floor: shared cores). The test split is only plotted, "
+            "never used to choose weights: the last epoch's weights are packaged."
         ),
     ),
     "alexnet_cifar.cifar10": cifar10_recipe(

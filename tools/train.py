@@ -152,15 +152,17 @@ def recipe_hyperparameters(recipe: dict) -> dict:
     return {k: recipe[k] for k in hyper}
 
 
-def training_cost(name: str, recipe: dict) -> dict:
+def training_cost(name: str, recipe: dict, weights_sha256: str | None = None) -> dict:
     """Wall time and training images per second of the run, from its log (every resumed part).
 
-    Returns an empty dict when the log has no epoch times (runs older than the timer).
+    Without a complete log (a fresh checkout has no ``runs/``), the figures already recorded in
+    the manifest are kept when they describe these very weights: same sha256, same recipe.
+    Returns an empty dict otherwise (runs older than the timer).
     """
     log = ROOT / "runs" / name / "log.csv"
     seconds = read_log(log).get("epoch_seconds", []) if log.exists() else []
     if len(seconds) != recipe["epochs"] or any(s != s for s in seconds):
-        return {}
+        return recorded_cost(name, recipe, weights_sha256)
     if recipe.get("kind", "classifier") != "classifier":
         return {"wall_time_s": round(sum(seconds))}
     import zoo.data
@@ -171,6 +173,18 @@ def training_cost(name: str, recipe: dict) -> dict:
         "wall_time_s": round(sum(seconds)),
         "images_per_second": round(images * len(seconds) / sum(seconds), 1),
     }
+
+
+def recorded_cost(name: str, recipe: dict, weights_sha256: str | None) -> dict:
+    """The manifest's cost figures for ``name`` if they were measured for these weights and recipe."""
+    from zoo.weights.manifest import load_manifest, repo_manifest_path
+
+    entry = load_manifest(repo_manifest_path()).get(name) if weights_sha256 else None
+    if entry is None or entry.files[0].sha256 != weights_sha256:
+        return {}
+    if entry.recipe.get("notes") != json.dumps(recipe_hyperparameters(recipe), sort_keys=True):
+        return {}
+    return {k: entry.recipe[k] for k in ("wall_time_s", "images_per_second") if k in entry.recipe}
 
 
 def package_record(
@@ -211,7 +225,7 @@ def package_record(
         recipe={
             "command": command,
             "notes": json.dumps(recipe_hyperparameters(recipe), sort_keys=True),
-            **training_cost(name, recipe),
+            **training_cost(name, recipe, file_record(files[0], "keras.weights.h5")["sha256"]),
         },
         golden=golden_record(golden, atol=recipe.get("golden_atol", 1e-4)),
         library_versions=library_versions(),

@@ -91,6 +91,38 @@ def test_float16_storage_halves_the_file_and_loads_into_float32(tmp_path):
         np.testing.assert_allclose(got, want.astype(np.float16).astype(np.float32), rtol=0, atol=0)
 
 
+@pytest.mark.skipif(not (DATA_DIR / "mnist").is_dir(), reason=f"MNIST not found under {DATA_DIR}")
+def test_repackage_stores_the_same_trained_values_in_the_new_storage_dtype(monkeypatch, tmp_path, capsys):
+    import shutil
+
+    import h5py
+
+    import zoo
+
+    tool = _train_tool()
+    folder = tmp_path / "zoo" / "pretrained" / "lenet5.smoke"
+    folder.mkdir(parents=True)
+    packaged = Path(zoo.__file__).parent / "pretrained" / "lenet5.mnist" / "lenet5.mnist.weights.h5"
+    shutil.copyfile(packaged, folder / "lenet5.smoke.weights.h5")
+    recipe = {**tool.RECIPES["lenet5.mnist"], "storage_dtype": "float16"}
+    monkeypatch.setattr(tool, "ROOT", tmp_path)
+    monkeypatch.setitem(tool.RECIPES, "lenet5.smoke", recipe)
+    argv = ["train.py", "lenet5.smoke", "--repackage", "--no-manifest", "--data-dir", str(DATA_DIR)]
+    monkeypatch.setattr(sys, "argv", argv)
+    assert tool.main() == 0
+    out = capsys.readouterr().out
+    assert not (tmp_path / "runs" / "lenet5.smoke" / "log.csv").exists()  # nothing was trained
+    path = folder / "lenet5.smoke.weights.h5"
+    with h5py.File(path) as fh:
+        dtypes = set()
+        fh.visititems(lambda n, o: dtypes.add(str(o.dtype)) if isinstance(o, h5py.Dataset) else None)
+    assert dtypes == {"float16"}
+    assert path.stat().st_size < 0.6 * packaged.stat().st_size
+    recorded = zoo.weights_entry("lenet5.mnist").metrics[0]
+    accuracy = float(out.split("'top1_accuracy': ")[1].split(",")[0])
+    assert abs(accuracy - (100 - recorded.value)) < 0.1, out  # the metric holds in float16
+
+
 def test_resume_follows_the_checkpoint_epoch_and_mends_or_refuses_its_log(tmp_path):
     tool = _train_tool()
     log, backup = tmp_path / "log.csv", tmp_path / "backup"

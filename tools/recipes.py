@@ -267,6 +267,7 @@ RECIPES: dict[str, dict] = {
         max_lr=0.1,
         augment="cifar_cutout",
         label_smoothing=0.1,
+        storage_dtype="float16",
         description=(
             "CIFAR-10 ResNet-56 (He et al. 2015, option-A shortcuts) trained on the original pixels "
             "with one-cycle SGD, label smoothing and Cutout."
@@ -311,6 +312,8 @@ RECIPES: dict[str, dict] = {
         "batch_size": 64,
         "optimizer": {"name": "adam", "max_lr": 1e-3, "pct_start": 0.1},
         "seed": 0,
+        # float16 storage halves the 15.9 MB file (mostly word embeddings); test accuracy holds
+        "storage_dtype": "float16",
         "description": (
             "Bidirectional LSTM (64 units a direction, max-pooled over time) sentence-polarity "
             "classifier on MR, its word embeddings initialised from all-MiniLM-L6-v2."

@@ -5,6 +5,7 @@ Usage:
     python tools/train.py vae.mnist
     python tools/train.py dcgan.mnist
     python tools/train.py vae.mnist --record-only    # re-measure the packaged weights
+    python tools/train.py lstm_classifier.mr --repackage    # store them in a new storage_dtype
 
 The run resumes from runs/NAME/backup if it was interrupted. Weights go to
 zoo/pretrained/NAME/, curves to runs/NAME/curves.png, and the manifest record
@@ -175,14 +176,23 @@ def training_cost(name: str, recipe: dict, weights_sha256: str | None = None) ->
     }
 
 
+def _training_settings(hyperparameters: dict) -> dict:
+    """What decides the training run: every setting but how the weights are stored afterwards."""
+    return {k: v for k, v in hyperparameters.items() if k != "storage_dtype"}
+
+
 def recorded_cost(name: str, recipe: dict, weights_sha256: str | None) -> dict:
-    """The manifest's cost figures for ``name`` if they were measured for these weights and recipe."""
+    """The manifest's cost figures for ``name`` if they were measured for these weights and recipe.
+
+    The storage dtype is not compared: ``--repackage`` changes it without training again.
+    """
     from zoo.weights.manifest import load_manifest, repo_manifest_path
 
     entry = load_manifest(repo_manifest_path()).get(name) if weights_sha256 else None
     if entry is None or entry.files[0].sha256 != weights_sha256:
         return {}
-    if entry.recipe.get("notes") != json.dumps(recipe_hyperparameters(recipe), sort_keys=True):
+    recorded = json.loads(entry.recipe.get("notes") or "{}")
+    if _training_settings(recorded) != _training_settings(recipe_hyperparameters(recipe)):
         return {}
     return {k: entry.recipe[k] for k in ("wall_time_s", "images_per_second") if k in entry.recipe}
 
@@ -196,6 +206,7 @@ def package_record(
     num_params: int,
     metrics: list[dict],
     command: str,
+    cost: dict,
 ) -> dict:
     from zoo.weights.manifest import file_record, library_versions
     from zoo.weights.records import golden_record, make_record
@@ -225,7 +236,7 @@ def package_record(
         recipe={
             "command": command,
             "notes": json.dumps(recipe_hyperparameters(recipe), sort_keys=True),
-            **training_cost(name, recipe, file_record(files[0], "keras.weights.h5")["sha256"]),
+            **cost,
         },
         golden=golden_record(golden, atol=recipe.get("golden_atol", 1e-4)),
         library_versions=library_versions(),
@@ -518,8 +529,10 @@ def choose_compute(args: argparse.Namespace) -> dict:
 
     if args.distribute != "none":
         raise SystemExit("--compute fastest measures and trains in one process: not with --distribute")
-    if args.record_only:
-        raise SystemExit("--compute fastest chooses how to train: --record-only trains nothing, so drop one")
+    if args.record_only or args.repackage:
+        raise SystemExit(
+            "--compute fastest chooses how to train: --record-only and --repackage train nothing, so drop one"
+        )
     name, recipe, candidates = args.name, RECIPES[args.name], args.candidates
     run_dir = ROOT / "runs" / name
     stored = run_dir / "compute.json"
@@ -596,6 +609,12 @@ def main() -> int:
         help="skip training: re-measure and re-record the packaged weights",
     )
     parser.add_argument(
+        "--repackage",
+        action="store_true",
+        help="skip training: store the packaged weights again in the recipe's storage_dtype (after it "
+        "changed), then re-measure and re-record them; the recorded training cost is kept",
+    )
+    parser.add_argument(
         "--compute",
         choices=("recipe", "fastest"),
         default="recipe",
@@ -647,9 +666,14 @@ def main() -> int:
         )
         recipe["preprocessing"] = zoo.tasks.language_model.char_spec(vocab)
         recipe["builder_kwargs"] = {**recipe["builder_kwargs"], "vocab_size": len(vocab)}
-    if args.record_only:
+    if args.record_only or args.repackage:
         model = build_model(recipe)
         model.load_weights(weights)
+        cost = training_cost(args.name, recipe, file_record(weights, "keras.weights.h5")["sha256"])
+        if args.repackage:  # the same trained values, stored in the recipe's storage_dtype
+            save_packaged_weights(model, recipe, weights)
+            model = build_model(recipe)
+            model.load_weights(weights)
     else:
         keras.mixed_precision.set_global_policy(recipe.get("precision", "float32"))
         try:
@@ -667,6 +691,7 @@ def main() -> int:
         save_packaged_weights(model, recipe, weights)
         model = build_model(recipe)  # measure exactly what was packaged
         model.load_weights(weights)
+        cost = training_cost(args.name, recipe)
 
     x, outputs = golden_pair(model, recipe, args.data_dir)
     golden = folder / f"{args.name}.golden.npz"
@@ -681,14 +706,16 @@ def main() -> int:
             print(classification_metrics(model, test))
         else:
             record = package_record(
-                args.name, recipe, folder, files, golden, count_parameters(model), [], command
+                args.name, recipe, folder, files, golden, count_parameters(model), [], command, cost
             )
             from zoo.weights.manifest import WeightsEntry
 
             entry = WeightsEntry.from_dict(args.name, record)
             print(evaluate_model(model, entry, data_dir=args.data_dir))
         return 0
-    record = package_record(args.name, recipe, folder, files, golden, count_parameters(model), [], command)
+    record = package_record(
+        args.name, recipe, folder, files, golden, count_parameters(model), [], command, cost
+    )
     upsert_entries({args.name: record})
     start = time.time()
     measured = evaluate(args.name, data_dir=args.data_dir)

@@ -168,7 +168,7 @@ def bench_inference(tmp: Path, quick: bool) -> None:
         for batch in (1, 64):
             x = np.random.default_rng(0).random((batch, *shape), dtype=np.float32)
             steps = max(3, (64 if batch == 1 else 6) // (1 if arch == "lenet5" else 2))
-            fn, xla = predict_fn(model), predict_fn(model, jit_compile=True)
+            fn, xla = predict_fn(model, fold=False), predict_fn(model, jit_compile=True)
             fn(x), xla(x)
             model.predict_on_batch(x)
             paths = {

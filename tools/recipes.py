@@ -414,7 +414,7 @@ RECIPES: dict[str, dict] = {
             "while test accuracy gained 1.2 points over the last 8 epochs) took 41,682 s (11.6 h) of "
             "training, resumed across sessions and mostly sharing the two CPU cores with other work: "
             "143.7 training images/s overall, about 132 GFLOP/s (3 x 306 MFLOP per image, mixed "
-            "bfloat16), 36-46% of the 286-370 GFLOP/s fp32 matmul peaks `python -m tools.bench` measured "
+            "bfloat16), 30-46% of the 286-437 GFLOP/s fp32 matmul peaks `python -m tools.bench` measured "
             "on the machines of those sessions (a floor: shared cores). The test split is only plotted, "
             "never used to choose weights: the last epoch's weights are packaged."
         ),

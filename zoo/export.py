@@ -633,7 +633,7 @@ def distil_int8(
         optimizer.apply(tape.gradient(loss, trainable), trainable)
         return loss
 
-    teacher = predict_fn(model)
+    teacher = predict_fn(model, fold=False)
     rng = np.random.default_rng(seed)
     bar = keras.utils.Progbar(steps, verbose=1 if progress else 0, unit_name="step")
     for _ in range(steps):
@@ -897,7 +897,7 @@ def _keras_reference(model: Any, baked: dict[str, Any], raw: Any, preprocessing:
     from zoo.tasks.inference import predict_fn
 
     model_inputs = np.asarray(zoo.data.image_transform(baked)(raw))
-    expected = np.asarray(predict_fn(model)(model_inputs))
+    expected = np.asarray(predict_fn(model, fold=False)(model_inputs))
     return expected, raw if preprocessing else model_inputs
 
 
@@ -1405,7 +1405,7 @@ def _compare_on_test(
     spec = dict(entry.preprocessing)
     baked_spec, shape = _image_contract(entry)
     geometry, baked = geometry_transform(spec, shape[:2]), zoo.data.image_transform(baked_spec)
-    fn = predict_fn(model)
+    fn = predict_fn(model, fold=False)
     keras_ok = tfl_ok = agree = total = 0
     interp = tf.lite.Interpreter(model_path=str(path))
     inp = interp.get_input_details()[0]

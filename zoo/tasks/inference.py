@@ -7,11 +7,17 @@ from typing import Any
 from zoo.backend import to_numpy
 from zoo.errors import InputError
 
-_COMPILED: dict[tuple[int, bool], Any] = {}
+_COMPILED: dict[tuple[int, bool, bool], Any] = {}
 
 
-def predict_fn(model: Any, *, jit_compile: bool = False) -> Any:
+def predict_fn(model: Any, *, jit_compile: bool = False, fold: bool = True) -> Any:
     """Return a compiled function computing ``model(x, training=False)`` for any batch size.
+
+    With ``fold`` (the default), batches large enough for it to pay
+    (:func:`zoo.tasks.fold.folding_break_even`) run each convolution and the batch norm after it
+    as one convolution (:func:`zoo.tasks.fold.fold_batch_norms`, which shares the model's
+    variables, so the function follows later changes to the weights): the same outputs within
+    float32 rounding, and faster where batch norms are many.
 
     On TensorFlow it is a ``tf.function`` whose input signature has a free batch
     dimension (and free sizes wherever the model's own input has them), so calls
@@ -26,6 +32,8 @@ def predict_fn(model: Any, *, jit_compile: bool = False) -> Any:
     Args:
         model: A ``keras.Model`` with one tensor input or a dict of inputs.
         jit_compile: Compile the TensorFlow function with XLA (JAX always does).
+        fold: Fold batch norms into the convolutions before them; ``False`` runs the model's
+            own layers, as export checks do to compare against Keras itself.
 
     Returns:
         A callable taking the model's inputs (NumPy or backend tensors) and
@@ -36,14 +44,39 @@ def predict_fn(model: Any, *, jit_compile: bool = False) -> Any:
 
     import keras
 
-    key = (id(model), jit_compile)  # the backend is fixed for the process
+    from zoo.tasks.fold import fold_batch_norms, folding_break_even
+
+    key = (id(model), jit_compile, fold)  # the backend is fixed for the process
     if key not in _COMPILED:
-        # The function holds the model weakly: the cache must not keep a model alive.
+        # The function holds the model weakly: the cache must not keep a model alive. A folded
+        # copy holds the model's layers, not the model, and goes with the model's cache entry.
         make = {"jax": _jax_fn, "torch": _torch_fn}.get(keras.backend.backend(), _tf_fn)
         shapes = [tuple(t.shape) for t in keras.tree.flatten(model.input)]
-        _COMPILED[key] = make(weakref.ref(model), jit_compile, shapes)
+        plain = make(weakref.ref(model), jit_compile, shapes)
+        break_even = folding_break_even(model) if fold else None
+        if break_even is None:
+            _COMPILED[key] = plain
+        else:
+            folded = fold_batch_norms(model)
+            _COMPILED[key] = _by_batch_size(plain, make(lambda: folded, jit_compile, shapes), break_even)
         weakref.finalize(model, _COMPILED.pop, key, None)
     return _COMPILED[key]
+
+
+def _by_batch_size(plain: Any, folded: Any, break_even: int) -> Any:
+    """Run ``folded`` for batches of ``break_even`` or more, ``plain`` for smaller ones."""
+    import keras
+
+    def run(x: Any) -> Any:
+        leaves = keras.tree.flatten(x)
+        rows = len(leaves[0]) if leaves and getattr(leaves[0], "shape", ()) else 0
+        return (folded if rows >= break_even else plain)(x)
+
+    if hasattr(plain, "experimental_get_tracing_count"):
+        run.experimental_get_tracing_count = lambda: (
+            plain.experimental_get_tracing_count() + folded.experimental_get_tracing_count()
+        )
+    return run
 
 
 def _leaves(x: Any, shapes: list[tuple]) -> list:

@@ -255,7 +255,7 @@ def test_compute_fastest_trains_with_the_measured_winner_and_keeps_it_on_resume(
     with pytest.raises(SystemExit, match=f"{other} measured fastest, but Keras already runs on {backend}"):
         tool.main()
     monkeypatch.setattr(sys, "argv", ["train.py", "lenet5.fast", "--compute", "fastest", "--record-only"])
-    with pytest.raises(SystemExit, match="--record-only trains nothing"):
+    with pytest.raises(SystemExit, match="--record-only and --repackage train nothing"):
         tool.main()
 
 

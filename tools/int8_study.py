@@ -101,7 +101,7 @@ def weight_rounding(model, inputs: list, report) -> None:
     from zoo.export import _kernel_layers, rounded_weights
     from zoo.tasks.inference import predict_fn
 
-    forward = predict_fn(model)
+    forward = predict_fn(model, fold=False)  # the model itself, as the export checks it
     kinds: dict[str, int] = {}
     for _, kind, _ in _kernel_layers(model):
         kinds[kind] = kinds.get(kind, 0) + 1
@@ -183,7 +183,7 @@ def main() -> int:
     baked, shape = _image_contract(entry)
     calibration, source = _calibration_inputs(entry, shape, baked, True, args.data, None)
     geometry = geometry_transform(dict(entry.preprocessing), shape[:2])
-    transform, forward = zoo.data.image_transform(baked), predict_fn(model)
+    transform, forward = zoo.data.image_transform(baked), predict_fn(model, fold=False)
     batches, keras_inputs, keras_logits = [], [], []
     test = zoo.data.load(args.data, "test", batch_size=100, as_supervised=True)
     for raw, _ in test.take(args.images // 100):

@@ -4,11 +4,11 @@ In inference a batch norm is a per-channel affine map of its input, so a convolu
 feeds only that batch norm can compute both at once: its kernel scaled by
 ``gamma / sqrt(moving_variance + epsilon)`` and a bias shifted to match. The folded model
 shares every variable with the original (nothing is copied, so it always follows the
-original's current weights) and computes the scaled kernel from them on each call, which
-costs one elementwise pass over the kernels: far less than the batch norm's pass over the
-activations that it saves, and the backend can then fuse the convolution with its bias and
-activation. Plain Keras (``keras.ops`` and ``keras.models.clone_model``), so it runs on every
-backend.
+original's current weights) and computes the scaled kernel from them on each call: one
+elementwise pass over the kernels in place of the batch norm's pass over the activations, which
+pays once the activations outnumber the kernels (:func:`folding_break_even`), and lets the
+backend fuse the convolution with its bias and activation. Plain Keras (``keras.ops`` and
+``keras.models.clone_model``), so it runs on every backend.
 """
 
 from __future__ import annotations
@@ -63,9 +63,9 @@ def folding_break_even(model: Any) -> int | None:
     Folding adds a pass over the folded kernels to every call and removes the batch norms'
     pass over their activations, which grows with the batch: it pays from the batch size at
     which the activations outnumber twice the kernels' elements (1 where a size is unknown).
-    The factor 2 is measured on a 2-core CPU: at about one activation per kernel element (VGG-11
-    at batch 64, ResNet-20 at batch 1) folding was no faster; at two (EfficientNet-Lite0 at
-    batch 1) and more (ResNet-20 at batch 64) it was.
+    The margin of 2 comes from timings on a 2-core CPU, where folding at about one activation per
+    kernel element (VGG-11 at batch 64, ResNet-20 at batch 1) was no faster, and at two
+    (EfficientNet-Lite0 at batch 1) or more (ResNet-20 at batch 64) was.
     """
     kernels, activations = _fold_counts(model)
     if not kernels:

@@ -58,7 +58,7 @@ ENTRIES = {
 }
 REPEATS = 5
 #: Entries also measured as ``tflite-int8-qat``: int8 after this many steps of ``--qat-steps``.
-QAT_STEPS = {"efficientnet_lite0.in1k": 300}
+QAT_STEPS = {"efficientnet_lite0.in1k": 1000}
 
 
 def formats_of(name: str) -> tuple[str, ...]:

@@ -428,8 +428,8 @@ def rounded_weights(model: Any, calibration: Any = None, only: list[str] | None 
 QAT_IMAGES = 10000
 #: Images per distillation step.
 QAT_BATCH = 32
-#: Adam's learning rate for distillation.
-QAT_LEARNING_RATE = 2e-5
+#: Adam's peak learning rate for distillation (cosine decay to zero over the steps).
+QAT_LEARNING_RATE = 1e-4
 
 
 def _passthrough_layers() -> tuple[type, ...]:
@@ -571,6 +571,33 @@ def int8_simulation(model: Any, calibration: Any, only: Collection[str] | None =
     return student
 
 
+def bias_corrected(model: Any, calibration: Any) -> tuple[Any, int]:
+    """A copy of ``model`` whose biases already take back what int8 rounding of its kernels shifts.
+
+    The copy keeps the float kernels; the batch norms' moving means and the biases are
+    those :func:`rounded_weights` sets with ``calibration`` (empirical bias correction).
+    Distillation starts from it, so that it begins where post-training quantisation ends.
+
+    Returns:
+        The copy and the number of variables the correction changed.
+    """
+    import keras
+    import numpy as np
+
+    with rounded_weights(model, calibration) as rounded:
+        corrected = {v.path: np.array(keras.ops.convert_to_numpy(v)) for v in rounded["corrected"]}
+    copy = keras.models.clone_model(model)
+    copy.set_weights(model.get_weights())
+    changed = 0
+    for variable in copy.weights:
+        if variable.path in corrected:
+            variable.assign(corrected[variable.path])
+            changed += 1
+    if changed != len(corrected):  # a path that does not carry over would leave a layer uncorrected
+        raise ExportError(f"bias correction matched {changed} of {len(corrected)} variables of {model.name}")
+    return copy, changed
+
+
 def distil_int8(
     model: Any,
     images: Any,
@@ -578,16 +605,19 @@ def distil_int8(
     *,
     steps: int,
     transform: Callable[[Any], Any] | None = None,
+    start: Any = None,
     seed: int = 0,
     progress: bool = True,
 ) -> Any:
     """Quantisation-aware distillation: float weights whose int8 model follows ``model``'s outputs.
 
-    A copy of ``model`` that simulates TFLite's int8 arithmetic (:func:`int8_simulation`,
-    kernels rounded per output channel with straight-through gradients) is trained with
-    Adam (:data:`QAT_LEARNING_RATE`) to match ``model``'s outputs (mean squared error) on
-    batches of :data:`QAT_BATCH` of ``images`` (mirrored at random), with its
-    batch norms in inference mode. TensorFlow only (it trains under ``tf.GradientTape``).
+    A copy of ``start`` (default ``model``; :func:`bias_corrected` gives a better start) that
+    simulates TFLite's int8 arithmetic (:func:`int8_simulation`, kernels rounded per output
+    channel with straight-through gradients) is trained with Adam (:data:`QAT_LEARNING_RATE`,
+    decayed to zero along a cosine) to match ``model``'s logits (their mean squared error plus
+    the KL divergence of their softmax, which weighs the classes that decide the top-1) on
+    batches of :data:`QAT_BATCH` of ``images`` (mirrored at random), with its batch norms in
+    inference mode. TensorFlow only (it trains under ``tf.GradientTape``).
 
     Args:
         model: The float Keras model the int8 model should follow (not changed).
@@ -596,6 +626,7 @@ def distil_int8(
         calibration: Model inputs that set the activation ranges.
         steps: Training steps.
         transform: Makes a batch of ``images`` into model inputs (default: they are).
+        start: The weights distillation starts from: a model of ``model``'s architecture.
         seed: Seed of the batch draws and mirrors.
         progress: Show a progress bar.
 
@@ -608,7 +639,7 @@ def distil_int8(
 
     from zoo.tasks.inference import predict_fn
 
-    student = int8_simulation(model, calibration)
+    student = int8_simulation(model if start is None else start, calibration)
     kernels = {  # id of each kernel -> whether it is depthwise (channels x multiplier per output)
         id(layer.kernel): isinstance(layer, keras.layers.DepthwiseConv2D)
         for layer in student.layers
@@ -616,7 +647,7 @@ def distil_int8(
     }
     trainable = student.trainable_variables
     frozen = [v.value for v in student.non_trainable_variables]
-    optimizer = keras.optimizers.Adam(QAT_LEARNING_RATE)
+    optimizer = keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(QAT_LEARNING_RATE, steps))
     optimizer.build(trainable)
 
     def on_grid(v: Any) -> Any:
@@ -629,7 +660,10 @@ def distil_int8(
     def step(x: Any, target: Any) -> Any:
         with tf.GradientTape() as tape:
             y, _ = student.stateless_call([on_grid(v) for v in trainable], frozen, x, training=False)
-            loss = tf.reduce_mean(tf.square(tf.cast(y, tf.float32) - target))
+            y = tf.cast(y, tf.float32)
+            mse = tf.reduce_mean(tf.square(y - target))
+            kl = tf.reduce_sum(tf.nn.softmax(target) * (tf.nn.log_softmax(target) - tf.nn.log_softmax(y)), -1)
+            loss = mse + tf.reduce_mean(kl)
         optimizer.apply(tape.gradient(loss, trainable), trainable)
         return loss
 
@@ -1125,13 +1159,15 @@ def _export_image(
                         f"--qat-steps trains on {data_name}'s train split, which is not on this machine: "
                         "set ZOO_DATA_DIR (or --data-dir) to the folder holding it, or leave out --qat-steps"
                     )
-                distilled = distil_int8(model, train, seen, steps=qat_steps, transform=transform)
+                start, corrected = bias_corrected(model, seen)
+                distilled = distil_int8(model, train, seen, steps=qat_steps, transform=transform, start=start)
                 _write_savedmodel(distilled, baked if preprocessing else None, shape, quantized_from)
                 extra["qat"] = (
                     f"{qat_steps} steps of quantisation-aware distillation (batch {QAT_BATCH}, Adam "
-                    f"{QAT_LEARNING_RATE:g}) on {len(train)} {data_name} train images"
+                    f"{QAT_LEARNING_RATE:g} with cosine decay, logits' squared error + KL) on "
+                    f"{len(train)} {data_name} train images"
                 )
-                extra["bias_correction"] = "none (distilled weights)"
+                extra["bias_correction"] = f"{corrected} layers, on the calibration images, before distilling"
             else:  # TFLite converts weights already on its grid, biases corrected
                 with rounded_weights(model, seen) as rounded:
                     _write_savedmodel(model, baked if preprocessing else None, shape, quantized_from)

@@ -82,7 +82,7 @@ def export_cmd(
       zoo export lenet5 --format tflite --quantize int8 --evaluate --out lenet5-int8.tflite
       zoo export lenet5 --format savedmodel --out ./lenet5-savedmodel
       zoo export efficientnet_lite0 --format tflite --quantize int8 --data cifar10 --evaluate --out e.tflite
-      zoo export efficientnet --format tflite --quantize int8 --qat-steps 300 --data cifar10 --out q.tflite
+      zoo export efficientnet --format tflite --quantize int8 --qat-steps 1000 --data cifar10 --out q.tflite
       zoo export efficientnet_lite0 --format tflite --quantize dynamic --out e-dynamic.tflite
       zoo export minilm_l6.mr --format onnx --out minilm-mr.onnx
       zoo export ./my-finetuned-lstm --format savedmodel --out ./lstm-savedmodel

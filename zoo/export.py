@@ -598,6 +598,39 @@ def bias_corrected(model: Any, calibration: Any) -> tuple[Any, int]:
     return copy, changed
 
 
+def _distillation_step(student: Any, kernels: dict[int, bool], steps: int) -> Callable[[Any, Any], Any]:
+    """One traced step of :func:`distil_int8`: ``step(inputs, teacher_logits) -> loss``.
+
+    ``kernels`` maps the id of each kernel rounded going forward to whether it is depthwise.
+    """
+    import keras
+    import tensorflow as tf
+
+    trainable = student.trainable_variables
+    frozen = [v.value for v in student.non_trainable_variables]
+    optimizer = keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(QAT_LEARNING_RATE, steps))
+    optimizer.build(trainable)
+
+    def on_grid(v: Any) -> Any:
+        """``v`` on :func:`int8_weights`' grid going forward, unchanged for the gradient."""
+        if id(v) not in kernels:
+            return v
+        return v + tf.stop_gradient(_int8_grid(v, kernels[id(v)]) - v)
+
+    @tf.function
+    def step(x: Any, target: Any) -> Any:
+        with tf.GradientTape() as tape:
+            y, _ = student.stateless_call([on_grid(v) for v in trainable], frozen, x, training=False)
+            y = tf.cast(y, tf.float32)
+            mse = tf.reduce_mean(tf.square(y - target))
+            kl = tf.reduce_sum(tf.nn.softmax(target) * (tf.nn.log_softmax(target) - tf.nn.log_softmax(y)), -1)
+            loss = mse + tf.reduce_mean(kl)
+        optimizer.apply(tape.gradient(loss, trainable), trainable)
+        return loss
+
+    return step
+
+
 def distil_int8(
     model: Any,
     images: Any,
@@ -645,28 +678,7 @@ def distil_int8(
         for layer in student.layers
         if isinstance(layer, (keras.layers.Conv2D, keras.layers.DepthwiseConv2D, keras.layers.Dense))
     }
-    trainable = student.trainable_variables
-    frozen = [v.value for v in student.non_trainable_variables]
-    optimizer = keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(QAT_LEARNING_RATE, steps))
-    optimizer.build(trainable)
-
-    def on_grid(v: Any) -> Any:
-        """``v`` on :func:`int8_weights`' grid going forward, unchanged for the gradient."""
-        if id(v) not in kernels:
-            return v
-        return v + tf.stop_gradient(_int8_grid(v, kernels[id(v)]) - v)
-
-    @tf.function
-    def step(x: Any, target: Any) -> Any:
-        with tf.GradientTape() as tape:
-            y, _ = student.stateless_call([on_grid(v) for v in trainable], frozen, x, training=False)
-            y = tf.cast(y, tf.float32)
-            mse = tf.reduce_mean(tf.square(y - target))
-            kl = tf.reduce_sum(tf.nn.softmax(target) * (tf.nn.log_softmax(target) - tf.nn.log_softmax(y)), -1)
-            loss = mse + tf.reduce_mean(kl)
-        optimizer.apply(tape.gradient(loss, trainable), trainable)
-        return loss
-
+    step = _distillation_step(student, kernels, steps)
     teacher = predict_fn(model, fold=False)
     rng = np.random.default_rng(seed)
     bar = keras.utils.Progbar(steps, verbose=1 if progress else 0, unit_name="step")
@@ -1153,21 +1165,8 @@ def _export_image(
             transform = zoo.data.image_transform(baked)
             seen = np.asarray(transform(calibration)) if preprocessing else calibration
             if qat_steps:  # weights distilled through a simulation of the int8 model
-                train = _real_images(entry, QAT_IMAGES, data_name, data_dir, "train")
-                if train is None:
-                    raise InputError(
-                        f"--qat-steps trains on {data_name}'s train split, which is not on this machine: "
-                        "set ZOO_DATA_DIR (or --data-dir) to the folder holding it, or leave out --qat-steps"
-                    )
-                start, corrected = bias_corrected(model, seen)
-                distilled = distil_int8(model, train, seen, steps=qat_steps, transform=transform, start=start)
+                distilled = _distilled(entry, model, seen, qat_steps, transform, data_name, data_dir, extra)
                 _write_savedmodel(distilled, baked if preprocessing else None, shape, quantized_from)
-                extra["qat"] = (
-                    f"{qat_steps} steps of quantisation-aware distillation (batch {QAT_BATCH}, Adam "
-                    f"{QAT_LEARNING_RATE:g} with cosine decay, logits' squared error + KL) on "
-                    f"{len(train)} {data_name} train images"
-                )
-                extra["bias_correction"] = f"{corrected} layers, on the calibration images, before distilling"
             else:  # TFLite converts weights already on its grid, biases corrected
                 with rounded_weights(model, seen) as rounded:
                     _write_savedmodel(model, baked if preprocessing else None, shape, quantized_from)
@@ -1190,6 +1189,34 @@ def _export_image(
     if evaluate and fmt == "tflite":
         result.metrics.update(_compare_on_test(entry, model, out, preprocessing, data, data_dir))
     return result
+
+
+def _distilled(
+    entry: Any,
+    model: Any,
+    seen: Any,
+    steps: int,
+    transform: Callable[[Any], Any],
+    data: str,
+    data_dir: str | None,
+    extra: dict[str, Any],
+) -> Any:
+    """``model`` after ``steps`` of :func:`distil_int8` on ``data``'s train split; ``extra`` records how."""
+    train = _real_images(entry, QAT_IMAGES, data, data_dir, "train")
+    if train is None:
+        raise InputError(
+            f"--qat-steps trains on {data}'s train split, which is not on this machine: "
+            "set ZOO_DATA_DIR (or --data-dir) to the folder holding it, or leave out --qat-steps"
+        )
+    start, corrected = bias_corrected(model, seen)
+    distilled = distil_int8(model, train, seen, steps=steps, transform=transform, start=start)
+    extra["qat"] = (
+        f"{steps} steps of quantisation-aware distillation (batch {QAT_BATCH}, Adam "
+        f"{QAT_LEARNING_RATE:g} with cosine decay, logits' squared error + KL) on "
+        f"{len(train)} {data} train images"
+    )
+    extra["bias_correction"] = f"{corrected} layers, on the calibration images, before distilling"
+    return distilled
 
 
 def _json(record: dict[str, Any]) -> str:

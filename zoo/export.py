@@ -598,6 +598,15 @@ def bias_corrected(model: Any, calibration: Any) -> tuple[Any, int]:
     return copy, changed
 
 
+def _distillation_loss(y: Any, target: Any) -> Any:
+    """The logits' mean squared error plus the KL divergence of their softmax (``target``'s from ``y``'s)."""
+    import keras
+
+    ops = keras.ops
+    kl = ops.sum(ops.softmax(target) * (ops.log_softmax(target) - ops.log_softmax(y)), axis=-1)
+    return ops.mean(ops.square(y - target)) + ops.mean(kl)
+
+
 def _distillation_step(student: Any, kernels: dict[int, bool], steps: int) -> Callable[[Any, Any], Any]:
     """One traced step of :func:`distil_int8`: ``step(inputs, teacher_logits) -> loss``.
 
@@ -621,10 +630,7 @@ def _distillation_step(student: Any, kernels: dict[int, bool], steps: int) -> Ca
     def step(x: Any, target: Any) -> Any:
         with tf.GradientTape() as tape:
             y, _ = student.stateless_call([on_grid(v) for v in trainable], frozen, x, training=False)
-            y = tf.cast(y, tf.float32)
-            mse = tf.reduce_mean(tf.square(y - target))
-            kl = tf.reduce_sum(tf.nn.softmax(target) * (tf.nn.log_softmax(target) - tf.nn.log_softmax(y)), -1)
-            loss = mse + tf.reduce_mean(kl)
+            loss = _distillation_loss(keras.ops.cast(y, "float32"), target)
         optimizer.apply(tape.gradient(loss, trainable), trainable)
         return loss
 

@@ -850,6 +850,17 @@ def test_qat_steps_are_refused_outside_int8(tmp_path, args, message):
     assert not out.exists()
 
 
+def test_qat_checkpoint_needs_qat_steps(tmp_path):
+    import zoo.cli.deploy  # noqa: F401  (registers the command)
+    from zoo.cli import cli
+
+    out = tmp_path / "x.tflite"
+    args = ["export", "lenet5", "--format", "tflite", "--quantize", "int8"]
+    result = CliRunner().invoke(cli, [*args, "--qat-checkpoint", str(tmp_path / "s"), "--out", str(out)])
+    assert result.exit_code != 0 and "use it with --qat-steps" in result.output, result.output
+    assert not out.exists() and not (tmp_path / "s").exists()
+
+
 def test_qat_steps_need_the_train_split(tmp_path, monkeypatch):
     """Distillation on random images would teach nothing: without the data, a clear refusal."""
     import zoo.cli.deploy  # noqa: F401  (registers the command)
@@ -872,11 +883,19 @@ def test_qat_export_is_checked_against_the_original_keras_model(tmp_path):
     from zoo.cli import cli
     from zoo.export import tflite_record
 
-    out = tmp_path / "lenet-qat.tflite"
+    out, state = tmp_path / "lenet-qat.tflite", tmp_path / "qat-state"
     args = ["export", "lenet5", "--format", "tflite", "--quantize", "int8", "--qat-steps", "20", "--evaluate"]
-    result = CliRunner().invoke(cli, [*args, "--data-dir", str(DATA_DIR), "--out", str(out), "--json"])
+    args += ["--data-dir", str(DATA_DIR), "--qat-checkpoint", str(state), "--json"]
+    result = CliRunner().invoke(cli, [*args, "--out", str(out)])
     assert result.exit_code == 0, result.output
     m = json.loads(result.output[result.output.index("{") :])["metrics"]
+    with np.load(state / "distillation.npz") as saved:
+        assert int(saved["done"]) == 20
+    # the finished state converts again without training: the same int8 file
+    again = CliRunner().invoke(cli, [*args, "--out", str(tmp_path / "again.tflite")])
+    assert again.exit_code == 0, again.output
+    assert json.loads(again.output[again.output.index("{") :])["metrics"] == m
+    assert (tmp_path / "again.tflite").read_bytes() == out.read_bytes()
     assert m["qat"].startswith("20 steps of quantisation-aware distillation")
     assert "on 10000 mnist train images" in m["qat"]
     corrected = r"[1-9]\d* layers, on the calibration images, before distilling"

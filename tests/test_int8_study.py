@@ -30,6 +30,9 @@ def test_int8_study_compares_both_ranges_and_int16_with_keras():
         "FULLY_CONNECTED",
         "--weights-only",
         "--activations",
+        "--perturbations",
+        "--float-first",
+        "1,2",
     ]
     env = {**os.environ, "ZOO_DATA_DIR": str(DATA_DIR)}
     proc = subprocess.run(
@@ -48,7 +51,17 @@ def test_int8_study_compares_both_ranges_and_int16_with_keras():
         next(k.split(": ", 1)[1] for k in rounded if re.fullmatch(r".*: all [1-9]\d* but the first", k)),
         next(k.split(": ", 1)[1] for k in rounded if re.fullmatch(r".*: all [1-9]\d*", k)),
     ], out
+    changes = ("one grey level of noise (-1, 0 or +1 per pixel)", "shifted one pixel right", "mirrored")
+    moved = {f"Keras (float) on its images {change}" for change in changes}
+    noise, mirrored = (f"Keras (float) on its images {changes[i]}" for i in (0, 2))
+    assert moved <= set(agreement), out
+    assert float(agreement[noise]) >= 95, out  # confident logits: noise below the eye's does not flip them
+    assert float(agreement[mirrored]) < 100, out  # mirrored digits change
+    agreement = {k: v for k, v in agreement.items() if k not in moved}
+    first = [k for k in agreement if re.fullmatch(r"int8 as zoo export makes it, the first [12] .*", k)]
+    assert len(first) == 2, out
     assert set(agreement) == {
+        *first,
         *rounded,
         "int8, TFLite min/max ranges",
         "int8, quantile ranges, no bias correction",

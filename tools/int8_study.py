@@ -11,12 +11,18 @@ On the first ``--images`` test images of ``--data`` (shaped as the export shapes
   empirical bias correction on the calibration images (``--weights-only``);
 - the float Keras model with only some activations rounded to their int8 grid, as
   ``int8_simulation`` rounds them: the first alone, all the others, all (``--activations``);
+- the int8 model as ``zoo export`` makes it (bias-corrected) with its first convolutions left in
+  float (``--float-first 2,3``): two keep the stem's output from being rounded at all;
+- the float Keras model against itself on the same images changed by less than the eye sees
+  (``--perturbations``): one grey level of random noise (each pixel -1, 0 or +1), a one-pixel
+  shift, a mirror; how much top-1 agreement the images' near-ties allow at all;
 - the latency of the two int8 models side by side at batch 1 and 64 (best of several calls).
 
 Usage:
     ZOO_DATA_DIR=../shared/data python -m tools.int8_study [--entry efficientnet_lite0.in1k] \\
         [--data cifar10] [--images 1000] [--int16 500] \\
-        [--float-ops DEPTHWISE_CONV_2D,FULLY_CONNECTED,CONV_2D] [--weights-only] [--activations]
+        [--float-ops DEPTHWISE_CONV_2D,FULLY_CONNECTED,CONV_2D] [--weights-only] [--activations] \\
+        [--perturbations] [--float-first 2,3]
 """
 
 from __future__ import annotations
@@ -47,18 +53,26 @@ def converter(saved: Path, calibration, int16: bool = False):
     return conv
 
 
-def op_outputs(blob: bytes) -> dict[str, list[str]]:
-    """Output tensor names of the TFLite model's operators, by operator kind (``CONV_2D``, ...)."""
+def op_order(blob: bytes) -> list[tuple[str, str]]:
+    """``(kind, output tensor name)`` of the TFLite model's operators, in graph order."""
     from tensorflow.lite.python import schema_py_generated as schema
     from tensorflow.lite.tools import flatbuffer_utils
 
     kinds = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
     model = flatbuffer_utils.read_model_from_bytearray(bytearray(blob))
-    graph, names = model.subgraphs[0], {}
+    graph, order = model.subgraphs[0], []
     for op in graph.operators:
         code = model.operatorCodes[op.opcodeIndex]
         kind = kinds.get(max(code.builtinCode, code.deprecatedBuiltinCode), "?")
-        names.setdefault(kind, []).append(graph.tensors[op.outputs[0]].name.decode())
+        order.append((kind, graph.tensors[op.outputs[0]].name.decode()))
+    return order
+
+
+def op_outputs(blob: bytes) -> dict[str, list[str]]:
+    """Output tensor names of the TFLite model's operators, by operator kind (``CONV_2D``, ...)."""
+    names: dict[str, list[str]] = {}
+    for kind, name in op_order(blob):
+        names.setdefault(kind, []).append(name)
     return names
 
 
@@ -135,6 +149,38 @@ def activation_rounding(model, calibration, inputs: list, report) -> None:
         report(f"Keras with float weights, int8-rounded activations: {label}", got)
 
 
+def first_in_float(corrected: Path, calibration, batches: list, counts: str, report) -> None:
+    """Report the bias-corrected int8 model with its first convolutions (of any kind) left in float."""
+    from tensorflow.lite.python import convert
+
+    from zoo.export import _int8_calibrated
+
+    calibrated = _int8_calibrated(converter(corrected, calibration), calibration)
+    kinds = op_order(calibrated)
+    convs = [name for kind, name in kinds if kind in ("CONV_2D", "DEPTHWISE_CONV_2D")]
+    for count in (int(c) for c in counts.split(",")):
+        blob = convert.mlir_quantize(calibrated, denylisted_nodes=convs[:count])
+        label = f"int8 as zoo export makes it, the first {count} convolutions in float"
+        report(f"{label} ({len(blob) / 1e6:.1f} MB)", run_batches(blob, batches))
+
+
+def perturbations(forward, transform, batches: list, report) -> None:
+    """Report the float Keras model on its own inputs changed by less than the eye sees."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    changes = {
+        "one grey level of noise (-1, 0 or +1 per pixel)": lambda x: np.clip(
+            x.astype(np.int16) + rng.integers(-1, 2, x.shape), 0, 255
+        ).astype(np.uint8),
+        "shifted one pixel right": lambda x: np.concatenate([x[:, :, :1], x[:, :, :-1]], axis=2),
+        "mirrored": lambda x: x[:, :, ::-1],
+    }
+    for label, change in changes.items():
+        got = np.concatenate([np.asarray(forward(np.asarray(transform(change(x))))) for x in batches])
+        report(f"Keras (float) on its images {label}", got)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--entry", default="efficientnet_lite0.in1k", help="an image classifier's weights")
@@ -157,6 +203,16 @@ def main() -> int:
         "--activations",
         action="store_true",
         help="also run Keras with only some activations rounded to their int8 grid (float weights)",
+    )
+    parser.add_argument(
+        "--float-first",
+        default="",
+        help="comma-separated counts: the bias-corrected int8 model, that many first convolutions in float",
+    )
+    parser.add_argument(
+        "--perturbations",
+        action="store_true",
+        help="also run Keras on its images with one grey level of noise, shifted a pixel, mirrored",
     )
     args = parser.parse_args()
     warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated")
@@ -205,6 +261,8 @@ def main() -> int:
         agree = 100 * np.mean(got.argmax(-1) == want[:n].argmax(-1))
         print(f"{label}: top-1 agreement {agree:.2f}% of {n}, logit error std {np.std(got - want[:n]):.3f}")
 
+    if args.perturbations:
+        perturbations(forward, transform, batches, lambda label, got: report(label, got, len(want)))
     if args.weights_only:
         weight_rounding(model, keras_inputs, lambda label, got: report(label, got, len(want)))
     if args.activations:
@@ -217,15 +275,21 @@ def main() -> int:
         quantile = _tflite_bytes(saved, "int8", calibration)
         report("int8, TFLite min/max ranges", run_batches(minmax, batches), len(want))
         report("int8, quantile ranges, no bias correction", run_batches(quantile, batches), len(want))
-        if args.weights_only:  # one bias correction for the Keras figure and the TFLite file
-            corrected = Path(tmp) / "corrected"
+        corrected = Path(tmp) / "corrected"
+        if args.weights_only or args.float_first:  # one bias correction for Keras and the TFLite files
             with rounded_weights(model, np.asarray(transform(np.asarray(calibration)))) as rounded:
-                got = np.concatenate([np.asarray(forward(x)) for x in keras_inputs])
                 rounded.pop("corrected")
                 count = sum(len(group) for group in rounded.values())
                 label = f"{count} layers, biases corrected on {len(calibration)} calibration images"
-                report(f"Keras with int8-rounded weights, {label}", got, len(want))
+                if args.weights_only:
+                    got = np.concatenate([np.asarray(forward(x)) for x in keras_inputs])
+                    report(f"Keras with int8-rounded weights, {label}", got, len(want))
                 _write_savedmodel(model, baked, shape, corrected)
+        if args.float_first:
+            first_in_float(
+                corrected, calibration, batches, args.float_first, lambda a, b: report(a, b, len(want))
+            )
+        if args.weights_only:
             blob = _tflite_bytes(corrected, "int8", calibration)
             label = "int8 as zoo export makes it: quantile ranges, weights rounded and bias-corrected"
             report(label, run_batches(blob, batches), len(want))

@@ -110,17 +110,23 @@ def _sample_images(shape: tuple[int, ...], n: int) -> Any:
     return np.random.default_rng(0).integers(0, 256, (n, *shape), np.uint8)
 
 
-def _real_images(entry: Any, n: int, data: str, data_dir: str | None, split: str) -> Any:
-    """``n`` images of ``data`` at the export's input size (geometry applied), or ``None`` without it."""
+def _real_images(
+    entry: Any, n: int, data: str, data_dir: str | None, split: str, geometry: bool = True
+) -> Any:
+    """``n`` images of ``data``, or ``None`` without the dataset.
+
+    With ``geometry``, at the export's input size; without, as the dataset has them. The
+    same images, in the same order, either way.
+    """
     import numpy as np
 
     import zoo.data
     from zoo.preprocessing import geometry_transform
 
-    geometry = geometry_transform(dict(entry.preprocessing), _image_contract(entry)[1][:2])
+    resize = geometry_transform(dict(entry.preprocessing), _image_contract(entry)[1][:2])
     try:
         ds = zoo.data.load(data, split, data_dir=data_dir, shuffle=True, seed=0)
-        return np.stack([np.asarray(geometry(e["image"])) for e in ds.take(n)])
+        return np.stack([np.asarray(resize(e["image"]) if geometry else e["image"]) for e in ds.take(n)])
     except Exception:  # noqa: BLE001 - the dataset is not on this machine
         return None
 
@@ -607,34 +613,137 @@ def _distillation_loss(y: Any, target: Any) -> Any:
     return ops.mean(ops.square(y - target)) + ops.mean(kl)
 
 
-def _distillation_step(student: Any, kernels: dict[int, bool], steps: int) -> Callable[[Any, Any], Any]:
-    """One traced step of :func:`distil_int8`: ``step(inputs, teacher_logits) -> loss``.
+def _rounded_kernels(student: Any) -> dict[int, bool]:
+    """The id of each kernel distillation rounds going forward -> whether it is depthwise."""
+    import keras
+
+    kinds = (keras.layers.Conv2D, keras.layers.DepthwiseConv2D, keras.layers.Dense)
+    return {
+        id(layer.kernel): isinstance(layer, keras.layers.DepthwiseConv2D)
+        for layer in student.layers
+        if isinstance(layer, kinds)
+    }
+
+
+def _on_grid(value: Any, depthwise: bool | None) -> Any:
+    """``value`` on :func:`int8_weights`' grid going forward, unchanged for the gradient (``None``: as is)."""
+    import keras
+
+    if depthwise is None:
+        return value
+    return value + keras.ops.stop_gradient(_int8_grid(value, depthwise) - value)
+
+
+def _distillation_step(student: Any, kernels: dict[int, bool], optimizer: Any) -> Callable[[Any, Any], Any]:
+    """One step of :func:`distil_int8` on the Keras backend in use: ``step(inputs, teacher_logits) -> loss``.
 
     ``kernels`` maps the id of each kernel rounded going forward to whether it is depthwise.
+    TensorFlow traces the step with ``tf.function``, JAX compiles it with ``jax.jit`` and
+    keeps the values outside the variables until ``step.sync()`` writes them back (a no-op
+    elsewhere), PyTorch runs it eagerly under autograd.
     """
     import keras
-    import tensorflow as tf
 
     trainable = student.trainable_variables
+    grid = [kernels.get(id(v)) for v in trainable]
     frozen = [v.value for v in student.non_trainable_variables]
-    optimizer = keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(QAT_LEARNING_RATE, steps))
     optimizer.build(trainable)
 
-    def on_grid(v: Any) -> Any:
-        """``v`` on :func:`int8_weights`' grid going forward, unchanged for the gradient."""
-        if id(v) not in kernels:
-            return v
-        return v + tf.stop_gradient(_int8_grid(v, kernels[id(v)]) - v)
+    def loss_of(values: list, x: Any, target: Any) -> Any:
+        on_grid = [_on_grid(v, depthwise) for v, depthwise in zip(values, grid, strict=True)]
+        y, _ = student.stateless_call(on_grid, frozen, x, training=False)
+        return _distillation_loss(keras.ops.cast(y, "float32"), target)
 
-    @tf.function
+    backend = keras.backend.backend()
+    if backend == "jax":
+        return _jax_step(trainable, optimizer, loss_of)
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        @tf.function
+        def step(x: Any, target: Any) -> Any:
+            with tf.GradientTape() as tape:
+                loss = loss_of([v.value for v in trainable], x, target)
+            optimizer.apply(tape.gradient(loss, trainable), trainable)
+            return loss
+
+    elif backend == "torch":
+        import torch
+
+        def step(x: Any, target: Any) -> Any:
+            loss = loss_of([v.value for v in trainable], x, target)
+            optimizer.apply(list(torch.autograd.grad(loss, [v.value for v in trainable])), trainable)
+            return loss.detach()
+
+    else:
+        raise ExportError(
+            f"quantisation-aware distillation runs on TensorFlow, JAX or PyTorch, not {backend}"
+        )
+    step.sync = lambda: None  # type: ignore[attr-defined]
+    return step
+
+
+def _jax_step(trainable: list, optimizer: Any, loss_of: Callable[..., Any]) -> Callable[[Any, Any], Any]:
+    """:func:`_distillation_step` on JAX: a compiled pure update; ``step.sync()`` writes the variables."""
+    import jax
+
+    @jax.jit
+    def update(values: list, slots: list, x: Any, target: Any) -> tuple[Any, list, list]:
+        loss, grads = jax.value_and_grad(loss_of)(values, x, target)
+        values, slots = optimizer.stateless_apply(slots, grads, values)
+        return loss, values, slots
+
+    state = {"values": [v.value for v in trainable], "slots": [v.value for v in optimizer.variables]}
+
     def step(x: Any, target: Any) -> Any:
-        with tf.GradientTape() as tape:
-            y, _ = student.stateless_call([on_grid(v) for v in trainable], frozen, x, training=False)
-            loss = _distillation_loss(keras.ops.cast(y, "float32"), target)
-        optimizer.apply(tape.gradient(loss, trainable), trainable)
+        loss, state["values"], state["slots"] = update(state["values"], state["slots"], x, target)
         return loss
 
+    def sync() -> None:
+        values = [*state["values"], *state["slots"]]
+        for variable, value in zip([*trainable, *optimizer.variables], values, strict=True):
+            variable.assign(value)
+
+    step.sync = sync  # type: ignore[attr-defined]
     return step
+
+
+def distillation_inputs(
+    entry: Any, images: Any, *, steps: int, data: str, split: str = "train", seed: int = 0
+) -> dict[str, Any]:
+    """What a distillation of ``entry``'s weights depends on: resuming one needs all of it equal.
+
+    ``images`` are the source images (before any resize) batches are drawn from; their
+    first :data:`CALIBRATION_IMAGES` set the activation ranges. The backend is not part
+    of it: TensorFlow, JAX and PyTorch runs continue each other.
+    """
+    import hashlib
+
+    import numpy as np
+
+    digest = hashlib.sha256()
+    for image in images:
+        image = np.ascontiguousarray(image)
+        digest.update(f"{image.shape}{image.dtype}".encode())
+        digest.update(image.tobytes())
+    return {
+        "weights": entry.name,
+        "weights_sha256": getattr(entry, "sha256", None),
+        "preprocessing": dict(entry.preprocessing),
+        "images": {"data": data, "split": split, "count": len(images), "sha256": digest.hexdigest()},
+        "calibration_images": CALIBRATION_IMAGES,
+        "start": "bias-corrected",
+        "steps": steps,
+        "batch": QAT_BATCH,
+        "learning_rate": QAT_LEARNING_RATE,
+        "schedule": "cosine to zero",
+        "loss": "logits mse + softmax kl",
+        "seed": seed,
+    }
+
+
+#: Distillation steps between two checkpoints.
+QAT_CHECKPOINT_EVERY = 250
 
 
 def distil_int8(
@@ -647,6 +756,9 @@ def distil_int8(
     start: Any = None,
     seed: int = 0,
     progress: bool = True,
+    checkpoint: str | os.PathLike[str] | None = None,
+    inputs: dict[str, Any] | None = None,
+    overwrite: bool = False,
 ) -> Any:
     """Quantisation-aware distillation: float weights whose int8 model follows ``model``'s outputs.
 
@@ -656,7 +768,7 @@ def distil_int8(
     decayed to zero along a cosine) to match ``model``'s logits (their mean squared error plus
     the KL divergence of their softmax, which weighs the classes that decide the top-1) on
     batches of :data:`QAT_BATCH` of ``images`` (mirrored at random), with its batch norms in
-    inference mode. TensorFlow only (it trains under ``tf.GradientTape``).
+    inference mode. Runs on the TensorFlow, JAX and PyTorch backends.
 
     Args:
         model: The float Keras model the int8 model should follow (not changed).
@@ -668,38 +780,119 @@ def distil_int8(
         start: The weights distillation starts from: a model of ``model``'s architecture.
         seed: Seed of the batch draws and mirrors.
         progress: Show a progress bar.
+        checkpoint: A folder the state is saved to every :data:`QAT_CHECKPOINT_EVERY` steps
+            and at the end (an owned output, see :mod:`zoo.outputs`); a run with the same
+            ``inputs`` continues from it, or returns at once when it is finished.
+        inputs: What the run depends on (:func:`distillation_inputs`); needed with ``checkpoint``.
+        overwrite: Start again over another run's state in ``checkpoint``.
 
     Returns:
         A model of ``model``'s architecture with the distilled float weights.
+
+    Raises:
+        InputError: When ``checkpoint`` holds another run's state or files zoo did not write.
     """
     import keras
     import numpy as np
-    import tensorflow as tf
 
     from zoo.tasks.inference import predict_fn
 
     student = int8_simulation(model if start is None else start, calibration)
-    kernels = {  # id of each kernel -> whether it is depthwise (channels x multiplier per output)
-        id(layer.kernel): isinstance(layer, keras.layers.DepthwiseConv2D)
-        for layer in student.layers
-        if isinstance(layer, (keras.layers.Conv2D, keras.layers.DepthwiseConv2D, keras.layers.Dense))
-    }
-    step = _distillation_step(student, kernels, steps)
-    teacher = predict_fn(model, fold=False)
-    rng = np.random.default_rng(seed)
-    bar = keras.utils.Progbar(steps, verbose=1 if progress else 0, unit_name="step")
-    for _ in range(steps):
-        x = np.asarray(images[rng.integers(0, len(images), QAT_BATCH)])
-        mirror = rng.random(len(x)) < 0.5
-        x = np.where(mirror[:, None, None, None], x[:, :, ::-1], x) if x.ndim == 4 else x
-        x = np.asarray(transform(x) if transform else x, np.float32)
-        loss = step(tf.constant(x), tf.constant(np.asarray(teacher(x), np.float32)))
-        bar.add(1, [("loss", float(loss))])
+    optimizer = keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(QAT_LEARNING_RATE, steps))
+    with _distillation_state(checkpoint, inputs, student, optimizer, overwrite) as state:
+        step = _distillation_step(student, _rounded_kernels(student), optimizer)
+        teacher = predict_fn(model, fold=False)
+        rng = np.random.default_rng(seed)
+        bar = keras.utils.Progbar(steps, verbose=1 if progress else 0, unit_name="step")
+        for done in range(steps):
+            x, mirror = images[rng.integers(0, len(images), QAT_BATCH)], rng.random(QAT_BATCH) < 0.5
+            if done < state.done:  # resumed: the draws are replayed so the next batches are the same
+                continue
+            x = np.asarray(x)
+            x = np.where(mirror[:, None, None, None], x[:, :, ::-1], x) if x.ndim == 4 else x
+            x = np.asarray(transform(x) if transform else x, np.float32)
+            target = keras.ops.convert_to_tensor(np.asarray(teacher(x), np.float32))
+            loss = step(keras.ops.convert_to_tensor(x), target)
+            bar.update(done + 1, [("loss", float(loss))])
+            if (done + 1) % QAT_CHECKPOINT_EVERY == 0 or done + 1 == steps:
+                step.sync()
+                state.save(done + 1)
     plain = keras.models.clone_model(model)
     for layer in plain.layers:
         if layer.weights:
             layer.set_weights(student.get_layer(layer.name).get_weights())
     return plain
+
+
+class _DistillationState:
+    """Where :func:`distil_int8` saves and finds its state (``done`` steps); no folder: nothing saved."""
+
+    FILE = "distillation.npz"
+
+    def __init__(self, folder: Any, student: Any, optimizer: Any) -> None:
+        self.folder, self.student, self.optimizer, self.done = folder, student, optimizer, 0
+
+    def _variables(self) -> list:
+        return [*self.student.weights, *self.optimizer.variables]
+
+    def _names(self) -> list[str]:
+        """The variables' paths, the optimizer's own name left out (Keras numbers it per process)."""
+        slots = [f"optimizer/{v.path.split('/', 1)[-1]}" for v in self.optimizer.variables]
+        return [*(v.path for v in self.student.weights), *slots]
+
+    def load(self) -> None:
+        import numpy as np
+
+        path = self.folder.path / self.FILE
+        if not (self.folder.resumed and self.folder.owns(self.FILE)):
+            return
+        with np.load(path) as saved:
+            names, count = [str(n) for n in saved["names"]], len(self.student.weights)
+            names[count:] = [f"optimizer/{n.split('/', 1)[-1]}" for n in names[count:]]
+            variables = self._variables()
+            if names != self._names():
+                raise InputError(f"{path} holds another model's variables; choose another checkpoint folder")
+            for i, variable in enumerate(variables):
+                variable.assign(saved[f"v{i}"])
+            self.done = int(saved["done"])
+
+    def save(self, done: int) -> None:
+        import keras
+        import numpy as np
+
+        if self.folder is None:
+            return
+        variables = self._variables()
+        arrays = {f"v{i}": keras.ops.convert_to_numpy(v.value) for i, v in enumerate(variables)}
+        names = np.array(self._names())
+        with self.folder.write(self.FILE) as tmp, open(tmp, "wb") as f:
+            np.savez(f, names=names, done=np.int64(done), backend=np.array(keras.backend.backend()), **arrays)
+        self.done = done
+
+
+@contextlib.contextmanager
+def _distillation_state(
+    checkpoint: str | os.PathLike[str] | None,
+    inputs: dict[str, Any] | None,
+    student: Any,
+    optimizer: Any,
+    overwrite: bool = False,
+) -> Iterator[_DistillationState]:
+    """The :class:`_DistillationState` of ``checkpoint`` (loaded when it holds this run), held locked."""
+    if checkpoint is None:
+        yield _DistillationState(None, student, optimizer)
+        return
+    if inputs is None:
+        raise InputError("a distillation checkpoint needs the run's inputs (distillation_inputs)")
+    from zoo import outputs
+
+    optimizer.build(student.trainable_variables)
+    with outputs.output_folder(
+        checkpoint, command="distil-int8", inputs=inputs, option="a new folder"
+    ) as folder:
+        state = _DistillationState(folder, student, optimizer)
+        state.load()
+        yield state
 
 
 def run_tflite(model_bytes_or_path: bytes | str | os.PathLike[str], x: Any) -> Any:
@@ -881,7 +1074,23 @@ def _cached_session(path: Path, weights: dict[str, str], output: dict[str, Any])
     return None
 
 
-def _check_export_args(fmt: str, quantize: str | None, qat_steps: int = 0) -> None:
+def _checked_target(fmt: str, out: str | os.PathLike[str], overwrite: bool) -> Path:
+    """The export's absolute path, checked before any work: never a path holding the user's files."""
+    from zoo import outputs
+
+    if fmt == "savedmodel":
+        return outputs.check_folder_target(out, overwrite)
+    target = outputs.check_file_target(out, overwrite)
+    if fmt == "openvino" and target.suffix != ".xml":  # the IR is two files: X.xml and its weights X.bin
+        raise InputError(f"an OpenVINO IR is written as NAME.xml (with NAME.bin beside it), got {out}")
+    if fmt == "openvino":
+        outputs.check_file_target(target.with_suffix(".bin"), overwrite)
+    return target
+
+
+def _check_export_args(
+    fmt: str, quantize: str | None, qat_steps: int = 0, qat_checkpoint: Any = None
+) -> None:
     """Refuse an unknown format or quantisation, another backend, and ONNX export without its packages."""
     from zoo.backend import keras_backend
 
@@ -889,6 +1098,8 @@ def _check_export_args(fmt: str, quantize: str | None, qat_steps: int = 0) -> No
         raise InputError(f"qat_steps must be 0 or more, got {qat_steps}")
     if qat_steps and quantize != "int8":
         raise InputError("--qat-steps tunes an int8 export: use it with --format tflite --quantize int8")
+    if qat_checkpoint is not None and not qat_steps:
+        raise InputError("--qat-checkpoint keeps the state of a distillation: use it with --qat-steps")
 
     if keras_backend() != "tensorflow":
         raise ExportError(
@@ -1057,6 +1268,7 @@ def export(
     evaluate: bool = False,
     overwrite: bool = False,
     qat_steps: int = 0,
+    qat_checkpoint: str | os.PathLike[str] | None = None,
 ) -> ExportResult:
     """Export pretrained weights to ``fmt`` at ``out`` and check the result against Keras.
 
@@ -1087,6 +1299,8 @@ def export(
             see :mod:`zoo.outputs`).
         qat_steps: int8 only: steps of :func:`distil_int8` on ``data``'s train split first
             (instead of bias correction; still checked against the original Keras model).
+        qat_checkpoint: A folder for the distillation's state, which an export with the same
+            inputs continues (or converts at once when finished), from any Keras backend.
 
     Returns:
         An :class:`ExportResult`; float formats must match within 1e-4.
@@ -1098,17 +1312,10 @@ def export(
         OutputError: When ``out`` (or, for ONNX text exports, its vocabulary file) holds
             anything that zoo did not write, or an earlier export without ``overwrite``.
     """
-    from zoo import outputs, registry
+    from zoo import registry
 
-    _check_export_args(fmt, quantize, qat_steps)
-    if fmt == "savedmodel":  # before any work: never a path holding the user's files
-        target = outputs.check_folder_target(out, overwrite)
-    else:
-        target = outputs.check_file_target(out, overwrite)
-    if fmt == "openvino":  # the IR is two files: X.xml and its weights X.bin
-        if target.suffix != ".xml":
-            raise InputError(f"an OpenVINO IR is written as NAME.xml (with NAME.bin beside it), got {out}")
-        outputs.check_file_target(target.with_suffix(".bin"), overwrite)
+    _check_export_args(fmt, quantize, qat_steps, qat_checkpoint)
+    target = _checked_target(fmt, out, overwrite)
     entry = _classifier_entry(name, fmt)
     task = registry.get_spec(entry.architecture).task
     if fmt == "openvino" and task == "language-modeling":
@@ -1121,9 +1328,10 @@ def export(
         return _export_sampler(entry, fmt, target, overwrite)
     if entry.preprocessing.get("type") == "text":
         return _export_text(entry, fmt, target, overwrite)
-    options = {"quantize": quantize, "preprocessing": preprocessing, "samples": samples}
-    options.update(data=data, data_dir=data_dir, qat_steps=qat_steps)
-    return _export_image(entry, fmt, target, evaluate=evaluate, overwrite=overwrite, **options)
+    options = dict(quantize=quantize, preprocessing=preprocessing, samples=samples, data=data)
+    options.update(data_dir=data_dir, evaluate=evaluate, overwrite=overwrite, qat_steps=qat_steps)
+    options["qat_checkpoint"] = qat_checkpoint
+    return _export_image(entry, fmt, target, **options)
 
 
 def _export_image(
@@ -1139,6 +1347,7 @@ def _export_image(
     evaluate: bool,
     overwrite: bool,
     qat_steps: int = 0,
+    qat_checkpoint: str | os.PathLike[str] | None = None,
 ) -> ExportResult:
     """Export an image classifier (see :func:`export`) to the checked target ``out``."""
     import numpy as np
@@ -1171,7 +1380,8 @@ def _export_image(
             transform = zoo.data.image_transform(baked)
             seen = np.asarray(transform(calibration)) if preprocessing else calibration
             if qat_steps:  # weights distilled through a simulation of the int8 model
-                distilled = _distilled(entry, model, seen, qat_steps, transform, data_name, data_dir, extra)
+                qat = {"steps": qat_steps, "checkpoint": qat_checkpoint, "overwrite": overwrite}
+                distilled = _distilled(entry, model, seen, qat, transform, data_name, data_dir, extra)
                 _write_savedmodel(distilled, baked if preprocessing else None, shape, quantized_from)
             else:  # TFLite converts weights already on its grid, biases corrected
                 with rounded_weights(model, seen) as rounded:
@@ -1201,21 +1411,42 @@ def _distilled(
     entry: Any,
     model: Any,
     seen: Any,
-    steps: int,
+    qat: dict[str, Any],
     transform: Callable[[Any], Any],
     data: str,
     data_dir: str | None,
     extra: dict[str, Any],
 ) -> Any:
-    """``model`` after ``steps`` of :func:`distil_int8` on ``data``'s train split; ``extra`` records how."""
-    train = _real_images(entry, QAT_IMAGES, data, data_dir, "train")
-    if train is None:
+    """``model`` after ``qat["steps"]`` of :func:`distil_int8` on ``data``'s train split.
+
+    ``qat["checkpoint"]`` is where its state is kept; ``extra`` records how it was made.
+    """
+    import numpy as np
+
+    from zoo.preprocessing import geometry_transform
+
+    steps = qat["steps"]
+    source = _real_images(entry, QAT_IMAGES, data, data_dir, "train", geometry=False)
+    if source is None:
         raise InputError(
             f"--qat-steps trains on {data}'s train split, which is not on this machine: "
             "set ZOO_DATA_DIR (or --data-dir) to the folder holding it, or leave out --qat-steps"
         )
+    resize = geometry_transform(dict(entry.preprocessing), _image_contract(entry)[1][:2])
+    train = np.stack([np.asarray(resize(image)) for image in source])
+    inputs = distillation_inputs(entry, source, steps=steps, data=data)
     start, corrected = bias_corrected(model, seen)
-    distilled = distil_int8(model, train, seen, steps=steps, transform=transform, start=start)
+    distilled = distil_int8(
+        model,
+        train,
+        seen,
+        steps=steps,
+        transform=transform,
+        start=start,
+        checkpoint=qat["checkpoint"],
+        inputs=inputs,
+        overwrite=qat["overwrite"],
+    )
     extra["qat"] = (
         f"{steps} steps of quantisation-aware distillation (batch {QAT_BATCH}, Adam "
         f"{QAT_LEARNING_RATE:g} with cosine decay, logits' squared error + KL) on "

@@ -35,6 +35,12 @@ from zoo.export import QUANTIZE
     "model follows Keras' outputs (quantisation-aware distillation; minutes). 0: post-training only.",
 )
 @click.option(
+    "--qat-checkpoint",
+    type=click.Path(file_okay=False),
+    help="With --qat-steps: a folder the distillation saves its state to every 250 steps; the same "
+    "export resumes from it, or converts at once when it is finished.",
+)
+@click.option(
     "--no-preprocessing",
     is_flag=True,
     help="Images: take preprocessed float inputs instead of raw uint8 images (text takes token ids).",
@@ -66,6 +72,7 @@ def export_cmd(
     overwrite: bool,
     as_json: bool,
     qat_steps: int,
+    qat_checkpoint: str | None,
 ) -> None:
     """Export pretrained weights as a SavedModel, TFLite or ONNX model, checked against Keras.
 
@@ -100,6 +107,7 @@ def export_cmd(
         evaluate=evaluate,
         overwrite=overwrite,
         qat_steps=qat_steps,
+        qat_checkpoint=qat_checkpoint,
     )
     if as_json:
         echo_json(result.to_dict())

@@ -1,0 +1,151 @@
+"""Quantisation-aware distillation (zoo.export.distil_int8): checkpoints, resuming, refusals.
+
+Backend-neutral: tests/backend_subset.txt runs this file on JAX and PyTorch too.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+STEPS = 4
+
+
+def _model():
+    import keras
+
+    keras.utils.set_random_seed(0)
+    x = keras.Input((12, 12, 3))
+    y = keras.layers.Conv2D(8, 3, padding="same", use_bias=False, name="conv")(x)
+    y = keras.layers.BatchNormalization(name="bn")(y)
+    y = keras.layers.ReLU(6.0, name="relu6")(y)
+    y = keras.layers.DepthwiseConv2D(3, padding="same", name="dw")(y)
+    y = keras.layers.ReLU(6.0, name="relu6_dw")(y)
+    y = keras.layers.GlobalAveragePooling2D(name="pool")(y)
+    return keras.Model(x, keras.layers.Dense(5, name="logits")(y), name="tiny")
+
+
+def _images():
+    return np.random.default_rng(1).integers(0, 256, (64, 12, 12, 3), np.uint8)
+
+
+def _transform(x):
+    return np.asarray(x, np.float32) / 127.5 - 1
+
+
+def _inputs(images, steps=STEPS):
+    from zoo.export import distillation_inputs
+
+    entry = SimpleNamespace(name="tiny.synthetic", sha256="0" * 64, preprocessing={"type": "image"})
+    return distillation_inputs(entry, images, steps=steps, data="synthetic")
+
+
+def _distil(model, images, steps=STEPS, transform=_transform, **kwargs):
+    from zoo.export import distil_int8
+
+    calibration = _transform(images[:16])
+    return distil_int8(model, images, calibration, steps=steps, transform=transform, progress=False, **kwargs)
+
+
+def _weights(model):
+    return [np.asarray(w) for w in model.get_weights()]
+
+
+class _Stop(Exception):
+    pass
+
+
+def _stopping_after(calls):
+    """A transform that raises on its ``calls + 1``-th batch (a run cut off), counting batches."""
+    seen = []
+
+    def transform(x):
+        if len(seen) == calls:
+            raise _Stop
+        seen.append(1)
+        return _transform(x)
+
+    transform.seen = seen
+    return transform
+
+
+@pytest.fixture
+def every_two_steps(monkeypatch):
+    import zoo.export
+
+    monkeypatch.setattr(zoo.export, "QAT_CHECKPOINT_EVERY", 2)
+
+
+def test_distillation_changes_the_weights_and_leaves_the_teacher_alone():
+    model, images = _model(), _images()
+    before = _weights(model)
+    distilled = _distil(model, images)
+    assert all(np.array_equal(a, b) for a, b in zip(before, _weights(model), strict=True))
+    changed = [not np.array_equal(a, b) for a, b in zip(before, _weights(distilled), strict=True)]
+    assert any(changed) and distilled.name == model.name
+
+
+def test_a_cut_off_distillation_resumes_to_the_same_weights(tmp_path, every_two_steps):
+    model, images = _model(), _images()
+    straight = _weights(_distil(model, images))
+    folder, inputs = tmp_path / "state", _inputs(images)
+    with pytest.raises(_Stop):
+        _distil(model, images, transform=_stopping_after(3), checkpoint=folder, inputs=inputs)
+    with np.load(folder / "distillation.npz") as saved:
+        assert int(saved["done"]) == 2
+    rest = _stopping_after(10)
+    resumed = _weights(_distil(model, images, transform=rest, checkpoint=folder, inputs=inputs))
+    assert len(rest.seen) == STEPS - 2  # the two saved steps are not trained again
+    for a, b in zip(straight, resumed, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    with np.load(folder / "distillation.npz") as saved:
+        assert int(saved["done"]) == STEPS
+
+
+def test_a_finished_distillation_is_read_back_without_training(tmp_path):
+    model, images = _model(), _images()
+    folder, inputs = tmp_path / "state", _inputs(images)
+    first = _weights(_distil(model, images, checkpoint=folder, inputs=inputs))
+    never = _stopping_after(0)
+    again = _weights(_distil(model, images, transform=never, checkpoint=folder, inputs=inputs))
+    assert not never.seen
+    assert all(np.array_equal(a, b) for a, b in zip(first, again, strict=True))
+
+
+def test_another_runs_state_is_refused_and_kept(tmp_path):
+    from zoo.errors import InputError
+
+    model, images = _model(), _images()
+    folder = tmp_path / "state"
+    _distil(model, images, checkpoint=folder, inputs=_inputs(images))
+    saved = (folder / "distillation.npz").read_bytes()
+    with pytest.raises(InputError, match=r"another zoo distil-int8 run \(steps: 4 -> 6\)"):
+        _distil(model, images, steps=6, checkpoint=folder, inputs=_inputs(images, steps=6))
+    other = images.copy()
+    other[0, 0, 0, 0] ^= 1  # one value of one image: other inputs
+    with pytest.raises(InputError, match="another zoo distil-int8 run"):
+        _distil(model, other, checkpoint=folder, inputs=_inputs(other))
+    assert (folder / "distillation.npz").read_bytes() == saved
+
+
+def test_a_folder_of_the_users_files_is_refused(tmp_path):
+    from zoo.errors import InputError
+
+    model, images = _model(), _images()
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("keep me")
+    with pytest.raises(InputError, match="already holds files zoo did not write"):
+        _distil(model, images, checkpoint=folder, inputs=_inputs(images))
+    assert [p.name for p in folder.iterdir()] == ["notes.txt"]
+    with pytest.raises(InputError, match="needs the run's inputs"):
+        _distil(model, images, checkpoint=tmp_path / "new")
+
+
+def test_the_inputs_name_the_images_by_content():
+    images = _images()
+    a, b = _inputs(images), _inputs(images.copy())
+    assert a == b and a["images"]["count"] == len(images) and len(a["images"]["sha256"]) == 64
+    assert _inputs(images[:-1])["images"]["sha256"] != a["images"]["sha256"]

@@ -1,0 +1,151 @@
+"""Quantisation-aware distillation of an image classifier on any Keras backend, checkpointed.
+
+``zoo export NAME --format tflite --quantize int8 --qat-steps N --qat-checkpoint DIR`` runs the
+distillation and the conversion in one TensorFlow process. This tool runs the distillation
+alone, on whichever backend ``KERAS_BACKEND`` names, into the same checkpoint folder: on a
+machine with an accelerator and JAX or PyTorch but no TensorFlow, say. The export then finds the
+finished checkpoint (same weights, images and settings: ``zoo.export.distillation_inputs``)
+and goes straight to converting; an unfinished one it continues.
+
+Two steps, the first where the dataset is (it needs TensorFlow to read it):
+
+    ZOO_DATA_DIR=../shared/data python -m tools.distil_int8 prepare efficientnet_lite0.in1k \\
+        --data cifar10 --out /tmp/qat-images.npz
+    KERAS_BACKEND=jax python -m tools.distil_int8 run efficientnet_lite0.in1k \\
+        --images /tmp/qat-images.npz --steps 10000 --checkpoint ./qat-state
+
+``prepare`` writes the train images the export draws (``zoo.export.QAT_IMAGES``, in its order,
+at the dataset's own size): a copy of dataset images, to keep out of the repository. ``run``
+resizes them as the weights' preprocessing says (with ``keras.ops`` off TensorFlow: the same
+resize, computed by another backend) and calibrates on the first
+``zoo.export.CALIBRATION_IMAGES`` of them, as the export does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from typing import Any
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+def prepare(name: str, data: str, out: str) -> int:
+    """Save the export's distillation images of ``data`` (source size) to ``out`` (.npz)."""
+    import numpy as np
+
+    import zoo
+    from zoo.export import QAT_IMAGES, _real_images
+
+    if os.path.lexists(out):
+        raise SystemExit(f"{out} exists: this tool never replaces a file; choose a new path")
+    entry = zoo.weights_entry(name)
+    images = _real_images(entry, QAT_IMAGES, data, None, "train", geometry=False)
+    if images is None:
+        raise SystemExit(f"{data}'s train split is not under ZOO_DATA_DIR; set it to the data folder")
+    with open(out, "xb") as f:  # never replaces a file
+        np.savez(f, images=images, data=np.array(data))
+    print(f"wrote {out}: {len(images)} {data} train images {images.shape[1:]}")
+    return 0
+
+
+def _has_tensorflow() -> bool:
+    try:
+        import tensorflow  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def transforms(entry: Any) -> tuple[Any, Any]:
+    """``(resize, normalise)``: uint8 source images -> uint8 export-size images -> model inputs.
+
+    With TensorFlow installed (whichever the Keras backend), the library's own functions; without
+    it, the same steps in ``keras.ops``: a resize to one side (square images) or to a size, a centre
+    crop, a centred zero padding, scale, mean and std (no colour conversion).
+    """
+    import keras
+
+    from zoo.export import _image_contract
+    from zoo.preprocessing import geometry_transform
+
+    baked, shape = _image_contract(entry)
+    if _has_tensorflow():
+        import zoo.data
+
+        return geometry_transform(dict(entry.preprocessing), shape[:2]), zoo.data.image_transform(baked)
+    spec, ops = dict(entry.preprocessing), keras.ops
+
+    def resize(images: Any) -> Any:
+        x = ops.cast(images, "float32")
+        x = x[..., None] if len(x.shape) == 3 else x  # one channel, stored without its axis
+        size = spec["resize"] or list(shape[:2])
+        if isinstance(size, int):
+            if x.shape[1] != x.shape[2]:
+                raise SystemExit("off TensorFlow, this tool resizes square images only")
+            size = [size, size]
+        x = ops.image.resize(x, size, interpolation=spec["interpolation"], antialias=True)
+        top, left = (size[0] - shape[0]) // 2, (size[1] - shape[1]) // 2
+        x = x[:, top : top + shape[0], left : left + shape[1]]
+        return ops.cast(ops.clip(ops.round(x), 0, 255), "uint8")
+
+    def normalise(images: Any) -> Any:
+        x = ops.cast(images, "float32")
+        if baked["pad_to"] is not None:
+            h, w = baked["pad_to"]
+            top, left = (h - shape[0]) // 2, (w - shape[1]) // 2
+            x = ops.pad(x, [(0, 0), (top, h - shape[0] - top), (left, w - shape[1] - left), (0, 0)])
+        x = x * float(baked["scale"])
+        x = x - ops.array(baked["mean"], "float32") if baked["mean"] is not None else x
+        return x / ops.array(baked["std"], "float32") if baked["std"] is not None else x
+
+    return resize, normalise
+
+
+def run(name: str, images_path: str, steps: int, checkpoint: str) -> int:
+    """Distil ``name``'s int8 model for ``steps`` on the prepared images, saving to ``checkpoint``."""
+    import keras
+    import numpy as np
+
+    import zoo
+    from zoo import api
+    from zoo.export import CALIBRATION_IMAGES, bias_corrected, distil_int8, distillation_inputs
+
+    start_time = time.perf_counter()
+    entry = zoo.weights_entry(name)
+    with np.load(images_path) as saved:
+        source, data = saved["images"], str(saved["data"])
+    resize, normalise = transforms(entry)
+    train = np.concatenate([np.asarray(resize(source[i : i + 500])) for i in range(0, len(source), 500)])
+    seen = np.asarray(normalise(train[:CALIBRATION_IMAGES]))
+    model = api.load(entry.name)
+    inputs = distillation_inputs(entry, source, steps=steps, data=data)
+    start, corrected = bias_corrected(model, seen)
+    print(f"{keras.backend.backend()}: {len(train)} {data} images {train.shape[1:]}; {corrected} corrected")
+    options = {"transform": normalise, "start": start, "checkpoint": checkpoint, "inputs": inputs}
+    distil_int8(model, train, seen, steps=steps, **options)
+    print(f"distilled {steps} steps into {checkpoint} in {time.perf_counter() - start_time:.0f} s")
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="verb", required=True)
+    p = sub.add_parser("prepare", help="save the export's distillation images (needs the dataset)")
+    p.add_argument("name")
+    p.add_argument("--data", required=True)
+    p.add_argument("--out", required=True, help="a new .npz file")
+    r = sub.add_parser("run", help="distil on the Keras backend in use, into a checkpoint folder")
+    r.add_argument("name")
+    r.add_argument("--images", required=True, help="the .npz that prepare wrote")
+    r.add_argument("--steps", type=int, required=True)
+    r.add_argument("--checkpoint", required=True, help="folder of the state (resumed when it matches)")
+    args = parser.parse_args()
+    if args.verb == "prepare":
+        return prepare(args.name, args.data, args.out)
+    return run(args.name, args.images, args.steps, args.checkpoint)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

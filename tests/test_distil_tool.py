@@ -72,6 +72,7 @@ def test_a_state_distilled_on_jax_without_tensorflow_is_converted_by_the_export(
     assert result.exit_code == 0, result.output
     metrics = json.loads(result.output[result.output.index("{") :])["metrics"]
     assert metrics["qat"].startswith("6 steps") and metrics["top1_agreement"] >= 99, metrics
+    assert metrics["qat_state"] == "kept in --qat-checkpoint, last saved by Keras on jax", metrics
     assert (state / "distillation.npz").read_bytes() == saved  # read back, not trained again
 
     # another step count is another run: refused, the JAX state kept

@@ -891,6 +891,7 @@ def test_qat_export_is_checked_against_the_original_keras_model(tmp_path):
     m = json.loads(result.output[result.output.index("{") :])["metrics"]
     with np.load(state / "distillation.npz") as saved:
         assert int(saved["done"]) == 20
+    assert m["qat_state"] == "kept in --qat-checkpoint, last saved by Keras on tensorflow", m
     # the finished state converts again without training: the same int8 file
     again = CliRunner().invoke(cli, [*args, "--out", str(tmp_path / "again.tflite")])
     assert again.exit_code == 0, again.output

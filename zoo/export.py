@@ -1453,6 +1453,9 @@ def _distilled(
         f"{len(train)} {data} train images"
     )
     extra["bias_correction"] = f"{corrected} layers, on the calibration images, before distilling"
+    if qat["checkpoint"] is not None:  # the state may come from another machine and backend
+        with np.load(Path(qat["checkpoint"]) / _DistillationState.FILE) as saved:
+            extra["qat_state"] = f"kept in --qat-checkpoint, last saved by Keras on {saved['backend']}"
     return distilled
 
 

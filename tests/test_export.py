@@ -795,6 +795,29 @@ def test_int8_simulation_computes_what_the_tflite_int8_model_computes(tmp_path):
     assert sim_error < 0.8 * float_error, (sim_error, float_error)
 
 
+@pytest.mark.skipif(not (DATA_DIR / "mnist").is_dir(), reason=f"no MNIST under {DATA_DIR}")
+def test_the_exports_train_images_do_not_depend_on_the_global_seed():
+    """Calibration and distillation images: the same in a fresh process and in a seeded session."""
+    import keras
+    from tensorflow.python.eager import context
+
+    import zoo
+    from zoo.export import _real_images
+
+    entry = zoo.weights_entry("lenet5.mnist")
+    saved = context.global_seed()
+    try:
+        context.context()._seed = None
+        fresh = _real_images(entry, 40, "mnist", str(DATA_DIR), "train", geometry=False)
+        keras.utils.set_random_seed(3)
+        seeded = _real_images(entry, 40, "mnist", str(DATA_DIR), "train", geometry=False)
+        assert context.global_seed() == 3
+    finally:
+        context.context()._seed = saved
+    assert np.array_equal(fresh, seeded)
+    assert len({image.tobytes() for image in fresh}) == 40
+
+
 def test_int8_simulation_rounds_only_the_chosen_activations():
     import keras
 

@@ -116,7 +116,8 @@ def _real_images(
     """``n`` images of ``data``, or ``None`` without the dataset.
 
     With ``geometry``, at the export's input size; without, as the dataset has them. The
-    same images, in the same order, either way.
+    same images, in the same order, either way, and whatever global seed the process has set
+    (a fresh ``zoo export`` process and a seeded Python session draw the same ones).
     """
     import numpy as np
 
@@ -125,10 +126,30 @@ def _real_images(
 
     resize = geometry_transform(dict(entry.preprocessing), _image_contract(entry)[1][:2])
     try:
-        ds = zoo.data.load(data, split, data_dir=data_dir, shuffle=True, seed=0)
-        return np.stack([np.asarray(resize(e["image"]) if geometry else e["image"]) for e in ds.take(n)])
+        with _no_global_seed():
+            ds = zoo.data.load(data, split, data_dir=data_dir, shuffle=True, seed=0)
+            return np.stack([np.asarray(resize(e["image"]) if geometry else e["image"]) for e in ds.take(n)])
     except Exception:  # noqa: BLE001 - the dataset is not on this machine
         return None
+
+
+@contextlib.contextmanager
+def _no_global_seed() -> Iterator[None]:
+    """TensorFlow's seeded ops as a process with no global seed runs them; the seed is kept.
+
+    TensorFlow pairs an op's seed with the global one when one is set (``keras.utils.
+    set_random_seed`` sets it), so a seeded shuffle would draw other images in a seeded
+    session. Clears it on the eager context for the block (not public API) and puts it back.
+    """
+    from tensorflow.python.eager import context
+
+    ctx = context.context()
+    saved = ctx._seed
+    ctx._seed = None
+    try:
+        yield
+    finally:
+        ctx._seed = saved
 
 
 def _write_savedmodel(

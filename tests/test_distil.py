@@ -149,3 +149,18 @@ def test_the_inputs_name_the_images_by_content():
     a, b = _inputs(images), _inputs(images.copy())
     assert a == b and a["images"]["count"] == len(images) and len(a["images"]["sha256"]) == 64
     assert _inputs(images[:-1])["images"]["sha256"] != a["images"]["sha256"]
+
+
+def test_the_tools_keras_ops_resize_matches_tensorflows():
+    """tools/distil_int8.py off TensorFlow: the export's resize, crop and normalisation in keras.ops."""
+    import zoo
+    from tools.distil_int8 import transforms
+
+    entry = zoo.weights_entry("efficientnet_lite0.in1k")  # bicubic to 256, centre crop 224
+    images = np.random.default_rng(0).integers(0, 256, (6, 32, 32, 3), np.uint8)
+    (resize, normalise), (ops_resize, ops_normalise) = transforms(entry, False), transforms(entry, True)
+    want, got = np.asarray(resize(images)).astype(int), np.asarray(ops_resize(images)).astype(int)
+    assert got.shape == want.shape == (6, 224, 224, 3)
+    assert np.abs(got - want).max() <= 1 and np.mean(got != want) < 1e-4  # rounding ties at most
+    x = want.astype(np.uint8)
+    np.testing.assert_allclose(np.asarray(ops_normalise(x)), np.asarray(normalise(x)), atol=1e-6)

@@ -58,12 +58,13 @@ def _has_tensorflow() -> bool:
     return True
 
 
-def transforms(entry: Any) -> tuple[Any, Any]:
+def transforms(entry: Any, keras_ops: bool | None = None) -> tuple[Any, Any]:
     """``(resize, normalise)``: uint8 source images -> uint8 export-size images -> model inputs.
 
     With TensorFlow installed (whichever the Keras backend), the library's own functions; without
     it, the same steps in ``keras.ops``: a resize to one side (square images) or to a size, a centre
-    crop, a centred zero padding, scale, mean and std (no colour conversion).
+    crop, a centred zero padding, scale, mean and std (no colour conversion). ``keras_ops``
+    chooses (default: ``keras.ops`` only without TensorFlow).
     """
     import keras
 
@@ -71,7 +72,7 @@ def transforms(entry: Any) -> tuple[Any, Any]:
     from zoo.preprocessing import geometry_transform
 
     baked, shape = _image_contract(entry)
-    if _has_tensorflow():
+    if not (keras_ops if keras_ops is not None else not _has_tensorflow()):
         import zoo.data
 
         return geometry_transform(dict(entry.preprocessing), shape[:2]), zoo.data.image_transform(baked)

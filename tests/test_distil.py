@@ -128,6 +128,9 @@ def test_another_runs_state_is_refused_and_kept(tmp_path):
     with pytest.raises(InputError, match="another zoo distil-int8 run"):
         _distil(model, other, checkpoint=folder, inputs=_inputs(other))
     assert (folder / "distillation.npz").read_bytes() == saved
+    _distil(model, images, steps=6, checkpoint=folder, inputs=_inputs(images, steps=6), overwrite=True)
+    with np.load(folder / "distillation.npz") as replaced:  # asked for: zoo's own state replaced
+        assert int(replaced["done"]) == 6
 
 
 def test_a_folder_of_the_users_files_is_refused(tmp_path):

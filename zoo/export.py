@@ -908,9 +908,8 @@ def _distillation_state(
     from zoo import outputs
 
     optimizer.build(student.trainable_variables)
-    with outputs.output_folder(
-        checkpoint, command="distil-int8", inputs=inputs, option="a new folder"
-    ) as folder:
+    owned = outputs.output_folder(checkpoint, command="distil-int8", inputs=inputs, overwrite=overwrite)
+    with owned as folder:
         state = _DistillationState(folder, student, optimizer)
         state.load()
         yield state
@@ -1316,8 +1315,8 @@ def export(
         data_dir: Data directory (overrides ``ZOO_DATA_DIR``); images only.
         evaluate: Also measure a quantised TFLite model's top-1 agreement with Keras on
             test images (and both accuracies when the data is the weights' own).
-        overwrite: Replace an earlier export that zoo wrote at ``out`` (never anything else:
-            see :mod:`zoo.outputs`).
+        overwrite: Replace an earlier export that zoo wrote at ``out``, and another run's state
+            in ``qat_checkpoint`` (never anything else: see :mod:`zoo.outputs`).
         qat_steps: int8 only: steps of :func:`distil_int8` on ``data``'s train split first
             (instead of bias correction; still checked against the original Keras model).
         qat_checkpoint: A folder for the distillation's state, which an export with the same

@@ -57,7 +57,8 @@ from zoo.export import QUANTIZE
 @click.option(
     "--overwrite",
     is_flag=True,
-    help="Replace zoo's own earlier output at --out (never files zoo did not write).",
+    help="Replace zoo's own earlier output at --out, and another distillation's state in --qat-checkpoint "
+    "(never files zoo did not write).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def export_cmd(

@@ -68,14 +68,13 @@ def transforms(entry: Any, keras_ops: bool | None = None) -> tuple[Any, Any]:
     """
     import keras
 
-    from zoo.export import _image_contract
-    from zoo.preprocessing import geometry_transform
+    from zoo.export import _export_resize, _image_contract
 
     baked, shape = _image_contract(entry)
     if not (keras_ops if keras_ops is not None else not _has_tensorflow()):
         import zoo.data
 
-        return geometry_transform(dict(entry.preprocessing), shape[:2]), zoo.data.image_transform(baked)
+        return _export_resize(entry), zoo.data.image_transform(baked)
     spec, ops = dict(entry.preprocessing), keras.ops
 
     def resize(images: Any) -> Any:

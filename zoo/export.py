@@ -122,15 +122,21 @@ def _real_images(
     import numpy as np
 
     import zoo.data
-    from zoo.preprocessing import geometry_transform
 
-    resize = geometry_transform(dict(entry.preprocessing), _image_contract(entry)[1][:2])
+    resize = _export_resize(entry)
     try:
         with _no_global_seed():
             ds = zoo.data.load(data, split, data_dir=data_dir, shuffle=True, seed=0)
             return np.stack([np.asarray(resize(e["image"]) if geometry else e["image"]) for e in ds.take(n)])
     except Exception:  # noqa: BLE001 - the dataset is not on this machine
         return None
+
+
+def _export_resize(entry: Any) -> Callable[[Any], Any]:
+    """The resize and crop an image export leaves to its caller: uint8 images in, at its input size."""
+    from zoo.preprocessing import geometry_transform
+
+    return geometry_transform(dict(entry.preprocessing), _image_contract(entry)[1][:2])
 
 
 @contextlib.contextmanager
@@ -668,7 +674,6 @@ def _distillation_step(student: Any, kernels: dict[int, bool], optimizer: Any) -
     trainable = student.trainable_variables
     grid = [kernels.get(id(v)) for v in trainable]
     frozen = [v.value for v in student.non_trainable_variables]
-    optimizer.build(trainable)
 
     def loss_of(values: list, x: Any, target: Any) -> Any:
         on_grid = [_on_grid(v, depthwise) for v, depthwise in zip(values, grid, strict=True)]
@@ -738,20 +743,17 @@ def distillation_inputs(
     first :data:`CALIBRATION_IMAGES` set the activation ranges. The backend is not part
     of it: TensorFlow, JAX and PyTorch runs continue each other.
     """
-    import hashlib
-
     import numpy as np
 
-    digest = hashlib.sha256()
-    for image in images:
-        image = np.ascontiguousarray(image)
-        digest.update(f"{image.shape}{image.dtype}".encode())
-        digest.update(image.tobytes())
+    from zoo.fileio import sha256_bytes
+
+    arrays = [np.ascontiguousarray(image) for image in images]
+    digest = sha256_bytes(*(part for a in arrays for part in (f"{a.shape}{a.dtype}", a.tobytes())))
     return {
         "weights": entry.name,
         "weights_sha256": getattr(entry, "sha256", None),
         "preprocessing": dict(entry.preprocessing),
-        "images": {"data": data, "split": split, "count": len(images), "sha256": digest.hexdigest()},
+        "images": {"data": data, "split": split, "count": len(images), "sha256": digest},
         "calibration_images": CALIBRATION_IMAGES,
         "start": "bias-corrected",
         "steps": steps,
@@ -820,16 +822,17 @@ def distil_int8(
 
     student = int8_simulation(model if start is None else start, calibration)
     optimizer = keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(QAT_LEARNING_RATE, steps))
+    optimizer.build(student.trainable_variables)
     with _distillation_state(checkpoint, inputs, student, optimizer, overwrite) as state:
         step = _distillation_step(student, _rounded_kernels(student), optimizer)
         teacher = predict_fn(model, fold=False)
         rng = np.random.default_rng(seed)
         bar = keras.utils.Progbar(steps, verbose=1 if progress else 0, unit_name="step")
         for done in range(steps):
-            x, mirror = images[rng.integers(0, len(images), QAT_BATCH)], rng.random(QAT_BATCH) < 0.5
+            drawn, mirror = rng.integers(0, len(images), QAT_BATCH), rng.random(QAT_BATCH) < 0.5
             if done < state.done:  # resumed: the draws are replayed so the next batches are the same
                 continue
-            x = np.asarray(x)
+            x = np.asarray(images[drawn])
             x = np.where(mirror[:, None, None, None], x[:, :, ::-1], x) if x.ndim == 4 else x
             x = np.asarray(transform(x) if transform else x, np.float32)
             target = keras.ops.convert_to_tensor(np.asarray(teacher(x), np.float32))
@@ -856,10 +859,16 @@ class _DistillationState:
     def _variables(self) -> list:
         return [*self.student.weights, *self.optimizer.variables]
 
+    @staticmethod
+    def _slot(path: str) -> str:
+        """An optimizer variable's path, the optimizer's own name left out (Keras numbers it per process)."""
+        return f"optimizer/{path.split('/', 1)[-1]}"
+
     def _names(self) -> list[str]:
-        """The variables' paths, the optimizer's own name left out (Keras numbers it per process)."""
-        slots = [f"optimizer/{v.path.split('/', 1)[-1]}" for v in self.optimizer.variables]
-        return [*(v.path for v in self.student.weights), *slots]
+        return [
+            *(v.path for v in self.student.weights),
+            *(self._slot(v.path) for v in self.optimizer.variables),
+        ]
 
     def load(self) -> None:
         import numpy as np
@@ -869,7 +878,7 @@ class _DistillationState:
             return
         with np.load(path) as saved:
             names, count = [str(n) for n in saved["names"]], len(self.student.weights)
-            names[count:] = [f"optimizer/{n.split('/', 1)[-1]}" for n in names[count:]]
+            names[count:] = [self._slot(n) for n in names[count:]]
             variables = self._variables()
             if names != self._names():
                 raise InputError(f"{path} holds another model's variables; choose another checkpoint folder")
@@ -907,7 +916,6 @@ def _distillation_state(
         raise InputError("a distillation checkpoint needs the run's inputs (distillation_inputs)")
     from zoo import outputs
 
-    optimizer.build(student.trainable_variables)
     owned = outputs.output_folder(checkpoint, command="distil-int8", inputs=inputs, overwrite=overwrite)
     with owned as folder:
         state = _DistillationState(folder, student, optimizer)
@@ -1443,8 +1451,6 @@ def _distilled(
     """
     import numpy as np
 
-    from zoo.preprocessing import geometry_transform
-
     steps = qat["steps"]
     source = _real_images(entry, QAT_IMAGES, data, data_dir, "train", geometry=False)
     if source is None:
@@ -1452,7 +1458,7 @@ def _distilled(
             f"--qat-steps trains on {data}'s train split, which is not on this machine: "
             "set ZOO_DATA_DIR (or --data-dir) to the folder holding it, or leave out --qat-steps"
         )
-    resize = geometry_transform(dict(entry.preprocessing), _image_contract(entry)[1][:2])
+    resize = _export_resize(entry)
     train = np.stack([np.asarray(resize(image)) for image in source])
     inputs = distillation_inputs(entry, source, steps=steps, data=data)
     start, corrected = bias_corrected(model, seen)
@@ -1719,15 +1725,12 @@ def _compare_on_test(
     import tensorflow as tf
 
     import zoo.data
-    from zoo.preprocessing import geometry_transform
     from zoo.tasks.inference import predict_fn
 
     own = data in (None, entry.dataset["name"])
     name, split = (entry.dataset["name"], entry.dataset["split"]) if own else (data, "test")
     ds = zoo.data.load(name, split, batch_size=256, data_dir=data_dir, as_supervised=True)
-    spec = dict(entry.preprocessing)
-    baked_spec, shape = _image_contract(entry)
-    geometry, baked = geometry_transform(spec, shape[:2]), zoo.data.image_transform(baked_spec)
+    geometry, baked = _export_resize(entry), zoo.data.image_transform(_image_contract(entry)[0])
     fn = predict_fn(model, fold=False)
     keras_ok = tfl_ok = agree = total = 0
     interp = tf.lite.Interpreter(model_path=str(path))

@@ -205,3 +205,22 @@ def test_evaluate_tta_refuses_models_that_are_not_image_classifiers():
     assert "image classifiers" in result.output
     bad = run("evaluate", "lenet5", "--tta", "rotate")
     assert bad.exit_code == 2 and "Invalid value for '--tta': 'rotate'" in bad.output
+
+
+def test_list_pretrained_fits_a_terminal_and_keeps_pipes_whole(monkeypatch):
+    from zoo.cli import _app, weights
+
+    piped = run("list", "--pretrained").output.splitlines()
+    vae = next(line for line in piped if line.startswith("vae.mnist"))
+    assert "class_share_ratio=" in vae  # piped output is never cut
+    monkeypatch.setattr(weights, "terminal_columns", lambda: 100)
+    fitted = run("list", "--pretrained").output.splitlines()
+    assert max(len(line) for line in fitted) <= 100
+    vae = next(line for line in fitted if line.startswith("vae.mnist"))
+    assert "nll_nats=83.1069" in vae and "more)" in vae and "class_share_ratio" not in vae
+    assert _app.fit_items(["a=1", "b=2", "c=3"], 13) == "a=1, b=2, c=3"
+    four = ["alpha=1.5", "beta=2.5", "gamma=3.5", "delta=4.5"]
+    assert _app.fit_items(four, 41) == ", ".join(four)
+    assert _app.fit_items(four, 40) == "alpha=1.5, beta=2.5, (+2 more)"
+    assert _app.fit_items(four, 29) == "alpha=1.5, (+3 more)"
+    assert _app.fit_items(["a_long_metric=1", "b=2"], 5) == "a_long_metric=1, (+1 more)"

@@ -88,6 +88,28 @@ def table(rows: list[list[str]], headers: list[str]) -> str:
     return "\n".join(lines)
 
 
+def fit_items(items: list[str], width: int) -> str:
+    """``items`` joined by commas, cut to those that fit in ``width`` characters and ``(+N more)``.
+
+    At least one item is always kept, however long.
+    """
+    text = ", ".join(items)
+    if len(text) <= width:
+        return text
+    for keep in range(len(items) - 1, 0, -1):
+        cut = f"{', '.join(items[:keep])}, (+{len(items) - keep} more)"
+        if len(cut) <= width:
+            return cut
+    return f"{items[0]}, (+{len(items) - 1} more)"
+
+
+def terminal_columns() -> int | None:
+    """The terminal's width when stdout is one, else ``None`` (piped output is never cut)."""
+    import shutil
+
+    return shutil.get_terminal_size().columns if sys.stdout.isatty() else None
+
+
 def human_size(n: int) -> str:
     size = float(n)
     for unit in ("B", "KB", "MB", "GB"):

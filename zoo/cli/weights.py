@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from zoo.backend import keras_backend
-from zoo.cli._app import cli, echo_json, human_size, table
+from zoo.cli._app import cli, echo_json, fit_items, human_size, table, terminal_columns
 from zoo.errors import ZooError
 
 
@@ -47,12 +47,16 @@ def list_cmd(pattern: str | None, task: str | None, pretrained: bool, as_json: b
                 d["name"],
                 "yes" if d["default"] else "",
                 d["dataset"],
-                ", ".join(f"{k}={v:g}" for k, v in d["metrics"].items()),
+                [f"{k}={v:g}" for k, v in d["metrics"].items()],
                 human_size(d["size"]) if d["size"] else "on the Hub",
             ]
             for d in data
         ]
-        click.echo(table(rows, ["weights", "default", "dataset", "metrics", "size"]))
+        click.echo(
+            table(
+                _fit_metrics(rows, terminal_columns()), ["weights", "default", "dataset", "metrics", "size"]
+            )
+        )
         return
 
     infos = [api.info(n) for n in api.list_models(pattern, task=task)]
@@ -73,6 +77,16 @@ def list_cmd(pattern: str | None, task: str | None, pretrained: bool, as_json: b
         for i in infos
     ]
     click.echo(table(rows, ["name", "model", "task", "weights", "paper"]))
+
+
+def _fit_metrics(rows: list[list], columns: int | None) -> list[list[str]]:
+    """Rows with their metrics (column 3, a list) joined, cut to what leaves the table ``columns`` wide."""
+    if columns is None or not rows:
+        return [[*r[:3], ", ".join(r[3]), r[4]] for r in rows]
+    headers = ["weights", "default", "dataset", "metrics", "size"]
+    others = sum(max(len(h), *(len(str(r[i])) for r in rows)) for i, h in enumerate(headers) if i != 3)
+    width = max(columns - others - 2 * (len(headers) - 1), len("metrics"))
+    return [[*r[:3], fit_items(r[3], width), r[4]] for r in rows]
 
 
 @cli.command("info")

@@ -367,7 +367,8 @@ def test_generate_cli_from_a_registered_char_model(trained, vocab, tmp_path, mon
     }
     runner = CliRunner()
     wrong = runner.invoke(cli, ["generate", "lenet5", "-p", "x"])  # the real manifest: not a char model
-    assert wrong.exit_code == 1 and "no character vocabulary" in wrong.output
+    assert wrong.exit_code == 1 and "lenet5 is an image-classification model" in wrong.output
+    assert "language models (lstm_charlm)" in wrong.output
     manifest = write_manifest_file(tmp_path / "m.json", {"lstm_charlm.tiny": record})
     monkeypatch.setenv("ZOO_MANIFEST", str(manifest))
     args = ["generate", "lstm_charlm.tiny", "--prompt", "ROMEO:", "-n", "40", "--seed", "3", "--json"]

@@ -14,7 +14,7 @@ import pytest
 
 import zoo.data as zd
 from tests.helpers import DATA_DIR as SHARED  # noqa: E402
-from zoo.data import _paths, catalog
+from zoo.data import _paths, catalog, tfds_source
 from zoo.data.tfds_source import TfdsRef, parse_tfds
 from zoo.errors import DataError
 from zoo.preprocessing.specs import validate_preprocessing
@@ -306,6 +306,7 @@ def test_tfds_failures_become_data_errors(no_data_dir, monkeypatch):
         raise ConnectionError("Failed to resolve 'storage.googleapis.com'\n(long traceback)")
 
     monkeypatch.setattr(tfds, "load", offline)
+    monkeypatch.setattr(tfds_source, "unresolvable", lambda hosts: [])  # fail in tfds.load, not before
     with pytest.raises(DataError, match=r"could not load 'mnist'.*ConnectionError: Failed to"):
         zd.load("mnist")
     with pytest.raises(DataError, match=r"could not load 'glue/sst2' split 'validation'"):
@@ -322,6 +323,7 @@ def test_a_failed_tfds_download_leaves_only_what_was_there(tmp_path, monkeypatch
         raise ConnectionError("connection reset")
 
     monkeypatch.setattr(tfds, "load", half_download)
+    monkeypatch.setattr(tfds_source, "unresolvable", lambda hosts: [])  # fail in tfds.load, not before
     fresh = tmp_path / "fresh"
     with pytest.raises(DataError, match="connection reset"):
         load_tfds(TfdsRef("mnist"), "test", data_dir=str(fresh))
@@ -334,6 +336,28 @@ def test_a_failed_tfds_download_leaves_only_what_was_there(tmp_path, monkeypatch
         load_tfds(TfdsRef("mnist"), "test", data_dir=str(kept))
     assert sorted(p.name for p in kept.iterdir()) == ["cifar10", "downloads"]
     assert (kept / "downloads" / "manual.tar").read_bytes() == b"user data"
+
+
+def test_unresolvable_names_the_hosts_this_machine_cannot_resolve():
+    assert tfds_source.unresolvable(["localhost", "no-such-host.invalid"]) == ["no-such-host.invalid"]
+
+
+def test_an_offline_tfds_download_fails_at_once_and_leaves_nothing(tmp_path, monkeypatch):
+    """Real tfds, real name resolution: refused in seconds, not after tfds' minutes of retries."""
+    pytest.importorskip("tensorflow_datasets")
+    import time
+
+    from zoo.data.tfds_source import load_tfds
+
+    if not tfds_source.unresolvable(["storage.googleapis.com"]):
+        pytest.skip("this machine resolves storage.googleapis.com: tfds would download MNIST")
+    for variable in tfds_source.PROXY_VARIABLES:
+        monkeypatch.delenv(variable, raising=False)
+    start = time.monotonic()
+    with pytest.raises(DataError, match=r"download 'mnist' from storage.googleapis.com.*cannot resolve"):
+        load_tfds(TfdsRef("mnist"), "test", data_dir=str(tmp_path / "tfds"))
+    assert time.monotonic() - start < 30
+    assert not (tmp_path / "tfds").exists()
 
 
 @pytest.mark.parametrize(

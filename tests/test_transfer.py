@@ -522,3 +522,28 @@ def test_bert_fine_tune_refuses_a_phase2_rate():
 
     with pytest.raises(InputError, match="set the learning rate instead"):
         finetune("minilm_l6.sentence", "mr", "never-written", fine_tune_learning_rate=0.01)
+
+
+def test_finetune_on_too_few_images_says_how_many_and_shows_skipped_files_once(digits_folder, tmp_path):
+    """Eight real scans and a broken file: one 'Warning:' line for it, one error line, nothing written."""
+    import shutil
+
+    from click.testing import CliRunner
+
+    from zoo.cli import cli
+
+    data = tmp_path / "few"
+    for label in ("1", "7"):
+        (data / label).mkdir(parents=True)
+        for path in sorted((digits_folder / label).glob("*.png"))[:4]:
+            shutil.copyfile(path, data / label / path.name)
+    (data / "1" / "broken.png").write_bytes(b"not an image")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(cli, ["finetune", "lenet5", "--data", str(data), "--out", str(out)])
+    assert result.exit_code == 1
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert lines[0].startswith("Warning: skipped 1 file(s)") and "broken.png" in lines[0]
+    assert sum(line.startswith("Warning:") for line in lines) == 1  # scanned twice, shown once
+    assert lines[-1].startswith("Error: ") and "has 8 usable example(s)" in lines[-1]
+    assert "at least 10" in lines[-1] and "validation/" in lines[-1]
+    assert not out.exists()

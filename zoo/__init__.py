@@ -33,6 +33,7 @@ from zoo.errors import (
     WeightsNotFoundError,
     WeightsVerificationError,
     ZooError,
+    ZooWarning,
 )
 
 __version__ = "0.1.0"
@@ -52,6 +53,7 @@ __all__ = [
     "WeightsNotFoundError",
     "WeightsVerificationError",
     "ZooError",
+    "ZooWarning",
     "build",
     "info",
     "list_models",

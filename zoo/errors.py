@@ -13,6 +13,13 @@ class ZooError(Exception):
     exit_code = 1
 
 
+class ZooWarning(UserWarning):
+    """Base class of the zoo's warnings: something was skipped or not done, and the work went on.
+
+    The CLI prints each one once, as one ``Warning:`` line on stderr.
+    """
+
+
 class UnknownModelError(ZooError, KeyError):
     """A model, family or weights name that the registry does not know."""
 

@@ -18,7 +18,7 @@ from typing import Any
 import click
 
 from zoo.backend import keras_backend
-from zoo.errors import ZooError
+from zoo.errors import ZooError, ZooWarning
 
 #: Where :func:`echo_json` writes while a ``--json`` command runs (stdout itself then goes to stderr).
 _JSON_STDOUT: contextvars.ContextVar[Any] = contextvars.ContextVar("zoo_json_stdout", default=None)
@@ -51,13 +51,38 @@ class ZooGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         """Run the command, reporting :class:`ZooError` without a traceback."""
         try:
-            return super().invoke(ctx)
+            with one_line_warnings():
+                return super().invoke(ctx)
         except ZooError as exc:
             click.echo(f"Error: {exc}", err=True)
             sys.exit(exc.exit_code)
         except KeyboardInterrupt:
             click.echo("Interrupted.", err=True)
             sys.exit(130)
+
+
+@contextlib.contextmanager
+def one_line_warnings() -> Any:
+    """Show each :class:`~zoo.errors.ZooWarning` once, as one ``Warning: ...`` line on stderr.
+
+    Other warnings keep Python's own display.
+    """
+    import warnings
+
+    shown: set[str] = set()
+    default = warnings.showwarning
+
+    def show(message: Any, category: type, *args: Any, **kwargs: Any) -> None:
+        if not issubclass(category, ZooWarning):
+            default(message, category, *args, **kwargs)
+        elif str(message) not in shown:
+            shown.add(str(message))
+            click.echo(f"Warning: {message}", err=True)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", ZooWarning)  # repeats are dropped above, by their text
+        warnings.showwarning = show
+        yield
 
 
 RUNTIMES = ("keras", "onnx")

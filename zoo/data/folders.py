@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from zoo.data.catalog import SPLIT_ALIASES
-from zoo.errors import DataError
+from zoo.errors import DataError, ZooWarning
 
 __all__ = ["DataWarning", "FolderData", "scan", "SPLIT_NAMES"]
 
@@ -58,7 +58,7 @@ _PIL_FORMATS = frozenset({"PNG", "JPEG", "GIF", "BMP", "MPO"})
 SPLIT_NAMES = SPLIT_ALIASES
 
 
-class DataWarning(UserWarning):
+class DataWarning(ZooWarning):
     """Something in the user's data was skipped (unreadable files, empty class folders)."""
 
 

@@ -47,7 +47,14 @@ from zoo.data import catalog, folders
 from zoo.data._paths import resolve_data_dir
 from zoo.data.augment import get_augment, is_builtin
 from zoo.data.catalog import DatasetInfo, NamedDataset
-from zoo.data.tfds_source import PREFIX, TfdsRef, is_tfds_string, load_tfds, parse_tfds, tfds_info
+from zoo.data.tfds_source import (
+    PREFIX,
+    TfdsRef,
+    is_tfds_string,
+    load_tfds,
+    parse_tfds,
+    tfds_info,
+)
 from zoo.errors import DataError
 from zoo.preprocessing.specs import make_transform
 
@@ -111,16 +118,16 @@ def _join_texts(ds: Any) -> Any:
     return tf.data.Dataset.from_tensors({"text": joined})
 
 
-def _named_tfds(entry: NamedDataset, split: str) -> _Source:
+def _named_tfds(entry: NamedDataset, split: str, hint: str = "") -> _Source:
     name = entry.info.name
     assert entry.tfds_name is not None
     ref = TfdsRef(entry.tfds_name)
     info = dataclasses.replace(entry.info, location=PREFIX + entry.tfds_name)
     if name == "tiny_shakespeare":
         expr = "train" if split == "train" else "validation+test"
-        ds, _ = load_tfds(ref, expr)
+        ds, _ = load_tfds(ref, expr, hint=hint)
         return _Source(_join_texts(ds), info, "text", None, size=1)
-    ds, _ = load_tfds(ref, split)
+    ds, _ = load_tfds(ref, split, hint=hint)
     ds = ds.map(
         lambda x: {"image": x["image"], "label": tf.cast(x["label"], tf.int64)},
         num_parallel_calls=tf.data.AUTOTUNE,
@@ -171,10 +178,11 @@ def _named(
         )
     if kfold is not None:
         raise DataError(f"kfold is only available for the local copy of {entry.info.name!r}")
+    where = f"in {data_dir}" if data_dir is not None else "because ZOO_DATA_DIR is not set"
+    hint = f"; no local copy of {entry.info.name!r} was found {where} (set ZOO_DATA_DIR to use one)"
     try:
-        return _named_tfds(entry, split)
+        return _named_tfds(entry, split, hint if source == "auto" else "")
     except DataError as err:
-        where = f"in {data_dir}" if data_dir is not None else "because ZOO_DATA_DIR is not set"
         raise DataError(
             f"no local copy of {entry.info.name!r} was found {where}: set ZOO_DATA_DIR (or pass "
             f"data_dir=) to the folder holding {', '.join(entry.local_files[:3])}"

@@ -5,12 +5,19 @@ Parsing is pure Python; loading imports ``tensorflow_datasets`` lazily.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
+import logging
+import os
 import re
 import shutil
+import socket
+import warnings
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from zoo.errors import DataError, missing_dependency
 
@@ -128,6 +135,80 @@ def _check_known(ref: TfdsRef) -> Any:
     return tfds
 
 
+@contextlib.contextmanager
+def _quiet_absl() -> Iterator[None]:
+    """Keep tfds' warning for every dataset it has not prepared yet off while we only ask."""
+    absl = logging.getLogger("absl")
+    level = absl.level
+    absl.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        absl.setLevel(level)
+
+
+def _builder(ref: TfdsRef, data_dir: str | None) -> Any:
+    """The tfds builder of ``ref``, or ``None`` when tfds cannot make one (load_tfds then reports why)."""
+    tfds = _tfds()
+    try:
+        with _quiet_absl():
+            return tfds.builder(ref.builder_name, data_dir=data_dir)
+    except Exception:
+        return None
+
+
+#: Environment variables that send downloads through a proxy, which resolves the names itself.
+PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
+
+
+def unresolvable(hosts: Iterable[str]) -> list[str]:
+    """Those of ``hosts`` whose name this machine cannot resolve (no network, or no such host)."""
+    missing = []
+    for host in hosts:
+        try:
+            socket.getaddrinfo(host, 443)
+        except (OSError, UnicodeError):
+            missing.append(host)
+    return missing
+
+
+def _downloads_for_real(builder: Any) -> bool:
+    """False under ``tfds.testing.mock_data``, whose ``download_and_prepare`` downloads nothing."""
+    method = getattr(type(builder), "download_and_prepare", None)
+    return getattr(method, "__module__", "").startswith("tensorflow_datasets.core")
+
+
+def _check_download(ref: TfdsRef, data_dir: str | None, hint: str) -> None:
+    """Before tfds downloads ``ref``: fail at once when no download host resolves, else say so.
+
+    tfds retries an unreachable host for minutes; this fails in a second instead (not
+    through a proxy, which resolves names itself). Then one :class:`DataWarning` says a
+    download starts (``hint`` appended). Nothing happens for a dataset tfds has prepared.
+    """
+    from zoo.data.folders import DataWarning
+
+    builder = _builder(ref, data_dir)
+    if builder is None:
+        return
+    with _quiet_absl():
+        if builder.is_prepared() or not _downloads_for_real(builder):
+            return
+    hosts = sorted({host for url in (builder.url_infos or {}) if (host := urlsplit(url).hostname)})
+    proxied = any(os.environ.get(v) for v in PROXY_VARIABLES)
+    if hosts and not proxied and len(unresolvable(hosts)) == len(hosts):
+        raise DataError(
+            f"tensorflow-datasets would download {ref.builder_name!r} from {', '.join(hosts)}, "
+            "which this machine cannot resolve (offline?); connect to the network, or prepare "
+            "the dataset elsewhere with `tfds build` and copy it into TFDS_DATA_DIR"
+        )
+    warnings.warn(
+        f"downloading {ref.builder_name!r} with tensorflow-datasets, which needs the network "
+        f"(Ctrl-C stops it){hint}",
+        DataWarning,
+        stacklevel=4,
+    )
+
+
 def _first_line(err: BaseException) -> str:
     text = str(err).strip().splitlines()
     return f"{type(err).__name__}: {text[0] if text else ''}"
@@ -140,8 +221,12 @@ def load_tfds(
     as_supervised: bool = False,
     data_dir: str | None = None,
     download: bool = True,
+    hint: str = "",
 ) -> tuple[Any, Any]:
     """Call ``tfds.load`` and turn its failures into :class:`DataError`.
+
+    A download that cannot reach its hosts fails at once; one that starts is announced
+    with a :class:`~zoo.data.folders.DataWarning`.
 
     Args:
         ref: The dataset reference.
@@ -149,11 +234,14 @@ def load_tfds(
         as_supervised: Passed to ``tfds.load``.
         data_dir: tfds' own data directory (``None``: tfds' default / ``TFDS_DATA_DIR``).
         download: Whether tfds may download and prepare the dataset.
+        hint: Appended to the download's warning (e.g. where a local copy would go).
 
     Returns:
         ``(dataset, tfds.core.DatasetInfo)``.
     """
     tfds = _check_known(ref)
+    if download:
+        _check_download(ref, data_dir, hint)
     created = _new_paths(ref, data_dir)
     try:
         return tfds.load(
@@ -165,8 +253,10 @@ def load_tfds(
             data_dir=data_dir,
             download=download,
         )
-    except Exception as err:  # tfds raises many unrelated types: report them all alike
+    except BaseException as err:  # tfds raises many unrelated types: report them all alike
         _remove_new(created)
+        if not isinstance(err, Exception):  # Ctrl-C: stop, with what tfds made removed
+            raise
         raise DataError(
             f"tensorflow-datasets could not load {ref.builder_name!r} split {split!r} "
             f"({_first_line(err)}); check the split and config names, your network, or "

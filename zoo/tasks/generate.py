@@ -148,11 +148,11 @@ def sample_png(
     from zoo import outputs, registry
     from zoo.api import load, weights_entry
 
-    spec = registry.get_spec(name)
+    spec = registry.get_spec(weights_entry(name).architecture)
     if spec.task != "image-generation":
         generative = ", ".join(s.name for s in registry.list_architectures(task="image-generation"))
         raise InputError(
-            f"{spec.name} is an {spec.task} model; zoo sample works on image-generation models ({generative})"
+            f"{name} is an {spec.task} model; zoo sample works on image-generation models ({generative})"
         )
     if not out or Path(out).suffix.lower() != ".png":
         raise InputError(f"output file must end in .png, got {str(out)!r}")

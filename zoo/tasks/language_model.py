@@ -1079,9 +1079,15 @@ def generate_text(
     Raises:
         InputError: When the weights are not a character model, or on bad arguments.
     """
-    from zoo import api
+    from zoo import api, registry
 
     entry = api.weights_entry(name)
+    spec = registry.get_spec(entry.architecture)
+    if spec.task != "language-modeling":
+        models = ", ".join(s.name for s in registry.list_architectures(task="language-modeling"))
+        raise InputError(
+            f"{name} is an {spec.task} model; generating text works on language models ({models})"
+        )
     return generate(
         api.load(entry.name),
         prompt,

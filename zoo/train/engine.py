@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from zoo.errors import InputError, check_finite_history
+from zoo.errors import InputError, ZooWarning, check_finite_history
 from zoo.fileio import TMP_TAG, atomic_path, sha256_bytes, write_json
 from zoo.tasks.inference import predict_fn
 from zoo.train.distribute import fit_ready
@@ -268,6 +268,7 @@ def _write_feature_cache(path: Path, feats: list[Any], labels: Any) -> None:
         warnings.warn(
             f"could not write the feature cache {path.parent} ({exc.strerror or exc}); the features "
             "are not cached. Set ZOO_CACHE_DIR to a writable folder to cache them",
+            ZooWarning,
             stacklevel=3,
         )
 

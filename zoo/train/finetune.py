@@ -31,6 +31,9 @@ from zoo.tasks.text_classify import text_dataset
 from zoo.train.distribute import check_distribute, distribution_scope, join_processes
 from zoo.train.engine import ENCODER_LR_DIVISOR, fine_tune_text
 
+#: Data with only a train split is cut into this many folds; the first is held out to validate.
+HOLDOUT_FOLDS = 10
+
 
 def _splits(data: str, data_dir: str | None) -> tuple[dict[str, Any], dict[str, Any], Any]:
     import zoo.data
@@ -43,7 +46,15 @@ def _splits(data: str, data_dir: str | None) -> tuple[dict[str, Any], dict[str, 
         return {"split": "train"}, {"split": "validation"}, info
     if "test" in splits and "train" in splits:
         return {"split": "train"}, {"split": "test"}, info
-    return {"split": "train", "kfold": (10, 0)}, {"split": "test", "kfold": (10, 0)}, info
+    count = splits.get("train")
+    if count is not None and count < HOLDOUT_FOLDS:
+        raise DataError(
+            f"{data!r} has {count} usable example(s); with no validation split, fine-tuning holds "
+            f"one in {HOLDOUT_FOLDS} out to validate and needs at least {HOLDOUT_FOLDS}: add examples, "
+            "or give the folder train/ and validation/ sub-folders"
+        )
+    fold = (HOLDOUT_FOLDS, 0)
+    return {"split": "train", "kfold": fold}, {"split": "test", "kfold": fold}, info
 
 
 def _pipeline(

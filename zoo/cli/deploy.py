@@ -11,7 +11,11 @@ from zoo.export import QUANTIZE
 @cli.command("export")
 @click.argument("name")
 @click.option(
-    "--format", "fmt", required=True, type=click.Choice(["savedmodel", "tflite", "onnx", "openvino"])
+    "--format",
+    "fmt",
+    required=True,
+    type=click.Choice(["savedmodel", "tflite", "onnx", "openvino"]),
+    help="Runtime format: TensorFlow SavedModel, TFLite/LiteRT, ONNX, or OpenVINO IR.",
 )
 @click.option(
     "--out",
@@ -75,7 +79,7 @@ def export_cmd(
     qat_steps: int,
     qat_checkpoint: str | None,
 ) -> None:
-    """Export pretrained weights as a SavedModel, TFLite or ONNX model, checked against Keras.
+    """Export pretrained weights as a SavedModel, TFLite, ONNX or OpenVINO model, checked against Keras.
 
     Image classifiers take uint8 images of a fixed size: the resize and crop of the weights'
     preprocessing are the caller's (zoo.preprocessing.geometry_transform; the record

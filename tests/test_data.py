@@ -337,6 +337,15 @@ def test_a_failed_tfds_download_leaves_only_what_was_there(tmp_path, monkeypatch
     assert sorted(p.name for p in kept.iterdir()) == ["cifar10", "downloads"]
     assert (kept / "downloads" / "manual.tar").read_bytes() == b"user data"
 
+    def interrupted(name, *, data_dir, **kwargs):
+        (Path(data_dir) / name / "3.0.1.incomplete").mkdir(parents=True)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(tfds, "load", interrupted)
+    with pytest.raises(KeyboardInterrupt):  # Ctrl-C stays Ctrl-C, and cleans up the same
+        load_tfds(TfdsRef("mnist"), "test", data_dir=str(fresh))
+    assert not fresh.exists()
+
 
 def test_unresolvable_names_the_hosts_this_machine_cannot_resolve():
     assert tfds_source.unresolvable(["localhost", "no-such-host.invalid"]) == ["no-such-host.invalid"]

@@ -59,6 +59,12 @@ def test_int8_study_compares_both_ranges_and_int16_with_keras():
     assert float(agreement[mirrored]) < 100, out  # mirrored digits change
     agreement = {k: v for k, v in agreement.items() if k not in moved}
     first = [k for k in agreement if re.fullmatch(r"int8 as zoo export makes it, the first [12] .*", k)]
+    grid = [
+        k
+        for k in agreement
+        if re.fullmatch(r"Keras logits on that model's int8 output grid \(step 0\.\d+\)", k)
+    ]
+    assert len(grid) == 1, out
     assert len(first) == 2, out
     assert set(agreement) == {
         *first,
@@ -67,6 +73,7 @@ def test_int8_study_compares_both_ranges_and_int16_with_keras():
         "int8, quantile ranges, no bias correction",
         next(k for k in agreement if k.startswith("int16 activations")),
         *kept_float,
+        *grid,
         "Keras with int8-rounded weights, 5 layers",
         "Keras with int8-rounded weights, 3 convolutions",
         "Keras with int8-rounded weights, 2 dense layers",

@@ -16,6 +16,8 @@ On the first ``--images`` test images of ``--data`` (shaped as the export shapes
 - the float Keras model against itself on the same images changed by less than the eye sees
   (``--perturbations``): one grey level of random noise (each pixel -1, 0 or +1), a one-pixel
   shift, a mirror; how much top-1 agreement the images' near-ties allow at all;
+- what the int8 logits' own rounding costs: the Keras logits rounded to the int8 model's output
+  grid (tied top-1 logits, which ``argmax`` resolves to the first class, are counted);
 - the latency of the two int8 models side by side at batch 1 and 64 (best of several calls).
 
 Usage:
@@ -74,6 +76,20 @@ def op_outputs(blob: bytes) -> dict[str, list[str]]:
     for kind, name in op_order(blob):
         names.setdefault(kind, []).append(name)
     return names
+
+
+def output_grid(blob: bytes) -> tuple[float, int] | None:
+    """Scale and zero point of the int8 logits the last ``FULLY_CONNECTED`` writes (``None``: float)."""
+    import tensorflow as tf
+
+    names = op_outputs(blob).get("FULLY_CONNECTED")
+    if not names:
+        return None
+    for tensor in tf.lite.Interpreter(model_content=blob).get_tensor_details():
+        if tensor["name"] == names[-1]:
+            scale, zero = tensor["quantization"]
+            return (float(scale), int(zero)) if scale else None
+    return None
 
 
 def run_batches(blob: bytes, batches: list) -> object:
@@ -259,7 +275,11 @@ def main() -> int:
 
     def report(label: str, got, n: int) -> None:
         agree = 100 * np.mean(got.argmax(-1) == want[:n].argmax(-1))
-        print(f"{label}: top-1 agreement {agree:.2f}% of {n}, logit error std {np.std(got - want[:n]):.3f}")
+        tied = 100 * np.mean((got == got.max(-1, keepdims=True)).sum(-1) > 1)  # argmax takes the first
+        print(
+            f"{label}: top-1 agreement {agree:.2f}% of {n}, logit error std {np.std(got - want[:n]):.3f}"
+            + (f", top-1 tied on {tied:.2f}%" if tied else "")
+        )
 
     if args.perturbations:
         perturbations(forward, transform, batches, lambda label, got: report(label, got, len(want)))
@@ -275,6 +295,11 @@ def main() -> int:
         quantile = _tflite_bytes(saved, "int8", calibration)
         report("int8, TFLite min/max ranges", run_batches(minmax, batches), len(want))
         report("int8, quantile ranges, no bias correction", run_batches(quantile, batches), len(want))
+        grid = output_grid(quantile)
+        if grid:  # what the int8 logits' own rounding costs: Keras' logits on that grid
+            scale, zero = grid
+            rounded = (np.clip(np.round(want / scale) + zero, -128, 127) - zero) * scale
+            report(f"Keras logits on that model's int8 output grid (step {scale:.4f})", rounded, len(want))
         corrected = Path(tmp) / "corrected"
         if args.weights_only or args.float_first:  # one bias correction for Keras and the TFLite files
             with rounded_weights(model, np.asarray(transform(np.asarray(calibration)))) as rounded:

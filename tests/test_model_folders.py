@@ -94,6 +94,23 @@ def test_a_bare_folder_name_stays_a_zoo_name_and_the_error_shows_the_path(finetu
     assert "local folder" in _run("info", "./FT")
 
 
+def test_a_path_that_is_not_a_model_folder_says_what_it_is(digits, tmp_path, monkeypatch):
+    from zoo.errors import UnknownModelError
+
+    monkeypatch.chdir(digits)
+    image = next((digits / "1").glob("*.png"))
+    cases = {
+        "./missing": r"No folder \./missing exists either",
+        "./1": r"\./1 is not a fine-tuned model folder \(it has no card\.json\)",
+        f"1/{image.name}": r"is a file, not a fine-tuned model folder",
+    }
+    for name, message in cases.items():
+        with pytest.raises(UnknownModelError, match=message):
+            zoo.weights_entry(name)
+    result = CliRunner().invoke(cli, ["predict", f"1/{image.name}", "x.png"])  # arguments swapped
+    assert result.exit_code == 1 and "is a file, not a fine-tuned model folder" in result.output
+
+
 def test_zoo_load_and_plain_keras_give_the_same_model(finetuned):
     model = zoo.load(finetuned)
     assert model.output_shape == (None, 3)

@@ -172,6 +172,14 @@ def get_spec(name: str) -> ModelSpec:
     hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
     if os.path.isfile(os.path.join(name, MODEL_CARD)):  # a bare word is always a zoo name
         hint = f" A fine-tuned model folder {name!r} is here: name it as a path, ./{name}."
+    elif "/" in name or os.sep in name or name.startswith((".", "~")):  # meant as a path
+        path = os.path.expanduser(name)
+        if not os.path.exists(path):
+            hint = f" No folder {name} exists either (a fine-tuned model is a folder zoo finetune wrote)."
+        elif os.path.isfile(path):
+            hint = f" {name} is a file, not a fine-tuned model folder."
+        else:
+            hint = f" {name} is not a fine-tuned model folder (it has no {MODEL_CARD})."
     raise UnknownModelError(f"unknown model {name!r}.{hint} Run 'zoo list' to see every model.", close)
 
 

@@ -224,3 +224,20 @@ def test_list_pretrained_fits_a_terminal_and_keeps_pipes_whole(monkeypatch):
     assert _app.fit_items(four, 40) == "alpha=1.5, beta=2.5, (+2 more)"
     assert _app.fit_items(four, 29) == "alpha=1.5, (+3 more)"
     assert _app.fit_items(["a_long_metric=1", "b=2"], 5) == "a_long_metric=1, (+1 more)"
+
+
+@pytest.mark.parametrize(("level", "expected"), [(None, "40"), ("0", "0")])
+def test_tensorflow_python_warnings_stay_quiet_unless_the_user_sets_a_log_level(level, expected):
+    import os
+
+    code = (
+        "import logging\nfrom zoo.cli import cli\n"
+        "try:\n    cli(['predict', '--help'], prog_name='zoo')\nexcept SystemExit:\n    pass\n"
+        "print(logging.getLogger('tensorflow').level)"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    if level is not None:
+        env["TF_CPP_MIN_LOG_LEVEL"] = level
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split()[-1] == expected

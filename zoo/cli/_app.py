@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import json
+import logging
 import os
 import sys
 from collections.abc import Callable
@@ -175,6 +176,8 @@ LIGHT_COMMANDS = ("list", "info", "pull", "verify")
 def quiet_tensorflow_start() -> None:
     """Import TensorFlow with its C++ start-up log lines (oneDNN, CUDA probing) kept off the terminal.
 
+    Its Python logger then reports errors only.
+
     Only when the user has not chosen a level with ``TF_CPP_MIN_LOG_LEVEL``; Python errors
     still surface. The lines are written before TensorFlow reads any setting, so the only
     way to keep them quiet is to point file descriptor 2 elsewhere while it starts.
@@ -195,6 +198,9 @@ def quiet_tensorflow_start() -> None:
                 import tensorflow as tf
 
                 tf.config.list_physical_devices("GPU")  # the CUDA probe logs here
+                # TensorFlow's Python warnings (SavedModel serialisation notes, retracing) are not
+                # the user's business; TF_CPP_MIN_LOG_LEVEL set by the user keeps them all.
+                logging.getLogger("tensorflow").setLevel(logging.ERROR)
     finally:
         os.dup2(saved, 2)
         os.close(saved)

@@ -241,3 +241,9 @@ def test_tensorflow_python_warnings_stay_quiet_unless_the_user_sets_a_log_level(
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split()[-1] == expected
+
+
+def test_predict_refuses_a_url_by_its_own_name():
+    result = run("predict", "lenet5", "https://example.com/digit.png")
+    assert result.exit_code == 2
+    assert "https://example.com/digit.png: zoo predict reads local files" in result.output

@@ -156,6 +156,8 @@ def _image_paths(inputs: tuple[str, ...]) -> list[str]:
 
     paths: list[str] = []
     for item in inputs:
+        if "://" in item:  # Path() would fold the '//' and report a mangled missing file
+            raise click.UsageError(f"{item}: zoo predict reads local files; download it first")
         path = Path(item).expanduser()
         if path.is_dir():
             found = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())

@@ -247,3 +247,9 @@ def test_predict_refuses_a_url_by_its_own_name():
     result = run("predict", "lenet5", "https://example.com/digit.png")
     assert result.exit_code == 2
     assert "https://example.com/digit.png: zoo predict reads local files" in result.output
+
+
+def test_listings_that_match_nothing_say_so():
+    assert "No models match." in run("list", "nothing*").output
+    assert run("list", "--pretrained", "nothing*").output.strip() == "No weights match."
+    assert json.loads(run("list", "--pretrained", "nothing*", "--json").output) == []

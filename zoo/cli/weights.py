@@ -42,6 +42,9 @@ def list_cmd(pattern: str | None, task: str | None, pretrained: bool, as_json: b
         if as_json:
             echo_json(data)
             return
+        if not data:
+            click.echo("No weights match.", err=True)
+            return
         rows = [
             [
                 d["name"],

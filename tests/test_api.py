@@ -218,3 +218,10 @@ def test_plain_keras_loads_zoo_models_after_import_zoo(tmp_path):
     for first, process in loads.items():
         out, err = process.communicate()
         assert process.returncode == 0 and "ok" in out, (first, err[-2000:])
+
+
+@pytest.mark.parametrize("name", [123, None, 1.5])
+def test_a_name_that_is_not_a_string_is_a_clear_type_error(name):
+    for call in (zoo.load, zoo.weights_entry, zoo.info):
+        with pytest.raises(TypeError, match=r"named by a string \('lenet5'\) or a folder path, got"):
+            call(name)

@@ -154,6 +154,8 @@ def model_folder(name: str | os.PathLike[str]) -> Path | None:
     the ``model.keras`` inside one, or by ``hf://OWNER/NAME@REVISION`` for such a
     folder on the Hub (fetched at that revision). A bare word is always a zoo name.
     """
+    if not isinstance(name, str | os.PathLike):
+        raise TypeError(f"a model is named by a string ('lenet5') or a folder path, got {name!r}")
     text = os.fspath(name)
     if text.startswith(HUB_PREFIX):
         return _hub_folder(text)

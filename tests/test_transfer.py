@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -547,3 +548,61 @@ def test_finetune_on_too_few_images_says_how_many_and_shows_skipped_files_once(d
     assert lines[-1].startswith("Error: ") and "has 8 usable example(s)" in lines[-1]
     assert "at least 10" in lines[-1] and "validation/" in lines[-1]
     assert not out.exists()
+
+
+_TRAIN_ONLY_BUILDER = '''
+import sys
+import numpy as np
+import tensorflow_datasets as tfds
+from sklearn.datasets import load_digits
+
+
+class ZooDigitsTrainOnly(tfds.core.GeneratorBasedBuilder):
+    """scikit-learn's real digit scans as a tfds dataset with a train split only."""
+
+    VERSION = tfds.core.Version("1.0.0")
+
+    def _info(self):
+        features = tfds.features.FeaturesDict(
+            {
+                "image": tfds.features.Image(shape=(8, 8, 1)),
+                "label": tfds.features.ClassLabel(names=[str(i) for i in range(10)]),
+            }
+        )
+        return tfds.core.DatasetInfo(builder=self, features=features, supervised_keys=("image", "label"))
+
+    def _split_generators(self, dl_manager):
+        return {"train": self._generate_examples()}
+
+    def _generate_examples(self):
+        digits = load_digits()
+        for i, (image, label) in enumerate(zip(digits.images, digits.target)):
+            yield i, {"image": (image * 16).clip(0, 255).astype(np.uint8)[..., None], "label": int(label)}
+
+
+from zoo.cli import main
+sys.argv = ["zoo", *sys.argv[1:]]
+main()
+'''
+
+
+@pytest.mark.slow
+def test_finetune_on_an_unprepared_tfds_dataset_with_only_a_train_split(tmp_path):
+    """tfds prepares it first (its splits are unknown until then); a tenth of train validates."""
+    pytest.importorskip("sklearn.datasets")
+    pytest.importorskip("tensorflow_datasets")
+    script = tmp_path / "zoo_with_builder.py"
+    script.write_text(_TRAIN_ONLY_BUILDER)
+    out = tmp_path / "ft"
+    args = ["finetune", "lenet5", "--data", "tfds:zoo_digits_train_only", "--out", str(out)]
+    args += ["--epochs", "1", "--max-train", "200", "--unfreeze", "2"]
+    env = {**os.environ, "TFDS_DATA_DIR": str(tmp_path / "tfds")}
+    proc = subprocess.run(
+        [sys.executable, str(script), *args], capture_output=True, text=True, timeout=600, env=env
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Warning: preparing 'zoo_digits_train_only' with tensorflow-datasets" in proc.stderr
+    card = json.loads((out / "card.json").read_text())
+    assert card["dataset"]["split"] == "train[:10%]"  # validated on the first tenth, trained on the rest
+    [metric] = card["metrics"]
+    assert metric["split"] == "train[:10%]" and metric["value"] > 50  # ten classes of real digits

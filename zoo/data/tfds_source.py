@@ -201,9 +201,13 @@ def _check_download(ref: TfdsRef, data_dir: str | None, hint: str) -> None:
             "which this machine cannot resolve (offline?); connect to the network, or prepare "
             "the dataset elsewhere with `tfds build` and copy it into TFDS_DATA_DIR"
         )
+    doing = (
+        f"downloading {ref.builder_name!r} from {', '.join(hosts)}"
+        if hosts
+        else f"preparing {ref.builder_name!r}"
+    )
     warnings.warn(
-        f"downloading {ref.builder_name!r} with tensorflow-datasets, which needs the network "
-        f"(Ctrl-C stops it){hint}",
+        f"{doing} with tensorflow-datasets (Ctrl-C stops it){hint}",
         DataWarning,
         stacklevel=4,
     )
@@ -282,7 +286,9 @@ def _remove_new(paths: list[Path]) -> None:
 
 def _spec_text(spec: Any) -> str:
     shape = tuple(spec.shape) if spec.shape is not None else None
-    dtype = getattr(spec.dtype, "name", str(spec.dtype))
+    tf_dtype = getattr(spec, "tf_dtype", None)  # newer tfds deprecates (and logs) ``.dtype``
+    dtype = tf_dtype if tf_dtype is not None else spec.dtype
+    dtype = getattr(dtype, "name", str(dtype))
     return f"{dtype} {shape}"
 
 
@@ -297,7 +303,8 @@ def tfds_info(ref: TfdsRef, tfds_dataset_info: Any = None) -> dict[str, Any]:
     if tfds_dataset_info is None:
         tfds = _check_known(ref)
         try:
-            tfds_dataset_info = tfds.builder(ref.builder_name).info
+            with _quiet_absl():
+                tfds_dataset_info = tfds.builder(ref.builder_name).info
         except Exception as err:
             raise DataError(
                 f"tensorflow-datasets cannot describe {ref.builder_name!r} ({_first_line(err)})"

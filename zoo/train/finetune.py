@@ -37,15 +37,25 @@ HOLDOUT_FOLDS = 10
 
 def _splits(data: str, data_dir: str | None) -> tuple[dict[str, Any], dict[str, Any], Any]:
     import zoo.data
+    from zoo.data.tfds_source import is_tfds_string
 
     info = zoo.data.info(data, data_dir=data_dir)
     if not info.label_names:
         raise DataError(f"{data!r} has no labels to fine-tune on")
+    tfds = is_tfds_string(data)
+    if tfds and not info.splits:  # tfds knows a dataset's splits once it has prepared it
+        zoo.data.load(data, "train", data_dir=data_dir)  # downloads and prepares it when needed
+        info = zoo.data.info(data, data_dir=data_dir)
     splits = info.splits
     if "validation" in splits:
         return {"split": "train"}, {"split": "validation"}, info
     if "test" in splits and "train" in splits:
         return {"split": "train"}, {"split": "test"}, info
+    if tfds:  # tfds slices a split itself, the same way every time
+        if "train" not in splits:
+            raise DataError(f"{data!r} has no train split to fine-tune on (it has {', '.join(splits)})")
+        held = f"{100 // HOLDOUT_FOLDS}%"
+        return {"split": f"train[{held}:]"}, {"split": f"train[:{held}]"}, info
     count = splits.get("train")
     if count is not None and count < HOLDOUT_FOLDS:
         raise DataError(

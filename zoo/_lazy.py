@@ -1,4 +1,4 @@
-"""Deferred imports of heavy libraries.
+"""Deferred imports of heavy libraries, and a way to quiet their Python loggers for a while.
 
 ``from zoo._lazy import keras`` gives an object that behaves like the ``keras``
 module but imports it only on first attribute access, so registering models and
@@ -7,8 +7,11 @@ running ``zoo list`` never pays for TensorFlow.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import logging
 import types
+from collections.abc import Iterator
 from typing import Any
 
 
@@ -37,3 +40,15 @@ class LazyModule(types.ModuleType):
 keras = LazyModule("keras")
 tf = LazyModule("tensorflow")
 np = LazyModule("numpy")
+
+
+@contextlib.contextmanager
+def quiet_logger(name: str) -> Iterator[None]:
+    """Python logger ``name`` (``"tensorflow"``, ``"absl"``) reports errors only inside the block."""
+    logger = logging.getLogger(name)
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)

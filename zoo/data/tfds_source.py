@@ -5,20 +5,19 @@ Parsing is pure Python; loading imports ``tensorflow_datasets`` lazily.
 
 from __future__ import annotations
 
-import contextlib
 import difflib
-import logging
 import os
 import re
 import shutil
 import socket
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from zoo._lazy import quiet_logger
 from zoo.errors import DataError, missing_dependency
 
 __all__ = ["PREFIX", "TfdsRef", "is_tfds_string", "parse_tfds", "load_tfds", "tfds_info"]
@@ -135,23 +134,11 @@ def _check_known(ref: TfdsRef) -> Any:
     return tfds
 
 
-@contextlib.contextmanager
-def _quiet_absl() -> Iterator[None]:
-    """Keep tfds' warning for every dataset it has not prepared yet off while we only ask."""
-    absl = logging.getLogger("absl")
-    level = absl.level
-    absl.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        absl.setLevel(level)
-
-
 def _builder(ref: TfdsRef, data_dir: str | None) -> Any:
     """The tfds builder of ``ref``, or ``None`` when tfds cannot make one (load_tfds then reports why)."""
     tfds = _tfds()
     try:
-        with _quiet_absl():
+        with quiet_logger("absl"):  # tfds warns of every dataset it has not prepared
             return tfds.builder(ref.builder_name, data_dir=data_dir)
     except Exception:
         return None
@@ -190,7 +177,7 @@ def _check_download(ref: TfdsRef, data_dir: str | None, hint: str) -> None:
     builder = _builder(ref, data_dir)
     if builder is None:
         return
-    with _quiet_absl():
+    with quiet_logger("absl"):  # tfds warns of every dataset it has not prepared
         if builder.is_prepared() or not _downloads_for_real(builder):
             return
     hosts = sorted({host for url in (builder.url_infos or {}) if (host := urlsplit(url).hostname)})
@@ -303,7 +290,7 @@ def tfds_info(ref: TfdsRef, tfds_dataset_info: Any = None) -> dict[str, Any]:
     if tfds_dataset_info is None:
         tfds = _check_known(ref)
         try:
-            with _quiet_absl():
+            with quiet_logger("absl"):  # tfds warns of every dataset it has not prepared
                 tfds_dataset_info = tfds.builder(ref.builder_name).info
         except Exception as err:
             raise DataError(

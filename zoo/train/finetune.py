@@ -13,18 +13,17 @@ atomically.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import logging
 import os
 import shlex
 import shutil
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from zoo import outputs
+from zoo._lazy import quiet_logger
 from zoo.errors import DataError, InputError
 from zoo.preprocessing.bind import local_text_spec, wordpiece_spec
 from zoo.tasks.text_classify import text_dataset
@@ -767,7 +766,7 @@ def _trial(
     from zoo.train.engine import fine_tune
 
     keras.utils.set_random_seed(settings["seed"])
-    with _quiet_tensorflow():  # each trial's new model traces its own predict function, once
+    with quiet_logger("tensorflow"):  # each trial's new model traces its own predict function, once
         model = make_model()
         fine_tune(
             model,
@@ -780,18 +779,6 @@ def _trial(
             verbose=0,
         )
         return _held_back_scores(model, held)
-
-
-@contextlib.contextmanager
-def _quiet_tensorflow() -> Iterator[None]:
-    """TensorFlow's Python warnings off (its retracing warning) for the block; errors still show."""
-    logger = logging.getLogger("tensorflow")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
 
 
 def _finetune_image(

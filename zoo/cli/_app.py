@@ -13,7 +13,7 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import click
@@ -63,7 +63,7 @@ class ZooGroup(click.Group):
 
 
 @contextlib.contextmanager
-def one_line_warnings() -> Any:
+def one_line_warnings() -> Iterator[None]:
     """Show each :class:`~zoo.errors.ZooWarning` once, as one ``Warning: ...`` line on stderr.
 
     Other warnings keep Python's own display.

@@ -54,6 +54,13 @@ def test_feature_extractor_layers_stages_and_nested_models():
     assert feature_extractor(vae).output.shape[-1] == vae.latent_dim
     with pytest.raises(InputError, match="no layer or stage"):
         feature_extractor(model, "layer9")
+    with pytest.raises(InputError, match=r"no layer or stage 'zzz'; its layers: image, .*\(\d+ in all\)"):
+        feature_extractor(model, "zzz")  # nothing close: the layers are listed (ResNet-20 has many)
+    lenet = zoo.build("lenet5")
+    with pytest.raises(
+        InputError, match=r"its layers: image, c1, s2, c3, s4, c5, flatten, f6, pre_logits, head$"
+    ):
+        feature_extractor(lenet, "zzz")
 
 
 def test_feature_extractor_reaches_into_a_nested_submodel():

@@ -31,7 +31,11 @@ def _find_layer(model: Any, name: str) -> Any:
     from zoo.registry import suggest
 
     close = suggest(name, names)
-    hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
+    if close:
+        hint = f"; did you mean {', '.join(map(repr, close))}?"
+    else:
+        shown = ", ".join(names[:24]) + (f", ... ({len(names)} in all)" if len(names) > 24 else "")
+        hint = f"; its layers: {shown}"
     raise InputError(f"{model.name} has no layer or stage {name!r}{hint}")
 
 

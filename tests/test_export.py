@@ -187,6 +187,20 @@ def test_dynamic_quantisation_stores_int8_weights_without_calibration(tmp_path, 
     assert tflite_record(tmp_path / "f.tflite")["quantize"] is None
 
 
+def test_evaluate_without_its_data_fails_before_writing_anything(tmp_path, monkeypatch):
+    """No ZOO_DATA_DIR, no network: --evaluate's missing test split stops the export up front."""
+    import zoo.cli.deploy  # noqa: F401  (registers the command)
+    from zoo.cli import cli
+
+    monkeypatch.delenv("ZOO_DATA_DIR", raising=False)
+    out = tmp_path / "r.tflite"
+    args = ["export", "lenet5", "--format", "tflite", "--quantize", "int8", "--evaluate", "--out", str(out)]
+    args += ["--data", "no_such_dataset_here"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 1 and "no_such_dataset_here" in result.output
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
 def test_export_cli_json(tmp_path):
     import zoo.cli.deploy  # noqa: F401  (registers the command)
     from zoo.cli import cli

@@ -223,7 +223,6 @@ def _int8_calibrated(converter: Any, calibration: Any) -> bytes:
     (``tensorflow.lite.python``): a TensorFlow without them fails the export's tests.
     """
     import numpy as np
-    import tensorflow as tf
     from tensorflow.lite.tools import flatbuffer_utils
 
     converter._experimental_calibrate_only = True
@@ -237,7 +236,7 @@ def _int8_calibrated(converter: Any, calibration: Any) -> bytes:
     ]
     with warnings.catch_warnings():  # keeping every tensor is what this pass is for
         warnings.filterwarnings("ignore", message=".*experimental_preserve_all_tensors")
-        interpreter = tf.lite.Interpreter(model_content=calibrated, experimental_preserve_all_tensors=True)
+        interpreter = tflite_interpreter(model_content=calibrated, experimental_preserve_all_tensors=True)
     interpreter.allocate_tensors()
     given = interpreter.get_input_details()[0]
     rng = np.random.default_rng(0)
@@ -923,17 +922,29 @@ def _distillation_state(
         yield state
 
 
+def tflite_interpreter(**kwargs: Any) -> Any:
+    """``tf.lite.Interpreter(**kwargs)``, without its notice that LiteRT will replace it.
+
+    The notice goes to every user of ``zoo export`` and ``--runtime``; the interpreter is
+    the one TensorFlow ships, which the zoo's TFLite exports are checked with.
+    """
+    import tensorflow as tf
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*tf\.lite\.Interpreter is deprecated")
+        return tf.lite.Interpreter(**kwargs)
+
+
 def run_tflite(model_bytes_or_path: bytes | str | os.PathLike[str], x: Any) -> Any:
     """Run a TFLite model on a batch ``x`` and return its output."""
     import numpy as np
-    import tensorflow as tf
 
     kwargs = (
         {"model_content": model_bytes_or_path}
         if isinstance(model_bytes_or_path, bytes)
         else {"model_path": str(model_bytes_or_path)}
     )
-    interp = tf.lite.Interpreter(**kwargs)
+    interp = tflite_interpreter(**kwargs)
     inp = interp.get_input_details()[0]
     interp.resize_tensor_input(inp["index"], list(x.shape))
     interp.allocate_tensors()
@@ -1394,6 +1405,7 @@ def _export_image(
     extra: dict[str, Any] = {}
     calibration = None
     data_name = data or entry.dataset["name"]
+    test = _evaluation_split(entry, data, data_dir) if evaluate and fmt == "tflite" else None
     if fmt == "tflite" and quantize == "int8":
         calibration, extra["calibration"] = _calibration_inputs(
             entry, shape, baked, preprocessing, data_name, data_dir
@@ -1430,8 +1442,8 @@ def _export_image(
     result = _export_result(out, fmt, quantize, preprocessing, got, expected)
     result.metrics.update(extra)
     result.input_shape = shape if preprocessing else tuple(model.input_shape[1:])
-    if evaluate and fmt == "tflite":
-        result.metrics.update(_compare_on_test(entry, model, out, preprocessing, data, data_dir))
+    if test is not None:
+        result.metrics.update(_compare_on_test(entry, model, out, preprocessing, test))
     return result
 
 
@@ -1711,29 +1723,39 @@ def _write_openvino(saved: Path, record: dict[str, Any]) -> Path:
     return xml
 
 
-def _compare_on_test(
-    entry: Any, model: Any, path: Path, preprocessing: bool, data: str | None, data_dir: str | None
-) -> dict[str, float]:
-    """Top-1 agreement of the TFLite file with Keras on a test split, and both accuracies.
+def _evaluation_split(entry: Any, data: str | None, data_dir: str | None) -> tuple[str, bool, Any]:
+    """``("name:split", own, dataset)``: the entry's evaluation split (``own``), or ``data``'s test split.
 
-    The split is the entry's evaluation split, or the test split of ``data``; accuracies
-    are given only when the data's labels are the model's. Both see the images as the
-    export's callers give them (resized by :func:`zoo.preprocessing.geometry_transform`),
-    so the figures measure the conversion alone.
+    Built before anything is exported, so that missing data fails before a file is written.
     """
-    import numpy as np
-    import tensorflow as tf
-
     import zoo.data
-    from zoo.tasks.inference import predict_fn
 
     own = data in (None, entry.dataset["name"])
     name, split = (entry.dataset["name"], entry.dataset["split"]) if own else (data, "test")
     ds = zoo.data.load(name, split, batch_size=256, data_dir=data_dir, as_supervised=True)
+    return f"{name}:{split}", own, ds
+
+
+def _compare_on_test(
+    entry: Any, model: Any, path: Path, preprocessing: bool, test: tuple[str, bool, Any]
+) -> dict[str, float]:
+    """Top-1 agreement of the TFLite file with Keras on ``test``, and both accuracies.
+
+    ``test`` comes from :func:`_evaluation_split`; accuracies are given only when its
+    data is the entry's own (the labels are the model's). Both see the images as the
+    export's callers give them (resized by :func:`zoo.preprocessing.geometry_transform`),
+    so the figures measure the conversion alone.
+    """
+    import numpy as np
+
+    import zoo.data
+    from zoo.tasks.inference import predict_fn
+
+    where, own, ds = test
     geometry, baked = _export_resize(entry), zoo.data.image_transform(_image_contract(entry)[0])
     fn = predict_fn(model, fold=False)
     keras_ok = tfl_ok = agree = total = 0
-    interp = tf.lite.Interpreter(model_path=str(path))
+    interp = tflite_interpreter(model_path=str(path))
     inp = interp.get_input_details()[0]
     for raw, y in ds:
         images = np.asarray(geometry(raw))
@@ -1752,7 +1774,7 @@ def _compare_on_test(
     result = {
         "top1_agreement": 100 * agree / total,
         "num_examples": total,
-        "evaluation_data": f"{name}:{split}",
+        "evaluation_data": where,
     }
     if own:
         result.update(keras_top1_accuracy=100 * keras_ok / total, tflite_top1_accuracy=100 * tfl_ok / total)
@@ -2052,7 +2074,7 @@ def _run_char_step(fmt: str, artifact: Path | bytes, feed: dict[str, Any]) -> di
             k: np.asarray(v) for k, v in loaded.serve({k: tf.constant(v) for k, v in feed.items()}).items()
         }
     if fmt == "tflite":
-        runner = tf.lite.Interpreter(model_content=artifact).get_signature_runner()
+        runner = tflite_interpreter(model_content=artifact).get_signature_runner()
         return {k: np.asarray(v) for k, v in runner(**feed).items()}
     import onnxruntime as ort
 

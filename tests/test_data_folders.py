@@ -269,7 +269,9 @@ def test_bad_tables(tmp_path):
     assert [e["text"] for e in _collect(ds)] == [b"ok"]
     wrong = tmp_path / "wrong.csv"
     wrong.write_text("sentence,polarity\na,1\n")
-    with pytest.raises(DataError, match=r"no column\(s\) \['text', 'label'\].*text_column="):
+    with pytest.raises(
+        DataError, match=r"no column\(s\) \['text', 'label'\].*Rename yours to 'text' and 'label'"
+    ):
         zd.load(wrong)
     empty = tmp_path / "empty.csv"
     empty.write_text("text,label\n")

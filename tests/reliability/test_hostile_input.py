@@ -368,7 +368,7 @@ TEXT_CASES = [
     ("CSV with a UTF-8 byte-order mark", "bom.csv", "\ufefftext,label\nhi,a\n".encode(), ("ok", ("a",))),
     ("UTF-16 CSV", "utf16.csv", "text,label\nhi,a\n".encode("utf-16"), ("ok", ("a",))),
     ("NUL bytes in a CSV", "nul.csv", b"text,label\nhe\x00llo,a\n", ("ok", ("a",))),
-    ("empty CSV", "empty.csv", b"", ("error", "has no column")),
+    ("empty CSV", "empty.csv", b"", ("error", "it is empty; it needs a header line")),
     ("CSV with a header only", "header.csv", b"text,label\n", ("error", "no usable rows")),
     (
         "CSV field over csv's 128 KiB limit",
@@ -401,7 +401,7 @@ TEXT_CASES = [
         b'{"text": "t", "label": null}\n{"text": "t", "label": "c"}\n',
         ("ok", ("c",)),
     ),
-    ("empty JSONL", "empty.jsonl", b"", ("error", "has no column")),
+    ("empty JSONL", "empty.jsonl", b"", ("error", "it is empty; it needs one JSON object a line")),
     (
         "paths as texts and labels",
         "paths.csv",

@@ -431,10 +431,18 @@ def _scan_tables(
         rows, columns, bad = _table_rows(path)
         skipped.extend((f"{path.name} (malformed row)", "malformed row") for _ in range(bad))
         missing = [c for c in (text_column, label_column) if c is not None and c not in columns]
+        if missing and not columns:
+            layout = (
+                f"one JSON object a line, with {text_column!r} and {label_column!r}"
+                if path.suffix.lower() == ".jsonl"
+                else f"a header line naming the columns, e.g. {text_column},{label_column}"
+            )
+            raise DataError(f"{str(path)!r} has no column(s) {missing}: it is empty; it needs {layout}")
         if missing:
             raise DataError(
                 f"{str(path)!r} has no column(s) {missing}; its columns are {columns}. "
-                "Pass text_column=/label_column= to name yours"
+                f"Rename yours to {text_column!r} and {label_column!r}, or (in Python) pass "
+                "text_column=/label_column= to zoo.data.load"
             )
         good: list[tuple[str, Any]] = []
         for number, row in enumerate(rows, 1):

@@ -613,3 +613,30 @@ def test_finetune_on_an_unprepared_tfds_dataset_with_only_a_train_split(tmp_path
     assert card["dataset"]["split"] == "train[:10%]"  # validated on the first tenth, trained on the rest
     [metric] = card["metrics"]
     assert metric["split"] == "train[:10%]" and metric["value"] > 50  # ten classes of real digits
+
+
+def test_evaluating_a_text_classifier_on_user_data_scores_its_labels_by_name(tmp_path, monkeypatch):
+    """A CSV with only 'pos' rows numbers 'pos' 0, the model's 'neg': the score must follow the names."""
+    from zoo.errors import DataError
+    from zoo.tasks.evaluate import evaluate
+    from zoo.tasks.predict import predict
+
+    monkeypatch.delenv("ZOO_DATA_DIR", raising=False)
+    texts = [
+        "a gripping, beautifully acted film",
+        "one of the most moving stories of the year",
+        "a dull, lifeless and tedious mess",
+        "funny, warm and wonderfully made",
+        "i loved every minute of it",
+    ]
+    data = tmp_path / "pos.csv"
+    data.write_text("text,label\n" + "".join(f'"{t}",pos\n' for t in texts))
+    predicted = [p.labels[0] for p in predict("lstm_classifier.mr", texts)]
+    assert "pos" in predicted  # the packaged model calls at least one of them positive
+    scores = evaluate("lstm_classifier.mr", data=str(data))  # the file's only split, by default
+    assert scores["num_examples"] == len(texts)
+    assert scores["top1_accuracy"] == pytest.approx(100 * predicted.count("pos") / len(texts))
+    other = tmp_path / "other.csv"
+    other.write_text('text,label\n"fine",positive\n')
+    with pytest.raises(DataError, match="classes 'positive' are not labels of lstm_classifier.mr"):
+        evaluate("lstm_classifier.mr", data=str(other))

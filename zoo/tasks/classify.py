@@ -236,3 +236,25 @@ def label_mapping(data_labels: Any, model_labels: Any, data: str, weights: str) 
             "labels, or fine-tune the model on these classes first"
         )
     return [model_labels.index(n) for n in data_labels]
+
+
+def data_split(entry: Any, info: Any, split: str | None) -> str:
+    """The split to score ``entry`` on in user data ``info``.
+
+    ``split`` when given, else the entry's own split name where the data has it (or has
+    several splits), else the data's only split.
+    """
+    if split is not None:
+        return split
+    splits, own = list(info.splits), entry.dataset["split"]
+    return own if own in splits or len(splits) != 1 else splits[0]
+
+
+def with_model_labels(dataset: Any, mapping: list[int] | None) -> Any:
+    """``dataset`` of ``(inputs, label)`` with its labels renumbered by :func:`label_mapping`."""
+    if mapping is None:
+        return dataset
+    import tensorflow as tf
+
+    table = tf.constant(mapping, tf.int64)
+    return dataset.map(lambda x, y: (x, tf.gather(table, tf.cast(y, tf.int64))))

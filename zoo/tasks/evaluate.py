@@ -23,7 +23,7 @@ from collections.abc import Callable
 from typing import Any
 
 from zoo.errors import InputError
-from zoo.tasks.classify import classification_metrics, label_mapping
+from zoo.tasks.classify import classification_metrics, data_split, label_mapping, with_model_labels
 from zoo.weights.manifest import WeightsEntry
 
 #: Test-time augmentations of image classifiers: ``"flip"`` averages the outputs of each image
@@ -95,10 +95,7 @@ def evaluate_model(
     mapping = None
     if data is not None:
         info = zoo.data.info(name, data_dir=data_dir)
-        if split is None:
-            splits = list(info.splits)
-            own = entry.dataset["split"]
-            split = own if own in splits or len(splits) != 1 else splits[0]
+        split = data_split(entry, info, split)
         mapping = label_mapping(info.label_names, entry.labels, name, entry.name)
     dataset = zoo.data.load(
         name,
@@ -108,11 +105,7 @@ def evaluate_model(
         as_supervised=True,
         data_dir=data_dir,
     )
-    if mapping is not None:
-        import tensorflow as tf
-
-        table = tf.constant(mapping, tf.int64)
-        dataset = dataset.map(lambda x, y: (x, tf.gather(table, tf.cast(y, tf.int64))))
+    dataset = with_model_labels(dataset, mapping)
     if tta == "flip":
         from zoo.tasks.inference import predict_fn
 

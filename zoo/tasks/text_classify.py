@@ -45,7 +45,7 @@ def evaluate_text(
     """
     import zoo.data
     from zoo.preprocessing.bind import local_text_spec
-    from zoo.tasks.classify import classification_metrics
+    from zoo.tasks.classify import classification_metrics, data_split, label_mapping, with_model_labels
     from zoo.tasks.text_classify import text_dataset
 
     if entry.num_classes is None:
@@ -54,15 +54,20 @@ def evaluate_text(
             "fine-tuned on it (e.g. zoo finetune NAME --data mr)"
         )
     spec = local_text_spec(entry)
-    name, split = str(data or entry.dataset["name"]), split or entry.dataset["split"]
+    name, mapping = str(data or entry.dataset["name"]), None
     data_dir = None if data_dir is None else str(data_dir)
+    if data is not None:  # its classes are numbered by name: score them as the model's
+        info = zoo.data.info(name, data_dir=data_dir)
+        split = data_split(entry, info, split)
+        mapping = label_mapping(info.label_names, entry.labels, name, entry.name)
+    split = split or entry.dataset["split"]
     if spec["tokenizer"] == "wordpiece":
         dataset = text_dataset(name, spec, split=split, batch_size=batch_size, data_dir=data_dir)
     else:
         dataset = zoo.data.load(
             name, split, batch_size=batch_size, preprocessing=spec, as_supervised=True, data_dir=data_dir
         )
-    return classification_metrics(model, dataset)
+    return classification_metrics(model, with_model_labels(dataset, mapping))
 
 
 def text_dataset(

@@ -640,3 +640,17 @@ def test_evaluating_a_text_classifier_on_user_data_scores_its_labels_by_name(tmp
     other.write_text('text,label\n"fine",positive\n')
     with pytest.raises(DataError, match="classes 'positive' are not labels of lstm_classifier.mr"):
         evaluate("lstm_classifier.mr", data=str(other))
+
+
+def test_extract_reads_text_files_with_the_vocabulary_beside_the_weights(tmp_path, monkeypatch):
+    """It looked for the vocabulary inside the data path ('reviews.csv/vocab.txt')."""
+    from zoo.train.engine import extract_to_file
+
+    monkeypatch.delenv("ZOO_DATA_DIR", raising=False)
+    data = tmp_path / "reviews.csv"
+    data.write_text('text,label\n"a gripping film",pos\n"dull",neg\n"wonderful acting",pos\n')
+    path, shapes = extract_to_file("lstm_classifier.mr", str(data), tmp_path / "f.npz", layers=["pre_logits"])
+    assert shapes == {"features": (3, 128), "labels": (3,)}
+    with np.load(path) as saved:
+        assert saved["labels"].tolist() == [1, 0, 1]  # the file's labels by name: neg 0, pos 1
+        assert np.isfinite(saved["features"]).all() and np.ptp(saved["features"], axis=0).max() > 0

@@ -44,16 +44,13 @@ def evaluate_text(
         InputError: For entries without labels (text encoders: nothing to classify).
     """
     import zoo.data
-    from zoo.preprocessing.bind import local_text_spec
     from zoo.tasks.classify import classification_metrics, data_split, label_mapping, with_model_labels
-    from zoo.tasks.text_classify import text_dataset
 
     if entry.num_classes is None:
         raise InputError(
             f"{entry.name} is a text encoder without labels; evaluate a classifier "
             "fine-tuned on it (e.g. zoo finetune NAME --data mr)"
         )
-    spec = local_text_spec(entry)
     name, mapping = str(data or entry.dataset["name"]), None
     data_dir = None if data_dir is None else str(data_dir)
     if data is not None:  # its classes are numbered by name: score them as the model's
@@ -61,13 +58,27 @@ def evaluate_text(
         split = data_split(entry, info, split)
         mapping = label_mapping(info.label_names, entry.labels, name, entry.name)
     split = split or entry.dataset["split"]
-    if spec["tokenizer"] == "wordpiece":
-        dataset = text_dataset(name, spec, split=split, batch_size=batch_size, data_dir=data_dir)
-    else:
-        dataset = zoo.data.load(
-            name, split, batch_size=batch_size, preprocessing=spec, as_supervised=True, data_dir=data_dir
-        )
+    dataset = labelled_text(entry, name, split, batch_size=batch_size, data_dir=data_dir)
     return classification_metrics(model, with_model_labels(dataset, mapping))
+
+
+def labelled_text(
+    entry: WeightsEntry, data: str, split: str, *, batch_size: int = 256, data_dir: str | None = None
+) -> Any:
+    """Batches ``(model_inputs, label)`` of text ``data`` as ``entry``'s model reads them.
+
+    Its tokeniser's vocabulary is the one beside the weights; WordPiece models get
+    ids, token types and masks, word-level models padded word ids.
+    """
+    import zoo.data
+    from zoo.preprocessing.bind import local_text_spec
+
+    spec = local_text_spec(entry)
+    if spec["tokenizer"] == "wordpiece":
+        return text_dataset(data, spec, split=split, batch_size=batch_size, data_dir=data_dir)
+    return zoo.data.load(
+        data, split, batch_size=batch_size, preprocessing=spec, as_supervised=True, data_dir=data_dir
+    )
 
 
 def text_dataset(

@@ -1145,12 +1145,17 @@ def extract_to_file(
     outputs.check_file_target(out, overwrite)  # before any work
     entry = api.weights_entry(name)
     model = api.load(entry.name)
-    spec = zoo.data.fit_spec(
-        data, split, dict(entry.preprocessing), tuple(model.input_shape[1:3]), data_dir=data_dir
-    )
-    dataset = zoo.data.load(
-        data, split, preprocessing=spec, as_supervised=True, batch_size=batch_size, data_dir=data_dir
-    )
+    if entry.preprocessing.get("type") == "text":  # its vocabulary is the one beside the weights
+        from zoo.tasks.text_classify import labelled_text
+
+        dataset = labelled_text(entry, data, split, batch_size=batch_size, data_dir=data_dir)
+    else:
+        spec = zoo.data.fit_spec(
+            data, split, dict(entry.preprocessing), tuple(model.input_shape[1:3]), data_dir=data_dir
+        )
+        dataset = zoo.data.load(
+            data, split, preprocessing=spec, as_supervised=True, batch_size=batch_size, data_dir=data_dir
+        )
     feats, labels = extract_features(model, dataset, layers=layers, forward=forward)
     feats = feats if isinstance(feats, list) else [feats]
     arrays = {f"features_{i:02d}" if len(feats) > 1 else "features": f for i, f in enumerate(feats)}

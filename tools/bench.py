@@ -183,9 +183,9 @@ def bench_inference(tmp: Path, quick: bool) -> None:
                 label = "zoo step, `--runtime onnx` (ONNX Runtime)"
                 paths[label] = lambda m=model, x=x, f=on_onnx: _zoo_step(m, x, f)
             if tflite:
-                import tensorflow as tf
+                from zoo.export import tflite_interpreter
 
-                interp = tf.lite.Interpreter(model_path=tflite)
+                interp = tflite_interpreter(model_path=tflite)
                 inp = interp.get_input_details()[0]
                 interp.resize_tensor_input(inp["index"], list(x.shape))
                 interp.allocate_tensors()

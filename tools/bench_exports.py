@@ -107,9 +107,9 @@ def _runtime(fmt: str, path: Path):
 
         compiled = compile_openvino(path)
         return lambda feed: compiled(feed)[0]
-    import tensorflow as tf
+    from zoo.export import tflite_interpreter
 
-    interp = tf.lite.Interpreter(model_path=str(path))
+    interp = tflite_interpreter(model_path=str(path))
     if len(interp.get_input_details()) > 1:  # named inputs and outputs (the character step)
         runner = interp.get_signature_runner()
         return lambda feed: runner(**feed)

@@ -33,7 +33,6 @@ import argparse
 import os
 import tempfile
 import time
-import warnings
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -80,12 +79,12 @@ def op_outputs(blob: bytes) -> dict[str, list[str]]:
 
 def output_grid(blob: bytes) -> tuple[float, int] | None:
     """Scale and zero point of the int8 logits the last ``FULLY_CONNECTED`` writes (``None``: float)."""
-    import tensorflow as tf
+    from zoo.export import tflite_interpreter
 
     names = op_outputs(blob).get("FULLY_CONNECTED")
     if not names:
         return None
-    for tensor in tf.lite.Interpreter(model_content=blob).get_tensor_details():
+    for tensor in tflite_interpreter(model_content=blob).get_tensor_details():
         if tensor["name"] == names[-1]:
             scale, zero = tensor["quantization"]
             return (float(scale), int(zero)) if scale else None
@@ -95,9 +94,10 @@ def output_grid(blob: bytes) -> tuple[float, int] | None:
 def run_batches(blob: bytes, batches: list) -> object:
     """The TFLite model's outputs on each batch, concatenated (float32)."""
     import numpy as np
-    import tensorflow as tf
 
-    interp = tf.lite.Interpreter(model_content=blob)
+    from zoo.export import tflite_interpreter
+
+    interp = tflite_interpreter(model_content=blob)
     given, out = interp.get_input_details()[0], interp.get_output_details()[0]
     outputs = []
     for images in batches:
@@ -110,9 +110,9 @@ def run_batches(blob: bytes, batches: list) -> object:
 
 
 def latency_ms(blob: bytes, images, batch: int) -> float:
-    import tensorflow as tf
+    from zoo.export import tflite_interpreter
 
-    interp = tf.lite.Interpreter(model_content=blob)
+    interp = tflite_interpreter(model_content=blob)
     given = interp.get_input_details()[0]
     interp.resize_tensor_input(given["index"], [batch, *images.shape[1:]])
     interp.allocate_tensors()
@@ -231,7 +231,6 @@ def main() -> int:
         help="also run Keras on its images with one grey level of noise, shifted a pixel, mirrored",
     )
     args = parser.parse_args()
-    warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated")
 
     import numpy as np
 

@@ -55,11 +55,7 @@ def list_cmd(pattern: str | None, task: str | None, pretrained: bool, as_json: b
             ]
             for d in data
         ]
-        click.echo(
-            table(
-                _fit_metrics(rows, terminal_columns()), ["weights", "default", "dataset", "metrics", "size"]
-            )
-        )
+        click.echo(table(_fit_metrics(rows, terminal_columns()), WEIGHTS_HEADERS))
         return
 
     infos = [api.info(n) for n in api.list_models(pattern, task=task)]
@@ -82,11 +78,15 @@ def list_cmd(pattern: str | None, task: str | None, pretrained: bool, as_json: b
     click.echo(table(rows, ["name", "model", "task", "weights", "paper"]))
 
 
+#: Columns of ``zoo list --pretrained``; the metrics (index 3) are cut to fit a terminal.
+WEIGHTS_HEADERS = ["weights", "default", "dataset", "metrics", "size"]
+
+
 def _fit_metrics(rows: list[list], columns: int | None) -> list[list[str]]:
     """Rows with their metrics (column 3, a list) joined, cut to what leaves the table ``columns`` wide."""
     if columns is None or not rows:
         return [[*r[:3], ", ".join(r[3]), r[4]] for r in rows]
-    headers = ["weights", "default", "dataset", "metrics", "size"]
+    headers = WEIGHTS_HEADERS
     others = sum(max(len(h), *(len(str(r[i])) for r in rows)) for i, h in enumerate(headers) if i != 3)
     width = max(columns - others - 2 * (len(headers) - 1), len("metrics"))
     return [[*r[:3], fit_items(r[3], width), r[4]] for r in rows]

@@ -47,14 +47,7 @@ from zoo.data import catalog, folders
 from zoo.data._paths import resolve_data_dir
 from zoo.data.augment import get_augment, is_builtin
 from zoo.data.catalog import DatasetInfo, NamedDataset
-from zoo.data.tfds_source import (
-    PREFIX,
-    TfdsRef,
-    is_tfds_string,
-    load_tfds,
-    parse_tfds,
-    tfds_info,
-)
+from zoo.data.tfds_source import PREFIX, TfdsRef, is_tfds_string, load_tfds, parse_tfds, tfds_info
 from zoo.errors import DataError
 from zoo.preprocessing.specs import make_transform
 

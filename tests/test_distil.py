@@ -167,3 +167,23 @@ def test_the_tools_keras_ops_resize_matches_tensorflows():
     assert np.abs(got - want).max() <= 1 and np.mean(got != want) < 1e-4  # rounding ties at most
     x = want.astype(np.uint8)
     np.testing.assert_allclose(np.asarray(ops_normalise(x)), np.asarray(normalise(x)), atol=1e-6)
+
+
+def test_resized_images_resize_only_what_is_drawn():
+    """ResizedImages: a drawn batch (and a slice) equals resizing the whole set, then indexing it."""
+    from zoo.export import ResizedImages
+
+    calls = []
+
+    def resize(x):
+        calls.append(len(x))
+        return np.repeat(np.repeat(np.asarray(x), 2, axis=1), 2, axis=2)
+
+    images = _images()
+    lazy, whole = ResizedImages(images, resize), resize(images)
+    drawn = np.random.default_rng(0).integers(0, len(images), 32)
+    calls.clear()
+    assert len(lazy) == len(images)
+    np.testing.assert_array_equal(lazy[drawn], whole[drawn])
+    np.testing.assert_array_equal(lazy[:5], whole[:5])
+    assert calls == [32, 5]

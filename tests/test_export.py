@@ -898,6 +898,33 @@ def test_qat_checkpoint_needs_qat_steps(tmp_path):
     assert not out.exists() and not (tmp_path / "s").exists()
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--qat-images", "1000"], "use it with --qat-steps"),
+        (["--qat-steps", "10", "--qat-images", "8"], "8 is not in the range x>=32"),
+    ],
+)
+def test_qat_images_need_qat_steps_and_a_batch(tmp_path, args, message):
+    import zoo.cli.deploy  # noqa: F401  (registers the command)
+    from zoo.cli import cli
+
+    out = tmp_path / "x.tflite"
+    cmd = ["export", "lenet5", "--format", "tflite", "--quantize", "int8", *args, "--out", str(out)]
+    result = CliRunner().invoke(cli, cmd)
+    assert result.exit_code != 0 and message in result.output, result.output
+    assert not out.exists()
+
+
+def test_qat_images_below_a_batch_are_refused_in_python(tmp_path):
+    from zoo.errors import InputError
+    from zoo.export import export
+
+    with pytest.raises(InputError, match="at least one batch"):
+        export("lenet5", "tflite", tmp_path / "x.tflite", quantize="int8", qat_steps=5, qat_images=4)
+    assert not (tmp_path / "x.tflite").exists()
+
+
 def test_qat_steps_need_the_train_split(tmp_path, monkeypatch):
     """Distillation on random images would teach nothing: without the data, a clear refusal."""
     import zoo.cli.deploy  # noqa: F401  (registers the command)

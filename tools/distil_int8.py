@@ -14,7 +14,8 @@ Two steps, the first where the dataset is (it needs TensorFlow to read it):
     KERAS_BACKEND=jax python -m tools.distil_int8 run efficientnet_lite0.in1k \\
         --images /tmp/qat-images.npz --steps 10000 --checkpoint ./qat-state
 
-``prepare`` writes the train images the export draws (``zoo.export.QAT_IMAGES``, in its order,
+``prepare`` writes the train images the export draws (``zoo.export.QAT_IMAGES``, or ``--images N``
+for an export with ``--qat-images N``; in its order,
 at the dataset's own size): a copy of dataset images, to keep out of the repository. ``run``
 resizes them as the weights' preprocessing says (with ``keras.ops`` off TensorFlow: the same
 resize, computed by another backend) and calibrates on the first
@@ -31,8 +32,8 @@ from typing import Any
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
-def prepare(name: str, data: str, out: str) -> int:
-    """Save the export's distillation images of ``data`` (source size) to ``out`` (.npz)."""
+def prepare(name: str, data: str, out: str, count: int | None = None) -> int:
+    """Save the export's first ``count`` distillation images of ``data`` (source size) to ``out`` (.npz)."""
     import numpy as np
 
     import zoo
@@ -41,7 +42,7 @@ def prepare(name: str, data: str, out: str) -> int:
     if os.path.lexists(out):
         raise SystemExit(f"{out} exists: this tool never replaces a file; choose a new path")
     entry = zoo.weights_entry(name)
-    images = _real_images(entry, QAT_IMAGES, data, None, "train", geometry=False)
+    images = _real_images(entry, count or QAT_IMAGES, data, None, "train", geometry=False)
     if images is None:
         raise SystemExit(f"{data}'s train split is not under ZOO_DATA_DIR; set it to the data folder")
     with open(out, "xb") as f:  # never replaces a file
@@ -110,19 +111,19 @@ def run(name: str, images_path: str, steps: int, checkpoint: str) -> int:
 
     import zoo
     from zoo import api
-    from zoo.export import CALIBRATION_IMAGES, bias_corrected, distil_int8, distillation_inputs
+    from zoo.export import CALIBRATION_IMAGES, ResizedImages, bias_corrected, distil_int8, distillation_inputs
 
     start_time = time.perf_counter()
     entry = zoo.weights_entry(name)
     with np.load(images_path) as saved:
         source, data = saved["images"], str(saved["data"])
     resize, normalise = transforms(entry)
-    train = np.concatenate([np.asarray(resize(source[i : i + 500])) for i in range(0, len(source), 500)])
+    train = ResizedImages(source, resize)
     seen = np.asarray(normalise(train[:CALIBRATION_IMAGES]))
     model = api.load(entry.name)
     inputs = distillation_inputs(entry, source, steps=steps, data=data)
     start, corrected = bias_corrected(model, seen)
-    print(f"{keras.backend.backend()}: {len(train)} {data} images {train.shape[1:]}; {corrected} corrected")
+    print(f"{keras.backend.backend()}: {len(train)} {data} images {seen.shape[1:]}; {corrected} corrected")
     options = {"transform": normalise, "start": start, "checkpoint": checkpoint, "inputs": inputs}
     distil_int8(model, train, seen, steps=steps, **options)
     print(f"distilled {steps} steps into {checkpoint} in {time.perf_counter() - start_time:.0f} s")
@@ -136,6 +137,7 @@ def main() -> int:
     p.add_argument("name")
     p.add_argument("--data", required=True)
     p.add_argument("--out", required=True, help="a new .npz file")
+    p.add_argument("--images", type=int, help="how many (zoo export's --qat-images; default: its default)")
     r = sub.add_parser("run", help="distil on the Keras backend in use, into a checkpoint folder")
     r.add_argument("name")
     r.add_argument("--images", required=True, help="the .npz that prepare wrote")
@@ -143,7 +145,7 @@ def main() -> int:
     r.add_argument("--checkpoint", required=True, help="folder of the state (resumed when it matches)")
     args = parser.parse_args()
     if args.verb == "prepare":
-        return prepare(args.name, args.data, args.out)
+        return prepare(args.name, args.data, args.out, args.images)
     return run(args.name, args.images, args.steps, args.checkpoint)
 
 

@@ -764,6 +764,26 @@ def distillation_inputs(
     }
 
 
+class ResizedImages:
+    """Images resized when indexed, a batch at a time: distillation's draws at the model's size.
+
+    Indexing with an array of positions (as :func:`distil_int8` draws batches) gives those
+    images through ``resize``; the resized set is never held whole (50,000 CIFAR-10 images at
+    224x224 would take 7.5 GB).
+    """
+
+    def __init__(self, source: Any, resize: Callable[[Any], Any]) -> None:
+        self.source, self.resize = source, resize
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def __getitem__(self, index: Any) -> Any:
+        import numpy as np
+
+        return np.asarray(self.resize(self.source[index]))
+
+
 #: Distillation steps between two checkpoints.
 QAT_CHECKPOINT_EVERY = 250
 
@@ -1128,7 +1148,11 @@ def _checked_target(fmt: str, out: str | os.PathLike[str], overwrite: bool) -> P
 
 
 def _check_export_args(
-    fmt: str, quantize: str | None, qat_steps: int = 0, qat_checkpoint: Any = None
+    fmt: str,
+    quantize: str | None,
+    qat_steps: int = 0,
+    qat_checkpoint: Any = None,
+    qat_images: int | None = None,
 ) -> None:
     """Refuse an unknown format or quantisation, another backend, and ONNX export without its packages."""
     from zoo.backend import keras_backend
@@ -1137,8 +1161,11 @@ def _check_export_args(
         raise InputError(f"qat_steps must be 0 or more, got {qat_steps}")
     if qat_steps and quantize != "int8":
         raise InputError("--qat-steps tunes an int8 export: use it with --format tflite --quantize int8")
-    if qat_checkpoint is not None and not qat_steps:
-        raise InputError("--qat-checkpoint keeps the state of a distillation: use it with --qat-steps")
+    for option, value in (("--qat-checkpoint", qat_checkpoint), ("--qat-images", qat_images)):
+        if value is not None and not qat_steps:
+            raise InputError(f"{option} is a setting of the distillation: use it with --qat-steps")
+    if qat_images is not None and qat_images < QAT_BATCH:
+        raise InputError(f"--qat-images must be at least one batch ({QAT_BATCH}), got {qat_images}")
 
     if keras_backend() != "tensorflow":
         raise ExportError(
@@ -1308,6 +1335,7 @@ def export(
     overwrite: bool = False,
     qat_steps: int = 0,
     qat_checkpoint: str | os.PathLike[str] | None = None,
+    qat_images: int | None = None,
 ) -> ExportResult:
     """Export pretrained weights to ``fmt`` at ``out`` and check the result against Keras.
 
@@ -1340,6 +1368,9 @@ def export(
             (instead of bias correction; still checked against the original Keras model).
         qat_checkpoint: A folder for the distillation's state, which an export with the same
             inputs continues (or converts at once when finished), from any Keras backend.
+        qat_images: How many of ``data``'s train images distillation draws batches from
+            (default :data:`QAT_IMAGES`; the first ones of the export's fixed shuffle, resized
+            a batch at a time). A checkpoint continues only with the same number.
 
     Returns:
         An :class:`ExportResult`; float formats must match within 1e-4.
@@ -1353,7 +1384,7 @@ def export(
     """
     from zoo import registry
 
-    _check_export_args(fmt, quantize, qat_steps, qat_checkpoint)
+    _check_export_args(fmt, quantize, qat_steps, qat_checkpoint, qat_images)
     target = _checked_target(fmt, out, overwrite)
     entry = _classifier_entry(name, fmt)
     task = registry.get_spec(entry.architecture).task
@@ -1369,7 +1400,7 @@ def export(
         return _export_text(entry, fmt, target, overwrite)
     options = dict(quantize=quantize, preprocessing=preprocessing, samples=samples, data=data)
     options.update(data_dir=data_dir, evaluate=evaluate, overwrite=overwrite, qat_steps=qat_steps)
-    options["qat_checkpoint"] = qat_checkpoint
+    options.update(qat_checkpoint=qat_checkpoint, qat_images=qat_images)
     return _export_image(entry, fmt, target, **options)
 
 
@@ -1387,6 +1418,7 @@ def _export_image(
     overwrite: bool,
     qat_steps: int = 0,
     qat_checkpoint: str | os.PathLike[str] | None = None,
+    qat_images: int | None = None,
 ) -> ExportResult:
     """Export an image classifier (see :func:`export`) to the checked target ``out``."""
     import numpy as np
@@ -1401,6 +1433,8 @@ def _export_image(
     inputs = {"weights": entry.name, "format": fmt, "quantize": quantize, "preprocessing": preprocessing}
     if qat_steps:
         inputs["qat_steps"] = qat_steps
+    if qat_images is not None:
+        inputs["qat_images"] = qat_images
     command = f"zoo export {entry.name} --format {fmt}"
     extra: dict[str, Any] = {}
     calibration = None
@@ -1421,6 +1455,7 @@ def _export_image(
             seen = np.asarray(transform(calibration)) if preprocessing else calibration
             if qat_steps:  # weights distilled through a simulation of the int8 model
                 qat = {"steps": qat_steps, "checkpoint": qat_checkpoint, "overwrite": overwrite}
+                qat["images"] = QAT_IMAGES if qat_images is None else qat_images
                 distilled = _distilled(entry, model, seen, qat, transform, data_name, data_dir, extra)
                 _write_savedmodel(distilled, baked if preprocessing else None, shape, quantized_from)
             else:  # TFLite converts weights already on its grid, biases corrected
@@ -1457,21 +1492,20 @@ def _distilled(
     data_dir: str | None,
     extra: dict[str, Any],
 ) -> Any:
-    """``model`` after ``qat["steps"]`` of :func:`distil_int8` on ``data``'s train split.
+    """``model`` after ``qat["steps"]`` of :func:`distil_int8` on ``qat["images"]`` of ``data``'s train split.
 
     ``qat["checkpoint"]`` is where its state is kept; ``extra`` records how it was made.
     """
     import numpy as np
 
     steps = qat["steps"]
-    source = _real_images(entry, QAT_IMAGES, data, data_dir, "train", geometry=False)
+    source = _real_images(entry, qat["images"], data, data_dir, "train", geometry=False)
     if source is None:
         raise InputError(
             f"--qat-steps trains on {data}'s train split, which is not on this machine: "
             "set ZOO_DATA_DIR (or --data-dir) to the folder holding it, or leave out --qat-steps"
         )
-    resize = _export_resize(entry)
-    train = np.stack([np.asarray(resize(image)) for image in source])
+    train = ResizedImages(source, _export_resize(entry))
     inputs = distillation_inputs(entry, source, steps=steps, data=data)
     start, corrected = bias_corrected(model, seen)
     distilled = distil_int8(

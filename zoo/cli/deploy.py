@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from zoo.cli._app import cli, echo_json, human_size
-from zoo.export import QUANTIZE
+from zoo.export import QAT_BATCH, QAT_IMAGES, QUANTIZE
 
 
 @cli.command("export")
@@ -45,6 +45,12 @@ from zoo.export import QUANTIZE
     "export resumes from it, or converts at once when it is finished.",
 )
 @click.option(
+    "--qat-images",
+    type=click.IntRange(min=QAT_BATCH),
+    help=f"With --qat-steps: how many of --data's train images distillation draws from "
+    f"[default: {QAT_IMAGES}].",
+)
+@click.option(
     "--no-preprocessing",
     is_flag=True,
     help="Images: take preprocessed float inputs instead of raw uint8 images (text takes token ids).",
@@ -78,6 +84,7 @@ def export_cmd(
     as_json: bool,
     qat_steps: int,
     qat_checkpoint: str | None,
+    qat_images: int | None,
 ) -> None:
     """Export pretrained weights as a SavedModel, TFLite, ONNX or OpenVINO model, checked against Keras.
 
@@ -114,6 +121,7 @@ def export_cmd(
         overwrite=overwrite,
         qat_steps=qat_steps,
         qat_checkpoint=qat_checkpoint,
+        qat_images=qat_images,
     )
     if as_json:
         echo_json(result.to_dict())

@@ -307,8 +307,12 @@ def test_tfds_failures_become_data_errors(no_data_dir, monkeypatch):
 
     monkeypatch.setattr(tfds, "load", offline)
     monkeypatch.setattr(tfds_source, "unresolvable", lambda hosts: [])  # fail in tfds.load, not before
-    with pytest.raises(DataError, match=r"could not load 'mnist'.*ConnectionError: Failed to"):
+    with pytest.raises(DataError, match=r"could not load 'mnist'.*ConnectionError: Failed to") as auto:
         zd.load("mnist")
+    assert "no local copy" in str(auto.value)  # the copy it looked for first is named
+    with pytest.raises(DataError, match=r"could not load 'mnist'.*ConnectionError: Failed to") as asked:
+        zd.load("mnist", source="tfds")
+    assert "local copy" not in str(asked.value)  # tfds was asked for: no copy was looked for
     with pytest.raises(DataError, match=r"could not load 'glue/sst2' split 'validation'"):
         zd.load("tfds:glue/sst2:validation")
 

@@ -176,6 +176,8 @@ def _named(
     try:
         return _named_tfds(entry, split, hint if source == "auto" else "")
     except DataError as err:
+        if source == "tfds":  # asked for tensorflow-datasets itself: its failure is the whole story
+            raise
         raise DataError(
             f"no local copy of {entry.info.name!r} was found {where}: set ZOO_DATA_DIR (or pass "
             f"data_dir=) to the folder holding {', '.join(entry.local_files[:3])}"

@@ -747,7 +747,10 @@ def info(
         label_column: CSV/JSONL only: the label column.
 
     Returns:
-        The :class:`DatasetInfo`; ``location`` says where :func:`load` would read it.
+        The :class:`DatasetInfo`; ``location`` says where :func:`load` would read it. A
+        ``tfds:`` dataset that tensorflow-datasets has not prepared yet has no ``splits``:
+        tfds counts them when it prepares the dataset, which :func:`load` does (this does not
+        download).
 
     Raises:
         DataError: As :func:`load` does.

@@ -1368,9 +1368,8 @@ def export(
             (instead of bias correction; still checked against the original Keras model).
         qat_checkpoint: A folder for the distillation's state, which an export with the same
             inputs continues (or converts at once when finished), from any Keras backend.
-        qat_images: How many of ``data``'s train images distillation draws batches from
-            (default :data:`QAT_IMAGES`; the first ones of the export's fixed shuffle, resized
-            a batch at a time). A checkpoint continues only with the same number.
+        qat_images: How many of ``data``'s train images (the first of a fixed shuffle) distillation
+            draws batches from; default :data:`QAT_IMAGES`. A checkpoint needs the same number.
 
     Returns:
         An :class:`ExportResult`; float formats must match within 1e-4.

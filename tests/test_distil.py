@@ -187,3 +187,17 @@ def test_resized_images_resize_only_what_is_drawn():
     np.testing.assert_array_equal(lazy[drawn], whole[drawn])
     np.testing.assert_array_equal(lazy[:5], whole[:5])
     assert calls == [32, 5]
+
+
+@pytest.mark.parametrize("count", ["0", "-1", "31"])
+def test_the_tool_refuses_fewer_images_than_a_batch(tmp_path, monkeypatch, capsys, count):
+    """prepare --images below one batch: a usage error, and no file (-1 would take the whole split)."""
+    from tools import distil_int8
+
+    out = tmp_path / "x.npz"
+    argv = ["distil_int8", "prepare", "efficientnet_lite0.in1k", "--data", "cifar10", "--out", str(out)]
+    monkeypatch.setattr("sys.argv", [*argv, "--images", count])
+    with pytest.raises(SystemExit) as stop:
+        distil_int8.main()
+    assert stop.value.code == 2 and "at least one batch (32)" in capsys.readouterr().err
+    assert not out.exists()

@@ -144,6 +144,11 @@ def main() -> int:
     r.add_argument("--steps", type=int, required=True)
     r.add_argument("--checkpoint", required=True, help="folder of the state (resumed when it matches)")
     args = parser.parse_args()
+    if args.verb == "prepare" and args.images is not None:
+        from zoo.export import QAT_BATCH
+
+        if args.images < QAT_BATCH:  # zoo export --qat-images refuses the same
+            parser.error(f"--images must be at least one batch ({QAT_BATCH}), got {args.images}")
     if args.verb == "prepare":
         return prepare(args.name, args.data, args.out, args.images)
     return run(args.name, args.images, args.steps, args.checkpoint)

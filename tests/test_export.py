@@ -809,6 +809,43 @@ def test_int8_simulation_computes_what_the_tflite_int8_model_computes(tmp_path):
     assert sim_error < 0.8 * float_error, (sim_error, float_error)
 
 
+def test_the_int8_file_rounds_each_activation_to_the_range_it_is_given(tmp_path):
+    """After distillation, TFLite must use the ranges the simulation trained for, not calibrate its own:
+    on EfficientNet-Lite0 (ReLU6s fused into convolutions, projections, residual sums, a mean) each
+    int8 tensor holding a simulated layer's output gets exactly that layer's range. (Others, such as
+    LeNet-5's tanh and average pooling or ResNet-20's shortcut padding, have scales TFLite fixes.)"""
+    import tensorflow as tf
+
+    from zoo.export import (
+        _given_range,
+        _sample_images,
+        _tflite_bytes,
+        _write_savedmodel,
+        int8_ranges,
+        quantized_outputs,
+    )
+    from zoo.models.efficientnet import efficientnet_lite0
+
+    model = efficientnet_lite0(input_shape=(64, 64, 3), num_classes=10)
+    shape = tuple(model.input_shape[1:])
+    calibration = _sample_images(shape, 24).astype(np.float32) / 127.5 - 1.0
+    ranges = {layer: (lo - 0.5, hi + 0.25) for layer, (lo, hi) in int8_ranges(model, calibration).items()}
+    assert ranges["blocks_1_expand_conv"] == ranges["blocks_1_bn0"] == ranges["blocks_1_expand_relu6"]
+    _write_savedmodel(model, None, shape, tmp_path / "saved")
+    details = tf.lite.Interpreter(
+        model_content=_tflite_bytes(tmp_path / "saved", "int8", calibration, ranges)
+    ).get_tensor_details()
+    given = [
+        (_given_range(d["name"], ranges), float(d["quantization_parameters"]["scales"][0]))
+        for d in details
+        if d["dtype"] == np.int8 and len(d["quantization_parameters"]["scales"]) == 1
+    ]
+    for (lo, hi), scale in [(r, scale) for r, scale in given if r is not None]:
+        assert scale == pytest.approx((hi - lo) / 255, rel=1e-5), (lo, hi)
+    simulated = {layer.name for layer in quantized_outputs(model)} - {model.layers[-1].name}
+    assert {ranges[name] for name in simulated} <= {r for r, _ in given}
+
+
 @pytest.mark.skipif(not (DATA_DIR / "mnist").is_dir(), reason=f"no MNIST under {DATA_DIR}")
 def test_the_exports_train_images_do_not_depend_on_the_global_seed():
     """Calibration and distillation images: the same in a fresh process and in a seeded session."""
@@ -853,6 +890,27 @@ def test_int8_simulation_rounds_only_the_chosen_activations():
     assert np.max(np.abs(np.asarray(nothing(x)) - np.asarray(model(x)))) < 0.1
     with pytest.raises(InputError, match=f"no_such_layer: not among .*choose from {names[0]}"):
         int8_simulation(model, calibration, only=["no_such_layer"])
+
+
+def test_int8_simulation_takes_the_ranges_distillation_set_for_other_weights():
+    """A distilled model is simulated with the ranges its distillation trained with (int8_ranges of
+    the weights it started from, which also name the layers fused into each int8 activation)."""
+    from zoo.export import int8_ranges, int8_simulation
+    from zoo.models.efficientnet import efficientnet_lite0
+
+    model = efficientnet_lite0(input_shape=(32, 32, 3), num_classes=10)
+    calibration = np.random.default_rng(0).uniform(-1, 1, (8, 32, 32, 3)).astype(np.float32)
+    ranges = int8_ranges(model, calibration)
+    assert ranges["conv_stem"] == ranges["bn0"] == ranges["stem_relu6"]
+    own, given = int8_simulation(model, calibration), int8_simulation(model, calibration, ranges=ranges)
+    assert [layer.name for layer in given.layers] == [layer.name for layer in own.layers]
+    np.testing.assert_array_equal(np.asarray(given(calibration)), np.asarray(own(calibration)))
+    wider = {name: (lo - 1.0, hi + 1.0) for name, (lo, hi) in ranges.items()}
+    assert given.get_layer("int8_stem_relu6").hi == ranges["stem_relu6"][1]
+    assert (
+        int8_simulation(model, calibration[:2], ranges=wider).get_layer("int8_stem_relu6").hi
+        == wider["stem_relu6"][1]
+    )
 
 
 def test_int8_simulation_refuses_nested_models():
@@ -965,6 +1023,7 @@ def test_qat_export_is_checked_against_the_original_keras_model(tmp_path):
     assert "on 10000 mnist train images" in m["qat"]
     corrected = r"[1-9]\d* layers, on the calibration images, before distilling"
     assert re.fullmatch(corrected, m["bias_correction"]), m
+    assert m["activation_ranges"].startswith("those distillation simulated"), m
     # the Keras side of the check is the packaged model (99.33%), not the distilled one
     assert m["keras_top1_accuracy"] == 99.33 and m["top1_agreement"] >= 99.5, m
     assert tflite_record(out)["qat"] == m["qat"]

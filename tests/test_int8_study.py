@@ -33,6 +33,7 @@ def test_int8_study_compares_both_ranges_and_int16_with_keras():
         "--perturbations",
         "--float-first",
         "1,2",
+        "--simulation",
     ]
     env = {**os.environ, "ZOO_DATA_DIR": str(DATA_DIR)}
     proc = subprocess.run(
@@ -58,6 +59,15 @@ def test_int8_study_compares_both_ranges_and_int16_with_keras():
     assert float(agreement[noise]) >= 95, out  # confident logits: noise below the eye's does not flip them
     assert float(agreement[mirrored]) < 100, out  # mirrored digits change
     agreement = {k: v for k, v in agreement.items() if k not in moved}
+    files = ("TFLite's calibrated ranges", "the simulation's")
+    simulated = {
+        "the int8 simulation distillation trains",
+        *(f"the int8 file of those weights, {ranges}" for ranges in files),
+    }
+    assert simulated <= set(agreement), out
+    pattern = r"^  its top-1 is the simulation's on ([\d.]+)%; logit difference std [\d.]+$"
+    followed = re.findall(pattern, out, re.M)
+    assert len(followed) == 2 and all(float(v) >= 95 for v in followed), out
     first = [k for k in agreement if re.fullmatch(r"int8 as zoo export makes it, the first [12] .*", k)]
     grid = [
         k
@@ -67,6 +77,7 @@ def test_int8_study_compares_both_ranges_and_int16_with_keras():
     assert len(grid) == 1, out
     assert len(first) == 2, out
     assert set(agreement) == {
+        *simulated,
         *first,
         *rounded,
         "int8, TFLite min/max ranges",

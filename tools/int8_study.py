@@ -13,6 +13,9 @@ On the first ``--images`` test images of ``--data`` (shaped as the export shapes
   ``int8_simulation`` rounds them: the first alone, all the others, all (``--activations``);
 - the int8 model as ``zoo export`` makes it (bias-corrected) with its first convolutions left in
   float (``--float-first 2,3``): two keep the stem's output from being rounded at all;
+- how closely the int8 simulation that distillation trains follows the int8 file it stands for,
+  with TFLite's calibrated ranges and with the simulation's own (``--simulation``; with
+  ``--distilled DIR``, on the weights of a finished ``zoo export --qat-checkpoint DIR``);
 - the float Keras model against itself on the same images changed by less than the eye sees
   (``--perturbations``): one grey level of random noise (each pixel -1, 0 or +1), a one-pixel
   shift, a mirror; how much top-1 agreement the images' near-ties allow at all;
@@ -24,7 +27,8 @@ Usage:
     ZOO_DATA_DIR=../shared/data python -m tools.int8_study [--entry efficientnet_lite0.in1k] \\
         [--data cifar10] [--images 1000] [--int16 500] \\
         [--float-ops DEPTHWISE_CONV_2D,FULLY_CONNECTED,CONV_2D] [--weights-only] [--activations] \\
-        [--perturbations] [--float-first 2,3]
+        [--perturbations] [--float-first 2,3] [--simulation] \\
+        [--distilled DIR [--distilled-steps 1000]]
 """
 
 from __future__ import annotations
@@ -180,6 +184,50 @@ def first_in_float(corrected: Path, calibration, batches: list, counts: str, rep
         report(f"{label} ({len(blob) / 1e6:.1f} MB)", run_batches(blob, batches))
 
 
+def simulation_fidelity(
+    start, ranges, calibration, contract, inputs: list, batches: list, folder, report
+) -> None:
+    """Report how closely ``int8_simulation`` (what distillation trains) follows the file it stands for.
+
+    ``start`` holds the weights, ``ranges`` the simulation's activation ranges (as distillation
+    set them). Reported: the simulation, kernels on the int8 grid; the int8 file of those weights
+    with TFLite's calibrated ranges and with the simulation's (as a distilled export gives them);
+    how often each file's top-1 is the simulation's.
+    """
+    import numpy as np
+
+    from zoo.export import _rounded_kernels, _tflite_bytes, _write_savedmodel, int8_simulation, int8_weights
+
+    seen = np.asarray(contract[2](np.asarray(calibration)))
+    simulation = int8_simulation(start, seen, ranges=ranges)
+    kernels = _rounded_kernels(simulation)
+    for variable in simulation.weights:
+        if id(variable) in kernels:
+            variable.assign(int8_weights(np.asarray(variable), kernels[id(variable)]))
+    simulated = np.concatenate([np.asarray(simulation.predict_on_batch(x)) for x in inputs])
+    report("the int8 simulation distillation trains", simulated)
+    _write_savedmodel(start, *contract[:2], folder)
+    for label, given in (("TFLite's calibrated ranges", None), ("the simulation's", ranges)):
+        got = run_batches(_tflite_bytes(folder, "int8", calibration, given), batches)
+        report(f"the int8 file of those weights, {label}", got)
+        same = 100 * np.mean(got.argmax(-1) == simulated.argmax(-1))
+        spread = np.std(got - simulated)
+        print(f"  its top-1 is the simulation's on {same:.2f}%; logit difference std {spread:.3f}")
+
+
+def simulated_weights(entry, model, seen, transform, data: str, distilled: str | None, steps: int):
+    """The bias-corrected weights, or those of the finished distillation in ``distilled``, and
+    the activation ranges distillation simulates for them."""
+    from zoo.export import QAT_IMAGES, _distilled, bias_corrected, int8_ranges
+
+    if distilled is None:
+        start, _ = bias_corrected(model, seen)
+        return "bias-corrected weights", start, int8_ranges(start, seen)
+    qat = {"steps": steps, "checkpoint": distilled, "overwrite": False, "images": QAT_IMAGES}
+    weights, ranges = _distilled(entry, model, seen, qat, transform, data, None, {})
+    return f"weights distilled for {steps} steps", weights, ranges
+
+
 def perturbations(forward, transform, batches: list, report) -> None:
     """Report the float Keras model on its own inputs changed by less than the eye sees."""
     import numpy as np
@@ -225,6 +273,16 @@ def main() -> int:
         default="",
         help="comma-separated counts: the bias-corrected int8 model, that many first convolutions in float",
     )
+    parser.add_argument(
+        "--simulation",
+        action="store_true",
+        help="also compare the int8 simulation distillation trains with the int8 file it stands for",
+    )
+    parser.add_argument(
+        "--distilled",
+        help="--simulation on the weights of this finished --qat-checkpoint folder (default images)",
+    )
+    parser.add_argument("--distilled-steps", type=int, default=1000, help="the steps --distilled was run for")
     parser.add_argument(
         "--perturbations",
         action="store_true",
@@ -280,14 +338,24 @@ def main() -> int:
             + (f", top-1 tied on {tied:.2f}%" if tied else "")
         )
 
-    if args.perturbations:
-        perturbations(forward, transform, batches, lambda label, got: report(label, got, len(want)))
-    if args.weights_only:
-        weight_rounding(model, keras_inputs, lambda label, got: report(label, got, len(want)))
-    if args.activations:
-        seen = np.asarray(transform(np.asarray(calibration)))
-        activation_rounding(model, seen, keras_inputs, lambda label, got: report(label, got, len(want)))
+    whole = lambda label, got: report(label, got, len(want))  # noqa: E731
+    seen = np.asarray(transform(np.asarray(calibration)))
+    studies = {
+        "perturbations": lambda: perturbations(forward, transform, batches, whole),
+        "weights_only": lambda: weight_rounding(model, keras_inputs, whole),
+        "activations": lambda: activation_rounding(model, seen, keras_inputs, whole),
+    }
+    for flag in (flag for flag in studies if getattr(args, flag)):
+        studies[flag]()
     with tempfile.TemporaryDirectory(prefix="zoo-int8-study-") as tmp:
+        if args.simulation or args.distilled:
+            label, start, ranges = simulated_weights(
+                entry, model, seen, transform, args.data, args.distilled, args.distilled_steps
+            )
+            print(f"{label}:")
+            contract = (baked, shape, transform)
+            folder = Path(tmp) / "simulated"
+            simulation_fidelity(start, ranges, calibration, contract, keras_inputs, batches, folder, whole)
         saved = Path(tmp) / "saved_model"
         _write_savedmodel(model, baked, shape, saved)
         minmax = converter(saved, calibration).convert()

@@ -46,6 +46,8 @@ FORMATS = ("savedmodel", "tflite", "onnx", "openvino")
 CALIBRATION_IMAGES = 200
 #: Share of calibration values an int8 activation range leaves out at each end.
 CLIP_QUANTILE = 1e-4
+#: An int8 activation range ``(lo, hi)`` for each Keras layer name.
+Ranges = dict[str, tuple[float, float]]
 QUANTIZE = (None, "float16", "int8", "dynamic")
 #: Largest max |diff| against Keras per quantisation; ``None``: compared through top-1 agreement.
 TOLERANCE: dict[str | None, float | None] = {None: 1e-4, "float16": 5e-2, "int8": None, "dynamic": None}
@@ -187,7 +189,9 @@ def _write_savedmodel(
     archive.write_out(str(path), verbose=False)
 
 
-def _tflite_bytes(saved_dir: Path, quantize: str | None, calibration: Any) -> bytes:
+def _tflite_bytes(
+    saved_dir: Path, quantize: str | None, calibration: Any, ranges: Ranges | None = None
+) -> bytes:
     import tensorflow as tf
 
     converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_dir))
@@ -197,20 +201,41 @@ def _tflite_bytes(saved_dir: Path, quantize: str | None, calibration: Any) -> by
     elif quantize == "int8":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.representative_dataset = lambda: ([x[None]] for x in calibration)
-        return _int8_clipped(converter, calibration)
+        return _int8_clipped(converter, calibration, ranges)
     elif quantize == "dynamic":  # int8 weights; activations quantised per batch when run
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
     return converter.convert()
 
 
-def _int8_clipped(converter: Any, calibration: Any) -> bytes:
+def _int8_clipped(converter: Any, calibration: Any, ranges: Ranges | None = None) -> bytes:
     """Full-integer TFLite bytes whose activation ranges leave out the calibration's outliers."""
     from tensorflow.lite.python import convert
 
-    return convert.mlir_quantize(_int8_calibrated(converter, calibration))
+    return convert.mlir_quantize(_int8_calibrated(converter, calibration, ranges))
 
 
-def _int8_calibrated(converter: Any, calibration: Any) -> bytes:
+def _tensor_layers(name: bytes | str) -> set[str]:
+    """The Keras layers whose operations a TFLite tensor's name lists (a fused operator lists several).
+
+    Each part reads ``model_1/stem_relu6_1/Relu6``: Keras adds ``_1`` to each layer's scope.
+    """
+    text = name.decode() if isinstance(name, bytes) else name
+    layers = set()
+    for part in text.split(";"):
+        scopes = part.split("/")
+        stem, _, suffix = scopes[1].rpartition("_") if len(scopes) > 2 else ("", "", "")
+        if stem and suffix.isdigit():
+            layers.add(stem)
+    return layers
+
+
+def _given_range(name: bytes | str, ranges: Ranges | None) -> tuple[float, float] | None:
+    """The range ``ranges`` gives the layer whose output the TFLite tensor ``name`` holds, if one."""
+    given = {ranges[layer] for layer in _tensor_layers(name) if layer in (ranges or {})}
+    return given.pop() if len(given) == 1 else None
+
+
+def _int8_calibrated(converter: Any, calibration: Any, ranges: Ranges | None = None) -> bytes:
     """TFLite's calibrated float model, its activation ranges cut to the calibration quantiles.
 
     TFLite's calibrator gives each tensor the min and max it saw, and a handful of outlying
@@ -218,6 +243,8 @@ def _int8_calibrated(converter: Any, calibration: Any) -> bytes:
     the int8 step for every other value. Here TFLite calibrates only; each range is then cut
     to the calibration values' :data:`CLIP_QUANTILE` and ``1 - CLIP_QUANTILE`` quantiles
     (values beyond saturate); TFLite's own quantiser (``mlir_quantize``) finishes the model.
+    ``ranges`` (Keras layer name -> ``(lo, hi)``) sets the range of the tensors holding those
+    layers' outputs instead, so that the file rounds as a distilled simulation did.
 
     Uses TFLite's calibrate-only conversion and ``mlir_quantize``, which are not public API
     (``tensorflow.lite.python``): a TensorFlow without them fails the export's tests.
@@ -252,7 +279,7 @@ def _int8_calibrated(converter: Any, calibration: Any) -> bytes:
                 continue
             samples[i].append(values[rng.integers(0, values.size, min(values.size, 2000))])
     for i in samples:
-        lo, hi = _clipped_range(samples[i])
+        lo, hi = _given_range(tensors[i].name, ranges) or _clipped_range(samples[i])
         tensors[i].quantization.min = np.array([lo], np.float32)
         tensors[i].quantization.max = np.array([hi], np.float32)
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
@@ -551,14 +578,39 @@ def _activation_ranges(model: Any, layers: list[Any], calibration: Any) -> dict[
     return {layer.name: _clipped_range(values) for layer, values in zip(layers, samples, strict=True)}
 
 
-def int8_simulation(model: Any, calibration: Any, only: Collection[str] | None = None) -> Any:
+def int8_ranges(model: Any, calibration: Any) -> Ranges:
+    """The range :func:`int8_simulation` gives each int8 activation of ``model`` on ``calibration``.
+
+    Keyed by the name of the layer whose output it is, and also by the names of the layers
+    TFLite fuses into that one (a convolution and batch norm before a ReLU6), since a fused
+    tensor may be named after any of them. The export gives TFLite these ranges after
+    distillation, so that the file rounds each activation on the grid the weights were trained for.
+    """
+    layers = quantized_outputs(model)
+    ranges = _activation_ranges(model, layers, calibration)
+    named = dict(ranges)
+    for layer in layers:
+        current = layer
+        while len(current._inbound_nodes) == 1 and len(current._inbound_nodes[0].parent_nodes) == 1:
+            producer = current._inbound_nodes[0].parent_nodes[0].operation
+            if producer.name in ranges or not _fuses(producer, current):
+                break
+            named.setdefault(producer.name, ranges[layer.name])
+            current = producer
+    return named
+
+
+def int8_simulation(
+    model: Any, calibration: Any, only: Collection[str] | None = None, ranges: Ranges | None = None
+) -> Any:
     """A copy of ``model`` that computes as TFLite's int8 model of it would.
 
     Each quantised activation (:func:`quantized_outputs`) goes through a fake-quantiser
     with the range the export gives it on ``calibration`` (model inputs). The copy has
     its own weights (the same values); :func:`distil_int8` rounds its kernels as it runs.
     ``only`` names the layers whose outputs are rounded (default: all of them), to see
-    what each costs; the input is always rounded, as TFLite's is.
+    what each costs; the input is always rounded, as TFLite's is. ``ranges`` (from
+    :func:`int8_ranges`, for other weights) replaces the ranges ``model`` has on ``calibration``.
 
     Raises:
         InputError: When ``model`` nests other models (a fine-tuned backbone, say), or
@@ -583,7 +635,10 @@ def int8_simulation(model: Any, calibration: Any, only: Collection[str] | None =
             f"{', '.join(layer.name for layer in quantized)}"
         )
     layers = [layer for layer in quantized if only is None or layer.name in only]
-    ranges = _activation_ranges(model, layers, calibration) if layers else {}
+    if ranges is None:
+        ranges = _activation_ranges(model, layers, calibration) if layers else {}
+    else:  # only the int8 activations: int8_ranges also names the layers fused into them
+        ranges = {layer.name: ranges[layer.name] for layer in layers}
     fake_quant = _fake_quant_layer()
     image = keras.Input(model.input.shape[1:], dtype=model.input.dtype, name=model.input.name)
     lo, hi = float(np.min(calibration)), float(np.max(calibration))
@@ -1436,7 +1491,7 @@ def _export_image(
         inputs["qat_images"] = qat_images
     command = f"zoo export {entry.name} --format {fmt}"
     extra: dict[str, Any] = {}
-    calibration = None
+    calibration = ranges = None
     data_name = data or entry.dataset["name"]
     test = _evaluation_split(entry, data, data_dir) if evaluate and fmt == "tflite" else None
     if fmt == "tflite" and quantize == "int8":
@@ -1455,7 +1510,7 @@ def _export_image(
             if qat_steps:  # weights distilled through a simulation of the int8 model
                 qat = {"steps": qat_steps, "checkpoint": qat_checkpoint, "overwrite": overwrite}
                 qat["images"] = QAT_IMAGES if qat_images is None else qat_images
-                distilled = _distilled(entry, model, seen, qat, transform, data_name, data_dir, extra)
+                distilled, ranges = _distilled(entry, model, seen, qat, transform, data_name, data_dir, extra)
                 _write_savedmodel(distilled, baked if preprocessing else None, shape, quantized_from)
             else:  # TFLite converts weights already on its grid, biases corrected
                 with rounded_weights(model, seen) as rounded:
@@ -1471,7 +1526,7 @@ def _export_image(
             run=lambda fmt, artifact: _run_export(fmt, artifact, feed),
             check=lambda got: _check(got, expected, quantize, fmt),
             annotate={"dims": ("batch",), "kind": "an image classifier on uint8 images"},
-            tflite=lambda saved: _tflite_bytes(quantized_from, quantize, calibration),
+            tflite=lambda saved: _tflite_bytes(quantized_from, quantize, calibration, ranges),
         )
     result = _export_result(out, fmt, quantize, preprocessing, got, expected)
     result.metrics.update(extra)
@@ -1490,10 +1545,11 @@ def _distilled(
     data: str,
     data_dir: str | None,
     extra: dict[str, Any],
-) -> Any:
+) -> tuple[Any, Ranges]:
     """``model`` after ``qat["steps"]`` of :func:`distil_int8` on ``qat["images"]`` of ``data``'s train split.
 
     ``qat["checkpoint"]`` is where its state is kept; ``extra`` records how it was made.
+    Returns the distilled model and the activation ranges its simulation rounded to.
     """
     import numpy as np
 
@@ -1524,10 +1580,14 @@ def _distilled(
         f"{len(train)} {data} train images"
     )
     extra["bias_correction"] = f"{corrected} layers, on the calibration images, before distilling"
+    extra["activation_ranges"] = (
+        f"those distillation simulated: calibration quantiles {CLIP_QUANTILE:g} to "
+        f"{1 - CLIP_QUANTILE:g} of the bias-corrected model"
+    )
     if qat["checkpoint"] is not None:  # the state may come from another machine and backend
         with np.load(Path(qat["checkpoint"]) / _DistillationState.FILE) as saved:
             extra["qat_state"] = f"kept in --qat-checkpoint, last saved by Keras on {saved['backend']}"
-    return distilled
+    return distilled, int8_ranges(start, seen)
 
 
 def _json(record: dict[str, Any]) -> str:

@@ -185,28 +185,25 @@ def first_in_float(corrected: Path, calibration, batches: list, counts: str, rep
 
 
 def simulation_fidelity(
-    start, ranges, calibration, contract, inputs: list, batches: list, folder, report
+    start, ranges, seen, calibration, contract, inputs: list, batches: list, folder, report
 ) -> None:
     """Report how closely ``int8_simulation`` (what distillation trains) follows the file it stands for.
 
     ``start`` holds the weights, ``ranges`` the simulation's activation ranges (as distillation
-    set them). Reported: the simulation, kernels on the int8 grid; the int8 file of those weights
-    with TFLite's calibrated ranges and with the simulation's (as a distilled export gives them);
-    how often each file's top-1 is the simulation's.
+    set them) and ``seen`` the calibration images as model inputs. Reported: the simulation,
+    kernels on the int8 grid; the int8 file of those weights with TFLite's calibrated ranges and
+    with the simulation's (as a distilled export gives them); how often each file's top-1 is
+    the simulation's.
     """
     import numpy as np
 
-    from zoo.export import _rounded_kernels, _tflite_bytes, _write_savedmodel, int8_simulation, int8_weights
+    from zoo.export import _tflite_bytes, _write_savedmodel, int8_simulation, rounded_weights
 
-    seen = np.asarray(contract[2](np.asarray(calibration)))
-    simulation = int8_simulation(start, seen, ranges=ranges)
-    kernels = _rounded_kernels(simulation)
-    for variable in simulation.weights:
-        if id(variable) in kernels:
-            variable.assign(int8_weights(np.asarray(variable), kernels[id(variable)]))
+    with rounded_weights(start):  # the simulation copies the kernels on the int8 grid
+        simulation = int8_simulation(start, seen, ranges=ranges)
     simulated = np.concatenate([np.asarray(simulation.predict_on_batch(x)) for x in inputs])
     report("the int8 simulation distillation trains", simulated)
-    _write_savedmodel(start, *contract[:2], folder)
+    _write_savedmodel(start, *contract, folder)
     for label, given in (("TFLite's calibrated ranges", None), ("the simulation's", ranges)):
         got = run_batches(_tflite_bytes(folder, "int8", calibration, given), batches)
         report(f"the int8 file of those weights, {label}", got)
@@ -353,9 +350,10 @@ def main() -> int:
                 entry, model, seen, transform, args.data, args.distilled, args.distilled_steps
             )
             print(f"{label}:")
-            contract = (baked, shape, transform)
             folder = Path(tmp) / "simulated"
-            simulation_fidelity(start, ranges, calibration, contract, keras_inputs, batches, folder, whole)
+            simulation_fidelity(
+                start, ranges, seen, calibration, (baked, shape), keras_inputs, batches, folder, whole
+            )
         saved = Path(tmp) / "saved_model"
         _write_savedmodel(model, baked, shape, saved)
         minmax = converter(saved, calibration).convert()

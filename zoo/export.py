@@ -856,6 +856,7 @@ def distil_int8(
     checkpoint: str | os.PathLike[str] | None = None,
     inputs: dict[str, Any] | None = None,
     overwrite: bool = False,
+    ranges: Ranges | None = None,
 ) -> Any:
     """Quantisation-aware distillation: float weights whose int8 model follows ``model``'s outputs.
 
@@ -882,6 +883,8 @@ def distil_int8(
             ``inputs`` continues from it, or returns at once when it is finished.
         inputs: What the run depends on (:func:`distillation_inputs`); needed with ``checkpoint``.
         overwrite: Start again over another run's state in ``checkpoint``.
+        ranges: The simulated activation ranges (:func:`int8_ranges` of ``start`` on
+            ``calibration``, which is what they default to).
 
     Returns:
         A model of ``model``'s architecture with the distilled float weights.
@@ -894,7 +897,7 @@ def distil_int8(
 
     from zoo.tasks.inference import predict_fn
 
-    student = int8_simulation(model if start is None else start, calibration)
+    student = int8_simulation(model if start is None else start, calibration, ranges=ranges)
     optimizer = keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(QAT_LEARNING_RATE, steps))
     optimizer.build(student.trainable_variables)
     with _distillation_state(checkpoint, inputs, student, optimizer, overwrite) as state:
@@ -1563,6 +1566,7 @@ def _distilled(
     train = ResizedImages(source, _export_resize(entry))
     inputs = distillation_inputs(entry, source, steps=steps, data=data)
     start, corrected = bias_corrected(model, seen)
+    ranges = int8_ranges(start, seen)
     distilled = distil_int8(
         model,
         train,
@@ -1573,6 +1577,7 @@ def _distilled(
         checkpoint=qat["checkpoint"],
         inputs=inputs,
         overwrite=qat["overwrite"],
+        ranges=ranges,
     )
     extra["qat"] = (
         f"{steps} steps of quantisation-aware distillation (batch {QAT_BATCH}, Adam "
@@ -1587,7 +1592,7 @@ def _distilled(
     if qat["checkpoint"] is not None:  # the state may come from another machine and backend
         with np.load(Path(qat["checkpoint"]) / _DistillationState.FILE) as saved:
             extra["qat_state"] = f"kept in --qat-checkpoint, last saved by Keras on {saved['backend']}"
-    return distilled, int8_ranges(start, seen)
+    return distilled, ranges
 
 
 def _json(record: dict[str, Any]) -> str:

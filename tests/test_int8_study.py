@@ -16,8 +16,14 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 @pytest.mark.slow
 @pytest.mark.skipif(not (DATA_DIR / "mnist").is_dir(), reason=f"no MNIST under {DATA_DIR}")
-def test_int8_study_compares_both_ranges_and_int16_with_keras():
+def test_int8_study_compares_both_ranges_and_int16_with_keras(tmp_path):
+    from zoo.export import export
+
+    given = tmp_path / "lenet5-int8.tflite"
+    export("lenet5.mnist", "tflite", given, quantize="int8", data="mnist", data_dir=str(DATA_DIR))
     args = [
+        "--file",
+        str(given),
         "--entry",
         "lenet5.mnist",
         "--data",
@@ -43,6 +49,15 @@ def test_int8_study_compares_both_ranges_and_int16_with_keras():
     out = proc.stdout
     assert "calibration: 200 mnist train images" in out
     agreement = dict(re.findall(r"^(.+?): top-1 agreement ([\d.]+)% of", out, re.M))
+    row = r"^(.+?): top-1 agreement ([\d.]+)% of \d+, logit error std ([\d.]+), Keras' top-1 in its top 5 "
+    row += r"on ([\d.]+)%, top-1 agreement ([\d.]+|nan)% on the ([\d.]+)% with a Keras gap of at least 0.3"
+    rows = {label: values for label, *values in re.findall(row, out, re.M)}
+    assert set(rows) == set(agreement), out
+    assert all(float(top1) <= float(top5) for top1, _, top5, _, _ in rows.values()), out
+    # the file zoo export wrote is the model the study rebuilds as zoo export makes it
+    made = rows.pop("int8 as zoo export makes it: quantile ranges, weights rounded and bias-corrected")
+    assert rows.pop(f"the int8 file {given} (no distillation)") == made, out
+    agreement.pop(f"the int8 file {given} (no distillation)")
     kept_float = [
         k for k in agreement if re.fullmatch(r"int8 quantile ranges, the [1-9]\d* FULLY_CONNECTED .*", k)
     ]
@@ -65,9 +80,11 @@ def test_int8_study_compares_both_ranges_and_int16_with_keras():
         *(f"the int8 file of those weights, {ranges}" for ranges in files),
     }
     assert simulated <= set(agreement), out
-    pattern = r"^  its top-1 is the simulation's on ([\d.]+)%; logit difference std [\d.]+$"
+    pattern = r"^  its top-1 is the simulation's on ([\d.]+)%; logit difference std ([\d.]+)$"
     followed = re.findall(pattern, out, re.M)
-    assert len(followed) == 2 and all(float(v) >= 95 for v in followed), out
+    assert len(followed) == 2 and all(float(v) >= 95 for v, _ in followed), out
+    (_, calibrated), (_, given) = followed  # the simulation's ranges bring the file closer to it, not further
+    assert float(given) <= 1.2 * float(calibrated), out
     first = [k for k in agreement if re.fullmatch(r"int8 as zoo export makes it, the first [12] .*", k)]
     grid = [
         k
@@ -95,3 +112,19 @@ def test_int8_study_compares_both_ranges_and_int16_with_keras():
     assert all(float(v) >= 95 for v in agreement.values()), out  # LeNet-5 on MNIST: confident logits
     latency = r"^batch (1|64) latency: min/max ranges [\d.]+ ms, quantile ranges [\d.]+ ms$"
     assert re.findall(latency, out, re.M) == ["1", "64"]
+
+
+def test_int8_study_refuses_a_file_that_is_not_an_int8_export_of_the_entry(tmp_path):
+    from tools.int8_study import given_file
+    from zoo.export import export
+
+    path = tmp_path / "lenet5.tflite"
+    export("lenet5.mnist", "tflite", path)  # float32
+
+    def refuse(message: str) -> None:
+        raise SystemExit(message)
+
+    with pytest.raises(SystemExit, match="not an int8 zoo export of lenet5.mnist"):
+        given_file(str(path), "lenet5.mnist", [], print, refuse)
+    with pytest.raises(SystemExit, match="not an int8 zoo export of resnet20.cifar10"):
+        given_file(str(path), "resnet20.cifar10", [], print, refuse)

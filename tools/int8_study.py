@@ -21,6 +21,12 @@ On the first ``--images`` test images of ``--data`` (shaped as the export shapes
   shift, a mirror; how much top-1 agreement the images' near-ties allow at all;
 - what the int8 logits' own rounding costs: the Keras logits rounded to the int8 model's output
   grid (tied top-1 logits, which ``argmax`` resolves to the first class, are counted);
+- any int8 file ``zoo export`` wrote for the entry (``--file PATH``, repeatable), a distilled one say.
+
+Each model is reported by its top-1 agreement with Keras, its logit error, how often Keras'
+top-1 is among its five largest outputs, and its top-1 agreement on the images whose Keras
+top-1 logit leads the second by at least ``--clear-gap``. Also:
+
 - the latency of the two int8 models side by side at batch 1 and 64 (best of several calls).
 
 Usage:
@@ -28,7 +34,7 @@ Usage:
         [--data cifar10] [--images 1000] [--int16 500] \\
         [--float-ops DEPTHWISE_CONV_2D,FULLY_CONNECTED,CONV_2D] [--weights-only] [--activations] \\
         [--perturbations] [--float-first 2,3] [--simulation] \\
-        [--distilled DIR [--distilled-steps 1000]]
+        [--distilled DIR [--distilled-steps 1000]] [--file e.tflite] [--clear-gap 0.3]
 """
 
 from __future__ import annotations
@@ -242,6 +248,18 @@ def perturbations(forward, transform, batches: list, report) -> None:
         report(f"Keras (float) on its images {label}", got)
 
 
+def given_file(path: str, name: str, batches: list, report, error) -> None:
+    """Report an int8 file ``zoo export`` wrote of the weights ``name`` (``error``: refuse another)."""
+    from zoo.export import tflite_record
+
+    record = tflite_record(path) or {}
+    contract = record.get("input_contract", {})
+    if record.get("weights") != name or record.get("quantize") != "int8" or contract.get("dtype") != "uint8":
+        error(f"{path}: not an int8 zoo export of {name} taking uint8 images")
+    label = f"the int8 file {path} ({record.get('qat', 'no distillation')})"
+    report(label, run_batches(Path(path).read_bytes(), batches))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--entry", default="efficientnet_lite0.in1k", help="an image classifier's weights")
@@ -280,6 +298,18 @@ def main() -> int:
         help="--simulation on the weights of this finished --qat-checkpoint folder (default images)",
     )
     parser.add_argument("--distilled-steps", type=int, default=1000, help="the steps --distilled was run for")
+    parser.add_argument(
+        "--clear-gap",
+        type=float,
+        default=0.3,
+        help="also report top-1 agreement on the images whose Keras top-1 leads its top-2 by this much",
+    )
+    parser.add_argument(
+        "--file",
+        action="append",
+        default=[],
+        help="an int8 TFLite file of the entry (as zoo export writes it) to compare too; repeatable",
+    )
     parser.add_argument(
         "--perturbations",
         action="store_true",
@@ -328,10 +358,15 @@ def main() -> int:
     )
 
     def report(label: str, got, n: int) -> None:
-        agree = 100 * np.mean(got.argmax(-1) == want[:n].argmax(-1))
+        same = got.argmax(-1) == want[:n].argmax(-1)
+        top5 = 100 * np.mean(np.any(np.argsort(got, -1)[:, -5:] == want[:n].argmax(-1)[:, None], -1))
+        clear = gap[:n] >= args.clear_gap
         tied = 100 * np.mean((got == got.max(-1, keepdims=True)).sum(-1) > 1)  # argmax takes the first
         print(
-            f"{label}: top-1 agreement {agree:.2f}% of {n}, logit error std {np.std(got - want[:n]):.3f}"
+            f"{label}: top-1 agreement {100 * np.mean(same):.2f}% of {n}, logit error std "
+            f"{np.std(got - want[:n]):.3f}, Keras' top-1 in its top 5 on {top5:.2f}%, top-1 agreement "
+            f"{100 * np.mean(same[clear]) if clear.any() else float('nan'):.2f}% on the "
+            f"{100 * np.mean(clear):.1f}% with a Keras gap of at least {args.clear_gap}"
             + (f", top-1 tied on {tied:.2f}%" if tied else "")
         )
 
@@ -344,6 +379,8 @@ def main() -> int:
     }
     for flag in (flag for flag in studies if getattr(args, flag)):
         studies[flag]()
+    for path in args.file:
+        given_file(path, entry.name, batches, whole, parser.error)
     with tempfile.TemporaryDirectory(prefix="zoo-int8-study-") as tmp:
         if args.simulation or args.distilled:
             label, start, ranges = simulated_weights(

@@ -229,9 +229,26 @@ def _tensor_layers(name: bytes | str) -> set[str]:
     return layers
 
 
-def _given_range(name: bytes | str, ranges: Ranges | None) -> tuple[float, float] | None:
-    """The range ``ranges`` gives the layer whose output the TFLite tensor ``name`` holds, if one."""
-    given = {ranges[layer] for layer in _tensor_layers(name) if layer in (ranges or {})}
+def _layer_outputs(subgraph: Any) -> dict[int, set[str]]:
+    """Tensor index -> the Keras layers whose output the tensor holds, in a TFLite ``subgraph``.
+
+    Those its name lists (:func:`_tensor_layers`), less those the outputs of its consumers
+    also list: a convolution's output before the tanh of the same layer is a step inside
+    that layer, not its output.
+    """
+    layers = {i: _tensor_layers(tensor.name) for i, tensor in enumerate(subgraph.tensors)}
+    inner: dict[int, set[str]] = {i: set() for i in layers}
+    for op in subgraph.operators:
+        later = set().union(*(layers[i] for i in op.outputs if i >= 0))
+        for i in op.inputs:
+            if i >= 0:
+                inner[i] |= later
+    return {i: layers[i] - inner[i] for i in layers}
+
+
+def _given_range(layers: set[str], ranges: Ranges | None) -> tuple[float, float] | None:
+    """The range ``ranges`` gives the layers whose output a TFLite tensor holds, if just one."""
+    given = {ranges[layer] for layer in layers if layer in (ranges or {})}
     return given.pop() if len(given) == 1 else None
 
 
@@ -278,8 +295,9 @@ def _int8_calibrated(converter: Any, calibration: Any, ranges: Ranges | None = N
                 del samples[i]
                 continue
             samples[i].append(values[rng.integers(0, values.size, min(values.size, 2000))])
+    outputs = _layer_outputs(model.subgraphs[0])
     for i in samples:
-        lo, hi = _given_range(tensors[i].name, ranges) or _clipped_range(samples[i])
+        lo, hi = _given_range(outputs[i], ranges) or _clipped_range(samples[i])
         tensors[i].quantization.min = np.array([lo], np.float32)
         tensors[i].quantization.max = np.array([hi], np.float32)
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
@@ -1839,6 +1857,9 @@ def _compare_on_test(
 ) -> dict[str, float]:
     """Top-1 agreement of the TFLite file with Keras on ``test``, and both accuracies.
 
+    Also how often Keras' top-1 class is among the file's five largest outputs
+    (``top5_agreement``): near-ties that int8 rounding reorders still keep it there.
+
     ``test`` comes from :func:`_evaluation_split`; accuracies are given only when its
     data is the entry's own (the labels are the model's). Both see the images as the
     export's callers give them (resized by :func:`zoo.preprocessing.geometry_transform`),
@@ -1852,7 +1873,7 @@ def _compare_on_test(
     where, own, ds = test
     geometry, baked = _export_resize(entry), zoo.data.image_transform(_image_contract(entry)[0])
     fn = predict_fn(model, fold=False)
-    keras_ok = tfl_ok = agree = total = 0
+    keras_ok = tfl_ok = agree = in_top5 = total = 0
     interp = tflite_interpreter(model_path=str(path))
     inp = interp.get_input_details()[0]
     for raw, y in ds:
@@ -1864,13 +1885,16 @@ def _compare_on_test(
         interp.allocate_tensors()
         interp.set_tensor(inp["index"], feed.astype(inp["dtype"]))
         interp.invoke()
-        tfl_top = np.argmax(interp.get_tensor(interp.get_output_details()[0]["index"]), -1)
+        tfl_out = interp.get_tensor(interp.get_output_details()[0]["index"])
+        tfl_top = np.argmax(tfl_out, -1)
         keras_ok += int(np.sum(keras_top == y.numpy()))
         tfl_ok += int(np.sum(tfl_top == y.numpy()))
         agree += int(np.sum(tfl_top == keras_top))
+        in_top5 += int(np.sum(np.argsort(-tfl_out, -1, kind="stable")[:, :5] == keras_top[:, None]))
         total += len(y)
     result = {
         "top1_agreement": 100 * agree / total,
+        "top5_agreement": 100 * in_top5 / total,
         "num_examples": total,
         "evaluation_data": where,
     }

@@ -30,6 +30,56 @@ def test_listing_commands_do_not_import_tensorflow(argv):
     assert proc.returncode == 0, proc.stderr
 
 
+@pytest.mark.parametrize(
+    ("argv", "code"),
+    [(["predict", "--help"], 0), (["export", "--help"], 0), (["predict", "bert_mini", "hello"], 1)],
+)
+def test_help_and_refusals_do_not_wait_for_tensorflow(argv, code):
+    """Without the user's TF_CPP_MIN_LOG_LEVEL the CLI quiets TensorFlow's start, but only when a
+    command imports it: a command's help, or a refusal made before any model runs, never loads it."""
+    import os
+
+    script = (
+        "import sys; from zoo.cli import cli\n"
+        f"try:\n    cli({argv!r}, prog_name='zoo')\n"
+        f"except SystemExit as e:\n    assert (e.code or 0) == {code}, e.code\n"
+        "heavy = sorted(m for m in ('tensorflow', 'keras', 'tensorflow_datasets') if m in sys.modules)\n"
+        "assert not heavy, heavy"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=env
+    )
+    assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.parametrize("backend", ["tensorflow", "jax", "torch"])
+def test_tensorflow_starts_quietly_whoever_imports_it_first(backend):
+    """With JAX or PyTorch, TensorFlow comes in through Keras or tf.data, after probes that only look
+    for it (find_spec): its start-up lines still stay off the terminal, and the import is the real one."""
+    import os
+
+    script = (
+        "import importlib.util, sys; from zoo.cli._app import quiet_tensorflow_start\n"
+        "quiet_tensorflow_start()\n"
+        "assert importlib.util.find_spec('tensorflow') is not None and 'tensorflow' not in sys.modules\n"
+        "import keras, tensorflow as tf\n"
+        "loader = type(tf.__spec__.loader).__name__\n"
+        "print(tf.reduce_sum(tf.ones(3)).numpy(), keras.backend.backend(), loader)"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    env["KERAS_BACKEND"] = backend
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300, env=env
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split()[:2] == ["3.0", backend] and "Quiet" not in proc.stdout, proc.stdout
+    noise = [
+        line for line in proc.stderr.splitlines() if "I0000" in line or "cuInit" in line or "oneDNN" in line
+    ]
+    assert not noise, noise
+
+
 def test_python_dash_m_entry_point():
     proc = subprocess.run(
         [sys.executable, "-m", "zoo", "list", "lenet*"], capture_output=True, text=True, timeout=120

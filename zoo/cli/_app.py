@@ -1,14 +1,15 @@
 """The ``zoo`` click group, its error handling and the output helpers its commands share.
 
 Library errors (:class:`zoo.errors.ZooError`) become one line on stderr and exit
-status 1; usage errors exit 2. TensorFlow is only imported by commands that run
-models, so ``zoo list``, ``zoo info`` and ``zoo --help`` stay fast.
+status 1; usage errors exit 2. TensorFlow is only imported when a command first
+needs it, so listings, help and refusals stay fast.
 """
 
 from __future__ import annotations
 
 import contextlib
 import contextvars
+import importlib.abc
 import json
 import logging
 import os
@@ -164,46 +165,75 @@ Examples:
 @click.pass_context
 def cli(ctx: click.Context) -> None:
     """A Keras 3 model zoo: classic architectures with verified pretrained weights."""
-    if "TF_CPP_MIN_LOG_LEVEL" not in os.environ and ctx.invoked_subcommand not in LIGHT_COMMANDS:
+    if "TF_CPP_MIN_LOG_LEVEL" not in os.environ:
         quiet_tensorflow_start()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
-#: Commands that start without TensorFlow (verify loads it only for --golden): they stay fast.
-LIGHT_COMMANDS = ("list", "info", "pull", "verify")
-
-
 def quiet_tensorflow_start() -> None:
-    """Import TensorFlow with its C++ start-up log lines (oneDNN, CUDA probing) kept off the terminal.
+    """Have TensorFlow, whenever a command first imports it, start with its C++ log lines off the terminal.
 
-    Its Python logger then reports errors only.
-
-    Only when the user has not chosen a level with ``TF_CPP_MIN_LOG_LEVEL``; Python errors
-    still surface. The lines are written before TensorFlow reads any setting, so the only
-    way to keep them quiet is to point file descriptor 2 elsewhere while it starts.
+    Its Python logger then reports errors only. Only when the user has not chosen a level with
+    ``TF_CPP_MIN_LOG_LEVEL``; Python errors still surface. The lines (oneDNN, CUDA probing) are
+    written before TensorFlow reads any setting, so the only way to keep them quiet is to point
+    file descriptor 2 elsewhere while it starts. Nothing is imported here: help, listings and
+    refusals stay fast, and a command that never needs TensorFlow never loads it.
     """
-    import contextlib
-    import sys
-
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    # TensorFlow's Python warnings (SavedModel serialisation notes, retracing) are not the user's
+    # business; TF_CPP_MIN_LOG_LEVEL set by the user keeps them all.
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    if "tensorflow" not in sys.modules and not any(isinstance(f, _QuietStart) for f in sys.meta_path):
+        sys.meta_path.insert(0, _QuietStart())
+
+
+@contextlib.contextmanager
+def _stderr_off() -> Iterator[None]:
+    """File descriptor 2 pointed at the null device (nothing to do without a real one)."""
     try:
         saved = os.dup(2)
     except OSError:  # no real stderr (embedded): nothing to silence
+        yield
         return
     try:
         with open(os.devnull, "w") as devnull:
             sys.stderr.flush()
             os.dup2(devnull.fileno(), 2)
-            with contextlib.suppress(ImportError):
-                import tensorflow as tf
-
-                tf.config.list_physical_devices("GPU")  # the CUDA probe logs here
-                # TensorFlow's Python warnings (SavedModel serialisation notes, retracing) are not
-                # the user's business; TF_CPP_MIN_LOG_LEVEL set by the user keeps them all.
-                logging.getLogger("tensorflow").setLevel(logging.ERROR)
+            yield
     finally:
+        sys.stderr.flush()
         os.dup2(saved, 2)
         os.close(saved)
+
+
+class _QuietStart(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Finds ``tensorflow`` the first time it is imported and runs its start with stderr off."""
+
+    def find_spec(self, fullname: str, path: Any, target: Any = None) -> Any:
+        if fullname != "tensorflow":
+            return None
+        for finder in sys.meta_path:  # the finder that would find it; found only to look is not imported
+            spec = (
+                None
+                if finder is self
+                else getattr(finder, "find_spec", lambda *a: None)(fullname, path, target)
+            )
+            if spec is not None and spec.loader is not None:
+                self.loader, spec.loader = spec.loader, self
+                return spec
+        return None
+
+    def create_module(self, spec: Any) -> Any:
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module: Any) -> None:
+        if self in sys.meta_path:  # once: later imports find it in sys.modules
+            sys.meta_path.remove(self)
+        module.__loader__ = module.__spec__.loader = self.loader
+        with _stderr_off():
+            self.loader.exec_module(module)
+            module.config.list_physical_devices("GPU")  # the CUDA probe logs here
+        logging.getLogger("tensorflow").setLevel(logging.ERROR)
 
 
 def main() -> None:

@@ -87,6 +87,36 @@ def test_distillation_changes_the_weights_and_leaves_the_teacher_alone():
     assert any(changed) and distilled.name == model.name
 
 
+def test_activations_tflite_runs_apart_are_simulated_as_layers_of_their_own():
+    """A convolution's sigmoid and a dense layer's tanh (ops of their own in TFLite): the simulation
+    rounds the tensor before each and fixes the range after it; the distilled model keeps them inside."""
+    import keras
+
+    from zoo.export import FIXED_RANGES, int8_simulation, split_activations
+
+    keras.utils.set_random_seed(0)
+    x = keras.Input((12, 12, 3))
+    y = keras.layers.Conv2D(8, 3, activation="sigmoid", name="conv")(x)
+    y = keras.layers.AveragePooling2D(2, name="pool")(y)
+    y = keras.layers.Flatten(name="flat")(y)
+    y = keras.layers.Dense(6, activation="tanh", name="dense")(y)
+    model = keras.Model(x, keras.layers.Dense(5, name="logits")(y), name="squashed")
+    images = _images()
+    split = split_activations(model)
+    inputs = _transform(images[:8])
+    np.testing.assert_allclose(split.predict_on_batch(inputs), model.predict_on_batch(inputs), atol=1e-5)
+    simulation = int8_simulation(model, inputs)
+    rounded = {layer.name: layer for layer in simulation.layers if layer.name.startswith("int8_")}
+    assert {"int8_conv", "int8_conv_sigmoid", "int8_pool", "int8_dense", "int8_dense_tanh"} <= set(rounded)
+    assert (rounded["int8_conv_sigmoid"].lo, rounded["int8_conv_sigmoid"].hi) == FIXED_RANGES["sigmoid"]
+    assert (rounded["int8_pool"].lo, rounded["int8_pool"].hi) == FIXED_RANGES["sigmoid"]  # its input's scale
+    assert (rounded["int8_dense_tanh"].lo, rounded["int8_dense_tanh"].hi) == FIXED_RANGES["tanh"]
+    distilled = _distil(model, images)
+    assert [layer.name for layer in distilled.layers[1:]] == [layer.name for layer in model.layers[1:]]
+    assert distilled.get_layer("dense").activation.__name__ == "tanh"
+    assert not np.array_equal(_weights(distilled)[0], _weights(model)[0])
+
+
 def test_a_cut_off_distillation_resumes_to_the_same_weights(tmp_path, every_two_steps):
     model, images = _model(), _images()
     straight = _weights(_distil(model, images))

@@ -828,18 +828,61 @@ def test_a_given_range_is_not_put_on_a_step_inside_a_layer(tmp_path):
     """LeNet-5's convolutions end in a tanh TFLite does not fuse: the convolution's output, before
     the tanh, keeps the (wider) range calibration gives it, not the tanh output's [-1, 1]."""
     from zoo import api
-    from zoo.export import _sample_images, _tflite_bytes, _write_savedmodel, int8_ranges
+    from zoo.export import _sample_images, _tflite_bytes, _write_savedmodel
 
-    model = api.load("lenet5.mnist")
+    model = api.load("lenet5.mnist")  # not split_activations' copy: each tanh inside its layer
     shape = tuple(model.input_shape[1:])
     calibration = _sample_images(shape, 24).astype(np.float32) / 255.0
-    ranges = int8_ranges(model, calibration)
+    ranges = {name: (-1.0, 127 / 128) for name in ("c1", "s2", "c3", "s4", "c5", "f6")}
     _write_savedmodel(model, None, shape, tmp_path / "saved")
     given = _given_scales(_tflite_bytes(tmp_path / "saved", "int8", calibration, ranges), ranges)
     tanh = [scale for r, scale in given if r is not None and r[1] - r[0] <= 2]
     own = [scale for r, scale in given if r is None]
     assert len(tanh) >= 5  # c1, s2, c3, s4, c5, f6: each in [-1, 1]
     assert sum(scale > 2 * 2 / 255 for scale in own) >= 4, given  # c1, c3, c5, f6 before their tanh
+
+
+def test_activations_tflite_runs_apart_are_split_simulated_and_given_their_ranges(tmp_path):
+    """LeNet-5's tanh is an op of its own in TFLite, after an int8 tensor holding the convolution's
+    output: split_activations makes it a layer of its own (the same function), the simulation
+    rounds both tensors, and a file converted from the split model takes every range given, the
+    tanh's and the average pooling's being those TFLite fixes."""
+    from zoo import api
+    from zoo.export import (
+        FIXED_RANGES,
+        _sample_images,
+        _tflite_bytes,
+        _write_savedmodel,
+        int8_ranges,
+        int8_simulation,
+        quantized_outputs,
+        split_activations,
+    )
+
+    model = api.load("lenet5.mnist")
+    split = split_activations(model)
+    assert split_activations(split) is split
+    assert [layer.name for layer in split.layers if layer.name.endswith("_tanh")] == [
+        "c1_tanh",
+        "c3_tanh",
+        "c5_tanh",
+        "f6_tanh",
+    ]
+    x = _sample_images(tuple(model.input_shape[1:]), 32).astype(np.float32) / 255.0
+    np.testing.assert_allclose(np.asarray(split(x)), np.asarray(model(x)), atol=1e-5)
+    names = [layer.name for layer in quantized_outputs(model)]
+    assert names[:3] == ["c1", "c1_tanh", "s2"], names
+    simulation = int8_simulation(model, x)
+    assert {f"int8_{name}" for name in names} <= {layer.name for layer in simulation.layers}
+    ranges = int8_ranges(model, x)
+    assert ranges["c1_tanh"] == ranges["s2"] == FIXED_RANGES["tanh"]
+    assert ranges["c1"][1] - ranges["c1"][0] > 2, "the convolution's output before its tanh is wider"
+    _write_savedmodel(split, None, tuple(model.input_shape[1:]), tmp_path / "saved")
+    blob = _tflite_bytes(tmp_path / "saved", "int8", x, ranges)
+    given = _given_scales(blob, ranges)
+    for (lo, hi), scale in [(r, scale) for r, scale in given if r is not None]:
+        assert scale == pytest.approx((hi - lo) / 255, rel=1e-5), (lo, hi)
+    assert {ranges[name] for name in names if name != "head"} <= {r for r, _ in given}
 
 
 def test_the_int8_file_rounds_each_activation_to_the_range_it_is_given(tmp_path):

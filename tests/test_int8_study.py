@@ -83,8 +83,12 @@ def test_int8_study_compares_both_ranges_and_int16_with_keras(tmp_path):
     pattern = r"^  its top-1 is the simulation's on ([\d.]+)%; logit difference std ([\d.]+)$"
     followed = re.findall(pattern, out, re.M)
     assert len(followed) == 2 and all(float(v) >= 95 for v, _ in followed), out
-    (_, calibrated), (_, given) = followed  # the simulation's ranges bring the file closer to it, not further
-    assert float(given) <= 1.2 * float(calibrated), out
+    (_, calibrated), (_, simulated_ranges) = followed  # the simulation's ranges: the file no further from it
+    assert float(simulated_ranges) <= 1.2 * float(calibrated), out
+    # the simulation stands for the file: nearer to it than Keras is (with LeNet-5's tanh left inside
+    # its convolution, unsimulated, it was further: 0.243 against 0.220 on 1,000 images)
+    keras_error = rows["the int8 file of those weights, the simulation's"][1]
+    assert float(simulated_ranges) < 0.7 * float(keras_error), out
     first = [k for k in agreement if re.fullmatch(r"int8 as zoo export makes it, the first [12] .*", k)]
     grid = [
         k

@@ -523,6 +523,56 @@ def _passthrough_layers() -> tuple[type, ...]:
     )
 
 
+#: Activations TFLite fuses into the convolution or dense layer computing them (others are ops of their own).
+FUSED_ACTIVATIONS = ("linear", "relu", "relu6")
+#: Output ranges TFLite's int8 kernels fix for some activations (a scale of 1/128 or 1/256).
+FIXED_RANGES = {"tanh": (-1.0, 127 / 128), "sigmoid": (0.0, 255 / 256)}
+
+
+def _activation_name(layer: Any) -> str:
+    return getattr(getattr(layer, "activation", None), "__name__", "linear")
+
+
+def split_activations(model: Any) -> Any:
+    """``model`` with each activation TFLite runs apart from its layer (a convolution's tanh, say) as a layer.
+
+    A convolution or dense layer whose own activation is not one TFLite fuses
+    (:data:`FUSED_ACTIVATIONS`) computes linearly and is followed by an ``Activation`` layer
+    named ``<layer>_<activation>``: the same function, with the int8 tensor TFLite keeps
+    between the two as a layer output that can be simulated and given a range. ``model``
+    itself when it has none.
+    """
+    import keras
+
+    kinds = (keras.layers.Conv2D, keras.layers.DepthwiseConv2D, keras.layers.Dense)
+    split = {
+        layer.name: layer.activation
+        for layer in model.layers
+        if isinstance(layer, kinds) and _activation_name(layer) not in FUSED_ACTIVATIONS
+    }
+    if not split:
+        return model
+
+    def clone(layer: Any) -> Any:
+        config = layer.get_config()
+        if layer.name in split:
+            config["activation"] = "linear"
+        return layer.__class__.from_config(config)
+
+    def call(layer: Any, *args: Any, **kwargs: Any) -> Any:
+        out = layer(*args, **kwargs)
+        if layer.name not in split:
+            return out
+        activation = split[layer.name]
+        return keras.layers.Activation(activation, name=f"{layer.name}_{activation.__name__}")(out)
+
+    copy = keras.models.clone_model(model, clone_function=clone, call_function=call)
+    for layer in model.layers:
+        if layer.weights:
+            copy.get_layer(layer.name).set_weights(layer.get_weights())
+    return copy
+
+
 def _fuses(layer: Any, user: Any) -> bool:
     """Whether TFLite folds ``user`` into ``layer``, so that ``layer``'s own output is never int8."""
     import keras
@@ -538,12 +588,14 @@ def _fuses(layer: Any, user: Any) -> bool:
 
 
 def quantized_outputs(model: Any) -> list[Any]:
-    """The layers of ``model`` whose outputs TFLite's int8 model holds as int8 tensors.
+    """The layers of ``split_activations(model)`` whose outputs TFLite's int8 model holds as int8 tensors.
 
     Every layer's output is, except those TFLite fuses into the layer before them (a batch
     norm into its convolution, a ReLU into its convolution or norm) and those that keep
-    their input's scale (dropout, reshapes, max pooling).
+    their input's scale (dropout, reshapes, max pooling). A layer's activation TFLite
+    runs apart (:func:`split_activations`) is a layer of its own here.
     """
+    model = split_activations(model)
     users: dict[int, list[Any]] = {}
     for layer in model.layers:
         for node in layer._inbound_nodes:
@@ -580,8 +632,22 @@ def _fake_quant_layer() -> type:
     return FakeQuant
 
 
+def _producer(layer: Any) -> Any:
+    """The layer whose int8 output ``layer`` takes: the one before it, through layers that keep its scale."""
+    current = layer
+    while len(current._inbound_nodes) == 1 and len(current._inbound_nodes[0].parent_nodes) == 1:
+        current = current._inbound_nodes[0].parent_nodes[0].operation
+        if not isinstance(current, _passthrough_layers()):
+            return current
+    return None
+
+
 def _activation_ranges(model: Any, layers: list[Any], calibration: Any) -> dict[str, tuple[float, float]]:
-    """Each layer's output range on ``calibration``, as the export cuts it (:func:`_clipped_range`)."""
+    """Each layer's output range on ``calibration``, as the export cuts it (:func:`_clipped_range`).
+
+    Except where TFLite's int8 kernels fix it: a tanh's or sigmoid's (:data:`FIXED_RANGES`),
+    and an average pooling's, which is its input's.
+    """
     import keras
     import numpy as np
 
@@ -593,17 +659,26 @@ def _activation_ranges(model: Any, layers: list[Any], calibration: Any) -> dict[
         for i, values in enumerate(outputs if isinstance(outputs, list) else [outputs]):
             values = np.asarray(values).ravel()
             samples[i].append(values[rng.integers(0, values.size, min(values.size, 20000))])
-    return {layer.name: _clipped_range(values) for layer, values in zip(layers, samples, strict=True)}
+    ranges = {layer.name: _clipped_range(values) for layer, values in zip(layers, samples, strict=True)}
+    for layer in layers:  # in the graph's order: a pooling after a pooling takes the first one's range
+        if isinstance(layer, keras.layers.Activation) and _activation_name(layer) in FIXED_RANGES:
+            ranges[layer.name] = FIXED_RANGES[_activation_name(layer)]
+        producer = _producer(layer) if isinstance(layer, keras.layers.AveragePooling2D) else None
+        if producer is not None and producer.name in ranges:
+            ranges[layer.name] = ranges[producer.name]
+    return ranges
 
 
 def int8_ranges(model: Any, calibration: Any) -> Ranges:
     """The range :func:`int8_simulation` gives each int8 activation of ``model`` on ``calibration``.
 
-    Keyed by the name of the layer whose output it is, and also by the names of the layers
-    TFLite fuses into that one (a convolution and batch norm before a ReLU6), since a fused
-    tensor may be named after any of them. The export gives TFLite these ranges after
-    distillation, so that the file rounds each activation on the grid the weights were trained for.
+    Keyed by the name of the layer whose output it is (in :func:`split_activations` of
+    ``model``), and also by the names of the layers TFLite fuses into that one (a convolution
+    and batch norm before a ReLU6), since a fused tensor may be named after any of them. The
+    export gives TFLite these ranges after distillation, so that the file rounds each activation
+    on the grid the weights were trained for.
     """
+    model = split_activations(model)
     layers = quantized_outputs(model)
     ranges = _activation_ranges(model, layers, calibration)
     named = dict(ranges)
@@ -621,7 +696,7 @@ def int8_ranges(model: Any, calibration: Any) -> Ranges:
 def int8_simulation(
     model: Any, calibration: Any, only: Collection[str] | None = None, ranges: Ranges | None = None
 ) -> Any:
-    """A copy of ``model`` that computes as TFLite's int8 model of it would.
+    """A copy of ``model`` (:func:`split_activations` of it) that computes as TFLite's int8 model of it would.
 
     Each quantised activation (:func:`quantized_outputs`) goes through a fake-quantiser
     with the range the export gives it on ``calibration`` (model inputs). The copy has
@@ -645,6 +720,7 @@ def int8_simulation(
         )
     if isinstance(model.input, (list, tuple, dict)):
         raise InputError(f"quantisation-aware distillation takes one input; {model.name} has several")
+    model = split_activations(model)
     quantized = quantized_outputs(model)
     unknown = sorted(set(only or ()) - {layer.name for layer in quantized})
     if unknown:
@@ -1570,7 +1646,8 @@ def _distilled(
     """``model`` after ``qat["steps"]`` of :func:`distil_int8` on ``qat["images"]`` of ``data``'s train split.
 
     ``qat["checkpoint"]`` is where its state is kept; ``extra`` records how it was made.
-    Returns the distilled model and the activation ranges its simulation rounded to.
+    Returns the distilled model, its activations split as the ranges name them
+    (:func:`split_activations`), and the activation ranges its simulation rounded to.
     """
     import numpy as np
 
@@ -1610,7 +1687,7 @@ def _distilled(
     if qat["checkpoint"] is not None:  # the state may come from another machine and backend
         with np.load(Path(qat["checkpoint"]) / _DistillationState.FILE) as saved:
             extra["qat_state"] = f"kept in --qat-checkpoint, last saved by Keras on {saved['backend']}"
-    return distilled, ranges
+    return split_activations(distilled), ranges
 
 
 def _json(record: dict[str, Any]) -> str:

@@ -654,3 +654,41 @@ def test_extract_reads_text_files_with_the_vocabulary_beside_the_weights(tmp_pat
     with np.load(path) as saved:
         assert saved["labels"].tolist() == [1, 0, 1]  # the file's labels by name: neg 0, pos 1
         assert np.isfinite(saved["features"]).all() and np.ptp(saved["features"], axis=0).max() > 0
+
+
+def _reviews(path: Path, extra: str = "") -> Path:
+    good = ["a gripping, beautifully acted film", "moving and warm", "i loved every minute of it"]
+    bad = ["a dull, lifeless mess", "tedious and flat", "boring from start to end"]
+    rows = [(t, "pos") for t in good] * 4 + [(t, "neg") for t in bad] * 4
+    path.write_text("text,label\n" + "".join(f'"{t}",{label}\n' for t, label in rows) + extra)
+    return path
+
+
+def test_a_table_file_edited_in_place_is_other_data_to_a_finetune_run(tmp_path):
+    """A fine-tune resumes only on the same data: a CSV file was known by its name alone."""
+    from zoo.train.finetune import _data_fingerprint
+
+    data = _reviews(tmp_path / "reviews.csv")
+    before = _data_fingerprint(str(data), None)
+    assert _data_fingerprint(str(data), None) == before
+    _reviews(data, extra='"one more",pos\n')
+    after = _data_fingerprint(str(data), None)
+    assert after != before and after["file"] == before["file"] == str(data.resolve())
+
+
+@pytest.mark.slow
+def test_finetune_refuses_to_resume_on_an_edited_table_file(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from zoo.cli import cli
+
+    monkeypatch.delenv("ZOO_DATA_DIR", raising=False)
+    data, out = _reviews(tmp_path / "reviews.csv"), tmp_path / "out"
+    args = ["finetune", "lstm_classifier.mr", "--data", str(data), "--out", str(out), "--epochs", "1"]
+    first = CliRunner().invoke(cli, args)
+    assert first.exit_code == 0, first.output[-2000:]
+    card = (out / "card.json").read_text()
+    _reviews(data, extra='"one more",pos\n')
+    again = CliRunner().invoke(cli, args)
+    assert again.exit_code == 1 and "holds the output of another zoo finetune run (data:" in again.output
+    assert "--overwrite" in again.output and (out / "card.json").read_text() == card

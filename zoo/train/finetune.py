@@ -139,10 +139,17 @@ class EpochBatches:
 
 
 def _data_fingerprint(data: str, data_dir: str | None) -> dict[str, Any]:
-    """What identifies the training data: a folder's files (names, sizes, times) or a dataset name."""
+    """What identifies the training data: a folder's files, a table file's content, or a dataset name.
+
+    A folder is known by its files' names, sizes and times; a CSV/TSV/JSONL file by its sha256.
+    """
     import hashlib
 
+    from zoo.fileio import sha256_file
+
     folder = Path(os.path.expanduser(str(data)))
+    if folder.is_file():  # a CSV/TSV/JSONL table: rows edited in place keep its name
+        return {"file": str(folder.resolve()), "sha256": sha256_file(folder)}
     if folder.is_dir():
         digest = hashlib.sha256()
         count = 0

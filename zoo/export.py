@@ -529,6 +529,20 @@ FUSED_ACTIVATIONS = ("linear", "relu", "relu6")
 FIXED_RANGES = {"tanh": (-1.0, 127 / 128), "sigmoid": (0.0, 255 / 256)}
 
 
+def _weights_by_name(source: Any, target: Any) -> Any:
+    """``target`` with each of its layers that has weights given those of ``source``'s layer of that name."""
+    for layer in target.layers:
+        if layer.weights:
+            layer.set_weights(source.get_layer(layer.name).get_weights())
+    return target
+
+
+def _parent(layer: Any) -> Any:
+    """The one layer whose output ``layer`` takes, or ``None`` (an input layer, or several inputs)."""
+    nodes = layer._inbound_nodes
+    return nodes[0].parent_nodes[0].operation if len(nodes) == 1 and len(nodes[0].parent_nodes) == 1 else None
+
+
 def _activation_name(layer: Any) -> str:
     return getattr(getattr(layer, "activation", None), "__name__", "linear")
 
@@ -566,11 +580,7 @@ def split_activations(model: Any) -> Any:
         activation = split[layer.name]
         return keras.layers.Activation(activation, name=f"{layer.name}_{activation.__name__}")(out)
 
-    copy = keras.models.clone_model(model, clone_function=clone, call_function=call)
-    for layer in model.layers:
-        if layer.weights:
-            copy.get_layer(layer.name).set_weights(layer.get_weights())
-    return copy
+    return _weights_by_name(model, keras.models.clone_model(model, clone_function=clone, call_function=call))
 
 
 def _fuses(layer: Any, user: Any) -> bool:
@@ -634,12 +644,10 @@ def _fake_quant_layer() -> type:
 
 def _producer(layer: Any) -> Any:
     """The layer whose int8 output ``layer`` takes: the one before it, through layers that keep its scale."""
-    current = layer
-    while len(current._inbound_nodes) == 1 and len(current._inbound_nodes[0].parent_nodes) == 1:
-        current = current._inbound_nodes[0].parent_nodes[0].operation
-        if not isinstance(current, _passthrough_layers()):
-            return current
-    return None
+    current = _parent(layer)
+    while isinstance(current, _passthrough_layers()):
+        current = _parent(current)
+    return current
 
 
 def _activation_ranges(model: Any, layers: list[Any], calibration: Any) -> dict[str, tuple[float, float]]:
@@ -683,13 +691,10 @@ def int8_ranges(model: Any, calibration: Any) -> Ranges:
     ranges = _activation_ranges(model, layers, calibration)
     named = dict(ranges)
     for layer in layers:
-        current = layer
-        while len(current._inbound_nodes) == 1 and len(current._inbound_nodes[0].parent_nodes) == 1:
-            producer = current._inbound_nodes[0].parent_nodes[0].operation
-            if producer.name in ranges or not _fuses(producer, current):
-                break
+        current, producer = layer, _parent(layer)
+        while producer is not None and producer.name not in ranges and _fuses(producer, current):
             named.setdefault(producer.name, ranges[layer.name])
-            current = producer
+            current, producer = producer, _parent(producer)
     return named
 
 
@@ -745,11 +750,7 @@ def int8_simulation(
             return out
         return fake_quant(*ranges[layer.name], name=f"int8_{layer.name}")(out)
 
-    student = keras.models.clone_model(model, input_tensors=image, call_function=call)
-    for layer in model.layers:
-        if layer.weights:
-            student.get_layer(layer.name).set_weights(layer.get_weights())
-    return student
+    return _weights_by_name(model, keras.models.clone_model(model, input_tensors=image, call_function=call))
 
 
 def bias_corrected(model: Any, calibration: Any) -> tuple[Any, int]:
@@ -1012,11 +1013,7 @@ def distil_int8(
             if (done + 1) % QAT_CHECKPOINT_EVERY == 0 or done + 1 == steps:
                 step.sync()
                 state.save(done + 1)
-    plain = keras.models.clone_model(model)
-    for layer in plain.layers:
-        if layer.weights:
-            layer.set_weights(student.get_layer(layer.name).get_weights())
-    return plain
+    return _weights_by_name(student, keras.models.clone_model(model))
 
 
 class _DistillationState:

@@ -270,9 +270,13 @@ def test_bad_tables(tmp_path):
     wrong = tmp_path / "wrong.csv"
     wrong.write_text("sentence,polarity\na,1\n")
     with pytest.raises(
-        DataError, match=r"no column\(s\) \['text', 'label'\].*Rename yours to 'text' and 'label'"
+        DataError,
+        match=r"no column\(s\) \['text', 'label'\]; its columns are \['sentence', 'polarity'\]\. Name th",
     ):
         zd.load(wrong)
+    assert [
+        e["label"] for e in _collect(zd.load(wrong, text_column="sentence", label_column="polarity"))
+    ] == [1]
     empty = tmp_path / "empty.csv"
     empty.write_text("text,label\n")
     with pytest.raises(DataError, match="no usable rows"):
@@ -286,3 +290,19 @@ def test_bare_word_is_a_name_unless_it_only_exists_as_a_folder(tmp_path, monkeyp
     assert zd.info("mydata").label_names == ("a", "b")
     assert zd.info("mnist").name == "mnist"  # the named dataset wins
     assert zd.info("./mnist").label_names == ("a",)
+
+
+def test_table_columns_are_refused_for_data_that_is_not_a_table(tmp_path):
+    """They were ignored: a named dataset or an image folder read with columns it has not got."""
+    folder = tmp_path / "photos"
+    for label in ("a", "b"):
+        (folder / label).mkdir(parents=True)
+        (folder / label / "x.txt").write_text("some text")
+    for call in (zd.load, zd.info):
+        with pytest.raises(DataError, match="choose the columns of CSV/TSV/JSONL data; 'mnist' is a named"):
+            call("mnist", text_column="review")
+        with pytest.raises(
+            DataError, match="is a folder of examples in <label>/ sub-folders: leave them out"
+        ):
+            call(str(folder), label_column="stars")
+    assert zd.info(str(folder)).label_names == ("a", "b")  # the default columns are no choice

@@ -1088,3 +1088,16 @@ def test_qat_export_is_checked_against_the_original_keras_model(tmp_path):
     assert m["keras_top1_accuracy"] == 99.33 and m["top1_agreement"] >= 99.5, m
     assert m["top5_agreement"] == 100, m  # LeNet-5: wide margins, the int8 top-5 always holds Keras' top-1
     assert tflite_record(out)["qat"] == m["qat"]
+
+
+def test_in_top_k_ranks_ties_as_argmax_does():
+    import numpy as np
+
+    from zoo.export import in_top_k
+
+    outputs = np.array([[5, 4, 3, 2, 1, 1, 0], [1, 1, 1, 1, 1, 1, 1], [0, 9, 8, 7, 6, 5, 4]], np.float32)
+    # row 0: class 5 ties class 4 at fifth place and comes after it; row 1: all tie, the first five count
+    assert in_top_k(outputs, [4, 4, 0]).tolist() == [True, True, False]
+    assert in_top_k(outputs, [5, 5, 5]).tolist() == [False, False, True]
+    assert in_top_k(outputs, [0, 0, 1], k=1).tolist() == [True, True, True]
+    assert in_top_k(outputs, np.argmax(outputs, -1), k=1).all()

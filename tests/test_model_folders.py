@@ -54,6 +54,11 @@ def test_every_command_takes_a_finetuned_folder(finetuned, digits, tmp_path):
     assert top["label"] in card["labels"]
     evaluated = json.loads(_run("evaluate", finetuned, "--data", digits, "--json"))
     assert evaluated["measured"]["top1_accuracy"] > 40  # chance is 33.3%
+    # on its own data, the fold the card says it held out (it asked for a 'test' split the folder lacks)
+    assert card["dataset"]["kfold"] == [10, 0] and card["dataset"]["split"] == "test"
+    own = json.loads(_run("evaluate", finetuned, "--json"))
+    assert own["measured"]["top1_accuracy"] == pytest.approx(card["metrics"][0]["value"], abs=1e-3)
+    assert own["measured"]["num_examples"] < 0.2 * evaluated["measured"]["num_examples"]
     assert "local folder" in _run("info", finetuned)
     _run("extract", finetuned, "--data", digits, "--out", tmp_path / "f.npz")
     with np.load(tmp_path / "f.npz") as features:

@@ -692,3 +692,53 @@ def test_finetune_refuses_to_resume_on_an_edited_table_file(tmp_path, monkeypatc
     again = CliRunner().invoke(cli, args)
     assert again.exit_code == 1 and "holds the output of another zoo finetune run (data:" in again.output
     assert "--overwrite" in again.output and (out / "card.json").read_text() == card
+
+
+def test_table_columns_are_part_of_a_finetune_runs_data(tmp_path):
+    from zoo.train.finetune import _data_fingerprint, table_columns
+
+    data = _reviews(tmp_path / "reviews.csv")
+    assert table_columns() == table_columns("text", "label") == {}
+    chosen = table_columns("review", "stars")
+    assert chosen == {"text_column": "review", "label_column": "stars"}
+    plain = _data_fingerprint(str(data), None)
+    assert _data_fingerprint(str(data), None, {}) == plain  # runs made before columns resume as they were
+    assert _data_fingerprint(str(data), None, chosen) == {**plain, "columns": chosen}
+
+
+@pytest.mark.slow
+def test_finetune_and_evaluate_read_the_columns_they_are_given(tmp_path, monkeypatch):
+    """The CLI read only 'text' and 'label' columns; a table's own names had to be edited in."""
+    from click.testing import CliRunner
+
+    from zoo.cli import cli
+
+    monkeypatch.delenv("ZOO_DATA_DIR", raising=False)
+    plain = _reviews(tmp_path / "plain.csv").read_text().splitlines()
+    data, out = tmp_path / "reviews.csv", tmp_path / "out"
+    data.write_text(
+        "\n".join(["id,review,sentiment", *(f"{i},{row}" for i, row in enumerate(plain[1:]))]) + "\n"
+    )
+    args = ["finetune", "lstm_classifier.mr", "--data", str(data), "--out", str(out), "--epochs", "1"]
+    refused = CliRunner().invoke(cli, args)
+    assert refused.exit_code == 1 and "its columns are ['id', 'review', 'sentiment']" in refused.output
+    assert "--text-column and --label-column" in refused.output and not out.exists()
+    chosen = ["--text-column", "review", "--label-column", "sentiment"]
+    first = CliRunner().invoke(cli, [*args, *chosen, "--json"])
+    assert first.exit_code == 0, first.output[-2000:]
+    card = json.loads((out / "card.json").read_text())
+    assert card["dataset"]["columns"] == {"text": "review", "label": "sentiment"}
+    assert card["labels"] == ["neg", "pos"]
+    held_out = card["metrics"][0]["value"]
+    own = CliRunner().invoke(cli, ["evaluate", str(out), "--json"])  # the card says how to read its data
+    assert own.exit_code == 0, own.output[-2000:]
+    assert json.loads(own.output)["measured"]["top1_accuracy"] == pytest.approx(held_out, abs=1e-3)
+    other = CliRunner().invoke(
+        cli, ["evaluate", "lstm_classifier.mr", "--data", str(data), *chosen, "--json"]
+    )
+    assert other.exit_code == 0, other.output[-2000:]
+    assert json.loads(other.output)["measured"]["num_examples"] == 24
+    again = CliRunner().invoke(cli, [*args, "--text-column", "id", "--label-column", "sentiment"])
+    assert again.exit_code == 1 and "holds the output of another zoo finetune run (data:" in again.output
+    named = CliRunner().invoke(cli, ["evaluate", "lenet5", "--data", "mnist", "--text-column", "t"])
+    assert named.exit_code == 1 and "table columns are for text classifiers" in named.output

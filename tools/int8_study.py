@@ -329,6 +329,7 @@ def main() -> int:
         _int8_calibrated,
         _tflite_bytes,
         _write_savedmodel,
+        in_top_k,
         rounded_weights,
     )
     from zoo.preprocessing import geometry_transform
@@ -359,7 +360,7 @@ def main() -> int:
 
     def report(label: str, got, n: int) -> None:
         same = got.argmax(-1) == want[:n].argmax(-1)
-        top5 = 100 * np.mean(np.any(np.argsort(got, -1)[:, -5:] == want[:n].argmax(-1)[:, None], -1))
+        top5 = 100 * np.mean(in_top_k(got, want[:n].argmax(-1)))
         clear = gap[:n] >= args.clear_gap
         tied = 100 * np.mean((got == got.max(-1, keepdims=True)).sum(-1) > 1)  # argmax takes the first
         print(

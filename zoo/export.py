@@ -1926,6 +1926,26 @@ def _evaluation_split(entry: Any, data: str | None, data_dir: str | None) -> tup
     return f"{name}:{split}", own, ds
 
 
+def in_top_k(outputs: Any, classes: Any, k: int = 5) -> Any:
+    """Whether each row of ``outputs`` holds its entry of ``classes`` among its ``k`` largest values.
+
+    Ties rank the lower index first, as ``argmax`` does, so a class tied at the ``k``-th
+    place counts only when its index comes first.
+
+    Args:
+        outputs: Scores, shape ``(batch, classes)``.
+        classes: One class index per row.
+        k: How many of the largest scores count.
+
+    Returns:
+        A boolean array, one value per row.
+    """
+    import numpy as np
+
+    top = np.argsort(-np.asarray(outputs), -1, kind="stable")[:, :k]
+    return np.any(top == np.asarray(classes)[:, None], -1)
+
+
 def _compare_on_test(
     entry: Any, model: Any, path: Path, preprocessing: bool, test: tuple[str, bool, Any]
 ) -> dict[str, float]:
@@ -1964,7 +1984,7 @@ def _compare_on_test(
         keras_ok += int(np.sum(keras_top == y.numpy()))
         tfl_ok += int(np.sum(tfl_top == y.numpy()))
         agree += int(np.sum(tfl_top == keras_top))
-        in_top5 += int(np.sum(np.argsort(-tfl_out, -1, kind="stable")[:, :5] == keras_top[:, None]))
+        in_top5 += int(np.sum(in_top_k(tfl_out, keras_top)))
         total += len(y)
     result = {
         "top1_agreement": 100 * agree / total,

@@ -102,6 +102,18 @@ def runtime_option(note: str = "") -> Callable[[Callable[..., Any]], Callable[..
     )
 
 
+def columns_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The ``--text-column`` and ``--label-column`` options of the commands that read labelled text."""
+    for flag, default, what in (("--label-column", "label", "label"), ("--text-column", "text", "text")):
+        command = click.option(
+            flag,
+            default=default,
+            show_default=True,
+            help=f"CSV/TSV/JSONL data: the column holding the {what}.",
+        )(command)
+    return command
+
+
 def echo_json(data: Any) -> None:
     """Print ``data`` as JSON on stdout (the real one, inside a ``--json`` command)."""
     click.echo(json.dumps(data, indent=2, sort_keys=True, default=str), file=_JSON_STDOUT.get())

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from zoo.cli._app import cli, echo_json, runtime_option
+from zoo.cli._app import cli, columns_options, echo_json, runtime_option
 from zoo.errors import InputError
 from zoo.tasks.evaluate import TTA_MODES
 
@@ -24,7 +24,11 @@ def _forward(name: str, runtime: str) -> Callable[[Any], Any] | None:
 
 @cli.command("evaluate")
 @click.argument("name")
-@click.option("--data", help="Dataset: a name, tfds:NAME[:SPLIT] or a folder (default: the manifest's).")
+@click.option(
+    "--data",
+    help="Dataset: a name, tfds:NAME[:SPLIT], a folder or a CSV/TSV/JSONL file (default: the manifest's).",
+)
+@columns_options
 @click.option("--split", help="Split to evaluate (default: the manifest's).")
 @click.option("--data-dir", type=click.Path(file_okay=False), help="Data directory (default: ZOO_DATA_DIR).")
 @click.option("--batch-size", default=256, show_default=True, type=click.IntRange(min=1))
@@ -39,6 +43,8 @@ def _forward(name: str, runtime: str) -> Callable[[Any], Any] | None:
 def evaluate_cmd(
     name: str,
     data: str | None,
+    text_column: str,
+    label_column: str,
     split: str | None,
     data_dir: str | None,
     batch_size: int,
@@ -57,10 +63,12 @@ def evaluate_cmd(
     """
     from zoo import api
     from zoo.tasks.evaluate import evaluate
+    from zoo.train.finetune import table_columns
 
     entry = api.weights_entry(name)
     options = {"data": data, "split": split, "data_dir": data_dir, "batch_size": batch_size}
-    result = evaluate(entry.name, **options, forward=_forward(entry.name, runtime), tta=tta)
+    columns = table_columns(text_column, label_column) or None  # None: the entry's own
+    result = evaluate(entry.name, **options, forward=_forward(entry.name, runtime), tta=tta, columns=columns)
     recorded = {m.name: m.value for m in entry.metrics}
     if as_json:
         echo_json({"weights": entry.name, "measured": result, "manifest": recorded, "tta": tta})

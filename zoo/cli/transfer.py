@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from zoo.cli._app import cli, echo_json, runtime_option
+from zoo.cli._app import cli, columns_options, echo_json, runtime_option
 from zoo.errors import InputError
 from zoo.train.distribute import DISTRIBUTE
 
@@ -31,8 +31,10 @@ class UnfreezeType(click.ParamType):
 @click.option(
     "--data",
     required=True,
-    help="A folder (root/<label>/* or root/<split>/<label>/*), tfds:NAME, or a named dataset.",
+    help="A folder (root/<label>/* or root/<split>/<label>/*), a CSV/TSV/JSONL file, tfds:NAME, "
+    "or a named dataset.",
 )
+@columns_options
 @click.option(
     "--out",
     required=True,
@@ -102,6 +104,8 @@ class UnfreezeType(click.ParamType):
 def finetune_cmd(
     name: str,
     data: str,
+    text_column: str,
+    label_column: str,
     out: str,
     epochs: int,
     strategy: str,
@@ -125,6 +129,7 @@ def finetune_cmd(
     Examples:
       zoo finetune lenet5 --data ./digits --out ./mine
       zoo finetune lenet5 --data fashion_mnist --epochs 6 --max-train 2000 --out ./fashion
+      zoo finetune bert_mini --data reviews.csv --text-column review --label-column stars --out ./reviews
       zoo finetune resnet --data ./photos --strategy head --distribute data-parallel --out ./photos-model
     """
     from zoo.train.finetune import finetune
@@ -144,6 +149,8 @@ def finetune_cmd(
         max_val=max_val,
         seed=seed,
         data_dir=data_dir,
+        text_column=text_column,
+        label_column=label_column,
         weights=None if from_scratch else "default",
         save_every_steps=save_every_steps,
         verbose=0 if as_json else 2,

@@ -441,8 +441,8 @@ def _scan_tables(
         if missing:
             raise DataError(
                 f"{str(path)!r} has no column(s) {missing}; its columns are {columns}. "
-                f"Rename yours to {text_column!r} and {label_column!r}, or (in Python) pass "
-                "text_column=/label_column= to zoo.data.load"
+                "Name the ones to read with --text-column and --label-column (in Python: "
+                "text_column= and label_column=)"
             )
         good: list[tuple[str, Any]] = []
         for number, row in enumerate(rows, 1):

@@ -304,6 +304,7 @@ def _folder(
     if image_size is not None:
         image_size = _check_image_size(image_size)
     data = folders.scan(path, text_column=text_column, label_column=label_column)
+    _check_columns(path, data.layout, text_column, label_column)
     size = image_size or data.uniform_size()
     info = _folder_info(data, color_mode, size)
     wanted = (split or "train").strip().lower()
@@ -412,6 +413,21 @@ def _is_path_like(name: Any) -> bool:
     return catalog.lookup_named(name) is None and Path(name).exists()
 
 
+#: The columns CSV/TSV/JSONL data is read from unless told otherwise.
+DEFAULT_COLUMNS = ("text", "label")
+
+
+def _check_columns(name: Any, layout: str | None, text_column: str, label_column: str | None) -> None:
+    """Refuse columns other than the default for data that is not a table (``layout``: of a scan)."""
+    if layout == "table" or (text_column, label_column) == DEFAULT_COLUMNS:
+        return
+    what = "a folder of examples in <label>/ sub-folders" if layout else "a named dataset"
+    raise DataError(
+        f"text_column/label_column choose the columns of CSV/TSV/JSONL data; {str(name)!r} is {what}: "
+        "leave them out"
+    )
+
+
 def _source(
     name: Any,
     split: str | None,
@@ -429,6 +445,8 @@ def _source(
         raise DataError(f"dataset must be a name, 'tfds:NAME' or a path, got {type(name).__name__}")
     if isinstance(name, str) and not name.strip():
         raise DataError("empty dataset name: pass a name such as 'mnist', 'tfds:NAME' or a path")
+    if is_tfds_string(name) or (isinstance(name, str) and not _is_path_like(name)):
+        _check_columns(name, None, text_column, label_column)
     if is_tfds_string(name):
         if kfold is not None:
             raise DataError("kfold=(k, i) is not available for tfds: datasets")
@@ -755,6 +773,8 @@ def info(
     Raises:
         DataError: As :func:`load` does.
     """
+    if is_tfds_string(name) or (isinstance(name, str) and name.strip() and not _is_path_like(name)):
+        _check_columns(name, None, text_column, label_column)
     if is_tfds_string(name):
         ref = parse_tfds(str(name))
         fields = tfds_info(ref)
@@ -774,6 +794,7 @@ def info(
     if not isinstance(name, (str, os.PathLike)) or not str(name).strip():
         raise DataError(f"dataset must be a name, 'tfds:NAME' or a path, got {name!r}")
     data = folders.scan(Path(name), text_column=text_column, label_column=label_column)
+    _check_columns(name, data.layout, text_column, label_column)
     return _folder_info(data, "rgb", data.uniform_size())
 
 

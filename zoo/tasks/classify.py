@@ -238,6 +238,22 @@ def label_mapping(data_labels: Any, model_labels: Any, data: str, weights: str) 
     return [model_labels.index(n) for n in data_labels]
 
 
+def own_data_options(entry: Any) -> dict[str, Any]:
+    """``zoo.data.load``'s arguments that read ``entry``'s own dataset as its metric was measured.
+
+    A fine-tuned model's card records the fixed fold it held out (``kfold``) and the columns of a
+    CSV/TSV/JSONL table, where not ``text`` and ``label``; a manifest entry needs neither.
+    """
+    options: dict[str, Any] = {}
+    if "kfold" in entry.dataset:
+        options["kfold"] = tuple(entry.dataset["kfold"])
+    if "columns" in entry.dataset:
+        options.update(
+            text_column=entry.dataset["columns"]["text"], label_column=entry.dataset["columns"]["label"]
+        )
+    return options
+
+
 def data_split(entry: Any, info: Any, split: str | None) -> str:
     """The split to score ``entry`` on in user data ``info``.
 

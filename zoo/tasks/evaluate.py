@@ -23,7 +23,13 @@ from collections.abc import Callable
 from typing import Any
 
 from zoo.errors import InputError
-from zoo.tasks.classify import classification_metrics, data_split, label_mapping, with_model_labels
+from zoo.tasks.classify import (
+    classification_metrics,
+    data_split,
+    label_mapping,
+    own_data_options,
+    with_model_labels,
+)
 from zoo.weights.manifest import WeightsEntry
 
 #: Test-time augmentations of image classifiers: ``"flip"`` averages the outputs of each image
@@ -50,6 +56,7 @@ def evaluate_model(
     batch_size: int = 256,
     forward: Callable[[Any], Any] | None = None,
     tta: str | None = None,
+    columns: dict[str, Any] | None = None,
 ) -> dict[str, float]:
     """Evaluate ``model`` on the entry's dataset (or ``data``) with the entry's preprocessing.
 
@@ -65,6 +72,8 @@ def evaluate_model(
         tta: Image classifiers: ``"flip"`` scores the mean of the outputs (logits or
             probabilities, as the model gives them) of each image and its mirror image, a
             test-time-augmented figure to report beside the single-view one, never instead.
+        columns: Text classifiers on CSV/TSV/JSONL ``data``: ``zoo.data.load``'s ``text_column``
+            and ``label_column``.
 
     Returns:
         Metric name -> value (for character language models, whose preprocessing
@@ -79,20 +88,24 @@ def evaluate_model(
         raise InputError(f"{entry.name} is a {task} model: only image classifiers run outside Keras")
     if tta is not None:
         _check_tta(entry.name, task, tta)
+    text = task == "text-classification" or entry.preprocessing.get("type") == "text"
+    if columns and (task == "language-modeling" or not text):
+        raise InputError(f"{entry.name} is a {task} model: table columns are for text classifiers")
     if task == "language-modeling":
         from zoo.tasks.language_model import evaluate_charlm
 
         return evaluate_charlm(model, entry, data=data, split=split, data_dir=data_dir, batch_size=batch_size)
-    if task == "text-classification" or entry.preprocessing.get("type") == "text":
+    if text:
         from zoo.tasks.text_classify import evaluate_text
 
-        return evaluate_text(model, entry, data=data, split=split, data_dir=data_dir, batch_size=batch_size)
+        options = {"data": data, "split": split, "data_dir": data_dir, "batch_size": batch_size}
+        return evaluate_text(model, entry, **options, columns=columns)
     if task == "image-generation":
         return generation_metrics(model, entry, data=data, split=split, data_dir=data_dir)
     if task != "image-classification":
         raise InputError(f"{entry.name}: evaluation of {task} models is not available yet")
     name = str(data or entry.dataset["name"])
-    mapping = None
+    mapping, options = None, own_data_options(entry) if data is None else {}
     if data is not None:
         info = zoo.data.info(name, data_dir=data_dir)
         split = data_split(entry, info, split)
@@ -104,6 +117,7 @@ def evaluate_model(
         preprocessing=dict(entry.preprocessing),
         as_supervised=True,
         data_dir=data_dir,
+        **options,
     )
     dataset = with_model_labels(dataset, mapping)
     if tta == "flip":
@@ -210,6 +224,7 @@ def evaluate(
     batch_size: int = 256,
     forward: Callable[[Any], Any] | None = None,
     tta: str | None = None,
+    columns: dict[str, Any] | None = None,
 ) -> dict[str, float]:
     """Load verified weights by name and measure them on their dataset.
 
@@ -221,6 +236,7 @@ def evaluate(
         batch_size: Evaluation batch size.
         forward: Image classifiers: another runtime's batch function (see :func:`evaluate_model`).
         tta: Image classifiers: ``"flip"``, test-time augmentation (see :func:`evaluate_model`).
+        columns: Text classifiers on CSV/TSV/JSONL ``data``: ``{"text_column": ..., "label_column": ...}``.
 
     Returns:
         Metric name -> value, e.g. ``{"top1_accuracy": 99.2, "top1_error": 0.8, ...}``
@@ -234,4 +250,4 @@ def evaluate(
         _check_tta(entry.name, task_of(entry), tta)  # before the weights load
     model = load(entry.name)
     options = {"data": data, "split": split, "data_dir": data_dir, "batch_size": batch_size}
-    return evaluate_model(model, entry, **options, forward=forward, tta=tta)
+    return evaluate_model(model, entry, **options, forward=forward, tta=tta, columns=columns)

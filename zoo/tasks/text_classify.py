@@ -25,6 +25,7 @@ def evaluate_text(
     split: str | None = None,
     data_dir: str | os.PathLike[str] | None = None,
     batch_size: int = 256,
+    columns: dict[str, Any] | None = None,
 ) -> dict[str, float]:
     """Evaluate a text classifier on the entry's dataset (or ``data``) with the entry's tokeniser.
 
@@ -36,6 +37,8 @@ def evaluate_text(
             fold 0 of zoo.data's fixed 10-fold split).
         data_dir: Data directory for named datasets (overrides ``ZOO_DATA_DIR``).
         batch_size: Evaluation batch size.
+        columns: CSV/TSV/JSONL ``data``: ``zoo.data.load``'s ``text_column`` and ``label_column``
+            (default: those the entry's own dataset was read from).
 
     Returns:
         ``top1_accuracy``, ``top1_error`` (percent) and ``num_examples``.
@@ -44,7 +47,13 @@ def evaluate_text(
         InputError: For entries without labels (text encoders: nothing to classify).
     """
     import zoo.data
-    from zoo.tasks.classify import classification_metrics, data_split, label_mapping, with_model_labels
+    from zoo.tasks.classify import (
+        classification_metrics,
+        data_split,
+        label_mapping,
+        own_data_options,
+        with_model_labels,
+    )
 
     if entry.num_classes is None:
         raise InputError(
@@ -53,31 +62,46 @@ def evaluate_text(
         )
     name, mapping = str(data or entry.dataset["name"]), None
     data_dir = None if data_dir is None else str(data_dir)
+    options = own_data_options(entry) if data is None else {}
+    options.update(columns or {})
     if data is not None:  # its classes are numbered by name: score them as the model's
-        info = zoo.data.info(name, data_dir=data_dir)
+        info = zoo.data.info(name, data_dir=data_dir, **options)
         split = data_split(entry, info, split)
         mapping = label_mapping(info.label_names, entry.labels, name, entry.name)
     split = split or entry.dataset["split"]
-    dataset = labelled_text(entry, name, split, batch_size=batch_size, data_dir=data_dir)
+    dataset = labelled_text(entry, name, split, batch_size=batch_size, data_dir=data_dir, options=options)
     return classification_metrics(model, with_model_labels(dataset, mapping))
 
 
 def labelled_text(
-    entry: WeightsEntry, data: str, split: str, *, batch_size: int = 256, data_dir: str | None = None
+    entry: WeightsEntry,
+    data: str,
+    split: str,
+    *,
+    batch_size: int = 256,
+    data_dir: str | None = None,
+    options: dict[str, Any] | None = None,
 ) -> Any:
     """Batches ``(model_inputs, label)`` of text ``data`` as ``entry``'s model reads them.
 
     Its tokeniser's vocabulary is the one beside the weights; WordPiece models get
-    ids, token types and masks, word-level models padded word ids.
+    ids, token types and masks, word-level models padded word ids. ``options``:
+    ``zoo.data.load``'s ``kfold``, ``text_column`` and ``label_column``.
     """
     import zoo.data
     from zoo.preprocessing.bind import local_text_spec
 
-    spec = local_text_spec(entry)
+    spec, options = local_text_spec(entry), dict(options or {})
     if spec["tokenizer"] == "wordpiece":
-        return text_dataset(data, spec, split=split, batch_size=batch_size, data_dir=data_dir)
+        return text_dataset(data, spec, split=split, batch_size=batch_size, data_dir=data_dir, **options)
     return zoo.data.load(
-        data, split, batch_size=batch_size, preprocessing=spec, as_supervised=True, data_dir=data_dir
+        data,
+        split,
+        batch_size=batch_size,
+        preprocessing=spec,
+        as_supervised=True,
+        data_dir=data_dir,
+        **options,
     )
 
 
@@ -93,6 +117,8 @@ def text_dataset(
     limit: int | None = None,
     data_dir: str | None = None,
     per_epoch: bool = False,
+    text_column: str = "text",
+    label_column: str = "label",
 ) -> Any:
     """Batches ``(bert_inputs, label)`` of a labelled text dataset, each padded to its longest text.
 
@@ -108,6 +134,8 @@ def text_dataset(
         data_dir: Data directory for named datasets.
         per_epoch: With ``shuffle``, return a function ``epoch -> dataset`` whose order is a
             function of ``(seed, epoch)``, so a resumed run sees the same batches.
+        text_column: CSV/TSV/JSONL data only: the column holding the text.
+        label_column: CSV/TSV/JSONL data only: the column holding the label.
     """
     import tensorflow as tf
 
@@ -123,6 +151,8 @@ def text_dataset(
         data_dir=data_dir,
         shuffle=bool(limit),
         seed=seed,
+        text_column=text_column,
+        label_column=label_column,
     )
     if limit:
         ds = ds.take(limit)  # drawn before tokenising: only the subset is cached

@@ -34,11 +34,13 @@ from zoo.train.engine import ENCODER_LR_DIVISOR, fine_tune_text
 HOLDOUT_FOLDS = 10
 
 
-def _splits(data: str, data_dir: str | None) -> tuple[dict[str, Any], dict[str, Any], Any]:
+def _splits(
+    data: str, data_dir: str | None, columns: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any], Any]:
     import zoo.data
     from zoo.data.tfds_source import is_tfds_string
 
-    info = zoo.data.info(data, data_dir=data_dir)
+    info = zoo.data.info(data, data_dir=data_dir, **columns)
     if not info.label_names:
         raise DataError(f"{data!r} has no labels to fine-tune on")
     tfds = is_tfds_string(data)
@@ -76,6 +78,7 @@ def _pipeline(
     seed: int,
     train: bool,
     data_dir: str | None,
+    columns: dict[str, Any],
     cache_file: Path | None = None,
 ) -> Any:
     import tensorflow as tf
@@ -94,6 +97,7 @@ def _pipeline(
         data_dir=data_dir,
         shuffle=bool(limit),
         seed=seed,
+        **columns,
     )
     if limit:
         ds = ds.take(limit)
@@ -138,11 +142,16 @@ class EpochBatches:
         return rest, mixed.take(held).padded_batch(self.batch_size)
 
 
-def _data_fingerprint(data: str, data_dir: str | None) -> dict[str, Any]:
+def _data_fingerprint(
+    data: str, data_dir: str | None, columns: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """What identifies the training data: a folder's files, a table file's content, or a dataset name.
 
-    A folder is known by its files' names, sizes and times; a CSV/TSV/JSONL file by its sha256.
+    A folder is known by its files' names, sizes and times; a CSV/TSV/JSONL file by its sha256;
+    table columns other than the default (:func:`table_columns`) are part of it.
     """
+    if table_columns(**(columns or {})):
+        return {**_data_fingerprint(data, data_dir), "columns": dict(columns or {})}
     import hashlib
 
     from zoo.fileio import sha256_file
@@ -168,6 +177,15 @@ def _data_fingerprint(data: str, data_dir: str | None) -> dict[str, Any]:
     from zoo.data import resolve_data_dir
 
     return {"dataset": str(data), "data_dir": str(resolve_data_dir(data_dir) or "")}
+
+
+def table_columns(text_column: str = "text", label_column: str | None = "label") -> dict[str, Any]:
+    """``zoo.data.load``'s column arguments for CSV/TSV/JSONL data, or ``{}`` for the default columns."""
+    from zoo.data.pipeline import DEFAULT_COLUMNS
+
+    if (text_column, label_column) == DEFAULT_COLUMNS:
+        return {}
+    return {"text_column": text_column, "label_column": label_column}
 
 
 def check_settings(
@@ -249,14 +267,15 @@ def _run_inputs(
     settings: dict[str, Any],
     weights: str | None,
     max_val: int | None,
+    columns: dict[str, Any],
 ) -> tuple[dict[str, Any], dict[str, Any], Any, dict[str, Any]]:
     """Splits and dataset info of ``data`` (at least two classes), and the inputs a run resumes by."""
-    train_split, val_split, info = _splits(data, data_dir)
+    train_split, val_split, info = _splits(data, data_dir, columns)
     _check_classes(info.label_names, data)
     inputs = {
         "base": entry.name,
         "weights": weights,
-        "data": _data_fingerprint(data, data_dir),
+        "data": _data_fingerprint(data, data_dir, columns),
         "max_val": max_val,
         **settings,
     }
@@ -333,17 +352,20 @@ def _card(
     spec: dict[str, Any],
     labels: list[str],
     data: str,
-    val_split: dict[str, Any],
-    max_val: int | None,
+    held_out: tuple[dict[str, Any], int | None, dict[str, Any]],
     metrics: dict[str, float],
     settings: dict[str, Any],
     command: str,
 ) -> dict[str, Any]:
-    """The fine-tuned model's ``card.json``: a manifest record, validated by the manifest's parser."""
+    """The fine-tuned model's ``card.json``: a manifest record, validated by the manifest's parser.
+
+    ``held_out`` is the validation split, its subset size and the table columns it was read from.
+    """
     from zoo.models._common import count_parameters
     from zoo.weights.manifest import library_versions
     from zoo.weights.records import make_record
 
+    val_split, max_val, columns = held_out
     metric = {
         "name": "top1_accuracy",
         "value": round(metrics["top1_accuracy"], 4),
@@ -368,6 +390,12 @@ def _card(
             "name": str(data),
             "split": val_split["split"],
             "notes": _held_out_notes(val_split, max_val),
+            **({"kfold": list(val_split["kfold"])} if val_split.get("kfold") else {}),
+            **(
+                {"columns": {"text": columns["text_column"], "label": columns["label_column"]}}
+                if columns
+                else {}
+            ),
         },
         metrics=[metric],
         references=[],
@@ -391,6 +419,7 @@ def _write_folder(
     labels: list[str],
     val_split: dict[str, Any],
     max_val: int | None,
+    columns: dict[str, Any],
     settings: dict[str, Any],
 ) -> dict[str, Any]:
     """Write ``model.keras``, ``curves.png`` and the ``card.json`` of a fine-tuned model, atomically.
@@ -407,7 +436,8 @@ def _write_folder(
         if (len(sys.argv) > 1 and sys.argv[1] == "finetune")
         else f"zoo.finetune({name!r}, {data!r})"
     )
-    card = _card(out, entry, model, files, spec, labels, data, val_split, max_val, metrics, settings, command)
+    held_out = (val_split, max_val, columns)
+    card = _card(out, entry, model, files, spec, labels, data, held_out, metrics, settings, command)
     _write_hub_files(folder, card, entry, curves)
     with folder.write("card.json") as tmp:  # written last: a folder with a card is a finished run
         Path(tmp).write_text(json.dumps(card, indent=2, sort_keys=True))
@@ -528,6 +558,8 @@ def finetune(
     max_val: int | None = None,
     seed: int = 0,
     data_dir: str | None = None,
+    text_column: str = "text",
+    label_column: str = "label",
     weights: str | None = "default",
     save_every_steps: int | None = None,
     verbose: Any = "auto",
@@ -554,6 +586,8 @@ def finetune(
         max_val: Use a fixed random subset of this many validation examples.
         seed: Seed of subsets, shuffling and initialisation.
         data_dir: Data directory for named datasets (overrides ``ZOO_DATA_DIR``).
+        text_column: CSV/TSV/JSONL data only: the column holding the text.
+        label_column: CSV/TSV/JSONL data only: the column holding the label.
         weights: Starting weights (``"default"``, a tag, or ``None`` to train from scratch).
         save_every_steps: Checkpoint every N steps as well as every epoch.
         verbose: Passed to ``fit``.
@@ -567,30 +601,21 @@ def finetune(
 
     spec_entry = api.weights_entry(name)  # preprocessing comes from the pretrained entry
     kind = spec_entry.preprocessing.get("type")
+    given = {"weights": weights, "verbose": verbose, "data_dir": data_dir}
     if kind == "text" and spec_entry.preprocessing.get("tokenizer") == "wordpiece":
-        return finetune_text(
-            name, data, out, **args, data_dir=data_dir, weights=weights, verbose=verbose, overwrite=overwrite
-        )
+        columns = {"text_column": text_column, "label_column": label_column}
+        return finetune_text(name, data, out, **args, **given, **columns, overwrite=overwrite)
     if kind not in ("image", "text") or spec_entry.num_classes is None:
         raise InputError(f"zoo finetune supports image and text classifiers; {name} is neither")
     settings = _run_settings(**args)
-    train_split, val_split, info, inputs = _run_inputs(spec_entry, data, data_dir, settings, weights, max_val)
+    columns = table_columns(text_column, label_column)
+    train_split, val_split, info, inputs = _run_inputs(
+        spec_entry, data, data_dir, settings, weights, max_val, columns
+    )
+    splits, run = (train_split, val_split, info), (settings, max_val, columns, save_every_steps)
     with outputs.output_folder(out, command="finetune", inputs=inputs, overwrite=overwrite) as folder:
         return _finished(folder) or _finetune_image(
-            folder,
-            name,
-            data,
-            spec_entry,
-            kind,
-            train_split,
-            val_split,
-            info,
-            settings=settings,
-            weights=weights,
-            max_val=max_val,
-            data_dir=data_dir,
-            save_every_steps=save_every_steps,
-            verbose=verbose,
+            folder, name, data, spec_entry, kind, splits, *run, **given
         )
 
 
@@ -617,15 +642,19 @@ def _train_and_val(
     splits: tuple[dict, dict],
     settings: dict[str, Any],
     max_val: int | None,
-    data_dir: str | None,
+    source: tuple[str | None, dict[str, Any]],
     cache: Path | None,
 ) -> tuple[dict[str, Any], Any, Any]:
-    """The preprocessing spec, the per-epoch training batches and the validation batches."""
+    """The preprocessing spec, the per-epoch training batches and the validation batches.
+
+    ``source`` is the data directory and the table columns (:func:`table_columns`).
+    """
     import zoo.data
 
     train_split, val_split = splits
     seed, batch_size = settings["seed"], settings["batch_size"]
-    common = {"seed": seed, "data_dir": data_dir}
+    data_dir, columns = source
+    common = {"seed": seed, "data_dir": data_dir, "columns": columns}
     if kind == "text":  # word/char ids with the entry's own vocabulary
         spec = local_text_spec(entry)
     else:  # the entry's own preprocessing, resized to the model's input when the data differs
@@ -794,28 +823,29 @@ def _finetune_image(
     data: str,
     spec_entry: Any,
     kind: str,
-    train_split: dict,
-    val_split: dict,
-    info: Any,
-    *,
+    splits: tuple[dict, dict, Any],
     settings: dict[str, Any],
-    weights: str | None,
     max_val: int | None,
-    data_dir: str | None,
+    columns: dict[str, Any],
     save_every_steps: int | None,
+    *,
+    weights: str | None,
     verbose: Any,
+    data_dir: str | None,
 ) -> dict[str, Any]:
     import keras
 
     from zoo.tasks.classify import classification_metrics
     from zoo.train.engine import fine_tune
 
+    train_split, val_split, info = splits
     keras.utils.set_random_seed(settings["seed"])
     with distribution_scope(settings["distribute"]):
         model = _start_model(spec_entry, kind, weights, len(info.label_names))
         cache = folder.scratch_dir("cache") if kind != "text" else None
+        source = (data_dir, columns)
         spec, train, val = _train_and_val(
-            model, data, spec_entry, kind, (train_split, val_split), settings, max_val, data_dir, cache
+            model, data, spec_entry, kind, splits[:2], settings, max_val, source, cache
         )
         unfreeze, rate = settings["unfreeze"], settings["fine_tune_learning_rate"]
         checkpoints = folder.own_dir("checkpoints")
@@ -861,6 +891,7 @@ def _finetune_image(
         labels=list(info.label_names),
         val_split=val_split,
         max_val=max_val,
+        columns=columns,
         settings=settings,
     )
 
@@ -886,6 +917,8 @@ def finetune_text(
     max_val: int | None = None,
     seed: int = 0,
     data_dir: str | None = None,
+    text_column: str = "text",
+    label_column: str = "label",
     weights: str | None = "default",
     save_every_steps: int | None = None,
     verbose: Any = "auto",
@@ -915,7 +948,10 @@ def finetune_text(
     settings = _run_settings(**args)
     entry = api.weights_entry(name)
     spec = wordpiece_spec(entry)
-    train_split, val_split, info, inputs = _run_inputs(entry, data, data_dir, settings, weights, max_val)
+    columns = table_columns(text_column, label_column)
+    train_split, val_split, info, inputs = _run_inputs(
+        entry, data, data_dir, settings, weights, max_val, columns
+    )
     num_classes = len(info.label_names)
     with outputs.output_folder(out, command="finetune", inputs=inputs, overwrite=overwrite) as folder:
         return _finished(folder) or _finetune_text_in(
@@ -932,6 +968,7 @@ def finetune_text(
             weights=weights,
             max_val=max_val,
             data_dir=data_dir,
+            columns=columns,
             save_every_steps=save_every_steps,
             verbose=verbose,
         )
@@ -952,6 +989,7 @@ def _finetune_text_in(
     weights: str | None,
     max_val: int | None,
     data_dir: str | None,
+    columns: dict[str, Any],
     save_every_steps: int | None,
     verbose: Any,
 ) -> dict[str, Any]:
@@ -971,7 +1009,7 @@ def _finetune_text_in(
         else:
             model = api.load(entry.name, include_top=True, num_classes=num_classes)
             _reset_head(model)
-        kw = {"spec": spec, "batch_size": batch_size, "seed": seed, "data_dir": data_dir}
+        kw = {"spec": spec, "batch_size": batch_size, "seed": seed, "data_dir": data_dir, **columns}
         train = text_dataset(
             data,
             split=train_split["split"],
@@ -1012,5 +1050,6 @@ def _finetune_text_in(
         labels=list(info.label_names),
         val_split=val_split,
         max_val=max_val,
+        columns=columns,
         settings=settings,
     )

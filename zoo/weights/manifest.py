@@ -253,7 +253,12 @@ class WeightsEntry:
             raise ManifestError(f"{where}: default must be true or false")
         if not d["files"] or not d["sources"]:
             raise ManifestError(f"{where}: needs at least one file and one source")
-        _check_keys(f"{where} dataset", d["dataset"], {"name", "split"}, {"notes"})
+        _check_keys(f"{where} dataset", d["dataset"], {"name", "split"}, {"notes", "columns", "kfold"})
+        if "columns" in d["dataset"]:  # CSV/TSV/JSONL data read from other than its text/label columns
+            _check_keys(f"{where} dataset columns", d["dataset"]["columns"], {"text", "label"}, set())
+        kfold = d["dataset"].get("kfold", [2, 0])  # the fold held out of data without splits
+        if not (isinstance(kfold, list) and len(kfold) == 2 and all(type(v) is int for v in kfold)):
+            raise ManifestError(f"{where} dataset kfold: expected [k, i], got {kfold!r}")
         _check_keys(
             f"{where} recipe", d["recipe"], {"command"}, {"notes", "wall_time_s", "images_per_second"}
         )

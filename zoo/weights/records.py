@@ -112,7 +112,8 @@ def make_record(
         num_classes: Number of output classes, or ``None``.
         labels: Class names (``num_classes`` of them), or ``None``.
         preprocessing: The preprocessing spec.
-        dataset: ``{"name", "split"}`` and optional ``"notes"``.
+        dataset: ``{"name", "split"}`` and optional ``"notes"`` and ``"columns"`` (``{"text", "label"}``: the
+            columns of CSV/TSV/JSONL data, where not those).
         metrics: Metrics measured here, with the commands that measured them.
         references: Published numbers to compare against.
         num_params: Number of trainable parameters.

@@ -847,3 +847,29 @@ def test_sentence_encoders_fine_tune_contrastively_then_probe(tiny_text_entry, t
     # rerun: the finished folder is reused, same model
     again = finetune("bert_tiny.test", "mr", tmp_path / "out", **args)
     assert again["metrics"]["top1_accuracy"] == summary["metrics"]["top1_accuracy"]
+
+
+def test_a_bert_finetune_reads_the_table_columns_it_is_given(tiny_text_entry, tmp_path, monkeypatch):
+    """Columns other than text/label reach the WordPiece pipeline, the card and a later evaluation."""
+    from zoo.tasks.evaluate import evaluate
+    from zoo.train.finetune import finetune
+
+    monkeypatch.delenv("ZOO_DATA_DIR", raising=False)
+    good = ["a gripping, beautifully acted film", "moving and warm", "i loved every minute of it"]
+    bad = ["a dull, lifeless mess", "tedious and flat", "boring from start to end"]
+    rows = [(t, "pos") for t in good] * 4 + [(t, "neg") for t in bad] * 4
+    data = tmp_path / "reviews.csv"
+    data.write_text("review,stars\n" + "".join(f'"{t}",{label}\n' for t, label in rows))
+    args = {"epochs": 1, "batch_size": 8, "unfreeze": "all", "verbose": 0}
+    summary = finetune(
+        "bert_tiny.test", str(data), tmp_path / "out", text_column="review", label_column="stars", **args
+    )
+    card = json.loads(Path(summary["card"]).read_text())
+    assert card["dataset"]["columns"] == {"text": "review", "label": "stars"} and card["labels"] == [
+        "neg",
+        "pos",
+    ]
+    assert card["dataset"]["kfold"] == [10, 0] and summary["metrics"]["num_examples"] == 3
+    own = evaluate(str(tmp_path / "out"))  # the card's columns and held-out fold
+    assert own["num_examples"] == 3
+    assert own["top1_accuracy"] == pytest.approx(summary["metrics"]["top1_accuracy"], abs=1e-3)

@@ -695,7 +695,8 @@ def test_finetune_refuses_to_resume_on_an_edited_table_file(tmp_path, monkeypatc
 
 
 def test_table_columns_are_part_of_a_finetune_runs_data(tmp_path):
-    from zoo.train.finetune import _data_fingerprint, table_columns
+    from zoo.data import table_columns
+    from zoo.train.finetune import _data_fingerprint
 
     data = _reviews(tmp_path / "reviews.csv")
     assert table_columns() == table_columns("text", "label") == {}
@@ -742,3 +743,25 @@ def test_finetune_and_evaluate_read_the_columns_they_are_given(tmp_path, monkeyp
     assert again.exit_code == 1 and "holds the output of another zoo finetune run (data:" in again.output
     named = CliRunner().invoke(cli, ["evaluate", "lenet5", "--data", "mnist", "--text-column", "t"])
     assert named.exit_code == 1 and "table columns are for text classifiers" in named.output
+    features = tmp_path / "f.npz"
+    extract = [
+        "extract",
+        "lstm_classifier.mr",
+        "--data",
+        str(data),
+        "--layer",
+        "pre_logits",
+        "--out",
+        str(features),
+    ]
+    extracted = CliRunner().invoke(cli, [*extract, *chosen])
+    assert extracted.exit_code == 0, extracted.output[-2000:]
+    with np.load(features) as saved:
+        assert saved["features"].shape == (24, 128) and sorted(set(saved["labels"].tolist())) == [0, 1]
+    images = CliRunner().invoke(
+        cli, ["extract", "lenet5", "--data", str(data), "--out", str(tmp_path / "g.npz"), *chosen]
+    )
+    assert (
+        images.exit_code == 1
+        and "lenet5.mnist reads images: table columns are for text models" in images.output
+    )

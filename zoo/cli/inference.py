@@ -62,8 +62,8 @@ def evaluate_cmd(
       zoo evaluate resnet20 --tta flip
     """
     from zoo import api
+    from zoo.data import table_columns
     from zoo.tasks.evaluate import evaluate
-    from zoo.train.finetune import table_columns
 
     entry = api.weights_entry(name)
     options = {"data": data, "split": split, "data_dir": data_dir, "batch_size": batch_size}

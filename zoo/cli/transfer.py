@@ -168,7 +168,8 @@ def finetune_cmd(
 
 @cli.command("extract")
 @click.argument("name")
-@click.option("--data", required=True, help="A named dataset, tfds:NAME or a folder.")
+@click.option("--data", required=True, help="A named dataset, tfds:NAME, a folder or a CSV/TSV/JSONL file.")
+@columns_options
 @click.option("--split", default="train", show_default=True)
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Output .npz file.")
 @click.option("--layer", "layers", multiple=True, help="Layer or stage to read (repeatable).")
@@ -183,6 +184,8 @@ def finetune_cmd(
 def extract_cmd(
     name: str,
     data: str,
+    text_column: str,
+    label_column: str,
     split: str,
     out: str,
     layers: tuple[str, ...],
@@ -201,6 +204,7 @@ def extract_cmd(
       zoo extract resnet20 --data ./photos --layer layer2 --layer pre_logits --out feats.npz
       zoo extract efficientnet_lite0 --data cifar10 --split test --runtime onnx --out feats.npz
     """
+    from zoo.data import table_columns
     from zoo.train.engine import extract_to_file
 
     forward = None
@@ -223,5 +227,6 @@ def extract_cmd(
         data_dir=data_dir,
         overwrite=overwrite,
         forward=forward,
+        columns=table_columns(text_column, label_column),
     )
     click.echo(f"wrote {path}: " + ", ".join(f"{k} {v}" for k, v in shapes.items()))

@@ -34,7 +34,7 @@ from zoo.data.augment import (
 )
 from zoo.data.catalog import DatasetInfo, list_datasets
 from zoo.data.folders import DataWarning
-from zoo.data.pipeline import fit_spec, info, kfold, load
+from zoo.data.pipeline import fit_spec, info, kfold, load, table_columns
 from zoo.data.tfds_source import TfdsRef, parse_tfds
 from zoo.preprocessing.specs import (
     build_vocab,
@@ -56,6 +56,7 @@ __all__ = [
     "cifar_cutout_augment",
     "random_cutout",
     "fit_spec",
+    "table_columns",
     "image_spec",
     "image_transform",
     "info",

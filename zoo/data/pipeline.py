@@ -417,6 +417,13 @@ def _is_path_like(name: Any) -> bool:
 DEFAULT_COLUMNS = ("text", "label")
 
 
+def table_columns(text_column: str = "text", label_column: str | None = "label") -> dict[str, Any]:
+    """:func:`load`'s column arguments for CSV/TSV/JSONL data, or ``{}`` for the default columns."""
+    if (text_column, label_column) == DEFAULT_COLUMNS:
+        return {}
+    return {"text_column": text_column, "label_column": label_column}
+
+
 def _check_columns(name: Any, layout: str | None, text_column: str, label_column: str | None) -> None:
     """Refuse columns other than the default for data that is not a table (``layout``: of a scan)."""
     if layout == "table" or (text_column, label_column) == DEFAULT_COLUMNS:

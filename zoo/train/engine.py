@@ -1126,6 +1126,7 @@ def extract_to_file(
     data_dir: str | None = None,
     overwrite: bool = False,
     forward: Callable[[Any], Any] | None = None,
+    columns: dict[str, Any] | None = None,
 ) -> tuple[Path, dict[str, tuple[int, ...]]]:
     """Extract features of a dataset with pretrained weights and write them to an ``.npz``.
 
@@ -1133,6 +1134,8 @@ def extract_to_file(
     differs in size); features go through the on-disk cache of :func:`extract_features`
     (``forward``: another runtime's batch function for the same layers).
     ``out`` follows :mod:`zoo.outputs`: a new file, or with ``overwrite`` one zoo wrote.
+    ``columns``: text models on CSV/TSV/JSONL data, ``zoo.data.load``'s ``text_column`` and
+    ``label_column``.
 
     Returns:
         The written path and the shape of each stored array.
@@ -1148,7 +1151,9 @@ def extract_to_file(
     if entry.preprocessing.get("type") == "text":  # its vocabulary is the one beside the weights
         from zoo.tasks.text_classify import labelled_text
 
-        dataset = labelled_text(entry, data, split, batch_size=batch_size, data_dir=data_dir)
+        dataset = labelled_text(entry, data, split, batch_size=batch_size, data_dir=data_dir, options=columns)
+    elif columns:
+        raise InputError(f"{entry.name} reads images: table columns are for text models")
     else:
         spec = zoo.data.fit_spec(
             data, split, dict(entry.preprocessing), tuple(model.input_shape[1:3]), data_dir=data_dir

@@ -24,6 +24,7 @@ from typing import Any
 
 from zoo import outputs
 from zoo._lazy import quiet_logger
+from zoo.data.pipeline import table_columns
 from zoo.errors import DataError, InputError
 from zoo.preprocessing.bind import local_text_spec, wordpiece_spec
 from zoo.tasks.text_classify import text_dataset
@@ -177,15 +178,6 @@ def _data_fingerprint(
     from zoo.data import resolve_data_dir
 
     return {"dataset": str(data), "data_dir": str(resolve_data_dir(data_dir) or "")}
-
-
-def table_columns(text_column: str = "text", label_column: str | None = "label") -> dict[str, Any]:
-    """``zoo.data.load``'s column arguments for CSV/TSV/JSONL data, or ``{}`` for the default columns."""
-    from zoo.data.pipeline import DEFAULT_COLUMNS
-
-    if (text_column, label_column) == DEFAULT_COLUMNS:
-        return {}
-    return {"text_column": text_column, "label_column": label_column}
 
 
 def check_settings(

@@ -72,6 +72,12 @@ def test_every_command_takes_a_finetuned_folder(finetuned, digits, tmp_path):
         record = tflite_record(tmp_path / "m.tflite")
         assert record["labels"] == card["labels"]
         assert record["input_contract"]["caller_resizes"]["resize"] == [28, 28]
+        # int8, checked on the fold the fine-tune held out (its folder has no 'test' split)
+        args = ["--quantize", "int8", "--evaluate", "--out", tmp_path / "m8.tflite", "--json"]
+        m = json.loads(_run("export", finetuned, "--format", "tflite", *args))["metrics"]
+        assert m["num_examples"] == own["measured"]["num_examples"] and m["top1_agreement"] > 90
+        # scored (its own labels) on the images the export takes: resized to 28x28 and rounded to uint8
+        assert m["keras_top1_accuracy"] == pytest.approx(card["metrics"][0]["value"], abs=5)
     _run(
         "finetune",
         f"{finetuned}/model.keras",

@@ -1919,10 +1919,12 @@ def _evaluation_split(entry: Any, data: str | None, data_dir: str | None) -> tup
     Built before anything is exported, so that missing data fails before a file is written.
     """
     import zoo.data
+    from zoo.tasks.classify import own_data_options
 
     own = data in (None, entry.dataset["name"])
     name, split = (entry.dataset["name"], entry.dataset["split"]) if own else (data, "test")
-    ds = zoo.data.load(name, split, batch_size=256, data_dir=data_dir, as_supervised=True)
+    options = own_data_options(entry) if own else {}  # a fine-tuned folder's held-out fold
+    ds = zoo.data.load(name, split, batch_size=256, data_dir=data_dir, as_supervised=True, **options)
     return f"{name}:{split}", own, ds
 
 

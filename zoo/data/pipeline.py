@@ -430,8 +430,8 @@ def _check_columns(name: Any, layout: str | None, text_column: str, label_column
         return
     what = "a folder of examples in <label>/ sub-folders" if layout else "a named dataset"
     raise DataError(
-        f"text_column/label_column choose the columns of CSV/TSV/JSONL data; {str(name)!r} is {what}: "
-        "leave them out"
+        f"--text-column/--label-column (text_column=/label_column=) choose the columns of CSV/TSV/JSONL "
+        f"data; {str(name)!r} is {what}: leave them out"
     )
 
 

@@ -40,6 +40,8 @@ def test_int8_study_compares_both_ranges_and_int16_with_keras(tmp_path):
         "--float-first",
         "1,2",
         "--simulation",
+        "--equalize",
+        "1",
     ]
     env = {**os.environ, "ZOO_DATA_DIR": str(DATA_DIR)}
     proc = subprocess.run(
@@ -89,6 +91,13 @@ def test_int8_study_compares_both_ranges_and_int16_with_keras(tmp_path):
     # its convolution, unsimulated, it was further: 0.243 against 0.220 on 1,000 images)
     keras_error = rows["the int8 file of those weights, the simulation's"][1]
     assert float(simulated_ranges) < 0.7 * float(keras_error), out
+    # LeNet-5 has no ReLU6 before a depthwise convolution: its equalized copy is the model
+    equalized = "equalized before 0 depthwise convolutions (margin 1)"
+    assert agreement.pop(f"Keras {equalized}, float") == "100.00", out
+    made = agreement.pop("int8 as zoo export makes it (bias-corrected)")
+    assert agreement.pop(f"int8 as zoo export makes it, {equalized}") == made, out
+    assert f"Keras {equalized}, float weights, int8-rounded activations" in agreement, out
+    rounded.append(f"Keras {equalized}, float weights, int8-rounded activations")
     first = [k for k in agreement if re.fullmatch(r"int8 as zoo export makes it, the first [12] .*", k)]
     grid = [
         k
@@ -132,3 +141,44 @@ def test_int8_study_refuses_a_file_that_is_not_an_int8_export_of_the_entry(tmp_p
         given_file(str(path), "lenet5.mnist", [], print, refuse)
     with pytest.raises(SystemExit, match="not an int8 zoo export of resnet20.cifar10"):
         given_file(str(path), "resnet20.cifar10", [], print, refuse)
+
+
+def test_equalized_channels_reach_six_and_leave_the_model_as_it_was():
+    import keras
+    import numpy as np
+
+    from tools.int8_study import equalized
+
+    image = keras.Input((8, 8, 3))
+    x = keras.layers.Conv2D(6, 3, padding="same", use_bias=False, name="stem")(image)
+    x = keras.layers.BatchNormalization(name="bn")(x)
+    x = keras.layers.ReLU(6.0, name="relu6")(x)
+    x = keras.layers.DepthwiseConv2D(3, padding="same", use_bias=False, name="depthwise")(x)
+    x = keras.layers.ReLU(6.0, name="second")(x)  # no batch norm before it: left alone
+    x = keras.layers.DepthwiseConv2D(3, padding="same", name="after_second")(x)
+    model = keras.Model(image, keras.layers.Dense(4)(keras.layers.GlobalAveragePooling2D()(x)))
+    rng = np.random.default_rng(0)
+    norm = model.get_layer("bn")
+    norm.gamma.assign(np.array([0.05, 0.2, 1.0, 3.0, 0.001, 1.0], np.float32))  # channels far under 6
+    norm.beta.assign(np.array([0.0, 0.1, 0.0, 2.0, 0.0, -50.0], np.float32))  # the last one never fires
+    seen = rng.normal(size=(40, 8, 8, 3)).astype(np.float32)
+    copy, count = equalized(model, seen, 1.0)
+    assert count == 1
+    np.testing.assert_allclose(
+        copy.predict_on_batch(seen), model.predict_on_batch(seen), rtol=1e-4, atol=1e-5
+    )
+    before = keras.Model(model.input, model.get_layer("relu6").output).predict_on_batch(seen).max((0, 1, 2))
+    after = keras.Model(copy.input, copy.get_layer("relu6").output).predict_on_batch(seen).max((0, 1, 2))
+    scale = np.clip(6 / np.maximum(before, 1e-6), 1, 16)
+    np.testing.assert_allclose(after, before * scale, rtol=1e-4, atol=1e-6)
+    assert np.all((after > 5.99) | (scale == 16) | (before >= 6)), after
+    assert after[-1] == 0 and (scale == 16).any()  # at most 16 times: a dead channel stays as it was
+    np.testing.assert_array_equal(
+        copy.get_layer("after_second").get_weights()[0], model.get_layer("after_second").get_weights()[0]
+    )
+    halved, _ = equalized(model, seen, 2.0)  # margin 2: each channel reaches 3 on these images
+    top = keras.Model(halved.input, halved.get_layer("relu6").output).predict_on_batch(seen).max((0, 1, 2))
+    np.testing.assert_allclose(
+        top, before * np.clip(3 / np.maximum(before, 1e-6), 1, 16), rtol=1e-4, atol=1e-6
+    )
+    assert (np.abs(top - 3) < 1e-3).sum() == 2  # the others: over 3 already, capped at 16 times, or dead

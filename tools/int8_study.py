@@ -21,6 +21,10 @@ On the first ``--images`` test images of ``--data`` (shaped as the export shapes
   shift, a mirror; how much top-1 agreement the images' near-ties allow at all;
 - what the int8 logits' own rounding costs: the Keras logits rounded to the int8 model's output
   grid (tied top-1 logits, which ``argmax`` resolves to the first class, are counted);
+- the model with each ReLU6 output's channels scaled up into [0, 6] before the depthwise
+  convolution that scales them back (``--equalize 1,2``; cross-layer equalization for ReLU6, at
+  margins over each channel's calibration maximum): in float, with int8-rounded activations, and
+  as the int8 file ``zoo export`` makes of it;
 - any int8 file ``zoo export`` wrote for the entry (``--file PATH``, repeatable), a distilled one say.
 
 Each model is reported by its top-1 agreement with Keras, its logit error, how often Keras'
@@ -33,7 +37,7 @@ Usage:
     ZOO_DATA_DIR=../shared/data python -m tools.int8_study [--entry efficientnet_lite0.in1k] \\
         [--data cifar10] [--images 1000] [--int16 500] \\
         [--float-ops DEPTHWISE_CONV_2D,FULLY_CONNECTED,CONV_2D] [--weights-only] [--activations] \\
-        [--perturbations] [--float-first 2,3] [--simulation] \\
+        [--perturbations] [--float-first 2,3] [--equalize 1,2] [--simulation] \\
         [--distilled DIR [--distilled-steps 1000]] [--file e.tflite] [--clear-gap 0.3]
 """
 
@@ -248,6 +252,87 @@ def perturbations(forward, transform, batches: list, report) -> None:
         report(f"Keras (float) on its images {label}", got)
 
 
+def equalized(model, seen, margin: float):
+    """A copy of ``model`` with each ReLU6 output's channels scaled up into [0, 6] before a depthwise
+    convolution, which scales them back (cross-layer equalization, Nagel et al. 2019, for ReLU6).
+
+    TFLite rounds an activation on one grid for all its channels; a channel whose values stay
+    well under 6 is rounded coarsely for its size. Scaling channel ``c`` of the batch norm
+    before the ReLU6 by ``s_c`` and the depthwise kernel's channel ``c`` by ``1 / s_c`` leaves the
+    model as it was wherever the channel stays under ``6 / s_c``; ``s_c = 6 / (margin * max_c)``
+    (at most 16, at least 1), ``max_c`` the channel's largest value on ``seen``. Above that the
+    copy clips where the model does not: how much the float copy agrees with the model says it.
+
+    Returns:
+        The copy, and how many ReLU6 outputs it scales.
+    """
+    import keras
+    import numpy as np
+
+    from zoo.export import _parent
+
+    copy = keras.models.clone_model(model)
+    copy.set_weights(model.get_weights())
+    after = {}
+    for layer in copy.layers:
+        parent = _parent(layer) if layer._inbound_nodes else None
+        if parent is not None:
+            after.setdefault(parent.name, []).append(layer)
+    sites = [
+        (_parent(relu), relu, after[relu.name][0])
+        for relu in copy.layers
+        if isinstance(relu, keras.layers.ReLU)
+        and relu.max_value == 6
+        and isinstance(_parent(relu), keras.layers.BatchNormalization)
+        and [type(user) for user in after.get(relu.name, [])] == [keras.layers.DepthwiseConv2D]
+    ]
+    if not sites:
+        return copy, 0
+    probe = keras.Model(copy.input, [relu.output for _, relu, _ in sites])
+    highest = [np.zeros(relu.output.shape[-1]) for _, relu, _ in sites]
+    for start in range(0, len(seen), 20):
+        outputs = probe.predict_on_batch(seen[start : start + 20])
+        for i, values in enumerate(outputs if isinstance(outputs, list) else [outputs]):
+            values = np.asarray(values)
+            highest[i] = np.maximum(highest[i], values.reshape(-1, values.shape[-1]).max(0))
+    for (norm, _, depthwise), top in zip(sites, highest, strict=True):
+        scale = np.clip(6.0 / (margin * np.maximum(top, 1e-6)), 1.0, 16.0)
+        norm.gamma.assign(keras.ops.convert_to_numpy(norm.gamma) * scale)
+        norm.beta.assign(keras.ops.convert_to_numpy(norm.beta) * scale)
+        depthwise.kernel.assign(keras.ops.convert_to_numpy(depthwise.kernel) / scale[None, None, :, None])
+    return copy, len(sites)
+
+
+def equalization(model, seen, margins: str, inputs: list, batches: list, export, report) -> None:
+    """Report :func:`equalized` copies of ``model``: in float, with int8-rounded activations, as int8 files.
+
+    ``export`` is the baked preprocessing, input shape and calibration images of the int8 files.
+    """
+    import numpy as np
+
+    from zoo.export import _tflite_bytes, _write_savedmodel, int8_simulation, rounded_weights
+    from zoo.tasks.inference import predict_fn
+
+    baked, shape, calibration = export
+
+    def make_file(weights) -> bytes:  # the int8 file zoo export makes of these weights
+        with tempfile.TemporaryDirectory(prefix="zoo-int8-study-") as tmp:
+            with rounded_weights(weights, seen):
+                _write_savedmodel(weights, baked, shape, Path(tmp) / "saved_model")
+            return _tflite_bytes(Path(tmp) / "saved_model", "int8", calibration)
+
+    report("int8 as zoo export makes it (bias-corrected)", run_batches(make_file(model), batches))
+    for margin in (float(m) for m in margins.split(",")):
+        copy, count = equalized(model, seen, margin)
+        label = f"equalized before {count} depthwise convolutions (margin {margin:g})"
+        forward = predict_fn(copy, fold=False)
+        report(f"Keras {label}, float", np.concatenate([np.asarray(forward(x)) for x in inputs]))
+        simulation = int8_simulation(copy, seen)
+        got = np.concatenate([np.asarray(simulation.predict_on_batch(x)) for x in inputs])
+        report(f"Keras {label}, float weights, int8-rounded activations", got)
+        report(f"int8 as zoo export makes it, {label}", run_batches(make_file(copy), batches))
+
+
 def given_file(path: str, name: str, batches: list, report, error) -> None:
     """Report an int8 file ``zoo export`` wrote of the weights ``name`` (``error``: refuse another)."""
     from zoo.export import tflite_record
@@ -309,6 +394,12 @@ def main() -> int:
         action="append",
         default=[],
         help="an int8 TFLite file of the entry (as zoo export writes it) to compare too; repeatable",
+    )
+    parser.add_argument(
+        "--equalize",
+        default="",
+        help="comma-separated margins: also the model with ReLU6 channels equalized before depthwise "
+        "convolutions, each channel scaled to reach 6 at margin x its calibration maximum",
     )
     parser.add_argument(
         "--perturbations",
@@ -377,6 +468,9 @@ def main() -> int:
         "perturbations": lambda: perturbations(forward, transform, batches, whole),
         "weights_only": lambda: weight_rounding(model, keras_inputs, whole),
         "activations": lambda: activation_rounding(model, seen, keras_inputs, whole),
+        "equalize": lambda: equalization(
+            model, seen, args.equalize, keras_inputs, batches, (baked, shape, calibration), whole
+        ),
     }
     for flag in (flag for flag in studies if getattr(args, flag)):
         studies[flag]()

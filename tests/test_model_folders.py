@@ -59,7 +59,8 @@ def test_every_command_takes_a_finetuned_folder(finetuned, digits, tmp_path):
     own = json.loads(_run("evaluate", finetuned, "--json"))
     assert own["measured"]["top1_accuracy"] == pytest.approx(card["metrics"][0]["value"], abs=1e-3)
     assert own["measured"]["num_examples"] < 0.2 * evaluated["measured"]["num_examples"]
-    assert "local folder" in _run("info", finetuned)
+    shown = _run("info", finetuned)
+    assert "local folder" in shown and f"dataset {digits} (test; fold 0 of 10 held out)" in shown
     _run("extract", finetuned, "--data", digits, "--out", tmp_path / "f.npz")
     with np.load(tmp_path / "f.npz") as features:
         assert features["features"].shape[1] == 84

@@ -731,6 +731,8 @@ def test_finetune_and_evaluate_read_the_columns_they_are_given(tmp_path, monkeyp
     assert card["dataset"]["columns"] == {"text": "review", "label": "sentiment"}
     assert card["labels"] == ["neg", "pos"]
     held_out = card["metrics"][0]["value"]
+    shown = CliRunner().invoke(cli, ["info", str(out)])
+    assert "(test; fold 0 of 10 held out; columns 'review' and 'sentiment')" in shown.output, shown.output
     own = CliRunner().invoke(cli, ["evaluate", str(out), "--json"])  # the card says how to read its data
     assert own.exit_code == 0, own.output[-2000:]
     assert json.loads(own.output)["measured"]["top1_accuracy"] == pytest.approx(held_out, abs=1e-3)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from zoo.backend import keras_backend
@@ -78,6 +80,17 @@ def list_cmd(pattern: str | None, task: str | None, pretrained: bool, as_json: b
     click.echo(table(rows, ["name", "model", "task", "weights", "paper"]))
 
 
+def _split_text(dataset: Any) -> str:
+    """The split a record's metric is on, with the held-out fold and table columns a fine-tune read."""
+    parts = [dataset["split"]]
+    if "kfold" in dataset:
+        k, fold = dataset["kfold"]
+        parts.append(f"fold {fold} of {k} held out")
+    if "columns" in dataset:
+        parts.append(f"columns {dataset['columns']['text']!r} and {dataset['columns']['label']!r}")
+    return "; ".join(parts)
+
+
 #: Columns of ``zoo list --pretrained``; the metrics (index 3) are cut to fit a terminal.
 WEIGHTS_HEADERS = ["weights", "default", "dataset", "metrics", "size"]
 
@@ -121,7 +134,7 @@ def info_cmd(name: str, as_json: bool) -> None:
     for w in i.weights:
         click.echo(f"  weights {w.name}{' (default)' if w.default else ''}: {w.description}")
         click.echo(
-            f"    dataset {w.dataset['name']} ({w.dataset['split']}), "
+            f"    dataset {w.dataset['name']} ({_split_text(w.dataset)}), "
             f"{w.num_params:,} parameters, {human_size(w.total_size)}, license {w.license}"
         )
         for m in w.metrics:

@@ -720,7 +720,8 @@ def test_finetune_and_evaluate_read_the_columns_they_are_given(tmp_path, monkeyp
     data.write_text(
         "\n".join(["id,review,sentiment", *(f"{i},{row}" for i, row in enumerate(plain[1:]))]) + "\n"
     )
-    args = ["finetune", "lstm_classifier.mr", "--data", str(data), "--out", str(out), "--epochs", "1"]
+    monkeypatch.chdir(tmp_path)  # the data and the folder named as a user in that folder names them
+    args = ["finetune", "lstm_classifier.mr", "--data", "reviews.csv", "--out", "out", "--epochs", "1"]
     refused = CliRunner().invoke(cli, args)
     assert refused.exit_code == 1 and "its columns are ['id', 'review', 'sentiment']" in refused.output
     assert "--text-column and --label-column" in refused.output and not out.exists()
@@ -729,6 +730,10 @@ def test_finetune_and_evaluate_read_the_columns_they_are_given(tmp_path, monkeyp
     assert first.exit_code == 0, first.output[-2000:]
     card = json.loads((out / "card.json").read_text())
     assert card["dataset"]["columns"] == {"text": "review", "label": "sentiment"}
+    # the card names the data as it is found from anywhere (it kept 'reviews.csv')
+    assert card["dataset"]["name"] == card["metrics"][0]["dataset"] == str(data.resolve())
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
     assert card["labels"] == ["neg", "pos"]
     held_out = card["metrics"][0]["value"]
     shown = CliRunner().invoke(cli, ["info", str(out)])
@@ -741,7 +746,11 @@ def test_finetune_and_evaluate_read_the_columns_they_are_given(tmp_path, monkeyp
     )
     assert other.exit_code == 0, other.output[-2000:]
     assert json.loads(other.output)["measured"]["num_examples"] == 24
-    again = CliRunner().invoke(cli, [*args, "--text-column", "id", "--label-column", "sentiment"])
+    absolute = ["finetune", "lstm_classifier.mr", "--data", str(data), "--out", str(out), "--epochs", "1"]
+    same = CliRunner().invoke(cli, [*absolute, *chosen, "--json"])  # the same run, named from elsewhere
+    assert same.exit_code == 0, same.output[-2000:]
+    assert json.loads(same.stdout)["metrics"]["top1_accuracy"] == pytest.approx(held_out, abs=1e-3)
+    again = CliRunner().invoke(cli, [*absolute, "--text-column", "id", "--label-column", "sentiment"])
     assert again.exit_code == 1 and "holds the output of another zoo finetune run (data:" in again.output
     named = CliRunner().invoke(cli, ["evaluate", "lenet5", "--data", "mnist", "--text-column", "t"])
     assert named.exit_code == 1 and "table columns are for text classifiers" in named.output

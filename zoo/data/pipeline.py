@@ -413,6 +413,16 @@ def _is_path_like(name: Any) -> bool:
     return catalog.lookup_named(name) is None and Path(name).exists()
 
 
+def data_reference(name: str | os.PathLike[str]) -> str:
+    """``name`` as a record keeps it: a dataset name or ``tfds:`` string as given, a path made absolute.
+
+    So a model card's data is found again from any working directory.
+    """
+    if is_tfds_string(name) or not _is_path_like(name):
+        return str(name)
+    return str(Path(name).expanduser().resolve())
+
+
 #: The columns CSV/TSV/JSONL data is read from unless told otherwise.
 DEFAULT_COLUMNS = ("text", "label")
 

@@ -353,16 +353,18 @@ def _card(
 
     ``held_out`` is the validation split, its subset size and the table columns it was read from.
     """
+    from zoo.data.pipeline import data_reference
     from zoo.models._common import count_parameters
     from zoo.weights.manifest import library_versions
     from zoo.weights.records import make_record
 
     val_split, max_val, columns = held_out
+    where = data_reference(data)
     metric = {
         "name": "top1_accuracy",
         "value": round(metrics["top1_accuracy"], 4),
         "split": val_split["split"],
-        "dataset": str(data),
+        "dataset": where,
         "command": command,
         "higher_is_better": True,
     }
@@ -379,7 +381,7 @@ def _card(
         labels=labels,
         preprocessing=spec,
         dataset={
-            "name": str(data),
+            "name": where,
             "split": val_split["split"],
             "notes": _held_out_notes(val_split, max_val),
             **({"kfold": list(val_split["kfold"])} if val_split.get("kfold") else {}),

@@ -149,6 +149,7 @@ def test_equalized_channels_reach_six_and_leave_the_model_as_it_was():
 
     from tools.int8_study import equalized
 
+    keras.utils.set_random_seed(0)  # which channels reach 3 below depends on the stem's weights
     image = keras.Input((8, 8, 3))
     x = keras.layers.Conv2D(6, 3, padding="same", use_bias=False, name="stem")(image)
     x = keras.layers.BatchNormalization(name="bn")(x)

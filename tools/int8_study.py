@@ -269,22 +269,18 @@ def equalized(model, seen, margin: float):
     import keras
     import numpy as np
 
-    from zoo.export import _parent
+    from zoo.export import _parent, _users
 
     copy = keras.models.clone_model(model)
     copy.set_weights(model.get_weights())
-    after = {}
-    for layer in copy.layers:
-        parent = _parent(layer) if layer._inbound_nodes else None
-        if parent is not None:
-            after.setdefault(parent.name, []).append(layer)
+    users = _users(copy)
     sites = [
-        (_parent(relu), relu, after[relu.name][0])
+        (_parent(relu), relu, users[id(relu.output)][0])
         for relu in copy.layers
         if isinstance(relu, keras.layers.ReLU)
         and relu.max_value == 6
         and isinstance(_parent(relu), keras.layers.BatchNormalization)
-        and [type(user) for user in after.get(relu.name, [])] == [keras.layers.DepthwiseConv2D]
+        and [type(user) for user in users.get(id(relu.output), [])] == [keras.layers.DepthwiseConv2D]
     ]
     if not sites:
         return copy, 0

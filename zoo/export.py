@@ -543,6 +543,16 @@ def _parent(layer: Any) -> Any:
     return nodes[0].parent_nodes[0].operation if len(nodes) == 1 and len(nodes[0].parent_nodes) == 1 else None
 
 
+def _users(model: Any) -> dict[int, list[Any]]:
+    """The layers of ``model`` that take each tensor, by the tensor's ``id``."""
+    users: dict[int, list[Any]] = {}
+    for layer in model.layers:
+        for node in layer._inbound_nodes:
+            for tensor in node.input_tensors:
+                users.setdefault(id(tensor), []).append(layer)
+    return users
+
+
 def _activation_name(layer: Any) -> str:
     return getattr(getattr(layer, "activation", None), "__name__", "linear")
 
@@ -606,11 +616,7 @@ def quantized_outputs(model: Any) -> list[Any]:
     runs apart (:func:`split_activations`) is a layer of its own here.
     """
     model = split_activations(model)
-    users: dict[int, list[Any]] = {}
-    for layer in model.layers:
-        for node in layer._inbound_nodes:
-            for tensor in node.input_tensors:
-                users.setdefault(id(tensor), []).append(layer)
+    users = _users(model)
     found = []
     for layer in model.layers:
         if isinstance(layer, _passthrough_layers()):

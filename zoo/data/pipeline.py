@@ -418,9 +418,14 @@ def data_reference(name: str | os.PathLike[str]) -> str:
 
     So a model card's data is found again from any working directory.
     """
-    if is_tfds_string(name) or not _is_path_like(name):
+    if _is_dataset_name(name):
         return str(name)
     return str(Path(name).expanduser().resolve())
+
+
+def _is_dataset_name(name: Any) -> bool:
+    """Whether ``name`` names a dataset (a ``tfds:`` string or a named one) rather than a path."""
+    return is_tfds_string(name) or (isinstance(name, str) and bool(name.strip()) and not _is_path_like(name))
 
 
 #: The columns CSV/TSV/JSONL data is read from unless told otherwise.
@@ -462,7 +467,7 @@ def _source(
         raise DataError(f"dataset must be a name, 'tfds:NAME' or a path, got {type(name).__name__}")
     if isinstance(name, str) and not name.strip():
         raise DataError("empty dataset name: pass a name such as 'mnist', 'tfds:NAME' or a path")
-    if is_tfds_string(name) or (isinstance(name, str) and not _is_path_like(name)):
+    if _is_dataset_name(name):
         _check_columns(name, None, text_column, label_column)
     if is_tfds_string(name):
         if kfold is not None:
@@ -790,7 +795,7 @@ def info(
     Raises:
         DataError: As :func:`load` does.
     """
-    if is_tfds_string(name) or (isinstance(name, str) and name.strip() and not _is_path_like(name)):
+    if _is_dataset_name(name):
         _check_columns(name, None, text_column, label_column)
     if is_tfds_string(name):
         ref = parse_tfds(str(name))

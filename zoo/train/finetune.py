@@ -151,8 +151,8 @@ def _data_fingerprint(
     A folder is known by its files' names, sizes and times; a CSV/TSV/JSONL file by its sha256;
     table columns other than the default (:func:`table_columns`) are part of it.
     """
-    if table_columns(**(columns or {})):
-        return {**_data_fingerprint(data, data_dir), "columns": dict(columns or {})}
+    if columns:
+        return {**_data_fingerprint(data, data_dir), "columns": dict(columns)}
     import hashlib
 
     from zoo.fileio import sha256_file

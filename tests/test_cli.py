@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -105,6 +106,12 @@ def test_list_wildcard_and_task_filter():
 def test_info_json():
     data = json.loads(run("info", "LeNet-5", "--json").output)
     assert data["architecture"] == "lenet5" and data["family"] == "lenet"
+
+
+def test_info_of_hub_weights_without_a_recorded_size_says_where_they_are():
+    out = run("info", "resnet50").output
+    assert "25,557,032 parameters, on the Hub," in out and " 0 B" not in out
+    assert re.search(r"parameters, [0-9.]+ KB, license", run("info", "lenet5").output)
 
 
 def test_unknown_name_is_one_line_and_exit_1():

@@ -143,7 +143,7 @@ def test_bad_files_are_skipped_with_one_warning(tmp_path):
     assert len(record) == 1
     message = str(record[0].message)
     assert "skipped 5 file(s)" in message
-    assert "not an image" in message and "not a image file" in message
+    assert "not an image" in message and "no image file extension" in message
     assert sum(int(b["label"].shape[0]) for b in ds) == 3
 
 

@@ -53,7 +53,7 @@ def list_cmd(pattern: str | None, task: str | None, pretrained: bool, as_json: b
                 "yes" if d["default"] else "",
                 d["dataset"],
                 [f"{k}={v:g}" for k, v in d["metrics"].items()],
-                human_size(d["size"]) if d["size"] else "on the Hub",
+                _size_text(d["size"]),
             ]
             for d in data
         ]
@@ -78,6 +78,11 @@ def list_cmd(pattern: str | None, task: str | None, pretrained: bool, as_json: b
         for i in infos
     ]
     click.echo(table(rows, ["name", "model", "task", "weights", "paper"]))
+
+
+def _size_text(size: int) -> str:
+    """A weights entry's size, or where it is when no size is recorded (a Hub file pinned on first use)."""
+    return human_size(size) if size else "on the Hub"
 
 
 def _split_text(dataset: Any) -> str:
@@ -135,7 +140,7 @@ def info_cmd(name: str, as_json: bool) -> None:
         click.echo(f"  weights {w.name}{' (default)' if w.default else ''}: {w.description}")
         click.echo(
             f"    dataset {w.dataset['name']} ({_split_text(w.dataset)}), "
-            f"{w.num_params:,} parameters, {human_size(w.total_size)}, license {w.license}"
+            f"{w.num_params:,} parameters, {_size_text(w.total_size)}, license {w.license}"
         )
         for m in w.metrics:
             click.echo(f"    measured {m.name} = {m.value:g} on {m.dataset} {m.split}")

@@ -278,7 +278,7 @@ def _usable_files(
     good: list[str] = []
     for path in files:
         if path.suffix.lower() not in suffixes:
-            skipped.append((str(path), f"not a {kind} file"))
+            skipped.append((str(path), f"no {kind} file extension"))
             continue
         if kind == "image":
             size, reason, orientation = _image_header(path)

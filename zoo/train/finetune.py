@@ -372,7 +372,7 @@ def _card(
         architecture=entry.architecture,
         tag="finetuned",
         default=False,
-        description=f"{entry.name} fine-tuned on {data} ({settings['strategy']})",
+        description=f"{entry.name} fine-tuned on {where} ({settings['strategy']})",
         files=files,
         sources=[{"type": "local", "path": str(out.resolve())}],
         builder_kwargs=entry.builder_kwargs,

@@ -73,9 +73,9 @@ def _stopping_after(calls):
 
 @pytest.fixture
 def every_two_steps(monkeypatch):
-    import zoo.export
+    import zoo.export.distil
 
-    monkeypatch.setattr(zoo.export, "QAT_CHECKPOINT_EVERY", 2)
+    monkeypatch.setattr(zoo.export.distil, "QAT_CHECKPOINT_EVERY", 2)
 
 
 def test_distillation_changes_the_weights_and_leaves_the_teacher_alone():

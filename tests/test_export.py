@@ -29,7 +29,7 @@ def test_float_exports_match_keras(tmp_path, fmt, suffix):
 
 def test_key_value_records_round_trip_every_value():
     """ONNX props and OpenVINO rt_info hold strings: a label that looks like JSON stays a string."""
-    from zoo.export import _decode_record, _encode_record
+    from zoo.export._common import _decode_record, _encode_record
 
     record = {"weights": "lenet5.mnist", "labels": ["1", "true", "null", "[2]"], "version": 2, "x": None}
     assert all(isinstance(v, str) for v in _encode_record(record).values())
@@ -100,7 +100,8 @@ def test_int8_activation_ranges_leave_out_the_calibration_outliers(tmp_path):
     """Each int8 activation range is TFLite's min/max range or narrower, and the quantiles narrow some."""
     import tensorflow as tf
 
-    from zoo.export import _sample_images, _tflite_bytes
+    from zoo.export._write import _sample_images
+    from zoo.export.quantize import _tflite_bytes
 
     saved = tmp_path / "lenet"
     export("lenet5", "savedmodel", saved)
@@ -634,7 +635,7 @@ def test_openvino_ir_takes_raw_images_and_carries_its_record(tmp_path, name):
     assert record["weights_sha256"] == {f.filename: f.sha256 for f in entry.files}
     shape = tuple(record["input_contract"]["shape"][1:])
     raw = np.random.default_rng(1).integers(0, 256, (3, *shape), np.uint8)
-    from zoo.export import _run_savedmodel  # the SavedModel of the same export: the reference
+    from zoo.export.runtimes import _run_savedmodel  # the SavedModel of the same export: the reference
 
     saved = export(name, "savedmodel", tmp_path / "saved")
     np.testing.assert_allclose(run_openvino(out, raw), _run_savedmodel(saved.path, raw), atol=1e-4)
@@ -778,16 +779,9 @@ def test_int8_simulation_computes_what_the_tflite_int8_model_computes(tmp_path):
     CIFAR-10 images, its outputs sit closer to the converted int8 file's than the float model's do.
     (Measured: 0.028 against 0.046, logit error standard deviations.)"""
     import zoo.data
-    from zoo.export import (
-        _image_contract,
-        _real_images,
-        _tflite_bytes,
-        _write_savedmodel,
-        int8_simulation,
-        quantized_outputs,
-        rounded_weights,
-        run_tflite,
-    )
+    from zoo.export import int8_simulation, quantized_outputs, rounded_weights, run_tflite
+    from zoo.export._write import _image_contract, _real_images, _write_savedmodel
+    from zoo.export.quantize import _tflite_bytes
 
     entry = zoo.weights_entry("resnet20")
     model = zoo.load("resnet20")
@@ -814,7 +808,7 @@ def _given_scales(blob: bytes, ranges: dict) -> list[tuple[tuple[float, float] |
     import tensorflow as tf
     from tensorflow.lite.tools import flatbuffer_utils
 
-    from zoo.export import _given_range, _layer_outputs
+    from zoo.export.quantize import _given_range, _layer_outputs
 
     outputs = _layer_outputs(flatbuffer_utils.read_model_from_bytearray(bytearray(blob)).subgraphs[0])
     return [
@@ -828,7 +822,8 @@ def test_a_given_range_is_not_put_on_a_step_inside_a_layer(tmp_path):
     """LeNet-5's convolutions end in a tanh TFLite does not fuse: the convolution's output, before
     the tanh, keeps the (wider) range calibration gives it, not the tanh output's [-1, 1]."""
     from zoo import api
-    from zoo.export import _sample_images, _tflite_bytes, _write_savedmodel
+    from zoo.export._write import _sample_images, _write_savedmodel
+    from zoo.export.quantize import _tflite_bytes
 
     model = api.load("lenet5.mnist")  # not split_activations' copy: each tanh inside its layer
     shape = tuple(model.input_shape[1:])
@@ -848,16 +843,9 @@ def test_activations_tflite_runs_apart_are_split_simulated_and_given_their_range
     rounds both tensors, and a file converted from the split model takes every range given, the
     tanh's and the average pooling's being those TFLite fixes."""
     from zoo import api
-    from zoo.export import (
-        FIXED_RANGES,
-        _sample_images,
-        _tflite_bytes,
-        _write_savedmodel,
-        int8_ranges,
-        int8_simulation,
-        quantized_outputs,
-        split_activations,
-    )
+    from zoo.export import FIXED_RANGES, int8_ranges, int8_simulation, quantized_outputs, split_activations
+    from zoo.export._write import _sample_images, _write_savedmodel
+    from zoo.export.quantize import _tflite_bytes
 
     model = api.load("lenet5.mnist")
     split = split_activations(model)
@@ -890,7 +878,9 @@ def test_the_int8_file_rounds_each_activation_to_the_range_it_is_given(tmp_path)
     on EfficientNet-Lite0 (ReLU6s fused into convolutions, projections, residual sums, a mean) each
     int8 tensor holding a simulated layer's output gets exactly that layer's range. (Others, such as
     LeNet-5's tanh and average pooling or ResNet-20's shortcut padding, have scales TFLite fixes.)"""
-    from zoo.export import _sample_images, _tflite_bytes, _write_savedmodel, int8_ranges, quantized_outputs
+    from zoo.export import int8_ranges, quantized_outputs
+    from zoo.export._write import _sample_images, _write_savedmodel
+    from zoo.export.quantize import _tflite_bytes
     from zoo.models.efficientnet import efficientnet_lite0
 
     model = efficientnet_lite0(input_shape=(64, 64, 3), num_classes=10)
@@ -913,7 +903,7 @@ def test_the_exports_train_images_do_not_depend_on_the_global_seed():
     from tensorflow.python.eager import context
 
     import zoo
-    from zoo.export import _real_images
+    from zoo.export._write import _real_images
 
     entry = zoo.weights_entry("lenet5.mnist")
     saved = context.global_seed()

@@ -142,6 +142,35 @@ def test_layers_import_only_downward():
     assert not upward, "\n".join(upward)
 
 
+#: The export package's own floors, bottom to top (its ``__init__`` only re-exports, from the top).
+EXPORT_FLOORS = (
+    ("_common",),
+    ("runtimes",),
+    ("quantize",),
+    ("simulation",),
+    ("distil",),
+    ("_write",),
+    ("image", "text", "generative"),
+    ("api",),
+    ("forward",),
+)
+
+
+def test_the_export_package_imports_only_downward():
+    floor = {f"zoo.export.{name}": i for i, names in enumerate(EXPORT_FLOORS) for name in names}
+    inside = [m for m in _modules() if m.startswith("zoo.export.")]
+    assert sorted(inside) == sorted(floor), "give every zoo.export module a floor in EXPORT_FLOORS"
+    graph = import_graph()
+    upward = [
+        f"{m} imports {t}"
+        for m in sorted(floor)
+        for t in sorted(graph[m])
+        if t in floor and floor[t] >= floor[m] and t != m
+    ]
+    assert not upward, "\n".join(upward)
+    assert graph["zoo.export"] <= set(floor)
+
+
 def test_the_graph_sees_imports_inside_functions():
     """The checker itself: an upward import hidden in a function body is caught."""
     graph = import_graph()

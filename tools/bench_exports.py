@@ -137,7 +137,7 @@ def _feeds(name: str, model, result, batch: int):
 
     entry = zoo.weights_entry(name)
     if result.kind == "char-step":  # the character step: ids and zero states
-        from zoo.export import _char_step_fn
+        from zoo.export.generative import _char_step_fn
 
         _, signature = _char_step_fn(model)
         feed = {n: np.zeros((batch, s.shape[1]), np.float32) for n, s in signature.items() if n != "ids"}
@@ -156,7 +156,7 @@ def _feeds(name: str, model, result, batch: int):
         return {k: np.asarray(feed[k], np.int32) for k in names}, (
             feed if len(names) > 1 else np.asarray(feed["input_ids"])
         )
-    from zoo.export import _image_contract
+    from zoo.export._write import _image_contract
 
     baked, shape = _image_contract(entry)
     raw = np.random.default_rng(batch).integers(0, 256, (batch, *shape), np.uint8)
@@ -204,14 +204,14 @@ def run_cell(name: str, fmt: str, work: Path) -> dict:
         cell["accuracy_change"] = round(m["tflite_top1_accuracy"] - m["keras_top1_accuracy"], 2)
     model = zoo.load(name)
     if result.kind == "sampler":
-        from zoo.export import _sampler_model
+        from zoo.export.generative import _sampler_model
 
         model = _sampler_model(model)  # what the export runs: latent -> images
     keras_call = model.predict_on_batch
     if result.kind == "char-step":  # Keras' side: the same step, traced once
         import tensorflow as tf
 
-        from zoo.export import _char_step_fn
+        from zoo.export.generative import _char_step_fn
 
         step, signature = _char_step_fn(model)
         traced = tf.function(step, input_signature=[signature])

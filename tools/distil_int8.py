@@ -37,7 +37,8 @@ def prepare(name: str, data: str, out: str, count: int | None = None) -> int:
     import numpy as np
 
     import zoo
-    from zoo.export import QAT_IMAGES, _real_images
+    from zoo.export import QAT_IMAGES
+    from zoo.export._write import _real_images
 
     if os.path.lexists(out):
         raise SystemExit(f"{out} exists: this tool never replaces a file; choose a new path")
@@ -69,7 +70,7 @@ def transforms(entry: Any, keras_ops: bool | None = None) -> tuple[Any, Any]:
     """
     import keras
 
-    from zoo.export import _export_resize, _image_contract
+    from zoo.export._write import _export_resize, _image_contract
 
     baked, shape = _image_contract(entry)
     if not (keras_ops if keras_ops is not None else not _has_tensorflow()):

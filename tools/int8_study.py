@@ -142,7 +142,8 @@ def weight_rounding(model, inputs: list, report) -> None:
     """Report the Keras model with its weights on the int8 grid: every layer, then each kind alone."""
     import numpy as np
 
-    from zoo.export import _kernel_layers, rounded_weights
+    from zoo.export import rounded_weights
+    from zoo.export.quantize import _kernel_layers
     from zoo.tasks.inference import predict_fn
 
     forward = predict_fn(model, fold=False)  # the model itself, as the export checks it
@@ -183,7 +184,7 @@ def first_in_float(corrected: Path, calibration, batches: list, counts: str, rep
     """Report the bias-corrected int8 model with its first convolutions (of any kind) left in float."""
     from tensorflow.lite.python import convert
 
-    from zoo.export import _int8_calibrated
+    from zoo.export.quantize import _int8_calibrated
 
     calibrated = _int8_calibrated(converter(corrected, calibration), calibration)
     kinds = op_order(calibrated)
@@ -207,7 +208,9 @@ def simulation_fidelity(
     """
     import numpy as np
 
-    from zoo.export import _tflite_bytes, _write_savedmodel, int8_simulation, rounded_weights
+    from zoo.export import int8_simulation, rounded_weights
+    from zoo.export._write import _write_savedmodel
+    from zoo.export.quantize import _tflite_bytes
 
     with rounded_weights(start):  # the simulation copies the kernels on the int8 grid
         simulation = int8_simulation(start, seen, ranges=ranges)
@@ -225,7 +228,8 @@ def simulation_fidelity(
 def simulated_weights(entry, model, seen, transform, data: str, distilled: str | None, steps: int):
     """The bias-corrected weights, or those of the finished distillation in ``distilled``, and
     the activation ranges distillation simulates for them."""
-    from zoo.export import QAT_IMAGES, _distilled, bias_corrected, int8_ranges
+    from zoo.export import QAT_IMAGES, bias_corrected, int8_ranges
+    from zoo.export.image import _distilled
 
     if distilled is None:
         start, _ = bias_corrected(model, seen)
@@ -269,7 +273,7 @@ def equalized(model, seen, margin: float):
     import keras
     import numpy as np
 
-    from zoo.export import _parent, _users
+    from zoo.export.simulation import _parent, _users
 
     copy = keras.models.clone_model(model)
     copy.set_weights(model.get_weights())
@@ -306,7 +310,9 @@ def equalization(model, seen, margins: str, inputs: list, batches: list, export,
     """
     import numpy as np
 
-    from zoo.export import _tflite_bytes, _write_savedmodel, int8_simulation, rounded_weights
+    from zoo.export import int8_simulation, rounded_weights
+    from zoo.export._write import _write_savedmodel
+    from zoo.export.quantize import _tflite_bytes
     from zoo.tasks.inference import predict_fn
 
     baked, shape, calibration = export
@@ -409,16 +415,10 @@ def main() -> int:
     import zoo
     import zoo.data
     from zoo import api
-    from zoo.export import (
-        CALIBRATION_IMAGES,
-        _calibration_inputs,
-        _image_contract,
-        _int8_calibrated,
-        _tflite_bytes,
-        _write_savedmodel,
-        in_top_k,
-        rounded_weights,
-    )
+    from zoo.export import CALIBRATION_IMAGES, in_top_k, rounded_weights
+    from zoo.export._write import _image_contract, _write_savedmodel
+    from zoo.export.image import _calibration_inputs
+    from zoo.export.quantize import _int8_calibrated, _tflite_bytes
     from zoo.preprocessing import geometry_transform
     from zoo.tasks.inference import predict_fn
 

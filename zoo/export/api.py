@@ -1,0 +1,169 @@
+""":func:`export`, the one entry point.
+
+Checks its arguments and the target, then hands each kind of model to its exporter.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from zoo.errors import InputError
+from zoo.export._common import FORMATS, QAT_BATCH, QUANTIZE, TEXT_FORMATS, ExportError, ExportResult
+from zoo.export._write import _checked_target
+from zoo.export.generative import _export_char_step, _export_sampler
+from zoo.export.image import _export_image
+from zoo.export.text import _export_text
+
+
+def _check_export_args(
+    fmt: str,
+    quantize: str | None,
+    qat_steps: int = 0,
+    qat_checkpoint: Any = None,
+    qat_images: int | None = None,
+) -> None:
+    """Refuse an unknown format or quantisation, another backend, and ONNX export without its packages."""
+    from zoo.backend import keras_backend
+
+    if qat_steps < 0:
+        raise InputError(f"qat_steps must be 0 or more, got {qat_steps}")
+    if qat_steps and quantize != "int8":
+        raise InputError("--qat-steps tunes an int8 export: use it with --format tflite --quantize int8")
+    for option, value in (("--qat-checkpoint", qat_checkpoint), ("--qat-images", qat_images)):
+        if value is not None and not qat_steps:
+            raise InputError(f"{option} is a setting of the distillation: use it with --qat-steps")
+    if qat_images is not None and qat_images < QAT_BATCH:
+        raise InputError(f"--qat-images must be at least one batch ({QAT_BATCH}), got {qat_images}")
+
+    if keras_backend() != "tensorflow":
+        raise ExportError(
+            "zoo export converts through TensorFlow (SavedModel, TFLite, tf2onnx) and needs the "
+            f"TensorFlow backend: run it with KERAS_BACKEND=tensorflow (active backend: {keras_backend()})"
+        )
+    if fmt not in FORMATS:
+        raise InputError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    if quantize not in QUANTIZE:
+        raise InputError(f"quantize must be float16, int8 or dynamic, got {quantize!r}")
+    if quantize and fmt != "tflite":
+        raise InputError("quantisation is only available for --format tflite")
+    if fmt in ("onnx", "openvino"):
+        import importlib.util
+
+        needs = ("tf2onnx", "onnxruntime") if fmt == "onnx" else ("openvino",)
+        missing = [m for m in needs if importlib.util.find_spec(m) is None]
+        if missing:
+            raise ExportError(f"ONNX export needs {' and '.join(missing)}: pip install 'keras-zoo[export]'")
+
+
+def _classifier_entry(name: str, fmt: str) -> Any:
+    """Return the weights entry of ``name``, refusing anything but an image or text classifier."""
+    from zoo import api, registry
+
+    entry = api.weights_entry(name)
+    task = registry.get_spec(entry.architecture).task
+    kind = entry.preprocessing.get("type")
+    if kind == "text" and task in ("text-classification", "text-embedding"):
+        if entry.num_classes is None:
+            raise InputError(
+                f"{entry.name} is a text encoder without labels; zoo export handles text classifiers: "
+                f"export one fine-tuned from it (zoo finetune {entry.name} --data mr --out DIR)"
+            )
+        if fmt not in TEXT_FORMATS:
+            raise InputError(
+                f"{entry.name} is a text classifier: export it with --format savedmodel or --format onnx "
+                f"({fmt} export of text models is not available)"
+            )
+        return entry
+    if task in ("image-generation", "language-modeling"):
+        return entry
+    if task != "image-classification":
+        raise InputError(
+            f"{entry.name} is not a classifier (its task: {task}); zoo export handles image and text "
+            "classifiers, the VAE and DCGAN samplers and the character model's step"
+        )
+    if kind != "image":
+        raise InputError(f"export of {kind} models is not supported yet")
+    return entry
+
+
+def export(
+    name: str,
+    fmt: str,
+    out: str | os.PathLike[str],
+    *,
+    quantize: str | None = None,
+    preprocessing: bool = True,
+    samples: int = 32,
+    data: str | None = None,
+    data_dir: str | None = None,
+    evaluate: bool = False,
+    overwrite: bool = False,
+    qat_steps: int = 0,
+    qat_checkpoint: str | os.PathLike[str] | None = None,
+    qat_images: int | None = None,
+) -> ExportResult:
+    """Export pretrained weights to ``fmt`` at ``out`` and check the result against Keras.
+
+    Image classifiers export to every format. Text classifiers (word-level LSTM,
+    BERT-family; packaged or fine-tuned folders) export to ``"savedmodel"`` and
+    ``"onnx"``, take int32 token ids, and get their vocabulary beside the model (see
+    the module docstring); they are checked on :data:`TEXT_SAMPLES`.
+
+    Args:
+        name: Weights or architecture name, or a fine-tuned model folder.
+        fmt: ``"savedmodel"``, ``"tflite"`` or ``"onnx"``.
+        out: Output folder (SavedModel) or file.
+        quantize: TFLite only, post-training: ``"float16"`` (float16 weights), ``"int8"``
+            (int8 weights and activations, calibrated on 200 images of the entry dataset's
+            train split, each activation range cut to the calibration values' quantiles
+            :data:`CLIP_QUANTILE` and ``1 - CLIP_QUANTILE``, biases corrected for the weight
+            rounding: :func:`rounded_weights`) or ``"dynamic"`` (int8 weights; no calibration).
+        preprocessing: Images: bake the entry's input transform in (inputs become raw uint8
+            images). Text exports always take token ids (the result says ``False``).
+        samples: Number of (fixed, random) images of the input size the check runs on: it
+            never reads a data folder, so exports are the same with or without one.
+        data: Images: the dataset that calibrates int8 (its train split) and that
+            ``evaluate`` measures (its test split); default: the weights' own dataset.
+        data_dir: Data directory (overrides ``ZOO_DATA_DIR``); images only.
+        evaluate: Also measure a quantised TFLite model's top-1 agreement with Keras on
+            test images (and both accuracies when the data is the weights' own).
+        overwrite: Replace an earlier export that zoo wrote at ``out``, and another run's state
+            in ``qat_checkpoint`` (never anything else: see :mod:`zoo.outputs`).
+        qat_steps: int8 only: steps of :func:`distil_int8` on ``data``'s train split first
+            (instead of bias correction; still checked against the original Keras model).
+        qat_checkpoint: A folder for the distillation's state, which an export with the same
+            inputs continues (or converts at once when finished), from any Keras backend.
+        qat_images: How many of ``data``'s train images (the first of a fixed shuffle) distillation
+            draws batches from; default :data:`QAT_IMAGES`. A checkpoint needs the same number.
+
+    Returns:
+        An :class:`ExportResult`; float formats must match within 1e-4.
+
+    Raises:
+        ExportError: When the exported model's outputs differ beyond the tolerance.
+        InputError: When ``name`` is not a classifier, or ``fmt`` is not available for it
+            (TFLite for text).
+        OutputError: When ``out`` (or, for ONNX text exports, its vocabulary file) holds
+            anything that zoo did not write, or an earlier export without ``overwrite``.
+    """
+    from zoo import registry
+
+    _check_export_args(fmt, quantize, qat_steps, qat_checkpoint, qat_images)
+    target = _checked_target(fmt, out, overwrite)
+    entry = _classifier_entry(name, fmt)
+    task = registry.get_spec(entry.architecture).task
+    if fmt == "openvino" and task == "language-modeling":
+        raise InputError(f"{entry.name} exports as one step to savedmodel, onnx or tflite (not openvino)")
+    if task in ("image-generation", "language-modeling"):
+        if quantize:
+            raise InputError(f"{entry.name} exports as float32 only: leave out --quantize")
+        if task == "language-modeling":
+            return _export_char_step(entry, fmt, target, overwrite)
+        return _export_sampler(entry, fmt, target, overwrite)
+    if entry.preprocessing.get("type") == "text":
+        return _export_text(entry, fmt, target, overwrite)
+    options = dict(quantize=quantize, preprocessing=preprocessing, samples=samples, data=data)
+    options.update(data_dir=data_dir, evaluate=evaluate, overwrite=overwrite, qat_steps=qat_steps)
+    options.update(qat_checkpoint=qat_checkpoint, qat_images=qat_images)
+    return _export_image(entry, fmt, target, **options)

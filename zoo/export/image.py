@@ -1,0 +1,264 @@
+"""Image classifiers (and the EfficientNet backbone) to every format.
+
+Float or quantised, preprocessing baked in, checked on sample images and, with data, on
+the test split.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from zoo.errors import InputError
+from zoo.export._common import (
+    CALIBRATION_IMAGES,
+    CLIP_QUANTILE,
+    QAT_BATCH,
+    QAT_IMAGES,
+    QAT_LEARNING_RATE,
+    ExportResult,
+    Ranges,
+)
+from zoo.export._write import (
+    _check,
+    _export_resize,
+    _export_result,
+    _image_contract,
+    _image_record,
+    _keras_reference,
+    _Owner,
+    _real_images,
+    _sample_images,
+    _write_checked,
+    _write_savedmodel,
+)
+from zoo.export.distil import ResizedImages, _DistillationState, distil_int8, distillation_inputs
+from zoo.export.quantize import _tflite_bytes, bias_corrected, rounded_weights
+from zoo.export.runtimes import _run_export, in_top_k, tflite_interpreter
+from zoo.export.simulation import int8_ranges, split_activations
+
+
+def _calibration_inputs(
+    entry: Any,
+    shape: tuple[int, ...],
+    baked: dict[str, Any],
+    preprocessing: bool,
+    data: str,
+    data_dir: str | None,
+) -> tuple[Any, str]:
+    """The int8 calibration inputs (200 train images, or random ones without data) and their source."""
+    import numpy as np
+
+    import zoo.data
+
+    images = _real_images(entry, CALIBRATION_IMAGES, data, data_dir, "train")
+    source = f"{CALIBRATION_IMAGES} {data} train images"
+    if images is None:
+        images, source = _sample_images(shape, CALIBRATION_IMAGES), "random images (no dataset found)"
+    if not preprocessing:
+        images = np.asarray(zoo.data.image_transform(baked)(images))
+    return images, source
+
+
+def _export_image(
+    entry: Any,
+    fmt: str,
+    out: Path,
+    *,
+    quantize: str | None,
+    preprocessing: bool,
+    samples: int,
+    data: str | None,
+    data_dir: str | None,
+    evaluate: bool,
+    overwrite: bool,
+    qat_steps: int = 0,
+    qat_checkpoint: str | os.PathLike[str] | None = None,
+    qat_images: int | None = None,
+) -> ExportResult:
+    """Export an image classifier (see :func:`export`) to the checked target ``out``."""
+    import numpy as np
+
+    import zoo.data
+    from zoo import api
+
+    model = api.load(entry.name)
+    baked, shape = _image_contract(entry)
+    expected, feed = _keras_reference(model, baked, _sample_images(shape, samples), preprocessing)
+    record = _image_record(entry, baked, shape, preprocessing, model)
+    inputs = {"weights": entry.name, "format": fmt, "quantize": quantize, "preprocessing": preprocessing}
+    if qat_steps:
+        inputs["qat_steps"] = qat_steps
+    if qat_images is not None:
+        inputs["qat_images"] = qat_images
+    command = f"zoo export {entry.name} --format {fmt}"
+    extra: dict[str, Any] = {}
+    calibration = ranges = None
+    data_name = data or entry.dataset["name"]
+    test = _evaluation_split(entry, data, data_dir) if evaluate and fmt == "tflite" else None
+    if fmt == "tflite" and quantize == "int8":
+        calibration, extra["calibration"] = _calibration_inputs(
+            entry, shape, baked, preprocessing, data_name, data_dir
+        )
+        extra["activation_ranges"] = f"calibration quantiles {CLIP_QUANTILE:g} to {1 - CLIP_QUANTILE:g}"
+    with tempfile.TemporaryDirectory(prefix="zoo-export-") as tmpdir:
+        saved = Path(tmpdir) / "saved_model"
+        _write_savedmodel(model, baked if preprocessing else None, shape, saved)
+        quantized_from = saved
+        if calibration is not None:
+            quantized_from = Path(tmpdir) / "int8_weights"
+            transform = zoo.data.image_transform(baked)
+            seen = np.asarray(transform(calibration)) if preprocessing else calibration
+            if qat_steps:  # weights distilled through a simulation of the int8 model
+                qat = {"steps": qat_steps, "checkpoint": qat_checkpoint, "overwrite": overwrite}
+                qat["images"] = QAT_IMAGES if qat_images is None else qat_images
+                distilled, ranges = _distilled(entry, model, seen, qat, transform, data_name, data_dir, extra)
+                _write_savedmodel(distilled, baked if preprocessing else None, shape, quantized_from)
+            else:  # TFLite converts weights already on its grid, biases corrected
+                with rounded_weights(model, seen) as rounded:
+                    _write_savedmodel(model, baked if preprocessing else None, shape, quantized_from)
+                corrected = rounded.pop("corrected")
+                count = sum(len(layers) for layers in rounded.values())
+                extra["bias_correction"] = f"{len(corrected)} of {count} layers, on the calibration images"
+        got = _write_checked(
+            saved,
+            fmt,
+            _Owner(out, command, inputs, overwrite),
+            {**record, "quantize": quantize, **extra} if fmt == "tflite" else record,
+            run=lambda fmt, artifact: _run_export(fmt, artifact, feed),
+            check=lambda got: _check(got, expected, quantize, fmt),
+            annotate={"dims": ("batch",), "kind": "an image classifier on uint8 images"},
+            tflite=lambda saved: _tflite_bytes(quantized_from, quantize, calibration, ranges),
+        )
+    result = _export_result(out, fmt, quantize, preprocessing, got, expected)
+    result.metrics.update(extra)
+    result.input_shape = shape if preprocessing else tuple(model.input_shape[1:])
+    if test is not None:
+        result.metrics.update(_compare_on_test(entry, model, out, preprocessing, test))
+    return result
+
+
+def _distilled(
+    entry: Any,
+    model: Any,
+    seen: Any,
+    qat: dict[str, Any],
+    transform: Callable[[Any], Any],
+    data: str,
+    data_dir: str | None,
+    extra: dict[str, Any],
+) -> tuple[Any, Ranges]:
+    """``model`` after ``qat["steps"]`` of :func:`distil_int8` on ``qat["images"]`` of ``data``'s train split.
+
+    ``qat["checkpoint"]`` is where its state is kept; ``extra`` records how it was made.
+    Returns the distilled model, its activations split as the ranges name them
+    (:func:`split_activations`), and the activation ranges its simulation rounded to.
+    """
+    import numpy as np
+
+    steps = qat["steps"]
+    source = _real_images(entry, qat["images"], data, data_dir, "train", geometry=False)
+    if source is None:
+        raise InputError(
+            f"--qat-steps trains on {data}'s train split, which is not on this machine: "
+            "set ZOO_DATA_DIR (or --data-dir) to the folder holding it, or leave out --qat-steps"
+        )
+    train = ResizedImages(source, _export_resize(entry))
+    inputs = distillation_inputs(entry, source, steps=steps, data=data)
+    start, corrected = bias_corrected(model, seen)
+    ranges = int8_ranges(start, seen)
+    distilled = distil_int8(
+        model,
+        train,
+        seen,
+        steps=steps,
+        transform=transform,
+        start=start,
+        checkpoint=qat["checkpoint"],
+        inputs=inputs,
+        overwrite=qat["overwrite"],
+        ranges=ranges,
+    )
+    extra["qat"] = (
+        f"{steps} steps of quantisation-aware distillation (batch {QAT_BATCH}, Adam "
+        f"{QAT_LEARNING_RATE:g} with cosine decay, logits' squared error + KL) on "
+        f"{len(train)} {data} train images"
+    )
+    extra["bias_correction"] = f"{corrected} layers, on the calibration images, before distilling"
+    extra["activation_ranges"] = (
+        f"those distillation simulated: calibration quantiles {CLIP_QUANTILE:g} to "
+        f"{1 - CLIP_QUANTILE:g} of the bias-corrected model"
+    )
+    if qat["checkpoint"] is not None:  # the state may come from another machine and backend
+        with np.load(Path(qat["checkpoint"]) / _DistillationState.FILE) as saved:
+            extra["qat_state"] = f"kept in --qat-checkpoint, last saved by Keras on {saved['backend']}"
+    return split_activations(distilled), ranges
+
+
+def _evaluation_split(entry: Any, data: str | None, data_dir: str | None) -> tuple[str, bool, Any]:
+    """``("name:split", own, dataset)``: the entry's evaluation split (``own``), or ``data``'s test split.
+
+    Built before anything is exported, so that missing data fails before a file is written.
+    """
+    import zoo.data
+    from zoo.tasks.classify import own_data_options
+
+    own = data in (None, entry.dataset["name"])
+    name, split = (entry.dataset["name"], entry.dataset["split"]) if own else (data, "test")
+    options = own_data_options(entry) if own else {}  # a fine-tuned folder's held-out fold
+    ds = zoo.data.load(name, split, batch_size=256, data_dir=data_dir, as_supervised=True, **options)
+    return f"{name}:{split}", own, ds
+
+
+def _compare_on_test(
+    entry: Any, model: Any, path: Path, preprocessing: bool, test: tuple[str, bool, Any]
+) -> dict[str, float]:
+    """Top-1 agreement of the TFLite file with Keras on ``test``, and both accuracies.
+
+    Also how often Keras' top-1 class is among the file's five largest outputs
+    (``top5_agreement``): near-ties that int8 rounding reorders still keep it there.
+
+    ``test`` comes from :func:`_evaluation_split`; accuracies are given only when its
+    data is the entry's own (the labels are the model's). Both see the images as the
+    export's callers give them (resized by :func:`zoo.preprocessing.geometry_transform`),
+    so the figures measure the conversion alone.
+    """
+    import numpy as np
+
+    import zoo.data
+    from zoo.tasks.inference import predict_fn
+
+    where, own, ds = test
+    geometry, baked = _export_resize(entry), zoo.data.image_transform(_image_contract(entry)[0])
+    fn = predict_fn(model, fold=False)
+    keras_ok = tfl_ok = agree = in_top5 = total = 0
+    interp = tflite_interpreter(model_path=str(path))
+    inp = interp.get_input_details()[0]
+    for raw, y in ds:
+        images = np.asarray(geometry(raw))
+        model_inputs = np.asarray(baked(images))
+        keras_top = np.argmax(np.asarray(fn(model_inputs)), -1)
+        feed = images if preprocessing else model_inputs
+        interp.resize_tensor_input(inp["index"], list(feed.shape))
+        interp.allocate_tensors()
+        interp.set_tensor(inp["index"], feed.astype(inp["dtype"]))
+        interp.invoke()
+        tfl_out = interp.get_tensor(interp.get_output_details()[0]["index"])
+        tfl_top = np.argmax(tfl_out, -1)
+        keras_ok += int(np.sum(keras_top == y.numpy()))
+        tfl_ok += int(np.sum(tfl_top == y.numpy()))
+        agree += int(np.sum(tfl_top == keras_top))
+        in_top5 += int(np.sum(in_top_k(tfl_out, keras_top)))
+        total += len(y)
+    result = {
+        "top1_agreement": 100 * agree / total,
+        "top5_agreement": 100 * in_top5 / total,
+        "num_examples": total,
+        "evaluation_data": where,
+    }
+    if own:
+        result.update(keras_top1_accuracy=100 * keras_ok / total, tflite_top1_accuracy=100 * tfl_ok / total)
+    return result

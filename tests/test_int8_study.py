@@ -42,6 +42,8 @@ def test_int8_study_compares_both_ranges_and_int16_with_keras(tmp_path):
         "--simulation",
         "--equalize",
         "1",
+        "--quantiles",
+        "1e-4,0.01",
     ]
     env = {**os.environ, "ZOO_DATA_DIR": str(DATA_DIR)}
     proc = subprocess.run(
@@ -59,6 +61,13 @@ def test_int8_study_compares_both_ranges_and_int16_with_keras(tmp_path):
     # the file zoo export wrote is the model the study rebuilds as zoo export makes it
     made = rows.pop("int8 as zoo export makes it: quantile ranges, weights rounded and bias-corrected")
     assert rows.pop(f"the int8 file {given} (no distillation)") == made, out
+    # at the export's own quantile, the same file again
+    at = "int8 as zoo export makes it, activation ranges cut at the {} quantiles"
+    assert rows.pop(at.format("0.0001")) == made, out
+    assert agreement.pop(at.format("0.0001")) == made[0], out
+    narrower = rows.pop(at.format("0.01"))  # ranges cut 100 times as far in: another file
+    assert float(narrower[0]) >= 95 and narrower[1] != made[1], out
+    agreement.pop(at.format("0.01"))
     agreement.pop(f"the int8 file {given} (no distillation)")
     kept_float = [
         k for k in agreement if re.fullmatch(r"int8 quantile ranges, the [1-9]\d* FULLY_CONNECTED .*", k)

@@ -25,6 +25,9 @@ On the first ``--images`` test images of ``--data`` (shaped as the export shapes
   convolution that scales them back (``--equalize 1,2``; cross-layer equalization for ReLU6, at
   margins over each channel's calibration maximum): in float, with int8-rounded activations, and
   as the int8 file ``zoo export`` makes of it;
+- the int8 file as ``zoo export`` makes it with its activation ranges cut at other calibration
+  quantiles than the export's (``--quantiles 1e-3,1e-2``): a narrower range, a finer step, more
+  values saturated;
 - any int8 file ``zoo export`` wrote for the entry (``--file PATH``, repeatable), a distilled one say.
 
 Each model is reported by its top-1 agreement with Keras, its logit error, how often Keras'
@@ -38,7 +41,8 @@ Usage:
         [--data cifar10] [--images 1000] [--int16 500] \\
         [--float-ops DEPTHWISE_CONV_2D,FULLY_CONNECTED,CONV_2D] [--weights-only] [--activations] \\
         [--perturbations] [--float-first 2,3] [--equalize 1,2] [--simulation] \\
-        [--distilled DIR [--distilled-steps 1000]] [--file e.tflite] [--clear-gap 0.3]
+        [--distilled DIR [--distilled-steps 1000]] [--quantiles 1e-3,1e-2] [--file e.tflite] \\
+        [--clear-gap 0.3]
 """
 
 from __future__ import annotations
@@ -335,6 +339,23 @@ def equalization(model, seen, margins: str, inputs: list, batches: list, export,
         report(f"int8 as zoo export makes it, {label}", run_batches(make_file(copy), batches))
 
 
+def float_ops(saved: Path, calibration, kinds: str, batches: list, report) -> None:
+    """The int8 model with quantile ranges (no bias correction), each kind of operator left in float."""
+    from tensorflow.lite.python import convert
+
+    from zoo.export.quantize import _int8_calibrated
+
+    calibrated = _int8_calibrated(converter(saved, calibration), calibration)
+    outputs = op_outputs(calibrated)
+    for kind in kinds.split(","):
+        names = outputs.get(kind, [])
+        blob = convert.mlir_quantize(calibrated, denylisted_nodes=names)
+        report(
+            f"int8 quantile ranges, the {len(names)} {kind} ops in float ({len(blob) / 1e6:.1f} MB)",
+            run_batches(blob, batches),
+        )
+
+
 def given_file(path: str, name: str, batches: list, report, error) -> None:
     """Report an int8 file ``zoo export`` wrote of the weights ``name`` (``error``: refuse another)."""
     from zoo.export import tflite_record
@@ -348,6 +369,8 @@ def given_file(path: str, name: str, batches: list, report, error) -> None:
 
 
 def main() -> int:
+    from zoo.export import CLIP_QUANTILE
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--entry", default="efficientnet_lite0.in1k", help="an image classifier's weights")
     parser.add_argument("--data", default="cifar10", help="dataset whose test split is compared on")
@@ -404,6 +427,12 @@ def main() -> int:
         "convolutions, each channel scaled to reach 6 at margin x its calibration maximum",
     )
     parser.add_argument(
+        "--quantiles",
+        default="",
+        help="comma-separated clip quantiles: also the int8 file as zoo export makes it with each "
+        f"(the export's: {CLIP_QUANTILE:g})",
+    )
+    parser.add_argument(
         "--perturbations",
         action="store_true",
         help="also run Keras on its images with one grey level of noise, shifted a pixel, mirrored",
@@ -418,7 +447,7 @@ def main() -> int:
     from zoo.export import CALIBRATION_IMAGES, in_top_k, rounded_weights
     from zoo.export._write import _image_contract, _write_savedmodel
     from zoo.export.image import _calibration_inputs
-    from zoo.export.quantize import _int8_calibrated, _tflite_bytes
+    from zoo.export.quantize import _tflite_bytes
     from zoo.preprocessing import geometry_transform
     from zoo.tasks.inference import predict_fn
 
@@ -494,7 +523,7 @@ def main() -> int:
             rounded = (np.clip(np.round(want / scale) + zero, -128, 127) - zero) * scale
             report(f"Keras logits on that model's int8 output grid (step {scale:.4f})", rounded, len(want))
         corrected = Path(tmp) / "corrected"
-        if args.weights_only or args.float_first:  # one bias correction for Keras and the TFLite files
+        if args.weights_only or args.float_first or args.quantiles:  # one bias correction for all
             with rounded_weights(model, np.asarray(transform(np.asarray(calibration)))) as rounded:
                 rounded.pop("corrected")
                 count = sum(len(group) for group in rounded.values())
@@ -511,18 +540,12 @@ def main() -> int:
             blob = _tflite_bytes(corrected, "int8", calibration)
             label = "int8 as zoo export makes it: quantile ranges, weights rounded and bias-corrected"
             report(label, run_batches(blob, batches), len(want))
+        for q in (float(q) for q in args.quantiles.split(",") if q):
+            blob = _tflite_bytes(corrected, "int8", calibration, quantile=q)
+            label = f"int8 as zoo export makes it, activation ranges cut at the {q:g} quantiles"
+            report(label, run_batches(blob, batches), len(want))
         if args.float_ops:
-            from tensorflow.lite.python import convert
-
-            calibrated = _int8_calibrated(converter(saved, calibration), calibration)
-            outputs = op_outputs(calibrated)
-            for kind in args.float_ops.split(","):
-                names = outputs.get(kind, [])
-                blob = convert.mlir_quantize(calibrated, denylisted_nodes=names)
-                label = (
-                    f"int8 quantile ranges, the {len(names)} {kind} ops in float ({len(blob) / 1e6:.1f} MB)"
-                )
-                report(label, run_batches(blob, batches), len(want))
+            float_ops(saved, calibration, args.float_ops, batches, whole)
         if args.int16:
             n = min(args.int16, len(want)) // 100
             start = time.perf_counter()

@@ -17,8 +17,16 @@ from zoo.export.runtimes import tflite_interpreter
 
 
 def _tflite_bytes(
-    saved_dir: Path, quantize: str | None, calibration: Any, ranges: Ranges | None = None
+    saved_dir: Path,
+    quantize: str | None,
+    calibration: Any,
+    ranges: Ranges | None = None,
+    quantile: float = CLIP_QUANTILE,
 ) -> bytes:
+    """TFLite bytes of a SavedModel: float32, float16 weights, int8 (calibrated) or dynamic-range.
+
+    For int8, ``ranges`` and ``quantile`` are :func:`_int8_calibrated`'s.
+    """
     import tensorflow as tf
 
     converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_dir))
@@ -28,17 +36,19 @@ def _tflite_bytes(
     elif quantize == "int8":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.representative_dataset = lambda: ([x[None]] for x in calibration)
-        return _int8_clipped(converter, calibration, ranges)
+        return _int8_clipped(converter, calibration, ranges, quantile)
     elif quantize == "dynamic":  # int8 weights; activations quantised per batch when run
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
     return converter.convert()
 
 
-def _int8_clipped(converter: Any, calibration: Any, ranges: Ranges | None = None) -> bytes:
+def _int8_clipped(
+    converter: Any, calibration: Any, ranges: Ranges | None = None, quantile: float = CLIP_QUANTILE
+) -> bytes:
     """Full-integer TFLite bytes whose activation ranges leave out the calibration's outliers."""
     from tensorflow.lite.python import convert
 
-    return convert.mlir_quantize(_int8_calibrated(converter, calibration, ranges))
+    return convert.mlir_quantize(_int8_calibrated(converter, calibration, ranges, quantile))
 
 
 def _tensor_layers(name: bytes | str) -> set[str]:
@@ -79,13 +89,15 @@ def _given_range(layers: set[str], ranges: Ranges | None) -> tuple[float, float]
     return given.pop() if len(given) == 1 else None
 
 
-def _int8_calibrated(converter: Any, calibration: Any, ranges: Ranges | None = None) -> bytes:
+def _int8_calibrated(
+    converter: Any, calibration: Any, ranges: Ranges | None = None, quantile: float = CLIP_QUANTILE
+) -> bytes:
     """TFLite's calibrated float model, its activation ranges cut to the calibration quantiles.
 
     TFLite's calibrator gives each tensor the min and max it saw, and a handful of outlying
     values can stretch that range several times over (residual sums, for one), coarsening
     the int8 step for every other value. Here TFLite calibrates only; each range is then cut
-    to the calibration values' :data:`CLIP_QUANTILE` and ``1 - CLIP_QUANTILE`` quantiles
+    to the calibration values' ``quantile`` and ``1 - quantile`` quantiles
     (values beyond saturate); TFLite's own quantiser (``mlir_quantize``) finishes the model.
     ``ranges`` (Keras layer name -> ``(lo, hi)``) sets the range of the tensors holding those
     layers' outputs instead, so that the file rounds as a distilled simulation did.
@@ -124,17 +136,17 @@ def _int8_calibrated(converter: Any, calibration: Any, ranges: Ranges | None = N
             samples[i].append(values[rng.integers(0, values.size, min(values.size, 2000))])
     outputs = _layer_outputs(model.subgraphs[0])
     for i in samples:
-        lo, hi = _given_range(outputs[i], ranges) or _clipped_range(samples[i])
+        lo, hi = _given_range(outputs[i], ranges) or _clipped_range(samples[i], quantile)
         tensors[i].quantization.min = np.array([lo], np.float32)
         tensors[i].quantization.max = np.array([hi], np.float32)
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
 
-def _clipped_range(samples: list[Any]) -> tuple[float, float]:
-    """An int8 activation range: the sampled values' :data:`CLIP_QUANTILE` quantiles, widened to hold 0."""
+def _clipped_range(samples: list[Any], quantile: float = CLIP_QUANTILE) -> tuple[float, float]:
+    """An int8 activation range: the sampled values' ``quantile`` quantiles, widened to hold 0."""
     import numpy as np
 
-    lo, hi = np.quantile(np.concatenate(samples), [CLIP_QUANTILE, 1 - CLIP_QUANTILE])
+    lo, hi = np.quantile(np.concatenate(samples), [quantile, 1 - quantile])
     return min(float(lo), 0.0), max(float(hi), 0.0)
 
 

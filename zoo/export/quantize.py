@@ -71,9 +71,17 @@ def _layer_outputs(subgraph: Any) -> dict[int, set[str]]:
 
     Those its name lists (:func:`_tensor_layers`), less those the outputs of its consumers
     also list: a convolution's output before the tanh of the same layer is a step inside
-    that layer, not its output.
+    that layer, not its output. A model's output tensor is named after the signature
+    (``StatefulPartitionedCall_1:0``); it holds the output of the layer its operator's own
+    weights and biases are named after.
     """
     layers = {i: _tensor_layers(tensor.name) for i, tensor in enumerate(subgraph.tensors)}
+    produced = {i for op in subgraph.operators for i in op.outputs}
+    for op in subgraph.operators:
+        own = set().union(*(layers[i] for i in op.inputs if i >= 0 and i not in produced))
+        for i in op.outputs:
+            if i >= 0 and not layers[i]:
+                layers[i] = own
     inner: dict[int, set[str]] = {i: set() for i in layers}
     for op in subgraph.operators:
         later = set().union(*(layers[i] for i in op.outputs if i >= 0))

@@ -310,3 +310,19 @@ def test_listings_that_match_nothing_say_so():
     assert "No models match." in run("list", "nothing*").output
     assert run("list", "--pretrained", "nothing*").output.strip() == "No weights match."
     assert json.loads(run("list", "--pretrained", "nothing*", "--json").output) == []
+
+
+@pytest.mark.parametrize(
+    ("name", "says"),
+    [
+        ("lstm", ["zoo generate lstm_charlm.shakespeare", "classifiers of its family: lstm_classifier.mr"]),
+        ("bert_mini", ["zoo finetune bert_mini.google --data DATA --out DIR", "minilm_l6.mr"]),
+        ("vae", ["zoo sample vae.mnist"]),
+    ],
+)
+def test_predict_with_a_model_that_does_not_classify_names_what_does(name, says):
+    result = run("predict", name, "a fine film")
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert result.exit_code == 1 and len(lines) == 1, result.output
+    assert "is not a classifier" in lines[0] and all(s in lines[0] for s in says), lines[0]
+    assert name != "vae" or "classifiers of its family" not in lines[0]

@@ -50,7 +50,22 @@ def predict(
         hint = {
             "image-generation": f"draw images with `zoo sample {entry.name} --out grid.png`",
             "language-modeling": f"continue text with `zoo generate {entry.name} --prompt TEXT`",
-            "text-embedding": f"embed sentences with zoo.text.encode(texts, model={entry.name!r})",
+            "text-embedding": f"embed sentences with zoo.text.encode(texts, model={entry.name!r}), or "
+            f"fine-tune it into a classifier: zoo finetune {entry.name} --data DATA --out DIR",
         }.get(task, "zoo predict classifies images and texts")
-        raise InputError(f"{entry.name} is not a classifier (its task: {task}); {hint}")
+        raise InputError(
+            f"{entry.name} is not a classifier (its task: {task}); {hint}{_classifiers_beside(entry)}"
+        )
     return predict_images(load(entry.name), entry, list(inputs), top_k=top_k, forward=forward)
+
+
+def _classifiers_beside(entry: Any) -> str:
+    """Pretrained classifiers of ``entry``'s family, named for a user who asked for another task."""
+    from zoo.api import list_weights, weights_entry
+    from zoo.registry import get_spec, list_architectures
+    from zoo.tasks import task_of
+
+    family = get_spec(entry.architecture).family
+    names = [w for s in list_architectures() if s.family == family for w in list_weights(s.name)]
+    found = [w for w in names if task_of(weights_entry(w)) in ("image-classification", "text-classification")]
+    return f"; classifiers of its family: {', '.join(found)}" if found else ""

@@ -186,7 +186,7 @@ def _export_result(
     result = ExportResult(str(out), fmt, quantize, preprocessing, diff, tolerance, size)
     if quantize:
         agree = float(np.mean(np.argmax(got, -1) == np.argmax(expected, -1)))
-        result.metrics["top1_agreement_on_samples"] = agree
+        result.metrics["top1_agreement_on_samples"] = 100 * agree  # percent, as top1_agreement
     return result
 
 

@@ -642,6 +642,23 @@ def test_evaluating_a_text_classifier_on_user_data_scores_its_labels_by_name(tmp
         evaluate("lstm_classifier.mr", data=str(other))
 
 
+def test_unknown_classes_are_met_with_advice_for_the_kind_of_data(tmp_path):
+    """A folder's classes are renamed, a table's label values changed; a named dataset is neither."""
+    from zoo.errors import DataError
+    from zoo.tasks.classify import label_mapping
+
+    table = tmp_path / "t.csv"
+    table.write_text("text,label\nx,great\n")
+    for data, advice in [
+        (str(tmp_path), "name the class folders after the model's labels"),
+        (str(table), "use the model's labels in the label column"),
+        ("mnist", "evaluate on data with the model's labels"),
+    ]:
+        with pytest.raises(DataError, match=f"'great' are not labels of m .*; {advice}, or fine-tune"):
+            label_mapping(["great"], ["neg", "pos"], data, "m")
+    assert label_mapping(["pos", "neg"], ["neg", "pos"], "mnist", "m") == [1, 0]
+
+
 def test_extract_reads_text_files_with_the_vocabulary_beside_the_weights(tmp_path, monkeypatch):
     """It looked for the vocabulary inside the data path ('reviews.csv/vocab.txt')."""
     from zoo.train.engine import extract_to_file

@@ -213,6 +213,16 @@ def classification_metrics(
     return metrics
 
 
+def _relabel_hint(data: str) -> str:
+    """How to give ``data`` the model's labels: folders are renamed, a table's values changed."""
+    where = Path(data).expanduser()
+    if where.is_dir():
+        return "name the class folders after the model's labels"
+    if where.is_file():
+        return "use the model's labels in the label column"
+    return "evaluate on data with the model's labels"
+
+
 def label_mapping(data_labels: Any, model_labels: Any, data: str, weights: str) -> list[int] | None:
     """Map a dataset's class indices to the model's by label name (``None`` when they already agree).
 
@@ -232,8 +242,8 @@ def label_mapping(data_labels: Any, model_labels: Any, data: str, weights: str) 
         shown = ", ".join(repr(n) for n in unknown[:5])
         raise DataError(
             f"{data}: classes {shown} are not labels of {weights} ({', '.join(model_labels[:12])}"
-            f"{', ...' if len(model_labels) > 12 else ''}); name the class folders after the model's "
-            "labels, or fine-tune the model on these classes first"
+            f"{', ...' if len(model_labels) > 12 else ''}); {_relabel_hint(data)}, or fine-tune the "
+            "model on these classes first"
         )
     return [model_labels.index(n) for n in data_labels]
 

@@ -188,9 +188,9 @@ def first_in_float(corrected: Path, calibration, batches: list, counts: str, rep
     """Report the bias-corrected int8 model with its first convolutions (of any kind) left in float."""
     from tensorflow.lite.python import convert
 
-    from zoo.export.quantize import _int8_calibrated
+    from zoo.export.quantize import _int8_calibration, _with_ranges
 
-    calibrated = _int8_calibrated(converter(corrected, calibration), calibration)
+    calibrated = _with_ranges(_int8_calibration(converter(corrected, calibration), calibration))
     kinds = op_order(calibrated)
     convs = [name for kind, name in kinds if kind in ("CONV_2D", "DEPTHWISE_CONV_2D")]
     for count in (int(c) for c in counts.split(",")):
@@ -343,9 +343,9 @@ def float_ops(saved: Path, calibration, kinds: str, batches: list, report) -> No
     """The int8 model with quantile ranges (no bias correction), each kind of operator left in float."""
     from tensorflow.lite.python import convert
 
-    from zoo.export.quantize import _int8_calibrated
+    from zoo.export.quantize import _int8_calibration, _with_ranges
 
-    calibrated = _int8_calibrated(converter(saved, calibration), calibration)
+    calibrated = _with_ranges(_int8_calibration(converter(saved, calibration), calibration))
     outputs = op_outputs(calibrated)
     for kind in kinds.split(","):
         names = outputs.get(kind, [])
@@ -447,7 +447,7 @@ def main() -> int:
     from zoo.export import CALIBRATION_IMAGES, in_top_k, rounded_weights
     from zoo.export._write import _image_contract, _write_savedmodel
     from zoo.export.image import _calibration_inputs
-    from zoo.export.quantize import _tflite_bytes
+    from zoo.export.quantize import _int8_files, _tflite_bytes
     from zoo.preprocessing import geometry_transform
     from zoo.tasks.inference import predict_fn
 
@@ -536,12 +536,13 @@ def main() -> int:
             first_in_float(
                 corrected, calibration, batches, args.float_first, lambda a, b: report(a, b, len(want))
             )
+        quantiles = [float(q) for q in args.quantiles.split(",") if q]
+        chosen = ([CLIP_QUANTILE] if args.weights_only else []) + quantiles
+        blobs = _int8_files(corrected, calibration, chosen) if chosen else []  # one calibration pass
         if args.weights_only:
-            blob = _tflite_bytes(corrected, "int8", calibration)
             label = "int8 as zoo export makes it: quantile ranges, weights rounded and bias-corrected"
-            report(label, run_batches(blob, batches), len(want))
-        for q in (float(q) for q in args.quantiles.split(",") if q):
-            blob = _tflite_bytes(corrected, "int8", calibration, quantile=q)
+            report(label, run_batches(blobs.pop(0), batches), len(want))
+        for q, blob in zip(quantiles, blobs, strict=True):
             label = f"int8 as zoo export makes it, activation ranges cut at the {q:g} quantiles"
             report(label, run_batches(blob, batches), len(want))
         if args.float_ops:

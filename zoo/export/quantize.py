@@ -7,6 +7,7 @@ biases corrected for the rounding.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,30 +26,42 @@ def _tflite_bytes(
 ) -> bytes:
     """TFLite bytes of a SavedModel: float32, float16 weights, int8 (calibrated) or dynamic-range.
 
-    For int8, ``ranges`` and ``quantile`` are :func:`_int8_calibrated`'s.
+    For int8, ``ranges`` and ``quantile`` are :func:`_with_ranges`'.
     """
+    if quantize == "int8":
+        return _int8_files(saved_dir, calibration, [quantile], ranges)[0]
     import tensorflow as tf
 
     converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_dir))
     if quantize == "float16":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.target_spec.supported_types = [tf.float16]
-    elif quantize == "int8":
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.representative_dataset = lambda: ([x[None]] for x in calibration)
-        return _int8_clipped(converter, calibration, ranges, quantile)
     elif quantize == "dynamic":  # int8 weights; activations quantised per batch when run
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
     return converter.convert()
 
 
-def _int8_clipped(
-    converter: Any, calibration: Any, ranges: Ranges | None = None, quantile: float = CLIP_QUANTILE
-) -> bytes:
-    """Full-integer TFLite bytes whose activation ranges leave out the calibration's outliers."""
+def _int8_converter(saved_dir: Path, calibration: Any) -> Any:
+    """TFLite's converter of a SavedModel to full integer, calibrated on ``calibration``."""
+    import tensorflow as tf
+
+    converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_dir))
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = lambda: ([x[None]] for x in calibration)
+    return converter
+
+
+def _int8_files(
+    saved_dir: Path, calibration: Any, quantiles: list[float], ranges: Ranges | None = None
+) -> list[bytes]:
+    """Full-integer TFLite bytes of a SavedModel, one per clip quantile, from one calibration pass.
+
+    Each file's activation ranges leave out the calibration's outliers (:func:`_with_ranges`).
+    """
     from tensorflow.lite.python import convert
 
-    return convert.mlir_quantize(_int8_calibrated(converter, calibration, ranges, quantile))
+    calibrated = _int8_calibration(_int8_converter(saved_dir, calibration), calibration)
+    return [convert.mlir_quantize(_with_ranges(calibrated, ranges, q)) for q in quantiles]
 
 
 def _tensor_layers(name: bytes | str) -> set[str]:
@@ -97,21 +110,25 @@ def _given_range(layers: set[str], ranges: Ranges | None) -> tuple[float, float]
     return given.pop() if len(given) == 1 else None
 
 
-def _int8_calibrated(
-    converter: Any, calibration: Any, ranges: Ranges | None = None, quantile: float = CLIP_QUANTILE
-) -> bytes:
-    """TFLite's calibrated float model, its activation ranges cut to the calibration quantiles.
+@dataclasses.dataclass
+class _Calibration:
+    """TFLite's calibrated float model (its flatbuffer object) and what one pass sampled of it.
 
-    TFLite's calibrator gives each tensor the min and max it saw, and a handful of outlying
-    values can stretch that range several times over (residual sums, for one), coarsening
-    the int8 step for every other value. Here TFLite calibrates only; each range is then cut
-    to the calibration values' ``quantile`` and ``1 - quantile`` quantiles
-    (values beyond saturate); TFLite's own quantiser (``mlir_quantize``) finishes the model.
-    ``ranges`` (Keras layer name -> ``(lo, hi)``) sets the range of the tensors holding those
-    layers' outputs instead, so that the file rounds as a distilled simulation did.
+    ``samples`` holds sampled values of each tensor with one range, ``outputs`` the Keras
+    layers whose output each tensor holds (:func:`_layer_outputs`).
+    """
 
-    Uses TFLite's calibrate-only conversion and ``mlir_quantize``, which are not public API
-    (``tensorflow.lite.python``): a TensorFlow without them fails the export's tests.
+    model: Any
+    samples: dict[int, list[Any]]
+    outputs: dict[int, set[str]]
+
+
+def _int8_calibration(converter: Any, calibration: Any) -> _Calibration:
+    """Run TFLite's calibration (only) and sample every ranged tensor's values on ``calibration``.
+
+    Uses TFLite's calibrate-only conversion and, in :func:`_int8_files`, ``mlir_quantize``,
+    which are not public API (``tensorflow.lite.python``): a TensorFlow without them fails the
+    export's tests.
     """
     import numpy as np
     from tensorflow.lite.tools import flatbuffer_utils
@@ -142,12 +159,31 @@ def _int8_calibrated(
                 del samples[i]
                 continue
             samples[i].append(values[rng.integers(0, values.size, min(values.size, 2000))])
-    outputs = _layer_outputs(model.subgraphs[0])
-    for i in samples:
-        lo, hi = _given_range(outputs[i], ranges) or _clipped_range(samples[i], quantile)
+    return _Calibration(model, samples, _layer_outputs(model.subgraphs[0]))
+
+
+def _with_ranges(
+    calibrated: _Calibration, ranges: Ranges | None = None, quantile: float = CLIP_QUANTILE
+) -> bytes:
+    """The calibrated float model's bytes, its activation ranges cut to the calibration quantiles.
+
+    TFLite's calibrator gives each tensor the min and max it saw, and a handful of outlying
+    values can stretch that range several times over (residual sums, for one), coarsening
+    the int8 step for every other value. Here each range is cut to the sampled values'
+    ``quantile`` and ``1 - quantile`` quantiles (values beyond saturate); TFLite's own
+    quantiser (``mlir_quantize``) then finishes the model. ``ranges`` (Keras layer name ->
+    ``(lo, hi)``) sets the range of the tensors holding those layers' outputs instead, so that
+    the file rounds as a distilled simulation did.
+    """
+    import numpy as np
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    tensors = calibrated.model.subgraphs[0].tensors
+    for i, samples in calibrated.samples.items():
+        lo, hi = _given_range(calibrated.outputs[i], ranges) or _clipped_range(samples, quantile)
         tensors[i].quantization.min = np.array([lo], np.float32)
         tensors[i].quantization.max = np.array([hi], np.float32)
-    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(calibrated.model))
 
 
 def _clipped_range(samples: list[Any], quantile: float = CLIP_QUANTILE) -> tuple[float, float]:

@@ -315,7 +315,14 @@ def test_zoo_sample_writes_a_png(name, tmp_path):
         ["sample", name, "--interpolate", "--n", "12", "--steps", "6", "--scale", "1", "--out", str(walk)],
     )
     assert result.exit_code == 0, result.output
+    assert "wrote 2 latent walks of 6 images" in result.output
     assert Image.open(walk).size == (6 * 30 + 2, 2 * 30 + 2)
+    one = tmp_path / "one.png"
+    result = CliRunner().invoke(
+        cli, ["sample", name, "--interpolate", "--n", "3", "--scale", "1", "--out", str(one)]
+    )
+    assert result.exit_code == 0 and "wrote 1 latent walk of 8 images" in result.output, result.output
+    assert Image.open(one).size == (8 * 30 + 2, 30 + 2)  # at least one walk
 
 
 def test_zoo_sample_errors_are_one_line(tmp_path):

@@ -62,7 +62,8 @@ def sample_cmd(
     path = sample_png(
         name, out, n=n, seed=seed, interpolate=interpolate, steps=steps, scale=scale, overwrite=overwrite
     )
-    what = f"{max(1, n // steps)} latent walks of {steps} images" if interpolate else f"{n} samples"
+    walks = max(1, n // steps)
+    what = f"{walks} latent walk{'s' * (walks > 1)} of {steps} images" if interpolate else f"{n} samples"
     click.echo(f"wrote {what} to {path}")
 
 

@@ -166,6 +166,21 @@ def test_a_changed_folder_is_refused_before_loading(finetuned, tmp_path):
     assert zoo.api.model_folder("FT") is None, "a bare word is a zoo name, never a folder"
 
 
+def test_a_card_without_its_held_out_fold_says_what_to_do(finetuned, digits, tmp_path):
+    import shutil
+
+    old = tmp_path / "old"
+    shutil.copytree(finetuned, old)
+    card = json.loads((old / "card.json").read_text())
+    del card["dataset"]["kfold"]  # as cards were written before the fold was recorded
+    (old / "card.json").write_text(json.dumps(card))
+    result = CliRunner().invoke(cli, ["evaluate", str(old)])
+    assert result.exit_code == 1 and len(result.output.strip().splitlines()) == 1, result.output
+    assert "does not record which fold" in result.output and "--data" in result.output
+    assert "kfold=(k, i)" not in result.output
+    assert json.loads(_run("evaluate", old, "--data", digits, "--json"))["measured"]["num_examples"] > 0
+
+
 @pytest.mark.hub
 def test_a_folder_published_on_the_hub_loads_by_reference(finetuned, digits, local_hub, hf_env):
     """Publish the folder as a Hub repo (olah on loopback), load it back by hf:// at its revision."""

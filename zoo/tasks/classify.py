@@ -253,15 +253,39 @@ def own_data_options(entry: Any) -> dict[str, Any]:
 
     A fine-tuned model's card records the fixed fold it held out (``kfold``) and the columns of a
     CSV/TSV/JSONL table, where not ``text`` and ``label``; a manifest entry needs neither.
+
+    Raises:
+        InputError: For a card that records no fold of a folder or table with one split.
     """
     options: dict[str, Any] = {}
-    if "kfold" in entry.dataset:
-        options["kfold"] = tuple(entry.dataset["kfold"])
     if "columns" in entry.dataset:
         options.update(
             text_column=entry.dataset["columns"]["text"], label_column=entry.dataset["columns"]["label"]
         )
+    if "kfold" in entry.dataset:
+        options["kfold"] = tuple(entry.dataset["kfold"])
+    else:
+        _check_own_split(entry, options)
     return options
+
+
+def _check_own_split(entry: Any, columns: dict[str, str]) -> None:
+    """Fail clearly for a fine-tuned card whose data has no split of its name and no fold recorded.
+
+    Cards written before zoo recorded the held-out fold (``kfold``) of a folder or table with one
+    split cannot say which examples were held out.
+    """
+    import zoo.data
+
+    name, split = str(entry.dataset["name"]), entry.dataset["split"]
+    if not Path(name).exists():  # a named dataset has its splits
+        return
+    if split not in zoo.data.info(name, **columns).splits:
+        raise InputError(
+            f"{entry.name}'s card does not record which fold of {name} its fine-tuning held out "
+            f"(written by an older zoo), and that data has no {split!r} split; evaluate it on "
+            "data of its labels with --data (and --split), or fine-tune it again"
+        )
 
 
 def data_split(entry: Any, info: Any, split: str | None) -> str:

@@ -190,13 +190,15 @@ class Reference:
         return cls(**d)
 
 
-_REQUIRED = {
+#: An entry's keys, in the order the manifest writes them.
+RECORD_KEYS = (
     "architecture",
     "tag",
     "default",
     "description",
     "files",
     "sources",
+    "converter",
     "builder_kwargs",
     "input_shape",
     "num_classes",
@@ -208,8 +210,12 @@ _REQUIRED = {
     "num_params",
     "license",
     "recipe",
-}
+    "golden",
+    "library_versions",
+    "notes",
+)
 _OPTIONAL = {"converter", "golden", "library_versions", "notes"}
+_REQUIRED = set(RECORD_KEYS) - _OPTIONAL
 
 
 @dataclass(frozen=True)

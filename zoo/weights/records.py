@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from zoo.errors import ManifestError
-from zoo.weights.manifest import _OPTIONAL, WeightsEntry, file_record  # the schema's optional keys
+from zoo.weights.manifest import _OPTIONAL, RECORD_KEYS, WeightsEntry, file_record  # the schema's keys
 
 
 def _plain(value: Any) -> Any:
@@ -39,32 +39,6 @@ def golden_record(path: str | os.PathLike[str], *, atol: float) -> dict[str, Any
     """
     record = file_record(path, "npz")
     return {**{k: v for k, v in record.items() if k != "format"}, "atol": atol}
-
-
-#: The keys of a record, in the manifest's order.
-_ORDER = (
-    "architecture",
-    "tag",
-    "default",
-    "description",
-    "files",
-    "sources",
-    "converter",
-    "builder_kwargs",
-    "input_shape",
-    "num_classes",
-    "labels",
-    "preprocessing",
-    "dataset",
-    "metrics",
-    "references",
-    "num_params",
-    "license",
-    "recipe",
-    "golden",
-    "library_versions",
-    "notes",
-)
 
 
 def make_record(
@@ -133,7 +107,7 @@ def make_record(
             :meth:`WeightsEntry.from_dict <zoo.weights.manifest.WeightsEntry.from_dict>`.
     """
     given = locals()
-    record = {key: _plain(given[key]) for key in _ORDER if not (key in _OPTIONAL and given[key] is None)}
+    record = {key: _plain(given[key]) for key in RECORD_KEYS if not (key in _OPTIONAL and given[key] is None)}
     name = f"{architecture}.{tag}"
     try:
         WeightsEntry.from_dict(name, record)

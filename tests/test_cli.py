@@ -306,6 +306,20 @@ def test_predict_refuses_a_url_by_its_own_name():
     assert "https://example.com/digit.png: zoo predict reads local files" in result.output
 
 
+def test_predict_names_the_folders_and_patterns_that_held_no_images(tmp_path):
+    from PIL import Image
+
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "notes.txt").write_text("not an image")
+    result = run("predict", "lenet5", str(tmp_path / "empty"), str(tmp_path / "none*.png"))
+    assert result.exit_code == 2 and "no images found in or matching" in result.output
+    assert "empty'" in result.output and "none*.png'" in result.output and ".png" in result.output
+    Image.new("L", (28, 28)).save(tmp_path / "digit.png")
+    result = run("predict", "lenet5", str(tmp_path / "empty"), str(tmp_path / "digit.png"), "--json")
+    assert result.exit_code == 0 and len(json.loads(result.stdout)) == 1  # the rest is still classified
+    assert "Warning: no images found in or matching" in result.stderr and "empty'" in result.stderr
+
+
 def test_listings_that_match_nothing_say_so():
     assert "No models match." in run("list", "nothing*").output
     assert run("list", "--pretrained", "nothing*").output.strip() == "No weights match."

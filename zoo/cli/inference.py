@@ -163,17 +163,25 @@ def _image_paths(inputs: tuple[str, ...]) -> list[str]:
     from zoo.data.folders import IMAGE_SUFFIXES
 
     paths: list[str] = []
+    empty: list[str] = []  # folders and patterns that gave nothing
     for item in inputs:
         if "://" in item:  # Path() would fold the '//' and report a mangled missing file
             raise click.UsageError(f"{item}: zoo predict reads local files; download it first")
         path = Path(item).expanduser()
         if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-            paths += [str(p) for p in found]
+            found = sorted(
+                str(p) for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
+            )
         elif not path.exists() and glob.has_magic(item):
-            paths += sorted(glob.glob(os.path.expanduser(item), recursive=True))
+            found = sorted(glob.glob(os.path.expanduser(item), recursive=True))
         else:
-            paths.append(item)  # a missing file is reported by the prediction, with the others
+            found = [item]  # a missing file is reported by the prediction, with the others
+        paths += found
+        empty += [] if found else [item]
+    what = ", ".join(f"'{item}'" for item in empty)
+    where = f"in or matching {what} (image files end in {', '.join(sorted(IMAGE_SUFFIXES))})"
     if not paths:
-        raise click.UsageError("no images found: give image files, folders or glob patterns")
+        raise click.UsageError(f"no images found {where}: give image files, folders or glob patterns")
+    if empty:
+        click.echo(f"Warning: no images found {where}", err=True)
     return paths

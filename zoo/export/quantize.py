@@ -173,7 +173,8 @@ def _with_ranges(
     ``quantile`` and ``1 - quantile`` quantiles (values beyond saturate); TFLite's own
     quantiser (``mlir_quantize``) then finishes the model. ``ranges`` (Keras layer name ->
     ``(lo, hi)``) sets the range of the tensors holding those layers' outputs instead, so that
-    the file rounds as a distilled simulation did.
+    the file rounds as a distilled simulation did. Each call sets every sampled tensor's range
+    on ``calibrated.model``, so one calibration serves calls with other ranges.
     """
     import numpy as np
     from tensorflow.lite.tools import flatbuffer_utils

@@ -100,8 +100,9 @@ def test_int8_activation_ranges_leave_out_the_calibration_outliers(tmp_path):
     """Each int8 activation range is TFLite's min/max range or narrower, and the quantiles narrow some."""
     import tensorflow as tf
 
+    from zoo.export import CLIP_QUANTILE
     from zoo.export._write import _sample_images
-    from zoo.export.quantize import _tflite_bytes
+    from zoo.export.quantize import _int8_files, _tflite_bytes
 
     saved = tmp_path / "lenet"
     export("lenet5", "savedmodel", saved)
@@ -122,6 +123,10 @@ def test_int8_activation_ranges_leave_out_the_calibration_outliers(tmp_path):
     assert before.keys() == after.keys() and len(before) >= 5
     assert all(after[k] <= before[k] * (1 + 1e-6) for k in before), (before, after)
     assert sum(after[k] < 0.99 * before[k] for k in before) >= 3, (before, after)
+    # one calibration pass serves several quantiles: each file as if converted alone
+    wide, default = _int8_files(saved, calibration, [1e-2, CLIP_QUANTILE])
+    assert default == _tflite_bytes(saved, "int8", calibration)
+    assert wide == _tflite_bytes(saved, "int8", calibration, quantile=1e-2) != default
 
 
 @pytest.mark.slow

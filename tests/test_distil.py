@@ -117,6 +117,14 @@ def test_activations_tflite_runs_apart_are_simulated_as_layers_of_their_own():
     assert not np.array_equal(_weights(distilled)[0], _weights(model)[0])
 
 
+def test_the_same_seed_distils_the_same_weights_and_another_seed_others():
+    model, images = _model(), _images()
+    first, again = _weights(_distil(model, images)), _weights(_distil(model, images))
+    assert all(np.array_equal(a, b) for a, b in zip(first, again, strict=True))  # bit for bit
+    other = _weights(_distil(model, images, seed=1))
+    assert not all(np.array_equal(a, b) for a, b in zip(first, other, strict=True))
+
+
 def test_a_cut_off_distillation_resumes_to_the_same_weights(tmp_path, every_two_steps):
     model, images = _model(), _images()
     straight = _weights(_distil(model, images))

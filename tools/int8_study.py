@@ -61,9 +61,9 @@ def converter(saved: Path, calibration, int16: bool = False):
     """TFLite's full-integer converter of ``saved`` with its own (min/max) calibration."""
     import tensorflow as tf
 
-    conv = tf.lite.TFLiteConverter.from_saved_model(str(saved))
-    conv.optimizations = [tf.lite.Optimize.DEFAULT]
-    conv.representative_dataset = lambda: ([x[None]] for x in calibration)
+    from zoo.export.quantize import _int8_converter
+
+    conv = _int8_converter(saved, calibration)
     if int16:  # ops without a 16x8 kernel (the uint8 input's cast) stay float
         conv.target_spec.supported_ops = [
             tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8,

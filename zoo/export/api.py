@@ -5,7 +5,6 @@ Checks its arguments and the target, then hands each kind of model to its export
 
 from __future__ import annotations
 
-import contextlib
 import os
 from typing import Any
 
@@ -137,8 +136,6 @@ def export(
             inputs continues (or converts at once when finished), from any Keras backend.
         qat_images: How many of ``data``'s train images (the first of a fixed shuffle) distillation
             draws batches from; default :data:`QAT_IMAGES`. A checkpoint needs the same number.
-            An int8 export runs with deterministic kernels (:func:`zoo.backend.deterministic_kernels`),
-            so that the same arguments give the same file on the same machine.
 
     Returns:
         An :class:`ExportResult`; float formats must match within 1e-4.
@@ -151,7 +148,6 @@ def export(
             anything that zoo did not write, or an earlier export without ``overwrite``.
     """
     from zoo import registry
-    from zoo.backend import deterministic_kernels
 
     _check_export_args(fmt, quantize, qat_steps, qat_checkpoint, qat_images)
     target = _checked_target(fmt, out, overwrite)
@@ -170,5 +166,4 @@ def export(
     options = dict(quantize=quantize, preprocessing=preprocessing, samples=samples, data=data)
     options.update(data_dir=data_dir, evaluate=evaluate, overwrite=overwrite, qat_steps=qat_steps)
     options.update(qat_checkpoint=qat_checkpoint, qat_images=qat_images)
-    with deterministic_kernels() if quantize == "int8" else contextlib.nullcontext():  # the same file again
-        return _export_image(entry, fmt, target, **options)
+    return _export_image(entry, fmt, target, **options)

@@ -125,35 +125,6 @@ def test_the_same_seed_distils_the_same_weights_and_another_seed_others():
     assert not all(np.array_equal(a, b) for a, b in zip(first, other, strict=True))
 
 
-def _determinism_on():
-    from tensorflow.python.framework import config
-
-    return config.is_op_determinism_enabled()
-
-
-def test_tensorflows_deterministic_kernels_are_on_only_while_distilling():
-    """On TensorFlow each step runs with deterministic kernels; after the run, also one cut off,
-    they are off again, so that the caller's unseeded random ops still run."""
-    import keras
-
-    pytest.importorskip("tensorflow")
-    import tensorflow as tf
-
-    on_tensorflow = keras.backend.backend() == "tensorflow"
-    seen = []
-
-    def transform(x):
-        seen.append(_determinism_on())
-        return _transform(x)
-
-    _distil(_model(), _images(), transform=transform)
-    assert seen == [on_tensorflow] * STEPS and not _determinism_on()
-    with pytest.raises(_Stop):
-        _distil(_model(), _images(), transform=_stopping_after(1))
-    assert not _determinism_on()
-    assert tf.random.uniform([2]).shape == (2,)  # refused while determinism is on
-
-
 def test_a_cut_off_distillation_resumes_to_the_same_weights(tmp_path, every_two_steps):
     model, images = _model(), _images()
     straight = _weights(_distil(model, images))

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["compiled", "deterministic_kernels", "keras_backend", "no_grad", "to_numpy"]
+__all__ = ["compiled", "keras_backend", "no_grad", "to_numpy"]
 
 
 def keras_backend() -> str:
@@ -50,36 +48,6 @@ def compiled(fn: Any) -> Any:
     import tensorflow as tf
 
     return tf.function(fn, reduce_retracing=True)
-
-
-@contextlib.contextmanager
-def deterministic_kernels() -> Iterator[None]:
-    """Within it, the backend's kernels give the same results for the same inputs.
-
-    TensorFlow's CPU kernels otherwise sum in thread order, so that seeded training drifts in
-    the last bits. Its determinism (``tf.config.experimental.enable_op_determinism``) is
-    process-wide and refuses random ops without a seed, so it is turned off again on the way
-    out; a TensorFlow that cannot turn it off is left as it is. JAX and PyTorch on the CPU
-    already give the same results.
-    """
-    import keras
-
-    if keras.backend.backend() != "tensorflow":
-        yield
-        return
-    import tensorflow as tf
-    from tensorflow.python.framework import config  # its switch back off is not public API
-
-    switch_off = getattr(config, "disable_op_determinism", None)
-    was_on = getattr(config, "is_op_determinism_enabled", lambda: True)()
-    if was_on or switch_off is None:
-        yield
-        return
-    tf.config.experimental.enable_op_determinism()
-    try:
-        yield
-    finally:
-        switch_off()
 
 
 def no_grad() -> Any:

@@ -198,9 +198,7 @@ def distil_int8(
     decayed to zero along a cosine) to match ``model``'s logits (their mean squared error plus
     the KL divergence of their softmax, which weighs the classes that decide the top-1) on
     batches of :data:`QAT_BATCH` of ``images`` (mirrored at random), with its batch norms in
-    inference mode. Runs on the TensorFlow, JAX and PyTorch backends, with deterministic
-    kernels (:func:`zoo.backend.deterministic_kernels`): the same inputs and seed give the same
-    weights bit for bit on the same machine and backend.
+    inference mode. Runs on the TensorFlow, JAX and PyTorch backends.
 
     Args:
         model: The float Keras model the int8 model should follow (not changed).
@@ -229,16 +227,12 @@ def distil_int8(
     import keras
     import numpy as np
 
-    from zoo.backend import deterministic_kernels
     from zoo.tasks.inference import predict_fn
 
     student = int8_simulation(model if start is None else start, calibration, ranges=ranges)
     optimizer = keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(QAT_LEARNING_RATE, steps))
     optimizer.build(student.trainable_variables)
-    with (
-        _distillation_state(checkpoint, inputs, student, optimizer, overwrite) as state,
-        deterministic_kernels(),
-    ):
+    with _distillation_state(checkpoint, inputs, student, optimizer, overwrite) as state:
         step = _distillation_step(student, _rounded_kernels(student), optimizer)
         teacher = predict_fn(model, fold=False)
         rng = np.random.default_rng(seed)

@@ -198,7 +198,10 @@ def distil_int8(
     decayed to zero along a cosine) to match ``model``'s logits (their mean squared error plus
     the KL divergence of their softmax, which weighs the classes that decide the top-1) on
     batches of :data:`QAT_BATCH` of ``images`` (mirrored at random), with its batch norms in
-    inference mode. Runs on the TensorFlow, JAX and PyTorch backends.
+    inference mode. Runs on the TensorFlow, JAX and PyTorch backends. The same inputs and
+    ``seed`` give the same weights, bit for bit on TensorFlow only with oneDNN's kernels off
+    (``TF_ENABLE_ONEDNN_OPTS=0`` before it is imported): with them, runs side by side drift
+    apart in the last bits.
 
     Args:
         model: The float Keras model the int8 model should follow (not changed).

@@ -152,6 +152,31 @@ def test_int8_study_refuses_a_file_that_is_not_an_int8_export_of_the_entry(tmp_p
         given_file(str(path), "resnet20.cifar10", [], print, refuse)
 
 
+@pytest.mark.skipif(not (DATA_DIR / "mnist").is_dir(), reason=f"no MNIST under {DATA_DIR}")
+def test_train_images_compared_are_the_ones_distillation_draws_from(monkeypatch):
+    import numpy as np
+
+    import zoo
+    from tools.int8_study import compared_images
+    from zoo.export._write import _export_resize, _image_contract, _real_images
+    from zoo.export.image import _calibration_inputs
+
+    monkeypatch.setenv("ZOO_DATA_DIR", str(DATA_DIR))
+    entry = zoo.weights_entry("lenet5.mnist")
+    geometry = _export_resize(entry)
+    train = compared_images(entry, "mnist", "train", 250, geometry)
+    assert [len(b) for b in train] == [100, 100]  # whole batches of 100
+    baked, shape = _image_contract(entry)
+    calibration, source = _calibration_inputs(entry, shape, baked, True, "mnist", None)
+    assert source == "200 mnist train images"
+    np.testing.assert_array_equal(np.concatenate(train), calibration)  # the first 200 calibrate
+    pool = _real_images(entry, 300, "mnist", None, "train", geometry=False)  # what --qat-images 300 draws
+    np.testing.assert_array_equal(np.concatenate(train), np.asarray(geometry(pool[:200])))
+    test = compared_images(entry, "mnist", "test", 200, geometry)
+    assert [b.shape for b in test] == [b.shape for b in train]
+    assert not np.array_equal(test[0], train[0])
+
+
 def test_equalized_channels_reach_six_and_leave_the_model_as_it_was():
     import keras
     import numpy as np

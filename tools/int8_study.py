@@ -1,6 +1,7 @@
 """Study: how far an int8 TFLite image classifier moves from Keras, and what its activation ranges change.
 
-On the first ``--images`` test images of ``--data`` (shaped as the export shapes them), it measures:
+On the first ``--images`` test images of ``--data`` (shaped as the export shapes them), or with
+``--split train`` the first of the train images ``--qat-steps`` distils on, it measures:
 
 - the float Keras model's gap between its two largest logits (small gaps flip at the slightest noise);
 - top-1 agreement with Keras and the logit error (standard deviation) of the int8 model with
@@ -38,7 +39,7 @@ top-1 logit leads the second by at least ``--clear-gap``. Also:
 
 Usage:
     ZOO_DATA_DIR=../shared/data python -m tools.int8_study [--entry efficientnet_lite0.in1k] \\
-        [--data cifar10] [--images 1000] [--int16 500] \\
+        [--data cifar10] [--images 1000] [--split test] [--int16 500] \\
         [--float-ops DEPTHWISE_CONV_2D,FULLY_CONNECTED,CONV_2D] [--weights-only] [--activations] \\
         [--perturbations] [--float-first 2,3] [--equalize 1,2] [--simulation] \\
         [--distilled DIR [--distilled-steps 1000]] [--quantiles 1e-3,1e-2] [--file e.tflite] \\
@@ -368,13 +369,41 @@ def given_file(path: str, name: str, batches: list, report, error) -> None:
     report(label, run_batches(Path(path).read_bytes(), batches))
 
 
+def compared_images(entry, data: str, split: str, n: int, geometry) -> list:
+    """The first ``n`` images compared, in batches of 100 at the export's input size.
+
+    ``split="test"``: ``data``'s test split in its order. ``split="train"``: the train images
+    ``zoo export --qat-steps`` distils on, in the order it takes them (the first 200 are its
+    calibration images), to see whether distillation follows Keras better where it trained.
+    """
+    import numpy as np
+
+    import zoo.data
+    from zoo.export._write import _real_images
+
+    if split == "train":
+        images = _real_images(entry, n - n % 100, data, None, "train")
+        if images is None:
+            raise SystemExit(f"{data}'s train split is not on this machine: set ZOO_DATA_DIR to its folder")
+        return [images[i : i + 100] for i in range(0, len(images), 100)]
+    test = zoo.data.load(data, "test", batch_size=100, as_supervised=True)
+    return [np.asarray(geometry(raw)) for raw, _ in test.take(n // 100)]
+
+
 def main() -> int:
     from zoo.export import CLIP_QUANTILE
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--entry", default="efficientnet_lite0.in1k", help="an image classifier's weights")
     parser.add_argument("--data", default="cifar10", help="dataset whose test split is compared on")
-    parser.add_argument("--images", type=int, default=1000, help="test images compared")
+    parser.add_argument("--images", type=int, default=1000, help="images compared (a multiple of 100)")
+    parser.add_argument(
+        "--split",
+        choices=("test", "train"),
+        default="test",
+        help="compare on --data's first test images, or on the first train images --qat-steps "
+        "distils on (the first 200 are the calibration images)",
+    )
     parser.add_argument(
         "--int16", type=int, default=500, help="of those, images for int16 activations (0: skip)"
     )
@@ -458,16 +487,15 @@ def main() -> int:
     geometry = geometry_transform(dict(entry.preprocessing), shape[:2])
     transform, forward = zoo.data.image_transform(baked), predict_fn(model, fold=False)
     batches, keras_inputs, keras_logits = [], [], []
-    test = zoo.data.load(args.data, "test", batch_size=100, as_supervised=True)
-    for raw, _ in test.take(args.images // 100):
-        images = np.asarray(geometry(raw))
+    for images in compared_images(entry, args.data, args.split, args.images, geometry):
         batches.append(images)
         keras_inputs.append(np.asarray(transform(images)))
         keras_logits.append(np.asarray(forward(keras_inputs[-1])))
     want = np.concatenate(keras_logits)
     top2 = np.sort(want, axis=-1)[:, -2:]
     gap = top2[:, 1] - top2[:, 0]
-    print(f"{entry.name} on the first {len(want)} {args.data} test images; calibration: {source}")
+    images = "test images" if args.split == "test" else "train images distillation draws from"
+    print(f"{entry.name} on the first {len(want)} {args.data} {images}; calibration: {source}")
     print(
         "Keras top-1 vs top-2 logit gap: 5/10/25/50% quantiles "
         f"{np.quantile(gap, [0.05, 0.1, 0.25, 0.5]).round(3)}; under 0.1 for "

@@ -164,7 +164,7 @@ def test_train_images_compared_are_the_ones_distillation_draws_from(monkeypatch)
     monkeypatch.setenv("ZOO_DATA_DIR", str(DATA_DIR))
     entry = zoo.weights_entry("lenet5.mnist")
     geometry = _export_resize(entry)
-    train = compared_images(entry, "mnist", "train", 250, geometry)
+    train = compared_images(entry, "mnist", "train", 250)
     assert [len(b) for b in train] == [100, 100]  # whole batches of 100
     baked, shape = _image_contract(entry)
     calibration, source = _calibration_inputs(entry, shape, baked, True, "mnist", None)
@@ -172,7 +172,7 @@ def test_train_images_compared_are_the_ones_distillation_draws_from(monkeypatch)
     np.testing.assert_array_equal(np.concatenate(train), calibration)  # the first 200 calibrate
     pool = _real_images(entry, 300, "mnist", None, "train", geometry=False)  # what --qat-images 300 draws
     np.testing.assert_array_equal(np.concatenate(train), np.asarray(geometry(pool[:200])))
-    test = compared_images(entry, "mnist", "test", 200, geometry)
+    test = compared_images(entry, "mnist", "test", 200)
     assert [b.shape for b in test] == [b.shape for b in train]
     assert not np.array_equal(test[0], train[0])
 

@@ -369,23 +369,25 @@ def given_file(path: str, name: str, batches: list, report, error) -> None:
     report(label, run_batches(Path(path).read_bytes(), batches))
 
 
-def compared_images(entry, data: str, split: str, n: int, geometry) -> list:
+def compared_images(entry, data: str, split: str, n: int) -> list:
     """The first ``n`` images compared, in batches of 100 at the export's input size.
 
     ``split="test"``: ``data``'s test split in its order. ``split="train"``: the train images
     ``zoo export --qat-steps`` distils on, in the order it takes them (the first 200 are its
     calibration images), to see whether distillation follows Keras better where it trained.
+    Both resized as the export's callers resize them (``_export_resize``).
     """
     import numpy as np
 
     import zoo.data
-    from zoo.export._write import _real_images
+    from zoo.export._write import _export_resize, _real_images
 
     if split == "train":
         images = _real_images(entry, n - n % 100, data, None, "train")
         if images is None:
             raise SystemExit(f"{data}'s train split is not on this machine: set ZOO_DATA_DIR to its folder")
         return [images[i : i + 100] for i in range(0, len(images), 100)]
+    geometry = _export_resize(entry)
     test = zoo.data.load(data, "test", batch_size=100, as_supervised=True)
     return [np.asarray(geometry(raw)) for raw, _ in test.take(n // 100)]
 
@@ -395,7 +397,7 @@ def main() -> int:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--entry", default="efficientnet_lite0.in1k", help="an image classifier's weights")
-    parser.add_argument("--data", default="cifar10", help="dataset whose test split is compared on")
+    parser.add_argument("--data", default="cifar10", help="dataset compared on (see --split)")
     parser.add_argument("--images", type=int, default=1000, help="images compared (a multiple of 100)")
     parser.add_argument(
         "--split",
@@ -477,25 +479,23 @@ def main() -> int:
     from zoo.export._write import _image_contract, _write_savedmodel
     from zoo.export.image import _calibration_inputs
     from zoo.export.quantize import _int8_files, _tflite_bytes
-    from zoo.preprocessing import geometry_transform
     from zoo.tasks.inference import predict_fn
 
     entry = zoo.weights_entry(args.entry)
     model = api.load(entry.name)
     baked, shape = _image_contract(entry)
     calibration, source = _calibration_inputs(entry, shape, baked, True, args.data, None)
-    geometry = geometry_transform(dict(entry.preprocessing), shape[:2])
     transform, forward = zoo.data.image_transform(baked), predict_fn(model, fold=False)
     batches, keras_inputs, keras_logits = [], [], []
-    for images in compared_images(entry, args.data, args.split, args.images, geometry):
+    for images in compared_images(entry, args.data, args.split, args.images):
         batches.append(images)
         keras_inputs.append(np.asarray(transform(images)))
         keras_logits.append(np.asarray(forward(keras_inputs[-1])))
     want = np.concatenate(keras_logits)
     top2 = np.sort(want, axis=-1)[:, -2:]
     gap = top2[:, 1] - top2[:, 0]
-    images = "test images" if args.split == "test" else "train images distillation draws from"
-    print(f"{entry.name} on the first {len(want)} {args.data} {images}; calibration: {source}")
+    compared = "test images" if args.split == "test" else "train images distillation draws from"
+    print(f"{entry.name} on the first {len(want)} {args.data} {compared}; calibration: {source}")
     print(
         "Keras top-1 vs top-2 logit gap: 5/10/25/50% quantiles "
         f"{np.quantile(gap, [0.05, 0.1, 0.25, 0.5]).round(3)}; under 0.1 for "

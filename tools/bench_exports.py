@@ -47,6 +47,7 @@ TEXT_FORMATS = ("savedmodel", "onnx")
 ENTRIES = {
     "lenet5.mnist": None,
     "resnet20.cifar10": None,
+    "resnet56.cifar10": None,
     "vgg11_cifar.cifar10": None,
     "alexnet_cifar.cifar10": None,
     "efficientnet_lite0.in1k": "cifar10",  # ImageNet is not on this machine

@@ -112,7 +112,7 @@ def export(
 
     Args:
         name: Weights or architecture name, or a fine-tuned model folder.
-        fmt: ``"savedmodel"``, ``"tflite"`` or ``"onnx"``.
+        fmt: ``"savedmodel"``, ``"tflite"``, ``"onnx"`` or ``"openvino"``.
         out: Output folder (SavedModel) or file.
         quantize: TFLite only, post-training: ``"float16"`` (float16 weights), ``"int8"``
             (int8 weights and activations, calibrated on 200 images of the entry dataset's

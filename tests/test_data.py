@@ -462,6 +462,36 @@ def test_augment_is_reproducible_and_changes_each_epoch(data_dir, augment):
 
 
 @needs_data
+def test_epoch_keyed_passes_give_a_resumed_run_the_epochs_of_an_unbroken_one(data_dir):
+    """With ``initial_epoch``, pass k is epoch ``initial_epoch + k`` whatever object gives it."""
+    import tensorflow as tf
+
+    def first_batch(ds):
+        batch = next(iter(ds))
+        return batch["image"].numpy(), batch["label"].numpy()
+
+    kw = {"shuffle": True, "augment": "cifar_cutout", "seed": 3, "batch_size": 500}
+    unbroken = zd.load("cifar10", "test", initial_epoch=0, **kw)
+    epochs = [first_batch(unbroken) for _ in range(3)]
+    tf.random.set_seed(11)  # the process's global seed does not enter the draws
+    try:
+        resumed = first_batch(zd.load("cifar10", "test", initial_epoch=2, **kw))
+    finally:
+        tf.random.set_seed(None)
+    assert np.array_equal(resumed[0], epochs[2][0]) and np.array_equal(resumed[1], epochs[2][1])
+    assert not np.array_equal(epochs[0][1], epochs[1][1]), "a new order each epoch"
+    assert not np.array_equal(np.sort(epochs[1][0], axis=0), np.sort(epochs[2][0], axis=0))
+    assert int(unbroken.cardinality()) == 20 and sum(len(b["label"]) for b in unbroken) == 10000
+    cached = zd.load("mnist", "test", cache=True, shuffle=True, seed=1, batch_size=5000, initial_epoch=0)
+    passes = [np.concatenate([b["label"].numpy() for b in cached]) for _ in range(2)]
+    again = zd.load("mnist", "test", cache=True, shuffle=True, seed=1, batch_size=5000, initial_epoch=1)
+    assert np.array_equal(np.concatenate([b["label"].numpy() for b in again]), passes[1])
+    assert sorted(passes[0]) == sorted(passes[1]) and not np.array_equal(*passes)
+    with pytest.raises(DataError, match="initial_epoch must be a non-negative integer"):
+        zd.load("cifar10", "test", initial_epoch=-1)
+
+
+@needs_data
 def test_batched_decode_matches_per_image_decode(data_dir):
     batched = next(iter(zd.load("cifar10", "test", shuffle=True, seed=5, batch_size=64)))
     single = list(zd.load("cifar10", "test", shuffle=True, seed=5).take(64))

@@ -141,6 +141,26 @@ def test_resume_follows_the_checkpoint_epoch_and_mends_or_refuses_its_log(tmp_pa
     assert log.read_bytes() == b"epoch,loss\r\n0,1.0\r\n1,0.9\r\n"
 
 
+@pytest.mark.skipif(not (DATA_DIR / "cifar10-lossless").is_dir(), reason=f"no CIFAR-10 under {DATA_DIR}")
+def test_a_resumed_image_recipe_trains_on_the_epochs_an_unbroken_run_would_have():
+    """The shuffle and augmentation of epoch k do not depend on where the run (re)started."""
+    import numpy as np
+
+    tool = _train_tool()
+    recipe = tool.RECIPES["resnet20.cifar10"]
+
+    def first_batch(ds):
+        x, y = next(iter(ds))
+        return np.asarray(x), np.asarray(y)
+
+    unbroken = tool.build_dataset(recipe, "train", train=True, data_dir=str(DATA_DIR), initial_epoch=0)
+    epochs = [first_batch(unbroken) for _ in range(2)]
+    resumed = tool.build_dataset(recipe, "train", train=True, data_dir=str(DATA_DIR), initial_epoch=1)
+    x, y = first_batch(resumed)
+    assert np.array_equal(x, epochs[1][0]) and np.array_equal(y, epochs[1][1])
+    assert not np.array_equal(epochs[0][1], epochs[1][1])
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not (DATA_DIR / "mnist").is_dir(), reason=f"MNIST not found under {DATA_DIR}")
 def test_mixed_bfloat16_recipe_packages_float16_weights_measured_in_float32(monkeypatch, tmp_path, capsys):

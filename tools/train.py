@@ -80,6 +80,7 @@ def build_dataset(recipe: dict, split: str, *, train: bool, data_dir: str | None
         as_supervised=True,
         drop_remainder=train,
         data_dir=data_dir,
+        initial_epoch=initial_epoch if train else None,  # a resumed run gets the epochs it missed
     )
 
 

@@ -18,7 +18,10 @@ same order and the same augmentations):
 
 1. source: file paths or in-memory uint8 arrays (cheap elements);
 2. shuffle, seeded, reshuffled each epoch (here only when not caching: shuffling
-   cheap elements lets the buffer span the whole split);
+   cheap elements lets the buffer span the whole split). By default TensorFlow draws
+   each pass's order from the seed and the number of passes this dataset object has
+   made; with ``initial_epoch`` the order (and the augmentation seeds) of each pass is
+   a function of ``(seed, epoch number)``, so a resumed run gets an unbroken run's epochs;
 3. parallel decode of encoded elements. User image folders drop files that
    fail to decode despite a good header, with a TensorFlow log warning (their cardinality is then unknown);
 4. ``cache`` of decoded elements, then the shuffle when caching;
@@ -549,14 +552,18 @@ def _batch(ds: Any, src: _Source, batch_size: int, drop_remainder: bool) -> Any:
         ) from err
 
 
-def _check_load_args(batch_size: Any, shuffle_buffer: Any) -> None:
-    """Raise :class:`DataError` on an invalid ``batch_size`` or ``shuffle_buffer`` of :func:`load`."""
+def _check_load_args(batch_size: Any, shuffle_buffer: Any, initial_epoch: Any = None) -> None:
+    """Raise :class:`DataError` on an invalid ``batch_size``, ``shuffle_buffer`` or ``initial_epoch``."""
     if batch_size is not None and (
         not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1
     ):
         raise DataError(f"batch_size must be a positive integer or None, got {batch_size!r}")
     if shuffle_buffer is not None and (not isinstance(shuffle_buffer, int) or shuffle_buffer < 1):
         raise DataError(f"shuffle_buffer must be a positive integer, got {shuffle_buffer!r}")
+    if initial_epoch is not None and (
+        not isinstance(initial_epoch, int) or isinstance(initial_epoch, bool) or initial_epoch < 0
+    ):
+        raise DataError(f"initial_epoch must be a non-negative integer or None, got {initial_epoch!r}")
 
 
 def _augment_fn(augment: Any, src: _Source) -> Callable[[Any, Any], Any] | None:
@@ -596,6 +603,59 @@ def _shuffle_buffer_size(src: _Source, shuffle_buffer: int | None) -> int:
     return max(1, shuffle_buffer)
 
 
+def _epoch_seed(seed: int, epoch: Any) -> Any:
+    """The seed of one epoch's draws: a function of ``(seed, epoch)`` (an int64 tensor)."""
+    return tf.constant(seed, tf.int64) * 1_000_003 + epoch
+
+
+def _without_global_seed() -> None:
+    """Inside a dataset function: draw from the op seed alone, whatever global seed the process set.
+
+    The epoch's draws then depend on ``(seed, epoch)`` only; TensorFlow also cannot combine a
+    global seed with an op seed that is a tensor, as the epoch's is.
+    """
+    tf.compat.v1.get_default_graph().seed = None
+
+
+def _epochs(initial_epoch: int) -> Any:
+    """A one-element dataset holding the epoch number: ``initial_epoch``, then one more each pass."""
+    counter = tf.Variable(initial_epoch, dtype=tf.int64, trainable=False, name="zoo_data_epoch")
+
+    def next_epoch(_: Any) -> Any:
+        return counter.assign_add(1) - 1
+
+    return tf.data.Dataset.from_tensors(tf.constant(0, tf.int64)).map(next_epoch)
+
+
+def _shuffled(ds: Any, buffer: int, seed: int, initial_epoch: int | None) -> Any:
+    """``ds`` shuffled and reshuffled every pass: by TensorFlow, or keyed by the epoch (:func:`load`)."""
+    if initial_epoch is None:
+        return ds.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
+
+    def epoch_order(epoch: Any) -> Any:
+        _without_global_seed()
+        return ds.shuffle(buffer, seed=_epoch_seed(seed, epoch), reshuffle_each_iteration=False)
+
+    shuffled = _epochs(initial_epoch).flat_map(epoch_order)
+    cardinality = int(ds.cardinality())
+    if cardinality < 0:
+        return shuffled
+    return shuffled.apply(tf.data.experimental.assert_cardinality(cardinality))
+
+
+def _augment_seeds(seed: int, initial_epoch: int | None) -> Any:
+    """An endless dataset of int64 seed pairs for ``augment``, new each pass."""
+    if initial_epoch is None:
+        return tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+
+    def epoch_seeds(epoch: Any) -> Any:
+        _without_global_seed()
+        return tf.data.Dataset.random(seed=_epoch_seed(seed, epoch) + 7919).batch(2)
+
+    endless = tf.data.experimental.assert_cardinality(tf.data.INFINITE_CARDINALITY)
+    return _epochs(initial_epoch).flat_map(epoch_seeds).apply(endless)
+
+
 def _decode_stages(
     src: _Source,
     batch_size: int | None,
@@ -606,12 +666,13 @@ def _decode_stages(
     seed: int,
     cache: bool | str,
     buffer: int,
+    initial_epoch: int | None = None,
 ) -> tuple[Any, bool]:
     """Stages 1-5 (source to batch): the dataset, and whether it was batched before stages 6-7."""
     autotune = tf.data.AUTOTUNE
     ds = src.ds
     if shuffle and not cache:
-        ds = ds.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
+        ds = _shuffled(ds, buffer, seed, initial_epoch)
     # Whole-batch (vectorised) augmentation and image preprocessing when the images have a
     # static shape: one op per batch instead of one per image.
     if batch_size is not None and src.decode_batch is not None and not cache and batch_ops_ok:
@@ -627,7 +688,7 @@ def _decode_stages(
     if cache:
         ds = ds.cache("" if cache is True else str(cache))
         if shuffle:
-            ds = ds.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
+            ds = _shuffled(ds, buffer, seed, initial_epoch)
     input_spec = ds.element_spec[src.input_key]
     vectorised = (
         batch_size is not None
@@ -647,11 +708,12 @@ def _augment_and_preprocess(
     augment_fn: Callable[[Any, Any], Any] | None,
     transform: Callable[[Any], Any] | None,
     seed: int,
+    initial_epoch: int | None = None,
 ) -> Any:
     """Stages 6-7: augment the ``key`` values with seeds drawn from ``seed``, then preprocess them."""
     autotune = tf.data.AUTOTUNE
     if augment_fn is not None:
-        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+        seeds = _augment_seeds(seed, initial_epoch)
         ds = tf.data.Dataset.zip((ds, seeds)).map(
             lambda element, s: {**element, key: augment_fn(element[key], s)},
             num_parallel_calls=autotune,
@@ -667,6 +729,29 @@ def _supervised(ds: Any, src: _Source) -> Any:
     key = src.input_key
     label = src.label_key
     return ds.map(lambda element: (element[key], element[label]), num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def _stages(
+    src: _Source,
+    preprocessing: Any,
+    augment: Any,
+    as_supervised: bool,
+    batching: tuple[int | None, bool],
+    draws: dict[str, Any],
+) -> Any:
+    """Stages 1-9 of :func:`load` on ``src``; ``draws``: shuffle, seed, initial_epoch, cache, buffer."""
+    batch_size, drop_remainder = batching
+    transform, augment_fn = _element_fns(src, preprocessing, augment, as_supervised)
+    batch_ops_ok = _batch_ops_ok(augment, preprocessing)
+    ds, vectorised = _decode_stages(src, batch_size, drop_remainder, batch_ops_ok, **draws)
+    ds = _augment_and_preprocess(
+        ds, src.input_key, augment_fn, transform, draws["seed"], draws["initial_epoch"]
+    )
+    if batch_size is not None and not vectorised:
+        ds = _batch(ds, src, batch_size, drop_remainder)
+    if as_supervised:
+        ds = _supervised(ds, src)
+    return ds.prefetch(tf.data.AUTOTUNE)
 
 
 def load(
@@ -690,6 +775,7 @@ def load(
     text_column: str = "text",
     label_column: str | None = "label",
     with_info: bool = False,
+    initial_epoch: int | None = None,
 ) -> Any:
     """Load a dataset as a ``tf.data.Dataset``.
 
@@ -726,6 +812,10 @@ def load(
         text_column: CSV/JSONL only: the text column.
         label_column: CSV/JSONL only: the label column, or ``None`` for unlabelled rows.
         with_info: Also return the :class:`DatasetInfo`.
+        initial_epoch: Key each pass's shuffle and augmentation by its epoch number, counted
+            from this one (the epoch a resumed run starts at): then pass ``k`` is what any
+            dataset of the same arguments gives epoch ``initial_epoch + k``. ``None``: reshuffled
+            by TensorFlow from the seed and the passes made.
 
     Returns:
         The dataset, or ``(dataset, info)`` with ``with_info=True``.
@@ -734,20 +824,11 @@ def load(
         DataError: On an unknown name, a missing or empty path, a bad split,
             ``tfds:`` string or argument, or a checksum mismatch.
     """
-    _check_load_args(batch_size, shuffle_buffer)
+    _check_load_args(batch_size, shuffle_buffer, initial_epoch)
     src = _source(name, split, data_dir, source, kfold, image_size, color_mode, text_column, label_column)
-    transform, augment_fn = _element_fns(src, preprocessing, augment, as_supervised)
-    batch_ops_ok = _batch_ops_ok(augment, preprocessing)
-    buffer = _shuffle_buffer_size(src, shuffle_buffer)
-    ds, vectorised = _decode_stages(
-        src, batch_size, drop_remainder, batch_ops_ok, shuffle=shuffle, seed=seed, cache=cache, buffer=buffer
-    )
-    ds = _augment_and_preprocess(ds, src.input_key, augment_fn, transform, seed)
-    if batch_size is not None and not vectorised:
-        ds = _batch(ds, src, batch_size, drop_remainder)
-    if as_supervised:
-        ds = _supervised(ds, src)
-    ds = ds.prefetch(tf.data.AUTOTUNE)
+    draws = {"shuffle": shuffle, "seed": seed, "initial_epoch": initial_epoch}
+    draws.update(cache=cache, buffer=_shuffle_buffer_size(src, shuffle_buffer))
+    ds = _stages(src, preprocessing, augment, as_supervised, (batch_size, drop_remainder), draws)
     return (ds, src.info) if with_info else ds
 
 

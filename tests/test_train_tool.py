@@ -246,6 +246,21 @@ def test_resuming_with_a_changed_recipe_is_refused(tmp_path):
     assert (run_dir / "log.csv").read_text() == "epoch,loss\n0,1.0\n"  # the run is left as it was
 
 
+def test_resuming_under_another_keras_backend_is_refused(tmp_path):
+    import keras
+
+    tool = _train_tool()
+    recipe = dict(tool.RECIPES["lenet5.mnist"])
+    other = next(b for b in ("tensorflow", "jax", "torch") if b != keras.backend.backend())
+    assert json.loads(tool.resume_settings(recipe))["backend"] == keras.backend.backend()
+    assert json.loads(tool.resume_settings({**recipe, "backend": other}))["backend"] == other  # --compute
+    run_dir = tmp_path / "runs" / "lenet5.mnist"
+    (run_dir / "backup").mkdir(parents=True)
+    (run_dir / "recipe.json").write_text(tool.resume_settings({**recipe, "backend": other}))
+    with pytest.raises(SystemExit, match="Keras backend"):
+        tool.train_model(None, recipe, "lenet5.mnist", run_dir, None)
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not (DATA_DIR / "mnist").is_dir(), reason=f"MNIST not found under {DATA_DIR}")
 def test_compute_fastest_trains_with_the_measured_winner_and_keeps_it_on_resume(

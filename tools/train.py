@@ -129,10 +129,17 @@ DOCUMENTATION_KEYS = frozenset({"description", "references", "notes", "dataset_n
 
 
 def resume_settings(recipe: dict) -> str:
-    """What a checkpointed run must keep to resume: the recipe without its documentation keys."""
-    return json.dumps(
-        {k: v for k, v in recipe.items() if k not in DOCUMENTATION_KEYS}, sort_keys=True, default=str
-    )
+    """What a checkpointed run must keep to resume: the recipe without its documentation keys.
+
+    And the Keras backend it trains on (``--compute fastest`` records its choice in the recipe;
+    otherwise the active one): each backend computes differently, and on JAX and PyTorch ``fit``
+    starts one pass of the data before its first epoch, so the epochs' draws differ too.
+    """
+    import keras
+
+    settings = {k: v for k, v in recipe.items() if k not in DOCUMENTATION_KEYS}
+    settings.setdefault("backend", keras.backend.backend())
+    return json.dumps(settings, sort_keys=True, default=str)
 
 
 def recipe_hyperparameters(recipe: dict) -> dict:
@@ -355,7 +362,8 @@ def train_model(model, recipe: dict, name: str, run_dir: Path, data_dir: str | N
         log.unlink(missing_ok=True)  # a fresh run, not a resumed one
     elif settings.exists() and settings.read_text() != current:
         raise SystemExit(
-            f"{name}: the recipe (or --epochs) changed since {run_dir} was checkpointed; resuming "
+            f"{name}: the recipe (or --epochs, or the Keras backend) changed since {run_dir} was "
+            "checkpointed; resuming "
             f"would mix two trainings. Restore the old settings to resume, or delete "
             f"{run_dir / 'backup'} to start again"
         )

@@ -77,7 +77,9 @@ class Watcher(threading.Thread):
                     self.check(path)
             if self.blobs.is_dir():
                 for blob in self.blobs.iterdir():
-                    if ".incomplete" not in blob.name:
+                    # partial downloads, and huggingface_hub's empty umask probe ``tmp_<uuid>``
+                    # (file_download._chmod_and_move), which is never a blob
+                    if ".incomplete" not in blob.name and not blob.name.startswith("tmp_"):
                         self.check(blob)
             time.sleep(0.01)
 

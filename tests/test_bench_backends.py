@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
+from tests.helpers import packaged_names
 from tools import bench_backends as bench
-from zoo.api import load_manifest
 
 
 def _results() -> dict:
@@ -14,7 +14,7 @@ def _results() -> dict:
 
 def test_every_model_and_packaged_entry_is_measured_on_every_backend():
     results = _results()
-    packaged = {n for n, e in load_manifest().items() if any(s.type == "package" for s in e.sources)}
+    packaged = set(packaged_names())
     for backend in bench.BACKENDS:
         assert {r["model"] for r in results["rows"][backend]} == set(bench.MODELS), backend
         assert {r["weights"] for r in results["loads"][backend]} == packaged, backend

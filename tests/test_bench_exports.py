@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+from tests.helpers import packaged_names
 from tools import bench_exports as bench
 
 
 def test_the_benchmark_covers_every_packaged_entry():
-    from zoo.weights.manifest import load_manifest
-
-    packaged = {name for name, e in load_manifest().items() if any(s.type == "package" for s in e.sources)}
-    assert set(bench.ENTRIES) == packaged, "add the new entry to tools/bench_exports.py's ENTRIES"
+    assert set(bench.ENTRIES) == set(packaged_names()), (
+        "add the new entry to tools/bench_exports.py's ENTRIES"
+    )
 
 
 def test_every_packaged_entry_has_a_row_for_each_of_its_formats():

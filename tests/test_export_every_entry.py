@@ -16,7 +16,8 @@ import pytest
 import zoo
 from tests.helpers import DATA_DIR
 from tools.bench_exports import ENTRIES, formats_of
-from zoo.export import TOLERANCE, export, run_onnx, run_openvino, run_tflite
+from zoo.export import TOLERANCE, export
+from zoo.export.runtimes import _run_export  # the runner zoo export checks with
 
 pytestmark = pytest.mark.tensorflow_only("zoo export converts through TensorFlow")
 
@@ -37,16 +38,6 @@ def _cells(int8: bool) -> list:
     return cells
 
 
-def _run(fmt: str, path, x: np.ndarray) -> np.ndarray:
-    """The exported file's outputs on ``x``, computed by the format's own runtime."""
-    if fmt == "savedmodel":
-        import tensorflow as tf
-
-        loaded = tf.saved_model.load(str(path))  # held: its variables live as long as it does
-        return np.asarray(loaded.serve(tf.constant(x)))
-    return {"onnx": run_onnx, "tflite": run_tflite, "openvino": run_openvino}[fmt](path, x)
-
-
 def _check_image_export(name: str, fmt: str, quantize: str | None, result, out, data=None) -> None:
     """Run the export again on images its check did not use and compare it with Keras.
 
@@ -64,7 +55,7 @@ def _check_image_export(name: str, fmt: str, quantize: str | None, result, out, 
     else:
         raw = np.random.default_rng(1).integers(0, 256, (4, *shape), np.uint8)
     expected = zoo.load(name).predict(np.asarray(image_transform(baked)(raw)), verbose=0)
-    got = np.asarray(_run(fmt, out, raw), np.float32)
+    got = np.asarray(_run_export(fmt, out, raw), np.float32)
     assert got.shape == expected.shape
     if TOLERANCE[quantize] is not None:
         assert np.max(np.abs(got - expected)) <= TOLERANCE[quantize]

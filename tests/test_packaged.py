@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 
 import zoo
-from tests.helpers import DATA_DIR  # noqa: E402
+from tests.helpers import DATA_DIR, packaged_names  # noqa: E402
 from zoo.api import read_golden
 from zoo.models._common import count_parameters
-from zoo.weights.manifest import PACKAGE_DIR, load_manifest
+from zoo.weights.manifest import PACKAGE_DIR
 
-PACKAGED = sorted(name for name, e in load_manifest().items() if any(s.type == "package" for s in e.sources))
+PACKAGED = packaged_names()
 
 
 def _assert_matches_golden(model, entry) -> None:

@@ -18,3 +18,10 @@ def numpy(outputs):
     import keras
 
     return keras.tree.map_structure(keras.ops.convert_to_numpy, outputs)
+
+
+def packaged_names() -> list[str]:
+    """The manifest's entries whose weights ship inside the package, sorted."""
+    from zoo.weights.manifest import load_manifest
+
+    return sorted(n for n, e in load_manifest().items() if any(s.type == "package" for s in e.sources))

@@ -54,7 +54,7 @@ from zoo.data.tfds_source import PREFIX, TfdsRef, is_tfds_string, load_tfds, par
 from zoo.errors import DataError
 from zoo.preprocessing.specs import make_transform
 
-__all__ = ["load", "info", "kfold"]
+__all__ = ["epoch_numbers", "load", "info", "kfold"]
 
 _SOURCES = ("auto", "local", "tfds")
 _COLOR_CHANNELS = {"rgb": 3, "grayscale": 1}
@@ -617,8 +617,12 @@ def _without_global_seed() -> None:
     tf.compat.v1.get_default_graph().seed = None
 
 
-def _epochs(initial_epoch: int) -> Any:
-    """A one-element dataset holding the epoch number: ``initial_epoch``, then one more each pass."""
+def epoch_numbers(initial_epoch: int) -> Any:
+    """A one-element dataset of the epoch number: ``initial_epoch`` on its first pass, one more each pass.
+
+    The number counts the iterators made on the dataset (each ``fit`` epoch makes one), so a
+    pipeline that maps it to its draws gives a resumed run the epochs of an unbroken one.
+    """
     counter = tf.Variable(initial_epoch, dtype=tf.int64, trainable=False, name="zoo_data_epoch")
 
     def next_epoch(_: Any) -> Any:
@@ -636,7 +640,7 @@ def _shuffled(ds: Any, buffer: int, seed: int, initial_epoch: int | None) -> Any
         _without_global_seed()
         return ds.shuffle(buffer, seed=_epoch_seed(seed, epoch), reshuffle_each_iteration=False)
 
-    shuffled = _epochs(initial_epoch).flat_map(epoch_order)
+    shuffled = epoch_numbers(initial_epoch).flat_map(epoch_order)
     cardinality = int(ds.cardinality())
     if cardinality < 0:
         return shuffled
@@ -653,7 +657,7 @@ def _augment_seeds(seed: int, initial_epoch: int | None) -> Any:
         return tf.data.Dataset.random(seed=_epoch_seed(seed, epoch) + 7919).batch(2)
 
     endless = tf.data.experimental.assert_cardinality(tf.data.INFINITE_CARDINALITY)
-    return _epochs(initial_epoch).flat_map(epoch_seeds).apply(endless)
+    return epoch_numbers(initial_epoch).flat_map(epoch_seeds).apply(endless)
 
 
 def _decode_stages(

@@ -276,16 +276,16 @@ def _window_starts(
     base = tf.range(num_windows, dtype=tf.int64) * length
     if not shuffle:
         return tf.data.Dataset.from_tensor_slices(base)
-    counter = tf.Variable(initial_epoch, dtype=tf.int64, trainable=False, name="charlm_epoch")
+    from zoo.data.pipeline import epoch_numbers
+
     seed_t = tf.constant(seed, tf.int64)
 
-    def starts_of(_: Any) -> Any:
-        epoch = counter.assign_add(1) - 1
+    def starts_of(epoch: Any) -> Any:
         keys = tf.random.experimental.stateless_split(tf.stack([seed_t, epoch]), 2)
         offset = tf.random.stateless_uniform([], keys[0], minval=0, maxval=max_offset + 1, dtype=tf.int64)
         return tf.random.experimental.stateless_shuffle(base + offset, keys[1])
 
-    starts = tf.data.Dataset.from_tensors(tf.constant(0, tf.int64)).map(starts_of)
+    starts = epoch_numbers(initial_epoch).map(starts_of)
     return starts.flat_map(tf.data.Dataset.from_tensor_slices)
 
 

@@ -69,6 +69,13 @@ def test_unknown_keys_are_rejected_at_every_level(weights_file):
         (lambda r: r.update(sources=[{"type": "ftp", "path": "x"}]), "source type"),
         (lambda r: r.update(labels=["a"]), "labels"),
         (lambda r: r.update(tag="other"), "arch"),
+        (
+            lambda r: r.update(
+                sources=[{"type": "hf", "repo_id": "a/b", "revision": "0" * 40}],
+                golden={"filename": "g.npz", "sha256": "0" * 64, "size": 1, "atol": 1e-5},
+            ),
+            "golden pair ships in the package",
+        ),
     ],
 )
 def test_bad_values_are_rejected(weights_file, mutate, message):

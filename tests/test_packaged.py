@@ -18,7 +18,7 @@ PACKAGED = packaged_names()
 
 def _assert_matches_golden(model, entry) -> None:
     assert entry.golden is not None, f"{entry.name} must keep a golden input/output pair"
-    folder = PACKAGE_DIR / next(s.path for s in entry.sources if s.type == "package")
+    folder = PACKAGE_DIR / entry.package_source.path
     inputs, outputs = read_golden(folder / entry.golden["filename"])
     import keras
 

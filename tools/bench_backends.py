@@ -107,7 +107,7 @@ def worker() -> None:
     from zoo.api import load_manifest
 
     for name, entry in sorted(load_manifest().items()):
-        if any(s.type == "package" for s in entry.sources):
+        if entry.package_source is not None:
             gc.collect()  # no load pays for the garbage of the sections before it
             start = time.perf_counter()
             zoo.load(name)

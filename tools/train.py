@@ -363,9 +363,8 @@ def train_model(model, recipe: dict, name: str, run_dir: Path, data_dir: str | N
     elif settings.exists() and settings.read_text() != current:
         raise SystemExit(
             f"{name}: the recipe (or --epochs, or the Keras backend) changed since {run_dir} was "
-            "checkpointed; resuming "
-            f"would mix two trainings. Restore the old settings to resume, or delete "
-            f"{run_dir / 'backup'} to start again"
+            "checkpointed; resuming would mix two trainings. Restore the old settings to resume, "
+            f"or delete {run_dir / 'backup'} to start again"
         )
     settings.write_text(current)
     done_epochs = align_log(log, run_dir / "backup")

@@ -695,8 +695,7 @@ def _check_golden(entry: WeightsEntry) -> VerifyResult:
     import numpy as np
 
     golden = entry.golden
-    source = next(s for s in entry.sources if s.type == "package")
-    path = PACKAGE_DIR / source.path / golden["filename"]
+    path = PACKAGE_DIR / entry.package_source.path / golden["filename"]  # golden files ship packaged
     problem = check_file(path, WeightsFile(golden["filename"], golden["sha256"], golden["size"], "npz"))
     if problem:
         return VerifyResult(entry.name, golden["filename"], "bad", str(path), problem)

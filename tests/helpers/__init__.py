@@ -24,4 +24,4 @@ def packaged_names() -> list[str]:
     """The manifest's entries whose weights ship inside the package, sorted."""
     from zoo.weights.manifest import load_manifest
 
-    return sorted(n for n, e in load_manifest().items() if any(s.type == "package" for s in e.sources))
+    return sorted(n for n, e in load_manifest().items() if e.package_source is not None)

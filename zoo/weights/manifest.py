@@ -272,6 +272,8 @@ class WeightsEntry:
             raise ManifestError(f"{where}: labels must have num_classes entries")
         if "golden" in d:
             _check_keys(f"{where} golden", d["golden"], {"filename", "sha256", "size", "atol"}, set())
+            if not any(s.get("type") == "package" for s in d["sources"]):
+                raise ManifestError(f"{where}: a golden pair ships in the package; add a package source")
         return cls(
             name=name,
             architecture=d["architecture"],
@@ -340,6 +342,11 @@ class WeightsEntry:
     def metric(self, name: str) -> Metric | None:
         """Return the measured metric called ``name``, if any."""
         return next((m for m in self.metrics if m.name == name), None)
+
+    @property
+    def package_source(self) -> WeightsSource | None:
+        """The source whose files ship inside the zoo package, or None if the weights are fetched."""
+        return next((s for s in self.sources if s.type == "package"), None)
 
     @property
     def total_size(self) -> int:

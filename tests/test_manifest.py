@@ -76,6 +76,13 @@ def test_unknown_keys_are_rejected_at_every_level(weights_file):
             ),
             "golden pair ships in the package",
         ),
+        (  # a malformed source is reported as such, even beside a golden pair
+            lambda r: r.update(
+                sources=["pretrained/lenet5.test"],
+                golden={"filename": "g.npz", "sha256": "0" * 64, "size": 1, "atol": 1e-5},
+            ),
+            "source type",
+        ),
     ],
 )
 def test_bad_values_are_rejected(weights_file, mutate, message):

@@ -272,9 +272,7 @@ class WeightsEntry:
             raise ManifestError(f"{where}: labels must have num_classes entries")
         if "golden" in d:
             _check_keys(f"{where} golden", d["golden"], {"filename", "sha256", "size", "atol"}, set())
-            if not any(s.get("type") == "package" for s in d["sources"]):
-                raise ManifestError(f"{where}: a golden pair ships in the package; add a package source")
-        return cls(
+        entry = cls(
             name=name,
             architecture=d["architecture"],
             tag=d["tag"],
@@ -302,6 +300,9 @@ class WeightsEntry:
             library_versions=_frozen(d["library_versions"]) if "library_versions" in d else None,
             notes=d.get("notes", ""),
         )
+        if entry.golden is not None and entry.package_source is None:
+            raise ManifestError(f"{where}: a golden pair ships in the package; add a package source")
+        return entry
 
     def to_dict(self) -> dict[str, Any]:
         """Return the record as plain JSON data (the inverse of :meth:`from_dict`)."""

@@ -179,19 +179,21 @@ def cli(ctx: click.Context) -> None:
     """A Keras 3 model zoo: classic architectures with verified pretrained weights."""
     if "TF_CPP_MIN_LOG_LEVEL" not in os.environ:
         quiet_tensorflow_start()
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def quiet_tensorflow_start() -> None:
     """Have TensorFlow, whenever a command first imports it, start with its C++ log lines off the terminal.
 
-    Its Python logger then reports errors only. Only when the user has not chosen a level with
-    ``TF_CPP_MIN_LOG_LEVEL``; Python errors still surface. The lines (oneDNN, CUDA probing) are
-    written before TensorFlow reads any setting, so the only way to keep them quiet is to point
-    file descriptor 2 elsewhere while it starts. Nothing is imported here: help, listings and
-    refusals stay fast, and a command that never needs TensorFlow never loads it.
+    Afterwards its C++ log reports fatal errors only (level 3: a kernel's "ERROR" notice about a
+    fallback, such as oneDNN's DT_BOOL one during an LSTM's ONNX export, is not the user's
+    failure; a real failure raises, and the command reports it) and its Python logger errors
+    only. Only when the user has not chosen a level with ``TF_CPP_MIN_LOG_LEVEL``. The start-up
+    lines (oneDNN, CUDA probing) are written before TensorFlow reads any setting, so the only way
+    to keep them quiet is to point file descriptor 2 elsewhere while it starts. Nothing is
+    imported here: help, listings and refusals stay fast, and a command that never needs
+    TensorFlow never loads it.
     """
-    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
     # TensorFlow's Python warnings (SavedModel serialisation notes, retracing) are not the user's
     # business; TF_CPP_MIN_LOG_LEVEL set by the user keeps them all.
     logging.getLogger("tensorflow").setLevel(logging.ERROR)

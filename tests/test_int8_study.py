@@ -44,6 +44,8 @@ def test_int8_study_compares_both_ranges_and_int16_with_keras(tmp_path):
         "1",
         "--quantiles",
         "1e-4,0.01",
+        "--first-ranges",
+        "0.01",
     ]
     env = {**os.environ, "ZOO_DATA_DIR": str(DATA_DIR)}
     proc = subprocess.run(
@@ -85,6 +87,15 @@ def test_int8_study_compares_both_ranges_and_int16_with_keras(tmp_path):
     assert float(agreement[noise]) >= 95, out  # confident logits: noise below the eye's does not flip them
     assert float(agreement[mirrored]) < 100, out  # mirrored digits change
     agreement = {k: v for k, v in agreement.items() if k not in moved}
+    cut = [k for k in agreement if re.fullmatch(r"Keras with float weights, only \w+ rounded, on \[.+\]", k)]
+    assert len(cut) == 2 and cut[1].endswith(", 0.01]"), out  # the export's range, then the one asked for
+    assert re.search(
+        r"^\w+ on the calibration images: range \[.+\]; 50/90/99% quantiles .+ at or above its top$",
+        out,
+        re.M,
+    )
+    export_range, narrow = (float(agreement.pop(k)) for k in cut)
+    assert narrow < export_range, out  # the values above 0.01 clipped: the model no longer follows Keras
     files = ("TFLite's calibrated ranges", "the simulation's")
     simulated = {
         "the int8 simulation distillation trains",

@@ -12,6 +12,9 @@ On the first ``--images`` test images of ``--data`` (shaped as the export shapes
   empirical bias correction on the calibration images (``--weights-only``);
 - the float Keras model with only some activations rounded to their int8 grid, as
   ``int8_simulation`` rounds them: the first alone, all the others, all (``--activations``);
+- the float Keras model with only its first activation rounded, on narrower ranges than the
+  export's (``--first-ranges 4,3``: ``[lo, hi]`` cut at each top): whether a range a quantiser
+  could learn (LSQ, PACT) would round it more finely at less cost than the values it clips;
 - the int8 model as ``zoo export`` makes it (bias-corrected) with its first convolutions left in
   float (``--float-first 2,3``): two keep the stem's output from being rounded at all;
 - how closely the int8 simulation that distillation trains follows the int8 file it stands for,
@@ -41,7 +44,7 @@ Usage:
     ZOO_DATA_DIR=../shared/data python -m tools.int8_study [--entry efficientnet_lite0.in1k] \\
         [--data cifar10] [--images 1000] [--split test] [--int16 500] \\
         [--float-ops DEPTHWISE_CONV_2D,FULLY_CONNECTED,CONV_2D] [--weights-only] [--activations] \\
-        [--perturbations] [--float-first 2,3] [--equalize 1,2] [--simulation] \\
+        [--perturbations] [--first-ranges 4,3] [--float-first 2,3] [--equalize 1,2] [--simulation] \\
         [--distilled DIR [--distilled-steps 1000]] [--quantiles 1e-3,1e-2] [--file e.tflite] \\
         [--clear-gap 0.3]
 """
@@ -183,6 +186,35 @@ def activation_rounding(model, calibration, inputs: list, report) -> None:
         simulation = int8_simulation(model, calibration, only=chosen)
         got = np.concatenate([np.asarray(simulation.predict_on_batch(x)) for x in inputs])
         report(f"Keras with float weights, int8-rounded activations: {label}", got)
+
+
+def first_range(model, calibration, tops: str, inputs: list, report) -> None:
+    """Report Keras with only its first int8 activation rounded, on the export's range and narrower ones.
+
+    Also how that activation's calibration values fill the export's range (their quantiles, and
+    the share at its top), which says what a narrower range would clip.
+    """
+    import keras
+    import numpy as np
+
+    from zoo.export import int8_ranges, int8_simulation, quantized_outputs, split_activations
+
+    first = quantized_outputs(model)[0].name
+    ranges = int8_ranges(model, calibration)
+    lo, hi = ranges[first]
+    split = split_activations(model)  # as the int8 model holds it: before a tanh TFLite runs apart, say
+    values = np.asarray(
+        keras.Model(split.input, split.get_layer(first).output).predict(calibration, verbose=0)
+    )
+    print(
+        f"{first} on the calibration images: range [{lo:.3f}, {hi:.3f}]; 50/90/99% quantiles "
+        f"{np.quantile(values, [0.5, 0.9, 0.99]).round(3)}; "
+        f"{100 * np.mean(values >= hi):.2f}% at or above its top"
+    )
+    for top in [hi, *(float(t) for t in tops.split(",") if t)]:
+        simulation = int8_simulation(model, calibration, only=[first], ranges={**ranges, first: (lo, top)})
+        got = np.concatenate([np.asarray(simulation.predict_on_batch(x)) for x in inputs])
+        report(f"Keras with float weights, only {first} rounded, on [{lo:g}, {top:g}]", got)
 
 
 def first_in_float(corrected: Path, calibration, batches: list, counts: str, report) -> None:
@@ -425,6 +457,11 @@ def main() -> int:
         help="also run Keras with only some activations rounded to their int8 grid (float weights)",
     )
     parser.add_argument(
+        "--first-ranges",
+        default="",
+        help="comma-separated tops: also Keras with only its first activation rounded, its range cut at each",
+    )
+    parser.add_argument(
         "--float-first",
         default="",
         help="comma-separated counts: the bias-corrected int8 model, that many first convolutions in float",
@@ -521,6 +558,7 @@ def main() -> int:
         "perturbations": lambda: perturbations(forward, transform, batches, whole),
         "weights_only": lambda: weight_rounding(model, keras_inputs, whole),
         "activations": lambda: activation_rounding(model, seen, keras_inputs, whole),
+        "first_ranges": lambda: first_range(model, seen, args.first_ranges, keras_inputs, whole),
         "equalize": lambda: equalization(
             model, seen, args.equalize, keras_inputs, batches, (baked, shape, calibration), whole
         ),

@@ -328,6 +328,19 @@ def test_predict_names_the_folders_and_patterns_that_held_no_images(tmp_path):
     assert "Warning: no images found in or matching" in result.stderr and "empty'" in result.stderr
 
 
+def test_predict_finds_in_folders_every_image_it_can_read(tmp_path):
+    from PIL import Image
+
+    for name in ("a.png", "b.webp", "c.tif", "d.TIFF"):
+        Image.new("L", (28, 28), 200).save(tmp_path / name)
+    (tmp_path / "notes.txt").write_text("not an image")
+    result = run("predict", "lenet5", str(tmp_path), "--json")
+    assert result.exit_code == 0, result.output
+    found = [Path(row["input"]).name for row in json.loads(result.stdout)]
+    assert all("top" in row for row in json.loads(result.stdout))
+    assert found == ["a.png", "b.webp", "c.tif", "d.TIFF"]
+
+
 def test_listings_that_match_nothing_say_so():
     assert "No models match." in run("list", "nothing*").output
     assert run("list", "--pretrained", "nothing*").output.strip() == "No weights match."

@@ -144,6 +144,7 @@ def test_bad_files_are_skipped_with_one_warning(tmp_path):
     message = str(record[0].message)
     assert "skipped 5 file(s)" in message
     assert "not an image" in message and "no image file extension" in message
+    assert "1 WebP or TIFF (data folders take PNG, JPEG, GIF or BMP: convert them)" in message
     assert sum(int(b["label"].shape[0]) for b in ds) == 3
 
 

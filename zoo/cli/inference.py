@@ -160,8 +160,9 @@ def _image_paths(inputs: tuple[str, ...]) -> list[str]:
     import glob
     from pathlib import Path
 
-    from zoo.data.folders import IMAGE_SUFFIXES
+    from zoo.data.folders import IMAGE_SUFFIXES, PILLOW_ONLY_SUFFIXES
 
+    suffixes = IMAGE_SUFFIXES | PILLOW_ONLY_SUFFIXES  # what read_image opens
     paths: list[str] = []
     empty: list[str] = []  # folders and patterns that gave nothing
     for item in inputs:
@@ -169,9 +170,7 @@ def _image_paths(inputs: tuple[str, ...]) -> list[str]:
             raise click.UsageError(f"{item}: zoo predict reads local files; download it first")
         path = Path(item).expanduser()
         if path.is_dir():
-            found = sorted(
-                str(p) for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
-            )
+            found = sorted(str(p) for p in path.rglob("*") if p.suffix.lower() in suffixes and p.is_file())
         elif not path.exists() and glob.has_magic(item):
             found = sorted(glob.glob(os.path.expanduser(item), recursive=True))
         else:
@@ -179,7 +178,7 @@ def _image_paths(inputs: tuple[str, ...]) -> list[str]:
         paths += found
         empty += [] if found else [item]
     what = ", ".join(f"'{item}'" for item in empty)
-    where = f"in or matching {what} (image files end in {', '.join(sorted(IMAGE_SUFFIXES))})"
+    where = f"in or matching {what} (image files end in {', '.join(sorted(suffixes))})"
     if not paths:
         raise click.UsageError(f"no images found {where}: give image files, folders or glob patterns")
     if empty:

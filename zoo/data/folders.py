@@ -50,6 +50,8 @@ from zoo.errors import DataError, ZooWarning
 __all__ = ["DataWarning", "FolderData", "scan", "SPLIT_NAMES"]
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".gif", ".bmp"})
+#: Image files Pillow reads (so ``zoo predict`` does) that TensorFlow's decoders, behind data folders, do not.
+PILLOW_ONLY_SUFFIXES = frozenset({".webp", ".tif", ".tiff"})
 TEXT_SUFFIXES = frozenset({".txt"})
 TABLE_SUFFIXES = frozenset({".csv", ".tsv", ".jsonl"})
 _PIL_FORMATS = frozenset({"PNG", "JPEG", "GIF", "BMP", "MPO"})
@@ -266,6 +268,9 @@ def _class_tree(
     return tree, loose
 
 
+_CONVERT = "WebP or TIFF (data folders take PNG, JPEG, GIF or BMP: convert them)"
+
+
 def _usable_files(
     files: list[Path],
     kind: str,
@@ -278,7 +283,8 @@ def _usable_files(
     good: list[str] = []
     for path in files:
         if path.suffix.lower() not in suffixes:
-            skipped.append((str(path), f"no {kind} file extension"))
+            pillow_only = kind == "image" and path.suffix.lower() in PILLOW_ONLY_SUFFIXES
+            skipped.append((str(path), _CONVERT if pillow_only else f"no {kind} file extension"))
             continue
         if kind == "image":
             size, reason, orientation = _image_header(path)

@@ -228,3 +228,31 @@ def test_equalized_channels_reach_six_and_leave_the_model_as_it_was():
         top, before * np.clip(3 / np.maximum(before, 1e-6), 1, 16), rtol=1e-4, atol=1e-6
     )
     assert (np.abs(top - 3) < 1e-3).sum() == 2  # the others: over 3 already, capped at 16 times, or dead
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "says"),
+    [
+        ("--first-ranges", "4,x", "expected comma-separated numbers"),
+        ("--first-ranges", "4,-1", "each value must be above 0"),
+        ("--float-first", "1.5", "expected comma-separated numbers"),
+        ("--equalize", "0", "each value must be above 0"),
+        ("--quantiles", "1e-4,0.7", "each value must be between 0 and 0.5"),
+    ],
+)
+def test_int8_study_refuses_bad_lists_before_it_loads_anything(option, value, says):
+    proc = subprocess.run(
+        [sys.executable, "-m", "tools.int8_study", option, value],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2 and f"argument {option}: '{value}': {says}" in proc.stderr, proc.stderr
+
+
+def test_int8_study_number_lists_parse_to_numbers():
+    from tools.int8_study import numbers
+
+    assert numbers(float, 0)("4, 3,2") == [4.0, 3.0, 2.0]
+    assert numbers(int, 0)("") == [] and numbers(int, 0)("1,2") == [1, 2]

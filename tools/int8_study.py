@@ -61,6 +61,22 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 from tools._results import best_time  # noqa: E402  (after the log level)
 
 
+def numbers(kind: type, low: float, high: float = float("inf")):
+    """An argparse type: comma-separated ``kind`` numbers in ``(low, high)`` (``''``: none)."""
+
+    def parse(text: str) -> list:
+        try:
+            values = [kind(item) for item in text.split(",") if item.strip()]
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r}: expected comma-separated numbers") from None
+        if any(not low < value < high for value in values):
+            bound = f"between {low:g} and {high:g}" if high < float("inf") else f"above {low:g}"
+            raise argparse.ArgumentTypeError(f"{text!r}: each value must be {bound}")
+        return values
+
+    return parse
+
+
 def converter(saved: Path, calibration, int16: bool = False):
     """TFLite's full-integer converter of ``saved`` with its own (min/max) calibration."""
     import tensorflow as tf
@@ -188,11 +204,11 @@ def activation_rounding(model, calibration, inputs: list, report) -> None:
         report(f"Keras with float weights, int8-rounded activations: {label}", got)
 
 
-def first_range(model, calibration, tops: str, inputs: list, report) -> None:
+def first_range(model, calibration, tops: list[float], inputs: list, report) -> None:
     """Report Keras with only its first int8 activation rounded, on the export's range and narrower ones.
 
     Also how that activation's calibration values fill the export's range (their quantiles, and
-    the share at its top), which says what a narrower range would clip.
+    the share at or above its top), which says what a narrower range would clip.
     """
     import keras
     import numpy as np
@@ -202,6 +218,8 @@ def first_range(model, calibration, tops: str, inputs: list, report) -> None:
     first = quantized_outputs(model)[0].name
     ranges = int8_ranges(model, calibration)
     lo, hi = ranges[first]
+    if below := [t for t in tops if t <= lo]:
+        raise SystemExit(f"--first-ranges: {below} not above the bottom of {first}'s range, {lo:g}")
     split = split_activations(model)  # as the int8 model holds it: before a tanh TFLite runs apart, say
     values = np.asarray(
         keras.Model(split.input, split.get_layer(first).output).predict(calibration, verbose=0)
@@ -211,13 +229,13 @@ def first_range(model, calibration, tops: str, inputs: list, report) -> None:
         f"{np.quantile(values, [0.5, 0.9, 0.99]).round(3)}; "
         f"{100 * np.mean(values >= hi):.2f}% at or above its top"
     )
-    for top in [hi, *(float(t) for t in tops.split(",") if t)]:
+    for top in [hi, *tops]:
         simulation = int8_simulation(model, calibration, only=[first], ranges={**ranges, first: (lo, top)})
         got = np.concatenate([np.asarray(simulation.predict_on_batch(x)) for x in inputs])
         report(f"Keras with float weights, only {first} rounded, on [{lo:g}, {top:g}]", got)
 
 
-def first_in_float(corrected: Path, calibration, batches: list, counts: str, report) -> None:
+def first_in_float(corrected: Path, calibration, batches: list, counts: list[int], report) -> None:
     """Report the bias-corrected int8 model with its first convolutions (of any kind) left in float."""
     from tensorflow.lite.python import convert
 
@@ -226,7 +244,7 @@ def first_in_float(corrected: Path, calibration, batches: list, counts: str, rep
     calibrated = _with_ranges(_int8_calibration(converter(corrected, calibration), calibration))
     kinds = op_order(calibrated)
     convs = [name for kind, name in kinds if kind in ("CONV_2D", "DEPTHWISE_CONV_2D")]
-    for count in (int(c) for c in counts.split(",")):
+    for count in counts:
         blob = convert.mlir_quantize(calibrated, denylisted_nodes=convs[:count])
         label = f"int8 as zoo export makes it, the first {count} convolutions in float"
         report(f"{label} ({len(blob) / 1e6:.1f} MB)", run_batches(blob, batches))
@@ -340,7 +358,7 @@ def equalized(model, seen, margin: float):
     return copy, len(sites)
 
 
-def equalization(model, seen, margins: str, inputs: list, batches: list, export, report) -> None:
+def equalization(model, seen, margins: list[float], inputs: list, batches: list, export, report) -> None:
     """Report :func:`equalized` copies of ``model``: in float, with int8-rounded activations, as int8 files.
 
     ``export`` is the baked preprocessing, input shape and calibration images of the int8 files.
@@ -361,7 +379,7 @@ def equalization(model, seen, margins: str, inputs: list, batches: list, export,
             return _tflite_bytes(Path(tmp) / "saved_model", "int8", calibration)
 
     report("int8 as zoo export makes it (bias-corrected)", run_batches(make_file(model), batches))
-    for margin in (float(m) for m in margins.split(",")):
+    for margin in margins:
         copy, count = equalized(model, seen, margin)
         label = f"equalized before {count} depthwise convolutions (margin {margin:g})"
         forward = predict_fn(copy, fold=False)
@@ -458,12 +476,14 @@ def main() -> int:
     )
     parser.add_argument(
         "--first-ranges",
-        default="",
+        type=numbers(float, 0),
+        default=[],
         help="comma-separated tops: also Keras with only its first activation rounded, its range cut at each",
     )
     parser.add_argument(
         "--float-first",
-        default="",
+        type=numbers(int, 0),
+        default=[],
         help="comma-separated counts: the bias-corrected int8 model, that many first convolutions in float",
     )
     parser.add_argument(
@@ -490,13 +510,15 @@ def main() -> int:
     )
     parser.add_argument(
         "--equalize",
-        default="",
+        type=numbers(float, 0),
+        default=[],
         help="comma-separated margins: also the model with ReLU6 channels equalized before depthwise "
         "convolutions, each channel scaled to reach 6 at margin x its calibration maximum",
     )
     parser.add_argument(
         "--quantiles",
-        default="",
+        type=numbers(float, 0, 0.5),
+        default=[],
         help="comma-separated clip quantiles: also the int8 file as zoo export makes it with each "
         f"(the export's: {CLIP_QUANTILE:g})",
     )
@@ -602,7 +624,7 @@ def main() -> int:
             first_in_float(
                 corrected, calibration, batches, args.float_first, lambda a, b: report(a, b, len(want))
             )
-        quantiles = [float(q) for q in args.quantiles.split(",") if q]
+        quantiles = args.quantiles
         chosen = ([CLIP_QUANTILE] if args.weights_only else []) + quantiles
         blobs = _int8_files(corrected, calibration, chosen) if chosen else []  # one calibration pass
         if args.weights_only:

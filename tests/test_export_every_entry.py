@@ -16,8 +16,7 @@ import pytest
 import zoo
 from tests.helpers import DATA_DIR
 from tools.bench_exports import ENTRIES, formats_of
-from zoo.export import TOLERANCE, export
-from zoo.export.runtimes import _run_export  # the runner zoo export checks with
+from zoo.export import TOLERANCE, export, run_export  # run_export: the runner zoo export checks with
 
 pytestmark = pytest.mark.tensorflow_only("zoo export converts through TensorFlow")
 
@@ -55,7 +54,7 @@ def _check_image_export(name: str, fmt: str, quantize: str | None, result, out, 
     else:
         raw = np.random.default_rng(1).integers(0, 256, (4, *shape), np.uint8)
     expected = zoo.load(name).predict(np.asarray(image_transform(baked)(raw)), verbose=0)
-    got = np.asarray(_run_export(fmt, out, raw), np.float32)
+    got = np.asarray(run_export(fmt, out, raw), np.float32)
     assert got.shape == expected.shape
     if TOLERANCE[quantize] is not None:
         assert np.max(np.abs(got - expected)) <= TOLERANCE[quantize]

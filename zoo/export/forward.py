@@ -25,7 +25,7 @@ from zoo.export._write import (
     _write_savedmodel,
 )
 from zoo.export.api import _check_export_args, _classifier_entry, export
-from zoo.export.runtimes import _run_export, onnx_record
+from zoo.export.runtimes import onnx_record, run_export
 
 
 def onnx_forward(name: str, *, features: bool = False, layer: str | None = None) -> Callable[[Any], Any]:
@@ -107,7 +107,7 @@ def _export_features(entry: Any, layer: str | None, path: Path) -> None:
             "onnx",
             _Owner(path, command, inputs, overwrite=True),
             record,
-            run=lambda fmt, artifact: _run_export(fmt, artifact, feed),
+            run=lambda fmt, artifact: run_export(fmt, artifact, feed),
             check=lambda got: _check(got, expected, None, "onnx"),
             annotate={
                 "dims": ("batch",),

@@ -19,7 +19,7 @@ from zoo.export._write import (
     _write_checked,
     _write_savedmodel,
 )
-from zoo.export.runtimes import _run_export, tflite_interpreter
+from zoo.export.runtimes import run_export, tflite_interpreter
 
 #: Fixed standard-normal latent vectors (seed 0) that check a sampler export.
 SAMPLER_CHECKS = 16
@@ -69,7 +69,7 @@ def _export_sampler(entry: Any, fmt: str, out: Path, overwrite: bool) -> ExportR
             fmt,
             _Owner(out, command, inputs, overwrite),
             record,
-            run=lambda fmt, artifact: _run_export(fmt, artifact, z),
+            run=lambda fmt, artifact: run_export(fmt, artifact, z),
             check=lambda got: _check(got, expected, None, fmt),
             annotate={"dims": ("batch",), "kind": "a sampler: latent -> images", "output": "images"},
         )

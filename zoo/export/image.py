@@ -37,7 +37,7 @@ from zoo.export._write import (
 )
 from zoo.export.distil import ResizedImages, _DistillationState, distil_int8, distillation_inputs
 from zoo.export.quantize import _tflite_bytes, bias_corrected, rounded_weights
-from zoo.export.runtimes import _run_export, in_top_k, tflite_interpreter
+from zoo.export.runtimes import in_top_k, run_export, tflite_interpreter
 from zoo.export.simulation import int8_ranges, split_activations
 
 
@@ -128,7 +128,7 @@ def _export_image(
             fmt,
             _Owner(out, command, inputs, overwrite),
             {**record, "quantize": quantize, **extra} if fmt == "tflite" else record,
-            run=lambda fmt, artifact: _run_export(fmt, artifact, feed),
+            run=lambda fmt, artifact: run_export(fmt, artifact, feed),
             check=lambda got: _check(got, expected, quantize, fmt),
             annotate={"dims": ("batch",), "kind": "an image classifier on uint8 images"},
             tflite=lambda saved: _tflite_bytes(quantized_from, quantize, calibration, ranges),

@@ -96,8 +96,11 @@ def tflite_record(path: str | os.PathLike[str]) -> dict[str, Any] | None:
     return None
 
 
-def _run_export(fmt: str, artifact: Path | bytes, feed: Any) -> Any:
-    """Run a SavedModel folder, TFLite bytes, an ONNX file or an OpenVINO IR on ``feed``; its first output."""
+def run_export(fmt: str, artifact: Path | bytes, feed: Any) -> Any:
+    """Run an export of format ``fmt`` on ``feed`` as ``zoo export`` checks it; its first output.
+
+    ``artifact`` is a SavedModel folder, TFLite bytes or file, an ONNX file or an OpenVINO IR.
+    """
     if fmt == "savedmodel":
         return _run_savedmodel(artifact, feed)
     if fmt == "openvino":

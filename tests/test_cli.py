@@ -225,6 +225,28 @@ def test_predict_classifies_text_from_arguments_and_files(tmp_path):
     assert refused.exit_code != 0 and "zoo.text.encode" in refused.output
 
 
+def test_predict_reads_text_files_as_editors_save_them(tmp_path):
+    texts = ["un film émouvant, wonderful", "boring and far too long"]
+    saved = {
+        "utf8.txt": "\n".join(texts).encode(),
+        "bom.txt": "\r\n".join(texts).encode("utf-8-sig"),  # Excel, Notepad
+        "utf16.txt": "\r\n".join(texts).encode("utf-16"),  # Windows PowerShell's '>'
+        "latin1.txt": "\n".join(texts).encode("latin-1"),
+    }
+    for name, raw in saved.items():
+        (tmp_path / name).write_bytes(raw)
+        result = CliRunner().invoke(
+            cli, ["predict", "lstm_classifier.mr", "--file", str(tmp_path / name), "--json"]
+        )
+        assert result.exit_code == 0, result.output
+        assert [r["input"] for r in json.loads(result.stdout)] == texts, name
+    (tmp_path / "blank.txt").write_text("\n  \n")
+    result = CliRunner().invoke(cli, ["predict", "lstm_classifier.mr", "--file", str(tmp_path / "blank.txt")])
+    assert (
+        result.exit_code == 2 and "blank.txt holds no text: give a file of one text a line" in result.output
+    )
+
+
 def test_info_and_version_report_the_keras_backend(monkeypatch, tmp_path):
     from zoo.backend import keras_backend
 

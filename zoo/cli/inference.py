@@ -94,7 +94,7 @@ def evaluate_cmd(
     "--file",
     "text_file",
     type=click.Path(exists=True, dir_okay=False),
-    help="A text classifier's inputs: a UTF-8 file of one text a line.",
+    help="A text classifier's inputs: a file of one text a line (UTF-8, UTF-16 or Latin-1).",
 )
 @click.option("--top-k", "-k", default=5, show_default=True, type=click.IntRange(min=1))
 @runtime_option()
@@ -145,11 +145,17 @@ def predict_cmd(
 
 
 def _texts(inputs: tuple[str, ...], text_file: str | None) -> list[str]:
-    """Texts from the arguments and from a file of one text a line."""
+    """Texts from the arguments and from a file of one text a line (UTF-8, UTF-16 or Latin-1)."""
+    from pathlib import Path
+
+    from zoo.data.folders import decode_text
+
     texts = list(inputs)
     if text_file:
-        with open(text_file, encoding="utf-8", errors="replace") as fh:
-            texts += [line.rstrip("\n") for line in fh if line.strip()]
+        lines = decode_text(Path(text_file).read_bytes()).splitlines()
+        texts += [line for line in lines if line.strip()]
+        if not texts:
+            raise click.UsageError(f"{text_file} holds no text: give a file of one text a line")
     if not texts:
         raise click.UsageError("give texts as arguments or --file FILE (one text a line)")
     return texts

@@ -47,7 +47,7 @@ from typing import Any
 from zoo.data.catalog import SPLIT_ALIASES
 from zoo.errors import DataError, ZooWarning
 
-__all__ = ["DataWarning", "FolderData", "scan", "SPLIT_NAMES"]
+__all__ = ["DataWarning", "FolderData", "decode_text", "scan", "SPLIT_NAMES"]
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".gif", ".bmp"})
 #: Image files Pillow reads (so ``zoo predict`` does) that TensorFlow's decoders, behind data folders, do not.
@@ -180,9 +180,16 @@ def _image_header(path: Path) -> tuple[tuple[int, int] | None, str, int]:
 
 def _read_text_file(path: Path) -> str | None:
     try:
-        raw = path.read_bytes()
+        return decode_text(path.read_bytes())
     except OSError:
         return None
+
+
+def decode_text(raw: bytes) -> str:
+    """Decode a text file's bytes as editors save them.
+
+    UTF-16 where a byte-order mark says so, else UTF-8 (a byte-order mark dropped), else Latin-1.
+    """
     if raw.startswith((b"\xff\xfe", b"\xfe\xff")):  # UTF-16 with a byte-order mark
         try:
             return raw.decode("utf-16")

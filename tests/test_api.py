@@ -155,6 +155,15 @@ def test_bad_builder_argument():
         zoo.build("lenet5", depth=3)
 
 
+def test_an_input_too_small_for_the_network_is_refused_with_keras_reason():
+    with pytest.raises(InputError) as refused:
+        zoo.build("lenet5", input_shape=(5, 5, 1))
+    message = str(refused.value)
+    assert message.startswith("cannot build lenet5 with {") and "\n" not in message
+    assert "}: AveragePooling2D: Computed output size would be zero or negative." in message
+    assert "\x1b" not in message  # Keras' bold, for its own traceback, stays out
+
+
 PLAIN_INPUTS = r"""
 import numpy as np
 ids = np.array([[2, 5, 7, 3, 0, 0]], "int32")

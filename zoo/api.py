@@ -10,6 +10,7 @@ from __future__ import annotations
 import fnmatch
 import inspect
 import os
+import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -319,8 +320,20 @@ def _call_builder(spec: _registry.ModelSpec, kwargs: dict[str, Any]) -> Any:
     try:
         return spec.builder(**kwargs)
     except (ValueError, TypeError) as exc:  # the builder or Keras refused the arguments
-        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise InputError(f"cannot build {spec.name} with {kwargs}: {detail}") from exc
+        raise InputError(f"cannot build {spec.name} with {kwargs}: {_reason(exc)}") from exc
+
+
+def _reason(exc: Exception) -> str:
+    """The line of a builder's or Keras' error that says what went wrong.
+
+    Keras wraps a layer's refusal as "Exception encountered when calling X.call()", with the
+    reason (in ANSI bold) on a later line; that reason is given, after the layer's class.
+    """
+    lines = [line.strip() for line in re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).splitlines() if line.strip()]
+    if not lines:
+        return type(exc).__name__
+    wrapped = re.fullmatch(r"Exception encountered when calling (\w+)\.call\(\)\.", lines[0])
+    return f"{wrapped.group(1)}: {lines[1]}" if wrapped and len(lines) > 1 else lines[0]
 
 
 def build(name: str, **kwargs: Any) -> Any:

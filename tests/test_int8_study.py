@@ -235,7 +235,7 @@ def test_equalized_channels_reach_six_and_leave_the_model_as_it_was():
     [
         ("--first-ranges", "4,x", "expected comma-separated numbers"),
         ("--first-ranges", "4,-1", "each value must be above 0"),
-        ("--float-first", "1.5", "expected comma-separated numbers"),
+        ("--float-first", "1.5", "expected comma-separated whole numbers"),
         ("--equalize", "0", "each value must be above 0"),
         ("--quantiles", "1e-4,0.7", "each value must be between 0 and 0.5"),
     ],

@@ -68,7 +68,8 @@ def numbers(kind: type, low: float, high: float = float("inf")):
         try:
             values = [kind(item) for item in text.split(",") if item.strip()]
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r}: expected comma-separated numbers") from None
+            what = "whole numbers" if kind is int else "numbers"
+            raise argparse.ArgumentTypeError(f"{text!r}: expected comma-separated {what}") from None
         if any(not low < value < high for value in values):
             bound = f"between {low:g} and {high:g}" if high < float("inf") else f"above {low:g}"
             raise argparse.ArgumentTypeError(f"{text!r}: each value must be {bound}")

@@ -148,6 +148,21 @@ def test_bad_files_are_skipped_with_one_warning(tmp_path):
     assert sum(int(b["label"].shape[0]) for b in ds) == 3
 
 
+def test_webp_photos_beside_notes_make_an_image_folder(tmp_path):
+    # WebP and TIFF count as images when the folder's kind is decided, so the skip says to convert them.
+    _tree(tmp_path, {"cat": 1})
+    for i in range(3):
+        Image.new("RGB", (6, 6)).save(tmp_path / "cat" / f"p{i}.webp", format="WEBP")
+    (tmp_path / "cat" / "notes.txt").write_text("where the photos were taken")
+    (tmp_path / "cat" / "more.txt").write_text("camera settings")
+    with pytest.warns(DataWarning) as record:
+        found = zd.info(tmp_path)
+    assert found.task == "image-classification" and found.splits == {"train": 1}
+    message = str(record[0].message)
+    assert "3 WebP or TIFF (data folders take PNG, JPEG, GIF or BMP: convert them)" in message
+    assert "2 no image file extension" in message
+
+
 def test_unsupported_image_format_counted(tmp_path):
     _tree(tmp_path, {"a": 1})
     Image.new("RGB", (8, 6)).save(tmp_path / "a" / "x.png", format="TIFF")  # TIFF named .png

@@ -227,7 +227,7 @@ def _detect_split_layout(root: Path, subdirs: list[Path]) -> bool:
 
 
 def _classify_kind(paths: list[Path]) -> str:
-    images = sum(p.suffix.lower() in IMAGE_SUFFIXES for p in paths)
+    images = sum(p.suffix.lower() in IMAGE_SUFFIXES | PILLOW_ONLY_SUFFIXES for p in paths)
     texts = sum(p.suffix.lower() in TEXT_SUFFIXES for p in paths)
     return "text" if texts > images else "image"
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+import zoo
 from tests.helpers import DATA_DIR
 from zoo.cli import cli
 
@@ -112,6 +113,14 @@ def test_info_of_hub_weights_without_a_recorded_size_says_where_they_are():
     out = run("info", "resnet50").output
     assert "25,557,032 parameters, on the Hub," in out and " 0 B" not in out
     assert re.search(r"parameters, [0-9.]+ KB, license", run("info", "lenet5").output)
+
+
+def test_list_json_gives_no_size_for_hub_weights_not_yet_pinned():
+    sizes = {d["name"]: d["size"] for d in json.loads(run("list", "--pretrained", "--json").output)}
+    assert sizes["resnet50.tv_in1k"] is None  # its size is known only once the Hub file is pinned
+    assert sizes["lenet5.mnist"] == zoo.weights_entry("lenet5.mnist").files[0].size > 0
+    table = run("list", "--pretrained", "resnet50*").output
+    assert "on the Hub" in table and " 0 B" not in table
 
 
 def test_unknown_name_is_one_line_and_exit_1():

@@ -51,8 +51,7 @@ def model_table() -> str:
     ]
     for name in sorted(manifest):
         e = manifest[name]
-        known = all(f.size is not None for f in e.files)
-        size = f"{e.total_size / 1e6:.2f} MB" if known else "on the Hub"
+        size = "on the Hub" if e.total_size is None else f"{e.total_size / 1e6:.2f} MB"
         lines.append(
             f"| `{e.name}`{' (default)' if e.default else ''} | {e.num_params:,} | {size} "
             f"| {_fmt_metric(e)} | {_fmt_reference(e)} | `{e.recipe['command']}` |"

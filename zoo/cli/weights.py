@@ -80,9 +80,9 @@ def list_cmd(pattern: str | None, task: str | None, pretrained: bool, as_json: b
     click.echo(table(rows, ["name", "model", "task", "weights", "paper"]))
 
 
-def _size_text(size: int) -> str:
+def _size_text(size: int | None) -> str:
     """A weights entry's size, or where it is when no size is recorded (a Hub file pinned on first use)."""
-    return human_size(size) if size else "on the Hub"
+    return "on the Hub" if size is None else human_size(size)
 
 
 def _split_text(dataset: Any) -> str:

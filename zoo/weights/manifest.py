@@ -350,9 +350,11 @@ class WeightsEntry:
         return next((s for s in self.sources if s.type == "package"), None)
 
     @property
-    def total_size(self) -> int:
-        """Total size in bytes of the entry's files."""
-        return sum(f.size or 0 for f in self.files)
+    def total_size(self) -> int | None:
+        """Total size in bytes of the entry's files, or None while a Hub file's size is not pinned yet."""
+        if any(f.size is None for f in self.files):
+            return None
+        return sum(f.size for f in self.files)
 
 
 def parse_manifest(data: dict[str, Any]) -> dict[str, WeightsEntry]:

@@ -1039,7 +1039,14 @@ def test_qat_images_below_a_batch_are_refused_in_python(tmp_path):
     assert not (tmp_path / "x.tflite").exists()
 
 
-def test_qat_steps_need_the_train_split(tmp_path, monkeypatch):
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        ([], "--qat-steps trains on mnist's train split: no local copy of 'mnist' was found"),
+        (["--data", "no_such_set"], "unknown dataset 'no_such_set'. Known datasets"),
+    ],
+)
+def test_qat_steps_need_the_train_split(tmp_path, monkeypatch, data, message):
     """Distillation on random images would teach nothing: without the data, a clear refusal."""
     import zoo.cli.deploy  # noqa: F401  (registers the command)
     from zoo.cli import cli
@@ -1048,10 +1055,47 @@ def test_qat_steps_need_the_train_split(tmp_path, monkeypatch):
     monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "tfds"))
     out = tmp_path / "x.tflite"
     args = ["export", "lenet5", "--format", "tflite", "--quantize", "int8", "--qat-steps", "5"]
-    result = CliRunner().invoke(cli, [*args, "--data", "no_such_set", "--out", str(out)])
-    assert result.exit_code != 0, result.output
-    assert "--qat-steps trains on no_such_set's train split" in result.output, result.output
+    result = CliRunner().invoke(cli, [*args, *data, "--out", str(out)])
+    assert result.exit_code == 1, result.output
+    assert message in result.output, result.output
     assert not out.exists()
+
+
+def test_int8_calibration_on_data_that_is_not_there_is_refused(tmp_path, monkeypatch):
+    """Random images stand in only for the weights' own dataset; a named one must be readable."""
+    import zoo.cli.deploy  # noqa: F401  (registers the command)
+    from zoo.cli import cli
+
+    monkeypatch.chdir(tmp_path)
+    args = ["export", "lenet5", "--format", "tflite", "--quantize", "int8", "--data", "./fotos"]
+    result = CliRunner().invoke(cli, [*args, "--out", "x.tflite"])
+    assert result.exit_code == 1 and "data path 'fotos' does not exist" in result.output, result.output
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_int8_calibrates_distils_and_evaluates_on_photos_of_many_sizes(tmp_path):
+    """A user's folder (or a fine-tune's own) holds photos of every size: each is resized on its own."""
+    from PIL import Image
+
+    import zoo.cli.deploy  # noqa: F401  (registers the command)
+    from zoo.cli import cli
+
+    rng = np.random.default_rng(0)
+    for split, count in (("train", 12), ("test", 5)):
+        for label in ("cat", "dog"):
+            (tmp_path / "photos" / split / label).mkdir(parents=True)
+            for i in range(count):
+                pixels = rng.integers(0, 256, (20 + 7 * i, 30 + 3 * i, 3), dtype=np.uint8)
+                Image.fromarray(pixels).save(tmp_path / "photos" / split / label / f"{i}.png")
+    out = tmp_path / "q.tflite"
+    args = ["export", "lenet5", "--format", "tflite", "--quantize", "int8", "--qat-steps", "3"]
+    args += ["--data", str(tmp_path / "photos"), "--evaluate", "--out", str(out), "--json"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    m = json.loads(result.output[result.output.index("{") :])["metrics"]
+    assert m["calibration"] == f"24 {tmp_path / 'photos'} train images"  # all there are, not 200
+    assert m["qat"].endswith(f"on 24 {tmp_path / 'photos'} train images")
+    assert m["num_examples"] == 10 and 0 <= m["top1_agreement"] <= 100
 
 
 @pytest.mark.slow

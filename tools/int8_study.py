@@ -544,7 +544,7 @@ def main() -> int:
     entry = zoo.weights_entry(args.entry)
     model = api.load(entry.name)
     baked, shape = _image_contract(entry)
-    calibration, source = _calibration_inputs(entry, shape, baked, True, args.data, None)
+    calibration, source = _calibration_inputs(entry, shape, baked, True, args.data, None, required=True)
     transform, forward = zoo.data.image_transform(baked), predict_fn(model, fold=False)
     batches, keras_inputs, keras_logits = [], [], []
     for images in compared_images(entry, args.data, args.split, args.images):

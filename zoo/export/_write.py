@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from zoo.errors import InputError
+from zoo.errors import DataError, InputError
 from zoo.export._common import TOLERANCE, ExportError, ExportResult, _encode_record, _json, _size_bytes
 from zoo.export.quantize import _tflite_bytes
 
@@ -38,13 +38,23 @@ def _sample_images(shape: tuple[int, ...], n: int) -> Any:
 
 
 def _real_images(
-    entry: Any, n: int, data: str, data_dir: str | None, split: str, geometry: bool = True
+    entry: Any,
+    n: int,
+    data: str,
+    data_dir: str | None,
+    split: str,
+    geometry: bool = True,
+    required: bool = False,
 ) -> Any:
-    """``n`` images of ``data``, or ``None`` without the dataset.
+    """Up to ``n`` images of ``data``, or ``None`` when the dataset is not here and not ``required``.
 
-    With ``geometry``, at the export's input size; without, as the dataset has them. The
-    same images, in the same order, either way, and whatever global seed the process has set
-    (a fresh ``zoo export`` process and a seeded Python session draw the same ones).
+    With ``geometry``, at the export's input size, stacked; without, as the dataset has them
+    (stacked when they share a size, else a list). The same images, in the same order, either
+    way, and whatever global seed the process has set (a fresh ``zoo export`` process and a
+    seeded Python session draw the same ones).
+
+    Raises:
+        DataError: ``required`` and the dataset cannot be read (the error says why).
     """
     import numpy as np
 
@@ -54,9 +64,14 @@ def _real_images(
     try:
         with _no_global_seed():
             ds = zoo.data.load(data, split, data_dir=data_dir, shuffle=True, seed=0)
-            return np.stack([np.asarray(resize(e["image"]) if geometry else e["image"]) for e in ds.take(n)])
-    except Exception:  # noqa: BLE001 - the dataset is not on this machine
+            images = [np.asarray(resize(e["image"]) if geometry else e["image"]) for e in ds.take(n)]
+    except DataError:
+        if required:
+            raise
         return None
+    if not images:
+        raise DataError(f"{data!r} has no {split} images to draw from")
+    return np.stack(images) if len({i.shape for i in images}) == 1 else images
 
 
 def _export_resize(entry: Any) -> Callable[[Any], Any]:

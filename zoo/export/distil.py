@@ -155,7 +155,8 @@ class ResizedImages:
     """Images resized when indexed, a batch at a time: distillation's draws at the model's size.
 
     Indexing with an array of positions (as :func:`distil_int8` draws batches) gives those
-    images through ``resize``; the resized set is never held whole (50,000 CIFAR-10 images at
+    images through ``resize``; ``source`` is an array, or a list of images of several sizes
+    (a user's photos). The resized set is never held whole (50,000 CIFAR-10 images at
     224x224 would take 7.5 GB).
     """
 
@@ -168,7 +169,9 @@ class ResizedImages:
     def __getitem__(self, index: Any) -> Any:
         import numpy as np
 
-        return np.asarray(self.resize(self.source[index]))
+        if isinstance(self.source, np.ndarray):
+            return np.asarray(self.resize(self.source[index]))
+        return np.stack([np.asarray(self.resize(self.source[i])) for i in np.atleast_1d(index)])
 
 
 #: Distillation steps between two checkpoints.

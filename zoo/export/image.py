@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from zoo.errors import InputError
+from zoo.errors import DataError, InputError
 from zoo.export._common import (
     CALIBRATION_IMAGES,
     CLIP_QUANTILE,
@@ -48,14 +48,19 @@ def _calibration_inputs(
     preprocessing: bool,
     data: str,
     data_dir: str | None,
+    required: bool,
 ) -> tuple[Any, str]:
-    """The int8 calibration inputs (200 train images, or random ones without data) and their source."""
+    """The int8 calibration inputs and their source.
+
+    Up to 200 train images of ``data``; random ones when it is the entry's own dataset and
+    not on this machine. A dataset the user named (``required``) must be readable.
+    """
     import numpy as np
 
     import zoo.data
 
-    images = _real_images(entry, CALIBRATION_IMAGES, data, data_dir, "train")
-    source = f"{CALIBRATION_IMAGES} {data} train images"
+    images = _real_images(entry, CALIBRATION_IMAGES, data, data_dir, "train", required=required)
+    source = f"{0 if images is None else len(images)} {data} train images"
     if images is None:
         images, source = _sample_images(shape, CALIBRATION_IMAGES), "random images (no dataset found)"
     if not preprocessing:
@@ -101,7 +106,7 @@ def _export_image(
     test = _evaluation_split(entry, data, data_dir) if evaluate and fmt == "tflite" else None
     if fmt == "tflite" and quantize == "int8":
         calibration, extra["calibration"] = _calibration_inputs(
-            entry, shape, baked, preprocessing, data_name, data_dir
+            entry, shape, baked, preprocessing, data_name, data_dir, required=data is not None
         )
         extra["activation_ranges"] = f"calibration quantiles {CLIP_QUANTILE:g} to {1 - CLIP_QUANTILE:g}"
     with tempfile.TemporaryDirectory(prefix="zoo-export-") as tmpdir:
@@ -160,12 +165,10 @@ def _distilled(
     import numpy as np
 
     steps = qat["steps"]
-    source = _real_images(entry, qat["images"], data, data_dir, "train", geometry=False)
-    if source is None:
-        raise InputError(
-            f"--qat-steps trains on {data}'s train split, which is not on this machine: "
-            "set ZOO_DATA_DIR (or --data-dir) to the folder holding it, or leave out --qat-steps"
-        )
+    try:
+        source = _real_images(entry, qat["images"], data, data_dir, "train", geometry=False, required=True)
+    except DataError as e:
+        raise InputError(f"--qat-steps trains on {data}'s train split: {e}; or leave out --qat-steps") from e
     train = ResizedImages(source, _export_resize(entry))
     inputs = distillation_inputs(entry, source, steps=steps, data=data)
     start, corrected = bias_corrected(model, seen)
@@ -209,8 +212,9 @@ def _evaluation_split(entry: Any, data: str | None, data_dir: str | None) -> tup
     own = data in (None, entry.dataset["name"])
     name, split = (entry.dataset["name"], entry.dataset["split"]) if own else (data, "test")
     options = own_data_options(entry) if own else {}  # a fine-tuned folder's held-out fold
-    ds = zoo.data.load(name, split, batch_size=256, data_dir=data_dir, as_supervised=True, **options)
-    return f"{name}:{split}", own, ds
+    ds = zoo.data.load(name, split, data_dir=data_dir, as_supervised=True, **options)
+    geometry = _export_resize(entry)  # before batching: a user's photos differ in size
+    return f"{name}:{split}", own, ds.map(lambda x, y: (geometry(x), y)).batch(256)
 
 
 def _compare_on_test(
@@ -223,7 +227,7 @@ def _compare_on_test(
 
     ``test`` comes from :func:`_evaluation_split`; accuracies are given only when its
     data is the entry's own (the labels are the model's). Both see the images as the
-    export's callers give them (resized by :func:`zoo.preprocessing.geometry_transform`),
+    export's callers give them (resized there by :func:`zoo.preprocessing.geometry_transform`),
     so the figures measure the conversion alone.
     """
     import numpy as np
@@ -232,13 +236,13 @@ def _compare_on_test(
     from zoo.tasks.inference import predict_fn
 
     where, own, ds = test
-    geometry, baked = _export_resize(entry), zoo.data.image_transform(_image_contract(entry)[0])
+    baked = zoo.data.image_transform(_image_contract(entry)[0])
     fn = predict_fn(model, fold=False)
     keras_ok = tfl_ok = agree = in_top5 = total = 0
     interp = tflite_interpreter(model_path=str(path))
     inp = interp.get_input_details()[0]
-    for raw, y in ds:
-        images = np.asarray(geometry(raw))
+    for sized, y in ds:
+        images = np.asarray(sized)
         model_inputs = np.asarray(baked(images))
         keras_top = np.argmax(np.asarray(fn(model_inputs)), -1)
         feed = images if preprocessing else model_inputs

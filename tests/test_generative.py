@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 
@@ -323,6 +324,11 @@ def test_zoo_sample_writes_a_png(name, tmp_path):
     )
     assert result.exit_code == 0 and "wrote 1 latent walk of 8 images" in result.output, result.output
     assert Image.open(one).size == (8 * 30 + 2, 30 + 2)  # at least one walk
+    args = ["sample", name, "--interpolate", "--n", "12", "--steps", "6", "--out", str(tmp_path / "j.png")]
+    result = CliRunner().invoke(cli, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output)
+    assert summary["out"] == str(tmp_path / "j.png") and (summary["images"], summary["walks"]) == (12, 2)
 
 
 def test_zoo_sample_errors_are_one_line(tmp_path):

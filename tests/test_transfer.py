@@ -673,6 +673,24 @@ def test_extract_reads_text_files_with_the_vocabulary_beside_the_weights(tmp_pat
         assert np.isfinite(saved["features"]).all() and np.ptp(saved["features"], axis=0).max() > 0
 
 
+def test_zoo_extract_json_names_the_file_and_its_arrays(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from zoo.cli import cli
+
+    monkeypatch.delenv("ZOO_DATA_DIR", raising=False)
+    data = _reviews(tmp_path / "reviews.csv")
+    out = tmp_path / "f.npz"
+    args = ["extract", "lstm_classifier.mr", "--data", str(data), "--out", str(out), "--json"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output)
+    assert summary["out"] == str(out) and summary["split"] == "train"
+    assert summary["arrays"] == {"features": [24, 128], "labels": [24]}
+    with np.load(out) as saved:
+        assert list(saved["features"].shape) == summary["arrays"]["features"]
+
+
 def _reviews(path: Path, extra: str = "") -> Path:
     good = ["a gripping, beautifully acted film", "moving and warm", "i loved every minute of it"]
     bad = ["a dull, lifeless mess", "tedious and flat", "boring from start to end"]

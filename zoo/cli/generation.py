@@ -46,8 +46,17 @@ from zoo.cli._app import cli, echo_json
     is_flag=True,
     help="Replace zoo's own earlier output at --out (never files zoo did not write).",
 )
+@click.option("--json", "as_json", is_flag=True, help="Print JSON: the file and what it holds.")
 def sample_cmd(
-    name: str, out: str, n: int, seed: int, interpolate: bool, steps: int, scale: int, overwrite: bool
+    name: str,
+    out: str,
+    n: int,
+    seed: int,
+    interpolate: bool,
+    steps: int,
+    scale: int,
+    overwrite: bool,
+    as_json: bool,
 ) -> None:
     """Draw images from a pretrained generative model and save them as a PNG grid.
 
@@ -56,6 +65,7 @@ def sample_cmd(
       zoo sample dcgan --out digits.png
       zoo sample vae.mnist --n 100 --seed 3 --out vae.png
       zoo sample dcgan --interpolate --n 64 --out walks.png   (8 walks of 8 steps)
+      zoo sample vae --n 16 --out four-by-four.png --json
     """
     from zoo.tasks.generate import sample_png
 
@@ -63,6 +73,11 @@ def sample_cmd(
         name, out, n=n, seed=seed, interpolate=interpolate, steps=steps, scale=scale, overwrite=overwrite
     )
     walks = max(1, n // steps)
+    if as_json:
+        images = walks * steps if interpolate else n
+        summary = {"name": name, "out": str(path), "images": images, "seed": seed, "scale": scale}
+        echo_json({**summary, "walks": walks if interpolate else None})
+        return
     what = f"{walks} latent walk{'s' * (walks > 1)} of {steps} images" if interpolate else f"{n} samples"
     click.echo(f"wrote {what} to {path}")
 

@@ -181,6 +181,7 @@ def finetune_cmd(
     is_flag=True,
     help="Replace zoo's own earlier output at --out (never files zoo did not write).",
 )
+@click.option("--json", "as_json", is_flag=True, help="Print JSON: the file and its arrays' shapes.")
 def extract_cmd(
     name: str,
     data: str,
@@ -193,6 +194,7 @@ def extract_cmd(
     data_dir: str | None,
     runtime: str,
     overwrite: bool,
+    as_json: bool,
 ) -> None:
     """Compute features of a dataset with a pretrained model and save them as .npz.
 
@@ -203,6 +205,7 @@ def extract_cmd(
       zoo extract lenet5 --data mnist --split test --out mnist-test.npz
       zoo extract resnet20 --data ./photos --layer layer2 --layer pre_logits --out feats.npz
       zoo extract efficientnet_lite0 --data cifar10 --split test --runtime onnx --out feats.npz
+      zoo extract lenet5 --data ./scans --out scans.npz --json
     """
     from zoo.data import table_columns
     from zoo.train.engine import extract_to_file
@@ -229,4 +232,8 @@ def extract_cmd(
         forward=forward,
         columns=table_columns(text_column, label_column),
     )
+    if as_json:
+        arrays = {k: list(v) for k, v in shapes.items()}
+        echo_json({"name": name, "data": data, "split": split, "out": str(path), "arrays": arrays})
+        return
     click.echo(f"wrote {path}: " + ", ".join(f"{k} {v}" for k, v in shapes.items()))

@@ -37,6 +37,19 @@ def test_valid_record_round_trips(weights_file):
     assert entries["lenet5.test"].to_dict() == json.loads(json.dumps(record))
 
 
+def test_a_metric_may_record_how_many_examples_it_was_measured_on(weights_file):
+    record = lenet_record(weights_file)
+    measured = {"name": "top1_accuracy", "value": 99.0, "split": "test", "dataset": "mnist"}
+    record["metrics"] = [{**measured, "command": "zoo evaluate lenet5", "higher_is_better": True}]
+    record["metrics"][0]["num_examples"] = 10000
+    entry = parse_manifest(doc(record))["lenet5.test"]
+    assert entry.metrics[0].num_examples == 10000 and entry.to_dict() == json.loads(json.dumps(record))
+    for bad in (0, -3, 2.5, "10000", True):
+        record["metrics"][0]["num_examples"] = bad
+        with pytest.raises(ManifestError, match="num_examples must be a positive integer"):
+            parse_manifest(doc(record))
+
+
 @pytest.mark.parametrize("key", ["files", "license", "metrics", "preprocessing", "num_params"])
 def test_missing_key_is_rejected(weights_file, key):
     record = lenet_record(weights_file)

@@ -198,6 +198,16 @@ def test_a_folder_published_on_the_hub_loads_by_reference(finetuned, digits, loc
         zoo.load(f"hf://me/lenet-digits@{bad}")
 
 
+def test_rerunning_a_finished_finetune_gives_its_figures_back(finetuned, digits):
+    args = ["finetune", "lenet5", "--data", digits, "--out", finetuned, "--epochs", "3", "--unfreeze", "2"]
+    result = CliRunner().invoke(cli, [str(a) for a in args])
+    assert result.exit_code == 0 and "nothing to do" in result.output, result.output
+    metric = json.loads((finetuned / "card.json").read_text())["metrics"][0]
+    assert f"validation top-1 accuracy {metric['value']:.2f}% on {metric['num_examples']} examples" in (
+        result.output
+    )
+
+
 def test_card_figures_are_what_the_folder_holds(finetuned, digits):
     """Parameters, file sizes and the metric in card.json are recomputed from the folder itself."""
     import zoo.data
@@ -224,10 +234,14 @@ def test_card_figures_are_what_the_folder_holds(finetuned, digits):
         batch_size=64,
     )
     measured = classification_metrics(model, held_out)
-    assert measured["top1_accuracy"] == pytest.approx(card["metrics"][0]["value"], abs=0.01)
-    assert card["metrics"][0]["split"] == card["dataset"]["split"]
+    metric = card["metrics"][0]
+    assert measured["top1_accuracy"] == pytest.approx(metric["value"], abs=0.01)
+    assert metric["num_examples"] == measured["num_examples"] > 0  # a figure on few examples says so
+    assert metric["split"] == card["dataset"]["split"]
     readme = (finetuned / "README.md").read_text()
-    assert readme.startswith('---\nlibrary_name: "zoo"') and f"{card['metrics'][0]['value']:.2f}%" in readme
+    assert readme.startswith('---\nlibrary_name: "zoo"')
+    assert f"{metric['value']:.2f}% on {metric['num_examples']} examples" in readme
+    assert f"test ({metric['num_examples']} examples)" in _run("info", finetuned)
 
 
 @pytest.mark.hub

@@ -224,7 +224,7 @@ def main() -> int:
     existing = load_manifest(repo_manifest_path()).get(NAME)
     keep = []
     if existing is not None and old_sha == sha256(WEIGHTS):
-        keep = [dict(vars(m)) for m in existing.metrics]
+        keep = [m.to_dict() for m in existing.metrics]
     upsert_entries({NAME: record(parity, pth, keep)})
     print(f"recorded {NAME}" + (f" (kept {len(keep)} measured metric(s))" if keep else ""))
     return 0

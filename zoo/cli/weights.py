@@ -143,7 +143,8 @@ def info_cmd(name: str, as_json: bool) -> None:
             f"{w.num_params:,} parameters, {_size_text(w.total_size)}, license {w.license}"
         )
         for m in w.metrics:
-            click.echo(f"    measured {m.name} = {m.value:g} on {m.dataset} {m.split}")
+            count = "" if m.num_examples is None else f" ({m.num_examples:,} examples)"
+            click.echo(f"    measured {m.name} = {m.value:g} on {m.dataset} {m.split}{count}")
         for r in w.references:
             click.echo(f"    reference {r.name} = {r.value:g} ({r.citation})")
         for s in w.sources:

@@ -367,6 +367,7 @@ def _card(
         "dataset": where,
         "command": command,
         "higher_is_better": True,
+        **({"num_examples": int(metrics["num_examples"])} if "num_examples" in metrics else {}),
     }
     return make_record(
         architecture=entry.architecture,
@@ -456,11 +457,14 @@ def _finished(folder: Any) -> dict[str, Any] | None:
     if not (folder.resumed and folder.owns("card.json")):
         return None
     card = json.loads((folder.path / "card.json").read_text(encoding="utf-8"))
-    accuracy = card["metrics"][0]["value"]
+    metric = card["metrics"][0]
     print(
         f"{folder.path} already holds this fine-tune (same data and settings); nothing to do", file=sys.stderr
     )
-    return _summary(folder, {"top1_accuracy": accuracy, "top1_error": 100.0 - accuracy}, {})
+    metrics = {"top1_accuracy": metric["value"], "top1_error": 100.0 - metric["value"]}
+    if "num_examples" in metric:
+        metrics["num_examples"] = metric["num_examples"]
+    return _summary(folder, metrics, {})
 
 
 def _base_model(entry: Any) -> dict[str, Any]:
@@ -507,7 +511,8 @@ def _write_hub_files(folder: Any, card: dict[str, Any], entry: Any, curves: bool
         "metrics": ["accuracy"],
     }
     lines = ["---", *(f"{k}: {json.dumps(v)}" for k, v in front.items()), "---", ""]
-    held_out = "held out: never trained on, never used to pick weights"
+    count = f" on {metric['num_examples']:,} examples" if "num_examples" in metric else ""
+    split = f"{metric['dataset']} {metric['split']} (held out: never trained on, never used to pick weights)"
     lines += [
         f"# {card['description']}",
         "",
@@ -518,7 +523,7 @@ def _write_hub_files(folder: Any, card: dict[str, Any], entry: Any, curves: bool
         "",
         "| metric | value | split |",
         "|---|---|---|",
-        f"| top-1 accuracy | {metric['value']:.2f}% | {metric['dataset']} {metric['split']} ({held_out}) |",
+        f"| top-1 accuracy | {metric['value']:.2f}%{count} | {split} |",
         "",
         f"Labels: {', '.join(card['labels'])}. Reproduce: `{card['recipe']['command']}`.",
     ]

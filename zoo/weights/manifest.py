@@ -156,7 +156,11 @@ class WeightsSource:
 
 @dataclass(frozen=True)
 class Metric:
-    """A metric this project measured, with the command that measured it."""
+    """A metric this project measured, with the command that measured it.
+
+    ``num_examples`` is how many examples it was measured on, where recorded (fine-tune
+    cards record it: a small held-out fold makes a coarse figure).
+    """
 
     name: str
     value: float
@@ -164,14 +168,23 @@ class Metric:
     command: str
     dataset: str
     higher_is_better: bool
+    num_examples: int | None = None
 
     @classmethod
     def from_dict(cls, where: str, d: dict[str, Any]) -> Metric:
         """Validate a manifest ``metrics`` item; ``where`` names it in errors."""
-        _check_keys(where, d, {"name", "value", "split", "command", "dataset", "higher_is_better"}, set())
+        required = {"name", "value", "split", "command", "dataset", "higher_is_better"}
+        _check_keys(where, d, required, {"num_examples"})
         if not isinstance(d["value"], int | float):
             raise ManifestError(f"{where}: value must be a number")
+        count = d.get("num_examples")
+        if count is not None and (not isinstance(count, int) or isinstance(count, bool) or count <= 0):
+            raise ManifestError(f"{where}: num_examples must be a positive integer, got {count!r}")
         return cls(**d)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The record as JSON data, without ``num_examples`` when it is not recorded."""
+        return {k: v for k, v in vars(self).items() if not (k == "num_examples" and v is None)}
 
 
 @dataclass(frozen=True)
@@ -322,7 +335,7 @@ class WeightsEntry:
             "labels": None if self.labels is None else list(self.labels),
             "preprocessing": _thawed(self.preprocessing),
             "dataset": _thawed(self.dataset),
-            "metrics": [vars(m) for m in self.metrics],
+            "metrics": [m.to_dict() for m in self.metrics],
             "references": [
                 {k: v for k, v in vars(r).items() if not (k == "note" and not v)} for r in self.references
             ],

@@ -198,6 +198,14 @@ def test_a_folder_published_on_the_hub_loads_by_reference(finetuned, digits, loc
         zoo.load(f"hf://me/lenet-digits@{bad}")
 
 
+def test_verify_takes_a_folder_as_it_takes_a_name(finetuned):
+    """A bare string was read as a list of names, one a character ('.': unknown model)."""
+    for name in (finetuned, str(finetuned), [str(finetuned)]):
+        results = zoo.verify(name)
+        assert [(r.filename, r.status) for r in results] == [("model.keras", "ok")], name
+    assert zoo.verify("lenet5") == zoo.verify(["lenet5.mnist"])
+
+
 def test_rerunning_a_finished_finetune_gives_its_figures_back(finetuned, digits):
     args = ["finetune", "lenet5", "--data", digits, "--out", finetuned, "--epochs", "3", "--unfreeze", "2"]
     result = CliRunner().invoke(cli, [str(a) for a in args])

@@ -728,11 +728,14 @@ def _check_golden(entry: WeightsEntry) -> VerifyResult:
     )
 
 
-def verify(names: list[str] | None = None, *, golden: bool = False) -> list[VerifyResult]:
+def verify(
+    names: str | os.PathLike[str] | list[str | os.PathLike[str]] | None = None, *, golden: bool = False
+) -> list[VerifyResult]:
     """Re-hash packaged or cached files against the manifest, without downloading.
 
     Args:
-        names: Weights or architecture names; ``None`` checks every entry.
+        names: A weights or architecture name (or a fine-tuned model folder), or a list
+            of them; ``None`` checks every entry.
         golden: Also load each entry that keeps a golden input/output pair and
             check that the model reproduces the recorded outputs (imports TensorFlow).
 
@@ -741,6 +744,8 @@ def verify(names: list[str] | None = None, *, golden: bool = False) -> list[Veri
         (not packaged here and not in the cache).
     """
     manifest = load_manifest()
+    if isinstance(names, str | os.PathLike):
+        names = [names]
     if names:
         entries = [weights_entry(n) for n in names]
     else:

@@ -294,6 +294,40 @@ def test_evaluate_tta_flip_is_reported_apart_from_the_manifest(monkeypatch):
     assert "flip test-time augmentation" in text and "manifest:" not in text
 
 
+def test_recorded_metrics_are_those_of_the_same_data_and_split():
+    from zoo.tasks.evaluate import recorded_metrics
+
+    entry = zoo.weights_entry("lenet5.mnist")
+    own = {"top1_accuracy": 99.33, "top1_error": 0.67}
+    assert recorded_metrics(entry) == recorded_metrics(entry, "mnist", "test") == own
+    assert recorded_metrics(entry, None, "train") == {}  # a train-split figure is not the test figure
+    assert recorded_metrics(entry, "fashion_mnist") == recorded_metrics(entry, "./mnist") == {}
+
+
+@pytest.mark.skipif(not (DATA_DIR / "mnist").is_dir(), reason=f"no MNIST under {DATA_DIR}")
+def test_evaluate_compares_with_the_manifest_only_on_its_data_and_split(monkeypatch):
+    monkeypatch.setenv("ZOO_DATA_DIR", str(DATA_DIR))
+    train = run("evaluate", "lenet5", "--split", "train")
+    assert train.exit_code == 0 and "60,000 examples" in train.output, train.output
+    assert "manifest:" not in train.output
+    named = run("evaluate", "lenet5", "--data", "mnist", "--json")
+    assert json.loads(named.output)["manifest"] == {"top1_accuracy": 99.33, "top1_error": 0.67}
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not (DATA_DIR / "text" / "tinyshakespeare.txt").is_file(), reason=f"no text in {DATA_DIR}"
+)
+def test_evaluate_of_a_language_model_counts_its_characters(monkeypatch):
+    monkeypatch.setenv("ZOO_DATA_DIR", str(DATA_DIR))
+    result = run("evaluate", "lstm_charlm")
+    assert result.exit_code == 0, result.output
+    header = result.output.splitlines()[0]
+    assert header.startswith("lstm_charlm.shakespeare on tiny_shakespeare (validation), ")
+    assert header.endswith(" characters") and "0 examples" not in header
+    assert "bits_per_char" in result.output and "num_chars" not in result.output
+
+
 def test_evaluate_tta_refuses_models_that_are_not_image_classifiers():
     result = run("evaluate", "lstm_charlm", "--tta", "flip")
     assert result.exit_code != 0

@@ -63,28 +63,36 @@ def evaluate_cmd(
     """
     from zoo import api
     from zoo.data import table_columns
-    from zoo.tasks.evaluate import evaluate
+    from zoo.tasks.evaluate import evaluate, recorded_metrics
 
     entry = api.weights_entry(name)
     options = {"data": data, "split": split, "data_dir": data_dir, "batch_size": batch_size}
     columns = table_columns(text_column, label_column) or None  # None: the entry's own
     result = evaluate(entry.name, **options, forward=_forward(entry.name, runtime), tta=tta, columns=columns)
-    recorded = {m.name: m.value for m in entry.metrics}
+    recorded = {} if tta else recorded_metrics(entry, data, split)  # only figures of the same data
     if as_json:
         echo_json({"weights": entry.name, "measured": result, "manifest": recorded, "tta": tta})
         return
     click.echo(
         f"{entry.name} on {data or entry.dataset['name']} "
-        f"({split or ('default split' if data else entry.dataset['split'])}), "
-        f"{int(result.get('num_examples', 0))} examples"
+        f"({split or ('default split' if data else entry.dataset['split'])})"
+        + _count_text(result)
         + (", flip test-time augmentation (the manifest's figures are single-view)" if tta else "")
     )
     for key, value in result.items():
-        if key == "num_examples":
+        if key in ("num_examples", "num_chars"):
             continue
-        comparable = key in recorded and data is None and tta is None
-        note = f"   (manifest: {recorded[key]:.4g})" if comparable else ""
+        note = f"   (manifest: {recorded[key]:.4g})" if key in recorded else ""
         click.echo(f"  {key:<16} {value:.4g}{note}")
+
+
+def _count_text(result: dict[str, float]) -> str:
+    """What an evaluation counted: examples, or the characters a language model was scored on."""
+    if "num_examples" in result:
+        return f", {int(result['num_examples']):,} examples"
+    if "num_chars" in result:
+        return f", {int(result['num_chars']):,} characters"
+    return ""
 
 
 @cli.command("predict")

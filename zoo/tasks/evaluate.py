@@ -127,6 +127,25 @@ def evaluate_model(
     return classification_metrics(model, dataset, forward)
 
 
+def recorded_metrics(
+    entry: WeightsEntry, data: str | os.PathLike[str] | None = None, split: str | None = None
+) -> dict[str, float]:
+    """The entry's recorded metrics that an evaluation on ``data``'s ``split`` reproduces.
+
+    A figure is comparable only when measured on the same data and split: a train-split
+    accuracy is not the manifest's test figure. ``data`` naming the entry's own dataset
+    counts as its own, except a held-out fold (only ``data=None`` evaluates on the fold).
+    """
+    from zoo.data.pipeline import data_reference
+
+    if data is not None and ("kfold" in entry.dataset or data_reference(data) != entry.dataset["name"]):
+        return {}
+    evaluated = split or entry.dataset["split"]
+    return {
+        m.name: m.value for m in entry.metrics if m.split == evaluated and m.dataset == entry.dataset["name"]
+    }
+
+
 def _check_tta(name: str, task: str, tta: str) -> None:
     if task != "image-classification" or tta not in TTA_MODES:
         raise InputError(

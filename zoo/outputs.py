@@ -438,7 +438,7 @@ def output_folder(
         raise OutputError(f"{folder} is a file, not a folder; choose a new folder name for the output")
     with _lock(folder):
         marker = _read_marker(folder) if folder.is_dir() else None
-        resumed = False
+        resumed, fresh, existed = False, marker is None, folder.is_dir()
         if marker is None:
             if folder.is_dir() and any(folder.iterdir()):
                 raise OutputError(
@@ -463,7 +463,21 @@ def output_folder(
             owned.clear()
             marker.update(command=command, inputs=inputs, created=_now())
         owned._save_marker()
-        yield owned
+        try:
+            yield owned
+        except BaseException:
+            if fresh:  # a run that failed before writing anything leaves nothing in the way
+                _forget_if_unused(folder, created=not existed)
+            raise
+
+
+def _forget_if_unused(folder: Path, *, created: bool) -> None:
+    """Remove the marker of a folder the zoo claimed but wrote nothing into, and the folder if it made it."""
+    with contextlib.suppress(OSError):
+        if [p.name for p in folder.iterdir()] == [MARKER]:
+            (folder / MARKER).unlink()
+            if created:
+                folder.rmdir()
 
 
 def check_folder_target(

@@ -389,6 +389,67 @@ def test_rerun_with_the_same_inputs_reuses_the_run(finished_finetune, record, mo
         case.outcome = "finished run reused; same card"
 
 
+def test_a_run_that_fails_before_writing_leaves_nothing_in_the_way(
+    sandbox,
+    digits_folder,  # noqa: F811
+    offline,
+    record,
+    monkeypatch,
+):
+    """It left a folder holding only the zoo's marker, which then refused the corrected command."""
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(sandbox["root"] / "hf-cache"))
+    out = sandbox["root"] / "run"
+    args = ["finetune", "resnet50", "--data", str(digits_folder), "--out", str(out), "--epochs", "1"]
+    with record.case(
+        "finetune that fails after claiming its folder (base weights not cached, offline)",
+        RESUME,
+        watch=[sandbox["work"], digits_folder],
+    ) as case:
+        assert_one_line_refusal(run_cli(args), contains="is not cached")
+        assert not out.exists()
+        out.mkdir()  # an empty folder the user made stays, without the zoo's marker
+        assert_one_line_refusal(run_cli(args), contains="is not cached")
+        assert out.is_dir() and list(out.iterdir()) == []
+        case.outcome = "one-line error; no folder or marker left to refuse the next command"
+
+
+@pytest.mark.parametrize("model, data", [("lstm_classifier", "images"), ("lenet5", "texts")])
+def test_a_model_given_the_other_kind_of_data_is_refused_up_front(
+    model,
+    data,
+    sandbox,
+    digits_folder,  # noqa: F811
+    record,
+):
+    reviews = sandbox["root"] / "reviews.csv"
+    reviews.write_text("text,label\n" + "".join(f'"good {i}",pos\n"dull {i}",neg\n' for i in range(10)))
+    out = sandbox["root"] / "run"
+    source = digits_folder if data == "images" else reviews
+    with record.case(f"finetune {model} on {data}", VALID, watch=[sandbox["work"], digits_folder]) as case:
+        result = run_cli(["finetune", model, "--data", str(source), "--out", str(out), "--epochs", "1"])
+        assert_one_line_refusal(result, contains=f"holds {data}: fine-tune a")
+        assert not out.exists()
+        case.outcome = result.output.strip().splitlines()[-1][:200]
+
+
+def test_a_run_that_fails_keeps_what_it_wrote(tmp_path, record):
+    from zoo import outputs
+
+    out = tmp_path / "run"
+    with record.case("a run killed after writing a file", RESUME, watch=[]) as case:
+        with pytest.raises(KeyboardInterrupt):
+            with outputs.output_folder(out, command="finetune", inputs={"seed": 0}) as folder:
+                with folder.write("model.keras") as tmp:
+                    Path(tmp).write_text("weights so far")
+                raise KeyboardInterrupt
+        assert sorted(p.name for p in out.iterdir()) == [outputs.MARKER, "model.keras"]
+        with outputs.output_folder(out, command="finetune", inputs={"seed": 0}) as folder:
+            assert folder.resumed  # the same command picks up what the first one wrote
+        case.outcome = "its file and marker kept; the same command resumes"
+
+
 # --------------------------------------------------------------------------------------
 # Rule 3: validation at the boundary
 # --------------------------------------------------------------------------------------

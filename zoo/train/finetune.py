@@ -263,6 +263,7 @@ def _run_inputs(
 ) -> tuple[dict[str, Any], dict[str, Any], Any, dict[str, Any]]:
     """Splits and dataset info of ``data`` (at least two classes), and the inputs a run resumes by."""
     train_split, val_split, info = _splits(data, data_dir, columns)
+    _check_kind(entry, info, data)
     _check_classes(info.label_names, data)
     inputs = {
         "base": entry.name,
@@ -272,6 +273,19 @@ def _run_inputs(
         **settings,
     }
     return train_split, val_split, info, inputs
+
+
+def _check_kind(entry: Any, info: Any, data: str) -> None:
+    """Refuse images for a text model and texts for an image model, before any output is made."""
+    kind = entry.preprocessing.get("type")
+    holds = "image" if info.task.startswith("image") else "text"
+    article = {"image": "an", "text": "a"}
+    if kind != holds:
+        raise DataError(
+            f"{entry.name} takes {kind}s, but {data!r} holds {holds}s: fine-tune {article[holds]} "
+            f"{holds} classifier on it (zoo list --task {holds}-classification), or give {entry.name} "
+            + ("a folder of images" if kind == "image" else "texts (.txt files in class folders, or a CSV)")
+        )
 
 
 def _check_classes(labels: list[str] | tuple[str, ...] | None, data: str) -> None:

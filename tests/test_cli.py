@@ -379,6 +379,20 @@ def test_predict_refuses_a_url_by_its_own_name():
     assert "https://example.com/digit.png: zoo predict reads local files" in result.output
 
 
+def test_predict_says_which_inputs_a_model_takes(tmp_path):
+    texts = tmp_path / "reviews.txt"
+    texts.write_text("a moving, wonderful film\n")
+    nothing = run("predict", "lenet5")
+    assert nothing.exit_code == 2 and "Error: give image files, folders or glob patterns to classify" in (
+        nothing.output
+    )
+    wrong = run("predict", "lenet5", "--file", str(texts))
+    assert wrong.exit_code == 2 and "--file reads texts, but lenet5.mnist classifies images" in wrong.output
+    named = run("predict", "lstm_classifier.mr", str(texts), "--json")
+    assert named.exit_code == 0 and json.loads(named.stdout)[0]["input"] == str(texts)
+    assert f"to classify a file's lines, use --file {texts}" in named.stderr
+
+
 def test_predict_names_the_folders_and_patterns_that_held_no_images(tmp_path):
     from PIL import Image
 

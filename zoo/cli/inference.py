@@ -130,6 +130,11 @@ def predict_cmd(
 
     entry = api.weights_entry(name)  # resolved once: a folder or hf:// reference is read once
     texts = task_of(entry) == "text-classification"
+    if text_file and not texts:
+        raise click.UsageError(
+            f"--file reads texts, but {entry.name} classifies images: "
+            "give image files, folders or glob patterns"
+        )
     items = _texts(inputs, text_file) if texts else _image_paths(inputs)
     results = predict(entry.name, items, top_k=top_k, forward=_forward(entry.name, runtime))
     failed = [r for r in results if r.error is not None]
@@ -159,6 +164,13 @@ def _texts(inputs: tuple[str, ...], text_file: str | None) -> list[str]:
     from zoo.data.folders import decode_text
 
     texts = list(inputs)
+    for text in texts:
+        if "\n" not in text and len(text) < 4096 and Path(text).is_file():
+            click.echo(
+                f"Warning: {text!r} is classified as the text itself; to classify a file's lines, "
+                f"use --file {text}",
+                err=True,
+            )
     if text_file:
         lines = decode_text(Path(text_file).read_bytes()).splitlines()
         texts += [line for line in lines if line.strip()]
@@ -177,6 +189,8 @@ def _image_paths(inputs: tuple[str, ...]) -> list[str]:
     from zoo.data.folders import IMAGE_SUFFIXES, PILLOW_ONLY_SUFFIXES
 
     suffixes = IMAGE_SUFFIXES | PILLOW_ONLY_SUFFIXES  # what read_image opens
+    if not inputs:
+        raise click.UsageError("give image files, folders or glob patterns to classify")
     paths: list[str] = []
     empty: list[str] = []  # folders and patterns that gave nothing
     for item in inputs:

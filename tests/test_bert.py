@@ -800,8 +800,9 @@ def test_finetune_cli_trains_a_text_classifier(tiny_text_entry, tmp_path):
 def test_text_helpers_refuse_models_without_wordpiece():
     from zoo.tasks.embed import tokenizer_for
 
-    with pytest.raises(InputError, match="WordPiece"):
+    with pytest.raises(InputError, match="WordPiece") as refused:
         tokenizer_for("lenet5")
+    assert "zoo.text works with the BERT-family text encoders: bert_mini, minilm_l6" in str(refused.value)
 
 
 def test_sentence_pairs_are_balanced_and_repeatable():

@@ -76,7 +76,17 @@ def tokenizer_for(name: str, paths: dict[str, Path] | None = None) -> WordPieceT
     entry = api.weights_entry(name)
     spec = entry.preprocessing
     if spec.get("type") != "text" or spec.get("tokenizer") != "wordpiece":
-        raise InputError(f"{entry.name} has no WordPiece preprocessing")
+        encoders = sorted(
+            {
+                api.weights_entry(n).architecture
+                for n in api.list_models(pretrained=True)
+                if api.weights_entry(n).preprocessing.get("tokenizer") == "wordpiece"
+            }
+        )
+        raise InputError(
+            f"{entry.name} has no WordPiece tokenizer; zoo.text works with the BERT-family text "
+            f"encoders: {', '.join(encoders)}"
+        )
     vocab = spec["vocab"]
     if isinstance(vocab, str):
         paths = paths if paths is not None else api.pull(entry.name)

@@ -198,6 +198,27 @@ def test_a_folder_published_on_the_hub_loads_by_reference(finetuned, digits, loc
         zoo.load(f"hf://me/lenet-digits@{bad}")
 
 
+@pytest.mark.hub
+def test_a_hub_folder_loads_from_the_cache_or_fails_at_once_when_the_hub_is_down(
+    finetuned, local_hub, hf_env
+):
+    """huggingface_hub retried an unreachable Hub five times (about 23 s, five warnings) first."""
+    import time
+
+    from zoo.errors import OfflineError
+
+    files = {p.name: p for p in finetuned.iterdir() if p.is_file() and not p.name.startswith(".")}
+    local_hub.add_repo("me/lenet-cached", files, lfs=["model.keras"])
+    x = np.random.default_rng(2).random((2, 32, 32, 1), dtype=np.float32)
+    online = numpy(zoo.load("hf://me/lenet-cached@main")(x))
+    local_hub.stop()
+    started = time.monotonic()
+    with pytest.raises(OfflineError, match="hf://me/never-fetched@main is not cached and the Hub at"):
+        zoo.load("hf://me/never-fetched@main")
+    assert time.monotonic() - started < 5
+    np.testing.assert_array_equal(numpy(zoo.load("hf://me/lenet-cached@main")(x)), online)
+
+
 def test_verify_takes_a_folder_as_it_takes_a_name(finetuned):
     """A bare string was read as a list of names, one a character ('.': unknown model)."""
     for name in (finetuned, str(finetuned), [str(finetuned)]):

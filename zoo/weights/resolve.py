@@ -308,33 +308,41 @@ def _download_error(
 CONNECT_TIMEOUT = 5.0
 
 
-def _check_hub_reachable(entry: WeightsEntry, source: WeightsSource) -> None:
-    """Fail at once, in one line, when the Hub's host cannot be resolved or connected to.
+def _hub_unreachable() -> str | None:
+    """Why the Hub's host cannot be resolved or connected to, or ``None`` when it can.
 
     huggingface_hub retries an unreachable Hub five times with back-off (about 25 s)
     before it gives up; one connection attempt tells the same thing in at most
-    :data:`CONNECT_TIMEOUT` seconds.
+    :data:`CONNECT_TIMEOUT` seconds. ``None`` in offline mode too: huggingface_hub
+    raises its own offline error then, translated by the callers.
     """
     import socket
     from urllib.parse import urlsplit
 
-    import huggingface_hub
+    from huggingface_hub import constants
 
-    if huggingface_hub.constants.HF_HUB_OFFLINE:
-        return  # huggingface_hub raises its own offline error, translated by the caller
-    endpoint = huggingface_hub.constants.ENDPOINT
-    parts = urlsplit(endpoint)
+    if constants.HF_HUB_OFFLINE:
+        return None
+    parts = urlsplit(constants.ENDPOINT)
     port = parts.port or (443 if parts.scheme == "https" else 80)
     try:
         with socket.create_connection((parts.hostname or "", port), timeout=CONNECT_TIMEOUT):
-            pass
+            return None
     except OSError as exc:
-        reason = exc.strerror or type(exc).__name__
+        return exc.strerror or type(exc).__name__
+
+
+def _check_hub_reachable(entry: WeightsEntry, source: WeightsSource) -> None:
+    """Fail at once, in one line, when the Hub cannot be reached (see :func:`_hub_unreachable`)."""
+    from huggingface_hub import constants
+
+    reason = _hub_unreachable()
+    if reason is not None:
         raise OfflineError(
             f"{entry.name}: {source.repo_id}@{source.revision[:12]} is not cached and the Hub at "
-            f"{endpoint} cannot be reached ({reason}); connect to the network, or set HF_ENDPOINT "
-            "to a reachable mirror, then load it again"
-        ) from exc
+            f"{constants.ENDPOINT} cannot be reached ({reason}); connect to the "
+            "network, or set HF_ENDPOINT to a reachable mirror, then load it again"
+        )
 
 
 def _download(entry: WeightsEntry, source: WeightsSource, file: WeightsFile, force: bool) -> Path:
@@ -567,7 +575,8 @@ def fetch_hub_folder(repo_id: str, revision: str, card: str = "card.json") -> Pa
     import json
 
     where = f"hf://{repo_id}@{revision}"
-    card_path = _fetch(repo_id, card, revision, where)
+    unreachable = _hub_unreachable()  # checked once: each file then comes from the cache or fails at once
+    card_path = _fetch(repo_id, card, revision, where, unreachable)
     try:
         names = [f["filename"] for f in json.loads(card_path.read_text(encoding="utf-8"))["files"]]
         for name in names:
@@ -576,15 +585,29 @@ def fetch_hub_folder(repo_id: str, revision: str, card: str = "card.json") -> Pa
     except (KeyError, ValueError, TypeError) as exc:
         raise WeightsFormatError(f"{where}: its {card} is not a zoo model card ({exc})") from exc
     for name in names:
-        _fetch(repo_id, name, revision, where)
+        _fetch(repo_id, name, revision, where, unreachable)
     return card_path.parent
 
 
-def _fetch(repo_id: str, filename: str, revision: str, where: str) -> Path:
-    """One file of a Hub repo at ``revision``, with the Hub's failures as the zoo's typed errors."""
+def _fetch(repo_id: str, filename: str, revision: str, where: str, unreachable: str | None) -> Path:
+    """One file of a Hub repo at ``revision``, with the Hub's failures as the zoo's typed errors.
+
+    ``unreachable`` is why the Hub cannot be reached (:func:`_hub_unreachable`): the file
+    then comes from the cache, or the error comes at once instead of after the Hub client's
+    retries.
+    """
     import huggingface_hub
+    from huggingface_hub import constants
     from huggingface_hub import errors as hf_errors
 
+    if unreachable is not None:
+        cached = huggingface_hub.try_to_load_from_cache(repo_id, filename, revision=revision)
+        if isinstance(cached, str):
+            return Path(cached)
+        raise OfflineError(
+            f"{where} is not cached and the Hub at {constants.ENDPOINT} cannot be "
+            f"reached ({unreachable}); connect, or set HF_ENDPOINT to a reachable mirror"
+        )
     try:
         return Path(huggingface_hub.hf_hub_download(repo_id, filename, revision=revision))
     except (hf_errors.LocalEntryNotFoundError, hf_errors.OfflineModeIsEnabled) as exc:  # before EntryNotFound

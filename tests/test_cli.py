@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import subprocess
@@ -302,6 +303,14 @@ def test_recorded_metrics_are_those_of_the_same_data_and_split():
     assert recorded_metrics(entry) == recorded_metrics(entry, "mnist", "test") == own
     assert recorded_metrics(entry, None, "train") == {}  # a train-split figure is not the test figure
     assert recorded_metrics(entry, "fashion_mnist") == recorded_metrics(entry, "./mnist") == {}
+    # a fine-tune scored on a 500-example subset is not the whole split's figure
+    subset = dataclasses.replace(
+        entry, metrics=[dataclasses.replace(m, num_examples=500) for m in entry.metrics]
+    )
+    assert (
+        recorded_metrics(subset, num_examples=500) == own
+        and recorded_metrics(subset, num_examples=10000) == {}
+    )
 
 
 @pytest.mark.skipif(not (DATA_DIR / "mnist").is_dir(), reason=f"no MNIST under {DATA_DIR}")

@@ -69,7 +69,8 @@ def evaluate_cmd(
     options = {"data": data, "split": split, "data_dir": data_dir, "batch_size": batch_size}
     columns = table_columns(text_column, label_column) or None  # None: the entry's own
     result = evaluate(entry.name, **options, forward=_forward(entry.name, runtime), tta=tta, columns=columns)
-    recorded = {} if tta else recorded_metrics(entry, data, split)  # only figures of the same data
+    count = int(result["num_examples"]) if "num_examples" in result else None
+    recorded = {} if tta else recorded_metrics(entry, data, split, count)  # figures of the same data only
     if as_json:
         echo_json({"weights": entry.name, "measured": result, "manifest": recorded, "tta": tta})
         return

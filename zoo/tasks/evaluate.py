@@ -128,13 +128,18 @@ def evaluate_model(
 
 
 def recorded_metrics(
-    entry: WeightsEntry, data: str | os.PathLike[str] | None = None, split: str | None = None
+    entry: WeightsEntry,
+    data: str | os.PathLike[str] | None = None,
+    split: str | None = None,
+    num_examples: int | None = None,
 ) -> dict[str, float]:
     """The entry's recorded metrics that an evaluation on ``data``'s ``split`` reproduces.
 
     A figure is comparable only when measured on the same data and split: a train-split
     accuracy is not the manifest's test figure. ``data`` naming the entry's own dataset
     counts as its own, except a held-out fold (only ``data=None`` evaluates on the fold).
+    A figure that records its number of examples compares only with an evaluation of as
+    many (a fine-tune scored on a ``max_val`` subset is not the whole split's figure).
     """
     from zoo.data.pipeline import data_reference
 
@@ -142,7 +147,11 @@ def recorded_metrics(
         return {}
     evaluated = split or entry.dataset["split"]
     return {
-        m.name: m.value for m in entry.metrics if m.split == evaluated and m.dataset == entry.dataset["name"]
+        m.name: m.value
+        for m in entry.metrics
+        if m.split == evaluated
+        and m.dataset == entry.dataset["name"]
+        and (m.num_examples is None or num_examples is None or m.num_examples == num_examples)
     }
 
 

@@ -691,6 +691,33 @@ def test_zoo_extract_json_names_the_file_and_its_arrays(tmp_path, monkeypatch):
         assert list(saved["features"].shape) == summary["arrays"]["features"]
 
 
+def test_training_curves_mark_each_phase_on_whole_epochs(tmp_path):
+    import matplotlib.pyplot as plt
+
+    from zoo.train.schedules import history_figure, plot_history
+
+    history = {
+        "accuracy": [0.65, 0.73, 0.76],
+        "loss": [0.97, 0.70, 0.63],
+        "val_accuracy": [0.66, 0.68, 0.68],
+        "val_loss": [0.92, 0.86, 0.84],
+        "phase": ["probe", "phase2", "phase2"],
+    }
+    fig = history_figure(history, "lenet5 on fashion_mnist")
+    try:
+        accuracy, loss = fig.axes[:2]
+        assert [accuracy.get_title(), loss.get_title()] == ["accuracy", "loss"]
+        assert all(float(t).is_integer() for t in accuracy.get_xticks())  # no epoch 1.25
+        boundaries = [line.get_xdata()[0] for line in accuracy.get_lines() if line.get_linestyle() == "--"]
+        assert boundaries == [1.5]
+        top = accuracy.child_axes[0]  # the phase names above the panel
+        assert [t.get_text() for t in top.get_xticklabels()] == ["linear probe", "fine-tune"]
+        assert list(top.get_xticks()) == [1.0, 2.5]
+    finally:
+        plt.close(fig)
+    assert plot_history(history, tmp_path / "c.png").read_bytes().startswith(b"\x89PNG")
+
+
 def _reviews(path: Path, extra: str = "") -> Path:
     good = ["a gripping, beautifully acted film", "moving and warm", "i loved every minute of it"]
     bad = ["a dull, lifeless mess", "tedious and flat", "boring from start to end"]

@@ -107,7 +107,7 @@ def train(name: str, recipe: dict, run_dir: Path, data_dir: str | None):
     seconds = time.time() - start
     print(f"trained in {seconds:.0f} s", flush=True)
     (run_dir / "history.json").write_text(json.dumps({**history, "seconds": seconds}))
-    plot_history({k: v for k, v in history.items() if k != "phase"}, run_dir / "curves.png", title=name)
+    plot_history(history, run_dir / "curves.png", title=name)
     return model, base, seconds
 
 

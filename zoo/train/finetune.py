@@ -332,7 +332,7 @@ def _write_curves(folder: Any, history: dict[str, Any], title: str) -> bool:
 
     try:
         with folder.write("curves.png") as tmp:
-            plot_history({k: v for k, v in history.items() if k != "phase"}, tmp, title=title)
+            plot_history(history, tmp, title=title)
     except MissingDependencyError as exc:
         print(f"note: no curves.png: {exc}", file=sys.stderr)
         return False

@@ -121,8 +121,41 @@ class EpochTimer(keras.callbacks.Callback):
             logs["epoch_seconds"] = time.perf_counter() - self._start
 
 
-def plot_history(history: dict[str, list[float]], path: str | os.PathLike[str], title: str = "") -> Path:
-    """Write a PNG of training curves (one panel per metric, train and validation together).
+#: Short names of fine-tuning phases, as the curves label them.
+PHASE_LABELS = {
+    "probe": "linear probe",
+    "phase1": "head",
+    "phase2": "fine-tune",
+    "head": "head",
+    "full": "full",
+    "encoder": "encoder",
+    "contrast": "contrastive",
+}
+
+
+def plot_history(history: dict[str, list[Any]], path: str | os.PathLike[str], title: str = "") -> Path:
+    """Write a PNG of training curves (see :func:`history_figure`).
+
+    Raises:
+        MissingDependencyError: Without matplotlib (the ``plots`` extra).
+    """
+    fig = history_figure(history, title)
+    import matplotlib.pyplot as plt
+
+    out = Path(path)
+    try:
+        with atomic_path(out) as tmp:
+            fig.savefig(tmp, dpi=100, format="png")
+    finally:
+        plt.close(fig)
+    return out
+
+
+def history_figure(history: dict[str, list[Any]], title: str = "") -> Any:
+    """A matplotlib figure of training curves: one panel per metric, train and validation together.
+
+    A ``"phase"`` list in ``history`` (one name an epoch, as fine-tuning records it) marks
+    where each phase starts and names it above its epochs. Close the figure when done.
 
     Raises:
         MissingDependencyError: Without matplotlib (the ``plots`` extra).
@@ -134,8 +167,11 @@ def plot_history(history: dict[str, list[float]], path: str | os.PathLike[str], 
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
-    metrics = [k for k in history if not k.startswith("val_") and k not in ("learning_rate", "epoch_seconds")]
+    skip = ("learning_rate", "epoch_seconds", "phase")
+    metrics = [k for k in history if not k.startswith("val_") and k not in skip]
+    phases = history.get("phase") or []
     fig, axes = plt.subplots(1, len(metrics), figsize=(4.5 * len(metrics), 3.5), squeeze=False)
     for ax, name in zip(axes[0], metrics, strict=True):
         epochs = range(1, len(history[name]) + 1)
@@ -143,17 +179,29 @@ def plot_history(history: dict[str, list[float]], path: str | os.PathLike[str], 
         ax.plot(epochs, np.array(history[name], dtype=float), label="train", marker=".")
         if f"val_{name}" in history:
             ax.plot(epochs, np.array(history[f"val_{name}"], dtype=float), label="validation", marker=".")
+        _mark_phases(ax, phases)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("epoch")
-        ax.set_title(name)
+        ax.set_title(name, pad=16 if len(set(phases)) > 1 else 6)
         ax.grid(alpha=0.3)
         ax.legend()
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    out = Path(path)
-    try:
-        with atomic_path(out) as tmp:
-            fig.savefig(tmp, dpi=100, format="png")
-    finally:
-        plt.close(fig)
-    return out
+    return fig
+
+
+def _mark_phases(ax: Any, phases: list[str]) -> None:
+    """A dashed line where each phase after the first starts; each phase's name above its epochs."""
+    starts = [i for i, phase in enumerate(phases) if i == 0 or phase != phases[i - 1]]
+    if len(starts) < 2:
+        return
+    centres, names = [], []
+    for first, end in zip(starts, [*starts[1:], len(phases)], strict=True):
+        if first:
+            ax.axvline(first + 0.5, color="grey", linestyle="--", linewidth=0.8)
+        centres.append((first + end + 1) / 2)
+        names.append(PHASE_LABELS.get(phases[first], phases[first]))
+    top = ax.secondary_xaxis("top")
+    top.set_xticks(centres, names)
+    top.tick_params(length=0, labelsize=8, labelcolor="dimgrey")

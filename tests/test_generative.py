@@ -324,6 +324,8 @@ def test_zoo_sample_writes_a_png(name, tmp_path):
     )
     assert result.exit_code == 0 and "wrote 1 latent walk of 8 images" in result.output, result.output
     assert Image.open(one).size == (8 * 30 + 2, 30 + 2)  # at least one walk
+    single = CliRunner().invoke(cli, ["sample", name, "--n", "1", "--out", str(tmp_path / "1.png")])
+    assert single.exit_code == 0 and "wrote 1 sample to" in single.output, single.output
     args = ["sample", name, "--interpolate", "--n", "12", "--steps", "6", "--out", str(tmp_path / "j.png")]
     result = CliRunner().invoke(cli, [*args, "--json"])
     assert result.exit_code == 0, result.output

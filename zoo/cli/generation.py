@@ -78,7 +78,11 @@ def sample_cmd(
         summary = {"name": name, "out": str(path), "images": images, "seed": seed, "scale": scale}
         echo_json({**summary, "walks": walks if interpolate else None})
         return
-    what = f"{walks} latent walk{'s' * (walks > 1)} of {steps} images" if interpolate else f"{n} samples"
+    what = (
+        f"{walks} latent walk{'s' * (walks > 1)} of {steps} images"
+        if interpolate
+        else f"{n} sample{'s' * (n > 1)}"
+    )
     click.echo(f"wrote {what} to {path}")
 
 

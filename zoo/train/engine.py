@@ -1146,6 +1146,8 @@ def extract_to_file(
     from zoo import api, outputs
 
     outputs.check_file_target(out, overwrite)  # before any work
+    if Path(out).suffix.lower() != ".npz":  # numpy.load and other tools look for the suffix
+        raise InputError(f"the features file must end in .npz, got {str(out)!r}")
     entry = api.weights_entry(name)
     model = api.load(entry.name)
     if entry.preprocessing.get("type") == "text":  # its vocabulary is the one beside the weights

@@ -689,9 +689,12 @@ def test_zoo_extract_json_names_the_file_and_its_arrays(tmp_path, monkeypatch):
     assert summary["arrays"] == {"features": [24, 128], "labels": [24]}
     with np.load(out) as saved:
         assert list(saved["features"].shape) == summary["arrays"]["features"]
-    bare = CliRunner().invoke(cli, ["extract", "lstm_classifier.mr", "--data", str(data), "--out", "feats"])
-    assert bare.exit_code == 1 and "the features file must end in .npz, got 'feats'" in bare.output
-    assert not Path("feats").exists()
+    bare = tmp_path / "feats"
+    refused = CliRunner().invoke(
+        cli, ["extract", "lstm_classifier.mr", "--data", str(data), "--out", str(bare)]
+    )
+    assert refused.exit_code == 1 and f"the features file must end in .npz, got '{bare}'" in refused.output
+    assert not bare.exists()
 
 
 def test_training_curves_mark_each_phase_on_whole_epochs(tmp_path):

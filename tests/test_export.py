@@ -535,6 +535,34 @@ def test_character_model_exports_as_one_step_with_its_state(tmp_path):
     assert text == charlm.generate(model, prompt, 40, temperature=0, method="step")
 
 
+def test_onnx_runtime_on_another_backend_says_to_export_once_with_tensorflow(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from PIL import Image
+
+    Image.new("L", (28, 28)).save(tmp_path / "digit.png")
+    env = {**os.environ, "KERAS_BACKEND": "jax", "ZOO_CACHE_DIR": str(tmp_path / "empty-cache")}
+    args = [
+        sys.executable,
+        "-m",
+        "zoo",
+        "predict",
+        "lenet5",
+        str(tmp_path / "digit.png"),
+        "--runtime",
+        "onnx",
+    ]
+    result = subprocess.run(args, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert result.stderr.strip().splitlines()[-1] == (
+        "Error: --runtime onnx first exports lenet5.mnist to ONNX once (then any backend runs it), and "
+        "exporting converts through TensorFlow: run this command once with KERAS_BACKEND=tensorflow "
+        "(active backend: jax), or use --runtime keras"
+    )
+
+
 def test_onnx_runtime_predicts_like_keras_and_reuses_its_cached_export(tmp_path, monkeypatch):
     from PIL import Image
 

@@ -67,6 +67,14 @@ def onnx_forward(name: str, *, features: bool = False, layer: str | None = None)
     path = cache_root() / "onnx" / f"{key[:32]}.onnx"
     session = _cached_session(path, weights, output)
     if session is None:
+        from zoo.backend import keras_backend
+
+        if keras_backend() != "tensorflow":
+            raise ExportError(
+                f"--runtime onnx first exports {entry.name} to ONNX once (then any backend runs it), "
+                "and exporting converts through TensorFlow: run this command once with "
+                f"KERAS_BACKEND=tensorflow (active backend: {keras_backend()}), or use --runtime keras"
+            )
         _check_export_args("onnx", None)
         path.parent.mkdir(parents=True, exist_ok=True)  # inside the zoo's own cache
         if features:

@@ -434,6 +434,18 @@ def test_a_model_given_the_other_kind_of_data_is_refused_up_front(
         case.outcome = result.output.strip().splitlines()[-1][:200]
 
 
+def test_an_output_inside_the_data_folder_is_refused(sandbox, digits_folder, record):  # noqa: F811
+    """Its curves.png became images of a class 'model', and every rerun saw other data."""
+    out = digits_folder / "model"
+    with record.case("finetune --out inside the --data folder", VALID, watch=[digits_folder]) as case:
+        result = run_cli(
+            ["finetune", "lenet5", "--data", str(digits_folder), "--out", str(out), "--epochs", "1"]
+        )
+        assert_one_line_refusal(result, contains="lies inside the data folder")
+        assert not out.exists()
+        case.outcome = result.output.strip().splitlines()[-1][:200]
+
+
 def test_a_run_that_fails_keeps_what_it_wrote(tmp_path, record):
     from zoo import outputs
 

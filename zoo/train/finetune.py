@@ -260,8 +260,10 @@ def _run_inputs(
     weights: str | None,
     max_val: int | None,
     columns: dict[str, Any],
+    out: str | os.PathLike[str],
 ) -> tuple[dict[str, Any], dict[str, Any], Any, dict[str, Any]]:
     """Splits and dataset info of ``data`` (at least two classes), and the inputs a run resumes by."""
+    _check_out_outside_data(out, data)
     train_split, val_split, info = _splits(data, data_dir, columns)
     _check_kind(entry, info, data)
     _check_classes(info.label_names, data)
@@ -273,6 +275,21 @@ def _run_inputs(
         **settings,
     }
     return train_split, val_split, info, inputs
+
+
+def _check_out_outside_data(out: str | os.PathLike[str], data: str) -> None:
+    """Refuse an output folder inside the data folder: its files would join the data it trains on."""
+    from zoo.data.pipeline import data_reference
+
+    folder = Path(data_reference(data))  # absolute for a path; a dataset's name stays relative
+    if not (folder.is_absolute() and folder.is_dir()):
+        return
+    target = Path(out).expanduser().resolve()
+    if target == folder or folder in target.parents:
+        raise InputError(
+            f"--out {str(out)!r} lies inside the data folder {data!r}: the fine-tune's files (curves.png "
+            "among them) would become part of the data it trains on; choose an output folder outside it"
+        )
 
 
 def _check_kind(entry: Any, info: Any, data: str) -> None:
@@ -623,7 +640,7 @@ def finetune(
     settings = _run_settings(**args)
     columns = table_columns(text_column, label_column)
     train_split, val_split, info, inputs = _run_inputs(
-        spec_entry, data, data_dir, settings, weights, max_val, columns
+        spec_entry, data, data_dir, settings, weights, max_val, columns, out
     )
     splits, run = (train_split, val_split, info), (settings, max_val, columns, save_every_steps)
     with outputs.output_folder(out, command="finetune", inputs=inputs, overwrite=overwrite) as folder:
@@ -963,7 +980,7 @@ def finetune_text(
     spec = wordpiece_spec(entry)
     columns = table_columns(text_column, label_column)
     train_split, val_split, info, inputs = _run_inputs(
-        entry, data, data_dir, settings, weights, max_val, columns
+        entry, data, data_dir, settings, weights, max_val, columns, out
     )
     num_classes = len(info.label_names)
     with outputs.output_folder(out, command="finetune", inputs=inputs, overwrite=overwrite) as folder:

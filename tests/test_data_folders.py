@@ -179,6 +179,18 @@ def test_empty_class_folder_warns_and_is_skipped(tmp_path):
     assert [e["label"] for e in _collect(ds)] == [0, 0, 1]
 
 
+def test_a_class_only_outside_train_is_named(tmp_path, no_warnings):
+    _tree(tmp_path / "train", {"cat": 2, "dog": 2})
+    _tree(tmp_path / "validation", {"cat": 1, "dgo": 1})  # a misspelt folder
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        info = zd.info(tmp_path)
+    assert info.label_names == ("cat", "dgo", "dog")
+    (warned,) = [str(w.message) for w in caught if issubclass(w.category, DataWarning)]
+    assert warned.startswith("class(es) 'dgo' under") and "none in train" in warned
+    zd.info(tmp_path / "train")  # one split: nothing to compare, no warning
+
+
 def test_root_without_images_is_an_error(tmp_path):
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()

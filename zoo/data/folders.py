@@ -325,6 +325,15 @@ def _empty_class_folders(
     )
 
 
+def _untrained_classes(kept: dict[str, dict[str, list[str]]]) -> list[str]:
+    """Classes with usable files in a split other than train but none in train (split layouts)."""
+    if "train" not in kept:
+        return []
+    trained = {label for label, items in kept["train"].items() if items}
+    others = {label for split, c in kept.items() if split != "train" for label, items in c.items() if items}
+    return sorted(others - trained)
+
+
 def _labelled_splits(
     kept: dict[str, dict[str, list[str]]], label_names: tuple[str, ...]
 ) -> dict[str, tuple[list[str], list[int]]]:
@@ -374,6 +383,13 @@ def _scan_folders(root: Path) -> FolderData:
         _warn(
             f"skipped {len(empty)} class folder(s) without usable {kind} files under "
             f"{str(root)!r}: {', '.join(empty[:5])}{' ...' if len(empty) > 5 else ''}"
+        )
+    untrained = _untrained_classes(kept)
+    if untrained:
+        _warn(
+            f"class(es) {', '.join(map(repr, untrained))} under {str(root)!r} have {kind} files in "
+            "another split but none in train: a model trained on train never learns them; add train "
+            "examples, or rename the folder after a class train has"
         )
     if not label_names:
         raise DataError(

@@ -476,6 +476,14 @@ def test_phase2_choice_ranks_by_accuracy_then_loss_and_resumes_from_its_record(t
     assert ft.choose_phase2(no_training, train, settings, record=record, verbose=0)[2] == {
         "chosen_by": "default (a distributed run)"
     }
+    # --max-train 1: no held-back examples to choose on ('the evaluation dataset is empty')
+    settings["distribute"] = "none"
+    few = ft.EpochBatches(ds.take(ft.SELECT_MIN_TRAIN - 1), ft.SELECT_MIN_TRAIN - 1, 8, seed=0, buffer=40)
+    assert ft.choose_phase2(no_training, few, settings, record=tmp_path / "none.json", verbose=0) == (
+        2,
+        0.02,
+        {"chosen_by": f"default (under {ft.SELECT_MIN_TRAIN} training examples)"},
+    )
 
 
 def test_finetune_help_states_the_held_back_share():

@@ -724,6 +724,8 @@ def _train_and_val(
 PHASE2_CANDIDATES: tuple[tuple[int | str, float], ...] = ((2, 0.02), ("all", 0.04), (2, 0.08))
 #: ``"auto"`` chooses on a split carved from training sets of at most this many examples.
 SELECT_MAX_TRAIN = 10_000
+#: ... and of at least this many (fewer leave no held-back examples worth choosing on).
+SELECT_MIN_TRAIN = 10
 #: The share of the training set held back to choose on (the final run trains on all of it).
 SELECT_FRACTION = 0.2
 
@@ -759,9 +761,9 @@ def choose_phase2(
     given, as every candidate's rate) fine-tunes a fresh model on the rest of the training
     set with the run's epochs and seed; the highest accuracy on the held-back
     :data:`SELECT_FRACTION` wins, the lower loss breaking ties, then the earlier
-    candidate. Training sets over :data:`SELECT_MAX_TRAIN` examples, and distributed
-    runs, take the first candidate untried. Each trial's scores go to ``record`` as they come, so an
-    interrupted choice resumes.
+    candidate. Training sets over :data:`SELECT_MAX_TRAIN` or under :data:`SELECT_MIN_TRAIN`
+    examples, and distributed runs, take the first candidate untried. Each trial's scores go
+    to ``record`` as they come, so an interrupted choice resumes.
 
     Returns:
         ``(unfreeze, learning_rate, selection)``: the choice and what it was chosen on.
@@ -815,6 +817,8 @@ def _no_choice(candidates: int, examples: int, distribute: str) -> str | None:
         return "one candidate"
     if examples > SELECT_MAX_TRAIN:
         return f"over {SELECT_MAX_TRAIN:,} training examples"
+    if examples < SELECT_MIN_TRAIN:
+        return f"under {SELECT_MIN_TRAIN} training examples"
     return "a distributed run" if distribute != "none" else None
 
 

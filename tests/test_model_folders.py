@@ -151,6 +151,28 @@ def test_zoo_load_and_plain_keras_give_the_same_model(finetuned):
     np.testing.assert_allclose(np.load(finetuned.parent / "y.npy"), numpy(model(x)), atol=1e-6)
 
 
+def test_a_folder_takes_a_new_head_and_fine_tunes_on_other_classes(finetuned, digits, tmp_path):
+    """zoo finetune ./mine on other classes said 'fine-tune it again with zoo finetune'."""
+    from zoo.train.engine import feature_extractor
+
+    own, five = zoo.load(finetuned), zoo.load(finetuned, num_classes=5)
+    assert five.output_shape == (None, 5)
+    x = np.random.default_rng(3).random((2, 32, 32, 1), dtype=np.float32)
+    features = [numpy(feature_extractor(m, "pre_logits")(x)) for m in (own, five)]
+    np.testing.assert_array_equal(*features)  # the same backbone, a fresh head
+    with pytest.raises(InputError, match="input_shape cannot change it"):
+        zoo.load(finetuned, input_shape=(64, 64, 1))
+    pair = tmp_path / "pair"
+    for label in ("1", "8"):
+        (pair / label).mkdir(parents=True)
+        for image in sorted((digits / label).glob("*.png"))[:12]:
+            (pair / label / image.name).write_bytes(image.read_bytes())
+    out = tmp_path / "again"
+    _run("finetune", finetuned, "--data", pair, "--out", out, "--epochs", "1", "--unfreeze", "2")
+    card = json.loads((out / "card.json").read_text())
+    assert card["labels"] == ["1", "8"] and zoo.load(out).output_shape == (None, 2)
+
+
 def test_a_changed_folder_is_refused_before_loading(finetuned, tmp_path):
     import shutil
 

@@ -572,12 +572,10 @@ def _load_folder(
     entry = folder_entry(folder)
     asked = {"include_top": include_top is False, "input_shape": input_shape, **builder_kwargs}
     changes = [k for k, v in asked.items() if v not in (None, False)]
-    if num_classes is not None and num_classes != entry.num_classes:
-        changes.append("num_classes")
     if changes:
         raise InputError(
             f"{folder} loads as it was fine-tuned; {', '.join(changes)} cannot change it "
-            "(fine-tune it again with zoo finetune to change its classes)"
+            "(num_classes can: it gives a fresh head)"
         )
     model_file = next((f for f in entry.files if f.format == "keras"), None)
     if model_file is None:
@@ -585,7 +583,23 @@ def _load_folder(
     paths = resolve_files(entry)
     with tempfile.TemporaryDirectory(prefix="zoo-load-") as private:
         copies = private_verified_copies(entry, paths, Path(private))  # load the bytes that were hashed
-        return load_keras(copies[model_file.filename])
+        model = load_keras(copies[model_file.filename])
+    if num_classes is None or num_classes == entry.num_classes:
+        return model
+    return _with_new_head(model, entry, num_classes)
+
+
+def _with_new_head(model: Any, entry: WeightsEntry, num_classes: int) -> Any:
+    """A fine-tuned folder's model with a fresh ``num_classes`` head: the same build, its other weights."""
+    from zoo.weights.adapt import transfer_weights
+
+    spec = _registry.get_spec(entry.architecture)
+    target = _call_builder(spec, {**_entry_kwargs(spec, entry), "num_classes": num_classes})
+    try:
+        transfer_weights(model, target, skip=("head",))
+    except WeightsFormatError as exc:
+        raise InputError(f"{entry.name}: cannot give it a {num_classes}-class head ({exc})") from exc
+    return target
 
 
 def load_keras(path: str | os.PathLike[str]) -> Any:

@@ -649,17 +649,21 @@ def finetune(
         )
 
 
-def _start_model(entry: Any, kind: str, weights: str | None, num_classes: int) -> Any:
-    """The model to fine-tune: the entry's weights with a fresh head, or its architecture from scratch."""
+def _start_model(entry: Any, kind: str, weights: str | None, labels: tuple[str, ...]) -> Any:
+    """The model to fine-tune: the entry's weights with a fresh head, or its architecture from scratch.
+
+    A fine-tuned folder given data of its own labels continues with its own head.
+    """
     from zoo import api
 
+    num_classes = len(labels)
     if weights is None:
         shape = {} if kind == "text" else {"input_shape": entry.input_shape}
         return api.load(
             entry.architecture, weights=None, num_classes=num_classes, **shape, **dict(entry.builder_kwargs)
         )
     model = api.load(entry.name, num_classes=num_classes)
-    if api.model_folder(entry.name) is None:  # a fine-tuned folder continues with its own head
+    if api.model_folder(entry.name) is None or tuple(entry.labels or ()) != tuple(labels):
         _reset_head(model)
     return model
 
@@ -875,7 +879,7 @@ def _finetune_image(
     train_split, val_split, info = splits
     keras.utils.set_random_seed(settings["seed"])
     with distribution_scope(settings["distribute"]):
-        model = _start_model(spec_entry, kind, weights, len(info.label_names))
+        model = _start_model(spec_entry, kind, weights, tuple(info.label_names))
         cache = folder.scratch_dir("cache") if kind != "text" else None
         source = (data_dir, columns)
         spec, train, val = _train_and_val(
@@ -885,7 +889,7 @@ def _finetune_image(
         checkpoints = folder.own_dir("checkpoints")
         if unfreeze == "auto" and settings["strategy"] == "two_phase":
             unfreeze, rate, selection = choose_phase2(
-                lambda: _start_model(spec_entry, kind, weights, len(info.label_names)),
+                lambda: _start_model(spec_entry, kind, weights, tuple(info.label_names)),
                 train,
                 settings,
                 record=checkpoints / "selection.json",
@@ -893,7 +897,7 @@ def _finetune_image(
             )
             settings = {**settings, "phase2": {"unfreeze": unfreeze, "learning_rate": rate, **selection}}
             keras.utils.set_random_seed(settings["seed"])  # the final run starts as every trial did
-            model = _start_model(spec_entry, kind, weights, len(info.label_names))
+            model = _start_model(spec_entry, kind, weights, tuple(info.label_names))
         elif unfreeze == "auto":
             unfreeze = PHASE2_CANDIDATES[0][0]
         result = fine_tune(

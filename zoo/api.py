@@ -590,16 +590,16 @@ def _load_folder(
 
 
 def _with_new_head(model: Any, entry: WeightsEntry, num_classes: int) -> Any:
-    """A fine-tuned folder's model with a fresh ``num_classes`` head: the same build, its other weights."""
-    from zoo.weights.adapt import transfer_weights
+    """A fine-tuned folder's model with a fresh ``num_classes`` head in place of its ``head`` layer."""
+    import keras
 
-    spec = _registry.get_spec(entry.architecture)
-    target = _call_builder(spec, {**_entry_kwargs(spec, entry), "num_classes": num_classes})
-    try:
-        transfer_weights(model, target, skip=("head",))
-    except WeightsFormatError as exc:
-        raise InputError(f"{entry.name}: cannot give it a {num_classes}-class head ({exc})") from exc
-    return target
+    head = next((layer for layer in model.layers if layer.name == "head"), None)
+    if head is None or model.layers[-1] is not head or not isinstance(head, keras.layers.Dense):
+        raise InputError(
+            f"{entry.name} ends in no Dense 'head' layer to replace with a {num_classes}-class one"
+        )
+    fresh = keras.layers.Dense.from_config({**head.get_config(), "units": num_classes})
+    return keras.Model(model.input, fresh(head.input), name=model.name)  # the same input structure
 
 
 def load_keras(path: str | os.PathLike[str]) -> Any:

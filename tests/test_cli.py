@@ -400,6 +400,8 @@ def test_predict_says_which_inputs_a_model_takes(tmp_path):
     named = run("predict", "lstm_classifier.mr", str(texts), "--json")
     assert named.exit_code == 0 and json.loads(named.stdout)[0]["input"] == str(texts)
     assert f"to classify a file's lines, use --file {texts}" in named.stderr
+    folder = run("predict", "lstm_classifier.mr", str(tmp_path), "-k", "1")
+    assert folder.exit_code == 0 and f"'{tmp_path}' names a folder, but a text classifier" in folder.stderr
 
 
 def test_predict_names_the_folders_and_patterns_that_held_no_images(tmp_path):

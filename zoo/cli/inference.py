@@ -166,10 +166,12 @@ def _texts(inputs: tuple[str, ...], text_file: str | None) -> list[str]:
 
     texts = list(inputs)
     for text in texts:
-        if "\n" not in text and len(text) < 4096 and Path(text).is_file():
+        path = Path(text) if "\n" not in text and len(text) < 4096 else None
+        if path is not None and path.exists():
+            what = f"use --file {text}" if path.is_file() else "give --file FILE (one text a line)"
             click.echo(
-                f"Warning: {text!r} is classified as the text itself; to classify a file's lines, "
-                f"use --file {text}",
+                f"Warning: {text!r} names a {'file' if path.is_file() else 'folder'}, but a text "
+                f"classifier reads it as the text itself; to classify a file's lines, {what}",
                 err=True,
             )
     if text_file:

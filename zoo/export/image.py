@@ -60,9 +60,10 @@ def _calibration_inputs(
     import zoo.data
 
     images = _real_images(entry, CALIBRATION_IMAGES, data, data_dir, "train", required=required)
-    source = f"{0 if images is None else len(images)} {data} train images"
     if images is None:
         images, source = _sample_images(shape, CALIBRATION_IMAGES), "random images (no dataset found)"
+    else:
+        source = f"{len(images)} {data} train images"  # all there are, when fewer than 200
     if not preprocessing:
         images = np.asarray(zoo.data.image_transform(baked)(images))
     return images, source

@@ -337,6 +337,16 @@ def test_evaluate_of_a_language_model_counts_its_characters(monkeypatch):
     assert "bits_per_char" in result.output and "num_chars" not in result.output
 
 
+def test_evaluate_of_weights_measured_on_imagenet_says_what_data_to_give():
+    result = run("evaluate", "efficientnet_lite0")
+    assert result.exit_code == 1, result.output
+    assert result.output.strip() == (
+        "Error: efficientnet_lite0.in1k was measured on imagenet-1k (validation), which zoo.data cannot "
+        "read; evaluate it on other data with its labels: --data FOLDER (root/<label>/ images, the folders "
+        "named after its 1000 labels, which 'zoo info efficientnet_lite0.in1k --json' lists)"
+    )
+
+
 def test_evaluate_tta_refuses_models_that_are_not_image_classifiers():
     result = run("evaluate", "lstm_charlm", "--tta", "flip")
     assert result.exit_code != 0

@@ -22,7 +22,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from zoo.errors import InputError
+from zoo.errors import DataError, InputError
 from zoo.tasks.classify import (
     classification_metrics,
     data_split,
@@ -155,6 +155,21 @@ def recorded_metrics(
     }
 
 
+def _check_own_data_is_readable(entry: WeightsEntry) -> None:
+    """Refuse, before the weights load, an entry whose own dataset zoo.data cannot read (ImageNet)."""
+    import zoo.data
+    from zoo.data.tfds_source import is_tfds_string
+
+    name = str(entry.dataset["name"])
+    if name in zoo.data.list_datasets() or is_tfds_string(name) or os.path.isabs(name):
+        return
+    raise DataError(
+        f"{entry.name} was measured on {name} ({entry.dataset['split']}), which zoo.data cannot read; "
+        f"evaluate it on other data with its labels: --data FOLDER (root/<label>/ images, the folders "
+        f"named after its {entry.num_classes} labels, which 'zoo info {entry.name} --json' lists)"
+    )
+
+
 def _check_tta(name: str, task: str, tta: str) -> None:
     if task != "image-classification" or tta not in TTA_MODES:
         raise InputError(
@@ -276,6 +291,8 @@ def evaluate(
     entry = weights_entry(name)
     if tta is not None:
         _check_tta(entry.name, task_of(entry), tta)  # before the weights load
+    if data is None and task_of(entry) == "image-classification":
+        _check_own_data_is_readable(entry)
     model = load(entry.name)
     options = {"data": data, "split": split, "data_dir": data_dir, "batch_size": batch_size}
     return evaluate_model(model, entry, **options, forward=forward, tta=tta, columns=columns)

@@ -60,8 +60,8 @@ from zoo.export import QAT_BATCH, QAT_IMAGES, QUANTIZE
 )
 @click.option(
     "--data",
-    help="Images: dataset that calibrates int8 (train split) and that --evaluate uses (test split); "
-    "default: the weights' own.",
+    help="Images: dataset that calibrates int8 (train split) and that --evaluate uses (test split, or "
+    "a folder's only split); default: the weights' own.",
 )
 @click.option("--data-dir", type=click.Path(file_okay=False), help="Data directory (default: ZOO_DATA_DIR).")
 @click.option(

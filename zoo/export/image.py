@@ -205,17 +205,29 @@ def _distilled(
 def _evaluation_split(entry: Any, data: str | None, data_dir: str | None) -> tuple[str, bool, Any]:
     """``("name:split", own, dataset)``: the entry's evaluation split (``own``), or ``data``'s test split.
 
+    Other data without a test split is measured on its only split (a flat folder's images).
+
     Built before anything is exported, so that missing data fails before a file is written.
     """
     import zoo.data
     from zoo.tasks.classify import own_data_options
 
     own = data in (None, entry.dataset["name"])
-    name, split = (entry.dataset["name"], entry.dataset["split"]) if own else (data, "test")
+    name, split = (
+        (entry.dataset["name"], entry.dataset["split"]) if own else (data, _other_split(data, data_dir))
+    )
     options = own_data_options(entry) if own else {}  # a fine-tuned folder's held-out fold
     ds = zoo.data.load(name, split, data_dir=data_dir, as_supervised=True, **options)
     geometry = _export_resize(entry)  # before batching: a user's photos differ in size
     return f"{name}:{split}", own, ds.map(lambda x, y: (geometry(x), y)).batch(256)
+
+
+def _other_split(data: str, data_dir: str | None) -> str:
+    """The split of other data that agreement is measured on: ``test``, or its only split."""
+    import zoo.data
+
+    splits = list(zoo.data.info(data, data_dir=data_dir).splits)
+    return "test" if "test" in splits or len(splits) != 1 else splits[0]
 
 
 def _compare_on_test(

@@ -207,6 +207,21 @@ def test_evaluate_without_its_data_fails_before_writing_anything(tmp_path, monke
     assert not out.exists() and list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize(
+    "fmt, example", [("onnx", "model.onnx"), ("tflite", "model.tflite"), ("openvino", "model.xml")]
+)
+def test_a_file_export_to_a_folder_name_is_refused(fmt, example, tmp_path):
+    """'--out exports/' wrote a file named 'exports'."""
+    import zoo.cli.deploy  # noqa: F401  (registers the command)
+    from zoo.cli import cli
+
+    out = f"{tmp_path / 'exports'}/"
+    result = CliRunner().invoke(cli, ["export", "lenet5", "--format", fmt, "--out", out])
+    assert result.exit_code == 1 and "names a folder" in result.output, result.output
+    assert f"(for example {out}{example})" in result.output
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_export_cli_json(tmp_path):
     import zoo.cli.deploy  # noqa: F401  (registers the command)
     from zoo.cli import cli

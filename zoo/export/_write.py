@@ -129,12 +129,26 @@ def _write_savedmodel(
     archive.write_out(str(path), verbose=False)
 
 
+#: The formats written to a file (not a folder), and their usual suffix.
+_FILE_FORMATS = {
+    "onnx": ("an ONNX export", "onnx"),
+    "tflite": ("a TFLite export", "tflite"),
+    "openvino": ("an OpenVINO IR", "xml"),
+}
+
+
 def _checked_target(fmt: str, out: str | os.PathLike[str], overwrite: bool) -> Path:
     """The export's absolute path, checked before any work: never a path holding the user's files."""
     from zoo import outputs
 
     if fmt == "savedmodel":
         return outputs.check_folder_target(out, overwrite)
+    if str(out).endswith(("/", os.sep)):  # Path() drops the slash, and a file would take the folder's name
+        what, suffix = _FILE_FORMATS[fmt]
+        raise InputError(
+            f"--out {str(out)!r} names a folder, but {what} is written to a file: give the file's name "
+            f"(for example {str(out)}model.{suffix})"
+        )
     target = outputs.check_file_target(out, overwrite)
     if fmt == "openvino" and target.suffix != ".xml":  # the IR is two files: X.xml and its weights X.bin
         raise InputError(f"an OpenVINO IR is written as NAME.xml (with NAME.bin beside it), got {out}")

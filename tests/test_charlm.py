@@ -375,6 +375,7 @@ def test_generate_cli_from_a_registered_char_model(trained, vocab, tmp_path, mon
     first, again = runner.invoke(cli, args), runner.invoke(cli, args)
     assert first.exit_code == 0, first.output
     text = json.loads(first.output)["text"]
+    assert json.loads(first.output)["weights"] == "lstm_charlm.tiny"
     assert text == json.loads(again.output)["text"] and len(text) == 40 and set(text) <= set(vocab)
     assert text == charlm.generate(trained, "ROMEO:", 40, vocab=vocab, seed=3, temperature=0.8)
     assert charlm.generate(trained, "ROMEO:", 40, vocab="lstm_charlm.tiny", seed=3, temperature=0.8) == text

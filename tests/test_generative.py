@@ -331,6 +331,7 @@ def test_zoo_sample_writes_a_png(name, tmp_path):
     assert result.exit_code == 0, result.output
     summary = json.loads(result.output)
     assert summary["out"] == str(tmp_path / "j.png") and (summary["images"], summary["walks"]) == (12, 2)
+    assert summary["weights"] == name  # the weights that drew them
 
 
 def test_zoo_sample_errors_are_one_line(tmp_path):

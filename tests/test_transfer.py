@@ -693,7 +693,11 @@ def test_zoo_extract_json_names_the_file_and_its_arrays(tmp_path, monkeypatch):
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
     summary = json.loads(result.output)
-    assert summary["out"] == str(out) and summary["split"] == "train"
+    assert (
+        summary["out"] == str(out)
+        and summary["split"] == "train"
+        and summary["weights"] == "lstm_classifier.mr"
+    )
     assert summary["arrays"] == {"features": [24, 128], "labels": [24]}
     with np.load(out) as saved:
         assert list(saved["features"].shape) == summary["arrays"]["features"]

@@ -75,7 +75,10 @@ def sample_cmd(
     walks = max(1, n // steps)
     if as_json:
         images = walks * steps if interpolate else n
-        summary = {"name": name, "out": str(path), "images": images, "seed": seed, "scale": scale}
+        from zoo import api
+
+        weights = api.weights_entry(name).name
+        summary = {"weights": weights, "out": str(path), "images": images, "seed": seed, "scale": scale}
         echo_json({**summary, "walks": walks if interpolate else None})
         return
     what = (
@@ -123,9 +126,11 @@ def generate_cmd(
 
     text = generate_text(name, prompt, n_chars, temperature=temperature, seed=seed, top_k=top_k)
     if as_json:
+        from zoo import api
+
         echo_json(
             {
-                "name": name,
+                "weights": api.weights_entry(name).name,
                 "prompt": prompt,
                 "text": text,
                 "temperature": temperature,

@@ -234,6 +234,9 @@ def extract_cmd(
     )
     if as_json:
         arrays = {k: list(v) for k, v in shapes.items()}
-        echo_json({"name": name, "data": data, "split": split, "out": str(path), "arrays": arrays})
+        from zoo import api
+
+        weights = api.weights_entry(name).name
+        echo_json({"weights": weights, "data": data, "split": split, "out": str(path), "arrays": arrays})
         return
     click.echo(f"wrote {path}: " + ", ".join(f"{k} {v}" for k, v in shapes.items()))

@@ -410,6 +410,11 @@ def test_predict_says_which_inputs_a_model_takes(tmp_path):
     named = run("predict", "lstm_classifier.mr", str(texts), "--json")
     assert named.exit_code == 0 and json.loads(named.stdout)[0]["input"] == str(texts)
     assert f"to classify a file's lines, use --file {texts}" in named.stderr
+    long = tmp_path / "long.txt"
+    long.write_text("a good film " * 1000 + "\n")
+    shown = run("predict", "lstm_classifier.mr", "--file", str(long), "-k", "1")
+    assert shown.exit_code == 0 and shown.stdout.splitlines()[0].endswith("... (12,000 characters)")
+    assert len(shown.stdout.splitlines()[0]) < 250
     folder = run("predict", "lstm_classifier.mr", str(tmp_path), "-k", "1")
     assert folder.exit_code == 0 and f"'{tmp_path}' names a folder, but a text classifier" in folder.stderr
 

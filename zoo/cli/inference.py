@@ -87,6 +87,17 @@ def evaluate_cmd(
         click.echo(f"  {key:<16} {value:.4g}{note}")
 
 
+#: Characters of an input shown above its labels (--json gives it whole).
+SHOWN_CHARS = 200
+
+
+def _shown(item: str) -> str:
+    """An input as the plain output heads its labels: a long text cut, with its length."""
+    if len(item) <= SHOWN_CHARS:
+        return item
+    return f"{item[:SHOWN_CHARS]}... ({len(item):,} characters)"
+
+
 def _count_text(result: dict[str, float]) -> str:
     """What an evaluation counted: examples, or the characters a language model was scored on."""
     if "num_examples" in result:
@@ -149,7 +160,7 @@ def predict_cmd(
     else:
         for r in results:
             if r.error is None:
-                click.echo(r.input)
+                click.echo(_shown(r.input))
                 for label, p in zip(r.labels, r.probabilities, strict=True):
                     click.echo(f"  {p:7.2%}  {label}")
     for r in failed:

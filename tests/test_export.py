@@ -659,6 +659,9 @@ def test_onnx_runtime_evaluates_like_keras_and_refuses_text(tmp_path, monkeypatc
     text = CliRunner().invoke(cli, ["predict", "lstm_classifier.mr", "a fine film", "--runtime", "onnx"])
     assert text.exit_code == 1 and "only image classifiers" in text.output
     assert len(text.output.strip().splitlines()) == 1
+    # a sentence encoder with a classification head is named a text classifier, not a text-embedding model
+    encoder = CliRunner().invoke(cli, ["predict", "minilm_l6.mr", "a fine film", "--runtime", "onnx"])
+    assert "minilm_l6.mr is a text-classification model: only image classifiers" in encoder.output
     if not (DATA_DIR / "mnist").exists():
         pytest.skip("MNIST not found: set ZOO_DATA_DIR to the shared data directory")
     from zoo.export import onnx_forward

@@ -53,13 +53,16 @@ def onnx_forward(name: str, *, features: bool = False, layer: str | None = None)
 
     import numpy as np
 
-    from zoo import registry
     from zoo.fileio import cache_root
+    from zoo.tasks import task_of
 
     entry = _classifier_entry(name, "onnx")
-    task = registry.get_spec(entry.architecture).task
+    task = task_of(entry)
     if task != "image-classification":
-        raise InputError(f"{entry.name} is a {task} model: only image classifiers run on ONNX Runtime")
+        raise InputError(
+            f"{entry.name} is a {task} model: only image classifiers run on ONNX Runtime here "
+            "(use --runtime keras; zoo export writes its ONNX file for other runtimes)"
+        )
     weights = _weights_sha256(entry)
     output = {"name": "features", "layer": layer} if features else {"name": "logits"}
     parts = [ONNX_FORWARD_VERSION, weights, *([output] if features else [])]

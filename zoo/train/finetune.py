@@ -287,7 +287,7 @@ def _check_out_outside_data(out: str | os.PathLike[str], data: str) -> None:
     target = Path(out).expanduser().resolve()
     if target == folder or folder in target.parents:
         raise InputError(
-            f"--out {str(out)!r} lies inside the data folder {data!r}: the fine-tune's files (curves.png "
+            f"--out {str(out)!r} lies inside the data folder {str(data)!r}: the fine-tune's files (curves.png "
             "among them) would become part of the data it trains on; choose an output folder outside it"
         )
 
@@ -299,7 +299,7 @@ def _check_kind(entry: Any, info: Any, data: str) -> None:
     article = {"image": "an", "text": "a"}
     if kind != holds:
         raise DataError(
-            f"{entry.name} takes {kind}s, but {data!r} holds {holds}s: fine-tune {article[holds]} "
+            f"{entry.name} takes {kind}s, but {str(data)!r} holds {holds}s: fine-tune {article[holds]} "
             f"{holds} classifier on it (zoo list --task {holds}-classification), or give {entry.name} "
             + ("a folder of images" if kind == "image" else "texts (.txt files in class folders, or a CSV)")
         )

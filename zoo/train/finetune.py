@@ -287,8 +287,9 @@ def _check_out_outside_data(out: str | os.PathLike[str], data: str) -> None:
     target = Path(out).expanduser().resolve()
     if target == folder or folder in target.parents:
         raise InputError(
-            f"--out {str(out)!r} lies inside the data folder {str(data)!r}: the fine-tune's files (curves.png "
-            "among them) would become part of the data it trains on; choose an output folder outside it"
+            f"--out {str(out)!r} lies inside the data folder {str(data)!r}: the fine-tune's files "
+            "(curves.png among them) would become part of the data it trains on; choose an output folder "
+            "outside it"
         )
 
 

@@ -681,6 +681,19 @@ def test_extract_reads_text_files_with_the_vocabulary_beside_the_weights(tmp_pat
         assert np.isfinite(saved["features"]).all() and np.ptp(saved["features"], axis=0).max() > 0
 
 
+@pytest.mark.parametrize("name", ["dcgan", "lstm_charlm"])
+def test_zoo_extract_refuses_models_without_features(name, tmp_path):
+    """zoo extract dcgan ended in a traceback ('DCGAN' object has no attribute 'input_shape')."""
+    from click.testing import CliRunner
+
+    from zoo.cli import cli
+
+    out = tmp_path / "f.npz"
+    result = CliRunner().invoke(cli, ["extract", name, "--data", "mnist", "--out", str(out)])
+    assert result.exit_code == 1 and "has no features for zoo extract" in result.output, result.output
+    assert len(result.output.strip().splitlines()) == 1 and not out.exists()
+
+
 def test_zoo_extract_json_names_the_file_and_its_arrays(tmp_path, monkeypatch):
     from click.testing import CliRunner
 

@@ -1144,11 +1144,18 @@ def extract_to_file(
 
     import zoo.data
     from zoo import api, outputs
+    from zoo.tasks import task_of
 
     outputs.check_file_target(out, overwrite)  # before any work
     if Path(out).suffix.lower() != ".npz":  # numpy.load and other tools look for the suffix
         raise InputError(f"the features file must end in .npz, got {str(out)!r}")
     entry = api.weights_entry(name)
+    task = task_of(entry)
+    if task in ("image-generation", "language-modeling"):
+        raise InputError(
+            f"{entry.name} ({task}) has no features for zoo extract, which reads classifiers and "
+            "encoders: see zoo list --task image-classification (or text-classification, text-embedding)"
+        )
     model = api.load(entry.name)
     if entry.preprocessing.get("type") == "text":  # its vocabulary is the one beside the weights
         from zoo.tasks.text_classify import labelled_text

@@ -222,17 +222,23 @@ def test_a_folder_published_on_the_hub_loads_by_reference(finetuned, digits, loc
 
 @pytest.mark.hub
 def test_a_hub_folder_loads_from_the_cache_or_fails_at_once_when_the_hub_is_down(
-    finetuned, local_hub, hf_env
+    finetuned, local_hub, hf_env, monkeypatch
 ):
     """huggingface_hub retried an unreachable Hub five times (about 23 s, five warnings) first."""
     import time
 
+    import zoo.weights.resolve as resolve
     from zoo.errors import OfflineError
 
     files = {p.name: p for p in finetuned.iterdir() if p.is_file() and not p.name.startswith(".")}
-    local_hub.add_repo("me/lenet-cached", files, lfs=["model.keras"])
+    commit = local_hub.add_repo("me/lenet-cached", files, lfs=["model.keras"])
     x = np.random.default_rng(2).random((2, 32, 32, 1), dtype=np.float32)
     online = numpy(zoo.load("hf://me/lenet-cached@main")(x))
+    probes = []
+    real_probe = resolve._hub_unreachable
+    monkeypatch.setattr(resolve, "_hub_unreachable", lambda: probes.append(1) or real_probe())
+    np.testing.assert_array_equal(numpy(zoo.load(f"hf://me/lenet-cached@{commit}")(x)), online)
+    assert probes == [], "a pinned folder in the cache loads without asking the Hub"
     local_hub.stop()
     started = time.monotonic()
     with pytest.raises(OfflineError, match="hf://me/never-fetched@main is not cached and the Hub at"):

@@ -10,9 +10,11 @@ a bad cached or downloaded copy is removed and downloaded once more.
 from __future__ import annotations
 
 import errno
+import functools
 import hashlib
 import importlib.util
 import logging
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -575,7 +577,7 @@ def fetch_hub_folder(repo_id: str, revision: str, card: str = "card.json") -> Pa
     import json
 
     where = f"hf://{repo_id}@{revision}"
-    unreachable = _hub_unreachable()  # checked once: each file then comes from the cache or fails at once
+    unreachable = functools.cache(_hub_unreachable)  # probed once, and only when a file needs the Hub
     card_path = _fetch(repo_id, card, revision, where, unreachable)
     try:
         names = [f["filename"] for f in json.loads(card_path.read_text(encoding="utf-8"))["files"]]
@@ -589,24 +591,30 @@ def fetch_hub_folder(repo_id: str, revision: str, card: str = "card.json") -> Pa
     return card_path.parent
 
 
-def _fetch(repo_id: str, filename: str, revision: str, where: str, unreachable: str | None) -> Path:
+def _fetch(
+    repo_id: str, filename: str, revision: str, where: str, unreachable: Callable[[], str | None]
+) -> Path:
     """One file of a Hub repo at ``revision``, with the Hub's failures as the zoo's typed errors.
 
-    ``unreachable`` is why the Hub cannot be reached (:func:`_hub_unreachable`): the file
-    then comes from the cache, or the error comes at once instead of after the Hub client's
-    retries.
+    A file of a pinned commit already in the cache is read from it without asking the Hub,
+    as huggingface_hub does. Otherwise ``unreachable()`` (:func:`_hub_unreachable`) says
+    whether the Hub can be asked: when it cannot, the file comes from the cache or the error
+    comes at once, instead of after the Hub client's retries.
     """
     import huggingface_hub
     from huggingface_hub import constants
     from huggingface_hub import errors as hf_errors
 
-    if unreachable is not None:
-        cached = huggingface_hub.try_to_load_from_cache(repo_id, filename, revision=revision)
-        if isinstance(cached, str):
+    cached = huggingface_hub.try_to_load_from_cache(repo_id, filename, revision=revision)
+    if isinstance(cached, str) and re.fullmatch(r"[0-9a-f]{40}", revision):
+        return Path(cached)
+    reason = unreachable()
+    if reason is not None:
+        if isinstance(cached, str):  # a branch's files as last fetched
             return Path(cached)
         raise OfflineError(
             f"{where} is not cached and the Hub at {constants.ENDPOINT} cannot be "
-            f"reached ({unreachable}); connect, or set HF_ENDPOINT to a reachable mirror"
+            f"reached ({reason}); connect, or set HF_ENDPOINT to a reachable mirror"
         )
     try:
         return Path(huggingface_hub.hf_hub_download(repo_id, filename, revision=revision))

@@ -214,7 +214,9 @@ def _evaluation_split(entry: Any, data: str | None, data_dir: str | None) -> tup
 
     own = data in (None, entry.dataset["name"])
     name, split = (
-        (entry.dataset["name"], entry.dataset["split"]) if own else (data, _other_split(data, data_dir))
+        (entry.dataset["name"], entry.dataset["split"])
+        if own
+        else (data, _other_split(entry, data, data_dir))
     )
     options = own_data_options(entry) if own else {}  # a fine-tuned folder's held-out fold
     ds = zoo.data.load(name, split, data_dir=data_dir, as_supervised=True, **options)
@@ -222,12 +224,12 @@ def _evaluation_split(entry: Any, data: str | None, data_dir: str | None) -> tup
     return f"{name}:{split}", own, ds.map(lambda x, y: (geometry(x), y)).batch(256)
 
 
-def _other_split(data: str, data_dir: str | None) -> str:
+def _other_split(entry: Any, data: str, data_dir: str | None) -> str:
     """The split of other data that agreement is measured on: ``test``, or its only split."""
     import zoo.data
+    from zoo.tasks.classify import data_split
 
-    splits = list(zoo.data.info(data, data_dir=data_dir).splits)
-    return "test" if "test" in splits or len(splits) != 1 else splits[0]
+    return data_split(entry, zoo.data.info(data, data_dir=data_dir), None, prefer="test")
 
 
 def _compare_on_test(

@@ -288,15 +288,15 @@ def _check_own_split(entry: Any, columns: dict[str, str]) -> None:
         )
 
 
-def data_split(entry: Any, info: Any, split: str | None) -> str:
+def data_split(entry: Any, info: Any, split: str | None, prefer: str | None = None) -> str:
     """The split to score ``entry`` on in user data ``info``.
 
-    ``split`` when given, else the entry's own split name where the data has it (or has
-    several splits), else the data's only split.
+    ``split`` when given, else ``prefer`` (default: the entry's own split name) where the
+    data has it (or has several splits), else the data's only split.
     """
     if split is not None:
         return split
-    splits, own = list(info.splits), entry.dataset["split"]
+    splits, own = list(info.splits), prefer or entry.dataset["split"]
     return own if own in splits or len(splits) != 1 else splits[0]
 
 

@@ -887,7 +887,7 @@ def test_missing_data_directory_names_zoo_data_dir(sandbox, record, monkeypatch)
     ) as case:
         start = time.monotonic()
         result = run_cli(["evaluate", "lenet5"])
-        assert_one_line_refusal(result, contains="ZOO_DATA_DIR")
+        assert_one_line_refusal(result, contains="ZOO_DATA_DIR (or give --data-dir")
         assert time.monotonic() - start < 60, "an offline fallback should fail at once, not after retries"
         case.outcome = next(line for line in result.output.splitlines() if line.startswith("Error"))[:200]
     left = {path for path in watched if path.exists()}

@@ -161,7 +161,8 @@ def _named(
             where = str(data_dir) if data_dir is not None else "(no data directory set)"
             raise DataError(
                 f"no local copy of {entry.info.name!r} in {where}: expected "
-                f"{', '.join(entry.local_files)} there; set ZOO_DATA_DIR or data_dir="
+                f"{', '.join(entry.local_files)} there; set ZOO_DATA_DIR, or give --data-dir "
+                "(data_dir= in Python)"
             )
         assert data_dir is not None
         return _named_local(entry, split, data_dir, kfold)
@@ -170,7 +171,7 @@ def _named(
         raise DataError(
             f"dataset {entry.info.name!r} is not in tensorflow-datasets and no local copy was "
             f"found {where}: put {' and '.join(entry.local_files)} under the data directory "
-            "(set ZOO_DATA_DIR or pass data_dir=)"
+            "(set ZOO_DATA_DIR, or give --data-dir; data_dir= in Python)"
         )
     if kfold is not None:
         raise DataError(f"kfold is only available for the local copy of {entry.info.name!r}")
@@ -182,8 +183,8 @@ def _named(
         if source == "tfds":  # asked for tensorflow-datasets itself: its failure is the whole story
             raise
         raise DataError(
-            f"no local copy of {entry.info.name!r} was found {where}: set ZOO_DATA_DIR (or pass "
-            f"data_dir=) to the folder holding {', '.join(entry.local_files[:3])}"
+            f"no local copy of {entry.info.name!r} was found {where}: set ZOO_DATA_DIR (or give "
+            f"--data-dir, data_dir= in Python) to the folder holding {', '.join(entry.local_files[:3])}"
             f"{' ...' if len(entry.local_files) > 3 else ''}; the fallback also failed: {err}"
         ) from err
 

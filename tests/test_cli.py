@@ -323,6 +323,24 @@ def test_evaluate_compares_with_the_manifest_only_on_its_data_and_split(monkeypa
     assert json.loads(named.output)["manifest"] == {"top1_accuracy": 99.33, "top1_error": 0.67}
 
 
+@pytest.mark.skipif(not (DATA_DIR / "mnist").is_dir(), reason=f"no MNIST under {DATA_DIR}")
+def test_evaluate_on_a_folder_names_the_split_it_chose(tmp_path, monkeypatch):
+    import numpy as np
+    from PIL import Image
+
+    from zoo.data import catalog
+
+    images, labels = catalog.mnist_like(DATA_DIR, "mnist", "test")
+    for digit in (3, 8):
+        (tmp_path / str(digit)).mkdir()
+        for i in np.flatnonzero(labels == digit)[:5]:
+            Image.fromarray(images[i, ..., 0]).save(tmp_path / str(digit) / f"{i}.png")
+    monkeypatch.setenv("ZOO_DATA_DIR", str(DATA_DIR))
+    result = run("evaluate", "lenet5", "--data", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[0] == f"lenet5.mnist on {tmp_path} (train), 10 examples"
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(
     not (DATA_DIR / "text" / "tinyshakespeare.txt").is_file(), reason=f"no text in {DATA_DIR}"

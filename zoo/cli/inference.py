@@ -63,11 +63,13 @@ def evaluate_cmd(
     """
     from zoo import api
     from zoo.data import table_columns
-    from zoo.tasks.evaluate import evaluate, recorded_metrics
+    from zoo.tasks.evaluate import evaluate, evaluation_split, recorded_metrics
 
     entry = api.weights_entry(name)
-    options = {"data": data, "split": split, "data_dir": data_dir, "batch_size": batch_size}
     columns = table_columns(text_column, label_column) or None  # None: the entry's own
+    if data is not None:  # named in the output: the split of other data is chosen there
+        split = evaluation_split(entry, data, split, data_dir=data_dir, columns=columns)
+    options = {"data": data, "split": split, "data_dir": data_dir, "batch_size": batch_size}
     result = evaluate(entry.name, **options, forward=_forward(entry.name, runtime), tta=tta, columns=columns)
     count = int(result["num_examples"]) if "num_examples" in result else None
     recorded = {} if tta else recorded_metrics(entry, data, split, count)  # figures of the same data only
@@ -76,7 +78,7 @@ def evaluate_cmd(
         return
     click.echo(
         f"{entry.name} on {data or entry.dataset['name']} "
-        f"({split or ('default split' if data else entry.dataset['split'])})"
+        f"({split or entry.dataset['split']})"
         + _count_text(result)
         + (", flip test-time augmentation (the manifest's figures are single-view)" if tta else "")
     )

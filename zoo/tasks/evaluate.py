@@ -155,6 +155,31 @@ def recorded_metrics(
     }
 
 
+def evaluation_split(
+    entry: WeightsEntry,
+    data: str | os.PathLike[str] | None = None,
+    split: str | None = None,
+    *,
+    data_dir: str | os.PathLike[str] | None = None,
+    columns: dict[str, Any] | None = None,
+) -> str:
+    """The split :func:`evaluate` scores ``entry`` on, without loading anything.
+
+    ``split`` when given; else a classifier on other ``data`` is scored on the split
+    :func:`zoo.tasks.classify.data_split` chooses there (its only split, for a folder of one),
+    and every other evaluation on the entry's own split name.
+    """
+    import zoo.data
+    from zoo.tasks import task_of
+
+    if split is not None:
+        return split
+    if data is None or task_of(entry) not in ("image-classification", "text-classification"):
+        return str(entry.dataset["split"])
+    info = zoo.data.info(str(data), data_dir=None if data_dir is None else str(data_dir), **(columns or {}))
+    return data_split(entry, info, None)
+
+
 def _check_own_data_is_readable(entry: WeightsEntry) -> None:
     """Refuse, before the weights load, an entry whose own dataset zoo.data cannot read (ImageNet)."""
     import zoo.data

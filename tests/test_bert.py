@@ -795,6 +795,14 @@ def test_finetune_cli_trains_a_text_classifier(tiny_text_entry, tmp_path):
     plain = keras.saving.load_model(out / "model.keras", safe_mode=True)
     assert getattr(plain, "optimizer", None) is None, "the folder's model.keras carries no optimizer state"
     np.testing.assert_allclose(numpy(plain(batch)), numpy(zoo.load(out)(batch)), atol=1e-6)
+    # fine-tuned again, the folder keeps its head on its own classes and takes a fresh one on others
+    from zoo.train.finetune import _start_model
+
+    folder, head = zoo.weights_entry(str(out)), numpy(zoo.load(out).get_layer("head").kernel)
+    again = _start_model(folder, "text", folder.name, ("neg", "pos"), include_top=True)
+    other = _start_model(folder, "text", folder.name, ("bad", "good"), include_top=True)
+    np.testing.assert_array_equal(numpy(again.get_layer("head").kernel), head)
+    assert not np.allclose(numpy(other.get_layer("head").kernel), head)
 
 
 def test_text_helpers_refuse_models_without_wordpiece():

@@ -650,20 +650,20 @@ def finetune(
         )
 
 
-def _start_model(entry: Any, kind: str, weights: str | None, labels: tuple[str, ...]) -> Any:
+def _start_model(entry: Any, kind: str, weights: str | None, labels: tuple[str, ...], **top: Any) -> Any:
     """The model to fine-tune: the entry's weights with a fresh head, or its architecture from scratch.
 
-    A fine-tuned folder given data of its own labels continues with its own head.
+    A fine-tuned folder given data of its own labels continues with its own head. ``top``
+    goes to the builder (``include_top=True`` for the BERT encoders, whose default is off).
     """
     from zoo import api
 
     num_classes = len(labels)
     if weights is None:
         shape = {} if kind == "text" else {"input_shape": entry.input_shape}
-        return api.load(
-            entry.architecture, weights=None, num_classes=num_classes, **shape, **dict(entry.builder_kwargs)
-        )
-    model = api.load(entry.name, num_classes=num_classes)
+        kwargs = {**shape, **top, **dict(entry.builder_kwargs)}
+        return api.load(entry.architecture, weights=None, num_classes=num_classes, **kwargs)
+    model = api.load(entry.name, num_classes=num_classes, **top)
     if api.model_folder(entry.name) is None or tuple(entry.labels or ()) != tuple(labels):
         _reset_head(model)
     return model
@@ -991,7 +991,6 @@ def finetune_text(
     train_split, val_split, info, inputs = _run_inputs(
         entry, data, data_dir, settings, weights, max_val, columns, out
     )
-    num_classes = len(info.label_names)
     with outputs.output_folder(out, command="finetune", inputs=inputs, overwrite=overwrite) as folder:
         return _finished(folder) or _finetune_text_in(
             folder,
@@ -1002,7 +1001,6 @@ def finetune_text(
             train_split,
             val_split,
             info,
-            num_classes,
             settings,
             weights=weights,
             max_val=max_val,
@@ -1022,7 +1020,6 @@ def _finetune_text_in(
     train_split: dict,
     val_split: dict,
     info: Any,
-    num_classes: int,
     settings: dict[str, Any],
     *,
     weights: str | None,
@@ -1036,18 +1033,13 @@ def _finetune_text_in(
 
     import keras
 
-    from zoo import api
     from zoo.tasks.classify import classification_metrics
 
     seed, batch_size, max_train = settings["seed"], settings["batch_size"], settings["max_train"]
     distribute = settings["distribute"]
     keras.utils.set_random_seed(seed)
     with distribution_scope(distribute):
-        if weights is None:
-            model = api.load(entry.architecture, weights=None, include_top=True, num_classes=num_classes)
-        else:
-            model = api.load(entry.name, include_top=True, num_classes=num_classes)
-            _reset_head(model)
+        model = _start_model(entry, "text", weights, tuple(info.label_names), include_top=True)
         kw = {"spec": spec, "batch_size": batch_size, "seed": seed, "data_dir": data_dir, **columns}
         train = text_dataset(
             data,

@@ -380,6 +380,8 @@ def test_list_pretrained_fits_a_terminal_and_keeps_pipes_whole(monkeypatch):
     piped = run("list", "--pretrained").output.splitlines()
     vae = next(line for line in piped if line.startswith("vae.mnist"))
     assert "class_share_ratio=" in vae  # piped output is never cut
+    lenet = next(line for line in piped if line.startswith("lenet5.mnist"))
+    assert "top1_accuracy=99.33, top1_error=0.67" in lenet  # the headline first, whatever the manifest order
     monkeypatch.setattr(weights, "terminal_columns", lambda: 100)
     fitted = run("list", "--pretrained").output.splitlines()
     assert max(len(line) for line in fitted) <= 100

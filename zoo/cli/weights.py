@@ -52,7 +52,7 @@ def list_cmd(pattern: str | None, task: str | None, pretrained: bool, as_json: b
                 d["name"],
                 "yes" if d["default"] else "",
                 d["dataset"],
-                [f"{k}={v:g}" for k, v in d["metrics"].items()],
+                [f"{k}={v:g}" for k, v in sorted(d["metrics"].items(), key=_headline_first)],
                 _size_text(d["size"]),
             ]
             for d in data
@@ -94,6 +94,16 @@ def _split_text(dataset: Any) -> str:
     if "columns" in dataset:
         parts.append(f"columns {dataset['columns']['text']!r} and {dataset['columns']['label']!r}")
     return "; ".join(parts)
+
+
+#: Metrics ``zoo list --pretrained`` shows first, in this order, where an entry has them (the
+#: rest follow in the manifest's order, so a terminal too narrow for all still shows these).
+HEADLINE_METRICS = ("top1_accuracy", "linear_probe_top1_accuracy", "bits_per_char", "nll_nats", "fid_lenet5")
+
+
+def _headline_first(item: tuple[str, float]) -> int:
+    name = item[0]
+    return HEADLINE_METRICS.index(name) if name in HEADLINE_METRICS else len(HEADLINE_METRICS)
 
 
 #: Columns of ``zoo list --pretrained``; the metrics (index 3) are cut to fit a terminal.

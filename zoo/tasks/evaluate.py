@@ -172,10 +172,12 @@ def evaluation_split(
     import zoo.data
     from zoo.tasks import task_of
 
+    task = task_of(entry)
     if split is not None:
         return split
-    if data is None or task_of(entry) not in ("image-classification", "text-classification"):
+    if data is None or task not in ("image-classification", "text-classification"):
         return str(entry.dataset["split"])
+    columns = columns if task == "text-classification" else None  # evaluate refuses them, saying why
     info = zoo.data.info(str(data), data_dir=None if data_dir is None else str(data_dir), **(columns or {}))
     return data_split(entry, info, None)
 

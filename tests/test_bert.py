@@ -658,6 +658,21 @@ def test_minilm_matches_hugging_face_bert(offline):
 
 
 @needs_minilm
+def test_zoo_extract_of_a_sentence_encoder_writes_its_sentence_embeddings(offline, tmp_path):
+    """zoo extract minilm wrote the [CLS] token's hidden state, not the embeddings zoo.text.encode gives."""
+    import zoo.text
+    from zoo.train.engine import extract_to_file
+
+    sentences = ["A man is eating food.", "A man is eating a piece of bread.", "The market fell today."]
+    table = tmp_path / "sentences.csv"
+    table.write_text("text\n" + "".join(f'"{s}"\n' for s in sentences))
+    path, shapes = extract_to_file("minilm", str(table), tmp_path / "e.npz")
+    assert shapes == {"features": (3, 384)}
+    with np.load(path) as saved:
+        np.testing.assert_allclose(saved["features"], zoo.text.encode(sentences), atol=1e-5)
+
+
+@needs_minilm
 def test_minilm_loads_with_a_new_head(offline):
     model = zoo.load("minilm", num_classes=4)
     batch = {k: np.ones((1, 5), np.int32) for k in ("input_ids", "token_type_ids", "attention_mask")}

@@ -681,6 +681,30 @@ def test_extract_reads_text_files_with_the_vocabulary_beside_the_weights(tmp_pat
         assert np.isfinite(saved["features"]).all() and np.ptp(saved["features"], axis=0).max() > 0
 
 
+def test_extract_reads_a_table_without_labels(tmp_path, monkeypatch):
+    """zoo extract on a CSV of texts alone said it 'has no column(s) ['label']'; features need none."""
+    from zoo.errors import DataError
+    from zoo.train.engine import extract_to_file
+
+    monkeypatch.delenv("ZOO_DATA_DIR", raising=False)
+    texts = tmp_path / "texts.csv"
+    texts.write_text('text\n"a gripping film"\n"dull"\n"wonderful acting"\n')
+    _, shapes = extract_to_file("lstm_classifier.mr", str(texts), tmp_path / "f.npz", layers=["pre_logits"])
+    assert shapes == {"features": (3, 128)}
+    labelled = tmp_path / "reviews.csv"
+    labelled.write_text('text,label\n"a gripping film",pos\n"dull",neg\n"wonderful acting",pos\n')
+    with np.load(extract_to_file("lstm_classifier.mr", str(labelled), tmp_path / "g.npz")[0]) as a:
+        with np.load(tmp_path / "f.npz") as b:
+            np.testing.assert_allclose(a["features"], b["features"], atol=1e-6)  # the same texts
+    other = tmp_path / "other.csv"
+    other.write_text("sentence\nhello\n")
+    with pytest.raises(DataError, match=r"has no column\(s\) \['text', 'label'\]"):
+        extract_to_file("lstm_classifier.mr", str(other), tmp_path / "h.npz")
+    columns = {"text_column": "sentence", "label_column": "label"}
+    _, shapes = extract_to_file("lstm_classifier.mr", str(other), tmp_path / "h.npz", columns=columns)
+    assert shapes == {"features": (1, 128)}
+
+
 @pytest.mark.parametrize("name", ["dcgan", "lstm_charlm"])
 def test_zoo_extract_refuses_models_without_features(name, tmp_path):
     """zoo extract dcgan ended in a traceback ('DCGAN' object has no attribute 'input_shape')."""

@@ -199,12 +199,15 @@ def extract_cmd(
     """Compute features of a dataset with a pretrained model and save them as .npz.
 
     Features are cached, keyed by the weights' sha256 and the data's fingerprint.
+    A sentence encoder's features are its sentence embeddings (as zoo.text.encode
+    gives them); a table without a label column is read without labels.
 
     \b
     Examples:
       zoo extract lenet5 --data mnist --split test --out mnist-test.npz
       zoo extract resnet20 --data ./photos --layer layer2 --layer pre_logits --out feats.npz
       zoo extract efficientnet_lite0 --data cifar10 --split test --runtime onnx --out feats.npz
+      zoo extract minilm --data sentences.csv --out embeddings.npz
       zoo extract lenet5 --data ./scans --out scans.npz --json
     """
     from zoo.data import table_columns

@@ -30,6 +30,7 @@ from zoo.preprocessing.wordpiece import (
 __all__ = [
     "SentenceEncoder",
     "encode",
+    "sentence_embedding_model",
     "mean_pool",
     "l2_normalize",
     "tokenizer_for",
@@ -59,6 +60,37 @@ def l2_normalize(x: Any, eps: float = 1e-12) -> Any:
 
     x = np.asarray(x, np.float32)
     return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), eps)
+
+
+def sentence_embedding_model(model: Any, *, normalize: bool = True) -> Any:
+    """A BERT encoder's sentence embeddings as one Keras model, the zoo's one definition of them.
+
+    Its output layer ``sentence_embedding`` is the masked mean of ``sequence_output`` (as
+    sentence-transformers pools all-MiniLM-L6-v2), L2-normalised unless ``normalize`` is off;
+    :class:`SentenceEncoder` and ``zoo extract`` both run it.
+
+    Args:
+        model: A zoo BERT encoder without a top (``zoo.load(name, include_top=False)``).
+        normalize: L2-normalise the embeddings (so dot products are cosines).
+
+    Raises:
+        InputError: For a model without a ``sequence_output`` (a classifier, an image model).
+    """
+    import keras
+
+    from zoo.models._layers import MaskedMeanPooling
+
+    outputs = getattr(model, "output", None)
+    if not isinstance(outputs, dict) or "sequence_output" not in outputs:
+        raise InputError(
+            "sentence embeddings need a BERT encoder without a top (zoo.load(name, include_top=False))"
+        )
+    pooled = MaskedMeanPooling(name="mean_pooling" if normalize else "sentence_embedding")(
+        [outputs["sequence_output"], model.input["attention_mask"]]
+    )
+    if normalize:
+        pooled = keras.layers.UnitNormalization(name="sentence_embedding")(pooled)
+    return keras.Model(model.input, pooled, name=f"{model.name}_sentence_embedding")
 
 
 def tokenizer_for(name: str, paths: dict[str, Path] | None = None) -> WordPieceTokenizer:
@@ -116,11 +148,7 @@ class SentenceEncoder:
         max_length: int = SENTENCE_MAX_LENGTH,
         normalize: bool = True,
     ) -> None:
-        outputs = getattr(model, "output", None)
-        if not isinstance(outputs, dict) or "sequence_output" not in outputs:
-            raise InputError(
-                "SentenceEncoder needs a BERT encoder without a top (zoo.load(name, include_top=False))"
-            )
+        self.embedding = sentence_embedding_model(model, normalize=normalize)
         self.model = model
         self.tokenizer = tokenizer
         self.max_length = int(max_length)
@@ -148,8 +176,8 @@ class SentenceEncoder:
         from zoo.tasks.inference import predict_fn
 
         if self._forward is None:
-            self._forward = predict_fn(self.model)
-        return to_numpy(self._forward(batch)["sequence_output"])
+            self._forward = predict_fn(self.embedding)
+        return to_numpy(self._forward(batch))
 
     def encode(self, sentences: Sequence[str], *, batch_size: int = 64) -> Any:
         """Embed sentences.
@@ -170,7 +198,6 @@ class SentenceEncoder:
             raise InputError(f"batch_size must be positive, got {batch_size}")
         rows = self.tokenizer.ids(sentences, max_length=self.max_length)
         order = np.argsort([-len(r[0]) for r in rows], kind="stable")
-        hidden = None
         out: Any = None
         for start in range(0, len(order), batch_size):
             index = order[start : start + batch_size]
@@ -178,15 +205,13 @@ class SentenceEncoder:
             ids = np.zeros((len(index), width), np.int32)
             for j, i in enumerate(index):
                 ids[j, : len(rows[i][0])] = rows[i][0]
-            batch = bert_inputs(ids)
-            pooled = mean_pool(np.asarray(self._run(batch)), batch["attention_mask"])
+            embedded = np.asarray(self._run(bert_inputs(ids)), np.float32)
             if out is None:
-                hidden = pooled.shape[-1]
-                out = np.zeros((len(sentences), hidden), np.float32)
-            out[index] = pooled
+                out = np.zeros((len(sentences), embedded.shape[-1]), np.float32)
+            out[index] = embedded
         if out is None:
             out = np.zeros((0, int(self.model.output["sequence_output"].shape[-1])), np.float32)
-        return l2_normalize(out) if self.normalize else out
+        return out
 
     __call__ = encode
 

@@ -50,8 +50,9 @@ def predict(
         hint = {
             "image-generation": f"draw images with `zoo sample {entry.name} --out grid.png`",
             "language-modeling": f"continue text with `zoo generate {entry.name} --prompt TEXT`",
-            "text-embedding": f"embed sentences with zoo.text.encode(texts, model={entry.name!r}), or "
-            f"fine-tune it into a classifier: zoo finetune {entry.name} --data DATA --out DIR",
+            "text-embedding": f"embed sentences with `zoo extract {entry.name} --data sentences.csv "
+            f"--out embeddings.npz` (a 'text' column) or zoo.text.encode(texts, model={entry.name!r}), "
+            f"or fine-tune it into a classifier: zoo finetune {entry.name} --data DATA --out DIR",
         }.get(task, "zoo predict classifies images and texts")
         raise InputError(
             f"{entry.name} is not a classifier (its task: {task}); {hint}{_classifiers_beside(entry)}"

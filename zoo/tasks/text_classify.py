@@ -86,7 +86,8 @@ def labelled_text(
 
     Its tokeniser's vocabulary is the one beside the weights; WordPiece models get
     ids, token types and masks, word-level models padded word ids. ``options``:
-    ``zoo.data.load``'s ``kfold``, ``text_column`` and ``label_column``.
+    ``zoo.data.load``'s ``kfold``, ``text_column`` and ``label_column``; with
+    ``label_column=None`` (a table without labels) the batches are the model inputs alone.
     """
     import zoo.data
     from zoo.preprocessing.bind import local_text_spec
@@ -94,15 +95,17 @@ def labelled_text(
     spec, options = local_text_spec(entry), dict(options or {})
     if spec["tokenizer"] == "wordpiece":
         return text_dataset(data, spec, split=split, batch_size=batch_size, data_dir=data_dir, **options)
-    return zoo.data.load(
+    labelled = options.get("label_column", "label") is not None
+    ds = zoo.data.load(
         data,
         split,
         batch_size=batch_size,
         preprocessing=spec,
-        as_supervised=True,
+        as_supervised=labelled,
         data_dir=data_dir,
         **options,
     )
+    return ds if labelled else ds.map(lambda element: element["text"])
 
 
 def text_dataset(
@@ -118,7 +121,7 @@ def text_dataset(
     data_dir: str | None = None,
     per_epoch: bool = False,
     text_column: str = "text",
-    label_column: str = "label",
+    label_column: str | None = "label",
 ) -> Any:
     """Batches ``(bert_inputs, label)`` of a labelled text dataset, each padded to its longest text.
 
@@ -135,7 +138,8 @@ def text_dataset(
         per_epoch: With ``shuffle``, return a function ``epoch -> dataset`` whose order is a
             function of ``(seed, epoch)``, so a resumed run sees the same batches.
         text_column: CSV/TSV/JSONL data only: the column holding the text.
-        label_column: CSV/TSV/JSONL data only: the column holding the label.
+        label_column: CSV/TSV/JSONL data only: the column holding the label; ``None`` reads
+            a table without labels, and the batches are the ``bert_inputs`` alone.
     """
     import tensorflow as tf
 
@@ -147,23 +151,26 @@ def text_dataset(
         split,
         kfold=kfold,
         preprocessing=spec,
-        as_supervised=True,
+        as_supervised=label_column is not None,
         data_dir=data_dir,
         shuffle=bool(limit),
         seed=seed,
         text_column=text_column,
         label_column=label_column,
     )
+    if label_column is None:
+        ds = ds.map(lambda element: element["text"])
     if limit:
         ds = ds.take(limit)  # drawn before tokenising: only the subset is cached
     ds = ds.cache()
 
+    def tokens(ids: Any, *label: Any) -> Any:
+        return (bert_inputs(ids), *label) if label else bert_inputs(ids)
+
     def batches(ds: Any) -> Any:
         return (
             ds.batch(batch_size)
-            .map(
-                lambda ids, y: (bert_inputs(ids), y), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
-            )
+            .map(tokens, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
             .prefetch(tf.data.AUTOTUNE)
         )
 

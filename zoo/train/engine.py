@@ -1115,6 +1115,28 @@ def contrast_encoder(backbone: Any, train: Any, *, epochs: int, common: dict[str
     return {("pair_loss" if k == "loss" else k): v for k, v in history.items()}
 
 
+def _labels_if_any(data: str, columns: dict[str, Any], data_dir: str | None) -> dict[str, Any]:
+    """``columns`` for text ``data``; a table without the default ``label`` column is read unlabelled.
+
+    Features need no labels: a CSV of sentences alone is embedded, and its archive has no ``labels``.
+    """
+    import zoo.data
+    from zoo.errors import DataError
+
+    if columns.get("label_column", "label") != "label" or not os.path.exists(data):
+        return columns
+    try:
+        zoo.data.info(data, data_dir=data_dir, **columns)
+        return columns
+    except DataError as labelled_error:
+        unlabelled = {"text_column": "text", **columns, "label_column": None}
+        try:
+            zoo.data.info(data, data_dir=data_dir, **unlabelled)
+        except DataError:
+            raise labelled_error from None
+        return unlabelled
+
+
 def extract_to_file(
     name: str,
     data: str,
@@ -1157,10 +1179,15 @@ def extract_to_file(
             "encoders: see zoo list --task image-classification (or text-classification, text-embedding)"
         )
     model = api.load(entry.name)
+    if task == "text-embedding" and not layers:  # what the encoder is for: its sentence embeddings
+        from zoo.tasks.embed import sentence_embedding_model
+
+        model, layers = sentence_embedding_model(model), ["sentence_embedding"]
     if entry.preprocessing.get("type") == "text":  # its vocabulary is the one beside the weights
         from zoo.tasks.text_classify import labelled_text
 
-        dataset = labelled_text(entry, data, split, batch_size=batch_size, data_dir=data_dir, options=columns)
+        options = _labels_if_any(data, dict(columns or {}), data_dir)
+        dataset = labelled_text(entry, data, split, batch_size=batch_size, data_dir=data_dir, options=options)
     elif columns:
         raise InputError(f"{entry.name} reads images: table columns are for text models")
     else:

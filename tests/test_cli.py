@@ -108,6 +108,8 @@ def test_list_wildcard_and_task_filter():
 def test_info_json():
     data = json.loads(run("info", "LeNet-5", "--json").output)
     assert data["architecture"] == "lenet5" and data["family"] == "lenet"
+    measured = [line.split()[1] for line in run("info", "lenet5").output.splitlines() if "measured" in line]
+    assert measured == ["top1_accuracy", "top1_error"]  # the headline first, as zoo list shows it
 
 
 def test_info_of_hub_weights_without_a_recorded_size_says_where_they_are():

@@ -96,7 +96,7 @@ def _split_text(dataset: Any) -> str:
     return "; ".join(parts)
 
 
-#: Metrics ``zoo list --pretrained`` shows first, in this order, where an entry has them (the
+#: Metrics ``zoo list --pretrained`` and ``zoo info`` show first, in this order, where an entry has them (the
 #: rest follow in the manifest's order, so a terminal too narrow for all still shows these).
 HEADLINE_METRICS = ("top1_accuracy", "linear_probe_top1_accuracy", "bits_per_char", "nll_nats", "fid_lenet5")
 
@@ -152,7 +152,7 @@ def info_cmd(name: str, as_json: bool) -> None:
             f"    dataset {w.dataset['name']} ({_split_text(w.dataset)}), "
             f"{w.num_params:,} parameters, {_size_text(w.total_size)}, license {w.license}"
         )
-        for m in w.metrics:
+        for m in sorted(w.metrics, key=lambda m: _headline_first((m.name, m.value))):
             count = "" if m.num_examples is None else f" ({m.num_examples:,} examples)"
             click.echo(f"    measured {m.name} = {m.value:g} on {m.dataset} {m.split}{count}")
         for r in w.references:

@@ -1142,13 +1142,15 @@ def test_int8_calibrates_distils_and_evaluates_on_photos_of_many_sizes(tmp_path)
     assert m["calibration"] == f"24 {tmp_path / 'photos'} train images"  # all there are, not 200
     assert m["qat"].endswith(f"on 24 {tmp_path / 'photos'} train images")
     assert m["num_examples"] == 10 and 0 <= m["top1_agreement"] <= 100
-    # a flat folder has one split: --evaluate measures agreement on it (there was no 'test' split)
-    flat = tmp_path / "photos" / "test"
+    # a flat folder has one split: it calibrates on the part zoo finetune trains on and is measured
+    # on the fold it holds out (it was measured on the images that had calibrated it)
+    flat = tmp_path / "photos" / "train"
     args = ["export", "lenet5", "--format", "tflite", "--quantize", "int8", "--data", str(flat), "--evaluate"]
     result = CliRunner().invoke(cli, [*args, "--out", str(tmp_path / "flat.tflite"), "--json"])
     assert result.exit_code == 0, result.output
     m = json.loads(result.output[result.output.index("{") :])["metrics"]
-    assert m["num_examples"] == 10 and m["evaluation_data"] == f"{flat}:train"
+    assert m["calibration"] == f"21 {flat} train (fold 0 of 10 held out) images"
+    assert m["num_examples"] == 3 and m["evaluation_data"] == f"{flat}:test (fold 0 of 10)"
 
 
 @pytest.mark.slow

@@ -45,8 +45,11 @@ def _real_images(
     split: str,
     geometry: bool = True,
     required: bool = False,
+    **options: Any,
 ) -> Any:
     """Up to ``n`` images of ``data``, or ``None`` when the dataset is not here and not ``required``.
+
+    ``options`` go to ``zoo.data.load`` (``kfold``).
 
     With ``geometry``, at the export's input size, stacked; without, as the dataset has them
     (stacked when they share a size, else a list). The same images, in the same order, either
@@ -63,7 +66,7 @@ def _real_images(
     resize = _export_resize(entry)
     try:
         with _no_global_seed():
-            ds = zoo.data.load(data, split, data_dir=data_dir, shuffle=True, seed=0)
+            ds = zoo.data.load(data, split, data_dir=data_dir, shuffle=True, seed=0, **options)
             images = [np.asarray(resize(e["image"]) if geometry else e["image"]) for e in ds.take(n)]
     except DataError:
         if required:

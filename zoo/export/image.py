@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -41,29 +42,80 @@ from zoo.export.runtimes import in_top_k, run_export, tflite_interpreter
 from zoo.export.simulation import int8_ranges, split_activations
 
 
+@dataclass(frozen=True)
+class _DataParts:
+    """Where an int8 export calibrates and distils (``train``) and is measured (``test``).
+
+    Each part is ``(split, zoo.data.load options)``; ``own`` when the data is the entry's
+    own dataset (its labels are the model's). The parts never share images where the data
+    allows it: a fine-tune's held-out fold, and other data's test split, or else the part
+    ``zoo finetune`` would hold out of it (its validation split, or fold 0 of 10).
+    """
+
+    name: str
+    own: bool
+    train: tuple[str, dict[str, Any]]
+    test: tuple[str, dict[str, Any]]
+
+    def describe(self, part: tuple[str, dict[str, Any]]) -> str:
+        """``part`` as records name it: ``"split"``, with the fold it holds out or keeps."""
+        split, options = part
+        if "kfold" not in options:
+            return split
+        k, fold = options["kfold"]
+        return (
+            f"{split} (fold {fold} of {k} held out)" if split == "train" else f"{split} (fold {fold} of {k})"
+        )
+
+
+def _data_parts(entry: Any, data: str | None, data_dir: str | None) -> _DataParts:
+    """The :class:`_DataParts` of ``data`` (``None``: the entry's own dataset)."""
+    import zoo.data
+    from zoo.tasks.classify import own_data_options
+    from zoo.train.finetune import held_out_splits
+
+    if data in (None, entry.dataset["name"]):
+        options = own_data_options(entry)  # a fine-tuned folder's held-out fold
+        name = str(entry.dataset["name"])
+        return _DataParts(name, True, ("train", options), (str(entry.dataset["split"]), options))
+    info = zoo.data.info(data, data_dir=data_dir)
+    if "test" in info.splits:
+        return _DataParts(data, False, ("train", {}), ("test", {}))
+    try:
+        train, held, _ = held_out_splits(data, data_dir, {})
+    except DataError:  # unlabelled, or too few images to hold any out: every part is all of it
+        only = (next(iter(info.splits), "train"), {})
+        return _DataParts(data, False, only, only)
+    options = {key: held[key] for key in ("kfold",) if key in held}
+    return _DataParts(data, False, (train["split"], options), (held["split"], options))
+
+
 def _calibration_inputs(
     entry: Any,
     shape: tuple[int, ...],
     baked: dict[str, Any],
     preprocessing: bool,
-    data: str,
+    parts: _DataParts,
     data_dir: str | None,
     required: bool,
 ) -> tuple[Any, str]:
     """The int8 calibration inputs and their source.
 
-    Up to 200 train images of ``data``; random ones when it is the entry's own dataset and
+    Up to 200 images of ``parts.train``; random ones when it is the entry's own dataset and
     not on this machine. A dataset the user named (``required``) must be readable.
     """
     import numpy as np
 
     import zoo.data
 
-    images = _real_images(entry, CALIBRATION_IMAGES, data, data_dir, "train", required=required)
+    split, options = parts.train
+    images = _real_images(
+        entry, CALIBRATION_IMAGES, parts.name, data_dir, split, required=required, **options
+    )
     if images is None:
         images, source = _sample_images(shape, CALIBRATION_IMAGES), "random images (no dataset found)"
-    else:
-        source = f"{len(images)} {data} train images"  # all there are, when fewer than 200
+    else:  # all there are, when fewer than 200
+        source = f"{len(images)} {parts.name} {parts.describe(parts.train)} images"
     if not preprocessing:
         images = np.asarray(zoo.data.image_transform(baked)(images))
     return images, source
@@ -103,11 +155,12 @@ def _export_image(
     command = f"zoo export {entry.name} --format {fmt}"
     extra: dict[str, Any] = {}
     calibration = ranges = None
-    data_name = data or entry.dataset["name"]
-    test = _evaluation_split(entry, data, data_dir) if evaluate and fmt == "tflite" else None
-    if fmt == "tflite" and quantize == "int8":
+    int8 = fmt == "tflite" and quantize == "int8"
+    parts = _data_parts(entry, data, data_dir) if int8 or (evaluate and fmt == "tflite") else None
+    test = _evaluation_split(entry, parts, data_dir) if evaluate and parts is not None else None
+    if int8:
         calibration, extra["calibration"] = _calibration_inputs(
-            entry, shape, baked, preprocessing, data_name, data_dir, required=data is not None
+            entry, shape, baked, preprocessing, parts, data_dir, required=data is not None
         )
         extra["activation_ranges"] = f"calibration quantiles {CLIP_QUANTILE:g} to {1 - CLIP_QUANTILE:g}"
     with tempfile.TemporaryDirectory(prefix="zoo-export-") as tmpdir:
@@ -121,7 +174,7 @@ def _export_image(
             if qat_steps:  # weights distilled through a simulation of the int8 model
                 qat = {"steps": qat_steps, "checkpoint": qat_checkpoint, "overwrite": overwrite}
                 qat["images"] = QAT_IMAGES if qat_images is None else qat_images
-                distilled, ranges = _distilled(entry, model, seen, qat, transform, data_name, data_dir, extra)
+                distilled, ranges = _distilled(entry, model, seen, qat, transform, parts, data_dir, extra)
                 _write_savedmodel(distilled, baked if preprocessing else None, shape, quantized_from)
             else:  # TFLite converts weights already on its grid, biases corrected
                 with rounded_weights(model, seen) as rounded:
@@ -153,11 +206,11 @@ def _distilled(
     seen: Any,
     qat: dict[str, Any],
     transform: Callable[[Any], Any],
-    data: str,
+    parts: _DataParts,
     data_dir: str | None,
     extra: dict[str, Any],
 ) -> tuple[Any, Ranges]:
-    """``model`` after ``qat["steps"]`` of :func:`distil_int8` on ``qat["images"]`` of ``data``'s train split.
+    """``model`` after ``qat["steps"]`` of :func:`distil_int8` on ``qat["images"]`` of ``parts.train``.
 
     ``qat["checkpoint"]`` is where its state is kept; ``extra`` records how it was made.
     Returns the distilled model, its activations split as the ranges name them
@@ -165,13 +218,15 @@ def _distilled(
     """
     import numpy as np
 
-    steps = qat["steps"]
+    steps, data, (split, options) = qat["steps"], parts.name, parts.train
     try:
-        source = _real_images(entry, qat["images"], data, data_dir, "train", geometry=False, required=True)
+        source = _real_images(
+            entry, qat["images"], data, data_dir, split, geometry=False, required=True, **options
+        )
     except DataError as e:
         raise InputError(f"--qat-steps trains on {data}'s train split: {e}; or leave out --qat-steps") from e
     train = ResizedImages(source, _export_resize(entry))
-    inputs = distillation_inputs(entry, source, steps=steps, data=data)
+    inputs = distillation_inputs(entry, source, steps=steps, data=data, split=parts.describe(parts.train))
     start, corrected = bias_corrected(model, seen)
     ranges = int8_ranges(start, seen)
     distilled = distil_int8(
@@ -189,7 +244,7 @@ def _distilled(
     extra["qat"] = (
         f"{steps} steps of quantisation-aware distillation (batch {QAT_BATCH}, Adam "
         f"{QAT_LEARNING_RATE:g} with cosine decay, logits' squared error + KL) on "
-        f"{len(train)} {data} train images"
+        f"{len(train)} {data} {parts.describe(parts.train)} images"
     )
     extra["bias_correction"] = f"{corrected} layers, on the calibration images, before distilling"
     extra["activation_ranges"] = (
@@ -202,34 +257,18 @@ def _distilled(
     return split_activations(distilled), ranges
 
 
-def _evaluation_split(entry: Any, data: str | None, data_dir: str | None) -> tuple[str, bool, Any]:
-    """``("name:split", own, dataset)``: the entry's evaluation split (``own``), or ``data``'s test split.
-
-    Other data without a test split is measured on its only split (a flat folder's images).
+def _evaluation_split(entry: Any, parts: _DataParts, data_dir: str | None) -> tuple[str, bool, Any]:
+    """``("name:split", own, dataset)``: the batches of ``parts.test`` at the export's input size.
 
     Built before anything is exported, so that missing data fails before a file is written.
     """
     import zoo.data
-    from zoo.tasks.classify import own_data_options
 
-    own = data in (None, entry.dataset["name"])
-    name, split = (
-        (entry.dataset["name"], entry.dataset["split"])
-        if own
-        else (data, _other_split(entry, data, data_dir))
-    )
-    options = own_data_options(entry) if own else {}  # a fine-tuned folder's held-out fold
-    ds = zoo.data.load(name, split, data_dir=data_dir, as_supervised=True, **options)
+    split, options = parts.test
+    ds = zoo.data.load(parts.name, split, data_dir=data_dir, as_supervised=True, **options)
     geometry = _export_resize(entry)  # before batching: a user's photos differ in size
-    return f"{name}:{split}", own, ds.map(lambda x, y: (geometry(x), y)).batch(256)
-
-
-def _other_split(entry: Any, data: str, data_dir: str | None) -> str:
-    """The split of other data that agreement is measured on: ``test``, or its only split."""
-    import zoo.data
-    from zoo.tasks.classify import data_split
-
-    return data_split(entry, zoo.data.info(data, data_dir=data_dir), None, prefer="test")
+    where = f"{parts.name}:{parts.describe(parts.test)}"
+    return where, parts.own, ds.map(lambda x, y: (geometry(x), y)).batch(256)
 
 
 def _compare_on_test(

@@ -35,9 +35,18 @@ from zoo.train.engine import ENCODER_LR_DIVISOR, fine_tune_text
 HOLDOUT_FOLDS = 10
 
 
-def _splits(
+def held_out_splits(
     data: str, data_dir: str | None, columns: dict[str, Any]
 ) -> tuple[dict[str, Any], dict[str, Any], Any]:
+    """``(train, held_out, info)``: the part of labelled ``data`` to train on and the part to hold out.
+
+    Each part is a split (``{"split": ...}``, with ``"kfold"`` where it is a fold of a dataset
+    without splits): the validation split where there is one, else the test split, else a
+    tensorflow-datasets slice of train, else fold 0 of :data:`HOLDOUT_FOLDS`.
+
+    Raises:
+        DataError: For data without labels, or with too few examples to hold one fold out.
+    """
     import zoo.data
     from zoo.data.tfds_source import is_tfds_string
 
@@ -264,7 +273,7 @@ def _run_inputs(
 ) -> tuple[dict[str, Any], dict[str, Any], Any, dict[str, Any]]:
     """Splits and dataset info of ``data`` (at least two classes), and the inputs a run resumes by."""
     _check_out_outside_data(out, data)
-    train_split, val_split, info = _splits(data, data_dir, columns)
+    train_split, val_split, info = held_out_splits(data, data_dir, columns)
     _check_kind(entry, info, data)
     _check_classes(info.label_names, data)
     inputs = {

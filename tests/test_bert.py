@@ -670,6 +670,10 @@ def test_zoo_extract_of_a_sentence_encoder_writes_its_sentence_embeddings(offlin
     assert shapes == {"features": (3, 384)}
     with np.load(path) as saved:
         np.testing.assert_allclose(saved["features"], zoo.text.encode(sentences), atol=1e-5)
+    # per-token outputs of texts of different lengths: a clear refusal, not numpy's concatenate error
+    with pytest.raises(InputError, match="a per-token output of texts of different lengths"):
+        extract_to_file("minilm", str(table), tmp_path / "t.npz", layers=["sequence_output"], batch_size=1)
+    assert not (tmp_path / "t.npz").exists()
 
 
 @needs_minilm

@@ -252,6 +252,13 @@ def _run_extractor(run: Callable[[Any], Any], dataset: Any, inputs: list[Any], d
             outputs = [[] for _ in out]
         for store, value in zip(outputs, out, strict=True):
             store.append(np.asarray(value))
+            if store[-1].shape[1:] != store[0].shape[1:]:
+                raise InputError(
+                    f"a feature layer gives batches of different shapes ({store[0].shape[1:]} and "
+                    f"{store[-1].shape[1:]} an example): a per-token output of texts of different "
+                    "lengths cannot be stacked; extract a pooled layer, or leave --layer out for "
+                    "the model's own features"
+                )
     if reiterable and again.hexdigest() != data_digest:
         raise InputError(
             "extract_features read different data on a second pass: the dataset "

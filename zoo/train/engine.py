@@ -1160,8 +1160,9 @@ def extract_to_file(
     """Extract features of a dataset with pretrained weights and write them to an ``.npz``.
 
     The entry's preprocessing is used (resized to the model's input when the data
-    differs in size); features go through the on-disk cache of :func:`extract_features`
-    (``forward``: another runtime's batch function for the same layers).
+    differs in size); a VAE's features are its latent means and a GAN's its discriminator's
+    penultimate layer (see :func:`feature_extractor`). Features go through the on-disk cache
+    of :func:`extract_features` (``forward``: another runtime's batch function for the same layers).
     ``out`` follows :mod:`zoo.outputs`: a new file, or with ``overwrite`` one zoo wrote.
     ``columns``: text models on CSV/TSV/JSONL data, ``zoo.data.load``'s ``text_column`` and
     ``label_column``.
@@ -1180,10 +1181,11 @@ def extract_to_file(
         raise InputError(f"the features file must end in .npz, got {str(out)!r}")
     entry = api.weights_entry(name)
     task = task_of(entry)
-    if task in ("image-generation", "language-modeling"):
+    if task == "language-modeling":
         raise InputError(
-            f"{entry.name} ({task}) has no features for zoo extract, which reads classifiers and "
-            "encoders: see zoo list --task image-classification (or text-classification, text-embedding)"
+            f"{entry.name} ({task}) has no features for zoo extract, which reads classifiers, "
+            "encoders and the generative models' image readers: see zoo list --task "
+            "image-classification (or text-classification, text-embedding, image-generation)"
         )
     model = api.load(entry.name)
     if task == "text-embedding" and not layers:  # what the encoder is for: its sentence embeddings
@@ -1198,8 +1200,16 @@ def extract_to_file(
     elif columns:
         raise InputError(f"{entry.name} reads images: table columns are for text models")
     else:
+        reader = next(  # what reads the images: a VAE's encoder, a GAN's discriminator
+            (
+                m
+                for m in (getattr(model, "encoder", None), getattr(model, "discriminator", None))
+                if m is not None
+            ),
+            model,
+        )
         spec = zoo.data.fit_spec(
-            data, split, dict(entry.preprocessing), tuple(model.input_shape[1:3]), data_dir=data_dir
+            data, split, dict(entry.preprocessing), tuple(reader.input_shape[1:3]), data_dir=data_dir
         )
         dataset = zoo.data.load(
             data, split, preprocessing=spec, as_supervised=True, batch_size=batch_size, data_dir=data_dir

@@ -234,7 +234,22 @@ def test_predict_classifies_text_from_arguments_and_files(tmp_path):
     assert [r["input"] for r in rows] == ["a moving, wonderful film", "boring and far too long"]
     assert [r["top"][0]["label"] for r in rows] == ["pos", "neg"]
     refused = CliRunner().invoke(cli, ["predict", "minilm_l6.sentence", "some text"])
-    assert refused.exit_code != 0 and "zoo.text.encode" in refused.output
+    assert refused.exit_code != 0 and "zoo extract minilm_l6.sentence --data" in refused.output
+
+
+def test_predict_reads_a_tables_text_column(tmp_path):
+    """--file reviews.csv classified its header and every whole row, labels and commas included."""
+    (tmp_path / "reviews.csv").write_text(
+        'review,stars\n"a moving, wonderful film",5\nboring and far too long,1\n'
+    )
+    args = ["predict", "lstm_classifier.mr", "--file", str(tmp_path / "reviews.csv"), "--json", "-k", "1"]
+    result = CliRunner().invoke(cli, [*args, "--text-column", "review"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)
+    assert [r["input"] for r in rows] == ["a moving, wonderful film", "boring and far too long"]
+    assert [r["top"][0]["label"] for r in rows] == ["pos", "neg"]
+    unnamed = CliRunner().invoke(cli, args)  # no 'text' column: say which there are
+    assert unnamed.exit_code == 1 and "its columns are ['review', 'stars']" in unnamed.output
 
 
 def test_predict_reads_text_files_as_editors_save_them(tmp_path):

@@ -116,13 +116,26 @@ def _count_text(result: dict[str, float]) -> str:
     "--file",
     "text_file",
     type=click.Path(exists=True, dir_okay=False),
-    help="A text classifier's inputs: a file of one text a line (UTF-8, UTF-16 or Latin-1).",
+    help="A text classifier's inputs: a file of one text a line (UTF-8, UTF-16 or Latin-1), "
+    "or a CSV/TSV/JSONL table's --text-column.",
+)
+@click.option(
+    "--text-column",
+    default="text",
+    show_default=True,
+    help="--file tables (.csv, .tsv, .jsonl): the column holding the texts.",
 )
 @click.option("--top-k", "-k", default=5, show_default=True, type=click.IntRange(min=1))
 @runtime_option()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def predict_cmd(
-    name: str, inputs: tuple[str, ...], text_file: str | None, top_k: int, runtime: str, as_json: bool
+    name: str,
+    inputs: tuple[str, ...],
+    text_file: str | None,
+    text_column: str,
+    top_k: int,
+    runtime: str,
+    as_json: bool,
 ) -> None:
     """Classify images (files, folders, globs) or texts; print the top-k labels.
 
@@ -136,6 +149,7 @@ def predict_cmd(
       zoo predict ./my-finetune photo.jpg
       zoo predict lstm_classifier.mr "a gripping, beautifully shot film"
       zoo predict minilm_l6.mr --file reviews.txt
+      zoo predict minilm_l6.mr --file reviews.csv --text-column review
       zoo predict efficientnet_lite0 photo.jpg --runtime onnx
     """
     from zoo import api
@@ -149,7 +163,7 @@ def predict_cmd(
             f"--file reads texts, but {entry.name} classifies images: "
             "give image files, folders or glob patterns"
         )
-    items = _texts(inputs, text_file) if texts else _image_paths(inputs)
+    items = _texts(inputs, text_file, text_column) if texts else _image_paths(inputs)
     results = predict(entry.name, items, top_k=top_k, forward=_forward(entry.name, runtime))
     failed = [r for r in results if r.error is not None]
     if failed and len(failed) == len(results):  # nothing to show: one line, as for any refusal
@@ -171,11 +185,15 @@ def predict_cmd(
         raise SystemExit(1)
 
 
-def _texts(inputs: tuple[str, ...], text_file: str | None) -> list[str]:
-    """Texts from the arguments and from a file of one text a line (UTF-8, UTF-16 or Latin-1)."""
+def _texts(inputs: tuple[str, ...], text_file: str | None, text_column: str = "text") -> list[str]:
+    """Texts from the arguments and from a file.
+
+    The file holds one text a line (UTF-8, UTF-16 or Latin-1), or is a CSV/TSV/JSONL table
+    whose ``text_column`` is read (its header and other columns are not texts).
+    """
     from pathlib import Path
 
-    from zoo.data.folders import decode_text
+    from zoo.data.folders import TABLE_SUFFIXES, decode_text
 
     texts = list(inputs)
     for text in texts:
@@ -187,7 +205,12 @@ def _texts(inputs: tuple[str, ...], text_file: str | None) -> list[str]:
                 f"classifier reads it as the text itself; to classify a file's lines, {what}",
                 err=True,
             )
-    if text_file:
+    if text_file and Path(text_file).suffix.lower() in TABLE_SUFFIXES:
+        import zoo.data
+
+        table = zoo.data.load(text_file, "train", text_column=text_column, label_column=None)
+        texts += [row["text"].decode("utf-8") for row in table.as_numpy_iterator()]
+    elif text_file:
         lines = decode_text(Path(text_file).read_bytes()).splitlines()
         texts += [line for line in lines if line.strip()]
         if not texts:

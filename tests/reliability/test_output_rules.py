@@ -544,7 +544,7 @@ BAD_OPTIONS = {
         "--out",
         "v.tflite",
     ],
-    "export of a sentence encoder": ["export", "minilm", "--format", "onnx", "--out", "m.onnx"],
+    "export of a sentence encoder to TFLite": ["export", "minilm", "--format", "tflite", "--out", "m.tflite"],
 }
 
 

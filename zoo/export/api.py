@@ -64,14 +64,10 @@ def _classifier_entry(name: str, fmt: str) -> Any:
     task = registry.get_spec(entry.architecture).task
     kind = entry.preprocessing.get("type")
     if kind == "text" and task in ("text-classification", "text-embedding"):
-        if entry.num_classes is None:
-            raise InputError(
-                f"{entry.name} is a text encoder without labels; zoo export handles text classifiers: "
-                f"export one fine-tuned from it (zoo finetune {entry.name} --data mr --out DIR)"
-            )
         if fmt not in TEXT_FORMATS:
+            what = "text classifier" if entry.num_classes is not None else "sentence encoder"
             raise InputError(
-                f"{entry.name} is a text classifier: export it with --format savedmodel or --format onnx "
+                f"{entry.name} is a {what}: export it with --format savedmodel or --format onnx "
                 f"({fmt} export of text models is not available)"
             )
         return entry

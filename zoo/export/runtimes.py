@@ -80,8 +80,9 @@ def _run_savedmodel(saved: Path, feed: Any) -> Any:
     import tensorflow as tf
 
     loaded = tf.saved_model.load(str(saved))
-    if isinstance(feed, dict):  # text: token ids by input name, {"logits": ...} back
-        return np.asarray(loaded.serve({key: tf.constant(value) for key, value in feed.items()})["logits"])
+    if isinstance(feed, dict):  # text: token ids by input name, {"logits": ...} (or "embeddings") back
+        (out,) = loaded.serve({key: tf.constant(value) for key, value in feed.items()}).values()
+        return np.asarray(out)
     return np.asarray(loaded.serve(tf.constant(feed)))
 
 

@@ -1,4 +1,7 @@
-"""Text classifiers: SavedModel and ONNX taking int32 token ids, with the vocabulary beside the model."""
+"""Text classifiers and sentence encoders: SavedModel and ONNX taking int32 token ids.
+
+The vocabulary goes beside the model; a classifier gives ``logits``, an encoder ``embeddings``.
+"""
 
 from __future__ import annotations
 
@@ -42,7 +45,7 @@ def _model_feed(model: Any, feed: dict[str, Any]) -> Any:
     return feed if _takes_named_inputs(model) else feed["input_ids"]
 
 
-def _write_text_savedmodel(model: Any, names: tuple[str, ...], path: Path) -> None:
+def _write_text_savedmodel(model: Any, names: tuple[str, ...], path: Path, output: str = "logits") -> None:
     """Write a SavedModel whose ``serve`` endpoint takes a dict of int32 token ids ``(batch, seq_len)``."""
     import keras
     import tensorflow as tf
@@ -50,7 +53,7 @@ def _write_text_savedmodel(model: Any, names: tuple[str, ...], path: Path) -> No
     signature = {key: tf.TensorSpec((None, None), tf.int32, name=key) for key in names}
 
     def serve(inputs: dict[str, Any]) -> Any:
-        return {"logits": model(_model_feed(model, inputs), training=False)}
+        return {output: model(_model_feed(model, inputs), training=False)}
 
     # The endpoint tracks the variables it uses; ``archive.track(model)`` as well would store them twice.
     archive = keras.export.ExportArchive()
@@ -82,6 +85,10 @@ def _special_ids(spec: dict[str, Any], vocab: bytes) -> dict[str, int | None]:
         return {"unk_id": tok.unk_id, "cls_id": tok.cls_id, "sep_id": tok.sep_id}
     tokens = vocab.decode("utf-8").splitlines()  # as zoo.preprocessing reads a word or char vocabulary
     return {"unk_id": tokens.index(UNK_TOKEN) if UNK_TOKEN in tokens else None}  # None: OOV words dropped
+
+
+#: What a sentence encoder's export outputs, as its record says.
+EMBEDDINGS = "the L2-normalised masked mean of the last hidden states, as zoo.text.encode gives"
 
 
 def _text_contract(
@@ -131,9 +138,14 @@ def _text_samples(entry: Any, model: Any) -> tuple[list[dict[str, Any]], list[An
 
 
 def _export_text(entry: Any, fmt: str, out: Path, overwrite: bool) -> ExportResult:
-    """Export a text classifier as a SavedModel folder or an ONNX file (with its vocabulary file)."""
+    """Export a text classifier or sentence encoder as a SavedModel folder or an ONNX file.
+
+    The vocabulary file goes beside it. A sentence encoder (an entry without labels) is
+    exported as token ids -> its sentence embeddings (:func:`zoo.tasks.embed.sentence_embedding_model`).
+    """
     from zoo import api, outputs
     from zoo.preprocessing import local_text_spec
+    from zoo.tasks.embed import sentence_embedding_model
 
     spec = local_text_spec(entry)
     vocab = _vocab_bytes(entry, spec)
@@ -141,14 +153,20 @@ def _export_text(entry: Any, fmt: str, out: Path, overwrite: bool) -> ExportResu
     if fmt == "onnx":  # before any work, as for ``out``
         outputs.check_file_target(vocab_out, overwrite)
     model = api.load(entry.name)
+    output = "logits" if entry.num_classes is not None else "embeddings"
+    if output == "embeddings":
+        model = sentence_embedding_model(model)
     feeds, expected = _text_samples(entry, model)
     names = _text_input_names(model, feeds[0])
     record = _text_contract(entry, spec, names, vocab, vocab_out.name)
+    if output == "embeddings":
+        width = int(model.output.shape[-1])
+        record["output"] = {"name": output, "shape": ["batch", width], "meaning": EMBEDDINGS}
     command = f"zoo export {entry.name} --format {fmt}"
     inputs = {"weights": entry.name, "format": fmt, "inputs": list(names)}
     with tempfile.TemporaryDirectory(prefix="zoo-export-") as tmpdir:
         saved = Path(tmpdir) / "saved_model"
-        _write_text_savedmodel(model, names, saved)
+        _write_text_savedmodel(model, names, saved, output)
         if fmt == "savedmodel":
             diff = _check_text([_run_savedmodel(saved, feed) for feed in feeds], expected, fmt)
             (saved / "vocab.txt").write_bytes(vocab)
@@ -157,7 +175,8 @@ def _export_text(entry: Any, fmt: str, out: Path, overwrite: bool) -> ExportResu
         else:
             path = Path(tmpdir) / "model.onnx"
             _write_onnx(saved, path)
-            _annotate_onnx(path, record)
+            kind = "a text classifier" if output == "logits" else "a sentence encoder"
+            _annotate_onnx(path, record, kind=f"{kind} on int32 token ids", output=output)
             diff = _check_text([run_onnx(path, feed) for feed in feeds], expected, fmt)
             with (
                 outputs.output_file(out, overwrite=overwrite, command=command) as part,

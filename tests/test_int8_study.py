@@ -170,7 +170,7 @@ def test_train_images_compared_are_the_ones_distillation_draws_from(monkeypatch)
     import zoo
     from tools.int8_study import compared_images
     from zoo.export._write import _export_resize, _image_contract, _real_images
-    from zoo.export.image import _calibration_inputs
+    from zoo.export.image import _calibration_inputs, _data_parts
 
     monkeypatch.setenv("ZOO_DATA_DIR", str(DATA_DIR))
     entry = zoo.weights_entry("lenet5.mnist")
@@ -178,7 +178,8 @@ def test_train_images_compared_are_the_ones_distillation_draws_from(monkeypatch)
     train = compared_images(entry, "mnist", "train", 250)
     assert [len(b) for b in train] == [100, 100]  # whole batches of 100
     baked, shape = _image_contract(entry)
-    calibration, source = _calibration_inputs(entry, shape, baked, True, "mnist", None, required=True)
+    parts = _data_parts(entry, "mnist", None)
+    calibration, source = _calibration_inputs(entry, shape, baked, True, parts, None, required=True)
     assert source == "200 mnist train images"
     np.testing.assert_array_equal(np.concatenate(train), calibration)  # the first 200 calibrate
     pool = _real_images(entry, 300, "mnist", None, "train", geometry=False)  # what --qat-images 300 draws

@@ -285,13 +285,13 @@ def simulated_weights(entry, model, seen, transform, data: str, distilled: str |
     """The bias-corrected weights, or those of the finished distillation in ``distilled``, and
     the activation ranges distillation simulates for them."""
     from zoo.export import QAT_IMAGES, bias_corrected, int8_ranges
-    from zoo.export.image import _distilled
+    from zoo.export.image import _data_parts, _distilled
 
     if distilled is None:
         start, _ = bias_corrected(model, seen)
         return "bias-corrected weights", start, int8_ranges(start, seen)
     qat = {"steps": steps, "checkpoint": distilled, "overwrite": False, "images": QAT_IMAGES}
-    weights, ranges = _distilled(entry, model, seen, qat, transform, data, None, {})
+    weights, ranges = _distilled(entry, model, seen, qat, transform, _data_parts(entry, data, None), None, {})
     return f"weights distilled for {steps} steps", weights, ranges
 
 
@@ -537,14 +537,15 @@ def main() -> int:
     from zoo import api
     from zoo.export import CALIBRATION_IMAGES, in_top_k, rounded_weights
     from zoo.export._write import _image_contract, _write_savedmodel
-    from zoo.export.image import _calibration_inputs
+    from zoo.export.image import _calibration_inputs, _data_parts
     from zoo.export.quantize import _int8_files, _tflite_bytes
     from zoo.tasks.inference import predict_fn
 
     entry = zoo.weights_entry(args.entry)
     model = api.load(entry.name)
     baked, shape = _image_contract(entry)
-    calibration, source = _calibration_inputs(entry, shape, baked, True, args.data, None, required=True)
+    parts = _data_parts(entry, args.data, None)
+    calibration, source = _calibration_inputs(entry, shape, baked, True, parts, None, required=True)
     transform, forward = zoo.data.image_transform(baked), predict_fn(model, fold=False)
     batches, keras_inputs, keras_logits = [], [], []
     for images in compared_images(entry, args.data, args.split, args.images):

@@ -91,13 +91,13 @@ RUNTIMES = ("keras", "onnx")
 
 
 def runtime_option(note: str = "") -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """The ``--runtime keras|onnx`` option of the commands that run image classifiers."""
+    """The ``--runtime keras|onnx`` option of the commands that run classifiers."""
     return click.option(
         "--runtime",
         type=click.Choice(RUNTIMES),
         default="keras",
         show_default=True,
-        help="Image classifiers: run on Keras, or on ONNX Runtime (exported once into the zoo's cache, "
+        help="Classifiers: run on Keras, or on ONNX Runtime (exported once into the zoo's cache, "
         f"checked against Keras within 1e-4){note}.",
     )
 

@@ -175,7 +175,7 @@ def finetune_cmd(
 @click.option("--layer", "layers", multiple=True, help="Layer or stage to read (repeatable).")
 @click.option("--batch-size", default=256, show_default=True, type=click.IntRange(min=1))
 @click.option("--data-dir", type=click.Path(file_okay=False), help="Data directory (default: ZOO_DATA_DIR).")
-@runtime_option(", one --layer")
+@runtime_option(", image classifiers only, one --layer")
 @click.option(
     "--overwrite",
     is_flag=True,

@@ -29,25 +29,27 @@ from zoo.export.runtimes import onnx_record, run_export
 
 
 def onnx_forward(name: str, *, features: bool = False, layer: str | None = None) -> Callable[[Any], Any]:
-    """An image classifier run by ONNX Runtime, in place of Keras' ``predict_on_batch``.
+    """An image or text classifier run by ONNX Runtime, in place of Keras' ``predict_on_batch``.
 
     The model is exported once to ONNX without baked preprocessing (so it takes exactly
-    the inputs Keras takes, and is checked against Keras within 1e-4 before it is kept)
+    the inputs Keras takes: float32 images, or a text classifier's int32 token ids, one array
+    or BERT's dict of them; it is checked against Keras within 1e-4 before it is kept)
     into the zoo's cache (``ZOO_CACHE_DIR/onnx``), named by the weights' sha256; later
     calls reuse the file when its stored record names the same weights and outputs.
     Exporting needs TensorFlow and the export packages; running a cached export does not.
 
     Args:
-        name: Weights or architecture name of an image classifier, or a fine-tuned folder.
-        features: Return features instead of the logits (what ``zoo extract`` runs).
+        name: Weights or architecture name of an image or text classifier, or a fine-tuned folder.
+        features: Image classifiers: return features instead of the logits (what ``zoo extract`` runs).
         layer: The features' layer (a name or stage, as :func:`zoo.train.engine.feature_extractor`
             takes; default: the model's default feature layer).
 
     Returns:
-        A function from a float32 batch of model inputs to the logits or features (NumPy).
+        A function from a batch of model inputs to the logits or features (NumPy).
 
     Raises:
-        InputError: When ``name`` is not an image classifier, or ONNX Runtime is missing.
+        InputError: When ``name`` is not a classifier (or ``features`` of a text one), or ONNX
+            Runtime is missing.
     """
     import hashlib
 
@@ -58,10 +60,15 @@ def onnx_forward(name: str, *, features: bool = False, layer: str | None = None)
 
     entry = _classifier_entry(name, "onnx")
     task = task_of(entry)
-    if task != "image-classification":
+    if task not in ("image-classification", "text-classification"):
         raise InputError(
-            f"{entry.name} is a {task} model: only image classifiers run on ONNX Runtime here "
+            f"{entry.name} is a {task} model: only image and text classifiers run on ONNX Runtime here "
             "(use --runtime keras; zoo export writes its ONNX file for other runtimes)"
+        )
+    if features and task != "image-classification":
+        raise InputError(
+            f"{entry.name} is a {task} model: features run on ONNX Runtime for image classifiers only "
+            "(use --runtime keras)"
         )
     weights = _weights_sha256(entry)
     output = {"name": "features", "layer": layer} if features else {"name": "logits"}
@@ -87,8 +94,15 @@ def onnx_forward(name: str, *, features: bool = False, layer: str | None = None)
         session = _cached_session(path, weights, output)
         if session is None:
             raise ExportError(f"the ONNX export of {entry.name} at {path} cannot be read back")
-    input_name = session.get_inputs()[0].name
-    return lambda x: session.run(None, {input_name: np.asarray(x, np.float32)})[0]
+    names = [i.name for i in session.get_inputs()]
+    if task == "text-classification":  # token ids: BERT's dict of them, or the LSTM's one array
+        return lambda x: session.run(
+            None,
+            {k: np.asarray(x[k], np.int32) for k in names}
+            if isinstance(x, dict)
+            else {names[0]: np.asarray(x, np.int32)},
+        )[0]
+    return lambda x: session.run(None, {names[0]: np.asarray(x, np.float32)})[0]
 
 
 #: Bump when the cached ONNX exports of :func:`onnx_forward` must be made again.

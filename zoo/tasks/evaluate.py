@@ -67,7 +67,7 @@ def evaluate_model(
         split: Split to use; defaults to the entry's split.
         data_dir: Data directory for named datasets (overrides ``ZOO_DATA_DIR``).
         batch_size: Evaluation batch size.
-        forward: Image classifiers: runs a batch of model inputs in place of
+        forward: Image and text classifiers: runs a batch of model inputs in place of
             the model's compiled forward function (e.g. :func:`zoo.export.onnx_forward`).
         tta: Image classifiers: ``"flip"`` scores the mean of the outputs (logits or
             probabilities, as the model gives them) of each image and its mirror image, a
@@ -84,8 +84,8 @@ def evaluate_model(
     from zoo.tasks import task_of
 
     task = task_of(entry)
-    if forward is not None and task != "image-classification":
-        raise InputError(f"{entry.name} is a {task} model: only image classifiers run outside Keras")
+    if forward is not None and task not in ("image-classification", "text-classification"):
+        raise InputError(f"{entry.name} is a {task} model: only classifiers run outside Keras")
     if tta is not None:
         _check_tta(entry.name, task, tta)
     text = task == "text-classification" or entry.preprocessing.get("type") == "text"
@@ -99,7 +99,7 @@ def evaluate_model(
         from zoo.tasks.text_classify import evaluate_text
 
         options = {"data": data, "split": split, "data_dir": data_dir, "batch_size": batch_size}
-        return evaluate_text(model, entry, **options, columns=columns)
+        return evaluate_text(model, entry, **options, columns=columns, forward=forward)
     if task == "image-generation":
         return generation_metrics(model, entry, data=data, split=split, data_dir=data_dir)
     if task != "image-classification":
@@ -304,7 +304,7 @@ def evaluate(
         split: Split to use; defaults to the manifest's split.
         data_dir: Data directory for named datasets (overrides ``ZOO_DATA_DIR``).
         batch_size: Evaluation batch size.
-        forward: Image classifiers: another runtime's batch function (see :func:`evaluate_model`).
+        forward: Classifiers: another runtime's batch function (see :func:`evaluate_model`).
         tta: Image classifiers: ``"flip"``, test-time augmentation (see :func:`evaluate_model`).
         columns: Text classifiers on CSV/TSV/JSONL ``data``: ``{"text_column": ..., "label_column": ...}``.
 

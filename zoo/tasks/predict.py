@@ -40,12 +40,13 @@ def predict(
         raise InputError("give at least one input")
     entry = weights_entry(name)
     task = task_of(entry)
-    if forward is not None and task != "image-classification":
-        raise InputError(f"{entry.name} is a {task} model: only image classifiers run outside Keras")
+    if forward is not None and task not in ("image-classification", "text-classification"):
+        raise InputError(f"{entry.name} is a {task} model: only classifiers run outside Keras")
     if task == "text-classification":
         from zoo.tasks.text_classify import predict_texts
 
-        return predict_texts(load(entry.name), entry, [str(t) for t in inputs], top_k=top_k)
+        texts = [str(t) for t in inputs]
+        return predict_texts(load(entry.name), entry, texts, top_k=top_k, forward=forward)
     if task != "image-classification":
         hint = {
             "image-generation": f"draw images with `zoo sample {entry.name} --out grid.png`",

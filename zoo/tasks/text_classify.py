@@ -26,6 +26,7 @@ def evaluate_text(
     data_dir: str | os.PathLike[str] | None = None,
     batch_size: int = 256,
     columns: dict[str, Any] | None = None,
+    forward: Any = None,
 ) -> dict[str, float]:
     """Evaluate a text classifier on the entry's dataset (or ``data``) with the entry's tokeniser.
 
@@ -39,6 +40,8 @@ def evaluate_text(
         batch_size: Evaluation batch size.
         columns: CSV/TSV/JSONL ``data``: ``zoo.data.load``'s ``text_column`` and ``label_column``
             (default: those the entry's own dataset was read from).
+        forward: A batch of token ids -> logits, in place of the model's compiled forward
+            function (e.g. :func:`zoo.export.onnx_forward`).
 
     Returns:
         ``top1_accuracy``, ``top1_error`` (percent) and ``num_examples``.
@@ -70,7 +73,7 @@ def evaluate_text(
         mapping = label_mapping(info.label_names, entry.labels, name, entry.name)
     split = split or entry.dataset["split"]
     dataset = labelled_text(entry, name, split, batch_size=batch_size, data_dir=data_dir, options=options)
-    return classification_metrics(model, with_model_labels(dataset, mapping))
+    return classification_metrics(model, with_model_labels(dataset, mapping), forward)
 
 
 def labelled_text(
@@ -184,7 +187,13 @@ def text_dataset(
 
 
 def predict_texts(
-    model: Any, entry: WeightsEntry, texts: list[str], *, top_k: int = 5, batch_size: int = 64
+    model: Any,
+    entry: WeightsEntry,
+    texts: list[str],
+    *,
+    top_k: int = 5,
+    batch_size: int = 64,
+    forward: Any = None,
 ) -> list[Any]:
     """Classify raw texts with a text classifier and its entry's own tokeniser and labels.
 
@@ -194,10 +203,13 @@ def predict_texts(
         texts: The texts, one example each.
         top_k: How many labels per text.
         batch_size: Texts per batch (memory does not grow with the number of texts).
+        forward: A batch of token ids -> the model's outputs, in place of its compiled forward
+            function (e.g. :func:`zoo.export.onnx_forward`).
 
     Returns:
         One :class:`zoo.tasks.classify.Prediction` per text, in order.
     """
+    import numpy as np
     import tensorflow as tf
 
     from zoo.preprocessing import local_text_spec, make_transform
@@ -215,7 +227,8 @@ def predict_texts(
         ds = ds.map(bert_inputs)
     labels = entry.labels or tuple(str(i) for i in range(entry.num_classes))
     batches = ds.as_numpy_iterator()  # NumPy for every backend
-    rows = (row for batch in batches for row in _probabilities(model, model.predict_on_batch(batch)))
+    run = forward or model.predict_on_batch
+    rows = (row for batch in batches for row in _probabilities(model, np.asarray(run(batch))))
     return [_top(text, row, labels, top_k) for text, row in zip(texts, rows, strict=True)]
 
 

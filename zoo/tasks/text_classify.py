@@ -203,8 +203,8 @@ def predict_texts(
         texts: The texts, one example each.
         top_k: How many labels per text.
         batch_size: Texts per batch (memory does not grow with the number of texts).
-        forward: A batch of token ids -> the model's outputs, in place of its compiled forward
-            function (e.g. :func:`zoo.export.onnx_forward`).
+        forward: A batch of token ids -> the model's outputs, in place of Keras'
+            ``predict_on_batch`` (e.g. :func:`zoo.export.onnx_forward`).
 
     Returns:
         One :class:`zoo.tasks.classify.Prediction` per text, in order.

@@ -252,6 +252,17 @@ def test_predict_reads_a_tables_text_column(tmp_path):
     assert unnamed.exit_code == 1 and "its columns are ['review', 'stars']" in unnamed.output
 
 
+def test_predict_refuses_a_text_column_without_a_table(tmp_path):
+    """--text-column without a --file table was ignored: the texts were classified as given."""
+    (tmp_path / "reviews.txt").write_text("a moving, wonderful film\n")
+    for extra in ([], ["--file", str(tmp_path / "reviews.txt")]):
+        args = ["predict", "lstm_classifier.mr", "a moving film", *extra, "--text-column", "review"]
+        refused = CliRunner().invoke(cli, args)
+        assert (
+            refused.exit_code == 2 and "--text-column chooses the column of a --file table" in refused.output
+        )
+
+
 def test_predict_reads_text_files_as_editors_save_them(tmp_path):
     texts = ["un film émouvant, wonderful", "boring and far too long"]
     saved = {

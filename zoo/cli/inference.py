@@ -163,6 +163,11 @@ def predict_cmd(
             f"--file reads texts, but {entry.name} classifies images: "
             "give image files, folders or glob patterns"
         )
+    if text_column != "text" and not _is_table(text_file):
+        raise click.UsageError(
+            "--text-column chooses the column of a --file table (.csv, .tsv, .jsonl): "
+            "give --file TABLE, or leave it out"
+        )
     items = _texts(inputs, text_file, text_column) if texts else _image_paths(inputs)
     results = predict(entry.name, items, top_k=top_k, forward=_forward(entry.name, runtime))
     failed = [r for r in results if r.error is not None]
@@ -185,6 +190,15 @@ def predict_cmd(
         raise SystemExit(1)
 
 
+def _is_table(path: str | None) -> bool:
+    """Whether ``path`` names a CSV/TSV/JSONL table (by its suffix)."""
+    from pathlib import Path
+
+    from zoo.data.folders import TABLE_SUFFIXES
+
+    return path is not None and Path(path).suffix.lower() in TABLE_SUFFIXES
+
+
 def _texts(inputs: tuple[str, ...], text_file: str | None, text_column: str = "text") -> list[str]:
     """Texts from the arguments and from a file.
 
@@ -193,7 +207,7 @@ def _texts(inputs: tuple[str, ...], text_file: str | None, text_column: str = "t
     """
     from pathlib import Path
 
-    from zoo.data.folders import TABLE_SUFFIXES, decode_text
+    from zoo.data.folders import decode_text
 
     texts = list(inputs)
     for text in texts:
@@ -205,7 +219,7 @@ def _texts(inputs: tuple[str, ...], text_file: str | None, text_column: str = "t
                 f"classifier reads it as the text itself; to classify a file's lines, {what}",
                 err=True,
             )
-    if text_file and Path(text_file).suffix.lower() in TABLE_SUFFIXES:
+    if _is_table(text_file):
         import zoo.data
 
         table = zoo.data.load(text_file, "train", text_column=text_column, label_column=None)

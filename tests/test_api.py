@@ -64,6 +64,8 @@ def test_list_models_wildcards_and_tasks():
     assert zoo.list_models("nothing-like-this*") == []
     with pytest.raises(UnknownModelError, match="unknown task"):
         zoo.list_models(task="juggling")
+    with pytest.raises(InputError, match="pattern must be a wildcard string"):  # was AttributeError
+        zoo.list_models(3)
 
 
 def test_info_is_read_only(packaged):
@@ -153,6 +155,12 @@ def test_random_init_and_local_file(trained_lenet_file, tmp_path):
 def test_bad_builder_argument():
     with pytest.raises(InputError, match="does not take 'depth'"):
         zoo.build("lenet5", depth=3)
+
+
+def test_an_input_shape_without_channels_is_refused_saying_what_it_is():
+    """(32, 32) reached Keras, whose refusal spoke of ndim and layer 'c1'."""
+    with pytest.raises(InputError, match=r"lenet5's input_shape is \(height, width, channels\)"):
+        zoo.build("lenet5", input_shape=(32, 32))
 
 
 def test_an_input_too_small_for_the_network_is_refused_with_keras_reason():

@@ -99,6 +99,8 @@ def list_models(
     Returns:
         Sorted names.
     """
+    if pattern is not None and not isinstance(pattern, str):
+        raise InputError(f"pattern must be a wildcard string such as 'resnet*', got {pattern!r}")
     specs = _registry.list_architectures(task=task)
     pat = pattern.lower() if pattern else None
     entries = load_manifest()
@@ -317,6 +319,10 @@ def _call_builder(spec: _registry.ModelSpec, kwargs: dict[str, Any]) -> Any:
         or any(d is not None and (isinstance(d, bool) or not isinstance(d, int) or d < 1) for d in shape)
     ):
         raise InputError(f"input_shape must be a tuple of positive sizes like (32, 32, 3), got {shape!r}")
+    if shape is not None and spec.task == "image-classification" and len(shape) != 3:
+        raise InputError(
+            f"{spec.name}'s input_shape is (height, width, channels), like (32, 32, 3); got {tuple(shape)!r}"
+        )
     try:
         return spec.builder(**kwargs)
     except (ValueError, TypeError) as exc:  # the builder or Keras refused the arguments

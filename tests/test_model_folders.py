@@ -61,6 +61,10 @@ def test_every_command_takes_a_finetuned_folder(finetuned, digits, tmp_path):
     assert own["measured"]["num_examples"] < 0.2 * evaluated["measured"]["num_examples"]
     shown = _run("info", finetuned)
     assert "local folder" in shown and f"dataset {digits} (test; fold 0 of 10 held out)" in shown
+    # --golden on weights without a golden pair says the check was skipped (it printed nothing of it)
+    checked = json.loads(_run("verify", finetuned, "--golden", "--json"))
+    assert [r["status"] for r in checked] == ["ok", "skipped"]
+    assert checked[1]["detail"] == "no golden input/output pair recorded"
     _run("extract", finetuned, "--data", digits, "--out", tmp_path / "f.npz")
     with np.load(tmp_path / "f.npz") as features:
         assert features["features"].shape[1] == 84

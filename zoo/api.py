@@ -703,7 +703,7 @@ class VerifyResult:
 
     weights: str
     filename: str
-    status: str  # "ok", "bad" or "missing"
+    status: str  # "ok", "bad", "missing" or "skipped" (golden check asked, no golden pair recorded)
     path: str | None
     detail: str = ""
 
@@ -761,7 +761,8 @@ def verify(
 
     Returns:
         One result per file; ``status`` is ``"ok"``, ``"bad"`` or ``"missing"``
-        (not packaged here and not in the cache).
+        (not packaged here and not in the cache). With ``golden``, one more per entry:
+        the golden check's, or ``"skipped"`` for an entry without a golden pair.
     """
     manifest = load_manifest()
     if isinstance(names, str | os.PathLike):
@@ -793,6 +794,10 @@ def verify(
                 VerifyResult(entry.name, file.filename, "bad" if problem else "ok", str(path), detail)
             )
         files_ok = all(r.status == "ok" for r in results if r.weights == entry.name)
-        if golden and entry.golden is not None and files_ok:
+        if golden and entry.golden is None:
+            results.append(
+                VerifyResult(entry.name, "-", "skipped", None, "no golden input/output pair recorded")
+            )
+        elif golden and files_ok:
             results.append(_check_golden(entry))
     return results

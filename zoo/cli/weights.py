@@ -197,7 +197,8 @@ def pull_cmd(names: tuple[str, ...], as_json: bool) -> None:
 @click.option(
     "--golden",
     is_flag=True,
-    help="Also run each model on its golden inputs and compare with the recorded outputs.",
+    help="Also run each model on its golden inputs and compare with the recorded outputs "
+    "(weights without a golden pair are reported as skipped).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def verify_cmd(names: tuple[str, ...], golden: bool, as_json: bool) -> None:

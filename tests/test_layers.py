@@ -17,7 +17,18 @@ PACKAGE = Path(__file__).resolve().parents[1] / "zoo"
 
 #: Bottom to top. A module may import its own layer and the layers below it.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("base", ("zoo.errors", "zoo._lazy", "zoo.registry", "zoo.fileio", "zoo.outputs", "zoo.backend")),
+    (
+        "base",
+        (
+            "zoo.errors",
+            "zoo._lazy",
+            "zoo.registry",
+            "zoo.fileio",
+            "zoo.outputs",
+            "zoo.backend",
+            "zoo.progress",
+        ),
+    ),
     ("weights", ("zoo.weights",)),
     ("models", ("zoo.models",)),
     ("preprocessing", ("zoo.preprocessing",)),

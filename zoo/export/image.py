@@ -287,6 +287,7 @@ def _compare_on_test(
     import numpy as np
 
     import zoo.data
+    from zoo.progress import progress
     from zoo.tasks.inference import predict_fn
 
     where, own, ds = test
@@ -295,7 +296,7 @@ def _compare_on_test(
     keras_ok = tfl_ok = agree = in_top5 = total = 0
     interp = tflite_interpreter(model_path=str(path))
     inp = interp.get_input_details()[0]
-    for sized, y in ds:
+    for sized, y in progress(ds, "comparing with Keras"):
         images = np.asarray(sized)
         model_inputs = np.asarray(baked(images))
         keras_top = np.argmax(np.asarray(fn(model_inputs)), -1)

@@ -134,12 +134,15 @@ def predict_images(
     spec = dict(entry.preprocessing)
     if spec.get("type") != "image":
         raise InputError(f"{entry.name} does not take images")
+    from zoo.progress import progress
+
     want = tuple(model.input_shape[1:3])
     run = forward or predict_fn(model)
     transforms: dict[tuple[int, int], Any] = {}
     labels = entry.labels
     results = []
-    for start in range(0, len(paths), batch_size):  # fixed-size batches: memory does not grow with inputs
+    starts = range(0, len(paths), batch_size)  # fixed-size batches: memory does not grow with inputs
+    for start in progress(starts, "classifying"):
         chunk, batch, failed = paths[start : start + batch_size], [], {}
         for path in chunk:
             try:
@@ -194,10 +197,13 @@ def classification_metrics(
     """
     import numpy as np
 
+    from zoo.progress import batch_count, progress
+
     run = forward or predict_fn(model)
     correct = total = 0
     loss_sum = 0.0
-    for x, y in getattr(dataset, "as_numpy_iterator", lambda: dataset)():  # NumPy for every backend
+    batches = getattr(dataset, "as_numpy_iterator", lambda: dataset)()  # NumPy for every backend
+    for x, y in progress(batches, "evaluating", total=batch_count(dataset)):
         logits = np.asarray(run(x))
         pred = np.argmax(logits, axis=-1)
         correct += int(np.sum(pred == np.asarray(y)))

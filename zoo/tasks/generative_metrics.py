@@ -145,7 +145,7 @@ def importance_sampled_nll(
         seed: Seed of the latent noise.
         batch_size: Images per decoder call (the decoder sees ``batch_size * chunk`` latents).
         chunk: Samples per decoder call; ``num_samples`` need not be a multiple.
-        progress: Show a progress bar on stderr.
+        progress: Show a progress bar on stderr (where it is a terminal).
 
     Returns:
         ``{"nll_nats", "elbo_nats", "num_examples", "num_samples"}`` plus the
@@ -160,11 +160,11 @@ def importance_sampled_nll(
     n = x.shape[0]
     log_px = np.empty(n, dtype="float64")
     elbo = np.empty(n, dtype="float64")
-    starts = range(0, n, batch_size)
+    starts: Any = range(0, n, batch_size)
     if progress:
-        from tqdm import tqdm
+        from zoo.progress import progress as bar
 
-        starts = tqdm(starts, desc=f"IS k={num_samples}", unit="batch", mininterval=5.0)
+        starts = bar(starts, f"importance sampling (k={num_samples})")
     for b, start in enumerate(starts):
         batch = x[start : start + batch_size]
         m = batch.shape[0]

@@ -37,6 +37,7 @@ from typing import Any
 from zoo._lazy import keras, np, tf
 from zoo.backend import no_grad
 from zoo.errors import InputError
+from zoo.progress import progress
 
 __all__ = [
     "generate_text",
@@ -525,7 +526,7 @@ def evaluate_nats_per_char(
     windows, mask, batch, padded_count = _padded_windows(ids, sequence_length, burn_in, batch_size)
     batch_loss = _batch_loss_fn(model, batch, sequence_length)
     nats = 0.0
-    for i in range(0, padded_count, batch):
+    for i in progress(range(0, padded_count, batch), "scoring characters"):
         window = windows[i : i + batch]
         nats += float(batch_loss(window[:, :-1], window[:, 1:], mask[i : i + batch]))
     num_chars = int(ids.shape[0]) - 1

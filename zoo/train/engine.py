@@ -208,9 +208,11 @@ def _hash_dataset(dataset: Any, *, keep_inputs: bool) -> tuple[str, list[Any], l
     """One pass over the data: its sha256, its labels and (for one-shot iterators) its inputs."""
     import hashlib
 
+    from zoo.progress import batch_count, progress
+
     inputs, labels, batches = [], [], 0
     digest = hashlib.sha256()
-    for x, y in _batches(dataset):
+    for x, y in progress(_batches(dataset), "reading data", total=batch_count(dataset)):
         _update_digest(digest, x, y)
         if y is not None:
             labels.append(y)
@@ -240,10 +242,14 @@ def _run_extractor(run: Callable[[Any], Any], dataset: Any, inputs: list[Any], d
     """Features of every batch, checking that a re-read dataset is the one that was hashed."""
     import hashlib
 
+    from zoo.progress import batch_count, progress
+
     outputs: list[list[Any]] = []
     again = hashlib.sha256()
     reiterable = not inputs
-    for x, y in _batches(dataset) if reiterable else ((x, None) for x in inputs):
+    batches = _batches(dataset) if reiterable else ((x, None) for x in inputs)
+    total = batch_count(dataset) if reiterable else len(inputs)
+    for x, y in progress(batches, "extracting features", total=total):
         if reiterable:
             _update_digest(again, x, y)
         out = run(x)  # the compiled forward function (not eager calls), or another runtime

@@ -1025,6 +1025,37 @@ def test_int8_simulation_rounds_only_the_chosen_activations():
         int8_simulation(model, calibration, only=["no_such_layer"])
 
 
+def test_int8_simulation_rounds_a_layer_to_the_levels_asked():
+    """``levels`` rounds a layer's output more finely (the study of a finer stem), and only that one."""
+    import keras
+
+    from zoo.errors import InputError
+    from zoo.export import distillation_inputs, int8_simulation, quantized_outputs
+
+    model = zoo.load("lenet5")
+    calibration = np.random.default_rng(0).random((8, *model.input_shape[1:]), dtype=np.float32)
+    first = quantized_outputs(model)[0].name
+    fine = int8_simulation(model, calibration, only=[first], levels={first: 255 * 4 + 1})
+    coarse = int8_simulation(model, calibration, only=[first])
+    probe = {
+        name: keras.Model(m.input, m.get_layer(f"int8_{first}").output).predict_on_batch(calibration)
+        for name, m in (("fine", fine), ("coarse", coarse))
+    }
+    lo, hi = coarse.get_layer(f"int8_{first}").lo, coarse.get_layer(f"int8_{first}").hi
+    for name, steps in (("coarse", 255), ("fine", 1020)):
+        grid = probe[name] / ((hi - lo) / steps)  # (steps - zero point) x scale
+        np.testing.assert_allclose(grid, np.round(grid), atol=1e-3)
+    assert len(np.unique(probe["fine"])) > 2 * len(np.unique(probe["coarse"]))
+    with pytest.raises(InputError, match="no_such_layer: not among"):
+        int8_simulation(model, calibration, levels={"no_such_layer": 512})
+    entry = zoo.weights_entry("lenet5")
+    images = np.zeros((4, 28, 28), np.uint8)
+    plain = distillation_inputs(entry, images, steps=10, data="mnist")
+    assert "levels" not in plain  # checkpoints made before the option still resume
+    finer = distillation_inputs(entry, images, steps=10, data="mnist", levels={first: 511})
+    assert finer == {**plain, "levels": {first: 511}}
+
+
 def test_int8_simulation_takes_the_ranges_distillation_set_for_other_weights():
     """A distilled model is simulated with the ranges its distillation trained with (int8_ranges of
     the weights it started from, which also name the layers fused into each int8 activation)."""

@@ -231,6 +231,57 @@ def test_equalized_channels_reach_six_and_leave_the_model_as_it_was():
     assert (np.abs(top - 3) < 1e-3).sum() == 2  # the others: over 3 already, capped at 16 times, or dead
 
 
+def test_the_first_activation_in_pieces_is_the_same_function_rounded_finer_in_int8(tmp_path):
+    """in_pieces keeps the float model's outputs, and its int8 file holds the stem's output in
+    twice the steps: closer to Keras than the int8 file of the model as it is."""
+    import keras
+    import numpy as np
+
+    from tools.int8_study import in_pieces, run_batches
+    from zoo.export import CLIP_QUANTILE, quantized_outputs, tflite_interpreter
+    from zoo.export._write import _write_savedmodel
+    from zoo.export.quantize import _int8_files
+
+    keras.utils.set_random_seed(0)
+    image = keras.Input((16, 16, 3))
+    x = keras.layers.Conv2D(8, 3, strides=2, padding="same", use_bias=False, name="stem")(image)
+    x = keras.layers.BatchNormalization(name="bn")(x)
+    x = keras.layers.ReLU(6.0, name="relu6")(x)
+    x = keras.layers.DepthwiseConv2D(3, padding="same", use_bias=False, name="depthwise")(x)
+    x = keras.layers.BatchNormalization(name="bn2")(x)
+    x = keras.layers.ReLU(6.0, name="second")(x)
+    model = keras.Model(image, keras.layers.Dense(10)(keras.layers.GlobalAveragePooling2D()(x)))
+    norm = model.get_layer("bn")
+    norm.gamma.assign(np.full(8, 20.0, np.float32))  # the stem's output fills [0, 6]
+    seen = np.random.default_rng(0).uniform(-1, 1, (64, 16, 16, 3)).astype(np.float32)
+    pieces = in_pieces(model, 2)
+    assert pieces.get_layer("first_pieces").kernel.shape == (3, 3, 3, 16)
+    assert pieces.get_layer("pieces_added").kernel.shape == (3, 3, 16, 8)
+    assert quantized_outputs(pieces)[0].name == "relu6"
+    want = np.asarray(model.predict_on_batch(seen))
+    np.testing.assert_allclose(np.asarray(pieces.predict_on_batch(seen)), want, atol=2e-5)
+    errors, held = [], []
+    for i, m in enumerate((model, pieces)):
+        _write_savedmodel(m, None, (16, 16, 3), tmp_path / f"m{i}")
+        blob = _int8_files(tmp_path / f"m{i}", seen, [CLIP_QUANTILE])[0]
+        errors.append(np.std(np.asarray(run_batches(blob, [seen])) - want))
+        interpreter = tflite_interpreter(model_content=blob)
+        held.append(
+            sorted(
+                (int(t["shape"][-1]), round(float(t["quantization"][0]) * 255, 3))
+                for t in interpreter.get_tensor_details()
+                if t["dtype"] == np.int8 and len(t["shape"]) == 4 and t["shape"][1] == 8
+            )
+        )
+    # the stem's output: 8 channels of [0, 6] in int8, then 16 (two pieces) of [0, 6], each piece
+    # holding half the range magnified twice; every tensor still int8
+    assert (8, 6.0) in held[0] and (16, 6.0) in held[1] and (16, 6.0) not in held[0]
+    assert errors[1] < 2 * errors[0], errors
+    plain = keras.Model(image, keras.layers.Dense(3)(keras.layers.Flatten()(image)))
+    with pytest.raises(SystemExit, match="does not start with conv, batch norm, ReLU6, depthwise conv"):
+        in_pieces(plain, 2)
+
+
 @pytest.mark.parametrize(
     ("option", "value", "says"),
     [

@@ -105,14 +105,25 @@ def transforms(entry: Any, keras_ops: bool | None = None) -> tuple[Any, Any]:
     return resize, normalise
 
 
-def run(name: str, images_path: str, steps: int, checkpoint: str) -> int:
-    """Distil ``name``'s int8 model for ``steps`` on the prepared images, saving to ``checkpoint``."""
+def run(name: str, images_path: str, steps: int, checkpoint: str, finer_first: int = 1) -> int:
+    """Distil ``name``'s int8 model for ``steps`` on the prepared images, saving to ``checkpoint``.
+
+    ``finer_first`` > 1 simulates the first int8 activation that many times finer (the study's
+    ``--first-pieces``: not what ``zoo export`` converts).
+    """
     import keras
     import numpy as np
 
     import zoo
     from zoo import api
-    from zoo.export import CALIBRATION_IMAGES, ResizedImages, bias_corrected, distil_int8, distillation_inputs
+    from zoo.export import (
+        CALIBRATION_IMAGES,
+        ResizedImages,
+        bias_corrected,
+        distil_int8,
+        distillation_inputs,
+        quantized_outputs,
+    )
 
     start_time = time.perf_counter()
     entry = zoo.weights_entry(name)
@@ -122,10 +133,17 @@ def run(name: str, images_path: str, steps: int, checkpoint: str) -> int:
     train = ResizedImages(source, resize)
     seen = np.asarray(normalise(train[:CALIBRATION_IMAGES]))
     model = api.load(entry.name)
-    inputs = distillation_inputs(entry, source, steps=steps, data=data)
+    levels = {quantized_outputs(model)[0].name: 255 * finer_first + 1} if finer_first > 1 else None
+    inputs = distillation_inputs(entry, source, steps=steps, data=data, levels=levels)
     start, corrected = bias_corrected(model, seen)
     print(f"{keras.backend.backend()}: {len(train)} {data} images {seen.shape[1:]}; {corrected} corrected")
-    options = {"transform": normalise, "start": start, "checkpoint": checkpoint, "inputs": inputs}
+    options = {
+        "transform": normalise,
+        "start": start,
+        "checkpoint": checkpoint,
+        "inputs": inputs,
+        "levels": levels,
+    }
     distil_int8(model, train, seen, steps=steps, **options)
     print(f"distilled {steps} steps into {checkpoint} in {time.perf_counter() - start_time:.0f} s")
     return 0
@@ -144,6 +162,12 @@ def main() -> int:
     r.add_argument("--images", required=True, help="the .npz that prepare wrote")
     r.add_argument("--steps", type=int, required=True)
     r.add_argument("--checkpoint", required=True, help="folder of the state (resumed when it matches)")
+    r.add_argument(
+        "--finer-first",
+        type=int,
+        default=1,
+        help="simulate the first int8 activation this many times finer (int8_study --first-pieces)",
+    )
     args = parser.parse_args()
     if args.verb == "prepare" and args.images is not None:
         from zoo.export import QAT_BATCH
@@ -152,7 +176,9 @@ def main() -> int:
             parser.error(f"--images must be at least one batch ({QAT_BATCH}), got {args.images}")
     if args.verb == "prepare":
         return prepare(args.name, args.data, args.out, args.images)
-    return run(args.name, args.images, args.steps, args.checkpoint)
+    if args.verb == "run" and args.finer_first < 1:
+        parser.error(f"--finer-first must be at least 1, got {args.finer_first}")
+    return run(args.name, args.images, args.steps, args.checkpoint, args.finer_first)
 
 
 if __name__ == "__main__":

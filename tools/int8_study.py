@@ -15,6 +15,11 @@ On the first ``--images`` test images of ``--data`` (shaped as the export shapes
 - the float Keras model with only its first activation rounded, on narrower ranges than the
   export's (``--first-ranges 4,3``: ``[lo, hi]`` cut at each top): whether a range a quantiser
   could learn (LSQ, PACT) would round it more finely at less cost than the values it clips;
+- the float Keras model with int8-rounded activations, its first rounded ``k`` times more finely
+  (``--finer-first 2,4``), and the int8 file ``zoo export`` makes of the same function with its
+  first activation held as ``k`` ReLU6 copies, ``k`` times magnified and shifted, that the
+  depthwise convolution after it, made a full convolution, adds back in its int32 accumulator
+  (``--first-pieces 2``: every tensor still int8, the stem's output in ``256 k`` steps);
 - the int8 model as ``zoo export`` makes it (bias-corrected) with its first convolutions left in
   float (``--float-first 2,3``): two keep the stem's output from being rounded at all;
 - how closely the int8 simulation that distillation trains follows the int8 file it stands for,
@@ -44,7 +49,8 @@ Usage:
     ZOO_DATA_DIR=../shared/data python -m tools.int8_study [--entry efficientnet_lite0.in1k] \\
         [--data cifar10] [--images 1000] [--split test] [--int16 500] \\
         [--float-ops DEPTHWISE_CONV_2D,FULLY_CONNECTED,CONV_2D] [--weights-only] [--activations] \\
-        [--perturbations] [--first-ranges 4,3] [--float-first 2,3] [--equalize 1,2] [--simulation] \\
+        [--perturbations] [--first-ranges 4,3] [--finer-first 2,4] [--first-pieces 2] [--float-first 2,3] \\
+        [--equalize 1,2] [--simulation] \\
         [--distilled DIR [--distilled-steps 1000]] [--quantiles 1e-3,1e-2] [--file e.tflite] \\
         [--clear-gap 0.3]
 """
@@ -52,6 +58,7 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import tempfile
 import time
@@ -236,6 +243,125 @@ def first_range(model, calibration, tops: list[float], inputs: list, report) -> 
         report(f"Keras with float weights, only {first} rounded, on [{lo:g}, {top:g}]", got)
 
 
+def finer_first(model, calibration, factors: list[int], inputs: list, report) -> None:
+    """Report Keras with float weights and int8-rounded activations, the first rounded ``k`` times finer.
+
+    The first activation alone, then with every other one: what a first activation held more
+    finely than int8's 256 steps of its range (as :func:`in_pieces` holds it) would win.
+    """
+    import numpy as np
+
+    from zoo.export import int8_simulation, quantized_outputs
+
+    names = [layer.name for layer in quantized_outputs(model)]
+    for only, label in ((names[:1], f"the first ({names[0]}) alone"), (None, f"all {len(names)}")):
+        for k in [1, *factors]:
+            simulation = int8_simulation(model, calibration, only=only, levels={names[0]: 255 * k + 1})
+            got = np.concatenate([np.asarray(simulation.predict_on_batch(x)) for x in inputs])
+            report(f"Keras with float weights, int8-rounded activations: {label}, the first {k}x finer", got)
+
+
+def in_pieces(model, k: int):
+    """``model`` with its first activation (a ReLU6 after a convolution and batch norm, read by a
+    depthwise convolution) held as ``k`` int8 tensors' worth of steps: the same function in float.
+
+    The convolution, its batch norm folded in, gives ``k`` copies of each channel, copy ``i``
+    scaled by ``k`` and shifted down by ``6 i``; each goes through the ReLU6, so copy ``i`` holds
+    the part of the activation in ``[6 i / k, 6 (i + 1) / k]``, magnified ``k`` times. The
+    depthwise convolution becomes a full convolution that adds the copies back (each tap
+    divided by ``k``) in its int32 accumulator, so the int8 model rounds the activation to
+    ``256 k`` steps at the cost of that convolution's ``k`` x channels multiplications.
+    """
+    import keras
+    import numpy as np
+
+    from zoo.export import quantized_outputs
+    from zoo.export.simulation import _parent, _users
+
+    relu = quantized_outputs(model)[0]
+    bn = _parent(relu)
+    conv = _parent(bn) if isinstance(bn, keras.layers.BatchNormalization) else None
+    users = _users(model).get(id(relu.output), [])
+    if not (
+        isinstance(relu, keras.layers.ReLU)
+        and relu.max_value == 6
+        and isinstance(conv, keras.layers.Conv2D)
+        and not conv.use_bias
+        and len(users) == 1
+        and isinstance(users[0], keras.layers.DepthwiseConv2D)
+        and users[0].depth_multiplier == 1
+        and not users[0].use_bias
+    ):
+        raise SystemExit(
+            f"--first-pieces: {model.name} does not start with conv, batch norm, ReLU6, depthwise conv"
+        )
+    depthwise = users[0]
+    scale = bn.gamma.numpy() / np.sqrt(bn.moving_variance.numpy() + bn.epsilon)
+    kernel, bias = conv.kernel.numpy() * scale, bn.beta.numpy() - bn.moving_mean.numpy() * scale
+    channels = kernel.shape[-1]
+    taps = depthwise.kernel.numpy()[..., 0] / k
+    full = np.zeros((*taps.shape[:2], channels * k, channels), np.float32)
+    for i in range(k):
+        full[:, :, i * channels + np.arange(channels), np.arange(channels)] = taps
+    copies = keras.layers.Conv2D(
+        channels * k, conv.kernel_size, conv.strides, conv.padding, name="first_pieces"
+    )
+    adds = keras.layers.Conv2D(
+        channels,
+        depthwise.kernel_size,
+        depthwise.strides,
+        depthwise.padding,
+        use_bias=False,
+        name="pieces_added",
+    )
+    replaced = {conv.name: copies, bn.name: None, depthwise.name: adds}
+
+    def call(layer, *args, **kwargs):
+        if layer.name not in replaced:
+            return layer(*args, **kwargs)
+        return args[0] if replaced[layer.name] is None else replaced[layer.name](*args, **kwargs)
+
+    clone = keras.models.clone_model(model, call_function=call)
+    for layer in clone.layers:
+        if layer.weights and layer.name not in ("first_pieces", "pieces_added"):
+            layer.set_weights(model.get_layer(layer.name).get_weights())
+    copies.set_weights(
+        [np.concatenate([k * kernel] * k, -1), np.concatenate([k * bias - 6.0 * i for i in range(k)])]
+    )
+    adds.set_weights([full])
+    return clone
+
+
+def first_pieces(model, seen, calibration, factors: list[int], contract, batches: list, report) -> None:
+    """Report the int8 file as ``zoo export`` makes it (quantile ranges, bias correction) of
+    :func:`in_pieces` of the model, for each ``k``, with its latency beside the export's."""
+    import numpy as np
+
+    from zoo.export import CLIP_QUANTILE, rounded_weights
+    from zoo.export._write import _write_savedmodel
+    from zoo.export.quantize import _int8_files
+
+    baked, shape = contract
+    sample = np.concatenate(batches)[:64]
+    with tempfile.TemporaryDirectory(prefix="zoo-int8-pieces-") as tmp:
+        for k in [1, *factors]:
+            pieces = model if k == 1 else in_pieces(model, k)
+            if k > 1:
+                diff = np.abs(
+                    np.asarray(pieces.predict_on_batch(seen[:16]))
+                    - np.asarray(model.predict_on_batch(seen[:16]))
+                )
+                print(f"the first activation in {k} pieces, in float: max |diff| {diff.max():.1e} from Keras")
+            with rounded_weights(pieces, seen):
+                _write_savedmodel(pieces, baked, shape, Path(tmp) / f"k{k}")
+            blob = _int8_files(Path(tmp) / f"k{k}", calibration, [CLIP_QUANTILE])[0]
+            what = "as zoo export makes it" if k == 1 else f"its first activation in {k} pieces"
+            speed = ", ".join(f"batch {b} {latency_ms(blob, sample, b):.2f} ms" for b in (1, 64))
+            report(
+                f"int8 {what} (bias-corrected; {len(blob) / 1e6:.2f} MB; {speed})", run_batches(blob, batches)
+            )
+
+
 def first_in_float(corrected: Path, calibration, batches: list, counts: list[int], report) -> None:
     """Report the bias-corrected int8 model with its first convolutions (of any kind) left in float."""
     from tensorflow.lite.python import convert
@@ -281,16 +407,46 @@ def simulation_fidelity(
         print(f"  its top-1 is the simulation's on {same:.2f}%; logit difference std {spread:.3f}")
 
 
-def simulated_weights(entry, model, seen, transform, data: str, distilled: str | None, steps: int):
-    """The bias-corrected weights, or those of the finished distillation in ``distilled``, and
-    the activation ranges distillation simulates for them."""
-    from zoo.export import QAT_IMAGES, bias_corrected, int8_ranges
+def distilled_pieces(
+    start, ranges, seen, calibration, contract, inputs: list, batches: list, folder, report, k: int = 2
+) -> None:
+    """Report the simulation distillation trained with its first activation ``k`` times finer, and
+    the int8 file of those weights with that activation in ``k`` pieces (:func:`in_pieces`)."""
+    import numpy as np
+
+    from zoo.export import int8_simulation, quantized_outputs, rounded_weights
+    from zoo.export._write import _write_savedmodel
+    from zoo.export.quantize import _tflite_bytes
+
+    first = quantized_outputs(start)[0].name
+    with rounded_weights(start):  # the simulation copies the kernels on the int8 grid
+        simulation = int8_simulation(start, seen, ranges=ranges, levels={first: 255 * k + 1})
+    simulated = np.concatenate([np.asarray(simulation.predict_on_batch(x)) for x in inputs])
+    report(f"the int8 simulation distillation trained, {first} {k}x finer", simulated)
+    _write_savedmodel(in_pieces(start, k), *contract, folder)
+    got = run_batches(_tflite_bytes(folder, "int8", calibration, ranges), batches)
+    report(f"the int8 file of those weights, {first} in {k} pieces, the simulation's ranges", got)
+    same = 100 * np.mean(got.argmax(-1) == simulated.argmax(-1))
+    print(
+        f"  its top-1 is the simulation's on {same:.2f}%; logit difference std {np.std(got - simulated):.3f}"
+    )
+
+
+def simulated_weights(
+    entry, model, seen, transform, data: str, distilled: str | None, steps: int, finer: int = 1
+):
+    """The bias-corrected weights, or those of the finished distillation in ``distilled`` (run
+    with its first activation ``finer`` times finer), and the activation ranges distillation
+    simulates for them."""
+    from zoo.export import QAT_IMAGES, bias_corrected, int8_ranges, quantized_outputs
     from zoo.export.image import _data_parts, _distilled
 
     if distilled is None:
         start, _ = bias_corrected(model, seen)
         return "bias-corrected weights", start, int8_ranges(start, seen)
     qat = {"steps": steps, "checkpoint": distilled, "overwrite": False, "images": QAT_IMAGES}
+    if finer > 1:
+        qat["levels"] = {quantized_outputs(model)[0].name: 255 * finer + 1}
     weights, ranges = _distilled(entry, model, seen, qat, transform, _data_parts(entry, data, None), None, {})
     return f"weights distilled for {steps} steps", weights, ranges
 
@@ -482,6 +638,20 @@ def main() -> int:
         help="comma-separated tops: also Keras with only its first activation rounded, its range cut at each",
     )
     parser.add_argument(
+        "--finer-first",
+        type=numbers(int, 1),
+        default=[],
+        help="comma-separated factors: also Keras with int8-rounded activations, the first that many "
+        "times finer (alone and with all the others)",
+    )
+    parser.add_argument(
+        "--first-pieces",
+        type=numbers(int, 1),
+        default=[],
+        help="comma-separated counts: also the int8 file as zoo export makes it with its first "
+        "activation held in that many pieces (its depthwise convolution made a full one)",
+    )
+    parser.add_argument(
         "--float-first",
         type=numbers(int, 0),
         default=[],
@@ -497,6 +667,13 @@ def main() -> int:
         help="--simulation on the weights of this finished --qat-checkpoint folder (default images)",
     )
     parser.add_argument("--distilled-steps", type=int, default=1000, help="the steps --distilled was run for")
+    parser.add_argument(
+        "--distilled-finer",
+        type=int,
+        default=1,
+        help="--distilled was run with tools.distil_int8 --finer-first K: its simulation, and its int8 "
+        "file with the first activation in K pieces",
+    )
     parser.add_argument(
         "--clear-gap",
         type=float,
@@ -583,6 +760,10 @@ def main() -> int:
         "weights_only": lambda: weight_rounding(model, keras_inputs, whole),
         "activations": lambda: activation_rounding(model, seen, keras_inputs, whole),
         "first_ranges": lambda: first_range(model, seen, args.first_ranges, keras_inputs, whole),
+        "finer_first": lambda: finer_first(model, seen, args.finer_first, keras_inputs, whole),
+        "first_pieces": lambda: first_pieces(
+            model, seen, calibration, args.first_pieces, (baked, shape), batches, whole
+        ),
         "equalize": lambda: equalization(
             model, seen, args.equalize, keras_inputs, batches, (baked, shape, calibration), whole
         ),
@@ -593,14 +774,14 @@ def main() -> int:
         given_file(path, entry.name, batches, whole, parser.error)
     with tempfile.TemporaryDirectory(prefix="zoo-int8-study-") as tmp:
         if args.simulation or args.distilled:
+            finer = args.distilled_finer
             label, start, ranges = simulated_weights(
-                entry, model, seen, transform, args.data, args.distilled, args.distilled_steps
+                entry, model, seen, transform, args.data, args.distilled, args.distilled_steps, finer
             )
             print(f"{label}:")
             folder = Path(tmp) / "simulated"
-            simulation_fidelity(
-                start, ranges, seen, calibration, (baked, shape), keras_inputs, batches, folder, whole
-            )
+            check = functools.partial(distilled_pieces, k=finer) if finer > 1 else simulation_fidelity
+            check(start, ranges, seen, calibration, (baked, shape), keras_inputs, batches, folder, whole)
         saved = Path(tmp) / "saved_model"
         _write_savedmodel(model, baked, shape, saved)
         minmax = converter(saved, calibration).convert()

@@ -121,13 +121,21 @@ def _jax_step(trainable: list, optimizer: Any, loss_of: Callable[..., Any]) -> C
 
 
 def distillation_inputs(
-    entry: Any, images: Any, *, steps: int, data: str, split: str = "train", seed: int = 0
+    entry: Any,
+    images: Any,
+    *,
+    steps: int,
+    data: str,
+    split: str = "train",
+    seed: int = 0,
+    levels: dict[str, int] | None = None,
 ) -> dict[str, Any]:
     """What a distillation of ``entry``'s weights depends on: resuming one needs all of it equal.
 
     ``images`` are the source images (before any resize) batches are drawn from; their
     first :data:`CALIBRATION_IMAGES` set the activation ranges. The backend is not part
-    of it: TensorFlow, JAX and PyTorch runs continue each other.
+    of it: TensorFlow, JAX and PyTorch runs continue each other. ``levels`` is
+    :func:`distil_int8`'s (recorded only when given).
     """
     import numpy as np
 
@@ -148,6 +156,7 @@ def distillation_inputs(
         "schedule": "cosine to zero",
         "loss": "logits mse + softmax kl",
         "seed": seed,
+        **({"levels": dict(levels)} if levels else {}),
     }
 
 
@@ -192,6 +201,7 @@ def distil_int8(
     inputs: dict[str, Any] | None = None,
     overwrite: bool = False,
     ranges: Ranges | None = None,
+    levels: dict[str, int] | None = None,
 ) -> Any:
     """Quantisation-aware distillation: float weights whose int8 model follows ``model``'s outputs.
 
@@ -223,6 +233,8 @@ def distil_int8(
         overwrite: Start again over another run's state in ``checkpoint``.
         ranges: The simulated activation ranges (:func:`int8_ranges` of ``start`` on
             ``calibration``, which is what they default to).
+        levels: Layers whose outputs the simulation rounds to that many steps instead of 256
+            (:func:`int8_simulation`'s; a study of finer activations).
 
     Returns:
         A model of ``model``'s architecture with the distilled float weights.
@@ -235,7 +247,7 @@ def distil_int8(
 
     from zoo.tasks.inference import predict_fn
 
-    student = int8_simulation(model if start is None else start, calibration, ranges=ranges)
+    student = int8_simulation(model if start is None else start, calibration, ranges=ranges, levels=levels)
     optimizer = keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(QAT_LEARNING_RATE, steps))
     optimizer.build(student.trainable_variables)
     with _distillation_state(checkpoint, inputs, student, optimizer, overwrite) as state:

@@ -226,7 +226,9 @@ def _distilled(
     except DataError as e:
         raise InputError(f"--qat-steps trains on {data}'s train split: {e}; or leave out --qat-steps") from e
     train = ResizedImages(source, _export_resize(entry))
-    inputs = distillation_inputs(entry, source, steps=steps, data=data, split=parts.describe(parts.train))
+    levels = qat.get("levels")
+    split = parts.describe(parts.train)
+    inputs = distillation_inputs(entry, source, steps=steps, data=data, split=split, levels=levels)
     start, corrected = bias_corrected(model, seen)
     ranges = int8_ranges(start, seen)
     distilled = distil_int8(
@@ -240,6 +242,7 @@ def _distilled(
         inputs=inputs,
         overwrite=qat["overwrite"],
         ranges=ranges,
+        levels=levels,
     )
     extra["qat"] = (
         f"{steps} steps of quantisation-aware distillation (batch {QAT_BATCH}, Adam "

@@ -139,17 +139,21 @@ def _fake_quant_layer() -> type:
     import keras
 
     class FakeQuant(keras.layers.Layer):
-        """An int8 activation as TFLite stores it (``[lo, hi]`` in 256 steps), straight-through gradient."""
+        """An int8 activation as TFLite stores it (``[lo, hi]`` in 256 steps), straight-through gradient.
 
-        def __init__(self, lo: float, hi: float, **kwargs: Any) -> None:
+        ``levels`` other than 256 rounds to that many steps instead (a study of finer activations).
+        """
+
+        def __init__(self, lo: float, hi: float, levels: int = 256, **kwargs: Any) -> None:
             super().__init__(**kwargs)
-            self.lo, self.hi = float(min(lo, 0.0)), float(max(hi, 0.0))
+            self.lo, self.hi, self.levels = float(min(lo, 0.0)), float(max(hi, 0.0)), int(levels)
 
         def call(self, x: Any) -> Any:
-            scale = max(self.hi - self.lo, 1e-8) / 255.0
+            top = self.levels - 1
+            scale = max(self.hi - self.lo, 1e-8) / top
             zero = round(-self.lo / scale)
             clipped = keras.ops.clip(x, self.lo, self.hi)
-            steps = keras.ops.clip(keras.ops.round(clipped / scale) + zero, 0, 255)
+            steps = keras.ops.clip(keras.ops.round(clipped / scale) + zero, 0, top)
             return clipped + keras.ops.stop_gradient((steps - zero) * scale - clipped)
 
     return FakeQuant
@@ -212,7 +216,11 @@ def int8_ranges(model: Any, calibration: Any) -> Ranges:
 
 
 def int8_simulation(
-    model: Any, calibration: Any, only: Collection[str] | None = None, ranges: Ranges | None = None
+    model: Any,
+    calibration: Any,
+    only: Collection[str] | None = None,
+    ranges: Ranges | None = None,
+    levels: dict[str, int] | None = None,
 ) -> Any:
     """A copy of ``model`` (:func:`split_activations` of it) that computes as TFLite's int8 model of it would.
 
@@ -222,6 +230,8 @@ def int8_simulation(
     ``only`` names the layers whose outputs are rounded (default: all of them), to see
     what each costs; the input is always rounded, as TFLite's is. ``ranges`` (from
     :func:`int8_ranges`, for other weights) replaces the ranges ``model`` has on ``calibration``.
+    ``levels`` rounds the named layers' outputs to that many steps of their range instead of
+    int8's 256 (what a finer activation would change; not a TFLite model).
 
     Raises:
         InputError: When ``model`` nests other models (a fine-tuned backbone, say), or
@@ -240,7 +250,7 @@ def int8_simulation(
         raise InputError(f"quantisation-aware distillation takes one input; {model.name} has several")
     model = split_activations(model)
     quantized = quantized_outputs(model)
-    unknown = sorted(set(only or ()) - {layer.name for layer in quantized})
+    unknown = sorted((set(only or ()) | set(levels or ())) - {layer.name for layer in quantized})
     if unknown:
         raise InputError(
             f"{', '.join(unknown)}: not among {model.name}'s int8 activations; choose from "
@@ -261,6 +271,7 @@ def int8_simulation(
         out = layer(*args, **kwargs)
         if layer.name not in ranges:
             return out
-        return fake_quant(*ranges[layer.name], name=f"int8_{layer.name}")(out)
+        steps = (levels or {}).get(layer.name, 256)
+        return fake_quant(*ranges[layer.name], steps, name=f"int8_{layer.name}")(out)
 
     return _weights_by_name(model, keras.models.clone_model(model, input_tensors=image, call_function=call))

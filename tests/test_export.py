@@ -1294,3 +1294,63 @@ def test_a_sentence_encoder_exports_token_ids_to_its_embeddings(tmp_path):
     np.testing.assert_allclose(np.asarray(served["embeddings"]), expected, atol=1e-5)
     with pytest.raises(InputError, match="is a sentence encoder: export it with --format savedmodel or"):
         export("minilm_l6.sentence", "tflite", tmp_path / "m.tflite")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--format", "tflite", "--quantize", "float16", "--stem-pieces", "2"], "holds an int8 activation"),
+        (["--format", "onnx", "--stem-pieces", "2"], "holds an int8 activation"),
+        (["--format", "tflite", "--quantize", "int8", "--stem-pieces", "9"], "9 is not in the range 1<=x<=8"),
+    ],
+)
+def test_stem_pieces_are_refused_outside_int8(tmp_path, args, message):
+    import zoo.cli.deploy  # noqa: F401  (registers the command)
+    from zoo.cli import cli
+
+    out = tmp_path / "x.tflite"
+    result = CliRunner().invoke(cli, ["export", "lenet5", *args, "--out", str(out)])
+    assert result.exit_code != 0 and message in result.output, result.output
+    assert not out.exists()
+
+
+@pytest.mark.skipif(not DATA_DIR.is_dir(), reason="int8 calibrates on MNIST")
+def test_stem_pieces_need_a_relu6_read_by_a_depthwise_convolution(tmp_path):
+    from zoo.errors import InputError
+    from zoo.export import export
+
+    with pytest.raises(InputError, match="lenet5 does not start so: leave out --stem-pieces"):
+        export(
+            "lenet5", "tflite", tmp_path / "x.tflite", quantize="int8", stem_pieces=2, data_dir=str(DATA_DIR)
+        )
+    assert not (tmp_path / "x.tflite").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not DATA_DIR.is_dir(), reason="int8 calibrates on CIFAR-10")
+def test_efficientnet_int8_holds_its_stem_in_pieces(tmp_path):
+    """EfficientNet-Lite0's stem output in two int8 pieces: still int8 throughout, recorded, resumable."""
+    import zoo.cli.deploy  # noqa: F401  (registers the command)
+    from zoo.cli import cli
+    from zoo.export import tflite_interpreter, tflite_record
+
+    out, state = tmp_path / "e.tflite", tmp_path / "qat-state"
+    args = ["export", "efficientnet_lite0", "--format", "tflite", "--quantize", "int8", "--data", "cifar10"]
+    args += ["--data-dir", str(DATA_DIR), "--stem-pieces", "2", "--json"]
+    result = CliRunner().invoke(cli, [*args, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads(result.output[result.output.index("{") :])["metrics"]
+    assert metrics["stem_pieces"].startswith("the first activation held in 2 int8 pieces"), metrics
+    assert tflite_record(out)["stem_pieces"] == metrics["stem_pieces"]
+    details = tflite_interpreter(model_path=str(out)).get_tensor_details()
+    held = {(tuple(t["shape"][1:]), round(float(t["quantization"][0]) * 255, 2)) for t in details}
+    assert ((112, 112, 64), 6.0) in held  # 32 channels twice, each piece on [0, 6]
+    assert all(t["dtype"] != np.float32 for t in details if len(t["shape"]) == 4 and t["shape"][1] == 112)
+    distilled = CliRunner().invoke(
+        cli, [*args, "--qat-steps", "2", "--qat-checkpoint", str(state), "--out", str(tmp_path / "q.tflite")]
+    )
+    assert distilled.exit_code == 0, distilled.output
+    with np.load(state / "distillation.npz") as saved:
+        assert int(saved["done"]) == 2
+    marker = json.loads((state / ".zoo-output.json").read_text())
+    assert marker["inputs"]["levels"] == {"stem_relu6": 511}, marker["inputs"]

@@ -237,8 +237,9 @@ def test_the_first_activation_in_pieces_is_the_same_function_rounded_finer_in_in
     import keras
     import numpy as np
 
-    from tools.int8_study import in_pieces, run_batches
-    from zoo.export import CLIP_QUANTILE, quantized_outputs, tflite_interpreter
+    from tools.int8_study import run_batches
+    from zoo.errors import InputError
+    from zoo.export import CLIP_QUANTILE, first_in_pieces, quantized_outputs, tflite_interpreter
     from zoo.export._write import _write_savedmodel
     from zoo.export.quantize import _int8_files
 
@@ -254,7 +255,7 @@ def test_the_first_activation_in_pieces_is_the_same_function_rounded_finer_in_in
     norm = model.get_layer("bn")
     norm.gamma.assign(np.full(8, 20.0, np.float32))  # the stem's output fills [0, 6]
     seen = np.random.default_rng(0).uniform(-1, 1, (64, 16, 16, 3)).astype(np.float32)
-    pieces = in_pieces(model, 2)
+    pieces = first_in_pieces(model, 2)
     assert pieces.get_layer("first_pieces").kernel.shape == (3, 3, 3, 16)
     assert pieces.get_layer("pieces_added").kernel.shape == (3, 3, 16, 8)
     assert quantized_outputs(pieces)[0].name == "relu6"
@@ -277,9 +278,9 @@ def test_the_first_activation_in_pieces_is_the_same_function_rounded_finer_in_in
     # holding half the range magnified twice; every tensor still int8
     assert (8, 6.0) in held[0] and (16, 6.0) in held[1] and (16, 6.0) not in held[0]
     assert errors[1] < 2 * errors[0], errors
-    plain = keras.Model(image, keras.layers.Dense(3)(keras.layers.Flatten()(image)))
-    with pytest.raises(SystemExit, match="does not start with conv, batch norm, ReLU6, depthwise conv"):
-        in_pieces(plain, 2)
+    plain = keras.Model(image, keras.layers.Dense(3)(keras.layers.Flatten()(image)), name="plain")
+    with pytest.raises(InputError, match="plain does not start so: leave out --stem-pieces"):
+        first_in_pieces(plain, 2)
 
 
 @pytest.mark.parametrize(

@@ -159,7 +159,7 @@ EXPORT_FLOORS = (
     ("runtimes",),
     ("quantize",),
     ("simulation",),
-    ("distil",),
+    ("pieces", "distil"),
     ("_write",),
     ("image", "text", "generative"),
     ("api",),

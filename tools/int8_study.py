@@ -247,7 +247,7 @@ def finer_first(model, calibration, factors: list[int], inputs: list, report) ->
     """Report Keras with float weights and int8-rounded activations, the first rounded ``k`` times finer.
 
     The first activation alone, then with every other one: what a first activation held more
-    finely than int8's 256 steps of its range (as :func:`in_pieces` holds it) would win.
+    finely than int8's 256 steps of its range (as ``zoo.export.first_in_pieces`` holds it) would win.
     """
     import numpy as np
 
@@ -261,83 +261,12 @@ def finer_first(model, calibration, factors: list[int], inputs: list, report) ->
             report(f"Keras with float weights, int8-rounded activations: {label}, the first {k}x finer", got)
 
 
-def in_pieces(model, k: int):
-    """``model`` with its first activation (a ReLU6 after a convolution and batch norm, read by a
-    depthwise convolution) held as ``k`` int8 tensors' worth of steps: the same function in float.
-
-    The convolution, its batch norm folded in, gives ``k`` copies of each channel, copy ``i``
-    scaled by ``k`` and shifted down by ``6 i``; each goes through the ReLU6, so copy ``i`` holds
-    the part of the activation in ``[6 i / k, 6 (i + 1) / k]``, magnified ``k`` times. The
-    depthwise convolution becomes a full convolution that adds the copies back (each tap
-    divided by ``k``) in its int32 accumulator, so the int8 model rounds the activation to
-    ``256 k`` steps at the cost of that convolution's ``k`` x channels multiplications.
-    """
-    import keras
-    import numpy as np
-
-    from zoo.export import quantized_outputs
-    from zoo.export.simulation import _parent, _users
-
-    relu = quantized_outputs(model)[0]
-    bn = _parent(relu)
-    conv = _parent(bn) if isinstance(bn, keras.layers.BatchNormalization) else None
-    users = _users(model).get(id(relu.output), [])
-    if not (
-        isinstance(relu, keras.layers.ReLU)
-        and relu.max_value == 6
-        and isinstance(conv, keras.layers.Conv2D)
-        and not conv.use_bias
-        and len(users) == 1
-        and isinstance(users[0], keras.layers.DepthwiseConv2D)
-        and users[0].depth_multiplier == 1
-        and not users[0].use_bias
-    ):
-        raise SystemExit(
-            f"--first-pieces: {model.name} does not start with conv, batch norm, ReLU6, depthwise conv"
-        )
-    depthwise = users[0]
-    scale = bn.gamma.numpy() / np.sqrt(bn.moving_variance.numpy() + bn.epsilon)
-    kernel, bias = conv.kernel.numpy() * scale, bn.beta.numpy() - bn.moving_mean.numpy() * scale
-    channels = kernel.shape[-1]
-    taps = depthwise.kernel.numpy()[..., 0] / k
-    full = np.zeros((*taps.shape[:2], channels * k, channels), np.float32)
-    for i in range(k):
-        full[:, :, i * channels + np.arange(channels), np.arange(channels)] = taps
-    copies = keras.layers.Conv2D(
-        channels * k, conv.kernel_size, conv.strides, conv.padding, name="first_pieces"
-    )
-    adds = keras.layers.Conv2D(
-        channels,
-        depthwise.kernel_size,
-        depthwise.strides,
-        depthwise.padding,
-        use_bias=False,
-        name="pieces_added",
-    )
-    replaced = {conv.name: copies, bn.name: None, depthwise.name: adds}
-
-    def call(layer, *args, **kwargs):
-        if layer.name not in replaced:
-            return layer(*args, **kwargs)
-        return args[0] if replaced[layer.name] is None else replaced[layer.name](*args, **kwargs)
-
-    clone = keras.models.clone_model(model, call_function=call)
-    for layer in clone.layers:
-        if layer.weights and layer.name not in ("first_pieces", "pieces_added"):
-            layer.set_weights(model.get_layer(layer.name).get_weights())
-    copies.set_weights(
-        [np.concatenate([k * kernel] * k, -1), np.concatenate([k * bias - 6.0 * i for i in range(k)])]
-    )
-    adds.set_weights([full])
-    return clone
-
-
 def first_pieces(model, seen, calibration, factors: list[int], contract, batches: list, report) -> None:
     """Report the int8 file as ``zoo export`` makes it (quantile ranges, bias correction) of
-    :func:`in_pieces` of the model, for each ``k``, with its latency beside the export's."""
+    ``zoo.export.first_in_pieces`` of the model, for each ``k``, with its latency beside the export's."""
     import numpy as np
 
-    from zoo.export import CLIP_QUANTILE, rounded_weights
+    from zoo.export import CLIP_QUANTILE, first_in_pieces, rounded_weights
     from zoo.export._write import _write_savedmodel
     from zoo.export.quantize import _int8_files
 
@@ -345,7 +274,7 @@ def first_pieces(model, seen, calibration, factors: list[int], contract, batches
     sample = np.concatenate(batches)[:64]
     with tempfile.TemporaryDirectory(prefix="zoo-int8-pieces-") as tmp:
         for k in [1, *factors]:
-            pieces = model if k == 1 else in_pieces(model, k)
+            pieces = model if k == 1 else first_in_pieces(model, k)
             if k > 1:
                 diff = np.abs(
                     np.asarray(pieces.predict_on_batch(seen[:16]))
@@ -411,10 +340,10 @@ def distilled_pieces(
     start, ranges, seen, calibration, contract, inputs: list, batches: list, folder, report, k: int = 2
 ) -> None:
     """Report the simulation distillation trained with its first activation ``k`` times finer, and
-    the int8 file of those weights with that activation in ``k`` pieces (:func:`in_pieces`)."""
+    the int8 file of those weights with that activation in ``k`` pieces (``zoo.export.first_in_pieces``)."""
     import numpy as np
 
-    from zoo.export import int8_simulation, quantized_outputs, rounded_weights
+    from zoo.export import first_in_pieces, int8_simulation, quantized_outputs, rounded_weights
     from zoo.export._write import _write_savedmodel
     from zoo.export.quantize import _tflite_bytes
 
@@ -423,7 +352,7 @@ def distilled_pieces(
         simulation = int8_simulation(start, seen, ranges=ranges, levels={first: 255 * k + 1})
     simulated = np.concatenate([np.asarray(simulation.predict_on_batch(x)) for x in inputs])
     report(f"the int8 simulation distillation trained, {first} {k}x finer", simulated)
-    _write_savedmodel(in_pieces(start, k), *contract, folder)
+    _write_savedmodel(first_in_pieces(start, k), *contract, folder)
     got = run_batches(_tflite_bytes(folder, "int8", calibration, ranges), batches)
     report(f"the int8 file of those weights, {first} in {k} pieces, the simulation's ranges", got)
     same = 100 * np.mean(got.argmax(-1) == simulated.argmax(-1))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from zoo.cli._app import cli, echo_json, human_size
-from zoo.export import QAT_BATCH, QAT_IMAGES, QUANTIZE
+from zoo.export import MAX_PIECES, QAT_BATCH, QAT_IMAGES, QUANTIZE
 
 
 @cli.command("export")
@@ -51,6 +51,15 @@ from zoo.export import QAT_BATCH, QAT_IMAGES, QUANTIZE
     f"[default: {QAT_IMAGES}].",
 )
 @click.option(
+    "--stem-pieces",
+    type=click.IntRange(1, MAX_PIECES),
+    default=1,
+    show_default=True,
+    help="int8: hold the first activation (a ReLU6 read by a depthwise convolution: EfficientNet-Lite) "
+    "in this many int8 pieces that the next convolution, made a full one, adds back: that many times "
+    "finer steps, every tensor still int8, that convolution slower.",
+)
+@click.option(
     "--no-preprocessing",
     is_flag=True,
     help="Images: take preprocessed float inputs instead of raw uint8 images (text takes token ids).",
@@ -85,6 +94,7 @@ def export_cmd(
     qat_steps: int,
     qat_checkpoint: str | None,
     qat_images: int | None,
+    stem_pieces: int,
 ) -> None:
     """Export pretrained weights as a SavedModel, TFLite, ONNX or OpenVINO model, checked against Keras.
 
@@ -122,6 +132,7 @@ def export_cmd(
         qat_steps=qat_steps,
         qat_checkpoint=qat_checkpoint,
         qat_images=qat_images,
+        stem_pieces=stem_pieces,
     )
     if as_json:
         echo_json(result.to_dict())

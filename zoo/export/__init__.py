@@ -54,6 +54,7 @@ from zoo.export.api import export
 from zoo.export.distil import QAT_CHECKPOINT_EVERY, ResizedImages, distil_int8, distillation_inputs
 from zoo.export.forward import ONNX_FORWARD_VERSION, onnx_forward
 from zoo.export.generative import SAMPLER_CHECKS
+from zoo.export.pieces import MAX_PIECES, first_in_pieces
 from zoo.export.quantize import bias_corrected, bias_corrections, int8_weights, rounded_weights
 from zoo.export.runtimes import (
     compile_openvino,
@@ -84,6 +85,7 @@ __all__ = [
     "FIXED_RANGES",
     "FORMATS",
     "FUSED_ACTIVATIONS",
+    "MAX_PIECES",
     "ONNX_FORWARD_VERSION",
     "QAT_BATCH",
     "QAT_CHECKPOINT_EVERY",
@@ -103,6 +105,7 @@ __all__ = [
     "distil_int8",
     "distillation_inputs",
     "export",
+    "first_in_pieces",
     "in_top_k",
     "int8_ranges",
     "int8_simulation",

@@ -22,9 +22,22 @@ def _check_export_args(
     qat_steps: int = 0,
     qat_checkpoint: Any = None,
     qat_images: int | None = None,
+    stem_pieces: int = 1,
 ) -> None:
     """Refuse an unknown format or quantisation, another backend, and ONNX export without its packages."""
     from zoo.backend import keras_backend
+    from zoo.export.pieces import MAX_PIECES
+
+    if (
+        isinstance(stem_pieces, bool)
+        or not isinstance(stem_pieces, int)
+        or not 1 <= stem_pieces <= MAX_PIECES
+    ):
+        raise InputError(f"stem_pieces must be a whole number from 1 to {MAX_PIECES}, got {stem_pieces!r}")
+    if stem_pieces > 1 and quantize != "int8":
+        raise InputError(
+            "--stem-pieces holds an int8 activation: use it with --format tflite --quantize int8"
+        )
 
     if qat_steps < 0:
         raise InputError(f"qat_steps must be 0 or more, got {qat_steps}")
@@ -98,6 +111,7 @@ def export(
     qat_steps: int = 0,
     qat_checkpoint: str | os.PathLike[str] | None = None,
     qat_images: int | None = None,
+    stem_pieces: int = 1,
 ) -> ExportResult:
     """Export pretrained weights to ``fmt`` at ``out`` and check the result against Keras.
 
@@ -117,35 +131,33 @@ def export(
             rounding: :func:`rounded_weights`) or ``"dynamic"`` (int8 weights; no calibration).
         preprocessing: Images: bake the entry's input transform in (inputs become raw uint8
             images). Text exports always take token ids (the result says ``False``).
-        samples: Number of (fixed, random) images of the input size the check runs on: it
-            never reads a data folder, so exports are the same with or without one.
+        samples: How many fixed random images the check runs on (never a data folder's).
         data: Images: the dataset that calibrates int8 (its train split) and that
             ``evaluate`` measures (its test split); default: the weights' own dataset.
         data_dir: Data directory (overrides ``ZOO_DATA_DIR``); images only.
-        evaluate: Also measure a quantised TFLite model's top-1 agreement with Keras on
-            test images (and both accuracies when the data is the weights' own).
+        evaluate: Also measure a quantised TFLite model's top-1 agreement (and accuracy) on test images.
         overwrite: Replace an earlier export that zoo wrote at ``out``, and another run's state
             in ``qat_checkpoint`` (never anything else: see :mod:`zoo.outputs`).
         qat_steps: int8 only: steps of :func:`distil_int8` on ``data``'s train split first
             (instead of bias correction; still checked against the original Keras model).
-        qat_checkpoint: A folder for the distillation's state, which an export with the same
-            inputs continues (or converts at once when finished), from any Keras backend.
+        qat_checkpoint: A folder for the distillation's state, continued by an export of the same inputs.
         qat_images: How many of ``data``'s train images (the first of a fixed shuffle) distillation
             draws batches from; default :data:`QAT_IMAGES`. A checkpoint needs the same number.
+        stem_pieces: int8 only: the first activation in that many int8 pieces, that many times
+            finer (:func:`first_in_pieces`; EfficientNet-Lite). 1: as the model is.
 
     Returns:
         An :class:`ExportResult`; float formats must match within 1e-4.
 
     Raises:
         ExportError: When the exported model's outputs differ beyond the tolerance.
-        InputError: When ``name`` is not a classifier, or ``fmt`` is not available for it
-            (TFLite for text).
+        InputError: When ``name`` is not a classifier, or ``fmt`` is not for it (TFLite for text).
         OutputError: When ``out`` (or, for ONNX text exports, its vocabulary file) holds
             anything that zoo did not write, or an earlier export without ``overwrite``.
     """
     from zoo import registry
 
-    _check_export_args(fmt, quantize, qat_steps, qat_checkpoint, qat_images)
+    _check_export_args(fmt, quantize, qat_steps, qat_checkpoint, qat_images, stem_pieces)
     target = _checked_target(fmt, out, overwrite)
     entry = _classifier_entry(name, fmt)
     task = registry.get_spec(entry.architecture).task
@@ -159,7 +171,8 @@ def export(
         return _export_sampler(entry, fmt, target, overwrite)
     if entry.preprocessing.get("type") == "text":
         return _export_text(entry, fmt, target, overwrite)
-    options = dict(quantize=quantize, preprocessing=preprocessing, samples=samples, data=data)
-    options.update(data_dir=data_dir, evaluate=evaluate, overwrite=overwrite, qat_steps=qat_steps)
-    options.update(qat_checkpoint=qat_checkpoint, qat_images=qat_images)
-    return _export_image(entry, fmt, target, **options)
+    options = dict(
+        quantize=quantize, preprocessing=preprocessing, samples=samples, data=data, data_dir=data_dir
+    )
+    options.update(evaluate=evaluate, overwrite=overwrite, qat_steps=qat_steps, qat_checkpoint=qat_checkpoint)
+    return _export_image(entry, fmt, target, **options, qat_images=qat_images, stem_pieces=stem_pieces)

@@ -231,10 +231,8 @@ def distil_int8(
             ``inputs`` continues from it, or returns at once when it is finished.
         inputs: What the run depends on (:func:`distillation_inputs`); needed with ``checkpoint``.
         overwrite: Start again over another run's state in ``checkpoint``.
-        ranges: The simulated activation ranges (:func:`int8_ranges` of ``start`` on
-            ``calibration``, which is what they default to).
-        levels: Layers whose outputs the simulation rounds to that many steps instead of 256
-            (:func:`int8_simulation`'s; a study of finer activations).
+        ranges: The simulated activation ranges (default: :func:`int8_ranges` of ``start``).
+        levels: Layers the simulation rounds to that many steps, not 256 (:func:`int8_simulation`'s).
 
     Returns:
         A model of ``model``'s architecture with the distilled float weights.

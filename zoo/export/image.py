@@ -37,6 +37,7 @@ from zoo.export._write import (
     _write_savedmodel,
 )
 from zoo.export.distil import ResizedImages, _DistillationState, distil_int8, distillation_inputs
+from zoo.export.pieces import first_in_pieces, pieces_levels
 from zoo.export.quantize import _tflite_bytes, bias_corrected, rounded_weights
 from zoo.export.runtimes import in_top_k, run_export, tflite_interpreter
 from zoo.export.simulation import int8_ranges, split_activations
@@ -136,6 +137,7 @@ def _export_image(
     qat_steps: int = 0,
     qat_checkpoint: str | os.PathLike[str] | None = None,
     qat_images: int | None = None,
+    stem_pieces: int = 1,
 ) -> ExportResult:
     """Export an image classifier (see :func:`export`) to the checked target ``out``."""
     import numpy as np
@@ -152,6 +154,8 @@ def _export_image(
         inputs["qat_steps"] = qat_steps
     if qat_images is not None:
         inputs["qat_images"] = qat_images
+    if stem_pieces > 1:
+        inputs["stem_pieces"] = stem_pieces
     command = f"zoo export {entry.name} --format {fmt}"
     extra: dict[str, Any] = {}
     calibration = ranges = None
@@ -171,17 +175,17 @@ def _export_image(
             quantized_from = Path(tmpdir) / "int8_weights"
             transform = zoo.data.image_transform(baked)
             seen = np.asarray(transform(calibration)) if preprocessing else calibration
-            if qat_steps:  # weights distilled through a simulation of the int8 model
+            qat = None
+            if qat_steps:
                 qat = {"steps": qat_steps, "checkpoint": qat_checkpoint, "overwrite": overwrite}
                 qat["images"] = QAT_IMAGES if qat_images is None else qat_images
-                distilled, ranges = _distilled(entry, model, seen, qat, transform, parts, data_dir, extra)
-                _write_savedmodel(distilled, baked if preprocessing else None, shape, quantized_from)
-            else:  # TFLite converts weights already on its grid, biases corrected
-                with rounded_weights(model, seen) as rounded:
-                    _write_savedmodel(model, baked if preprocessing else None, shape, quantized_from)
-                corrected = rounded.pop("corrected")
-                count = sum(len(layers) for layers in rounded.values())
-                extra["bias_correction"] = f"{len(corrected)} of {count} layers, on the calibration images"
+            weights = (entry, model, seen, transform, parts, data_dir, extra)
+            ranges = _int8_weights(
+                weights,
+                qat,
+                stem_pieces,
+                lambda m: _write_savedmodel(m, baked if preprocessing else None, shape, quantized_from),
+            )
         got = _write_checked(
             saved,
             fmt,
@@ -198,6 +202,36 @@ def _export_image(
     if test is not None:
         result.metrics.update(_compare_on_test(entry, model, out, preprocessing, test))
     return result
+
+
+def _int8_weights(
+    weights: tuple[Any, ...], qat: dict[str, Any] | None, pieces: int, write: Callable[[Any], None]
+) -> Ranges | None:
+    """Hand ``write`` the model TFLite converts to int8; the activation ranges it must keep, if any.
+
+    ``weights`` is ``(entry, model, seen, transform, parts, data_dir, extra)``. With ``qat``, the
+    weights :func:`_distilled` (its ranges returned); else the model's, on TFLite's grid with
+    biases corrected (TFLite's own ranges). ``pieces`` > 1 holds the first activation in that
+    many int8 pieces (:func:`first_in_pieces`), which distillation simulates as that much finer.
+    """
+    entry, model, seen, transform, parts, data_dir, extra = weights
+    if pieces > 1:
+        extra["stem_pieces"] = (
+            f"the first activation held in {pieces} int8 pieces that the convolution after it adds "
+            f"back: {255 * pieces} steps of its range"
+        )
+    if qat is not None:  # weights distilled through a simulation of the int8 model
+        qat["levels"] = pieces_levels(model, pieces)
+        distilled, ranges = _distilled(entry, model, seen, qat, transform, parts, data_dir, extra)
+        write(first_in_pieces(distilled, pieces))
+        return ranges
+    held = first_in_pieces(model, pieces)  # TFLite converts weights already on its grid, biases corrected
+    with rounded_weights(held, seen) as rounded:
+        write(held)
+    corrected = rounded.pop("corrected")
+    count = sum(len(layers) for layers in rounded.values())
+    extra["bias_correction"] = f"{len(corrected)} of {count} layers, on the calibration images"
+    return None
 
 
 def _distilled(

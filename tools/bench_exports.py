@@ -7,7 +7,8 @@ on the same inputs, in the same run. Float exports report the max |diff| against
 Keras on the export's check inputs; int8 and dynamic-range exports report the top-1
 agreement with Keras on a test split and, where that split is the weights' own, the
 accuracy change. ``tflite-int8-qat`` (the entries of :data:`QAT_STEPS`) is int8 after
-quantisation-aware distillation (``zoo export --qat-steps``).
+quantisation-aware distillation (``zoo export --qat-steps``), ``tflite-int8-piecesK`` (those of
+:data:`STEM_PIECES`) int8 with the first activation in K pieces (``zoo export --stem-pieces K``).
 
 Results are kept in ``docs/exports.json`` (a rerun measures only missing cells;
 ``--redo`` measures again); ``--readme`` writes the table into README.md.
@@ -60,6 +61,8 @@ ENTRIES = {
 REPEATS = 5
 #: Entries also measured as ``tflite-int8-qat``: int8 after this many steps of ``--qat-steps``.
 QAT_STEPS = {"efficientnet_lite0.in1k": 1000}
+#: Entries also measured as ``tflite-int8-piecesK``: int8 with ``--stem-pieces K``.
+STEM_PIECES = {"efficientnet_lite0.in1k": 2}
 
 
 def formats_of(name: str) -> tuple[str, ...]:
@@ -77,7 +80,8 @@ def formats_of(name: str) -> tuple[str, ...]:
         return ("any",)  # one row saying why (generative and language models)
     if entry.preprocessing.get("type") == "text":
         return TEXT_FORMATS
-    return IMAGE_FORMATS + (("tflite-int8-qat",) if name in QAT_STEPS else ())
+    qat = ("tflite-int8-qat",) if name in QAT_STEPS else ()
+    return IMAGE_FORMATS + qat + ((f"tflite-int8-pieces{STEM_PIECES[name]}",) if name in STEM_PIECES else ())
 
 
 def _best_ms(fn) -> float:
@@ -185,7 +189,8 @@ def run_cell(name: str, fmt: str, work: Path) -> dict:
             evaluate=TOLERANCE[quantize or None] is None,
             data=data,
             overwrite=True,
-            qat_steps=QAT_STEPS[name] if qat else 0,
+            qat_steps=QAT_STEPS[name] if qat == "qat" else 0,
+            stem_pieces=int(qat.removeprefix("pieces")) if qat.startswith("pieces") else 1,
         )
     except ZooError as exc:
         return {"status": "not available", "reason": str(exc).split(";")[0][:120]}
@@ -244,7 +249,8 @@ def table(results: dict) -> str:
         "| batch 1: Keras / export ms | batch 64: Keras / export ms |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    order = {f: i for i, f in enumerate((*IMAGE_FORMATS, "tflite-int8-qat", "any"))}
+    pieces = sorted({f"tflite-int8-pieces{k}" for k in STEM_PIECES.values()})
+    order = {f: i for i, f in enumerate((*IMAGE_FORMATS, "tflite-int8-qat", *pieces, "any"))}
     entries = list(ENTRIES)
 
     def rank(key: str) -> tuple[int, int]:

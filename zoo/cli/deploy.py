@@ -113,6 +113,7 @@ def export_cmd(
       zoo export efficientnet_lite0 --format tflite --quantize int8 --data cifar10 --evaluate --out e.tflite
       zoo export efficientnet --format tflite --quantize int8 --qat-steps 1000 --data cifar10 --out q.tflite
         (add --qat-checkpoint DIR to keep its state: the same command then resumes from DIR)
+      zoo export efficientnet --format tflite --quantize int8 --stem-pieces 2 --data cifar10 --out e.tflite
       zoo export efficientnet_lite0 --format tflite --quantize dynamic --out e-dynamic.tflite
       zoo export minilm_l6.mr --format onnx --out minilm-mr.onnx
       zoo export ./my-finetuned-lstm --format savedmodel --out ./lstm-savedmodel

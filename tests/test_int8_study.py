@@ -291,6 +291,8 @@ def test_the_first_activation_in_pieces_is_the_same_function_rounded_finer_in_in
         ("--float-first", "1.5", "expected comma-separated whole numbers"),
         ("--equalize", "0", "each value must be above 0"),
         ("--quantiles", "1e-4,0.7", "each value must be between 0 and 0.5"),
+        ("--finer-first", "1", "each value must be above 1"),
+        ("--first-pieces", "2.5", "expected comma-separated whole numbers"),
     ],
 )
 def test_int8_study_refuses_bad_lists_before_it_loads_anything(option, value, says):

@@ -15,8 +15,8 @@ On the first ``--images`` test images of ``--data`` (shaped as the export shapes
 - the float Keras model with only its first activation rounded, on narrower ranges than the
   export's (``--first-ranges 4,3``: ``[lo, hi]`` cut at each top): whether a range a quantiser
   could learn (LSQ, PACT) would round it more finely at less cost than the values it clips;
-- the float Keras model with int8-rounded activations, its first rounded ``k`` times more finely
-  (``--finer-first 2,4``), and the int8 file ``zoo export`` makes of the same function with its
+- the float Keras model with int8-rounded activations, its first rounded ``k`` times more finely,
+  then every one (``--finer-first 2,4``), and the int8 file ``zoo export`` makes of the same function with its
   first activation held as ``k`` ReLU6 copies, ``k`` times magnified and shifted, that the
   depthwise convolution after it, made a full convolution, adds back in its int32 accumulator
   (``--first-pieces 2``: every tensor still int8, the stem's output in ``256 k`` steps);
@@ -247,18 +247,22 @@ def finer_first(model, calibration, factors: list[int], inputs: list, report) ->
     """Report Keras with float weights and int8-rounded activations, the first rounded ``k`` times finer.
 
     The first activation alone, then with every other one: what a first activation held more
-    finely than int8's 256 steps of its range (as ``zoo.export.first_in_pieces`` holds it) would win.
+    finely than int8's 256 steps of its range (as ``zoo.export.first_in_pieces`` holds it) would win;
+    then every activation ``k`` times finer (no int8 model does that): what finer activations could
+    win at all.
     """
     import numpy as np
 
     from zoo.export import int8_simulation, quantized_outputs
 
     names = [layer.name for layer in quantized_outputs(model)]
-    for only, label in ((names[:1], f"the first ({names[0]}) alone"), (None, f"all {len(names)}")):
-        for k in [1, *factors]:
-            simulation = int8_simulation(model, calibration, only=only, levels={names[0]: 255 * k + 1})
-            got = np.concatenate([np.asarray(simulation.predict_on_batch(x)) for x in inputs])
-            report(f"Keras with float weights, int8-rounded activations: {label}, the first {k}x finer", got)
+    cases = [(names[:1], f"the first ({names[0]}) alone, {k}x finer", k, names[:1]) for k in [1, *factors]]
+    cases += [(None, f"all {len(names)}, the first {k}x finer", k, names[:1]) for k in [1, *factors]]
+    cases += [(None, f"all {len(names)}, every one {k}x finer", k, names) for k in factors]
+    for only, label, k, fine in cases:
+        simulation = int8_simulation(model, calibration, only=only, levels={n: 255 * k + 1 for n in fine})
+        got = np.concatenate([np.asarray(simulation.predict_on_batch(x)) for x in inputs])
+        report(f"Keras with float weights, int8-rounded activations: {label}", got)
 
 
 def first_pieces(model, seen, calibration, factors: list[int], contract, batches: list, report) -> None:

@@ -1097,9 +1097,12 @@ def test_int8_simulation_refuses_nested_models():
         (["--format", "tflite", "--quantize", "float16", "--qat-steps", "5"], "tunes an int8 export"),
         (["--format", "onnx", "--qat-steps", "5"], "tunes an int8 export"),
         (["--format", "tflite", "--quantize", "int8", "--qat-steps", "-1"], "-1 is not in the range x>=0"),
+        (["--format", "tflite", "--quantize", "float16", "--stem-pieces", "2"], "holds an int8 activation"),
+        (["--format", "onnx", "--stem-pieces", "2"], "holds an int8 activation"),
+        (["--format", "tflite", "--quantize", "int8", "--stem-pieces", "9"], "9 is not in the range 1<=x<=8"),
     ],
 )
-def test_qat_steps_are_refused_outside_int8(tmp_path, args, message):
+def test_int8_options_are_refused_outside_int8(tmp_path, args, message):
     import zoo.cli.deploy  # noqa: F401  (registers the command)
     from zoo.cli import cli
 
@@ -1294,24 +1297,6 @@ def test_a_sentence_encoder_exports_token_ids_to_its_embeddings(tmp_path):
     np.testing.assert_allclose(np.asarray(served["embeddings"]), expected, atol=1e-5)
     with pytest.raises(InputError, match="is a sentence encoder: export it with --format savedmodel or"):
         export("minilm_l6.sentence", "tflite", tmp_path / "m.tflite")
-
-
-@pytest.mark.parametrize(
-    ("args", "message"),
-    [
-        (["--format", "tflite", "--quantize", "float16", "--stem-pieces", "2"], "holds an int8 activation"),
-        (["--format", "onnx", "--stem-pieces", "2"], "holds an int8 activation"),
-        (["--format", "tflite", "--quantize", "int8", "--stem-pieces", "9"], "9 is not in the range 1<=x<=8"),
-    ],
-)
-def test_stem_pieces_are_refused_outside_int8(tmp_path, args, message):
-    import zoo.cli.deploy  # noqa: F401  (registers the command)
-    from zoo.cli import cli
-
-    out = tmp_path / "x.tflite"
-    result = CliRunner().invoke(cli, ["export", "lenet5", *args, "--out", str(out)])
-    assert result.exit_code != 0 and message in result.output, result.output
-    assert not out.exists()
 
 
 @pytest.mark.skipif(not DATA_DIR.is_dir(), reason="int8 calibrates on MNIST")

@@ -281,6 +281,11 @@ def test_the_first_activation_in_pieces_is_the_same_function_rounded_finer_in_in
     plain = keras.Model(image, keras.layers.Dense(3)(keras.layers.Flatten()(image)), name="plain")
     with pytest.raises(InputError, match="plain does not start so: leave out --stem-pieces"):
         first_in_pieces(plain, 2)
+    x = keras.layers.Conv2D(8, 3, use_bias=False)(image)
+    x = keras.layers.ReLU(6.0)(keras.layers.BatchNormalization()(x))
+    x = keras.layers.DepthwiseConv2D(3, dilation_rate=2, use_bias=False)(x)  # not one full convolution's taps
+    with pytest.raises(InputError, match="dilated does not start so"):
+        first_in_pieces(keras.Model(image, x, name="dilated"), 2)
 
 
 @pytest.mark.parametrize(

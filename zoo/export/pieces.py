@@ -41,6 +41,8 @@ def _site(model: Any) -> tuple[Any, Any, Any, Any]:
         and isinstance(users[0], keras.layers.DepthwiseConv2D)
         and users[0].depth_multiplier == 1
         and not users[0].use_bias
+        and all(layer.data_format == "channels_last" for layer in (conv, users[0]))
+        and tuple(users[0].dilation_rate) == (1, 1)
     ):
         raise InputError(
             f"--stem-pieces holds a first activation that is a ReLU6 after a convolution and batch norm, "

@@ -108,8 +108,9 @@ def transforms(entry: Any, keras_ops: bool | None = None) -> tuple[Any, Any]:
 def run(name: str, images_path: str, steps: int, checkpoint: str, finer_first: int = 1) -> int:
     """Distil ``name``'s int8 model for ``steps`` on the prepared images, saving to ``checkpoint``.
 
-    ``finer_first`` > 1 simulates the first int8 activation that many times finer (the study's
-    ``--first-pieces``: not what ``zoo export`` converts).
+    ``finer_first`` > 1 simulates the first int8 activation that many times finer, as
+    ``zoo export --stem-pieces`` holds it (``zoo.export.first_in_pieces``): that export, with
+    ``--qat-checkpoint`` at this folder, converts the finished state.
     """
     import keras
     import numpy as np
@@ -122,8 +123,8 @@ def run(name: str, images_path: str, steps: int, checkpoint: str, finer_first: i
         bias_corrected,
         distil_int8,
         distillation_inputs,
-        quantized_outputs,
     )
+    from zoo.export.pieces import pieces_levels
 
     start_time = time.perf_counter()
     entry = zoo.weights_entry(name)
@@ -133,7 +134,7 @@ def run(name: str, images_path: str, steps: int, checkpoint: str, finer_first: i
     train = ResizedImages(source, resize)
     seen = np.asarray(normalise(train[:CALIBRATION_IMAGES]))
     model = api.load(entry.name)
-    levels = {quantized_outputs(model)[0].name: 255 * finer_first + 1} if finer_first > 1 else None
+    levels = pieces_levels(model, finer_first)
     inputs = distillation_inputs(entry, source, steps=steps, data=data, levels=levels)
     start, corrected = bias_corrected(model, seen)
     print(f"{keras.backend.backend()}: {len(train)} {data} images {seen.shape[1:]}; {corrected} corrected")
@@ -166,7 +167,7 @@ def main() -> int:
         "--finer-first",
         type=int,
         default=1,
-        help="simulate the first int8 activation this many times finer (int8_study --first-pieces)",
+        help="simulate the first int8 activation this many times finer, for zoo export --stem-pieces",
     )
     args = parser.parse_args()
     if args.verb == "prepare" and args.images is not None:

@@ -347,13 +347,15 @@ def distilled_pieces(
     the int8 file of those weights with that activation in ``k`` pieces (``zoo.export.first_in_pieces``)."""
     import numpy as np
 
-    from zoo.export import first_in_pieces, int8_simulation, quantized_outputs, rounded_weights
+    from zoo.export import first_in_pieces, int8_simulation, rounded_weights
     from zoo.export._write import _write_savedmodel
+    from zoo.export.pieces import pieces_levels
     from zoo.export.quantize import _tflite_bytes
 
-    first = quantized_outputs(start)[0].name
+    levels = pieces_levels(start, k)
+    (first,) = levels
     with rounded_weights(start):  # the simulation copies the kernels on the int8 grid
-        simulation = int8_simulation(start, seen, ranges=ranges, levels={first: 255 * k + 1})
+        simulation = int8_simulation(start, seen, ranges=ranges, levels=levels)
     simulated = np.concatenate([np.asarray(simulation.predict_on_batch(x)) for x in inputs])
     report(f"the int8 simulation distillation trained, {first} {k}x finer", simulated)
     _write_savedmodel(first_in_pieces(start, k), *contract, folder)
@@ -371,15 +373,15 @@ def simulated_weights(
     """The bias-corrected weights, or those of the finished distillation in ``distilled`` (run
     with its first activation ``finer`` times finer), and the activation ranges distillation
     simulates for them."""
-    from zoo.export import QAT_IMAGES, bias_corrected, int8_ranges, quantized_outputs
+    from zoo.export import QAT_IMAGES, bias_corrected, int8_ranges
     from zoo.export.image import _data_parts, _distilled
+    from zoo.export.pieces import pieces_levels
 
     if distilled is None:
         start, _ = bias_corrected(model, seen)
         return "bias-corrected weights", start, int8_ranges(start, seen)
     qat = {"steps": steps, "checkpoint": distilled, "overwrite": False, "images": QAT_IMAGES}
-    if finer > 1:
-        qat["levels"] = {quantized_outputs(model)[0].name: 255 * finer + 1}
+    qat["levels"] = pieces_levels(model, finer)
     weights, ranges = _distilled(entry, model, seen, qat, transform, _data_parts(entry, data, None), None, {})
     return f"weights distilled for {steps} steps", weights, ranges
 

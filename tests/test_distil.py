@@ -239,3 +239,30 @@ def test_the_tool_refuses_fewer_images_than_a_batch(tmp_path, monkeypatch, capsy
         distil_int8.main()
     assert stop.value.code == 2 and "at least one batch (32)" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_finer_levels_name_the_stem_or_every_int8_activation():
+    """tools.distil_int8's levels: --finer-first K alone is the stem --stem-pieces holds; with
+    --finer-all every int8 activation, each on 255 K + 1 steps; K = 1 is plain int8."""
+    from tools.distil_int8 import finer_levels
+    from zoo.export import quantized_outputs
+    from zoo.export.pieces import pieces_levels
+    from zoo.models.efficientnet import efficientnet_lite0
+
+    model = efficientnet_lite0(input_shape=(32, 32, 3), num_classes=10)
+    names = [layer.name for layer in quantized_outputs(model)]
+    assert finer_levels(model, 2) == pieces_levels(model, 2) == {"stem_relu6": 511}
+    every = finer_levels(model, 4, every=True)
+    assert list(every) == names and len(names) > 40 and set(every.values()) == {1021}
+    assert finer_levels(model, 1) is None and finer_levels(model, 1, every=True) is None
+
+
+def test_the_tool_refuses_finer_all_without_a_factor(tmp_path, monkeypatch, capsys):
+    from tools import distil_int8
+
+    argv = ["distil_int8", "run", "efficientnet_lite0.in1k", "--images", "x.npz", "--steps", "10"]
+    monkeypatch.setattr("sys.argv", [*argv, "--checkpoint", str(tmp_path / "c"), "--finer-all"])
+    with pytest.raises(SystemExit) as stop:
+        distil_int8.main()
+    assert stop.value.code == 2 and "--finer-all needs --finer-first K (K > 1)" in capsys.readouterr().err
+    assert not (tmp_path / "c").exists()

@@ -105,12 +105,28 @@ def transforms(entry: Any, keras_ops: bool | None = None) -> tuple[Any, Any]:
     return resize, normalise
 
 
-def run(name: str, images_path: str, steps: int, checkpoint: str, finer_first: int = 1) -> int:
+def finer_levels(model: Any, k: int, every: bool = False) -> dict[str, int] | None:
+    """``int8_simulation``'s ``levels``: the first int8 activation ``k`` times finer, as
+    ``zoo export --stem-pieces k`` holds it, or with ``every`` each one (no int8 file holds that:
+    a study of what finer activations could win). ``None`` for ``k`` = 1."""
+    from zoo.export import quantized_outputs
+    from zoo.export.pieces import pieces_levels
+
+    if not every or k == 1:
+        return pieces_levels(model, k)
+    return {layer.name: 255 * k + 1 for layer in quantized_outputs(model)}
+
+
+def run(
+    name: str, images_path: str, steps: int, checkpoint: str, finer_first: int = 1, every: bool = False
+) -> int:
     """Distil ``name``'s int8 model for ``steps`` on the prepared images, saving to ``checkpoint``.
 
     ``finer_first`` > 1 simulates the first int8 activation that many times finer, as
     ``zoo export --stem-pieces`` holds it (``zoo.export.first_in_pieces``): that export, with
-    ``--qat-checkpoint`` at this folder, converts the finished state.
+    ``--qat-checkpoint`` at this folder, converts the finished state. With ``every``, each
+    activation that many times finer: a study (``tools.int8_study --distilled-finer-all``), which
+    no export converts.
     """
     import keras
     import numpy as np
@@ -124,7 +140,6 @@ def run(name: str, images_path: str, steps: int, checkpoint: str, finer_first: i
         distil_int8,
         distillation_inputs,
     )
-    from zoo.export.pieces import pieces_levels
 
     start_time = time.perf_counter()
     entry = zoo.weights_entry(name)
@@ -134,7 +149,7 @@ def run(name: str, images_path: str, steps: int, checkpoint: str, finer_first: i
     train = ResizedImages(source, resize)
     seen = np.asarray(normalise(train[:CALIBRATION_IMAGES]))
     model = api.load(entry.name)
-    levels = pieces_levels(model, finer_first)
+    levels = finer_levels(model, finer_first, every)
     inputs = distillation_inputs(entry, source, steps=steps, data=data, levels=levels)
     start, corrected = bias_corrected(model, seen)
     print(f"{keras.backend.backend()}: {len(train)} {data} images {seen.shape[1:]}; {corrected} corrected")
@@ -169,6 +184,11 @@ def main() -> int:
         default=1,
         help="simulate the first int8 activation this many times finer, for zoo export --stem-pieces",
     )
+    r.add_argument(
+        "--finer-all",
+        action="store_true",
+        help="with --finer-first K, every int8 activation K times finer (a study; no export converts it)",
+    )
     args = parser.parse_args()
     if args.verb == "prepare" and args.images is not None:
         from zoo.export import QAT_BATCH
@@ -179,7 +199,9 @@ def main() -> int:
         return prepare(args.name, args.data, args.out, args.images)
     if args.verb == "run" and args.finer_first < 1:
         parser.error(f"--finer-first must be at least 1, got {args.finer_first}")
-    return run(args.name, args.images, args.steps, args.checkpoint, args.finer_first)
+    if args.verb == "run" and args.finer_all and args.finer_first == 1:
+        parser.error("--finer-all needs --finer-first K (K > 1): how many times finer")
+    return run(args.name, args.images, args.steps, args.checkpoint, args.finer_first, args.finer_all)
 
 
 if __name__ == "__main__":

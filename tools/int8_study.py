@@ -66,6 +66,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 from tools._results import best_time  # noqa: E402  (after the log level)
+from tools.distil_int8 import finer_levels  # noqa: E402
 
 
 def numbers(kind: type, low: float, high: float = float("inf")):
@@ -367,23 +368,51 @@ def distilled_pieces(
     )
 
 
+def distilled_all(start, ranges, seen, inputs: list, report, k: int) -> None:
+    """Report the simulation distillation trained with every int8 activation ``k`` times finer
+    (``tools.distil_int8 run --finer-first k --finer-all``): no int8 file holds it, so no file."""
+    import numpy as np
+
+    from zoo.export import int8_simulation, rounded_weights
+
+    with rounded_weights(start):  # the simulation copies the kernels on the int8 grid
+        simulation = int8_simulation(start, seen, ranges=ranges, levels=finer_levels(start, k, every=True))
+    simulated = np.concatenate([np.asarray(simulation.predict_on_batch(x)) for x in inputs])
+    report(f"the int8 simulation distillation trained, every activation {k}x finer", simulated)
+
+
 def simulated_weights(
-    entry, model, seen, transform, data: str, distilled: str | None, steps: int, finer: int = 1
+    entry, model, seen, transform, data: str, distilled: str | None, steps: int, finer: int = 1, every=False
 ):
     """The bias-corrected weights, or those of the finished distillation in ``distilled`` (run
-    with its first activation ``finer`` times finer), and the activation ranges distillation
-    simulates for them."""
+    with its first activation, or with ``every`` each, ``finer`` times finer), and the activation
+    ranges distillation simulates for them."""
     from zoo.export import QAT_IMAGES, bias_corrected, int8_ranges
     from zoo.export.image import _data_parts, _distilled
-    from zoo.export.pieces import pieces_levels
 
     if distilled is None:
         start, _ = bias_corrected(model, seen)
         return "bias-corrected weights", start, int8_ranges(start, seen)
     qat = {"steps": steps, "checkpoint": distilled, "overwrite": False, "images": QAT_IMAGES}
-    qat["levels"] = pieces_levels(model, finer)
+    qat["levels"] = finer_levels(model, finer, every)
     weights, ranges = _distilled(entry, model, seen, qat, transform, _data_parts(entry, data, None), None, {})
     return f"weights distilled for {steps} steps", weights, ranges
+
+
+def simulation_study(args, entry, model, transform, contract, images: tuple, tmp: Path, report) -> None:
+    """``--simulation`` and ``--distilled``: the simulation distillation trains (or trained, with
+    ``--distilled-finer``, ``--distilled-finer-all``) against Keras and the int8 file."""
+    seen, calibration, inputs, batches = images
+    finer, every = args.distilled_finer, args.distilled_finer_all
+    label, start, ranges = simulated_weights(
+        entry, model, seen, transform, args.data, args.distilled, args.distilled_steps, finer, every
+    )
+    print(f"{label}:")
+    if every:
+        distilled_all(start, ranges, seen, inputs, report, finer)
+        return
+    check = functools.partial(distilled_pieces, k=finer) if finer > 1 else simulation_fidelity
+    check(start, ranges, seen, calibration, contract, inputs, batches, tmp / "simulated", report)
 
 
 def perturbations(forward, transform, batches: list, report) -> None:
@@ -610,6 +639,11 @@ def main() -> int:
         "file with the first activation in K pieces",
     )
     parser.add_argument(
+        "--distilled-finer-all",
+        action="store_true",
+        help="--distilled was run with tools.distil_int8 --finer-first K --finer-all: its simulation only",
+    )
+    parser.add_argument(
         "--clear-gap",
         type=float,
         default=0.3,
@@ -709,14 +743,8 @@ def main() -> int:
         given_file(path, entry.name, batches, whole, parser.error)
     with tempfile.TemporaryDirectory(prefix="zoo-int8-study-") as tmp:
         if args.simulation or args.distilled:
-            finer = args.distilled_finer
-            label, start, ranges = simulated_weights(
-                entry, model, seen, transform, args.data, args.distilled, args.distilled_steps, finer
-            )
-            print(f"{label}:")
-            folder = Path(tmp) / "simulated"
-            check = functools.partial(distilled_pieces, k=finer) if finer > 1 else simulation_fidelity
-            check(start, ranges, seen, calibration, (baked, shape), keras_inputs, batches, folder, whole)
+            images = (seen, calibration, keras_inputs, batches)
+            simulation_study(args, entry, model, transform, (baked, shape), images, Path(tmp), whole)
         saved = Path(tmp) / "saved_model"
         _write_savedmodel(model, baked, shape, saved)
         minmax = converter(saved, calibration).convert()

@@ -352,6 +352,21 @@ def test_evaluate_compares_with_the_manifest_only_on_its_data_and_split(monkeypa
 
 
 @pytest.mark.skipif(not (DATA_DIR / "mnist").is_dir(), reason=f"no MNIST under {DATA_DIR}")
+def test_evaluate_scores_a_slice_of_a_split_and_says_the_manifest_is_of_whole_splits(monkeypatch):
+    monkeypatch.setenv("ZOO_DATA_DIR", str(DATA_DIR))
+    sliced = run("evaluate", "lenet5", "--split", "test[:500]")
+    assert sliced.exit_code == 0, sliced.output
+    assert "mnist (test[:500]), 500 examples, a slice (the manifest's figures are of whole splits)" in (
+        sliced.output
+    )
+    assert "manifest:" not in sliced.output
+    measured = json.loads(run("evaluate", "lenet5", "--split", "test[-5%:]", "--json").output)
+    assert measured["measured"]["num_examples"] == 500 and measured["manifest"] == {}
+    bad = run("evaluate", "lenet5", "--split", "test[500]")
+    assert bad.exit_code == 1 and "split 'test[500]' is not NAME or NAME[START:STOP]" in bad.output
+
+
+@pytest.mark.skipif(not (DATA_DIR / "mnist").is_dir(), reason=f"no MNIST under {DATA_DIR}")
 def test_evaluate_on_a_folder_names_the_split_it_chose(tmp_path, monkeypatch):
     import numpy as np
     from PIL import Image

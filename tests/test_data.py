@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import subprocess
 import sys
 import warnings
@@ -186,6 +187,67 @@ def test_mr_real_split_and_kfold(data_dir):
         zd.load("mr", "test", kfold=(10, 10))
     with pytest.raises(DataError, match="official splits"):
         zd.load("mnist", "test", kfold=(10, 1))
+
+
+@pytest.mark.parametrize(
+    ("split", "expected"),
+    [
+        ("test", ("test", None)),
+        (None, (None, None)),
+        ("test[:1000]", ("test", (None, "1000"))),
+        (" train [ 10% : -5 ] ", ("train", ("10%", "-5"))),
+        ("validation[-10%:]", ("validation", ("-10%", None))),
+        ("train[:]", ("train", (None, None))),
+    ],
+)
+def test_split_slices_parse_as_tensorflow_datasets_writes_them(split, expected):
+    assert zd.split_slice(split) == expected
+
+
+@pytest.mark.parametrize(
+    ("split", "says"),
+    [
+        ("test[5]", "is not NAME or NAME[START:STOP]"),
+        ("[:3]", "is not NAME"),
+        ("test[a:]", "is not NAME"),
+        ("test[1:2:3]", "is not NAME"),
+        ("test]", "is not NAME"),
+        ("test[:150%]", "150% is over 100%"),
+    ],
+)
+def test_malformed_split_slices_are_refused_with_the_form_to_write(split, says):
+    with pytest.raises(DataError, match=re.escape(says)):
+        zd.split_slice(split)
+
+
+def _labels(name, split, **kwargs):
+    batches = zd.load(name, split, batch_size=5000, as_supervised=True, **kwargs)
+    return np.concatenate([np.asarray(y) for _, y in batches])
+
+
+def test_a_split_slice_holds_those_examples_in_order(data_dir):
+    whole = _labels("mnist", "test")
+    assert np.array_equal(_labels("mnist", "test[:1000]"), whole[:1000])
+    assert np.array_equal(_labels("mnist", "test[-10%:]"), whole[-1000:])
+    assert np.array_equal(_labels("mnist", "test[10%:2500]"), whole[1000:2500])
+    assert np.array_equal(_labels("mnist", "test[9990:20000]"), whole[9990:])  # Python's bounds
+    fold = _labels("mr", "test", kfold=(10, 3))
+    assert np.array_equal(_labels("mr", "test[:50]", kfold=(10, 3)), fold[:50])
+    with pytest.raises(DataError, match=r"split 'test\[20000:\]' selects no examples: 'test' has 10,000"):
+        zd.load("mnist", "test[20000:]")
+    with pytest.raises(DataError, match="has no split 'validation'"):
+        zd.load("mnist", "validation[:10]")
+    with pytest.raises(DataError, match="one text counted in characters: split 'train\\[:10\\]' selects"):
+        zd.load("tiny_shakespeare", "train[:10]")
+
+
+def test_a_split_slice_of_a_table_of_ones_own(tmp_path):
+    table = tmp_path / "reviews.csv"
+    table.write_text(
+        "text,label\n" + "".join(f"review {i},{'good' if i % 2 else 'bad'}\n" for i in range(10))
+    )
+    texts = [t.decode() for t in zd.load(table, "train[2:-5]").map(lambda e: e["text"]).as_numpy_iterator()]
+    assert texts == ["review 2", "review 3", "review 4"]
 
 
 def test_mr_reads_latin1_and_utf8(tmp_path):

@@ -29,7 +29,10 @@ def _forward(name: str, runtime: str) -> Callable[[Any], Any] | None:
     help="Dataset: a name, tfds:NAME[:SPLIT], a folder or a CSV/TSV/JSONL file (default: the manifest's).",
 )
 @columns_options
-@click.option("--split", help="Split to evaluate (default: the manifest's).")
+@click.option(
+    "--split",
+    help="Split to evaluate (default: the manifest's), or a slice of it: test[:1000], test[:10%].",
+)
 @click.option("--data-dir", type=click.Path(file_okay=False), help="Data directory (default: ZOO_DATA_DIR).")
 @click.option("--batch-size", default=256, show_default=True, type=click.IntRange(min=1))
 @runtime_option()
@@ -60,9 +63,10 @@ def evaluate_cmd(
       ZOO_DATA_DIR=../shared/data zoo evaluate lenet5.mnist --json
       zoo evaluate resnet20 --runtime onnx
       zoo evaluate resnet20 --tta flip
+      zoo evaluate vae --split "test[:1000]"
     """
     from zoo import api
-    from zoo.data import table_columns
+    from zoo.data import split_slice, table_columns
     from zoo.tasks.evaluate import evaluate, evaluation_split, recorded_metrics
 
     entry = api.weights_entry(name)
@@ -81,6 +85,7 @@ def evaluate_cmd(
         f"({split or entry.dataset['split']})"
         + _count_text(result)
         + (", flip test-time augmentation (the manifest's figures are single-view)" if tta else "")
+        + (", a slice (the manifest's figures are of whole splits)" if split_slice(split)[1] else "")
     )
     for key, value in result.items():
         if key in ("num_examples", "num_chars"):

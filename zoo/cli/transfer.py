@@ -170,7 +170,7 @@ def finetune_cmd(
 @click.argument("name")
 @click.option("--data", required=True, help="A named dataset, tfds:NAME, a folder or a CSV/TSV/JSONL file.")
 @columns_options
-@click.option("--split", default="train", show_default=True)
+@click.option("--split", default="train", show_default=True, help="Split to read, or a slice: train[:5000].")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Output .npz file.")
 @click.option("--layer", "layers", multiple=True, help="Layer or stage to read (repeatable).")
 @click.option("--batch-size", default=256, show_default=True, type=click.IntRange(min=1))

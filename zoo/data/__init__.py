@@ -9,6 +9,7 @@ Quick start::
     zoo.data.info("mnist").splits          # {'train': 60000, 'test': 10000}
     zoo.data.load("tfds:glue/sst2:validation")
     zoo.data.load("path/to/folder", "test")  # root/<split>/<label>/*.png
+    zoo.data.load("mnist", "test[:1000]")    # a slice, in tensorflow-datasets' syntax
     mr_train, mr_test = zoo.data.kfold("mr", k=10, fold=3)
 
 Named datasets (``list_datasets()``): ``mnist``, ``fashion_mnist``, ``cifar10``,
@@ -34,7 +35,7 @@ from zoo.data.augment import (
 )
 from zoo.data.catalog import DatasetInfo, list_datasets
 from zoo.data.folders import DataWarning
-from zoo.data.pipeline import fit_spec, info, kfold, load, table_columns
+from zoo.data.pipeline import fit_spec, info, kfold, load, split_slice, table_columns
 from zoo.data.tfds_source import TfdsRef, parse_tfds
 from zoo.preprocessing.specs import (
     build_vocab,
@@ -66,6 +67,7 @@ __all__ = [
     "make_transform",
     "parse_tfds",
     "random_crop_with_padding",
+    "split_slice",
     "random_flip_left_right",
     "resolve_data_dir",
     "text_spec",

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -54,7 +55,7 @@ from zoo.data.tfds_source import PREFIX, TfdsRef, is_tfds_string, load_tfds, par
 from zoo.errors import DataError
 from zoo.preprocessing.specs import make_transform
 
-__all__ = ["epoch_numbers", "load", "info", "kfold"]
+__all__ = ["epoch_numbers", "load", "info", "kfold", "split_slice"]
 
 _SOURCES = ("auto", "local", "tfds")
 _COLOR_CHANNELS = {"rgb": 3, "grayscale": 1}
@@ -366,6 +367,59 @@ def _folder(
 
 
 # ---------------------------------------------------------------------------
+# Split slices: "test[:1000]", "train[10%:]"
+# ---------------------------------------------------------------------------
+
+_SLICE = re.compile(r"(?P<base>[^\[\]]*?)\s*\[\s*(?P<start>-?\d+%?)?\s*:\s*(?P<stop>-?\d+%?)?\s*\]")
+_SLICE_FORM = "NAME or NAME[START:STOP] (whole numbers or percentages, like 'test[:1000]' or 'train[-10%:]')"
+
+
+def split_slice(split: str | None) -> tuple[str | None, tuple[str | None, str | None] | None]:
+    """Split ``"test[:1000]"`` into ``("test", (None, "1000"))``; a plain split has no bounds.
+
+    The slice is tensorflow-datasets' syntax, in examples or percentages of the split (rounded
+    to the closest example), Python's rules for negative and out-of-range bounds.
+
+    Raises:
+        DataError: A split with brackets that is not ``NAME[START:STOP]``, or a percentage over 100.
+    """
+    if split is None or "[" not in split and "]" not in split:
+        return split, None
+    match = _SLICE.fullmatch(split.strip())
+    if match is None or not match["base"].strip():
+        raise DataError(f"split {split!r} is not {_SLICE_FORM}")
+    for bound in (match["start"], match["stop"]):
+        if bound and bound.endswith("%") and abs(int(bound[:-1])) > 100:
+            raise DataError(f"split {split!r}: {bound} is over 100%; expected {_SLICE_FORM}")
+    return match["base"].strip(), (match["start"], match["stop"])
+
+
+def _bound(bound: str | None, n: int) -> int | None:
+    if bound is None or not bound.endswith("%"):
+        return None if bound is None else int(bound)
+    return round(int(bound[:-1]) * n / 100)
+
+
+def _sliced(src: _Source, split: str, bounds: tuple[str | None, str | None] | None, base: str) -> _Source:
+    """``src`` cut to the examples ``split``'s ``bounds`` select (:func:`split_slice`)."""
+    if bounds is None:
+        return src
+    if src.info.unit != "examples":
+        raise DataError(
+            f"{src.info.name!r} holds each split as one text counted in {src.info.unit}: "
+            f"split {split!r} selects examples; use the whole split {base!r}"
+        )
+    n = src.size if src.size is not None else src.info.splits.get(base)
+    if n is None:
+        raise DataError(f"the size of {src.info.name!r} {base!r} is unknown: slice it with tfds:NAME:{split}")
+    chosen = range(n)[slice(*(_bound(b, n) for b in bounds))]
+    if not chosen:
+        raise DataError(f"split {split!r} selects no examples: {base!r} has {n:,}")
+    ds = src.ds.skip(chosen.start).take(len(chosen))
+    return dataclasses.replace(src, ds=ds, size=len(chosen))
+
+
+# ---------------------------------------------------------------------------
 # Argument checks
 # ---------------------------------------------------------------------------
 
@@ -477,18 +531,15 @@ def _source(
         if kfold is not None:
             raise DataError("kfold=(k, i) is not available for tfds: datasets")
         return _generic_tfds(parse_tfds(name), split)
+    base, bounds = split_slice(split)  # tfds: slices its own above
     if isinstance(name, str) and not _is_path_like(name):
         entry = catalog.get_named(name)
-        return _named(entry, split, resolve_data_dir(data_dir), source, kfold)
-    return _folder(
-        Path(name),
-        split,
-        kfold=kfold,
-        image_size=image_size,
-        color_mode=color_mode,
-        text_column=text_column,
-        label_column=label_column,
-    )
+        src = _named(entry, base, resolve_data_dir(data_dir), source, kfold)
+        return _sliced(src, str(split), bounds, catalog.canonical_split(entry, base or "train"))
+    options = {"image_size": image_size, "color_mode": color_mode}
+    options.update(text_column=text_column, label_column=label_column)
+    src = _folder(Path(name), base, kfold=kfold, **options)
+    return _sliced(src, str(split), bounds, base or "train")
 
 
 # ---------------------------------------------------------------------------
@@ -790,7 +841,9 @@ def load(
             ``"tfds:NAME[/CONFIG][:SPLIT]"`` for any tensorflow-datasets dataset,
             or a path: an image/text folder (``root/<label>/*`` or
             ``root/<split>/<label>/*``) or a CSV/TSV/JSONL file or folder of them.
-        split: The split (default ``"train"``; ``"val"``/``"dev"`` mean ``"validation"``).
+        split: The split (default ``"train"``; ``"val"``/``"dev"`` mean ``"validation"``),
+            or a slice of it in tensorflow-datasets' syntax: ``"test[:1000]"`` (its first
+            1,000 examples, in order), ``"train[-10%:]"`` (its last tenth).
         batch_size: Batch this many elements (``None``: unbatched). Variable-length
             token ids are padded with 0.
         shuffle: Shuffle (seeded by ``seed``, reshuffled each epoch).

@@ -398,6 +398,24 @@ def test_evaluate_of_a_language_model_counts_its_characters(monkeypatch):
     assert "bits_per_char" in result.output and "num_chars" not in result.output
 
 
+@pytest.mark.skipif(not (DATA_DIR / "text" / "rt-polarity").is_dir(), reason=f"no MR under {DATA_DIR}")
+def test_evaluate_on_other_data_without_the_entrys_split_asks_for_one(monkeypatch):
+    """The character model was measured on 'validation'; MR has train and test: which, and then
+    that its text holds characters the model never saw (it scores none of them)."""
+    monkeypatch.setenv("ZOO_DATA_DIR", str(DATA_DIR))
+    result = run("evaluate", "lstm_charlm", "--data", "mr")
+    assert result.exit_code == 1, result.output
+    assert (
+        "mr has no 'validation' split, the one lstm_charlm.shakespeare was measured on; choose one of "
+        "its splits with --split (split= in Python): train, test"
+    ) in result.output
+    chosen = run("evaluate", "lstm_charlm", "--data", "mr", "--split", "test")
+    assert chosen.exit_code == 1 and "not in the 65-character vocabulary" in chosen.output, chosen.output
+    assert "lstm_charlm.shakespeare scores text of its own characters only, which mr (test) is not" in (
+        chosen.output
+    )
+
+
 def test_evaluate_of_weights_measured_on_imagenet_says_what_data_to_give():
     result = run("evaluate", "efficientnet_lite0")
     assert result.exit_code == 1, result.output

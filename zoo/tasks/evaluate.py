@@ -165,21 +165,29 @@ def evaluation_split(
 ) -> str:
     """The split :func:`evaluate` scores ``entry`` on, without loading anything.
 
-    ``split`` when given; else a classifier on other ``data`` is scored on the split
-    :func:`zoo.tasks.classify.data_split` chooses there (its only split, for a folder of one),
-    and every other evaluation on the entry's own split name.
+    ``split`` when given; else the entry's own split name, on other ``data`` the split
+    :func:`zoo.tasks.classify.data_split` chooses there (the entry's split name where the data
+    has it, else its only split).
+
+    Raises:
+        DataError: Other ``data`` has several splits, none of the entry's name: choose one.
     """
     import zoo.data
     from zoo.tasks import task_of
 
-    task = task_of(entry)
     if split is not None:
         return split
-    if data is None or task not in ("image-classification", "text-classification"):
+    if data is None:
         return str(entry.dataset["split"])
-    columns = columns if task == "text-classification" else None  # evaluate refuses them, saying why
+    columns = columns if task_of(entry) == "text-classification" else None  # evaluate refuses them
     info = zoo.data.info(str(data), data_dir=None if data_dir is None else str(data_dir), **(columns or {}))
-    return data_split(entry, info, None)
+    chosen = data_split(entry, info, None)
+    if info.splits and chosen not in info.splits:  # tfds counts splits once it has prepared them
+        raise DataError(
+            f"{data} has no {chosen!r} split, the one {entry.name} was measured on; choose one of its "
+            f"splits with --split (split= in Python): {', '.join(info.splits)}"
+        )
+    return chosen
 
 
 def _check_own_data_is_readable(entry: WeightsEntry) -> None:

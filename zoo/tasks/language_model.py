@@ -144,6 +144,16 @@ def _unknown_chars(text: str, ids: Any) -> list[str]:
     return [chr(int(c)) for c in missing]
 
 
+def _check_known(text: str, ids: Any, vocab: Sequence[str], what: str) -> None:
+    """Raise :class:`InputError` naming the characters of ``text`` outside ``vocab`` and ``what`` to do."""
+    if (ids < 0).any():
+        chars = _unknown_chars(text, ids)
+        shown = ", ".join(repr(c) for c in chars[:20]) + (" ..." if len(chars) > 20 else "")
+        raise InputError(
+            f"{len(chars)} character(s) not in the {len(vocab)}-character vocabulary: {shown}; {what}"
+        )
+
+
 def encode(text: str, vocab: Sequence[str], *, unknown: str = "drop") -> Any:
     """Map text to character ids (vectorised; no TensorFlow).
 
@@ -163,15 +173,9 @@ def encode(text: str, vocab: Sequence[str], *, unknown: str = "drop") -> Any:
         raise InputError(f"unknown must be 'drop' or 'raise', got {unknown!r}")
     vocab = _check_vocab(vocab)
     ids = _lookup(text, vocab)
-    if (ids < 0).any():
-        if unknown == "raise":
-            chars = _unknown_chars(text, ids)
-            shown = ", ".join(repr(c) for c in chars[:20]) + (" ..." if len(chars) > 20 else "")
-            raise InputError(
-                f"{len(chars)} character(s) not in the {len(vocab)}-character vocabulary: "
-                f"{shown}; remove them (or encode with unknown='drop')"
-            )
-        ids = ids[ids >= 0]
+    if unknown == "raise":
+        _check_known(text, ids, vocab, "remove them (or encode with unknown='drop')")
+    ids = ids[ids >= 0]
     return ids.astype(np.int32)
 
 
@@ -575,9 +579,12 @@ def evaluate_charlm(
             f"{entry.name}: the char spec must hold its vocab as an inline list of "
             "characters (zoo.tasks.language_model.char_spec(vocab))"
         )
-    text = load_text(str(data or entry.dataset["name"]), split or entry.dataset["split"], data_dir=data_dir)
+    name, split = str(data or entry.dataset["name"]), split or entry.dataset["split"]
+    text = load_text(name, split, data_dir=data_dir)
     if spec.get("lowercase"):
         text = text.lower()
+    what = f"{entry.name} scores text of its own characters only, which {name} ({split}) is not"
+    _check_known(text, _lookup(text, _check_vocab(list(vocab))), vocab, what)
     return evaluate_nats_per_char(
         model,
         text,

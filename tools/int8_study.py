@@ -370,15 +370,18 @@ def distilled_pieces(
 
 def distilled_all(start, ranges, seen, inputs: list, report, k: int) -> None:
     """Report the simulation distillation trained with every int8 activation ``k`` times finer
-    (``tools.distil_int8 run --finer-first k --finer-all``): no int8 file holds it, so no file."""
+    (``tools.distil_int8 run --finer-first k --finer-all``; no int8 file holds it, so no file),
+    and those distilled weights on the int8 grid with no activation rounded."""
     import numpy as np
 
     from zoo.export import int8_simulation, rounded_weights
 
     with rounded_weights(start):  # the simulation copies the kernels on the int8 grid
         simulation = int8_simulation(start, seen, ranges=ranges, levels=finer_levels(start, k, every=True))
+        kernels_only = np.concatenate([np.asarray(start.predict_on_batch(x)) for x in inputs])
     simulated = np.concatenate([np.asarray(simulation.predict_on_batch(x)) for x in inputs])
     report(f"the int8 simulation distillation trained, every activation {k}x finer", simulated)
+    report("its weights on the int8 grid, no activation rounded", kernels_only)
 
 
 def simulated_weights(

@@ -147,6 +147,40 @@ def test_int8_study_compares_both_ranges_and_int16_with_keras(tmp_path):
     assert re.findall(latency, out, re.M) == ["1", "64"]
 
 
+@pytest.mark.slow
+@pytest.mark.skipif(not (DATA_DIR / "mnist").is_dir(), reason=f"no MNIST under {DATA_DIR}")
+def test_int8_study_simulates_every_activation_finer_and_the_weights_alone():
+    """--distilled-finer-all: the simulation with every activation finer, and the same weights on
+    the int8 grid with float activations, which for the bias-corrected weights is --weights-only's
+    bias-corrected model."""
+    args = [
+        "--entry",
+        "lenet5.mnist",
+        "--data",
+        "mnist",
+        "--images",
+        "100",
+        "--int16",
+        "0",
+        "--float-ops",
+        "",
+    ]
+    args += ["--weights-only", "--simulation", "--distilled-finer", "2", "--distilled-finer-all"]
+    env = {**os.environ, "ZOO_DATA_DIR": str(DATA_DIR)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "tools.int8_study", *args], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = dict(
+        re.findall(r"^(.+?): (top-1 agreement [\d.]+% of 100, logit error std [\d.]+)", proc.stdout, re.M)
+    )
+    finer = rows["the int8 simulation, every activation 2x finer"]
+    assert float(re.search(r"agreement ([\d.]+)%", finer)[1]) >= 95, proc.stdout
+    corrected = "Keras with int8-rounded weights, 5 layers, biases corrected on 200 calibration images"
+    assert rows["those weights on the int8 grid, no activation rounded"] == rows[corrected], proc.stdout
+    assert "bias-corrected weights:" in proc.stdout
+
+
 def test_int8_study_refuses_a_file_that_is_not_an_int8_export_of_the_entry(tmp_path):
     from tools.int8_study import given_file
     from zoo.export import export

@@ -380,8 +380,8 @@ def distilled_all(start, ranges, seen, inputs: list, report, k: int) -> None:
         simulation = int8_simulation(start, seen, ranges=ranges, levels=finer_levels(start, k, every=True))
         kernels_only = np.concatenate([np.asarray(start.predict_on_batch(x)) for x in inputs])
     simulated = np.concatenate([np.asarray(simulation.predict_on_batch(x)) for x in inputs])
-    report(f"the int8 simulation distillation trained, every activation {k}x finer", simulated)
-    report("its weights on the int8 grid, no activation rounded", kernels_only)
+    report(f"the int8 simulation, every activation {k}x finer", simulated)
+    report("those weights on the int8 grid, no activation rounded", kernels_only)
 
 
 def simulated_weights(

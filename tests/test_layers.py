@@ -157,6 +157,7 @@ def test_layers_import_only_downward():
 EXPORT_FLOORS = (
     ("_common",),
     ("runtimes",),
+    ("rounding",),
     ("quantize",),
     ("simulation",),
     ("pieces", "distil"),

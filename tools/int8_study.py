@@ -762,7 +762,7 @@ def main() -> int:
         corrected = Path(tmp) / "corrected"
         if args.weights_only or args.float_first or args.quantiles:  # one bias correction for all
             with rounded_weights(model, np.asarray(transform(np.asarray(calibration)))) as rounded:
-                rounded.pop("corrected")
+                rounded.pop("corrected"), rounded.pop("compensated")
                 count = sum(len(group) for group in rounded.values())
                 label = f"{count} layers, biases corrected on {len(calibration)} calibration images"
                 if args.weights_only:

@@ -149,7 +149,7 @@ def distillation_inputs(
         "preprocessing": dict(entry.preprocessing),
         "images": {"data": data, "split": split, "count": len(images), "sha256": digest},
         "calibration_images": CALIBRATION_IMAGES,
-        "start": "bias-corrected",
+        "start": "kernels rounded with error compensation, bias-corrected",
         "steps": steps,
         "batch": QAT_BATCH,
         "learning_rate": QAT_LEARNING_RATE,

@@ -228,8 +228,12 @@ def _int8_weights(
     held = first_in_pieces(model, pieces)  # TFLite converts weights already on its grid, biases corrected
     with rounded_weights(held, seen) as rounded:
         write(held)
-    corrected = rounded.pop("corrected")
+    corrected, compensated = rounded.pop("corrected"), rounded.pop("compensated")
     count = sum(len(layers) for layers in rounded.values())
+    extra["weight_rounding"] = (
+        f"{len(compensated)} of {count} kernels rounded with error compensation (GPTQ) "
+        "on the calibration images"
+    )
     extra["bias_correction"] = f"{len(corrected)} of {count} layers, on the calibration images"
     return None
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from zoo.export._common import CLIP_QUANTILE, ExportError, Ranges
+from zoo.export.rounding import compensated_kernels
 from zoo.export.runtimes import tflite_interpreter
 
 
@@ -324,20 +325,28 @@ def _nested_models(model: Any) -> list[Any]:
 
 
 @contextlib.contextmanager
-def rounded_weights(model: Any, calibration: Any = None, only: list[str] | None = None) -> Iterator[dict]:
+def rounded_weights(
+    model: Any, calibration: Any = None, only: list[str] | None = None, compensate: bool = True
+) -> Iterator[dict]:
     """Within the block, the kernels of ``model`` lie on TFLite's int8 grid; after it, the float ones.
 
-    With ``calibration`` (model inputs), each rounded layer's mean output shift on them is
-    taken back as well (:func:`bias_corrections`), which TFLite's own quantiser does not do.
+    With ``calibration`` (model inputs), each kernel is rounded with its rounding errors taken
+    back by its other weights on the inputs the layer gets there
+    (:func:`zoo.export.rounding.compensated_rounding`, unless ``compensate`` is false: each
+    weight to its nearest grid point), and each rounded layer's mean output shift on them is
+    taken back as well (:func:`bias_corrections`); TFLite's own quantiser does neither.
 
     Args:
         model: A functional Keras model (nested functional models are rounded too).
-        calibration: Model inputs the bias correction is measured on (``None``: no correction).
+        calibration: Model inputs the rounding and the bias correction are measured on
+            (``None``: nearest rounding, no correction).
         only: The kinds of layer rounded (``"convolutions"``, ``"depthwise convolutions"``,
             ``"dense layers"``; default: all).
+        compensate: With ``calibration``, round with error compensation.
 
     Yields:
-        The rounded layers by kind, and ``"corrected"``: the variables the correction changed.
+        The rounded layers by kind, ``"corrected"``: the variables the correction changed, and
+        ``"compensated"``: the layers rounded with error compensation.
     """
     import keras
     import numpy as np
@@ -349,16 +358,18 @@ def rounded_weights(model: Any, calibration: Any = None, only: list[str] | None 
         for kernel, (_, _, layer) in zip(saved, sites, strict=True)
     ]
     changes: list[tuple[Any, Any]] = []
-    if calibration is not None:
-        for owner in {id(site[0]): site[0] for site in sites}.values():
-            mine = [i for i, site in enumerate(sites) if site[0] is owner]
-            changes += bias_corrections(
-                owner,
-                [sites[i][2] for i in mine],
-                [saved[i] for i in mine],
-                [rounded[i] for i in mine],
-                _owner_inputs(model, owner, calibration),
-            )
+    compensated = []
+    for owner in {id(site[0]): site[0] for site in sites}.values() if calibration is not None else ():
+        mine = [i for i, site in enumerate(sites) if site[0] is owner]
+        inputs = _owner_inputs(model, owner, calibration)
+        fit = [i for i in mine if compensate and getattr(sites[i][2], "groups", 1) == 1]
+        for i, kernel in zip(
+            fit, compensated_kernels(owner, [sites[i][2] for i in fit], inputs), strict=True
+        ):
+            rounded[i] = kernel
+            compensated.append(sites[i][2])
+        layers, kernels = [sites[i][2] for i in mine], [saved[i] for i in mine]
+        changes += bias_corrections(owner, layers, kernels, [rounded[i] for i in mine], inputs)
     originals = [(variable, np.array(keras.ops.convert_to_numpy(variable))) for variable, _ in changes]
     kinds: dict[str, Any] = {}
     for _, kind, layer in sites:
@@ -368,7 +379,7 @@ def rounded_weights(model: Any, calibration: Any = None, only: list[str] | None 
             layer.kernel.assign(grid)
         for variable, value in changes:
             variable.assign(value)
-        yield {**kinds, "corrected": [variable for variable, _ in changes]}
+        yield {**kinds, "corrected": [variable for variable, _ in changes], "compensated": compensated}
     finally:
         for (_, _, layer), kernel in zip(sites, saved, strict=True):
             layer.kernel.assign(kernel)
@@ -377,27 +388,33 @@ def rounded_weights(model: Any, calibration: Any = None, only: list[str] | None 
 
 
 def bias_corrected(model: Any, calibration: Any) -> tuple[Any, int]:
-    """A copy of ``model`` whose biases already take back what int8 rounding of its kernels shifts.
+    """A copy of ``model`` that starts where post-training quantisation ends.
 
-    The copy keeps the float kernels; the batch norms' moving means and the biases are
-    those :func:`rounded_weights` sets with ``calibration`` (empirical bias correction).
-    Distillation starts from it, so that it begins where post-training quantisation ends.
+    The copy's kernels are on TFLite's int8 grid, rounded with error compensation, and its
+    batch norms' moving means and biases take back the mean shift that rounding leaves: what
+    :func:`rounded_weights` sets with ``calibration``. Distillation starts from it.
 
     Returns:
-        The copy and the number of variables the correction changed.
+        The copy and the number of variables the bias correction changed.
     """
     import keras
     import numpy as np
 
     with rounded_weights(model, calibration) as rounded:
         corrected = {v.path: np.array(keras.ops.convert_to_numpy(v)) for v in rounded["corrected"]}
+        kernels = {
+            layer.kernel.path: np.array(keras.ops.convert_to_numpy(layer.kernel))
+            for layer in rounded["compensated"]
+        }
     copy = keras.models.clone_model(model)
     copy.set_weights(model.get_weights())
     changed = 0
     for variable in copy.weights:
-        if variable.path in corrected:
-            variable.assign(corrected[variable.path])
+        value = corrected.get(variable.path, kernels.get(variable.path))
+        if value is not None:
+            variable.assign(value)
             changed += 1
-    if changed != len(corrected):  # a path that does not carry over would leave a layer uncorrected
-        raise ExportError(f"bias correction matched {changed} of {len(corrected)} variables of {model.name}")
-    return copy, changed
+    expected = len(corrected) + len(kernels)
+    if changed != expected:  # a path that does not carry over would leave a layer as it was
+        raise ExportError(f"the rounded weights matched {changed} of {expected} variables of {model.name}")
+    return copy, len(corrected)

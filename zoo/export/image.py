@@ -287,6 +287,10 @@ def _distilled(
         f"{QAT_LEARNING_RATE:g} with cosine decay, logits' squared error + KL) on "
         f"{len(train)} {data} {parts.describe(parts.train)} images"
     )
+    extra["weight_rounding"] = (
+        "distillation started from kernels rounded with error compensation (GPTQ) on the calibration "
+        "images; TFLite rounds the distilled ones to nearest, as distillation simulated"
+    )
     extra["bias_correction"] = f"{corrected} layers, on the calibration images, before distilling"
     extra["activation_ranges"] = (
         f"those distillation simulated: calibration quantiles {CLIP_QUANTILE:g} to "

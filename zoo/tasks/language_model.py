@@ -175,7 +175,8 @@ def encode(text: str, vocab: Sequence[str], *, unknown: str = "drop") -> Any:
     ids = _lookup(text, vocab)
     if unknown == "raise":
         _check_known(text, ids, vocab, "remove them (or encode with unknown='drop')")
-    ids = ids[ids >= 0]
+    if (ids < 0).any():
+        ids = ids[ids >= 0]
     return ids.astype(np.int32)
 
 
@@ -584,10 +585,11 @@ def evaluate_charlm(
     if spec.get("lowercase"):
         text = text.lower()
     what = f"{entry.name} scores text of its own characters only, which {name} ({split}) is not"
-    _check_known(text, _lookup(text, _check_vocab(list(vocab))), vocab, what)
+    ids = _lookup(text, _check_vocab(list(vocab)))
+    _check_known(text, ids, vocab, what)
     return evaluate_nats_per_char(
         model,
-        text,
+        ids.astype(np.int32),
         vocab=list(vocab),
         sequence_length=entry.builder_kwargs.get("sequence_length"),
         batch_size=batch_size,

@@ -155,6 +155,7 @@ def test_int8_calibrates_and_compares_on_other_data(tmp_path):
     assert record["quantize"] == "int8" and record["calibration"] == "200 fashion_mnist train images"
     assert record["activation_ranges"] == "calibration quantiles 0.0001 to 0.9999"
     assert record["bias_correction"] == "5 of 5 layers, on the calibration images"
+    assert record["weight_rounding"].startswith("5 kernels rounded layer after layer"), record
 
 
 @pytest.mark.slow

@@ -160,7 +160,7 @@ EXPORT_FLOORS = (
     ("rounding",),
     ("quantize",),
     ("simulation",),
-    ("pieces", "distil"),
+    ("pieces", "distil", "sequential"),
     ("_write",),
     ("image", "text", "generative"),
     ("api",),

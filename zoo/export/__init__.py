@@ -26,8 +26,10 @@ model's on sample inputs (for text: built-in English sentences of different leng
 tokenised with the entry's own tokenizer); nothing is written when they differ.
 
 The package, bottom to top: ``_common`` (types, constants), ``runtimes`` (running exports),
-``quantize`` (TFLite conversion, int8 post-training quantisation), ``simulation`` (int8 as
-Keras computes it), ``distil`` (quantisation-aware distillation), ``_write`` (contracts,
+``rounding`` (kernels rounded with error compensation), ``quantize`` (TFLite conversion, int8
+post-training quantisation), ``simulation`` (int8 as Keras computes it), ``pieces`` (the first
+activation held in pieces), ``sequential`` (kernels rounded layer after layer on the int8 model's
+inputs), ``distil`` (quantisation-aware distillation), ``_write`` (contracts,
 files, records, checks), ``image``, ``text`` and ``generative`` (one exporter per kind of
 model), ``api`` (:func:`export`) and ``forward`` (ONNX Runtime behind ``--runtime``).
 """
@@ -68,6 +70,7 @@ from zoo.export.runtimes import (
     tflite_interpreter,
     tflite_record,
 )
+from zoo.export.sequential import sequentially_rounded
 from zoo.export.simulation import (
     FIXED_RANGES,
     FUSED_ACTIVATIONS,
@@ -115,6 +118,7 @@ __all__ = [
     "openvino_record",
     "quantized_outputs",
     "rounded_weights",
+    "sequentially_rounded",
     "run_export",
     "run_onnx",
     "run_openvino",

@@ -40,6 +40,7 @@ from zoo.export.distil import ResizedImages, _DistillationState, distil_int8, di
 from zoo.export.pieces import first_in_pieces, pieces_levels
 from zoo.export.quantize import _tflite_bytes, bias_corrected, rounded_weights
 from zoo.export.runtimes import in_top_k, run_export, tflite_interpreter
+from zoo.export.sequential import applies, sequentially_rounded
 from zoo.export.simulation import int8_ranges, split_activations
 
 
@@ -211,8 +212,10 @@ def _int8_weights(
 
     ``weights`` is ``(entry, model, seen, transform, parts, data_dir, extra)``. With ``qat``, the
     weights :func:`_distilled` (its ranges returned); else the model's, on TFLite's grid with
-    biases corrected (TFLite's own ranges). ``pieces`` > 1 holds the first activation in that
-    many int8 pieces (:func:`first_in_pieces`), which distillation simulates as that much finer.
+    biases corrected (TFLite's own ranges): layer after layer on what the int8 model feeds each
+    (:func:`sequentially_rounded`) where :func:`applies`, else each on the float inputs.
+    ``pieces`` > 1 holds the first activation in that many int8 pieces (:func:`first_in_pieces`),
+    which distillation simulates as that much finer.
     """
     entry, model, seen, transform, parts, data_dir, extra = weights
     if pieces > 1:
@@ -225,8 +228,20 @@ def _int8_weights(
         distilled, ranges = _distilled(entry, model, seen, qat, transform, parts, data_dir, extra)
         write(first_in_pieces(distilled, pieces))
         return ranges
-    held = first_in_pieces(model, pieces)  # TFLite converts weights already on its grid, biases corrected
-    with rounded_weights(held, seen) as rounded:
+    if applies(model):  # TFLite converts weights already on its grid, biases corrected
+        rounded, counts = sequentially_rounded(model, seen, levels=pieces_levels(model, pieces))
+        write(first_in_pieces(rounded, pieces))
+        extra["weight_rounding"] = (
+            f"{counts['layers']} kernels rounded layer after layer on the calibration images as the "
+            "int8 model feeds them, each fitted to the float layer's output, then rounded with error "
+            "compensation (GPTQ)"
+        )
+        extra["bias_correction"] = (
+            f"{counts['corrected']} of {counts['layers']} layers, on the calibration images"
+        )
+        return None
+    held = first_in_pieces(model, pieces)
+    with rounded_weights(held, seen) as rounded:  # nested models: each layer on the float inputs
         write(held)
     corrected, compensated = rounded.pop("corrected"), rounded.pop("compensated")
     count = sum(len(layers) for layers in rounded.values())

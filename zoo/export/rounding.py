@@ -48,6 +48,22 @@ def _patches(layer: Any, x: Any) -> Any:
     return windows.transpose(0, 1, 2, 4, 5, 3).reshape(-1, kh * kw, x.shape[-1])
 
 
+def _reads(layer: Any, x: Any) -> Any:
+    """What ``layer``'s output channels read of its inputs ``x``, as float64.
+
+    ``(positions, d)`` for a dense layer or convolution, ``(positions, taps, channels)`` for a
+    depthwise convolution (each of its channels reads its own).
+    """
+    import keras
+    import numpy as np
+
+    x = np.asarray(x, "float64")
+    if isinstance(layer, keras.layers.Dense):
+        return x.reshape(-1, x.shape[-1])
+    patches = _patches(layer, x)
+    return patches if isinstance(layer, keras.layers.DepthwiseConv2D) else patches.reshape(len(patches), -1)
+
+
 def input_moments(layer: Any, inputs: Any) -> Any:
     """``H``, the second moments of what each output channel of ``layer`` reads, summed over ``inputs``.
 
@@ -55,22 +71,12 @@ def input_moments(layer: Any, inputs: Any) -> Any:
     taps times input channels) or dense layer, and one per input channel of a depthwise
     convolution (``(channels, taps, taps)``).
     """
-    import keras
     import numpy as np
 
     total = None
     for start in range(0, len(inputs), MOMENT_BATCH):
-        x = np.asarray(inputs[start : start + MOMENT_BATCH], "float64")
-        if isinstance(layer, keras.layers.Dense):
-            flat = x.reshape(-1, x.shape[-1])
-            part = flat.T @ flat
-        elif isinstance(layer, keras.layers.DepthwiseConv2D):
-            p = _patches(layer, x)
-            part = np.einsum("mkc,mlc->ckl", p, p)
-        else:
-            p = _patches(layer, x)
-            flat = p.reshape(len(p), -1)
-            part = flat.T @ flat
+        p = _reads(layer, inputs[start : start + MOMENT_BATCH])
+        part = np.einsum("mkc,mlc->ckl", p, p) if p.ndim == 3 else p.T @ p
         total = part if total is None else total + part
     return total
 

@@ -1,0 +1,103 @@
+"""Kernels rounded layer after layer on the int8 model's inputs (zoo.export.sequential)."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+from tests.helpers import numpy
+from zoo.export import int8_simulation, int8_weights, rounded_weights, sequential
+from zoo.export.sequential import _fitted, _moments, _shift, applies, sequentially_rounded
+
+
+def _smooth(n: int, size: int, channels: int, seed: int = 1) -> np.ndarray:
+    coarse = np.random.default_rng(seed).normal(size=(n, size // 4, size // 4, channels))
+    return np.repeat(np.repeat(coarse, 4, axis=1), 4, axis=2).astype("float32")
+
+
+@pytest.mark.parametrize("depthwise", [False, True])
+def test_the_fit_undoes_a_scaling_of_the_inputs(depthwise, monkeypatch):
+    monkeypatch.setattr(sequential, "RIDGE", 0.0)
+    init = keras.initializers.GlorotUniform(seed=0)
+    layer = (
+        keras.layers.DepthwiseConv2D(3, padding="same", depth_multiplier=2, depthwise_initializer=init)
+        if depthwise
+        else keras.layers.Conv2D(5, 3, padding="same", kernel_initializer=init)
+    )
+    reference = np.random.default_rng(0).normal(size=(8, 8, 8, 3)).astype("float32")
+    layer.build(reference.shape)
+    kernel = numpy(layer.kernel).astype("float64")
+    h, c, mean_q, mean_f = _moments(layer, 2 * reference, reference)
+    np.testing.assert_allclose(mean_q, 2 * mean_f)
+    fit = _fitted(kernel, h, c, depthwise)
+    np.testing.assert_allclose(fit, kernel / 2, rtol=1e-6, atol=1e-9)
+    # the fitted kernel on the doubled inputs has no mean shift from the kernel on the reference
+    np.testing.assert_allclose(_shift(kernel, fit, mean_q, mean_f, depthwise), 0, atol=1e-9)
+    conv = keras.ops.depthwise_conv if depthwise else keras.ops.conv
+    out = [
+        numpy(conv(x, k.astype("float32"), padding="same"))
+        for x, k in ((2 * reference, kernel), (reference, kernel))
+    ]
+    channels = out[0].shape[-1]
+    want = out[0].reshape(-1, channels).mean(0) - out[1].reshape(-1, channels).mean(0)
+    np.testing.assert_allclose(_shift(kernel, kernel, mean_q, mean_f, depthwise), want, rtol=1e-4, atol=1e-5)
+
+
+def _network(seed: int = 0) -> keras.Model:
+    init = keras.initializers.GlorotUniform(seed=seed)
+    image = keras.Input((16, 16, 3))
+    x = keras.layers.Conv2D(16, 3, padding="same", use_bias=False, kernel_initializer=init, name="conv")(
+        image
+    )
+    x = keras.layers.BatchNormalization(name="bn")(x)
+    x = keras.layers.ReLU(6.0, name="relu")(x)
+    x = keras.layers.DepthwiseConv2D(3, padding="same", depthwise_initializer=init, name="depthwise")(x)
+    x = keras.layers.Conv2D(8, 1, kernel_initializer=init, name="project")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    return keras.Model(image, keras.layers.Dense(10, kernel_initializer=init, name="dense")(x))
+
+
+def test_sequential_rounding_puts_every_kernel_on_the_grid_and_leaves_the_model_as_it_was():
+    model = _network()
+    calibration = _smooth(32, 16, 3)
+    want = numpy(model(calibration))
+    copy, counts = sequentially_rounded(model, calibration)
+    assert counts == {"layers": 4, "corrected": 4}
+    for name in ("conv", "depthwise", "project", "dense"):
+        kernel, depthwise = numpy(copy.get_layer(name).kernel), name == "depthwise"
+        np.testing.assert_allclose(int8_weights(kernel, depthwise), kernel, rtol=1e-6, atol=0)
+        assert not np.array_equal(kernel, numpy(model.get_layer(name).kernel))
+    np.testing.assert_array_equal(numpy(model(calibration)), want)
+    assert np.std(numpy(copy(calibration)) - want) < 0.1 * np.std(want)
+
+
+def test_a_layer_makes_up_for_what_the_int8_activation_before_it_loses():
+    # three channels copied at 1/500 of their size: one int8 range for all six rounds the copies
+    # to nothing, and only a layer fitted on the int8 inputs reads them from the large ones instead
+    image = keras.Input((16, 16, 3))
+    spread = keras.layers.Conv2D(6, 1, use_bias=False, name="spread")
+    x = spread(image)
+    read = keras.layers.Conv2D(4, 3, padding="same", name="read")
+    model = keras.Model(image, keras.layers.GlobalAveragePooling2D()(read(x)))
+    spread.kernel.assign(np.concatenate([np.eye(3), np.eye(3) / 500], -1)[None, None].astype("float32"))
+    kernel = np.random.default_rng(0).normal(size=(3, 3, 6, 4))
+    kernel[:, :, 3:] *= 500
+    read.kernel.assign(kernel.astype("float32"))
+    calibration = _smooth(32, 16, 3)
+    want = numpy(model(calibration))
+    errors = {}
+    with rounded_weights(model, calibration):
+        errors["compensated"] = np.std(numpy(int8_simulation(model, calibration)(calibration)) - want)
+    copy, _ = sequentially_rounded(model, calibration)
+    errors["sequential"] = np.std(numpy(int8_simulation(copy, calibration)(calibration)) - want)
+    assert errors["sequential"] < 0.2 * errors["compensated"], errors
+
+
+def test_sequential_rounding_takes_plain_models_only():
+    assert applies(_network())
+    inner = _network()
+    image = keras.Input((16, 16, 3))
+    assert not applies(keras.Model(image, inner(image)))
+    features = keras.Input((8, 8, 4))
+    assert not applies(keras.Model(features, keras.layers.Conv2D(4, 3, groups=2)(features)))

@@ -1,0 +1,173 @@
+"""Kernels rounded layer after layer on the inputs the int8 model gives them.
+
+:func:`zoo.export.rounding.compensated_kernels` weighs each layer's rounding errors by what
+the float network feeds the layer. The int8 model feeds it something else: the output of
+the layers before it, already rounded, through int8 activations. This rounds the layers in
+the graph's order, each on what an int8 simulation of the model so far feeds it
+(:func:`zoo.export.simulation.int8_simulation`, each activation on the range the export's
+calibration gives it with the weights rounded before it). Each kernel is first fitted, in
+least squares with a ridge towards the float kernel, to give the float layer's output from
+those inputs, then rounded with error compensation, and the mean shift left in its output
+is taken back by the batch norm after it or by its bias. So each layer makes up for the
+rounding of the activations and kernels before it as well as for its own. NumPy and Keras
+only: it runs on every backend.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from zoo.export.quantize import _single_input
+from zoo.export.rounding import MOMENT_BATCH, _reads, compensated_rounding
+from zoo.export.simulation import (
+    _activation_ranges,
+    int8_simulation,
+    quantized_outputs,
+    split_activations,
+)
+
+#: The fit's ridge towards the float kernel, as a fraction of the inputs' mean second moment.
+RIDGE = 0.1
+
+
+def applies(model: Any) -> bool:
+    """Whether :func:`sequentially_rounded` takes ``model``: one input, plain layers, no groups."""
+    import keras
+
+    return not (
+        isinstance(model.input, (list, tuple, dict))
+        or any(isinstance(layer, keras.Model) for layer in model.layers)
+        or any(getattr(layer, "groups", 1) != 1 for layer in model.layers)
+        or any(getattr(layer, "data_format", "channels_last") != "channels_last" for layer in model.layers)
+    )
+
+
+def _moments(layer: Any, quantized: Any, reference: Any) -> tuple[Any, Any, Any, Any]:
+    """``(H, C, mean_q, mean_f)`` of what ``layer`` reads from ``quantized`` and from ``reference``.
+
+    ``H``: second moments of the quantized reads; ``C``: their cross moments with the
+    reference's (both per input channel for a depthwise convolution); the mean reads.
+    """
+    import numpy as np
+
+    total: list[Any] = []
+    for start in range(0, len(quantized), MOMENT_BATCH):
+        q = _reads(layer, quantized[start : start + MOMENT_BATCH])
+        f = _reads(layer, reference[start : start + MOMENT_BATCH])
+        if q.ndim == 3:  # depthwise: (positions, taps, channels)
+            part = [np.einsum("mkc,mlc->ckl", q, q), np.einsum("mkc,mlc->ckl", q, f)]
+        else:
+            part = [q.T @ q, q.T @ f]
+        part += [q.sum(0), f.sum(0), len(q)]
+        total = part if not total else [a + b for a, b in zip(total, part, strict=True)]
+    h, c, sum_q, sum_f, count = total
+    return h, c, sum_q / count, sum_f / count
+
+
+def _fitted(kernel: Any, h: Any, c: Any, depthwise: bool) -> Any:
+    """The kernel giving, in least squares, ``kernel``'s output on the reference from the quantized reads.
+
+    Weights on reads that are zero on every calibration input are zero (as in GPTQ): they add
+    nothing in the int8 model and would only widen their channel's grid.
+    """
+    import numpy as np
+
+    shape, w = kernel.shape, np.asarray(kernel, "float64")
+    if depthwise:  # one fit per input channel: (channels, taps, multiplier)
+        w = w.reshape(shape[0] * shape[1], shape[2], shape[3]).transpose(1, 0, 2)
+        diagonal = np.einsum("cii->ci", h)
+        ridge = (RIDGE * diagonal.mean(1) + 1e-12)[:, None, None]
+        fit = np.linalg.solve(h + ridge * np.eye(h.shape[-1]), c @ w + ridge * w)
+        fit[diagonal == 0] = 0.0
+        return fit.transpose(1, 0, 2).reshape(shape)
+    w, diagonal = w.reshape(-1, shape[-1]), np.diag(h)
+    ridge = RIDGE * diagonal.mean() + 1e-12
+    fit = np.linalg.solve(h + ridge * np.eye(len(h)), c @ w + ridge * w)
+    fit[diagonal == 0] = 0.0
+    return fit.reshape(shape)
+
+
+def _shift(kernel: Any, rounded: Any, mean_q: Any, mean_f: Any, depthwise: bool) -> Any:
+    """Each output channel's mean change: ``rounded`` on the quantized reads, ``kernel`` on the others."""
+    import numpy as np
+
+    shape = kernel.shape
+    if depthwise:
+        k, r = kernel.reshape(-1, shape[2], shape[3]), rounded.reshape(-1, shape[2], shape[3])
+        return (np.einsum("kc,kcm->cm", mean_q, r) - np.einsum("kc,kcm->cm", mean_f, k)).reshape(-1)
+    return mean_q @ rounded.reshape(-1, shape[-1]) - mean_f @ kernel.reshape(-1, shape[-1])
+
+
+def _round_layer(name: str, float_model: Any, copy: Any, simulation: Any, calibration: Any) -> bool:
+    """Round layer ``name`` of ``copy`` and of ``simulation``; whether a batch norm or bias took the shift."""
+    import keras
+    import numpy as np
+
+    def reads(model: Any) -> Any:
+        probe = keras.Model(model.input, model.get_layer(name).input)
+        return probe.predict(calibration, batch_size=16, verbose=0)
+
+    layer = float_model.get_layer(name)
+    depthwise = isinstance(layer, keras.layers.DepthwiseConv2D)
+    h, c, mean_q, mean_f = _moments(layer, reads(simulation), reads(float_model))
+    kernel = np.asarray(keras.ops.convert_to_numpy(layer.kernel), "float64")
+    rounded = compensated_rounding(_fitted(kernel, h, c, depthwise), h, depthwise)
+    shift = _shift(kernel, rounded.astype("float64"), mean_q, mean_f, depthwise).astype("float32")
+    norm = next(
+        (
+            n.name
+            for n in copy.layers
+            if isinstance(n, keras.layers.BatchNormalization)
+            and _single_input(n) is copy.get_layer(name).output
+        ),
+        None,
+    )
+    for model in (copy, simulation):
+        model.get_layer(name).kernel.assign(rounded.astype("float32"))
+        if norm is not None:  # the norm subtracts its moving mean
+            mean = model.get_layer(norm).moving_mean
+            mean.assign(keras.ops.convert_to_numpy(mean) + shift)
+        elif getattr(layer, "use_bias", False):
+            bias = model.get_layer(name).bias
+            bias.assign(keras.ops.convert_to_numpy(bias) - shift)
+    return norm is not None or getattr(layer, "use_bias", False)
+
+
+def sequentially_rounded(
+    model: Any, calibration: Any, levels: dict[str, int] | None = None
+) -> tuple[Any, dict[str, int]]:
+    """A copy of ``model`` with every kernel on TFLite's int8 grid, rounded layer after layer.
+
+    Args:
+        model: A functional model that :func:`applies` to.
+        calibration: Model inputs the layers are rounded on, and the activation ranges measured on.
+        levels: Activations the int8 model holds more finely, as
+            :func:`~zoo.export.simulation.int8_simulation` takes them (the first in pieces:
+            :func:`~zoo.export.pieces.pieces_levels`).
+
+    Returns:
+        The copy (:func:`~zoo.export.simulation.split_activations` of it) and counts:
+        ``"layers"`` rounded, ``"corrected"``: of those, with their mean shift taken back.
+    """
+    import keras
+
+    from zoo.export.quantize import _kernel_layers
+
+    float_model = split_activations(model)
+    copy = keras.models.clone_model(float_model)
+    copy.set_weights(float_model.get_weights())
+    simulation = int8_simulation(copy, calibration, levels=levels)
+    quantized = quantized_outputs(copy)
+    order = {layer.name: i for i, layer in enumerate(copy.layers)}
+    pending = sorted(quantized, key=lambda layer: order[layer.name])
+    counts = {"layers": 0, "corrected": 0}
+    for _, _, layer in _kernel_layers(copy):
+        ready = [q for q in pending if order[q.name] < order[layer.name]]
+        if ready:  # their producers are all rounded: measure their ranges as the export will
+            for q_name, (lo, hi) in _activation_ranges(copy, ready, calibration).items():
+                fake = simulation.get_layer(f"int8_{q_name}")
+                fake.lo, fake.hi = float(min(lo, 0.0)), float(max(hi, 0.0))
+            pending = [q for q in pending if q not in ready]
+        counts["corrected"] += _round_layer(layer.name, float_model, copy, simulation, calibration)
+        counts["layers"] += 1
+    return copy, counts

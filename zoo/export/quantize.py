@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from zoo.export._common import CLIP_QUANTILE, ExportError, Ranges
-from zoo.export.rounding import compensated_kernels
+from zoo.export.rounding import compensated_kernels, layer_inputs
 from zoo.export.runtimes import tflite_interpreter
 
 
@@ -246,10 +246,8 @@ def bias_corrections(model: Any, layers: list, kernels: list, rounded: list, cal
     """
     import keras
 
-    probe = keras.Model(model.input, [layer.input for layer in layers])
     sums, counts = [0.0] * len(layers), [0] * len(layers)
-    for start in range(0, len(calibration), 16):
-        inputs = keras.tree.flatten(probe(calibration[start : start + 16], training=False))
+    for inputs in layer_inputs(model, layers, calibration):
         for i, x in enumerate(inputs):
             total, count = _rounding_shift(layers[i], x, (rounded[i] - kernels[i]).astype("float32"))
             sums[i], counts[i] = sums[i] + total, counts[i] + count

@@ -13,6 +13,7 @@ rounding of the result changes nothing. NumPy only: it runs on every Keras backe
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 #: Damping added to ``H``'s diagonal, as a fraction of its mean (GPTQ's default).
@@ -134,7 +135,17 @@ def _gptq(columns: Any, h: Any, scale: Any) -> Any:
     return rounded
 
 
-def compensated_kernels(model: Any, layers: list, calibration: Any, batch: int = 16) -> list:
+def layer_inputs(model: Any, layers: list, calibration: Any, batch: int = 16) -> Iterator[list]:
+    """What the functional ``model`` feeds each of ``layers`` on ``calibration``, a batch at a time."""
+    import keras
+
+    probe = keras.Model(model.input, [layer.input for layer in layers])
+    for start in range(0, len(calibration), batch):
+        outputs = keras.tree.flatten(probe(calibration[start : start + batch], training=False))
+        yield [keras.ops.convert_to_numpy(x) for x in outputs]
+
+
+def compensated_kernels(model: Any, layers: list, calibration: Any) -> list:
     """:func:`compensated_rounding` of each of ``layers`` (of the functional ``model``).
 
     Their second moments are summed over what the float ``model`` feeds them on ``calibration``.
@@ -144,12 +155,10 @@ def compensated_kernels(model: Any, layers: list, calibration: Any, batch: int =
 
     if not layers:
         return []
-    probe = keras.Model(model.input, [layer.input for layer in layers])
     moments: list[Any] = [None] * len(layers)
-    for start in range(0, len(calibration), batch):
-        inputs = keras.tree.flatten(probe(calibration[start : start + batch], training=False))
+    for inputs in layer_inputs(model, layers, calibration):
         for i, x in enumerate(inputs):
-            part = input_moments(layers[i], keras.ops.convert_to_numpy(x))
+            part = input_moments(layers[i], x)
             moments[i] = part if moments[i] is None else moments[i] + part
     return [
         compensated_rounding(

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from zoo.export.quantize import _single_input
+from zoo.export.quantize import _kernel_layers, _single_input
 from zoo.export.rounding import MOMENT_BATCH, _reads, compensated_rounding
 from zoo.export.simulation import (
     _activation_ranges,
@@ -25,6 +25,7 @@ from zoo.export.simulation import (
     quantized_outputs,
     split_activations,
 )
+from zoo.progress import progress
 
 #: The fit's ridge towards the float kernel, as a fraction of the inputs' mean second moment.
 RIDGE = 0.1
@@ -151,8 +152,6 @@ def sequentially_rounded(
     """
     import keras
 
-    from zoo.export.quantize import _kernel_layers
-
     float_model = split_activations(model)
     copy = keras.models.clone_model(float_model)
     copy.set_weights(float_model.get_weights())
@@ -161,7 +160,8 @@ def sequentially_rounded(
     order = {layer.name: i for i, layer in enumerate(copy.layers)}
     pending = sorted(quantized, key=lambda layer: order[layer.name])
     counts = {"layers": 0, "corrected": 0}
-    for _, _, layer in _kernel_layers(copy):
+    sites = _kernel_layers(copy)
+    for _, _, layer in progress(sites, "rounding layers on the int8 inputs", total=len(sites), unit="layer"):
         ready = [q for q in pending if order[q.name] < order[layer.name]]
         if ready:  # their producers are all rounded: measure their ranges as the export will
             for q_name, (lo, hi) in _activation_ranges(copy, ready, calibration).items():

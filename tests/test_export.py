@@ -155,7 +155,18 @@ def test_int8_calibrates_and_compares_on_other_data(tmp_path):
     assert record["quantize"] == "int8" and record["calibration"] == "200 fashion_mnist train images"
     assert record["activation_ranges"] == "calibration quantiles 0.0001 to 0.9999"
     assert record["bias_correction"] == "5 of 5 layers, on the calibration images"
+    assert (
+        record["weight_rounding"]
+        == "5 of 5 kernels rounded with error compensation (GPTQ) on the calibration images"
+    )
+    # --rounding sequential: the same data, each layer rounded on what the int8 model feeds it
+    sequential = [*args[:-3], "--json", "--rounding", "sequential", "--out", str(tmp_path / "s.tflite")]
+    again = CliRunner().invoke(cli, sequential)
+    assert again.exit_code == 0, again.output
+    record = tflite_record(tmp_path / "s.tflite")
     assert record["weight_rounding"].startswith("5 kernels rounded layer after layer"), record
+    assert record["bias_correction"] == "5 of 5 layers, on the calibration images"
+    assert 50 <= json.loads(again.output)["metrics"]["top1_agreement"] <= 100
 
 
 @pytest.mark.slow
@@ -1101,6 +1112,12 @@ def test_int8_simulation_refuses_nested_models():
         (["--format", "tflite", "--quantize", "float16", "--stem-pieces", "2"], "holds an int8 activation"),
         (["--format", "onnx", "--stem-pieces", "2"], "holds an int8 activation"),
         (["--format", "tflite", "--quantize", "int8", "--stem-pieces", "9"], "9 is not in the range 1<=x<=8"),
+        (["--format", "tflite", "--quantize", "float16", "--rounding", "sequential"], "post-training int8"),
+        (
+            ["--format", "tflite", "--quantize", "int8", "--qat-steps", "5", "--rounding", "sequential"],
+            "without",
+        ),
+        (["--format", "tflite", "--quantize", "int8", "--rounding", "nearest"], "'nearest' is not one of"),
     ],
 )
 def test_int8_options_are_refused_outside_int8(tmp_path, args, message):

@@ -28,7 +28,7 @@ def test_the_fit_undoes_a_scaling_of_the_inputs(depthwise, monkeypatch):
     reference = np.random.default_rng(0).normal(size=(8, 8, 8, 3)).astype("float32")
     layer.build(reference.shape)
     kernel = numpy(layer.kernel).astype("float64")
-    h, c, mean_q, mean_f = _moments(layer, 2 * reference, reference)
+    h, c, mean_q, mean_f, _ = _moments(layer, 2 * reference, reference)
     np.testing.assert_allclose(mean_q, 2 * mean_f)
     fit = _fitted(kernel, h, c, depthwise)
     np.testing.assert_allclose(fit, kernel / 2, rtol=1e-6, atol=1e-9)

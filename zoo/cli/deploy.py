@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from zoo.cli._app import cli, echo_json, human_size
-from zoo.export import MAX_PIECES, QAT_BATCH, QAT_IMAGES, QUANTIZE
+from zoo.export import MAX_PIECES, QAT_BATCH, QAT_IMAGES, QUANTIZE, ROUNDINGS
 
 
 @cli.command("export")
@@ -60,6 +60,16 @@ from zoo.export import MAX_PIECES, QAT_BATCH, QAT_IMAGES, QUANTIZE
     "finer steps, every tensor still int8, that convolution slower.",
 )
 @click.option(
+    "--rounding",
+    type=click.Choice(ROUNDINGS),
+    default="per-layer",
+    show_default=True,
+    help="int8: how the kernels are rounded to the int8 grid. per-layer: each layer with error "
+    "compensation on what the float model feeds it; sequential: layer after layer on what the int8 "
+    "model feeds it, each fitted to the float layer's output (slower; better for EfficientNet-Lite, "
+    "worse for the CIFAR networks).",
+)
+@click.option(
     "--no-preprocessing",
     is_flag=True,
     help="Images: take preprocessed float inputs instead of raw uint8 images (text takes token ids).",
@@ -95,6 +105,7 @@ def export_cmd(
     qat_checkpoint: str | None,
     qat_images: int | None,
     stem_pieces: int,
+    rounding: str,
 ) -> None:
     """Export pretrained weights as a SavedModel, TFLite, ONNX or OpenVINO model, checked against Keras.
 
@@ -114,6 +125,8 @@ def export_cmd(
       zoo export efficientnet --format tflite --quantize int8 --qat-steps 1000 --data cifar10 --out q.tflite
         (add --qat-checkpoint DIR to keep its state: the same command then resumes from DIR)
       zoo export efficientnet --format tflite --quantize int8 --stem-pieces 2 --data cifar10 --out e.tflite
+      zoo export efficientnet --format tflite --quantize int8 --stem-pieces 2 --rounding sequential \\
+        --data cifar10 --out e.tflite
       zoo export efficientnet_lite0 --format tflite --quantize dynamic --out e-dynamic.tflite
       zoo export minilm_l6.mr --format onnx --out minilm-mr.onnx
       zoo export ./my-finetuned-lstm --format savedmodel --out ./lstm-savedmodel
@@ -134,6 +147,7 @@ def export_cmd(
         qat_checkpoint=qat_checkpoint,
         qat_images=qat_images,
         stem_pieces=stem_pieces,
+        rounding=rounding,
     )
     if as_json:
         echo_json(result.to_dict())

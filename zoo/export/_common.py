@@ -30,6 +30,10 @@ Ranges = dict[str, tuple[float, float]]
 
 QUANTIZE = (None, "float16", "int8", "dynamic")
 
+#: How int8 kernels are rounded: each layer on the float model's inputs (``zoo.export.rounding``),
+#: or layer after layer on the int8 model's (``zoo.export.sequential``).
+ROUNDINGS = ("per-layer", "sequential")
+
 
 #: Largest max |diff| against Keras per quantisation; ``None``: compared through top-1 agreement.
 TOLERANCE: dict[str | None, float | None] = {None: 1e-4, "float16": 5e-2, "int8": None, "dynamic": None}

@@ -9,23 +9,30 @@ import os
 from typing import Any
 
 from zoo.errors import InputError
-from zoo.export._common import FORMATS, QAT_BATCH, QUANTIZE, TEXT_FORMATS, ExportError, ExportResult
+from zoo.export._common import (
+    FORMATS,
+    QAT_BATCH,
+    QUANTIZE,
+    ROUNDINGS,
+    TEXT_FORMATS,
+    ExportError,
+    ExportResult,
+)
 from zoo.export._write import _checked_target
 from zoo.export.generative import _export_char_step, _export_sampler
 from zoo.export.image import _export_image
 from zoo.export.text import _export_text
 
 
-def _check_export_args(
-    fmt: str,
+def _check_int8_args(
     quantize: str | None,
-    qat_steps: int = 0,
-    qat_checkpoint: Any = None,
-    qat_images: int | None = None,
-    stem_pieces: int = 1,
+    qat_steps: int,
+    qat_checkpoint: Any,
+    qat_images: int | None,
+    stem_pieces: int,
+    rounding: str,
 ) -> None:
-    """Refuse an unknown format or quantisation, another backend, and ONNX export without its packages."""
-    from zoo.backend import keras_backend
+    """Refuse int8 settings out of range, or given without int8 (or without distillation)."""
     from zoo.export.pieces import MAX_PIECES
 
     if (
@@ -38,7 +45,13 @@ def _check_export_args(
         raise InputError(
             "--stem-pieces holds an int8 activation: use it with --format tflite --quantize int8"
         )
-
+    if rounding not in ROUNDINGS:
+        raise InputError(f"rounding must be one of {', '.join(ROUNDINGS)}, got {rounding!r}")
+    if rounding != "per-layer" and (quantize != "int8" or qat_steps):
+        raise InputError(
+            f"--rounding {rounding} rounds the kernels of post-training int8: use it with --format "
+            "tflite --quantize int8, without --qat-steps (distillation starts from per-layer rounding)"
+        )
     if qat_steps < 0:
         raise InputError(f"qat_steps must be 0 or more, got {qat_steps}")
     if qat_steps and quantize != "int8":
@@ -49,6 +62,20 @@ def _check_export_args(
     if qat_images is not None and qat_images < QAT_BATCH:
         raise InputError(f"--qat-images must be at least one batch ({QAT_BATCH}), got {qat_images}")
 
+
+def _check_export_args(
+    fmt: str,
+    quantize: str | None,
+    qat_steps: int = 0,
+    qat_checkpoint: Any = None,
+    qat_images: int | None = None,
+    stem_pieces: int = 1,
+    rounding: str = "per-layer",
+) -> None:
+    """Refuse an unknown format or quantisation, another backend, and ONNX export without its packages."""
+    from zoo.backend import keras_backend
+
+    _check_int8_args(quantize, qat_steps, qat_checkpoint, qat_images, stem_pieces, rounding)
     if keras_backend() != "tensorflow":
         raise ExportError(
             "zoo export converts through TensorFlow (SavedModel, TFLite, tf2onnx) and needs the "
@@ -112,6 +139,7 @@ def export(
     qat_checkpoint: str | os.PathLike[str] | None = None,
     qat_images: int | None = None,
     stem_pieces: int = 1,
+    rounding: str = "per-layer",
 ) -> ExportResult:
     """Export pretrained weights to ``fmt`` at ``out`` and check the result against Keras.
 
@@ -124,13 +152,10 @@ def export(
         name: Weights or architecture name, or a fine-tuned model folder.
         fmt: ``"savedmodel"``, ``"tflite"``, ``"onnx"`` or ``"openvino"``.
         out: Output folder (SavedModel) or file.
-        quantize: TFLite only, post-training: ``"float16"`` (float16 weights), ``"int8"``
-            (int8 weights and activations, calibrated on 200 images of the entry dataset's
-            train split, each activation range cut to the calibration values' quantiles
-            :data:`CLIP_QUANTILE` and ``1 - CLIP_QUANTILE``, biases corrected for the weight
-            rounding: :func:`rounded_weights`) or ``"dynamic"`` (int8 weights; no calibration).
-        preprocessing: Images: bake the entry's input transform in (inputs become raw uint8
-            images). Text exports always take token ids (the result says ``False``).
+        quantize: TFLite only: ``"float16"`` (float16 weights), ``"int8"`` (int8 weights and
+            activations calibrated on 200 train images of ``data``, ranges cut at the quantiles
+            :data:`CLIP_QUANTILE`; see ``rounding``) or ``"dynamic"`` (int8 weights; no calibration).
+        preprocessing: Images: bake the input transform in (raw uint8 inputs); text takes token ids.
         samples: How many fixed random images the check runs on (never a data folder's).
         data: Images: the dataset that calibrates int8 (its train split) and that
             ``evaluate`` measures (its test split); default: the weights' own dataset.
@@ -138,13 +163,14 @@ def export(
         evaluate: Also measure a quantised TFLite model's top-1 agreement (and accuracy) on test images.
         overwrite: Replace an earlier export that zoo wrote at ``out``, and another run's state
             in ``qat_checkpoint`` (never anything else: see :mod:`zoo.outputs`).
-        qat_steps: int8 only: steps of :func:`distil_int8` on ``data``'s train split first
-            (instead of bias correction; still checked against the original Keras model).
+        qat_steps: int8 only: steps of :func:`distil_int8` on ``data``'s train split first.
         qat_checkpoint: A folder for the distillation's state, continued by an export of the same inputs.
-        qat_images: How many of ``data``'s train images (the first of a fixed shuffle) distillation
-            draws batches from; default :data:`QAT_IMAGES`. A checkpoint needs the same number.
+        qat_images: ``data``'s train images distillation draws from (default :data:`QAT_IMAGES`).
         stem_pieces: int8 only: the first activation in that many int8 pieces, that many times
             finer (:func:`first_in_pieces`; EfficientNet-Lite). 1: as the model is.
+        rounding: int8 kernels, biases corrected: ``"per-layer"``, each on what the float model
+            feeds it (:func:`rounded_weights`); ``"sequential"`` (no ``qat_steps``), layer after
+            layer on what the int8 model feeds it (:func:`sequentially_rounded`; plain layers).
 
     Returns:
         An :class:`ExportResult`; float formats must match within 1e-4.
@@ -157,7 +183,7 @@ def export(
     """
     from zoo import registry
 
-    _check_export_args(fmt, quantize, qat_steps, qat_checkpoint, qat_images, stem_pieces)
+    _check_export_args(fmt, quantize, qat_steps, qat_checkpoint, qat_images, stem_pieces, rounding)
     target = _checked_target(fmt, out, overwrite)
     entry = _classifier_entry(name, fmt)
     task = registry.get_spec(entry.architecture).task
@@ -175,4 +201,5 @@ def export(
         quantize=quantize, preprocessing=preprocessing, samples=samples, data=data, data_dir=data_dir
     )
     options.update(evaluate=evaluate, overwrite=overwrite, qat_steps=qat_steps, qat_checkpoint=qat_checkpoint)
-    return _export_image(entry, fmt, target, **options, qat_images=qat_images, stem_pieces=stem_pieces)
+    options.update(qat_images=qat_images, stem_pieces=stem_pieces, rounding=rounding)
+    return _export_image(entry, fmt, target, **options)

@@ -123,6 +123,10 @@ def _calibration_inputs(
     return images, source
 
 
+#: Settings an int8 export's inputs record only when they differ from these.
+_INT8_DEFAULTS = {"qat_steps": 0, "qat_images": None, "stem_pieces": 1, "rounding": "per-layer"}
+
+
 def _export_image(
     entry: Any,
     fmt: str,
@@ -139,6 +143,7 @@ def _export_image(
     qat_checkpoint: str | os.PathLike[str] | None = None,
     qat_images: int | None = None,
     stem_pieces: int = 1,
+    rounding: str = "per-layer",
 ) -> ExportResult:
     """Export an image classifier (see :func:`export`) to the checked target ``out``."""
     import numpy as np
@@ -151,12 +156,8 @@ def _export_image(
     expected, feed = _keras_reference(model, baked, _sample_images(shape, samples), preprocessing)
     record = _image_record(entry, baked, shape, preprocessing, model)
     inputs = {"weights": entry.name, "format": fmt, "quantize": quantize, "preprocessing": preprocessing}
-    if qat_steps:
-        inputs["qat_steps"] = qat_steps
-    if qat_images is not None:
-        inputs["qat_images"] = qat_images
-    if stem_pieces > 1:
-        inputs["stem_pieces"] = stem_pieces
+    given = dict(qat_steps=qat_steps, qat_images=qat_images, stem_pieces=stem_pieces, rounding=rounding)
+    inputs.update({key: value for key, value in given.items() if value != _INT8_DEFAULTS[key]})
     command = f"zoo export {entry.name} --format {fmt}"
     extra: dict[str, Any] = {}
     calibration = ranges = None
@@ -184,7 +185,7 @@ def _export_image(
             ranges = _int8_weights(
                 weights,
                 qat,
-                stem_pieces,
+                (stem_pieces, rounding),
                 lambda m: _write_savedmodel(m, baked if preprocessing else None, shape, quantized_from),
             )
         got = _write_checked(
@@ -206,18 +207,23 @@ def _export_image(
 
 
 def _int8_weights(
-    weights: tuple[Any, ...], qat: dict[str, Any] | None, pieces: int, write: Callable[[Any], None]
+    weights: tuple[Any, ...],
+    qat: dict[str, Any] | None,
+    how: tuple[int, str],
+    write: Callable[[Any], None],
 ) -> Ranges | None:
     """Hand ``write`` the model TFLite converts to int8; the activation ranges it must keep, if any.
 
     ``weights`` is ``(entry, model, seen, transform, parts, data_dir, extra)``. With ``qat``, the
     weights :func:`_distilled` (its ranges returned); else the model's, on TFLite's grid with
-    biases corrected (TFLite's own ranges): layer after layer on what the int8 model feeds each
-    (:func:`sequentially_rounded`) where :func:`applies`, else each on the float inputs.
-    ``pieces`` > 1 holds the first activation in that many int8 pieces (:func:`first_in_pieces`),
-    which distillation simulates as that much finer.
+    biases corrected (TFLite's own ranges). ``how`` is ``(pieces, rounding)``: ``pieces`` > 1
+    holds the first activation in that many int8 pieces (:func:`first_in_pieces`), which
+    distillation simulates as that much finer; ``rounding`` ``"sequential"`` rounds layer after
+    layer on what the int8 model feeds each (:func:`sequentially_rounded`) where :func:`applies`,
+    else each layer is rounded on the float inputs.
     """
     entry, model, seen, transform, parts, data_dir, extra = weights
+    pieces, rounding = how
     if pieces > 1:
         extra["stem_pieces"] = (
             f"the first activation held in {pieces} int8 pieces that the convolution after it adds "
@@ -228,7 +234,7 @@ def _int8_weights(
         distilled, ranges = _distilled(entry, model, seen, qat, transform, parts, data_dir, extra)
         write(first_in_pieces(distilled, pieces))
         return ranges
-    if applies(model):  # TFLite converts weights already on its grid, biases corrected
+    if rounding == "sequential" and applies(model):  # TFLite converts weights on its grid, biases corrected
         rounded, counts = sequentially_rounded(model, seen, levels=pieces_levels(model, pieces))
         write(first_in_pieces(rounded, pieces))
         extra["weight_rounding"] = (

@@ -30,6 +30,10 @@ from zoo.progress import progress
 #: The fit's ridge towards the float kernel, as a fraction of the inputs' mean second moment.
 RIDGE = 0.1
 
+#: Reads per input weight the fit needs (positions on the calibration images); with fewer it
+#: would fit their noise, and the kernel is rounded as it is.
+FIT_READS = 10
+
 
 def applies(model: Any) -> bool:
     """Whether :func:`sequentially_rounded` takes ``model``: one input, plain layers, no groups."""
@@ -43,11 +47,11 @@ def applies(model: Any) -> bool:
     )
 
 
-def _moments(layer: Any, quantized: Any, reference: Any) -> tuple[Any, Any, Any, Any]:
-    """``(H, C, mean_q, mean_f)`` of what ``layer`` reads from ``quantized`` and from ``reference``.
+def _moments(layer: Any, quantized: Any, reference: Any) -> tuple[Any, Any, Any, Any, int]:
+    """``(H, C, mean_q, mean_f, reads)`` of what ``layer`` reads from ``quantized`` and ``reference``.
 
     ``H``: second moments of the quantized reads; ``C``: their cross moments with the
-    reference's (both per input channel for a depthwise convolution); the mean reads.
+    reference's (both per input channel for a depthwise convolution); the mean reads; their count.
     """
     import numpy as np
 
@@ -62,7 +66,7 @@ def _moments(layer: Any, quantized: Any, reference: Any) -> tuple[Any, Any, Any,
         part += [q.sum(0), f.sum(0), len(q)]
         total = part if not total else [a + b for a, b in zip(total, part, strict=True)]
     h, c, sum_q, sum_f, count = total
-    return h, c, sum_q / count, sum_f / count
+    return h, c, sum_q / count, sum_f / count, count
 
 
 def _fitted(kernel: Any, h: Any, c: Any, depthwise: bool) -> Any:
@@ -110,9 +114,10 @@ def _round_layer(name: str, float_model: Any, copy: Any, simulation: Any, calibr
 
     layer = float_model.get_layer(name)
     depthwise = isinstance(layer, keras.layers.DepthwiseConv2D)
-    h, c, mean_q, mean_f = _moments(layer, reads(simulation), reads(float_model))
+    h, c, mean_q, mean_f, count = _moments(layer, reads(simulation), reads(float_model))
     kernel = np.asarray(keras.ops.convert_to_numpy(layer.kernel), "float64")
-    rounded = compensated_rounding(_fitted(kernel, h, c, depthwise), h, depthwise)
+    fitted = _fitted(kernel, h, c, depthwise) if count >= FIT_READS * h.shape[-1] else kernel
+    rounded = compensated_rounding(fitted, h, depthwise)
     shift = _shift(kernel, rounded.astype("float64"), mean_q, mean_f, depthwise).astype("float32")
     norm = next(
         (

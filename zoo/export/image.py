@@ -239,8 +239,8 @@ def _int8_weights(
         write(first_in_pieces(rounded, pieces))
         extra["weight_rounding"] = (
             f"{counts['layers']} kernels rounded layer after layer on the calibration images as the "
-            "int8 model feeds them, each fitted to the float layer's output, then rounded with error "
-            "compensation (GPTQ)"
+            f"int8 model feeds them ({counts['fitted']} first fitted to the float layer's output), "
+            "with error compensation (GPTQ)"
         )
         extra["bias_correction"] = (
             f"{counts['corrected']} of {counts['layers']} layers, on the calibration images"

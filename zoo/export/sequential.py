@@ -103,8 +103,10 @@ def _shift(kernel: Any, rounded: Any, mean_q: Any, mean_f: Any, depthwise: bool)
     return mean_q @ rounded.reshape(-1, shape[-1]) - mean_f @ kernel.reshape(-1, shape[-1])
 
 
-def _round_layer(name: str, float_model: Any, copy: Any, simulation: Any, calibration: Any) -> bool:
-    """Round layer ``name`` of ``copy`` and of ``simulation``; whether a batch norm or bias took the shift."""
+def _round_layer(
+    name: str, float_model: Any, copy: Any, simulation: Any, calibration: Any
+) -> tuple[bool, bool]:
+    """Round layer ``name`` of ``copy`` and ``simulation``; whether a norm or bias took its shift; a fit."""
     import keras
     import numpy as np
 
@@ -116,8 +118,8 @@ def _round_layer(name: str, float_model: Any, copy: Any, simulation: Any, calibr
     depthwise = isinstance(layer, keras.layers.DepthwiseConv2D)
     h, c, mean_q, mean_f, count = _moments(layer, reads(simulation), reads(float_model))
     kernel = np.asarray(keras.ops.convert_to_numpy(layer.kernel), "float64")
-    fitted = _fitted(kernel, h, c, depthwise) if count >= FIT_READS * h.shape[-1] else kernel
-    rounded = compensated_rounding(fitted, h, depthwise)
+    fit = count >= FIT_READS * h.shape[-1]
+    rounded = compensated_rounding(_fitted(kernel, h, c, depthwise) if fit else kernel, h, depthwise)
     shift = _shift(kernel, rounded.astype("float64"), mean_q, mean_f, depthwise).astype("float32")
     norm = next(
         (
@@ -136,7 +138,7 @@ def _round_layer(name: str, float_model: Any, copy: Any, simulation: Any, calibr
         elif getattr(layer, "use_bias", False):
             bias = model.get_layer(name).bias
             bias.assign(keras.ops.convert_to_numpy(bias) - shift)
-    return norm is not None or getattr(layer, "use_bias", False)
+    return norm is not None or getattr(layer, "use_bias", False), fit
 
 
 def sequentially_rounded(
@@ -153,7 +155,8 @@ def sequentially_rounded(
 
     Returns:
         The copy (:func:`~zoo.export.simulation.split_activations` of it) and counts:
-        ``"layers"`` rounded, ``"corrected"``: of those, with their mean shift taken back.
+        ``"layers"`` rounded; of those, ``"corrected"``: with their mean shift taken back, and
+        ``"fitted"``: fitted first (:data:`FIT_READS`).
     """
     import keras
 
@@ -164,7 +167,7 @@ def sequentially_rounded(
     quantized = quantized_outputs(copy)
     order = {layer.name: i for i, layer in enumerate(copy.layers)}
     pending = sorted(quantized, key=lambda layer: order[layer.name])
-    counts = {"layers": 0, "corrected": 0}
+    counts = {"layers": 0, "corrected": 0, "fitted": 0}
     sites = _kernel_layers(copy)
     for _, _, layer in progress(sites, "rounding layers on the int8 inputs", total=len(sites), unit="layer"):
         ready = [q for q in pending if order[q.name] < order[layer.name]]
@@ -173,6 +176,8 @@ def sequentially_rounded(
                 fake = simulation.get_layer(f"int8_{q_name}")
                 fake.lo, fake.hi = float(min(lo, 0.0)), float(max(hi, 0.0))
             pending = [q for q in pending if q not in ready]
-        counts["corrected"] += _round_layer(layer.name, float_model, copy, simulation, calibration)
+        corrected, fitted = _round_layer(layer.name, float_model, copy, simulation, calibration)
         counts["layers"] += 1
+        counts["corrected"] += corrected
+        counts["fitted"] += fitted
     return copy, counts

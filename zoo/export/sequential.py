@@ -5,12 +5,13 @@ the float network feeds the layer. The int8 model feeds it something else: the o
 the layers before it, already rounded, through int8 activations. This rounds the layers in
 the graph's order, each on what an int8 simulation of the model so far feeds it
 (:func:`zoo.export.simulation.int8_simulation`, each activation on the range the export's
-calibration gives it with the weights rounded before it). Each kernel is first fitted, in
-least squares with a ridge towards the float kernel, to give the float layer's output from
-those inputs, then rounded with error compensation, and the mean shift left in its output
-is taken back by the batch norm after it or by its bias. So each layer makes up for the
-rounding of the activations and kernels before it as well as for its own. NumPy and Keras
-only: it runs on every backend.
+calibration gives it with the weights rounded before it). Where those inputs are many enough
+(:data:`FIT_READS`), each kernel is first fitted, in least squares with a ridge towards the
+float kernel, to give the float layer's output from them; then it is rounded with error
+compensation, and the mean shift left in its output is taken back by the batch norm after it
+or by its bias. So each layer makes up for the rounding of the activations and kernels before
+it as well as for its own. ``zoo export --rounding sequential``; NumPy and Keras only: it runs
+on every backend.
 """
 
 from __future__ import annotations

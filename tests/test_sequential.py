@@ -101,3 +101,17 @@ def test_sequential_rounding_takes_plain_models_only():
     assert not applies(keras.Model(image, inner(image)))
     features = keras.Input((8, 8, 4))
     assert not applies(keras.Model(features, keras.layers.Conv2D(4, 3, groups=2)(features)))
+
+
+def test_the_export_refuses_sequential_rounding_of_a_nested_model():
+    from zoo.errors import InputError
+    from zoo.export.image import _int8_weights
+
+    inner = _network()
+    image = keras.Input((16, 16, 3))
+    nested = keras.Model(image, inner(image), name="finetuned")
+    written = []
+    weights = (None, nested, _smooth(4, 16, 3), None, None, None, {})
+    with pytest.raises(InputError, match="finetuned nests models .*: leave out --rounding"):
+        _int8_weights(weights, None, (1, "sequential"), written.append)
+    assert not written

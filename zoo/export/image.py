@@ -219,8 +219,8 @@ def _int8_weights(
     biases corrected (TFLite's own ranges). ``how`` is ``(pieces, rounding)``: ``pieces`` > 1
     holds the first activation in that many int8 pieces (:func:`first_in_pieces`), which
     distillation simulates as that much finer; ``rounding`` ``"sequential"`` rounds layer after
-    layer on what the int8 model feeds each (:func:`sequentially_rounded`) where :func:`applies`,
-    else each layer is rounded on the float inputs.
+    layer on what the int8 model feeds each (:func:`sequentially_rounded`; models it
+    :func:`applies` to, others refused), else each layer is rounded on the float inputs.
     """
     entry, model, seen, transform, parts, data_dir, extra = weights
     pieces, rounding = how
@@ -234,7 +234,12 @@ def _int8_weights(
         distilled, ranges = _distilled(entry, model, seen, qat, transform, parts, data_dir, extra)
         write(first_in_pieces(distilled, pieces))
         return ranges
-    if rounding == "sequential" and applies(model):  # TFLite converts weights on its grid, biases corrected
+    if rounding == "sequential":  # TFLite converts weights already on its grid, biases corrected
+        if not applies(model):
+            raise InputError(
+                f"--rounding sequential takes a model of plain layers with one input; {model.name} "
+                "nests models or groups its convolutions: leave out --rounding"
+            )
         rounded, counts = sequentially_rounded(model, seen, levels=pieces_levels(model, pieces))
         write(first_in_pieces(rounded, pieces))
         extra["weight_rounding"] = (
@@ -247,7 +252,7 @@ def _int8_weights(
         )
         return None
     held = first_in_pieces(model, pieces)
-    with rounded_weights(held, seen) as rounded:  # nested models: each layer on the float inputs
+    with rounded_weights(held, seen) as rounded:  # each layer on what the float model feeds it
         write(held)
     corrected, compensated = rounded.pop("corrected"), rounded.pop("compensated")
     count = sum(len(layers) for layers in rounded.values())

@@ -8,7 +8,7 @@ import pytest
 
 from tests.helpers import numpy
 from zoo.export import int8_simulation, int8_weights, rounded_weights, sequential
-from zoo.export.sequential import _fitted, _moments, _shift, applies, sequentially_rounded
+from zoo.export.sequential import _fitted, _moments, _shift, sequentially_rounded, unsupported
 
 
 def _smooth(n: int, size: int, channels: int, seed: int = 1) -> np.ndarray:
@@ -95,12 +95,17 @@ def test_a_layer_makes_up_for_what_the_int8_activation_before_it_loses():
 
 
 def test_sequential_rounding_takes_plain_models_only():
-    assert applies(_network())
+    assert unsupported(_network()) is None
     inner = _network()
     image = keras.Input((16, 16, 3))
-    assert not applies(keras.Model(image, inner(image)))
+    assert unsupported(keras.Model(image, inner(image))).startswith("nests models")
     features = keras.Input((8, 8, 4))
-    assert not applies(keras.Model(features, keras.layers.Conv2D(4, 3, groups=2)(features)))
+    grouped = keras.Model(features, keras.layers.Conv2D(4, 3, groups=2)(features))
+    assert unsupported(grouped).startswith("groups its convolutions")
+    shared = keras.layers.Conv2D(4, 3, padding="same")
+    assert unsupported(keras.Model(features, shared(shared(features)))).startswith("calls layers more")
+    pair = [keras.Input((8, 8, 4)), keras.Input((8, 8, 4))]
+    assert unsupported(keras.Model(pair, keras.layers.Add()(pair))) == "has several inputs"
 
 
 def test_the_export_refuses_sequential_rounding_of_a_nested_model():

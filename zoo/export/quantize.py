@@ -251,7 +251,7 @@ def bias_corrections(model: Any, layers: list, kernels: list, rounded: list, cal
         for i, x in enumerate(inputs):
             total, count = _rounding_shift(layers[i], x, (rounded[i] - kernels[i]).astype("float32"))
             sums[i], counts[i] = sums[i] + total, counts[i] + count
-    norms = {id(_single_input(n)): n for n in model.layers if isinstance(n, keras.layers.BatchNormalization)}
+    norms = norms_after(model)
     changes = []
     for layer, total, count in zip(layers, sums, counts, strict=True):
         shift = total / count
@@ -261,6 +261,14 @@ def bias_corrections(model: Any, layers: list, kernels: list, rounded: list, cal
         elif getattr(layer, "use_bias", False):
             changes.append((layer.bias, keras.ops.convert_to_numpy(layer.bias) - shift))
     return changes
+
+
+def norms_after(model: Any) -> dict[int, Any]:
+    """The batch norms of ``model`` called once, by the ``id`` of the tensor each normalises."""
+    import keras
+
+    norms = [n for n in model.layers if isinstance(n, keras.layers.BatchNormalization)]
+    return {id(_single_input(n)): n for n in norms if _single_input(n) is not None}
 
 
 def _single_input(layer: Any) -> Any:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from zoo.export.quantize import _kernel_layers, _single_input
+from zoo.export.quantize import _kernel_layers, norms_after
 from zoo.export.rounding import MOMENT_BATCH, _reads, compensated_rounding
 from zoo.export.simulation import (
     _activation_ranges,
@@ -31,21 +31,35 @@ from zoo.progress import progress
 #: The fit's ridge towards the float kernel, as a fraction of the inputs' mean second moment.
 RIDGE = 0.1
 
+#: Images a model runs on at a time.
+_BATCH = 16
+
 #: Reads per input weight the fit needs (positions on the calibration images); with fewer it
 #: would fit their noise, and the kernel is rounded as it is.
 FIT_READS = 10
 
 
-def applies(model: Any) -> bool:
-    """Whether :func:`sequentially_rounded` takes ``model``: one input, plain layers, no groups."""
+def unsupported(model: Any) -> str | None:
+    """Why :func:`sequentially_rounded` cannot take ``model`` (``"nests ..."``), or ``None`` when it can.
+
+    It takes a functional model with one input whose layers are plain (no nested models),
+    each called once, with channels last and ungrouped convolutions.
+    """
     import keras
 
-    return not (
-        isinstance(model.input, (list, tuple, dict))
-        or any(isinstance(layer, keras.Model) for layer in model.layers)
-        or any(getattr(layer, "groups", 1) != 1 for layer in model.layers)
-        or any(getattr(layer, "data_format", "channels_last") != "channels_last" for layer in model.layers)
+    if isinstance(model.input, (list, tuple, dict)):
+        return "has several inputs"
+    checks = (
+        ("nests models", lambda layer: isinstance(layer, keras.Model)),
+        ("calls layers more than once", lambda layer: len(layer._inbound_nodes) != 1),
+        ("groups its convolutions", lambda layer: getattr(layer, "groups", 1) != 1),
+        ("has channels first", lambda layer: getattr(layer, "data_format", "") == "channels_first"),
     )
+    for reason, failing in checks:
+        names = [layer.name for layer in model.layers if failing(layer)]
+        if names:
+            return f"{reason} ({', '.join(names[:3])})"
+    return None
 
 
 def _moments(layer: Any, quantized: Any, reference: Any) -> tuple[Any, Any, Any, Any, int]:
@@ -104,33 +118,73 @@ def _shift(kernel: Any, rounded: Any, mean_q: Any, mean_f: Any, depthwise: bool)
     return mean_q @ rounded.reshape(-1, shape[-1]) - mean_f @ kernel.reshape(-1, shape[-1])
 
 
-def _round_layer(
-    name: str, float_model: Any, copy: Any, simulation: Any, calibration: Any
-) -> tuple[bool, bool]:
-    """Round layer ``name`` of ``copy`` and ``simulation``; whether a norm or bias took its shift; a fit."""
+class _Frontier:
+    """What a functional model's layers read on fixed inputs, run a segment at a time.
+
+    The model's layers run in ``order`` up to the layer asked for, and only the values later
+    layers still read are kept: asked for its layers in that order, the model runs once over
+    the inputs, each layer with the weights it has when the run reaches it.
+    """
+
+    def __init__(self, model: Any, inputs: Any, order: dict[str, int]) -> None:
+        import keras
+
+        self._model = model
+        layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
+        nodes = [(order[layer.name], layer._inbound_nodes[0]) for layer in layers]
+        self._nodes = sorted(nodes, key=lambda item: item[0])
+        self._last: dict[int, int] = {}  # by tensor id: the last position that reads it
+        for position, node in self._nodes:
+            for tensor in node.input_tensors:
+                self._last[id(tensor)] = max(self._last.get(id(tensor), -1), position)
+        self._values = {id(model.input): inputs}
+        self._count, self._done = len(inputs), 0
+
+    def advance(self, position: int, watch: Any = ()) -> Any:
+        """Run the layers before ``position``; yield, a batch at a time, the values of tensors ``watch``."""
+        import keras
+        import numpy as np
+
+        segment = [node for p, node in self._nodes[self._done :] if p < position]
+        self._done += len(segment)
+        produced = [t for node in segment for t in node.outputs]
+        keep = [t for t in produced if self._last.get(id(t), -1) >= position]
+        parts: list[list[Any]] = [[] for _ in keep]
+        for start in range(0, self._count, _BATCH):
+            values = {key: value[start : start + _BATCH] for key, value in self._values.items()}
+            for node in segment:
+                args, kwargs = node.arguments.fill_in(values)
+                outputs = keras.tree.flatten(node.operation(*args, **kwargs))
+                values.update({id(t): out for t, out in zip(node.outputs, outputs, strict=True)})
+            for part, tensor in zip(parts, keep, strict=True):
+                part.append(keras.ops.convert_to_numpy(values[id(tensor)]))
+            yield [keras.ops.convert_to_numpy(values[id(t)]) for t in watch]
+        self._values = {k: v for k, v in self._values.items() if self._last.get(k, -1) >= position}
+        self._values.update({id(t): np.concatenate(part) for t, part in zip(keep, parts, strict=True)})
+
+    def reads(self, name: str, position: int) -> Any:
+        """What layer ``name`` (at ``position``) reads; the layers before it are run first."""
+        for _ in self.advance(position):
+            pass
+        return self._values[id(self._model.get_layer(name)._inbound_nodes[0].input_tensors[0])]
+
+
+def _round_layer(name: str, float_model: Any, copy: Any, simulation: Any, reads: Any) -> tuple[bool, bool]:
+    """Round layer ``name`` of ``copy`` and ``simulation``; whether a norm or bias took its shift; a fit.
+
+    ``reads`` are what the simulation and the float model feed the layer.
+    """
     import keras
     import numpy as np
 
-    def reads(model: Any) -> Any:
-        probe = keras.Model(model.input, model.get_layer(name).input)
-        return probe.predict(calibration, batch_size=16, verbose=0)
-
     layer = float_model.get_layer(name)
     depthwise = isinstance(layer, keras.layers.DepthwiseConv2D)
-    h, c, mean_q, mean_f, count = _moments(layer, reads(simulation), reads(float_model))
+    h, c, mean_q, mean_f, count = _moments(layer, *reads)
     kernel = np.asarray(keras.ops.convert_to_numpy(layer.kernel), "float64")
     fit = count >= FIT_READS * h.shape[-1]
     rounded = compensated_rounding(_fitted(kernel, h, c, depthwise) if fit else kernel, h, depthwise)
     shift = _shift(kernel, rounded.astype("float64"), mean_q, mean_f, depthwise).astype("float32")
-    norm = next(
-        (
-            n.name
-            for n in copy.layers
-            if isinstance(n, keras.layers.BatchNormalization)
-            and _single_input(n) is copy.get_layer(name).output
-        ),
-        None,
-    )
+    norm = getattr(norms_after(copy).get(id(copy.get_layer(name).output)), "name", None)
     for model in (copy, simulation):
         model.get_layer(name).kernel.assign(rounded.astype("float32"))
         if norm is not None:  # the norm subtracts its moving mean
@@ -148,7 +202,7 @@ def sequentially_rounded(
     """A copy of ``model`` with every kernel on TFLite's int8 grid, rounded layer after layer.
 
     Args:
-        model: A functional model that :func:`applies` to.
+        model: A functional model :func:`unsupported` finds nothing against.
         calibration: Model inputs the layers are rounded on, and the activation ranges measured on.
         levels: Activations the int8 model holds more finely, as
             :func:`~zoo.export.simulation.int8_simulation` takes them (the first in pieces:
@@ -165,19 +219,22 @@ def sequentially_rounded(
     copy = keras.models.clone_model(float_model)
     copy.set_weights(float_model.get_weights())
     simulation = int8_simulation(copy, calibration, levels=levels)
-    quantized = quantized_outputs(copy)
-    order = {layer.name: i for i, layer in enumerate(copy.layers)}
-    pending = sorted(quantized, key=lambda layer: order[layer.name])
+    order = {layer.name: i for i, layer in enumerate(simulation.layers)}
+    runs = [_Frontier(m, calibration, order) for m in (copy, simulation, float_model)]
+    pending = sorted(quantized_outputs(copy), key=lambda layer: order[layer.name])
     counts = {"layers": 0, "corrected": 0, "fitted": 0}
     sites = _kernel_layers(copy)
     for _, _, layer in progress(sites, "rounding layers on the int8 inputs", total=len(sites), unit="layer"):
-        ready = [q for q in pending if order[q.name] < order[layer.name]]
-        if ready:  # their producers are all rounded: measure their ranges as the export will
-            for q_name, (lo, hi) in _activation_ranges(copy, ready, calibration).items():
-                fake = simulation.get_layer(f"int8_{q_name}")
-                fake.lo, fake.hi = float(min(lo, 0.0)), float(max(hi, 0.0))
-            pending = [q for q in pending if q not in ready]
-        corrected, fitted = _round_layer(layer.name, float_model, copy, simulation, calibration)
+        position = order[layer.name]
+        ready = [q for q in pending if order[q.name] < position]
+        # their producers are all rounded: measure their ranges as the export will
+        batches = runs[0].advance(position, [q.output for q in ready])
+        for q_name, (lo, hi) in _activation_ranges(copy, ready, calibration, batches).items():
+            fake = simulation.get_layer(f"int8_{q_name}")
+            fake.lo, fake.hi = float(min(lo, 0.0)), float(max(hi, 0.0))
+        pending = [q for q in pending if q not in ready]
+        reads = [run.reads(layer.name, position) for run in runs[1:]]
+        corrected, fitted = _round_layer(layer.name, float_model, copy, simulation, reads)
         counts["layers"] += 1
         counts["corrected"] += corrected
         counts["fitted"] += fitted

@@ -6,7 +6,7 @@ channel, TFLite's fusions of batch norms and activations respected.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from typing import Any
 
 from zoo.errors import InputError
@@ -167,21 +167,28 @@ def _producer(layer: Any) -> Any:
     return current
 
 
-def _activation_ranges(model: Any, layers: list[Any], calibration: Any) -> dict[str, tuple[float, float]]:
+def _activation_ranges(
+    model: Any, layers: list[Any], calibration: Any, batches: Iterable[list[Any]] | None = None
+) -> dict[str, tuple[float, float]]:
     """Each layer's output range on ``calibration``, as the export cuts it (:func:`_clipped_range`).
 
     Except where TFLite's int8 kernels fix it: a tanh's or sigmoid's (:data:`FIXED_RANGES`),
-    and an average pooling's, which is its input's.
+    and an average pooling's, which is its input's. ``batches`` gives the layers' outputs on
+    ``calibration`` a batch at a time, where the caller has them; else ``model`` is run.
     """
     import keras
     import numpy as np
 
-    probe = keras.Model(model.input, [layer.output for layer in layers])
+    if batches is None:
+        probe = keras.Model(model.input, [layer.output for layer in layers]) if layers else None
+        batches = (
+            keras.tree.flatten(probe.predict_on_batch(calibration[start : start + 16])) if probe else []
+            for start in range(0, len(calibration), 16)
+        )
     rng = np.random.default_rng(0)
     samples: list[list[Any]] = [[] for _ in layers]
-    for start in range(0, len(calibration), 16):
-        outputs = probe.predict_on_batch(calibration[start : start + 16])
-        for i, values in enumerate(outputs if isinstance(outputs, list) else [outputs]):
+    for outputs in batches:
+        for i, values in enumerate(outputs):
             values = np.asarray(values).ravel()
             samples[i].append(values[rng.integers(0, values.size, min(values.size, 20000))])
     ranges = {layer.name: _clipped_range(values) for layer, values in zip(layers, samples, strict=True)}

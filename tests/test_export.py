@@ -1112,11 +1112,8 @@ def test_int8_simulation_refuses_nested_models():
         (["--format", "tflite", "--quantize", "float16", "--stem-pieces", "2"], "holds an int8 activation"),
         (["--format", "onnx", "--stem-pieces", "2"], "holds an int8 activation"),
         (["--format", "tflite", "--quantize", "int8", "--stem-pieces", "9"], "9 is not in the range 1<=x<=8"),
-        (["--format", "tflite", "--quantize", "float16", "--rounding", "sequential"], "post-training int8"),
-        (
-            ["--format", "tflite", "--quantize", "int8", "--qat-steps", "5", "--rounding", "sequential"],
-            "without",
-        ),
+        (["--format", "tflite", "--quantize", "float16", "--rounding", "sequential"], "kernels of int8"),
+        (["--format", "onnx", "--rounding", "sequential"], "kernels of int8"),
         (["--format", "tflite", "--quantize", "int8", "--rounding", "nearest"], "'nearest' is not one of"),
     ],
 )
@@ -1202,20 +1199,45 @@ def test_int8_calibration_on_data_that_is_not_there_is_refused(tmp_path, monkeyp
     assert list(tmp_path.iterdir()) == []
 
 
-def test_int8_calibrates_distils_and_evaluates_on_photos_of_many_sizes(tmp_path):
-    """A user's folder (or a fine-tune's own) holds photos of every size: each is resized on its own."""
+def _photos(root, counts=(("train", 12), ("test", 5))):
+    """A folder of cat and dog photos of many sizes, in train and test splits."""
     from PIL import Image
 
+    rng = np.random.default_rng(0)
+    for split, count in counts:
+        for label in ("cat", "dog"):
+            (root / split / label).mkdir(parents=True)
+            for i in range(count):
+                pixels = rng.integers(0, 256, (20 + 7 * i, 30 + 3 * i, 3), dtype=np.uint8)
+                Image.fromarray(pixels).save(root / split / label / f"{i}.png")
+
+
+def test_distillation_starts_from_the_rounding_asked_for(tmp_path):
+    """--rounding sequential with --qat-steps starts there; a checkpoint of the other start is refused."""
     import zoo.cli.deploy  # noqa: F401  (registers the command)
     from zoo.cli import cli
 
-    rng = np.random.default_rng(0)
-    for split, count in (("train", 12), ("test", 5)):
-        for label in ("cat", "dog"):
-            (tmp_path / "photos" / split / label).mkdir(parents=True)
-            for i in range(count):
-                pixels = rng.integers(0, 256, (20 + 7 * i, 30 + 3 * i, 3), dtype=np.uint8)
-                Image.fromarray(pixels).save(tmp_path / "photos" / split / label / f"{i}.png")
+    _photos(tmp_path / "photos")
+    state = tmp_path / "state"
+    args = ["export", "lenet5", "--format", "tflite", "--quantize", "int8", "--qat-steps", "2", "--json"]
+    args += ["--data", str(tmp_path / "photos"), "--qat-checkpoint", str(state), "--rounding", "sequential"]
+    result = CliRunner().invoke(cli, [*args, "--out", str(tmp_path / "s.tflite")])
+    assert result.exit_code == 0, result.output
+    m = json.loads(result.output[result.output.index("{") :])["metrics"]
+    assert m["weight_rounding"].startswith("distillation started from kernels rounded layer after layer"), m
+    saved = (state / "distillation.npz").read_bytes()
+    result = CliRunner().invoke(cli, [*args[:-2], "--out", str(tmp_path / "p.tflite")])
+    refusal = '(start: "kernels rounded layer after layer'
+    assert result.exit_code != 0 and refusal in result.output, result.output
+    assert (state / "distillation.npz").read_bytes() == saved and not (tmp_path / "p.tflite").exists()
+
+
+def test_int8_calibrates_distils_and_evaluates_on_photos_of_many_sizes(tmp_path):
+    """A user's folder (or a fine-tune's own) holds photos of every size: each is resized on its own."""
+    import zoo.cli.deploy  # noqa: F401  (registers the command)
+    from zoo.cli import cli
+
+    _photos(tmp_path / "photos")
     out = tmp_path / "q.tflite"
     args = ["export", "lenet5", "--format", "tflite", "--quantize", "int8", "--qat-steps", "3"]
     args += ["--data", str(tmp_path / "photos"), "--evaluate", "--out", str(out), "--json"]

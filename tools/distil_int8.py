@@ -118,7 +118,13 @@ def finer_levels(model: Any, k: int, every: bool = False) -> dict[str, int] | No
 
 
 def run(
-    name: str, images_path: str, steps: int, checkpoint: str, finer_first: int = 1, every: bool = False
+    name: str,
+    images_path: str,
+    steps: int,
+    checkpoint: str,
+    finer_first: int = 1,
+    every: bool = False,
+    rounding: str = "per-layer",
 ) -> int:
     """Distil ``name``'s int8 model for ``steps`` on the prepared images, saving to ``checkpoint``.
 
@@ -126,7 +132,7 @@ def run(
     ``zoo export --stem-pieces`` holds it (``zoo.export.first_in_pieces``): that export, with
     ``--qat-checkpoint`` at this folder, converts the finished state. With ``every``, each
     activation that many times finer: a study (``tools.int8_study --distilled-finer-all``), which
-    no export converts.
+    no export converts. ``rounding`` is where it starts, as ``zoo export --rounding`` says.
     """
     import keras
     import numpy as np
@@ -136,9 +142,9 @@ def run(
     from zoo.export import (
         CALIBRATION_IMAGES,
         ResizedImages,
-        bias_corrected,
         distil_int8,
         distillation_inputs,
+        distillation_start,
     )
 
     start_time = time.perf_counter()
@@ -150,8 +156,8 @@ def run(
     seen = np.asarray(normalise(train[:CALIBRATION_IMAGES]))
     model = api.load(entry.name)
     levels = finer_levels(model, finer_first, every)
-    inputs = distillation_inputs(entry, source, steps=steps, data=data, levels=levels)
-    start, corrected = bias_corrected(model, seen)
+    inputs = distillation_inputs(entry, source, steps=steps, data=data, levels=levels, rounding=rounding)
+    start, corrected = distillation_start(model, seen, rounding, levels)
     print(f"{keras.backend.backend()}: {len(train)} {data} images {seen.shape[1:]}; {corrected} corrected")
     options = {
         "transform": normalise,
@@ -166,6 +172,8 @@ def run(
 
 
 def main() -> int:
+    from zoo.export import ROUNDINGS
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="verb", required=True)
     p = sub.add_parser("prepare", help="save the export's distillation images (needs the dataset)")
@@ -189,6 +197,12 @@ def main() -> int:
         action="store_true",
         help="with --finer-first K, every int8 activation K times finer (a study; no export converts it)",
     )
+    r.add_argument(
+        "--rounding",
+        choices=ROUNDINGS,
+        default="per-layer",
+        help="where distillation starts, as zoo export --rounding says (default: per-layer)",
+    )
     args = parser.parse_args()
     if args.verb == "prepare" and args.images is not None:
         from zoo.export import QAT_BATCH
@@ -201,7 +215,8 @@ def main() -> int:
         parser.error(f"--finer-first must be at least 1, got {args.finer_first}")
     if args.verb == "run" and args.finer_all and args.finer_first == 1:
         parser.error("--finer-all needs --finer-first K (K > 1): how many times finer")
-    return run(args.name, args.images, args.steps, args.checkpoint, args.finer_first, args.finer_all)
+    options = {"finer_first": args.finer_first, "every": args.finer_all, "rounding": args.rounding}
+    return run(args.name, args.images, args.steps, args.checkpoint, **options)
 
 
 if __name__ == "__main__":

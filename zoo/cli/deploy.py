@@ -67,7 +67,7 @@ from zoo.export import MAX_PIECES, QAT_BATCH, QAT_IMAGES, QUANTIZE, ROUNDINGS
     help="int8: how the kernels are rounded to the int8 grid. per-layer: each layer with error "
     "compensation on what the float model feeds it; sequential: layer after layer on what the int8 "
     "model feeds it, each fitted to the float layer's output (slower; better for EfficientNet-Lite, "
-    "worse for the CIFAR networks).",
+    "worse for the CIFAR networks). With --qat-steps: where distillation starts.",
 )
 @click.option(
     "--no-preprocessing",

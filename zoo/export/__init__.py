@@ -54,7 +54,13 @@ from zoo.export._common import (
     Ranges,
 )
 from zoo.export.api import export
-from zoo.export.distil import QAT_CHECKPOINT_EVERY, ResizedImages, distil_int8, distillation_inputs
+from zoo.export.distil import (
+    QAT_CHECKPOINT_EVERY,
+    ResizedImages,
+    distil_int8,
+    distillation_inputs,
+    distillation_start,
+)
 from zoo.export.forward import ONNX_FORWARD_VERSION, onnx_forward
 from zoo.export.generative import SAMPLER_CHECKS
 from zoo.export.pieces import MAX_PIECES, first_in_pieces
@@ -109,6 +115,7 @@ __all__ = [
     "compile_openvino",
     "distil_int8",
     "distillation_inputs",
+    "distillation_start",
     "export",
     "first_in_pieces",
     "in_top_k",

@@ -6,6 +6,7 @@ Checks its arguments and the target, then hands each kind of model to its export
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 from zoo.errors import InputError
@@ -47,10 +48,10 @@ def _check_int8_args(
         )
     if rounding not in ROUNDINGS:
         raise InputError(f"rounding must be one of {', '.join(ROUNDINGS)}, got {rounding!r}")
-    if rounding != "per-layer" and (quantize != "int8" or qat_steps):
+    if rounding != "per-layer" and quantize != "int8":
         raise InputError(
-            f"--rounding {rounding} rounds the kernels of post-training int8: use it with --format "
-            "tflite --quantize int8, without --qat-steps (distillation starts from per-layer rounding)"
+            f"--rounding {rounding} rounds the kernels of int8 (or distillation's start): use it with "
+            "--format tflite --quantize int8"
         )
     if qat_steps < 0:
         raise InputError(f"qat_steps must be 0 or more, got {qat_steps}")
@@ -123,6 +124,24 @@ def _classifier_entry(name: str, fmt: str) -> Any:
     return entry
 
 
+def _export_not_image(entry: Any, fmt: str, target: Path, quantize: str | None, overwrite: bool) -> Any:
+    """The export of a generative, character or text model; ``None`` for an image classifier."""
+    from zoo import registry
+
+    task = registry.get_spec(entry.architecture).task
+    if fmt == "openvino" and task == "language-modeling":
+        raise InputError(f"{entry.name} exports as one step to savedmodel, onnx or tflite (not openvino)")
+    if task in ("image-generation", "language-modeling"):
+        if quantize:
+            raise InputError(f"{entry.name} exports as float32 only: leave out --quantize")
+        if task == "language-modeling":
+            return _export_char_step(entry, fmt, target, overwrite)
+        return _export_sampler(entry, fmt, target, overwrite)
+    if entry.preprocessing.get("type") == "text":
+        return _export_text(entry, fmt, target, overwrite)
+    return None
+
+
 def export(
     name: str,
     fmt: str,
@@ -152,10 +171,14 @@ def export(
         name: Weights or architecture name, or a fine-tuned model folder.
         fmt: ``"savedmodel"``, ``"tflite"``, ``"onnx"`` or ``"openvino"``.
         out: Output folder (SavedModel) or file.
-        quantize: TFLite only: ``"float16"`` (float16 weights), ``"int8"`` (int8 weights and
-            activations calibrated on 200 train images of ``data``, ranges cut at the quantiles
-            :data:`CLIP_QUANTILE`; see ``rounding``) or ``"dynamic"`` (int8 weights; no calibration).
-        preprocessing: Images: bake the input transform in (raw uint8 inputs); text takes token ids.
+        quantize: TFLite only, post-training: ``"float16"`` (float16 weights), ``"int8"``
+            (int8 weights and activations, calibrated on 200 images of ``data``'s train split,
+            each activation range cut to the calibration values' quantiles
+            :data:`CLIP_QUANTILE` and ``1 - CLIP_QUANTILE``, kernels rounded as ``rounding``
+            says and biases corrected for their rounding) or ``"dynamic"`` (int8 weights; no
+            calibration).
+        preprocessing: Images: bake the entry's input transform in (inputs become raw uint8
+            images). Text exports always take token ids (the result says ``False``).
         samples: How many fixed random images the check runs on (never a data folder's).
         data: Images: the dataset that calibrates int8 (its train split) and that
             ``evaluate`` measures (its test split); default: the weights' own dataset.
@@ -163,14 +186,17 @@ def export(
         evaluate: Also measure a quantised TFLite model's top-1 agreement (and accuracy) on test images.
         overwrite: Replace an earlier export that zoo wrote at ``out``, and another run's state
             in ``qat_checkpoint`` (never anything else: see :mod:`zoo.outputs`).
-        qat_steps: int8 only: steps of :func:`distil_int8` on ``data``'s train split first.
+        qat_steps: int8 only: steps of :func:`distil_int8` on ``data``'s train split first
+            (instead of bias correction; still checked against the original Keras model).
         qat_checkpoint: A folder for the distillation's state, continued by an export of the same inputs.
-        qat_images: ``data``'s train images distillation draws from (default :data:`QAT_IMAGES`).
+        qat_images: How many of ``data``'s train images (the first of a fixed shuffle) distillation
+            draws batches from; default :data:`QAT_IMAGES`. A checkpoint needs the same number.
         stem_pieces: int8 only: the first activation in that many int8 pieces, that many times
             finer (:func:`first_in_pieces`; EfficientNet-Lite). 1: as the model is.
         rounding: int8 kernels, biases corrected: ``"per-layer"``, each on what the float model
-            feeds it (:func:`rounded_weights`); ``"sequential"`` (no ``qat_steps``), layer after
-            layer on what the int8 model feeds it (:func:`sequentially_rounded`; plain layers).
+            feeds it (:func:`rounded_weights`); ``"sequential"``, layer after
+            layer on what the int8 model feeds it (:func:`sequentially_rounded`; plain layers);
+            with ``qat_steps``, where distillation starts.
 
     Returns:
         An :class:`ExportResult`; float formats must match within 1e-4.
@@ -181,22 +207,12 @@ def export(
         OutputError: When ``out`` (or, for ONNX text exports, its vocabulary file) holds
             anything that zoo did not write, or an earlier export without ``overwrite``.
     """
-    from zoo import registry
-
     _check_export_args(fmt, quantize, qat_steps, qat_checkpoint, qat_images, stem_pieces, rounding)
     target = _checked_target(fmt, out, overwrite)
     entry = _classifier_entry(name, fmt)
-    task = registry.get_spec(entry.architecture).task
-    if fmt == "openvino" and task == "language-modeling":
-        raise InputError(f"{entry.name} exports as one step to savedmodel, onnx or tflite (not openvino)")
-    if task in ("image-generation", "language-modeling"):
-        if quantize:
-            raise InputError(f"{entry.name} exports as float32 only: leave out --quantize")
-        if task == "language-modeling":
-            return _export_char_step(entry, fmt, target, overwrite)
-        return _export_sampler(entry, fmt, target, overwrite)
-    if entry.preprocessing.get("type") == "text":
-        return _export_text(entry, fmt, target, overwrite)
+    result = _export_not_image(entry, fmt, target, quantize, overwrite)
+    if result is not None:
+        return result
     options = dict(
         quantize=quantize, preprocessing=preprocessing, samples=samples, data=data, data_dir=data_dir
     )

@@ -13,7 +13,8 @@ from typing import Any
 
 from zoo.errors import InputError
 from zoo.export._common import CALIBRATION_IMAGES, QAT_BATCH, QAT_LEARNING_RATE, ExportError, Ranges
-from zoo.export.quantize import _int8_grid
+from zoo.export.quantize import _int8_grid, bias_corrected
+from zoo.export.sequential import sequentially_rounded
 from zoo.export.simulation import _weights_by_name, int8_simulation
 
 
@@ -120,6 +121,30 @@ def _jax_step(trainable: list, optimizer: Any, loss_of: Callable[..., Any]) -> C
     return step
 
 
+#: What distillation starts from, by ``zoo export --rounding``.
+_STARTS = {
+    "per-layer": "kernels rounded with error compensation, bias-corrected",
+    "sequential": "kernels rounded layer after layer on the int8 model's inputs, bias-corrected",
+}
+
+
+def distillation_start(
+    model: Any, calibration: Any, rounding: str = "per-layer", levels: dict[str, int] | None = None
+) -> tuple[Any, int]:
+    """The weights distillation starts from: post-training quantisation's, by ``rounding``.
+
+    ``"per-layer"``: :func:`~zoo.export.quantize.bias_corrected`; ``"sequential"``:
+    :func:`~zoo.export.sequential.sequentially_rounded` (which simulates ``levels``).
+
+    Returns:
+        The starting model and how many layers' biases or norms were corrected.
+    """
+    if rounding == "sequential":
+        start, counts = sequentially_rounded(model, calibration, levels=levels)
+        return start, counts["corrected"]
+    return bias_corrected(model, calibration)
+
+
 def distillation_inputs(
     entry: Any,
     images: Any,
@@ -129,13 +154,15 @@ def distillation_inputs(
     split: str = "train",
     seed: int = 0,
     levels: dict[str, int] | None = None,
+    rounding: str = "per-layer",
 ) -> dict[str, Any]:
     """What a distillation of ``entry``'s weights depends on: resuming one needs all of it equal.
 
     ``images`` are the source images (before any resize) batches are drawn from; their
     first :data:`CALIBRATION_IMAGES` set the activation ranges. The backend is not part
     of it: TensorFlow, JAX and PyTorch runs continue each other. ``levels`` is
-    :func:`distil_int8`'s (recorded only when given).
+    :func:`distil_int8`'s (recorded only when given); ``rounding`` is
+    :func:`distillation_start`'s.
     """
     import numpy as np
 
@@ -149,7 +176,7 @@ def distillation_inputs(
         "preprocessing": dict(entry.preprocessing),
         "images": {"data": data, "split": split, "count": len(images), "sha256": digest},
         "calibration_images": CALIBRATION_IMAGES,
-        "start": "kernels rounded with error compensation, bias-corrected",
+        "start": _STARTS[rounding],
         "steps": steps,
         "batch": QAT_BATCH,
         "learning_rate": QAT_LEARNING_RATE,

@@ -36,11 +36,17 @@ from zoo.export._write import (
     _write_checked,
     _write_savedmodel,
 )
-from zoo.export.distil import ResizedImages, _DistillationState, distil_int8, distillation_inputs
+from zoo.export.distil import (
+    ResizedImages,
+    _DistillationState,
+    distil_int8,
+    distillation_inputs,
+    distillation_start,
+)
 from zoo.export.pieces import first_in_pieces, pieces_levels
-from zoo.export.quantize import _tflite_bytes, bias_corrected, rounded_weights
+from zoo.export.quantize import _tflite_bytes, rounded_weights
 from zoo.export.runtimes import in_top_k, run_export, tflite_interpreter
-from zoo.export.sequential import applies, sequentially_rounded
+from zoo.export.sequential import sequentially_rounded, unsupported
 from zoo.export.simulation import int8_ranges, split_activations
 
 
@@ -219,8 +225,8 @@ def _int8_weights(
     biases corrected (TFLite's own ranges). ``how`` is ``(pieces, rounding)``: ``pieces`` > 1
     holds the first activation in that many int8 pieces (:func:`first_in_pieces`), which
     distillation simulates as that much finer; ``rounding`` ``"sequential"`` rounds layer after
-    layer on what the int8 model feeds each (:func:`sequentially_rounded`; models it
-    :func:`applies` to, others refused), else each layer is rounded on the float inputs.
+    layer on what the int8 model feeds each (:func:`sequentially_rounded`; models
+    :func:`unsupported` finds something against refused), else each layer is rounded on the float inputs.
     """
     entry, model, seen, transform, parts, data_dir, extra = weights
     pieces, rounding = how
@@ -229,17 +235,18 @@ def _int8_weights(
             f"the first activation held in {pieces} int8 pieces that the convolution after it adds "
             f"back: {255 * pieces} steps of its range"
         )
+    reason = unsupported(model) if rounding == "sequential" else None
+    if reason is not None:
+        raise InputError(
+            f"--rounding sequential takes a model of plain layers with one input; {model.name} "
+            f"{reason}: leave out --rounding"
+        )
     if qat is not None:  # weights distilled through a simulation of the int8 model
-        qat["levels"] = pieces_levels(model, pieces)
+        qat["levels"], qat["rounding"] = pieces_levels(model, pieces), rounding
         distilled, ranges = _distilled(entry, model, seen, qat, transform, parts, data_dir, extra)
         write(first_in_pieces(distilled, pieces))
         return ranges
     if rounding == "sequential":  # TFLite converts weights already on its grid, biases corrected
-        if not applies(model):
-            raise InputError(
-                f"--rounding sequential takes a model of plain layers with one input; {model.name} "
-                "nests models or groups its convolutions: leave out --rounding"
-            )
         rounded, counts = sequentially_rounded(model, seen, levels=pieces_levels(model, pieces))
         write(first_in_pieces(rounded, pieces))
         extra["weight_rounding"] = (
@@ -292,8 +299,11 @@ def _distilled(
     train = ResizedImages(source, _export_resize(entry))
     levels = qat.get("levels")
     split = parts.describe(parts.train)
-    inputs = distillation_inputs(entry, source, steps=steps, data=data, split=split, levels=levels)
-    start, corrected = bias_corrected(model, seen)
+    rounding = qat.get("rounding", "per-layer")
+    inputs = distillation_inputs(
+        entry, source, steps=steps, data=data, split=split, levels=levels, rounding=rounding
+    )
+    start, corrected = distillation_start(model, seen, rounding, levels)
     ranges = int8_ranges(start, seen)
     distilled = distil_int8(
         model,
@@ -313,9 +323,10 @@ def _distilled(
         f"{QAT_LEARNING_RATE:g} with cosine decay, logits' squared error + KL) on "
         f"{len(train)} {data} {parts.describe(parts.train)} images"
     )
+    how = "layer after layer on what the int8 model feeds them, " if rounding == "sequential" else ""
     extra["weight_rounding"] = (
-        "distillation started from kernels rounded with error compensation (GPTQ) on the calibration "
-        "images; TFLite rounds the distilled ones to nearest, as distillation simulated"
+        f"distillation started from kernels rounded {how}with error compensation (GPTQ) on the "
+        "calibration images; TFLite rounds the distilled ones to nearest, as distillation simulated"
     )
     extra["bias_correction"] = f"{corrected} layers, on the calibration images, before distilling"
     extra["activation_ranges"] = (

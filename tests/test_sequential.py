@@ -120,3 +120,26 @@ def test_the_export_refuses_sequential_rounding_of_a_nested_model():
     with pytest.raises(InputError, match="finetuned nests models .*: leave out --rounding"):
         _int8_weights(weights, None, (1, "sequential"), written.append)
     assert not written
+
+
+def test_the_frontier_runs_each_layer_once_with_the_weights_it_has_then():
+    """What each layer reads, a segment at a time: a skip connection kept, later weights seen."""
+    from zoo.export.sequential import _Frontier
+
+    init = keras.initializers.GlorotUniform(seed=0)
+    image = keras.Input((8, 8, 3))
+    a = keras.layers.Conv2D(4, 3, padding="same", kernel_initializer=init, name="a")(image)
+    b = keras.layers.Conv2D(4, 3, padding="same", kernel_initializer=init, name="b")(keras.layers.ReLU()(a))
+    c = keras.layers.Conv2D(2, 1, kernel_initializer=init, name="c")(keras.layers.Add(name="add")([a, b]))
+    model = keras.Model(image, c)
+    x = np.random.default_rng(0).normal(size=(40, 8, 8, 3)).astype("float32")
+    order = {layer.name: i for i, layer in enumerate(model.layers)}
+    run = _Frontier(model, x, order)
+    np.testing.assert_array_equal(run.reads("a", order["a"]), x)
+    np.testing.assert_allclose(
+        run.reads("b", order["b"]), numpy(keras.ops.relu(model.get_layer("a")(x))), atol=1e-6
+    )
+    model.get_layer("b").kernel.assign(2 * numpy(model.get_layer("b").kernel))  # b has not run yet
+    want = keras.Model(image, model.get_layer("c").input).predict(x, verbose=0)
+    np.testing.assert_allclose(run.reads("c", order["c"]), want, rtol=1e-5, atol=1e-5)
+    assert all(len(layer._inbound_nodes) == 1 for layer in model.layers)  # no graph added to the model

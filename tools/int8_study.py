@@ -266,6 +266,63 @@ def finer_first(model, calibration, factors: list[int], inputs: list, report) ->
         report(f"Keras with float weights, int8-rounded activations: {label}", got)
 
 
+def _finer_sets(model) -> list[tuple[str, list[str]]]:
+    """Sets of int8 activations an int8 file could hold in pieces, each with the ones before it.
+
+    The first (``zoo export --stem-pieces``); each ReLU6 after a depthwise convolution that a 1x1
+    convolution reads (a depth multiplier could make the copies and the 1x1 convolution add them
+    back); a ReLU6 that a global pooling reads (the convolution before it could make the copies and
+    the dense layer after it add them back); then every one (no int8 file could do that).
+    """
+    import keras
+
+    from zoo.export import quantized_outputs
+    from zoo.export.simulation import _parent, _producer, _users, split_activations
+
+    split = split_activations(model)
+    users = _users(split)
+    quantized = quantized_outputs(split)
+
+    def read_by(layer, kind) -> bool:
+        after = users.get(id(layer.output), [])
+        return len(after) == 1 and isinstance(after[0], kind)
+
+    def after_depthwise(layer) -> bool:
+        producer = _producer(layer)
+        return producer is not None and isinstance(_parent(producer), keras.layers.DepthwiseConv2D)
+
+    first = [quantized[0].name]
+    depthwise = [q.name for q in quantized[1:] if after_depthwise(q) and read_by(q, keras.layers.Conv2D)]
+    pooled = [q.name for q in quantized[1:] if read_by(q, keras.layers.GlobalAveragePooling2D)]
+    return [
+        ("the first", first),
+        (f"the first and {len(depthwise)} depthwise outputs", first + depthwise),
+        (f"those and {len(pooled)} pooled", first + depthwise + pooled),
+        (f"all {len(quantized)}", [q.name for q in quantized]),
+    ]
+
+
+def sequential_finer(model, seen, factors: list[int], inputs: list, report) -> None:
+    """Report the int8 simulation of the kernels ``--rounding sequential`` rounds, some activations finer.
+
+    For each factor ``k`` and each set of :func:`_finer_sets`, the kernels are rounded layer after
+    layer on a simulation that holds that set ``k`` times finer, and that simulation is compared:
+    what holding more activations in pieces could add to the sequential rounding.
+    """
+    import numpy as np
+
+    from zoo.export import int8_simulation
+    from zoo.export.sequential import sequentially_rounded
+
+    for k in factors:
+        for label, names in _finer_sets(model):
+            levels = {name: 255 * k + 1 for name in names}
+            rounded, _ = sequentially_rounded(model, seen, levels=levels)
+            simulation = int8_simulation(rounded, seen, levels=levels)
+            got = np.concatenate([np.asarray(simulation.predict_on_batch(x)) for x in inputs])
+            report(f"int8 simulation, kernels rounded layer after layer, {label} {k}x finer", got)
+
+
 def first_pieces(model, seen, calibration, factors: list[int], contract, batches: list, report) -> None:
     """Report the int8 file as ``zoo export`` makes it (quantile ranges, bias correction) of
     ``zoo.export.first_in_pieces`` of the model, for each ``k``, with its latency beside the export's."""
@@ -612,6 +669,13 @@ def main() -> int:
         "times finer (alone and with all the others)",
     )
     parser.add_argument(
+        "--sequential-finer",
+        type=numbers(int, 1),
+        default=[],
+        help="comma-separated factors: the int8 simulation after --rounding sequential, with the first "
+        "activation, then also those a depthwise convolution makes, then every one, that many times finer",
+    )
+    parser.add_argument(
         "--first-pieces",
         type=numbers(int, 1),
         default=[],
@@ -733,6 +797,7 @@ def main() -> int:
         "activations": lambda: activation_rounding(model, seen, keras_inputs, whole),
         "first_ranges": lambda: first_range(model, seen, args.first_ranges, keras_inputs, whole),
         "finer_first": lambda: finer_first(model, seen, args.finer_first, keras_inputs, whole),
+        "sequential_finer": lambda: sequential_finer(model, seen, args.sequential_finer, keras_inputs, whole),
         "first_pieces": lambda: first_pieces(
             model, seen, calibration, args.first_pieces, (baked, shape), batches, whole
         ),

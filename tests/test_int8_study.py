@@ -46,6 +46,8 @@ def test_int8_study_compares_both_ranges_and_int16_with_keras(tmp_path):
         "1e-4,0.01",
         "--first-ranges",
         "0.01",
+        "--sequential-finer",
+        "2",
     ]
     env = {**os.environ, "ZOO_DATA_DIR": str(DATA_DIR)}
     proc = subprocess.run(
@@ -126,8 +128,13 @@ def test_int8_study_compares_both_ranges_and_int16_with_keras(tmp_path):
     ]
     assert len(grid) == 1, out
     assert len(first) == 2, out
+    # LeNet-5 has no depthwise convolution and no global pooling: the first, then all of them
+    after = "int8 simulation, kernels rounded layer after layer, "
+    sequential = [k for k in agreement if k.startswith(after)]
+    assert [k.removeprefix(after) for k in sequential] == ["the first 2x finer", "all 11 2x finer"], out
     assert set(agreement) == {
         *simulated,
+        *sequential,
         *first,
         *rounded,
         "int8, TFLite min/max ranges",

@@ -272,7 +272,8 @@ def _finer_sets(model) -> list[tuple[str, list[str]]]:
     The first (``zoo export --stem-pieces``); each ReLU6 after a depthwise convolution that a 1x1
     convolution reads (a depth multiplier could make the copies and the 1x1 convolution add them
     back); a ReLU6 that a global pooling reads (the convolution before it could make the copies and
-    the dense layer after it add them back); then every one (no int8 file could do that).
+    the dense layer after it add them back); then every one (no int8 file could do that). A set
+    the one before it already holds is left out.
     """
     import keras
 
@@ -294,12 +295,13 @@ def _finer_sets(model) -> list[tuple[str, list[str]]]:
     first = [quantized[0].name]
     depthwise = [q.name for q in quantized[1:] if after_depthwise(q) and read_by(q, keras.layers.Conv2D)]
     pooled = [q.name for q in quantized[1:] if read_by(q, keras.layers.GlobalAveragePooling2D)]
-    return [
+    sets = [
         ("the first", first),
         (f"the first and {len(depthwise)} depthwise outputs", first + depthwise),
         (f"those and {len(pooled)} pooled", first + depthwise + pooled),
         (f"all {len(quantized)}", [q.name for q in quantized]),
     ]
+    return [item for i, item in enumerate(sets) if i == 0 or item[1] != sets[i - 1][1]]
 
 
 def sequential_finer(model, seen, factors: list[int], inputs: list, report) -> None:

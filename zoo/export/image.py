@@ -225,8 +225,9 @@ def _int8_weights(
     biases corrected (TFLite's own ranges). ``how`` is ``(pieces, rounding)``: ``pieces`` > 1
     holds the first activation in that many int8 pieces (:func:`first_in_pieces`), which
     distillation simulates as that much finer; ``rounding`` ``"sequential"`` rounds layer after
-    layer on what the int8 model feeds each (:func:`sequentially_rounded`; models
-    :func:`unsupported` finds something against refused), else each layer is rounded on the float inputs.
+    layer on what the int8 model feeds each (:func:`sequentially_rounded`; a model
+    :func:`unsupported` objects to is refused), else each layer on the float inputs; with ``qat``,
+    the rounding distillation starts from.
     """
     entry, model, seen, transform, parts, data_dir, extra = weights
     pieces, rounding = how

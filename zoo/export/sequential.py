@@ -18,10 +18,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from zoo.export.quantize import _kernel_layers, norms_after
+from zoo.export.quantize import _kernel_layers, _single_input, norms_after
 from zoo.export.rounding import MOMENT_BATCH, _reads, compensated_rounding
 from zoo.export.simulation import (
     _activation_ranges,
+    _users,
     int8_simulation,
     quantized_outputs,
     split_activations,
@@ -133,10 +134,8 @@ class _Frontier:
         layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
         nodes = [(order[layer.name], layer._inbound_nodes[0]) for layer in layers]
         self._nodes = sorted(nodes, key=lambda item: item[0])
-        self._last: dict[int, int] = {}  # by tensor id: the last position that reads it
-        for position, node in self._nodes:
-            for tensor in node.input_tensors:
-                self._last[id(tensor)] = max(self._last.get(id(tensor), -1), position)
+        # by tensor id: the last position that reads it
+        self._last = {key: max(order[u.name] for u in users) for key, users in _users(model).items()}
         self._values = {id(model.input): inputs}
         self._count, self._done = len(inputs), 0
 
@@ -166,7 +165,7 @@ class _Frontier:
         """What layer ``name`` (at ``position``) reads; the layers before it are run first."""
         for _ in self.advance(position):
             pass
-        return self._values[id(self._model.get_layer(name)._inbound_nodes[0].input_tensors[0])]
+        return self._values[id(_single_input(self._model.get_layer(name)))]
 
 
 def _round_layer(name: str, float_model: Any, copy: Any, simulation: Any, reads: Any) -> tuple[bool, bool]:

@@ -21,10 +21,10 @@ from typing import Any
 from zoo.export.quantize import _kernel_layers, _single_input, norms_after
 from zoo.export.rounding import MOMENT_BATCH, _reads, compensated_rounding
 from zoo.export.simulation import (
-    _activation_ranges,
     _users,
     int8_simulation,
     quantized_outputs,
+    ranges_of,
     split_activations,
 )
 from zoo.progress import progress
@@ -228,7 +228,7 @@ def sequentially_rounded(
         ready = [q for q in pending if order[q.name] < position]
         # their producers are all rounded: measure their ranges as the export will
         batches = runs[0].advance(position, [q.output for q in ready])
-        for q_name, (lo, hi) in _activation_ranges(copy, ready, calibration, batches).items():
+        for q_name, (lo, hi) in ranges_of(ready, batches).items():
             fake = simulation.get_layer(f"int8_{q_name}")
             fake.lo, fake.hi = float(min(lo, 0.0)), float(max(hi, 0.0))
         pending = [q for q in pending if q not in ready]

@@ -167,24 +167,28 @@ def _producer(layer: Any) -> Any:
     return current
 
 
-def _activation_ranges(
-    model: Any, layers: list[Any], calibration: Any, batches: Iterable[list[Any]] | None = None
-) -> dict[str, tuple[float, float]]:
-    """Each layer's output range on ``calibration``, as the export cuts it (:func:`_clipped_range`).
+def _activation_ranges(model: Any, layers: list[Any], calibration: Any) -> dict[str, tuple[float, float]]:
+    """Each layer's output range on ``calibration``, ``model`` run 16 images at a time (:func:`ranges_of`)."""
+    import keras
 
-    Except where TFLite's int8 kernels fix it: a tanh's or sigmoid's (:data:`FIXED_RANGES`),
-    and an average pooling's, which is its input's. ``batches`` gives the layers' outputs on
-    ``calibration`` a batch at a time, where the caller has them; else ``model`` is run.
+    probe = keras.Model(model.input, [layer.output for layer in layers]) if layers else None
+    batches = (
+        keras.tree.flatten(probe.predict_on_batch(calibration[start : start + 16])) if probe else []
+        for start in range(0, len(calibration), 16)
+    )
+    return ranges_of(layers, batches)
+
+
+def ranges_of(layers: list[Any], batches: Iterable[list[Any]]) -> dict[str, tuple[float, float]]:
+    """Each layer's output range, as the export cuts it (:func:`_clipped_range`), from its values.
+
+    ``batches`` gives the layers' outputs a batch at a time. Except where TFLite's int8 kernels
+    fix the range: a tanh's or sigmoid's (:data:`FIXED_RANGES`), and an average pooling's, which
+    is its input's.
     """
     import keras
     import numpy as np
 
-    if batches is None:
-        probe = keras.Model(model.input, [layer.output for layer in layers]) if layers else None
-        batches = (
-            keras.tree.flatten(probe.predict_on_batch(calibration[start : start + 16])) if probe else []
-            for start in range(0, len(calibration), 16)
-        )
     rng = np.random.default_rng(0)
     samples: list[list[Any]] = [[] for _ in layers]
     for outputs in batches:

@@ -461,25 +461,16 @@ def _run_phase(
 
 def _announce(name: str, run: Any, epochs: int, verbose: Any) -> None:
     """One line on stderr naming the phase, and where a resumed run picks up."""
+    from zoo.train.schedules import PHASES
+
     if verbose == 0:
         return
-    title = _PHASE_TITLES.get(name, name)
+    title = PHASES[name][1] if name in PHASES else name
     if run.start_epoch or run.start_step:
         where = f"epoch {run.start_epoch + 1}" + (f", step {run.start_step}" if run.start_step else "")
         print(f"{title}: resuming from {where} of {epochs}", file=sys.stderr, flush=True)
     else:
         print(f"{title}: {epochs} epoch{'s' if epochs != 1 else ''}", file=sys.stderr, flush=True)
-
-
-_PHASE_TITLES = {
-    "probe": "phase 1, linear probe (features computed once)",
-    "phase1": "phase 1, head (backbone frozen)",
-    "phase2": "phase 2, fine-tune (top blocks unfrozen)",
-    "full": "full fine-tune",
-    "head": "phase 1, head",
-    "encoder": "phase 2, encoder",
-    "contrast": "contrastive pairs, encoder (SetFit; the probe follows)",
-}
 
 
 class _PhaseRun:

@@ -121,15 +121,15 @@ class EpochTimer(keras.callbacks.Callback):
             logs["epoch_seconds"] = time.perf_counter() - self._start
 
 
-#: Short names of fine-tuning phases, as the curves label them.
-PHASE_LABELS = {
-    "probe": "linear probe",
-    "phase1": "head",
-    "phase2": "fine-tune",
-    "head": "head",
-    "full": "full",
-    "encoder": "encoder",
-    "contrast": "contrastive",
+#: Fine-tuning phases: the short label the curves give each, and the title its start announces.
+PHASES = {
+    "probe": ("linear probe", "phase 1, linear probe (features computed once)"),
+    "phase1": ("head", "phase 1, head (backbone frozen)"),
+    "phase2": ("fine-tune", "phase 2, fine-tune (top blocks unfrozen)"),
+    "head": ("head", "phase 1, head"),
+    "full": ("full", "full fine-tune"),
+    "encoder": ("encoder", "phase 2, encoder"),
+    "contrast": ("contrastive", "contrastive pairs, encoder (SetFit; the probe follows)"),
 }
 
 
@@ -201,7 +201,7 @@ def _mark_phases(ax: Any, phases: list[str]) -> None:
         if first:
             ax.axvline(first + 0.5, color="grey", linestyle="--", linewidth=0.8)
         centres.append((first + end + 1) / 2)
-        names.append(PHASE_LABELS.get(phases[first], phases[first]))
+        names.append(PHASES.get(phases[first], (phases[first],))[0])
     top = ax.secondary_xaxis("top")
     top.set_xticks(centres, names)
     top.tick_params(length=0, labelsize=8, labelcolor="dimgrey")

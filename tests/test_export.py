@@ -1357,8 +1357,8 @@ def test_efficientnet_int8_holds_its_stem_in_pieces(tmp_path):
     """EfficientNet-Lite0's stem output in two int8 pieces, distilled: int8 throughout, recorded, resumable.
 
     One export (the distilled one) stands for both: pieces are laid over the distilled weights
-    by the same code that lays them over the rounded ones, and a second 5-minute export
-    would add nothing the smaller tests do not check.
+    by the same code that lays them over the rounded ones, which tests/test_sequential.py
+    checks on a small model for both roundings.
     """
     import zoo.cli.deploy  # noqa: F401  (registers the command)
     from zoo.cli import cli

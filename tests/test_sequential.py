@@ -122,6 +122,36 @@ def test_the_export_refuses_sequential_rounding_of_a_nested_model():
     assert not written
 
 
+@pytest.mark.parametrize("rounding", ["per-layer", "sequential"])
+def test_the_export_holds_the_stem_in_pieces_over_rounded_weights(rounding):
+    """Without distillation, either rounding hands TFLite the pieces model with int8-grid kernels."""
+    from zoo.export.image import _int8_weights
+
+    init = keras.initializers.GlorotUniform(seed=0)
+    image = keras.Input((16, 16, 3))
+    x = keras.layers.Conv2D(16, 3, use_bias=False, kernel_initializer=init, name="stem")(image)
+    x = keras.layers.ReLU(6.0, name="relu")(keras.layers.BatchNormalization(name="bn")(x))
+    x = keras.layers.DepthwiseConv2D(3, use_bias=False, depthwise_initializer=init, name="depthwise")(x)
+    x = keras.layers.Conv2D(8, 1, kernel_initializer=init, name="project")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    model = keras.Model(image, keras.layers.Dense(10, kernel_initializer=init, name="dense")(x))
+    seen, written, extra = _smooth(32, 16, 3), [], {}
+
+    def write(m):  # inside the rounding: the weights TFLite would convert
+        written.append(
+            (m, {layer.name: numpy(layer.kernel) for layer in m.layers if hasattr(layer, "kernel")})
+        )
+
+    assert _int8_weights((None, model, seen, None, None, None, extra), None, (2, rounding), write) is None
+    (held, kernels), *rest = written
+    assert not rest
+    assert extra["stem_pieces"].startswith("the first activation held in 2 int8 pieces"), extra
+    assert kernels["first_pieces"].shape == (3, 3, 3, 32) and kernels["pieces_added"].shape == (3, 3, 32, 16)
+    for name in ("project", "dense"):
+        np.testing.assert_allclose(int8_weights(kernels[name]), kernels[name], rtol=1e-6, atol=0)
+    assert not np.array_equal(kernels["dense"], numpy(model.get_layer("dense").kernel))
+
+
 def test_the_frontier_runs_each_layer_once_with_the_weights_it_has_then():
     """What each layer reads, a segment at a time: a skip connection kept, later weights seen."""
     from zoo.export.sequential import _Frontier

@@ -1115,6 +1115,12 @@ def test_int8_simulation_refuses_nested_models():
         (["--format", "tflite", "--quantize", "float16", "--rounding", "sequential"], "kernels of int8"),
         (["--format", "onnx", "--rounding", "sequential"], "kernels of int8"),
         (["--format", "tflite", "--quantize", "int8", "--rounding", "nearest"], "'nearest' is not one of"),
+        (["--format", "tflite", "--quantize", "float16", "--equalize"], "spreads int8 activations"),
+        (["--format", "onnx", "--equalize"], "spreads int8 activations"),
+        (
+            ["--format", "tflite", "--quantize", "int8", "--equalize"],
+            "lenet5.mnist has none: leave out --equalize",
+        ),
     ],
 )
 def test_int8_options_are_refused_outside_int8(tmp_path, args, message):
@@ -1354,7 +1360,7 @@ def test_stem_pieces_need_a_relu6_read_by_a_depthwise_convolution(tmp_path):
 @pytest.mark.slow
 @pytest.mark.skipif(not DATA_DIR.is_dir(), reason="int8 calibrates on CIFAR-10")
 def test_efficientnet_int8_holds_its_stem_in_pieces(tmp_path):
-    """EfficientNet-Lite0's stem output in two int8 pieces, distilled: int8 throughout, recorded, resumable.
+    """EfficientNet-Lite0's stem in two int8 pieces, streams equalised, distilled: int8 throughout, recorded.
 
     One export (the distilled one) stands for both: pieces are laid over the distilled weights
     by the same code that lays them over the rounded ones, which tests/test_sequential.py
@@ -1366,12 +1372,14 @@ def test_efficientnet_int8_holds_its_stem_in_pieces(tmp_path):
 
     out, state = tmp_path / "e.tflite", tmp_path / "qat-state"
     args = ["export", "efficientnet_lite0", "--format", "tflite", "--quantize", "int8", "--data", "cifar10"]
-    args += ["--data-dir", str(DATA_DIR), "--stem-pieces", "2", "--json", "--out", str(out)]
+    args += ["--data-dir", str(DATA_DIR), "--stem-pieces", "2", "--equalize", "--json", "--out", str(out)]
     result = CliRunner().invoke(cli, [*args, "--qat-steps", "2", "--qat-checkpoint", str(state)])
     assert result.exit_code == 0, result.output
     metrics = json.loads(result.output[result.output.index("{") :])["metrics"]
     assert metrics["stem_pieces"].startswith("the first activation held in 2 int8 pieces"), metrics
     assert tflite_record(out)["stem_pieces"] == metrics["stem_pieces"]
+    assert metrics["equalization"].startswith("the channels of 7 linear streams (25 tensors"), metrics
+    assert tflite_record(out)["equalization"] == metrics["equalization"]
     details = tflite_interpreter(model_path=str(out)).get_tensor_details()
     held = {(tuple(t["shape"][1:]), round(float(t["quantization"][0]) * 255, 2)) for t in details}
     assert ((112, 112, 64), 6.0) in held  # 32 channels twice, each piece on [0, 6]
@@ -1380,3 +1388,4 @@ def test_efficientnet_int8_holds_its_stem_in_pieces(tmp_path):
         assert int(saved["done"]) == 2
     marker = json.loads((state / ".zoo-output.json").read_text())
     assert marker["inputs"]["levels"] == {"stem_relu6": 511}, marker["inputs"]
+    assert marker["inputs"]["start"].endswith(", streams equalised first"), marker["inputs"]

@@ -160,7 +160,7 @@ EXPORT_FLOORS = (
     ("rounding",),
     ("quantize",),
     ("simulation",),
-    ("pieces", "sequential"),
+    ("pieces", "sequential", "equalize"),
     ("distil",),
     ("_write",),
     ("image", "text", "generative"),

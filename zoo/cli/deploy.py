@@ -70,6 +70,13 @@ from zoo.export import MAX_PIECES, QAT_BATCH, QAT_IMAGES, QUANTIZE, ROUNDINGS
     "worse for the CIFAR networks). With --qat-steps: where distillation starts.",
 )
 @click.option(
+    "--equalize",
+    is_flag=True,
+    help="int8: first scale the channels of each linear stream (EfficientNet-Lite's residual sums and "
+    "the batch norms feeding them) towards the widest, and the convolutions reading it inversely: the "
+    "same function in float, finer int8 steps for narrow channels.",
+)
+@click.option(
     "--no-preprocessing",
     is_flag=True,
     help="Images: take preprocessed float inputs instead of raw uint8 images (text takes token ids).",
@@ -106,6 +113,7 @@ def export_cmd(
     qat_images: int | None,
     stem_pieces: int,
     rounding: str,
+    equalize: bool,
 ) -> None:
     """Export pretrained weights as a SavedModel, TFLite, ONNX or OpenVINO model, checked against Keras.
 
@@ -148,6 +156,7 @@ def export_cmd(
         qat_images=qat_images,
         stem_pieces=stem_pieces,
         rounding=rounding,
+        equalize=equalize,
     )
     if as_json:
         echo_json(result.to_dict())

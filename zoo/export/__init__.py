@@ -27,10 +27,11 @@ tokenised with the entry's own tokenizer); nothing is written when they differ.
 
 The package, bottom to top: ``_common`` (types, constants), ``runtimes`` (running exports),
 ``rounding`` (kernels rounded with error compensation), ``quantize`` (TFLite conversion, int8
-post-training quantisation), ``simulation`` (int8 as Keras computes it), ``pieces`` (the first
-activation held in pieces), ``sequential`` (kernels rounded layer after layer on the int8 model's
-inputs), ``distil`` (quantisation-aware distillation), ``_write`` (contracts,
-files, records, checks), ``image``, ``text`` and ``generative`` (one exporter per kind of
+post-training quantisation), ``simulation`` (int8 as Keras computes it), ``equalize`` (the
+channels of linear streams brought to one range), ``pieces`` (the first activation held in
+pieces), ``sequential`` (kernels rounded layer after layer on the int8 model's inputs),
+``distil`` (quantisation-aware distillation), ``_write`` (contracts, files, records, checks),
+``image``, ``text`` and ``generative`` (one exporter per kind of
 model), ``api`` (:func:`export`) and ``forward`` (ONNX Runtime behind ``--runtime``).
 """
 
@@ -61,6 +62,7 @@ from zoo.export.distil import (
     distillation_inputs,
     distillation_start,
 )
+from zoo.export.equalize import equalized, linear_streams
 from zoo.export.forward import ONNX_FORWARD_VERSION, onnx_forward
 from zoo.export.generative import SAMPLER_CHECKS
 from zoo.export.pieces import MAX_PIECES, first_in_pieces
@@ -116,12 +118,14 @@ __all__ = [
     "distil_int8",
     "distillation_inputs",
     "distillation_start",
+    "equalized",
     "export",
     "first_in_pieces",
     "in_top_k",
     "int8_ranges",
     "int8_simulation",
     "int8_weights",
+    "linear_streams",
     "onnx_forward",
     "onnx_record",
     "openvino_record",

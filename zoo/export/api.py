@@ -32,6 +32,7 @@ def _check_int8_args(
     qat_images: int | None,
     stem_pieces: int,
     rounding: str,
+    equalize: bool = False,
 ) -> None:
     """Refuse int8 settings out of range, or given without int8 (or without distillation)."""
     from zoo.export.pieces import MAX_PIECES
@@ -53,6 +54,11 @@ def _check_int8_args(
             f"--rounding {rounding} rounds the kernels of int8 (or distillation's start): use it with "
             "--format tflite --quantize int8"
         )
+    if equalize and quantize != "int8":
+        raise InputError(
+            "--equalize spreads int8 activations' channels over their steps: use it with "
+            "--format tflite --quantize int8"
+        )
     if qat_steps < 0:
         raise InputError(f"qat_steps must be 0 or more, got {qat_steps}")
     if qat_steps and quantize != "int8":
@@ -72,11 +78,12 @@ def _check_export_args(
     qat_images: int | None = None,
     stem_pieces: int = 1,
     rounding: str = "per-layer",
+    equalize: bool = False,
 ) -> None:
     """Refuse an unknown format or quantisation, another backend, and ONNX export without its packages."""
     from zoo.backend import keras_backend
 
-    _check_int8_args(quantize, qat_steps, qat_checkpoint, qat_images, stem_pieces, rounding)
+    _check_int8_args(quantize, qat_steps, qat_checkpoint, qat_images, stem_pieces, rounding, equalize)
     if keras_backend() != "tensorflow":
         raise ExportError(
             "zoo export converts through TensorFlow (SavedModel, TFLite, tf2onnx) and needs the "
@@ -159,6 +166,7 @@ def export(
     qat_images: int | None = None,
     stem_pieces: int = 1,
     rounding: str = "per-layer",
+    equalize: bool = False,
 ) -> ExportResult:
     """Export pretrained weights to ``fmt`` at ``out`` and check the result against Keras.
 
@@ -197,6 +205,8 @@ def export(
             feeds it (:func:`rounded_weights`); ``"sequential"``, layer after
             layer on what the int8 model feeds it (:func:`sequentially_rounded`; plain layers);
             with ``qat_steps``, where distillation starts.
+        equalize: int8 only: first bring the channels of the model's linear streams to one range,
+            the same function in float (:func:`equalized`); a model without any is refused.
 
     Returns:
         An :class:`ExportResult`; float formats must match within 1e-4.
@@ -207,7 +217,7 @@ def export(
         OutputError: When ``out`` (or, for ONNX text exports, its vocabulary file) holds
             anything that zoo did not write, or an earlier export without ``overwrite``.
     """
-    _check_export_args(fmt, quantize, qat_steps, qat_checkpoint, qat_images, stem_pieces, rounding)
+    _check_export_args(fmt, quantize, qat_steps, qat_checkpoint, qat_images, stem_pieces, rounding, equalize)
     target = _checked_target(fmt, out, overwrite)
     entry = _classifier_entry(name, fmt)
     result = _export_not_image(entry, fmt, target, quantize, overwrite)
@@ -217,5 +227,5 @@ def export(
         quantize=quantize, preprocessing=preprocessing, samples=samples, data=data, data_dir=data_dir
     )
     options.update(evaluate=evaluate, overwrite=overwrite, qat_steps=qat_steps, qat_checkpoint=qat_checkpoint)
-    options.update(qat_images=qat_images, stem_pieces=stem_pieces, rounding=rounding)
+    options.update(qat_images=qat_images, stem_pieces=stem_pieces, rounding=rounding, equalize=equalize)
     return _export_image(entry, fmt, target, **options)

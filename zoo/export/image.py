@@ -43,6 +43,7 @@ from zoo.export.distil import (
     distillation_inputs,
     distillation_start,
 )
+from zoo.export.equalize import MAX_SCALE, equalized, linear_streams
 from zoo.export.pieces import first_in_pieces, pieces_levels
 from zoo.export.quantize import _tflite_bytes, rounded_weights
 from zoo.export.runtimes import in_top_k, run_export, tflite_interpreter
@@ -130,7 +131,26 @@ def _calibration_inputs(
 
 
 #: Settings an int8 export's inputs record only when they differ from these.
-_INT8_DEFAULTS = {"qat_steps": 0, "qat_images": None, "stem_pieces": 1, "rounding": "per-layer"}
+_INT8_DEFAULTS = {
+    "qat_steps": 0,
+    "qat_images": None,
+    "stem_pieces": 1,
+    "rounding": "per-layer",
+    "equalize": False,
+}
+
+
+def _loaded(entry: Any, equalize: bool) -> Any:
+    """``entry``'s Keras model; refused, with ``equalize``, when it has no :func:`linear_streams`."""
+    from zoo import api
+
+    model = api.load(entry.name)
+    if equalize and not linear_streams(model):
+        raise InputError(
+            f"--equalize scales the channels of linear streams (batch norms or sums read only by "
+            f"convolutions, as in EfficientNet-Lite); {entry.name} has none: leave out --equalize"
+        )
+    return model
 
 
 def _export_image(
@@ -150,19 +170,20 @@ def _export_image(
     qat_images: int | None = None,
     stem_pieces: int = 1,
     rounding: str = "per-layer",
+    equalize: bool = False,
 ) -> ExportResult:
     """Export an image classifier (see :func:`export`) to the checked target ``out``."""
     import numpy as np
 
     import zoo.data
-    from zoo import api
 
-    model = api.load(entry.name)
+    model = _loaded(entry, equalize)
     baked, shape = _image_contract(entry)
     expected, feed = _keras_reference(model, baked, _sample_images(shape, samples), preprocessing)
     record = _image_record(entry, baked, shape, preprocessing, model)
     inputs = {"weights": entry.name, "format": fmt, "quantize": quantize, "preprocessing": preprocessing}
     given = dict(qat_steps=qat_steps, qat_images=qat_images, stem_pieces=stem_pieces, rounding=rounding)
+    given["equalize"] = equalize
     inputs.update({key: value for key, value in given.items() if value != _INT8_DEFAULTS[key]})
     command = f"zoo export {entry.name} --format {fmt}"
     extra: dict[str, Any] = {}
@@ -186,8 +207,9 @@ def _export_image(
             qat = None
             if qat_steps:
                 qat = {"steps": qat_steps, "checkpoint": qat_checkpoint, "overwrite": overwrite}
-                qat["images"] = QAT_IMAGES if qat_images is None else qat_images
-            weights = (entry, model, seen, transform, parts, data_dir, extra)
+                qat.update(images=qat_images or QAT_IMAGES, equalized=equalize)
+            start = _equalized(model, seen, extra) if equalize else model
+            weights = (entry, start, seen, transform, parts, data_dir, extra)
             ranges = _int8_weights(
                 weights,
                 qat,
@@ -210,6 +232,22 @@ def _export_image(
     if test is not None:
         result.metrics.update(_compare_on_test(entry, model, out, preprocessing, test))
     return result
+
+
+def _equalized(model: Any, seen: Any, extra: dict[str, Any]) -> Any:
+    """:func:`equalized` ``model`` on the calibration inputs ``seen``; ``extra`` records how."""
+    import numpy as np
+
+    copy, done = equalized(model, seen)
+    scales = np.concatenate(done["scales"])
+    extra["equalization"] = (
+        f"the channels of {done['streams']} linear streams ({done['tensors']} tensors: residual sums "
+        f"and the batch norms feeding them) scaled towards their stream's widest on the calibration "
+        f"images, the {done['readers']} kernels reading them inversely (scales median "
+        f"{np.median(scales):.2f}, at most {scales.max():.2f}, cap {MAX_SCALE:g}); in float "
+        f"max |diff| {done['max_diff']:.1e}"
+    )
+    return copy
 
 
 def _int8_weights(
@@ -304,6 +342,8 @@ def _distilled(
     inputs = distillation_inputs(
         entry, source, steps=steps, data=data, split=split, levels=levels, rounding=rounding
     )
+    if qat.get("equalized"):
+        inputs["start"] += ", streams equalised first"
     start, corrected = distillation_start(model, seen, rounding, levels)
     ranges = int8_ranges(start, seen)
     distilled = distil_int8(

@@ -357,3 +357,19 @@ def test_int8_study_number_lists_parse_to_numbers():
 
     assert numbers(float, 0)("4, 3,2") == [4.0, 3.0, 2.0]
     assert numbers(int, 0)("") == [] and numbers(int, 0)("1,2") == [1, 2]
+
+
+def test_int8_study_streams_studies_the_equalised_model():
+    """--streams: every study runs on the model as zoo export --equalize makes it, the same function."""
+    import numpy as np
+
+    from tests.helpers import numpy
+    from tests.test_equalize import _images, _residual_model
+    from tools.int8_study import studied
+
+    model, seen = _residual_model(), _images()
+    assert studied(model, seen, False) is model
+    copy = studied(model, seen, True)
+    assert copy is not model
+    assert not np.allclose(numpy(copy.get_layer("bn_a").gamma), numpy(model.get_layer("bn_a").gamma))
+    np.testing.assert_allclose(numpy(copy(seen)), numpy(model(seen)), atol=1e-4)

@@ -37,6 +37,8 @@ On the first ``--images`` test images of ``--data`` (shaped as the export shapes
 - the int8 file as ``zoo export`` makes it with its activation ranges cut at other calibration
   quantiles than the export's (``--quantiles 1e-3,1e-2``): a narrower range, a finer step, more
   values saturated;
+- with ``--streams``, all of the above for the model with its linear streams' channels equalised
+  first, as ``zoo export --equalize`` makes it;
 - any int8 file ``zoo export`` wrote for the entry (``--file PATH``, repeatable), a distilled one say.
 
 Each model is reported by its top-1 agreement with Keras, its logit error, how often Keras'
@@ -50,7 +52,7 @@ Usage:
         [--data cifar10] [--images 1000] [--split test] [--int16 500] \\
         [--float-ops DEPTHWISE_CONV_2D,FULLY_CONNECTED,CONV_2D] [--weights-only] [--activations] \\
         [--perturbations] [--first-ranges 4,3] [--finer-first 2,4] [--first-pieces 2] [--float-first 2,3] \\
-        [--equalize 1,2] [--simulation] \\
+        [--equalize 1,2] [--streams] [--simulation] \\
         [--distilled DIR [--distilled-steps 1000]] [--quantiles 1e-3,1e-2] [--file e.tflite] \\
         [--clear-gap 0.3]
 """
@@ -625,6 +627,17 @@ def compared_images(entry, data: str, split: str, n: int) -> list:
     return [np.asarray(geometry(raw)) for raw, _ in test.take(n // 100)]
 
 
+def studied(model, seen, streams: bool):
+    """``model``, or with ``streams`` its copy with its linear streams equalised on ``seen``."""
+    if not streams:
+        return model
+    from zoo.export import equalized
+
+    copy, done = equalized(model, seen)
+    print(f"{done['streams']} linear streams equalised, max |diff| in float {done['max_diff']:.1e}")
+    return copy
+
+
 def main() -> int:
     from zoo.export import CLIP_QUANTILE
 
@@ -732,6 +745,12 @@ def main() -> int:
         "convolutions, each channel scaled to reach 6 at margin x its calibration maximum",
     )
     parser.add_argument(
+        "--streams",
+        action="store_true",
+        help="study the model with its linear streams' channels equalised first, as zoo export "
+        "--equalize makes it (the same function in float; Keras' logits stay the original's)",
+    )
+    parser.add_argument(
         "--quantiles",
         type=numbers(float, 0, 0.5),
         default=[],
@@ -793,6 +812,7 @@ def main() -> int:
 
     whole = lambda label, got: report(label, got, len(want))  # noqa: E731
     seen = np.asarray(transform(np.asarray(calibration)))
+    model = studied(model, seen, args.streams)
     studies = {
         "perturbations": lambda: perturbations(forward, transform, batches, whole),
         "weights_only": lambda: weight_rounding(model, keras_inputs, whole),

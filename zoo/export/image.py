@@ -241,8 +241,8 @@ def _equalized(model: Any, seen: Any, extra: dict[str, Any]) -> Any:
     copy, done = equalized(model, seen)
     scales = np.concatenate(done["scales"])
     extra["equalization"] = (
-        f"the channels of {done['streams']} linear streams ({done['tensors']} tensors: residual sums "
-        f"and the batch norms feeding them) scaled towards their stream's widest on the calibration "
+        f"the channels of {done['streams']} linear streams ({done['tensors']} tensors: sums "
+        f"and the linear layers feeding them) scaled towards their stream's widest on the calibration "
         f"images, the {done['readers']} kernels reading them inversely (scales median "
         f"{np.median(scales):.2f}, at most {scales.max():.2f}, cap {MAX_SCALE:g}); in float "
         f"max |diff| {done['max_diff']:.1e}"

@@ -100,6 +100,25 @@ def test_the_streams_of_a_nested_model_are_equalised_in_it():
     np.testing.assert_allclose(gamma, _GAMMAS * done["scales"][0], rtol=1e-6)
 
 
+def test_a_kernel_that_reads_its_own_stream_takes_both_scales():
+    """A linear convolution added back to the stream it reads: its kernel is scaled on both axes."""
+    x = keras.Input((8, 8, 3))
+    h = keras.layers.ReLU(6.0, name="stem_relu6")(keras.layers.Conv2D(4, 3, padding="same", name="stem")(x))
+    a = _norm("bn_a")(
+        keras.layers.Conv2D(4, 1, use_bias=False, kernel_initializer=_init(1), name="project")(h)
+    )
+    b = keras.layers.Conv2D(4, 1, kernel_initializer=_init(2), name="linear")(a)
+    s = keras.layers.Add(name="add")([a, b])
+    model = keras.Model(x, keras.layers.Conv2D(3, 1, kernel_initializer=_init(3), name="reader")(s))
+    (stream,) = linear_streams(model)
+    assert _names(stream.makers) == ["bn_a", "linear", "add"]
+    assert _names(stream.readers) == ["linear", "reader"]
+    images = _images()
+    copy, done = equalized(model, images)
+    assert done["scales"][0].max() > 1.0
+    np.testing.assert_allclose(numpy(copy(images)), numpy(model(images)), rtol=1e-4, atol=1e-4)
+
+
 def _stage(join: str) -> keras.Model:
     """A stem and two linear branches, joined as ``join`` says."""
     x = keras.Input((8, 8, 3))

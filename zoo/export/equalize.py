@@ -72,7 +72,8 @@ def _scalable(layer: Any) -> bool:
     import keras
 
     if isinstance(layer, keras.layers.BatchNormalization):
-        return bool(layer.scale) and layer.axis in (-1, len(layer.input.shape) - 1)
+        once = len(layer._inbound_nodes) == 1
+        return once and bool(layer.scale) and layer.axis in (-1, len(layer.input.shape) - 1)
     activation = getattr(getattr(layer, "activation", None), "__name__", "")
     return _plain_kernel(layer) and activation == "linear"
 
@@ -150,9 +151,9 @@ def _stream(owner: Any, group: list[Any], users: dict[int, list[Any]], outputs: 
         if not (_carries(layer) or _scalable(layer)) or id(layer.output) in outputs:
             return None
         for user in users.get(id(layer.output), []):
-            if user.name in names:
+            if user.name in names and _carries(user):
                 continue
-            if _plain_kernel(user):
+            if _plain_kernel(user):  # a linear kernel of the stream reading it too: both
                 readers[user.name] = user
             else:
                 return None

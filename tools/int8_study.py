@@ -852,8 +852,9 @@ def main() -> int:
                 rounded.pop("corrected"), rounded.pop("compensated")
                 count = sum(len(group) for group in rounded.values())
                 label = f"{count} layers, biases corrected on {len(calibration)} calibration images"
-                if args.weights_only:
-                    got = np.concatenate([np.asarray(forward(x)) for x in keras_inputs])
+                if args.weights_only:  # the model studied (--streams: the equalised copy)
+                    studied_forward = predict_fn(model, fold=False)
+                    got = np.concatenate([np.asarray(studied_forward(x)) for x in keras_inputs])
                     report(f"Keras with int8-rounded weights, {label}", got, len(want))
                 _write_savedmodel(model, baked, shape, corrected)
         if args.float_first:

@@ -43,26 +43,23 @@ def _check_int8_args(
         or not 1 <= stem_pieces <= MAX_PIECES
     ):
         raise InputError(f"stem_pieces must be a whole number from 1 to {MAX_PIECES}, got {stem_pieces!r}")
-    if stem_pieces > 1 and quantize != "int8":
-        raise InputError(
-            "--stem-pieces holds an int8 activation: use it with --format tflite --quantize int8"
-        )
     if rounding not in ROUNDINGS:
         raise InputError(f"rounding must be one of {', '.join(ROUNDINGS)}, got {rounding!r}")
-    if rounding != "per-layer" and quantize != "int8":
-        raise InputError(
-            f"--rounding {rounding} rounds the kernels of int8 (or distillation's start): use it with "
-            "--format tflite --quantize int8"
-        )
-    if equalize and quantize != "int8":
-        raise InputError(
-            "--equalize spreads int8 activations' channels over their steps: use it with "
-            "--format tflite --quantize int8"
-        )
     if qat_steps < 0:
         raise InputError(f"qat_steps must be 0 or more, got {qat_steps}")
-    if qat_steps and quantize != "int8":
-        raise InputError("--qat-steps tunes an int8 export: use it with --format tflite --quantize int8")
+    int8_only = (
+        ("--stem-pieces", stem_pieces > 1, "holds an int8 activation"),
+        (
+            f"--rounding {rounding}",
+            rounding != "per-layer",
+            "rounds the kernels of int8 (or distillation's start)",
+        ),
+        ("--equalize", equalize, "spreads int8 activations' channels over their steps"),
+        ("--qat-steps", qat_steps > 0, "tunes an int8 export"),
+    )
+    for option, given, what in int8_only:
+        if given and quantize != "int8":
+            raise InputError(f"{option} {what}: use it with --format tflite --quantize int8")
     for option, value in (("--qat-checkpoint", qat_checkpoint), ("--qat-images", qat_images)):
         if value is not None and not qat_steps:
             raise InputError(f"{option} is a setting of the distillation: use it with --qat-steps")

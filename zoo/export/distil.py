@@ -155,6 +155,7 @@ def distillation_inputs(
     seed: int = 0,
     levels: dict[str, int] | None = None,
     rounding: str = "per-layer",
+    equalized: bool = False,
 ) -> dict[str, Any]:
     """What a distillation of ``entry``'s weights depends on: resuming one needs all of it equal.
 
@@ -162,7 +163,8 @@ def distillation_inputs(
     first :data:`CALIBRATION_IMAGES` set the activation ranges. The backend is not part
     of it: TensorFlow, JAX and PyTorch runs continue each other. ``levels`` is
     :func:`distil_int8`'s (recorded only when given); ``rounding`` is
-    :func:`distillation_start`'s.
+    :func:`distillation_start`'s; ``equalized`` says the start was rounded from the model
+    :func:`zoo.export.equalized` returns.
     """
     import numpy as np
 
@@ -176,7 +178,7 @@ def distillation_inputs(
         "preprocessing": dict(entry.preprocessing),
         "images": {"data": data, "split": split, "count": len(images), "sha256": digest},
         "calibration_images": CALIBRATION_IMAGES,
-        "start": _STARTS[rounding],
+        "start": _STARTS[rounding] + (", streams equalised first" if equalized else ""),
         "steps": steps,
         "batch": QAT_BATCH,
         "learning_rate": QAT_LEARNING_RATE,

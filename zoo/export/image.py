@@ -339,11 +339,17 @@ def _distilled(
     levels = qat.get("levels")
     split = parts.describe(parts.train)
     rounding = qat.get("rounding", "per-layer")
+    equalized = bool(qat.get("equalized"))
     inputs = distillation_inputs(
-        entry, source, steps=steps, data=data, split=split, levels=levels, rounding=rounding
+        entry,
+        source,
+        steps=steps,
+        data=data,
+        split=split,
+        levels=levels,
+        rounding=rounding,
+        equalized=equalized,
     )
-    if qat.get("equalized"):
-        inputs["start"] += ", streams equalised first"
     start, corrected = distillation_start(model, seen, rounding, levels)
     ranges = int8_ranges(start, seen)
     distilled = distil_int8(

@@ -87,6 +87,40 @@ def test_distillation_changes_the_weights_and_leaves_the_teacher_alone():
     assert any(changed) and distilled.name == model.name
 
 
+def test_kept_kernels_keep_their_int8_values_and_the_norms_and_biases_train():
+    """keep_kernels: from kernels on TFLite's grid, only gammas, betas and biases move."""
+    import keras
+
+    from zoo.export import int8_weights
+
+    model, images = _model(), _images()
+    start = keras.models.clone_model(model)
+    start.set_weights(model.get_weights())
+    for layer in start.layers:
+        if hasattr(layer, "kernel"):
+            depthwise = isinstance(layer, keras.layers.DepthwiseConv2D)
+            layer.kernel.assign(int8_weights(np.asarray(layer.kernel), depthwise))
+    distilled = _distil(model, images, start=start, keep_kernels=True)
+    trained = _distil(model, images, start=start)
+    for name in ("conv", "dw", "logits"):
+        np.testing.assert_array_equal(
+            np.asarray(distilled.get_layer(name).kernel), np.asarray(start.get_layer(name).kernel)
+        )
+    assert not np.array_equal(
+        np.asarray(trained.get_layer("conv").kernel), np.asarray(start.get_layer("conv").kernel)
+    )
+    moved = {
+        f"{layer.name}/{i}"
+        for layer in distilled.layers
+        for i, (a, b) in enumerate(
+            zip(layer.get_weights(), start.get_layer(layer.name).get_weights(), strict=True)
+        )
+        if not np.array_equal(a, b)
+    }
+    assert {"bn/0", "bn/1", "dw/1", "logits/1"} <= moved, moved  # gamma, beta, the biases
+    assert not {"bn/2", "bn/3"} & moved  # the moving statistics stay
+
+
 def test_activations_tflite_runs_apart_are_simulated_as_layers_of_their_own():
     """A convolution's sigmoid and a dense layer's tanh (ops of their own in TFLite): the simulation
     rounds the tensor before each and fixes the range after it; the distilled model keeps them inside."""

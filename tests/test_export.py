@@ -1121,6 +1121,13 @@ def test_int8_simulation_refuses_nested_models():
             ["--format", "tflite", "--quantize", "int8", "--equalize"],
             "lenet5.mnist has none: leave out --equalize",
         ),
+        (
+            ["--format", "tflite", "--quantize", "float16", "--calibration-images", "50"],
+            "sets how many images",
+        ),
+        (["--format", "onnx", "--calibration-images", "50"], "sets how many images"),
+        (["--format", "tflite", "--quantize", "int8", "--calibration-images", "0"], "0 is not in the range"),
+        (["--format", "tflite", "--quantize", "int8", "--calibration-images", "1001"], "1<=x<=1000"),
     ],
 )
 def test_int8_options_are_refused_outside_int8(tmp_path, args, message):
@@ -1148,6 +1155,10 @@ def test_qat_checkpoint_needs_qat_steps(tmp_path):
     ("args", "message"),
     [
         (["--qat-images", "1000"], "use it with --qat-steps"),
+        (
+            ["--qat-keep-kernels"],
+            "--qat-keep-kernels is a setting of the distillation: use it with --qat-steps",
+        ),
         (["--qat-steps", "10", "--qat-images", "8"], "8 is not in the range x>=32"),
     ],
 )
@@ -1168,6 +1179,9 @@ def test_qat_images_below_a_batch_are_refused_in_python(tmp_path):
 
     with pytest.raises(InputError, match="at least one batch"):
         export("lenet5", "tflite", tmp_path / "x.tflite", quantize="int8", qat_steps=5, qat_images=4)
+    for wrong in (0, 2.5, True, 1001):
+        with pytest.raises(InputError, match="calibration_images must be a whole number from 1 to 1000"):
+            export("lenet5", "tflite", tmp_path / "x.tflite", quantize="int8", calibration_images=wrong)
     assert not (tmp_path / "x.tflite").exists()
 
 
@@ -1236,6 +1250,34 @@ def test_distillation_starts_from_the_rounding_asked_for(tmp_path):
     refusal = '(start: "kernels rounded layer after layer'
     assert result.exit_code != 0 and refusal in result.output, result.output
     assert (state / "distillation.npz").read_bytes() == saved and not (tmp_path / "p.tflite").exists()
+
+
+def test_calibration_images_and_kept_kernels_reach_the_records_and_the_checkpoint(tmp_path):
+    """--calibration-images N calibrates on N images; --qat-keep-kernels trains only the biases (and
+    batch norms), recorded in the file and in the checkpoint's inputs, which a run without it refuses."""
+    import zoo.cli.deploy  # noqa: F401  (registers the command)
+    from zoo.cli import cli
+    from zoo.export import tflite_record
+
+    _photos(tmp_path / "photos")
+    state, out = tmp_path / "state", tmp_path / "k.tflite"
+    args = ["export", "lenet5", "--format", "tflite", "--quantize", "int8", "--qat-steps", "2", "--json"]
+    args += ["--data", str(tmp_path / "photos"), "--qat-checkpoint", str(state), "--rounding", "sequential"]
+    args += ["--calibration-images", "10"]
+    result = CliRunner().invoke(cli, [*args, "--qat-keep-kernels", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    m = json.loads(result.output[result.output.index("{") :])["metrics"]
+    assert m["calibration"] == f"10 {tmp_path / 'photos'} train images", m
+    assert m["qat"].startswith("2 steps of quantisation-aware distillation, batch norms and biases only"), m
+    assert m["weight_rounding"].endswith("they keep those int8 values"), m
+    assert tflite_record(out)["qat"] == m["qat"]
+    marker = json.loads((state / ".zoo-output.json").read_text())
+    assert marker["inputs"]["trains"] == "batch norms and biases", marker["inputs"]
+    assert marker["inputs"]["calibration_images"] == 10, marker["inputs"]
+    saved = (state / "distillation.npz").read_bytes()
+    result = CliRunner().invoke(cli, [*args, "--out", str(tmp_path / "all.tflite")])
+    assert result.exit_code != 0 and "trains" in result.output, result.output
+    assert (state / "distillation.npz").read_bytes() == saved and not (tmp_path / "all.tflite").exists()
 
 
 def test_int8_calibrates_distils_and_evaluates_on_photos_of_many_sizes(tmp_path):

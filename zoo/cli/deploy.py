@@ -5,7 +5,15 @@ from __future__ import annotations
 import click
 
 from zoo.cli._app import cli, echo_json, human_size
-from zoo.export import MAX_PIECES, QAT_BATCH, QAT_IMAGES, QUANTIZE, ROUNDINGS
+from zoo.export import (
+    CALIBRATION_IMAGES,
+    MAX_CALIBRATION_IMAGES,
+    MAX_PIECES,
+    QAT_BATCH,
+    QAT_IMAGES,
+    QUANTIZE,
+    ROUNDINGS,
+)
 
 
 @cli.command("export")
@@ -49,6 +57,20 @@ from zoo.export import MAX_PIECES, QAT_BATCH, QAT_IMAGES, QUANTIZE, ROUNDINGS
     type=click.IntRange(min=QAT_BATCH),
     help=f"With --qat-steps: how many of --data's train images distillation draws from "
     f"[default: {QAT_IMAGES}].",
+)
+@click.option(
+    "--qat-keep-kernels",
+    is_flag=True,
+    help="With --qat-steps: train only the batch norms and biases; the kernels keep the int8 values "
+    "--rounding gave them.",
+)
+@click.option(
+    "--calibration-images",
+    type=click.IntRange(1, MAX_CALIBRATION_IMAGES),
+    default=CALIBRATION_IMAGES,
+    show_default=True,
+    help="int8: how many of --data's train images set the activation ranges and the rounding (more: "
+    "slower, and --rounding sequential holds each layer's inputs on all of them in memory).",
 )
 @click.option(
     "--stem-pieces",
@@ -114,6 +136,8 @@ def export_cmd(
     stem_pieces: int,
     rounding: str,
     equalize: bool,
+    qat_keep_kernels: bool,
+    calibration_images: int,
 ) -> None:
     """Export pretrained weights as a SavedModel, TFLite, ONNX or OpenVINO model, checked against Keras.
 
@@ -157,6 +181,8 @@ def export_cmd(
         stem_pieces=stem_pieces,
         rounding=rounding,
         equalize=equalize,
+        calibration_images=calibration_images,
+        qat_keep_kernels=qat_keep_kernels,
     )
     if as_json:
         echo_json(result.to_dict())

@@ -41,6 +41,7 @@ from zoo.export._common import (
     CALIBRATION_IMAGES,
     CLIP_QUANTILE,
     FORMATS,
+    MAX_CALIBRATION_IMAGES,
     QAT_BATCH,
     QAT_IMAGES,
     QAT_LEARNING_RATE,
@@ -91,6 +92,7 @@ from zoo.export.simulation import (
 
 __all__ = [
     "CALIBRATION_IMAGES",
+    "MAX_CALIBRATION_IMAGES",
     "CLIP_QUANTILE",
     "ExportError",
     "ExportResult",

@@ -16,8 +16,10 @@ from zoo.errors import ZooError
 FORMATS = ("savedmodel", "tflite", "onnx", "openvino")
 
 
-#: Train images that calibrate an int8 TFLite export.
+#: Train images that calibrate an int8 TFLite export, by default and at most (the sequential
+#: rounding keeps each layer's inputs on all of them: about 10 GB for EfficientNet-Lite0 at 1,000).
 CALIBRATION_IMAGES = 200
+MAX_CALIBRATION_IMAGES = 1000
 
 
 #: Share of calibration values an int8 activation range leaves out at each end.
@@ -33,6 +35,18 @@ QUANTIZE = (None, "float16", "int8", "dynamic")
 #: How int8 kernels are rounded: each layer on the float model's inputs (``zoo.export.rounding``),
 #: or layer after layer on the int8 model's (``zoo.export.sequential``).
 ROUNDINGS = ("per-layer", "sequential")
+
+#: ``zoo.export.export``'s int8 keywords and their defaults.
+INT8_SETTINGS: dict[str, Any] = {
+    "qat_steps": 0,
+    "qat_checkpoint": None,
+    "qat_images": None,
+    "qat_keep_kernels": False,
+    "stem_pieces": 1,
+    "rounding": "per-layer",
+    "equalize": False,
+    "calibration_images": CALIBRATION_IMAGES,
+}
 
 
 #: Largest max |diff| against Keras per quantisation; ``None``: compared through top-1 agreement.

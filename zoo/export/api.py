@@ -11,7 +11,10 @@ from typing import Any
 
 from zoo.errors import InputError
 from zoo.export._common import (
+    CALIBRATION_IMAGES,
     FORMATS,
+    INT8_SETTINGS,
+    MAX_CALIBRATION_IMAGES,
     QAT_BATCH,
     QUANTIZE,
     ROUNDINGS,
@@ -25,24 +28,16 @@ from zoo.export.image import _export_image
 from zoo.export.text import _export_text
 
 
-def _check_int8_args(
-    quantize: str | None,
-    qat_steps: int,
-    qat_checkpoint: Any,
-    qat_images: int | None,
-    stem_pieces: int,
-    rounding: str,
-    equalize: bool = False,
-) -> None:
-    """Refuse int8 settings out of range, or given without int8 (or without distillation)."""
+def _check_int8_args(quantize: str | None, int8: dict[str, Any]) -> None:
+    """Refuse int8 settings (:func:`export`'s keywords) out of range, or without int8 or distillation."""
     from zoo.export.pieces import MAX_PIECES
 
-    if (
-        isinstance(stem_pieces, bool)
-        or not isinstance(stem_pieces, int)
-        or not 1 <= stem_pieces <= MAX_PIECES
-    ):
-        raise InputError(f"stem_pieces must be a whole number from 1 to {MAX_PIECES}, got {stem_pieces!r}")
+    stem_pieces, rounding, qat_steps = int8["stem_pieces"], int8["rounding"], int8["qat_steps"]
+    calibration_images = int8["calibration_images"]
+    for key, most in (("stem_pieces", MAX_PIECES), ("calibration_images", MAX_CALIBRATION_IMAGES)):
+        value = int8[key]
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= most:
+            raise InputError(f"{key} must be a whole number from 1 to {most}, got {value!r}")
     if rounding not in ROUNDINGS:
         raise InputError(f"rounding must be one of {', '.join(ROUNDINGS)}, got {rounding!r}")
     if qat_steps < 0:
@@ -54,33 +49,34 @@ def _check_int8_args(
             rounding != "per-layer",
             "rounds the kernels of int8 (or distillation's start)",
         ),
-        ("--equalize", equalize, "spreads int8 activations' channels over their steps"),
+        ("--equalize", int8["equalize"], "spreads int8 activations' channels over their steps"),
         ("--qat-steps", qat_steps > 0, "tunes an int8 export"),
+        (
+            "--calibration-images",
+            calibration_images != CALIBRATION_IMAGES,
+            "sets how many images int8's ranges and rounding are measured on",
+        ),
     )
     for option, given, what in int8_only:
         if given and quantize != "int8":
             raise InputError(f"{option} {what}: use it with --format tflite --quantize int8")
-    for option, value in (("--qat-checkpoint", qat_checkpoint), ("--qat-images", qat_images)):
-        if value is not None and not qat_steps:
+    qat = (
+        ("--qat-checkpoint", int8["qat_checkpoint"] is not None),
+        ("--qat-images", int8["qat_images"] is not None),
+        ("--qat-keep-kernels", int8["qat_keep_kernels"]),
+    )
+    for option, given in qat:
+        if given and not qat_steps:
             raise InputError(f"{option} is a setting of the distillation: use it with --qat-steps")
-    if qat_images is not None and qat_images < QAT_BATCH:
-        raise InputError(f"--qat-images must be at least one batch ({QAT_BATCH}), got {qat_images}")
+    if int8["qat_images"] is not None and int8["qat_images"] < QAT_BATCH:
+        raise InputError(f"--qat-images must be at least one batch ({QAT_BATCH}), got {int8['qat_images']}")
 
 
-def _check_export_args(
-    fmt: str,
-    quantize: str | None,
-    qat_steps: int = 0,
-    qat_checkpoint: Any = None,
-    qat_images: int | None = None,
-    stem_pieces: int = 1,
-    rounding: str = "per-layer",
-    equalize: bool = False,
-) -> None:
+def _check_export_args(fmt: str, quantize: str | None, int8: dict[str, Any] | None = None) -> None:
     """Refuse an unknown format or quantisation, another backend, and ONNX export without its packages."""
     from zoo.backend import keras_backend
 
-    _check_int8_args(quantize, qat_steps, qat_checkpoint, qat_images, stem_pieces, rounding, equalize)
+    _check_int8_args(quantize, {**INT8_SETTINGS, **(int8 or {})})
     if keras_backend() != "tensorflow":
         raise ExportError(
             "zoo export converts through TensorFlow (SavedModel, TFLite, tf2onnx) and needs the "
@@ -164,24 +160,23 @@ def export(
     stem_pieces: int = 1,
     rounding: str = "per-layer",
     equalize: bool = False,
+    calibration_images: int = CALIBRATION_IMAGES,
+    qat_keep_kernels: bool = False,
 ) -> ExportResult:
     """Export pretrained weights to ``fmt`` at ``out`` and check the result against Keras.
 
-    Image classifiers export to every format. Text classifiers (word-level LSTM,
-    BERT-family; packaged or fine-tuned folders) export to ``"savedmodel"`` and
-    ``"onnx"``, take int32 token ids, and get their vocabulary beside the model (see
-    the module docstring); they are checked on :data:`TEXT_SAMPLES`.
+    Image classifiers export to every format; text classifiers (word-level LSTM, BERT-family;
+    packaged or fine-tuned) to ``"savedmodel"`` and ``"onnx"``, taking int32 token ids, their
+    vocabulary beside the model (see the module docstring), checked on :data:`TEXT_SAMPLES`.
 
     Args:
         name: Weights or architecture name, or a fine-tuned model folder.
         fmt: ``"savedmodel"``, ``"tflite"``, ``"onnx"`` or ``"openvino"``.
         out: Output folder (SavedModel) or file.
-        quantize: TFLite only, post-training: ``"float16"`` (float16 weights), ``"int8"``
-            (int8 weights and activations, calibrated on 200 images of ``data``'s train split,
-            each activation range cut to the calibration values' quantiles
-            :data:`CLIP_QUANTILE` and ``1 - CLIP_QUANTILE``, kernels rounded as ``rounding``
-            says and biases corrected for their rounding) or ``"dynamic"`` (int8 weights; no
-            calibration).
+        quantize: TFLite only, post-training: ``"float16"`` (float16 weights), ``"int8"`` (int8
+            weights and activations, calibrated on ``data``'s train images, each activation range
+            cut to their :data:`CLIP_QUANTILE` quantiles, kernels rounded as ``rounding`` says,
+            biases corrected) or ``"dynamic"`` (int8 weights; no calibration).
         preprocessing: Images: bake the entry's input transform in (inputs become raw uint8
             images). Text exports always take token ids (the result says ``False``).
         samples: How many fixed random images the check runs on (never a data folder's).
@@ -194,16 +189,19 @@ def export(
         qat_steps: int8 only: steps of :func:`distil_int8` on ``data``'s train split first
             (instead of bias correction; still checked against the original Keras model).
         qat_checkpoint: A folder for the distillation's state, continued by an export of the same inputs.
-        qat_images: How many of ``data``'s train images (the first of a fixed shuffle) distillation
-            draws batches from; default :data:`QAT_IMAGES`. A checkpoint needs the same number.
+        qat_images: How many of ``data``'s train images distillation draws batches from
+            (default :data:`QAT_IMAGES`).
         stem_pieces: int8 only: the first activation in that many int8 pieces, that many times
             finer (:func:`first_in_pieces`; EfficientNet-Lite). 1: as the model is.
-        rounding: int8 kernels, biases corrected: ``"per-layer"``, each on what the float model
-            feeds it (:func:`rounded_weights`); ``"sequential"``, layer after
-            layer on what the int8 model feeds it (:func:`sequentially_rounded`; plain layers);
-            with ``qat_steps``, where distillation starts.
+        rounding: int8 kernels: ``"per-layer"``, each on what the float model feeds it
+            (:func:`rounded_weights`); ``"sequential"``, layer after layer on what the int8
+            model feeds it (:func:`sequentially_rounded`); where ``qat_steps`` start.
         equalize: int8 only: first bring the channels of the model's linear streams to one range,
             the same function in float (:func:`equalized`); a model without any is refused.
+        calibration_images: int8 only: how many train images (the first of a fixed shuffle) set
+            the activation ranges and the rounding, 1 to :data:`MAX_CALIBRATION_IMAGES`.
+        qat_keep_kernels: With ``qat_steps``: the kernels keep the int8 values ``rounding`` gave
+            them; distillation trains only the batch norms and biases (:func:`distil_int8`).
 
     Returns:
         An :class:`ExportResult`; float formats must match within 1e-4.
@@ -214,15 +212,13 @@ def export(
         OutputError: When ``out`` (or, for ONNX text exports, its vocabulary file) holds
             anything that zoo did not write, or an earlier export without ``overwrite``.
     """
-    _check_export_args(fmt, quantize, qat_steps, qat_checkpoint, qat_images, stem_pieces, rounding, equalize)
+    int8 = {key: value for key, value in locals().items() if key in INT8_SETTINGS}  # as given
+    _check_export_args(fmt, quantize, int8)
     target = _checked_target(fmt, out, overwrite)
     entry = _classifier_entry(name, fmt)
     result = _export_not_image(entry, fmt, target, quantize, overwrite)
     if result is not None:
         return result
-    options = dict(
-        quantize=quantize, preprocessing=preprocessing, samples=samples, data=data, data_dir=data_dir
-    )
-    options.update(evaluate=evaluate, overwrite=overwrite, qat_steps=qat_steps, qat_checkpoint=qat_checkpoint)
-    options.update(qat_images=qat_images, stem_pieces=stem_pieces, rounding=rounding, equalize=equalize)
+    options = dict(quantize=quantize, preprocessing=preprocessing, samples=samples, data=data)
+    options.update(data_dir=data_dir, evaluate=evaluate, overwrite=overwrite, int8=int8)
     return _export_image(entry, fmt, target, **options)

@@ -156,15 +156,18 @@ def distillation_inputs(
     levels: dict[str, int] | None = None,
     rounding: str = "per-layer",
     equalized: bool = False,
+    keep_kernels: bool = False,
+    calibration_images: int = CALIBRATION_IMAGES,
 ) -> dict[str, Any]:
     """What a distillation of ``entry``'s weights depends on: resuming one needs all of it equal.
 
     ``images`` are the source images (before any resize) batches are drawn from; their
-    first :data:`CALIBRATION_IMAGES` set the activation ranges. The backend is not part
+    first ``calibration_images`` set the activation ranges. The backend is not part
     of it: TensorFlow, JAX and PyTorch runs continue each other. ``levels`` is
     :func:`distil_int8`'s (recorded only when given); ``rounding`` is
     :func:`distillation_start`'s; ``equalized`` says the start was rounded from the model
-    :func:`zoo.export.equalized` returns.
+    :func:`zoo.export.equalized` returns; ``keep_kernels`` is :func:`distil_int8`'s (recorded
+    only when set).
     """
     import numpy as np
 
@@ -177,7 +180,7 @@ def distillation_inputs(
         "weights_sha256": getattr(entry, "sha256", None),
         "preprocessing": dict(entry.preprocessing),
         "images": {"data": data, "split": split, "count": len(images), "sha256": digest},
-        "calibration_images": CALIBRATION_IMAGES,
+        "calibration_images": calibration_images,
         "start": _STARTS[rounding] + (", streams equalised first" if equalized else ""),
         "steps": steps,
         "batch": QAT_BATCH,
@@ -186,6 +189,7 @@ def distillation_inputs(
         "loss": "logits mse + softmax kl",
         "seed": seed,
         **({"levels": dict(levels)} if levels else {}),
+        **({"trains": "batch norms and biases"} if keep_kernels else {}),
     }
 
 
@@ -231,6 +235,7 @@ def distil_int8(
     overwrite: bool = False,
     ranges: Ranges | None = None,
     levels: dict[str, int] | None = None,
+    keep_kernels: bool = False,
 ) -> Any:
     """Quantisation-aware distillation: float weights whose int8 model follows ``model``'s outputs.
 
@@ -262,6 +267,8 @@ def distil_int8(
         overwrite: Start again over another run's state in ``checkpoint``.
         ranges: The simulated activation ranges (default: :func:`int8_ranges` of ``start``).
         levels: Layers the simulation rounds to that many steps, not 256 (:func:`int8_simulation`'s).
+        keep_kernels: Train only the batch norms and biases; the kernels keep the int8 values
+            ``start``'s rounding gave them (:func:`_student`).
 
     Returns:
         A model of ``model``'s architecture with the distilled float weights.
@@ -274,9 +281,8 @@ def distil_int8(
 
     from zoo.tasks.inference import predict_fn
 
-    student = int8_simulation(model if start is None else start, calibration, ranges=ranges, levels=levels)
-    optimizer = keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(QAT_LEARNING_RATE, steps))
-    optimizer.build(student.trainable_variables)
+    simulated = (calibration, ranges, levels)
+    student, optimizer = _student(model if start is None else start, simulated, steps, keep_kernels)
     with _distillation_state(checkpoint, inputs, student, optimizer, overwrite) as state:
         step = _distillation_step(student, _rounded_kernels(student), optimizer)
         teacher = predict_fn(model, fold=False)
@@ -286,9 +292,7 @@ def distil_int8(
             drawn, mirror = rng.integers(0, len(images), QAT_BATCH), rng.random(QAT_BATCH) < 0.5
             if done < state.done:  # resumed: the draws are replayed so the next batches are the same
                 continue
-            x = np.asarray(images[drawn])
-            x = np.where(mirror[:, None, None, None], x[:, :, ::-1], x) if x.ndim == 4 else x
-            x = np.asarray(transform(x) if transform else x, np.float32)
+            x = _batch(images, drawn, mirror, transform)
             target = keras.ops.convert_to_tensor(np.asarray(teacher(x), np.float32))
             loss = step(keras.ops.convert_to_tensor(x), target)
             bar.update(done + 1, [("loss", float(loss))])
@@ -296,6 +300,37 @@ def distil_int8(
                 step.sync()
                 state.save(done + 1)
     return _weights_by_name(student, keras.models.clone_model(model))
+
+
+def _student(start: Any, simulated: tuple[Any, Any, Any], steps: int, keep_kernels: bool) -> tuple[Any, Any]:
+    """The int8 simulation of ``start`` that :func:`distil_int8` trains, and its optimizer.
+
+    ``simulated`` is the simulation's ``(calibration, ranges, levels)``. With ``keep_kernels``
+    the kernels are not trainable, so an error-compensated rounding (which training's
+    rounding to nearest would undo) keeps its int8 values; a batch norm's gamma moves its
+    kernel's per-channel scale, not those values.
+    """
+    import keras
+
+    calibration, ranges, levels = simulated
+    student = int8_simulation(start, calibration, ranges=ranges, levels=levels)
+    if keep_kernels:
+        kernels = _rounded_kernels(student)
+        for variable in student.trainable_variables:
+            if id(variable) in kernels:
+                variable.trainable = False
+    optimizer = keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(QAT_LEARNING_RATE, steps))
+    optimizer.build(student.trainable_variables)
+    return student, optimizer
+
+
+def _batch(images: Any, drawn: Any, mirror: Any, transform: Callable[[Any], Any] | None) -> Any:
+    """Model inputs of the ``drawn`` images, those ``mirror`` marks mirrored left to right."""
+    import numpy as np
+
+    x = np.asarray(images[drawn])
+    x = np.where(mirror[:, None, None, None], x[:, :, ::-1], x) if x.ndim == 4 else x
+    return np.asarray(transform(x) if transform else x, np.float32)
 
 
 class _DistillationState:

@@ -6,7 +6,6 @@ the test split.
 
 from __future__ import annotations
 
-import os
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from zoo.errors import DataError, InputError
 from zoo.export._common import (
     CALIBRATION_IMAGES,
     CLIP_QUANTILE,
+    INT8_SETTINGS,
     QAT_BATCH,
     QAT_IMAGES,
     QAT_LEARNING_RATE,
@@ -107,37 +107,26 @@ def _calibration_inputs(
     parts: _DataParts,
     data_dir: str | None,
     required: bool,
+    count: int = CALIBRATION_IMAGES,
 ) -> tuple[Any, str]:
     """The int8 calibration inputs and their source.
 
-    Up to 200 images of ``parts.train``; random ones when it is the entry's own dataset and
-    not on this machine. A dataset the user named (``required``) must be readable.
+    Up to ``count`` images of ``parts.train``; random ones when it is the entry's own dataset
+    and not on this machine. A dataset the user named (``required``) must be readable.
     """
     import numpy as np
 
     import zoo.data
 
     split, options = parts.train
-    images = _real_images(
-        entry, CALIBRATION_IMAGES, parts.name, data_dir, split, required=required, **options
-    )
+    images = _real_images(entry, count, parts.name, data_dir, split, required=required, **options)
     if images is None:
-        images, source = _sample_images(shape, CALIBRATION_IMAGES), "random images (no dataset found)"
-    else:  # all there are, when fewer than 200
+        images, source = _sample_images(shape, count), "random images (no dataset found)"
+    else:  # all there are, when fewer than asked for
         source = f"{len(images)} {parts.name} {parts.describe(parts.train)} images"
     if not preprocessing:
         images = np.asarray(zoo.data.image_transform(baked)(images))
     return images, source
-
-
-#: Settings an int8 export's inputs record only when they differ from these.
-_INT8_DEFAULTS = {
-    "qat_steps": 0,
-    "qat_images": None,
-    "stem_pieces": 1,
-    "rounding": "per-layer",
-    "equalize": False,
-}
 
 
 def _loaded(entry: Any, equalize: bool) -> Any:
@@ -165,35 +154,30 @@ def _export_image(
     data_dir: str | None,
     evaluate: bool,
     overwrite: bool,
-    qat_steps: int = 0,
-    qat_checkpoint: str | os.PathLike[str] | None = None,
-    qat_images: int | None = None,
-    stem_pieces: int = 1,
-    rounding: str = "per-layer",
-    equalize: bool = False,
+    int8: dict[str, Any] | None = None,
 ) -> ExportResult:
-    """Export an image classifier (see :func:`export`) to the checked target ``out``."""
+    """Export an image classifier (see :func:`export`; ``int8`` its int8 keywords) to ``out``."""
     import numpy as np
 
     import zoo.data
 
-    model = _loaded(entry, equalize)
+    int8 = {**INT8_SETTINGS, **(int8 or {})}
+    model = _loaded(entry, int8["equalize"])
     baked, shape = _image_contract(entry)
     expected, feed = _keras_reference(model, baked, _sample_images(shape, samples), preprocessing)
     record = _image_record(entry, baked, shape, preprocessing, model)
     inputs = {"weights": entry.name, "format": fmt, "quantize": quantize, "preprocessing": preprocessing}
-    given = dict(qat_steps=qat_steps, qat_images=qat_images, stem_pieces=stem_pieces, rounding=rounding)
-    given["equalize"] = equalize
-    inputs.update({key: value for key, value in given.items() if value != _INT8_DEFAULTS[key]})
+    recorded = {key: value for key, value in int8.items() if key != "qat_checkpoint"}
+    inputs.update({key: value for key, value in recorded.items() if value != INT8_SETTINGS[key]})
     command = f"zoo export {entry.name} --format {fmt}"
     extra: dict[str, Any] = {}
     calibration = ranges = None
-    int8 = fmt == "tflite" and quantize == "int8"
-    parts = _data_parts(entry, data, data_dir) if int8 or (evaluate and fmt == "tflite") else None
+    to_int8 = fmt == "tflite" and quantize == "int8"
+    parts = _data_parts(entry, data, data_dir) if to_int8 or (evaluate and fmt == "tflite") else None
     test = _evaluation_split(entry, parts, data_dir) if evaluate and parts is not None else None
-    if int8:
+    if to_int8:
         calibration, extra["calibration"] = _calibration_inputs(
-            entry, shape, baked, preprocessing, parts, data_dir, required=data is not None
+            entry, shape, baked, preprocessing, parts, data_dir, data is not None, int8["calibration_images"]
         )
         extra["activation_ranges"] = f"calibration quantiles {CLIP_QUANTILE:g} to {1 - CLIP_QUANTILE:g}"
     with tempfile.TemporaryDirectory(prefix="zoo-export-") as tmpdir:
@@ -204,16 +188,13 @@ def _export_image(
             quantized_from = Path(tmpdir) / "int8_weights"
             transform = zoo.data.image_transform(baked)
             seen = np.asarray(transform(calibration)) if preprocessing else calibration
-            qat = None
-            if qat_steps:
-                qat = {"steps": qat_steps, "checkpoint": qat_checkpoint, "overwrite": overwrite}
-                qat.update(images=qat_images or QAT_IMAGES, equalized=equalize)
-            start = _equalized(model, seen, extra) if equalize else model
+            qat = _qat_settings(int8, overwrite)
+            start = _equalized(model, seen, extra) if int8["equalize"] else model
             weights = (entry, start, seen, transform, parts, data_dir, extra)
             ranges = _int8_weights(
                 weights,
                 qat,
-                (stem_pieces, rounding),
+                (int8["stem_pieces"], int8["rounding"]),
                 lambda m: _write_savedmodel(m, baked if preprocessing else None, shape, quantized_from),
             )
         got = _write_checked(
@@ -232,6 +213,21 @@ def _export_image(
     if test is not None:
         result.metrics.update(_compare_on_test(entry, model, out, preprocessing, test))
     return result
+
+
+def _qat_settings(int8: dict[str, Any], overwrite: bool) -> dict[str, Any] | None:
+    """What :func:`_distilled` needs of :func:`export`'s int8 keywords; ``None``: no distillation."""
+    if not int8["qat_steps"]:
+        return None
+    return {
+        "steps": int8["qat_steps"],
+        "checkpoint": int8["qat_checkpoint"],
+        "overwrite": overwrite,
+        "images": int8["qat_images"] or QAT_IMAGES,
+        "equalized": int8["equalize"],
+        "keep_kernels": int8["qat_keep_kernels"],
+        "calibration_images": int8["calibration_images"],
+    }
 
 
 def _equalized(model: Any, seen: Any, extra: dict[str, Any]) -> Any:
@@ -336,19 +332,11 @@ def _distilled(
     except DataError as e:
         raise InputError(f"--qat-steps trains on {data}'s train split: {e}; or leave out --qat-steps") from e
     train = ResizedImages(source, _export_resize(entry))
-    levels = qat.get("levels")
+    levels, rounding = qat.get("levels"), qat.get("rounding", "per-layer")
+    settings = {key: qat[key] for key in ("equalized", "keep_kernels", "calibration_images") if key in qat}
     split = parts.describe(parts.train)
-    rounding = qat.get("rounding", "per-layer")
-    equalized = bool(qat.get("equalized"))
     inputs = distillation_inputs(
-        entry,
-        source,
-        steps=steps,
-        data=data,
-        split=split,
-        levels=levels,
-        rounding=rounding,
-        equalized=equalized,
+        entry, source, steps=steps, data=data, split=split, levels=levels, rounding=rounding, **settings
     )
     start, corrected = distillation_start(model, seen, rounding, levels)
     ranges = int8_ranges(start, seen)
@@ -364,16 +352,23 @@ def _distilled(
         overwrite=qat["overwrite"],
         ranges=ranges,
         levels=levels,
+        keep_kernels=settings.get("keep_kernels", False),
     )
+    trained = ", batch norms and biases only" if settings.get("keep_kernels") else ""
     extra["qat"] = (
-        f"{steps} steps of quantisation-aware distillation (batch {QAT_BATCH}, Adam "
+        f"{steps} steps of quantisation-aware distillation{trained} (batch {QAT_BATCH}, Adam "
         f"{QAT_LEARNING_RATE:g} with cosine decay, logits' squared error + KL) on "
         f"{len(train)} {data} {parts.describe(parts.train)} images"
     )
     how = "layer after layer on what the int8 model feeds them, " if rounding == "sequential" else ""
     extra["weight_rounding"] = (
         f"distillation started from kernels rounded {how}with error compensation (GPTQ) on the "
-        "calibration images; TFLite rounds the distilled ones to nearest, as distillation simulated"
+        "calibration images; "
+        + (
+            "they keep those int8 values"
+            if settings.get("keep_kernels")
+            else "TFLite rounds the distilled ones to nearest, as distillation simulated"
+        )
     )
     extra["bias_correction"] = f"{corrected} layers, on the calibration images, before distilling"
     extra["activation_ranges"] = (

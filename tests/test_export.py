@@ -1127,7 +1127,7 @@ def test_int8_simulation_refuses_nested_models():
         ),
         (["--format", "onnx", "--calibration-images", "50"], "sets how many images"),
         (["--format", "tflite", "--quantize", "int8", "--calibration-images", "0"], "0 is not in the range"),
-        (["--format", "tflite", "--quantize", "int8", "--calibration-images", "1001"], "1<=x<=1000"),
+        (["--format", "tflite", "--quantize", "int8", "--calibration-images", "501"], "1<=x<=500"),
     ],
 )
 def test_int8_options_are_refused_outside_int8(tmp_path, args, message):
@@ -1179,8 +1179,8 @@ def test_qat_images_below_a_batch_are_refused_in_python(tmp_path):
 
     with pytest.raises(InputError, match="at least one batch"):
         export("lenet5", "tflite", tmp_path / "x.tflite", quantize="int8", qat_steps=5, qat_images=4)
-    for wrong in (0, 2.5, True, 1001):
-        with pytest.raises(InputError, match="calibration_images must be a whole number from 1 to 1000"):
+    for wrong in (0, 2.5, True, 501):
+        with pytest.raises(InputError, match="calibration_images must be a whole number from 1 to 500"):
             export("lenet5", "tflite", tmp_path / "x.tflite", quantize="int8", calibration_images=wrong)
     assert not (tmp_path / "x.tflite").exists()
 

@@ -1112,6 +1112,12 @@ def test_int8_simulation_refuses_nested_models():
         (["--format", "tflite", "--quantize", "float16", "--stem-pieces", "2"], "holds an int8 activation"),
         (["--format", "onnx", "--stem-pieces", "2"], "holds an int8 activation"),
         (["--format", "tflite", "--quantize", "int8", "--stem-pieces", "9"], "9 is not in the range 1<=x<=8"),
+        (["--format", "onnx", "--depthwise-pieces", "2"], "--depthwise-pieces holds int8 activations"),
+        (["--format", "tflite", "--depthwise-pieces", "0"], "0 is not in the range 1<=x<=8"),
+        (
+            ["--format", "tflite", "--quantize", "int8", "--depthwise-pieces", "2"],
+            "lenet5 has none: leave out --depthwise-pieces",
+        ),
         (["--format", "tflite", "--quantize", "float16", "--rounding", "sequential"], "kernels of int8"),
         (["--format", "onnx", "--rounding", "sequential"], "kernels of int8"),
         (["--format", "tflite", "--quantize", "int8", "--rounding", "nearest"], "'nearest' is not one of"),
@@ -1182,6 +1188,9 @@ def test_qat_images_below_a_batch_are_refused_in_python(tmp_path):
     for wrong in (0, 2.5, True, 501):
         with pytest.raises(InputError, match="calibration_images must be a whole number from 1 to 500"):
             export("lenet5", "tflite", tmp_path / "x.tflite", quantize="int8", calibration_images=wrong)
+    for wrong in (0, 2.5, True, 9):
+        with pytest.raises(InputError, match="depthwise_pieces must be a whole number from 1 to 8"):
+            export("lenet5", "tflite", tmp_path / "x.tflite", quantize="int8", depthwise_pieces=wrong)
     assert not (tmp_path / "x.tflite").exists()
 
 
@@ -1414,7 +1423,8 @@ def test_efficientnet_int8_holds_its_stem_in_pieces(tmp_path):
 
     out, state = tmp_path / "e.tflite", tmp_path / "qat-state"
     args = ["export", "efficientnet_lite0", "--format", "tflite", "--quantize", "int8", "--data", "cifar10"]
-    args += ["--data-dir", str(DATA_DIR), "--stem-pieces", "2", "--equalize", "--json", "--out", str(out)]
+    args += ["--data-dir", str(DATA_DIR), "--stem-pieces", "2", "--depthwise-pieces", "2", "--equalize"]
+    args += ["--json", "--out", str(out)]
     result = CliRunner().invoke(cli, [*args, "--qat-steps", "2", "--qat-checkpoint", str(state)])
     assert result.exit_code == 0, result.output
     metrics = json.loads(result.output[result.output.index("{") :])["metrics"]
@@ -1425,9 +1435,14 @@ def test_efficientnet_int8_holds_its_stem_in_pieces(tmp_path):
     details = tflite_interpreter(model_path=str(out)).get_tensor_details()
     held = {(tuple(t["shape"][1:]), round(float(t["quantization"][0]) * 255, 2)) for t in details}
     assert ((112, 112, 64), 6.0) in held  # 32 channels twice, each piece on [0, 6]
+    assert ((56, 56, 192), 6.0) in held  # the second block's depthwise output, 96 channels twice
+    assert metrics["depthwise_pieces"].startswith("the activations after 16 depthwise convolutions held in 2")
+    assert tflite_record(out)["depthwise_pieces"] == metrics["depthwise_pieces"]
     assert all(t["dtype"] != np.float32 for t in details if len(t["shape"]) == 4 and t["shape"][1] == 112)
     with np.load(state / "distillation.npz") as saved:
         assert int(saved["done"]) == 2
     marker = json.loads((state / ".zoo-output.json").read_text())
-    assert marker["inputs"]["levels"] == {"stem_relu6": 511}, marker["inputs"]
+    assert marker["inputs"]["levels"]["stem_relu6"] == 511, marker["inputs"]
+    assert marker["inputs"]["levels"]["blocks_15_depthwise_relu6"] == 511, marker["inputs"]
+    assert len(marker["inputs"]["levels"]) == 17, marker["inputs"]
     assert marker["inputs"]["start"].endswith(", streams equalised first"), marker["inputs"]

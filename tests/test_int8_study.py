@@ -329,6 +329,92 @@ def test_the_first_activation_in_pieces_is_the_same_function_rounded_finer_in_in
         first_in_pieces(keras.Model(image, x, name="dilated"), 2)
 
 
+def test_depthwise_activations_in_pieces_are_the_same_function_in_float():
+    """depthwise_in_pieces keeps the float model's outputs; refusals say what to leave out."""
+    import keras
+    import numpy as np
+
+    from zoo.errors import InputError
+    from zoo.export import depthwise_in_pieces, int8_ranges
+    from zoo.export.pieces import depthwise_levels
+
+    keras.utils.set_random_seed(0)
+    image = keras.Input((16, 16, 3))
+    x = keras.layers.Conv2D(8, 3, strides=2, padding="same", use_bias=False, name="stem")(image)
+    x = keras.layers.ReLU(6.0, name="relu6")(keras.layers.BatchNormalization(name="bn")(x))
+    x = keras.layers.DepthwiseConv2D(3, padding="same", use_bias=False, name="depthwise")(x)
+    x = keras.layers.ReLU(6.0, name="second")(keras.layers.BatchNormalization(name="bn2")(x))
+    x = keras.layers.Conv2D(6, 1, name="project")(x)
+    model = keras.Model(image, keras.layers.Dense(10)(keras.layers.GlobalAveragePooling2D()(x)))
+    for name, gamma in (("bn", 4.0), ("bn2", 3.0)):  # activations spread over [0, 6]
+        model.get_layer(name).gamma.assign(np.full(8, gamma, np.float32))
+    seen = np.random.default_rng(0).uniform(-1, 1, (64, 16, 16, 3)).astype(np.float32)
+    want = np.asarray(model.predict_on_batch(seen))
+    assert depthwise_levels(model, 2) == {"second": 511} and depthwise_levels(model, 1) == {}
+    same, given = depthwise_in_pieces(model, 2, {"second": (0.0, 6.0)})
+    assert given == {"second": (0.0, 6.0)}
+    assert same.get_layer("depthwise_pieces").kernel.shape == (3, 3, 8, 2)
+    assert same.get_layer("project").kernel.shape == (1, 1, 16, 6)
+    np.testing.assert_allclose(np.asarray(same.predict_on_batch(seen)), want, atol=2e-5)
+    ranges = int8_ranges(model, seen)
+    assert ranges["second"][1] < 6.0  # then the pieces hold [0, hi], clipped there as int8 clips
+    clipped = np.asarray(depthwise_in_pieces(model, 2, ranges)[0].predict_on_batch(seen))
+    assert 0 < np.abs(clipped - want).max() < 1e-2
+    plain = keras.Model(image, keras.layers.Dense(3)(keras.layers.Flatten()(image)), name="plain")
+    with pytest.raises(InputError, match="plain has none: leave out --depthwise-pieces"):
+        depthwise_in_pieces(plain, 2, {})
+    with pytest.raises(InputError, match="depthwise pieces must be a whole number from 1 to 8, got 9"):
+        depthwise_in_pieces(model, 9, ranges)
+
+
+def test_depthwise_activations_in_pieces_are_rounded_k_times_finer_in_int8(tmp_path):
+    """The int8 file holds the pieces on [0, 6] each; added back, they follow Keras' activation
+    k times more closely. Inputs and kernels lie on int8's grid, so nothing else is rounded first."""
+    import keras
+    import numpy as np
+
+    from zoo.export import CLIP_QUANTILE, depthwise_in_pieces, int8_ranges, tflite_interpreter
+    from zoo.export._write import _write_savedmodel
+    from zoo.export.quantize import _int8_files
+
+    rng = np.random.default_rng(0)
+    image = keras.Input((8, 8, 3))
+    x = keras.layers.DepthwiseConv2D(3, padding="same", use_bias=False, name="depthwise")(image)
+    second = keras.layers.ReLU(6.0, name="second")(keras.layers.BatchNormalization(name="bn")(x))
+    model = keras.Model(image, keras.layers.Conv2D(4, 1, name="project")(second))
+    taps = rng.integers(-127, 128, (3, 3, 3, 1)).astype(np.float32)
+    taps[1, 1] = 127
+    model.get_layer("depthwise").set_weights([taps * 6 / (127 * 255 * 2)])
+    seen = rng.integers(0, 256, (64, 8, 8, 3)).astype(np.float32)
+    seen[0, 0, 0], seen[0, 0, 1] = 0, 255
+    want = np.asarray(keras.Model(image, second).predict_on_batch(seen[:16]))
+    ranges = int8_ranges(model, seen)
+    errors = []
+    for k in (1, 2):
+        pieces, given = depthwise_in_pieces(model, k, ranges)
+        _write_savedmodel(pieces, None, (8, 8, 3), tmp_path / f"m{k}")
+        blob = _int8_files(tmp_path / f"m{k}", seen, [CLIP_QUANTILE], given or None)[0]
+        interpreter = tflite_interpreter(model_content=blob, experimental_preserve_all_tensors=True)
+        interpreter.allocate_tensors()
+        (held,) = [
+            t
+            for t in interpreter.get_tensor_details()
+            if "second" in t["name"] and t["dtype"] == np.int8 and t["shape"][1:3].tolist() == [8, 8]
+        ]
+        assert held["shape"][-1] == 3 * k
+        scale, zero = held["quantization"]
+        got = []
+        for i in range(16):
+            interpreter.set_tensor(interpreter.get_input_details()[0]["index"], seen[i : i + 1])
+            interpreter.invoke()
+            values = (interpreter.get_tensor(held["index"]).astype(np.float32) - zero) * scale
+            got.append(values.reshape(1, 8, 8, 3, k).sum(-1) * ranges["second"][1] / (6 * k))
+        if k == 2:
+            assert round(scale * 255, 3) == 6.0
+        errors.append(np.std(np.concatenate(got) - np.minimum(want, ranges["second"][1])))
+    assert 0.4 < errors[1] / errors[0] < 0.6, errors
+
+
 @pytest.mark.parametrize(
     ("option", "value", "says"),
     [

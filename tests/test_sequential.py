@@ -118,7 +118,7 @@ def test_the_export_refuses_sequential_rounding_of_a_nested_model():
     written = []
     weights = (None, nested, _smooth(4, 16, 3), None, None, None, {})
     with pytest.raises(InputError, match="finetuned nests models .*: leave out --rounding"):
-        _int8_weights(weights, None, (1, "sequential"), written.append)
+        _int8_weights(weights, None, (1, 1, "sequential"), written.append)
     assert not written
 
 
@@ -142,7 +142,7 @@ def test_the_export_holds_the_stem_in_pieces_over_rounded_weights(rounding):
             (m, {layer.name: numpy(layer.kernel) for layer in m.layers if hasattr(layer, "kernel")})
         )
 
-    assert _int8_weights((None, model, seen, None, None, None, extra), None, (2, rounding), write) is None
+    assert _int8_weights((None, model, seen, None, None, None, extra), None, (2, 1, rounding), write) is None
     (held, kernels), *rest = written
     assert not rest
     assert extra["stem_pieces"].startswith("the first activation held in 2 int8 pieces"), extra
@@ -150,6 +150,46 @@ def test_the_export_holds_the_stem_in_pieces_over_rounded_weights(rounding):
     for name in ("project", "dense"):
         np.testing.assert_allclose(int8_weights(kernels[name]), kernels[name], rtol=1e-6, atol=0)
     assert not np.array_equal(kernels["dense"], numpy(model.get_layer("dense").kernel))
+
+
+@pytest.mark.parametrize("rounding", ["per-layer", "sequential"])
+def test_the_export_holds_the_depthwise_activations_in_pieces_over_rounded_weights(rounding):
+    """Either rounding hands TFLite the depthwise pieces with int8-grid kernels, and their ranges."""
+    from zoo.export.image import _int8_weights
+
+    init = keras.initializers.GlorotUniform(seed=0)
+    image = keras.Input((16, 16, 3))
+    x = keras.layers.Conv2D(16, 3, use_bias=False, kernel_initializer=init, name="stem")(image)
+    x = keras.layers.ReLU(6.0, name="relu")(keras.layers.BatchNormalization(name="bn")(x))
+    x = keras.layers.DepthwiseConv2D(3, use_bias=False, depthwise_initializer=init, name="depthwise")(x)
+    x = keras.layers.ReLU(6.0, name="relu2")(keras.layers.BatchNormalization(name="bn2")(x))
+    x = keras.layers.Conv2D(8, 1, kernel_initializer=init, name="project")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    model = keras.Model(image, keras.layers.Dense(10, kernel_initializer=init, name="dense")(x))
+    seen, written, extra = _smooth(32, 16, 3), [], {}
+
+    def write(m):
+        written.append(
+            (m, {layer.name: numpy(layer.kernel) for layer in m.layers if hasattr(layer, "kernel")})
+        )
+
+    given = _int8_weights((None, model, seen, None, None, None, extra), None, (1, 2, rounding), write)
+    assert given == {"relu2": (0.0, 6.0)}
+    (held, kernels), *rest = written
+    assert not rest
+    assert extra["depthwise_pieces"].startswith("the activations after 1 depthwise convolution held in 2"), (
+        extra
+    )
+    assert kernels["depthwise_pieces"].shape == (3, 3, 16, 2) and kernels["project"].shape == (1, 1, 32, 8)
+    assert "depthwise" not in kernels and "bn2" not in {layer.name for layer in held.layers}
+    np.testing.assert_allclose(
+        int8_weights(kernels["depthwise_pieces"], depthwise=True),
+        kernels["depthwise_pieces"],
+        rtol=1e-5,
+        atol=0,
+    )
+    for name in ("stem", "project", "dense"):
+        np.testing.assert_allclose(int8_weights(kernels[name]), kernels[name], rtol=1e-5, atol=0)
 
 
 def test_the_frontier_runs_each_layer_once_with_the_weights_it_has_then():

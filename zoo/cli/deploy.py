@@ -82,6 +82,15 @@ from zoo.export import (
     "finer steps, every tensor still int8, that convolution slower.",
 )
 @click.option(
+    "--depthwise-pieces",
+    type=click.IntRange(1, MAX_PIECES),
+    default=1,
+    show_default=True,
+    help="int8: hold each depthwise convolution's ReLU6 output (read by a 1x1 convolution: "
+    "EfficientNet-Lite) in this many int8 pieces, by a depth multiplier that the convolution reading "
+    "them adds back: that many times finer steps, every tensor still int8, both layers slower.",
+)
+@click.option(
     "--rounding",
     type=click.Choice(ROUNDINGS),
     default="per-layer",
@@ -134,6 +143,7 @@ def export_cmd(
     qat_checkpoint: str | None,
     qat_images: int | None,
     stem_pieces: int,
+    depthwise_pieces: int,
     rounding: str,
     equalize: bool,
     qat_keep_kernels: bool,
@@ -179,6 +189,7 @@ def export_cmd(
         qat_checkpoint=qat_checkpoint,
         qat_images=qat_images,
         stem_pieces=stem_pieces,
+        depthwise_pieces=depthwise_pieces,
         rounding=rounding,
         equalize=equalize,
         calibration_images=calibration_images,

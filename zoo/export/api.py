@@ -34,7 +34,8 @@ def _check_int8_args(quantize: str | None, int8: dict[str, Any]) -> None:
 
     stem_pieces, rounding, qat_steps = int8["stem_pieces"], int8["rounding"], int8["qat_steps"]
     calibration_images = int8["calibration_images"]
-    for key, most in (("stem_pieces", MAX_PIECES), ("calibration_images", MAX_CALIBRATION_IMAGES)):
+    limits = (("stem_pieces", MAX_PIECES), ("depthwise_pieces", MAX_PIECES))
+    for key, most in (*limits, ("calibration_images", MAX_CALIBRATION_IMAGES)):
         value = int8[key]
         if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= most:
             raise InputError(f"{key} must be a whole number from 1 to {most}, got {value!r}")
@@ -44,6 +45,7 @@ def _check_int8_args(quantize: str | None, int8: dict[str, Any]) -> None:
         raise InputError(f"qat_steps must be 0 or more, got {qat_steps}")
     int8_only = (
         ("--stem-pieces", stem_pieces > 1, "holds an int8 activation"),
+        ("--depthwise-pieces", int8["depthwise_pieces"] > 1, "holds int8 activations"),
         (
             f"--rounding {rounding}",
             rounding != "per-layer",
@@ -162,6 +164,7 @@ def export(
     equalize: bool = False,
     calibration_images: int = CALIBRATION_IMAGES,
     qat_keep_kernels: bool = False,
+    depthwise_pieces: int = 1,
 ) -> ExportResult:
     """Export pretrained weights to ``fmt`` at ``out`` and check the result against Keras.
 
@@ -202,6 +205,9 @@ def export(
             the activation ranges and the rounding, 1 to :data:`MAX_CALIBRATION_IMAGES`.
         qat_keep_kernels: With ``qat_steps``: the kernels keep the int8 values ``rounding`` gave
             them; distillation trains only the batch norms and biases (:func:`distil_int8`).
+        depthwise_pieces: int8 only: each ReLU6 output a convolution reads after a depthwise
+            convolution in that many int8 pieces, that many times finer
+            (:func:`depthwise_in_pieces`; EfficientNet-Lite). 1: as the model is.
 
     Returns:
         An :class:`ExportResult`; float formats must match within 1e-4.

@@ -44,7 +44,7 @@ from zoo.export.distil import (
     distillation_start,
 )
 from zoo.export.equalize import MAX_SCALE, equalized, linear_streams
-from zoo.export.pieces import first_in_pieces, pieces_levels
+from zoo.export.pieces import depthwise_in_pieces, depthwise_levels, first_in_pieces, pieces_levels
 from zoo.export.quantize import _tflite_bytes, rounded_weights
 from zoo.export.runtimes import in_top_k, run_export, tflite_interpreter
 from zoo.export.sequential import sequentially_rounded, unsupported
@@ -163,6 +163,9 @@ def _export_image(
 
     int8 = {**INT8_SETTINGS, **(int8 or {})}
     model = _loaded(entry, int8["equalize"])
+    # a model without the activations the pieces hold is refused before anything is measured
+    pieces_levels(model, int8["stem_pieces"])
+    depthwise_levels(model, int8["depthwise_pieces"])
     baked, shape = _image_contract(entry)
     expected, feed = _keras_reference(model, baked, _sample_images(shape, samples), preprocessing)
     record = _image_record(entry, baked, shape, preprocessing, model)
@@ -194,7 +197,7 @@ def _export_image(
             ranges = _int8_weights(
                 weights,
                 qat,
-                (int8["stem_pieces"], int8["rounding"]),
+                (int8["stem_pieces"], int8["depthwise_pieces"], int8["rounding"]),
                 lambda m: _write_savedmodel(m, baked if preprocessing else None, shape, quantized_from),
             )
         got = _write_checked(
@@ -246,29 +249,49 @@ def _equalized(model: Any, seen: Any, extra: dict[str, Any]) -> Any:
     return copy
 
 
+def _in_pieces(model: Any, pieces: tuple[int, int], ranges: Callable[[], Ranges]) -> tuple[Any, Ranges]:
+    """``model`` with its first and its depthwise convolutions' activations in ``pieces`` int8 pieces.
+
+    ``ranges`` gives the int8 ranges :func:`depthwise_in_pieces` magnifies by (called only then).
+    Returns the model and the ranges TFLite must give the depthwise pieces.
+    """
+    stem, depthwise = pieces
+    held = first_in_pieces(model, stem)
+    return depthwise_in_pieces(held, depthwise, ranges()) if depthwise > 1 else (held, {})
+
+
 def _int8_weights(
     weights: tuple[Any, ...],
     qat: dict[str, Any] | None,
-    how: tuple[int, str],
+    how: tuple[int, int, str],
     write: Callable[[Any], None],
 ) -> Ranges | None:
     """Hand ``write`` the model TFLite converts to int8; the activation ranges it must keep, if any.
 
     ``weights`` is ``(entry, model, seen, transform, parts, data_dir, extra)``. With ``qat``, the
     weights :func:`_distilled` (its ranges returned); else the model's, on TFLite's grid with
-    biases corrected (TFLite's own ranges). ``how`` is ``(pieces, rounding)``: ``pieces`` > 1
-    holds the first activation in that many int8 pieces (:func:`first_in_pieces`), which
-    distillation simulates as that much finer; ``rounding`` ``"sequential"`` rounds layer after
-    layer on what the int8 model feeds each (:func:`sequentially_rounded`; a model
-    :func:`unsupported` objects to is refused), else each layer on the float inputs; with ``qat``,
-    the rounding distillation starts from.
+    biases corrected (TFLite's own ranges but the pieces'). ``how`` is ``(pieces, depthwise,
+    rounding)``: ``pieces`` > 1 holds the first activation in that many int8 pieces
+    (:func:`first_in_pieces`), ``depthwise`` > 1 the depthwise convolutions'
+    (:func:`depthwise_in_pieces`), which the rounding and distillation simulate as that much
+    finer; ``rounding`` ``"sequential"`` rounds layer after layer on what the int8 model feeds
+    each (:func:`sequentially_rounded`; a model :func:`unsupported` objects to is refused), else
+    each layer on the float inputs; with ``qat``, the rounding distillation starts from.
     """
     entry, model, seen, transform, parts, data_dir, extra = weights
-    pieces, rounding = how
+    pieces, depthwise, rounding = how
+    levels = {**(pieces_levels(model, pieces) or {}), **depthwise_levels(model, depthwise)} or None
     if pieces > 1:
         extra["stem_pieces"] = (
             f"the first activation held in {pieces} int8 pieces that the convolution after it adds "
             f"back: {255 * pieces} steps of its range"
+        )
+    if depthwise > 1:
+        held = len(depthwise_levels(model, depthwise))
+        extra["depthwise_pieces"] = (
+            f"the activations after {held} depthwise convolution{'s' if held != 1 else ''} held in "
+            f"{depthwise} int8 pieces that the convolution reading each adds back: {255 * depthwise} "
+            "steps of their ranges"
         )
     reason = unsupported(model) if rounding == "sequential" else None
     if reason is not None:
@@ -277,13 +300,15 @@ def _int8_weights(
             f"{reason}: leave out --rounding"
         )
     if qat is not None:  # weights distilled through a simulation of the int8 model
-        qat["levels"], qat["rounding"] = pieces_levels(model, pieces), rounding
+        qat["levels"], qat["rounding"] = levels, rounding
         distilled, ranges = _distilled(entry, model, seen, qat, transform, parts, data_dir, extra)
-        write(first_in_pieces(distilled, pieces))
-        return ranges
+        held, given = _in_pieces(distilled, (pieces, depthwise), lambda: ranges)
+        write(held)
+        return {**ranges, **given}
     if rounding == "sequential":  # TFLite converts weights already on its grid, biases corrected
-        rounded, counts = sequentially_rounded(model, seen, levels=pieces_levels(model, pieces))
-        write(first_in_pieces(rounded, pieces))
+        rounded, counts = sequentially_rounded(model, seen, levels=levels)
+        held, given = _in_pieces(rounded, (pieces, depthwise), lambda: int8_ranges(rounded, seen))
+        write(held)
         extra["weight_rounding"] = (
             f"{counts['layers']} kernels rounded layer after layer on the calibration images as the "
             f"int8 model feeds them ({counts['fitted']} first fitted to the float layer's output), "
@@ -292,8 +317,8 @@ def _int8_weights(
         extra["bias_correction"] = (
             f"{counts['corrected']} of {counts['layers']} layers, on the calibration images"
         )
-        return None
-    held = first_in_pieces(model, pieces)
+        return given or None
+    held, given = _in_pieces(model, (pieces, depthwise), lambda: int8_ranges(model, seen))
     with rounded_weights(held, seen) as rounded:  # each layer on what the float model feeds it
         write(held)
     corrected, compensated = rounded.pop("corrected"), rounded.pop("compensated")
@@ -303,7 +328,7 @@ def _int8_weights(
         "on the calibration images"
     )
     extra["bias_correction"] = f"{len(corrected)} of {count} layers, on the calibration images"
-    return None
+    return given or None
 
 
 def _distilled(
@@ -332,8 +357,8 @@ def _distilled(
     except DataError as e:
         raise InputError(f"--qat-steps trains on {data}'s train split: {e}; or leave out --qat-steps") from e
     train = ResizedImages(source, _export_resize(entry))
-    levels, rounding = qat.get("levels"), qat.get("rounding", "per-layer")
-    settings = {key: qat[key] for key in ("equalized", "keep_kernels", "calibration_images") if key in qat}
+    levels, rounding, keep_kernels = qat["levels"], qat["rounding"], qat["keep_kernels"]
+    settings = {key: qat[key] for key in ("equalized", "keep_kernels", "calibration_images")}
     split = parts.describe(parts.train)
     inputs = distillation_inputs(
         entry, source, steps=steps, data=data, split=split, levels=levels, rounding=rounding, **settings
@@ -352,9 +377,9 @@ def _distilled(
         overwrite=qat["overwrite"],
         ranges=ranges,
         levels=levels,
-        keep_kernels=settings.get("keep_kernels", False),
+        keep_kernels=keep_kernels,
     )
-    trained = ", batch norms and biases only" if settings.get("keep_kernels") else ""
+    trained = ", batch norms and biases only" if keep_kernels else ""
     extra["qat"] = (
         f"{steps} steps of quantisation-aware distillation{trained} (batch {QAT_BATCH}, Adam "
         f"{QAT_LEARNING_RATE:g} with cosine decay, logits' squared error + KL) on "
@@ -366,7 +391,7 @@ def _distilled(
         "calibration images; "
         + (
             "they keep those int8 values"
-            if settings.get("keep_kernels")
+            if keep_kernels
             else "TFLite rounds the distilled ones to nearest, as distillation simulated"
         )
     )

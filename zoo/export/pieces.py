@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from zoo.errors import InputError
+from zoo.export._common import Ranges
 from zoo.export.simulation import _parent, _users, quantized_outputs
 
 #: The most pieces :func:`first_in_pieces` makes.
@@ -116,3 +117,132 @@ def pieces_levels(model: Any, k: int) -> dict[str, int] | None:
         return None
     _, _, relu, _ = _site(model)
     return {relu.name: 255 * k + 1}
+
+
+def _depthwise_sites(model: Any) -> list[tuple[Any, Any, Any, Any]]:
+    """``(producer, batch norm, ReLU6, reader)`` of each ReLU6 that one full convolution reads.
+
+    The producer is a depthwise (multiplier 1) or full convolution with a batch norm after it;
+    in EfficientNet-Lite and MobileNet, each block's depthwise convolution and the 1x1
+    convolution projecting its output.
+    """
+    import keras
+
+    users, sites = _users(model), []
+    for relu in model.layers:
+        bn = _parent(relu) if isinstance(relu, keras.layers.ReLU) and relu.max_value == 6 else None
+        producer = _parent(bn) if isinstance(bn, keras.layers.BatchNormalization) else None
+        readers = users.get(id(relu.output), [])
+        if (
+            isinstance(producer, (keras.layers.Conv2D, keras.layers.DepthwiseConv2D))
+            and getattr(producer, "depth_multiplier", 1) == 1
+            and producer.get_config()["activation"] == "linear"
+            and all(len(users.get(id(layer.output), [])) == 1 for layer in (producer, bn))
+            and len(readers) == 1
+            and type(readers[0]) is keras.layers.Conv2D
+            and readers[0].groups == 1
+            and producer.data_format == readers[0].data_format == "channels_last"
+        ):
+            sites.append((producer, bn, relu, readers[0]))
+    return sites
+
+
+def _held_sites(model: Any, k: int) -> list[tuple[Any, Any, Any, Any]]:
+    """:func:`_depthwise_sites` for ``k`` pieces (none for 1), or a refusal when there are none."""
+    sites = _depthwise_sites(model) if k > 1 else []
+    if k > 1 and not sites:
+        raise InputError(
+            f"--depthwise-pieces holds ReLU6 outputs that a convolution reads, after a depthwise or "
+            f"full convolution and batch norm (EfficientNet-Lite, MobileNet); {model.name} has none: "
+            "leave out --depthwise-pieces"
+        )
+    return sites
+
+
+def _folded(producer: Any, bn: Any) -> tuple[Any, Any]:
+    """``producer``'s kernel and bias with the batch norm after it folded in (a depthwise kernel 3-d)."""
+    import keras
+    import numpy as np
+
+    gamma = bn.gamma.numpy() if bn.scale else 1.0
+    scale = gamma / np.sqrt(bn.moving_variance.numpy() + bn.epsilon)
+    kernel = producer.kernel.numpy()
+    kernel = kernel[..., 0] if isinstance(producer, keras.layers.DepthwiseConv2D) else kernel
+    bias = producer.bias.numpy() if producer.use_bias else 0.0
+    beta = bn.beta.numpy() if bn.center else 0.0
+    return kernel * scale, (bias - bn.moving_mean.numpy()) * scale + beta
+
+
+def depthwise_in_pieces(model: Any, k: int, ranges: Ranges) -> tuple[Any, Ranges]:
+    """A copy of ``model`` holding each ReLU6 a full convolution reads in ``k`` int8 pieces.
+
+    The layer before the ReLU6 (a depthwise convolution takes a depth multiplier of ``k``)
+    gives ``k`` copies of each channel, copy ``i`` magnified ``6 k / hi`` times and shifted down
+    by ``6 i``, where ``[0, hi]`` is the activation's int8 range in ``ranges``; after the ReLU6
+    each holds a ``k``-th of that range on all 256 steps, and the convolution reading them adds
+    them back (its kernel's input channels repeated, divided by the magnification) in its int32
+    accumulator. The int8 model then rounds the activation to ``255 k`` steps of ``[0, hi]``.
+    In float it is the same function as ``model`` with the activation clipped at ``hi``, as its
+    int8 model clips it.
+
+    Args:
+        model: A functional model of plain layers (see :func:`_depthwise_sites`).
+        k: Pieces, 1 to :data:`MAX_PIECES` (1: ``model`` itself).
+        ranges: Int8 activation ranges by layer name (:func:`~zoo.export.simulation.int8_ranges`).
+
+    Returns:
+        The copy (each producer ``<name>_pieces``, its batch norm folded in; the ReLU6 and the
+        reader keep their names), and the ranges TFLite must give the pieces: ``[0, 6]``.
+
+    Raises:
+        InputError: When ``model`` has no such activation, or ``k`` is out of range.
+    """
+    import keras
+    import numpy as np
+
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_PIECES:
+        raise InputError(f"depthwise pieces must be a whole number from 1 to {MAX_PIECES}, got {k!r}")
+    sites = _held_sites(model, k)
+    replaced: dict[str, Any] = {}
+    weights: dict[str, list[Any]] = {}
+    for producer, bn, relu, reader in sites:
+        gain = 6.0 * k / max(float(ranges[relu.name][1]), 1e-6)
+        kernel, bias = _folded(producer, bn)
+        config = {**producer.get_config(), "name": f"{producer.name}_pieces", "use_bias": True}
+        if isinstance(producer, keras.layers.DepthwiseConv2D):
+            config["depth_multiplier"], kernel = k, np.repeat(kernel[..., None], k, -1)
+        else:
+            config["filters"], kernel = producer.filters * k, np.repeat(kernel, k, -1)
+        shifts = np.tile(6.0 * np.arange(k), len(bias))
+        replaced[producer.name] = type(producer).from_config(config)
+        replaced[bn.name] = None
+        replaced[reader.name] = type(reader).from_config(reader.get_config())
+        weights[producer.name] = [kernel * gain, np.repeat(bias, k) * gain - shifts]
+        read = [np.repeat(reader.kernel.numpy(), k, 2) / gain, *reader.get_weights()[1:]]
+        weights[reader.name] = read
+    if not replaced:
+        return model, {}
+
+    def call(layer: Any, *args: Any, **kwargs: Any) -> Any:
+        if layer.name not in replaced:
+            return layer(*args, **kwargs)
+        return args[0] if replaced[layer.name] is None else replaced[layer.name](*args, **kwargs)
+
+    clone = keras.models.clone_model(model, call_function=call)
+    made = {new.name for new in replaced.values() if new is not None}
+    for name, new in replaced.items():
+        if new is not None:
+            new.set_weights(weights[name])
+    for layer in clone.layers:
+        if layer.weights and layer.name not in replaced and layer.name not in made:
+            layer.set_weights(model.get_layer(layer.name).get_weights())
+    return clone, {relu.name: (0.0, 6.0) for _, _, relu, _ in sites}
+
+
+def depthwise_levels(model: Any, k: int) -> dict[str, int]:
+    """:func:`int8_simulation`'s ``levels`` for :func:`depthwise_in_pieces` of ``model`` (empty: 1).
+
+    Raises:
+        InputError: When ``k`` > 1 and ``model`` has no activation to hold so.
+    """
+    return {relu.name: 255 * k + 1 for _, _, relu, _ in _held_sites(model, k)}

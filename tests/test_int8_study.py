@@ -56,6 +56,7 @@ def test_int8_study_compares_both_ranges_and_int16_with_keras(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = proc.stdout
     assert "calibration: 200 mnist train images" in out
+    assert re.search(r"^  its latency: batch 1 [\d.]+ ms, batch 64 [\d.]+ ms$", out, re.M), out
     agreement = dict(re.findall(r"^(.+?): top-1 agreement ([\d.]+)% of", out, re.M))
     row = r"^(.+?): top-1 agreement ([\d.]+)% of \d+, logit error std ([\d.]+), Keras' top-1 in its top 5 "
     row += r"on ([\d.]+)%, top-1 agreement ([\d.]+|nan)% on the ([\d.]+)% with a Keras gap of at least 0.3"

@@ -39,7 +39,8 @@ On the first ``--images`` test images of ``--data`` (shaped as the export shapes
   values saturated;
 - with ``--streams``, all of the above for the model with its linear streams' channels equalised
   first, as ``zoo export --equalize`` makes it;
-- any int8 file ``zoo export`` wrote for the entry (``--file PATH``, repeatable), a distilled one say.
+- any int8 file ``zoo export`` wrote for the entry (``--file PATH``, repeatable), a distilled one say,
+  with its latency at batch 1 and 64 (best of several calls; files side by side in one run).
 
 Each model is reported by its top-1 agreement with Keras, its logit error, how often Keras'
 top-1 is among its five largest outputs, and its top-1 agreement on the images whose Keras
@@ -593,7 +594,9 @@ def float_ops(saved: Path, calibration, kinds: str, batches: list, report) -> No
 
 
 def given_file(path: str, name: str, batches: list, report, error) -> None:
-    """Report an int8 file ``zoo export`` wrote of the weights ``name`` (``error``: refuse another)."""
+    """Report an int8 file ``zoo export`` wrote of ``name`` (``error``: refuse another), and its latency."""
+    import numpy as np
+
     from zoo.export import tflite_record
 
     record = tflite_record(path) or {}
@@ -601,7 +604,10 @@ def given_file(path: str, name: str, batches: list, report, error) -> None:
     if record.get("weights") != name or record.get("quantize") != "int8" or contract.get("dtype") != "uint8":
         error(f"{path}: not an int8 zoo export of {name} taking uint8 images")
     label = f"the int8 file {path} ({record.get('qat', 'no distillation')})"
-    report(label, run_batches(Path(path).read_bytes(), batches))
+    blob = Path(path).read_bytes()
+    report(label, run_batches(blob, batches))
+    sample = np.concatenate(batches)[:64]
+    print("  its latency: " + ", ".join(f"batch {b} {latency_ms(blob, sample, b):.2f} ms" for b in (1, 64)))
 
 
 def compared_images(entry, data: str, split: str, n: int) -> list:

@@ -354,7 +354,7 @@ def test_depthwise_activations_in_pieces_are_the_same_function_in_float():
     assert depthwise_levels(model, 2) == {"second": 511} and depthwise_levels(model, 1) == {}
     same, given = depthwise_in_pieces(model, 2, {"second": (0.0, 6.0)})
     assert given == {"second": (0.0, 6.0)}
-    assert same.get_layer("depthwise_pieces").kernel.shape == (3, 3, 8, 2)
+    assert same.get_layer("depthwise_pieces").kernel.shape == (3, 3, 16, 1)
     assert same.get_layer("project").kernel.shape == (1, 1, 16, 6)
     np.testing.assert_allclose(np.asarray(same.predict_on_batch(seen)), want, atol=2e-5)
     ranges = int8_ranges(model, seen)
@@ -409,7 +409,7 @@ def test_depthwise_activations_in_pieces_are_rounded_k_times_finer_in_int8(tmp_p
             interpreter.set_tensor(interpreter.get_input_details()[0]["index"], seen[i : i + 1])
             interpreter.invoke()
             values = (interpreter.get_tensor(held["index"]).astype(np.float32) - zero) * scale
-            got.append(values.reshape(1, 8, 8, 3, k).sum(-1) * ranges["second"][1] / (6 * k))
+            got.append(values.reshape(1, 8, 8, k, 3).sum(-2) * ranges["second"][1] / (6 * k))
         if k == 2:
             assert round(scale * 255, 3) == 6.0
         errors.append(np.std(np.concatenate(got) - np.minimum(want, ranges["second"][1])))

@@ -180,7 +180,7 @@ def test_the_export_holds_the_depthwise_activations_in_pieces_over_rounded_weigh
     assert extra["depthwise_pieces"].startswith("the activations after 1 depthwise convolution held in 2"), (
         extra
     )
-    assert kernels["depthwise_pieces"].shape == (3, 3, 16, 2) and kernels["project"].shape == (1, 1, 32, 8)
+    assert kernels["depthwise_pieces"].shape == (3, 3, 32, 1) and kernels["project"].shape == (1, 1, 32, 8)
     assert "depthwise" not in kernels and "bn2" not in {layer.name for layer in held.layers}
     np.testing.assert_allclose(
         int8_weights(kernels["depthwise_pieces"], depthwise=True),

@@ -87,8 +87,8 @@ from zoo.export import (
     default=1,
     show_default=True,
     help="int8: hold each depthwise convolution's ReLU6 output (read by a 1x1 convolution: "
-    "EfficientNet-Lite) in this many int8 pieces, by a depth multiplier that the convolution reading "
-    "them adds back: that many times finer steps, every tensor still int8, both layers slower.",
+    "EfficientNet-Lite) in this many int8 pieces, made from copies of its input, that the convolution "
+    "reading them adds back: that many times finer steps, every tensor still int8, both layers slower.",
 )
 @click.option(
     "--rounding",

@@ -1,4 +1,4 @@
-"""The first int8 activation held in pieces: ``k`` times finer steps with every tensor still int8.
+"""Int8 activations held in pieces: ``k`` times finer steps with every tensor still int8.
 
 TFLite's int8 activations have 256 steps of one range per tensor. A network whose first
 activation is a ReLU6 read by a depthwise convolution (EfficientNet-Lite, MobileNet) can hold
@@ -8,7 +8,10 @@ that after its ReLU6 it holds the part of the activation in ``[6 i / k, 6 (i + 1
 256 steps; the depthwise convolution becomes a full convolution that adds the copies back
 (each tap divided by ``k``) in its int32 accumulator. The int8 model then rounds the
 activation to ``255 k`` steps of its range, at the cost of that convolution's ``k`` x channels
-multiplications.
+multiplications (:func:`first_in_pieces`). Each later ReLU6 that a full convolution reads (in
+EfficientNet-Lite, each block's depthwise convolution's output, read by its 1x1 projection) is
+held so too, its copies made before the ReLU6 and added back by that convolution
+(:func:`depthwise_in_pieces`).
 """
 
 from __future__ import annotations
@@ -176,14 +179,15 @@ def _folded(producer: Any, bn: Any) -> tuple[Any, Any]:
 def depthwise_in_pieces(model: Any, k: int, ranges: Ranges) -> tuple[Any, Ranges]:
     """A copy of ``model`` holding each ReLU6 a full convolution reads in ``k`` int8 pieces.
 
-    The layer before the ReLU6 (a depthwise convolution takes a depth multiplier of ``k``)
-    gives ``k`` copies of each channel, copy ``i`` magnified ``6 k / hi`` times and shifted down
-    by ``6 i``, where ``[0, hi]`` is the activation's int8 range in ``ranges``; after the ReLU6
-    each holds a ``k``-th of that range on all 256 steps, and the convolution reading them adds
-    them back (its kernel's input channels repeated, divided by the magnification) in its int32
-    accumulator. The int8 model then rounds the activation to ``255 k`` steps of ``[0, hi]``.
-    In float it is the same function as ``model`` with the activation clipped at ``hi``, as its
-    int8 model clips it.
+    The layer before the ReLU6 gives ``k`` copies of each channel, copy ``i`` magnified
+    ``6 k / hi`` times and shifted down by ``6 i``, where ``[0, hi]`` is the activation's int8
+    range in ``ranges``; after the ReLU6 each holds a ``k``-th of that range on all 256 steps,
+    and the convolution reading them adds them back (its kernel's input channels repeated,
+    divided by the magnification) in its int32 accumulator. The int8 model then rounds the
+    activation to ``255 k`` steps of ``[0, hi]``. A depthwise convolution makes its copies from
+    ``k`` copies of its input (``<name>_copies``, a concatenation TFLite only copies), not from a
+    depth multiplier, which TFLite's int8 kernels run about 20 times slower. In float it is the
+    same function as ``model`` with the activation clipped at ``hi``, as its int8 model clips it.
 
     Args:
         model: A functional model of plain layers (see :func:`_depthwise_sites`).
@@ -203,29 +207,32 @@ def depthwise_in_pieces(model: Any, k: int, ranges: Ranges) -> tuple[Any, Ranges
     if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_PIECES:
         raise InputError(f"depthwise pieces must be a whole number from 1 to {MAX_PIECES}, got {k!r}")
     sites = _held_sites(model, k)
+    if not sites:
+        return model, {}
     replaced: dict[str, Any] = {}
     weights: dict[str, list[Any]] = {}
+    copied: dict[str, int] = {}
     for producer, bn, relu, reader in sites:
         gain = 6.0 * k / max(float(ranges[relu.name][1]), 1e-6)
         kernel, bias = _folded(producer, bn)
         config = {**producer.get_config(), "name": f"{producer.name}_pieces", "use_bias": True}
+        kernel = np.concatenate([kernel] * k, -1)  # channel i * C + c: copy i of channel c
         if isinstance(producer, keras.layers.DepthwiseConv2D):
-            config["depth_multiplier"], kernel = k, np.repeat(kernel[..., None], k, -1)
+            kernel, copied[producer.name] = kernel[..., None], k
         else:
-            config["filters"], kernel = producer.filters * k, np.repeat(kernel, k, -1)
-        shifts = np.tile(6.0 * np.arange(k), len(bias))
+            config["filters"] = producer.filters * k
         replaced[producer.name] = type(producer).from_config(config)
         replaced[bn.name] = None
         replaced[reader.name] = type(reader).from_config(reader.get_config())
-        weights[producer.name] = [kernel * gain, np.repeat(bias, k) * gain - shifts]
-        read = [np.repeat(reader.kernel.numpy(), k, 2) / gain, *reader.get_weights()[1:]]
+        weights[producer.name] = [kernel * gain, np.concatenate([bias * gain - 6.0 * i for i in range(k)])]
+        read = [np.concatenate([reader.kernel.numpy()] * k, -2) / gain, *reader.get_weights()[1:]]
         weights[reader.name] = read
-    if not replaced:
-        return model, {}
 
     def call(layer: Any, *args: Any, **kwargs: Any) -> Any:
         if layer.name not in replaced:
             return layer(*args, **kwargs)
+        if layer.name in copied:  # TFLite's int8 depth multiplier is slow: k copies of the input instead
+            args = (keras.layers.Concatenate(name=f"{layer.name}_copies")([args[0]] * k), *args[1:])
         return args[0] if replaced[layer.name] is None else replaced[layer.name](*args, **kwargs)
 
     clone = keras.models.clone_model(model, call_function=call)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from zoo.cli._app import cli, echo_json, human_size
@@ -139,15 +141,7 @@ def export_cmd(
     data_dir: str | None,
     overwrite: bool,
     as_json: bool,
-    qat_steps: int,
-    qat_checkpoint: str | None,
-    qat_images: int | None,
-    stem_pieces: int,
-    depthwise_pieces: int,
-    rounding: str,
-    equalize: bool,
-    qat_keep_kernels: bool,
-    calibration_images: int,
+    **int8: Any,
 ) -> None:
     """Export pretrained weights as a SavedModel, TFLite, ONNX or OpenVINO model, checked against Keras.
 
@@ -185,15 +179,7 @@ def export_cmd(
         data_dir=data_dir,
         evaluate=evaluate,
         overwrite=overwrite,
-        qat_steps=qat_steps,
-        qat_checkpoint=qat_checkpoint,
-        qat_images=qat_images,
-        stem_pieces=stem_pieces,
-        depthwise_pieces=depthwise_pieces,
-        rounding=rounding,
-        equalize=equalize,
-        calibration_images=calibration_images,
-        qat_keep_kernels=qat_keep_kernels,
+        **int8,  # --qat-*, --stem-pieces, --depthwise-pieces, --rounding, --equalize, --calibration-images
     )
     if as_json:
         echo_json(result.to_dict())

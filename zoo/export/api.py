@@ -176,10 +176,9 @@ def export(
         name: Weights or architecture name, or a fine-tuned model folder.
         fmt: ``"savedmodel"``, ``"tflite"``, ``"onnx"`` or ``"openvino"``.
         out: Output folder (SavedModel) or file.
-        quantize: TFLite only, post-training: ``"float16"`` (float16 weights), ``"int8"`` (int8
-            weights and activations, calibrated on ``data``'s train images, each activation range
-            cut to their :data:`CLIP_QUANTILE` quantiles, kernels rounded as ``rounding`` says,
-            biases corrected) or ``"dynamic"`` (int8 weights; no calibration).
+        quantize: TFLite only, post-training: ``"float16"`` (float16 weights), ``"int8"`` (int8 weights
+            and activations calibrated on ``data``'s train images, ranges cut to their :data:`CLIP_QUANTILE`
+            quantiles, kernels rounded per ``rounding``, biases corrected) or ``"dynamic"`` (int8 weights).
         preprocessing: Images: bake the entry's input transform in (inputs become raw uint8
             images). Text exports always take token ids (the result says ``False``).
         samples: How many fixed random images the check runs on (never a data folder's).
@@ -192,8 +191,7 @@ def export(
         qat_steps: int8 only: steps of :func:`distil_int8` on ``data``'s train split first
             (instead of bias correction; still checked against the original Keras model).
         qat_checkpoint: A folder for the distillation's state, continued by an export of the same inputs.
-        qat_images: How many of ``data``'s train images distillation draws batches from
-            (default :data:`QAT_IMAGES`).
+        qat_images: Of ``data``'s train images, how many distillation draws from (:data:`QAT_IMAGES`).
         stem_pieces: int8 only: the first activation in that many int8 pieces, that many times
             finer (:func:`first_in_pieces`; EfficientNet-Lite). 1: as the model is.
         rounding: int8 kernels: ``"per-layer"``, each on what the float model feeds it
@@ -205,9 +203,8 @@ def export(
             the activation ranges and the rounding, 1 to :data:`MAX_CALIBRATION_IMAGES`.
         qat_keep_kernels: With ``qat_steps``: the kernels keep the int8 values ``rounding`` gave
             them; distillation trains only the batch norms and biases (:func:`distil_int8`).
-        depthwise_pieces: int8 only: each ReLU6 output a convolution reads after a depthwise
-            convolution in that many int8 pieces, that many times finer
-            (:func:`depthwise_in_pieces`; EfficientNet-Lite). 1: as the model is.
+        depthwise_pieces: int8 only: each ReLU6 a convolution reads after a depthwise convolution in
+            that many int8 pieces, that many times finer (:func:`depthwise_in_pieces`). 1: as it is.
 
     Returns:
         An :class:`ExportResult`; float formats must match within 1e-4.
@@ -222,8 +219,7 @@ def export(
     _check_export_args(fmt, quantize, int8)
     target = _checked_target(fmt, out, overwrite)
     entry = _classifier_entry(name, fmt)
-    result = _export_not_image(entry, fmt, target, quantize, overwrite)
-    if result is not None:
+    if (result := _export_not_image(entry, fmt, target, quantize, overwrite)) is not None:
         return result
     options = dict(quantize=quantize, preprocessing=preprocessing, samples=samples, data=data)
     options.update(data_dir=data_dir, evaluate=evaluate, overwrite=overwrite, int8=int8)

@@ -122,29 +122,43 @@ def test_the_export_refuses_sequential_rounding_of_a_nested_model():
     assert not written
 
 
-@pytest.mark.parametrize("rounding", ["per-layer", "sequential"])
-def test_the_export_holds_the_stem_in_pieces_over_rounded_weights(rounding):
-    """Without distillation, either rounding hands TFLite the pieces model with int8-grid kernels."""
-    from zoo.export.image import _int8_weights
-
+def _stem_then_depthwise(relu_after_depthwise: bool):
+    """Stem, batch norm, ReLU6, depthwise convolution (with a batch norm and ReLU6 after it), 1x1, dense."""
     init = keras.initializers.GlorotUniform(seed=0)
     image = keras.Input((16, 16, 3))
     x = keras.layers.Conv2D(16, 3, use_bias=False, kernel_initializer=init, name="stem")(image)
     x = keras.layers.ReLU(6.0, name="relu")(keras.layers.BatchNormalization(name="bn")(x))
     x = keras.layers.DepthwiseConv2D(3, use_bias=False, depthwise_initializer=init, name="depthwise")(x)
+    if relu_after_depthwise:
+        x = keras.layers.ReLU(6.0, name="relu2")(keras.layers.BatchNormalization(name="bn2")(x))
     x = keras.layers.Conv2D(8, 1, kernel_initializer=init, name="project")(x)
     x = keras.layers.GlobalAveragePooling2D()(x)
-    model = keras.Model(image, keras.layers.Dense(10, kernel_initializer=init, name="dense")(x))
-    seen, written, extra = _smooth(32, 16, 3), [], {}
+    return keras.Model(image, keras.layers.Dense(10, kernel_initializer=init, name="dense")(x))
+
+
+def _written(model, how):
+    """What :func:`_int8_weights` returns, hands TFLite (the model and its kernels) and records."""
+    from zoo.export.image import _int8_weights
+
+    written, extra = [], {}
 
     def write(m):  # inside the rounding: the weights TFLite would convert
         written.append(
             (m, {layer.name: numpy(layer.kernel) for layer in m.layers if hasattr(layer, "kernel")})
         )
 
-    assert _int8_weights((None, model, seen, None, None, None, extra), None, (2, 1, rounding), write) is None
+    given = _int8_weights((None, model, _smooth(32, 16, 3), None, None, None, extra), None, how, write)
     (held, kernels), *rest = written
     assert not rest
+    return given, held, kernels, extra
+
+
+@pytest.mark.parametrize("rounding", ["per-layer", "sequential"])
+def test_the_export_holds_the_stem_in_pieces_over_rounded_weights(rounding):
+    """Without distillation, either rounding hands TFLite the pieces model with int8-grid kernels."""
+    model = _stem_then_depthwise(False)
+    given, _, kernels, extra = _written(model, (2, 1, rounding))
+    assert given is None
     assert extra["stem_pieces"].startswith("the first activation held in 2 int8 pieces"), extra
     assert kernels["first_pieces"].shape == (3, 3, 3, 32) and kernels["pieces_added"].shape == (3, 3, 32, 16)
     for name in ("project", "dense"):
@@ -155,28 +169,8 @@ def test_the_export_holds_the_stem_in_pieces_over_rounded_weights(rounding):
 @pytest.mark.parametrize("rounding", ["per-layer", "sequential"])
 def test_the_export_holds_the_depthwise_activations_in_pieces_over_rounded_weights(rounding):
     """Either rounding hands TFLite the depthwise pieces with int8-grid kernels, and their ranges."""
-    from zoo.export.image import _int8_weights
-
-    init = keras.initializers.GlorotUniform(seed=0)
-    image = keras.Input((16, 16, 3))
-    x = keras.layers.Conv2D(16, 3, use_bias=False, kernel_initializer=init, name="stem")(image)
-    x = keras.layers.ReLU(6.0, name="relu")(keras.layers.BatchNormalization(name="bn")(x))
-    x = keras.layers.DepthwiseConv2D(3, use_bias=False, depthwise_initializer=init, name="depthwise")(x)
-    x = keras.layers.ReLU(6.0, name="relu2")(keras.layers.BatchNormalization(name="bn2")(x))
-    x = keras.layers.Conv2D(8, 1, kernel_initializer=init, name="project")(x)
-    x = keras.layers.GlobalAveragePooling2D()(x)
-    model = keras.Model(image, keras.layers.Dense(10, kernel_initializer=init, name="dense")(x))
-    seen, written, extra = _smooth(32, 16, 3), [], {}
-
-    def write(m):
-        written.append(
-            (m, {layer.name: numpy(layer.kernel) for layer in m.layers if hasattr(layer, "kernel")})
-        )
-
-    given = _int8_weights((None, model, seen, None, None, None, extra), None, (1, 2, rounding), write)
+    given, held, kernels, extra = _written(_stem_then_depthwise(True), (1, 2, rounding))
     assert given == {"relu2": (0.0, 6.0)}
-    (held, kernels), *rest = written
-    assert not rest
     assert extra["depthwise_pieces"].startswith("the activations after 1 depthwise convolution held in 2"), (
         extra
     )

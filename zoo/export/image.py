@@ -280,16 +280,17 @@ def _int8_weights(
     """
     entry, model, seen, transform, parts, data_dir, extra = weights
     pieces, depthwise, rounding = how
-    levels = {**(pieces_levels(model, pieces) or {}), **depthwise_levels(model, depthwise)} or None
+    finer = depthwise_levels(model, depthwise)
+    levels = {**(pieces_levels(model, pieces) or {}), **finer} or None
     if pieces > 1:
         extra["stem_pieces"] = (
             f"the first activation held in {pieces} int8 pieces that the convolution after it adds "
             f"back: {255 * pieces} steps of its range"
         )
     if depthwise > 1:
-        held = len(depthwise_levels(model, depthwise))
         extra["depthwise_pieces"] = (
-            f"the activations after {held} depthwise convolution{'s' if held != 1 else ''} held in "
+            f"the activations after {len(finer)} depthwise "
+            f"convolution{'s' if len(finer) != 1 else ''} held in "
             f"{depthwise} int8 pieces that the convolution reading each adds back: {255 * depthwise} "
             "steps of their ranges"
         )

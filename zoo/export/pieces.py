@@ -16,6 +16,7 @@ held so too, its copies made before the ReLU6 and added back by that convolution
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from zoo.errors import InputError
@@ -56,6 +57,40 @@ def _site(model: Any) -> tuple[Any, Any, Any, Any]:
     return conv, bn, relu, users[0]
 
 
+def _cloned(
+    model: Any,
+    replaced: dict[str, Any],
+    weights: dict[str, list[Any]],
+    copied: Collection[str] = (),
+    k: int = 1,
+) -> Any:
+    """A clone of ``model`` with layers swapped, their new weights set and the rest copied.
+
+    ``replaced`` maps a layer's name to the layer taking its place (``None``: dropped, its input
+    passed on), ``weights`` the replaced names to the new layers' weights; a layer named in
+    ``copied`` reads ``k`` copies of its input (``<name>_copies``, a concatenation TFLite only
+    copies: its int8 depth multiplier is slow).
+    """
+    import keras
+
+    def call(layer: Any, *args: Any, **kwargs: Any) -> Any:
+        if layer.name not in replaced:
+            return layer(*args, **kwargs)
+        if layer.name in copied:
+            args = (keras.layers.Concatenate(name=f"{layer.name}_copies")([args[0]] * k), *args[1:])
+        return args[0] if replaced[layer.name] is None else replaced[layer.name](*args, **kwargs)
+
+    clone = keras.models.clone_model(model, call_function=call)
+    made = {new.name for new in replaced.values() if new is not None}
+    for name, new in replaced.items():
+        if new is not None:
+            new.set_weights(weights[name])
+    for layer in clone.layers:
+        if layer.weights and layer.name not in replaced and layer.name not in made:
+            layer.set_weights(model.get_layer(layer.name).get_weights())
+    return clone
+
+
 def first_in_pieces(model: Any, k: int) -> Any:
     """A copy of ``model`` computing the same function with its first activation in ``k`` pieces.
 
@@ -79,8 +114,7 @@ def first_in_pieces(model: Any, k: int) -> Any:
     if k == 1:
         return model
     conv, bn, _, depthwise = _site(model)
-    scale = bn.gamma.numpy() / np.sqrt(bn.moving_variance.numpy() + bn.epsilon)
-    kernel, bias = conv.kernel.numpy() * scale, bn.beta.numpy() - bn.moving_mean.numpy() * scale
+    kernel, bias = _folded(conv, bn)
     channels = kernel.shape[-1]
     taps = depthwise.kernel.numpy()[..., 0] / k
     full = np.zeros((*taps.shape[:2], channels * k, channels), np.float32)
@@ -97,21 +131,14 @@ def first_in_pieces(model: Any, k: int) -> Any:
         use_bias=False,
         name="pieces_added",
     )
-    replaced = {conv.name: copies, bn.name: None, depthwise.name: adds}
-
-    def call(layer: Any, *args: Any, **kwargs: Any) -> Any:
-        if layer.name not in replaced:
-            return layer(*args, **kwargs)
-        return args[0] if replaced[layer.name] is None else replaced[layer.name](*args, **kwargs)
-
-    clone = keras.models.clone_model(model, call_function=call)
-    for layer in clone.layers:
-        if layer.weights and layer.name not in ("first_pieces", "pieces_added"):
-            layer.set_weights(model.get_layer(layer.name).get_weights())
-    pieces_bias = np.concatenate([k * bias - 6.0 * i for i in range(k)])
-    copies.set_weights([np.concatenate([k * kernel] * k, -1), pieces_bias])
-    adds.set_weights([full])
-    return clone
+    weights = {
+        conv.name: [
+            np.concatenate([k * kernel] * k, -1),
+            np.concatenate([k * bias - 6.0 * i for i in range(k)]),
+        ],
+        depthwise.name: [full],
+    }
+    return _cloned(model, {conv.name: copies, bn.name: None, depthwise.name: adds}, weights)
 
 
 def pieces_levels(model: Any, k: int) -> dict[str, int] | None:
@@ -211,14 +238,15 @@ def depthwise_in_pieces(model: Any, k: int, ranges: Ranges) -> tuple[Any, Ranges
         return model, {}
     replaced: dict[str, Any] = {}
     weights: dict[str, list[Any]] = {}
-    copied: dict[str, int] = {}
+    copied: set[str] = set()
     for producer, bn, relu, reader in sites:
         gain = 6.0 * k / max(float(ranges[relu.name][1]), 1e-6)
         kernel, bias = _folded(producer, bn)
         config = {**producer.get_config(), "name": f"{producer.name}_pieces", "use_bias": True}
         kernel = np.concatenate([kernel] * k, -1)  # channel i * C + c: copy i of channel c
         if isinstance(producer, keras.layers.DepthwiseConv2D):
-            kernel, copied[producer.name] = kernel[..., None], k
+            kernel = kernel[..., None]
+            copied.add(producer.name)
         else:
             config["filters"] = producer.filters * k
         replaced[producer.name] = type(producer).from_config(config)
@@ -228,21 +256,7 @@ def depthwise_in_pieces(model: Any, k: int, ranges: Ranges) -> tuple[Any, Ranges
         read = [np.concatenate([reader.kernel.numpy()] * k, -2) / gain, *reader.get_weights()[1:]]
         weights[reader.name] = read
 
-    def call(layer: Any, *args: Any, **kwargs: Any) -> Any:
-        if layer.name not in replaced:
-            return layer(*args, **kwargs)
-        if layer.name in copied:  # TFLite's int8 depth multiplier is slow: k copies of the input instead
-            args = (keras.layers.Concatenate(name=f"{layer.name}_copies")([args[0]] * k), *args[1:])
-        return args[0] if replaced[layer.name] is None else replaced[layer.name](*args, **kwargs)
-
-    clone = keras.models.clone_model(model, call_function=call)
-    made = {new.name for new in replaced.values() if new is not None}
-    for name, new in replaced.items():
-        if new is not None:
-            new.set_weights(weights[name])
-    for layer in clone.layers:
-        if layer.weights and layer.name not in replaced and layer.name not in made:
-            layer.set_weights(model.get_layer(layer.name).get_weights())
+    clone = _cloned(model, replaced, weights, copied, k)
     return clone, {relu.name: (0.0, 6.0) for _, _, relu, _ in sites}
 
 

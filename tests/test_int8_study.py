@@ -24,6 +24,7 @@ def test_int8_study_compares_both_ranges_and_int16_with_keras(tmp_path):
     args = [
         "--file",
         str(given),
+        "--builtin-kernels",
         "--entry",
         "lenet5.mnist",
         "--data",
@@ -66,6 +67,10 @@ def test_int8_study_compares_both_ranges_and_int16_with_keras(tmp_path):
     # the file zoo export wrote is the model the study rebuilds as zoo export makes it
     made = rows.pop("int8 as zoo export makes it: quantile ranges, weights rounded and bias-corrected")
     assert rows.pop(f"the int8 file {given} (no distillation)") == made, out
+    # the same file on TFLite's builtin kernels: the same integers, rounded by other arithmetic
+    builtin = rows.pop(f"the int8 file {given} (no distillation) on TFLite's builtin kernels")
+    assert float(builtin[0]) >= 95 and abs(float(builtin[1]) - float(made[1])) <= 0.2 * float(made[1]), out
+    agreement.pop(f"the int8 file {given} (no distillation) on TFLite's builtin kernels")
     # at the export's own quantile, the same file again
     at = "int8 as zoo export makes it, activation ranges cut at the {} quantiles"
     assert rows.pop(at.format("0.0001")) == made, out

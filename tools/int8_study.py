@@ -40,7 +40,8 @@ On the first ``--images`` test images of ``--data`` (shaped as the export shapes
 - with ``--streams``, all of the above for the model with its linear streams' channels equalised
   first, as ``zoo export --equalize`` makes it;
 - any int8 file ``zoo export`` wrote for the entry (``--file PATH``, repeatable), a distilled one say,
-  with its latency at batch 1 and 64 (best of several calls; files side by side in one run).
+  with its latency at batch 1 and 64 (best of several calls; files side by side in one run), and
+  with ``--builtin-kernels`` its outputs on TFLite's builtin int8 kernels as well as XNNPACK's.
 
 Each model is reported by its top-1 agreement with Keras, its logit error, how often Keras'
 top-1 is among its five largest outputs, and its top-1 agreement on the images whose Keras
@@ -55,7 +56,7 @@ Usage:
         [--perturbations] [--first-ranges 4,3] [--finer-first 2,4] [--first-pieces 2] [--float-first 2,3] \\
         [--equalize 1,2] [--streams] [--simulation] \\
         [--distilled DIR [--distilled-steps 1000]] [--quantiles 1e-3,1e-2] [--file e.tflite] \\
-        [--clear-gap 0.3]
+        [--builtin-kernels] [--clear-gap 0.3]
 """
 
 from __future__ import annotations
@@ -141,13 +142,20 @@ def output_grid(blob: bytes) -> tuple[float, int] | None:
     return None
 
 
-def run_batches(blob: bytes, batches: list) -> object:
-    """The TFLite model's outputs on each batch, concatenated (float32)."""
+def run_batches(blob: bytes, batches: list, xnnpack: bool = True) -> object:
+    """The TFLite model's outputs on each batch, concatenated (float32).
+
+    ``xnnpack=False``: on TFLite's builtin kernels, without the XNNPACK delegate the interpreter
+    applies by default (XNNPACK rounds each requantisation once, the builtin kernels mostly twice).
+    """
     import numpy as np
+    import tensorflow as tf
 
     from zoo.export import tflite_interpreter
 
-    interp = tflite_interpreter(model_content=blob)
+    resolver = tf.lite.experimental.OpResolverType
+    kernels = resolver.AUTO if xnnpack else resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+    interp = tflite_interpreter(model_content=blob, experimental_op_resolver_type=kernels)
     given, out = interp.get_input_details()[0], interp.get_output_details()[0]
     outputs = []
     for images in batches:
@@ -593,8 +601,11 @@ def float_ops(saved: Path, calibration, kinds: str, batches: list, report) -> No
         )
 
 
-def given_file(path: str, name: str, batches: list, report, error) -> None:
-    """Report an int8 file ``zoo export`` wrote of ``name`` (``error``: refuse another), and its latency."""
+def given_file(path: str, name: str, batches: list, report, error, builtin: bool = False) -> None:
+    """Report an int8 file ``zoo export`` wrote of ``name`` (``error``: refuse another), and its latency.
+
+    ``builtin``: on TFLite's builtin kernels too (:func:`run_batches`).
+    """
     import numpy as np
 
     from zoo.export import tflite_record
@@ -606,6 +617,8 @@ def given_file(path: str, name: str, batches: list, report, error) -> None:
     label = f"the int8 file {path} ({record.get('qat', 'no distillation')})"
     blob = Path(path).read_bytes()
     report(label, run_batches(blob, batches))
+    if builtin:
+        report(f"{label} on TFLite's builtin kernels", run_batches(blob, batches, xnnpack=False))
     sample = np.concatenate(batches)[:64]
     print("  its latency: " + ", ".join(f"batch {b} {latency_ms(blob, sample, b):.2f} ms" for b in (1, 64)))
 
@@ -744,6 +757,11 @@ def main() -> int:
         help="an int8 TFLite file of the entry (as zoo export writes it) to compare too; repeatable",
     )
     parser.add_argument(
+        "--builtin-kernels",
+        action="store_true",
+        help="run each --file on TFLite's builtin int8 kernels too, without the XNNPACK delegate",
+    )
+    parser.add_argument(
         "--equalize",
         type=numbers(float, 0),
         default=[],
@@ -836,7 +854,7 @@ def main() -> int:
     for flag in (flag for flag in studies if getattr(args, flag)):
         studies[flag]()
     for path in args.file:
-        given_file(path, entry.name, batches, whole, parser.error)
+        given_file(path, entry.name, batches, whole, parser.error, args.builtin_kernels)
     with tempfile.TemporaryDirectory(prefix="zoo-int8-study-") as tmp:
         if args.simulation or args.distilled:
             images = (seen, calibration, keras_inputs, batches)

@@ -300,3 +300,30 @@ def test_the_tool_refuses_finer_all_without_a_factor(tmp_path, monkeypatch, caps
         distil_int8.main()
     assert stop.value.code == 2 and "--finer-all needs --finer-first K (K > 1)" in capsys.readouterr().err
     assert not (tmp_path / "c").exists()
+
+
+@pytest.mark.parametrize(
+    ("extra", "code", "says"),
+    [
+        (["--equalize"], "--equalize scales the channels of linear streams", "lenet5.mnist has none"),
+        (
+            ["--depthwise-pieces", "2"],
+            "--depthwise-pieces holds ReLU6 outputs",
+            "leave out --depthwise-pieces",
+        ),
+        (["--depthwise-pieces", "9"], 2, "invalid choice: 9"),
+        (["--calibration-images", "0"], 2, "invalid choice: 0"),
+    ],
+)
+def test_the_tool_refuses_what_the_export_refuses_before_it_reads_the_images(
+    tmp_path, monkeypatch, capsys, extra, code, says
+):
+    from tools import distil_int8
+
+    argv = ["distil_int8", "run", "lenet5.mnist", "--images", str(tmp_path / "none.npz"), "--steps", "1"]
+    monkeypatch.setattr("sys.argv", [*argv, "--checkpoint", str(tmp_path / "c"), *extra])
+    with pytest.raises(SystemExit) as stop:
+        distil_int8.main()
+    said = str(stop.value.code) + capsys.readouterr().err
+    assert (stop.value.code == 2 if code == 2 else code in said) and says in said, said
+    assert not (tmp_path / "c").exists()

@@ -49,6 +49,8 @@ def test_a_state_distilled_on_jax_without_tensorflow_is_converted_by_the_export(
     (tmp_path / "site").mkdir()
     (tmp_path / "site" / "sitecustomize.py").write_text(NO_TENSORFLOW)
     blocked = {"PYTHONPATH": f"{tmp_path / 'site'}{os.pathsep}{ROOT}"}
+    # the export's settings that change the distillation, given to both
+    settings = ["--keep-kernels", "--calibration-images", "100", "--rounding", "sequential"]
     out = _tool(
         "run",
         "lenet5.mnist",
@@ -58,6 +60,7 @@ def test_a_state_distilled_on_jax_without_tensorflow_is_converted_by_the_export(
         "6",
         "--checkpoint",
         str(state),
+        *settings,
         backend="jax",
         env_extra=blocked,
     )
@@ -68,6 +71,7 @@ def test_a_state_distilled_on_jax_without_tensorflow_is_converted_by_the_export(
 
     args = ["export", "lenet5", "--format", "tflite", "--quantize", "int8", "--qat-steps", "6", "--evaluate"]
     args += ["--data-dir", str(DATA_DIR), "--qat-checkpoint", str(state), "--json"]
+    args += ["--qat-keep-kernels", "--calibration-images", "100", "--rounding", "sequential"]
     result = CliRunner().invoke(cli, [*args, "--out", str(tmp_path / "q.tflite")])
     assert result.exit_code == 0, result.output
     metrics = json.loads(result.output[result.output.index("{") :])["metrics"]

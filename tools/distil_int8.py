@@ -19,7 +19,12 @@ for an export with ``--qat-images N``; in its order,
 at the dataset's own size): a copy of dataset images, to keep out of the repository. ``run``
 resizes them as the weights' preprocessing says (with ``keras.ops`` off TensorFlow: the same
 resize, computed by another backend) and calibrates on the first
-``zoo.export.CALIBRATION_IMAGES`` of them, as the export does.
+``zoo.export.CALIBRATION_IMAGES`` of them, as the export does. ``run`` takes the export's
+settings that change the distillation, to match the export that will convert it: ``--rounding``,
+``--equalize``, ``--keep-kernels`` (``--qat-keep-kernels``), ``--calibration-images``,
+``--finer-first K`` (``--stem-pieces K``) and ``--depthwise-pieces``; the export's own best
+recipe (README) is ``run NAME ... --rounding sequential --equalize --keep-kernels
+--calibration-images 500 --finer-first 2 --depthwise-pieces 2``.
 """
 
 from __future__ import annotations
@@ -105,6 +110,18 @@ def transforms(entry: Any, keras_ops: bool | None = None) -> tuple[Any, Any]:
     return resize, normalise
 
 
+#: :func:`run`'s settings and their defaults, those of ``zoo export``.
+SETTINGS: dict[str, Any] = {
+    "finer_first": 1,
+    "every": False,
+    "rounding": "per-layer",
+    "equalize": False,
+    "keep_kernels": False,
+    "calibration_images": None,  # zoo.export.CALIBRATION_IMAGES
+    "depthwise_pieces": 1,
+}
+
+
 def finer_levels(model: Any, k: int, every: bool = False) -> dict[str, int] | None:
     """``int8_simulation``'s ``levels``: the first int8 activation ``k`` times finer, as
     ``zoo export --stem-pieces k`` holds it, or with ``every`` each one (no int8 file holds that:
@@ -117,47 +134,56 @@ def finer_levels(model: Any, k: int, every: bool = False) -> dict[str, int] | No
     return {layer.name: 255 * k + 1 for layer in quantized_outputs(model)}
 
 
-def run(
-    name: str,
-    images_path: str,
-    steps: int,
-    checkpoint: str,
-    finer_first: int = 1,
-    every: bool = False,
-    rounding: str = "per-layer",
-) -> int:
+def run(name: str, images_path: str, steps: int, checkpoint: str, **settings: Any) -> int:
     """Distil ``name``'s int8 model for ``steps`` on the prepared images, saving to ``checkpoint``.
 
-    ``finer_first`` > 1 simulates the first int8 activation that many times finer, as
-    ``zoo export --stem-pieces`` holds it (``zoo.export.first_in_pieces``): that export, with
-    ``--qat-checkpoint`` at this folder, converts the finished state. With ``every``, each
-    activation that many times finer: a study (``tools.int8_study --distilled-finer-all``), which
-    no export converts. ``rounding`` is where it starts, as ``zoo export --rounding`` says.
+    ``settings`` (each optional) are those of :data:`SETTINGS`. ``finer_first`` > 1 simulates the
+    first int8 activation that many times finer, as ``zoo export --stem-pieces`` holds it
+    (``zoo.export.first_in_pieces``), and ``depthwise_pieces`` > 1 the activations
+    ``--depthwise-pieces`` holds: that export, with ``--qat-checkpoint`` at this folder, converts
+    the finished state. With ``every``, each activation ``finer_first`` times finer: a study
+    (``tools.int8_study --distilled``), which no export converts. ``rounding``, ``equalize``,
+    ``keep_kernels`` and ``calibration_images`` are ``zoo export``'s ``--rounding``,
+    ``--equalize``, ``--qat-keep-kernels`` and ``--calibration-images``.
     """
     import keras
     import numpy as np
 
     import zoo
-    from zoo import api
+    from zoo.errors import InputError
     from zoo.export import (
         CALIBRATION_IMAGES,
         ResizedImages,
         distil_int8,
         distillation_inputs,
         distillation_start,
+        equalized,
     )
+    from zoo.export.image import _loaded
+    from zoo.export.pieces import depthwise_levels
 
     start_time = time.perf_counter()
+    how = {**SETTINGS, **settings}
+    how["calibration_images"] = how["calibration_images"] or CALIBRATION_IMAGES
     entry = zoo.weights_entry(name)
+    try:  # refused as the export refuses them
+        model = _loaded(entry, how["equalize"])
+        held = depthwise_levels(model, how["depthwise_pieces"])
+    except InputError as e:
+        raise SystemExit(str(e)) from e
     with np.load(images_path) as saved:
         source, data = saved["images"], str(saved["data"])
     resize, normalise = transforms(entry)
     train = ResizedImages(source, resize)
-    seen = np.asarray(normalise(train[:CALIBRATION_IMAGES]))
-    model = api.load(entry.name)
-    levels = finer_levels(model, finer_first, every)
-    inputs = distillation_inputs(entry, source, steps=steps, data=data, levels=levels, rounding=rounding)
-    start, corrected = distillation_start(model, seen, rounding, levels)
+    seen = np.asarray(normalise(train[: how["calibration_images"]]))
+    model = equalized(model, seen)[0] if how["equalize"] else model
+    finer = finer_levels(model, how["finer_first"], how["every"]) or {}
+    levels = {**finer, **held} or None
+    recorded = {key: how[key] for key in ("rounding", "keep_kernels", "calibration_images")}
+    inputs = distillation_inputs(
+        entry, source, steps=steps, data=data, levels=levels, equalized=how["equalize"], **recorded
+    )
+    start, corrected = distillation_start(model, seen, how["rounding"], levels)
     print(f"{keras.backend.backend()}: {len(train)} {data} images {seen.shape[1:]}; {corrected} corrected")
     options = {
         "transform": normalise,
@@ -165,22 +191,18 @@ def run(
         "checkpoint": checkpoint,
         "inputs": inputs,
         "levels": levels,
+        "keep_kernels": how["keep_kernels"],
     }
     distil_int8(model, train, seen, steps=steps, **options)
     print(f"distilled {steps} steps into {checkpoint} in {time.perf_counter() - start_time:.0f} s")
     return 0
 
 
-def main() -> int:
-    from zoo.export import ROUNDINGS
+def _run_parser(sub: Any) -> None:
+    """``run``'s arguments."""
+    from zoo.export import MAX_CALIBRATION_IMAGES, ROUNDINGS
+    from zoo.export.pieces import MAX_PIECES
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="verb", required=True)
-    p = sub.add_parser("prepare", help="save the export's distillation images (needs the dataset)")
-    p.add_argument("name")
-    p.add_argument("--data", required=True)
-    p.add_argument("--out", required=True, help="a new .npz file")
-    p.add_argument("--images", type=int, help="how many (zoo export's --qat-images; default: its default)")
     r = sub.add_parser("run", help="distil on the Keras backend in use, into a checkpoint folder")
     r.add_argument("name")
     r.add_argument("--images", required=True, help="the .npz that prepare wrote")
@@ -203,6 +225,40 @@ def main() -> int:
         default="per-layer",
         help="where distillation starts, as zoo export --rounding says (default: per-layer)",
     )
+    r.add_argument(
+        "--equalize", action="store_true", help="as zoo export --equalize: streams equalised first"
+    )
+    r.add_argument(
+        "--keep-kernels",
+        action="store_true",
+        help="as zoo export --qat-keep-kernels: only batch norms and biases trained",
+    )
+    r.add_argument(
+        "--calibration-images",
+        type=int,
+        choices=range(1, MAX_CALIBRATION_IMAGES + 1),
+        metavar=f"1..{MAX_CALIBRATION_IMAGES}",
+        help="as zoo export --calibration-images (default: its default)",
+    )
+    r.add_argument(
+        "--depthwise-pieces",
+        type=int,
+        choices=range(1, MAX_PIECES + 1),
+        metavar=f"1..{MAX_PIECES}",
+        default=1,
+        help="simulate the activations zoo export --depthwise-pieces K holds, K times finer",
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="verb", required=True)
+    p = sub.add_parser("prepare", help="save the export's distillation images (needs the dataset)")
+    p.add_argument("name")
+    p.add_argument("--data", required=True)
+    p.add_argument("--out", required=True, help="a new .npz file")
+    p.add_argument("--images", type=int, help="how many (zoo export's --qat-images; default: its default)")
+    _run_parser(sub)
     args = parser.parse_args()
     if args.verb == "prepare" and args.images is not None:
         from zoo.export import QAT_BATCH
@@ -211,12 +267,12 @@ def main() -> int:
             parser.error(f"--images must be at least one batch ({QAT_BATCH}), got {args.images}")
     if args.verb == "prepare":
         return prepare(args.name, args.data, args.out, args.images)
-    if args.verb == "run" and args.finer_first < 1:
+    if args.finer_first < 1:
         parser.error(f"--finer-first must be at least 1, got {args.finer_first}")
-    if args.verb == "run" and args.finer_all and args.finer_first == 1:
+    if args.finer_all and args.finer_first == 1:
         parser.error("--finer-all needs --finer-first K (K > 1): how many times finer")
-    options = {"finer_first": args.finer_first, "every": args.finer_all, "rounding": args.rounding}
-    return run(args.name, args.images, args.steps, args.checkpoint, **options)
+    settings = {key: getattr(args, key) for key in SETTINGS if key != "every"}
+    return run(args.name, args.images, args.steps, args.checkpoint, every=args.finer_all, **settings)
 
 
 if __name__ == "__main__":

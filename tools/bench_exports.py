@@ -8,7 +8,8 @@ Keras on the export's check inputs; int8 and dynamic-range exports report the to
 agreement with Keras on a test split and, where that split is the weights' own, the
 accuracy change. ``tflite-int8-qat`` (the entries of :data:`QAT_STEPS`) is int8 after
 quantisation-aware distillation (``zoo export --qat-steps``), ``tflite-int8-piecesK`` (those of
-:data:`STEM_PIECES`) int8 with the first activation in K pieces (``zoo export --stem-pieces K``).
+:data:`STEM_PIECES`) int8 with the first activation in K pieces (``zoo export --stem-pieces K``),
+``tflite-int8-best`` (those of :data:`BEST_INT8`) int8 by the best recipe found (docs/int8.md).
 
 Results are kept in ``docs/exports.json`` (a rerun measures only missing cells;
 ``--redo`` measures again); ``--readme`` writes the table into README.md.
@@ -63,6 +64,19 @@ REPEATS = 5
 QAT_STEPS = {"efficientnet_lite0.in1k": 1000}
 #: Entries also measured as ``tflite-int8-piecesK``: int8 with ``--stem-pieces K``.
 STEM_PIECES = {"efficientnet_lite0.in1k": 2}
+#: Entries also measured as ``tflite-int8-best``: int8 with these ``zoo.export.export`` keywords,
+#: the best recipe docs/int8.md found.
+BEST_INT8 = {
+    "efficientnet_lite0.in1k": {
+        "stem_pieces": 2,
+        "depthwise_pieces": 2,
+        "rounding": "sequential",
+        "equalize": True,
+        "calibration_images": 500,
+        "qat_steps": 200,
+        "qat_keep_kernels": True,
+    }
+}
 
 
 def formats_of(name: str) -> tuple[str, ...]:
@@ -81,7 +95,8 @@ def formats_of(name: str) -> tuple[str, ...]:
     if entry.preprocessing.get("type") == "text":
         return TEXT_FORMATS
     qat = ("tflite-int8-qat",) if name in QAT_STEPS else ()
-    return IMAGE_FORMATS + qat + ((f"tflite-int8-pieces{STEM_PIECES[name]}",) if name in STEM_PIECES else ())
+    pieces = (f"tflite-int8-pieces{STEM_PIECES[name]}",) if name in STEM_PIECES else ()
+    return IMAGE_FORMATS + qat + pieces + (("tflite-int8-best",) if name in BEST_INT8 else ())
 
 
 def _best_ms(fn) -> float:
@@ -180,6 +195,11 @@ def run_cell(name: str, fmt: str, work: Path) -> dict:
     out = work / f"{name}-{fmt}{suffix}"
     start = time.perf_counter()
     data = ENTRIES.get(name)
+    int8 = {
+        "qat_steps": QAT_STEPS[name] if qat == "qat" else 0,
+        "stem_pieces": int(qat.removeprefix("pieces")) if qat.startswith("pieces") else 1,
+    }
+    int8 = BEST_INT8[name] if qat == "best" else int8
     try:
         result = export(
             name,
@@ -189,8 +209,7 @@ def run_cell(name: str, fmt: str, work: Path) -> dict:
             evaluate=TOLERANCE[quantize or None] is None,
             data=data,
             overwrite=True,
-            qat_steps=QAT_STEPS[name] if qat == "qat" else 0,
-            stem_pieces=int(qat.removeprefix("pieces")) if qat.startswith("pieces") else 1,
+            **int8,
         )
     except ZooError as exc:
         return {"status": "not available", "reason": str(exc).split(";")[0][:120]}
@@ -250,7 +269,9 @@ def table(results: dict) -> str:
         "|---|---|---|---|---|---|---|---|",
     ]
     pieces = sorted({f"tflite-int8-pieces{k}" for k in STEM_PIECES.values()})
-    order = {f: i for i, f in enumerate((*IMAGE_FORMATS, "tflite-int8-qat", *pieces, "any"))}
+    order = {
+        f: i for i, f in enumerate((*IMAGE_FORMATS, "tflite-int8-qat", *pieces, "tflite-int8-best", "any"))
+    }
     entries = list(ENTRIES)
 
     def rank(key: str) -> tuple[int, int]:

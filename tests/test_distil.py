@@ -311,6 +311,11 @@ def test_the_tool_refuses_finer_all_without_a_factor(tmp_path, monkeypatch, caps
             "--depthwise-pieces holds ReLU6 outputs",
             "leave out --depthwise-pieces",
         ),
+        (
+            ["--expansion-pieces", "2"],
+            "--expansion-pieces holds ReLU6 outputs",
+            "leave out --expansion-pieces",
+        ),
         (["--depthwise-pieces", "9"], 2, "invalid choice: 9"),
         (["--calibration-images", "0"], 2, "invalid choice: 0"),
     ],

@@ -1118,6 +1118,11 @@ def test_int8_simulation_refuses_nested_models():
             ["--format", "tflite", "--quantize", "int8", "--depthwise-pieces", "2"],
             "lenet5 has none: leave out --depthwise-pieces",
         ),
+        (["--format", "onnx", "--expansion-pieces", "2"], "--expansion-pieces holds int8 activations"),
+        (
+            ["--format", "tflite", "--quantize", "int8", "--expansion-pieces", "2"],
+            "lenet5 has none past its first activation: leave out --expansion-pieces",
+        ),
         (["--format", "tflite", "--quantize", "float16", "--rounding", "sequential"], "kernels of int8"),
         (["--format", "onnx", "--rounding", "sequential"], "kernels of int8"),
         (["--format", "tflite", "--quantize", "int8", "--rounding", "nearest"], "'nearest' is not one of"),
@@ -1191,6 +1196,8 @@ def test_qat_images_below_a_batch_are_refused_in_python(tmp_path):
     for wrong in (0, 2.5, True, 9):
         with pytest.raises(InputError, match="depthwise_pieces must be a whole number from 1 to 8"):
             export("lenet5", "tflite", tmp_path / "x.tflite", quantize="int8", depthwise_pieces=wrong)
+        with pytest.raises(InputError, match="expansion_pieces must be a whole number from 1 to 8"):
+            export("lenet5", "tflite", tmp_path / "x.tflite", quantize="int8", expansion_pieces=wrong)
     assert not (tmp_path / "x.tflite").exists()
 
 
@@ -1411,7 +1418,8 @@ def test_stem_pieces_need_a_relu6_read_by_a_depthwise_convolution(tmp_path):
 @pytest.mark.slow
 @pytest.mark.skipif(not DATA_DIR.is_dir(), reason="int8 calibrates on CIFAR-10")
 def test_efficientnet_int8_holds_its_stem_in_pieces(tmp_path):
-    """EfficientNet-Lite0's stem in two int8 pieces, streams equalised, distilled: int8 throughout, recorded.
+    """EfficientNet-Lite0's stem, depthwise and expansion outputs in two int8 pieces, streams
+    equalised, distilled: int8 throughout, recorded.
 
     One export (the distilled one) stands for both: pieces are laid over the distilled weights
     by the same code that lays them over the rounded ones, which tests/test_sequential.py
@@ -1424,6 +1432,7 @@ def test_efficientnet_int8_holds_its_stem_in_pieces(tmp_path):
     out, state = tmp_path / "e.tflite", tmp_path / "qat-state"
     args = ["export", "efficientnet_lite0", "--format", "tflite", "--quantize", "int8", "--data", "cifar10"]
     args += ["--data-dir", str(DATA_DIR), "--stem-pieces", "2", "--depthwise-pieces", "2", "--equalize"]
+    args += ["--expansion-pieces", "2"]
     args += ["--json", "--out", str(out)]
     result = CliRunner().invoke(cli, [*args, "--qat-steps", "2", "--qat-checkpoint", str(state)])
     assert result.exit_code == 0, result.output
@@ -1438,11 +1447,16 @@ def test_efficientnet_int8_holds_its_stem_in_pieces(tmp_path):
     assert ((56, 56, 192), 6.0) in held  # the second block's depthwise output, 96 channels twice
     assert metrics["depthwise_pieces"].startswith("the activations after 16 depthwise convolutions held in 2")
     assert tflite_record(out)["depthwise_pieces"] == metrics["depthwise_pieces"]
+    assert ((112, 112, 192), 6.0) in held  # the second block's expansion output, 96 channels twice
+    expansion = "the activations read by 15 depthwise convolutions held in 2"
+    assert metrics["expansion_pieces"].startswith(expansion), metrics
+    assert tflite_record(out)["expansion_pieces"] == metrics["expansion_pieces"]
     assert all(t["dtype"] != np.float32 for t in details if len(t["shape"]) == 4 and t["shape"][1] == 112)
     with np.load(state / "distillation.npz") as saved:
         assert int(saved["done"]) == 2
     marker = json.loads((state / ".zoo-output.json").read_text())
     assert marker["inputs"]["levels"]["stem_relu6"] == 511, marker["inputs"]
     assert marker["inputs"]["levels"]["blocks_15_depthwise_relu6"] == 511, marker["inputs"]
-    assert len(marker["inputs"]["levels"]) == 17, marker["inputs"]
+    assert marker["inputs"]["levels"]["blocks_15_expand_relu6"] == 511, marker["inputs"]
+    assert len(marker["inputs"]["levels"]) == 32, marker["inputs"]
     assert marker["inputs"]["start"].endswith(", streams equalised first"), marker["inputs"]

@@ -421,6 +421,107 @@ def test_depthwise_activations_in_pieces_are_rounded_k_times_finer_in_int8(tmp_p
     assert 0.4 < errors[1] / errors[0] < 0.6, errors
 
 
+def test_expansion_activations_in_pieces_are_the_same_function_in_float():
+    """expansion_in_pieces keeps the float model's outputs, alone and under depthwise pieces; the
+    first activation is left to --stem-pieces; refusals say what to leave out."""
+    import keras
+    import numpy as np
+
+    from zoo.errors import InputError
+    from zoo.export import depthwise_in_pieces, expansion_in_pieces, int8_ranges
+    from zoo.export.pieces import expansion_levels
+
+    keras.utils.set_random_seed(0)
+    image = keras.Input((16, 16, 3))
+    x = keras.layers.Conv2D(8, 3, strides=2, padding="same", use_bias=False, name="stem")(image)
+    x = keras.layers.ReLU(6.0, name="relu6")(keras.layers.BatchNormalization(name="bn")(x))
+    x = keras.layers.DepthwiseConv2D(3, padding="same", use_bias=False, name="depthwise")(x)
+    x = keras.layers.Conv2D(12, 1, use_bias=False, name="expand")(x)
+    x = keras.layers.ReLU(6.0, name="expanded")(keras.layers.BatchNormalization(name="bn2")(x))
+    x = keras.layers.DepthwiseConv2D(5, strides=2, padding="same", use_bias=False, name="depthwise2")(x)
+    x = keras.layers.ReLU(6.0, name="second")(keras.layers.BatchNormalization(name="bn3")(x))
+    x = keras.layers.Conv2D(6, 1, name="project")(x)
+    model = keras.Model(image, keras.layers.Dense(10)(keras.layers.GlobalAveragePooling2D()(x)))
+    for name, gamma, n in (("bn", 4.0, 8), ("bn2", 1.5, 12), ("bn3", 3.0, 12)):  # spread over [0, 6]
+        model.get_layer(name).gamma.assign(np.full(n, gamma, np.float32))
+    seen = np.random.default_rng(0).uniform(-1, 1, (64, 16, 16, 3)).astype(np.float32)
+    want = np.asarray(model.predict_on_batch(seen))
+    assert expansion_levels(model, 2) == {"expanded": 511} and expansion_levels(model, 1) == {}
+    six = {name: (0.0, 6.0) for name in ("expanded", "second")}
+    same, given = expansion_in_pieces(model, 2, six)
+    assert given == {"expanded": (0.0, 6.0)}
+    assert same.get_layer("expand_pieces").kernel.shape == (1, 1, 8, 24)
+    grouped = same.get_layer("depthwise2")
+    assert grouped.groups == 12 and grouped.kernel.shape == (5, 5, 2, 12)
+    np.testing.assert_allclose(np.asarray(same.predict_on_batch(seen)), want, atol=2e-5)
+    both, more = depthwise_in_pieces(same, 3, six)
+    assert more == {"second": (0.0, 6.0)}
+    assert both.get_layer("depthwise2_pieces").kernel.shape == (5, 5, 2, 36)
+    np.testing.assert_allclose(np.asarray(both.predict_on_batch(seen)), want, atol=2e-5)
+    ranges = int8_ranges(model, seen)
+    assert ranges["expanded"][1] < 6.0  # then the pieces hold [0, hi], clipped there as int8 clips
+    clipped = np.asarray(expansion_in_pieces(model, 2, ranges)[0].predict_on_batch(seen))
+    assert 0 < np.abs(clipped - want).max() < 1e-2
+    stem_only = keras.Model(image, model.get_layer("depthwise").output, name="stem_only")
+    with pytest.raises(InputError, match="stem_only has none past its first activation: leave out"):
+        expansion_in_pieces(stem_only, 2, {})
+    with pytest.raises(InputError, match="expansion pieces must be a whole number from 1 to 8, got 0"):
+        expansion_levels(model, 0)
+
+
+def test_expansion_activations_in_pieces_are_rounded_k_times_finer_in_int8(tmp_path):
+    """The int8 file holds the expansion's pieces on [0, 6] each and runs the grouped convolution
+    reading them; added back, they follow Keras' activation k times more closely."""
+    import keras
+    import numpy as np
+
+    from zoo.export import CLIP_QUANTILE, expansion_in_pieces, int8_ranges, tflite_interpreter
+    from zoo.export._write import _write_savedmodel
+    from zoo.export.quantize import _int8_files
+
+    rng = np.random.default_rng(0)
+    image = keras.Input((8, 8, 3))
+    x = keras.layers.Conv2D(3, 1, use_bias=False, name="stem")(image)
+    x = keras.layers.ReLU(6.0, name="first")(x)  # exact on int8's grid, given [0, 6]
+    x = keras.layers.Conv2D(4, 1, use_bias=False, name="expand")(x)
+    second = keras.layers.ReLU(6.0, name="second")(keras.layers.BatchNormalization(name="bn")(x))
+    out = keras.layers.DepthwiseConv2D(3, padding="same", use_bias=False, name="reader")(second)
+    model = keras.Model(image, out)
+    model.get_layer("stem").set_weights([np.eye(3, dtype=np.float32)[None, None] * 6 / 255])
+    taps = rng.integers(-127, 128, (1, 1, 3, 4)).astype(np.float32)
+    taps[0, 0, 0] = 127
+    model.get_layer("expand").set_weights([taps * 3 / (18 * 127)])  # the activation within [0, 3]
+    seen = rng.integers(0, 256, (64, 8, 8, 3)).astype(np.float32)
+    seen[0, 0, 0], seen[0, 0, 1] = 0, 255
+    want = np.asarray(keras.Model(image, second).predict_on_batch(seen[:16]))
+    ranges = int8_ranges(model, seen)
+    errors = []
+    for k in (1, 2):
+        pieces, given = expansion_in_pieces(model, k, ranges)
+        _write_savedmodel(pieces, None, (8, 8, 3), tmp_path / f"m{k}")
+        blob = _int8_files(tmp_path / f"m{k}", seen, [CLIP_QUANTILE], {**given, "first": (0.0, 6.0)})[0]
+        interpreter = tflite_interpreter(model_content=blob, experimental_preserve_all_tensors=True)
+        interpreter.allocate_tensors()
+        (held,) = [
+            t
+            for t in interpreter.get_tensor_details()
+            if "second" in t["name"] and t["dtype"] == np.int8 and t["shape"][1:3].tolist() == [8, 8]
+        ]
+        assert held["shape"][-1] == 4 * k
+        scale, zero = held["quantization"]
+        got = []
+        for i in range(16):
+            interpreter.set_tensor(interpreter.get_input_details()[0]["index"], seen[i : i + 1])
+            interpreter.invoke()
+            values = (interpreter.get_tensor(held["index"]).astype(np.float32) - zero) * scale
+            added = values.reshape(1, 8, 8, 4, k).sum(-1) * ranges["second"][1] / (6 * k)
+            got.append(added if k > 1 else values)
+        if k == 2:
+            assert round(scale * 255, 3) == 6.0
+        errors.append(np.std(np.concatenate(got) - np.minimum(want, ranges["second"][1])))
+    assert 0.4 < errors[1] / errors[0] < 0.6, errors
+
+
 @pytest.mark.parametrize(
     ("option", "value", "says"),
     [

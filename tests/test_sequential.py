@@ -118,7 +118,7 @@ def test_the_export_refuses_sequential_rounding_of_a_nested_model():
     written = []
     weights = (None, nested, _smooth(4, 16, 3), None, None, None, {})
     with pytest.raises(InputError, match="finetuned nests models .*: leave out --rounding"):
-        _int8_weights(weights, None, (1, 1, "sequential"), written.append)
+        _int8_weights(weights, None, (1, 1, 1, "sequential"), written.append)
     assert not written
 
 
@@ -157,7 +157,7 @@ def _written(model, how):
 def test_the_export_holds_the_stem_in_pieces_over_rounded_weights(rounding):
     """Without distillation, either rounding hands TFLite the pieces model with int8-grid kernels."""
     model = _stem_then_depthwise(False)
-    given, _, kernels, extra = _written(model, (2, 1, rounding))
+    given, _, kernels, extra = _written(model, (2, 1, 1, rounding))
     assert given is None
     assert extra["stem_pieces"].startswith("the first activation held in 2 int8 pieces"), extra
     assert kernels["first_pieces"].shape == (3, 3, 3, 32) and kernels["pieces_added"].shape == (3, 3, 32, 16)
@@ -169,7 +169,7 @@ def test_the_export_holds_the_stem_in_pieces_over_rounded_weights(rounding):
 @pytest.mark.parametrize("rounding", ["per-layer", "sequential"])
 def test_the_export_holds_the_depthwise_activations_in_pieces_over_rounded_weights(rounding):
     """Either rounding hands TFLite the depthwise pieces with int8-grid kernels, and their ranges."""
-    given, held, kernels, extra = _written(_stem_then_depthwise(True), (1, 2, rounding))
+    given, held, kernels, extra = _written(_stem_then_depthwise(True), (1, 2, 1, rounding))
     assert given == {"relu2": (0.0, 6.0)}
     assert extra["depthwise_pieces"].startswith("the activations after 1 depthwise convolution held in 2"), (
         extra
@@ -183,6 +183,39 @@ def test_the_export_holds_the_depthwise_activations_in_pieces_over_rounded_weigh
         atol=0,
     )
     for name in ("stem", "project", "dense"):
+        np.testing.assert_allclose(int8_weights(kernels[name]), kernels[name], rtol=1e-5, atol=0)
+
+
+def _with_expansion():
+    """Stem, ReLU6, depthwise; then a block: 1x1 expansion, ReLU6, depthwise, ReLU6, 1x1 projection."""
+    init = keras.initializers.GlorotUniform(seed=0)
+    image = keras.Input((16, 16, 3))
+    x = keras.layers.Conv2D(8, 3, use_bias=False, kernel_initializer=init, name="stem")(image)
+    x = keras.layers.ReLU(6.0, name="relu")(keras.layers.BatchNormalization(name="bn")(x))
+    x = keras.layers.DepthwiseConv2D(3, use_bias=False, depthwise_initializer=init, name="depthwise")(x)
+    x = keras.layers.Conv2D(12, 1, use_bias=False, kernel_initializer=init, name="expand")(x)
+    x = keras.layers.ReLU(6.0, name="relu2")(keras.layers.BatchNormalization(name="bn2")(x))
+    x = keras.layers.DepthwiseConv2D(3, use_bias=False, depthwise_initializer=init, name="depthwise2")(x)
+    x = keras.layers.ReLU(6.0, name="relu3")(keras.layers.BatchNormalization(name="bn3")(x))
+    x = keras.layers.Conv2D(8, 1, kernel_initializer=init, name="project")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    return keras.Model(image, keras.layers.Dense(10, kernel_initializer=init, name="dense")(x))
+
+
+@pytest.mark.parametrize("rounding", ["per-layer", "sequential"])
+def test_the_export_holds_the_expansion_activations_in_pieces_over_rounded_weights(rounding):
+    """Expansion pieces (the depthwise convolution made a grouped one) with depthwise pieces after
+    them: TFLite gets both sets of ranges and int8-grid kernels; the first activation is left."""
+    given, held, kernels, extra = _written(_with_expansion(), (1, 3, 2, rounding))
+    assert given == {"relu2": (0.0, 6.0), "relu3": (0.0, 6.0)}
+    assert extra["expansion_pieces"].startswith("the activations read by 1 depthwise convolution held in 2")
+    assert extra["depthwise_pieces"].startswith("the activations after 1 depthwise convolution held in 3")
+    assert kernels["expand_pieces"].shape == (1, 1, 8, 24) and kernels["depthwise"].shape == (3, 3, 8, 1)
+    # the grouped convolution: 12 groups of 2 pieces in, 3 pieces out each
+    assert kernels["depthwise2_pieces"].shape == (3, 3, 2, 36) and kernels["project"].shape == (1, 1, 36, 8)
+    assert held.get_layer("depthwise2_pieces").groups == 12
+    assert not {"bn2", "bn3", "expand", "depthwise2"} & {layer.name for layer in held.layers}
+    for name in ("stem", "expand_pieces", "depthwise2_pieces", "project", "dense"):
         np.testing.assert_allclose(int8_weights(kernels[name]), kernels[name], rtol=1e-5, atol=0)
 
 

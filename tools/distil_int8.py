@@ -22,8 +22,8 @@ resize, computed by another backend) and calibrates on the first
 ``zoo.export.CALIBRATION_IMAGES`` of them, as the export does. ``run`` takes the export's
 settings that change the distillation, to match the export that will convert it: ``--rounding``,
 ``--equalize``, ``--keep-kernels`` (``--qat-keep-kernels``), ``--calibration-images``,
-``--finer-first K`` (``--stem-pieces K``) and ``--depthwise-pieces``; the export's own best
-recipe (README) is ``run NAME ... --rounding sequential --equalize --keep-kernels
+``--finer-first K`` (``--stem-pieces K``), ``--depthwise-pieces`` and ``--expansion-pieces``; the
+export's own best recipe (README) is ``run NAME ... --rounding sequential --equalize --keep-kernels
 --calibration-images 500 --finer-first 2 --depthwise-pieces 2``.
 """
 
@@ -119,6 +119,7 @@ SETTINGS: dict[str, Any] = {
     "keep_kernels": False,
     "calibration_images": None,  # zoo.export.CALIBRATION_IMAGES
     "depthwise_pieces": 1,
+    "expansion_pieces": 1,
 }
 
 
@@ -139,12 +140,13 @@ def run(name: str, images_path: str, steps: int, checkpoint: str, **settings: An
 
     ``settings`` (each optional) are those of :data:`SETTINGS`. ``finer_first`` > 1 simulates the
     first int8 activation that many times finer, as ``zoo export --stem-pieces`` holds it
-    (``zoo.export.first_in_pieces``), and ``depthwise_pieces`` > 1 the activations
-    ``--depthwise-pieces`` holds: that export, with ``--qat-checkpoint`` at this folder, converts
-    the finished state. With ``every``, each activation ``finer_first`` times finer: a study
-    (``tools.int8_study --distilled``), which no export converts. ``rounding``, ``equalize``,
-    ``keep_kernels`` and ``calibration_images`` are ``zoo export``'s ``--rounding``,
-    ``--equalize``, ``--qat-keep-kernels`` and ``--calibration-images``.
+    (``zoo.export.first_in_pieces``), and ``depthwise_pieces`` and ``expansion_pieces`` > 1
+    the activations ``--depthwise-pieces`` and ``--expansion-pieces`` hold: that export, with
+    ``--qat-checkpoint`` at this folder, converts the finished state. With ``every``, each
+    activation ``finer_first`` times finer: a study (``tools.int8_study --distilled``), which no
+    export converts. ``rounding``, ``equalize``, ``keep_kernels`` and ``calibration_images`` are
+    ``zoo export``'s ``--rounding``, ``--equalize``, ``--qat-keep-kernels`` and
+    ``--calibration-images``.
     """
     import keras
     import numpy as np
@@ -160,7 +162,7 @@ def run(name: str, images_path: str, steps: int, checkpoint: str, **settings: An
         equalized,
     )
     from zoo.export.image import _loaded
-    from zoo.export.pieces import depthwise_levels
+    from zoo.export.pieces import depthwise_levels, expansion_levels
 
     start_time = time.perf_counter()
     how = {**SETTINGS, **settings}
@@ -169,6 +171,7 @@ def run(name: str, images_path: str, steps: int, checkpoint: str, **settings: An
     try:  # refused as the export refuses them
         model = _loaded(entry, how["equalize"])
         held = depthwise_levels(model, how["depthwise_pieces"])
+        held = {**expansion_levels(model, how["expansion_pieces"]), **held}
     except InputError as e:
         raise SystemExit(str(e)) from e
     with np.load(images_path) as saved:
@@ -240,14 +243,15 @@ def _run_parser(sub: Any) -> None:
         metavar=f"1..{MAX_CALIBRATION_IMAGES}",
         help="as zoo export --calibration-images (default: its default)",
     )
-    r.add_argument(
-        "--depthwise-pieces",
-        type=int,
-        choices=range(1, MAX_PIECES + 1),
-        metavar=f"1..{MAX_PIECES}",
-        default=1,
-        help="simulate the activations zoo export --depthwise-pieces K holds, K times finer",
-    )
+    for kind in ("depthwise", "expansion"):
+        r.add_argument(
+            f"--{kind}-pieces",
+            type=int,
+            choices=range(1, MAX_PIECES + 1),
+            metavar=f"1..{MAX_PIECES}",
+            default=1,
+            help=f"simulate the activations zoo export --{kind}-pieces K holds, K times finer",
+        )
 
 
 def main() -> int:

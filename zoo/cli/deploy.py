@@ -93,6 +93,15 @@ from zoo.export import (
     "reading them adds back: that many times finer steps, every tensor still int8, both layers slower.",
 )
 @click.option(
+    "--expansion-pieces",
+    type=click.IntRange(1, MAX_PIECES),
+    default=1,
+    show_default=True,
+    help="int8: hold each ReLU6 output a depthwise convolution reads (each block's expansion: "
+    "EfficientNet-Lite) in this many int8 pieces that the depthwise convolution, made a grouped one, "
+    "adds back: that many times finer steps, every tensor still int8, both layers slower.",
+)
+@click.option(
     "--rounding",
     type=click.Choice(ROUNDINGS),
     default="per-layer",
@@ -180,7 +189,7 @@ def export_cmd(
         data_dir=data_dir,
         evaluate=evaluate,
         overwrite=overwrite,
-        **int8,  # --qat-*, --stem-pieces, --depthwise-pieces, --rounding, --equalize, --calibration-images
+        **int8,  # --qat-*, --*-pieces, --rounding, --equalize, --calibration-images
     )
     if as_json:
         echo_json(result.to_dict())

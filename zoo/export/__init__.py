@@ -66,7 +66,7 @@ from zoo.export.distil import (
 from zoo.export.equalize import equalized, linear_streams
 from zoo.export.forward import ONNX_FORWARD_VERSION, onnx_forward
 from zoo.export.generative import SAMPLER_CHECKS
-from zoo.export.pieces import MAX_PIECES, depthwise_in_pieces, first_in_pieces
+from zoo.export.pieces import MAX_PIECES, depthwise_in_pieces, expansion_in_pieces, first_in_pieces
 from zoo.export.quantize import bias_corrected, bias_corrections, int8_weights, rounded_weights
 from zoo.export.runtimes import (
     compile_openvino,
@@ -123,6 +123,7 @@ __all__ = [
     "equalized",
     "export",
     "depthwise_in_pieces",
+    "expansion_in_pieces",
     "first_in_pieces",
     "in_top_k",
     "int8_ranges",

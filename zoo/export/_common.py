@@ -44,6 +44,7 @@ INT8_SETTINGS: dict[str, Any] = {
     "qat_keep_kernels": False,
     "stem_pieces": 1,
     "depthwise_pieces": 1,
+    "expansion_pieces": 1,
     "rounding": "per-layer",
     "equalize": False,
     "calibration_images": CALIBRATION_IMAGES,

@@ -34,7 +34,7 @@ def _check_int8_args(quantize: str | None, int8: dict[str, Any]) -> None:
 
     stem_pieces, rounding, qat_steps = int8["stem_pieces"], int8["rounding"], int8["qat_steps"]
     calibration_images = int8["calibration_images"]
-    limits = (("stem_pieces", MAX_PIECES), ("depthwise_pieces", MAX_PIECES))
+    limits = [(key, MAX_PIECES) for key in ("stem_pieces", "depthwise_pieces", "expansion_pieces")]
     for key, most in (*limits, ("calibration_images", MAX_CALIBRATION_IMAGES)):
         value = int8[key]
         if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= most:
@@ -46,6 +46,7 @@ def _check_int8_args(quantize: str | None, int8: dict[str, Any]) -> None:
     int8_only = (
         ("--stem-pieces", stem_pieces > 1, "holds an int8 activation"),
         ("--depthwise-pieces", int8["depthwise_pieces"] > 1, "holds int8 activations"),
+        ("--expansion-pieces", int8["expansion_pieces"] > 1, "holds int8 activations"),
         (
             f"--rounding {rounding}",
             rounding != "per-layer",
@@ -165,6 +166,7 @@ def export(
     calibration_images: int = CALIBRATION_IMAGES,
     qat_keep_kernels: bool = False,
     depthwise_pieces: int = 1,
+    expansion_pieces: int = 1,
 ) -> ExportResult:
     """Export pretrained weights to ``fmt`` at ``out`` and check the result against Keras.
 
@@ -205,6 +207,8 @@ def export(
             them; distillation trains only the batch norms and biases (:func:`distil_int8`).
         depthwise_pieces: int8 only: each ReLU6 a convolution reads after a depthwise convolution in
             that many int8 pieces, that many times finer (:func:`depthwise_in_pieces`). 1: as it is.
+        expansion_pieces: int8 only: each ReLU6 a depthwise convolution reads (but the first) in that
+            many int8 pieces, that many times finer (:func:`expansion_in_pieces`). 1: as it is.
 
     Returns:
         An :class:`ExportResult`; float formats must match within 1e-4.

@@ -44,7 +44,14 @@ from zoo.export.distil import (
     distillation_start,
 )
 from zoo.export.equalize import MAX_SCALE, equalized, linear_streams
-from zoo.export.pieces import depthwise_in_pieces, depthwise_levels, first_in_pieces, pieces_levels
+from zoo.export.pieces import (
+    depthwise_in_pieces,
+    depthwise_levels,
+    expansion_in_pieces,
+    expansion_levels,
+    first_in_pieces,
+    pieces_levels,
+)
 from zoo.export.quantize import _tflite_bytes, rounded_weights
 from zoo.export.runtimes import in_top_k, run_export, tflite_interpreter
 from zoo.export.sequential import sequentially_rounded, unsupported
@@ -166,6 +173,7 @@ def _export_image(
     # a model without the activations the pieces hold is refused before anything is measured
     pieces_levels(model, int8["stem_pieces"])
     depthwise_levels(model, int8["depthwise_pieces"])
+    expansion_levels(model, int8["expansion_pieces"])
     baked, shape = _image_contract(entry)
     expected, feed = _keras_reference(model, baked, _sample_images(shape, samples), preprocessing)
     record = _image_record(entry, baked, shape, preprocessing, model)
@@ -197,7 +205,7 @@ def _export_image(
             ranges = _int8_weights(
                 weights,
                 qat,
-                (int8["stem_pieces"], int8["depthwise_pieces"], int8["rounding"]),
+                (*(int8[f"{kind}_pieces"] for kind in ("stem", "depthwise", "expansion")), int8["rounding"]),
                 lambda m: _write_savedmodel(m, baked if preprocessing else None, shape, quantized_from),
             )
         got = _write_checked(
@@ -249,21 +257,48 @@ def _equalized(model: Any, seen: Any, extra: dict[str, Any]) -> Any:
     return copy
 
 
-def _in_pieces(model: Any, pieces: tuple[int, int], ranges: Callable[[], Ranges]) -> tuple[Any, Ranges]:
-    """``model`` with its first and its depthwise convolutions' activations in ``pieces`` int8 pieces.
+def _in_pieces(model: Any, pieces: tuple[int, int, int], ranges: Callable[[], Ranges]) -> tuple[Any, Ranges]:
+    """``model`` with its first, depthwise and expansion activations in ``pieces`` int8 pieces.
 
-    ``ranges`` gives the int8 ranges :func:`depthwise_in_pieces` magnifies by (called only then).
-    Returns the model and the ranges TFLite must give the depthwise pieces.
+    ``ranges`` gives the int8 ranges :func:`depthwise_in_pieces` and :func:`expansion_in_pieces`
+    magnify by (called only for them). Returns the model and the ranges TFLite must give their pieces.
     """
-    stem, depthwise = pieces
-    held = first_in_pieces(model, stem)
-    return depthwise_in_pieces(held, depthwise, ranges()) if depthwise > 1 else (held, {})
+    stem, depthwise, expansion = pieces
+    held, given = first_in_pieces(model, stem), {}
+    if depthwise > 1 or expansion > 1:
+        measured = ranges()
+        held, given = expansion_in_pieces(held, expansion, measured)
+        held, more = depthwise_in_pieces(held, depthwise, measured)
+        given = {**given, **more}
+    return held, given
+
+
+def _held_levels(model: Any, pieces: tuple[int, int, int], extra: dict[str, Any]) -> dict[str, int] | None:
+    """The simulation's ``levels`` for what ``pieces`` hold (:func:`_in_pieces`); ``extra`` says so."""
+    stem, depthwise, expansion = pieces
+    finer, expanded = depthwise_levels(model, depthwise), expansion_levels(model, expansion)
+    if stem > 1:
+        extra["stem_pieces"] = (
+            f"the first activation held in {stem} int8 pieces that the convolution after it adds "
+            f"back: {255 * stem} steps of its range"
+        )
+    for key, k, held, what in (
+        ("depthwise_pieces", depthwise, finer, "after {n} depthwise convolution{s}"),
+        ("expansion_pieces", expansion, expanded, "read by {n} depthwise convolution{s}"),
+    ):
+        if k > 1:
+            where = what.format(n=len(held), s="s" if len(held) != 1 else "")
+            extra[key] = (
+                f"the activations {where} held in {k} int8 pieces that the convolution reading each "
+                f"adds back: {255 * k} steps of their ranges"
+            )
+    return {**(pieces_levels(model, stem) or {}), **expanded, **finer} or None
 
 
 def _int8_weights(
     weights: tuple[Any, ...],
     qat: dict[str, Any] | None,
-    how: tuple[int, int, str],
+    how: tuple[int, int, int, str],
     write: Callable[[Any], None],
 ) -> Ranges | None:
     """Hand ``write`` the model TFLite converts to int8; the activation ranges it must keep, if any.
@@ -271,29 +306,17 @@ def _int8_weights(
     ``weights`` is ``(entry, model, seen, transform, parts, data_dir, extra)``. With ``qat``, the
     weights :func:`_distilled` (its ranges returned); else the model's, on TFLite's grid with
     biases corrected (TFLite's own ranges but the pieces'). ``how`` is ``(pieces, depthwise,
-    rounding)``: ``pieces`` > 1 holds the first activation in that many int8 pieces
+    expansion, rounding)``: ``pieces`` > 1 holds the first activation in that many int8 pieces
     (:func:`first_in_pieces`), ``depthwise`` > 1 the depthwise convolutions'
-    (:func:`depthwise_in_pieces`), which the rounding and distillation simulate as that much
+    (:func:`depthwise_in_pieces`), ``expansion`` > 1 those the depthwise convolutions read
+    (:func:`expansion_in_pieces`), which the rounding and distillation simulate as that much
     finer; ``rounding`` ``"sequential"`` rounds layer after layer on what the int8 model feeds
     each (:func:`sequentially_rounded`; a model :func:`unsupported` objects to is refused), else
     each layer on the float inputs; with ``qat``, the rounding distillation starts from.
     """
     entry, model, seen, transform, parts, data_dir, extra = weights
-    pieces, depthwise, rounding = how
-    finer = depthwise_levels(model, depthwise)
-    levels = {**(pieces_levels(model, pieces) or {}), **finer} or None
-    if pieces > 1:
-        extra["stem_pieces"] = (
-            f"the first activation held in {pieces} int8 pieces that the convolution after it adds "
-            f"back: {255 * pieces} steps of its range"
-        )
-    if depthwise > 1:
-        extra["depthwise_pieces"] = (
-            f"the activations after {len(finer)} depthwise "
-            f"convolution{'s' if len(finer) != 1 else ''} held in "
-            f"{depthwise} int8 pieces that the convolution reading each adds back: {255 * depthwise} "
-            "steps of their ranges"
-        )
+    *held_as, rounding = how
+    levels = _held_levels(model, tuple(held_as), extra)
     reason = unsupported(model) if rounding == "sequential" else None
     if reason is not None:
         raise InputError(
@@ -303,12 +326,12 @@ def _int8_weights(
     if qat is not None:  # weights distilled through a simulation of the int8 model
         qat["levels"], qat["rounding"] = levels, rounding
         distilled, ranges = _distilled(entry, model, seen, qat, transform, parts, data_dir, extra)
-        held, given = _in_pieces(distilled, (pieces, depthwise), lambda: ranges)
+        held, given = _in_pieces(distilled, tuple(held_as), lambda: ranges)
         write(held)
         return {**ranges, **given}
     if rounding == "sequential":  # TFLite converts weights already on its grid, biases corrected
         rounded, counts = sequentially_rounded(model, seen, levels=levels)
-        held, given = _in_pieces(rounded, (pieces, depthwise), lambda: int8_ranges(rounded, seen))
+        held, given = _in_pieces(rounded, tuple(held_as), lambda: int8_ranges(rounded, seen))
         write(held)
         extra["weight_rounding"] = (
             f"{counts['layers']} kernels rounded layer after layer on the calibration images as the "
@@ -319,7 +342,7 @@ def _int8_weights(
             f"{counts['corrected']} of {counts['layers']} layers, on the calibration images"
         )
         return given or None
-    held, given = _in_pieces(model, (pieces, depthwise), lambda: int8_ranges(model, seen))
+    held, given = _in_pieces(model, tuple(held_as), lambda: int8_ranges(model, seen))
     with rounded_weights(held, seen) as rounded:  # each layer on what the float model feeds it
         write(held)
     corrected, compensated = rounded.pop("corrected"), rounded.pop("compensated")

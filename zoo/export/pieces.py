@@ -11,7 +11,9 @@ activation to ``255 k`` steps of its range, at the cost of that convolution's ``
 multiplications (:func:`first_in_pieces`). Each later ReLU6 that a full convolution reads (in
 EfficientNet-Lite, each block's depthwise convolution's output, read by its 1x1 projection) is
 held so too, its copies made before the ReLU6 and added back by that convolution
-(:func:`depthwise_in_pieces`).
+(:func:`depthwise_in_pieces`), and each ReLU6 that a depthwise convolution reads after a 1x1
+convolution (each block's expansion), the depthwise convolution made a grouped one whose groups
+add a channel's copies back (:func:`expansion_in_pieces`).
 """
 
 from __future__ import annotations
@@ -243,7 +245,11 @@ def depthwise_in_pieces(model: Any, k: int, ranges: Ranges) -> tuple[Any, Ranges
         gain = 6.0 * k / max(float(ranges[relu.name][1]), 1e-6)
         kernel, bias = _folded(producer, bn)
         config = {**producer.get_config(), "name": f"{producer.name}_pieces", "use_bias": True}
-        kernel = np.concatenate([kernel] * k, -1)  # channel i * C + c: copy i of channel c
+        # channel i * C + c is copy i of channel c; a grouped convolution's c * k + i, in c's group
+        grouped = getattr(producer, "groups", 1) > 1
+        copies = (lambda a, axis: np.repeat(a, k, axis)) if grouped else _stacked(k)
+        shifts = np.tile(np.arange(k), len(bias)) if grouped else np.repeat(np.arange(k), len(bias))
+        kernel = copies(kernel, -1)
         if isinstance(producer, keras.layers.DepthwiseConv2D):
             kernel = kernel[..., None]
             copied.add(producer.name)
@@ -252,12 +258,18 @@ def depthwise_in_pieces(model: Any, k: int, ranges: Ranges) -> tuple[Any, Ranges
         replaced[producer.name] = type(producer).from_config(config)
         replaced[bn.name] = None
         replaced[reader.name] = type(reader).from_config(reader.get_config())
-        weights[producer.name] = [kernel * gain, np.concatenate([bias * gain - 6.0 * i for i in range(k)])]
-        read = [np.concatenate([reader.kernel.numpy()] * k, -2) / gain, *reader.get_weights()[1:]]
-        weights[reader.name] = read
+        weights[producer.name] = [kernel * gain, copies(bias * gain, 0) - 6.0 * shifts]
+        weights[reader.name] = [copies(reader.kernel.numpy(), -2) / gain, *reader.get_weights()[1:]]
 
     clone = _cloned(model, replaced, weights, copied, k)
     return clone, {relu.name: (0.0, 6.0) for _, _, relu, _ in sites}
+
+
+def _stacked(k: int) -> Any:
+    """``k`` copies of an array stacked along an axis, copy after copy."""
+    import numpy as np
+
+    return lambda a, axis: np.concatenate([a] * k, axis)
 
 
 def depthwise_levels(model: Any, k: int) -> dict[str, int]:
@@ -267,3 +279,114 @@ def depthwise_levels(model: Any, k: int) -> dict[str, int]:
         InputError: When ``k`` > 1 and ``model`` has no activation to hold so.
     """
     return {relu.name: 255 * k + 1 for _, _, relu, _ in _held_sites(model, k)}
+
+
+def _expansion_sites(model: Any) -> list[tuple[Any, Any, Any, Any]]:
+    """``(convolution, batch norm, ReLU6, depthwise convolution)`` of each ReLU6 a depthwise one reads.
+
+    The ReLU6 follows a full convolution and its batch norm; in EfficientNet-Lite and MobileNet,
+    each block's 1x1 expansion. The first activation is left to :func:`first_in_pieces`.
+    """
+    import keras
+
+    users, sites = _users(model), []
+    first = quantized_outputs(model)[:1]
+    for relu in model.layers:
+        bn = _parent(relu) if isinstance(relu, keras.layers.ReLU) and relu.max_value == 6 else None
+        producer = _parent(bn) if isinstance(bn, keras.layers.BatchNormalization) else None
+        readers = users.get(id(relu.output), [])
+        if (
+            type(producer) is keras.layers.Conv2D
+            and relu not in first
+            and producer.groups == 1
+            and producer.get_config()["activation"] == "linear"
+            and all(len(users.get(id(layer.output), [])) == 1 for layer in (producer, bn))
+            and len(readers) == 1
+            and isinstance(readers[0], keras.layers.DepthwiseConv2D)
+            and readers[0].depth_multiplier == 1
+            and readers[0].get_config()["activation"] == "linear"
+            and tuple(readers[0].dilation_rate) == (1, 1)
+            and producer.data_format == readers[0].data_format == "channels_last"
+        ):
+            sites.append((producer, bn, relu, readers[0]))
+    return sites
+
+
+def _expansion_held(model: Any, k: int) -> list[tuple[Any, Any, Any, Any]]:
+    """:func:`_expansion_sites` for ``k`` pieces (none for 1), or a refusal when there are none."""
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_PIECES:
+        raise InputError(f"expansion pieces must be a whole number from 1 to {MAX_PIECES}, got {k!r}")
+    sites = _expansion_sites(model) if k > 1 else []
+    if k > 1 and not sites:
+        raise InputError(
+            f"--expansion-pieces holds ReLU6 outputs that a depthwise convolution reads, after a "
+            f"convolution and batch norm (EfficientNet-Lite, MobileNet); {model.name} has none past its "
+            "first activation: leave out --expansion-pieces"
+        )
+    return sites
+
+
+def expansion_in_pieces(model: Any, k: int, ranges: Ranges) -> tuple[Any, Ranges]:
+    """A copy of ``model`` holding each ReLU6 a depthwise convolution reads in ``k`` int8 pieces.
+
+    As :func:`depthwise_in_pieces` holds an activation, for the ReLU6 after each block's
+    expansion (a convolution and batch norm): that convolution gives ``k`` copies of each
+    channel, copy ``i`` magnified ``6 k / hi`` times and shifted down by ``6 i``, side by side
+    (channel ``c * k + i``). The depthwise convolution reading them becomes a grouped
+    convolution, one group of ``k`` inputs per channel, that adds the copies back (each tap
+    divided by the magnification) in its int32 accumulator: ``k`` times its multiplications.
+    In float it is the same function as ``model`` with the activation clipped at ``hi``, as
+    its int8 model clips it. The model's first activation is :func:`first_in_pieces`'.
+
+    Args:
+        model: A functional model of plain layers (see :func:`_expansion_sites`).
+        k: Pieces, 1 to :data:`MAX_PIECES` (1: ``model`` itself).
+        ranges: Int8 activation ranges by layer name (:func:`~zoo.export.simulation.int8_ranges`).
+
+    Returns:
+        The copy (each expansion ``<name>_pieces``, its batch norm folded in; the ReLU6 and the
+        grouped convolution keep their names), and the ranges TFLite must give the pieces: ``[0, 6]``.
+
+    Raises:
+        InputError: When ``model`` has no such activation, or ``k`` is out of range.
+    """
+    import keras
+    import numpy as np
+
+    sites = _expansion_held(model, k)
+    if not sites:
+        return model, {}
+    replaced: dict[str, Any] = {}
+    weights: dict[str, list[Any]] = {}
+    for producer, bn, relu, depthwise in sites:
+        gain = 6.0 * k / max(float(ranges[relu.name][1]), 1e-6)
+        kernel, bias = _folded(producer, bn)
+        config = {**producer.get_config(), "name": f"{producer.name}_pieces", "use_bias": True}
+        replaced[producer.name] = type(producer).from_config({**config, "filters": producer.filters * k})
+        replaced[bn.name] = None
+        channels = producer.filters
+        shifts = 6.0 * np.tile(np.arange(k), channels)
+        weights[producer.name] = [np.repeat(kernel * gain, k, -1), np.repeat(bias * gain, k) - shifts]
+        replaced[depthwise.name] = keras.layers.Conv2D(
+            channels,
+            depthwise.kernel_size,
+            depthwise.strides,
+            depthwise.padding,
+            groups=channels,
+            use_bias=depthwise.use_bias,
+            name=depthwise.name,
+        )
+        taps = depthwise.kernel.numpy()[:, :, None, :, 0] / gain
+        grouped = np.broadcast_to(taps, (*taps.shape[:2], k, channels)).astype(np.float32)
+        weights[depthwise.name] = [grouped, *depthwise.get_weights()[1:]]
+    clone = _cloned(model, replaced, weights)
+    return clone, {relu.name: (0.0, 6.0) for _, _, relu, _ in sites}
+
+
+def expansion_levels(model: Any, k: int) -> dict[str, int]:
+    """:func:`int8_simulation`'s ``levels`` for :func:`expansion_in_pieces` of ``model`` (empty: 1).
+
+    Raises:
+        InputError: When ``k`` > 1 and ``model`` has no activation to hold so, or ``k`` is out of range.
+    """
+    return {relu.name: 255 * k + 1 for _, _, relu, _ in _expansion_held(model, k)}

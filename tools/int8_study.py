@@ -281,14 +281,15 @@ def _finer_sets(model) -> list[tuple[str, list[str]]]:
     """Sets of int8 activations an int8 file could hold in pieces, each with the ones before it.
 
     The first (``zoo export --stem-pieces``); each ReLU6 after a depthwise convolution that a 1x1
-    convolution reads (a depth multiplier could make the copies and the 1x1 convolution add them
-    back); a ReLU6 that a global pooling reads (the convolution before it could make the copies and
-    the dense layer after it add them back); then every one (no int8 file could do that). A set
-    the one before it already holds is left out.
+    convolution reads (``--depthwise-pieces``); each ReLU6 a depthwise convolution reads
+    (``--expansion-pieces``); a ReLU6 that a global pooling reads (the convolution before it could
+    make the copies and the dense layer after it add them back); then every one (no int8 file
+    could do that). A set the one before it already holds is left out.
     """
     import keras
 
     from zoo.export import quantized_outputs
+    from zoo.export.pieces import _expansion_sites
     from zoo.export.simulation import _parent, _producer, _users, split_activations
 
     split = split_activations(model)
@@ -305,11 +306,13 @@ def _finer_sets(model) -> list[tuple[str, list[str]]]:
 
     first = [quantized[0].name]
     depthwise = [q.name for q in quantized[1:] if after_depthwise(q) and read_by(q, keras.layers.Conv2D)]
+    expansion = [relu.name for _, _, relu, _ in _expansion_sites(split)]
     pooled = [q.name for q in quantized[1:] if read_by(q, keras.layers.GlobalAveragePooling2D)]
     sets = [
         ("the first", first),
         (f"the first and {len(depthwise)} depthwise outputs", first + depthwise),
-        (f"those and {len(pooled)} pooled", first + depthwise + pooled),
+        (f"those and {len(expansion)} expansion outputs", first + depthwise + expansion),
+        (f"those and {len(pooled)} pooled", first + depthwise + expansion + pooled),
         (f"all {len(quantized)}", [q.name for q in quantized]),
     ]
     return [item for i, item in enumerate(sets) if i == 0 or item[1] != sets[i - 1][1]]
@@ -707,7 +710,8 @@ def main() -> int:
         type=numbers(int, 1),
         default=[],
         help="comma-separated factors: the int8 simulation after --rounding sequential, with the first "
-        "activation, then also those a depthwise convolution makes, then every one, that many times finer",
+        "activation, then also those a depthwise convolution makes, those one reads, the pooled ones, "
+        "then every one, that many times finer",
     )
     parser.add_argument(
         "--first-pieces",

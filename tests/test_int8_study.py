@@ -373,15 +373,41 @@ def test_depthwise_activations_in_pieces_are_the_same_function_in_float():
         depthwise_in_pieces(model, 9, ranges)
 
 
+def _held_in_file(pieces, given, seen, folder, channels: int):
+    """The int8 file of ``pieces`` (``given`` its ranges): ``second``'s int8 tensor's scale and its
+    values, dequantised, on the first 16 of ``seen``."""
+    import numpy as np
+
+    from zoo.export import CLIP_QUANTILE, tflite_interpreter
+    from zoo.export._write import _write_savedmodel
+    from zoo.export.quantize import _int8_files
+
+    _write_savedmodel(pieces, None, (8, 8, 3), folder)
+    blob = _int8_files(folder, seen, [CLIP_QUANTILE], given or None)[0]
+    interpreter = tflite_interpreter(model_content=blob, experimental_preserve_all_tensors=True)
+    interpreter.allocate_tensors()
+    (held,) = [
+        t
+        for t in interpreter.get_tensor_details()
+        if "second" in t["name"] and t["dtype"] == np.int8 and t["shape"][1:3].tolist() == [8, 8]
+    ]
+    assert held["shape"][-1] == channels
+    scale, zero = held["quantization"]
+    got = []
+    for i in range(16):
+        interpreter.set_tensor(interpreter.get_input_details()[0]["index"], seen[i : i + 1])
+        interpreter.invoke()
+        got.append((interpreter.get_tensor(held["index"]).astype(np.float32) - zero) * scale)
+    return scale, np.concatenate(got)
+
+
 def test_depthwise_activations_in_pieces_are_rounded_k_times_finer_in_int8(tmp_path):
     """The int8 file holds the pieces on [0, 6] each; added back, they follow Keras' activation
     k times more closely. Inputs and kernels lie on int8's grid, so nothing else is rounded first."""
     import keras
     import numpy as np
 
-    from zoo.export import CLIP_QUANTILE, depthwise_in_pieces, int8_ranges, tflite_interpreter
-    from zoo.export._write import _write_savedmodel
-    from zoo.export.quantize import _int8_files
+    from zoo.export import depthwise_in_pieces, int8_ranges
 
     rng = np.random.default_rng(0)
     image = keras.Input((8, 8, 3))
@@ -398,26 +424,11 @@ def test_depthwise_activations_in_pieces_are_rounded_k_times_finer_in_int8(tmp_p
     errors = []
     for k in (1, 2):
         pieces, given = depthwise_in_pieces(model, k, ranges)
-        _write_savedmodel(pieces, None, (8, 8, 3), tmp_path / f"m{k}")
-        blob = _int8_files(tmp_path / f"m{k}", seen, [CLIP_QUANTILE], given or None)[0]
-        interpreter = tflite_interpreter(model_content=blob, experimental_preserve_all_tensors=True)
-        interpreter.allocate_tensors()
-        (held,) = [
-            t
-            for t in interpreter.get_tensor_details()
-            if "second" in t["name"] and t["dtype"] == np.int8 and t["shape"][1:3].tolist() == [8, 8]
-        ]
-        assert held["shape"][-1] == 3 * k
-        scale, zero = held["quantization"]
-        got = []
-        for i in range(16):
-            interpreter.set_tensor(interpreter.get_input_details()[0]["index"], seen[i : i + 1])
-            interpreter.invoke()
-            values = (interpreter.get_tensor(held["index"]).astype(np.float32) - zero) * scale
-            got.append(values.reshape(1, 8, 8, k, 3).sum(-2) * ranges["second"][1] / (6 * k))
+        scale, values = _held_in_file(pieces, given, seen, tmp_path / f"m{k}", 3 * k)
+        got = values.reshape(16, 8, 8, k, 3).sum(-2) * ranges["second"][1] / (6 * k)
         if k == 2:
             assert round(scale * 255, 3) == 6.0
-        errors.append(np.std(np.concatenate(got) - np.minimum(want, ranges["second"][1])))
+        errors.append(np.std(got - np.minimum(want, ranges["second"][1])))
     assert 0.4 < errors[1] / errors[0] < 0.6, errors
 
 
@@ -475,9 +486,7 @@ def test_expansion_activations_in_pieces_are_rounded_k_times_finer_in_int8(tmp_p
     import keras
     import numpy as np
 
-    from zoo.export import CLIP_QUANTILE, expansion_in_pieces, int8_ranges, tflite_interpreter
-    from zoo.export._write import _write_savedmodel
-    from zoo.export.quantize import _int8_files
+    from zoo.export import expansion_in_pieces, int8_ranges
 
     rng = np.random.default_rng(0)
     image = keras.Input((8, 8, 3))
@@ -498,27 +507,12 @@ def test_expansion_activations_in_pieces_are_rounded_k_times_finer_in_int8(tmp_p
     errors = []
     for k in (1, 2):
         pieces, given = expansion_in_pieces(model, k, ranges)
-        _write_savedmodel(pieces, None, (8, 8, 3), tmp_path / f"m{k}")
-        blob = _int8_files(tmp_path / f"m{k}", seen, [CLIP_QUANTILE], {**given, "first": (0.0, 6.0)})[0]
-        interpreter = tflite_interpreter(model_content=blob, experimental_preserve_all_tensors=True)
-        interpreter.allocate_tensors()
-        (held,) = [
-            t
-            for t in interpreter.get_tensor_details()
-            if "second" in t["name"] and t["dtype"] == np.int8 and t["shape"][1:3].tolist() == [8, 8]
-        ]
-        assert held["shape"][-1] == 4 * k
-        scale, zero = held["quantization"]
-        got = []
-        for i in range(16):
-            interpreter.set_tensor(interpreter.get_input_details()[0]["index"], seen[i : i + 1])
-            interpreter.invoke()
-            values = (interpreter.get_tensor(held["index"]).astype(np.float32) - zero) * scale
-            added = values.reshape(1, 8, 8, 4, k).sum(-1) * ranges["second"][1] / (6 * k)
-            got.append(added if k > 1 else values)
+        given = {**given, "first": (0.0, 6.0)}
+        scale, values = _held_in_file(pieces, given, seen, tmp_path / f"m{k}", 4 * k)
+        added = values.reshape(16, 8, 8, 4, k).sum(-1) * ranges["second"][1] / (6 * k)
         if k == 2:
             assert round(scale * 255, 3) == 6.0
-        errors.append(np.std(np.concatenate(got) - np.minimum(want, ranges["second"][1])))
+        errors.append(np.std((added if k > 1 else values) - np.minimum(want, ranges["second"][1])))
     assert 0.4 < errors[1] / errors[0] < 0.6, errors
 
 

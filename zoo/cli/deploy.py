@@ -170,9 +170,9 @@ def export_cmd(
       zoo export efficientnet --format tflite --quantize int8 --qat-steps 1000 --data cifar10 --out q.tflite
         (add --qat-checkpoint DIR to keep its state: the same command then resumes from DIR)
       zoo export efficientnet --format tflite --quantize int8 --stem-pieces 2 --data cifar10 --out e.tflite
-      zoo export efficientnet --format tflite --quantize int8 --stem-pieces 2 --depthwise-pieces 2 \\
-        --rounding sequential --equalize --calibration-images 500 --qat-steps 200 --qat-keep-kernels \\
-        --data cifar10 --out e.tflite
+      zoo export efficientnet --format tflite --quantize int8 --stem-pieces 4 --depthwise-pieces 3 \\
+        --expansion-pieces 2 --rounding sequential --equalize --calibration-images 500 --qat-steps 200 \\
+        --qat-keep-kernels --data cifar10 --out e.tflite  (closest to Keras; a slow file)
       zoo export efficientnet_lite0 --format tflite --quantize dynamic --out e-dynamic.tflite
       zoo export minilm_l6.mr --format onnx --out minilm-mr.onnx
       zoo export ./my-finetuned-lstm --format savedmodel --out ./lstm-savedmodel

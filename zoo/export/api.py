@@ -190,12 +190,10 @@ def export(
         evaluate: Also measure a quantised TFLite model's top-1 agreement (and accuracy) on test images.
         overwrite: Replace an earlier export that zoo wrote at ``out``, and another run's state
             in ``qat_checkpoint`` (never anything else: see :mod:`zoo.outputs`).
-        qat_steps: int8 only: steps of :func:`distil_int8` on ``data``'s train split first
-            (instead of bias correction; still checked against the original Keras model).
+        qat_steps: int8 only: steps of :func:`distil_int8` on ``data``'s train split first (0: none).
         qat_checkpoint: A folder for the distillation's state, continued by an export of the same inputs.
         qat_images: Of ``data``'s train images, how many distillation draws from (:data:`QAT_IMAGES`).
-        stem_pieces: int8 only: the first activation in that many int8 pieces, that many times
-            finer (:func:`first_in_pieces`; EfficientNet-Lite). 1: as the model is.
+        stem_pieces: int8 only: the first activation in that many int8 pieces (:func:`first_in_pieces`).
         rounding: int8 kernels: ``"per-layer"``, each on what the float model feeds it
             (:func:`rounded_weights`); ``"sequential"``, layer after layer on what the int8
             model feeds it (:func:`sequentially_rounded`); where ``qat_steps`` start.
@@ -205,10 +203,9 @@ def export(
             the activation ranges and the rounding, 1 to :data:`MAX_CALIBRATION_IMAGES`.
         qat_keep_kernels: With ``qat_steps``: the kernels keep the int8 values ``rounding`` gave
             them; distillation trains only the batch norms and biases (:func:`distil_int8`).
-        depthwise_pieces: int8 only: each ReLU6 a convolution reads after a depthwise convolution in
-            that many int8 pieces, that many times finer (:func:`depthwise_in_pieces`). 1: as it is.
-        expansion_pieces: int8 only: each ReLU6 a depthwise convolution reads (but the first) in that
-            many int8 pieces, that many times finer (:func:`expansion_in_pieces`). 1: as it is.
+        depthwise_pieces: int8 only: each ReLU6 a 1x1 convolution reads after a depthwise one in that
+            many int8 pieces, that many times finer (:func:`depthwise_in_pieces`). 1: none.
+        expansion_pieces: int8 only: each later ReLU6 a depthwise one reads so (:func:`expansion_in_pieces`).
 
     Returns:
         An :class:`ExportResult`; float formats must match within 1e-4.
